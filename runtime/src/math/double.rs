@@ -1,0 +1,266 @@
+//! f64 transcendentals: the same structure as the f32 ones with longer polynomials
+//! (Taylor/atanh series where the terms are exact reciprocals, Cephes' rational tanh).
+
+#[inline(always)]
+fn sel(c: bool, a: f64, b: f64) -> f64 {
+    if c {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn fabs(x: f64) -> f64 {
+    f64::from_bits(x.to_bits() & 0x7fff_ffff_ffff_ffff)
+}
+
+#[inline(always)]
+fn copysign(mag: f64, sign_of: f64) -> f64 {
+    f64::from_bits((mag.to_bits() & 0x7fff_ffff_ffff_ffff) | (sign_of.to_bits() & 0x8000_0000_0000_0000))
+}
+
+/// 1.5·2^52, the f64 magic rounding constant.
+const MAGIC: f64 = 6_755_399_441_055_744.0;
+/// ln 2 split so that k·LN2_HI is exact for |k| < 2^20 (fdlibm's split).
+const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+
+/// 1/n! for n = 2..=13, the Taylor coefficients of e^r − 1 − r.
+const INV_FACT: [f64; 12] = {
+    let mut c = [0.0; 12];
+    let mut f = 1.0;
+    let mut n = 2;
+    while n <= 13 {
+        f *= n as f64;
+        c[n - 2] = 1.0 / f;
+        n += 1;
+    }
+    c
+};
+
+/// e^x: x = k·ln2 + r, |r| ≤ ln2/2, Taylor series to r^13, 2^k applied in two steps.
+#[inline(always)]
+pub fn exp_f64(x: f64) -> f64 {
+    let xc = sel(x > 709.9, 709.9, sel(x < -746.0, -746.0, x));
+    let t = xc * core::f64::consts::LOG2_E + MAGIC;
+    let k = (t.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
+    let kf = t - MAGIC;
+    let r = (xc - kf * LN2_HI) - kf * LN2_LO;
+    let mut p = INV_FACT[11];
+    let mut i = 11;
+    while i > 0 {
+        i -= 1;
+        p = p * r + INV_FACT[i];
+    }
+    let y = p * (r * r) + r + 1.0;
+    let k1 = k >> 1;
+    let k2 = k.wrapping_sub(k1);
+    let s1 = f64::from_bits((k1.wrapping_add(1023) << 52) as u64);
+    let s2 = f64::from_bits((k2.wrapping_add(1023) << 52) as u64);
+    y * s1 * s2
+}
+
+/// 2/(2n+1) for n = 1..=11: the series of 2·atanh(s) − 2s, divided by s³.
+const ATANH_COEF: [f64; 11] = {
+    let mut c = [0.0; 11];
+    let mut n = 1;
+    while n <= 11 {
+        c[n - 1] = 2.0 / (2 * n + 1) as f64;
+        n += 1;
+    }
+    c
+};
+
+/// ln x: x = m·2^e, m ∈ [√½, √2), f = m − 1, s = f/(2+f),
+/// ln(1+f) = f − (hfsq − s·(hfsq + R)) with R = Σ 2s^{2n}/(2n+1) (fdlibm's arrangement).
+#[inline(always)]
+pub fn log_f64(x: f64) -> f64 {
+    let tiny = x < f64::MIN_POSITIVE;
+    let xs = sel(tiny, x * 18_014_398_509_481_984.0, x); // 2^54
+    let bits = xs.to_bits() as i64;
+    let e = ((bits >> 52) & 0x7ff) - 1023 - if tiny { 54 } else { 0 };
+    let m = f64::from_bits(((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000) as u64);
+    let big = m > core::f64::consts::SQRT_2;
+    let m = sel(big, m * 0.5, m);
+    let e = e + big as i64;
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let mut r = ATANH_COEF[10];
+    let mut i = 10;
+    while i > 0 {
+        i -= 1;
+        r = r * z + ATANH_COEF[i];
+    }
+    let r = r * z;
+    let hfsq = 0.5 * f * f;
+    let ef = e as f64;
+    let y = ef * LN2_HI + ((f - (hfsq - (s * (hfsq + r) + ef * LN2_LO))));
+    let y = sel(x == f64::INFINITY, f64::INFINITY, y);
+    let y = sel(x == 0.0, f64::NEG_INFINITY, y);
+    sel(x < 0.0 || x.is_nan(), f64::NAN, y)
+}
+
+/// tanh x: Cephes' rational approximation for |x| < 0.625, else 1 − 2/(e^{2|x|} + 1).
+#[inline(always)]
+pub fn tanh_f64(x: f64) -> f64 {
+    let ax = fabs(x);
+    let z = x * x;
+    let p = (-9.643_991_794_250_523e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
+    let q = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
+    let small = x + x * z * (p / q);
+    let e = exp_f64(ax + ax);
+    let big = copysign(1.0 - 2.0 / (e + 1.0), x);
+    sel(ax < 0.625, small, big)
+}
+
+/// σ(x), the same sequence as [`super::sigmoid_f32`] in f64.
+#[inline(always)]
+pub fn sigmoid_f64(x: f64) -> f64 {
+    let e = exp_f64(-fabs(x));
+    let d = 1.0 + e;
+    let c = (1.0 - d) + e;
+    let q = sel(x < 0.0, e, 1.0) / d;
+    q - q * c / d
+}
+
+/// ln(1 + e^x) = max(x, 0) + log1p(e^{−|x|}) (compensated log1p, as for f32).
+#[inline(always)]
+pub fn softplus_f64(x: f64) -> f64 {
+    let u = exp_f64(-fabs(x));
+    let w = 1.0 + u;
+    let l = log_f64(w) - ((w - 1.0) - u) / w;
+    let l = sel(w == 1.0, u, l);
+    sel(x > 0.0, x, 0.0) + l
+}
+
+/// (−1)^n/(2n+1)! for n = 1..=8 (sin) and (−1)^n/(2n)! for n = 1..=9 (cos).
+const SIN_COEF: [f64; 8] = {
+    let mut c = [0.0; 8];
+    let mut f = 1.0;
+    let mut k = 2;
+    while k <= 17 {
+        f *= k as f64;
+        if k % 2 == 1 {
+            let n = (k - 1) / 2;
+            c[n - 1] = if n % 2 == 1 { -1.0 / f } else { 1.0 / f };
+        }
+        k += 1;
+    }
+    c
+};
+const COS_COEF: [f64; 9] = {
+    let mut c = [0.0; 9];
+    let mut f = 1.0;
+    let mut k = 1;
+    while k <= 18 {
+        f *= k as f64;
+        if k % 2 == 0 {
+            let n = k / 2;
+            c[n - 1] = if n % 2 == 1 { -1.0 / f } else { 1.0 / f };
+        }
+        k += 1;
+    }
+    c
+};
+
+#[inline(always)]
+fn sin_poly(r: f64, z: f64) -> f64 {
+    let mut p = SIN_COEF[7];
+    let mut i = 7;
+    while i > 0 {
+        i -= 1;
+        p = p * z + SIN_COEF[i];
+    }
+    p * z * r + r
+}
+
+#[inline(always)]
+fn cos_poly(z: f64) -> f64 {
+    let mut p = COS_COEF[8];
+    let mut i = 8;
+    while i > 1 {
+        i -= 1;
+        p = p * z + COS_COEF[i];
+    }
+    // 1 − z/2 + z²·(…)
+    p * z * z - 0.5 * z + 1.0
+}
+
+/// π/4 − r reduction with Cephes' three-part π/4; returns (r, octant ∈ {0,2,4,6}).
+#[inline(always)]
+pub(super) fn reduce_quarter_pi(ax: f64) -> (f64, i64) {
+    let q = (ax * core::f64::consts::FRAC_2_PI * 2.0) as i64;
+    let q = q.wrapping_add(q & 1);
+    let qf = q as f64;
+    let r = ((ax - qf * 7.853_981_256_484_985e-1) - qf * 3.774_894_707_930_798e-8) - qf * 2.695_151_429_079_059_5e-15;
+    // Past 2^53 the reduction means nothing; keep r in range so results stay in [−1, 1].
+    let pio4 = core::f64::consts::FRAC_PI_4;
+    (sel(r > pio4, pio4, sel(r < -pio4, -pio4, r)), q & 7)
+}
+
+/// sin x (accurate for |x| ≤ 2^20).
+#[inline(always)]
+pub fn sin_f64(x: f64) -> f64 {
+    let (r, j) = reduce_quarter_pi(fabs(x));
+    let z = r * r;
+    let y = sel((j & 2) != 0, cos_poly(z), sin_poly(r, z));
+    let y = sel((j & 4) != 0, -y, y);
+    let y = sel(x < 0.0, -y, y);
+    sel(x.is_finite(), y, f64::NAN)
+}
+
+/// cos x (accurate for |x| ≤ 2^20).
+#[inline(always)]
+pub fn cos_f64(x: f64) -> f64 {
+    let (r, j) = reduce_quarter_pi(fabs(x));
+    let z = r * r;
+    let y = sel((j & 2) != 0, sin_poly(r, z), cos_poly(z));
+    let y = sel(j == 2 || j == 4, -y, y);
+    sel(x.is_finite(), y, f64::NAN)
+}
+
+/// Whether `y` is an odd integer.
+fn is_odd_int(y: f64) -> bool {
+    y.floor() == y && y.abs() < 9.007_199_254_740_992e15 && (y as i64) & 1 == 1
+}
+
+/// x^y = e^{y·ln|x|} with the special cases of IEEE 754 `pow` (C99 Annex F): y = 0 → 1,
+/// x = 1 → 1, (−1)^±∞ = 1, negative x needs an integer y (else NaN), signed zeros and
+/// infinities. Relative error ≈ |y·ln x|·2^-52 (no extra-precise log).
+pub fn pow_f64(x: f64, y: f64) -> f64 {
+    if y == 0.0 || x == 1.0 {
+        return 1.0;
+    }
+    if x.is_nan() || y.is_nan() {
+        return f64::NAN;
+    }
+    if x == -1.0 && y.is_infinite() {
+        return 1.0;
+    }
+    let y_int = y.floor() == y;
+    if x < 0.0 && !y_int && y.is_finite() {
+        return f64::NAN;
+    }
+    let mag = if x == 0.0 {
+        if y > 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else if x.is_infinite() {
+        if y > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    } else {
+        exp_f64(y * log_f64(fabs(x)))
+    };
+    if x.is_sign_negative() && is_odd_int(y) {
+        -mag
+    } else {
+        mag
+    }
+}

@@ -1,0 +1,134 @@
+//! Accuracy of math.rs over dense sweeps. f32 functions are compared with f64 libm
+//! (exact enough to be the truth at f32 precision); f64 functions with glibc's libm
+//! (itself within ~1 ulp), so their bounds include the reference's own error.
+
+use super::*;
+
+/// Error of `y` in units of the last place of the f32 nearest `truth`.
+fn ulp_err_f32(y: f32, truth: f64) -> f64 {
+    if y.is_nan() && truth.is_nan() {
+        return 0.0;
+    }
+    if y as f64 == truth || (y.is_infinite() && (truth as f32) == y) {
+        return 0.0;
+    }
+    let t = truth.abs().max(f32::MIN_POSITIVE as f64 * 2f64.powi(-23));
+    let e = t.log2().floor().max(-126.0);
+    let ulp = 2f64.powf(e - 23.0);
+    (y as f64 - truth).abs() / ulp
+}
+
+fn ulp_err_f64(y: f64, truth: f64) -> f64 {
+    if (y.is_nan() && truth.is_nan()) || y == truth {
+        return 0.0;
+    }
+    let t = truth.abs().max(f64::MIN_POSITIVE);
+    let e = t.log2().floor();
+    let ulp = 2f64.powf(e - 52.0);
+    (y - truth).abs() / ulp
+}
+
+/// Every `step`-th f32 bit pattern of both signs, finite ones only.
+fn f32_sweep(step: u32) -> impl Iterator<Item = f32> {
+    (0..0x7f80_0000u32).step_by(step as usize).flat_map(|b| [f32::from_bits(b), -f32::from_bits(b)])
+}
+
+fn max_err_f32(f: impl Fn(f32) -> f32, truth: impl Fn(f64) -> f64, lo: f32, hi: f32) -> (f64, f32) {
+    let mut worst = (0.0, 0.0);
+    for x in f32_sweep(251).filter(|x| *x >= lo && *x <= hi) {
+        let e = ulp_err_f32(f(x), truth(x as f64));
+        if e > worst.0 {
+            worst = (e, x);
+        }
+    }
+    worst
+}
+
+fn check_f32(name: &str, f: impl Fn(f32) -> f32, truth: impl Fn(f64) -> f64, lo: f32, hi: f32, bound: f64) {
+    let (e, x) = max_err_f32(f, truth, lo, hi);
+    assert!(e <= bound, "{name}: {e:.3} ulp at x = {x:e} (bound {bound})");
+}
+
+#[test]
+fn exp_f32_within_1_ulp() {
+    check_f32("exp", exp_f32, f64::exp, -f32::MAX, f32::MAX, 1.0);
+    assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+    assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+    assert!(exp_f32(f32::NAN).is_nan());
+    assert_eq!(exp_f32(0.0), 1.0);
+}
+
+#[test]
+fn log_f32_within_1_ulp() {
+    check_f32("log", log_f32, f64::ln, 0.0, f32::MAX, 1.0);
+    assert_eq!(log_f32(0.0), f32::NEG_INFINITY);
+    assert_eq!(log_f32(f32::INFINITY), f32::INFINITY);
+    assert!(log_f32(-1.0).is_nan());
+    assert_eq!(log_f32(1.0), 0.0);
+}
+
+#[test]
+fn tanh_sigmoid_softplus_f32_within_2_ulp() {
+    check_f32("tanh", tanh_f32, f64::tanh, -f32::MAX, f32::MAX, 2.0);
+    check_f32("sigmoid", sigmoid_f32, |x| 1.0 / (1.0 + (-x).exp()), -f32::MAX, f32::MAX, 2.0);
+    check_f32("softplus", softplus_f32, |x| if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() }, -f32::MAX, f32::MAX, 2.0);
+    assert_eq!(tanh_f32(f32::INFINITY), 1.0);
+    assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+    assert_eq!(sigmoid_f32(f32::NEG_INFINITY), 0.0);
+}
+
+#[test]
+fn sin_cos_f32_within_2_ulp_on_documented_range() {
+    check_f32("sin", sin_f32, f64::sin, -8192.0, 8192.0, 2.0);
+    check_f32("cos", cos_f32, f64::cos, -8192.0, 8192.0, 2.0);
+    assert!(sin_f32(f32::INFINITY).is_nan());
+    // Outside the accurate range the values stay bounded.
+    assert!(sin_f32(1e30).abs() <= 1.0);
+}
+
+#[test]
+fn pow_f32_within_1_ulp_and_special_cases() {
+    let mut worst: f64 = 0.0;
+    for x in f32_sweep(40_009).filter(|x| *x > 0.0) {
+        for y in [-3.5f32, -1.0, -0.5, 0.5, 1.7, 2.0, 3.0, 10.25] {
+            worst = worst.max(ulp_err_f32(pow_f32(x, y), (x as f64).powf(y as f64)));
+        }
+    }
+    assert!(worst <= 1.0, "pow: {worst} ulp");
+    assert_eq!(pow_f32(-2.0, 3.0), -8.0);
+    assert!(pow_f32(-2.0, 0.5).is_nan());
+    assert_eq!(pow_f32(0.0, -1.0), f32::INFINITY);
+    assert_eq!(pow_f32(f32::NAN, 0.0), 1.0);
+    assert_eq!(pow_f32(-1.0, f32::INFINITY), 1.0);
+}
+
+fn f64_points() -> impl Iterator<Item = f64> {
+    // Every 2^40-th bit pattern (≈ 2 M points over the finite range), both signs.
+    (0..0x7ff0_0000_0000_0000u64).step_by(1 << 41).flat_map(|b| [f64::from_bits(b), -f64::from_bits(b)])
+}
+
+fn check_f64(name: &str, f: impl Fn(f64) -> f64, truth: impl Fn(f64) -> f64, lo: f64, hi: f64, bound: f64) {
+    let mut worst = (0.0, 0.0);
+    for x in f64_points().chain((0..200_000).map(|i| (i as f64 - 100_000.0) * 1.37e-4)).filter(|x| *x >= lo && *x <= hi)
+    {
+        let e = ulp_err_f64(f(x), truth(x));
+        if e > worst.0 {
+            worst = (e, x);
+        }
+    }
+    assert!(worst.0 <= bound, "{name}: {:.3} ulp at x = {:e} (bound {bound})", worst.0, worst.1);
+}
+
+#[test]
+fn f64_functions_match_libm() {
+    check_f64("exp", exp_f64, f64::exp, -f64::MAX, f64::MAX, 2.0);
+    check_f64("log", log_f64, f64::ln, 0.0, f64::MAX, 2.0);
+    check_f64("tanh", tanh_f64, f64::tanh, -f64::MAX, f64::MAX, 3.0);
+    check_f64("sigmoid", sigmoid_f64, |x| if x < 0.0 { x.exp() / (1.0 + x.exp()) } else { 1.0 / (1.0 + (-x).exp()) }, -f64::MAX, f64::MAX, 3.0);
+    check_f64("softplus", softplus_f64, |x| if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }, -f64::MAX, f64::MAX, 3.0);
+    check_f64("sin", sin_f64, f64::sin, -1048576.0, 1048576.0, 2.0);
+    check_f64("cos", cos_f64, f64::cos, -1048576.0, 1048576.0, 2.0);
+    assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
+    assert_eq!(log_f64(0.0), f64::NEG_INFINITY);
+    assert_eq!(pow_f64(2.0, 10.0), 1024.0);
+}

@@ -1,0 +1,269 @@
+//! The `Tensor` handle: constructors, conversions and accessors. Ops live in `ops/`.
+
+mod display;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
+
+use crate::buffer::{self, Buffer};
+use crate::device::Device;
+use crate::dtype::{DType, Element, Scalar};
+use crate::error::{Error, OpError, Result};
+use crate::shape::Shape;
+
+/// A dense, row-major, immutable buffer shared by every tensor that views it (clones,
+/// reshapes). Returned to the buffer pool when the last view dies.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    pub(crate) buf: Buffer,
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        buffer::recycle(&mut self.buf);
+    }
+}
+
+/// A unique identity for a tensor value, shared by its clones (used by gradient tapes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    fn fresh() -> TensorId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// An n-dimensional array of one [`DType`] on one [`Device`].
+///
+/// Cloning is cheap (the buffer is shared and immutable); ops never modify their
+/// inputs. Every concrete tensor is dense and row-major.
+#[derive(Clone)]
+pub struct Tensor {
+    pub(crate) id: TensorId,
+    pub(crate) shape: Shape,
+    pub(crate) storage: Arc<Storage>,
+}
+
+impl Tensor {
+    // ---- internal construction -------------------------------------------------
+
+    pub(crate) fn from_buffer(buf: Buffer, shape: Shape) -> Tensor {
+        debug_assert_eq!(buf.len(), shape.numel(), "buffer/shape mismatch");
+        Tensor { id: TensorId::fresh(), shape, storage: Arc::new(Storage { buf }) }
+    }
+
+    /// A new tensor (new identity) viewing this one's buffer with another shape of the
+    /// same element count.
+    pub(crate) fn view_as(&self, shape: Shape) -> Tensor {
+        debug_assert_eq!(self.numel(), shape.numel());
+        Tensor { id: TensorId::fresh(), shape, storage: self.storage.clone() }
+    }
+
+    pub(crate) fn buffer(&self) -> &Buffer {
+        &self.storage.buf
+    }
+
+    /// The elements as a slice of `T`; `None` when the dtype differs.
+    pub(crate) fn data<T: Element>(&self) -> Option<&[T]> {
+        T::slice(&self.storage.buf)
+    }
+
+    // ---- public constructors ---------------------------------------------------
+
+    /// A tensor from a `Vec` in row-major order. Errors when `v.len()` does not match
+    /// the shape.
+    pub fn from_vec<T: Element>(v: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if v.len() != shape.numel() {
+            return Err(Error::ElementCount { shape, len: v.len() });
+        }
+        Ok(Tensor::from_buffer(T::into_buffer(v), shape))
+    }
+
+    /// A tensor copied from a slice in row-major order.
+    pub fn from_slice<T: Element>(v: &[T], shape: impl Into<Shape>) -> Result<Tensor> {
+        Tensor::from_vec(v.to_vec(), shape)
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: Element>(v: T) -> Tensor {
+        Tensor::from_buffer(T::into_buffer(vec![v]), Shape::scalar())
+    }
+
+    /// A rank-0 tensor of `dtype` holding `v` (converted with `as` semantics).
+    pub(crate) fn scalar_of(v: Scalar, dtype: DType) -> Tensor {
+        let x = v.as_f64();
+        let buf = match dtype {
+            DType::F32 => Buffer::F32(vec![x as f32]),
+            DType::F64 => Buffer::F64(vec![x]),
+            DType::I32 => Buffer::I32(vec![match v {
+                Scalar::Int(i) => i as i32,
+                _ => x as i32,
+            }]),
+            DType::I64 => Buffer::I64(vec![match v {
+                Scalar::Int(i) => i,
+                _ => x as i64,
+            }]),
+            DType::Bool => Buffer::Bool(vec![x != 0.0]),
+        };
+        Tensor::from_buffer(buf, Shape::scalar())
+    }
+
+    /// A tensor of `shape` with every element `value` (converted to `dtype`).
+    pub fn full(shape: impl Into<Shape>, value: impl Into<Scalar>, dtype: DType) -> Tensor {
+        let shape = shape.into();
+        let n = shape.numel();
+        let x = value.into().as_f64();
+        let buf = match dtype {
+            DType::F32 => Buffer::F32(vec![x as f32; n]),
+            DType::F64 => Buffer::F64(vec![x; n]),
+            DType::I32 => Buffer::I32(vec![x as i32; n]),
+            DType::I64 => Buffer::I64(vec![x as i64; n]),
+            DType::Bool => Buffer::Bool(vec![x != 0.0; n]),
+        };
+        Tensor::from_buffer(buf, shape)
+    }
+
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    pub fn zeros_like(t: &Tensor) -> Tensor {
+        Tensor::zeros(t.shape(), t.dtype())
+    }
+
+    pub fn ones_like(t: &Tensor) -> Tensor {
+        Tensor::ones(t.shape(), t.dtype())
+    }
+
+    /// `start, start+step, …` up to but excluding `stop` (TensorFlow's `tf.range`).
+    /// Errors when `step` is zero or not finite.
+    pub fn arange<T: Element>(start: T, stop: T, step: T) -> Result<Tensor> {
+        let (a, b, s) = (start.to_f64(), stop.to_f64(), step.to_f64());
+        if s == 0.0 || !s.is_finite() || T::DTYPE == DType::Bool {
+            return Err(OpError::new("arange", format!("step must be a non-zero number, got {step}")).into());
+        }
+        let n = ((b - a) / s).ceil().max(0.0) as usize;
+        let v: Vec<T> = (0..n).map(|i| T::from_f64(a + s * i as f64)).collect();
+        Tensor::from_vec(v, [n])
+    }
+
+    /// A tensor copied from any ndarray (any layout; elements taken in logical
+    /// row-major order).
+    pub fn from_ndarray<T: Element, S: Data<Elem = T>, D: Dimension>(a: &ArrayBase<S, D>) -> Tensor {
+        let shape = Shape::new(a.shape());
+        let v: Vec<T> = a.iter().copied().collect();
+        Tensor::from_buffer(T::into_buffer(v), shape)
+    }
+
+    // ---- accessors --------------------------------------------------------------
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.rank()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.storage.buf.dtype()
+    }
+
+    pub fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    /// The identity used by gradient tapes (shared by clones, new for every op result).
+    pub fn id(&self) -> TensorId {
+        self.id
+    }
+
+    /// `dtype[shape]`, as used in error messages (`f32[2,3]`).
+    pub fn type_string(&self) -> String {
+        format!("{}{}", self.dtype(), self.shape)
+    }
+
+    // ---- conversions ---------------------------------------------------------
+
+    fn typed<T: Element>(&self) -> Result<&[T]> {
+        self.data::<T>().ok_or(Error::DTypeMismatch { expected: T::DTYPE, found: self.dtype() })
+    }
+
+    /// Borrows the elements in row-major order.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.typed()
+    }
+
+    /// Copies the elements out in row-major order.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        Ok(self.typed::<T>()?.to_vec())
+    }
+
+    /// The single element of a one-element tensor (any rank).
+    pub fn to_scalar<T: Element>(&self) -> Result<T> {
+        let v = self.typed::<T>()?;
+        match v {
+            [x] => Ok(*x),
+            _ => Err(Error::NotAScalar { shape: self.shape.clone() }),
+        }
+    }
+
+    /// Copies into an owned ndarray with dynamic rank.
+    pub fn to_ndarray<T: Element>(&self) -> Result<ArrayD<T>> {
+        ArrayD::from_shape_vec(IxDyn(self.dims()), self.to_vec()?).map_err(|e| Error::NdArray(e.to_string()))
+    }
+
+    /// A zero-copy ndarray view of the elements.
+    pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
+        ArrayViewD::from_shape(IxDyn(self.dims()), self.typed::<T>()?).map_err(|e| Error::NdArray(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_and_conversions() {
+        let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
+        assert_eq!(t.dims(), &[2, 3]);
+        assert_eq!(t.dtype(), DType::F32);
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(matches!(t.to_vec::<f64>(), Err(Error::DTypeMismatch { .. })));
+        assert!(matches!(t.to_scalar::<f32>(), Err(Error::NotAScalar { .. })));
+        assert_eq!(Tensor::scalar(7i64).to_scalar::<i64>().unwrap(), 7);
+        let e = Tensor::from_vec(vec![1i32, 2, 3], [2, 2]).unwrap_err();
+        assert_eq!(e.to_string(), "cannot build a tensor of shape [2,2] from 3 elements (the shape needs 4)");
+        let z = Tensor::zeros([0, 3], DType::I32);
+        assert_eq!(z.numel(), 0);
+        assert_eq!(Tensor::arange(0i64, 5, 2).unwrap().to_vec::<i64>().unwrap(), vec![0, 2, 4]);
+        assert_eq!(Tensor::arange(1.0f32, 0.0, -0.25).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 0.75, 0.5, 0.25]);
+        assert!(Tensor::arange(0, 1, 0).is_err());
+    }
+
+    #[test]
+    fn ndarray_round_trip_any_layout() {
+        let a = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| (i * 10 + j) as f64);
+        let t = Tensor::from_ndarray(&a.t());
+        assert_eq!(t.dims(), &[4, 3]);
+        assert_eq!(t.to_ndarray::<f64>().unwrap(), a.t().into_dyn());
+        assert_eq!(t.view::<f64>().unwrap()[[1, 2]], 21.0);
+    }
+}

@@ -1,0 +1,1 @@
+pub use tensorjit_runtime::*;
