@@ -155,3 +155,18 @@ mod tests {
         assert_eq!(alloc::<f64>(3), vec![0.0; 3]);
     }
 }
+
+/// `same_type!(buf, v => expr)`: applies a generic expression to the typed vector of a
+/// buffer and wraps the result (a `Vec` of the same element type) back into a `Buffer`.
+macro_rules! same_type {
+    ($buf:expr, $v:ident => $e:expr) => {
+        match $buf {
+            $crate::buffer::Buffer::F32($v) => $crate::buffer::Buffer::F32($e),
+            $crate::buffer::Buffer::F64($v) => $crate::buffer::Buffer::F64($e),
+            $crate::buffer::Buffer::I32($v) => $crate::buffer::Buffer::I32($e),
+            $crate::buffer::Buffer::I64($v) => $crate::buffer::Buffer::I64($e),
+            $crate::buffer::Buffer::Bool($v) => $crate::buffer::Buffer::Bool($e),
+        }
+    };
+}
+pub(crate) use same_type;

@@ -1,0 +1,184 @@
+//! Gradient of every differentiable op, written with public ops only (so a tape that
+//! records the backward pass — a nested tape, later a trace — sees ordinary ops).
+//!
+//! Conventions follow TensorFlow: gradients are summed back over broadcast dims;
+//! `maximum`/`minimum` give a tie's whole gradient to the left operand; reduce max/min
+//! split it evenly among tied elements; relu′(0) = abs′(0) = 0; sign/floor/ceil have zero
+//! gradient; pow's gradient w.r.t. the exponent is 0 where the base ≤ 0; duplicate gather
+//! indices accumulate; prod's gradient handles zeros; max-pool routes to the first
+//! maximum of each window.
+
+use crate::ops::{apply, BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// Sums `g` down to `shape` over the dims broadcasting added or stretched.
+pub(crate) fn unbroadcast(g: &Tensor, shape: &Shape) -> Tensor {
+    if g.shape() == shape {
+        return g.clone();
+    }
+    let extra = g.rank() - shape.rank();
+    let axes: Vec<i64> = (0..g.rank())
+        .filter(|&i| i < extra || (shape[i - extra] == 1 && g.dims()[i] != 1))
+        .map(|i| i as i64)
+        .collect();
+    g.sum(axes, true).reshape(shape)
+}
+
+fn zeros(x: &Tensor) -> Option<Tensor> {
+    Some(Tensor::zeros_like(x))
+}
+
+/// Gradients of `op` for inputs `x` given output `y` and its gradient `g`.
+pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+    match op {
+        Op::Unary(u) => vec![unary(*u, x[0], y, g)],
+        Op::Binary(b) => binary(*b, x[0], x[1], y, g),
+        Op::Select => {
+            let (c, a, b) = (x[0], x[1], x[2]);
+            let zero = Tensor::zeros([], g.dtype());
+            vec![
+                None,
+                Some(unbroadcast(&g.select(c, &zero), a.shape())),
+                Some(unbroadcast(&zero.select(c, g), b.shape())),
+            ]
+        }
+        Op::Cast(_) => vec![(x[0].dtype().is_float() && g.dtype().is_float()).then(|| g.cast(x[0].dtype()))],
+        Op::Reduce { op, axes, keepdims } => vec![Some(reduce(*op, x[0], y, g, axes, *keepdims))],
+        Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient => vec![None; x.len()],
+        Op::MatMul { transpose_a: ta, transpose_b: tb } => {
+            let (a, b) = (x[0], x[1]);
+            let (da, db) = match (ta, tb) {
+                (false, false) => (g.matmul_t(b, false, true), a.matmul_t(g, true, false)),
+                (false, true) => (g.matmul(b), g.matmul_t(a, true, false)),
+                (true, false) => (b.matmul_t(g, false, true), a.matmul(g)),
+                (true, true) => (b.matmul_t(g, true, true), g.matmul_t(a, true, true)),
+            };
+            vec![Some(unbroadcast(&da, a.shape())), Some(unbroadcast(&db, b.shape()))]
+        }
+        Op::Reshape(_) => vec![Some(g.reshape(x[0].shape()))],
+        Op::Permute(p) => {
+            let mut inv = vec![0i64; p.len()];
+            for (i, &a) in p.iter().enumerate() {
+                inv[a] = i as i64;
+            }
+            vec![Some(g.permute(&inv))]
+        }
+        Op::BroadcastTo(_) => vec![Some(unbroadcast(g, x[0].shape()))],
+        Op::Concat { axis } => {
+            let mut off = 0;
+            x.iter()
+                .map(|t| {
+                    let n = t.dims()[*axis];
+                    let s = g.narrow(*axis as i64, off, n);
+                    off += n;
+                    Some(s)
+                })
+                .collect()
+        }
+        Op::Slice(s) => vec![Some(apply(Op::SliceGrad { input: x[0].shape().clone(), slice: s.clone() }, &[g]))],
+        Op::SliceGrad { slice, .. } => vec![Some(apply(Op::Slice(slice.clone()), &[g]))],
+        Op::Gather { axis } => {
+            let size = x[0].dims()[*axis];
+            vec![Some(apply(Op::ScatterAdd { axis: *axis, size }, &[g, x[1]])), None]
+        }
+        Op::ScatterAdd { axis, .. } => vec![Some(apply(Op::Gather { axis: *axis }, &[g, x[1]])), None],
+        Op::Conv2d(p) => vec![
+            Some(apply(Op::Conv2dBackpropInput { params: *p, input: x[0].shape().clone() }, &[g, x[1]])),
+            Some(apply(Op::Conv2dBackpropFilter { params: *p, filter: x[1].shape().clone() }, &[x[0], g])),
+        ],
+        // dx = col2im(dy·Wᵀ): linear in dy and W.
+        Op::Conv2dBackpropInput { params, .. } => vec![
+            Some(apply(Op::Conv2d(*params), &[g, x[1]])),
+            Some(apply(Op::Conv2dBackpropFilter { params: *params, filter: x[1].shape().clone() }, &[g, x[0]])),
+        ],
+        // dW = im2col(x)ᵀ·dy: linear in x and dy.
+        Op::Conv2dBackpropFilter { params, .. } => vec![
+            Some(apply(Op::Conv2dBackpropInput { params: *params, input: x[0].shape().clone() }, &[x[1], g])),
+            Some(apply(Op::Conv2d(*params), &[x[0], g])),
+        ],
+        Op::MaxPool2d(p) => vec![Some(apply(Op::MaxPool2dGrad(*p), &[x[0], g]))],
+        // The routing is piecewise constant in x; linear in dy (adjoint: pick at argmax).
+        Op::MaxPool2dGrad(p) => vec![zeros(x[0]), Some(apply(Op::MaxPool2dGradGrad(*p), &[x[0], g]))],
+        Op::MaxPool2dGradGrad(p) => vec![zeros(x[0]), Some(apply(Op::MaxPool2dGrad(*p), &[x[0], g]))],
+        Op::AvgPool2d(p) => vec![Some(apply(Op::AvgPool2dGrad { params: *p, input: x[0].shape().clone() }, &[g]))],
+        Op::AvgPool2dGrad { params, .. } => vec![Some(apply(Op::AvgPool2d(*params), &[g]))],
+    }
+}
+
+fn unary(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Option<Tensor> {
+    Some(match op {
+        UnaryOp::Neg => -g,
+        UnaryOp::Abs => g * &x.sign(),
+        UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil => return zeros(x),
+        UnaryOp::Exp => g * y,
+        UnaryOp::Log => g / x,
+        UnaryOp::Sqrt => (g / y) * 0.5,
+        UnaryOp::Rsqrt => g * &(&y.square() * y) * -0.5,
+        UnaryOp::Square => g * &(x * 2.0),
+        UnaryOp::Tanh => g * &(1.0 - &y.square()),
+        UnaryOp::Sigmoid => g * &(y * &(1.0 - y)),
+        UnaryOp::Relu => g.select(&x.gt(0.0), 0.0),
+        UnaryOp::Softplus => g * &x.sigmoid(),
+        UnaryOp::Sin => g * &x.cos(),
+        UnaryOp::Cos => -(g * &x.sin()),
+        UnaryOp::LogicalNot => return None,
+    })
+}
+
+fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let both = |da: Tensor, db: Tensor| vec![Some(unbroadcast(&da, sa)), Some(unbroadcast(&db, sb))];
+    match op {
+        BinaryOp::Add => both(g.clone(), g.clone()),
+        BinaryOp::Sub => both(g.clone(), -g),
+        BinaryOp::Mul => both(g * b, g * a),
+        BinaryOp::Div => both(g / b, -(g * &(y / b))),
+        BinaryOp::Pow => {
+            let da = g * &(b * &a.pow(&(b - 1.0)));
+            let pos = a.gt(0.0);
+            let safe_log = a.select(&pos, 1.0).log();
+            let db = g * &(y * &safe_log);
+            both(da, db)
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            let left = if op == BinaryOp::Maximum { a.ge(b) } else { a.le(b) };
+            let zero = Tensor::zeros([], g.dtype());
+            both(g.select(&left, &zero), zero.select(&left, g))
+        }
+        BinaryOp::FloorDiv => vec![Some(Tensor::zeros_like(a)), Some(Tensor::zeros_like(b))],
+        _ => vec![None, None],
+    }
+}
+
+fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keepdims: bool) -> Tensor {
+    let kept = crate::ops::reduce::reduced_shape(x.shape(), axes, true);
+    let gk = if keepdims { g.clone() } else { g.reshape(&kept) };
+    let yk = if keepdims { y.clone() } else { y.reshape(&kept) };
+    let ax: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+    match op {
+        ReduceOp::Sum => gk.broadcast_to(x.shape()),
+        ReduceOp::Mean => {
+            let n: usize = axes.iter().map(|&a| x.dims()[a]).product();
+            (&gk / n as f64).broadcast_to(x.shape())
+        }
+        ReduceOp::Max | ReduceOp::Min => {
+            let mask = x.eq(&yk).cast(x.dtype());
+            let count = mask.sum(ax, true);
+            &(&mask * &gk) / &count
+        }
+        ReduceOp::Prod => {
+            // ∂/∂x_i Π x = Π_{j≠i} x_j, computed without dividing by zero: with z zeros
+            // along the axes, the gradient is prod_nonzero/x_i (z = 0), prod_nonzero at the
+            // zero (z = 1), 0 elsewhere.
+            let is_zero = x.eq(0.0);
+            let z = is_zero.cast(x.dtype()).sum(ax.clone(), true);
+            let nonzero = x.select(&is_zero, 1.0);
+            let p = nonzero.prod(ax, true);
+            let no_zero = &p / &nonzero;
+            let one_zero = p.select(&z.eq(1.0), 0.0);
+            let d = no_zero.select(&z.eq(0.0), &Tensor::where_(&is_zero, &one_zero, 0.0));
+            &d * &gk
+        }
+    }
+}

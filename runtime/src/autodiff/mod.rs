@@ -1,0 +1,278 @@
+//! Reverse-mode automatic differentiation: `GradientTape`, as in TensorFlow.
+//!
+//! A tape records, from its creation until `gradient` (or `stop_recording`, or drop),
+//! every op whose inputs it tracks: tensors it was asked to `watch`, values of trainable
+//! variables read while it records (watched automatically), and results of recorded ops.
+//! Tapes are per thread. Gradients are computed with public ops (`grads.rs`), so a tape
+//! that is still recording while another computes gradients records that computation —
+//! nested tapes give higher derivatives.
+
+mod grads;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::panic::Location;
+use std::rc::Rc;
+
+use crate::error::OpError;
+use crate::ops::Op;
+use crate::tensor::{Tensor, TensorId};
+use crate::variable::{Variable, VariableId};
+
+struct Record {
+    op: Op,
+    inputs: Vec<Tensor>,
+    output: Tensor,
+}
+
+struct TapeState {
+    persistent: bool,
+    watch_variables: bool,
+    recording: Cell<bool>,
+    used: Cell<bool>,
+    tracked: RefCell<HashSet<TensorId>>,
+    records: RefCell<Vec<Rc<Record>>>,
+    /// Tensors read from each variable while recording.
+    variable_reads: RefCell<HashMap<VariableId, Vec<Tensor>>>,
+    /// Keeps watched tensors alive (their ids stay unique anyway).
+    watched: RefCell<Vec<Tensor>>,
+}
+
+thread_local! {
+    static TAPES: RefCell<Vec<Rc<TapeState>>> = const { RefCell::new(Vec::new()) };
+    static RECORDING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether any tape on this thread is recording (the dispatch path's one check).
+#[inline(always)]
+pub(crate) fn recording() -> bool {
+    RECORDING.with(|c| c.get() > 0)
+}
+
+fn set_recording(state: &TapeState, on: bool) {
+    if state.recording.replace(on) != on {
+        RECORDING.with(|c| if on { c.set(c.get() + 1) } else { c.set(c.get() - 1) });
+    }
+}
+
+/// Called by the dispatch path for every op while some tape records.
+pub(crate) fn record(op: Op, inputs: &[&Tensor], output: &Tensor) {
+    TAPES.with(|tapes| {
+        let tapes = tapes.borrow();
+        let mut rec: Option<Rc<Record>> = None;
+        for t in tapes.iter().filter(|t| t.recording.get()) {
+            let mut tracked = t.tracked.borrow_mut();
+            if !inputs.iter().any(|x| tracked.contains(&x.id)) {
+                continue;
+            }
+            tracked.insert(output.id);
+            let r = rec.get_or_insert_with(|| {
+                Rc::new(Record { op: op.clone(), inputs: inputs.iter().map(|&t| t.clone()).collect(), output: output.clone() })
+            });
+            t.records.borrow_mut().push(r.clone());
+        }
+    });
+}
+
+/// Called when a variable's value is read while some tape records.
+pub(crate) fn variable_read(var: &Variable, value: &Tensor) {
+    TAPES.with(|tapes| {
+        for t in tapes.borrow().iter().filter(|t| t.recording.get() && t.watch_variables && var.trainable()) {
+            t.tracked.borrow_mut().insert(value.id);
+            let mut reads = t.variable_reads.borrow_mut();
+            let list = reads.entry(var.id()).or_default();
+            if !list.iter().any(|x| x.id == value.id) {
+                list.push(value.clone());
+            }
+        }
+    });
+}
+
+/// What a gradient can be taken with respect to: a tensor or a variable.
+pub trait Source {
+    #[doc(hidden)]
+    fn source_kind(&self) -> SourceKind<'_>;
+}
+
+#[doc(hidden)]
+pub enum SourceKind<'a> {
+    Tensor(&'a Tensor),
+    Variable(&'a Variable),
+}
+
+impl Source for Tensor {
+    fn source_kind(&self) -> SourceKind<'_> {
+        SourceKind::Tensor(self)
+    }
+}
+impl Source for Variable {
+    fn source_kind(&self) -> SourceKind<'_> {
+        SourceKind::Variable(self)
+    }
+}
+impl<S: Source + ?Sized> Source for &S {
+    fn source_kind(&self) -> SourceKind<'_> {
+        (**self).source_kind()
+    }
+}
+
+/// Records ops for reverse-mode differentiation (TensorFlow's `tf.GradientTape`).
+///
+/// ```
+/// use tensorjit_runtime::{GradientTape, Tensor, Variable};
+/// let w = Variable::new(Tensor::from_vec(vec![3.0f32], [1]).unwrap(), "w");
+/// let tape = GradientTape::new();
+/// let y = (&w * &w).sum_all(); // variables are watched automatically
+/// let g = tape.gradient(&y, &[&w]);
+/// assert_eq!(g[0].as_ref().unwrap().to_vec::<f32>().unwrap(), vec![6.0]);
+/// ```
+pub struct GradientTape {
+    state: Rc<TapeState>,
+}
+
+impl Default for GradientTape {
+    fn default() -> Self {
+        GradientTape::new()
+    }
+}
+
+impl GradientTape {
+    fn start(persistent: bool, watch_variables: bool) -> GradientTape {
+        let state = Rc::new(TapeState {
+            persistent,
+            watch_variables,
+            recording: Cell::new(false),
+            used: Cell::new(false),
+            tracked: RefCell::default(),
+            records: RefCell::default(),
+            variable_reads: RefCell::default(),
+            watched: RefCell::default(),
+        });
+        set_recording(&state, true);
+        TAPES.with(|t| t.borrow_mut().push(state.clone()));
+        GradientTape { state }
+    }
+
+    /// A tape that records until its one `gradient` call (or until dropped).
+    pub fn new() -> GradientTape {
+        GradientTape::start(false, true)
+    }
+
+    /// A tape that can be asked for gradients several times.
+    pub fn persistent() -> GradientTape {
+        GradientTape::start(true, true)
+    }
+
+    /// A tape that does not watch variables automatically (only what is `watch`ed).
+    pub fn without_variable_watching(persistent: bool) -> GradientTape {
+        GradientTape::start(persistent, false)
+    }
+
+    /// Tracks `t` so that gradients with respect to it can be taken.
+    pub fn watch(&self, t: &Tensor) {
+        self.state.tracked.borrow_mut().insert(t.id);
+        self.state.watched.borrow_mut().push(t.clone());
+    }
+
+    /// Tracks a variable's current value (for non-trainable variables, or tapes made
+    /// `without_variable_watching`).
+    pub fn watch_variable(&self, v: &Variable) {
+        let value = v.value_untracked();
+        self.watch(&value);
+        self.state.variable_reads.borrow_mut().entry(v.id()).or_default().push(value);
+    }
+
+    /// Stops recording (ops after this are not differentiated).
+    pub fn stop_recording(&self) {
+        set_recording(&self.state, false);
+    }
+
+    /// Whether the tape is recording.
+    pub fn is_recording(&self) -> bool {
+        self.state.recording.get()
+    }
+
+    /// Gradients of `target` (summed over its elements) with respect to each source; `None`
+    /// for a source the target does not depend on (or of an integer dtype).
+    #[track_caller]
+    pub fn gradient<S: Source>(&self, target: &Tensor, sources: &[S]) -> Vec<Option<Tensor>> {
+        self.gradient_with(target, sources, None)
+    }
+
+    /// [`gradient`](Self::gradient) seeded with `output_gradient` (same shape as `target`)
+    /// instead of ones.
+    #[track_caller]
+    pub fn gradient_with<S: Source>(&self, target: &Tensor, sources: &[S], output_gradient: Option<&Tensor>) -> Vec<Option<Tensor>> {
+        let s = &self.state;
+        if s.used.get() && !s.persistent {
+            OpError::new(
+                "gradient",
+                "a non-persistent GradientTape can compute gradients only once; create it with GradientTape::persistent()",
+            )
+            .raise(Location::caller())
+        }
+        if let Some(g) = output_gradient {
+            if g.shape() != target.shape() || g.dtype() != target.dtype() {
+                OpError::new("gradient", "output_gradient must have the target's dtype and shape")
+                    .with_operands([(target.dtype(), target.shape()), (g.dtype(), g.shape())])
+                    .raise(Location::caller())
+            }
+        }
+        s.used.set(true);
+        let was_recording = s.recording.get();
+        set_recording(s, false);
+        let records: Vec<Rc<Record>> = s.records.borrow().clone();
+        let seed = output_gradient.cloned().unwrap_or_else(|| Tensor::ones_like(target));
+        let grads = backprop(&records, target, seed);
+        if s.persistent && was_recording {
+            set_recording(s, true);
+        }
+        sources
+            .iter()
+            .map(|src| match src.source_kind() {
+                SourceKind::Tensor(t) => grads.get(&t.id).cloned(),
+                SourceKind::Variable(v) => {
+                    let reads = s.variable_reads.borrow();
+                    let parts: Vec<&Tensor> = reads.get(&v.id()).into_iter().flatten().filter_map(|t| grads.get(&t.id)).collect();
+                    parts.into_iter().fold(None, |acc: Option<Tensor>, g| Some(match acc {
+                        None => g.clone(),
+                        Some(a) => &a + g,
+                    }))
+                }
+            })
+            .collect()
+    }
+}
+
+fn backprop(records: &[Rc<Record>], target: &Tensor, seed: Tensor) -> HashMap<TensorId, Tensor> {
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    if !target.dtype().is_float() {
+        return grads;
+    }
+    grads.insert(target.id, seed);
+    for rec in records.iter().rev() {
+        let Some(g) = grads.get(&rec.output.id).cloned() else { continue };
+        let inputs: Vec<&Tensor> = rec.inputs.iter().collect();
+        let gs = grads::backward(&rec.op, &inputs, &rec.output, &g);
+        for (x, gx) in rec.inputs.iter().zip(gs) {
+            let Some(gx) = gx else { continue };
+            if !x.dtype().is_float() {
+                continue;
+            }
+            let acc = match grads.remove(&x.id) {
+                Some(prev) => &prev + &gx,
+                None => gx,
+            };
+            grads.insert(x.id, acc);
+        }
+    }
+    grads
+}
+
+impl Drop for GradientTape {
+    fn drop(&mut self) {
+        set_recording(&self.state, false);
+        // try_with: the thread-local may already be gone during thread teardown.
+        let _ = TAPES.try_with(|t| t.borrow_mut().retain(|s| !Rc::ptr_eq(s, &self.state)));
+    }
+}

@@ -1,0 +1,304 @@
+//! Eager kernels of the elementwise ops.
+
+use super::bcast::Bcast;
+use super::par::{map1, map2, simd};
+use crate::buffer::{alloc, Buffer};
+use crate::dtype::Element;
+use crate::math::FloatMath;
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+pub(crate) fn unary(op: UnaryOp, x: &Tensor, shape: Shape) -> Tensor {
+    let buf = match x.buffer() {
+        Buffer::F32(a) => Buffer::F32(unary_float(op, a)),
+        Buffer::F64(a) => Buffer::F64(unary_float(op, a)),
+        Buffer::I32(a) => Buffer::I32(unary_int(op, a)),
+        Buffer::I64(a) => Buffer::I64(unary_int(op, a)),
+        Buffer::Bool(a) => Buffer::Bool(mapped(a, |x: bool| !x)),
+    };
+    Tensor::from_buffer(buf, shape)
+}
+
+fn mapped<A: Copy + Sync, O: Element>(a: &[A], f: impl Fn(A) -> O + Sync + Copy) -> Vec<O> {
+    let mut out = alloc::<O>(a.len());
+    map1(a, &mut out, f);
+    out
+}
+
+#[inline(always)]
+fn sel<T>(c: bool, a: T, b: T) -> T {
+    if c {
+        a
+    } else {
+        b
+    }
+}
+
+fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
+    let zero = T::ZERO;
+    let one = T::ONE;
+    match op {
+        UnaryOp::Neg => mapped(a, |x: T| -x),
+        UnaryOp::Abs => mapped(a, |x: T| x.abs()),
+        UnaryOp::Sign => mapped(a, move |x: T| sel(x > zero, one, sel(x < zero, -one, x))),
+        UnaryOp::Exp => mapped(a, |x: T| x.exp()),
+        UnaryOp::Log => mapped(a, |x: T| x.log()),
+        UnaryOp::Sqrt => mapped(a, |x: T| x.sqrt()),
+        UnaryOp::Rsqrt => mapped(a, move |x: T| one / x.sqrt()),
+        UnaryOp::Square => mapped(a, |x: T| x * x),
+        UnaryOp::Tanh => mapped(a, |x: T| x.tanh()),
+        UnaryOp::Sigmoid => mapped(a, |x: T| x.sigmoid()),
+        UnaryOp::Relu => mapped(a, move |x: T| sel(x < zero, zero, x)),
+        UnaryOp::Softplus => mapped(a, |x: T| x.softplus()),
+        UnaryOp::Sin => mapped(a, |x: T| x.sin()),
+        UnaryOp::Cos => mapped(a, |x: T| x.cos()),
+        UnaryOp::Floor => mapped(a, |x: T| x.floor()),
+        UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
+        UnaryOp::LogicalNot => unreachable!("rejected by infer_unary"),
+    }
+}
+
+/// Integer arithmetic with wrapping (two's complement) semantics, as TensorFlow's
+/// integer kernels have.
+pub(crate) trait Int: Element + Ord + std::ops::Rem<Output = Self> {
+    const ZERO: Self;
+    fn wadd(self, o: Self) -> Self;
+    fn wsub(self, o: Self) -> Self;
+    fn wmul(self, o: Self) -> Self;
+    fn wneg(self) -> Self;
+    fn wabs(self) -> Self;
+    fn sign(self) -> Self;
+    /// ⌊a/b⌋ toward −∞; b = 0 gives 0.
+    fn floordiv(self, o: Self) -> Self;
+    /// Truncating division (for integer `mean`); b = 0 gives 0.
+    fn truncdiv(self, o: Self) -> Self;
+    fn ipow(self, e: Self) -> Self;
+    fn from_usize(n: usize) -> Self;
+}
+
+macro_rules! int_impl {
+    ($($t:ty),*) => {$(
+        impl Int for $t {
+            const ZERO: $t = 0;
+            #[inline(always)] fn wadd(self, o: $t) -> $t { self.wrapping_add(o) }
+            #[inline(always)] fn wsub(self, o: $t) -> $t { self.wrapping_sub(o) }
+            #[inline(always)] fn wmul(self, o: $t) -> $t { self.wrapping_mul(o) }
+            #[inline(always)] fn wneg(self) -> $t { self.wrapping_neg() }
+            #[inline(always)] fn wabs(self) -> $t { self.wrapping_abs() }
+            #[inline(always)] fn sign(self) -> $t { self.signum() }
+            #[inline(always)]
+            fn floordiv(self, o: $t) -> $t {
+                if o == 0 { return 0; }
+                let q = self.wrapping_div(o);
+                if (self.wrapping_rem(o) != 0) && ((self < 0) != (o < 0)) { q - 1 } else { q }
+            }
+            #[inline(always)]
+            fn truncdiv(self, o: $t) -> $t {
+                if o == 0 { 0 } else { self.wrapping_div(o) }
+            }
+            fn ipow(self, e: $t) -> $t {
+                if e < 0 {
+                    return match self { 1 => 1, -1 => if e % 2 == 0 { 1 } else { -1 }, _ => 0 };
+                }
+                let (mut base, mut e, mut acc) = (self, e, 1 as $t);
+                while e > 0 {
+                    if e & 1 == 1 { acc = acc.wrapping_mul(base); }
+                    base = base.wrapping_mul(base);
+                    e >>= 1;
+                }
+                acc
+            }
+            #[inline(always)] fn from_usize(n: usize) -> $t { n as $t }
+        }
+    )*};
+}
+int_impl!(i32, i64);
+
+fn unary_int<T: Int>(op: UnaryOp, a: &[T]) -> Vec<T> {
+    match op {
+        UnaryOp::Neg => mapped(a, |x: T| x.wneg()),
+        UnaryOp::Abs => mapped(a, |x: T| x.wabs()),
+        UnaryOp::Sign => mapped(a, |x: T| x.sign()),
+        UnaryOp::Square => mapped(a, |x: T| x.wmul(x)),
+        UnaryOp::Relu => mapped(a, |x: T| x.max(T::ZERO)),
+        _ => unreachable!("rejected by infer_unary"),
+    }
+}
+
+/// `out = f(a, b)` with broadcasting into `so`.
+pub(crate) fn zip_bcast<A: Copy + Sync, B: Copy + Sync, O: Element>(
+    (a, sa): (&[A], &Shape),
+    (b, sb): (&[B], &Shape),
+    so: &Shape,
+    f: impl Fn(A, B) -> O + Sync + Copy,
+) -> Vec<O> {
+    let mut out = alloc::<O>(so.numel());
+    if sa == so && sb == so {
+        map2(a, b, &mut out, f);
+    } else if b.len() == 1 && sa == so {
+        let b0 = b[0];
+        map1(a, &mut out, move |x| f(x, b0));
+    } else if a.len() == 1 && sb == so {
+        let a0 = a[0];
+        map1(b, &mut out, move |y| f(a0, y));
+    } else {
+        let bc = Bcast::new(so, [sa, sb]);
+        let (n, st) = bc.inner();
+        bc.for_rows(&mut out, |row, [oa, ob]| {
+            simd(|| match st {
+                [1, 1] => row.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]).for_each(|((o, &x), &y)| *o = f(x, y)),
+                [0, 1] => row.iter_mut().zip(&b[ob..ob + n]).for_each(|(o, &y)| *o = f(a[oa], y)),
+                [1, 0] => row.iter_mut().zip(&a[oa..oa + n]).for_each(|(o, &x)| *o = f(x, b[ob])),
+                _ => row.iter_mut().for_each(|o| *o = f(a[oa], b[ob])),
+            })
+        });
+    }
+    out
+}
+
+pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, shape: Shape) -> Tensor {
+    let (sa, sb) = (a.shape(), b.shape());
+    let buf = match (a.buffer(), b.buffer()) {
+        (Buffer::F32(x), Buffer::F32(y)) => binary_float(op, (x, sa), (y, sb), &shape),
+        (Buffer::F64(x), Buffer::F64(y)) => binary_float(op, (x, sa), (y, sb), &shape),
+        (Buffer::I32(x), Buffer::I32(y)) => binary_int(op, (x, sa), (y, sb), &shape),
+        (Buffer::I64(x), Buffer::I64(y)) => binary_int(op, (x, sa), (y, sb), &shape),
+        (Buffer::Bool(x), Buffer::Bool(y)) => Buffer::Bool(match op {
+            BinaryOp::LogicalAnd => zip_bcast((x, sa), (y, sb), &shape, |a, b| a & b),
+            BinaryOp::LogicalOr => zip_bcast((x, sa), (y, sb), &shape, |a, b| a | b),
+            BinaryOp::Eq => zip_bcast((x, sa), (y, sb), &shape, |a, b| a == b),
+            BinaryOp::Ne => zip_bcast((x, sa), (y, sb), &shape, |a, b| a != b),
+            _ => unreachable!("rejected by infer_binary"),
+        }),
+        _ => unreachable!("dtypes checked by infer_binary"),
+    };
+    Tensor::from_buffer(buf, shape)
+}
+
+/// Comparisons shared by floats and integers.
+fn compare<T: Element>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape), so: &Shape) -> Vec<bool> {
+    match op {
+        BinaryOp::Eq => zip_bcast(a, b, so, |x, y| x == y),
+        BinaryOp::Ne => zip_bcast(a, b, so, |x, y| x != y),
+        BinaryOp::Lt => zip_bcast(a, b, so, |x, y| x < y),
+        BinaryOp::Le => zip_bcast(a, b, so, |x, y| x <= y),
+        BinaryOp::Gt => zip_bcast(a, b, so, |x, y| x > y),
+        BinaryOp::Ge => zip_bcast(a, b, so, |x, y| x >= y),
+        _ => unreachable!(),
+    }
+}
+
+fn binary_float<T: FloatMath>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape), so: &Shape) -> Buffer {
+    if op.is_comparison() {
+        return Buffer::Bool(compare(op, a, b, so));
+    }
+    T::into_buffer(match op {
+        BinaryOp::Add => zip_bcast(a, b, so, |x: T, y: T| x + y),
+        BinaryOp::Sub => zip_bcast(a, b, so, |x: T, y: T| x - y),
+        BinaryOp::Mul => zip_bcast(a, b, so, |x: T, y: T| x * y),
+        BinaryOp::Div => zip_bcast(a, b, so, |x: T, y: T| x / y),
+        BinaryOp::FloorDiv => zip_bcast(a, b, so, |x: T, y: T| (x / y).floor()),
+        BinaryOp::Pow => zip_bcast(a, b, so, |x: T, y: T| x.pow(y)),
+        // NaN propagates; ties keep the left operand (its gradient convention).
+        #[allow(clippy::eq_op)]
+        BinaryOp::Maximum => zip_bcast(a, b, so, |x: T, y: T| sel(x >= y || x != x, x, y)),
+        #[allow(clippy::eq_op)]
+        BinaryOp::Minimum => zip_bcast(a, b, so, |x: T, y: T| sel(x <= y || x != x, x, y)),
+        _ => unreachable!("rejected by infer_binary"),
+    })
+}
+
+fn binary_int<T: Int>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape), so: &Shape) -> Buffer {
+    if op.is_comparison() {
+        return Buffer::Bool(compare(op, a, b, so));
+    }
+    T::into_buffer(match op {
+        BinaryOp::Add => zip_bcast(a, b, so, T::wadd),
+        BinaryOp::Sub => zip_bcast(a, b, so, T::wsub),
+        BinaryOp::Mul => zip_bcast(a, b, so, T::wmul),
+        BinaryOp::Div | BinaryOp::FloorDiv => zip_bcast(a, b, so, T::floordiv),
+        BinaryOp::Pow => zip_bcast(a, b, so, T::ipow),
+        BinaryOp::Maximum => zip_bcast(a, b, so, |x: T, y: T| x.max(y)),
+        BinaryOp::Minimum => zip_bcast(a, b, so, |x: T, y: T| x.min(y)),
+        _ => unreachable!("rejected by infer_binary"),
+    })
+}
+
+pub(crate) fn select(c: &Tensor, a: &Tensor, b: &Tensor, shape: Shape) -> Tensor {
+    fn go<T: Element>(c: &Tensor, a: &Tensor, b: &Tensor, so: &Shape) -> Vec<T> {
+        let (cv, av, bv) = (c.data::<bool>().unwrap_or(&[]), a.data::<T>().unwrap_or(&[]), b.data::<T>().unwrap_or(&[]));
+        let mut out = alloc::<T>(so.numel());
+        let bc = Bcast::new(so, [c.shape(), a.shape(), b.shape()]);
+        let (_, [sc, sa, sb]) = bc.inner();
+        bc.for_rows(&mut out, |row, [oc, oa, ob]| {
+            for (i, o) in row.iter_mut().enumerate() {
+                *o = sel(cv[oc + i * sc], av[oa + i * sa], bv[ob + i * sb]);
+            }
+        });
+        out
+    }
+    let buf = match a.buffer() {
+        Buffer::F32(_) => Buffer::F32(go(c, a, b, &shape)),
+        Buffer::F64(_) => Buffer::F64(go(c, a, b, &shape)),
+        Buffer::I32(_) => Buffer::I32(go(c, a, b, &shape)),
+        Buffer::I64(_) => Buffer::I64(go(c, a, b, &shape)),
+        Buffer::Bool(_) => Buffer::Bool(go(c, a, b, &shape)),
+    };
+    Tensor::from_buffer(buf, shape)
+}
+
+/// `as`-style conversion between element types.
+pub(crate) trait CastTo<B> {
+    fn cast_to(self) -> B;
+}
+
+macro_rules! cast_num {
+    ($($a:ty),*) => {$(
+        impl CastTo<f32> for $a { #[inline(always)] fn cast_to(self) -> f32 { self as f32 } }
+        impl CastTo<f64> for $a { #[inline(always)] fn cast_to(self) -> f64 { self as f64 } }
+        impl CastTo<i32> for $a { #[inline(always)] fn cast_to(self) -> i32 { self as i32 } }
+        impl CastTo<i64> for $a { #[inline(always)] fn cast_to(self) -> i64 { self as i64 } }
+        impl CastTo<bool> for $a {
+            #[inline(always)]
+            #[allow(clippy::float_cmp)]
+            fn cast_to(self) -> bool { self != (0 as $a) }
+        }
+        impl CastTo<$a> for bool { #[inline(always)] fn cast_to(self) -> $a { self as u8 as $a } }
+    )*};
+}
+cast_num!(f32, f64, i32, i64);
+impl CastTo<bool> for bool {
+    fn cast_to(self) -> bool {
+        self
+    }
+}
+
+fn cast_slice<A: Copy + Sync + CastTo<B>, B: Element>(a: &[A]) -> Vec<B> {
+    mapped(a, |x: A| x.cast_to())
+}
+
+fn cast_from<A: Copy + Sync + CastTo<f32> + CastTo<f64> + CastTo<i32> + CastTo<i64> + CastTo<bool>>(
+    a: &[A],
+    to: crate::DType,
+) -> Buffer {
+    use crate::DType::*;
+    match to {
+        F32 => Buffer::F32(cast_slice(a)),
+        F64 => Buffer::F64(cast_slice(a)),
+        I32 => Buffer::I32(cast_slice(a)),
+        I64 => Buffer::I64(cast_slice(a)),
+        Bool => Buffer::Bool(cast_slice(a)),
+    }
+}
+
+pub(crate) fn cast(x: &Tensor, to: crate::DType, shape: Shape) -> Tensor {
+    let buf = match x.buffer() {
+        Buffer::F32(a) => cast_from(a, to),
+        Buffer::F64(a) => cast_from(a, to),
+        Buffer::I32(a) => cast_from(a, to),
+        Buffer::I64(a) => cast_from(a, to),
+        Buffer::Bool(a) => cast_from(a, to),
+    };
+    Tensor::from_buffer(buf, shape)
+}

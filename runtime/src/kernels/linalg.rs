@@ -1,0 +1,150 @@
+//! Matmul kernels. Floats go through the `gemm` crate (one routine for eager code and,
+//! later, compiled code; measured against matrixmultiply in BENCHMARKS.md); integers
+//! through a plain triple loop with wrapping arithmetic.
+
+use crate::buffer::{alloc, Buffer};
+use crate::dtype::Element;
+use crate::kernels::elementwise::Int;
+use crate::ops::linalg::matmul_dims;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// Row/column strides of one (possibly transposed) row-major matrix.
+#[derive(Clone, Copy)]
+pub(crate) struct MatLayout {
+    pub rs: isize,
+    pub cs: isize,
+}
+
+impl MatLayout {
+    /// Layout of the logical `rows × cols` matrix stored row-major as
+    /// `[rows, cols]`, or as `[cols, rows]` when `transposed`.
+    pub(crate) fn new(rows: usize, cols: usize, transposed: bool) -> MatLayout {
+        if transposed {
+            MatLayout { rs: 1, cs: rows as isize }
+        } else {
+            MatLayout { rs: cols as isize, cs: 1 }
+        }
+    }
+}
+
+/// One GEMM: `dst[m×n] = a[m×k] · b[k×n]` (dst row-major, overwritten).
+pub(crate) struct Gemm<'a, T> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: &'a [T],
+    pub la: MatLayout,
+    pub b: &'a [T],
+    pub lb: MatLayout,
+}
+
+pub(crate) trait GemmElem: Element {
+    fn gemm(g: &Gemm<'_, Self>, dst: &mut [Self]);
+}
+
+macro_rules! float_gemm {
+    ($($t:ty),*) => {$(
+        impl GemmElem for $t {
+            fn gemm(g: &Gemm<'_, $t>, dst: &mut [$t]) {
+                assert!(dst.len() >= g.m * g.n && g.a.len() >= g.m * g.k && g.b.len() >= g.k * g.n);
+                if g.m * g.n == 0 {
+                    return;
+                }
+                if g.k == 0 {
+                    dst.iter_mut().for_each(|d| *d = 0.0);
+                    return;
+                }
+                // SAFETY: the asserts above keep every access of the m×k, k×n and m×n
+                // matrices (with the given strides) inside the slices; dst is exclusive.
+                unsafe {
+                    gemm::gemm(
+                        g.m, g.n, g.k,
+                        dst.as_mut_ptr(), 1, g.n as isize,
+                        false,
+                        g.a.as_ptr(), g.la.cs, g.la.rs,
+                        g.b.as_ptr(), g.lb.cs, g.lb.rs,
+                        0.0, 1.0,
+                        false, false, false,
+                        gemm::Parallelism::Rayon(0),
+                    );
+                }
+            }
+        }
+    )*};
+}
+float_gemm!(f32, f64);
+
+macro_rules! int_gemm {
+    ($($t:ty),*) => {$(
+        impl GemmElem for $t {
+            fn gemm(g: &Gemm<'_, $t>, dst: &mut [$t]) {
+                for i in 0..g.m {
+                    for j in 0..g.n {
+                        let mut acc: $t = 0;
+                        for p in 0..g.k {
+                            let x = g.a[(i as isize * g.la.rs + p as isize * g.la.cs) as usize];
+                            let y = g.b[(p as isize * g.lb.rs + j as isize * g.lb.cs) as usize];
+                            acc = acc.wadd(x.wmul(y));
+                        }
+                        dst[i * g.n + j] = acc;
+                    }
+                }
+            }
+        }
+    )*};
+}
+int_gemm!(i32, i64);
+
+/// Flat offset of batch index `i` (of `batch`) in an operand whose batch dims are
+/// `own` (right-aligned, broadcasting size-1 dims).
+fn batch_offset(batch: &Shape, own: &[usize], mut i: usize, mat: usize) -> usize {
+    let mut off = 0;
+    let mut stride = mat;
+    for d in (0..batch.rank()).rev() {
+        let idx = i % batch[d];
+        i /= batch[d];
+        let k = d as isize - (batch.rank() as isize - own.len() as isize);
+        if k >= 0 {
+            let od = own[k as usize];
+            if od != 1 {
+                off += idx * stride;
+            }
+            stride *= od;
+        }
+    }
+    off
+}
+
+fn matmul_typed<T: GemmElem>(a: &Tensor, b: &Tensor, ta: bool, tb: bool, out: &Shape) -> Vec<T> {
+    let Ok(d) = matmul_dims(a.shape(), b.shape(), ta, tb) else { unreachable!("checked by infer_matmul") };
+    let (av, bv) = (a.data::<T>().unwrap_or(&[]), b.data::<T>().unwrap_or(&[]));
+    let mut dst = alloc::<T>(out.numel());
+    let (ma, mb, mo) = (d.m * d.k, d.k * d.n, d.m * d.n);
+    let (ba, bb) = (&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - 2]);
+    for i in 0..d.batch.numel() {
+        let (oa, ob) = (batch_offset(&d.batch, ba, i, ma), batch_offset(&d.batch, bb, i, mb));
+        let g = Gemm {
+            m: d.m,
+            k: d.k,
+            n: d.n,
+            a: &av[oa..oa + ma],
+            la: MatLayout::new(d.m, d.k, ta),
+            b: &bv[ob..ob + mb],
+            lb: MatLayout::new(d.k, d.n, tb),
+        };
+        T::gemm(&g, &mut dst[i * mo..(i + 1) * mo]);
+    }
+    dst
+}
+
+pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -> Tensor {
+    let buf = match a.buffer() {
+        Buffer::F32(_) => Buffer::F32(matmul_typed(a, b, ta, tb, &shape)),
+        Buffer::F64(_) => Buffer::F64(matmul_typed(a, b, ta, tb, &shape)),
+        Buffer::I32(_) => Buffer::I32(matmul_typed(a, b, ta, tb, &shape)),
+        Buffer::I64(_) => Buffer::I64(matmul_typed(a, b, ta, tb, &shape)),
+        Buffer::Bool(_) => unreachable!("rejected by infer_matmul"),
+    };
+    Tensor::from_buffer(buf, shape)
+}

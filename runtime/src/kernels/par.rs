@@ -1,0 +1,71 @@
+//! Parallel and SIMD helpers shared by the kernels.
+//!
+//! Large buffers are split into fixed chunks of `CHUNK` elements handed to rayon; the
+//! chunking never changes results (elementwise) or is part of the canonical order
+//! (reductions, see `reduce.rs`), so outputs do not depend on the thread count.
+//! Inner loops are compiled twice, for baseline x86-64 and for AVX2 (picked at run time):
+//! rustc never contracts `a*b+c` into an FMA, so both give the same bits.
+
+use rayon::prelude::*;
+
+/// Elements per parallel chunk; buffers shorter than two chunks run on the caller.
+pub(crate) const CHUNK: usize = 1 << 15;
+
+/// Runs `body` with the widest SIMD the CPU has enabled for the loops inlined into it.
+#[inline(always)]
+pub(crate) fn simd<R>(body: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
+            body()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(body) };
+        }
+    }
+    body()
+}
+
+/// Calls `f(offset, chunk)` over `out` in fixed chunks, in parallel when `out` is large.
+#[inline]
+pub(crate) fn for_chunks<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.len() < 2 * CHUNK {
+        f(0, out)
+    } else {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
+    }
+}
+
+/// `out[i] = f(a[i])`.
+#[inline(always)]
+pub(crate) fn map1<A: Copy + Sync, O: Send>(a: &[A], out: &mut [O], f: impl Fn(A) -> O + Sync + Copy) {
+    for_chunks(out, |off, o| {
+        let a = &a[off..off + o.len()];
+        simd(|| {
+            for (o, &a) in o.iter_mut().zip(a) {
+                *o = f(a);
+            }
+        })
+    });
+}
+
+/// `out[i] = f(a[i], b[i])`.
+#[inline(always)]
+pub(crate) fn map2<A: Copy + Sync, B: Copy + Sync, O: Send>(
+    a: &[A],
+    b: &[B],
+    out: &mut [O],
+    f: impl Fn(A, B) -> O + Sync + Copy,
+) {
+    for_chunks(out, |off, o| {
+        let a = &a[off..off + o.len()];
+        let b = &b[off..off + o.len()];
+        simd(|| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        })
+    });
+}

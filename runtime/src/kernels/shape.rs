@@ -1,0 +1,188 @@
+//! Kernels of the shape ops. Everything that moves elements goes through one strided
+//! copy (`gather_strided`): permute, broadcast_to and slice differ only in the strides.
+
+use crate::buffer::{alloc, same_type, Buffer};
+use crate::dtype::{DType, Element};
+use crate::ops::SliceAxis;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// `out[i0, .., ik] = src[base + Σ i_d · strides[d]]` over `dims` (row-major output).
+fn gather_strided<T: Element>(src: &[T], dims: &[usize], strides: &[isize], base: usize) -> Vec<T> {
+    let n: usize = dims.iter().product();
+    let mut out = alloc::<T>(n);
+    if n == 0 {
+        return out;
+    }
+    let r = dims.len();
+    let (inner, s_in) = if r == 0 { (1, 0) } else { (dims[r - 1], strides[r - 1]) };
+    let walk = |block: &mut [T], first_row: usize| {
+        for (k, row) in block.chunks_mut(inner).enumerate() {
+            let mut rem = first_row + k;
+            let mut off = base as isize;
+            for d in (0..r.saturating_sub(1)).rev() {
+                off += (rem % dims[d]) as isize * strides[d];
+                rem /= dims[d];
+            }
+            if s_in == 1 {
+                row.copy_from_slice(&src[off as usize..off as usize + inner]);
+            } else {
+                for (i, o) in row.iter_mut().enumerate() {
+                    *o = src[(off + i as isize * s_in) as usize];
+                }
+            }
+        }
+    };
+    use rayon::prelude::*;
+    let rows_per_task = (super::par::CHUNK / inner).max(1);
+    if n >= 2 * super::par::CHUNK {
+        out.par_chunks_mut(rows_per_task * inner).enumerate().for_each(|(t, b)| walk(b, t * rows_per_task));
+    } else {
+        walk(&mut out, 0);
+    }
+    out
+}
+
+fn strides_of(s: &Shape) -> Vec<isize> {
+    s.strides().iter().map(|&x| x as isize).collect()
+}
+
+pub(crate) fn permute(x: &Tensor, perm: &[usize]) -> Tensor {
+    let st = strides_of(x.shape());
+    let dims: Vec<usize> = perm.iter().map(|&a| x.dims()[a]).collect();
+    let pst: Vec<isize> = perm.iter().map(|&a| st[a]).collect();
+    let buf = same_type!(x.buffer(), v => gather_strided(v, &dims, &pst, 0));
+    Tensor::from_buffer(buf, Shape::from(dims))
+}
+
+pub(crate) fn broadcast_to(x: &Tensor, shape: Shape) -> Tensor {
+    let st = strides_of(x.shape());
+    let r = shape.rank();
+    let k = r - x.rank();
+    let bst: Vec<isize> = (0..r).map(|i| if i < k || x.dims()[i - k] == 1 { 0 } else { st[i - k] }).collect();
+    let buf = same_type!(x.buffer(), v => gather_strided(v, &shape, &bst, 0));
+    Tensor::from_buffer(buf, shape)
+}
+
+pub(crate) fn slice(x: &Tensor, s: &[SliceAxis], shape: Shape) -> Tensor {
+    let st = strides_of(x.shape());
+    let base: usize = s.iter().zip(&st).map(|(a, &t)| a.start * t as usize).sum();
+    let sst: Vec<isize> = s.iter().zip(&st).map(|(a, &t)| a.step as isize * t).collect();
+    let buf = same_type!(x.buffer(), v => gather_strided(v, &shape, &sst, base));
+    Tensor::from_buffer(buf, shape)
+}
+
+/// Scatters `dy` (the sliced region) into zeros of `input` shape.
+pub(crate) fn slice_grad(dy: &Tensor, input: &Shape, s: &[SliceAxis]) -> Tensor {
+    fn go<T: Element>(dy: &[T], input: &Shape, s: &[SliceAxis]) -> Vec<T> {
+        let mut out = vec![T::default(); input.numel()];
+        let st = input.strides();
+        let dims: Vec<usize> = s.iter().map(|a| a.len).collect();
+        for (flat, &v) in dy.iter().enumerate() {
+            let mut rem = flat;
+            let mut off = 0isize;
+            for d in (0..dims.len()).rev() {
+                let i = rem % dims[d];
+                rem /= dims[d];
+                off += (s[d].start as isize + i as isize * s[d].step as isize) * st[d] as isize;
+            }
+            out[off as usize] = v;
+        }
+        out
+    }
+    let buf = same_type!(dy.buffer(), v => go(v, input, s));
+    Tensor::from_buffer(buf, input.clone())
+}
+
+pub(crate) fn concat(xs: &[&Tensor], axis: usize, shape: Shape) -> Tensor {
+    fn go<T: Element>(xs: &[&Tensor], axis: usize, shape: &Shape) -> Vec<T> {
+        let outer: usize = shape[..axis].iter().product();
+        let mut out = Vec::with_capacity(shape.numel());
+        for o in 0..outer {
+            for t in xs {
+                let chunk: usize = t.dims()[axis..].iter().product();
+                out.extend_from_slice(&t.data::<T>().unwrap_or(&[])[o * chunk..(o + 1) * chunk]);
+            }
+        }
+        out
+    }
+    let buf = same_type!(xs[0].buffer(), _v => go(xs, axis, &shape));
+    Tensor::from_buffer(buf, shape)
+}
+
+/// The values of an integer tensor as i64 (empty for other dtypes).
+pub(crate) fn index_values(t: &Tensor) -> Box<dyn Iterator<Item = i64> + '_> {
+    match t.buffer() {
+        Buffer::I32(v) => Box::new(v.iter().map(|&i| i as i64)),
+        Buffer::I64(v) => Box::new(v.iter().copied()),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+pub(crate) fn gather(p: &Tensor, idx: &Tensor, axis: usize, shape: Shape) -> Tensor {
+    let outer: usize = p.dims()[..axis].iter().product();
+    let n = p.dims()[axis];
+    let inner: usize = p.dims()[axis + 1..].iter().product();
+    let ids: Vec<i64> = index_values(idx).collect();
+    fn go<T: Element>(v: &[T], ids: &[i64], (outer, n, inner): (usize, usize, usize)) -> Vec<T> {
+        let mut out = Vec::with_capacity(outer * ids.len() * inner);
+        for o in 0..outer {
+            for &i in ids {
+                if (0..n as i64).contains(&i) {
+                    let at = (o * n + i as usize) * inner;
+                    out.extend_from_slice(&v[at..at + inner]);
+                } else {
+                    out.extend(std::iter::repeat_n(T::default(), inner));
+                }
+            }
+        }
+        out
+    }
+    let buf = same_type!(p.buffer(), v => go(v, &ids, (outer, n, inner)));
+    Tensor::from_buffer(buf, shape)
+}
+
+pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, shape: Shape) -> Tensor {
+    let outer: usize = upd.dims()[..axis].iter().product();
+    let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
+    let ids: Vec<i64> = index_values(idx).collect();
+    fn go<T: Element + std::ops::Add<Output = T>>(v: &[T], ids: &[i64], (outer, size, inner): (usize, usize, usize)) -> Vec<T> {
+        let mut out = vec![T::default(); outer * size * inner];
+        let k = ids.len();
+        for o in 0..outer {
+            for (j, &i) in ids.iter().enumerate() {
+                if !(0..size as i64).contains(&i) {
+                    continue;
+                }
+                let src = &v[(o * k + j) * inner..][..inner];
+                let dst = &mut out[(o * size + i as usize) * inner..][..inner];
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = *d + s;
+                }
+            }
+        }
+        out
+    }
+    let d = (outer, size, inner);
+    let buf = match upd.buffer() {
+        Buffer::F32(v) => Buffer::F32(go(v, &ids, d)),
+        Buffer::F64(v) => Buffer::F64(go(v, &ids, d)),
+        Buffer::I32(v) => Buffer::I32(go(v, &ids, d)),
+        Buffer::I64(v) => Buffer::I64(go(v, &ids, d)),
+        Buffer::Bool(_) => Buffer::Bool(vec![false; shape.numel()]),
+    };
+    Tensor::from_buffer(buf, shape)
+}
+
+pub(crate) fn one_hot(idx: &Tensor, depth: usize, dtype: DType, shape: Shape) -> Tensor {
+    let ids: Vec<i64> = index_values(idx).collect();
+    let mut hot = vec![false; ids.len() * depth];
+    for (r, &i) in ids.iter().enumerate() {
+        if (0..depth as i64).contains(&i) {
+            hot[r * depth + i as usize] = true;
+        }
+    }
+    let hot = Tensor::from_buffer(Buffer::Bool(hot), shape.clone());
+    super::elementwise::cast(&hot, dtype, shape)
+}
+

@@ -1,0 +1,183 @@
+//! The op layer. Every op is described once here — kind + attributes (`Op`), dtype and
+//! shape inference (`Op::infer`), eager kernel (`crate::kernels::run`) and gradient
+//! (`crate::autodiff::grads`, written with public ops) — and every public tensor method
+//! goes through the single dispatch path [`apply`]:
+//!
+//! 1. infer the output type; invalid input panics here with the op name, the operand
+//!    types and the caller's location (`#[track_caller]` all the way up);
+//! 2. (the tracing issue hooks in here: append a node instead of running the kernel);
+//! 3. run the eager kernel;
+//! 4. record the op on every active `GradientTape`.
+//!
+//! Nothing else executes kernels. The set of `Op`s is small and closed (like tinygrad's
+//! primitive ops); convenience ops (`softmax`, `stack`, `squeeze`, …) are compositions.
+
+pub mod elementwise;
+pub mod linalg;
+pub mod nn;
+mod operand;
+mod operators;
+pub mod random;
+pub mod reduce;
+pub mod shape;
+
+use std::panic::Location;
+
+use smallvec::SmallVec;
+
+pub use operand::Operand;
+
+use crate::dtype::DType;
+use crate::error::OpError;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use crate::{autodiff, kernels};
+
+pub use elementwise::{BinaryOp, UnaryOp};
+pub use nn::{Conv2dParams, Padding, PoolParams};
+pub use random::{Distribution, RandomParams};
+pub use reduce::{ArgOp, ReduceOp};
+pub use shape::SliceAxis;
+
+/// Axis lists stored inline.
+pub type AxisList = SmallVec<[usize; 4]>;
+
+/// One primitive op: kind + attributes. Inputs are passed separately.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `where_(cond, a, b)`.
+    Select,
+    Cast(DType),
+    Reduce { op: ReduceOp, axes: AxisList, keepdims: bool },
+    ArgReduce { op: ArgOp, axis: usize },
+    MatMul { transpose_a: bool, transpose_b: bool },
+    Reshape(Shape),
+    Permute(AxisList),
+    BroadcastTo(Shape),
+    Concat { axis: usize },
+    Slice(Vec<SliceAxis>),
+    /// The gradient of `Slice`: scatters `dy` into zeros of the sliced input's shape.
+    SliceGrad { input: Shape, slice: Vec<SliceAxis> },
+    /// `gather(params, indices)` along `axis`.
+    Gather { axis: usize },
+    /// The gradient of `Gather`: `(updates, indices)` summed into zeros whose `axis`
+    /// has length `size` (duplicate indices accumulate).
+    ScatterAdd { axis: usize, size: usize },
+    OneHot { depth: usize, dtype: DType },
+    Conv2d(Conv2dParams),
+    /// `(dy, filter)` → gradient w.r.t. the conv input of shape `input`.
+    Conv2dBackpropInput { params: Conv2dParams, input: Shape },
+    /// `(x, dy)` → gradient w.r.t. the filter of shape `filter`.
+    Conv2dBackpropFilter { params: Conv2dParams, filter: Shape },
+    MaxPool2d(PoolParams),
+    /// `(x, dy)` → gradient of max-pool w.r.t. `x` (first maximum of each window).
+    MaxPool2dGrad(PoolParams),
+    /// `(x, g)` with `g` of x's shape → `g` picked at each window's first maximum (the
+    /// gradient of `MaxPool2dGrad` w.r.t. its `dy`).
+    MaxPool2dGradGrad(PoolParams),
+    AvgPool2d(PoolParams),
+    /// `dy` → gradient of avg-pool w.r.t. an input of shape `input`.
+    AvgPool2dGrad { params: PoolParams, input: Shape },
+    /// A random draw (no inputs). Stateful: the seed is resolved before dispatch.
+    Random(RandomParams),
+    /// Identity that blocks gradients (zero-copy).
+    StopGradient,
+}
+
+impl Op {
+    /// The op's name as users see it in messages (`add`, `matmul`, `reduce_sum`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Select => "where",
+            Op::Cast(_) => "cast",
+            Op::Reduce { op, .. } => op.name(),
+            Op::ArgReduce { op, .. } => op.name(),
+            Op::MatMul { .. } => "matmul",
+            Op::Reshape(_) => "reshape",
+            Op::Permute(_) => "transpose",
+            Op::BroadcastTo(_) => "broadcast_to",
+            Op::Concat { .. } => "concat",
+            Op::Slice(_) => "slice",
+            Op::SliceGrad { .. } => "slice_grad",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::OneHot { .. } => "one_hot",
+            Op::Conv2d(_) => "conv2d",
+            Op::Conv2dBackpropInput { .. } => "conv2d_backprop_input",
+            Op::Conv2dBackpropFilter { .. } => "conv2d_backprop_filter",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::MaxPool2dGrad(_) => "max_pool2d_grad",
+            Op::MaxPool2dGradGrad(_) => "max_pool2d_grad_grad",
+            Op::AvgPool2d(_) => "avg_pool2d",
+            Op::AvgPool2dGrad { .. } => "avg_pool2d_grad",
+            Op::Random(p) => p.dist.name(),
+            Op::StopGradient => "stop_gradient",
+        }
+    }
+
+    /// Output dtype and shape for these inputs, or what is wrong with them.
+    pub fn infer(&self, inputs: &[&Tensor]) -> Result<(DType, Shape), OpError> {
+        match self {
+            Op::Unary(u) => elementwise::infer_unary(*u, inputs[0]),
+            Op::Binary(b) => elementwise::infer_binary(*b, inputs[0], inputs[1]),
+            Op::Select => elementwise::infer_select(inputs[0], inputs[1], inputs[2]),
+            Op::Cast(d) => Ok((*d, inputs[0].shape().clone())),
+            Op::Reduce { op, axes, keepdims } => reduce::infer_reduce(*op, inputs[0], axes, *keepdims),
+            Op::ArgReduce { op, axis } => reduce::infer_arg(*op, inputs[0], *axis),
+            Op::MatMul { transpose_a, transpose_b } => linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b),
+            Op::Reshape(s) => shape::infer_reshape(inputs[0], s),
+            Op::Permute(p) => shape::infer_permute(inputs[0], p),
+            Op::BroadcastTo(s) => shape::infer_broadcast_to(inputs[0], s),
+            Op::Concat { axis } => shape::infer_concat(inputs, *axis),
+            Op::Slice(s) => shape::infer_slice(inputs[0], s),
+            Op::SliceGrad { input, slice } => shape::infer_slice_grad(inputs[0], input, slice),
+            Op::Gather { axis } => shape::infer_gather(inputs[0], inputs[1], *axis),
+            Op::ScatterAdd { axis, size } => shape::infer_scatter_add(inputs[0], inputs[1], *axis, *size),
+            Op::OneHot { depth, dtype } => shape::infer_one_hot(inputs[0], *depth, *dtype),
+            Op::Conv2d(p) => nn::infer_conv2d(inputs[0], inputs[1], p),
+            Op::Conv2dBackpropInput { params, input } => nn::infer_conv2d_backprop_input(inputs[0], inputs[1], params, input),
+            Op::Conv2dBackpropFilter { params, filter } => nn::infer_conv2d_backprop_filter(inputs[0], inputs[1], params, filter),
+            Op::MaxPool2d(p) | Op::AvgPool2d(p) => nn::infer_pool(self.name(), inputs[0], p),
+            Op::MaxPool2dGrad(p) => nn::infer_max_pool_grad(inputs[0], inputs[1], p),
+            Op::MaxPool2dGradGrad(p) => nn::infer_max_pool_grad_grad(inputs[0], inputs[1], p),
+            Op::AvgPool2dGrad { params, input } => nn::infer_avg_pool_grad(inputs[0], params, input),
+            Op::Random(p) => random::infer_random(p),
+            Op::StopGradient => Ok((inputs[0].dtype(), inputs[0].shape().clone())),
+        }
+    }
+}
+
+/// The single dispatch path (see the module docs). Panics with the op, the operands and
+/// the caller's location when the inputs are invalid.
+#[track_caller]
+#[inline]
+pub(crate) fn apply(op: Op, inputs: &[&Tensor]) -> Tensor {
+    match try_apply(op, inputs) {
+        Ok(t) => t,
+        Err(e) => e.raise(Location::caller()),
+    }
+}
+
+/// [`apply`] that returns the error instead of panicking.
+#[inline]
+pub(crate) fn try_apply(op: Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+    let (dtype, shape) = match op.infer(inputs) {
+        Ok(t) => t,
+        Err(e) => return Err(e.with_operands(inputs.iter().map(|t| (t.dtype(), t.shape())))),
+    };
+    // [trace hook: the tracing issue appends a graph node here when a trace is active]
+    let out = kernels::run(&op, inputs, dtype, shape);
+    if autodiff::recording() {
+        autodiff::record(op, inputs, &out);
+    }
+    Ok(out)
+}
+
+/// An `OpError` for dtype requirements: "exp needs a float tensor (f32 or f64), got i32".
+pub(crate) fn needs(op: &'static str, what: &str, got: DType, fix: &str) -> OpError {
+    OpError::new(op, format!("needs {what}, got {got}{fix}"))
+}

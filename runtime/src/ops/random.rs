@@ -1,0 +1,137 @@
+//! Random tensors: uniform, normal, truncated_normal, glorot_uniform.
+//!
+//! Generation is counter-based (splitmix64 of a per-draw key and the element index), so
+//! a draw is reproducible across runs and independent of the number of threads.
+//! Seeds follow TensorFlow's two-level scheme: a global seed (`set_seed`, default 0) and
+//! an optional per-draw seed. With an explicit seed the draw is a pure function of
+//! (global seed, seed, shape, dtype); without one, each draw takes the next value of a
+//! counter that `set_seed` resets, so a program's sequence of draws repeats run to run.
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{apply, needs, Op};
+use crate::dtype::DType;
+use crate::error::OpError;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Distribution {
+    Uniform { low: f64, high: f64 },
+    Normal { mean: f64, stddev: f64 },
+    /// Normal, redrawn while more than two standard deviations from the mean.
+    TruncatedNormal { mean: f64, stddev: f64 },
+}
+
+impl Distribution {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Distribution::Uniform { .. } => "random_uniform",
+            Distribution::Normal { .. } => "random_normal",
+            Distribution::TruncatedNormal { .. } => "truncated_normal",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RandomParams {
+    pub dist: Distribution,
+    pub shape: Shape,
+    pub dtype: DType,
+    /// The resolved 64-bit key of this draw.
+    pub key: u64,
+}
+
+pub(crate) fn infer_random(p: &RandomParams) -> Result<(DType, Shape), OpError> {
+    if !p.dtype.is_float() {
+        return Err(needs(p.dist.name(), "a float dtype", p.dtype, ""));
+    }
+    Ok((p.dtype, p.shape.clone()))
+}
+
+static GLOBAL_SEED: AtomicU64 = AtomicU64::new(0);
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the global seed and restarts the sequence of unseeded draws.
+pub fn set_seed(seed: u64) {
+    GLOBAL_SEED.store(seed, Ordering::SeqCst);
+    COUNTER.store(0, Ordering::SeqCst);
+}
+
+/// The global seed.
+pub fn global_seed() -> u64 {
+    GLOBAL_SEED.load(Ordering::SeqCst)
+}
+
+/// One splitmix64 step (the finaliser), a bijection of u64.
+#[inline(always)]
+pub(crate) fn splitmix64(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn resolve_key(seed: Option<u64>) -> u64 {
+    let g = splitmix64(global_seed());
+    match seed {
+        Some(s) => splitmix64(g ^ splitmix64(s)),
+        None => splitmix64(g ^ splitmix64(COUNTER.fetch_add(1, Ordering::SeqCst)) ^ 0xA5A5_A5A5_0000_0001),
+    }
+}
+
+#[track_caller]
+fn draw(dist: Distribution, shape: Shape, dtype: DType, seed: Option<u64>) -> Tensor {
+    let valid = match dist {
+        Distribution::Uniform { low, high } => low.is_finite() && high.is_finite() && low <= high,
+        Distribution::Normal { mean, stddev } | Distribution::TruncatedNormal { mean, stddev } => {
+            mean.is_finite() && stddev.is_finite() && stddev >= 0.0
+        }
+    };
+    if !valid {
+        OpError::new(dist.name(), format!("invalid parameters {dist:?}")).raise(Location::caller())
+    }
+    apply(Op::Random(RandomParams { dist, shape, dtype, key: resolve_key(seed) }), &[])
+}
+
+/// Uniform in `[low, high)`.
+#[track_caller]
+pub fn uniform(shape: impl Into<Shape>, low: f64, high: f64, dtype: DType, seed: Option<u64>) -> Tensor {
+    draw(Distribution::Uniform { low, high }, shape.into(), dtype, seed)
+}
+
+/// Normal with the given mean and standard deviation (Box–Muller).
+#[track_caller]
+pub fn normal(shape: impl Into<Shape>, mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Tensor {
+    draw(Distribution::Normal { mean, stddev }, shape.into(), dtype, seed)
+}
+
+/// Normal truncated to two standard deviations (values beyond are redrawn).
+#[track_caller]
+pub fn truncated_normal(shape: impl Into<Shape>, mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Tensor {
+    draw(Distribution::TruncatedNormal { mean, stddev }, shape.into(), dtype, seed)
+}
+
+/// Fan-in and fan-out as Keras computes them: `[in, out]` for dense kernels,
+/// `[h, w, in, out]` (receptive field × channels) for conv kernels.
+pub fn fans(shape: &Shape) -> (usize, usize) {
+    match shape.rank() {
+        0 => (1, 1),
+        1 => (shape[0], shape[0]),
+        2 => (shape[0], shape[1]),
+        r => {
+            let rf: usize = shape[..r - 2].iter().product();
+            (shape[r - 2] * rf, shape[r - 1] * rf)
+        }
+    }
+}
+
+/// Glorot (Xavier) uniform: uniform in ±√(6 / (fan_in + fan_out)).
+#[track_caller]
+pub fn glorot_uniform(shape: impl Into<Shape>, dtype: DType, seed: Option<u64>) -> Tensor {
+    let shape = shape.into();
+    let (fi, fo) = fans(&shape);
+    let limit = (6.0 / (fi + fo).max(1) as f64).sqrt();
+    uniform(shape, -limit, limit, dtype, seed)
+}

@@ -1,0 +1,170 @@
+//! Reductions: sum, mean, prod, max, min over axes (with keepdims), argmax/argmin.
+//! The summation order is canonical and documented in `kernels/reduce.rs`.
+
+use std::panic::Location;
+
+use super::{apply, needs, AxisList, Op};
+use crate::dtype::DType;
+use crate::error::OpError;
+use crate::shape::{norm_axis, Axes, Shape};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    /// Float mean = sum / n; integer mean truncates toward zero (TensorFlow).
+    Mean,
+    Prod,
+    /// NaN propagates; an empty reduction gives −∞ (the type's minimum for integers).
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "reduce_sum",
+            ReduceOp::Mean => "reduce_mean",
+            ReduceOp::Prod => "reduce_prod",
+            ReduceOp::Max => "reduce_max",
+            ReduceOp::Min => "reduce_min",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgOp {
+    ArgMax,
+    ArgMin,
+}
+
+impl ArgOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgOp::ArgMax => "argmax",
+            ArgOp::ArgMin => "argmin",
+        }
+    }
+}
+
+/// Normalises `axes` against `rank`: sorted, unique, non-negative.
+pub(crate) fn normalize_axes(op: &'static str, axes: &Axes, rank: usize) -> Result<AxisList, OpError> {
+    match axes {
+        Axes::All => Ok((0..rank).collect()),
+        Axes::List(list) => {
+            let mut out = AxisList::new();
+            for &a in list {
+                let n = norm_axis(a, rank)
+                    .ok_or_else(|| OpError::new(op, format!("axis {a} is out of range for a tensor of rank {rank}")))?;
+                if out.contains(&n) {
+                    return Err(OpError::new(op, format!("axis {a} is repeated in {list:?}")));
+                }
+                out.push(n);
+            }
+            out.sort_unstable();
+            Ok(out)
+        }
+    }
+}
+
+pub(crate) fn reduced_shape(shape: &Shape, axes: &[usize], keepdims: bool) -> Shape {
+    Shape::from_iter_dims(shape.iter().enumerate().filter_map(|(i, &d)| match (axes.contains(&i), keepdims) {
+        (false, _) => Some(d),
+        (true, true) => Some(1),
+        (true, false) => None,
+    }))
+}
+
+pub(crate) fn infer_reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Result<(DType, Shape), OpError> {
+    if x.dtype() == DType::Bool {
+        return Err(needs(op.name(), "a numeric tensor", DType::Bool, "; cast it first (`.cast(DType::I32)`)"));
+    }
+    if let Some(&a) = axes.iter().find(|&&a| a >= x.rank()) {
+        return Err(OpError::new(op.name(), format!("axis {a} is out of range for a tensor of rank {}", x.rank())));
+    }
+    Ok((x.dtype(), reduced_shape(x.shape(), axes, keepdims)))
+}
+
+pub(crate) fn infer_arg(op: ArgOp, x: &Tensor, axis: usize) -> Result<(DType, Shape), OpError> {
+    if x.dtype() == DType::Bool {
+        return Err(needs(op.name(), "a numeric tensor", DType::Bool, ""));
+    }
+    if axis >= x.rank() {
+        return Err(OpError::new(op.name(), format!("axis {axis} is out of range for a tensor of rank {}", x.rank())));
+    }
+    if x.dims()[axis] == 0 {
+        return Err(OpError::new(op.name(), format!("cannot take {} over axis {axis} of length 0", op.name())));
+    }
+    Ok((DType::I64, reduced_shape(x.shape(), &[axis], false)))
+}
+
+impl Tensor {
+    #[track_caller]
+    fn reduce(&self, op: ReduceOp, axes: Axes, keepdims: bool) -> Tensor {
+        match normalize_axes(op.name(), &axes, self.rank()) {
+            Ok(axes) => apply(Op::Reduce { op, axes, keepdims }, &[self]),
+            Err(e) => e.with_operands([(self.dtype(), self.shape())]).raise(Location::caller()),
+        }
+    }
+
+    /// Sum over `axes` (`Axes::All` / `None` for all, `[]` for none; negative axes count
+    /// from the end), keeping reduced dims as 1 when `keepdims`.
+    #[track_caller]
+    pub fn sum(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.reduce(ReduceOp::Sum, axes.into(), keepdims)
+    }
+
+    #[track_caller]
+    pub fn mean(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.reduce(ReduceOp::Mean, axes.into(), keepdims)
+    }
+
+    #[track_caller]
+    pub fn prod(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.reduce(ReduceOp::Prod, axes.into(), keepdims)
+    }
+
+    #[track_caller]
+    pub fn max(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.reduce(ReduceOp::Max, axes.into(), keepdims)
+    }
+
+    #[track_caller]
+    pub fn min(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.reduce(ReduceOp::Min, axes.into(), keepdims)
+    }
+
+    /// Sum of all elements (a scalar).
+    #[track_caller]
+    pub fn sum_all(&self) -> Tensor {
+        self.reduce(ReduceOp::Sum, Axes::All, false)
+    }
+
+    /// Mean of all elements (a scalar).
+    #[track_caller]
+    pub fn mean_all(&self) -> Tensor {
+        self.reduce(ReduceOp::Mean, Axes::All, false)
+    }
+
+    #[track_caller]
+    fn arg(&self, op: ArgOp, axis: i64) -> Tensor {
+        match norm_axis(axis, self.rank()) {
+            Some(a) => apply(Op::ArgReduce { op, axis: a }, &[self]),
+            None => OpError::new(op.name(), format!("axis {axis} is out of range for a tensor of rank {}", self.rank()))
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller()),
+        }
+    }
+
+    /// Index (i64) of the largest element along `axis`; ties → the first.
+    #[track_caller]
+    pub fn argmax(&self, axis: i64) -> Tensor {
+        self.arg(ArgOp::ArgMax, axis)
+    }
+
+    /// Index (i64) of the smallest element along `axis`; ties → the first.
+    #[track_caller]
+    pub fn argmin(&self, axis: i64) -> Tensor {
+        self.arg(ArgOp::ArgMin, axis)
+    }
+}

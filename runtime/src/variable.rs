@@ -1,0 +1,181 @@
+//! `Variable`: shared mutable state with a stable id and a name.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::autodiff;
+use crate::dtype::DType;
+use crate::error::OpError;
+use crate::ops::Operand;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// A variable's identity (stable for its whole life, shared by clones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VariableId(u64);
+
+impl fmt::Display for VariableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "var{}", self.0)
+    }
+}
+
+struct Inner {
+    id: VariableId,
+    name: String,
+    trainable: bool,
+    dtype: DType,
+    shape: Shape,
+    value: RwLock<Tensor>,
+}
+
+/// Shared mutable tensor state (TensorFlow's `tf.Variable`). Cloning shares the
+/// variable; its dtype and shape are fixed at creation and every assignment is checked
+/// against them. Usable directly in ops (`&x * &v`); a `GradientTape` watches trainable
+/// variables automatically.
+#[derive(Clone)]
+pub struct Variable {
+    inner: Arc<Inner>,
+}
+
+impl Variable {
+    /// A trainable variable holding `initial`.
+    pub fn new(initial: Tensor, name: impl Into<String>) -> Variable {
+        Variable::with_trainable(initial, name, true)
+    }
+
+    /// A variable whose `trainable` flag is given (non-trainable variables are not
+    /// watched by tapes automatically, e.g. BatchNormalization's moving statistics).
+    pub fn with_trainable(initial: Tensor, name: impl Into<String>, trainable: bool) -> Variable {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let value = initial.stop_gradient();
+        Variable {
+            inner: Arc::new(Inner {
+                id: VariableId(NEXT.fetch_add(1, Ordering::Relaxed)),
+                name: name.into(),
+                trainable,
+                dtype: value.dtype(),
+                shape: value.shape().clone(),
+                value: RwLock::new(value),
+            }),
+        }
+    }
+
+    pub fn id(&self) -> VariableId {
+        self.inner.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn trainable(&self) -> bool {
+        self.inner.trainable
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.inner.dtype
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.inner.shape
+    }
+
+    /// The current value without notifying tapes.
+    pub(crate) fn value_untracked(&self) -> Tensor {
+        match self.inner.value.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The current value (a snapshot: later assignments do not change it). Recording
+    /// tapes watch it when the variable is trainable.
+    pub fn read(&self) -> Tensor {
+        let v = self.value_untracked();
+        if autodiff::recording() {
+            autodiff::variable_read(self, &v);
+        }
+        v
+    }
+
+    /// Alias of [`read`](Self::read).
+    pub fn value(&self) -> Tensor {
+        self.read()
+    }
+
+    #[track_caller]
+    fn store(&self, op: &'static str, new: Tensor) {
+        if new.dtype() != self.inner.dtype || new.shape() != &self.inner.shape {
+            OpError::new(
+                op,
+                format!(
+                    "variable '{}' is {}{}, the new value is {}; a variable's dtype and shape are fixed",
+                    self.inner.name,
+                    self.inner.dtype,
+                    self.inner.shape,
+                    new.type_string()
+                ),
+            )
+            .raise(Location::caller())
+        }
+        // Assignment is a state change, not a differentiable op: later reads start fresh.
+        let new = new.stop_gradient();
+        match self.inner.value.write() {
+            Ok(mut v) => *v = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Replaces the value (same dtype and shape; a Rust scalar fills it).
+    #[track_caller]
+    pub fn assign(&self, value: impl Operand) {
+        let (d, strong) = value.natural_dtype();
+        let t = match value.into_tensor(self.inner.dtype, "assign") {
+            Ok(t) => t,
+            Err(e) => e.raise(Location::caller()),
+        };
+        let t = if strong || d == self.inner.dtype && t.shape() == &self.inner.shape { t } else { t.broadcast_to(&self.inner.shape) };
+        self.store("assign", t);
+    }
+
+    /// `self = self + delta`.
+    #[track_caller]
+    pub fn assign_add(&self, delta: impl Operand) {
+        let new = &self.value_untracked() + delta;
+        self.store("assign_add", new);
+    }
+
+    /// `self = self - delta`.
+    #[track_caller]
+    pub fn assign_sub(&self, delta: impl Operand) {
+        let new = &self.value_untracked() - delta;
+        self.store("assign_sub", new);
+    }
+}
+
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Variable('{}', {}, {})", self.inner.name, self.value_untracked(), if self.trainable() { "trainable" } else { "non-trainable" })
+    }
+}
+
+impl Operand for &Variable {
+    fn natural_dtype(&self) -> (DType, bool) {
+        (self.inner.dtype, true)
+    }
+    fn into_tensor(self, _: DType, _: &'static str) -> Result<Tensor, OpError> {
+        Ok(self.read())
+    }
+}
+
+impl Operand for Variable {
+    fn natural_dtype(&self) -> (DType, bool) {
+        (self.inner.dtype, true)
+    }
+    fn into_tensor(self, _: DType, _: &'static str) -> Result<Tensor, OpError> {
+        Ok(self.read())
+    }
+}
