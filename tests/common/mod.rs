@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use tensorjit::prelude::*;
+
+/// Deterministic pseudo-random values in `[lo, hi)` (splitmix64; a different `seed` for
+/// every check).
+pub fn rand_vec(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| {
+            let mut z = (seed << 32 | i).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            lo + (hi - lo) * ((z >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect()
+}
+
+pub fn rand_f32(seed: u64, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(rand_vec(seed, n, lo, hi).into_iter().map(|v| v as f32).collect::<Vec<_>>(), shape).unwrap()
+}
+
+pub fn rand_f64(seed: u64, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(rand_vec(seed, n, lo, hi), shape).unwrap()
+}
+
+pub fn f32s(t: &Tensor) -> Vec<f32> {
+    t.to_vec::<f32>().unwrap()
+}
+
+pub fn f64s(t: &Tensor) -> Vec<f64> {
+    t.to_vec::<f64>().unwrap()
+}
+
+pub fn t32(v: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(v, shape).unwrap()
+}
+
+pub fn assert_close(a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let ok = (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())) || (x.is_nan() && y.is_nan());
+        assert!(ok, "element {i}: {x} vs {y} (tol {tol})");
+    }
+}
+
+/// Runs `f` and returns its panic message.
+pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let err = std::panic::catch_unwind(f).expect_err("expected a panic");
+    err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}

@@ -1,0 +1,147 @@
+//! Elementwise ops: hand-computed values, broadcasting, scalars, dtype rules.
+
+mod common;
+use common::*;
+use tensorjit::prelude::*;
+
+#[test]
+fn arithmetic_with_broadcasting_and_scalars() {
+    let a = t32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let b = t32(&[10.0, 20.0, 30.0], &[3]);
+    assert_eq!(f32s(&(&a + &b)), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+    assert_eq!(f32s(&(&a - &b)), vec![-9.0, -18.0, -27.0, -6.0, -15.0, -24.0]);
+    let col = t32(&[2.0, 4.0], &[2, 1]);
+    assert_eq!(f32s(&(&a / &col)), vec![0.5, 1.0, 1.5, 1.0, 1.25, 1.5]);
+    assert_eq!(f32s(&(&a * 2.0 + 1.0)), vec![3.0, 5.0, 7.0, 9.0, 11.0, 13.0]);
+    assert_eq!(f32s(&(10.0 - &a)), vec![9.0, 8.0, 7.0, 6.0, 5.0, 4.0]);
+    assert_eq!(f32s(&(1.0 / &col)), vec![0.5, 0.25]);
+    assert_eq!((&a * 2.0).dtype(), DType::F32, "a Rust scalar takes the tensor's dtype");
+    let outer = &t32(&[1.0, 2.0], &[2, 1]) * &t32(&[1.0, 10.0, 100.0], &[1, 3]);
+    assert_eq!(outer.dims(), &[2, 3]);
+    assert_eq!(f32s(&outer), vec![1.0, 10.0, 100.0, 2.0, 20.0, 200.0]);
+    let mut acc = a.clone();
+    acc += 1.0;
+    acc *= &a;
+    assert_eq!(f32s(&acc), vec![2.0, 6.0, 12.0, 20.0, 30.0, 42.0]);
+}
+
+#[test]
+fn unary_math_matches_references() {
+    let x = rand_f64(1, &[783], -5.0, 5.0);
+    let xv = f64s(&x);
+    let check = |t: Tensor, f: fn(f64) -> f64, tol: f64| {
+        let want: Vec<f64> = xv.iter().map(|&v| f(v)).collect();
+        assert_close(&f64s(&t), &want, tol);
+    };
+    check(x.exp(), f64::exp, 1e-15);
+    check(x.abs().log(), |v| v.abs().ln(), 1e-15);
+    check(x.tanh(), f64::tanh, 1e-15);
+    check(x.sigmoid(), |v| 1.0 / (1.0 + (-v).exp()), 1e-15);
+    check(x.softplus(), |v| v.exp().ln_1p(), 1e-14);
+    check(x.sin(), f64::sin, 1e-15);
+    check(x.cos(), f64::cos, 1e-15);
+    check(x.abs().sqrt(), |v| v.abs().sqrt(), 0.0);
+    check(x.abs().rsqrt(), |v| 1.0 / v.abs().sqrt(), 0.0);
+    check(x.square(), |v| v * v, 0.0);
+    check(x.neg(), |v| -v, 0.0);
+    check(x.floor(), f64::floor, 0.0);
+    check(x.ceil(), f64::ceil, 0.0);
+    check(x.relu(), |v| v.max(0.0), 0.0);
+    check(x.sign(), |v| if v == 0.0 { 0.0 } else { v.signum() }, 0.0);
+}
+
+#[test]
+fn relu_sign_abs_at_zero_and_nan() {
+    let x = t32(&[0.0, -0.0, f32::NAN, -2.0, 3.0], &[5]);
+    let r = f32s(&x.relu());
+    assert_eq!(r[..2], [0.0, 0.0]);
+    assert!(r[2].is_nan());
+    assert_eq!(r[3..], [0.0, 3.0]);
+    assert_eq!(f32s(&x.sign())[..2], [0.0, 0.0]);
+}
+
+#[test]
+fn comparisons_logic_and_where() {
+    let a = t32(&[1.0, 5.0, 3.0], &[3]);
+    let b = t32(&[2.0, 5.0, 1.0], &[3]);
+    assert_eq!(a.lt(&b).to_vec::<bool>().unwrap(), vec![true, false, false]);
+    assert_eq!(a.le(&b).to_vec::<bool>().unwrap(), vec![true, true, false]);
+    assert_eq!(a.eq(&b).to_vec::<bool>().unwrap(), vec![false, true, false]);
+    assert_eq!(a.ne(5.0).to_vec::<bool>().unwrap(), vec![true, false, true]);
+    assert_eq!(a.gt(2.0).logical_and(&a.lt(4.0)).to_vec::<bool>().unwrap(), vec![false, false, true]);
+    assert_eq!(a.gt(2.0).logical_or(&a.lt(2.0)).logical_not().to_vec::<bool>().unwrap(), vec![false, false, false]);
+    let w = Tensor::where_(&a.gt(&b), &a, &b);
+    assert_eq!(f32s(&w), vec![2.0, 5.0, 3.0]);
+    let w = Tensor::where_(&a.gt(2.0), 1.0, 0.0);
+    assert_eq!(w.dtype(), DType::F32);
+    let cond = Tensor::from_vec(vec![true, false], [2, 1]).unwrap();
+    let w = Tensor::where_(&cond, &a, -1.0);
+    assert_eq!(w.dims(), &[2, 3]);
+    assert_eq!(f32s(&w), vec![1.0, 5.0, 3.0, -1.0, -1.0, -1.0]);
+    assert_eq!(f32s(&a.maximum(&b)), vec![2.0, 5.0, 3.0]);
+    assert_eq!(f32s(&a.minimum(2.0)), vec![1.0, 2.0, 2.0]);
+    let n = t32(&[f32::NAN, 1.0], &[2]);
+    assert!(f32s(&n.maximum(0.0))[0].is_nan() && f32s(&t32(&[0.0], &[1]).maximum(f32::NAN))[0].is_nan());
+}
+
+#[test]
+fn integer_semantics_follow_tensorflow() {
+    let a = Tensor::from_vec(vec![7i32, -7, 7, -7, 5], [5]).unwrap();
+    let b = Tensor::from_vec(vec![2i32, 2, -2, -2, 0], [5]).unwrap();
+    assert_eq!((&a / &b).to_vec::<i32>().unwrap(), vec![3, -4, -4, 3, 0], "integer division floors");
+    assert_eq!(a.floordiv(&b).to_vec::<i32>().unwrap(), vec![3, -4, -4, 3, 0]);
+    assert_eq!((&a * 3).to_vec::<i32>().unwrap(), vec![21, -21, 21, -21, 15]);
+    let p = Tensor::from_vec(vec![2i64, 3, -2, 1], [4]).unwrap().pow(&Tensor::from_vec(vec![10i64, 3, 3, -1], [4]).unwrap());
+    assert_eq!(p.to_vec::<i64>().unwrap(), vec![1024, 27, -8, 1]);
+    let f = t32(&[7.0, -7.0], &[2]);
+    assert_eq!(f32s(&f.floordiv(2.0)), vec![3.0, -4.0]);
+    assert_eq!(f32s(&(&f / 2.0)), vec![3.5, -3.5]);
+}
+
+#[test]
+fn pow_follows_ieee_special_cases() {
+    let x = t32(&[2.0, -2.0, -2.0, 0.0, 4.0], &[5]);
+    let y = t32(&[3.0, 3.0, 0.5, -1.0, 0.5], &[5]);
+    let p = f32s(&x.pow(&y));
+    assert_eq!(p[0], 8.0);
+    assert_eq!(p[1], -8.0);
+    assert!(p[2].is_nan());
+    assert_eq!(p[3], f32::INFINITY);
+    assert_eq!(p[4], 2.0);
+}
+
+#[test]
+fn cast_truncates_saturates_and_maps_bools() {
+    let x = t32(&[1.9, -1.9, 3e10, f32::NAN, 0.0], &[5]);
+    assert_eq!(x.cast(DType::I32).to_vec::<i32>().unwrap(), vec![1, -1, i32::MAX, 0, 0]);
+    assert_eq!(x.cast(DType::Bool).to_vec::<bool>().unwrap(), vec![true, true, true, true, false]);
+    let b = Tensor::from_vec(vec![true, false], [2]).unwrap();
+    assert_eq!(b.cast(DType::F64).to_vec::<f64>().unwrap(), vec![1.0, 0.0]);
+    assert_eq!(Tensor::scalar(3i64).cast(DType::F32).to_scalar::<f32>().unwrap(), 3.0);
+}
+
+#[test]
+fn large_elementwise_is_parallel_and_exact() {
+    // Above the parallel threshold: every element must equal the scalar algorithm.
+    let n = 1_000_003;
+    let x = rand_f32(7, &[n], -10.0, 10.0);
+    let y = x.tanh();
+    let xv = f32s(&x);
+    let yv = f32s(&y);
+    for i in (0..n).step_by(997) {
+        assert_eq!(yv[i].to_bits(), tensorjit::math::tanh_f32(xv[i]).to_bits());
+    }
+    let z = &x * &x + 1.0;
+    assert_eq!(f32s(&z)[n - 1], xv[n - 1] * xv[n - 1] + 1.0);
+}
+
+#[test]
+fn zero_sized_and_scalar_tensors() {
+    let e = Tensor::zeros([0, 3], DType::F32);
+    let r = &e + &t32(&[1.0, 2.0, 3.0], &[3]);
+    assert_eq!(r.dims(), &[0, 3]);
+    assert_eq!(e.sum_all().to_scalar::<f32>().unwrap(), 0.0);
+    let s = Tensor::scalar(2.0f64);
+    assert_eq!((&s * &s).to_scalar::<f64>().unwrap(), 4.0);
+    assert_eq!(s.rank(), 0);
+}

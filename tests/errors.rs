@@ -1,0 +1,85 @@
+//! Error messages: programmer errors panic naming the op, the operands and the caller's
+//! location; boundaries return `tensorjit::Error`.
+
+mod common;
+use common::*;
+use tensorjit::prelude::*;
+
+#[test]
+fn shape_mismatch_names_op_operands_and_caller() {
+    let msg = panic_message(|| {
+        let a = Tensor::zeros([2, 3], DType::F32);
+        let b = Tensor::zeros([4], DType::F32);
+        let _ = &a + &b;
+    });
+    assert!(msg.contains("add: shapes [2,3] and [4] cannot be broadcast together"), "{msg}");
+    assert!(msg.contains("operands: f32[2,3], f32[4]"), "{msg}");
+    assert!(msg.contains("tests/errors.rs:"), "the user's file:line: {msg}");
+}
+
+#[test]
+fn dtype_mismatch_names_both_and_the_fix() {
+    let msg = panic_message(|| {
+        let a = Tensor::zeros([2], DType::F32);
+        let b = Tensor::zeros([2], DType::F64);
+        let _ = a.mul(&b);
+    });
+    assert!(msg.contains("mul: dtype mismatch: f32 vs f64"), "{msg}");
+    assert!(msg.contains(".cast(DType::"), "{msg}");
+    assert!(msg.contains("tests/errors.rs:"), "{msg}");
+}
+
+#[test]
+fn matmul_inner_dims_and_bad_axis() {
+    let msg = panic_message(|| {
+        let _ = Tensor::zeros([2, 3], DType::F32).matmul(&Tensor::zeros([4, 5], DType::F32));
+    });
+    assert!(msg.contains("matmul: inner dimensions differ: 3 vs 4"), "{msg}");
+    let msg = panic_message(|| {
+        let _ = Tensor::zeros([2, 3], DType::F32).sum(5, false);
+    });
+    assert!(msg.contains("reduce_sum: axis 5 is out of range for a tensor of rank 2"), "{msg}");
+    assert!(msg.contains("tests/errors.rs:"), "{msg}");
+}
+
+#[test]
+fn float_only_ops_and_scalars_on_integer_tensors() {
+    let msg = panic_message(|| {
+        let _ = Tensor::zeros([2], DType::I32).exp();
+    });
+    assert!(msg.contains("exp: needs a float tensor (f32 or f64), got i32"), "{msg}");
+    let msg = panic_message(|| {
+        let _ = &Tensor::zeros([2], DType::I32) * 2.5;
+    });
+    assert!(msg.contains("the Rust scalar 2.5 cannot take the dtype i32"), "{msg}");
+}
+
+#[test]
+fn reshape_and_gather_errors() {
+    let msg = panic_message(|| {
+        let _ = Tensor::zeros([2, 3], DType::F32).reshape([4, -1]);
+    });
+    assert!(msg.contains("reshape: cannot infer the -1 dim of [4, -1] for 6 elements"), "{msg}");
+    let msg = panic_message(|| {
+        let idx = Tensor::from_vec(vec![0i64, 7], [2]).unwrap();
+        let _ = Tensor::zeros([5], DType::F32).gather(&idx, 0);
+    });
+    assert!(msg.contains("gather: index 7 is out of range for axis 0 of length 5"), "{msg}");
+}
+
+#[test]
+fn boundaries_return_errors() {
+    let e = Tensor::from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();
+    assert!(matches!(e, Error::ElementCount { len: 5, .. }));
+    let t = Tensor::zeros([2], DType::F32);
+    assert_eq!(t.to_vec::<i64>().unwrap_err().to_string(), "cannot read a f32 tensor as i64; cast it first (`.cast(DType::I64)`)");
+    assert!(matches!(t.to_scalar::<f32>(), Err(Error::NotAScalar { .. })));
+}
+
+#[test]
+fn variable_assign_is_type_checked() {
+    let v = Variable::new(Tensor::zeros([2], DType::F32), "layer/kernel");
+    let msg = panic_message(|| v.assign(Tensor::zeros([3], DType::F32)));
+    assert!(msg.contains("variable 'layer/kernel' is f32[2], the new value is f32[3]"), "{msg}");
+    assert!(msg.contains("tests/errors.rs:"), "{msg}");
+}

@@ -1,0 +1,64 @@
+//! matmul: 2-D, batched with broadcasting, transpose flags, integers; GEMM determinism.
+
+mod common;
+use common::*;
+use tensorjit::prelude::*;
+
+fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+        }
+    }
+    c
+}
+
+#[test]
+fn matmul_2d_hand_computed() {
+    let a = t32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let b = t32(&[7.0, 8.0, 9.0, 10.0, 11.0, 12.0], &[3, 2]);
+    assert_eq!(f32s(&a.matmul(&b)), vec![58.0, 64.0, 139.0, 154.0]);
+    assert_eq!(f32s(&a.matmul_t(&a, false, true)), vec![14.0, 32.0, 32.0, 77.0]);
+    assert_eq!(f32s(&a.matmul_t(&a, true, false))[..3], [17.0, 22.0, 27.0]);
+    assert_eq!(f32s(&b.matmul_t(&a, true, true)), f32s(&a.matmul(&b).t()));
+}
+
+#[test]
+fn matmul_random_odd_sizes_vs_naive() {
+    for (seed, &(m, k, n)) in [(1, 1, 1), (3, 50, 7), (50, 3, 783), (17, 129, 33)].iter().enumerate() {
+        let a = rand_f64(seed as u64 * 2 + 100, &[m, k], -1.0, 1.0);
+        let b = rand_f64(seed as u64 * 2 + 101, &[k, n], -1.0, 1.0);
+        assert_close(&f64s(&a.matmul(&b)), &naive(&f64s(&a), &f64s(&b), m, k, n), 1e-12);
+    }
+}
+
+#[test]
+fn batched_matmul_broadcasts_batch_dims() {
+    let a = rand_f64(21, &[2, 1, 3, 4], -1.0, 1.0);
+    let b = rand_f64(22, &[3, 4, 5], -1.0, 1.0);
+    let c = a.matmul(&b);
+    assert_eq!(c.dims(), &[2, 3, 3, 5]);
+    let (av, bv, cv) = (f64s(&a), f64s(&b), f64s(&c));
+    for i in 0..2 {
+        for j in 0..3 {
+            let want = naive(&av[i * 12..(i + 1) * 12], &bv[j * 20..(j + 1) * 20], 3, 4, 5);
+            assert_close(&cv[(i * 3 + j) * 15..][..15], &want, 1e-12);
+        }
+    }
+}
+
+#[test]
+fn integer_matmul() {
+    let a = Tensor::from_vec(vec![1i64, 2, 3, 4], [2, 2]).unwrap();
+    assert_eq!(a.matmul(&a).to_vec::<i64>().unwrap(), vec![7, 10, 15, 22]);
+}
+
+#[test]
+fn gemm_result_independent_of_thread_count() {
+    let a = rand_f32(31, &[256, 300], -1.0, 1.0);
+    let b = rand_f32(32, &[300, 200], -1.0, 1.0);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| f32s(&a.matmul(&b)));
+    let many = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(|| f32s(&a.matmul(&b)));
+    assert_eq!(one, many);
+}

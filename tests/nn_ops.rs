@@ -1,0 +1,88 @@
+//! conv2d, pooling, softmax against hand-computed values and naive references.
+
+mod common;
+use common::*;
+use tensorjit::prelude::*;
+
+/// Direct convolution, TensorFlow semantics (SAME puts the extra pixel after).
+fn naive_conv(x: &[f64], xs: [usize; 4], f: &[f64], fs: [usize; 4], s: [usize; 2], same: bool) -> (Vec<f64>, [usize; 4]) {
+    let [n, h, w, c] = xs;
+    let [kh, kw, _, o] = fs;
+    let out = |i: usize, k: usize, st: usize| if same { i.div_ceil(st) } else { (i - k) / st + 1 };
+    let (oh, ow) = (out(h, kh, s[0]), out(w, kw, s[1]));
+    let pad = |i: usize, k: usize, st: usize, on: usize| if same { ((on - 1) * st + k).saturating_sub(i) / 2 } else { 0 };
+    let (pt, pl) = (pad(h, kh, s[0], oh), pad(w, kw, s[1], ow));
+    let mut y = vec![0.0; n * oh * ow * o];
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for oc in 0..o {
+                    let mut acc = 0.0;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * s[0] + ky) as isize - pt as isize;
+                            let ix = (ox * s[1] + kx) as isize - pl as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for ic in 0..c {
+                                acc += x[((b * h + iy as usize) * w + ix as usize) * c + ic] * f[((ky * kw + kx) * c + ic) * o + oc];
+                            }
+                        }
+                    }
+                    y[((b * oh + oy) * ow + ox) * o + oc] = acc;
+                }
+            }
+        }
+    }
+    (y, [n, oh, ow, o])
+}
+
+#[test]
+fn conv2d_matches_direct_convolution() {
+    for (seed, &(xs, fs, st, same)) in [
+        ([1, 5, 5, 1], [3, 3, 1, 1], [1, 1], false),
+        ([2, 7, 6, 3], [3, 2, 3, 4], [2, 1], true),
+        ([1, 8, 8, 2], [2, 2, 2, 3], [2, 2], false),
+        ([3, 5, 4, 2], [4, 3, 2, 2], [3, 2], true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = rand_f64(40 + seed as u64, &xs, -1.0, 1.0);
+        let f = rand_f64(50 + seed as u64, &fs, -1.0, 1.0);
+        let pad = if same { Padding::Same } else { Padding::Valid };
+        let y = x.conv2d(&f, st, pad);
+        let (want, ys) = naive_conv(&f64s(&x), xs, &f64s(&f), fs, st, same);
+        assert_eq!(y.dims(), &ys);
+        assert_close(&f64s(&y), &want, 1e-12);
+    }
+}
+
+#[test]
+fn pooling_hand_computed() {
+    let x = t32(&(1..=16).map(|v| v as f32).collect::<Vec<_>>(), &[1, 4, 4, 1]);
+    assert_eq!(f32s(&x.max_pool2d([2, 2], [2, 2], Padding::Valid)), vec![6.0, 8.0, 14.0, 16.0]);
+    assert_eq!(f32s(&x.avg_pool2d([2, 2], [2, 2], Padding::Valid)), vec![3.5, 5.5, 11.5, 13.5]);
+    // SAME with stride 3 on 4 pixels: out 2, pad total 1 → all after; the last window
+    // covers one real row/column and divides by the real count.
+    let a = x.avg_pool2d([2, 2], [3, 3], Padding::Same);
+    assert_eq!(a.dims(), &[1, 2, 2, 1]);
+    assert_eq!(f32s(&a), vec![3.5, 6.0, 13.5, 16.0]);
+    let m = (&x * -1.0).max_pool2d([3, 3], [1, 1], Padding::Same);
+    assert_eq!(f32s(&m)[0], -1.0, "padding is -inf, not 0");
+}
+
+#[test]
+fn softmax_rows_sum_to_one_and_subtract_max() {
+    let x = t32(&[1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0], &[2, 3]);
+    let s = x.softmax(-1);
+    let v = f32s(&s);
+    assert!(v.iter().all(|p| p.is_finite()));
+    assert!((v[0] - 0.090_030_57).abs() < 1e-6 && (v[2] - 0.665_240_94).abs() < 1e-6);
+    assert!((v[3] - 1.0 / 3.0).abs() < 1e-6);
+    let ls = f32s(&x.log_softmax(1));
+    assert!((ls[0] - (-2.407_605_7)).abs() < 1e-5);
+    let r = rand_f64(60, &[5, 7], -30.0, 30.0).softmax(0).sum(0, false);
+    assert_close(&f64s(&r), &[1.0; 7], 1e-14);
+}

@@ -1,0 +1,93 @@
+//! Shape ops: reshape, permute, broadcast_to, expand/squeeze, concat/stack, slice,
+//! gather, one_hot.
+
+mod common;
+use common::*;
+use tensorjit::prelude::*;
+
+fn iota(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_vec((0..n).map(|i| i as f32).collect::<Vec<_>>(), shape).unwrap()
+}
+
+#[test]
+fn reshape_infers_one_dim_and_shares_the_buffer() {
+    let x = iota(&[2, 3, 4]);
+    let y = x.reshape([-1, 4]);
+    assert_eq!(y.dims(), &[6, 4]);
+    assert_eq!(f32s(&y), f32s(&x));
+    assert_eq!(x.reshape([4, 6]).flatten().dims(), &[24]);
+    assert_eq!(x.reshape(x.shape()).dims(), &[2, 3, 4]);
+}
+
+#[test]
+fn permute_transpose_broadcast() {
+    let x = iota(&[2, 3]);
+    assert_eq!(f32s(&x.t()), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    let y = iota(&[2, 3, 4]).permute(&[2, 0, 1]);
+    assert_eq!(y.dims(), &[4, 2, 3]);
+    assert_eq!(f32s(&y)[..6], [0.0, 4.0, 8.0, 12.0, 16.0, 20.0]);
+    assert_eq!(f32s(&iota(&[2, 3, 4]).transpose(0, 2)), f32s(&iota(&[2, 3, 4]).permute(&[2, 1, 0])));
+    let b = t32(&[1.0, 2.0], &[2, 1]).broadcast_to([2, 3]);
+    assert_eq!(f32s(&b), vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    let b = t32(&[7.0], &[]).broadcast_to([2, 2]);
+    assert_eq!(f32s(&b), vec![7.0; 4]);
+}
+
+#[test]
+fn expand_squeeze_concat_stack() {
+    let x = iota(&[2, 3]);
+    assert_eq!(x.expand_dims(0).dims(), &[1, 2, 3]);
+    assert_eq!(x.expand_dims(-1).dims(), &[2, 3, 1]);
+    assert_eq!(x.expand_dims(1).squeeze(&[1]).dims(), &[2, 3]);
+    assert_eq!(iota(&[1, 2, 1]).squeeze(&[]).dims(), &[2]);
+    let c = Tensor::concat(&[&x, &(&x + 10.0)], 1);
+    assert_eq!(c.dims(), &[2, 6]);
+    assert_eq!(f32s(&c), vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 3.0, 4.0, 5.0, 13.0, 14.0, 15.0]);
+    let c0 = Tensor::concat(&[&x, &x], 0);
+    assert_eq!(c0.dims(), &[4, 3]);
+    let s = Tensor::stack(&[&x, &x, &x], 1);
+    assert_eq!(s.dims(), &[2, 3, 3]);
+    assert_eq!(f32s(&s)[..6], [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
+}
+
+#[test]
+fn slicing_follows_python() {
+    let x = iota(&[4, 5]);
+    let s = x.slice(&[(1..3).into(), SliceArg::full().step(2)]);
+    assert_eq!(s.dims(), &[2, 3]);
+    assert_eq!(f32s(&s), vec![5.0, 7.0, 9.0, 10.0, 12.0, 14.0]);
+    let r = x.slice(&[SliceArg::new(None, None, -1)]);
+    assert_eq!(f32s(&r)[..5], [15.0, 16.0, 17.0, 18.0, 19.0]);
+    let neg = x.slice(&[(-1..).into(), (..-2).into()]);
+    assert_eq!(f32s(&neg), vec![15.0, 16.0, 17.0]);
+    let back = x.slice(&[SliceArg::full(), SliceArg::new(Some(3), Some(0), -2)]);
+    assert_eq!(f32s(&back)[..2], [3.0, 1.0]);
+    assert_eq!(x.slice(&[(10..20).into()]).dims(), &[0, 5], "out-of-range bounds clamp");
+    assert_eq!(f32s(&x.narrow(1, 2, 2))[..2], [2.0, 3.0]);
+}
+
+#[test]
+fn gather_and_one_hot() {
+    let x = iota(&[3, 2]);
+    let idx = Tensor::from_vec(vec![2i64, 0, 2], [3]).unwrap();
+    assert_eq!(f32s(&x.gather(&idx, 0)), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
+    let idx2 = Tensor::from_vec(vec![1i32, 0, 1, 1], [2, 2]).unwrap();
+    let g = x.gather(&idx2, 1);
+    assert_eq!(g.dims(), &[3, 2, 2]);
+    assert_eq!(f32s(&g)[..4], [1.0, 0.0, 1.0, 1.0]);
+    let labels = Tensor::from_vec(vec![0i64, 2, 5, -1], [4]).unwrap();
+    let oh = labels.one_hot(3, DType::F32);
+    assert_eq!(oh.dims(), &[4, 3]);
+    assert_eq!(f32s(&oh), vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "out-of-range → zero row");
+}
+
+#[test]
+fn large_permute_matches_naive() {
+    let x = rand_f32(5, &[300, 257, 3], -1.0, 1.0);
+    let y = x.permute(&[1, 2, 0]);
+    let (xv, yv) = (f32s(&x), f32s(&y));
+    for &(a, b, c) in &[(0, 0, 0), (299, 256, 2), (17, 100, 1), (150, 3, 2)] {
+        assert_eq!(yv[(b * 3 + c) * 300 + a], xv[(a * 257 + b) * 3 + c]);
+    }
+}
