@@ -173,7 +173,7 @@ fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keep
             // zero (z = 1), 0 elsewhere.
             let is_zero = x.eq(0.0);
             let z = is_zero.cast(x.dtype()).sum(ax.clone(), true);
-            let nonzero = x.select(&is_zero, 1.0);
+            let nonzero = Tensor::where_(&is_zero, 1.0, x);
             let p = nonzero.prod(ax, true);
             let no_zero = &p / &nonzero;
             let one_zero = p.select(&z.eq(1.0), 0.0);
