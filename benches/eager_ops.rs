@@ -1,1 +1,56 @@
-fn main() {}
+//! Eager-mode benchmarks (criterion): W1 dispatch, W2 small chain, W3 large elementwise,
+//! W8 reduction and f32 GEMM 512³ / 2048³. See BENCHMARKS.md for results.
+//!
+//! `cargo bench --bench eager_ops`
+
+mod common;
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn workloads(c: &mut Criterion) {
+    let x1 = common::uniform(1, &[4], -2.0, 2.0);
+    let s = common::checksum(&common::dispatch(&x1));
+    assert!((s - 5.809_121_1).abs() < 1e-5, "W1 checksum {s}");
+    c.bench_function("W1_dispatch eager x*2+1 [4]", |b| b.iter(|| common::dispatch(&x1)));
+
+    let (x2, y2) = (common::uniform(2, &[64], -2.0, 2.0), common::uniform(3, &[64], -2.0, 2.0));
+    let s = common::checksum(&common::chain(&x2, &y2));
+    assert!((s - 37.732_863_8).abs() < 1e-3, "W2 checksum {s}");
+    c.bench_function("W2_small_chain eager [64]", |b| b.iter(|| common::chain(&x2, &y2)));
+
+    let n = 4_000_000;
+    let (x3, y3) = (common::uniform(2, &[n], -2.0, 2.0), common::uniform(3, &[n], -2.0, 2.0));
+    let s = common::checksum(&common::chain(&x3, &y3));
+    assert!((s - 2_533_226.54).abs() < 1.0, "W3 checksum {s}");
+    let mut g = c.benchmark_group("W3_large_elementwise");
+    g.throughput(Throughput::Bytes(12 * n as u64)).sample_size(20).measurement_time(Duration::from_secs(4));
+    g.bench_function("eager [4M]", |b| b.iter(|| common::chain(&x3, &y3)));
+    g.finish();
+
+    let a = common::uniform(31, &[4096, 1024], 0.0, 1.0);
+    let m = a.sum(1, false).mean_all().to_scalar::<f32>().expect("scalar");
+    assert!((m as f64 - 511.961_76).abs() < 1e-2, "W8 checksum {m}");
+    let mut g = c.benchmark_group("W8_reduction");
+    g.throughput(Throughput::Bytes(16 << 20)).sample_size(30);
+    g.bench_function("eager mean(sum(a,1))", |b| b.iter(|| a.sum(1, false).mean_all()));
+    g.finish();
+}
+
+fn gemm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sgemm");
+    for n in [512usize, 2048] {
+        let a = common::uniform(41, &[n, n], -1.0, 1.0);
+        let b = common::uniform(42, &[n, n], -1.0, 1.0);
+        g.throughput(Throughput::Elements((2 * n * n * n) as u64)).sample_size(10);
+        if n == 2048 {
+            g.measurement_time(Duration::from_secs(6));
+        }
+        g.bench_function(format!("matmul {n}^3"), |bch| bch.iter(|| a.matmul(&b)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, workloads, gemm);
+criterion_main!(benches);

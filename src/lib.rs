@@ -23,7 +23,5 @@ pub use tensorjit_runtime::*;
 /// The names most programs need: `use tensorjit::prelude::*;`.
 pub mod prelude {
     pub use tensorjit_runtime::random;
-    pub use tensorjit_runtime::{
-        Axes, DType, Device, Error, GradientTape, Padding, Shape, SliceArg, Tensor, Variable,
-    };
+    pub use tensorjit_runtime::{Axes, DType, Device, Error, GradientTape, Padding, Shape, SliceArg, Tensor, Variable};
 }

@@ -68,8 +68,8 @@ fn comparisons_logic_and_where() {
     assert_eq!(a.le(&b).to_vec::<bool>().unwrap(), vec![true, true, false]);
     assert_eq!(a.eq(&b).to_vec::<bool>().unwrap(), vec![false, true, false]);
     assert_eq!(a.ne(5.0).to_vec::<bool>().unwrap(), vec![true, false, true]);
-    assert_eq!(a.gt(2.0).logical_and(&a.lt(4.0)).to_vec::<bool>().unwrap(), vec![false, false, true]);
-    assert_eq!(a.gt(2.0).logical_or(&a.lt(2.0)).logical_not().to_vec::<bool>().unwrap(), vec![false, false, false]);
+    assert_eq!(a.gt(2.0).logical_and(a.lt(4.0)).to_vec::<bool>().unwrap(), vec![false, false, true]);
+    assert_eq!(a.gt(2.0).logical_or(a.lt(2.0)).logical_not().to_vec::<bool>().unwrap(), vec![false, false, false]);
     let w = Tensor::where_(&a.gt(&b), &a, &b);
     assert_eq!(f32s(&w), vec![2.0, 5.0, 3.0]);
     let w = Tensor::where_(&a.gt(2.0), 1.0, 0.0);
@@ -91,7 +91,8 @@ fn integer_semantics_follow_tensorflow() {
     assert_eq!((&a / &b).to_vec::<i32>().unwrap(), vec![3, -4, -4, 3, 0], "integer division floors");
     assert_eq!(a.floordiv(&b).to_vec::<i32>().unwrap(), vec![3, -4, -4, 3, 0]);
     assert_eq!((&a * 3).to_vec::<i32>().unwrap(), vec![21, -21, 21, -21, 15]);
-    let p = Tensor::from_vec(vec![2i64, 3, -2, 1], [4]).unwrap().pow(&Tensor::from_vec(vec![10i64, 3, 3, -1], [4]).unwrap());
+    let p =
+        Tensor::from_vec(vec![2i64, 3, -2, 1], [4]).unwrap().pow(Tensor::from_vec(vec![10i64, 3, 3, -1], [4]).unwrap());
     assert_eq!(p.to_vec::<i64>().unwrap(), vec![1024, 27, -8, 1]);
     let f = t32(&[7.0, -7.0], &[2]);
     assert_eq!(f32s(&f.floordiv(2.0)), vec![3.0, -4.0]);

@@ -72,7 +72,10 @@ fn boundaries_return_errors() {
     let e = Tensor::from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();
     assert!(matches!(e, Error::ElementCount { len: 5, .. }));
     let t = Tensor::zeros([2], DType::F32);
-    assert_eq!(t.to_vec::<i64>().unwrap_err().to_string(), "cannot read a f32 tensor as i64; cast it first (`.cast(DType::I64)`)");
+    assert_eq!(
+        t.to_vec::<i64>().unwrap_err().to_string(),
+        "cannot read a f32 tensor as i64; cast it first (`.cast(DType::I64)`)"
+    );
     assert!(matches!(t.to_scalar::<f32>(), Err(Error::NotAScalar { .. })));
 }
 

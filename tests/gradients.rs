@@ -161,15 +161,18 @@ fn shape_ops() {
 
 #[test]
 fn conv_and_pooling() {
-    for (k, &(xs, fs, st, pad)) in [
-        ([1, 5, 5, 1], [3, 3, 1, 1], [1, 1], Padding::Valid),
-        ([2, 6, 5, 3], [3, 2, 3, 2], [2, 1], Padding::Same),
-    ]
-    .iter()
-    .enumerate()
+    for (k, &(xs, fs, st, pad)) in
+        [([1, 5, 5, 1], [3, 3, 1, 1], [1, 1], Padding::Valid), ([2, 6, 5, 3], [3, 2, 3, 2], [2, 1], Padding::Same)]
+            .iter()
+            .enumerate()
     {
         let s = 600 + k as u64;
-        gradcheck(s, &[rand_f64(s, &xs, -1.0, 1.0), rand_f64(s + 1, &fs, -1.0, 1.0)], |v| v[0].conv2d(&v[1], st, pad), 40);
+        gradcheck(
+            s,
+            &[rand_f64(s, &xs, -1.0, 1.0), rand_f64(s + 1, &fs, -1.0, 1.0)],
+            |v| v[0].conv2d(&v[1], st, pad),
+            40,
+        );
         let x = rand_f64(s + 2, &xs, -1.0, 1.0);
         gradcheck(s, std::slice::from_ref(&x), |v| v[0].max_pool2d([2, 2], [2, 1], pad), 40);
         gradcheck(s, std::slice::from_ref(&x), |v| v[0].avg_pool2d([2, 3], [1, 2], pad), 40);

@@ -5,12 +5,20 @@ use common::*;
 use tensorjit::prelude::*;
 
 /// Direct convolution, TensorFlow semantics (SAME puts the extra pixel after).
-fn naive_conv(x: &[f64], xs: [usize; 4], f: &[f64], fs: [usize; 4], s: [usize; 2], same: bool) -> (Vec<f64>, [usize; 4]) {
+fn naive_conv(
+    x: &[f64],
+    xs: [usize; 4],
+    f: &[f64],
+    fs: [usize; 4],
+    s: [usize; 2],
+    same: bool,
+) -> (Vec<f64>, [usize; 4]) {
     let [n, h, w, c] = xs;
     let [kh, kw, _, o] = fs;
     let out = |i: usize, k: usize, st: usize| if same { i.div_ceil(st) } else { (i - k) / st + 1 };
     let (oh, ow) = (out(h, kh, s[0]), out(w, kw, s[1]));
-    let pad = |i: usize, k: usize, st: usize, on: usize| if same { ((on - 1) * st + k).saturating_sub(i) / 2 } else { 0 };
+    let pad =
+        |i: usize, k: usize, st: usize, on: usize| if same { ((on - 1) * st + k).saturating_sub(i) / 2 } else { 0 };
     let (pt, pl) = (pad(h, kh, s[0], oh), pad(w, kw, s[1], ow));
     let mut y = vec![0.0; n * oh * ow * o];
     for b in 0..n {
@@ -26,7 +34,8 @@ fn naive_conv(x: &[f64], xs: [usize; 4], f: &[f64], fs: [usize; 4], s: [usize; 2
                                 continue;
                             }
                             for ic in 0..c {
-                                acc += x[((b * h + iy as usize) * w + ix as usize) * c + ic] * f[((ky * kw + kx) * c + ic) * o + oc];
+                                acc += x[((b * h + iy as usize) * w + ix as usize) * c + ic]
+                                    * f[((ky * kw + kx) * c + ic) * o + oc];
                             }
                         }
                     }

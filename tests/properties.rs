@@ -18,7 +18,13 @@ fn values(n: usize) -> impl Strategy<Value = Vec<f64>> {
     prop::collection::vec(-100.0f64..100.0, n)
 }
 
-fn naive_broadcast(a: &[f64], sa: &[usize], b: &[f64], sb: &[usize], f: impl Fn(f64, f64) -> f64) -> (Vec<f64>, Vec<usize>) {
+fn naive_broadcast(
+    a: &[f64],
+    sa: &[usize],
+    b: &[f64],
+    sb: &[usize],
+    f: impl Fn(f64, f64) -> f64,
+) -> (Vec<f64>, Vec<usize>) {
     let r = sa.len().max(sb.len());
     let pad = |s: &[usize]| [vec![1; r - s.len()], s.to_vec()].concat();
     let (pa, pb) = (pad(sa), pad(sb));

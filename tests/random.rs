@@ -52,7 +52,11 @@ fn global_seed_makes_unseeded_draws_reproducible() {
     assert_ne!(a1, a2);
     let seeded = random::uniform([3], 0.0, 1.0, DType::F32, Some(1)).to_vec::<f32>().unwrap();
     random::set_seed(43);
-    assert_ne!(seeded, random::uniform([3], 0.0, 1.0, DType::F32, Some(1)).to_vec::<f32>().unwrap(), "global seed participates");
+    assert_ne!(
+        seeded,
+        random::uniform([3], 0.0, 1.0, DType::F32, Some(1)).to_vec::<f32>().unwrap(),
+        "global seed participates"
+    );
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn pooled_take<T: Pooled>(n: usize) -> Option<Vec<T>> {
 
 fn pooled_give<T: Pooled>(v: Vec<T>) {
     let bytes = v.len() * std::mem::size_of::<T>();
-    if bytes < POOL_MIN_BYTES || bytes > POOL_BYTES {
+    if !(POOL_MIN_BYTES..=POOL_BYTES).contains(&bytes) {
         return;
     }
     if let Ok(mut pool) = T::pool().lock() {
@@ -135,6 +135,21 @@ fn cast_vec<A: Element, B: Element>(v: Vec<A>) -> Vec<B> {
     }
 }
 
+/// `same_type!(buf, v => expr)`: applies a generic expression to the typed vector of a
+/// buffer and wraps the result (a `Vec` of the same element type) back into a `Buffer`.
+macro_rules! same_type {
+    ($buf:expr, $v:ident => $e:expr) => {
+        match $buf {
+            $crate::buffer::Buffer::F32($v) => $crate::buffer::Buffer::F32($e),
+            $crate::buffer::Buffer::F64($v) => $crate::buffer::Buffer::F64($e),
+            $crate::buffer::Buffer::I32($v) => $crate::buffer::Buffer::I32($e),
+            $crate::buffer::Buffer::I64($v) => $crate::buffer::Buffer::I64($e),
+            $crate::buffer::Buffer::Bool($v) => $crate::buffer::Buffer::Bool($e),
+        }
+    };
+}
+pub(crate) use same_type;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,18 +170,3 @@ mod tests {
         assert_eq!(alloc::<f64>(3), vec![0.0; 3]);
     }
 }
-
-/// `same_type!(buf, v => expr)`: applies a generic expression to the typed vector of a
-/// buffer and wraps the result (a `Vec` of the same element type) back into a `Buffer`.
-macro_rules! same_type {
-    ($buf:expr, $v:ident => $e:expr) => {
-        match $buf {
-            $crate::buffer::Buffer::F32($v) => $crate::buffer::Buffer::F32($e),
-            $crate::buffer::Buffer::F64($v) => $crate::buffer::Buffer::F64($e),
-            $crate::buffer::Buffer::I32($v) => $crate::buffer::Buffer::I32($e),
-            $crate::buffer::Buffer::I64($v) => $crate::buffer::Buffer::I64($e),
-            $crate::buffer::Buffer::Bool($v) => $crate::buffer::Buffer::Bool($e),
-        }
-    };
-}
-pub(crate) use same_type;

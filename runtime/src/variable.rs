@@ -137,7 +137,11 @@ impl Variable {
             Ok(t) => t,
             Err(e) => e.raise(Location::caller()),
         };
-        let t = if strong || d == self.inner.dtype && t.shape() == &self.inner.shape { t } else { t.broadcast_to(&self.inner.shape) };
+        let t = if strong || d == self.inner.dtype && t.shape() == &self.inner.shape {
+            t
+        } else {
+            t.broadcast_to(&self.inner.shape)
+        };
         self.store("assign", t);
     }
 
@@ -158,7 +162,13 @@ impl Variable {
 
 impl fmt::Debug for Variable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Variable('{}', {}, {})", self.inner.name, self.value_untracked(), if self.trainable() { "trainable" } else { "non-trainable" })
+        write!(
+            f,
+            "Variable('{}', {}, {})",
+            self.inner.name,
+            self.value_untracked(),
+            if self.trainable() { "trainable" } else { "non-trainable" }
+        )
     }
 }
 

@@ -18,10 +18,8 @@ pub(crate) fn unbroadcast(g: &Tensor, shape: &Shape) -> Tensor {
         return g.clone();
     }
     let extra = g.rank() - shape.rank();
-    let axes: Vec<i64> = (0..g.rank())
-        .filter(|&i| i < extra || (shape[i - extra] == 1 && g.dims()[i] != 1))
-        .map(|i| i as i64)
-        .collect();
+    let axes: Vec<i64> =
+        (0..g.rank()).filter(|&i| i < extra || (shape[i - extra] == 1 && g.dims()[i] != 1)).map(|i| i as i64).collect();
     g.sum(axes, true).reshape(shape)
 }
 
@@ -177,7 +175,7 @@ fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keep
             let p = nonzero.prod(ax, true);
             let no_zero = &p / &nonzero;
             let one_zero = p.select(&z.eq(1.0), 0.0);
-            let d = no_zero.select(&z.eq(0.0), &Tensor::where_(&is_zero, &one_zero, 0.0));
+            let d = no_zero.select(&z.eq(0.0), Tensor::where_(&is_zero, &one_zero, 0.0));
             &d * &gk
         }
     }

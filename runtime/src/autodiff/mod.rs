@@ -67,7 +67,11 @@ pub(crate) fn record(op: Op, inputs: &[&Tensor], output: &Tensor) {
             }
             tracked.insert(output.id);
             let r = rec.get_or_insert_with(|| {
-                Rc::new(Record { op: op.clone(), inputs: inputs.iter().map(|&t| t.clone()).collect(), output: output.clone() })
+                Rc::new(Record {
+                    op: op.clone(),
+                    inputs: inputs.iter().map(|&t| t.clone()).collect(),
+                    output: output.clone(),
+                })
             });
             t.records.borrow_mut().push(r.clone());
         }
@@ -202,7 +206,12 @@ impl GradientTape {
     /// [`gradient`](Self::gradient) seeded with `output_gradient` (same shape as `target`)
     /// instead of ones.
     #[track_caller]
-    pub fn gradient_with<S: Source>(&self, target: &Tensor, sources: &[S], output_gradient: Option<&Tensor>) -> Vec<Option<Tensor>> {
+    pub fn gradient_with<S: Source>(
+        &self,
+        target: &Tensor,
+        sources: &[S],
+        output_gradient: Option<&Tensor>,
+    ) -> Vec<Option<Tensor>> {
         let s = &self.state;
         if s.used.get() && !s.persistent {
             OpError::new(
@@ -233,11 +242,14 @@ impl GradientTape {
                 SourceKind::Tensor(t) => grads.get(&t.id).cloned(),
                 SourceKind::Variable(v) => {
                     let reads = s.variable_reads.borrow();
-                    let parts: Vec<&Tensor> = reads.get(&v.id()).into_iter().flatten().filter_map(|t| grads.get(&t.id)).collect();
-                    parts.into_iter().fold(None, |acc: Option<Tensor>, g| Some(match acc {
-                        None => g.clone(),
-                        Some(a) => &a + g,
-                    }))
+                    let parts: Vec<&Tensor> =
+                        reads.get(&v.id()).into_iter().flatten().filter_map(|t| grads.get(&t.id)).collect();
+                    parts.into_iter().fold(None, |acc: Option<Tensor>, g| {
+                        Some(match acc {
+                            None => g.clone(),
+                            Some(a) => &a + g,
+                        })
+                    })
                 }
             })
             .collect()

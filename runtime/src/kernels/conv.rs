@@ -61,12 +61,25 @@ fn conv_typed<T: GemmElem>(x: &Tensor, f: &Tensor, p: &Conv2dParams, shape: &Sha
     out
 }
 
-fn backprop_input_typed<T: GemmElem + std::ops::Add<Output = T>>(dy: &Tensor, f: &Tensor, p: &Conv2dParams, input: &Shape) -> Vec<T> {
+fn backprop_input_typed<T: GemmElem + std::ops::Add<Output = T>>(
+    dy: &Tensor,
+    f: &Tensor,
+    p: &Conv2dParams,
+    input: &Shape,
+) -> Vec<T> {
     let Ok(g) = conv_window(input, f.shape(), p) else { unreachable!("checked by infer") };
     let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, f.dims()[3]);
     // dcols[m×k] = dy[m×n] · Wᵀ (W stored [k, n]).
     let mut dcols = vec![T::default(); m * k];
-    let gm = Gemm { m, k: n, n: k, a: typed(dy), la: MatLayout::new(m, n, false), b: typed(f), lb: MatLayout::new(n, k, true) };
+    let gm = Gemm {
+        m,
+        k: n,
+        n: k,
+        a: typed(dy),
+        la: MatLayout::new(m, n, false),
+        b: typed(f),
+        lb: MatLayout::new(n, k, true),
+    };
     T::gemm(&gm, &mut dcols);
     let c = g.c;
     let mut dx = vec![T::default(); input.numel()];
@@ -84,7 +97,8 @@ fn backprop_filter_typed<T: GemmElem>(x: &Tensor, dy: &Tensor, p: &Conv2dParams,
     let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, filter[3]);
     // dW[k×n] = colsᵀ · dy.
     let mut dw = vec![T::default(); k * n];
-    let gm = Gemm { m: k, k: m, n, a: &cols, la: MatLayout::new(k, m, true), b: typed(dy), lb: MatLayout::new(m, n, false) };
+    let gm =
+        Gemm { m: k, k: m, n, a: &cols, la: MatLayout::new(k, m, true), b: typed(dy), lb: MatLayout::new(m, n, false) };
     T::gemm(&gm, &mut dw);
     dw
 }

@@ -227,7 +227,8 @@ fn binary_int<T: Int>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape), so: &S
 
 pub(crate) fn select(c: &Tensor, a: &Tensor, b: &Tensor, shape: Shape) -> Tensor {
     fn go<T: Element>(c: &Tensor, a: &Tensor, b: &Tensor, so: &Shape) -> Vec<T> {
-        let (cv, av, bv) = (c.data::<bool>().unwrap_or(&[]), a.data::<T>().unwrap_or(&[]), b.data::<T>().unwrap_or(&[]));
+        let (cv, av, bv) =
+            (c.data::<bool>().unwrap_or(&[]), a.data::<T>().unwrap_or(&[]), b.data::<T>().unwrap_or(&[]));
         let mut out = alloc::<T>(so.numel());
         let bc = Bcast::new(so, [c.shape(), a.shape(), b.shape()]);
         let (_, [sc, sa, sb]) = bc.inner();

@@ -163,7 +163,12 @@ pub(crate) fn reduce_middle<T: Element, M: Monoid<T>>(m: M, x: &[T], outer: usiz
 }
 
 /// Order-free reductions (max/min) of `[outer, n, inner]` over the middle axis.
-fn fold_middle<T: Element>(x: &[T], (outer, n, inner): (usize, usize, usize), init: T, f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+fn fold_middle<T: Element>(
+    x: &[T],
+    (outer, n, inner): (usize, usize, usize),
+    init: T,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
     let mut out = vec![init; outer * inner];
     for o in 0..outer {
         let dst = &mut out[o * inner..(o + 1) * inner];
@@ -189,7 +194,11 @@ fn as_middle(shape: &Shape, axes: &[usize]) -> Option<(usize, usize, usize)> {
     let (first, last) = (red[0], red[red.len() - 1]);
     let contiguous = rel.iter().filter(|&&i| i >= first && i <= last).all(|i| axes.contains(i));
     contiguous.then(|| {
-        (prod(&mut rel.iter().copied().filter(|&i| i < first)), prod(&mut red.iter().copied()), prod(&mut rel.iter().copied().filter(|&i| i > last)))
+        (
+            prod(&mut rel.iter().copied().filter(|&i| i < first)),
+            prod(&mut red.iter().copied()),
+            prod(&mut rel.iter().copied().filter(|&i| i > last)),
+        )
     })
 }
 
@@ -344,7 +353,11 @@ mod tests {
             for o in 0..outer {
                 for j in 0..inner {
                     let seq: Vec<f32> = (0..n).map(|r| x[(o * n + r) * inner + j]).collect();
-                    assert_eq!(got[o * inner + j].to_bits(), canonical_sum(&seq).to_bits(), "({outer},{n},{inner}) at {o},{j}");
+                    assert_eq!(
+                        got[o * inner + j].to_bits(),
+                        canonical_sum(&seq).to_bits(),
+                        "({outer},{n},{inner}) at {o},{j}"
+                    );
                 }
             }
         }

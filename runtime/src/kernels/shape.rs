@@ -146,7 +146,11 @@ pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, 
     let outer: usize = upd.dims()[..axis].iter().product();
     let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
     let ids: Vec<i64> = index_values(idx).collect();
-    fn go<T: Element + std::ops::Add<Output = T>>(v: &[T], ids: &[i64], (outer, size, inner): (usize, usize, usize)) -> Vec<T> {
+    fn go<T: Element + std::ops::Add<Output = T>>(
+        v: &[T],
+        ids: &[i64],
+        (outer, size, inner): (usize, usize, usize),
+    ) -> Vec<T> {
         let mut out = vec![T::default(); outer * size * inner];
         let k = ids.len();
         for o in 0..outer {
@@ -185,4 +189,3 @@ pub(crate) fn one_hot(idx: &Tensor, depth: usize, dtype: DType, shape: Shape) ->
     let hot = Tensor::from_buffer(Buffer::Bool(hot), shape.clone());
     super::elementwise::cast(&hot, dtype, shape)
 }
-

@@ -1,5 +1,8 @@
 //! f64 transcendentals: the same structure as the f32 ones with longer polynomials
 //! (Taylor/atanh series where the terms are exact reciprocals, Cephes' rational tanh).
+// Coefficients are written as published (more digits than the type holds); the
+// compiler rounds each to the nearest float, which is the intended value.
+#![allow(clippy::excessive_precision)]
 
 #[inline(always)]
 fn sel(c: bool, a: f64, b: f64) -> f64 {
@@ -96,7 +99,7 @@ pub fn log_f64(x: f64) -> f64 {
     let r = r * z;
     let hfsq = 0.5 * f * f;
     let ef = e as f64;
-    let y = ef * LN2_HI + ((f - (hfsq - (s * (hfsq + r) + ef * LN2_LO))));
+    let y = ef * LN2_HI + (f - (hfsq - (s * (hfsq + r) + ef * LN2_LO)));
     let y = sel(x == f64::INFINITY, f64::INFINITY, y);
     let y = sel(x == 0.0, f64::NEG_INFINITY, y);
     sel(x < 0.0 || x.is_nan(), f64::NAN, y)

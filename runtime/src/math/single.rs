@@ -1,5 +1,8 @@
 //! f32 transcendentals. Polynomial coefficients are the classic Cephes minimax sets
 //! (S. L. Moshier), evaluated in Horner form without FMA.
+// Coefficients are written as published (more digits than the type holds); the
+// compiler rounds each to the nearest float, which is the intended value.
+#![allow(clippy::excessive_precision)]
 
 #[inline(always)]
 fn sel(c: bool, a: f32, b: f32) -> f32 {

@@ -71,7 +71,14 @@ fn log_f32_within_1_ulp() {
 fn tanh_sigmoid_softplus_f32_within_2_ulp() {
     check_f32("tanh", tanh_f32, f64::tanh, -f32::MAX, f32::MAX, 2.0);
     check_f32("sigmoid", sigmoid_f32, |x| 1.0 / (1.0 + (-x).exp()), -f32::MAX, f32::MAX, 2.0);
-    check_f32("softplus", softplus_f32, |x| if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() }, -f32::MAX, f32::MAX, 2.0);
+    check_f32(
+        "softplus",
+        softplus_f32,
+        |x| if x > 30.0 { x + (-x).exp() } else { x.exp().ln_1p() },
+        -f32::MAX,
+        f32::MAX,
+        2.0,
+    );
     assert_eq!(tanh_f32(f32::INFINITY), 1.0);
     assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
     assert_eq!(sigmoid_f32(f32::NEG_INFINITY), 0.0);
@@ -124,8 +131,22 @@ fn f64_functions_match_libm() {
     check_f64("exp", exp_f64, f64::exp, -f64::MAX, f64::MAX, 2.0);
     check_f64("log", log_f64, f64::ln, 0.0, f64::MAX, 2.0);
     check_f64("tanh", tanh_f64, f64::tanh, -f64::MAX, f64::MAX, 3.0);
-    check_f64("sigmoid", sigmoid_f64, |x| if x < 0.0 { x.exp() / (1.0 + x.exp()) } else { 1.0 / (1.0 + (-x).exp()) }, -f64::MAX, f64::MAX, 3.0);
-    check_f64("softplus", softplus_f64, |x| if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }, -f64::MAX, f64::MAX, 3.0);
+    check_f64(
+        "sigmoid",
+        sigmoid_f64,
+        |x| if x < 0.0 { x.exp() / (1.0 + x.exp()) } else { 1.0 / (1.0 + (-x).exp()) },
+        -f64::MAX,
+        f64::MAX,
+        3.0,
+    );
+    check_f64(
+        "softplus",
+        softplus_f64,
+        |x| if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() },
+        -f64::MAX,
+        f64::MAX,
+        3.0,
+    );
     check_f64("sin", sin_f64, f64::sin, -1048576.0, 1048576.0, 2.0);
     check_f64("cos", cos_f64, f64::cos, -1048576.0, 1048576.0, 2.0);
     assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);

@@ -56,7 +56,10 @@ impl UnaryOp {
 
     /// Ops defined on floats only (transcendentals, rounding).
     fn float_only(self) -> bool {
-        !matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square | UnaryOp::Relu | UnaryOp::LogicalNot)
+        !matches!(
+            self,
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square | UnaryOp::Relu | UnaryOp::LogicalNot
+        )
     }
 }
 
@@ -165,7 +168,10 @@ pub(crate) fn infer_select(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<(DType,
         return Err(needs("where", "a bool condition", c.dtype(), ""));
     }
     if a.dtype() != b.dtype() {
-        return Err(OpError::new("where", format!("the branches have different dtypes: {} vs {}", a.dtype(), b.dtype())));
+        return Err(OpError::new(
+            "where",
+            format!("the branches have different dtypes: {} vs {}", a.dtype(), b.dtype()),
+        ));
     }
     let s = broadcast_shapes("where", c.shape(), a.shape())?;
     let s = broadcast_shapes("where", &s, b.shape())?;

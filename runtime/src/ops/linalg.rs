@@ -34,7 +34,10 @@ pub(crate) fn matmul_dims(a: &Shape, b: &Shape, ta: bool, tb: bool) -> Result<Ma
 
 pub(crate) fn infer_matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<(DType, Shape), OpError> {
     if a.dtype() != b.dtype() {
-        return Err(OpError::new("matmul", format!("dtype mismatch: {} vs {}; cast one operand", a.dtype(), b.dtype())));
+        return Err(OpError::new(
+            "matmul",
+            format!("dtype mismatch: {} vs {}; cast one operand", a.dtype(), b.dtype()),
+        ));
     }
     if a.dtype() == DType::Bool {
         return Err(needs("matmul", "numeric tensors", DType::Bool, ""));

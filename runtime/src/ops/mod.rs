@@ -50,27 +50,56 @@ pub enum Op {
     /// `where_(cond, a, b)`.
     Select,
     Cast(DType),
-    Reduce { op: ReduceOp, axes: AxisList, keepdims: bool },
-    ArgReduce { op: ArgOp, axis: usize },
-    MatMul { transpose_a: bool, transpose_b: bool },
+    Reduce {
+        op: ReduceOp,
+        axes: AxisList,
+        keepdims: bool,
+    },
+    ArgReduce {
+        op: ArgOp,
+        axis: usize,
+    },
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
     Reshape(Shape),
     Permute(AxisList),
     BroadcastTo(Shape),
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     Slice(Vec<SliceAxis>),
     /// The gradient of `Slice`: scatters `dy` into zeros of the sliced input's shape.
-    SliceGrad { input: Shape, slice: Vec<SliceAxis> },
+    SliceGrad {
+        input: Shape,
+        slice: Vec<SliceAxis>,
+    },
     /// `gather(params, indices)` along `axis`.
-    Gather { axis: usize },
+    Gather {
+        axis: usize,
+    },
     /// The gradient of `Gather`: `(updates, indices)` summed into zeros whose `axis`
     /// has length `size` (duplicate indices accumulate).
-    ScatterAdd { axis: usize, size: usize },
-    OneHot { depth: usize, dtype: DType },
+    ScatterAdd {
+        axis: usize,
+        size: usize,
+    },
+    OneHot {
+        depth: usize,
+        dtype: DType,
+    },
     Conv2d(Conv2dParams),
     /// `(dy, filter)` → gradient w.r.t. the conv input of shape `input`.
-    Conv2dBackpropInput { params: Conv2dParams, input: Shape },
+    Conv2dBackpropInput {
+        params: Conv2dParams,
+        input: Shape,
+    },
     /// `(x, dy)` → gradient w.r.t. the filter of shape `filter`.
-    Conv2dBackpropFilter { params: Conv2dParams, filter: Shape },
+    Conv2dBackpropFilter {
+        params: Conv2dParams,
+        filter: Shape,
+    },
     MaxPool2d(PoolParams),
     /// `(x, dy)` → gradient of max-pool w.r.t. `x` (first maximum of each window).
     MaxPool2dGrad(PoolParams),
@@ -79,7 +108,10 @@ pub enum Op {
     MaxPool2dGradGrad(PoolParams),
     AvgPool2d(PoolParams),
     /// `dy` → gradient of avg-pool w.r.t. an input of shape `input`.
-    AvgPool2dGrad { params: PoolParams, input: Shape },
+    AvgPool2dGrad {
+        params: PoolParams,
+        input: Shape,
+    },
     /// A random draw (no inputs). Stateful: the seed is resolved before dispatch.
     Random(RandomParams),
     /// Identity that blocks gradients (zero-copy).
@@ -128,7 +160,9 @@ impl Op {
             Op::Cast(d) => Ok((*d, inputs[0].shape().clone())),
             Op::Reduce { op, axes, keepdims } => reduce::infer_reduce(*op, inputs[0], axes, *keepdims),
             Op::ArgReduce { op, axis } => reduce::infer_arg(*op, inputs[0], *axis),
-            Op::MatMul { transpose_a, transpose_b } => linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b),
+            Op::MatMul { transpose_a, transpose_b } => {
+                linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b)
+            }
             Op::Reshape(s) => shape::infer_reshape(inputs[0], s),
             Op::Permute(p) => shape::infer_permute(inputs[0], p),
             Op::BroadcastTo(s) => shape::infer_broadcast_to(inputs[0], s),
@@ -139,8 +173,12 @@ impl Op {
             Op::ScatterAdd { axis, size } => shape::infer_scatter_add(inputs[0], inputs[1], *axis, *size),
             Op::OneHot { depth, dtype } => shape::infer_one_hot(inputs[0], *depth, *dtype),
             Op::Conv2d(p) => nn::infer_conv2d(inputs[0], inputs[1], p),
-            Op::Conv2dBackpropInput { params, input } => nn::infer_conv2d_backprop_input(inputs[0], inputs[1], params, input),
-            Op::Conv2dBackpropFilter { params, filter } => nn::infer_conv2d_backprop_filter(inputs[0], inputs[1], params, filter),
+            Op::Conv2dBackpropInput { params, input } => {
+                nn::infer_conv2d_backprop_input(inputs[0], inputs[1], params, input)
+            }
+            Op::Conv2dBackpropFilter { params, filter } => {
+                nn::infer_conv2d_backprop_filter(inputs[0], inputs[1], params, filter)
+            }
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => nn::infer_pool(self.name(), inputs[0], p),
             Op::MaxPool2dGrad(p) => nn::infer_max_pool_grad(inputs[0], inputs[1], p),
             Op::MaxPool2dGradGrad(p) => nn::infer_max_pool_grad_grad(inputs[0], inputs[1], p),

@@ -105,18 +105,34 @@ pub(crate) fn infer_conv2d(x: &Tensor, f: &Tensor, p: &Conv2dParams) -> Result<(
     Ok((x.dtype(), Shape::new(&[g.n, g.h.out, g.w.out, f.dims()[3]])))
 }
 
-pub(crate) fn infer_conv2d_backprop_input(dy: &Tensor, f: &Tensor, p: &Conv2dParams, input: &Shape) -> Result<(DType, Shape), OpError> {
+pub(crate) fn infer_conv2d_backprop_input(
+    dy: &Tensor,
+    f: &Tensor,
+    p: &Conv2dParams,
+    input: &Shape,
+) -> Result<(DType, Shape), OpError> {
     let g = conv_window(input, f.shape(), p)?;
     if dy.dims() != [g.n, g.h.out, g.w.out, f.dims()[3]] {
-        return Err(OpError::new("conv2d_backprop_input", format!("gradient {} does not match the conv output", dy.shape())));
+        return Err(OpError::new(
+            "conv2d_backprop_input",
+            format!("gradient {} does not match the conv output", dy.shape()),
+        ));
     }
     Ok((dy.dtype(), input.clone()))
 }
 
-pub(crate) fn infer_conv2d_backprop_filter(x: &Tensor, dy: &Tensor, p: &Conv2dParams, filter: &Shape) -> Result<(DType, Shape), OpError> {
+pub(crate) fn infer_conv2d_backprop_filter(
+    x: &Tensor,
+    dy: &Tensor,
+    p: &Conv2dParams,
+    filter: &Shape,
+) -> Result<(DType, Shape), OpError> {
     let g = conv_window(x.shape(), filter, p)?;
     if dy.dims() != [g.n, g.h.out, g.w.out, filter[3]] {
-        return Err(OpError::new("conv2d_backprop_filter", format!("gradient {} does not match the conv output", dy.shape())));
+        return Err(OpError::new(
+            "conv2d_backprop_filter",
+            format!("gradient {} does not match the conv output", dy.shape()),
+        ));
     }
     Ok((dy.dtype(), filter.clone()))
 }
@@ -130,7 +146,10 @@ pub(crate) fn infer_pool(op: &'static str, x: &Tensor, p: &PoolParams) -> Result
 pub(crate) fn infer_max_pool_grad(x: &Tensor, dy: &Tensor, p: &PoolParams) -> Result<(DType, Shape), OpError> {
     let (_, out) = infer_pool("max_pool2d_grad", x, p)?;
     if dy.shape() != &out {
-        return Err(OpError::new("max_pool2d_grad", format!("gradient {} does not match the pool output {out}", dy.shape())));
+        return Err(OpError::new(
+            "max_pool2d_grad",
+            format!("gradient {} does not match the pool output {out}", dy.shape()),
+        ));
     }
     Ok((x.dtype(), x.shape().clone()))
 }
@@ -138,7 +157,10 @@ pub(crate) fn infer_max_pool_grad(x: &Tensor, dy: &Tensor, p: &PoolParams) -> Re
 pub(crate) fn infer_max_pool_grad_grad(x: &Tensor, g: &Tensor, p: &PoolParams) -> Result<(DType, Shape), OpError> {
     let (_, out) = infer_pool("max_pool2d_grad_grad", x, p)?;
     if g.shape() != x.shape() {
-        return Err(OpError::new("max_pool2d_grad_grad", format!("gradient {} does not match the input {}", g.shape(), x.shape())));
+        return Err(OpError::new(
+            "max_pool2d_grad_grad",
+            format!("gradient {} does not match the input {}", g.shape(), x.shape()),
+        ));
     }
     Ok((x.dtype(), out))
 }

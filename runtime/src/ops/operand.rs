@@ -41,7 +41,38 @@ pub(crate) fn scalar_operand(s: Scalar, like: DType, op: &'static str) -> Result
             format!("the Rust scalar {s} cannot take the dtype {like} of the other operand; cast the tensor first"),
         ));
     }
-    Ok(Tensor::scalar_of(s, like))
+    Ok(cached_scalar(s, like))
+}
+
+/// Rust scalars become rank-0 constant tensors. Programs reuse a handful of constants
+/// (`2.0`, `1.0`, `0.5` in a loop), so the last few are kept per thread: a hit costs a
+/// compare and a clone instead of two allocations. Constants are immutable and never
+/// tracked by tapes, so sharing one between uses is unobservable.
+fn cached_scalar(s: Scalar, like: DType) -> Tensor {
+    const SLOTS: usize = 8;
+    type Slot = Option<(DType, u64, Tensor)>;
+    thread_local! {
+        static CACHE: std::cell::RefCell<([Slot; SLOTS], usize)> = const { std::cell::RefCell::new(([const { None }; SLOTS], 0)) };
+    }
+    let key = match s {
+        Scalar::Float(v) => v.to_bits(),
+        Scalar::Int(v) => v as u64,
+        Scalar::Bool(b) => b as u64,
+    };
+    let fresh = || Tensor::scalar_of(s, like);
+    CACHE
+        .try_with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some((_, _, t)) = c.0.iter().flatten().find(|(d, k, _)| *d == like && *k == key) {
+                return t.clone();
+            }
+            let t = fresh();
+            let i = c.1;
+            c.0[i] = Some((like, key, t.clone()));
+            c.1 = (i + 1) % SLOTS;
+            t
+        })
+        .unwrap_or_else(|_| fresh())
 }
 
 macro_rules! scalar_operand {

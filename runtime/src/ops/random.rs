@@ -18,10 +18,19 @@ use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Distribution {
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, stddev: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        stddev: f64,
+    },
     /// Normal, redrawn while more than two standard deviations from the mean.
-    TruncatedNormal { mean: f64, stddev: f64 },
+    TruncatedNormal {
+        mean: f64,
+        stddev: f64,
+    },
 }
 
 impl Distribution {

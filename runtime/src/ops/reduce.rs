@@ -75,7 +75,12 @@ pub(crate) fn reduced_shape(shape: &Shape, axes: &[usize], keepdims: bool) -> Sh
     }))
 }
 
-pub(crate) fn infer_reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Result<(DType, Shape), OpError> {
+pub(crate) fn infer_reduce(
+    op: ReduceOp,
+    x: &Tensor,
+    axes: &[usize],
+    keepdims: bool,
+) -> Result<(DType, Shape), OpError> {
     if x.dtype() == DType::Bool {
         return Err(needs(op.name(), "a numeric tensor", DType::Bool, "; cast it first (`.cast(DType::I32)`)"));
     }
@@ -150,9 +155,11 @@ impl Tensor {
     fn arg(&self, op: ArgOp, axis: i64) -> Tensor {
         match norm_axis(axis, self.rank()) {
             Some(a) => apply(Op::ArgReduce { op, axis: a }, &[self]),
-            None => OpError::new(op.name(), format!("axis {axis} is out of range for a tensor of rank {}", self.rank()))
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller()),
+            None => {
+                OpError::new(op.name(), format!("axis {axis} is out of range for a tensor of rank {}", self.rank()))
+                    .with_operands([(self.dtype(), self.shape())])
+                    .raise(Location::caller())
+            }
         }
     }
 

@@ -170,7 +170,10 @@ pub(crate) fn infer_concat(xs: &[&Tensor], axis: usize) -> Result<(DType, Shape)
         }
         let same = t.rank() == first.rank() && (0..t.rank()).all(|d| d == axis || t.dims()[d] == first.dims()[d]);
         if !same {
-            return Err(OpError::new("concat", format!("tensor {i} has shape {}, incompatible with {} along axis {axis}", t.shape(), first.shape())));
+            return Err(OpError::new(
+                "concat",
+                format!("tensor {i} has shape {}, incompatible with {} along axis {axis}", t.shape(), first.shape()),
+            ));
         }
         out = Shape::from_iter_dims(out.iter().enumerate().map(|(d, &n)| if d == axis { n + t.dims()[d] } else { n }));
     }
@@ -205,13 +208,21 @@ pub(crate) fn infer_gather(p: &Tensor, idx: &Tensor, axis: usize) -> Result<(DTy
     Ok((p.dtype(), gathered_shape(p.shape(), idx.shape(), axis)))
 }
 
-pub(crate) fn infer_scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize) -> Result<(DType, Shape), OpError> {
+pub(crate) fn infer_scatter_add(
+    upd: &Tensor,
+    idx: &Tensor,
+    axis: usize,
+    size: usize,
+) -> Result<(DType, Shape), OpError> {
     let r = idx.rank();
     if !idx.dtype().is_int() || upd.rank() < axis + r || upd.dims()[axis..axis + r] != idx.dims()[..] {
         return Err(OpError::new("scatter_add", "updates do not match the indices"));
     }
     let d = upd.dims();
-    Ok((upd.dtype(), Shape::from_iter_dims(d[..axis].iter().copied().chain([size]).chain(d[axis + r..].iter().copied()))))
+    Ok((
+        upd.dtype(),
+        Shape::from_iter_dims(d[..axis].iter().copied().chain([size]).chain(d[axis + r..].iter().copied())),
+    ))
 }
 
 pub(crate) fn infer_one_hot(idx: &Tensor, depth: usize, dtype: DType) -> Result<(DType, Shape), OpError> {
@@ -302,8 +313,10 @@ impl Tensor {
                     .raise(Location::caller()),
             }
         }
-        let d: Vec<i64> =
-            (0..r).filter(|&i| !(drop[i] || axes.is_empty() && self.dims()[i] == 1)).map(|i| self.dims()[i] as i64).collect();
+        let d: Vec<i64> = (0..r)
+            .filter(|&i| !(drop[i] || axes.is_empty() && self.dims()[i] == 1))
+            .map(|i| self.dims()[i] as i64)
+            .collect();
         self.reshape(d)
     }
 
@@ -319,8 +332,10 @@ impl Tensor {
         let rank = tensors.first().map_or(0, |t| t.rank());
         match norm_axis(axis, rank) {
             Some(a) => apply(Op::Concat { axis: a }, tensors),
-            None => OpError::new("concat", format!("axis {axis} is out of range for rank {rank} (or no tensors given)"))
-                .raise(Location::caller()),
+            None => {
+                OpError::new("concat", format!("axis {axis} is out of range for rank {rank} (or no tensors given)"))
+                    .raise(Location::caller())
+            }
         }
     }
 
@@ -365,9 +380,12 @@ impl Tensor {
                 .raise(Location::caller())
         };
         if start + len > self.dims()[a] {
-            OpError::new("slice", format!("[{start}, {}) is out of range for axis {axis} of length {}", start + len, self.dims()[a]))
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
+            OpError::new(
+                "slice",
+                format!("[{start}, {}) is out of range for axis {axis} of length {}", start + len, self.dims()[a]),
+            )
+            .with_operands([(self.dtype(), self.shape())])
+            .raise(Location::caller())
         }
         let mut args = vec![SliceArg::full(); a + 1];
         args[a] = SliceArg::new(Some(start as i64), Some((start + len) as i64), 1);

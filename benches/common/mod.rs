@@ -1,0 +1,36 @@
+//! The deterministic data generator of shared/WORKLOADS.md, implemented exactly.
+#![allow(dead_code)]
+
+use tensorjit::prelude::*;
+
+/// `uniform(seed, shape, lo, hi)`: splitmix64 of `(seed << 32) | i`, 24-bit uniform,
+/// computed in f64 and rounded once to f32.
+pub fn uniform(seed: u64, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n as u64)
+        .map(|i| {
+            let mut z = (seed << 32) | i;
+            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = (z >> 40) as f64 / 16_777_216.0;
+            (lo as f64 + (hi - lo) as f64 * u) as f32
+        })
+        .collect();
+    Tensor::from_vec(v, shape).expect("shape matches")
+}
+
+/// W2/W3: `tanh(x*y + 0.5) * sigmoid(x - y) + relu(x)`.
+pub fn chain(x: &Tensor, y: &Tensor) -> Tensor {
+    (x * y + 0.5).tanh() * (x - y).sigmoid() + x.relu()
+}
+
+/// W1: `x*2 + 1`.
+pub fn dispatch(x: &Tensor) -> Tensor {
+    x * 2.0 + 1.0
+}
+
+pub fn checksum(t: &Tensor) -> f64 {
+    t.to_vec::<f32>().expect("f32").iter().map(|&v| v as f64).sum()
+}
