@@ -54,11 +54,25 @@ fn integer_matmul() {
     assert_eq!(a.matmul(&a).to_vec::<i64>().unwrap(), vec![7, 10, 15, 22]);
 }
 
+/// The GEMM's threads split output rows only; a run limited to one thread (a child
+/// process with MATMUL_NUM_THREADS=1) must give the same bits.
 #[test]
 fn gemm_result_independent_of_thread_count() {
-    let a = rand_f32(31, &[256, 300], -1.0, 1.0);
-    let b = rand_f32(32, &[300, 200], -1.0, 1.0);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| f32s(&a.matmul(&b)));
-    let many = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(|| f32s(&a.matmul(&b)));
-    assert_eq!(one, many);
+    let a = rand_f32(31, &[512, 300], -1.0, 1.0);
+    let b = rand_f32(32, &[300, 520], -1.0, 1.0);
+    let bits: Vec<u32> = f32s(&a.matmul(&b)).iter().map(|v| v.to_bits()).collect();
+    let digest = bits.iter().fold(0u64, |h, &b| h.rotate_left(5) ^ b as u64);
+    if std::env::var_os("TJ_GEMM_CHILD").is_some() {
+        println!("DIGEST {digest}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["gemm_result_independent_of_thread_count", "--exact", "--nocapture", "--test-threads=1"])
+        .env("TJ_GEMM_CHILD", "1")
+        .env("MATMUL_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let child = stdout.lines().find_map(|l| l.split("DIGEST ").nth(1)).expect("child printed its digest");
+    assert_eq!(child, digest.to_string(), "1-thread GEMM differs from the multi-threaded one");
 }

@@ -1,6 +1,8 @@
-//! Matmul kernels. Floats go through the `gemm` crate (one routine for eager code and,
-//! later, compiled code; measured against matrixmultiply in BENCHMARKS.md); integers
-//! through a plain triple loop with wrapping arithmetic.
+//! Matmul kernels. Floats go through `matrixmultiply` (one routine for eager code and,
+//! later, compiled code; chosen over the `gemm` crate by measurement, BENCHMARKS.md).
+//! Its threads split the output rows, never the k loop, so every element is summed in
+//! the same order whatever the thread count. Integers use a plain triple loop with
+//! wrapping arithmetic.
 
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
@@ -44,7 +46,7 @@ pub(crate) trait GemmElem: Element {
 }
 
 macro_rules! float_gemm {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $f:path),*) => {$(
         impl GemmElem for $t {
             fn gemm(g: &Gemm<'_, $t>, dst: &mut [$t]) {
                 assert!(dst.len() >= g.m * g.n && g.a.len() >= g.m * g.k && g.b.len() >= g.k * g.n);
@@ -57,23 +59,22 @@ macro_rules! float_gemm {
                 }
                 // SAFETY: the asserts above keep every access of the m×k, k×n and m×n
                 // matrices (with the given strides) inside the slices; dst is exclusive.
+                // beta = 0: dst is written, never read.
                 unsafe {
-                    gemm::gemm(
-                        g.m, g.n, g.k,
-                        dst.as_mut_ptr(), 1, g.n as isize,
-                        false,
-                        g.a.as_ptr(), g.la.cs, g.la.rs,
-                        g.b.as_ptr(), g.lb.cs, g.lb.rs,
-                        0.0, 1.0,
-                        false, false, false,
-                        gemm::Parallelism::Rayon(0),
+                    $f(
+                        g.m, g.k, g.n,
+                        1.0,
+                        g.a.as_ptr(), g.la.rs, g.la.cs,
+                        g.b.as_ptr(), g.lb.rs, g.lb.cs,
+                        0.0,
+                        dst.as_mut_ptr(), g.n as isize, 1,
                     );
                 }
             }
         }
     )*};
 }
-float_gemm!(f32, f64);
+float_gemm!(f32 => matrixmultiply::sgemm, f64 => matrixmultiply::dgemm);
 
 macro_rules! int_gemm {
     ($($t:ty),*) => {$(
