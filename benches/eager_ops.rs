@@ -1,5 +1,6 @@
 //! Eager-mode benchmarks (criterion): W1 dispatch, W2 small chain, W3 large elementwise,
-//! W8 reduction and f32 GEMM 512³ / 2048³. See BENCHMARKS.md for results.
+//! W8 reduction, f32 GEMM 512³ / 2048³ and a 256 MiB copy (the bandwidth limit). See
+//! BENCHMARKS.md for results.
 //!
 //! `cargo bench --bench eager_ops`
 
@@ -52,5 +53,16 @@ fn gemm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workloads, gemm);
+/// The machine's limit for W3-style streaming: a 256 MiB copy (bytes read + written).
+fn copy_bandwidth(c: &mut Criterion) {
+    let n = 64 << 20; // f32 elements = 256 MiB
+    let src = vec![1.0f32; n];
+    let mut dst = vec![0.0f32; n];
+    let mut g = c.benchmark_group("L1_copy_256MB");
+    g.throughput(Throughput::Bytes(2 * 4 * n as u64)).sample_size(10).measurement_time(Duration::from_secs(4));
+    g.bench_function("copy_from_slice (read+write)", |b| b.iter(|| dst.copy_from_slice(&src)));
+    g.finish();
+}
+
+criterion_group!(benches, workloads, gemm, copy_bandwidth);
 criterion_main!(benches);
