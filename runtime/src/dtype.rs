@@ -29,6 +29,17 @@ impl DType {
         }
     }
 
+    /// The enum variant's name (`F32`), for messages that show Rust code to write.
+    pub fn variant_name(self) -> &'static str {
+        match self {
+            DType::F32 => "F32",
+            DType::F64 => "F64",
+            DType::I32 => "I32",
+            DType::I64 => "I64",
+            DType::Bool => "Bool",
+        }
+    }
+
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
     }

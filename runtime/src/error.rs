@@ -16,7 +16,7 @@ pub enum Error {
     #[error("cannot build a tensor of shape {shape} from {len} elements (the shape needs {})", shape.numel())]
     ElementCount { shape: Shape, len: usize },
     /// Reading a tensor as a Rust type of another dtype.
-    #[error("cannot read a {found} tensor as {expected}; cast it first (`.cast(DType::{expected_variant})`)", expected_variant = variant_name(*expected))]
+    #[error("cannot read a {found} tensor as {expected}; cast it first (`.cast(DType::{expected_variant})`)", expected_variant = expected.variant_name())]
     DTypeMismatch { expected: DType, found: DType },
     /// `to_scalar` on a tensor with more than one element.
     #[error("to_scalar needs a tensor with exactly one element, this one has shape {shape}")]
@@ -27,16 +27,6 @@ pub enum Error {
     /// An op rejected its operands (the fallible `try_` form of an op).
     #[error(transparent)]
     Op(#[from] OpError),
-}
-
-fn variant_name(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "F32",
-        DType::F64 => "F64",
-        DType::I32 => "I32",
-        DType::I64 => "I64",
-        DType::Bool => "Bool",
-    }
 }
 
 /// Convenience alias.

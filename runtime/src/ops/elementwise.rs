@@ -139,7 +139,7 @@ pub(crate) fn infer_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<(DTyp
     if da != db {
         return Err(OpError::new(
             op.name(),
-            format!("dtype mismatch: {da} vs {db}; tensorjit never promotes implicitly — cast one operand (`.cast(DType::{})`)", variant(da)),
+            format!("dtype mismatch: {da} vs {db}; tensorjit never promotes implicitly — cast one operand (`.cast(DType::{})`)", da.variant_name()),
         ));
     }
     if op.is_logical() && da != DType::Bool {
@@ -151,16 +151,6 @@ pub(crate) fn infer_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<(DTyp
     let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
     let out = if op.is_comparison() { DType::Bool } else { da };
     Ok((out, shape))
-}
-
-fn variant(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "F32",
-        DType::F64 => "F64",
-        DType::I32 => "I32",
-        DType::I64 => "I64",
-        DType::Bool => "Bool",
-    }
 }
 
 pub(crate) fn infer_select(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<(DType, Shape), OpError> {
