@@ -24,6 +24,18 @@ pub enum Error {
     /// An ndarray that could not be converted (e.g. from a non-standard layout).
     #[error("ndarray conversion failed: {0}")]
     NdArray(String),
+    /// Reading the elements of a symbolic tensor (inside a traced function).
+    #[error(
+        "cannot read the value of symbolic tensor {tensor} while tracing: its elements exist only when the \
+         function runs; print it with tf_print!(...) (prints on every call) or return it from the function"
+    )]
+    SymbolicValue { tensor: String },
+    /// A call does not match the function's `input_signature`, or the body failed.
+    #[error("{0}")]
+    Function(String),
+    /// A broken invariant inside tensorjit (please report it).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An op rejected its operands (the fallible `try_` form of an op).
     #[error(transparent)]
     Op(#[from] OpError),

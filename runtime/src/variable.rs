@@ -48,13 +48,26 @@ impl Variable {
 
     /// A variable whose `trainable` flag is given (non-trainable variables are not
     /// watched by tapes automatically, e.g. BatchNormalization's moving statistics).
+    #[track_caller]
     pub fn with_trainable(initial: Tensor, name: impl Into<String>, trainable: bool) -> Variable {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let name = name.into();
+        if crate::trace::is_tracing() {
+            OpError::new(
+                "Variable::new",
+                format!(
+                    "variable '{name}' is created inside a traced function; a traced body runs once per input \
+                     signature, so create variables outside it (in the model's constructor, or before the first \
+                     call) and use them inside"
+                ),
+            )
+            .raise(Location::caller())
+        }
         let value = initial.stop_gradient();
         Variable {
             inner: Arc::new(Inner {
                 id: VariableId(NEXT.fetch_add(1, Ordering::Relaxed)),
-                name: name.into(),
+                name,
                 trainable,
                 dtype: value.dtype(),
                 shape: value.shape().clone(),
@@ -83,8 +96,15 @@ impl Variable {
         &self.inner.shape
     }
 
-    /// The current value without notifying tapes.
+    /// The current value without notifying tapes (a `read_variable` node while tracing).
     pub(crate) fn value_untracked(&self) -> Tensor {
+        if let Some(t) = crate::trace::read_variable(self) {
+            return t;
+        }
+        self.value_now()
+    }
+
+    fn value_now(&self) -> Tensor {
         match self.inner.value.read() {
             Ok(v) => v.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -121,8 +141,18 @@ impl Variable {
             )
             .raise(Location::caller())
         }
+        match crate::trace::assign_variable(self, &new) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => e.raise(Location::caller()),
+        }
         // Assignment is a state change, not a differentiable op: later reads start fresh.
-        let new = new.stop_gradient();
+        self.store_concrete(new.stop_gradient());
+    }
+
+    /// Replaces the value with a concrete tensor of the right type (the interpreter's
+    /// `assign_variable`).
+    pub(crate) fn store_concrete(&self, new: Tensor) {
         match self.inner.value.write() {
             Ok(mut v) => *v = new,
             Err(poisoned) => *poisoned.into_inner() = new,

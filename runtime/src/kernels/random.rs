@@ -3,7 +3,7 @@
 use crate::buffer::Buffer;
 use crate::dtype::DType;
 use crate::math::{cos_f64, log_f64};
-use crate::ops::random::splitmix64;
+use crate::ops::random::{resolve_key, splitmix64};
 use crate::ops::{Distribution, RandomParams};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -24,7 +24,7 @@ fn std_normal(key: u64, i: u64) -> f64 {
 
 pub(crate) fn random(p: &RandomParams, shape: Shape) -> Tensor {
     let n = shape.numel();
-    let key = p.key;
+    let key = resolve_key(p.seed);
     let vals: Vec<f64> = (0..n as u64)
         .map(|i| match p.dist {
             Distribution::Uniform { low, high } => low + (high - low) * unit(key, i),

@@ -5,7 +5,8 @@
 //!
 //! 1. infer the output type; invalid input panics here with the op name, the operand
 //!    types and the caller's location (`#[track_caller]` all the way up);
-//! 2. (the tracing issue hooks in here: append a node instead of running the kernel);
+//! 2. while a trace is active, append a graph node instead of running the kernel (when
+//!    an input is symbolic or the op is a random draw);
 //! 3. run the eager kernel;
 //! 4. record the op on every active `GradientTape`.
 //!
@@ -31,7 +32,7 @@ use crate::dtype::DType;
 use crate::error::OpError;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::{autodiff, kernels};
+use crate::{autodiff, kernels, trace};
 
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use nn::{Conv2dParams, Padding, PoolParams};
@@ -207,8 +208,18 @@ pub(crate) fn try_apply(op: Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
         Ok(t) => t,
         Err(e) => return Err(e.with_operands(inputs.iter().map(|t| (t.dtype(), t.shape())))),
     };
-    // [trace hook: the tracing issue appends a graph node here when a trace is active]
-    let out = kernels::run(&op, inputs, dtype, shape);
+    let with_operands = |e: OpError| e.with_operands(inputs.iter().map(|t| (t.dtype(), t.shape())));
+    let out = if trace::is_tracing() {
+        match trace::record_op(&op, inputs, dtype, &shape) {
+            Ok(Some(t)) => t,
+            Ok(None) => kernels::run(&op, inputs, dtype, shape),
+            Err(e) => return Err(with_operands(e)),
+        }
+    } else if inputs.iter().any(|t| t.is_symbolic()) {
+        return Err(with_operands(trace::escaped(op.name())));
+    } else {
+        kernels::run(&op, inputs, dtype, shape)
+    };
     if autodiff::recording() {
         autodiff::record(op, inputs, &out);
     }

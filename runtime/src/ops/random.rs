@@ -48,8 +48,10 @@ pub struct RandomParams {
     pub dist: Distribution,
     pub shape: Shape,
     pub dtype: DType,
-    /// The resolved 64-bit key of this draw.
-    pub key: u64,
+    /// The draw's own seed. The key is resolved when the draw executes (eagerly, or on
+    /// every call of a traced function), so unseeded draws advance the global sequence
+    /// in both modes alike.
+    pub seed: Option<u64>,
 }
 
 pub(crate) fn infer_random(p: &RandomParams) -> Result<(DType, Shape), OpError> {
@@ -82,7 +84,7 @@ pub(crate) fn splitmix64(z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn resolve_key(seed: Option<u64>) -> u64 {
+pub(crate) fn resolve_key(seed: Option<u64>) -> u64 {
     let g = splitmix64(global_seed());
     match seed {
         Some(s) => splitmix64(g ^ splitmix64(s)),
@@ -101,7 +103,7 @@ fn draw(dist: Distribution, shape: Shape, dtype: DType, seed: Option<u64>) -> Te
     if !valid {
         OpError::new(dist.name(), format!("invalid parameters {dist:?}")).raise(Location::caller())
     }
-    apply(Op::Random(RandomParams { dist, shape, dtype, key: resolve_key(seed) }), &[])
+    apply(Op::Random(RandomParams { dist, shape, dtype, seed }), &[])
 }
 
 /// Uniform in `[low, high)`.

@@ -40,6 +40,9 @@ fn write_elems(f: &mut fmt::Formatter<'_>, t: &Tensor, axis: usize, offset: usiz
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.symbol() {
+            return write!(f, "tensor(<symbolic {}>, shape={}, dtype={})", s.value, self.shape, self.dtype());
+        }
         f.write_str("tensor(")?;
         write_elems(f, self, 0, 0, self.numel() > FULL_LIMIT)?;
         write!(f, ", shape={}, dtype={})", self.shape, self.dtype())

@@ -37,15 +37,31 @@ impl TensorId {
     }
 }
 
+/// A value of the graph being traced: which trace, which SSA value, its dtype.
+#[derive(Debug)]
+pub(crate) struct Symbol {
+    pub(crate) trace: u64,
+    pub(crate) value: crate::ir::ValueId,
+    pub(crate) dtype: DType,
+}
+
+#[derive(Clone)]
+pub(crate) enum Repr {
+    Concrete(Arc<Storage>),
+    Symbolic(Arc<Symbol>),
+}
+
 /// An n-dimensional array of one [`DType`] on one [`Device`].
 ///
 /// Cloning is cheap (the buffer is shared and immutable); ops never modify their
-/// inputs. Every concrete tensor is dense and row-major.
+/// inputs. Every concrete tensor is dense and row-major. Inside a traced function a
+/// tensor may be *symbolic*: a value of the graph being built, with a dtype and a static
+/// shape but no elements yet.
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) id: TensorId,
     pub(crate) shape: Shape,
-    pub(crate) storage: Arc<Storage>,
+    pub(crate) repr: Repr,
 }
 
 impl Tensor {
@@ -53,23 +69,50 @@ impl Tensor {
 
     pub(crate) fn from_buffer(buf: Buffer, shape: Shape) -> Tensor {
         debug_assert_eq!(buf.len(), shape.numel(), "buffer/shape mismatch");
-        Tensor { id: TensorId::fresh(), shape, storage: Arc::new(Storage { buf }) }
+        Tensor { id: TensorId::fresh(), shape, repr: Repr::Concrete(Arc::new(Storage { buf })) }
+    }
+
+    pub(crate) fn symbolic(sym: Symbol, shape: Shape) -> Tensor {
+        Tensor { id: TensorId::fresh(), shape, repr: Repr::Symbolic(Arc::new(sym)) }
+    }
+
+    /// The graph value of a symbolic tensor.
+    pub(crate) fn symbol(&self) -> Option<&Symbol> {
+        match &self.repr {
+            Repr::Symbolic(s) => Some(s),
+            Repr::Concrete(_) => None,
+        }
+    }
+
+    /// Whether this tensor is a value of a graph being traced (no elements yet).
+    pub fn is_symbolic(&self) -> bool {
+        matches!(self.repr, Repr::Symbolic(_))
     }
 
     /// A new tensor (new identity) viewing this one's buffer with another shape of the
     /// same element count.
     pub(crate) fn view_as(&self, shape: Shape) -> Tensor {
         debug_assert_eq!(self.numel(), shape.numel());
-        Tensor { id: TensorId::fresh(), shape, storage: self.storage.clone() }
+        Tensor { id: TensorId::fresh(), shape, repr: self.repr.clone() }
     }
 
+    /// The buffer of a concrete tensor. Kernels only ever see concrete tensors: the
+    /// dispatch path routes symbolic ones to the tracer (or rejects them).
     pub(crate) fn buffer(&self) -> &Buffer {
-        &self.storage.buf
+        static EMPTY: Buffer = Buffer::Bool(Vec::new());
+        match &self.repr {
+            Repr::Concrete(s) => &s.buf,
+            Repr::Symbolic(_) => &EMPTY,
+        }
     }
 
-    /// The elements as a slice of `T`; `None` when the dtype differs.
+    /// The elements as a slice of `T`; `None` when the dtype differs or the tensor is
+    /// symbolic.
     pub(crate) fn data<T: Element>(&self) -> Option<&[T]> {
-        T::slice(&self.storage.buf)
+        match &self.repr {
+            Repr::Concrete(s) => T::slice(&s.buf),
+            Repr::Symbolic(_) => None,
+        }
     }
 
     // ---- public constructors ---------------------------------------------------
@@ -183,7 +226,10 @@ impl Tensor {
     }
 
     pub fn dtype(&self) -> DType {
-        self.storage.buf.dtype()
+        match &self.repr {
+            Repr::Concrete(s) => s.buf.dtype(),
+            Repr::Symbolic(s) => s.dtype,
+        }
     }
 
     pub fn device(&self) -> Device {
@@ -203,6 +249,9 @@ impl Tensor {
     // ---- conversions ---------------------------------------------------------
 
     fn typed<T: Element>(&self) -> Result<&[T]> {
+        if self.is_symbolic() {
+            return Err(Error::SymbolicValue { tensor: self.type_string() });
+        }
         self.data::<T>().ok_or(Error::DTypeMismatch { expected: T::DTYPE, found: self.dtype() })
     }
 

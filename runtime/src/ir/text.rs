@@ -1,0 +1,109 @@
+//! The stable text form of the IR.
+//!
+//! ```text
+//! func @train_step(%0: f32[128,784], %1: f32[128,10]) -> (f32[]) {
+//!   @0 = variable "dense/kernel" f32[784,10]
+//!   %2: f32[] = const 0.01
+//!   %3: f32[784,10] = read_variable @0 !e0
+//!   %4: f32[128,10] = matmul[transpose_a=false, transpose_b=false] %0, %3
+//!   assign_variable @0, %9 !e1
+//!   return %8
+//! }
+//! ```
+
+use std::fmt::{self, Write};
+
+use super::{Graph, NodeKind, Resource};
+use crate::buffer::Buffer;
+use crate::ops::Op;
+use crate::tensor::Tensor;
+
+/// Attributes of an op in `[k=v, …]` form ("" when it has none).
+fn attrs(op: &Op) -> String {
+    let list = |v: &[usize]| format!("[{}]", v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
+    match op {
+        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => String::new(),
+        Op::Cast(d) => format!("[to={d}]"),
+        Op::Reduce { axes, keepdims, .. } => format!("[axes={}, keepdims={keepdims}]", list(axes)),
+        Op::ArgReduce { axis, .. } => format!("[axis={axis}]"),
+        Op::MatMul { transpose_a, transpose_b } => format!("[transpose_a={transpose_a}, transpose_b={transpose_b}]"),
+        Op::Reshape(s) | Op::BroadcastTo(s) => format!("[shape={s}]"),
+        Op::Permute(p) => format!("[perm={}]", list(p)),
+        Op::Concat { axis } | Op::Gather { axis } => format!("[axis={axis}]"),
+        Op::Slice(s) | Op::SliceGrad { slice: s, .. } => format!(
+            "[{}]",
+            s.iter().map(|a| format!("{}:{}:{}", a.start, a.len, a.step)).collect::<Vec<_>>().join(", ")
+        ),
+        Op::ScatterAdd { axis, size } => format!("[axis={axis}, size={size}]"),
+        Op::OneHot { depth, dtype } => format!("[depth={depth}, dtype={dtype}]"),
+        Op::Random(p) => format!("[{:?}, seed={:?}]", p.dist, p.seed),
+        other => format!("{other:?}")
+            .split_once('(')
+            .map_or(String::new(), |(_, rest)| format!("[{}", rest.trim_end_matches(')')) + "]"),
+    }
+}
+
+fn const_text(t: &Tensor) -> String {
+    if t.numel() == 1 {
+        match t.buffer() {
+            Buffer::F32(v) => format!("{:?}", v[0]),
+            Buffer::F64(v) => format!("{:?}", v[0]),
+            Buffer::I32(v) => v[0].to_string(),
+            Buffer::I64(v) => v[0].to_string(),
+            Buffer::Bool(v) => v[0].to_string(),
+        }
+    } else {
+        format!("<{} elements>", t.numel())
+    }
+}
+
+impl fmt::Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<String> = self.params.iter().map(|p| format!("{p}: {}", self.value_type(*p))).collect();
+        let results: Vec<String> = self.results.iter().map(|r| self.value_type(*r).to_string()).collect();
+        writeln!(f, "func @{}({}) -> ({}) {{", self.name, params.join(", "), results.join(", "))?;
+        for (i, r) in self.resources.iter().enumerate() {
+            match r {
+                Resource::Captured(v) => writeln!(f, "  @{i} = variable {:?} {}{}", v.name(), v.dtype(), v.shape())?,
+                Resource::Param(t) => writeln!(f, "  @{i} = variable_param {t}")?,
+            }
+        }
+        for (v, t) in &self.constants {
+            writeln!(f, "  {v}: {} = const {}", self.value_type(*v), const_text(t))?;
+        }
+        for n in &self.nodes {
+            let mut line = String::from("  ");
+            if let Some(o) = n.output {
+                let _ = write!(line, "{o}: {} = ", self.value_type(o));
+            }
+            let ins: Vec<String> = n.inputs.iter().map(|v| v.to_string()).collect();
+            match &n.kind {
+                NodeKind::Op(op) => {
+                    let _ = write!(line, "{}{}", op.name(), attrs(op));
+                    if !ins.is_empty() {
+                        let _ = write!(line, " {}", ins.join(", "));
+                    }
+                }
+                NodeKind::ReadVariable(r) => {
+                    let _ = write!(line, "read_variable {r}");
+                }
+                NodeKind::AssignVariable(r) => {
+                    let _ = write!(line, "assign_variable {r}, {}", ins.join(", "));
+                }
+                NodeKind::Print(t) => {
+                    let _ = write!(line, "print {t:?}");
+                    if !ins.is_empty() {
+                        let _ = write!(line, ", {}", ins.join(", "));
+                    }
+                }
+            }
+            if let Some(e) = n.effect {
+                let _ = write!(line, " !e{e}");
+            }
+            writeln!(f, "{line}")?;
+        }
+        let res: Vec<String> = self.results.iter().map(|v| v.to_string()).collect();
+        writeln!(f, "  return {}", res.join(", "))?;
+        f.write_str("}")
+    }
+}

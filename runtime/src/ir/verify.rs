@@ -1,0 +1,88 @@
+//! The IR verifier: run after tracing (and, later, after every pass in debug builds).
+
+use super::{Graph, NodeKind, Resource, ValueType};
+use crate::tensor::{Symbol, Tensor};
+
+/// Checks that `g` is well formed: every value defined exactly once before its uses,
+/// node types agree with the op's own inference, resources and results exist, and the
+/// effect chain numbers the stateful nodes 0, 1, 2, … in node order.
+pub fn verify(g: &Graph) -> Result<(), String> {
+    let n = g.values.len();
+    let mut defined = vec![false; n];
+    fn define(defined: &mut [bool], v: super::ValueId, what: &str) -> Result<(), String> {
+        let slot = defined.get_mut(v.index()).ok_or_else(|| format!("{what} {v} has no type"))?;
+        if std::mem::replace(slot, true) {
+            return Err(format!("{v} is defined twice ({what})"));
+        }
+        Ok(())
+    }
+    for p in &g.params {
+        define(&mut defined, *p, "parameter")?;
+    }
+    for (v, t) in &g.constants {
+        define(&mut defined, *v, "constant")?;
+        let ty = ValueType { dtype: t.dtype(), shape: t.shape().clone() };
+        if g.value_type(*v) != &ty {
+            return Err(format!("constant {v} is {ty}, declared {}", g.value_type(*v)));
+        }
+    }
+    let mut next_effect = 0;
+    for (i, node) in g.nodes.iter().enumerate() {
+        for v in &node.inputs {
+            if !defined.get(v.index()).copied().unwrap_or(false) {
+                return Err(format!("node {i} uses {v} before it is defined"));
+            }
+        }
+        match (node.kind.is_effect(), node.effect) {
+            (true, Some(e)) if e == next_effect => next_effect += 1,
+            (true, e) => return Err(format!("node {i} is stateful but has effect {e:?}, expected !e{next_effect}")),
+            (false, Some(_)) => return Err(format!("node {i} is pure but sits in the effect chain")),
+            (false, None) => {}
+        }
+        match &node.kind {
+            NodeKind::ReadVariable(r) | NodeKind::AssignVariable(r) => {
+                let res = g.resources.get(r.index()).ok_or_else(|| format!("node {i} uses missing resource {r}"))?;
+                let ty = match res {
+                    Resource::Captured(v) => ValueType { dtype: v.dtype(), shape: v.shape().clone() },
+                    Resource::Param(t) => t.clone(),
+                };
+                let io =
+                    node.output.or(node.inputs.first().copied()).ok_or_else(|| format!("node {i} has no value"))?;
+                if g.value_type(io) != &ty {
+                    return Err(format!("node {i}: value {} does not match resource {r} ({ty})", g.value_type(io)));
+                }
+            }
+            NodeKind::Op(op) => {
+                let ins: Vec<Tensor> = node
+                    .inputs
+                    .iter()
+                    .map(|v| {
+                        let t = g.value_type(*v);
+                        Tensor::symbolic(Symbol { trace: 0, value: *v, dtype: t.dtype }, t.shape.clone())
+                    })
+                    .collect();
+                let refs: Vec<&Tensor> = ins.iter().collect();
+                let (dtype, shape) = op.infer(&refs).map_err(|e| format!("node {i}: {e}"))?;
+                let out = node.output.ok_or_else(|| format!("node {i} ({}) has no output", op.name()))?;
+                let want = ValueType { dtype, shape };
+                if g.value_type(out) != &want {
+                    return Err(format!(
+                        "node {i} ({}): output declared {}, the op infers {want}",
+                        op.name(),
+                        g.value_type(out)
+                    ));
+                }
+            }
+            NodeKind::Print(_) => {}
+        }
+        if let Some(o) = node.output {
+            define(&mut defined, o, "node output")?;
+        }
+    }
+    for r in &g.results {
+        if !defined.get(r.index()).copied().unwrap_or(false) {
+            return Err(format!("result {r} is not defined"));
+        }
+    }
+    Ok(())
+}
