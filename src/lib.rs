@@ -23,5 +23,8 @@ pub use tensorjit_runtime::*;
 /// The names most programs need: `use tensorjit::prelude::*;`.
 pub mod prelude {
     pub use tensorjit_runtime::random;
-    pub use tensorjit_runtime::{Axes, DType, Device, Error, GradientTape, Padding, Shape, SliceArg, Tensor, Variable};
+    pub use tensorjit_runtime::{
+        config, function, tf_print, Axes, DType, Device, Error, Function, GradientTape, Padding, Shape, SliceArg,
+        Static, Tensor, Variable,
+    };
 }

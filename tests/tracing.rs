@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use common::*;
 use tensorjit::prelude::*;
-use tensorjit::{function, tf_print, Static};
 
 fn bits(t: &Tensor) -> Vec<u32> {
     f32s(t).iter().map(|v| v.to_bits()).collect()

@@ -16,7 +16,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use super::interp;
 use crate::device::Device;
@@ -118,6 +118,16 @@ impl fmt::Display for ArgSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Signature(pub Vec<ArgSpec>);
 
+// Lookups by a borrowed slice (hashes as the Vec does), so a cache hit builds no Vec.
+impl std::borrow::Borrow<[ArgSpec]> for Signature {
+    fn borrow(&self) -> &[ArgSpec] {
+        &self.0
+    }
+}
+
+/// Inline storage for the specs/inputs of a call: no heap allocation for up to 8.
+pub type ArgVec<T> = smallvec::SmallVec<[T; 8]>;
+
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = self.0.iter().map(|a| a.to_string()).collect();
@@ -129,23 +139,23 @@ impl fmt::Display for Signature {
 /// `Vec`s / `Option`s / arrays of those.
 pub trait FunctionArgs: Sized {
     /// Appends this argument's specs to the signature.
-    fn spec(&self, out: &mut Vec<ArgSpec>);
+    fn spec(&self, out: &mut ArgVec<ArgSpec>);
     /// Appends the call-time inputs (tensors, then variables, in order).
-    fn inputs(&self, tensors: &mut Vec<Tensor>, variables: &mut Vec<Variable>);
+    fn inputs(&self, tensors: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>);
     /// The value the body sees while tracing: tensors become graph parameters, variables
     /// are bound as resource parameters, static values stay as they are.
     fn symbolize(&self) -> Self;
 }
 
 impl FunctionArgs for Tensor {
-    fn spec(&self, out: &mut Vec<ArgSpec>) {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Tensor(TensorSpec {
             dtype: self.dtype(),
             shape: self.shape().clone(),
             device: self.device(),
         }));
     }
-    fn inputs(&self, tensors: &mut Vec<Tensor>, _: &mut Vec<Variable>) {
+    fn inputs(&self, tensors: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {
         tensors.push(self.clone());
     }
     fn symbolize(&self) -> Self {
@@ -154,14 +164,14 @@ impl FunctionArgs for Tensor {
 }
 
 impl FunctionArgs for Variable {
-    fn spec(&self, out: &mut Vec<ArgSpec>) {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Variable(VariableSpec {
             dtype: self.dtype(),
             shape: self.shape().clone(),
             device: Device::Cpu,
         }));
     }
-    fn inputs(&self, _: &mut Vec<Tensor>, variables: &mut Vec<Variable>) {
+    fn inputs(&self, _: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>) {
         variables.push(self.clone());
     }
     fn symbolize(&self) -> Self {
@@ -176,10 +186,10 @@ impl FunctionArgs for Variable {
 pub struct Static<T>(pub T);
 
 impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> FunctionArgs for Static<T> {
-    fn spec(&self, out: &mut Vec<ArgSpec>) {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Static(StaticKey(Box::new(self.0.clone()))));
     }
-    fn inputs(&self, _: &mut Vec<Tensor>, _: &mut Vec<Variable>) {}
+    fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
     fn symbolize(&self) -> Self {
         self.clone()
     }
@@ -188,10 +198,10 @@ impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> FunctionArgs for
 macro_rules! static_args {
     ($($t:ty),*) => {$(
         impl FunctionArgs for $t {
-            fn spec(&self, out: &mut Vec<ArgSpec>) {
+            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
                 out.push(ArgSpec::Static(StaticKey(Box::new(self.clone()))));
             }
-            fn inputs(&self, _: &mut Vec<Tensor>, _: &mut Vec<Variable>) {}
+            fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
             fn symbolize(&self) -> Self {
                 self.clone()
             }
@@ -204,12 +214,12 @@ macro_rules! tuple_args {
     ($($name:ident),+) => {
         impl<$($name: FunctionArgs),+> FunctionArgs for ($($name,)+) {
             #[allow(non_snake_case)]
-            fn spec(&self, out: &mut Vec<ArgSpec>) {
+            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
                 let ($($name,)+) = self;
                 $($name.spec(out);)+
             }
             #[allow(non_snake_case)]
-            fn inputs(&self, t: &mut Vec<Tensor>, v: &mut Vec<Variable>) {
+            fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
                 let ($($name,)+) = self;
                 $($name.inputs(t, v);)+
             }
@@ -231,11 +241,11 @@ tuple_args!(A, B, C, D, E, F, G);
 tuple_args!(A, B, C, D, E, F, G, H);
 
 impl<T: FunctionArgs> FunctionArgs for Vec<T> {
-    fn spec(&self, out: &mut Vec<ArgSpec>) {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Static(StaticKey(Box::new(("len", self.len())))));
         self.iter().for_each(|x| x.spec(out));
     }
-    fn inputs(&self, t: &mut Vec<Tensor>, v: &mut Vec<Variable>) {
+    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
         self.iter().for_each(|x| x.inputs(t, v));
     }
     fn symbolize(&self) -> Self {
@@ -244,13 +254,13 @@ impl<T: FunctionArgs> FunctionArgs for Vec<T> {
 }
 
 impl<T: FunctionArgs> FunctionArgs for Option<T> {
-    fn spec(&self, out: &mut Vec<ArgSpec>) {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Static(StaticKey(Box::new(("some", self.is_some())))));
         if let Some(x) = self {
             x.spec(out);
         }
     }
-    fn inputs(&self, t: &mut Vec<Tensor>, v: &mut Vec<Variable>) {
+    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
         if let Some(x) = self {
             x.inputs(t, v);
         }
@@ -335,7 +345,7 @@ type Slot = Arc<OnceLock<Result<Arc<ConcreteFunction>, Error>>>;
 struct Inner<A, R> {
     name: String,
     body: Box<dyn Fn(A) -> R + Send + Sync>,
-    cache: Mutex<HashMap<Signature, Slot>>,
+    cache: RwLock<HashMap<Signature, Slot>>,
     traces: AtomicUsize,
     run_eagerly: Option<bool>,
 }
@@ -372,7 +382,7 @@ where
         inner: Arc::new(Inner {
             name: name.to_string(),
             body: Box::new(body),
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
             traces: AtomicUsize::new(0),
             run_eagerly: None,
         }),
@@ -415,7 +425,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
 
     /// The concrete functions traced so far.
     pub fn concrete_functions(&self) -> Vec<Arc<ConcreteFunction>> {
-        let cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
         cache.values().filter_map(|s| s.get().and_then(|r| r.as_ref().ok()).cloned()).collect()
     }
 
@@ -437,15 +447,19 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         if self.runs_eagerly() || trace::is_tracing() || autodiff::recording() {
             return Ok((self.inner.body)(args));
         }
-        let mut spec = Vec::new();
+        let mut spec = ArgVec::new();
         args.spec(&mut spec);
-        let sig = Signature(spec);
-        let slot: Slot = {
-            let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.entry(sig.clone()).or_default().clone()
+        let hit = self.inner.cache.read().unwrap_or_else(|p| p.into_inner()).get(spec.as_slice()).cloned();
+        let sig = || Signature(spec.to_vec());
+        let slot: Slot = match hit {
+            Some(s) => s,
+            None => {
+                let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
+                cache.entry(sig()).or_default().clone()
+            }
         };
-        let cf = slot.get_or_init(|| self.trace(&args, sig)).clone()?;
-        let (mut tensors, mut vars) = (Vec::new(), Vec::new());
+        let cf = slot.get_or_init(|| self.trace(&args, sig())).clone()?;
+        let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
         let outs = interp::execute(&cf.graph, &tensors, &vars)?;
         R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())

@@ -2,6 +2,8 @@
 //! (the JIT must match it bit for bit) and, until the JIT lands, the executor of every
 //! traced function.
 
+use smallvec::SmallVec;
+
 use crate::error::Error;
 use crate::ir::{Graph, NodeKind, Resource};
 use crate::kernels;
@@ -15,7 +17,7 @@ fn internal(msg: String) -> Error {
 /// Runs `g` on `inputs` (one per parameter) with `bound` variables for its resource
 /// parameters (in order), returning its results.
 pub(crate) fn execute(g: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
-    let mut vals: Vec<Option<Tensor>> = vec![None; g.values.len()];
+    let mut vals: SmallVec<[Option<Tensor>; 16]> = smallvec::smallvec![None; g.values.len()];
     for (p, t) in g.params.iter().zip(inputs) {
         vals[p.index()] = Some(t.clone());
     }
@@ -23,7 +25,7 @@ pub(crate) fn execute(g: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Resul
         vals[v.index()] = Some(t.clone());
     }
     let mut bound_iter = bound.iter();
-    let vars: Vec<&Variable> = g
+    let vars: SmallVec<[&Variable; 4]> = g
         .resources
         .iter()
         .map(|r| match r {
@@ -32,7 +34,7 @@ pub(crate) fn execute(g: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Resul
         })
         .collect::<Result<_, _>>()?;
     for (i, n) in g.nodes.iter().enumerate() {
-        let ins: Vec<&Tensor> = n
+        let ins: SmallVec<[&Tensor; 4]> = n
             .inputs
             .iter()
             .map(|v| vals[v.index()].as_ref().ok_or_else(|| internal(format!("node {i}: {v} has no value"))))
@@ -53,6 +55,7 @@ pub(crate) fn execute(g: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Resul
                 None
             }
         };
+        drop(ins);
         if let (Some(o), Some(t)) = (n.output, out) {
             vals[o.index()] = Some(t);
         }
