@@ -10,321 +10,27 @@
 //! and when the call happens inside another trace (the body is inlined into the outer
 //! graph).
 
-use std::any::Any;
 use std::collections::HashMap;
-use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::panic::Location;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
+pub use super::args::{ArgSpec, ArgVec, FunctionArgs, FunctionOutput, Signature, Static, TensorSpec, VariableSpec};
 use super::interp;
-use crate::device::Device;
-use crate::dtype::DType;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
-use crate::shape::Shape;
-use crate::tensor::Tensor;
-use crate::variable::Variable;
 use crate::{autodiff, config, trace};
 
-/// Type of a tensor argument.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TensorSpec {
-    pub dtype: DType,
-    pub shape: Shape,
-    pub device: Device,
-}
-
-/// Type of a variable argument (bound per call: one trace serves every variable of it).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct VariableSpec {
-    pub dtype: DType,
-    pub shape: Shape,
-    pub device: Device,
-}
-
-/// A static (non-tensor) argument, keyed by value.
-pub struct StaticKey(Box<dyn DynKey>);
-
-trait DynKey: Send + Sync {
-    fn hash_into(&self, h: &mut dyn Hasher);
-    fn eq_dyn(&self, other: &dyn Any) -> bool;
-    fn as_any(&self) -> &dyn Any;
-    fn clone_box(&self) -> Box<dyn DynKey>;
-    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
-}
-
-impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> DynKey for T {
-    fn hash_into(&self, mut h: &mut dyn Hasher) {
-        self.hash(&mut h)
-    }
-    fn eq_dyn(&self, other: &dyn Any) -> bool {
-        other.downcast_ref::<T>().is_some_and(|o| o == self)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn clone_box(&self) -> Box<dyn DynKey> {
-        Box::new(self.clone())
-    }
-    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-impl Clone for StaticKey {
-    fn clone(&self) -> Self {
-        StaticKey(self.0.clone_box())
-    }
-}
-impl PartialEq for StaticKey {
-    fn eq(&self, o: &Self) -> bool {
-        self.0.eq_dyn(o.0.as_any())
-    }
-}
-impl Eq for StaticKey {}
-impl Hash for StaticKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.as_any().type_id().hash(state);
-        self.0.hash_into(state);
-    }
-}
-impl fmt::Debug for StaticKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug(f)
-    }
-}
-
-/// One argument's part of a signature.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ArgSpec {
-    Tensor(TensorSpec),
-    Variable(VariableSpec),
-    Static(StaticKey),
-}
-
-impl fmt::Display for ArgSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ArgSpec::Tensor(t) => write!(f, "Tensor({}{})", t.dtype, t.shape),
-            ArgSpec::Variable(v) => write!(f, "Variable({}{})", v.dtype, v.shape),
-            ArgSpec::Static(k) => write!(f, "{k:?}"),
+/// `x: f32[128,784] → f32[64,784]` for the first argument that differs.
+fn describe_change(old: &[ArgSpec], new: &[ArgSpec], names: &[String]) -> String {
+    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("argument {i}"));
+    for (i, (a, b)) in old.iter().zip(new).enumerate() {
+        if a != b {
+            return format!("{}: {a} → {b}", name(i));
         }
     }
+    format!("the number of arguments changed: {} → {}", old.len(), new.len())
 }
-
-/// A call's signature: the specs of its flattened arguments.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Signature(pub Vec<ArgSpec>);
-
-// Lookups by a borrowed slice (hashes as the Vec does), so a cache hit builds no Vec.
-impl std::borrow::Borrow<[ArgSpec]> for Signature {
-    fn borrow(&self) -> &[ArgSpec] {
-        &self.0
-    }
-}
-
-/// Inline storage for the specs/inputs of a call: no heap allocation for up to 8.
-pub type ArgVec<T> = smallvec::SmallVec<[T; 8]>;
-
-impl fmt::Display for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|a| a.to_string()).collect();
-        write!(f, "({})", parts.join(", "))
-    }
-}
-
-/// The arguments of a traced function: tensors, variables, static values, and tuples /
-/// `Vec`s / `Option`s / arrays of those.
-pub trait FunctionArgs: Sized {
-    /// Appends this argument's specs to the signature.
-    fn spec(&self, out: &mut ArgVec<ArgSpec>);
-    /// Appends the call-time inputs (tensors, then variables, in order).
-    fn inputs(&self, tensors: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>);
-    /// The value the body sees while tracing: tensors become graph parameters, variables
-    /// are bound as resource parameters, static values stay as they are.
-    fn symbolize(&self) -> Self;
-}
-
-impl FunctionArgs for Tensor {
-    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Tensor(TensorSpec {
-            dtype: self.dtype(),
-            shape: self.shape().clone(),
-            device: self.device(),
-        }));
-    }
-    fn inputs(&self, tensors: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {
-        tensors.push(self.clone());
-    }
-    fn symbolize(&self) -> Self {
-        trace::param(self.dtype(), self.shape().clone()).unwrap_or_else(|| self.clone())
-    }
-}
-
-impl FunctionArgs for Variable {
-    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Variable(VariableSpec {
-            dtype: self.dtype(),
-            shape: self.shape().clone(),
-            device: Device::Cpu,
-        }));
-    }
-    fn inputs(&self, _: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>) {
-        variables.push(self.clone());
-    }
-    fn symbolize(&self) -> Self {
-        trace::bind_variable_param(self);
-        self.clone()
-    }
-}
-
-/// Wraps any `Hash + Eq + Clone + Debug` value as a static argument: part of the cache
-/// key (a new value retraces), passed to the body as it is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Static<T>(pub T);
-
-impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> FunctionArgs for Static<T> {
-    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Static(StaticKey(Box::new(self.0.clone()))));
-    }
-    fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
-    fn symbolize(&self) -> Self {
-        self.clone()
-    }
-}
-
-macro_rules! static_args {
-    ($($t:ty),*) => {$(
-        impl FunctionArgs for $t {
-            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-                out.push(ArgSpec::Static(StaticKey(Box::new(self.clone()))));
-            }
-            fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
-            fn symbolize(&self) -> Self {
-                self.clone()
-            }
-        }
-    )*};
-}
-static_args!(bool, char, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, String, &'static str, ());
-
-macro_rules! tuple_args {
-    ($($name:ident),+) => {
-        impl<$($name: FunctionArgs),+> FunctionArgs for ($($name,)+) {
-            #[allow(non_snake_case)]
-            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-                let ($($name,)+) = self;
-                $($name.spec(out);)+
-            }
-            #[allow(non_snake_case)]
-            fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
-                let ($($name,)+) = self;
-                $($name.inputs(t, v);)+
-            }
-            #[allow(non_snake_case)]
-            fn symbolize(&self) -> Self {
-                let ($($name,)+) = self;
-                ($($name.symbolize(),)+)
-            }
-        }
-    };
-}
-tuple_args!(A);
-tuple_args!(A, B);
-tuple_args!(A, B, C);
-tuple_args!(A, B, C, D);
-tuple_args!(A, B, C, D, E);
-tuple_args!(A, B, C, D, E, F);
-tuple_args!(A, B, C, D, E, F, G);
-tuple_args!(A, B, C, D, E, F, G, H);
-
-impl<T: FunctionArgs> FunctionArgs for Vec<T> {
-    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Static(StaticKey(Box::new(("len", self.len())))));
-        self.iter().for_each(|x| x.spec(out));
-    }
-    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
-        self.iter().for_each(|x| x.inputs(t, v));
-    }
-    fn symbolize(&self) -> Self {
-        self.iter().map(|x| x.symbolize()).collect()
-    }
-}
-
-impl<T: FunctionArgs> FunctionArgs for Option<T> {
-    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Static(StaticKey(Box::new(("some", self.is_some())))));
-        if let Some(x) = self {
-            x.spec(out);
-        }
-    }
-    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
-        if let Some(x) = self {
-            x.inputs(t, v);
-        }
-    }
-    fn symbolize(&self) -> Self {
-        self.as_ref().map(|x| x.symbolize())
-    }
-}
-
-/// What a traced function returns: `()`, a tensor, tuples and `Vec`s of those.
-pub trait FunctionOutput: Sized {
-    /// Appends the tensors (and the lengths of `Vec`s, to rebuild the structure).
-    fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>);
-    /// Rebuilds the value from tensors in `flatten`'s order.
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self>;
-}
-
-impl FunctionOutput for () {
-    fn flatten(&self, _: &mut Vec<Tensor>, _: &mut Vec<usize>) {}
-    fn rebuild(_: &mut std::vec::IntoIter<Tensor>, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
-        Some(())
-    }
-}
-
-impl FunctionOutput for Tensor {
-    fn flatten(&self, tensors: &mut Vec<Tensor>, _: &mut Vec<usize>) {
-        tensors.push(self.clone());
-    }
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
-        tensors.next()
-    }
-}
-
-impl<T: FunctionOutput> FunctionOutput for Vec<T> {
-    fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>) {
-        lens.push(self.len());
-        self.iter().for_each(|x| x.flatten(tensors, lens));
-    }
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
-        let n = *lens.next()?;
-        (0..n).map(|_| T::rebuild(tensors, lens)).collect()
-    }
-}
-
-macro_rules! tuple_out {
-    ($($name:ident),+) => {
-        impl<$($name: FunctionOutput),+> FunctionOutput for ($($name,)+) {
-            #[allow(non_snake_case)]
-            fn flatten(&self, t: &mut Vec<Tensor>, l: &mut Vec<usize>) {
-                let ($($name,)+) = self;
-                $($name.flatten(t, l);)+
-            }
-            fn rebuild(t: &mut std::vec::IntoIter<Tensor>, l: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
-                Some(($($name::rebuild(t, l)?,)+))
-            }
-        }
-    };
-}
-tuple_out!(A);
-tuple_out!(A, B);
-tuple_out!(A, B, C);
-tuple_out!(A, B, C, D);
-tuple_out!(A, B, C, D, E);
-tuple_out!(A, B, C, D, E, F);
 
 /// One trace of a function: its signature and graph.
 pub struct ConcreteFunction {
@@ -340,7 +46,18 @@ impl ConcreteFunction {
     }
 }
 
-type Slot = Arc<OnceLock<Result<Arc<ConcreteFunction>, Error>>>;
+/// A cache entry: the concrete function (traced once, however many threads wait for
+/// it) and when it was last used (for LRU eviction).
+#[derive(Default)]
+struct Entry {
+    cell: OnceLock<Result<Arc<ConcreteFunction>, Error>>,
+    last_used: AtomicU64,
+}
+
+type Slot = Arc<Entry>;
+
+/// Default bound of a function's cache of concrete functions.
+pub const DEFAULT_CACHE_SIZE: usize = 64;
 
 struct Inner<A, R> {
     name: String,
@@ -348,6 +65,13 @@ struct Inner<A, R> {
     cache: RwLock<HashMap<Signature, Slot>>,
     traces: AtomicUsize,
     run_eagerly: Option<bool>,
+    arg_names: Vec<String>,
+    cache_size: usize,
+    /// Bit i set = the (i+1)-th most recent call traced (last 10 calls).
+    history: AtomicU32,
+    warned: AtomicBool,
+    clock: AtomicU64,
+    last_traced: std::sync::Mutex<Option<Signature>>,
 }
 
 /// A function traced once per input signature and run from its graph afterwards
@@ -385,6 +109,12 @@ where
             cache: RwLock::new(HashMap::new()),
             traces: AtomicUsize::new(0),
             run_eagerly: None,
+            arg_names: Vec::new(),
+            cache_size: DEFAULT_CACHE_SIZE,
+            history: AtomicU32::new(0),
+            warned: AtomicBool::new(false),
+            clock: AtomicU64::new(0),
+            last_traced: std::sync::Mutex::new(None),
         }),
     }
 }
@@ -408,10 +138,32 @@ impl Drop for TraceGuard {
 }
 
 impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
+    fn configure(self, f: impl FnOnce(&mut Inner<A, R>)) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                f(&mut inner);
+                Function { inner: Arc::new(inner) }
+            }
+            // Options are set right after construction; a clone already shares the cache.
+            Err(inner) => Function { inner },
+        }
+    }
+
     /// This function with its own run-eagerly setting (overrides the global switch).
+    /// Set options before cloning the function.
     pub fn with_run_eagerly(self, on: bool) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("with_run_eagerly before the first clone"));
-        Function { inner: Arc::new(Inner { run_eagerly: Some(on), ..inner }) }
+        self.configure(|i| i.run_eagerly = Some(on))
+    }
+
+    /// Names of the arguments, used by the retracing warning (`#[tf_function]` sets them).
+    pub fn with_arg_names(self, names: &[&str]) -> Self {
+        let names = names.iter().map(|s| s.to_string()).collect();
+        self.configure(|i| i.arg_names = names)
+    }
+
+    /// Bounds the cache to `n` concrete functions (least recently used evicted first).
+    pub fn with_cache_size(self, n: usize) -> Self {
+        self.configure(|i| i.cache_size = n.max(1))
     }
 
     pub fn name(&self) -> &str {
@@ -426,7 +178,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
     /// The concrete functions traced so far.
     pub fn concrete_functions(&self) -> Vec<Arc<ConcreteFunction>> {
         let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache.values().filter_map(|s| s.get().and_then(|r| r.as_ref().ok()).cloned()).collect()
+        cache.values().filter_map(|s| s.cell.get().and_then(|r| r.as_ref().ok()).cloned()).collect()
     }
 
     fn runs_eagerly(&self) -> bool {
@@ -450,20 +202,61 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let mut spec = ArgVec::new();
         args.spec(&mut spec);
         let hit = self.inner.cache.read().unwrap_or_else(|p| p.into_inner()).get(spec.as_slice()).cloned();
-        let sig = || Signature(spec.to_vec());
+        let traced_now = hit.is_none();
         let slot: Slot = match hit {
             Some(s) => s,
-            None => {
-                let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
-                cache.entry(sig()).or_default().clone()
-            }
+            None => self.insert(&spec),
         };
-        let cf = slot.get_or_init(|| self.trace(&args, sig())).clone()?;
+        slot.last_used.store(self.inner.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        let cf = slot.cell.get_or_init(|| self.trace(&args, Signature(spec.to_vec()))).clone()?;
+        self.note_call(traced_now, &spec);
         let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
         let outs = interp::execute(&cf.graph, &tensors, &vars)?;
         R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
             .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()))
+    }
+
+    /// Inserts an empty entry for `spec`, evicting the least recently used one when the
+    /// cache is full (its compiled code and graph are freed with it).
+    fn insert(&self, spec: &[ArgSpec]) -> Slot {
+        let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache.get(spec) {
+            return s.clone();
+        }
+        if cache.len() >= self.inner.cache_size {
+            let oldest = cache.iter().min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed)).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                cache.remove(&k);
+            }
+        }
+        cache.entry(Signature(spec.to_vec())).or_default().clone()
+    }
+
+    /// Tracks how many of the last 10 calls traced; at 5, warns once (through `tracing`)
+    /// naming the argument that changed and the fix.
+    fn note_call(&self, traced: bool, spec: &[ArgSpec]) {
+        let i = &self.inner;
+        let bit = traced as u32;
+        let prev = i.history.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| Some(((h << 1) | bit) & 0x3ff));
+        let hist = ((prev.unwrap_or(0) << 1) | bit) & 0x3ff;
+        if !traced {
+            return;
+        }
+        let mut last = i.last_traced.lock().unwrap_or_else(|p| p.into_inner());
+        let change = last.as_ref().map(|old| describe_change(&old.0, spec, &i.arg_names));
+        *last = Some(Signature(spec.to_vec()));
+        if hist.count_ones() >= 5 && !i.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "tensorjit::retracing",
+                "function `{}` retraced {} times in its last 10 calls ({}); every retrace re-runs the Rust body and \
+                 builds a new graph. Fix: give it an input_signature with None for the dims that vary, or enable \
+                 reduce_retracing",
+                i.name,
+                hist.count_ones(),
+                change.unwrap_or_else(|| "the signature changed".into())
+            );
+        }
     }
 
     fn trace(&self, args: &A, signature: Signature) -> Result<Arc<ConcreteFunction>, Error> {

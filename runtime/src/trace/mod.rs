@@ -10,6 +10,7 @@
 //! one. Plain Rust side effects in the body (`println!`, pushing to a `Vec`) run only
 //! while tracing, as in TensorFlow.
 
+mod args;
 pub mod function;
 pub(crate) mod interp;
 

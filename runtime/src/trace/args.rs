@@ -1,0 +1,311 @@
+//! How arguments and results of traced functions are flattened: tensors → specs and
+//! graph parameters, variables → resource parameters, other values → static keys.
+
+use std::any::Any;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use crate::trace;
+use crate::variable::Variable;
+
+/// Type of a tensor argument.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorSpec {
+    pub dtype: DType,
+    pub shape: Shape,
+    pub device: Device,
+}
+
+/// Type of a variable argument (bound per call: one trace serves every variable of it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VariableSpec {
+    pub dtype: DType,
+    pub shape: Shape,
+    pub device: Device,
+}
+
+/// A static (non-tensor) argument, keyed by value.
+pub struct StaticKey(Box<dyn DynKey>);
+
+trait DynKey: Send + Sync {
+    fn hash_into(&self, h: &mut dyn Hasher);
+    fn eq_dyn(&self, other: &dyn Any) -> bool;
+    fn as_any(&self) -> &dyn Any;
+    fn clone_box(&self) -> Box<dyn DynKey>;
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> DynKey for T {
+    fn hash_into(&self, mut h: &mut dyn Hasher) {
+        self.hash(&mut h)
+    }
+    fn eq_dyn(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>().is_some_and(|o| o == self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn clone_box(&self) -> Box<dyn DynKey> {
+        Box::new(self.clone())
+    }
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Clone for StaticKey {
+    fn clone(&self) -> Self {
+        StaticKey(self.0.clone_box())
+    }
+}
+impl PartialEq for StaticKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.eq_dyn(o.0.as_any())
+    }
+}
+impl Eq for StaticKey {}
+impl Hash for StaticKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_any().type_id().hash(state);
+        self.0.hash_into(state);
+    }
+}
+impl fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug(f)
+    }
+}
+
+/// One argument's part of a signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ArgSpec {
+    Tensor(TensorSpec),
+    Variable(VariableSpec),
+    Static(StaticKey),
+}
+
+impl fmt::Display for ArgSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgSpec::Tensor(t) => write!(f, "Tensor({}{})", t.dtype, t.shape),
+            ArgSpec::Variable(v) => write!(f, "Variable({}{})", v.dtype, v.shape),
+            ArgSpec::Static(k) => write!(f, "{k:?}"),
+        }
+    }
+}
+
+/// A call's signature: the specs of its flattened arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Signature(pub Vec<ArgSpec>);
+
+// Lookups by a borrowed slice (hashes as the Vec does), so a cache hit builds no Vec.
+impl std::borrow::Borrow<[ArgSpec]> for Signature {
+    fn borrow(&self) -> &[ArgSpec] {
+        &self.0
+    }
+}
+
+/// Inline storage for the specs/inputs of a call: no heap allocation for up to 8.
+pub type ArgVec<T> = smallvec::SmallVec<[T; 8]>;
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|a| a.to_string()).collect();
+        write!(f, "({})", parts.join(", "))
+    }
+}
+
+/// The arguments of a traced function: tensors, variables, static values, and tuples /
+/// `Vec`s / `Option`s / arrays of those.
+pub trait FunctionArgs: Sized {
+    /// Appends this argument's specs to the signature.
+    fn spec(&self, out: &mut ArgVec<ArgSpec>);
+    /// Appends the call-time inputs (tensors, then variables, in order).
+    fn inputs(&self, tensors: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>);
+    /// The value the body sees while tracing: tensors become graph parameters, variables
+    /// are bound as resource parameters, static values stay as they are.
+    fn symbolize(&self) -> Self;
+}
+
+impl FunctionArgs for Tensor {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+        out.push(ArgSpec::Tensor(TensorSpec {
+            dtype: self.dtype(),
+            shape: self.shape().clone(),
+            device: self.device(),
+        }));
+    }
+    fn inputs(&self, tensors: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {
+        tensors.push(self.clone());
+    }
+    fn symbolize(&self) -> Self {
+        trace::param(self.dtype(), self.shape().clone()).unwrap_or_else(|| self.clone())
+    }
+}
+
+impl FunctionArgs for Variable {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+        out.push(ArgSpec::Variable(VariableSpec {
+            dtype: self.dtype(),
+            shape: self.shape().clone(),
+            device: Device::Cpu,
+        }));
+    }
+    fn inputs(&self, _: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>) {
+        variables.push(self.clone());
+    }
+    fn symbolize(&self) -> Self {
+        trace::bind_variable_param(self);
+        self.clone()
+    }
+}
+
+/// Wraps any `Hash + Eq + Clone + Debug` value as a static argument: part of the cache
+/// key (a new value retraces), passed to the body as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Static<T>(pub T);
+
+impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> FunctionArgs for Static<T> {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+        out.push(ArgSpec::Static(StaticKey(Box::new(self.0.clone()))));
+    }
+    fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
+    fn symbolize(&self) -> Self {
+        self.clone()
+    }
+}
+
+macro_rules! static_args {
+    ($($t:ty),*) => {$(
+        impl FunctionArgs for $t {
+            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+                out.push(ArgSpec::Static(StaticKey(Box::new(self.clone()))));
+            }
+            fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
+            fn symbolize(&self) -> Self {
+                self.clone()
+            }
+        }
+    )*};
+}
+static_args!(bool, char, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, String, &'static str, ());
+
+macro_rules! tuple_args {
+    ($($name:ident),+) => {
+        impl<$($name: FunctionArgs),+> FunctionArgs for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+                let ($($name,)+) = self;
+                $($name.spec(out);)+
+            }
+            #[allow(non_snake_case)]
+            fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+                let ($($name,)+) = self;
+                $($name.inputs(t, v);)+
+            }
+            #[allow(non_snake_case)]
+            fn symbolize(&self) -> Self {
+                let ($($name,)+) = self;
+                ($($name.symbolize(),)+)
+            }
+        }
+    };
+}
+tuple_args!(A);
+tuple_args!(A, B);
+tuple_args!(A, B, C);
+tuple_args!(A, B, C, D);
+tuple_args!(A, B, C, D, E);
+tuple_args!(A, B, C, D, E, F);
+tuple_args!(A, B, C, D, E, F, G);
+tuple_args!(A, B, C, D, E, F, G, H);
+
+impl<T: FunctionArgs> FunctionArgs for Vec<T> {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+        out.push(ArgSpec::Static(StaticKey(Box::new(("len", self.len())))));
+        self.iter().for_each(|x| x.spec(out));
+    }
+    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+        self.iter().for_each(|x| x.inputs(t, v));
+    }
+    fn symbolize(&self) -> Self {
+        self.iter().map(|x| x.symbolize()).collect()
+    }
+}
+
+impl<T: FunctionArgs> FunctionArgs for Option<T> {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+        out.push(ArgSpec::Static(StaticKey(Box::new(("some", self.is_some())))));
+        if let Some(x) = self {
+            x.spec(out);
+        }
+    }
+    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+        if let Some(x) = self {
+            x.inputs(t, v);
+        }
+    }
+    fn symbolize(&self) -> Self {
+        self.as_ref().map(|x| x.symbolize())
+    }
+}
+
+/// What a traced function returns: `()`, a tensor, tuples and `Vec`s of those.
+pub trait FunctionOutput: Sized {
+    /// Appends the tensors (and the lengths of `Vec`s, to rebuild the structure).
+    fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>);
+    /// Rebuilds the value from tensors in `flatten`'s order.
+    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self>;
+}
+
+impl FunctionOutput for () {
+    fn flatten(&self, _: &mut Vec<Tensor>, _: &mut Vec<usize>) {}
+    fn rebuild(_: &mut std::vec::IntoIter<Tensor>, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+        Some(())
+    }
+}
+
+impl FunctionOutput for Tensor {
+    fn flatten(&self, tensors: &mut Vec<Tensor>, _: &mut Vec<usize>) {
+        tensors.push(self.clone());
+    }
+    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+        tensors.next()
+    }
+}
+
+impl<T: FunctionOutput> FunctionOutput for Vec<T> {
+    fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>) {
+        lens.push(self.len());
+        self.iter().for_each(|x| x.flatten(tensors, lens));
+    }
+    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+        let n = *lens.next()?;
+        (0..n).map(|_| T::rebuild(tensors, lens)).collect()
+    }
+}
+
+macro_rules! tuple_out {
+    ($($name:ident),+) => {
+        impl<$($name: FunctionOutput),+> FunctionOutput for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn flatten(&self, t: &mut Vec<Tensor>, l: &mut Vec<usize>) {
+                let ($($name,)+) = self;
+                $($name.flatten(t, l);)+
+            }
+            fn rebuild(t: &mut std::vec::IntoIter<Tensor>, l: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+                Some(($($name::rebuild(t, l)?,)+))
+            }
+        }
+    };
+}
+tuple_out!(A);
+tuple_out!(A, B);
+tuple_out!(A, B, C);
+tuple_out!(A, B, C, D);
+tuple_out!(A, B, C, D, E);
+tuple_out!(A, B, C, D, E, F);
