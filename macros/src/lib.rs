@@ -1,5 +1,48 @@
-//! Procedural macros of tensorjit.
+//! Procedural macros of tensorjit: `#[tf_function]`.
 //!
-//! This crate is intentionally empty until the tracing issue lands `#[tf_function]`
-//! (parse → validate → expand, diagnostics pinned by trybuild). It exists now so the
-//! workspace has its final shape and the dependency direction (macros → nothing) is fixed.
+//! Structured as parse (`parse.rs`: the attribute's options) → analyse (`analyse.rs`:
+//! validate the function and classify its arguments, collecting every error with the
+//! user's span) → expand (`expand.rs`). Diagnostics are pinned by trybuild tests in
+//! `tests/ui/`.
+
+mod analyse;
+mod expand;
+mod parse;
+
+use proc_macro::TokenStream;
+
+/// Traces the function into a graph per input signature and runs the graph afterwards
+/// (TensorFlow's `@tf.function`).
+///
+/// Arguments may be `&Tensor` / `Tensor` (part of the signature by dtype and shape),
+/// `&Variable` / `Variable` (bound per call: one trace serves every variable of a
+/// dtype and shape), `&[Tensor]` / `Vec<Tensor>`, and any other
+/// `Hash + Eq + Clone + Debug` value (static: part of the key by value; a new value
+/// retraces). Results: `()`, `Tensor`, tuples and `Vec`s of those.
+///
+/// Options: `name = "…"`, `run_eagerly = true` (always run the body eagerly),
+/// `cache_size = N` (bound on the number of cached traces).
+///
+/// Introspection goes through a module of the same name:
+/// `train_step::tracing_count()`, `train_step::concrete_functions()`,
+/// `train_step::function()`.
+#[proc_macro_attribute]
+pub fn tf_function(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = match parse::options(attr.into()) {
+        Ok(o) => o,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let func = match syn::parse::<syn::ItemFn>(item) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut err =
+                syn::Error::new(e.span(), "#[tf_function] applies to a function (`fn name(args) -> Tensor { … }`)");
+            err.combine(e);
+            return err.to_compile_error().into();
+        }
+    };
+    match analyse::analyse(&func) {
+        Ok(sig) => expand::expand(&func, &sig, &options).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}

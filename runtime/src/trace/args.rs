@@ -194,6 +194,23 @@ macro_rules! static_args {
 }
 static_args!(bool, char, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, String, &'static str, ());
 
+/// Floats are static arguments keyed by their bits (as a Python float passed to
+/// `tf.function` is keyed by value).
+macro_rules! float_static_args {
+    ($($t:ty),*) => {$(
+        impl FunctionArgs for $t {
+            fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+                out.push(ArgSpec::Static(StaticKey(Box::new((stringify!($t), self.to_bits())))));
+            }
+            fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
+            fn symbolize(&self) -> Self {
+                *self
+            }
+        }
+    )*};
+}
+float_static_args!(f32, f64);
+
 macro_rules! tuple_args {
     ($($name:ident),+) => {
         impl<$($name: FunctionArgs),+> FunctionArgs for ($($name,)+) {

@@ -1,0 +1,126 @@
+//! Expansion of `#[tf_function]` on `fn name(args) -> R { body }`:
+//!
+//! * a hidden `static` holding the `tensorjit::Function` (created on first use),
+//! * `fn name` with the user's signature, which calls it,
+//! * `mod name` with `tracing_count()`, `concrete_functions()` and `function()`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{ItemFn, ReturnType};
+
+use crate::analyse::{Analysed, ArgKind};
+use crate::parse::Options;
+
+pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
+    let vis = &f.vis;
+    let attrs = &f.attrs;
+    let sig = &f.sig;
+    let name = &sig.ident;
+    let body = &f.block;
+    let display = o.name.clone().unwrap_or_else(|| name.to_string());
+    let ret = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, t) => quote!(#t),
+    };
+    let static_name = format_ident!("__TJ_FUNCTION_{}", name.to_string().to_uppercase());
+    let getter = format_ident!("__tj_function_{}", name);
+
+    let mut owned = Vec::new();
+    let mut pats = Vec::new();
+    let mut calls = Vec::new();
+    let mut rebinds = Vec::new();
+    for arg in &a.args {
+        let id = &arg.ident;
+        let ty = &arg.ty;
+        let m = if arg.mutable { quote!(mut) } else { quote!() };
+        pats.push(quote!(#m #id));
+        match &arg.kind {
+            ArgKind::TensorRef => {
+                owned.push(quote!(::tensorjit::Tensor));
+                calls.push(quote!(::std::clone::Clone::clone(#id)));
+                rebinds.push(quote!(let #id: #ty = &#id;));
+            }
+            ArgKind::VariableRef => {
+                owned.push(quote!(::tensorjit::Variable));
+                calls.push(quote!(::std::clone::Clone::clone(#id)));
+                rebinds.push(quote!(let #id: #ty = &#id;));
+            }
+            ArgKind::Owned => {
+                owned.push(quote!(#ty));
+                calls.push(quote!(#id));
+            }
+            ArgKind::TensorSlice => {
+                owned.push(quote!(::std::vec::Vec<::tensorjit::Tensor>));
+                calls.push(quote!(#id.to_vec()));
+                rebinds.push(quote!(let #id: #ty = &#id[..];));
+            }
+            ArgKind::Str => {
+                owned.push(quote!(::std::string::String));
+                calls.push(quote!(::std::string::ToString::to_string(#id)));
+                rebinds.push(quote!(let #id: #ty = #id.as_str();));
+            }
+            ArgKind::Static(t) => {
+                owned.push(quote!(::tensorjit::Static<#t>));
+                calls.push(quote!(::tensorjit::Static(#id)));
+                rebinds.push(quote!(let #m #id: #t = #id.0;));
+            }
+            ArgKind::StaticRef(t) => {
+                owned.push(quote!(::tensorjit::Static<#t>));
+                calls.push(quote!(::tensorjit::Static(::std::clone::Clone::clone(#id))));
+                rebinds.push(quote!(let #id: #ty = &#id.0;));
+            }
+        }
+    }
+    let names: Vec<String> = a.args.iter().map(|a| a.ident.to_string()).collect();
+    let mut options = quote!(.with_arg_names(&[#(#names),*]));
+    if let Some(b) = o.run_eagerly {
+        options.extend(quote!(.with_run_eagerly(#b)));
+    }
+    if let Some(n) = o.cache_size {
+        options.extend(quote!(.with_cache_size(#n)));
+    }
+    let fn_ty = quote!(::tensorjit::Function<(#(#owned,)*), #ret>);
+
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        static #static_name: ::std::sync::OnceLock<#fn_ty> = ::std::sync::OnceLock::new();
+
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        #vis fn #getter() -> &'static #fn_ty {
+            #static_name.get_or_init(|| {
+                ::tensorjit::function(#display, |(#(#pats,)*): (#(#owned,)*)| -> #ret {
+                    #(#rebinds)*
+                    #body
+                })
+                #options
+            })
+        }
+
+        #(#attrs)*
+        #[track_caller]
+        #sig {
+            #getter().call((#(#calls,)*))
+        }
+
+        /// Introspection of the traced function of the same name.
+        #[allow(non_snake_case, dead_code)]
+        #vis mod #name {
+            #[allow(unused_imports)]
+            use super::*;
+            /// How many times the body has been traced.
+            pub fn tracing_count() -> usize {
+                super::#getter().tracing_count()
+            }
+            /// The traces made so far (signature and IR text of each).
+            pub fn concrete_functions() -> ::std::vec::Vec<::std::sync::Arc<::tensorjit::ConcreteFunction>> {
+                super::#getter().concrete_functions()
+            }
+            /// The underlying `tensorjit::Function`.
+            pub fn function() -> &'static #fn_ty {
+                super::#getter()
+            }
+        }
+    }
+}

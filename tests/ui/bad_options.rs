@@ -1,0 +1,8 @@
+use tensorjit::prelude::*;
+
+#[tf_function(jit = true, reduce_retracing = true)]
+fn step(x: &Tensor) -> Tensor {
+    x * 2.0
+}
+
+fn main() {}
