@@ -16,7 +16,7 @@ fn run_eagerly_gives_the_same_results_and_updates() {
         let f = function("step", move |(x,): (Tensor,)| {
             runs.fetch_add(1, Ordering::SeqCst);
             v2.assign(&v2.read() * &x + 0.25);
-            (&v2.read()).tanh()
+            v2.read().tanh()
         });
         (v, f)
     };
