@@ -12,7 +12,8 @@ fn retrace_table() {
     let f = function("table", |(x, k): (Tensor, i32)| &x * k as f64);
     let a = rand_f32(1, &[2, 3], -1.0, 1.0);
     // (call, traces expected after it, what it shows)
-    let steps: Vec<(Box<dyn Fn()>, usize, &str)> = vec![
+    type Step<'a> = (Box<dyn Fn() + 'a>, usize, &'static str);
+    let steps: Vec<Step> = vec![
         (Box::new(|| drop(f.call((a.clone(), 1)))), 1, "first call traces"),
         (Box::new(|| drop(f.call((rand_f32(2, &[2, 3], -1.0, 1.0), 1)))), 1, "same shape, new values: no retrace"),
         (Box::new(|| drop(f.call((rand_f32(3, &[4, 3], -1.0, 1.0), 1)))), 2, "new shape: retrace"),
