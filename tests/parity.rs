@@ -37,7 +37,7 @@ fn cases() -> Vec<Case> {
         ("pow max min", |x| x[0].pow(&x[1]).maximum(&x[1]).minimum(5.0), vec![p.clone(), b.clone()]),
         (
             "compare where",
-            |x| Tensor::where_(&x[0].gt(&x[1]).logical_and(&x[0].lt(2.0)), &x[0], &x[1]),
+            |x| Tensor::where_(&x[0].gt(&x[1]).logical_and(x[0].lt(2.0)), &x[0], &x[1]),
             vec![a.clone(), b.clone()],
         ),
         ("cast floordiv", |x| x[0].cast(DType::I32).floordiv(2).cast(DType::F32), vec![a.clone()]),

@@ -36,6 +36,8 @@ fn describe_change(old: &[ArgSpec], new: &[ArgSpec], names: &[String]) -> String
 pub struct ConcreteFunction {
     pub signature: Signature,
     pub graph: Graph,
+    /// 0 for the function's first trace, 1 for the next, …
+    pub trace_index: usize,
     output_lens: Vec<usize>,
 }
 
@@ -175,10 +177,13 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         self.inner.traces.load(Ordering::SeqCst)
     }
 
-    /// The concrete functions traced so far.
+    /// The concrete functions in the cache, in the order they were traced.
     pub fn concrete_functions(&self) -> Vec<Arc<ConcreteFunction>> {
         let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache.values().filter_map(|s| s.cell.get().and_then(|r| r.as_ref().ok()).cloned()).collect()
+        let mut all: Vec<Arc<ConcreteFunction>> =
+            cache.values().filter_map(|s| s.cell.get().and_then(|r| r.as_ref().ok()).cloned()).collect();
+        all.sort_by_key(|c| c.trace_index);
+        all
     }
 
     fn runs_eagerly(&self) -> bool {
@@ -250,8 +255,8 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
             tracing::warn!(
                 target: "tensorjit::retracing",
                 "function `{}` retraced {} times in its last 10 calls ({}); every retrace re-runs the Rust body and \
-                 builds a new graph. Fix: give it an input_signature with None for the dims that vary, or enable \
-                 reduce_retracing",
+                 builds a new graph. Fix: keep the varying dims stable (pad or bucket batch sizes) or pass the \
+                 varying value as a tensor instead of a static argument",
                 i.name,
                 hist.count_ones(),
                 change.unwrap_or_else(|| "the signature changed".into())
@@ -260,7 +265,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
     }
 
     fn trace(&self, args: &A, signature: Signature) -> Result<Arc<ConcreteFunction>, Error> {
-        self.inner.traces.fetch_add(1, Ordering::SeqCst);
+        let trace_index = self.inner.traces.fetch_add(1, Ordering::SeqCst);
         trace::begin(&self.inner.name);
         let guard = TraceGuard(true);
         let out = (self.inner.body)(args.symbolize());
@@ -270,6 +275,6 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let graph = guard.finish().ok_or_else(|| Error::Internal("trace stack is empty".into()))?;
         verify(&graph)
             .map_err(|e| Error::Internal(format!("traced graph of {} is invalid: {e}\n{graph}", self.inner.name)))?;
-        Ok(Arc::new(ConcreteFunction { signature, graph, output_lens: lens }))
+        Ok(Arc::new(ConcreteFunction { signature, graph, trace_index, output_lens: lens }))
     }
 }
