@@ -7,11 +7,15 @@
 //! records program order; no pass may reorder or drop them. The text form (`text.rs`)
 //! is stable: golden tests and users read it.
 
+mod dot;
+mod parse;
 mod text;
 mod verify;
 
 use std::fmt;
 
+pub use dot::to_dot;
+pub use parse::parse;
 pub use verify::verify;
 
 use crate::dtype::DType;

@@ -15,32 +15,70 @@ use std::fmt::{self, Write};
 
 use super::{Graph, NodeKind, Resource};
 use crate::buffer::Buffer;
-use crate::ops::Op;
+use crate::ops::nn::{Conv2dParams, Padding, PoolParams};
+use crate::ops::{Distribution, Op, SliceAxis};
 use crate::tensor::Tensor;
 
-/// Attributes of an op in `[k=v, …]` form ("" when it has none).
-fn attrs(op: &Op) -> String {
-    let list = |v: &[usize]| format!("[{}]", v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
-    match op {
-        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => String::new(),
-        Op::Cast(d) => format!("[to={d}]"),
-        Op::Reduce { axes, keepdims, .. } => format!("[axes={}, keepdims={keepdims}]", list(axes)),
-        Op::ArgReduce { axis, .. } => format!("[axis={axis}]"),
-        Op::MatMul { transpose_a, transpose_b } => format!("[transpose_a={transpose_a}, transpose_b={transpose_b}]"),
-        Op::Reshape(s) | Op::BroadcastTo(s) => format!("[shape={s}]"),
-        Op::Permute(p) => format!("[perm={}]", list(p)),
-        Op::Concat { axis } | Op::Gather { axis } => format!("[axis={axis}]"),
-        Op::Slice(s) | Op::SliceGrad { slice: s, .. } => format!(
-            "[{}]",
-            s.iter().map(|a| format!("{}:{}:{}", a.start, a.len, a.step)).collect::<Vec<_>>().join(", ")
-        ),
-        Op::ScatterAdd { axis, size } => format!("[axis={axis}, size={size}]"),
-        Op::OneHot { depth, dtype } => format!("[depth={depth}, dtype={dtype}]"),
-        Op::Random(p) => format!("[{:?}, seed={:?}]", p.dist, p.seed),
-        other => format!("{other:?}")
-            .split_once('(')
-            .map_or(String::new(), |(_, rest)| format!("[{}", rest.trim_end_matches(')')) + "]"),
+fn list(v: &[usize]) -> String {
+    format!("[{}]", v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","))
+}
+
+fn padding(p: Padding) -> &'static str {
+    match p {
+        Padding::Same => "SAME",
+        Padding::Valid => "VALID",
     }
+}
+
+fn slices(s: &[SliceAxis]) -> String {
+    format!("[{}]", s.iter().map(|a| format!("{}:{}:{}", a.start, a.len, a.step)).collect::<Vec<_>>().join(","))
+}
+
+fn conv(p: &Conv2dParams) -> String {
+    format!("strides={}, padding={}", list(&p.strides), padding(p.padding))
+}
+
+fn pool(p: &PoolParams) -> String {
+    format!("ksize={}, strides={}, padding={}", list(&p.ksize), list(&p.strides), padding(p.padding))
+}
+
+fn dist(d: &Distribution) -> String {
+    match d {
+        Distribution::Uniform { low, high } => format!("uniform({low:?},{high:?})"),
+        Distribution::Normal { mean, stddev } => format!("normal({mean:?},{stddev:?})"),
+        Distribution::TruncatedNormal { mean, stddev } => format!("truncated_normal({mean:?},{stddev:?})"),
+    }
+}
+
+/// Attributes of an op in `[k=v, …]` form ("" when it has none). `parse.rs` reads
+/// exactly this back.
+pub(crate) fn attrs(op: &Op) -> String {
+    let a = match op {
+        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => return String::new(),
+        Op::Cast(d) => format!("to={d}"),
+        Op::Reduce { axes, keepdims, .. } => format!("axes={}, keepdims={keepdims}", list(axes)),
+        Op::ArgReduce { axis, .. } | Op::Concat { axis } | Op::Gather { axis } => format!("axis={axis}"),
+        Op::MatMul { transpose_a, transpose_b } => format!("transpose_a={transpose_a}, transpose_b={transpose_b}"),
+        Op::Reshape(s) | Op::BroadcastTo(s) => format!("shape={s}"),
+        Op::Permute(p) => format!("perm={}", list(p)),
+        Op::Slice(s) => format!("slices={}", slices(s)),
+        Op::SliceGrad { input, slice } => format!("input={input}, slices={}", slices(slice)),
+        Op::ScatterAdd { axis, size } => format!("axis={axis}, size={size}"),
+        Op::OneHot { depth, dtype } => format!("depth={depth}, dtype={dtype}"),
+        Op::Conv2d(p) => conv(p),
+        Op::Conv2dBackpropInput { params, input } => format!("{}, input={input}", conv(params)),
+        Op::Conv2dBackpropFilter { params, filter } => format!("{}, filter={filter}", conv(params)),
+        Op::MaxPool2d(p) | Op::MaxPool2dGrad(p) | Op::MaxPool2dGradGrad(p) | Op::AvgPool2d(p) => pool(p),
+        Op::AvgPool2dGrad { params, input } => format!("{}, input={input}", pool(params)),
+        Op::Random(p) => format!(
+            "dist={}, shape={}, dtype={}, seed={}",
+            dist(&p.dist),
+            p.shape,
+            p.dtype,
+            p.seed.map_or("none".to_string(), |s| s.to_string())
+        ),
+    };
+    format!("[{a}]")
 }
 
 fn const_text(t: &Tensor) -> String {

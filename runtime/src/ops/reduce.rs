@@ -21,6 +21,9 @@ pub enum ReduceOp {
 }
 
 impl ReduceOp {
+    /// Every variant (for parsers and exhaustive tests).
+    pub const ALL: [ReduceOp; 5] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Prod, ReduceOp::Max, ReduceOp::Min];
+
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "reduce_sum",
@@ -39,6 +42,9 @@ pub enum ArgOp {
 }
 
 impl ArgOp {
+    /// Every variant (for parsers and exhaustive tests).
+    pub const ALL: [ArgOp; 2] = [ArgOp::ArgMax, ArgOp::ArgMin];
+
     pub fn name(self) -> &'static str {
         match self {
             ArgOp::ArgMax => "argmax",

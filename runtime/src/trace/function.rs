@@ -46,6 +46,11 @@ impl ConcreteFunction {
     pub fn ir_text(&self) -> String {
         self.graph.to_string()
     }
+
+    /// The graph in Graphviz DOT form (variables labelled with their names).
+    pub fn dot(&self) -> String {
+        crate::ir::to_dot(&self.graph)
+    }
 }
 
 /// A cache entry: the concrete function (traced once, however many threads wait for

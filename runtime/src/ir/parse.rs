@@ -1,0 +1,318 @@
+//! Parser of the IR text form (`text.rs`), so golden tests round-trip: printing a
+//! parsed graph gives the text back. Constants printed as `<N elements>` (the text form
+//! elides large values) are read back as zeros of their type; resources named
+//! `variable "…"` become fresh variables of that name holding zeros.
+
+use std::collections::HashMap;
+
+use super::{Graph, Node, NodeKind, Resource, ResourceId, ValueId, ValueType};
+use crate::dtype::DType;
+use crate::ops::nn::{Conv2dParams, Padding, PoolParams};
+use crate::ops::{ArgOp, BinaryOp, Distribution, Op, RandomParams, ReduceOp, SliceAxis, UnaryOp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use crate::variable::Variable;
+
+type R<T> = Result<T, String>;
+
+fn dtype(s: &str) -> R<DType> {
+    DType::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| format!("unknown dtype `{s}`"))
+}
+
+fn usizes(s: &str) -> R<Vec<usize>> {
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .ok_or_else(|| format!("expected [..], got `{s}`"))?;
+    if inner.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    inner.split(',').map(|x| x.trim().parse::<usize>().map_err(|e| format!("`{x}`: {e}"))).collect()
+}
+
+fn shape(s: &str) -> R<Shape> {
+    usizes(s).map(Shape::from)
+}
+
+/// `f32[2,3]`
+fn value_type(s: &str) -> R<ValueType> {
+    let s = s.trim();
+    let i = s.find('[').ok_or_else(|| format!("expected a type like f32[2,3], got `{s}`"))?;
+    Ok(ValueType { dtype: dtype(&s[..i])?, shape: shape(&s[i..])? })
+}
+
+fn value(s: &str) -> R<ValueId> {
+    s.trim()
+        .strip_prefix('%')
+        .and_then(|x| x.parse().ok())
+        .map(ValueId)
+        .ok_or_else(|| format!("expected a value like %3, got `{s}`"))
+}
+
+fn resource(s: &str) -> R<ResourceId> {
+    s.trim()
+        .strip_prefix('@')
+        .and_then(|x| x.parse().ok())
+        .map(ResourceId)
+        .ok_or_else(|| format!("expected a resource like @0, got `{s}`"))
+}
+
+/// Splits at top-level commas (not inside brackets, parentheses or quotes).
+fn split_top(s: &str) -> Vec<&str> {
+    let (mut depth, mut quoted, mut start, mut out) = (0i32, false, 0, Vec::new());
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' | '(' if !quoted => depth += 1,
+            ']' | ')' if !quoted => depth -= 1,
+            ',' if depth == 0 && !quoted => {
+                out.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !s[start..].trim().is_empty() {
+        out.push(s[start..].trim());
+    }
+    out
+}
+
+fn attrs(s: &str) -> R<HashMap<String, String>> {
+    split_top(s)
+        .into_iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("bad attribute `{kv}`"))
+        })
+        .collect()
+}
+
+fn get<'a>(a: &'a HashMap<String, String>, k: &str) -> R<&'a str> {
+    a.get(k).map(String::as_str).ok_or_else(|| format!("missing attribute `{k}`"))
+}
+
+fn num<T: std::str::FromStr>(a: &HashMap<String, String>, k: &str) -> R<T> {
+    get(a, k)?.parse().map_err(|_| format!("attribute `{k}` is not a number"))
+}
+
+fn boolean(a: &HashMap<String, String>, k: &str) -> R<bool> {
+    get(a, k)?.parse().map_err(|_| format!("attribute `{k}` is not true/false"))
+}
+
+fn two(a: &HashMap<String, String>, k: &str) -> R<[usize; 2]> {
+    let v = usizes(get(a, k)?)?;
+    v.try_into().map_err(|_| format!("attribute `{k}` needs two values"))
+}
+
+fn padding(a: &HashMap<String, String>) -> R<Padding> {
+    match get(a, "padding")? {
+        "SAME" => Ok(Padding::Same),
+        "VALID" => Ok(Padding::Valid),
+        p => Err(format!("unknown padding `{p}`")),
+    }
+}
+
+fn slices(s: &str) -> R<Vec<SliceAxis>> {
+    let inner = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).ok_or("slices need [..]")?;
+    if inner.is_empty() {
+        return Ok(vec![]);
+    }
+    inner
+        .split(',')
+        .map(|t| {
+            let p: Vec<&str> = t.split(':').collect();
+            match p.as_slice() {
+                [a, b, c] => Ok(SliceAxis {
+                    start: a.parse().map_err(|_| "bad slice start")?,
+                    len: b.parse().map_err(|_| "bad slice length")?,
+                    step: c.parse().map_err(|_| "bad slice step")?,
+                }),
+                _ => Err(format!("bad slice `{t}`")),
+            }
+        })
+        .collect()
+}
+
+fn distribution(s: &str) -> R<Distribution> {
+    let (kind, rest) = s.split_once('(').ok_or_else(|| format!("bad distribution `{s}`"))?;
+    let nums: Vec<f64> = rest
+        .trim_end_matches(')')
+        .split(',')
+        .map(|x| x.trim().parse().map_err(|_| format!("bad number in `{s}`")))
+        .collect::<R<_>>()?;
+    let [a, b] = nums.as_slice() else { return Err(format!("bad distribution `{s}`")) };
+    Ok(match kind {
+        "uniform" => Distribution::Uniform { low: *a, high: *b },
+        "normal" => Distribution::Normal { mean: *a, stddev: *b },
+        "truncated_normal" => Distribution::TruncatedNormal { mean: *a, stddev: *b },
+        k => return Err(format!("unknown distribution `{k}`")),
+    })
+}
+
+fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
+    if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.name() == name) {
+        return Ok(Op::Unary(u));
+    }
+    if let Some(b) = BinaryOp::ALL.into_iter().find(|b| b.name() == name) {
+        return Ok(Op::Binary(b));
+    }
+    if let Some(r) = ReduceOp::ALL.into_iter().find(|r| r.name() == name) {
+        let axes = usizes(get(a, "axes")?)?.into_iter().collect();
+        return Ok(Op::Reduce { op: r, axes, keepdims: boolean(a, "keepdims")? });
+    }
+    if let Some(r) = ArgOp::ALL.into_iter().find(|r| r.name() == name) {
+        return Ok(Op::ArgReduce { op: r, axis: num(a, "axis")? });
+    }
+    let conv = || -> R<Conv2dParams> { Ok(Conv2dParams { strides: two(a, "strides")?, padding: padding(a)? }) };
+    let pool = || -> R<PoolParams> {
+        Ok(PoolParams { ksize: two(a, "ksize")?, strides: two(a, "strides")?, padding: padding(a)? })
+    };
+    Ok(match name {
+        "where" => Op::Select,
+        "stop_gradient" => Op::StopGradient,
+        "cast" => Op::Cast(dtype(get(a, "to")?)?),
+        "matmul" => Op::MatMul { transpose_a: boolean(a, "transpose_a")?, transpose_b: boolean(a, "transpose_b")? },
+        "reshape" => Op::Reshape(shape(get(a, "shape")?)?),
+        "broadcast_to" => Op::BroadcastTo(shape(get(a, "shape")?)?),
+        "transpose" => Op::Permute(usizes(get(a, "perm")?)?.into_iter().collect()),
+        "concat" => Op::Concat { axis: num(a, "axis")? },
+        "gather" => Op::Gather { axis: num(a, "axis")? },
+        "slice" => Op::Slice(slices(get(a, "slices")?)?),
+        "slice_grad" => Op::SliceGrad { input: shape(get(a, "input")?)?, slice: slices(get(a, "slices")?)? },
+        "scatter_add" => Op::ScatterAdd { axis: num(a, "axis")?, size: num(a, "size")? },
+        "one_hot" => Op::OneHot { depth: num(a, "depth")?, dtype: dtype(get(a, "dtype")?)? },
+        "conv2d" => Op::Conv2d(conv()?),
+        "conv2d_backprop_input" => Op::Conv2dBackpropInput { params: conv()?, input: shape(get(a, "input")?)? },
+        "conv2d_backprop_filter" => Op::Conv2dBackpropFilter { params: conv()?, filter: shape(get(a, "filter")?)? },
+        "max_pool2d" => Op::MaxPool2d(pool()?),
+        "max_pool2d_grad" => Op::MaxPool2dGrad(pool()?),
+        "max_pool2d_grad_grad" => Op::MaxPool2dGradGrad(pool()?),
+        "avg_pool2d" => Op::AvgPool2d(pool()?),
+        "avg_pool2d_grad" => Op::AvgPool2dGrad { params: pool()?, input: shape(get(a, "input")?)? },
+        "random_uniform" | "random_normal" | "truncated_normal" => Op::Random(RandomParams {
+            dist: distribution(get(a, "dist")?)?,
+            shape: shape(get(a, "shape")?)?,
+            dtype: dtype(get(a, "dtype")?)?,
+            seed: match get(a, "seed")? {
+                "none" => None,
+                s => Some(s.parse().map_err(|_| format!("bad seed `{s}`"))?),
+            },
+        }),
+        other => return Err(format!("unknown op `{other}`")),
+    })
+}
+
+fn constant(ty: &ValueType, text: &str) -> R<Tensor> {
+    if text.starts_with('<') {
+        return Ok(Tensor::zeros(&ty.shape, ty.dtype));
+    }
+    let v: f64 = match text {
+        "true" => 1.0,
+        "false" => 0.0,
+        t => t.parse().map_err(|_| format!("bad constant `{t}`"))?,
+    };
+    Ok(Tensor::full(&ty.shape, v, ty.dtype))
+}
+
+/// Splits a trailing ` !eN` effect marker off a line.
+fn effect(line: &str) -> R<(&str, Option<u32>)> {
+    match line.rsplit_once(" !e") {
+        Some((rest, n)) => Ok((rest, Some(n.parse().map_err(|_| format!("bad effect marker `!e{n}`"))?))),
+        None => Ok((line, None)),
+    }
+}
+
+fn parse_line(g: &mut Graph, line: &str) -> R<()> {
+    if let Some(rest) = line.strip_prefix("return") {
+        g.results = split_top(rest).into_iter().map(value).collect::<R<_>>()?;
+        return Ok(());
+    }
+    if line.starts_with('@') {
+        let (_, def) = line.split_once(" = ").ok_or("bad resource line")?;
+        let r = if let Some(t) = def.strip_prefix("variable_param ") {
+            Resource::Param(value_type(t)?)
+        } else {
+            let rest = def.strip_prefix("variable \"").ok_or("bad resource line")?;
+            let (name, ty) = rest.split_once("\" ").ok_or("bad variable line")?;
+            let ty = value_type(ty)?;
+            Resource::Captured(Variable::new(Tensor::zeros(&ty.shape, ty.dtype), name))
+        };
+        g.resources.push(r);
+        return Ok(());
+    }
+    let (line, eff) = effect(line)?;
+    let (out, rhs) = match line.split_once(" = ") {
+        Some((lhs, rhs)) if lhs.starts_with('%') => {
+            let (v, ty) = lhs.split_once(": ").ok_or("expected `%N: type = …`")?;
+            let (v, ty) = (value(v)?, value_type(ty)?);
+            if g.values.len() <= v.index() {
+                g.values.resize(v.index() + 1, ty.clone());
+            }
+            g.values[v.index()] = ty;
+            (Some(v), rhs)
+        }
+        _ => (None, line),
+    };
+    if let Some(c) = rhs.strip_prefix("const ") {
+        let v = out.ok_or("a constant needs a value")?;
+        let t = constant(g.value_type(v), c.trim())?;
+        g.constants.push((v, t));
+        return Ok(());
+    }
+    let (kind, inputs) = if let Some(r) = rhs.strip_prefix("read_variable ") {
+        (NodeKind::ReadVariable(resource(r)?), vec![])
+    } else if let Some(r) = rhs.strip_prefix("assign_variable ") {
+        let (res, x) = r.split_once(',').ok_or("assign_variable needs a resource and a value")?;
+        (NodeKind::AssignVariable(resource(res)?), vec![value(x)?])
+    } else if let Some(r) = rhs.strip_prefix("print ") {
+        let parts = split_top(r);
+        let t = parts
+            .first()
+            .and_then(|t| t.strip_prefix('"'))
+            .and_then(|t| t.strip_suffix('"'))
+            .ok_or("print needs a quoted template")?;
+        (NodeKind::Print(t.replace("\\\"", "\"")), parts[1..].iter().map(|v| value(v)).collect::<R<_>>()?)
+    } else {
+        let (head, args) = match rhs.find(" %") {
+            Some(i) => (&rhs[..i], &rhs[i + 1..]),
+            None => (rhs, ""),
+        };
+        let (name, attr) = match head.split_once('[') {
+            Some((n, a)) => (n, attrs(a.strip_suffix(']').ok_or("unclosed attributes")?)?),
+            None => (head, HashMap::new()),
+        };
+        (NodeKind::Op(op(name.trim(), &attr)?), split_top(args).into_iter().map(value).collect::<R<_>>()?)
+    };
+    g.nodes.push(Node { kind, inputs, output: out, effect: eff });
+    Ok(())
+}
+
+/// Parses the text form of one function.
+pub fn parse(text: &str) -> Result<Graph, String> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or("empty text")?;
+    let rest = header.strip_prefix("func @").ok_or("expected `func @name(`")?;
+    let (name, rest) = rest.split_once('(').ok_or("expected `(` after the name")?;
+    let (params, _) = rest.rsplit_once(") -> (").ok_or("expected `) -> (`")?;
+    let mut g = Graph::new(name);
+    for p in split_top(params) {
+        let (v, ty) = p.split_once(": ").ok_or_else(|| format!("bad parameter `{p}`"))?;
+        let (v, ty) = (value(v)?, value_type(ty)?);
+        if g.values.len() <= v.index() {
+            g.values.resize(v.index() + 1, ty.clone());
+        }
+        g.values[v.index()] = ty;
+        g.params.push(v);
+    }
+    for (n, line) in lines {
+        let line = line.trim();
+        if line == "}" {
+            break;
+        }
+        parse_line(&mut g, line).map_err(|e| format!("line {}: {e}: `{line}`", n + 1))?;
+    }
+    Ok(g)
+}
