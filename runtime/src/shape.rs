@@ -5,8 +5,13 @@ use std::ops::Deref;
 
 use smallvec::SmallVec;
 
+/// A dimension whose size is not known while tracing (`None` in an `input_signature`);
+/// printed `?`. Only symbolic tensors have such dims: at run time every dim is known.
+pub const UNKNOWN: usize = usize::MAX;
+
 /// Dimensions of a tensor, outermost first (row-major). Stored inline up to rank 4 so
-/// the dispatch path allocates nothing for shapes.
+/// the dispatch path allocates nothing for shapes. Symbolic tensors may have
+/// [`UNKNOWN`] dims.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
 
@@ -23,9 +28,31 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a scalar, 0 when any dim is 0).
+    /// Number of elements (1 for a scalar, 0 when any dim is 0); [`UNKNOWN`] when a dim
+    /// is unknown (and none is 0).
     pub fn numel(&self) -> usize {
+        if self.0.contains(&0) {
+            return 0;
+        }
+        if !self.is_fully_known() {
+            return UNKNOWN;
+        }
         self.0.iter().product()
+    }
+
+    /// Whether every dim is known.
+    pub fn is_fully_known(&self) -> bool {
+        !self.0.contains(&UNKNOWN)
+    }
+
+    /// A shape from optional dims (`None` = unknown).
+    pub fn with_unknown(dims: &[Option<usize>]) -> Shape {
+        Shape(dims.iter().map(|d| d.unwrap_or(UNKNOWN)).collect())
+    }
+
+    /// Whether a concrete shape fits this (possibly partly unknown) one.
+    pub fn accepts(&self, concrete: &Shape) -> bool {
+        self.rank() == concrete.rank() && self.0.iter().zip(concrete.iter()).all(|(&a, &b)| a == UNKNOWN || a == b)
     }
 
     pub fn dims(&self) -> &[usize] {
@@ -63,6 +90,9 @@ impl Shape {
                 (x, y) if x == y => x,
                 (1, y) => y,
                 (x, 1) => x,
+                // An unknown dim meeting a known one > 1 must be it (checked at run time).
+                (UNKNOWN, y) => y,
+                (x, UNKNOWN) => x,
                 _ => return None,
             };
         }
@@ -90,7 +120,11 @@ impl fmt::Display for Shape {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{d}")?;
+            if *d == UNKNOWN {
+                f.write_str("?")?;
+            } else {
+                write!(f, "{d}")?;
+            }
         }
         f.write_str("]")
     }
@@ -176,6 +210,11 @@ impl<T: Into<Axes>> From<Option<T>> for Axes {
     }
 }
 
+/// Whether two dim lists agree, an unknown dim matching anything.
+pub(crate) fn dims_match(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| x == y || x == UNKNOWN || y == UNKNOWN)
+}
+
 /// Normalises a possibly negative axis against `rank`.
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     let r = rank as i64;
@@ -194,6 +233,12 @@ mod tests {
         assert_eq!(Shape::broadcast(&s(&[]), &s(&[5])), Some(s(&[5])));
         assert_eq!(Shape::broadcast(&s(&[0, 3]), &s(&[1, 3])), Some(s(&[0, 3])));
         assert_eq!(Shape::broadcast(&s(&[2, 3]), &s(&[3, 2])), None);
+        let u = Shape::with_unknown(&[None, Some(3)]);
+        assert_eq!(Shape::broadcast(&u, &s(&[3])), Some(u.clone()));
+        assert_eq!(Shape::broadcast(&u, &s(&[4, 1])), Some(s(&[4, 3])));
+        assert_eq!(u.to_string(), "[?,3]");
+        assert_eq!(u.numel(), UNKNOWN);
+        assert!(u.accepts(&s(&[7, 3])) && !u.accepts(&s(&[7, 4])) && !u.accepts(&s(&[3])));
     }
 
     #[test]

@@ -12,15 +12,32 @@ use crate::ops::{apply, BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-/// Sums `g` down to `shape` over the dims broadcasting added or stretched.
+/// Sums `g` down to `shape` over the dims broadcasting added or stretched: first the
+/// stretched dims (keeping them as 1), then the added leading dims (dropping them) —
+/// no reshape, so it works when dims are known only at run time.
 pub(crate) fn unbroadcast(g: &Tensor, shape: &Shape) -> Tensor {
     if g.shape() == shape {
         return g.clone();
     }
     let extra = g.rank() - shape.rank();
-    let axes: Vec<i64> =
-        (0..g.rank()).filter(|&i| i < extra || (shape[i - extra] == 1 && g.dims()[i] != 1)).map(|i| i as i64).collect();
-    g.sum(axes, true).reshape(shape)
+    let stretched: Vec<i64> =
+        (extra..g.rank()).filter(|&i| shape[i - extra] == 1 && g.dims()[i] != 1).map(|i| i as i64).collect();
+    let g = if stretched.is_empty() { g.clone() } else { g.sum(stretched, true) };
+    if extra == 0 {
+        g
+    } else {
+        g.sum((0..extra as i64).collect::<Vec<_>>(), false)
+    }
+}
+
+/// `g` broadcast to `x`'s shape (a multiplication by ones when that shape is known only
+/// at run time; `v * 1` is exact, so both give the same bits).
+fn broadcast_like(g: &Tensor, x: &Tensor) -> Tensor {
+    if x.shape().is_fully_known() {
+        g.broadcast_to(x.shape())
+    } else {
+        g * &Tensor::ones_like(x)
+    }
 }
 
 fn zeros(x: &Tensor) -> Option<Tensor> {
@@ -43,7 +60,9 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor) -> Vec<Op
         }
         Op::Cast(_) => vec![(x[0].dtype().is_float() && g.dtype().is_float()).then(|| g.cast(x[0].dtype()))],
         Op::Reduce { op, axes, keepdims } => vec![Some(reduce(*op, x[0], y, g, axes, *keepdims))],
-        Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient => vec![None; x.len()],
+        Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient | Op::Fill { .. } => {
+            vec![None; x.len()]
+        }
         Op::MatMul { transpose_a: ta, transpose_b: tb } => {
             let (a, b) = (x[0], x[1]);
             let (da, db) = match (ta, tb) {
@@ -54,7 +73,7 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor) -> Vec<Op
             };
             vec![Some(unbroadcast(&da, a.shape())), Some(unbroadcast(&db, b.shape()))]
         }
-        Op::Reshape(_) => vec![Some(g.reshape(x[0].shape()))],
+        Op::Reshape(_) => vec![Some(g.reshape_to(x[0].shape()))],
         Op::Permute(p) => {
             let mut inv = vec![0i64; p.len()];
             for (i, &a) in p.iter().enumerate() {
@@ -151,14 +170,21 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> Vec<O
 
 fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keepdims: bool) -> Tensor {
     let kept = crate::ops::reduce::reduced_shape(x.shape(), axes, true);
-    let gk = if keepdims { g.clone() } else { g.reshape(&kept) };
-    let yk = if keepdims { y.clone() } else { y.reshape(&kept) };
+    let gk = if keepdims { g.clone() } else { g.reshape_to(&kept) };
+    let yk = if keepdims { y.clone() } else { y.reshape_to(&kept) };
     let ax: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
     match op {
-        ReduceOp::Sum => gk.broadcast_to(x.shape()),
+        ReduceOp::Sum => broadcast_like(&gk, x),
         ReduceOp::Mean => {
-            let n: usize = axes.iter().map(|&a| x.dims()[a]).product();
-            (&gk / n as f64).broadcast_to(x.shape())
+            let known = axes.iter().all(|&a| x.dims()[a] != crate::shape::UNKNOWN);
+            let scaled = if known {
+                let n: usize = axes.iter().map(|&a| x.dims()[a]).product();
+                &gk / n as f64
+            } else {
+                // The count is known only at run time: Σ 1 over the axes (exact).
+                &gk / &Tensor::ones_like(x).sum(ax.clone(), true)
+            };
+            broadcast_like(&scaled, x)
         }
         ReduceOp::Max | ReduceOp::Min => {
             let mask = x.eq(&yk).cast(x.dtype());

@@ -173,6 +173,7 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
     Ok(match name {
         "where" => Op::Select,
         "stop_gradient" => Op::StopGradient,
+        "fill_like" => Op::Fill { value: num(a, "value")? },
         "cast" => Op::Cast(dtype(get(a, "to")?)?),
         "matmul" => Op::MatMul { transpose_a: boolean(a, "transpose_a")?, transpose_b: boolean(a, "transpose_b")? },
         "reshape" => Op::Reshape(shape(get(a, "shape")?)?),

@@ -55,6 +55,7 @@ fn dist(d: &Distribution) -> String {
 pub(crate) fn attrs(op: &Op) -> String {
     let a = match op {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => return String::new(),
+        Op::Fill { value } => format!("value={value:?}"),
         Op::Cast(d) => format!("to={d}"),
         Op::Reduce { axes, keepdims, .. } => format!("axes={}, keepdims={keepdims}", list(axes)),
         Op::ArgReduce { axis, .. } | Op::Concat { axis } | Op::Gather { axis } => format!("axis={axis}"),

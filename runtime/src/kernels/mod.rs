@@ -30,7 +30,7 @@ pub(crate) fn run(op: &Op, x: &[&Tensor], dtype: DType, shape: Shape) -> Tensor 
         Op::BroadcastTo(_) => shape::broadcast_to(x[0], shape),
         Op::Concat { axis } => shape::concat(x, *axis, shape),
         Op::Slice(s) => shape::slice(x[0], s, shape),
-        Op::SliceGrad { input, slice } => shape::slice_grad(x[0], input, slice),
+        Op::SliceGrad { slice, .. } => shape::slice_grad(x[0], shape, slice),
         Op::Gather { axis } => shape::gather(x[0], x[1], *axis, shape),
         Op::ScatterAdd { axis, size } => shape::scatter_add(x[0], x[1], *axis, *size, shape),
         Op::OneHot { depth, .. } => shape::one_hot(x[0], *depth, dtype, shape),
@@ -43,5 +43,6 @@ pub(crate) fn run(op: &Op, x: &[&Tensor], dtype: DType, shape: Shape) -> Tensor 
         Op::AvgPool2d(p) => conv::avg_pool(x[0], p, shape),
         Op::AvgPool2dGrad { params, .. } => conv::avg_pool_grad(x[0], params, shape),
         Op::Random(p) => random::random(p, shape),
+        Op::Fill { value } => Tensor::full(shape, *value, dtype),
     }
 }

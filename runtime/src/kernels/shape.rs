@@ -73,11 +73,11 @@ pub(crate) fn slice(x: &Tensor, s: &[SliceAxis], shape: Shape) -> Tensor {
 }
 
 /// Scatters `dy` (the sliced region) into zeros of `input` shape.
-pub(crate) fn slice_grad(dy: &Tensor, input: &Shape, s: &[SliceAxis]) -> Tensor {
-    fn go<T: Element>(dy: &[T], input: &Shape, s: &[SliceAxis]) -> Vec<T> {
+pub(crate) fn slice_grad(dy: &Tensor, input: Shape, s: &[SliceAxis]) -> Tensor {
+    fn go<T: Element>(dy: &[T], dy_dims: &[usize], input: &Shape, s: &[SliceAxis]) -> Vec<T> {
         let mut out = vec![T::default(); input.numel()];
         let st = input.strides();
-        let dims: Vec<usize> = s.iter().map(|a| a.len).collect();
+        let dims: Vec<usize> = dy_dims.to_vec();
         for (flat, &v) in dy.iter().enumerate() {
             let mut rem = flat;
             let mut off = 0isize;
@@ -90,8 +90,8 @@ pub(crate) fn slice_grad(dy: &Tensor, input: &Shape, s: &[SliceAxis]) -> Tensor 
         }
         out
     }
-    let buf = same_type!(dy.buffer(), v => go(v, input, s));
-    Tensor::from_buffer(buf, input.clone())
+    let buf = same_type!(dy.buffer(), v => go(v, dy.dims(), &input, s));
+    Tensor::from_buffer(buf, input)
 }
 
 pub(crate) fn concat(xs: &[&Tensor], axis: usize, shape: Shape) -> Tensor {

@@ -3,7 +3,7 @@
 use super::{apply, needs, Op};
 use crate::dtype::DType;
 use crate::error::OpError;
-use crate::shape::Shape;
+use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
 /// `(batch, m, k, n)` of a matmul, with the broadcast batch shape.
@@ -21,7 +21,7 @@ pub(crate) fn matmul_dims(a: &Shape, b: &Shape, ta: bool, tb: bool) -> Result<Ma
     let (ra, rb) = (a.rank(), b.rank());
     let (m, ka) = if ta { (a[ra - 1], a[ra - 2]) } else { (a[ra - 2], a[ra - 1]) };
     let (kb, n) = if tb { (b[rb - 1], b[rb - 2]) } else { (b[rb - 2], b[rb - 1]) };
-    if ka != kb {
+    if ka != kb && ka != UNKNOWN && kb != UNKNOWN {
         return Err(OpError::new(
             "matmul",
             format!("inner dimensions differ: {ka} vs {kb} (transpose_a={ta}, transpose_b={tb})"),
@@ -29,7 +29,7 @@ pub(crate) fn matmul_dims(a: &Shape, b: &Shape, ta: bool, tb: bool) -> Result<Ma
     }
     let batch = Shape::broadcast(&Shape::new(&a[..ra - 2]), &Shape::new(&b[..rb - 2]))
         .ok_or_else(|| OpError::new("matmul", "batch dimensions cannot be broadcast together"))?;
-    Ok(MatmulDims { batch, m, k: ka, n })
+    Ok(MatmulDims { batch, m, k: if ka == UNKNOWN { kb } else { ka }, n })
 }
 
 pub(crate) fn infer_matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<(DType, Shape), OpError> {

@@ -117,6 +117,11 @@ pub enum Op {
     Random(RandomParams),
     /// Identity that blocks gradients (zero-copy).
     StopGradient,
+    /// A tensor of the input's dtype and shape filled with `value` (`zeros_like` /
+    /// `ones_like` of symbolic tensors, whose shape may be known only at run time).
+    Fill {
+        value: f64,
+    },
 }
 
 impl Op {
@@ -149,6 +154,7 @@ impl Op {
             Op::AvgPool2dGrad { .. } => "avg_pool2d_grad",
             Op::Random(p) => p.dist.name(),
             Op::StopGradient => "stop_gradient",
+            Op::Fill { .. } => "fill_like",
         }
     }
 
@@ -185,7 +191,7 @@ impl Op {
             Op::MaxPool2dGradGrad(p) => nn::infer_max_pool_grad_grad(inputs[0], inputs[1], p),
             Op::AvgPool2dGrad { params, input } => nn::infer_avg_pool_grad(inputs[0], params, input),
             Op::Random(p) => random::infer_random(p),
-            Op::StopGradient => Ok((inputs[0].dtype(), inputs[0].shape().clone())),
+            Op::StopGradient | Op::Fill { .. } => Ok((inputs[0].dtype(), inputs[0].shape().clone())),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::panic::Location;
 use super::{apply, needs, Op};
 use crate::dtype::DType;
 use crate::error::OpError;
-use crate::shape::{norm_axis, Shape};
+use crate::shape::{dims_match, norm_axis, Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
 /// TensorFlow's padding modes. SAME puts the odd extra pixel after (bottom/right).
@@ -72,6 +72,9 @@ pub(crate) fn window(op: &'static str, x: &Shape, k: [usize; 2], s: [usize; 2], 
     if x.rank() != 4 {
         return Err(OpError::new(op, format!("needs an NHWC input of rank 4, got rank {}", x.rank())));
     }
+    if x[1] == UNKNOWN || x[2] == UNKNOWN || x[3] == UNKNOWN {
+        return Err(OpError::new(op, format!("needs a known height, width and channel count, got {x}")));
+    }
     let bad = || OpError::new(op, format!("window {k:?} with strides {s:?} and {p:?} padding does not fit input {x}"));
     let h = axis_geom(x[1], k[0], s[0], p).ok_or_else(bad)?;
     let w = axis_geom(x[2], k[1], s[1], p).ok_or_else(bad)?;
@@ -105,14 +108,25 @@ pub(crate) fn infer_conv2d(x: &Tensor, f: &Tensor, p: &Conv2dParams) -> Result<(
     Ok((x.dtype(), Shape::new(&[g.n, g.h.out, g.w.out, f.dims()[3]])))
 }
 
+/// The input shape of a backprop op, its batch dim taken from the gradient when the
+/// trace did not know it.
+fn with_batch(input: &Shape, dy: &Tensor) -> Shape {
+    let mut d = input.dims().to_vec();
+    if d.first() == Some(&UNKNOWN) {
+        d[0] = dy.dims().first().copied().unwrap_or(UNKNOWN);
+    }
+    Shape::from(d)
+}
+
 pub(crate) fn infer_conv2d_backprop_input(
     dy: &Tensor,
     f: &Tensor,
     p: &Conv2dParams,
     input: &Shape,
 ) -> Result<(DType, Shape), OpError> {
+    let input = &with_batch(input, dy);
     let g = conv_window(input, f.shape(), p)?;
-    if dy.dims() != [g.n, g.h.out, g.w.out, f.dims()[3]] {
+    if !dims_match(dy.dims(), &[g.n, g.h.out, g.w.out, f.dims()[3]]) {
         return Err(OpError::new(
             "conv2d_backprop_input",
             format!("gradient {} does not match the conv output", dy.shape()),
@@ -128,7 +142,7 @@ pub(crate) fn infer_conv2d_backprop_filter(
     filter: &Shape,
 ) -> Result<(DType, Shape), OpError> {
     let g = conv_window(x.shape(), filter, p)?;
-    if dy.dims() != [g.n, g.h.out, g.w.out, filter[3]] {
+    if !dims_match(dy.dims(), &[g.n, g.h.out, g.w.out, filter[3]]) {
         return Err(OpError::new(
             "conv2d_backprop_filter",
             format!("gradient {} does not match the conv output", dy.shape()),
@@ -145,7 +159,7 @@ pub(crate) fn infer_pool(op: &'static str, x: &Tensor, p: &PoolParams) -> Result
 
 pub(crate) fn infer_max_pool_grad(x: &Tensor, dy: &Tensor, p: &PoolParams) -> Result<(DType, Shape), OpError> {
     let (_, out) = infer_pool("max_pool2d_grad", x, p)?;
-    if dy.shape() != &out {
+    if !dims_match(dy.dims(), &out) {
         return Err(OpError::new(
             "max_pool2d_grad",
             format!("gradient {} does not match the pool output {out}", dy.shape()),
@@ -156,7 +170,7 @@ pub(crate) fn infer_max_pool_grad(x: &Tensor, dy: &Tensor, p: &PoolParams) -> Re
 
 pub(crate) fn infer_max_pool_grad_grad(x: &Tensor, g: &Tensor, p: &PoolParams) -> Result<(DType, Shape), OpError> {
     let (_, out) = infer_pool("max_pool2d_grad_grad", x, p)?;
-    if g.shape() != x.shape() {
+    if !dims_match(g.dims(), x.dims()) {
         return Err(OpError::new(
             "max_pool2d_grad_grad",
             format!("gradient {} does not match the input {}", g.shape(), x.shape()),
@@ -166,8 +180,9 @@ pub(crate) fn infer_max_pool_grad_grad(x: &Tensor, g: &Tensor, p: &PoolParams) -
 }
 
 pub(crate) fn infer_avg_pool_grad(dy: &Tensor, p: &PoolParams, input: &Shape) -> Result<(DType, Shape), OpError> {
+    let input = &with_batch(input, dy);
     let g = window("avg_pool2d_grad", input, p.ksize, p.strides, p.padding)?;
-    if dy.dims() != [g.n, g.h.out, g.w.out, g.c] {
+    if !dims_match(dy.dims(), &[g.n, g.h.out, g.w.out, g.c]) {
         return Err(OpError::new("avg_pool2d_grad", format!("gradient {} does not match the pool output", dy.shape())));
     }
     Ok((dy.dtype(), input.clone()))

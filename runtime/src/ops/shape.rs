@@ -7,7 +7,7 @@ use std::panic::Location;
 use super::{apply, needs, AxisList, Op};
 use crate::dtype::DType;
 use crate::error::OpError;
-use crate::shape::{norm_axis, Shape};
+use crate::shape::{norm_axis, Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
 /// One axis of a normalised slice: elements `start + k·step` for `k < len`.
@@ -41,6 +41,15 @@ impl SliceArg {
     }
 
     fn normalize(&self, n: usize) -> Option<SliceAxis> {
+        if n == UNKNOWN {
+            // Only whole slices of unknown dims are expressible; the length is resolved
+            // at run time.
+            return (self.start.is_none() && self.stop.is_none() && self.step == 1).then_some(SliceAxis {
+                start: 0,
+                step: 1,
+                len: UNKNOWN,
+            });
+        }
         let (n, s) = (n as i64, self.step);
         if s == 0 {
             return None;
@@ -104,14 +113,17 @@ impl ReshapeSpec for Vec<i64> {
         self.clone()
     }
 }
+fn shape_spec(s: &Shape) -> Vec<i64> {
+    s.iter().map(|&d| if d == UNKNOWN { -1 } else { d as i64 }).collect()
+}
 impl ReshapeSpec for &Shape {
     fn dims(&self) -> Vec<i64> {
-        self.iter().map(|&d| d as i64).collect()
+        shape_spec(self)
     }
 }
 impl ReshapeSpec for Shape {
     fn dims(&self) -> Vec<i64> {
-        self.iter().map(|&d| d as i64).collect()
+        shape_spec(self)
     }
 }
 
@@ -119,27 +131,59 @@ fn resolve_reshape(x: &Tensor, spec: &[i64]) -> Result<Shape, OpError> {
     let err = |m: String| OpError::new("reshape", m);
     let inferred: Vec<usize> = spec.iter().enumerate().filter(|(_, &d)| d == -1).map(|(i, _)| i).collect();
     if inferred.len() > 1 {
-        return Err(err(format!("at most one dim may be -1, got {spec:?}")));
+        return Err(err(format!("at most one dim may be -1 (or unknown), got {spec:?}")));
     }
     if let Some(d) = spec.iter().find(|&&d| d < -1) {
         return Err(err(format!("dim {d} is negative in {spec:?}")));
     }
-    let known: usize = spec.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
-    let mut dims: Vec<usize> = spec.iter().map(|&d| d.max(0) as usize).collect();
-    if let Some(&i) = inferred.first() {
+    let mut dims: Vec<usize> = spec.iter().map(|&d| if d == -1 { UNKNOWN } else { d as usize }).collect();
+    let s = Shape::from(dims.clone());
+    if let (Some(&i), true) = (inferred.first(), x.shape().is_fully_known()) {
+        let known: usize = spec.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
         if known == 0 || x.numel() % known != 0 {
             return Err(err(format!("cannot infer the -1 dim of {spec:?} for {} elements", x.numel())));
         }
         dims[i] = x.numel() / known;
+        return Ok(Shape::from(dims));
     }
-    Ok(Shape::from(dims))
+    Ok(s)
+}
+
+/// Resolves a target with unknown dims against a concrete input (at run time): one
+/// unknown dim from the element count; several by aligning the dims other than 1 (the
+/// reshapes expand_dims, squeeze and keepdims make).
+fn resolve_unknown(x: &Tensor, s: &Shape) -> Result<Shape, OpError> {
+    if !x.shape().is_fully_known() {
+        return Ok(s.clone());
+    }
+    if s.iter().filter(|&&d| d == UNKNOWN).count() == 1 {
+        return resolve_reshape(x, &shape_spec(s));
+    }
+    let src: Vec<usize> = x.dims().iter().copied().filter(|&d| d != 1).collect();
+    let mut it = src.iter();
+    let mut out = Vec::with_capacity(s.rank());
+    for &d in s.iter() {
+        if d == 1 {
+            out.push(1);
+            continue;
+        }
+        match it.next() {
+            Some(&v) if d == UNKNOWN || d == v => out.push(v),
+            _ => return Err(OpError::new("reshape", format!("cannot resolve {s} against {}", x.shape()))),
+        }
+    }
+    if it.next().is_some() {
+        return Err(OpError::new("reshape", format!("cannot resolve {s} against {}", x.shape())));
+    }
+    Ok(Shape::from(out))
 }
 
 pub(crate) fn infer_reshape(x: &Tensor, s: &Shape) -> Result<(DType, Shape), OpError> {
-    if s.numel() != x.numel() {
+    let s = if s.is_fully_known() { s.clone() } else { resolve_unknown(x, s)? };
+    if x.shape().is_fully_known() && s.is_fully_known() && s.numel() != x.numel() {
         return Err(OpError::new("reshape", format!("cannot reshape {} elements into {s}", x.numel())));
     }
-    Ok((x.dtype(), s.clone()))
+    Ok((x.dtype(), s))
 }
 
 pub(crate) fn infer_permute(x: &Tensor, p: &[usize]) -> Result<(DType, Shape), OpError> {
@@ -152,6 +196,12 @@ pub(crate) fn infer_permute(x: &Tensor, p: &[usize]) -> Result<(DType, Shape), O
 }
 
 pub(crate) fn infer_broadcast_to(x: &Tensor, s: &Shape) -> Result<(DType, Shape), OpError> {
+    if !s.is_fully_known() {
+        return Err(OpError::new(
+            "broadcast_to",
+            format!("the target {s} has unknown dims; broadcast by an elementwise op instead"),
+        ));
+    }
     match Shape::broadcast(x.shape(), s) {
         Some(b) if &b == s => Ok((x.dtype(), s.clone())),
         _ => Err(OpError::new("broadcast_to", format!("cannot broadcast {} to {s}", x.shape()))),
@@ -168,14 +218,19 @@ pub(crate) fn infer_concat(xs: &[&Tensor], axis: usize) -> Result<(DType, Shape)
         if t.dtype() != first.dtype() {
             return Err(OpError::new("concat", format!("tensor {i} is {}, tensor 0 is {}", t.dtype(), first.dtype())));
         }
-        let same = t.rank() == first.rank() && (0..t.rank()).all(|d| d == axis || t.dims()[d] == first.dims()[d]);
+        let same = t.rank() == first.rank()
+            && (0..t.rank()).all(|d| d == axis || crate::shape::dims_match(&t.dims()[d..=d], &first.dims()[d..=d]));
         if !same {
             return Err(OpError::new(
                 "concat",
                 format!("tensor {i} has shape {}, incompatible with {} along axis {axis}", t.shape(), first.shape()),
             ));
         }
-        out = Shape::from_iter_dims(out.iter().enumerate().map(|(d, &n)| if d == axis { n + t.dims()[d] } else { n }));
+        out = Shape::from_iter_dims(out.iter().enumerate().map(|(d, &n)| match (d == axis, n, t.dims()[d]) {
+            (false, n, _) => n,
+            (true, UNKNOWN, _) | (true, _, UNKNOWN) => UNKNOWN,
+            (true, n, m) => n + m,
+        }));
     }
     Ok((first.dtype(), out))
 }
@@ -184,14 +239,23 @@ pub(crate) fn infer_slice(x: &Tensor, s: &[SliceAxis]) -> Result<(DType, Shape),
     if s.len() != x.rank() {
         return Err(OpError::new("slice", format!("{} axes given for a tensor of rank {}", s.len(), x.rank())));
     }
-    Ok((x.dtype(), Shape::from_iter_dims(s.iter().map(|a| a.len))))
+    // A whole slice of an unknown dim has length UNKNOWN: it takes the dim's size.
+    Ok((
+        x.dtype(),
+        Shape::from_iter_dims(s.iter().zip(x.dims()).map(|(a, &d)| if a.len == UNKNOWN { d } else { a.len })),
+    ))
 }
 
 pub(crate) fn infer_slice_grad(dy: &Tensor, input: &Shape, s: &[SliceAxis]) -> Result<(DType, Shape), OpError> {
-    if s.len() != input.rank() || dy.dims() != s.iter().map(|a| a.len).collect::<Vec<_>>() {
+    let lens: Vec<usize> = s.iter().map(|a| a.len).collect();
+    if s.len() != input.rank() || !crate::shape::dims_match(dy.dims(), &lens) {
         return Err(OpError::new("slice_grad", format!("gradient of shape {} does not match the slice", dy.shape())));
     }
-    Ok((dy.dtype(), input.clone()))
+    // Unknown input dims were sliced whole: they have the gradient's size.
+    Ok((
+        dy.dtype(),
+        Shape::from_iter_dims(input.iter().zip(dy.dims()).map(|(&i, &d)| if i == UNKNOWN { d } else { i })),
+    ))
 }
 
 fn gathered_shape(p: &Shape, idx: &Shape, axis: usize) -> Shape {
@@ -215,7 +279,13 @@ pub(crate) fn infer_scatter_add(
     size: usize,
 ) -> Result<(DType, Shape), OpError> {
     let r = idx.rank();
-    if !idx.dtype().is_int() || upd.rank() < axis + r || upd.dims()[axis..axis + r] != idx.dims()[..] {
+    if size == UNKNOWN {
+        return Err(OpError::new("scatter_add", "the gathered axis has an unknown size; give it a known size"));
+    }
+    if !idx.dtype().is_int()
+        || upd.rank() < axis + r
+        || !crate::shape::dims_match(&upd.dims()[axis..axis + r], idx.dims())
+    {
         return Err(OpError::new("scatter_add", "updates do not match the indices"));
     }
     let d = upd.dims();
@@ -242,6 +312,15 @@ impl Tensor {
             Ok(s) => apply(Op::Reshape(s), &[self]),
             Err(e) => e.with_operands([(self.dtype(), self.shape())]).raise(Location::caller()),
         }
+    }
+
+    /// Reshapes to `s` exactly (unknown dims resolved at run time); for gradients.
+    #[track_caller]
+    pub(crate) fn reshape_to(&self, s: &Shape) -> Tensor {
+        if s == self.shape() {
+            return self.clone();
+        }
+        apply(Op::Reshape(s.clone()), &[self])
     }
 
     /// Permutes the axes: output axis `i` is input axis `perm[i]` (negative allowed).
@@ -295,9 +374,9 @@ impl Tensor {
                 .with_operands([(self.dtype(), self.shape())])
                 .raise(Location::caller())
         };
-        let mut d: Vec<i64> = self.dims().iter().map(|&x| x as i64).collect();
+        let mut d: Vec<usize> = self.dims().to_vec();
         d.insert(a, 1);
-        self.reshape(d)
+        apply(Op::Reshape(Shape::from(d)), &[self])
     }
 
     /// Removes the given size-1 axes (all size-1 axes for an empty list).
@@ -313,11 +392,9 @@ impl Tensor {
                     .raise(Location::caller()),
             }
         }
-        let d: Vec<i64> = (0..r)
-            .filter(|&i| !(drop[i] || axes.is_empty() && self.dims()[i] == 1))
-            .map(|i| self.dims()[i] as i64)
-            .collect();
-        self.reshape(d)
+        let d: Vec<usize> =
+            (0..r).filter(|&i| !(drop[i] || axes.is_empty() && self.dims()[i] == 1)).map(|i| self.dims()[i]).collect();
+        apply(Op::Reshape(Shape::from(d)), &[self])
     }
 
     /// Flattens to rank 1.
@@ -365,7 +442,7 @@ impl Tensor {
             .collect();
         match norm {
             Some(s) => apply(Op::Slice(s), &[self]),
-            None => OpError::new("slice", "step must be non-zero")
+            None => OpError::new("slice", "step must be non-zero (and dims of unknown size can only be taken whole)")
                 .with_operands([(self.dtype(), self.shape())])
                 .raise(Location::caller()),
         }
@@ -403,7 +480,9 @@ impl Tensor {
                 .raise(Location::caller())
         };
         let n = self.dims()[a] as i64;
-        if let Some(bad) = crate::kernels::shape::index_values(indices).find(|&i| i < 0 || i >= n) {
+        if let Some(bad) =
+            crate::kernels::shape::index_values(indices).find(|&i| self.dims()[a] != UNKNOWN && (i < 0 || i >= n))
+        {
             OpError::new("gather", format!("index {bad} is out of range for axis {axis} of length {n}"))
                 .with_operands([(self.dtype(), self.shape()), (indices.dtype(), indices.shape())])
                 .raise(Location::caller())

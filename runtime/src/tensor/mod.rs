@@ -157,8 +157,19 @@ impl Tensor {
     }
 
     /// A tensor of `shape` with every element `value` (converted to `dtype`).
+    #[track_caller]
     pub fn full(shape: impl Into<Shape>, value: impl Into<Scalar>, dtype: DType) -> Tensor {
         let shape = shape.into();
+        if !shape.is_fully_known() {
+            OpError::new(
+                "full",
+                format!(
+                    "cannot create a concrete tensor of shape {shape}: it has unknown dims; inside a traced \
+                     function use zeros_like / ones_like of a tensor of that shape"
+                ),
+            )
+            .raise(std::panic::Location::caller())
+        }
         let n = shape.numel();
         let x = value.into().as_f64();
         let buf = match dtype {
@@ -171,20 +182,36 @@ impl Tensor {
         Tensor::from_buffer(buf, shape)
     }
 
+    #[track_caller]
     pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         Tensor::full(shape, 0.0, dtype)
     }
 
+    #[track_caller]
     pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
+    /// Zeros of `t`'s dtype and shape (an op inside a trace: the shape may be known only
+    /// at run time).
+    #[track_caller]
     pub fn zeros_like(t: &Tensor) -> Tensor {
-        Tensor::zeros(t.shape(), t.dtype())
+        Tensor::fill_like(t, 0.0)
     }
 
+    /// Ones of `t`'s dtype and shape.
+    #[track_caller]
     pub fn ones_like(t: &Tensor) -> Tensor {
-        Tensor::ones(t.shape(), t.dtype())
+        Tensor::fill_like(t, 1.0)
+    }
+
+    #[track_caller]
+    fn fill_like(t: &Tensor, value: f64) -> Tensor {
+        if t.is_symbolic() {
+            crate::ops::apply(crate::ops::Op::Fill { value }, &[t])
+        } else {
+            Tensor::full(t.shape(), value, t.dtype())
+        }
     }
 
     /// `start, start+step, …` up to but excluding `stop` (TensorFlow's `tf.range`).

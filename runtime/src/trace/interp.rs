@@ -43,7 +43,14 @@ pub(crate) fn execute(g: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Resul
             NodeKind::Op(op) => {
                 let o = n.output.ok_or_else(|| internal(format!("node {i} has no output")))?;
                 let ty = g.value_type(o);
-                Some(kernels::run(op, &ins, ty.dtype, ty.shape.clone()))
+                if ty.shape.is_fully_known() {
+                    Some(kernels::run(op, &ins, ty.dtype, ty.shape.clone()))
+                } else {
+                    // Dims unknown at trace time: the op infers them from this call's
+                    // inputs (and checks them, e.g. broadcasting of two unknown dims).
+                    let (dtype, shape) = op.infer(&ins).map_err(|e| Error::Function(format!("{e} (node {i})")))?;
+                    Some(kernels::run(op, &ins, dtype, shape))
+                }
             }
             NodeKind::ReadVariable(r) => Some(vars[r.index()].value_untracked()),
             NodeKind::AssignVariable(r) => {
