@@ -27,6 +27,6 @@ pub mod prelude {
     pub use tensorjit_runtime::random;
     pub use tensorjit_runtime::{
         config, function, tf_print, Axes, DType, Device, Error, Function, GradientTape, Padding, Shape, SliceArg,
-        Static, Tensor, Variable,
+        Static, Tensor, TensorSpec, Variable,
     };
 }

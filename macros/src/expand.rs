@@ -79,6 +79,12 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
     if let Some(n) = o.cache_size {
         options.extend(quote!(.with_cache_size(#n)));
     }
+    if let Some(sig) = &o.input_signature {
+        options.extend(quote!(.with_input_signature(::std::iter::IntoIterator::into_iter(#sig).collect())));
+    }
+    if let Some(b) = o.reduce_retracing {
+        options.extend(quote!(.with_reduce_retracing(#b)));
+    }
     let fn_ty = quote!(::tensorjit::Function<(#(#owned,)*), #ret>);
 
     quote! {

@@ -21,7 +21,10 @@ use proc_macro::TokenStream;
 /// retraces). Results: `()`, `Tensor`, tuples and `Vec`s of those.
 ///
 /// Options: `name = "…"`, `run_eagerly = true` (always run the body eagerly),
-/// `cache_size = N` (bound on the number of cached traces).
+/// `cache_size = N` (bound on the number of cached traces),
+/// `input_signature = [TensorSpec::new(DType::F32, &[None, Some(784)]), …]` (one trace
+/// for every tensor that fits; others are rejected) and `reduce_retracing = true`
+/// (generalise the dims that change between traces).
 ///
 /// Introspection goes through a module of the same name:
 /// `train_step::tracing_count()`, `train_step::concrete_functions()`,

@@ -9,6 +9,9 @@ pub struct Options {
     pub name: Option<String>,
     pub run_eagerly: Option<bool>,
     pub cache_size: Option<usize>,
+    /// An expression evaluating to the specs (e.g. `[TensorSpec::new(DType::F32, &[None, Some(784)])]`).
+    pub input_signature: Option<syn::Expr>,
+    pub reduce_retracing: Option<bool>,
 }
 
 pub fn options(attr: TokenStream) -> syn::Result<Options> {
@@ -22,13 +25,14 @@ pub fn options(attr: TokenStream) -> syn::Result<Options> {
             "cache_size" => {
                 meta.value()?.parse::<LitInt>().and_then(|n| n.base10_parse().map(|n| o.cache_size = Some(n)))
             }
-            "input_signature" | "reduce_retracing" | "autograph" => Err(meta.error(format!(
-                "`{key}` is not available yet in this version of tensorjit (it arrives with unknown-dim \
-                 signatures and AutoGraph); remove it — every distinct input shape is traced once"
-            ))),
+            "input_signature" => meta.value()?.parse::<syn::Expr>().map(|e| o.input_signature = Some(e)),
+            "reduce_retracing" => meta.value()?.parse::<LitBool>().map(|b| o.reduce_retracing = Some(b.value)),
+            "autograph" => Err(meta.error(
+                "`autograph` is not available yet in this version of tensorjit (AutoGraph arrives later); remove it",
+            )),
             _ => Err(meta.error(format!(
-                "unknown #[tf_function] option `{key}`; expected `name = \"…\"`, `run_eagerly = true|false` or \
-                 `cache_size = N`"
+                "unknown #[tf_function] option `{key}`; expected `name = \"…\"`, `run_eagerly = true|false`, \
+                 `cache_size = N`, `input_signature = [TensorSpec, …]` or `reduce_retracing = true`"
             ))),
         };
         if let Err(e) = result {

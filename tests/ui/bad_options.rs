@@ -1,6 +1,6 @@
 use tensorjit::prelude::*;
 
-#[tf_function(jit = true, reduce_retracing = true)]
+#[tf_function(jit = true, autograph = false)]
 fn step(x: &Tensor) -> Tensor {
     x * 2.0
 }

@@ -28,7 +28,13 @@ fn usizes(s: &str) -> R<Vec<usize>> {
     if inner.trim().is_empty() {
         return Ok(vec![]);
     }
-    inner.split(',').map(|x| x.trim().parse::<usize>().map_err(|e| format!("`{x}`: {e}"))).collect()
+    inner
+        .split(',')
+        .map(|x| match x.trim() {
+            "?" => Ok(crate::shape::UNKNOWN),
+            x => x.parse::<usize>().map_err(|e| format!("`{x}`: {e}")),
+        })
+        .collect()
 }
 
 fn shape(s: &str) -> R<Shape> {

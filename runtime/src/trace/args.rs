@@ -12,12 +12,24 @@ use crate::tensor::Tensor;
 use crate::trace;
 use crate::variable::Variable;
 
-/// Type of a tensor argument.
+/// Type of a tensor argument. In an `input_signature` dims may be unknown (`None`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorSpec {
     pub dtype: DType,
     pub shape: Shape,
     pub device: Device,
+}
+
+impl TensorSpec {
+    /// A spec with optional dims: `TensorSpec::new(DType::F32, &[None, Some(784)])`.
+    pub fn new(dtype: DType, dims: &[Option<usize>]) -> TensorSpec {
+        TensorSpec { dtype, shape: Shape::with_unknown(dims), device: Device::Cpu }
+    }
+
+    /// Whether a tensor of spec `t` fits this one.
+    pub fn accepts(&self, t: &TensorSpec) -> bool {
+        self.dtype == t.dtype && self.device == t.device && self.shape.accepts(&t.shape)
+    }
 }
 
 /// Type of a variable argument (bound per call: one trace serves every variable of it).
@@ -88,6 +100,37 @@ pub enum ArgSpec {
     Static(StaticKey),
 }
 
+impl ArgSpec {
+    /// Whether an argument of spec `actual` can run a trace made for `self` (tensor dims
+    /// unknown in `self` match any size; everything else must be equal).
+    pub fn accepts(&self, actual: &ArgSpec) -> bool {
+        match (self, actual) {
+            (ArgSpec::Tensor(a), ArgSpec::Tensor(b)) => a.accepts(b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// `self` and `other` with every tensor dim that differs made unknown, when they have
+    /// the same structure (kinds, dtypes, ranks, statics); else `None`.
+    pub fn generalize(&self, other: &ArgSpec) -> Option<ArgSpec> {
+        match (self, other) {
+            (ArgSpec::Tensor(a), ArgSpec::Tensor(b))
+                if a.dtype == b.dtype && a.device == b.device && a.shape.rank() == b.shape.rank() =>
+            {
+                let dims: Vec<usize> = a
+                    .shape
+                    .iter()
+                    .zip(b.shape.iter())
+                    .map(|(&x, &y)| if x == y { x } else { crate::shape::UNKNOWN })
+                    .collect();
+                Some(ArgSpec::Tensor(TensorSpec { dtype: a.dtype, shape: Shape::from(dims), device: a.device }))
+            }
+            (a, b) if a == b => Some(a.clone()),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for ArgSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -126,9 +169,11 @@ pub trait FunctionArgs: Sized {
     fn spec(&self, out: &mut ArgVec<ArgSpec>);
     /// Appends the call-time inputs (tensors, then variables, in order).
     fn inputs(&self, tensors: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>);
-    /// The value the body sees while tracing: tensors become graph parameters, variables
-    /// are bound as resource parameters, static values stay as they are.
-    fn symbolize(&self) -> Self;
+    /// The value the body sees while tracing: tensors become graph parameters (typed by
+    /// the next spec of `specs`, whose dims may be unknown), variables are bound as
+    /// resource parameters, static values stay as they are. Consumes exactly the specs
+    /// `spec` produced.
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self;
 }
 
 impl FunctionArgs for Tensor {
@@ -142,8 +187,12 @@ impl FunctionArgs for Tensor {
     fn inputs(&self, tensors: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {
         tensors.push(self.clone());
     }
-    fn symbolize(&self) -> Self {
-        trace::param(self.dtype(), self.shape().clone()).unwrap_or_else(|| self.clone())
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+        let shape = match specs.next() {
+            Some(ArgSpec::Tensor(t)) => t.shape.clone(),
+            _ => self.shape().clone(),
+        };
+        trace::param(self.dtype(), shape).unwrap_or_else(|| self.clone())
     }
 }
 
@@ -158,7 +207,8 @@ impl FunctionArgs for Variable {
     fn inputs(&self, _: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>) {
         variables.push(self.clone());
     }
-    fn symbolize(&self) -> Self {
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+        specs.next();
         trace::bind_variable_param(self);
         self.clone()
     }
@@ -174,7 +224,8 @@ impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> FunctionArgs for
         out.push(ArgSpec::Static(StaticKey(Box::new(self.0.clone()))));
     }
     fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
-    fn symbolize(&self) -> Self {
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+        specs.next();
         self.clone()
     }
 }
@@ -186,7 +237,8 @@ macro_rules! static_args {
                 out.push(ArgSpec::Static(StaticKey(Box::new(self.clone()))));
             }
             fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
-            fn symbolize(&self) -> Self {
+            fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+                specs.next();
                 self.clone()
             }
         }
@@ -203,7 +255,8 @@ macro_rules! float_static_args {
                 out.push(ArgSpec::Static(StaticKey(Box::new((stringify!($t), self.to_bits())))));
             }
             fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
-            fn symbolize(&self) -> Self {
+            fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+                specs.next();
                 *self
             }
         }
@@ -225,9 +278,9 @@ macro_rules! tuple_args {
                 $($name.inputs(t, v);)+
             }
             #[allow(non_snake_case)]
-            fn symbolize(&self) -> Self {
+            fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
                 let ($($name,)+) = self;
-                ($($name.symbolize(),)+)
+                ($($name.symbolize(specs),)+)
             }
         }
     };
@@ -249,8 +302,9 @@ impl<T: FunctionArgs> FunctionArgs for Vec<T> {
     fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
         self.iter().for_each(|x| x.inputs(t, v));
     }
-    fn symbolize(&self) -> Self {
-        self.iter().map(|x| x.symbolize()).collect()
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+        specs.next();
+        self.iter().map(|x| x.symbolize(specs)).collect()
     }
 }
 
@@ -266,8 +320,9 @@ impl<T: FunctionArgs> FunctionArgs for Option<T> {
             x.inputs(t, v);
         }
     }
-    fn symbolize(&self) -> Self {
-        self.as_ref().map(|x| x.symbolize())
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+        specs.next();
+        self.as_ref().map(|x| x.symbolize(specs))
     }
 }
 

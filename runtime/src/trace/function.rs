@@ -55,8 +55,9 @@ impl ConcreteFunction {
 
 /// A cache entry: the concrete function (traced once, however many threads wait for
 /// it) and when it was last used (for LRU eviction).
-#[derive(Default)]
 struct Entry {
+    /// The (possibly generalised) signature this entry is traced for.
+    key: Signature,
     cell: OnceLock<Result<Arc<ConcreteFunction>, Error>>,
     last_used: AtomicU64,
 }
@@ -74,6 +75,8 @@ struct Inner<A, R> {
     run_eagerly: Option<bool>,
     arg_names: Vec<String>,
     cache_size: usize,
+    input_signature: Option<Vec<TensorSpec>>,
+    reduce_retracing: bool,
     /// Bit i set = the (i+1)-th most recent call traced (last 10 calls).
     history: AtomicU32,
     warned: AtomicBool,
@@ -118,6 +121,8 @@ where
             run_eagerly: None,
             arg_names: Vec::new(),
             cache_size: DEFAULT_CACHE_SIZE,
+            input_signature: None,
+            reduce_retracing: false,
             history: AtomicU32::new(0),
             warned: AtomicBool::new(false),
             clock: AtomicU64::new(0),
@@ -168,6 +173,19 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         self.configure(|i| i.arg_names = names)
     }
 
+    /// Fixes the specs of the tensor arguments (in order); `None` dims accept any size, so
+    /// one trace serves them all. A call that does not fit is an error naming the
+    /// argument (`Err` from `try_call`, a panic from `call`).
+    pub fn with_input_signature(self, specs: Vec<TensorSpec>) -> Self {
+        self.configure(|i| i.input_signature = Some(specs))
+    }
+
+    /// After a retrace, generalises the dims that changed to unknown, so a dimension that
+    /// keeps changing costs one more trace instead of one per value.
+    pub fn with_reduce_retracing(self, on: bool) -> Self {
+        self.configure(|i| i.reduce_retracing = on)
+    }
+
     /// Bounds the cache to `n` concrete functions (least recently used evicted first).
     pub fn with_cache_size(self, n: usize) -> Self {
         self.configure(|i| i.cache_size = n.max(1))
@@ -188,6 +206,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let mut all: Vec<Arc<ConcreteFunction>> =
             cache.values().filter_map(|s| s.cell.get().and_then(|r| r.as_ref().ok()).cloned()).collect();
         all.sort_by_key(|c| c.trace_index);
+        all.dedup_by_key(|c| c.trace_index);
         all
     }
 
@@ -212,13 +231,22 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let mut spec = ArgVec::new();
         args.spec(&mut spec);
         let hit = self.inner.cache.read().unwrap_or_else(|p| p.into_inner()).get(spec.as_slice()).cloned();
-        let traced_now = hit.is_none();
         let slot: Slot = match hit {
             Some(s) => s,
-            None => self.insert(&spec),
+            None => {
+                let key = self.key_for(&spec)?;
+                self.insert(key, &spec)
+            }
         };
         slot.last_used.store(self.inner.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        let cf = slot.cell.get_or_init(|| self.trace(&args, Signature(spec.to_vec()))).clone()?;
+        let mut traced_now = false;
+        let cf = slot
+            .cell
+            .get_or_init(|| {
+                traced_now = true;
+                self.trace(&args, slot.key.clone())
+            })
+            .clone()?;
         self.note_call(traced_now, &spec);
         let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
@@ -227,20 +255,88 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
             .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()))
     }
 
-    /// Inserts an empty entry for `spec`, evicting the least recently used one when the
-    /// cache is full (its compiled code and graph are freed with it).
-    fn insert(&self, spec: &[ArgSpec]) -> Slot {
+    /// The signature to trace a call of exact signature `spec` with: the input_signature
+    /// (checked), a cached or generalised one under reduce_retracing, else `spec` itself.
+    fn key_for(&self, spec: &[ArgSpec]) -> Result<Signature, Error> {
+        let i = &self.inner;
+        if let Some(sig) = &i.input_signature {
+            let mut want = sig.iter();
+            let mut key = Vec::with_capacity(spec.len());
+            for (n, a) in spec.iter().enumerate() {
+                match a {
+                    ArgSpec::Tensor(t) => {
+                        let name = i.arg_names.get(n).cloned().unwrap_or_else(|| format!("argument {n}"));
+                        let w = want.next().ok_or_else(|| {
+                            Error::Function(format!(
+                                "{}: {name} is a tensor beyond the {} of the input_signature",
+                                i.name,
+                                sig.len()
+                            ))
+                        })?;
+                        if !w.accepts(t) {
+                            return Err(Error::Function(format!(
+                                "{}: {name} is {}{}, the input_signature expects {}{}",
+                                i.name, t.dtype, t.shape, w.dtype, w.shape
+                            )));
+                        }
+                        key.push(ArgSpec::Tensor(w.clone()));
+                    }
+                    other => key.push(other.clone()),
+                }
+            }
+            if want.next().is_some() {
+                return Err(Error::Function(format!(
+                    "{}: fewer tensor arguments than the input_signature's {}",
+                    i.name,
+                    sig.len()
+                )));
+            }
+            return Ok(Signature(key));
+        }
+        if i.reduce_retracing {
+            let cache = i.cache.read().unwrap_or_else(|p| p.into_inner());
+            let fits = |k: &Signature| k.0.len() == spec.len() && k.0.iter().zip(spec).all(|(a, b)| a.accepts(b));
+            if let Some(e) = cache.values().find(|e| fits(&e.key)) {
+                return Ok(e.key.clone());
+            }
+            let last = i.last_traced.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(prev) = last.filter(|p| p.0.len() == spec.len()) {
+                let general: Option<Vec<ArgSpec>> = prev.0.iter().zip(spec).map(|(a, b)| a.generalize(b)).collect();
+                if let Some(g) = general {
+                    return Ok(Signature(g));
+                }
+            }
+        }
+        Ok(Signature(spec.to_vec()))
+    }
+
+    /// The entry for `key` (created empty if new), also registered under the exact `spec`
+    /// so the next call with it is a plain hit. Evicts the least recently used entry
+    /// when the cache is full (its graph — later its compiled code — is freed with it).
+    fn insert(&self, key: Signature, spec: &[ArgSpec]) -> Slot {
         let mut cache = self.inner.cache.write().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = cache.get(spec) {
             return s.clone();
         }
-        if cache.len() >= self.inner.cache_size {
-            let oldest = cache.iter().min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed)).map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                cache.remove(&k);
+        let slot = match cache.get(&key) {
+            Some(s) => s.clone(),
+            None => {
+                if cache.len() >= self.inner.cache_size {
+                    let oldest =
+                        cache.iter().min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed)).map(|(k, _)| k.clone());
+                    if let Some(k) = oldest {
+                        cache.remove(&k);
+                    }
+                }
+                let s = Arc::new(Entry { key: key.clone(), cell: OnceLock::new(), last_used: AtomicU64::new(0) });
+                cache.insert(key.clone(), s.clone());
+                s
             }
+        };
+        if key.0.as_slice() != spec {
+            cache.insert(Signature(spec.to_vec()), slot.clone());
         }
-        cache.entry(Signature(spec.to_vec())).or_default().clone()
+        slot
     }
 
     /// Tracks how many of the last 10 calls traced; at 5, warns once (through `tracing`)
@@ -256,12 +352,13 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let mut last = i.last_traced.lock().unwrap_or_else(|p| p.into_inner());
         let change = last.as_ref().map(|old| describe_change(&old.0, spec, &i.arg_names));
         *last = Some(Signature(spec.to_vec()));
+        drop(last);
         if hist.count_ones() >= 5 && !i.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 target: "tensorjit::retracing",
                 "function `{}` retraced {} times in its last 10 calls ({}); every retrace re-runs the Rust body and \
-                 builds a new graph. Fix: keep the varying dims stable (pad or bucket batch sizes) or pass the \
-                 varying value as a tensor instead of a static argument",
+                 builds a new graph. Fix: give it an input_signature with None for \
+                 the dims that vary, or enable reduce_retracing",
                 i.name,
                 hist.count_ones(),
                 change.unwrap_or_else(|| "the signature changed".into())
@@ -273,7 +370,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let trace_index = self.inner.traces.fetch_add(1, Ordering::SeqCst);
         trace::begin(&self.inner.name);
         let guard = TraceGuard(true);
-        let out = (self.inner.body)(args.symbolize());
+        let out = (self.inner.body)(args.symbolize(&mut signature.0.iter()));
         let (mut flat, mut lens) = (Vec::new(), Vec::new());
         out.flatten(&mut flat, &mut lens);
         trace::set_results(&flat)?;
