@@ -83,3 +83,41 @@ fn slices_and_run_eagerly_option() {
     assert_eq!(f32s(&always_eager(x.clone())), f32s(&x.exp()));
     assert_eq!(always_eager::tracing_count(), 0);
 }
+
+#[derive(Debug)]
+enum StepError {
+    Tensorjit(tensorjit::Error),
+    Negative,
+}
+
+impl From<tensorjit::Error> for StepError {
+    fn from(e: tensorjit::Error) -> Self {
+        StepError::Tensorjit(e)
+    }
+}
+
+#[tf_function(input_signature = [TensorSpec::new(DType::F32, &[None])])]
+fn checked_sqrt(x: &Tensor, allow_negative: bool) -> Result<Tensor, StepError> {
+    if !allow_negative {
+        return Err(StepError::Negative);
+    }
+    Ok(x.abs().sqrt())
+}
+
+#[test]
+fn result_functions_return_call_time_errors_as_err() {
+    let x = t32(&[4.0, -9.0], &[2]);
+    assert_eq!(f32s(&checked_sqrt(&x, true).unwrap()), vec![2.0, 3.0]);
+    match checked_sqrt(&Tensor::zeros([2, 2], DType::F32), true) {
+        Err(StepError::Tensorjit(e)) => {
+            assert!(e.to_string().contains("x is f32[2,2], the input_signature expects f32[?]"), "{e}")
+        }
+        other => panic!("expected a signature error, got {other:?}"),
+    }
+    match checked_sqrt(&x, false) {
+        Err(StepError::Tensorjit(e)) => {
+            assert!(e.to_string().contains("returned an error while being traced: Negative"), "{e}")
+        }
+        other => panic!("expected the body's error, got {other:?}"),
+    }
+}

@@ -4,6 +4,12 @@
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Type};
 
+/// Whether the function returns `Result<_, _>` (call-time errors then come back as
+/// `Err` through `E: From<tensorjit::Error>`).
+pub fn returns_result(f: &ItemFn) -> bool {
+    matches!(&f.sig.output, ReturnType::Type(_, ty) if last_ident(ty).as_deref() == Some("Result"))
+}
+
 /// How an argument is passed to the traced `Function` (whose arguments are owned).
 pub enum ArgKind {
     /// `&Tensor`: cloned in, borrowed back inside.
@@ -111,15 +117,6 @@ pub fn analyse(f: &ItemFn) -> syn::Result<Analysed> {
                 g.span(),
                 "#[tf_function] cannot be generic over types or consts: each instantiation would need its own trace \
                  cache; write one non-generic function per type (they can share a generic helper)",
-            ));
-        }
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if last_ident(ty).as_deref() == Some("Result") {
-            errors.push(syn::Error::new(
-                ty.span(),
-                "#[tf_function] results cannot be `Result` yet in this version of tensorjit; return the tensors \
-                 and report failures by panicking, or call `name::function().try_call(..)` for call-time errors",
             ));
         }
     }

@@ -86,6 +86,15 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
         options.extend(quote!(.with_reduce_retracing(#b)));
     }
     let fn_ty = quote!(::tensorjit::Function<(#(#owned,)*), #ret>);
+    // `Result` results get call-time errors (signature mismatches, …) as `Err`.
+    let call = if crate::analyse::returns_result(f) {
+        quote!(match #getter().try_call((#(#calls,)*)) {
+            ::std::result::Result::Ok(r) => r,
+            ::std::result::Result::Err(e) => ::std::result::Result::Err(::std::convert::From::from(e)),
+        })
+    } else {
+        quote!(#getter().call((#(#calls,)*)))
+    };
 
     quote! {
         #[doc(hidden)]
@@ -107,7 +116,7 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
         #(#attrs)*
         #[track_caller]
         #sig {
-            #getter().call((#(#calls,)*))
+            #call
         }
 
         /// Introspection of the traced function of the same name.

@@ -332,6 +332,26 @@ pub trait FunctionOutput: Sized {
     fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>);
     /// Rebuilds the value from tensors in `flatten`'s order.
     fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self>;
+    /// The error a body returned while it was traced (`Err` of a `Result` result).
+    fn trace_error(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A `Result` result: `Ok` values are traced; an `Err` returned while tracing fails the
+/// trace (the call returns it as `tensorjit::Error::Function`).
+impl<T: FunctionOutput, E: fmt::Debug> FunctionOutput for Result<T, E> {
+    fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>) {
+        if let Ok(t) = self {
+            t.flatten(tensors, lens);
+        }
+    }
+    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+        T::rebuild(tensors, lens).map(Ok)
+    }
+    fn trace_error(&self) -> Option<String> {
+        self.as_ref().err().map(|e| format!("{e:?}"))
+    }
 }
 
 impl FunctionOutput for () {

@@ -371,6 +371,12 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         trace::begin(&self.inner.name);
         let guard = TraceGuard(true);
         let out = (self.inner.body)(args.symbolize(&mut signature.0.iter()));
+        if let Some(e) = out.trace_error() {
+            return Err(Error::Function(format!(
+                "{}: the body returned an error while being traced: {e}",
+                self.inner.name
+            )));
+        }
         let (mut flat, mut lens) = (Vec::new(), Vec::new());
         out.flatten(&mut flat, &mut lens);
         trace::set_results(&flat)?;
