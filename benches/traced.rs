@@ -64,6 +64,32 @@ fn bench(c: &mut Criterion) {
             w7.call((xs[k].clone(), params.clone()))
         })
     });
+    // The same with one trace for every batch size (input_signature with a None dim).
+    let w7s = function("w7_sig", |(x, p): (Tensor, Vec<Tensor>)| mlp_forward(&x, &p)).with_input_signature(vec![
+        TensorSpec::new(DType::F32, &[None, Some(784)]),
+        TensorSpec::new(DType::F32, &[Some(784), Some(512)]),
+        TensorSpec::new(DType::F32, &[Some(512)]),
+        TensorSpec::new(DType::F32, &[Some(512), Some(512)]),
+        TensorSpec::new(DType::F32, &[Some(512)]),
+        TensorSpec::new(DType::F32, &[Some(512), Some(10)]),
+        TensorSpec::new(DType::F32, &[Some(10)]),
+    ]);
+    let t = Instant::now();
+    for x in &xs {
+        w7s.call((x.clone(), params.clone()));
+    }
+    println!(
+        "W7 with input_signature [None,784]: {} trace(s) for 10 batch sizes, {:.3} ms for the 10 first calls",
+        w7s.tracing_count(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let mut k = 0;
+    c.bench_function("W7_retrace steady traced, input_signature (b=1..10 round robin)", |b| {
+        b.iter(|| {
+            k = (k + 1) % 10;
+            w7s.call((xs[k].clone(), params.clone()))
+        })
+    });
     let mut k = 0;
     c.bench_function("W7_retrace steady eager (b=1..10 round robin)", |b| {
         b.iter(|| {
