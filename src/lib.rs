@@ -15,6 +15,34 @@
 //! # Ok::<(), tensorjit::Error>(())
 //! ```
 //!
+//! A traced training step (the body runs once per input signature; later calls run its
+//! graph, with the same variable updates and the same bits):
+//!
+//! ```
+//! use tensorjit::prelude::*;
+//!
+//! #[tf_function(input_signature = [TensorSpec::new(DType::F32, &[None, Some(3)]),
+//!                                  TensorSpec::new(DType::F32, &[None, Some(1)])])]
+//! fn train_step(w: &Variable, x: &Tensor, y: &Tensor) -> Tensor {
+//!     let tape = GradientTape::new();
+//!     let loss = (x.matmul(&w.read()) - y).square().mean_all();
+//!     let g = tape.gradient(&loss, &[w]);
+//!     w.assign_sub(g[0].as_ref().unwrap() * 0.1);
+//!     loss
+//! }
+//!
+//! fn main() {
+//!     let w = Variable::new(Tensor::zeros([3, 1], DType::F32), "w");
+//!     for batch in [4, 7, 2] {
+//!         let x = random::uniform([batch, 3], -1.0, 1.0, DType::F32, Some(batch as u64));
+//!         let y = x.sum(1, true);
+//!         train_step(&w, &x, &y);
+//!     }
+//!     assert_eq!(train_step::tracing_count(), 1);
+//!     assert!(train_step::concrete_functions()[0].ir_text().contains("f32[?,3]"));
+//! }
+//! ```
+//!
 //! This crate is the facade: it re-exports the runtime (`tensorjit-runtime`) and will
 //! install the JIT backends (`tensorjit-jit`) and the `#[tf_function]` macro.
 
