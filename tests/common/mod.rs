@@ -55,3 +55,15 @@ pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
         .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+/// One SGD step (lr 0.1) of a tanh dense layer on the mean squared error; returns the
+/// loss. Shared by the eager-vs-traced training tests.
+pub fn dense_tanh_sgd_step(w: &Variable, b: &Variable, x: &Tensor, y: &Tensor) -> Tensor {
+    let tape = GradientTape::new();
+    let pred = (x.matmul(&w.read()) + b).tanh();
+    let loss = (&pred - y).square().mean_all();
+    let g = tape.gradient(&loss, &[w, b]);
+    w.assign_sub(g[0].as_ref().unwrap() * 0.1);
+    b.assign_sub(g[1].as_ref().unwrap() * 0.1);
+    loss
+}
