@@ -153,15 +153,7 @@ fn tape_inside_a_traced_train_step_matches_eager_bit_for_bit() {
             Variable::new(Tensor::zeros([4], DType::F32), "dense/bias"),
         )
     };
-    let step_body = |w: &Variable, b: &Variable, x: &Tensor, y: &Tensor| {
-        let tape = GradientTape::new();
-        let pred = (x.matmul(&w.read()) + b).tanh();
-        let loss = (&pred - y).square().mean_all();
-        let g = tape.gradient(&loss, &[w, b]);
-        w.assign_sub(g[0].as_ref().unwrap() * 0.1);
-        b.assign_sub(g[1].as_ref().unwrap() * 0.1);
-        loss
-    };
+    let step_body = dense_tanh_sgd_step;
     let (x, y) = (rand_f32(11, &[8, 3], -1.0, 1.0), rand_f32(12, &[8, 4], -1.0, 1.0));
     let (we, be) = make();
     let eager: Vec<Vec<u32>> = (0..5).map(|_| bits(&step_body(&we, &be, &x, &y))).collect();
