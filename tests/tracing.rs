@@ -210,3 +210,24 @@ fn random_draws_advance_per_call_like_eager() {
     assert_eq!(eager, traced);
     assert_ne!(traced[0], traced[1]);
 }
+
+#[test]
+fn a_body_that_panics_while_tracing_leaves_no_trace_behind() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f2 = fail.clone();
+    let f = function("flaky", move |(x,): (Tensor,)| {
+        if f2.load(Ordering::SeqCst) {
+            let _ = &x + &Tensor::zeros([7], DType::F32); // shape error: panics mid-trace
+        }
+        &x * 2.0
+    });
+    let x = t32(&[1.0, 2.0], &[2]);
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+        f.call((x.clone(),));
+    }));
+    assert!(msg.contains("add: shapes [2] and [7] cannot be broadcast together"), "{msg}");
+    assert!(!tensorjit::trace::is_tracing(), "the trace was ended by the unwinding");
+    fail.store(false, Ordering::SeqCst);
+    assert_eq!(f32s(&f.call((x.clone(),))), vec![2.0, 4.0], "the next call traces again");
+    assert_eq!(f32s(&(&x + 1.0)), vec![2.0, 3.0], "eager ops work after the failed trace");
+}
