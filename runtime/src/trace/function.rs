@@ -10,12 +10,13 @@
 //! and when the call happens inside another trace (the body is inlined into the outer
 //! graph).
 
-use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 pub use super::args::{ArgSpec, ArgVec, FunctionArgs, FunctionOutput, Signature, Static, TensorSpec, VariableSpec};
+use rustc_hash::FxHashMap;
+
 use super::interp;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
@@ -70,7 +71,7 @@ pub const DEFAULT_CACHE_SIZE: usize = 64;
 struct Inner<A, R> {
     name: String,
     body: Box<dyn Fn(A) -> R + Send + Sync>,
-    cache: RwLock<HashMap<Signature, Slot>>,
+    cache: RwLock<FxHashMap<Signature, Slot>>,
     traces: AtomicUsize,
     run_eagerly: Option<bool>,
     arg_names: Vec<String>,
@@ -116,7 +117,7 @@ where
         inner: Arc::new(Inner {
             name: name.to_string(),
             body: Box::new(body),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(FxHashMap::default()),
             traces: AtomicUsize::new(0),
             run_eagerly: None,
             arg_names: Vec::new(),
