@@ -97,6 +97,10 @@ impl fmt::Debug for StaticKey {
 pub enum ArgSpec {
     Tensor(TensorSpec),
     Variable(VariableSpec),
+    /// A primitive static value (bool, char, integer, float bits, a `Vec` length, an
+    /// `Option`'s presence), kept inline: no allocation on the cache-hit path.
+    Value { kind: &'static str, bits: u64 },
+    /// Any other static value.
     Static(StaticKey),
 }
 
@@ -137,6 +141,16 @@ impl fmt::Display for ArgSpec {
             ArgSpec::Tensor(t) => write!(f, "Tensor({}{})", t.dtype, t.shape),
             ArgSpec::Variable(v) => write!(f, "Variable({}{})", v.dtype, v.shape),
             ArgSpec::Static(k) => write!(f, "{k:?}"),
+            ArgSpec::Value { kind, bits } => match *kind {
+                "f32" => write!(f, "{:?}", f32::from_bits(*bits as u32)),
+                "f64" => write!(f, "{:?}", f64::from_bits(*bits)),
+                "bool" => write!(f, "{}", *bits != 0),
+                "char" => write!(f, "{:?}", char::from_u32(*bits as u32).unwrap_or('?')),
+                "len" => write!(f, "len={bits}"),
+                "some" => f.write_str(if *bits != 0 { "Some" } else { "None" }),
+                "i8" | "i16" | "i32" | "i64" | "isize" => write!(f, "{}", *bits as i64),
+                _ => write!(f, "{bits}"),
+            },
         }
     }
 }
@@ -244,15 +258,15 @@ macro_rules! static_args {
         }
     )*};
 }
-static_args!(bool, char, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, String, &'static str, ());
+static_args!(String, &'static str, ());
 
-/// Floats are static arguments keyed by their bits (as a Python float passed to
-/// `tf.function` is keyed by value).
-macro_rules! float_static_args {
-    ($($t:ty),*) => {$(
+/// Primitive statics keyed inline by their bits.
+macro_rules! value_args {
+    ($($t:ty => |$v:ident| $bits:expr),*) => {$(
         impl FunctionArgs for $t {
             fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-                out.push(ArgSpec::Static(StaticKey(Box::new((stringify!($t), self.to_bits())))));
+                let $v = *self;
+                out.push(ArgSpec::Value { kind: stringify!($t), bits: $bits });
             }
             fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
             fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
@@ -262,7 +276,14 @@ macro_rules! float_static_args {
         }
     )*};
 }
-float_static_args!(f32, f64);
+value_args!(
+    bool => |v| v as u64, char => |v| v as u64,
+    i8 => |v| v as i64 as u64, i16 => |v| v as i64 as u64, i32 => |v| v as i64 as u64, i64 => |v| v as u64,
+    isize => |v| v as i64 as u64, u8 => |v| v as u64, u16 => |v| v as u64, u32 => |v| v as u64, u64 => |v| v,
+    usize => |v| v as u64,
+    // Floats are keyed by their bits (as a Python float passed to tf.function is keyed by value).
+    f32 => |v| v.to_bits() as u64, f64 => |v| v.to_bits()
+);
 
 macro_rules! tuple_args {
     ($($name:ident),+) => {
@@ -296,7 +317,7 @@ tuple_args!(A, B, C, D, E, F, G, H);
 
 impl<T: FunctionArgs> FunctionArgs for Vec<T> {
     fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Static(StaticKey(Box::new(("len", self.len())))));
+        out.push(ArgSpec::Value { kind: "len", bits: self.len() as u64 });
         self.iter().for_each(|x| x.spec(out));
     }
     fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
@@ -310,7 +331,7 @@ impl<T: FunctionArgs> FunctionArgs for Vec<T> {
 
 impl<T: FunctionArgs> FunctionArgs for Option<T> {
     fn spec(&self, out: &mut ArgVec<ArgSpec>) {
-        out.push(ArgSpec::Static(StaticKey(Box::new(("some", self.is_some())))));
+        out.push(ArgSpec::Value { kind: "some", bits: self.is_some() as u64 });
         if let Some(x) = self {
             x.spec(out);
         }
