@@ -99,7 +99,10 @@ pub enum ArgSpec {
     Variable(VariableSpec),
     /// A primitive static value (bool, char, integer, float bits, a `Vec` length, an
     /// `Option`'s presence), kept inline: no allocation on the cache-hit path.
-    Value { kind: &'static str, bits: u64 },
+    Value {
+        kind: &'static str,
+        bits: u64,
+    },
     /// Any other static value.
     Static(StaticKey),
 }
