@@ -32,3 +32,28 @@ fn tf_print_runs_every_call_println_only_while_tracing() {
     assert_eq!(stdout.matches("RUST side effect").count(), 2, "once while tracing, once eagerly:\n{stdout}");
     assert_eq!(stdout.matches("TF value tensor([3.0], shape=[1], dtype=f32)").count(), 4, "every call:\n{stdout}");
 }
+
+#[tf_function]
+fn doubled(x: &Tensor) -> Tensor {
+    x * 2.0
+}
+
+#[test]
+fn the_environment_variable_runs_functions_eagerly() {
+    if std::env::var_os("TJ_ENV_CHILD").is_some() {
+        let y = doubled(&Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap());
+        println!("RESULT {:?} TRACES {}", y.to_vec::<f32>().unwrap(), doubled::tracing_count());
+        return;
+    }
+    let run = |eager: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["the_environment_variable_runs_functions_eagerly", "--exact", "--nocapture", "--test-threads=1"])
+            .env("TJ_ENV_CHILD", "1")
+            .env("TENSORJIT_RUN_EAGERLY", eager)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run("1").contains("RESULT [2.0, 4.0] TRACES 0"), "TENSORJIT_RUN_EAGERLY=1: no trace");
+    assert!(run("0").contains("RESULT [2.0, 4.0] TRACES 1"), "TENSORJIT_RUN_EAGERLY=0: traced");
+}

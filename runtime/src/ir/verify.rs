@@ -86,3 +86,42 @@ pub fn verify(g: &Graph) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::verify;
+    use crate::ir::parse;
+
+    fn check(body: &str) -> Result<(), String> {
+        let text = format!("func @f(%0: f32[2]) -> (f32[2]) {{\n  @0 = variable \"v\" f32[2]\n{body}\n}}");
+        verify(&parse(&text).map_err(|e| format!("parse: {e}"))?)
+    }
+
+    #[test]
+    fn accepts_a_well_formed_graph() {
+        check(
+            "  %1: f32[2] = read_variable @0 !e0\n  %2: f32[2] = add %0, %1\n  assign_variable @0, %2 !e1\n  return %2",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn rejects_reordered_or_missing_effects() {
+        let e = check("  %1: f32[2] = read_variable @0 !e1\n  assign_variable @0, %1 !e0\n  return %1").unwrap_err();
+        assert!(e.contains("stateful but has effect Some(1), expected !e0"), "{e}");
+        let e = check("  %1: f32[2] = read_variable @0\n  return %1").unwrap_err();
+        assert!(e.contains("stateful but has effect None"), "{e}");
+        let e = check("  %1: f32[2] = exp %0 !e0\n  return %1").unwrap_err();
+        assert!(e.contains("pure but sits in the effect chain"), "{e}");
+    }
+
+    #[test]
+    fn rejects_use_before_definition_and_double_definition() {
+        let e = check("  %1: f32[2] = exp %2\n  %2: f32[2] = exp %0\n  return %1").unwrap_err();
+        assert!(e.contains("uses %2 before it is defined"), "{e}");
+        let e = check("  %1: f32[2] = exp %0\n  %1: f32[2] = exp %0\n  return %1").unwrap_err();
+        assert!(e.contains("%1 is defined twice"), "{e}");
+        let e = check("  %1: f32[2] = exp %0\n  return %5").unwrap_err();
+        assert!(e.contains("result %5 is not defined") || e.contains("has no type"), "{e}");
+    }
+}

@@ -102,7 +102,10 @@ impl Tensor {
         static EMPTY: Buffer = Buffer::Bool(Vec::new());
         match &self.repr {
             Repr::Concrete(s) => &s.buf,
-            Repr::Symbolic(_) => &EMPTY,
+            Repr::Symbolic(_) => {
+                debug_assert!(false, "internal: a kernel was handed a symbolic tensor");
+                &EMPTY
+            }
         }
     }
 
