@@ -110,8 +110,12 @@ pub(crate) fn concat(xs: &[&Tensor], axis: usize, shape: Shape) -> Tensor {
     Tensor::from_buffer(buf, shape)
 }
 
-/// The values of an integer tensor as i64 (empty for other dtypes).
+/// The values of an integer tensor as i64 (empty for other dtypes, and for symbolic
+/// tensors, whose values exist only at run time).
 pub(crate) fn index_values(t: &Tensor) -> Box<dyn Iterator<Item = i64> + '_> {
+    if t.is_symbolic() {
+        return Box::new(std::iter::empty());
+    }
     match t.buffer() {
         Buffer::I32(v) => Box::new(v.iter().map(|&i| i as i64)),
         Buffer::I64(v) => Box::new(v.iter().copied()),

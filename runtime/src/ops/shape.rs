@@ -471,7 +471,9 @@ impl Tensor {
 
     /// Gathers slices along `axis` at `indices` (an integer tensor of any shape):
     /// output shape = `self.shape[..axis] ++ indices.shape ++ self.shape[axis+1..]`.
-    /// An index outside the axis is an error naming it.
+    /// An index outside the axis is an error naming it when the indices are concrete;
+    /// indices computed inside a traced function are known only at run time, where an
+    /// out-of-range index gathers zeros (as TensorFlow does on GPUs).
     #[track_caller]
     pub fn gather(&self, indices: &Tensor, axis: i64) -> Tensor {
         let Some(a) = norm_axis(axis, self.rank()) else {
