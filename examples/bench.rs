@@ -1,0 +1,331 @@
+//! The benchmark workloads of shared/WORKLOADS.md, eager and traced, with their exact
+//! data generator and checksums.
+//!
+//! `cargo run --release --example bench` prints a table with traced/eager ratios;
+//! `-- --json` prints one JSON object per line; `-- --only W3,W5` filters.
+//! Traced functions currently run on the interpreter (the JIT issue replaces it);
+//! W6 needs AutoGraph's `while_loop` to be traced and is run eagerly only.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tensorjit::prelude::*;
+
+struct Row {
+    workload: &'static str,
+    mode: &'static str,
+    stats: Option<Stats>,
+    trace_ms: Option<f64>,
+    extra: BTreeMap<&'static str, String>,
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    median_us: f64,
+    p10_us: f64,
+    p90_us: f64,
+}
+
+/// Warm-up, then times single calls until both `min_calls` and `min_time` are reached.
+fn time(mut f: impl FnMut(), min_calls: usize, min_time: Duration) -> Stats {
+    for _ in 0..3 {
+        f();
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < min_calls || start.elapsed() < min_time {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    Stats { median_us: q(0.5), p10_us: q(0.1), p90_us: q(0.9) }
+}
+
+fn small(f: impl FnMut()) -> Stats {
+    time(f, 200, Duration::from_secs(1))
+}
+
+fn large(f: impl FnMut()) -> Stats {
+    time(f, 20, Duration::from_millis(1500))
+}
+
+/// Keeps a result (or a buffer written in place) observable so the work is not elided.
+fn sink<T>(t: T) {
+    std::hint::black_box(t);
+}
+
+fn first_call_ms<R>(f: impl FnOnce() -> R) -> (R, f64) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed().as_secs_f64() * 1e3)
+}
+
+fn row(
+    workload: &'static str,
+    mode: &'static str,
+    stats: Stats,
+    trace_ms: Option<f64>,
+    extra: &[(&'static str, String)],
+) -> Row {
+    Row { workload, mode, stats: Some(stats), trace_ms, extra: extra.iter().cloned().collect() }
+}
+
+fn threads() -> (&'static str, String) {
+    ("threads", rayon::current_num_threads().to_string())
+}
+
+fn mlp_params() -> Vec<Tensor> {
+    let glorot = |seed, i: usize, o: usize| {
+        let a = (6.0f64 / (i + o) as f64).sqrt() as f32;
+        common::uniform(seed, &[i, o], -a, a)
+    };
+    vec![
+        glorot(11, 784, 512),
+        common::uniform(12, &[512], -0.1, 0.1),
+        glorot(13, 512, 512),
+        common::uniform(14, &[512], -0.1, 0.1),
+        glorot(15, 512, 10),
+        common::uniform(16, &[10], -0.1, 0.1),
+    ]
+}
+
+fn logits(x: &Tensor, p: &[Tensor]) -> Tensor {
+    let h = (x.matmul(&p[0]) + &p[1]).relu();
+    let h = (h.matmul(&p[2]) + &p[3]).relu();
+    h.matmul(&p[4]) + &p[5]
+}
+
+fn labels() -> Tensor {
+    let idx = Tensor::from_vec((0..128).map(|r| r % 10).collect::<Vec<i64>>(), [128]).unwrap_or_else(|e| panic!("{e}"));
+    idx.one_hot(10, DType::F32)
+}
+
+/// W5: one SGD step on the mean cross-entropy; returns the loss.
+fn train_step(vars: &[Variable], x: &Tensor, y: &Tensor) -> Tensor {
+    let tape = GradientTape::new();
+    let p: Vec<Tensor> = vars.iter().map(Variable::read).collect();
+    let loss = (y * &logits(x, &p).log_softmax(-1)).sum(-1, false).neg().mean_all();
+    for (v, g) in vars.iter().zip(tape.gradient(&loss, vars)) {
+        if let Some(g) = g {
+            v.assign_sub(&g * 0.01);
+        }
+    }
+    loss
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_scalar::<f32>().map(f64::from).unwrap_or(f64::NAN)
+}
+
+fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
+    if only("W0_init") {
+        let f = function("w0", |(x,): (Tensor,)| &x + 1.0);
+        let (_, ms) = first_call_ms(|| {
+            f.call((Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3]).unwrap_or_else(|e| panic!("{e}")),))
+        });
+        rows.push(Row {
+            workload: "W0_init",
+            mode: "traced",
+            stats: None,
+            trace_ms: Some(ms),
+            extra: [threads()].into(),
+        });
+    }
+    if only("W1_dispatch") {
+        let x = common::uniform(1, &[4], -2.0, 2.0);
+        let sum = common::checksum(&common::dispatch(&x));
+        let ck = ("checksum", format!("{sum:.7}"));
+        rows.push(row("W1_dispatch", "eager", small(|| sink(common::dispatch(&x))), None, &[ck.clone(), threads()]));
+        let f = function("w1", |(x,): (Tensor,)| common::dispatch(&x));
+        let (_, ms) = first_call_ms(|| f.call((x.clone(),)));
+        rows.push(row("W1_dispatch", "traced", small(|| sink(f.call((x.clone(),)))), Some(ms), &[ck, threads()]));
+    }
+    for (id, n) in [("W2_small_chain", 64usize), ("W3_large_elementwise", 4_000_000)] {
+        if !only(id) {
+            continue;
+        }
+        let (x, y) = (common::uniform(2, &[n], -2.0, 2.0), common::uniform(3, &[n], -2.0, 2.0));
+        let ck = ("checksum", format!("{:.7}", common::checksum(&common::chain(&x, &y))));
+        let timer = |f: &mut dyn FnMut()| if n > 1000 { large(f) } else { small(f) };
+        let gbps = |s: Stats| ("gbps", format!("{:.2}", 12.0 * n as f64 / (s.median_us * 1e3)));
+        let e = timer(&mut || sink(common::chain(&x, &y)));
+        let mut extra = vec![ck.clone(), threads()];
+        if n > 1000 {
+            extra.push(gbps(e));
+        }
+        rows.push(row(id, "eager", e, None, &extra));
+        let f = function(id, |(x, y): (Tensor, Tensor)| common::chain(&x, &y));
+        let (_, ms) = first_call_ms(|| f.call((x.clone(), y.clone())));
+        let t = timer(&mut || sink(f.call((x.clone(), y.clone()))));
+        let mut extra = vec![ck, threads()];
+        if n > 1000 {
+            extra.push(gbps(t));
+        }
+        rows.push(row(id, "traced", t, Some(ms), &extra));
+    }
+    let params = mlp_params();
+    let xall = common::uniform(21, &[128, 784], 0.0, 1.0);
+    if only("W4_mlp_forward") {
+        let fwd = |x: &Tensor, p: &[Tensor]| logits(x, p).softmax(-1);
+        let ck = ("checksum", format!("{:.4}", common::checksum(&fwd(&xall, &params))));
+        rows.push(row("W4_mlp_forward", "eager", large(|| sink(fwd(&xall, &params))), None, &[ck.clone(), threads()]));
+        let f = function("w4", move |(x, p): (Tensor, Vec<Tensor>)| fwd(&x, &p));
+        let (_, ms) = first_call_ms(|| f.call((xall.clone(), params.clone())));
+        let t = large(|| sink(f.call((xall.clone(), params.clone()))));
+        rows.push(row("W4_mlp_forward", "traced", t, Some(ms), &[ck, threads()]));
+    }
+    if only("W5_mlp_train_step") {
+        let y = labels();
+        for mode in ["eager", "traced"] {
+            let vars: Vec<Variable> =
+                params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect();
+            let v2 = vars.clone();
+            let f = function("w5", move |(x, y): (Tensor, Tensor)| train_step(&v2, &x, &y));
+            let step = |x: &Tensor, y: &Tensor| {
+                if mode == "eager" {
+                    train_step(&vars, x, y)
+                } else {
+                    f.call((x.clone(), y.clone()))
+                }
+            };
+            let (loss0, ms) = first_call_ms(|| step(&xall, &y));
+            let s = large(|| sink(step(&xall, &y)));
+            let extra = [("loss_step0", format!("{:.7}", scalar(&loss0))), threads()];
+            rows.push(row("W5_mlp_train_step", mode, s, (mode == "traced").then_some(ms), &extra));
+        }
+    }
+    if only("W6_while_loop") {
+        let body = || {
+            let mut x = Tensor::ones([16], DType::F32);
+            while scalar(&x.sum_all()) < 1000.0 {
+                x = &x * 1.5 + 1.0;
+            }
+            x
+        };
+        let ck = ("checksum", format!("{:.4}", common::checksum(&body())));
+        rows.push(row("W6_while_loop", "eager", small(|| sink(body())), None, &[ck, threads()]));
+    }
+    if only("W7_retrace") {
+        let xs: Vec<Tensor> = (1..=10).map(|b| xall.narrow(0, 0, b)).collect();
+        let f = function("w7", |(x, p): (Tensor, Vec<Tensor>)| logits(&x, &p).softmax(-1));
+        let mut firsts: Vec<f64> = xs.iter().map(|x| first_call_ms(|| f.call((x.clone(), params.clone()))).1).collect();
+        let total: f64 = firsts.iter().sum();
+        let per_shape = format!("[{}]", firsts.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(","));
+        firsts.sort_by(f64::total_cmp);
+        let mut k = 0;
+        let s = small(|| {
+            k = (k + 1) % 10;
+            sink(f.call((xs[k].clone(), params.clone())));
+        });
+        let extra = [("trace_ms_per_shape", per_shape), ("trace_ms_total", format!("{total:.3}")), threads()];
+        rows.push(row("W7_retrace", "traced", s, Some(firsts[4]), &extra));
+        let mut k = 0;
+        let e = small(|| {
+            k = (k + 1) % 10;
+            sink(logits(&xs[k], &params).softmax(-1));
+        });
+        rows.push(row("W7_retrace", "eager", e, None, &[threads()]));
+    }
+    if only("W8_reduction") {
+        let a = common::uniform(31, &[4096, 1024], 0.0, 1.0);
+        let red = |a: &Tensor| a.sum(1, false).mean_all();
+        let ck = ("checksum", format!("{:.5}", scalar(&red(&a))));
+        let gbps = |s: Stats| ("gbps", format!("{:.2}", (16u64 << 20) as f64 / (s.median_us * 1e3)));
+        let e = large(|| sink(red(&a)));
+        rows.push(row("W8_reduction", "eager", e, None, &[ck.clone(), gbps(e), threads()]));
+        let f = function("w8", move |(a,): (Tensor,)| red(&a));
+        let (_, ms) = first_call_ms(|| f.call((a.clone(),)));
+        let t = large(|| sink(f.call((a.clone(),))));
+        rows.push(row("W8_reduction", "traced", t, Some(ms), &[ck, gbps(t), threads()]));
+    }
+    if only("L1_copy_256MB") {
+        let n = 64 << 20;
+        let src = vec![1.0f32; n];
+        let mut dst = vec![0.0f32; n];
+        let s = large(|| {
+            dst.copy_from_slice(std::hint::black_box(&src));
+            sink(&mut dst);
+        });
+        let gbps = 8.0 * n as f64 / (s.median_us * 1e3);
+        rows.push(row(
+            "L1_copy_256MB",
+            "eager",
+            s,
+            None,
+            &[("gbps_read_plus_write", format!("{gbps:.2}")), ("threads", "1".into())],
+        ));
+    }
+    if only("L3_sgemm_2048") {
+        let (a, b) = (common::uniform(41, &[2048, 2048], -1.0, 1.0), common::uniform(42, &[2048, 2048], -1.0, 1.0));
+        let s = large(|| sink(a.matmul(&b)));
+        let gflops = 2.0 * 2048f64.powi(3) / (s.median_us * 1e3);
+        rows.push(row("L3_sgemm_2048", "eager", s, None, &[("gflops", format!("{gflops:.1}")), threads()]));
+    }
+}
+
+fn json(r: &Row) -> String {
+    let mut fields = vec![
+        "\"framework\":\"tensorjit\"".to_string(),
+        format!("\"workload\":\"{}\"", r.workload),
+        format!("\"mode\":\"{}\"", r.mode),
+    ];
+    if let Some(s) = r.stats {
+        fields.push(format!("\"median_us\":{:.3},\"p10_us\":{:.3},\"p90_us\":{:.3}", s.median_us, s.p10_us, s.p90_us));
+    }
+    if let Some(t) = r.trace_ms {
+        fields.push(format!("\"trace_ms\":{t:.3}"));
+    }
+    let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    fields.push(format!("\"extra\":{{{}}}", extra.join(",")));
+    format!("{{{}}}", fields.join(","))
+}
+
+fn table(rows: &[Row]) {
+    println!(
+        "{:<22} {:>7} {:>12} {:>12} {:>10} {:>9}  extra",
+        "workload", "mode", "median_us", "p90_us", "trace_ms", "tr/eager"
+    );
+    for r in rows {
+        let eager = rows.iter().find(|e| e.workload == r.workload && e.mode == "eager").and_then(|e| e.stats);
+        let ratio = match (r.mode, r.stats, eager) {
+            ("traced", Some(t), Some(e)) => format!("{:.2}", t.median_us / e.median_us),
+            _ => String::new(),
+        };
+        let (m, p90) = r
+            .stats
+            .map_or((String::new(), String::new()), |s| (format!("{:.3}", s.median_us), format!("{:.3}", s.p90_us)));
+        let tr = r.trace_ms.map_or(String::new(), |t| format!("{t:.3}"));
+        let extra: Vec<String> =
+            r.extra.iter().filter(|(k, _)| **k != "trace_ms_per_shape").map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{:<22} {:>7} {:>12} {:>12} {:>10} {:>9}  {}", r.workload, r.mode, m, p90, tr, ratio, extra.join(" "));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name);
+    if let Some(i) = flag("--device") {
+        let dev = args.get(i + 1).map(String::as_str).unwrap_or("");
+        if dev != "cpu" {
+            eprintln!("bench: device `{dev}` is not available in this build of tensorjit (the GPU backend is not built yet); use --device cpu");
+            std::process::exit(2);
+        }
+    }
+    let only: Option<Vec<String>> =
+        flag("--only").and_then(|i| args.get(i + 1)).map(|s| s.split(',').map(str::to_string).collect());
+    let filter = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| id.starts_with(p.as_str())));
+    let mut rows = Vec::new();
+    run(&filter, &mut rows);
+    if flag("--json").is_some() {
+        for r in &rows {
+            println!("{}", json(r));
+        }
+    } else {
+        table(&rows);
+    }
+}
