@@ -231,3 +231,13 @@ fn a_body_that_panics_while_tracing_leaves_no_trace_behind() {
     assert_eq!(f32s(&f.call((x.clone(),))), vec![2.0, 4.0], "the next call traces again");
     assert_eq!(f32s(&(&x + 1.0)), vec![2.0, 3.0], "eager ops work after the failed trace");
 }
+
+#[test]
+fn options_set_after_cloning_apply_to_every_clone() {
+    let f = function("opts", |(x,): (Tensor,)| &x + 1.0);
+    let g = f.clone().with_run_eagerly(true).with_cache_size(1);
+    let x = t32(&[1.0], &[1]);
+    f.call((x.clone(),));
+    g.call((x,));
+    assert_eq!(f.tracing_count(), 0, "the option set through a clone applies to the original too");
+}

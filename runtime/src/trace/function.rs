@@ -11,7 +11,7 @@
 //! graph).
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 pub use super::args::{ArgSpec, ArgVec, FunctionArgs, FunctionOutput, Signature, Static, TensorSpec, VariableSpec};
@@ -65,6 +65,14 @@ struct Entry {
 
 type Slot = Arc<Entry>;
 
+/// The settings of a function.
+struct Options {
+    arg_names: Vec<String>,
+    cache_size: usize,
+    input_signature: Option<Vec<TensorSpec>>,
+    reduce_retracing: bool,
+}
+
 /// Default bound of a function's cache of concrete functions.
 pub const DEFAULT_CACHE_SIZE: usize = 64;
 
@@ -73,11 +81,10 @@ struct Inner<A, R> {
     body: Box<dyn Fn(A) -> R + Send + Sync>,
     cache: RwLock<FxHashMap<Signature, Slot>>,
     traces: AtomicUsize,
-    run_eagerly: Option<bool>,
-    arg_names: Vec<String>,
-    cache_size: usize,
-    input_signature: Option<Vec<TensorSpec>>,
-    reduce_retracing: bool,
+    /// 0 = follow the global switch, 1 = traced, 2 = eager (read on every call).
+    run_eagerly: AtomicU8,
+    /// Options read only off the cache-hit path (on a miss, a trace, a warning).
+    options: RwLock<Options>,
     /// Bit i set = the (i+1)-th most recent call traced (last 10 calls).
     history: AtomicU32,
     warned: AtomicBool,
@@ -119,11 +126,13 @@ where
             body: Box::new(body),
             cache: RwLock::new(FxHashMap::default()),
             traces: AtomicUsize::new(0),
-            run_eagerly: None,
-            arg_names: Vec::new(),
-            cache_size: DEFAULT_CACHE_SIZE,
-            input_signature: None,
-            reduce_retracing: false,
+            run_eagerly: AtomicU8::new(0),
+            options: RwLock::new(Options {
+                arg_names: Vec::new(),
+                cache_size: DEFAULT_CACHE_SIZE,
+                input_signature: None,
+                reduce_retracing: false,
+            }),
             history: AtomicU32::new(0),
             warned: AtomicBool::new(false),
             clock: AtomicU64::new(0),
@@ -151,45 +160,40 @@ impl Drop for TraceGuard {
 }
 
 impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
-    fn configure(self, f: impl FnOnce(&mut Inner<A, R>)) -> Self {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                f(&mut inner);
-                Function { inner: Arc::new(inner) }
-            }
-            // Options are set right after construction; a clone already shares the cache.
-            Err(inner) => Function { inner },
-        }
+    /// Options apply to every clone of the function (they share one cache).
+    fn configure(self, f: impl FnOnce(&mut Options)) -> Self {
+        f(&mut self.inner.options.write().unwrap_or_else(|p| p.into_inner()));
+        self
     }
 
     /// This function with its own run-eagerly setting (overrides the global switch).
-    /// Set options before cloning the function.
     pub fn with_run_eagerly(self, on: bool) -> Self {
-        self.configure(|i| i.run_eagerly = Some(on))
+        self.inner.run_eagerly.store(if on { 2 } else { 1 }, Ordering::SeqCst);
+        self
     }
 
     /// Names of the arguments, used by the retracing warning (`#[tf_function]` sets them).
     pub fn with_arg_names(self, names: &[&str]) -> Self {
         let names = names.iter().map(|s| s.to_string()).collect();
-        self.configure(|i| i.arg_names = names)
+        self.configure(|o| o.arg_names = names)
     }
 
     /// Fixes the specs of the tensor arguments (in order); `None` dims accept any size, so
     /// one trace serves them all. A call that does not fit is an error naming the
     /// argument (`Err` from `try_call`, a panic from `call`).
     pub fn with_input_signature(self, specs: Vec<TensorSpec>) -> Self {
-        self.configure(|i| i.input_signature = Some(specs))
+        self.configure(|o| o.input_signature = Some(specs))
     }
 
     /// After a retrace, generalises the dims that changed to unknown, so a dimension that
     /// keeps changing costs one more trace instead of one per value.
     pub fn with_reduce_retracing(self, on: bool) -> Self {
-        self.configure(|i| i.reduce_retracing = on)
+        self.configure(|o| o.reduce_retracing = on)
     }
 
     /// Bounds the cache to `n` concrete functions (least recently used evicted first).
     pub fn with_cache_size(self, n: usize) -> Self {
-        self.configure(|i| i.cache_size = n.max(1))
+        self.configure(|o| o.cache_size = n.max(1))
     }
 
     pub fn name(&self) -> &str {
@@ -212,7 +216,11 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
     }
 
     fn runs_eagerly(&self) -> bool {
-        self.inner.run_eagerly.unwrap_or_else(config::functions_run_eagerly)
+        match self.inner.run_eagerly.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => config::functions_run_eagerly(),
+        }
     }
 
     /// Calls the function; panics with the error of a failing call.
@@ -260,13 +268,14 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
     /// (checked), a cached or generalised one under reduce_retracing, else `spec` itself.
     fn key_for(&self, spec: &[ArgSpec]) -> Result<Signature, Error> {
         let i = &self.inner;
-        if let Some(sig) = &i.input_signature {
+        let o = i.options.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(sig) = &o.input_signature {
             let mut want = sig.iter();
             let mut key = Vec::with_capacity(spec.len());
             for (n, a) in spec.iter().enumerate() {
                 match a {
                     ArgSpec::Tensor(t) => {
-                        let name = i.arg_names.get(n).cloned().unwrap_or_else(|| format!("argument {n}"));
+                        let name = o.arg_names.get(n).cloned().unwrap_or_else(|| format!("argument {n}"));
                         let w = want.next().ok_or_else(|| {
                             Error::Function(format!(
                                 "{}: {name} is a tensor beyond the {} of the input_signature",
@@ -294,7 +303,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
             }
             return Ok(Signature(key));
         }
-        if i.reduce_retracing {
+        if o.reduce_retracing {
             let cache = i.cache.read().unwrap_or_else(|p| p.into_inner());
             let fits = |k: &Signature| k.0.len() == spec.len() && k.0.iter().zip(spec).all(|(a, b)| a.accepts(b));
             if let Some(e) = cache.values().find(|e| fits(&e.key)) {
@@ -322,7 +331,8 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let slot = match cache.get(&key) {
             Some(s) => s.clone(),
             None => {
-                if cache.len() >= self.inner.cache_size {
+                let cap = self.inner.options.read().unwrap_or_else(|p| p.into_inner()).cache_size;
+                if cache.len() >= cap {
                     let oldest =
                         cache.iter().min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed)).map(|(k, _)| k.clone());
                     if let Some(k) = oldest {
@@ -351,7 +361,8 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
             return;
         }
         let mut last = i.last_traced.lock().unwrap_or_else(|p| p.into_inner());
-        let change = last.as_ref().map(|old| describe_change(&old.0, spec, &i.arg_names));
+        let names = i.options.read().unwrap_or_else(|p| p.into_inner()).arg_names.clone();
+        let change = last.as_ref().map(|old| describe_change(&old.0, spec, &names));
         *last = Some(Signature(spec.to_vec()));
         drop(last);
         if hist.count_ones() >= 5 && !i.warned.swap(true, Ordering::Relaxed) {
