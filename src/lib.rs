@@ -46,12 +46,12 @@
 //! This crate is the facade: it re-exports the runtime (`tensorjit-runtime`) and will
 //! install the JIT backends (`tensorjit-jit`) and the `#[tf_function]` macro.
 
-pub use tensorjit_macros::tf_function;
+pub use tensorjit_macros::{tf_function, FunctionArgs};
 pub use tensorjit_runtime::*;
 
 /// The names most programs need: `use tensorjit::prelude::*;`.
 pub mod prelude {
-    pub use tensorjit_macros::tf_function;
+    pub use tensorjit_macros::{tf_function, FunctionArgs};
     pub use tensorjit_runtime::random;
     pub use tensorjit_runtime::{
         config, function, tf_print, Axes, DType, Device, Error, Function, GradientTape, Padding, Shape, SliceArg,

@@ -37,6 +37,8 @@ pub struct Arg {
 
 pub struct Analysed {
     pub args: Vec<Arg>,
+    /// A method taking `&self`.
+    pub method: bool,
 }
 
 fn last_ident(ty: &Type) -> Option<String> {
@@ -121,14 +123,20 @@ pub fn analyse(f: &ItemFn) -> syn::Result<Analysed> {
         }
     }
     let mut args = Vec::new();
+    let mut method = false;
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => errors.push(syn::Error::new(
-                r.span(),
-                "#[tf_function] on methods is not available yet in this version of tensorjit: write a free function \
-                 that takes the model's tensors or `&Variable`s, or build a `tensorjit::function(..)` closure that \
-                 captures them",
-            )),
+            FnArg::Receiver(r) => {
+                if r.reference.is_none() || r.mutability.is_some() || r.colon_token.is_some() {
+                    errors.push(syn::Error::new(
+                        r.span(),
+                        "#[tf_function] methods take `&self` (the instance's variables are shared state; assign them \
+                         through `Variable::assign`), not `self`, `&mut self` or a typed receiver",
+                    ));
+                } else {
+                    method = true;
+                }
+            }
             FnArg::Typed(pt) => {
                 let (ident, mutable) = match &*pt.pat {
                     Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => {
@@ -151,7 +159,7 @@ pub fn analyse(f: &ItemFn) -> syn::Result<Analysed> {
     }
     let mut it = errors.into_iter();
     match it.next() {
-        None => Ok(Analysed { args }),
+        None => Ok(Analysed { args, method }),
         Some(mut first) => {
             for e in it {
                 first.combine(e);

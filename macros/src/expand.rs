@@ -4,8 +4,8 @@
 //! * `fn name` with the user's signature, which calls it,
 //! * `mod name` with `tracing_count()`, `concrete_functions()` and `function()`.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use proc_macro2::{Group, Ident, TokenStream, TokenTree};
+use quote::{format_ident, quote, ToTokens};
 use syn::{ItemFn, ReturnType};
 
 use crate::analyse::{Analysed, ArgKind};
@@ -96,6 +96,21 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
         quote!(#getter().call((#(#calls,)*)))
     };
 
+    if a.method {
+        return expand_method(
+            f,
+            MethodParts {
+                owned: &owned,
+                pats: &pats,
+                calls: &calls,
+                rebinds: &rebinds,
+                options: &options,
+                ret: &ret,
+                display: &display,
+            },
+        );
+    }
+
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
@@ -136,6 +151,86 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
             pub fn function() -> &'static #fn_ty {
                 super::#getter()
             }
+        }
+    }
+}
+
+struct MethodParts<'a> {
+    owned: &'a [TokenStream],
+    pats: &'a [TokenStream],
+    calls: &'a [TokenStream],
+    rebinds: &'a [TokenStream],
+    options: &'a TokenStream,
+    ret: &'a TokenStream,
+    display: &'a str,
+}
+
+/// Replaces the `self` keyword in the body by `__tj_self` (the closure's copy of the
+/// instance), including inside macro invocations.
+fn rename_self(ts: TokenStream) -> TokenStream {
+    ts.into_iter()
+        .map(|tt| match tt {
+            TokenTree::Ident(i) if i == "self" => TokenTree::Ident(Ident::new("__tj_self", i.span())),
+            TokenTree::Group(g) => {
+                let mut n = Group::new(g.delimiter(), rename_self(g.stream()));
+                n.set_span(g.span());
+                TokenTree::Group(n)
+            }
+            other => other,
+        })
+        .collect()
+}
+
+/// `#[tf_function]` on `fn name(&self, args) -> R` inside an `impl`: the instance is the
+/// first argument of the `Function` (its fields keyed by identity through
+/// `#[derive(FunctionArgs)]`), and `Self::name_function()` gives the introspection.
+fn expand_method(f: &ItemFn, p: MethodParts<'_>) -> TokenStream {
+    let vis = &f.vis;
+    let attrs = &f.attrs;
+    let sig = &f.sig;
+    let accessor = format_ident!("{}_function", sig.ident);
+    let body = rename_self(f.block.to_token_stream());
+    let MethodParts { owned, pats, calls, rebinds, options, ret, display } = p;
+    let fn_ty = quote!(::tensorjit::Function<(Self, #(#owned,)*), #ret>);
+    let call = if crate::analyse::returns_result(f) {
+        quote!(match Self::#accessor().try_call((::std::clone::Clone::clone(self), #(#calls,)*)) {
+            ::std::result::Result::Ok(r) => r,
+            ::std::result::Result::Err(e) => ::std::result::Result::Err(::std::convert::From::from(e)),
+        })
+    } else {
+        quote!(Self::#accessor().call((::std::clone::Clone::clone(self), #(#calls,)*)))
+    };
+    quote! {
+        /// The traced `Function` behind the method of the same name (introspection:
+        /// `tracing_count()`, `concrete_functions()`).
+        #[allow(dead_code)]
+        #vis fn #accessor() -> &'static #fn_ty {
+            static FUNCTION: ::std::sync::OnceLock<::std::boxed::Box<dyn ::std::any::Any + Send + Sync>> =
+                ::std::sync::OnceLock::new();
+            let any = FUNCTION.get_or_init(|| {
+                ::std::boxed::Box::new(
+                    ::tensorjit::function(#display, |(__tj_self, #(#pats,)*): (Self, #(#owned,)*)| -> #ret {
+                        let __tj_self: &Self = &__tj_self;
+                        #(#rebinds)*
+                        #body
+                    })
+                    #options
+                )
+            });
+            match any.downcast_ref::<#fn_ty>() {
+                ::std::option::Option::Some(f) => f,
+                ::std::option::Option::None => ::std::panic!(
+                    "#[tf_function] method `{}` is in a generic impl; its cache cannot be shared between instantiations \
+                     — implement it for each concrete type",
+                    #display
+                ),
+            }
+        }
+
+        #(#attrs)*
+        #[track_caller]
+        #sig {
+            #call
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `tests/ui/`.
 
 mod analyse;
+mod derive;
 mod expand;
 mod parse;
 
@@ -46,6 +47,18 @@ pub fn tf_function(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     match analyse::analyse(&func) {
         Ok(sig) => expand::expand(&func, &sig, &options).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Makes a struct usable as the `&self` of `#[tf_function]` methods: every field enters
+/// the cache key by identity (variables and tensors by id — so each instance traces its
+/// own concrete functions —, other fields by value) and the trace captures them. The
+/// struct must be `Clone` (cheap for variables and tensors).
+#[proc_macro_derive(FunctionArgs)]
+pub fn derive_function_args(item: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(item).and_then(derive::derive) {
+        Ok(t) => t.into(),
         Err(e) => e.to_compile_error().into(),
     }
 }

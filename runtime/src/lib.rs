@@ -31,8 +31,10 @@ pub use ops::Operand;
 pub use shape::{Axes, Shape};
 pub use tensor::{Tensor, TensorId};
 pub use trace::function::{
-    function, ArgSpec, ConcreteFunction, Function, FunctionArgs, FunctionOutput, Static, TensorSpec, VariableSpec,
+    function, ArgSpec, ArgVec, ConcreteFunction, Function, FunctionArgs, FunctionOutput, Static, TensorSpec,
+    VariableSpec,
 };
+pub use trace::instance::InstanceField;
 pub use variable::{Variable, VariableId};
 
 /// Prints tensors on every call, eager or traced (`tf.print`): inside a traced function

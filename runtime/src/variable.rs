@@ -16,6 +16,13 @@ use crate::tensor::Tensor;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VariableId(u64);
 
+impl VariableId {
+    /// The id as a number (never reused within a process).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
 impl fmt::Display for VariableId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "var{}", self.0)

@@ -31,6 +31,11 @@ impl Drop for Storage {
 pub struct TensorId(u64);
 
 impl TensorId {
+    /// The id as a number (never reused within a process).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
     fn fresh() -> TensorId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         TensorId(NEXT.fetch_add(1, Ordering::Relaxed))

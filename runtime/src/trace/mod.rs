@@ -12,6 +12,7 @@
 
 mod args;
 pub mod function;
+pub mod instance;
 pub(crate) mod interp;
 
 use std::cell::{Cell, RefCell};
