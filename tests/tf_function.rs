@@ -34,6 +34,19 @@ fn always_eager(x: Tensor) -> Tensor {
     x.exp()
 }
 
+#[tf_function(autograph = false)]
+fn pair_sum(xs: [Tensor; 2]) -> Tensor {
+    &xs[0] + &xs[1]
+}
+
+#[test]
+fn arrays_of_tensors_are_arguments() {
+    let xs = [rand_f32(30, &[3], -1.0, 1.0), rand_f32(31, &[3], -1.0, 1.0)];
+    assert_eq!(f32s(&pair_sum(xs.clone())), f32s(&(&xs[0] + &xs[1])));
+    pair_sum([rand_f32(32, &[3], -1.0, 1.0), rand_f32(33, &[3], -1.0, 1.0)]);
+    assert_eq!(pair_sum::tracing_count(), 1);
+}
+
 #[test]
 fn traced_results_match_eager_and_cache_per_signature() {
     let (x, w, b) = (rand_f32(1, &[4, 3], -1.0, 1.0), rand_f32(2, &[3, 2], -1.0, 1.0), rand_f32(3, &[2], -1.0, 1.0));

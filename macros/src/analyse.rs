@@ -52,6 +52,7 @@ fn last_ident(ty: &Type) -> Option<String> {
 fn is_traced_owned(ty: &Type) -> bool {
     match ty {
         Type::Tuple(t) => t.elems.iter().all(is_traced_owned),
+        Type::Array(a) => is_traced_owned(&a.elem),
         Type::Path(p) => {
             let Some(seg) = p.path.segments.last() else { return false };
             match seg.ident.to_string().as_str() {

@@ -27,12 +27,24 @@ pub fn options(attr: TokenStream) -> syn::Result<Options> {
             }
             "input_signature" => meta.value()?.parse::<syn::Expr>().map(|e| o.input_signature = Some(e)),
             "reduce_retracing" => meta.value()?.parse::<LitBool>().map(|b| o.reduce_retracing = Some(b.value)),
-            "autograph" => Err(meta.error(
-                "`autograph` is not available yet in this version of tensorjit (AutoGraph arrives later); remove it",
-            )),
+            // AutoGraph (rewriting `if`/`while` on tensors) arrives with its own issue; until
+            // then `autograph = false` states what happens anyway, and `true` is refused
+            // rather than silently ignored.
+            "autograph" => meta.value()?.parse::<LitBool>().and_then(|b| {
+                if b.value {
+                    Err(syn::Error::new(
+                        b.span(),
+                        "`autograph = true` is not available yet in this version of tensorjit: control flow on \
+                         tensors is not rewritten; use `autograph = false` or remove the option",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
             _ => Err(meta.error(format!(
                 "unknown #[tf_function] option `{key}`; expected `name = \"…\"`, `run_eagerly = true|false`, \
-                 `cache_size = N`, `input_signature = [TensorSpec, …]` or `reduce_retracing = true`"
+                 `cache_size = N`, `input_signature = [TensorSpec, …]`, `reduce_retracing = true` or \
+                 `autograph = false`"
             ))),
         };
         if let Err(e) = result {

@@ -1,6 +1,6 @@
 use tensorjit::prelude::*;
 
-#[tf_function(jit = true, autograph = false)]
+#[tf_function(jit = true, autograph = true)]
 fn step(x: &Tensor) -> Tensor {
     x * 2.0
 }

@@ -332,6 +332,18 @@ impl<T: FunctionArgs> FunctionArgs for Vec<T> {
     }
 }
 
+impl<T: FunctionArgs, const N: usize> FunctionArgs for [T; N] {
+    fn spec(&self, out: &mut ArgVec<ArgSpec>) {
+        self.iter().for_each(|x| x.spec(out));
+    }
+    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+        self.iter().for_each(|x| x.inputs(t, v));
+    }
+    fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
+        std::array::from_fn(|i| self[i].symbolize(specs))
+    }
+}
+
 impl<T: FunctionArgs> FunctionArgs for Option<T> {
     fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Value { kind: "some", bits: self.is_some() as u64 });
