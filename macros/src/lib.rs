@@ -30,6 +30,10 @@ use proc_macro::TokenStream;
 /// Introspection goes through a module of the same name:
 /// `train_step::tracing_count()`, `train_step::concrete_functions()`,
 /// `train_step::function()`.
+///
+/// On a method taking `&self` (in an `impl` of a type with `#[derive(Clone, FunctionArgs)]`)
+/// the instance's fields are keyed by identity, so each instance traces its own concrete
+/// functions and captures its variables; introspection is `Type::method_function()`.
 #[proc_macro_attribute]
 pub fn tf_function(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = match parse::options(attr.into()) {
