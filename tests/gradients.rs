@@ -284,3 +284,23 @@ fn second_derivatives_of_activations() {
         gradcheck(700 + i as u64, &[away_from_zero(700 + i as u64, &[50])], first, 25);
     }
 }
+
+#[test]
+fn unwatched_inputs_get_no_gradient_and_cost_nothing() {
+    let w = Variable::new(rand_f64(800, &[3, 2], -1.0, 1.0), "w");
+    let x = rand_f64(801, &[4, 3], -1.0, 1.0);
+    let tape = GradientTape::new();
+    let loss = x.matmul(&w.read()).square().sum_all();
+    let g = tape.gradient(&loss, &[&x]);
+    assert!(g[0].is_none(), "x was not watched: no gradient (TensorFlow returns None too)");
+    // Traced: the backward pass of a dense layer has exactly one matmul (for w), none for x.
+    let w2 = w.clone();
+    let f = function("dense_grad", move |(x,): (Tensor,)| {
+        let tape = GradientTape::new();
+        let loss = x.matmul(&w2.read()).square().sum_all();
+        tape.gradient(&loss, &[&w2])[0].clone().unwrap()
+    });
+    f.call((x,));
+    let ir = f.concrete_functions()[0].ir_text();
+    assert_eq!(ir.matches("matmul[").count(), 2, "forward + dL/dw only:\n{ir}");
+}

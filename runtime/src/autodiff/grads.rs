@@ -44,11 +44,17 @@ fn zeros(x: &Tensor) -> Option<Tensor> {
     Some(Tensor::zeros_like(x))
 }
 
-/// Gradients of `op` for inputs `x` given output `y` and its gradient `g`.
-pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+/// Gradients of `op` for inputs `x` given output `y` and its gradient `g`; the costly
+/// rules skip inputs whose `needed` flag is false (they lead to no source).
+pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &[bool]) -> Vec<Option<Tensor>> {
+    let need = |i: usize| needed.get(i).copied().unwrap_or(true);
     match op {
         Op::Unary(u) => vec![unary(*u, x[0], y, g)],
-        Op::Binary(b) => binary(*b, x[0], x[1], y, g),
+        Op::Binary(b) => {
+            let mut gs = binary(*b, x[0], x[1], y, g, [need(0), need(1)]);
+            gs.resize(2, None);
+            gs
+        }
         Op::Select => {
             let (c, a, b) = (x[0], x[1], x[2]);
             let zero = Tensor::zeros([], g.dtype());
@@ -65,13 +71,19 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor) -> Vec<Op
         }
         Op::MatMul { transpose_a: ta, transpose_b: tb } => {
             let (a, b) = (x[0], x[1]);
-            let (da, db) = match (ta, tb) {
-                (false, false) => (g.matmul_t(b, false, true), a.matmul_t(g, true, false)),
-                (false, true) => (g.matmul(b), g.matmul_t(a, true, false)),
-                (true, false) => (b.matmul_t(g, false, true), a.matmul(g)),
-                (true, true) => (b.matmul_t(g, true, true), g.matmul_t(a, true, true)),
-            };
-            vec![Some(unbroadcast(&da, a.shape())), Some(unbroadcast(&db, b.shape()))]
+            let da = need(0).then(|| match (ta, tb) {
+                (false, false) => g.matmul_t(b, false, true),
+                (false, true) => g.matmul(b),
+                (true, false) => b.matmul_t(g, false, true),
+                (true, true) => b.matmul_t(g, true, true),
+            });
+            let db = need(1).then(|| match (ta, tb) {
+                (false, false) => a.matmul_t(g, true, false),
+                (false, true) => g.matmul_t(a, true, false),
+                (true, false) => a.matmul(g),
+                (true, true) => g.matmul_t(a, true, true),
+            });
+            vec![da.map(|d| unbroadcast(&d, a.shape())), db.map(|d| unbroadcast(&d, b.shape()))]
         }
         Op::Reshape(_) => vec![Some(g.reshape_to(x[0].shape()))],
         Op::Permute(p) => {
@@ -101,8 +113,8 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor) -> Vec<Op
         }
         Op::ScatterAdd { axis, .. } => vec![Some(apply(Op::Gather { axis: *axis }, &[g, x[1]])), None],
         Op::Conv2d(p) => vec![
-            Some(apply(Op::Conv2dBackpropInput { params: *p, input: x[0].shape().clone() }, &[g, x[1]])),
-            Some(apply(Op::Conv2dBackpropFilter { params: *p, filter: x[1].shape().clone() }, &[x[0], g])),
+            need(0).then(|| apply(Op::Conv2dBackpropInput { params: *p, input: x[0].shape().clone() }, &[g, x[1]])),
+            need(1).then(|| apply(Op::Conv2dBackpropFilter { params: *p, filter: x[1].shape().clone() }, &[x[0], g])),
         ],
         // dx = col2im(dy·Wᵀ): linear in dy and W.
         Op::Conv2dBackpropInput { params, .. } => vec![
@@ -143,25 +155,25 @@ fn unary(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Option<Tensor> {
     })
 }
 
-fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor, need: [bool; 2]) -> Vec<Option<Tensor>> {
     let (sa, sb) = (a.shape(), b.shape());
-    let both = |da: Tensor, db: Tensor| vec![Some(unbroadcast(&da, sa)), Some(unbroadcast(&db, sb))];
+    // Each side is computed only when needed.
+    let both = |da: &dyn Fn() -> Tensor, db: &dyn Fn() -> Tensor| {
+        vec![need[0].then(|| unbroadcast(&da(), sa)), need[1].then(|| unbroadcast(&db(), sb))]
+    };
     match op {
-        BinaryOp::Add => both(g.clone(), g.clone()),
-        BinaryOp::Sub => both(g.clone(), -g),
-        BinaryOp::Mul => both(g * b, g * a),
-        BinaryOp::Div => both(g / b, -(g * &(y / b))),
-        BinaryOp::Pow => {
-            let da = g * &(b * &a.pow(&(b - 1.0)));
-            let pos = a.gt(0.0);
-            let safe_log = a.select(&pos, 1.0).log();
-            let db = g * &(y * &safe_log);
-            both(da, db)
-        }
+        BinaryOp::Add => both(&|| g.clone(), &|| g.clone()),
+        BinaryOp::Sub => both(&|| g.clone(), &|| -g),
+        BinaryOp::Mul => both(&|| g * b, &|| g * a),
+        BinaryOp::Div => both(&|| g / b, &|| -(g * &(y / b))),
+        BinaryOp::Pow => both(&|| g * &(b * &a.pow(&(b - 1.0))), &|| {
+            let safe_log = a.select(&a.gt(0.0), 1.0).log();
+            g * &(y * &safe_log)
+        }),
         BinaryOp::Maximum | BinaryOp::Minimum => {
             let left = if op == BinaryOp::Maximum { a.ge(b) } else { a.le(b) };
             let zero = Tensor::zeros([], g.dtype());
-            both(g.select(&left, &zero), zero.select(&left, g))
+            both(&|| g.select(&left, &zero), &|| zero.select(&left, g))
         }
         BinaryOp::FloorDiv => vec![Some(Tensor::zeros_like(a)), Some(Tensor::zeros_like(b))],
         _ => vec![None, None],
@@ -171,7 +183,7 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> Vec<O
 fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keepdims: bool) -> Tensor {
     let kept = crate::ops::reduce::reduced_shape(x.shape(), axes, true);
     let gk = if keepdims { g.clone() } else { g.reshape_to(&kept) };
-    let yk = if keepdims { y.clone() } else { y.reshape_to(&kept) };
+    let yk = || if keepdims { y.clone() } else { y.reshape_to(&kept) };
     let ax: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
     match op {
         ReduceOp::Sum => broadcast_like(&gk, x),
@@ -187,7 +199,7 @@ fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keep
             broadcast_like(&scaled, x)
         }
         ReduceOp::Max | ReduceOp::Min => {
-            let mask = x.eq(&yk).cast(x.dtype());
+            let mask = x.eq(yk()).cast(x.dtype());
             let count = mask.sum(ax, true);
             &(&mask * &gk) / &count
         }

@@ -232,7 +232,7 @@ impl GradientTape {
         set_recording(s, false);
         let records: Vec<Rc<Record>> = s.records.borrow().clone();
         let seed = output_gradient.cloned().unwrap_or_else(|| Tensor::ones_like(target));
-        let grads = backprop(&records, target, seed);
+        let grads = backprop(&records, target, seed, &s.tracked.borrow());
         if s.persistent && was_recording {
             set_recording(s, true);
         }
@@ -256,7 +256,15 @@ impl GradientTape {
     }
 }
 
-fn backprop(records: &[Rc<Record>], target: &Tensor, seed: Tensor) -> HashMap<TensorId, Tensor> {
+/// Reverse accumulation over the records. Gradients are only computed for inputs the
+/// tape tracks (watched, variable reads, results of recorded ops): an input that leads
+/// to no source (an unwatched batch of data, a label) costs nothing.
+fn backprop(
+    records: &[Rc<Record>],
+    target: &Tensor,
+    seed: Tensor,
+    tracked: &HashSet<TensorId>,
+) -> HashMap<TensorId, Tensor> {
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     if !target.dtype().is_float() {
         return grads;
@@ -265,7 +273,8 @@ fn backprop(records: &[Rc<Record>], target: &Tensor, seed: Tensor) -> HashMap<Te
     for rec in records.iter().rev() {
         let Some(g) = grads.get(&rec.output.id).cloned() else { continue };
         let inputs: Vec<&Tensor> = rec.inputs.iter().collect();
-        let gs = grads::backward(&rec.op, &inputs, &rec.output, &g);
+        let needed: Vec<bool> = rec.inputs.iter().map(|x| x.dtype().is_float() && tracked.contains(&x.id)).collect();
+        let gs = grads::backward(&rec.op, &inputs, &rec.output, &g, &needed);
         for (x, gx) in rec.inputs.iter().zip(gs) {
             let Some(gx) = gx else { continue };
             if !x.dtype().is_float() {
