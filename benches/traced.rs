@@ -9,24 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use tensorjit::prelude::*;
 
 fn mlp_forward(x: &Tensor, p: &[Tensor]) -> Tensor {
-    let h = (x.matmul(&p[0]) + &p[1]).relu();
-    let h = (h.matmul(&p[2]) + &p[3]).relu();
-    (h.matmul(&p[4]) + &p[5]).softmax(-1)
-}
-
-fn mlp_params() -> Vec<Tensor> {
-    let glorot = |seed, i: usize, o: usize| {
-        let a = (6.0f64 / (i + o) as f64).sqrt() as f32;
-        common::uniform(seed, &[i, o], -a, a)
-    };
-    vec![
-        glorot(11, 784, 512),
-        common::uniform(12, &[512], -0.1, 0.1),
-        glorot(13, 512, 512),
-        common::uniform(14, &[512], -0.1, 0.1),
-        glorot(15, 512, 10),
-        common::uniform(16, &[10], -0.1, 0.1),
-    ]
+    common::mlp_logits(x, p).softmax(-1)
 }
 
 fn bench(c: &mut Criterion) {
@@ -44,7 +27,7 @@ fn bench(c: &mut Criterion) {
 
     // W7: a fresh function, first call per batch size 1..=10 (trace + first run), then
     // steady state cycling the batch sizes.
-    let params = mlp_params();
+    let params = common::mlp_params();
     let xall = common::uniform(21, &[128, 784], 0.0, 1.0);
     let xs: Vec<Tensor> = (1..=10).map(|b| xall.narrow(0, 0, b)).collect();
     let w7 = function("w7", |(x, p): (Tensor, Vec<Tensor>)| mlp_forward(&x, &p));

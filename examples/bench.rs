@@ -79,27 +79,6 @@ fn threads() -> (&'static str, String) {
     ("threads", rayon::current_num_threads().to_string())
 }
 
-fn mlp_params() -> Vec<Tensor> {
-    let glorot = |seed, i: usize, o: usize| {
-        let a = (6.0f64 / (i + o) as f64).sqrt() as f32;
-        common::uniform(seed, &[i, o], -a, a)
-    };
-    vec![
-        glorot(11, 784, 512),
-        common::uniform(12, &[512], -0.1, 0.1),
-        glorot(13, 512, 512),
-        common::uniform(14, &[512], -0.1, 0.1),
-        glorot(15, 512, 10),
-        common::uniform(16, &[10], -0.1, 0.1),
-    ]
-}
-
-fn logits(x: &Tensor, p: &[Tensor]) -> Tensor {
-    let h = (x.matmul(&p[0]) + &p[1]).relu();
-    let h = (h.matmul(&p[2]) + &p[3]).relu();
-    h.matmul(&p[4]) + &p[5]
-}
-
 fn labels() -> Tensor {
     let idx = Tensor::from_vec((0..128).map(|r| r % 10).collect::<Vec<i64>>(), [128]).unwrap_or_else(|e| panic!("{e}"));
     idx.one_hot(10, DType::F32)
@@ -109,7 +88,7 @@ fn labels() -> Tensor {
 fn train_step(vars: &[Variable], x: &Tensor, y: &Tensor) -> Tensor {
     let tape = GradientTape::new();
     let p: Vec<Tensor> = vars.iter().map(Variable::read).collect();
-    let loss = (y * &logits(x, &p).log_softmax(-1)).sum(-1, false).neg().mean_all();
+    let loss = (y * &common::mlp_logits(x, &p).log_softmax(-1)).sum(-1, false).neg().mean_all();
     for (v, g) in vars.iter().zip(tape.gradient(&loss, vars)) {
         if let Some(g) = g {
             v.assign_sub(&g * 0.01);
@@ -168,10 +147,10 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         }
         rows.push(row(id, "traced", t, Some(ms), &extra));
     }
-    let params = mlp_params();
+    let params = common::mlp_params();
     let xall = common::uniform(21, &[128, 784], 0.0, 1.0);
     if only("W4_mlp_forward") {
-        let fwd = |x: &Tensor, p: &[Tensor]| logits(x, p).softmax(-1);
+        let fwd = |x: &Tensor, p: &[Tensor]| common::mlp_logits(x, p).softmax(-1);
         let ck = ("checksum", format!("{:.4}", common::checksum(&fwd(&xall, &params))));
         rows.push(row("W4_mlp_forward", "eager", large(|| sink(fwd(&xall, &params))), None, &[ck.clone(), threads()]));
         let f = function("w4", move |(x, p): (Tensor, Vec<Tensor>)| fwd(&x, &p));
@@ -212,7 +191,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
     }
     if only("W7_retrace") {
         let xs: Vec<Tensor> = (1..=10).map(|b| xall.narrow(0, 0, b)).collect();
-        let f = function("w7", |(x, p): (Tensor, Vec<Tensor>)| logits(&x, &p).softmax(-1));
+        let f = function("w7", |(x, p): (Tensor, Vec<Tensor>)| common::mlp_logits(&x, &p).softmax(-1));
         let mut firsts: Vec<f64> = xs.iter().map(|x| first_call_ms(|| f.call((x.clone(), params.clone()))).1).collect();
         let total: f64 = firsts.iter().sum();
         let per_shape = format!("[{}]", firsts.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(","));
@@ -227,7 +206,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         let mut k = 0;
         let e = small(|| {
             k = (k + 1) % 10;
-            sink(logits(&xs[k], &params).softmax(-1));
+            sink(common::mlp_logits(&xs[k], &params).softmax(-1));
         });
         rows.push(row("W7_retrace", "eager", e, None, &[threads()]));
     }

@@ -34,3 +34,27 @@ pub fn dispatch(x: &Tensor) -> Tensor {
 pub fn checksum(t: &Tensor) -> f64 {
     t.to_vec::<f32>().expect("f32").iter().map(|&v| v as f64).sum()
 }
+
+/// MLP parameters of WORKLOADS.md: W1 `glorot(11, 784, 512)`, b1 `uniform(12, [512])`,
+/// W2 `glorot(13, 512, 512)`, b2, W3 `glorot(15, 512, 10)`, b3.
+pub fn mlp_params() -> Vec<Tensor> {
+    let glorot = |seed, i: usize, o: usize| {
+        let a = (6.0f64 / (i + o) as f64).sqrt() as f32;
+        uniform(seed, &[i, o], -a, a)
+    };
+    vec![
+        glorot(11, 784, 512),
+        uniform(12, &[512], -0.1, 0.1),
+        glorot(13, 512, 512),
+        uniform(14, &[512], -0.1, 0.1),
+        glorot(15, 512, 10),
+        uniform(16, &[10], -0.1, 0.1),
+    ]
+}
+
+/// The MLP's logits: two relu dense layers and a linear one.
+pub fn mlp_logits(x: &Tensor, p: &[Tensor]) -> Tensor {
+    let h = (x.matmul(&p[0]) + &p[1]).relu();
+    let h = (h.matmul(&p[2]) + &p[3]).relu();
+    h.matmul(&p[4]) + &p[5]
+}
