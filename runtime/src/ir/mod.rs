@@ -24,37 +24,37 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::variable::Variable;
 
-/// An SSA value of a graph, printed `%3`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ValueId(pub(crate) u32);
+/// A typed index into one of a graph's tables, printed with its prefix.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub(crate) u32);
 
-impl ValueId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for ValueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "%{}", self.0)
-    }
-}
-
-/// A resource (variable) slot of a graph, printed `@0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResourceId(pub(crate) u32);
-
-impl ResourceId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl fmt::Display for ResourceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "@{}", self.0)
-    }
-}
+id_type!(
+    /// An SSA value of a graph, printed `%3`.
+    ValueId,
+    "%"
+);
+id_type!(
+    /// A resource (variable) slot of a graph, printed `@0`.
+    ResourceId,
+    "@"
+);
 
 /// Type of a value: dtype + static shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -48,20 +48,20 @@ fn value_type(s: &str) -> R<ValueType> {
     Ok(ValueType { dtype: dtype(&s[..i])?, shape: shape(&s[i..])? })
 }
 
-fn value(s: &str) -> R<ValueId> {
+/// `%3` / `@0`: a prefixed index.
+fn id(s: &str, prefix: char, what: &str) -> R<u32> {
     s.trim()
-        .strip_prefix('%')
+        .strip_prefix(prefix)
         .and_then(|x| x.parse().ok())
-        .map(ValueId)
-        .ok_or_else(|| format!("expected a value like %3, got `{s}`"))
+        .ok_or_else(|| format!("expected {what} like {prefix}3, got `{s}`"))
+}
+
+fn value(s: &str) -> R<ValueId> {
+    id(s, '%', "a value").map(ValueId)
 }
 
 fn resource(s: &str) -> R<ResourceId> {
-    s.trim()
-        .strip_prefix('@')
-        .and_then(|x| x.parse().ok())
-        .map(ResourceId)
-        .ok_or_else(|| format!("expected a resource like @0, got `{s}`"))
+    id(s, '@', "a resource").map(ResourceId)
 }
 
 /// Splits at top-level commas (not inside brackets, parentheses or quotes).

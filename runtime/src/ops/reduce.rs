@@ -117,34 +117,33 @@ impl Tensor {
             Err(e) => e.with_operands([(self.dtype(), self.shape())]).raise(Location::caller()),
         }
     }
+}
 
+macro_rules! reduce_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:ident),* $(,)?) => {
+        impl Tensor {$(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $name(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+                self.reduce(ReduceOp::$op, axes.into(), keepdims)
+            }
+        )*}
+    };
+}
+
+reduce_methods! {
     /// Sum over `axes` (`Axes::All` / `None` for all, `[]` for none; negative axes count
     /// from the end), keeping reduced dims as 1 when `keepdims`.
-    #[track_caller]
-    pub fn sum(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
-        self.reduce(ReduceOp::Sum, axes.into(), keepdims)
-    }
+    sum => Sum,
+    /// Mean over `axes` (integer tensors truncate toward zero).
+    mean => Mean,
+    prod => Prod,
+    /// Maximum over `axes` (NaN propagates).
+    max => Max,
+    min => Min,
+}
 
-    #[track_caller]
-    pub fn mean(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
-        self.reduce(ReduceOp::Mean, axes.into(), keepdims)
-    }
-
-    #[track_caller]
-    pub fn prod(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
-        self.reduce(ReduceOp::Prod, axes.into(), keepdims)
-    }
-
-    #[track_caller]
-    pub fn max(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
-        self.reduce(ReduceOp::Max, axes.into(), keepdims)
-    }
-
-    #[track_caller]
-    pub fn min(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
-        self.reduce(ReduceOp::Min, axes.into(), keepdims)
-    }
-
+impl Tensor {
     /// Sum of all elements (a scalar).
     #[track_caller]
     pub fn sum_all(&self) -> Tensor {

@@ -309,14 +309,20 @@ macro_rules! tuple_args {
         }
     };
 }
-tuple_args!(A);
-tuple_args!(A, B);
-tuple_args!(A, B, C);
-tuple_args!(A, B, C, D);
-tuple_args!(A, B, C, D, E);
-tuple_args!(A, B, C, D, E, F);
-tuple_args!(A, B, C, D, E, F, G);
-tuple_args!(A, B, C, D, E, F, G, H);
+
+/// Implements both traits for tuples up to arity 8.
+macro_rules! for_tuples {
+    ($($m:ident),*) => {$(
+        $m!(A);
+        $m!(A, B);
+        $m!(A, B, C);
+        $m!(A, B, C, D);
+        $m!(A, B, C, D, E);
+        $m!(A, B, C, D, E, F);
+        $m!(A, B, C, D, E, F, G);
+        $m!(A, B, C, D, E, F, G, H);
+    )*};
+}
 
 impl<T: FunctionArgs> FunctionArgs for Vec<T> {
     fn spec(&self, out: &mut ArgVec<ArgSpec>) {
@@ -431,9 +437,5 @@ macro_rules! tuple_out {
         }
     };
 }
-tuple_out!(A);
-tuple_out!(A, B);
-tuple_out!(A, B, C);
-tuple_out!(A, B, C, D);
-tuple_out!(A, B, C, D, E);
-tuple_out!(A, B, C, D, E, F);
+
+for_tuples!(tuple_args, tuple_out);

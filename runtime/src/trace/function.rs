@@ -259,7 +259,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         self.note_call(traced_now, &spec);
         let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
-        let outs = interp::execute(&cf.graph, &tensors, &vars)?;
+        let outs = interp::execute(&cf.graph, tensors, &vars)?;
         R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
             .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()))
     }
@@ -354,6 +354,10 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
     /// naming the argument that changed and the fix.
     fn note_call(&self, traced: bool, spec: &[ArgSpec]) {
         let i = &self.inner;
+        // Steady state (no trace among the last 10 calls): nothing to record.
+        if !traced && i.history.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let bit = traced as u32;
         let prev = i.history.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| Some(((h << 1) | bit) & 0x3ff));
         let hist = ((prev.unwrap_or(0) << 1) | bit) & 0x3ff;

@@ -16,10 +16,14 @@ fn internal(msg: String) -> Error {
 
 /// Runs `g` on `inputs` (one per parameter) with `bound` variables for its resource
 /// parameters (in order), returning its results.
-pub(crate) fn execute(g: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+pub(crate) fn execute(
+    g: &Graph,
+    inputs: impl IntoIterator<Item = Tensor>,
+    bound: &[Variable],
+) -> Result<Vec<Tensor>, Error> {
     let mut vals: SmallVec<[Option<Tensor>; 16]> = smallvec::smallvec![None; g.values.len()];
     for (p, t) in g.params.iter().zip(inputs) {
-        vals[p.index()] = Some(t.clone());
+        vals[p.index()] = Some(t);
     }
     for (v, t) in &g.constants {
         vals[v.index()] = Some(t.clone());
