@@ -54,7 +54,7 @@ pub mod prelude {
     pub use tensorjit_macros::{tf_function, FunctionArgs};
     pub use tensorjit_runtime::random;
     pub use tensorjit_runtime::{
-        config, function, tf_print, Axes, DType, Device, Error, Function, GradientTape, Padding, Shape, SliceArg,
-        Static, Tensor, TensorSpec, Variable,
+        cond, config, for_range, function, tf_print, tf_range, while_loop, while_loop_with, Axes, DType, Device, Error,
+        Function, GradientTape, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable, WhileOptions,
     };
 }

@@ -12,17 +12,6 @@ fn bits(t: &Tensor) -> Vec<u32> {
     f32s(t).iter().map(|v| v.to_bits()).collect()
 }
 
-/// Compares `IR text` with `tests/golden/<name>.ir`; `TENSORJIT_BLESS=1` rewrites it.
-fn golden(name: &str, text: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.ir"));
-    if std::env::var_os("TENSORJIT_BLESS").is_some() {
-        std::fs::write(&path, text).unwrap();
-    }
-    let want =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}; run with TENSORJIT_BLESS=1"));
-    assert_eq!(text, want, "IR text of {name} changed; rerun with TENSORJIT_BLESS=1 if intended");
-}
-
 #[test]
 fn traces_once_per_signature_and_matches_eager_bits() {
     let f = function("chain", |(x, y): (Tensor, Tensor)| (&x * &y + 0.5).tanh() * (&x - &y).sigmoid() + x.relu());

@@ -24,6 +24,7 @@ pub use autodiff::{GradientTape, Source};
 pub use device::Device;
 pub use dtype::{DType, Element, Scalar};
 pub use error::{Error, OpError, Result};
+pub use ops::control::{cond, for_range, tf_range, while_loop, while_loop_with, TfRange, WhileOptions};
 pub use ops::nn::Padding;
 pub use ops::random;
 pub use ops::shape::{ReshapeSpec, SliceArg};

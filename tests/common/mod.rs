@@ -67,3 +67,14 @@ pub fn dense_tanh_sgd_step(w: &Variable, b: &Variable, x: &Tensor, y: &Tensor) -
     b.assign_sub(g[1].as_ref().unwrap() * 0.1);
     loss
 }
+
+/// Compares `IR text` with `tests/golden/<name>.ir`; `TENSORJIT_BLESS=1` rewrites it.
+pub fn golden(name: &str, text: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.ir"));
+    if std::env::var_os("TENSORJIT_BLESS").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    let want =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}; run with TENSORJIT_BLESS=1"));
+    assert_eq!(text, want, "IR text of {name} changed; rerun with TENSORJIT_BLESS=1 if intended");
+}

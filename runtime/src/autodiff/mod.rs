@@ -19,10 +19,19 @@ use crate::ops::Op;
 use crate::tensor::{Tensor, TensorId};
 use crate::variable::{Variable, VariableId};
 
+/// The backward rule of a recorded op with several outputs (control flow): output
+/// gradients (`None` where none flowed) and which inputs need one → input gradients.
+pub(crate) type CustomBackward = dyn Fn(&[Option<Tensor>], &[bool]) -> Vec<Option<Tensor>>;
+
+enum Rule {
+    Op(Op),
+    Custom(Rc<CustomBackward>),
+}
+
 struct Record {
-    op: Op,
+    rule: Rule,
     inputs: Vec<Tensor>,
-    output: Tensor,
+    outputs: Vec<Tensor>,
 }
 
 struct TapeState {
@@ -68,14 +77,88 @@ pub(crate) fn record(op: Op, inputs: &[&Tensor], output: &Tensor) {
             tracked.insert(output.id);
             let r = rec.get_or_insert_with(|| {
                 Rc::new(Record {
-                    op: op.clone(),
+                    rule: Rule::Op(op.clone()),
                     inputs: inputs.iter().map(|&t| t.clone()).collect(),
-                    output: output.clone(),
+                    outputs: vec![output.clone()],
                 })
             });
             t.records.borrow_mut().push(r.clone());
         }
     });
+}
+
+/// Records an op with a custom backward rule (control flow) on every recording tape that
+/// tracks one of `inputs`.
+pub(crate) fn record_custom(inputs: &[Tensor], outputs: &[Tensor], backward: Rc<CustomBackward>) {
+    TAPES.with(|tapes| {
+        let tapes = tapes.borrow();
+        let mut rec: Option<Rc<Record>> = None;
+        for t in tapes.iter().filter(|t| t.recording.get()) {
+            let mut tracked = t.tracked.borrow_mut();
+            if !inputs.iter().any(|x| tracked.contains(&x.id)) {
+                continue;
+            }
+            tracked.extend(outputs.iter().map(|o| o.id));
+            let r = rec.get_or_insert_with(|| {
+                Rc::new(Record {
+                    rule: Rule::Custom(backward.clone()),
+                    inputs: inputs.to_vec(),
+                    outputs: outputs.to_vec(),
+                })
+            });
+            t.records.borrow_mut().push(r.clone());
+        }
+    });
+}
+
+/// Whether a recording tape tracks any of `inputs`.
+pub(crate) fn any_tracked(inputs: &[Tensor]) -> bool {
+    recording()
+        && TAPES.with(|tapes| {
+            tapes.borrow().iter().filter(|t| t.recording.get()).any(|t| {
+                let tracked = t.tracked.borrow();
+                inputs.iter().any(|x| tracked.contains(&x.id))
+            })
+        })
+}
+
+/// Pauses every recording tape until the guard drops (ops traced inside a control-flow
+/// region are differentiated through the region's own rule, not op by op). Tapes created
+/// while paused record normally.
+pub(crate) struct Pause(Vec<Rc<TapeState>>);
+
+pub(crate) fn pause() -> Pause {
+    if !recording() {
+        return Pause(Vec::new());
+    }
+    let paused: Vec<Rc<TapeState>> = TAPES.with(|t| t.borrow().iter().filter(|s| s.recording.get()).cloned().collect());
+    for s in &paused {
+        set_recording(s, false);
+    }
+    Pause(paused)
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        for s in &self.0 {
+            set_recording(s, true);
+        }
+    }
+}
+
+/// Gradients of several targets, each seeded with its own output gradient, with respect
+/// to `sources` (tensors), from a tape that has recorded them (used by control-flow
+/// gradients).
+pub(crate) fn seeded_gradients(
+    tape: &GradientTape,
+    seeds: Vec<(Tensor, Tensor)>,
+    sources: &[Tensor],
+) -> Vec<Option<Tensor>> {
+    let s = &tape.state;
+    set_recording(s, false);
+    let records: Vec<Rc<Record>> = s.records.borrow().clone();
+    let grads = backprop(&records, seeds, &s.tracked.borrow());
+    sources.iter().map(|t| grads.get(&t.id).cloned()).collect()
 }
 
 /// Called when a variable's value is read while some tape records.
@@ -232,7 +315,7 @@ impl GradientTape {
         set_recording(s, false);
         let records: Vec<Rc<Record>> = s.records.borrow().clone();
         let seed = output_gradient.cloned().unwrap_or_else(|| Tensor::ones_like(target));
-        let grads = backprop(&records, target, seed, &s.tracked.borrow());
+        let grads = backprop(&records, vec![(target.clone(), seed)], &s.tracked.borrow());
         if s.persistent && was_recording {
             set_recording(s, true);
         }
@@ -261,20 +344,35 @@ impl GradientTape {
 /// to no source (an unwatched batch of data, a label) costs nothing.
 fn backprop(
     records: &[Rc<Record>],
-    target: &Tensor,
-    seed: Tensor,
+    seeds: Vec<(Tensor, Tensor)>,
     tracked: &HashSet<TensorId>,
 ) -> HashMap<TensorId, Tensor> {
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
-    if !target.dtype().is_float() {
-        return grads;
+    for (target, seed) in seeds {
+        if target.dtype().is_float() {
+            let acc = match grads.remove(&target.id) {
+                Some(prev) => &prev + &seed,
+                None => seed,
+            };
+            grads.insert(target.id, acc);
+        }
     }
-    grads.insert(target.id, seed);
     for rec in records.iter().rev() {
-        let Some(g) = grads.get(&rec.output.id).cloned() else { continue };
-        let inputs: Vec<&Tensor> = rec.inputs.iter().collect();
         let needed: Vec<bool> = rec.inputs.iter().map(|x| x.dtype().is_float() && tracked.contains(&x.id)).collect();
-        let gs = grads::backward(&rec.op, &inputs, &rec.output, &g, &needed);
+        let gs = match &rec.rule {
+            Rule::Op(op) => {
+                let Some(g) = grads.get(&rec.outputs[0].id).cloned() else { continue };
+                let inputs: Vec<&Tensor> = rec.inputs.iter().collect();
+                grads::backward(op, &inputs, &rec.outputs[0], &g, &needed)
+            }
+            Rule::Custom(f) => {
+                let gy: Vec<Option<Tensor>> = rec.outputs.iter().map(|o| grads.get(&o.id).cloned()).collect();
+                if gy.iter().all(Option::is_none) {
+                    continue;
+                }
+                f(&gy, &needed)
+            }
+        };
         for (x, gx) in rec.inputs.iter().zip(gs) {
             let Some(gx) = gx else { continue };
             if !x.dtype().is_float() {

@@ -1,9 +1,18 @@
 //! Graphviz DOT export: one node per parameter, constant, variable and op; variables are
-//! labelled with their names; effect-chain edges are dashed.
+//! labelled with their names; effect-chain edges are dashed; control-flow regions are
+//! clusters whose parameters hang off their node.
 
 use std::fmt::Write;
 
-use super::{Graph, NodeKind, Resource};
+use super::{Graph, Node, NodeKind, Resource};
+
+struct Dot<'g> {
+    g: &'g Graph,
+    s: String,
+    producer: Vec<String>,
+    last_effect: Option<String>,
+    count: usize,
+}
 
 /// The graph in DOT form (`dot -Tsvg`).
 pub fn to_dot(g: &Graph) -> String {
@@ -24,40 +33,62 @@ pub fn to_dot(g: &Graph) -> String {
         };
         let _ = writeln!(s, "  r{i} [shape=cylinder, label=\"{}\"];", label.replace('"', "'"));
     }
-    let mut last_effect: Option<String> = None;
-    for (i, n) in g.nodes.iter().enumerate() {
-        let label = match &n.kind {
-            NodeKind::Op(op) => format!("{}{}", op.name(), super::text::attrs(op)),
-            NodeKind::ReadVariable(_) => "read_variable".into(),
-            NodeKind::AssignVariable(_) => "assign_variable".into(),
-            NodeKind::Print(_) => "print".into(),
-        };
-        let ty = n.output.map(|o| format!("\\n{}", g.value_type(o))).unwrap_or_default();
-        let _ = writeln!(s, "  n{i} [label=\"{}{ty}\"];", label.replace('"', "'"));
-        for v in &n.inputs {
-            let _ = writeln!(s, "  {} -> n{i};", producer[v.index()]);
-        }
-        match &n.kind {
-            NodeKind::ReadVariable(r) => {
-                let _ = writeln!(s, "  r{} -> n{i};", r.index());
-            }
-            NodeKind::AssignVariable(r) => {
-                let _ = writeln!(s, "  n{i} -> r{};", r.index());
-            }
-            _ => {}
-        }
-        if n.effect.is_some() {
-            if let Some(prev) = last_effect.replace(format!("n{i}")) {
-                let _ = writeln!(s, "  {prev} -> n{i} [style=dashed, color=gray];");
-            }
-        }
-        if let Some(o) = n.output {
-            producer[o.index()] = format!("n{i}");
-        }
-    }
+    let mut d = Dot { g, s, producer, last_effect: None, count: 0 };
+    d.nodes(&g.nodes);
+    let Dot { mut s, producer, .. } = d;
     for (i, r) in g.results.iter().enumerate() {
         let _ = writeln!(s, "  out{i} [shape=house, label=\"result {i}\"];\n  {} -> out{i};", producer[r.index()]);
     }
     s.push_str("}\n");
     s
+}
+
+impl Dot<'_> {
+    fn nodes(&mut self, nodes: &[Node]) {
+        for n in nodes {
+            self.node(n);
+        }
+    }
+
+    fn node(&mut self, n: &Node) {
+        let (g, i) = (self.g, self.count);
+        self.count += 1;
+        let label = match &n.kind {
+            NodeKind::Op(op) => format!("{}{}", op.name(), super::text::attrs(op)),
+            k => k.name().to_string(),
+        };
+        let ty: String = n.outputs.iter().map(|o| format!("\\n{}", g.value_type(*o))).collect();
+        let _ = writeln!(self.s, "  n{i} [label=\"{}{ty}\"];", label.replace('"', "'"));
+        for v in &n.inputs {
+            let _ = writeln!(self.s, "  {} -> n{i};", self.producer[v.index()]);
+        }
+        match &n.kind {
+            NodeKind::ReadVariable(r) => {
+                let _ = writeln!(self.s, "  r{} -> n{i};", r.index());
+            }
+            NodeKind::AssignVariable(r) => {
+                let _ = writeln!(self.s, "  n{i} -> r{};", r.index());
+            }
+            _ => {}
+        }
+        if n.effect.is_some() {
+            if let Some(prev) = self.last_effect.replace(format!("n{i}")) {
+                let _ = writeln!(self.s, "  {prev} -> n{i} [style=dashed, color=gray];");
+            }
+        }
+        for (name, r) in super::text::region_names(&n.kind).iter().zip(&n.regions) {
+            let _ = writeln!(self.s, "  subgraph cluster_n{i}_{name} {{\n  label=\"{name}\";");
+            for p in &r.params {
+                self.producer[p.index()] = format!("n{i}");
+            }
+            self.nodes(&r.nodes);
+            for v in &r.results {
+                let _ = writeln!(self.s, "  {} -> n{i} [style=dotted, label=\"yield\"];", self.producer[v.index()]);
+            }
+            self.s.push_str("  }\n");
+        }
+        for o in &n.outputs {
+            self.producer[o.index()] = format!("n{i}");
+        }
+    }
 }

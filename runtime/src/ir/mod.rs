@@ -6,6 +6,13 @@
 //! random draws — carry a position in one explicit effect chain (`!e0`, `!e1`, …) that
 //! records program order; no pass may reorder or drop them. The text form (`text.rs`)
 //! is stable: golden tests and users read it.
+//!
+//! Control flow nests: a `cond` node holds a `then` and an `else` [`Region`], a `while`
+//! node a `cond` and a `body` region. A region has its own parameters and yields its
+//! results; its nodes may use any value of an enclosing scope (captures, as in MLIR),
+//! but nothing outside may use a value defined inside it. Effects inside a region are
+//! numbered in the one chain in pre-order (the node that owns the region first), so the
+//! chain still reads top to bottom in the text form.
 
 mod dot;
 mod parse;
@@ -91,22 +98,82 @@ pub enum NodeKind {
     AssignVariable(ResourceId),
     /// `tf_print!`: formats its inputs into the template's `{}` and prints (effect).
     Print(String),
+    /// `cond(pred, then, else)`: input = the scalar bool predicate; regions = `[then,
+    /// else]` (no parameters); outputs = the results of the branch that ran.
+    Cond,
+    /// `while_loop`: inputs = the initial loop variables; regions = `[cond, body]`, both
+    /// with one parameter per loop variable; `cond` yields a scalar bool, `body` the next
+    /// loop variables; outputs = the loop variables when `cond` first yields false (or
+    /// after `max_iterations` trips).
+    While { max_iterations: Option<u64> },
 }
 
-/// One node: kind, inputs, at most one output, and its place in the effect chain.
+/// A nested block of nodes (a branch of a `cond`, the condition or body of a `while`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Region {
+    pub params: Vec<ValueId>,
+    pub nodes: Vec<Node>,
+    pub results: Vec<ValueId>,
+}
+
+/// One node: kind, inputs, outputs, nested regions (control flow only) and its place in
+/// the effect chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub kind: NodeKind,
     pub inputs: Vec<ValueId>,
-    pub output: Option<ValueId>,
+    pub outputs: Vec<ValueId>,
+    pub regions: Vec<Region>,
     /// Position in the effect chain for stateful nodes.
     pub effect: Option<u32>,
 }
 
-impl NodeKind {
-    /// Whether the node is stateful (ordered by the effect chain).
+impl Node {
+    /// A node without regions.
+    pub fn simple(kind: NodeKind, inputs: Vec<ValueId>, output: Option<ValueId>) -> Node {
+        Node { kind, inputs, outputs: output.into_iter().collect(), regions: Vec::new(), effect: None }
+    }
+
+    /// The output of a single-output node.
+    pub fn output(&self) -> Option<ValueId> {
+        self.outputs.first().copied()
+    }
+
+    /// Whether the node is stateful (ordered by the effect chain): variable reads and
+    /// writes, prints, random draws, and control flow whose regions hold any of those.
     pub fn is_effect(&self) -> bool {
-        !matches!(self, NodeKind::Op(op) if !matches!(op, Op::Random(_)))
+        match &self.kind {
+            NodeKind::Op(op) => matches!(op, Op::Random(_)),
+            NodeKind::ReadVariable(_) | NodeKind::AssignVariable(_) | NodeKind::Print(_) => true,
+            NodeKind::Cond | NodeKind::While { .. } => self.regions.iter().any(|r| r.nodes.iter().any(Node::is_effect)),
+        }
+    }
+}
+
+impl NodeKind {
+    /// The name in the text form.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeKind::Op(op) => op.name(),
+            NodeKind::ReadVariable(_) => "read_variable",
+            NodeKind::AssignVariable(_) => "assign_variable",
+            NodeKind::Print(_) => "print",
+            NodeKind::Cond => "cond",
+            NodeKind::While { .. } => "while",
+        }
+    }
+}
+
+/// Numbers the effect chain 0, 1, 2, … in pre-order over `nodes` and their regions.
+pub(crate) fn number_effects(nodes: &mut [Node], next: &mut u32) {
+    for n in nodes {
+        n.effect = n.is_effect().then(|| {
+            *next += 1;
+            *next - 1
+        });
+        for r in &mut n.regions {
+            number_effects(&mut r.nodes, next);
+        }
     }
 }
 
@@ -139,8 +206,27 @@ impl Graph {
         &self.values[v.index()]
     }
 
-    /// Number of stateful nodes (the length of the effect chain).
+    /// Number of stateful nodes (the length of the effect chain), regions included.
     pub fn effect_count(&self) -> usize {
-        self.nodes.iter().filter(|n| n.effect.is_some()).count()
+        fn count(nodes: &[Node]) -> usize {
+            nodes
+                .iter()
+                .map(|n| usize::from(n.effect.is_some()) + n.regions.iter().map(|r| count(&r.nodes)).sum::<usize>())
+                .sum()
+        }
+        count(&self.nodes)
+    }
+
+    /// Visits every node, regions included, in pre-order.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Node)) {
+        fn go<'a>(nodes: &'a [Node], f: &mut impl FnMut(&'a Node)) {
+            for n in nodes {
+                f(n);
+                for r in &n.regions {
+                    go(&r.nodes, f);
+                }
+            }
+        }
+        go(&self.nodes, f)
     }
 }

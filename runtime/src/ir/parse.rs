@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{Graph, Node, NodeKind, Resource, ResourceId, ValueId, ValueType};
+use super::{Graph, Node, NodeKind, Region, Resource, ResourceId, ValueId, ValueType};
 use crate::dtype::DType;
 use crate::ops::nn::{Conv2dParams, Padding, PoolParams};
 use crate::ops::{ArgOp, BinaryOp, Distribution, Op, RandomParams, ReduceOp, SliceAxis, UnaryOp};
@@ -232,11 +232,67 @@ fn effect(line: &str) -> R<(&str, Option<u32>)> {
     }
 }
 
-fn parse_line(g: &mut Graph, line: &str) -> R<()> {
-    if let Some(rest) = line.strip_prefix("return") {
-        g.results = split_top(rest).into_iter().map(value).collect::<R<_>>()?;
-        return Ok(());
+/// Declares `%N: type` (a parameter or an output) and returns its id.
+fn declare(g: &mut Graph, decl: &str) -> R<ValueId> {
+    let (v, ty) = decl.split_once(": ").ok_or_else(|| format!("expected `%N: type`, got `{decl}`"))?;
+    let (v, ty) = (value(v)?, value_type(ty)?);
+    if g.values.len() <= v.index() {
+        g.values.resize(v.index() + 1, ty.clone());
     }
+    g.values[v.index()] = ty;
+    Ok(v)
+}
+
+type Lines<'a> = dyn Iterator<Item = (usize, &'a str)> + 'a;
+
+/// Parses nodes up to the line starting with `end` (`return` or `yield`) and returns
+/// them with the values that line lists.
+fn parse_block(g: &mut Graph, lines: &mut Lines<'_>, end: &str) -> R<(Vec<Node>, Vec<ValueId>)> {
+    let mut nodes = Vec::new();
+    while let Some((n, line)) = lines.next() {
+        let at = |e: String| format!("line {}: {e}: `{line}`", n + 1);
+        if let Some(rest) = line.strip_prefix(end) {
+            let results = split_top(rest).into_iter().map(value).collect::<R<_>>().map_err(at)?;
+            return Ok((nodes, results));
+        }
+        let (body, opens) = match line.strip_suffix(" {") {
+            Some(b) => (b, true),
+            None => (line, false),
+        };
+        let Some(mut node) = parse_line(g, body).map_err(at)? else { continue };
+        if opens {
+            node.regions = parse_regions(g, lines)?;
+        }
+        nodes.push(node);
+    }
+    Err(format!("missing `{end}`"))
+}
+
+/// Parses `name(%p: type, …) { … yield … }` regions up to the closing `}` of their node.
+fn parse_regions(g: &mut Graph, lines: &mut Lines<'_>) -> R<Vec<Region>> {
+    let mut regions = Vec::new();
+    while let Some((n, line)) = lines.next() {
+        if line == "}" {
+            return Ok(regions);
+        }
+        let at = |e: String| format!("line {}: {e}: `{line}`", n + 1);
+        let header = line
+            .strip_suffix(") {")
+            .and_then(|h| h.split_once('('))
+            .ok_or_else(|| at("expected a region `name(…) {`".into()))?;
+        let params = split_top(header.1).into_iter().map(|p| declare(g, p)).collect::<R<Vec<_>>>().map_err(at)?;
+        let (nodes, results) = parse_block(g, lines, "yield")?;
+        match lines.next() {
+            Some((_, "}")) => {}
+            _ => return Err(at("region not closed with `}` after its yield".into())),
+        }
+        regions.push(Region { params, nodes, results });
+    }
+    Err("unclosed control-flow node".into())
+}
+
+/// Parses one line: resources and constants go straight into `g`; a node is returned.
+fn parse_line(g: &mut Graph, line: &str) -> R<Option<Node>> {
     if line.starts_with('@') {
         let (_, def) = line.split_once(" = ").ok_or("bad resource line")?;
         let r = if let Some(t) = def.strip_prefix("variable_param ") {
@@ -248,28 +304,31 @@ fn parse_line(g: &mut Graph, line: &str) -> R<()> {
             Resource::Captured(Variable::new(Tensor::zeros(&ty.shape, ty.dtype), name))
         };
         g.resources.push(r);
-        return Ok(());
+        return Ok(None);
     }
     let (line, eff) = effect(line)?;
-    let (out, rhs) = match line.split_once(" = ") {
+    let (outs, rhs) = match line.split_once(" = ") {
         Some((lhs, rhs)) if lhs.starts_with('%') => {
-            let (v, ty) = lhs.split_once(": ").ok_or("expected `%N: type = …`")?;
-            let (v, ty) = (value(v)?, value_type(ty)?);
-            if g.values.len() <= v.index() {
-                g.values.resize(v.index() + 1, ty.clone());
-            }
-            g.values[v.index()] = ty;
-            (Some(v), rhs)
+            (split_top(lhs).into_iter().map(|d| declare(g, d)).collect::<R<Vec<_>>>()?, rhs)
         }
-        _ => (None, line),
+        _ => (vec![], line),
     };
     if let Some(c) = rhs.strip_prefix("const ") {
-        let v = out.ok_or("a constant needs a value")?;
+        let v = *outs.first().ok_or("a constant needs a value")?;
         let t = constant(g.value_type(v), c.trim())?;
         g.constants.push((v, t));
-        return Ok(());
+        return Ok(None);
     }
-    let (kind, inputs) = if let Some(r) = rhs.strip_prefix("read_variable ") {
+    let (kind, inputs) = if let Some(r) = rhs.strip_prefix("cond ") {
+        (NodeKind::Cond, vec![value(r)?])
+    } else if let Some(r) = rhs.strip_prefix("while[max_iterations=") {
+        let (m, args) = r.split_once(']').ok_or("unclosed while attributes")?;
+        let max_iterations = match m {
+            "none" => None,
+            m => Some(m.parse().map_err(|_| format!("bad max_iterations `{m}`"))?),
+        };
+        (NodeKind::While { max_iterations }, split_top(args).into_iter().map(value).collect::<R<_>>()?)
+    } else if let Some(r) = rhs.strip_prefix("read_variable ") {
         (NodeKind::ReadVariable(resource(r)?), vec![])
     } else if let Some(r) = rhs.strip_prefix("assign_variable ") {
         let (res, x) = r.split_once(',').ok_or("assign_variable needs a resource and a value")?;
@@ -293,8 +352,10 @@ fn parse_line(g: &mut Graph, line: &str) -> R<()> {
         };
         (NodeKind::Op(op(name.trim(), &attr)?), split_top(args).into_iter().map(value).collect::<R<_>>()?)
     };
-    g.nodes.push(Node { kind, inputs, output: out, effect: eff });
-    Ok(())
+    let mut node = Node::simple(kind, inputs, None);
+    node.outputs = outs;
+    node.effect = eff;
+    Ok(Some(node))
 }
 
 /// Parses the text form of one function.
@@ -306,20 +367,12 @@ pub fn parse(text: &str) -> Result<Graph, String> {
     let (params, _) = rest.rsplit_once(") -> (").ok_or("expected `) -> (`")?;
     let mut g = Graph::new(name);
     for p in split_top(params) {
-        let (v, ty) = p.split_once(": ").ok_or_else(|| format!("bad parameter `{p}`"))?;
-        let (v, ty) = (value(v)?, value_type(ty)?);
-        if g.values.len() <= v.index() {
-            g.values.resize(v.index() + 1, ty.clone());
-        }
-        g.values[v.index()] = ty;
+        let v = declare(&mut g, p).map_err(|e| format!("bad parameter `{p}`: {e}"))?;
         g.params.push(v);
     }
-    for (n, line) in lines {
-        let line = line.trim();
-        if line == "}" {
-            break;
-        }
-        parse_line(&mut g, line).map_err(|e| format!("line {}: {e}: `{line}`", n + 1))?;
-    }
+    let mut lines = lines.map(|(n, l)| (n, l.trim()));
+    let (nodes, results) = parse_block(&mut g, &mut lines, "return")?;
+    g.nodes = nodes;
+    g.results = results;
     Ok(g)
 }

@@ -10,10 +10,26 @@
 //!   return %8
 //! }
 //! ```
+//!
+//! Control flow prints its regions nested, each ending in `yield`:
+//!
+//! ```text
+//!   %5: f32[16] = while[max_iterations=none] %0 {
+//!     cond(%6: f32[16]) {
+//!       %7: f32[] = reduce_sum[axes=[0], keepdims=false] %6
+//!       %8: bool[] = less %7, %1
+//!       yield %8
+//!     }
+//!     body(%9: f32[16]) {
+//!       …
+//!       yield %11
+//!     }
+//!   }
+//! ```
 
 use std::fmt::{self, Write};
 
-use super::{Graph, NodeKind, Resource};
+use super::{Graph, Node, NodeKind, Region, Resource};
 use crate::buffer::Buffer;
 use crate::ops::nn::{Conv2dParams, Padding, PoolParams};
 use crate::ops::{Distribution, Op, SliceAxis};
@@ -110,39 +126,88 @@ impl fmt::Display for Graph {
         for (v, t) in &self.constants {
             writeln!(f, "  {v}: {} = const {}", self.value_type(*v), const_text(t))?;
         }
-        for n in &self.nodes {
-            let mut line = String::from("  ");
-            if let Some(o) = n.output {
-                let _ = write!(line, "{o}: {} = ", self.value_type(o));
+        self.write_nodes(f, &self.nodes, 1)?;
+        let res: Vec<String> = self.results.iter().map(|v| v.to_string()).collect();
+        writeln!(f, "  return {}", res.join(", "))?;
+        f.write_str("}")
+    }
+}
+
+/// Names of the regions of a control-flow node, in order.
+pub(crate) fn region_names(kind: &NodeKind) -> &'static [&'static str] {
+    match kind {
+        NodeKind::Cond => &["then", "else"],
+        NodeKind::While { .. } => &["cond", "body"],
+        _ => &[],
+    }
+}
+
+fn join(v: &[super::ValueId]) -> String {
+    v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl Graph {
+    fn write_nodes(&self, f: &mut fmt::Formatter<'_>, nodes: &[Node], depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        for n in nodes {
+            let mut line = pad.clone();
+            if !n.outputs.is_empty() {
+                let outs: Vec<String> = n.outputs.iter().map(|o| format!("{o}: {}", self.value_type(*o))).collect();
+                let _ = write!(line, "{} = ", outs.join(", "));
             }
-            let ins: Vec<String> = n.inputs.iter().map(|v| v.to_string()).collect();
+            let ins = join(&n.inputs);
             match &n.kind {
                 NodeKind::Op(op) => {
                     let _ = write!(line, "{}{}", op.name(), attrs(op));
                     if !ins.is_empty() {
-                        let _ = write!(line, " {}", ins.join(", "));
+                        let _ = write!(line, " {ins}");
                     }
                 }
                 NodeKind::ReadVariable(r) => {
                     let _ = write!(line, "read_variable {r}");
                 }
                 NodeKind::AssignVariable(r) => {
-                    let _ = write!(line, "assign_variable {r}, {}", ins.join(", "));
+                    let _ = write!(line, "assign_variable {r}, {ins}");
                 }
                 NodeKind::Print(t) => {
                     let _ = write!(line, "print {t:?}");
                     if !ins.is_empty() {
-                        let _ = write!(line, ", {}", ins.join(", "));
+                        let _ = write!(line, ", {ins}");
+                    }
+                }
+                NodeKind::Cond => {
+                    let _ = write!(line, "cond {ins}");
+                }
+                NodeKind::While { max_iterations } => {
+                    let m = max_iterations.map_or("none".to_string(), |m| m.to_string());
+                    let _ = write!(line, "while[max_iterations={m}]");
+                    if !ins.is_empty() {
+                        let _ = write!(line, " {ins}");
                     }
                 }
             }
             if let Some(e) = n.effect {
                 let _ = write!(line, " !e{e}");
             }
-            writeln!(f, "{line}")?;
+            if n.regions.is_empty() {
+                writeln!(f, "{line}")?;
+                continue;
+            }
+            writeln!(f, "{line} {{")?;
+            for (name, r) in region_names(&n.kind).iter().zip(&n.regions) {
+                self.write_region(f, name, r, depth + 1)?;
+            }
+            writeln!(f, "{pad}}}")?;
         }
-        let res: Vec<String> = self.results.iter().map(|v| v.to_string()).collect();
-        writeln!(f, "  return {}", res.join(", "))?;
-        f.write_str("}")
+        Ok(())
+    }
+
+    fn write_region(&self, f: &mut fmt::Formatter<'_>, name: &str, r: &Region, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        let params: Vec<String> = r.params.iter().map(|p| format!("{p}: {}", self.value_type(*p))).collect();
+        writeln!(f, "{pad}{name}({}) {{", params.join(", "))?;
+        self.write_nodes(f, &r.nodes, depth + 1)?;
+        writeln!(f, "{pad}  yield {}", join(&r.results))?;
+        writeln!(f, "{pad}}}")
     }
 }

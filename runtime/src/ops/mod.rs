@@ -13,6 +13,7 @@
 //! Nothing else executes kernels. The set of `Op`s is small and closed (like tinygrad's
 //! primitive ops); convenience ops (`softmax`, `stack`, `squeeze`, …) are compositions.
 
+pub mod control;
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;

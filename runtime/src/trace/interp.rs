@@ -1,11 +1,13 @@
 //! The interpreter: runs a graph with the eager kernels. It is the reference executor
 //! (the JIT must match it bit for bit) and, until the JIT lands, the executor of every
-//! traced function.
+//! traced function. Control flow runs natively: a `cond` runs the region its predicate
+//! picks, a `while` re-runs its regions until the condition yields false.
 
 use smallvec::SmallVec;
 
+use crate::buffer::Buffer;
 use crate::error::Error;
-use crate::ir::{Graph, NodeKind, Resource};
+use crate::ir::{Graph, Node, NodeKind, Region, Resource, ValueId};
 use crate::kernels;
 use crate::tensor::Tensor;
 use crate::variable::Variable;
@@ -14,12 +16,18 @@ fn internal(msg: String) -> Error {
     Error::Internal(msg)
 }
 
+struct Env<'g> {
+    g: &'g Graph,
+    vals: SmallVec<[Option<Tensor>; 16]>,
+    vars: SmallVec<[&'g Variable; 4]>,
+}
+
 /// Runs `g` on `inputs` (one per parameter) with `bound` variables for its resource
 /// parameters (in order), returning its results.
-pub(crate) fn execute(
-    g: &Graph,
+pub(crate) fn execute<'g>(
+    g: &'g Graph,
     inputs: impl IntoIterator<Item = Tensor>,
-    bound: &[Variable],
+    bound: &'g [Variable],
 ) -> Result<Vec<Tensor>, Error> {
     let mut vals: SmallVec<[Option<Tensor>; 16]> = smallvec::smallvec![None; g.values.len()];
     for (p, t) in g.params.iter().zip(inputs) {
@@ -37,16 +45,85 @@ pub(crate) fn execute(
             Resource::Param(_) => bound_iter.next().ok_or_else(|| internal("a variable argument is missing".into())),
         })
         .collect::<Result<_, _>>()?;
-    for (i, n) in g.nodes.iter().enumerate() {
-        let ins: SmallVec<[&Tensor; 4]> = n
-            .inputs
-            .iter()
-            .map(|v| vals[v.index()].as_ref().ok_or_else(|| internal(format!("node {i}: {v} has no value"))))
-            .collect::<Result<_, _>>()?;
-        let out = match &n.kind {
+    let mut env = Env { g, vals, vars };
+    env.run(&g.nodes)?;
+    env.get_all(&g.results)
+}
+
+/// The value of a scalar bool tensor (a predicate).
+fn truth(t: &Tensor) -> Result<bool, Error> {
+    match t.buffer() {
+        Buffer::Bool(v) if v.len() == 1 => Ok(v[0]),
+        _ => Err(internal(format!("a predicate must be a scalar bool, got {}{}", t.dtype(), t.shape()))),
+    }
+}
+
+impl Env<'_> {
+    fn get(&self, v: ValueId) -> Result<&Tensor, Error> {
+        self.vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))
+    }
+
+    fn get_all(&self, vs: &[ValueId]) -> Result<Vec<Tensor>, Error> {
+        vs.iter().map(|v| self.get(*v).cloned()).collect()
+    }
+
+    fn set_all(&mut self, vs: &[ValueId], ts: impl IntoIterator<Item = Tensor>) {
+        for (v, t) in vs.iter().zip(ts) {
+            self.vals[v.index()] = Some(t);
+        }
+    }
+
+    fn run(&mut self, nodes: &[Node]) -> Result<(), Error> {
+        for (i, n) in nodes.iter().enumerate() {
+            self.node(i, n)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a region on `args` and returns what it yields.
+    fn region(&mut self, r: &Region, args: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        self.set_all(&r.params, args);
+        self.run(&r.nodes)?;
+        self.get_all(&r.results)
+    }
+
+    fn node(&mut self, i: usize, n: &Node) -> Result<(), Error> {
+        match &n.kind {
+            NodeKind::Cond => {
+                let pick = if truth(self.get(n.inputs[0])?)? { 0 } else { 1 };
+                let outs = self.region(&n.regions[pick], vec![])?;
+                self.set_all(&n.outputs, outs);
+            }
+            NodeKind::While { max_iterations } => {
+                let (cond, body) = (&n.regions[0], &n.regions[1]);
+                let mut state = self.get_all(&n.inputs)?;
+                let mut trips = 0u64;
+                while max_iterations.is_none_or(|m| trips < m) {
+                    let c = self.region(cond, state.clone())?;
+                    if !truth(&c[0])? {
+                        break;
+                    }
+                    state = self.region(body, state)?;
+                    trips += 1;
+                }
+                self.set_all(&n.outputs, state);
+            }
+            _ => {
+                let out = self.simple(i, n)?;
+                if let (Some(o), Some(t)) = (n.output(), out) {
+                    self.vals[o.index()] = Some(t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn simple(&mut self, i: usize, n: &Node) -> Result<Option<Tensor>, Error> {
+        let ins: SmallVec<[&Tensor; 4]> = n.inputs.iter().map(|v| self.get(*v)).collect::<Result<_, _>>()?;
+        Ok(match &n.kind {
             NodeKind::Op(op) => {
-                let o = n.output.ok_or_else(|| internal(format!("node {i} has no output")))?;
-                let ty = g.value_type(o);
+                let o = n.output().ok_or_else(|| internal(format!("node {i} has no output")))?;
+                let ty = self.g.value_type(o);
                 if ty.shape.is_fully_known() {
                     Some(kernels::run(op, &ins, ty.dtype, ty.shape.clone()))
                 } else {
@@ -56,23 +133,16 @@ pub(crate) fn execute(
                     Some(kernels::run(op, &ins, dtype, shape))
                 }
             }
-            NodeKind::ReadVariable(r) => Some(vars[r.index()].value_untracked()),
+            NodeKind::ReadVariable(r) => Some(self.vars[r.index()].value_untracked()),
             NodeKind::AssignVariable(r) => {
-                vars[r.index()].store_concrete(ins[0].clone());
+                self.vars[r.index()].store_concrete(ins[0].clone());
                 None
             }
             NodeKind::Print(t) => {
                 println!("{}", super::format_print(t, &ins));
                 None
             }
-        };
-        drop(ins);
-        if let (Some(o), Some(t)) = (n.output, out) {
-            vals[o.index()] = Some(t);
-        }
+            NodeKind::Cond | NodeKind::While { .. } => unreachable!("control flow is handled by `node`"),
+        })
     }
-    g.results
-        .iter()
-        .map(|r| vals[r.index()].clone().ok_or_else(|| internal(format!("result {r} has no value"))))
-        .collect()
 }

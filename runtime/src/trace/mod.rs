@@ -21,18 +21,37 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dtype::DType;
 use crate::error::OpError;
-use crate::ir::{Graph, Node, NodeKind, Resource, ResourceId, ValueId, ValueType};
+use crate::ir::{Graph, Node, NodeKind, Region, Resource, ResourceId, ValueId, ValueType};
 use crate::ops::Op;
 use crate::shape::Shape;
 use crate::tensor::{Symbol, Tensor, TensorId};
 use crate::variable::{Variable, VariableId};
 
 pub(crate) struct TraceState {
+    /// The id of the top-level scope (symbols made there carry it).
     id: u64,
     pub(crate) graph: Graph,
     constants: HashMap<TensorId, ValueId>,
     resources: HashMap<VariableId, ResourceId>,
-    effects: u32,
+    /// The variable behind each resource (captured or bound for this trace).
+    resource_vars: Vec<Variable>,
+    /// Regions being traced (a `cond` branch, a `while_loop` body), innermost last.
+    frames: Vec<Frame>,
+    /// Ids of regions already finished, for the error on a value that escapes one.
+    closed: Vec<u64>,
+}
+
+/// A region being traced: its nodes go here instead of into the graph.
+struct Frame {
+    id: u64,
+    region: Region,
+    /// Values of enclosing scopes used inside, with their tensors.
+    captures: Vec<(ValueId, Tensor)>,
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 thread_local! {
@@ -48,15 +67,16 @@ pub fn is_tracing() -> bool {
 
 /// Starts a trace on this thread; ends with [`end`].
 pub(crate) fn begin(name: &str) -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let id = next_id();
     TRACES.with(|t| {
         t.borrow_mut().push(TraceState {
             id,
             graph: Graph::new(name),
             constants: HashMap::new(),
             resources: HashMap::new(),
-            effects: 0,
+            resource_vars: Vec::new(),
+            frames: Vec::new(),
+            closed: Vec::new(),
         })
     });
     DEPTH.with(|d| d.set(d.get() + 1));
@@ -65,8 +85,9 @@ pub(crate) fn begin(name: &str) -> u64 {
 
 /// Ends the innermost trace and returns its graph.
 pub(crate) fn end() -> Option<Graph> {
-    let st = TRACES.with(|t| t.borrow_mut().pop())?;
+    let mut st = TRACES.with(|t| t.borrow_mut().pop())?;
     DEPTH.with(|d| d.set(d.get() - 1));
+    crate::ir::number_effects(&mut st.graph.nodes, &mut 0);
     Some(st.graph)
 }
 
@@ -75,9 +96,41 @@ fn with_trace<R>(f: impl FnOnce(&mut TraceState) -> R) -> Option<R> {
 }
 
 impl TraceState {
+    /// The id of the innermost open scope.
+    fn scope(&self) -> u64 {
+        self.frames.last().map_or(self.id, |f| f.id)
+    }
+
+    fn nodes(&mut self) -> &mut Vec<Node> {
+        match self.frames.last_mut() {
+            Some(f) => &mut f.region.nodes,
+            None => &mut self.graph.nodes,
+        }
+    }
+
+    fn symbol(&self, value: ValueId, ty: ValueType) -> Tensor {
+        Tensor::symbolic(Symbol { trace: self.scope(), value, dtype: ty.dtype }, ty.shape)
+    }
+
     fn value_of(&mut self, t: &Tensor) -> Result<ValueId, OpError> {
+        let scope = self.scope();
         match t.symbol() {
-            Some(s) if s.trace == self.id => Ok(s.value),
+            Some(s) if s.trace == scope => Ok(s.value),
+            Some(s) if s.trace == self.id || self.frames.iter().any(|f| f.id == s.trace) => {
+                // A value of an enclosing scope: a capture of every region in between.
+                let owner = self.frames.iter().position(|f| f.id == s.trace).map_or(0, |p| p + 1);
+                for f in &mut self.frames[owner..] {
+                    if !f.captures.iter().any(|(v, _)| *v == s.value) {
+                        f.captures.push((s.value, t.clone()));
+                    }
+                }
+                Ok(s.value)
+            }
+            Some(s) if self.closed.contains(&s.trace) => Err(OpError::new(
+                "trace",
+                "a tensor computed inside a cond branch or a while_loop body was used outside it; return it \
+                 from the branch (or make it a loop variable) instead",
+            )),
             Some(_) => Err(OpError::new(
                 "trace",
                 "a symbolic tensor from another trace was used here; symbolic tensors live only inside the \
@@ -92,22 +145,90 @@ impl TraceState {
     }
 
     fn push(&mut self, kind: NodeKind, inputs: Vec<ValueId>, out: Option<ValueType>) -> Option<Tensor> {
-        let effect = kind.is_effect().then(|| {
-            self.effects += 1;
-            self.effects - 1
-        });
         let output = out.clone().map(|ty| self.graph.add_value(ty));
-        self.graph.nodes.push(Node { kind, inputs, output, effect });
-        let (o, ty) = (output?, out?);
-        Some(Tensor::symbolic(Symbol { trace: self.id, value: o, dtype: ty.dtype }, ty.shape))
+        let mut node = Node::simple(kind, inputs, output);
+        // A placeholder: `end` numbers the chain in pre-order.
+        node.effect = node.is_effect().then_some(0);
+        self.nodes().push(node);
+        Some(self.symbol(output?, out?))
     }
 
     fn resource(&mut self, v: &Variable) -> ResourceId {
         *self.resources.entry(v.id()).or_insert_with(|| {
             self.graph.resources.push(Resource::Captured(v.clone()));
+            self.resource_vars.push(v.clone());
             ResourceId(self.graph.resources.len() as u32 - 1)
         })
     }
+}
+
+/// Opens a region (a branch or loop body) in the active trace with parameters of these
+/// types and returns them as symbolic tensors; `None` when not tracing.
+pub(crate) fn begin_region(params: &[ValueType]) -> Option<Vec<Tensor>> {
+    with_trace(|st| {
+        let id = next_id();
+        let values: Vec<ValueId> = params.iter().map(|ty| st.graph.add_value(ty.clone())).collect();
+        st.frames.push(Frame { id, region: Region { params: values.clone(), ..Region::default() }, captures: vec![] });
+        values.iter().zip(params).map(|(v, ty)| st.symbol(*v, ty.clone())).collect()
+    })
+}
+
+/// A finished region with the values of enclosing scopes it uses.
+pub(crate) struct TracedRegion {
+    pub(crate) region: Region,
+    pub(crate) captures: Vec<(ValueId, Tensor)>,
+}
+
+/// Closes the innermost region, yielding `results` (values of the region, of enclosing
+/// scopes, or concrete tensors).
+pub(crate) fn end_region(results: &[Tensor]) -> Result<TracedRegion, OpError> {
+    with_trace(|st| {
+        let ids = results.iter().map(|t| st.value_of(t)).collect::<Result<Vec<_>, _>>();
+        let mut f = st.frames.pop().ok_or_else(|| OpError::new("trace", "internal: no region is open"))?;
+        st.closed.push(f.id);
+        f.region.results = ids?;
+        Ok(TracedRegion { region: f.region, captures: f.captures })
+    })
+    .unwrap_or_else(|| Err(OpError::new("trace", "internal: no trace is active")))
+}
+
+/// Appends a control-flow node (`Cond` / `While`) with its regions to the active scope
+/// and returns its outputs as symbolic tensors.
+pub(crate) fn push_control(
+    kind: NodeKind,
+    inputs: &[&Tensor],
+    regions: Vec<Region>,
+    outputs: &[ValueType],
+) -> Result<Vec<Tensor>, OpError> {
+    with_trace(|st| {
+        let ins = inputs.iter().map(|t| st.value_of(t)).collect::<Result<Vec<_>, _>>()?;
+        let outs: Vec<ValueId> = outputs.iter().map(|ty| st.graph.add_value(ty.clone())).collect();
+        let mut node = Node { kind, inputs: ins, outputs: outs.clone(), regions, effect: None };
+        node.effect = node.is_effect().then_some(0);
+        st.nodes().push(node);
+        Ok(outs.iter().zip(outputs).map(|(v, ty)| st.symbol(*v, ty.clone())).collect())
+    })
+    .unwrap_or_else(|| Err(OpError::new("trace", "internal: no trace is active")))
+}
+
+/// The variable behind resource `r` of the active trace (for replaying a region).
+pub(crate) fn resource_variable(r: ResourceId) -> Option<Variable> {
+    with_trace(|st| st.resource_vars.get(r.index()).cloned()).flatten()
+}
+
+/// The tensor of constant `v` of the active trace.
+pub(crate) fn constant(v: ValueId) -> Option<Tensor> {
+    with_trace(|st| st.graph.constants.iter().find(|(c, _)| *c == v).map(|(_, t)| t.clone())).flatten()
+}
+
+/// The type of value `v` of the active trace.
+pub(crate) fn value_type_of(v: ValueId) -> ValueType {
+    with_trace(|st| st.graph.value_type(v).clone()).unwrap_or(ValueType { dtype: DType::F32, shape: Shape::scalar() })
+}
+
+/// The type of `t` as a graph value.
+pub(crate) fn value_type(t: &Tensor) -> ValueType {
+    ValueType { dtype: t.dtype(), shape: t.shape().clone() }
 }
 
 /// The dispatch path's hook: while tracing, appends `op` as a node when it must run at
@@ -138,6 +259,7 @@ pub(crate) fn bind_variable_param(v: &Variable) {
     with_trace(|st| {
         let ty = ValueType { dtype: v.dtype(), shape: v.shape().clone() };
         st.graph.resources.push(Resource::Param(ty));
+        st.resource_vars.push(v.clone());
         let r = ResourceId(st.graph.resources.len() as u32 - 1);
         st.resources.insert(v.id(), r);
     });
@@ -186,10 +308,10 @@ pub(crate) fn print(template: &str, args: &[&Tensor]) -> Result<bool, OpError> {
 /// Makes a symbolic parameter of the active trace.
 pub(crate) fn param(dtype: DType, shape: Shape) -> Option<Tensor> {
     with_trace(|st| {
-        let ty = ValueType { dtype, shape: shape.clone() };
-        let v = st.graph.add_value(ty);
+        let ty = ValueType { dtype, shape };
+        let v = st.graph.add_value(ty.clone());
         st.graph.params.push(v);
-        Tensor::symbolic(Symbol { trace: st.id, value: v, dtype }, shape)
+        st.symbol(v, ty)
     })
 }
 
