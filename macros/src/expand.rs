@@ -16,7 +16,11 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
     let attrs = &f.attrs;
     let sig = &f.sig;
     let name = &sig.ident;
-    let body = &f.block;
+    let mut block = (*f.block).clone();
+    if o.autograph != Some(false) {
+        crate::autograph::convert(&mut block);
+    }
+    let body = &block;
     let display = o.name.clone().unwrap_or_else(|| name.to_string());
     let ret = match &sig.output {
         ReturnType::Default => quote!(()),
@@ -100,6 +104,7 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
         return expand_method(
             f,
             MethodParts {
+                body: &block,
                 owned: &owned,
                 pats: &pats,
                 calls: &calls,
@@ -156,6 +161,7 @@ pub fn expand(f: &ItemFn, a: &Analysed, o: &Options) -> TokenStream {
 }
 
 struct MethodParts<'a> {
+    body: &'a syn::Block,
     owned: &'a [TokenStream],
     pats: &'a [TokenStream],
     calls: &'a [TokenStream],
@@ -189,8 +195,8 @@ fn expand_method(f: &ItemFn, p: MethodParts<'_>) -> TokenStream {
     let attrs = &f.attrs;
     let sig = &f.sig;
     let accessor = format_ident!("{}_function", sig.ident);
-    let body = rename_self(f.block.to_token_stream());
-    let MethodParts { owned, pats, calls, rebinds, options, ret, display } = p;
+    let body = rename_self(p.body.to_token_stream());
+    let MethodParts { owned, pats, calls, rebinds, options, ret, display, .. } = p;
     let fn_ty = quote!(::tensorjit::Function<(Self, #(#owned,)*), #ret>);
     let call = if crate::analyse::returns_result(f) {
         quote!(match Self::#accessor().try_call((::std::clone::Clone::clone(self), #(#calls,)*)) {

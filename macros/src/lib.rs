@@ -6,6 +6,7 @@
 //! `tests/ui/`.
 
 mod analyse;
+mod autograph;
 mod derive;
 mod expand;
 mod parse;

@@ -12,6 +12,8 @@ pub struct Options {
     /// An expression evaluating to the specs (e.g. `[TensorSpec::new(DType::F32, &[None, Some(784)])]`).
     pub input_signature: Option<syn::Expr>,
     pub reduce_retracing: Option<bool>,
+    /// `autograph = false` leaves `if` / `while` / `for` as written.
+    pub autograph: Option<bool>,
 }
 
 pub fn options(attr: TokenStream) -> syn::Result<Options> {
@@ -27,24 +29,11 @@ pub fn options(attr: TokenStream) -> syn::Result<Options> {
             }
             "input_signature" => meta.value()?.parse::<syn::Expr>().map(|e| o.input_signature = Some(e)),
             "reduce_retracing" => meta.value()?.parse::<LitBool>().map(|b| o.reduce_retracing = Some(b.value)),
-            // AutoGraph (rewriting `if`/`while` on tensors) arrives with its own issue; until
-            // then `autograph = false` states what happens anyway, and `true` is refused
-            // rather than silently ignored.
-            "autograph" => meta.value()?.parse::<LitBool>().and_then(|b| {
-                if b.value {
-                    Err(syn::Error::new(
-                        b.span(),
-                        "`autograph = true` is not available yet in this version of tensorjit: control flow on \
-                         tensors is not rewritten; use `autograph = false` or remove the option",
-                    ))
-                } else {
-                    Ok(())
-                }
-            }),
+            "autograph" => meta.value()?.parse::<LitBool>().map(|b| o.autograph = Some(b.value)),
             _ => Err(meta.error(format!(
                 "unknown #[tf_function] option `{key}`; expected `name = \"…\"`, `run_eagerly = true|false`, \
                  `cache_size = N`, `input_signature = [TensorSpec, …]`, `reduce_retracing = true` or \
-                 `autograph = false`"
+                 `autograph = true|false`"
             ))),
         };
         if let Err(e) = result {

@@ -6,6 +6,7 @@
 //! run the eager kernel, record the op on active gradient tapes.
 
 pub mod autodiff;
+pub mod autograph;
 pub mod buffer;
 pub mod config;
 pub mod device;

@@ -1,6 +1,6 @@
 use tensorjit::prelude::*;
 
-#[tf_function(jit = true, autograph = true)]
+#[tf_function(jit = true, autograph = "yes")]
 fn step(x: &Tensor) -> Tensor {
     x * 2.0
 }

@@ -166,7 +166,7 @@ fn replay(r: &Region, env: &mut Env, loc: &'static Location<'static>) -> Result<
 
 /// Records a traced `while_loop` without `maximum_iterations`: asking for its gradient
 /// is an error that says how to bound it.
-pub(super) fn record_unbounded_while(
+pub(crate) fn record_unbounded_while(
     init: &[Tensor],
     regions: &[&TracedRegion],
     outs: &[Tensor],

@@ -15,7 +15,7 @@
 //! values are kept for the backward pass. Without a bound, asking for the gradient is a
 //! clear error.
 
-mod grad;
+pub(crate) mod grad;
 mod range;
 
 use std::panic::Location;
@@ -71,7 +71,7 @@ pub(crate) fn rebuild<T: FunctionOutput>(ts: Vec<Tensor>, lens: &[usize], op: &'
 }
 
 /// Checks that `pred` is a scalar bool.
-fn check_predicate(op: &'static str, pred: &Tensor, loc: &Location<'_>) {
+pub(crate) fn check_predicate(op: &'static str, pred: &Tensor, loc: &Location<'_>) {
     if pred.dtype() != DType::Bool || pred.rank() != 0 {
         OpError::new(
             op,
@@ -87,7 +87,7 @@ fn check_predicate(op: &'static str, pred: &Tensor, loc: &Location<'_>) {
 }
 
 /// The value of a concrete scalar bool.
-fn truth(op: &'static str, pred: &Tensor, loc: &Location<'_>) -> bool {
+pub(crate) fn truth(op: &'static str, pred: &Tensor, loc: &Location<'_>) -> bool {
     if pred.is_symbolic() {
         trace::escaped(op).raise(loc)
     }
@@ -142,6 +142,13 @@ pub(crate) struct Branch {
 }
 
 impl Branch {
+    /// Closes the open region, yielding `outputs` (flattened, with no `Vec` lengths).
+    pub(crate) fn close(outputs: &[Tensor], loc: &Location<'_>) -> Branch {
+        let types = outputs.iter().map(trace::value_type).collect();
+        let traced = trace::end_region(outputs).unwrap_or_else(|e| e.raise(loc));
+        Branch { traced, types, lens: Vec::new() }
+    }
+
     fn trace<T: FunctionOutput>(f: impl FnOnce() -> T, loc: &Location<'_>) -> Branch {
         trace::begin_region(&[]);
         let v = f();
@@ -171,7 +178,7 @@ fn merge(k: usize, a: &ValueType, b: &ValueType, loc: &Location<'_>) -> ValueTyp
 }
 
 /// Emits the `cond` node of two traced branches (and its gradient record).
-fn emit_cond(pred: &Tensor, a: Branch, b: Branch, loc: &'static Location<'static>) -> Vec<Tensor> {
+pub(crate) fn emit_cond(pred: &Tensor, a: Branch, b: Branch, loc: &'static Location<'static>) -> Vec<Tensor> {
     if a.lens != b.lens || a.types.len() != b.types.len() {
         OpError::new(
             "cond",
@@ -272,7 +279,7 @@ pub(crate) fn while_loop_at<S: FunctionOutput>(
 }
 
 /// The types of the loop variables: their initial types, or the shape invariants.
-fn loop_types(init: &[Tensor], options: &WhileOptions, loc: &Location<'_>) -> Vec<ValueType> {
+pub(crate) fn loop_types(init: &[Tensor], options: &WhileOptions, loc: &Location<'_>) -> Vec<ValueType> {
     let Some(inv) = &options.shape_invariants else { return init.iter().map(trace::value_type).collect() };
     if inv.len() != init.len() {
         OpError::new("while_loop", format!("{} shape invariants given for {} loop variables", inv.len(), init.len()))
@@ -297,7 +304,13 @@ fn loop_types(init: &[Tensor], options: &WhileOptions, loc: &Location<'_>) -> Ve
         .collect()
 }
 
-fn check_body(types: &[ValueType], lens: &[usize], next: &[Tensor], next_lens: &[usize], loc: &Location<'_>) {
+pub(crate) fn check_body(
+    types: &[ValueType],
+    lens: &[usize],
+    next: &[Tensor],
+    next_lens: &[usize],
+    loc: &Location<'_>,
+) {
     if next.len() != types.len() || next_lens != lens {
         OpError::new(
             "while_loop",
