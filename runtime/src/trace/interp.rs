@@ -73,6 +73,15 @@ impl Env<'_> {
         }
     }
 
+    /// Copies the values of `from` into `params` (a region's parameters).
+    fn bind(&mut self, params: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
+        for (p, v) in params.iter().zip(from) {
+            let t = self.get(*v)?.clone();
+            self.vals[p.index()] = Some(t);
+        }
+        Ok(())
+    }
+
     fn run(&mut self, nodes: &[Node]) -> Result<(), Error> {
         for (i, n) in nodes.iter().enumerate() {
             self.node(i, n)?;
@@ -96,17 +105,25 @@ impl Env<'_> {
             }
             NodeKind::While { max_iterations } => {
                 let (cond, body) = (&n.regions[0], &n.regions[1]);
-                let mut state = self.get_all(&n.inputs)?;
+                // The loop variables live in the value table: each trip copies the
+                // current ones (first the inputs, then the body's results) into the
+                // regions' parameters — no per-trip allocation.
+                let mut current: &[ValueId] = &n.inputs;
                 let mut trips = 0u64;
                 while max_iterations.is_none_or(|m| trips < m) {
-                    let c = self.region(cond, state.clone())?;
-                    if !truth(&c[0])? {
+                    self.bind(&cond.params, current)?;
+                    self.run(&cond.nodes)?;
+                    if !truth(self.get(cond.results[0])?)? {
                         break;
                     }
-                    state = self.region(body, state)?;
+                    self.bind(&body.params, current)?;
+                    self.run(&body.nodes)?;
+                    current = &body.results;
                     trips += 1;
                 }
-                self.set_all(&n.outputs, state);
+                for (o, v) in n.outputs.iter().zip(current) {
+                    self.vals[o.index()] = Some(self.get(*v)?.clone());
+                }
             }
             _ => {
                 let out = self.simple(i, n)?;
