@@ -106,7 +106,12 @@ fn main() {
         let x = Tensor::scalar(n);
         let (e, t, te, tt) = both(200, || fizzbuzz(&x));
         let show = |r: &(Tensor, Tensor, Tensor)| format!("{}/{}/{}", int(&r.0), int(&r.1), int(&r.2));
-        println!("{:<34} {:>14} {:>14} {te:>11.1} {tt:>11.1}", format!("fizzbuzz({n}) fizz/buzz/both"), show(&e), show(&t));
+        println!(
+            "{:<34} {:>14} {:>14} {te:>11.1} {tt:>11.1}",
+            format!("fizzbuzz({n}) fizz/buzz/both"),
+            show(&e),
+            show(&t)
+        );
         assert_eq!(show(&e), show(&t));
     }
     let (d, hidden, batch, steps) = (8, 16, 4, 50);
@@ -132,5 +137,8 @@ fn main() {
         fizzbuzz::tracing_count(),
         rnn::tracing_count()
     );
-    println!("\nThe traced Collatz loop (one `while` holding one `cond`):\n{}", collatz_steps::concrete_functions()[0].ir_text());
+    println!(
+        "\nThe traced Collatz loop (one `while` holding one `cond`):\n{}",
+        collatz_steps::concrete_functions()[0].ir_text()
+    );
 }

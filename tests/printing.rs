@@ -57,3 +57,50 @@ fn the_environment_variable_runs_functions_eagerly() {
     assert!(run("1").contains("RESULT [2.0, 4.0] TRACES 0"), "TENSORJIT_RUN_EAGERLY=1: no trace");
     assert!(run("0").contains("RESULT [2.0, 4.0] TRACES 1"), "TENSORJIT_RUN_EAGERLY=0: traced");
 }
+
+/// Prints on every trip and in one branch of an `if` on a tensor.
+#[tf_function]
+fn halve_until_small(x: &Tensor) -> Tensor {
+    let mut x = x.clone();
+    while x.sum_all().gt(1.0) {
+        x = &x * 0.5;
+        if x.sum_all().lt(2.0) {
+            tf_print!("LOOP small {}", x.sum_all());
+        } else {
+            tf_print!("LOOP big {}", x.sum_all());
+        }
+    }
+    x
+}
+
+#[test]
+fn prints_in_traced_loops_and_branches_run_as_eagerly() {
+    if std::env::var_os("TJ_LOOP_CHILD").is_some() {
+        let x = Tensor::from_vec(vec![3.0f32, 2.5], [2]).unwrap();
+        halve_until_small(&x);
+        println!("TRACED-CALL-DONE");
+        halve_until_small(&x);
+        println!("SECOND-CALL-DONE");
+        config::run_functions_eagerly(true);
+        halve_until_small(&x);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["prints_in_traced_loops_and_branches_run_as_eagerly", "--exact", "--nocapture", "--test-threads=1"])
+        .env("TJ_LOOP_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = |s: &str| s.lines().filter_map(|l| l.find("LOOP").map(|i| l[i..].to_string())).collect::<Vec<_>>();
+    let (first, rest) = stdout.split_once("TRACED-CALL-DONE").expect("child output");
+    let (second, eager) = rest.split_once("SECOND-CALL-DONE").expect("child output");
+    // 5.5 → 2.75 → 1.375 → 0.6875: three trips, the first "big".
+    let want = vec![
+        "LOOP big tensor(2.75, shape=[], dtype=f32)",
+        "LOOP small tensor(1.375, shape=[], dtype=f32)",
+        "LOOP small tensor(0.6875, shape=[], dtype=f32)",
+    ];
+    assert_eq!(lines(first), want, "{stdout}");
+    assert_eq!(lines(second), want, "{stdout}");
+    assert_eq!(lines(eager), want, "{stdout}");
+}

@@ -22,6 +22,10 @@ use proc_macro::TokenStream;
 /// `Hash + Eq + Clone + Debug` value (static: part of the key by value; a new value
 /// retraces). Results: `()`, `Tensor`, tuples and `Vec`s of those.
 ///
+/// AutoGraph (on unless `autograph = false`): `if` / `while` / `for … in tf_range(..)` on
+/// tensor conditions become `cond` / `while` nodes; on `bool` conditions they are left as
+/// Rust (see `tensorjit::autograph`).
+///
 /// Options: `name = "…"`, `run_eagerly = true` (always run the body eagerly),
 /// `cache_size = N` (bound on the number of cached traces),
 /// `input_signature = [TensorSpec::new(DType::F32, &[None, Some(784)]), …]` (one trace
