@@ -28,7 +28,7 @@ fn collatz_steps(n: &Tensor) -> Tensor {
         } else {
             n = &n * 3i64 + 1i64;
         }
-        steps = steps + 1i64;
+        steps += 1i64;
     }
     steps
 }
@@ -40,11 +40,11 @@ fn fizzbuzz(n: &Tensor) -> (Tensor, Tensor, Tensor) {
         let by3 = (&i - i.floordiv(3) * 3).eq(0);
         let by5 = (&i - i.floordiv(5) * 5).eq(0);
         if by3.logical_and(&by5) {
-            both = both + 1;
+            both += 1;
         } else if by3 {
-            fizz = fizz + 1;
+            fizz += 1;
         } else if by5 {
-            buzz = buzz + 1;
+            buzz += 1;
         }
     }
     (fizz, buzz, both)
@@ -58,7 +58,7 @@ fn rnn(xs: &Tensor, len: &Tensor, w: &Variable, u: &Variable, b: &Variable) -> (
     for t in tf_range(0, len, 1) {
         let x_t = xs.gather(&t, 0);
         h = (x_t.matmul(&w.read()) + h.matmul(&u.read()) + b).tanh();
-        steps = steps + 1;
+        steps += 1;
         if h.abs().gt(0.99).cast(DType::F32).mean_all().eq(1.0) {
             break;
         }
