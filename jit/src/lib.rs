@@ -1,6 +1,12 @@
-//! Graph passes and code generation for tensorjit (Cranelift on the CPU, PTX on NVIDIA
-//! GPUs).
+//! tensorjit's CPU JIT: graph passes, fusion of elementwise chains into loop kernels,
+//! and Cranelift code generation, behind the runtime's `Backend` trait.
 //!
-//! Empty until the tracing IR exists: the JIT compiles concrete functions traced into
-//! that IR, behind the `Backend` trait the runtime will define. It depends on the
-//! runtime only, never the other way round.
+//! The interpreter stays the reference: every compiled concrete function must give its
+//! bits. `install()` makes this the executor of new traces (the `tensorjit` facade calls
+//! it); `TENSORJIT_BACKEND=interp` switches back.
+
+pub mod codegen;
+pub mod kernel;
+
+#[cfg(test)]
+mod tests;

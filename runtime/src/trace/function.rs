@@ -17,9 +17,12 @@ use std::sync::{Arc, OnceLock, RwLock};
 pub use super::args::{ArgSpec, ArgVec, FunctionArgs, FunctionOutput, Signature, Static, TensorSpec, VariableSpec};
 use rustc_hash::FxHashMap;
 
+use super::backend::{active_backend, Executable};
 use super::interp;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
+use crate::tensor::Tensor;
+use crate::variable::Variable;
 use crate::{autodiff, config, trace};
 
 /// `x: f32[128,784] → f32[64,784]` for the first argument that differs.
@@ -40,9 +43,25 @@ pub struct ConcreteFunction {
     /// 0 for the function's first trace, 1 for the next, …
     pub trace_index: usize,
     output_lens: Vec<usize>,
+    /// The compiled form (freed with the concrete function); `None` = the interpreter.
+    executable: Option<Box<dyn Executable>>,
+    backend: &'static str,
 }
 
 impl ConcreteFunction {
+    /// The executor of this trace: the backend's name, or `"interpreter"`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Runs this trace on `inputs` and `bound` variables.
+    fn run(&self, inputs: ArgVec<Tensor>, bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+        match &self.executable {
+            Some(e) => e.run(&inputs, bound),
+            None => interp::execute(&self.graph, inputs, bound),
+        }
+    }
+
     /// The IR text of this trace.
     pub fn ir_text(&self) -> String {
         self.graph.to_string()
@@ -259,7 +278,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         self.note_call(traced_now, &spec);
         let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
-        let outs = interp::execute(&cf.graph, tensors, &vars)?;
+        let outs = cf.run(tensors, &vars)?;
         R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
             .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()))
     }
@@ -399,6 +418,13 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let graph = guard.finish().ok_or_else(|| Error::Internal("trace stack is empty".into()))?;
         verify(&graph)
             .map_err(|e| Error::Internal(format!("traced graph of {} is invalid: {e}\n{graph}", self.inner.name)))?;
-        Ok(Arc::new(ConcreteFunction { signature, graph, trace_index, output_lens: lens }))
+        let (executable, backend) = match active_backend() {
+            Some(b) => match b.compile(&graph)? {
+                Some(e) => (Some(e), b.name()),
+                None => (None, "interpreter"),
+            },
+            None => (None, "interpreter"),
+        };
+        Ok(Arc::new(ConcreteFunction { signature, graph, trace_index, output_lens: lens, executable, backend }))
     }
 }

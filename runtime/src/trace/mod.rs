@@ -11,6 +11,7 @@
 //! while tracing, as in TensorFlow.
 
 mod args;
+pub mod backend;
 pub mod function;
 pub mod instance;
 pub(crate) mod interp;

@@ -1,0 +1,417 @@
+//! Cranelift code generation for fused kernels.
+//!
+//! A kernel becomes `fn(ptrs: *const *mut f32, rows: i64, cols: i64)`: `ptrs` holds the
+//! kernel's input pointers then its output pointers. For each row it runs an `f32x4`
+//! main loop (two vectors per trip) and a scalar tail; inputs read as `Scalar` are
+//! loaded and splatted once, `Col` inputs once per row. Comparisons and selections are
+//! vector compares + `bitselect` (a scalar `select` on floats would branch), and every
+//! op uses the runtime's exact f32 algorithm (`math.rs` here), so results are the eager
+//! kernels' bits.
+//!
+//! Each compiled concrete function owns one `JITModule`; dropping it frees the code.
+
+mod math;
+
+use std::sync::OnceLock;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
+use cranelift_codegen::ir::{AbiParam, Endianness, InstBuilder, MemFlagsData, Type, UserFuncName, Value};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use tensorjit_runtime::ops::{BinaryOp, UnaryOp};
+
+use crate::kernel::{Access, Expr, Kernel};
+
+/// A compiled kernel: `ptrs` = inputs then outputs.
+pub type KernelFn = unsafe extern "C" fn(ptrs: *const *mut f32, rows: i64, cols: i64);
+
+/// The host ISA with the flags kernels rely on (SSE4.1 for vector rounding, FMA when
+/// present — kernels never emit `fma`, so results do not depend on it).
+fn isa() -> Result<OwnedTargetIsa, String> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        for (k, v) in [("opt_level", "speed"), ("is_pic", "false"), ("use_colocated_libcalls", "false")] {
+            flags.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"))?;
+        }
+        let builder = cranelift_native::builder().map_err(|e| format!("unsupported host: {e}"))?;
+        builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
+    })
+    .clone()
+}
+
+/// Machine code of one concrete function's kernels; freed on drop.
+pub struct CompiledModule {
+    module: Option<JITModule>,
+}
+
+// SAFETY: the module is only read (its code executed) after `finalize_definitions`, and
+// freed once, on drop, when no call can be running (the owner is being dropped).
+unsafe impl Send for CompiledModule {}
+unsafe impl Sync for CompiledModule {}
+
+impl Drop for CompiledModule {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the kernels' function pointers live in the executable that owns
+            // this module and are dropped with it; nothing calls them afterwards.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// Compiles `kernels` into one module; returns it with one entry point per kernel.
+pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), String> {
+    let mut module = JITModule::new(JITBuilder::with_isa(isa()?, default_libcall_names()));
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let ptr = module.target_config().pointer_type();
+    let mut ids = Vec::new();
+    for (k, kernel) in kernels.iter().enumerate() {
+        let mut sig = module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(I64), AbiParam::new(I64)]);
+        let id = module
+            .declare_function(&format!("kernel{k}"), Linkage::Local, &sig)
+            .map_err(|e| format!("declare kernel {k}: {e}"))?;
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        build(&mut ctx, &mut fctx, kernel, ptr, &module)?;
+        module.define_function(id, &mut ctx).map_err(|e| format!("compile kernel {k}: {e:?}\n{kernel}"))?;
+        module.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    module.finalize_definitions().map_err(|e| format!("link kernels: {e}"))?;
+    let fns = ids
+        .into_iter()
+        .map(|id| {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `code` was compiled from a function with exactly KernelFn's
+            // signature (pointer, i64, i64) in the host's default calling convention.
+            unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
+        })
+        .collect();
+    Ok((CompiledModule { module: Some(module) }, fns))
+}
+
+/// Emits scalar (`f32`) or vector (`f32x4`) code for the same operations.
+pub(crate) struct Em<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    vector: bool,
+}
+
+fn vec_flags() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+impl Em<'_, '_> {
+    fn fty(&self) -> Type {
+        if self.vector {
+            F32X4
+        } else {
+            F32
+        }
+    }
+    fn ity(&self) -> Type {
+        if self.vector {
+            I32X4
+        } else {
+            I32
+        }
+    }
+    pub(crate) fn fconst(&mut self, v: f32) -> Value {
+        let s = self.b.ins().f32const(v);
+        if self.vector {
+            self.b.ins().splat(F32X4, s)
+        } else {
+            s
+        }
+    }
+    pub(crate) fn iconst(&mut self, v: i32) -> Value {
+        let s = self.b.ins().iconst(I32, v as i64);
+        if self.vector {
+            self.b.ins().splat(I32X4, s)
+        } else {
+            s
+        }
+    }
+    pub(crate) fn fadd(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fadd(a, b)
+    }
+    pub(crate) fn fsub(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fsub(a, b)
+    }
+    pub(crate) fn fmul(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fmul(a, b)
+    }
+    pub(crate) fn fdiv(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fdiv(a, b)
+    }
+    pub(crate) fn fneg(&mut self, a: Value) -> Value {
+        self.b.ins().fneg(a)
+    }
+    pub(crate) fn fabs(&mut self, a: Value) -> Value {
+        self.b.ins().fabs(a)
+    }
+    pub(crate) fn iadd(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().iadd(a, b)
+    }
+    pub(crate) fn isub(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().isub(a, b)
+    }
+    pub(crate) fn band(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().band(a, b)
+    }
+    pub(crate) fn bor(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().bor(a, b)
+    }
+    pub(crate) fn sshr(&mut self, a: Value, n: i64) -> Value {
+        self.b.ins().sshr_imm_s(a, n)
+    }
+    pub(crate) fn shl(&mut self, a: Value, n: i64) -> Value {
+        self.b.ins().ishl_imm_s(a, n)
+    }
+    /// The bits of a float as an integer of the same width.
+    pub(crate) fn to_int(&mut self, x: Value) -> Value {
+        let (ty, flags) = (self.ity(), if self.vector { vec_flags() } else { MemFlagsData::new() });
+        self.b.ins().bitcast(ty, flags, x)
+    }
+    pub(crate) fn to_float(&mut self, x: Value) -> Value {
+        let (ty, flags) = (self.fty(), if self.vector { vec_flags() } else { MemFlagsData::new() });
+        self.b.ins().bitcast(ty, flags, x)
+    }
+    pub(crate) fn int_to_float(&mut self, x: Value) -> Value {
+        let ty = self.fty();
+        self.b.ins().fcvt_from_sint(ty, x)
+    }
+    /// A comparison mask: all-ones lanes (`i32x4`) or a boolean (`i8`).
+    pub(crate) fn fcmp(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
+        self.b.ins().fcmp(cc, a, b)
+    }
+    pub(crate) fn mask_or(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().bor(a, b)
+    }
+    /// `mask ? a : b` on floats.
+    pub(crate) fn sel(&mut self, mask: Value, a: Value, b: Value) -> Value {
+        if self.vector {
+            let m = self.b.ins().bitcast(F32X4, vec_flags(), mask);
+            self.b.ins().bitselect(m, a, b)
+        } else {
+            self.b.ins().select(mask, a, b)
+        }
+    }
+    /// `mask ? a : b` on integers.
+    pub(crate) fn sel_int(&mut self, mask: Value, a: Value, b: Value) -> Value {
+        if self.vector {
+            self.b.ins().bitselect(mask, a, b)
+        } else {
+            self.b.ins().select(mask, a, b)
+        }
+    }
+    /// `mag` with the sign bit of `sign` (bitwise, as the runtime's `copysign`).
+    pub(crate) fn copysign(&mut self, mag: Value, sign: Value) -> Value {
+        let (m, s) = (self.to_int(mag), self.to_int(sign));
+        let lo = self.iconst(0x7fff_ffff);
+        let hi = self.iconst(i32::MIN);
+        let m = self.band(m, lo);
+        let s = self.band(s, hi);
+        let r = self.bor(m, s);
+        self.to_float(r)
+    }
+
+    fn unary(&mut self, u: UnaryOp, x: Value) -> Value {
+        match u {
+            UnaryOp::Neg => self.fneg(x),
+            UnaryOp::Abs => self.fabs(x),
+            UnaryOp::Square => self.fmul(x, x),
+            UnaryOp::Sqrt => self.b.ins().sqrt(x),
+            UnaryOp::Relu => {
+                let zero = self.fconst(0.0);
+                let neg = self.fcmp(FloatCC::LessThan, x, zero);
+                self.sel(neg, zero, x)
+            }
+            UnaryOp::Exp => self.exp(x),
+            UnaryOp::Log => self.log(x),
+            UnaryOp::Tanh => self.tanh(x),
+            UnaryOp::Sigmoid => self.sigmoid(x),
+            UnaryOp::Softplus => self.softplus(x),
+            other => unreachable!("the planner fuses only supported ops, not {}", other.name()),
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, x: Value, y: Value) -> Value {
+        match op {
+            BinaryOp::Add => self.fadd(x, y),
+            BinaryOp::Sub => self.fsub(x, y),
+            BinaryOp::Mul => self.fmul(x, y),
+            BinaryOp::Div => self.fdiv(x, y),
+            // The runtime's `sel(x >= y || x != x, x, y)`: NaN in x propagates, ties
+            // (±0 included) give the left operand.
+            BinaryOp::Maximum | BinaryOp::Minimum => {
+                let cc = if op == BinaryOp::Maximum { FloatCC::GreaterThanOrEqual } else { FloatCC::LessThanOrEqual };
+                let c = self.fcmp(cc, x, y);
+                let nan = self.fcmp(FloatCC::Unordered, x, x);
+                let m = self.mask_or(c, nan);
+                self.sel(m, x, y)
+            }
+            other => unreachable!("the planner fuses only supported ops, not {}", other.name()),
+        }
+    }
+}
+
+/// Per-input values that do not depend on the column: splatted scalars (hoisted out of
+/// all loops) and per-row values.
+#[derive(Clone, Copy)]
+enum Fixed {
+    None,
+    Value { scalar: Value, vector: Value },
+}
+
+/// Builds the loop nest of `kernel` into `ctx.func`.
+fn build(
+    ctx: &mut Context,
+    fctx: &mut FunctionBuilderContext,
+    kernel: &Kernel,
+    ptr: Type,
+    module: &JITModule,
+) -> Result<(), String> {
+    let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let (table, rows, cols) = {
+        let p = b.block_params(entry);
+        (p[0], p[1], p[2])
+    };
+    let flags = MemFlagsData::new().with_notrap();
+    let n_in = kernel.inputs.len();
+    let base: Vec<Value> = (0..n_in + kernel.outputs.len())
+        .map(|i| b.ins().load(ptr, flags.with_readonly(), table, (i * ptr.bytes() as usize) as i32))
+        .collect();
+    // Scalars and constants: loaded once.
+    let mut fixed = vec![Fixed::None; n_in];
+    for (i, a) in kernel.inputs.iter().enumerate() {
+        if *a == Access::Scalar {
+            let s = b.ins().load(F32, flags.with_readonly(), base[i], 0);
+            let v = b.ins().splat(F32X4, s);
+            fixed[i] = Fixed::Value { scalar: s, vector: v };
+        }
+    }
+    let (r, c) = (b.declare_var(I64), b.declare_var(I64));
+    let zero = b.ins().iconst(I64, 0);
+    b.def_var(r, zero);
+    let [row_head, row_body, vec_head, vec_body, tail_head, tail_body, row_next, exit] =
+        [(); 8].map(|_| b.create_block());
+    b.ins().jump(row_head, &[]);
+
+    b.switch_to_block(row_head);
+    let rv = b.use_var(r);
+    let more = b.ins().icmp(IntCC::SignedLessThan, rv, rows);
+    b.ins().brif(more, row_body, &[], exit, &[]);
+
+    b.switch_to_block(row_body);
+    let rv = b.use_var(r);
+    let row_off = b.ins().imul(rv, cols);
+    let row_off = b.ins().ishl_imm_s(row_off, 2);
+    let mut row_ptr: Vec<Value> = Vec::with_capacity(base.len());
+    for (i, p) in base.iter().enumerate() {
+        let a = kernel.inputs.get(i).copied().unwrap_or(Access::Full);
+        row_ptr.push(match a {
+            Access::Full => b.ins().iadd(*p, row_off),
+            _ => *p,
+        });
+    }
+    let mut row_fixed = fixed.clone();
+    for (i, a) in kernel.inputs.iter().enumerate() {
+        if *a == Access::Col {
+            let off = b.ins().ishl_imm_s(rv, 2);
+            let addr = b.ins().iadd(base[i], off);
+            let s = b.ins().load(F32, flags.with_readonly(), addr, 0);
+            let v = b.ins().splat(F32X4, s);
+            row_fixed[i] = Fixed::Value { scalar: s, vector: v };
+        }
+    }
+    b.def_var(c, zero);
+    b.ins().jump(vec_head, &[]);
+
+    // Vector loop: 8 elements (two f32x4) per trip while c + 8 <= cols.
+    b.switch_to_block(vec_head);
+    let cv = b.use_var(c);
+    let end = b.ins().iadd_imm_s(cv, 8);
+    let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, end, cols);
+    b.ins().brif(fits, vec_body, &[], tail_head, &[]);
+
+    b.switch_to_block(vec_body);
+    let cv = b.use_var(c);
+    let off = b.ins().ishl_imm_s(cv, 2);
+    for half in 0..2 {
+        let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
+        let mut em = Em { b: &mut b, vector: true };
+        body(&mut em, kernel, &addrs, &row_fixed, half * 16, flags);
+    }
+    let next = b.ins().iadd_imm_s(cv, 8);
+    b.def_var(c, next);
+    b.ins().jump(vec_head, &[]);
+
+    // Scalar tail.
+    b.switch_to_block(tail_head);
+    let cv = b.use_var(c);
+    let left = b.ins().icmp(IntCC::SignedLessThan, cv, cols);
+    b.ins().brif(left, tail_body, &[], row_next, &[]);
+
+    b.switch_to_block(tail_body);
+    let cv = b.use_var(c);
+    let off = b.ins().ishl_imm_s(cv, 2);
+    let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
+    {
+        let mut em = Em { b: &mut b, vector: false };
+        body(&mut em, kernel, &addrs, &row_fixed, 0, flags);
+    }
+    let next = b.ins().iadd_imm_s(cv, 1);
+    b.def_var(c, next);
+    b.ins().jump(tail_head, &[]);
+
+    b.switch_to_block(row_next);
+    let rv = b.use_var(r);
+    let next = b.ins().iadd_imm_s(rv, 1);
+    b.def_var(r, next);
+    b.ins().jump(row_head, &[]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+    b.seal_all_blocks();
+    b.finalize(module.target_config());
+    Ok(())
+}
+
+/// One element (or one vector of 4) of the kernel at `addrs` (+`offset` bytes).
+fn body(em: &mut Em<'_, '_>, k: &Kernel, addrs: &[Value], fixed: &[Fixed], offset: i32, flags: MemFlagsData) {
+    let ty = em.fty();
+    let mut vals: Vec<Value> = Vec::with_capacity(k.exprs.len());
+    for e in &k.exprs {
+        let v = match e {
+            Expr::Input(i) => match fixed[*i] {
+                Fixed::Value { scalar, vector } => {
+                    if em.vector {
+                        vector
+                    } else {
+                        scalar
+                    }
+                }
+                Fixed::None => em.b.ins().load(ty, flags.with_readonly(), addrs[*i], offset),
+            },
+            Expr::Const(c) => em.fconst(*c),
+            Expr::Unary(u, a) => em.unary(*u, vals[*a]),
+            Expr::Binary(op, x, y) => em.binary(*op, vals[*x], vals[*y]),
+        };
+        vals.push(v);
+    }
+    let n_in = k.inputs.len();
+    for (j, o) in k.outputs.iter().enumerate() {
+        em.b.ins().store(flags, vals[*o], addrs[n_in + j], offset);
+    }
+}

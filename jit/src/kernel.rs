@@ -1,0 +1,81 @@
+//! The fused-kernel IR: what the planner hands the code generators. One kernel is a
+//! loop nest over `rows × cols` elements (the output shape with its last dim as `cols`)
+//! computing a small SSA list of f32 expressions per element. Inputs are read with an
+//! access pattern that covers the broadcasts elementwise chains meet in practice.
+//!
+//! ```text
+//! kernel rows=1 cols=64
+//!   in0 full, in1 full
+//!   e0 = in0
+//!   e1 = in1
+//!   e2 = mul e0, e1
+//!   e3 = add e2, 0.5
+//!   …
+//!   out0 = e9
+//! ```
+
+use std::fmt;
+
+use tensorjit_runtime::ops::{BinaryOp, UnaryOp};
+
+/// How a kernel input is indexed at element (r, c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `[r·cols + c]`: the input has the output's shape.
+    Full,
+    /// `[c]`: one row broadcast down the rows (a bias).
+    Row,
+    /// `[r]`: one value per row broadcast along it.
+    Col,
+    /// `[0]`: one value for all.
+    Scalar,
+}
+
+/// One expression of a kernel (an index into the kernel's list names it).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Input(usize),
+    Const(f32),
+    Unary(UnaryOp, usize),
+    Binary(BinaryOp, usize, usize),
+}
+
+/// A fused elementwise kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub inputs: Vec<Access>,
+    pub exprs: Vec<Expr>,
+    /// Expressions written out (each to its own `rows × cols` buffer).
+    pub outputs: Vec<usize>,
+}
+
+/// The unary ops kernels compute, with exactly the runtime's f32 algorithms.
+pub fn fusible_unary(u: UnaryOp) -> bool {
+    use UnaryOp::*;
+    matches!(u, Neg | Abs | Square | Relu | Sqrt | Exp | Log | Tanh | Sigmoid | Softplus)
+}
+
+/// The binary ops kernels compute.
+pub fn fusible_binary(b: BinaryOp) -> bool {
+    use BinaryOp::*;
+    matches!(b, Add | Sub | Mul | Div | Maximum | Minimum)
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ins: Vec<String> =
+            self.inputs.iter().enumerate().map(|(i, a)| format!("in{i} {}", format!("{a:?}").to_lowercase())).collect();
+        writeln!(f, "kernel({})", ins.join(", "))?;
+        for (i, e) in self.exprs.iter().enumerate() {
+            let rhs = match e {
+                Expr::Input(k) => format!("in{k}"),
+                Expr::Const(v) => format!("{v:?}"),
+                Expr::Unary(u, a) => format!("{} e{a}", u.name()),
+                Expr::Binary(b, x, y) => format!("{} e{x}, e{y}", b.name()),
+            };
+            writeln!(f, "  e{i} = {rhs}")?;
+        }
+        let outs: Vec<String> = self.outputs.iter().map(|o| format!("e{o}")).collect();
+        write!(f, "  out {}", outs.join(", "))
+    }
+}

@@ -1,0 +1,120 @@
+//! Kernel-level checks: compiled kernels against the runtime's eager ops, bit for bit.
+
+use tensorjit_runtime::ops::{BinaryOp, UnaryOp};
+use tensorjit_runtime::Tensor;
+
+use crate::codegen::{compile, KernelFn};
+use crate::kernel::{Access, Expr, Kernel};
+
+fn rand(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+/// Runs a one-output kernel over `rows × cols` with the given input buffers.
+fn run(f: KernelFn, inputs: &[&[f32]], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; rows * cols];
+    let mut ptrs: Vec<*mut f32> = inputs.iter().map(|x| x.as_ptr() as *mut f32).collect();
+    ptrs.push(out.as_mut_ptr());
+    // SAFETY: the buffers match the kernel's inputs and output for rows × cols.
+    unsafe { f(ptrs.as_ptr(), rows as i64, cols as i64) };
+    out
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn every_fused_unary_op_matches_the_eager_kernel_bit_for_bit() {
+    let ops = [
+        (UnaryOp::Neg, -5.0, 5.0),
+        (UnaryOp::Abs, -5.0, 5.0),
+        (UnaryOp::Square, -5.0, 5.0),
+        (UnaryOp::Relu, -5.0, 5.0),
+        (UnaryOp::Sqrt, 0.0, 50.0),
+        (UnaryOp::Exp, -110.0, 95.0),
+        (UnaryOp::Log, 0.0, 1e6),
+        (UnaryOp::Tanh, -12.0, 12.0),
+        (UnaryOp::Sigmoid, -30.0, 30.0),
+        (UnaryOp::Softplus, -30.0, 30.0),
+    ];
+    for (k, (u, lo, hi)) in ops.into_iter().enumerate() {
+        let kernel =
+            Kernel { inputs: vec![Access::Full], exprs: vec![Expr::Input(0), Expr::Unary(u, 0)], outputs: vec![1] };
+        let (_m, fns) = compile(&[kernel]).unwrap();
+        for n in [1usize, 3, 50, 783, 4096] {
+            let mut x = rand(k as u64 * 31 + n as u64, n, lo, hi);
+            if n > 8 {
+                // Special values: zeros, infinities, NaN, subnormals.
+                x[..6].copy_from_slice(&[0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40]);
+            }
+            let got = run(fns[0], &[&x], 1, n);
+            let t = Tensor::from_vec(x.clone(), [n]).unwrap();
+            let want = match u {
+                UnaryOp::Neg => t.neg(),
+                UnaryOp::Abs => t.abs(),
+                UnaryOp::Square => t.square(),
+                UnaryOp::Relu => t.relu(),
+                UnaryOp::Sqrt => t.sqrt(),
+                UnaryOp::Exp => t.exp(),
+                UnaryOp::Log => t.log(),
+                UnaryOp::Tanh => t.tanh(),
+                UnaryOp::Sigmoid => t.sigmoid(),
+                UnaryOp::Softplus => t.softplus(),
+                _ => unreachable!(),
+            };
+            assert_eq!(bits(&got), bits(&want.to_vec::<f32>().unwrap()), "{} n={n}", u.name());
+        }
+    }
+}
+
+#[test]
+fn binary_ops_with_row_col_and_scalar_broadcasts_match() {
+    let (rows, cols) = (5, 13);
+    for (k, op) in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum]
+        .into_iter()
+        .enumerate()
+    {
+        let full = rand(100 + k as u64, rows * cols, -3.0, 3.0);
+        for (access, shape) in [
+            (Access::Full, vec![rows, cols]),
+            (Access::Row, vec![cols]),
+            (Access::Col, vec![rows, 1]),
+            (Access::Scalar, vec![]),
+        ] {
+            let n: usize = shape.iter().product();
+            let mut other = rand(200 + k as u64, n, -3.0, 3.0);
+            if n > 2 {
+                other[0] = 0.0;
+                other[1] = f32::NAN;
+            }
+            let kernel = Kernel {
+                inputs: vec![Access::Full, access],
+                exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(op, 0, 1)],
+                outputs: vec![2],
+            };
+            let (_m, fns) = compile(&[kernel]).unwrap();
+            let got = run(fns[0], &[&full, &other], rows, cols);
+            let a = Tensor::from_vec(full.clone(), [rows, cols]).unwrap();
+            let b = Tensor::from_vec(other.clone(), shape.clone()).unwrap();
+            let want = match op {
+                BinaryOp::Add => &a + &b,
+                BinaryOp::Sub => &a - &b,
+                BinaryOp::Mul => &a * &b,
+                BinaryOp::Div => &a / &b,
+                BinaryOp::Maximum => a.maximum(&b),
+                BinaryOp::Minimum => a.minimum(&b),
+                _ => unreachable!(),
+            };
+            assert_eq!(bits(&got), bits(&want.to_vec::<f32>().unwrap()), "{} {access:?}", op.name());
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The executor of traced functions, pluggable: the runtime defines `Backend` (compile a
+//! concrete function's graph) and `Executable` (run it); the JIT crate implements them
+//! and the `tensorjit` facade installs it. Without one — or with
+//! `TENSORJIT_BACKEND=interp` — traced functions run on the interpreter, the reference
+//! every backend must match bit for bit. The choice never changes results, only speed.
+//!
+//! Backends build on a few entry points of the runtime: [`run_kernel`] (the eager
+//! kernel of one op, no tracing or tape), variable access and `tf_print!` formatting.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Error;
+use crate::ir::{Graph, ValueType};
+use crate::ops::Op;
+use crate::tensor::Tensor;
+use crate::variable::Variable;
+
+/// A compiled concrete function.
+pub trait Executable: Send + Sync {
+    /// Runs it on `inputs` (one per graph parameter) with `bound` variables for its
+    /// variable parameters, returning fresh output tensors.
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error>;
+}
+
+/// Compiles traced graphs.
+pub trait Backend: Send + Sync {
+    /// A short name (`"cranelift"`), shown by `ConcreteFunction::backend`.
+    fn name(&self) -> &'static str;
+    /// Compiles `graph`; `Ok(None)` when it holds something this backend does not
+    /// compile (the interpreter runs it instead); `Err` when compilation failed.
+    fn compile(&self, graph: &Graph) -> Result<Option<Box<dyn Executable>>, Error>;
+}
+
+static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+
+/// Installs the backend of traced functions (the first installation wins; returns
+/// whether this one did). Traces made before keep their executor.
+pub fn install_backend(backend: Arc<dyn Backend>) -> bool {
+    BACKEND.set(backend).is_ok()
+}
+
+/// The backend new traces compile with: `None` for the interpreter (none installed, or
+/// `TENSORJIT_BACKEND=interp`).
+pub fn active_backend() -> Option<&'static dyn Backend> {
+    static INTERP: OnceLock<bool> = OnceLock::new();
+    let interp = *INTERP.get_or_init(|| std::env::var("TENSORJIT_BACKEND").is_ok_and(|v| v == "interp"));
+    if interp {
+        return None;
+    }
+    BACKEND.get().map(|b| &**b)
+}
+
+/// Runs the eager kernel of `op` on concrete `inputs`, producing a tensor of type `out`
+/// (dims unknown in `out` are inferred from the inputs, and checked).
+pub fn run_kernel(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor, Error> {
+    if out.shape.is_fully_known() {
+        return Ok(crate::kernels::run(op, inputs, out.dtype, out.shape.clone()));
+    }
+    let (dtype, shape) = op.infer(inputs).map_err(|e| Error::Function(e.to_string()))?;
+    Ok(crate::kernels::run(op, inputs, dtype, shape))
+}
+
+/// The current value of a variable, as a `read_variable` node reads it.
+pub fn read_variable(v: &Variable) -> Tensor {
+    v.value_untracked()
+}
+
+/// Stores a new value into a variable, as an `assign_variable` node does.
+pub fn assign_variable(v: &Variable, value: Tensor) {
+    v.store_concrete(value)
+}
+
+/// Prints like a `print` node (`tf_print!`).
+pub fn print(template: &str, args: &[&Tensor]) {
+    println!("{}", super::format_print(template, args));
+}
+
+/// Runs `graph` on the interpreter (for backends that hand a graph back).
+pub fn interpret(graph: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+    super::interp::execute(graph, inputs.iter().cloned(), bound)
+}
