@@ -49,12 +49,26 @@
 pub use tensorjit_macros::{tf_function, FunctionArgs};
 pub use tensorjit_runtime::*;
 
+/// A traced function of `body` (see `tensorjit_runtime::function`), executed by the
+/// Cranelift JIT (installed on first use; `TENSORJIT_BACKEND=interp` keeps the
+/// interpreter).
+pub fn function<A, R, F>(name: &str, body: F) -> Function<A, R>
+where
+    A: FunctionArgs,
+    R: FunctionOutput,
+    F: Fn(A) -> R + Send + Sync + 'static,
+{
+    tensorjit_jit::install();
+    tensorjit_runtime::function(name, body)
+}
+
 /// The names most programs need: `use tensorjit::prelude::*;`.
 pub mod prelude {
+    pub use crate::function;
     pub use tensorjit_macros::{tf_function, FunctionArgs};
     pub use tensorjit_runtime::random;
     pub use tensorjit_runtime::{
-        cond, config, for_range, function, tf_print, tf_range, while_loop, while_loop_with, Axes, DType, Device, Error,
-        Function, GradientTape, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable, WhileOptions,
+        cond, config, for_range, tf_print, tf_range, while_loop, while_loop_with, Axes, DType, Device, Error, Function,
+        GradientTape, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable, WhileOptions,
     };
 }

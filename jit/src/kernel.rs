@@ -61,6 +61,21 @@ pub fn fusible_binary(b: BinaryOp) -> bool {
     matches!(b, Add | Sub | Mul | Div | Maximum | Minimum)
 }
 
+impl Kernel {
+    /// Vectors per loop trip: 2 for cheap kernels (more loads in flight), 1 when a
+    /// transcendental's constants and temporaries already fill the registers.
+    pub fn unroll(&self) -> usize {
+        let heavy = self.exprs.iter().any(|e| {
+            matches!(e, Expr::Unary(u, _) if matches!(u, UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Softplus))
+        });
+        if heavy {
+            1
+        } else {
+            2
+        }
+    }
+}
+
 impl fmt::Display for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ins: Vec<String> =

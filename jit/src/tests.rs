@@ -118,3 +118,23 @@ fn binary_ops_with_row_col_and_scalar_broadcasts_match() {
         }
     }
 }
+
+fn traced_graph(
+    f: impl Fn(Vec<Tensor>) -> Tensor + Send + Sync + 'static,
+    args: Vec<Tensor>,
+) -> tensorjit_runtime::ir::Graph {
+    let func = tensorjit_runtime::function("g", f);
+    func.call(args);
+    func.concrete_functions()[0].graph.clone()
+}
+
+#[test]
+fn the_w2_chain_is_one_kernel() {
+    let x = Tensor::from_vec(rand(1, 64, -2.0, 2.0), [64]).unwrap();
+    let y = Tensor::from_vec(rand(2, 64, -2.0, 2.0), [64]).unwrap();
+    let g = traced_graph(|v| (&v[0] * &v[1] + 0.5).tanh() * (&v[0] - &v[1]).sigmoid() + v[0].relu(), vec![x, y]);
+    let p = crate::plan::plan(&g).unwrap();
+    assert_eq!(p.kernels.len(), 1, "{:?}", p.steps);
+    assert_eq!(p.steps.len(), 1);
+    println!("{}", p.kernels[0]);
+}

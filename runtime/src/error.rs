@@ -33,6 +33,9 @@ pub enum Error {
     /// A call does not match the function's `input_signature`, or the body failed.
     #[error("{0}")]
     Function(String),
+    /// A backend failed to compile a traced function (the code generator's message).
+    #[error("compiling {function} failed: {message}")]
+    Compile { function: String, message: String },
     /// A broken invariant inside tensorjit (please report it).
     #[error("internal error: {0}")]
     Internal(String),

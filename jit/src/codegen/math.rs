@@ -40,7 +40,7 @@ impl Em<'_, '_> {
         let magic = self.fconst(MAGIC);
         let t = self.fmul(xc, log2e);
         let t = self.fadd(t, magic);
-        let tb = self.to_int(t);
+        let tb = self.bits_of(t);
         let mb = self.iconst(MAGIC.to_bits() as i32);
         let k = self.isub(tb, mb);
         let kf = self.fsub(t, magic);
@@ -65,10 +65,10 @@ impl Em<'_, '_> {
         let bias = self.iconst(127);
         let s1 = self.iadd(k1, bias);
         let s1 = self.shl(s1, 23);
-        let s1 = self.to_float(s1);
+        let s1 = self.float_of(s1);
         let s2 = self.iadd(k2, bias);
         let s2 = self.shl(s2, 23);
-        let s2 = self.to_float(s2);
+        let s2 = self.float_of(s2);
         let y = self.fmul(y, s1);
         self.fmul(y, s2)
     }
@@ -79,7 +79,7 @@ impl Em<'_, '_> {
         let scale = self.fconst(8_388_608.0);
         let xsc = self.fmul(x, scale);
         let xs = self.sel(tiny, xsc, x);
-        let bits = self.to_int(xs);
+        let bits = self.bits_of(xs);
         let sh = self.sshr(bits, 23);
         let ff = self.iconst(0xff);
         let e = self.band(sh, ff);
@@ -92,7 +92,7 @@ impl Em<'_, '_> {
         let mb = self.band(bits, mm);
         let one_bits = self.iconst(0x3f80_0000);
         let mb = self.bor(mb, one_bits);
-        let m = self.to_float(mb);
+        let m = self.float_of(mb);
         let sqrt2 = self.fconst(core::f32::consts::SQRT_2);
         let big = self.fcmp(FloatCC::GreaterThan, m, sqrt2);
         let half = self.fconst(0.5);

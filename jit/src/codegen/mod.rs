@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
-use cranelift_codegen::ir::{AbiParam, Endianness, InstBuilder, MemFlagsData, Type, UserFuncName, Value};
+use cranelift_codegen::ir::{AbiParam, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, UserFuncName, Value};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -81,7 +81,13 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
         build(&mut ctx, &mut fctx, kernel, ptr, &module)?;
+        let dump = std::env::var_os("TENSORJIT_JIT_DUMP").is_some();
+        ctx.set_disasm(dump);
         module.define_function(id, &mut ctx).map_err(|e| format!("compile kernel {k}: {e:?}\n{kernel}"))?;
+        if dump {
+            let code = ctx.compiled_code().and_then(|c| c.vcode.clone()).unwrap_or_default();
+            eprintln!("{kernel}\n{code}");
+        }
         module.clear_context(&mut ctx);
         ids.push(id);
     }
@@ -123,20 +129,24 @@ impl Em<'_, '_> {
             I32
         }
     }
+    /// A 16-byte constant-pool vector (one load, foldable into the instruction using it).
+    fn vconst(&mut self, ty: Type, lane: [u8; 4]) -> Value {
+        let bytes: Vec<u8> = lane.iter().copied().cycle().take(16).collect();
+        let c = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+        self.b.ins().vconst(ty, c)
+    }
     pub(crate) fn fconst(&mut self, v: f32) -> Value {
-        let s = self.b.ins().f32const(v);
         if self.vector {
-            self.b.ins().splat(F32X4, s)
+            self.vconst(F32X4, v.to_le_bytes())
         } else {
-            s
+            self.b.ins().f32const(v)
         }
     }
     pub(crate) fn iconst(&mut self, v: i32) -> Value {
-        let s = self.b.ins().iconst(I32, v as i64);
         if self.vector {
-            self.b.ins().splat(I32X4, s)
+            self.vconst(I32X4, v.to_le_bytes())
         } else {
-            s
+            self.b.ins().iconst(I32, v as i64)
         }
     }
     pub(crate) fn fadd(&mut self, a: Value, b: Value) -> Value {
@@ -176,11 +186,11 @@ impl Em<'_, '_> {
         self.b.ins().ishl_imm_s(a, n)
     }
     /// The bits of a float as an integer of the same width.
-    pub(crate) fn to_int(&mut self, x: Value) -> Value {
+    pub(crate) fn bits_of(&mut self, x: Value) -> Value {
         let (ty, flags) = (self.ity(), if self.vector { vec_flags() } else { MemFlagsData::new() });
         self.b.ins().bitcast(ty, flags, x)
     }
-    pub(crate) fn to_float(&mut self, x: Value) -> Value {
+    pub(crate) fn float_of(&mut self, x: Value) -> Value {
         let (ty, flags) = (self.fty(), if self.vector { vec_flags() } else { MemFlagsData::new() });
         self.b.ins().bitcast(ty, flags, x)
     }
@@ -214,13 +224,13 @@ impl Em<'_, '_> {
     }
     /// `mag` with the sign bit of `sign` (bitwise, as the runtime's `copysign`).
     pub(crate) fn copysign(&mut self, mag: Value, sign: Value) -> Value {
-        let (m, s) = (self.to_int(mag), self.to_int(sign));
+        let (m, s) = (self.bits_of(mag), self.bits_of(sign));
         let lo = self.iconst(0x7fff_ffff);
         let hi = self.iconst(i32::MIN);
         let m = self.band(m, lo);
         let s = self.band(s, hi);
         let r = self.bor(m, s);
-        self.to_float(r)
+        self.float_of(r)
     }
 
     fn unary(&mut self, u: UnaryOp, x: Value) -> Value {
@@ -338,22 +348,23 @@ fn build(
     b.def_var(c, zero);
     b.ins().jump(vec_head, &[]);
 
-    // Vector loop: 8 elements (two f32x4) per trip while c + 8 <= cols.
+    // Vector loop: `unroll` f32x4 per trip while they fit in the row.
     b.switch_to_block(vec_head);
     let cv = b.use_var(c);
-    let end = b.ins().iadd_imm_s(cv, 8);
+    let unroll = kernel.unroll();
+    let end = b.ins().iadd_imm_s(cv, 4 * unroll as i64);
     let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, end, cols);
     b.ins().brif(fits, vec_body, &[], tail_head, &[]);
 
     b.switch_to_block(vec_body);
     let cv = b.use_var(c);
     let off = b.ins().ishl_imm_s(cv, 2);
-    for half in 0..2 {
+    for half in 0..unroll as i32 {
         let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
         let mut em = Em { b: &mut b, vector: true };
         body(&mut em, kernel, &addrs, &row_fixed, half * 16, flags);
     }
-    let next = b.ins().iadd_imm_s(cv, 8);
+    let next = b.ins().iadd_imm_s(cv, 4 * unroll as i64);
     b.def_var(c, next);
     b.ins().jump(vec_head, &[]);
 

@@ -1,0 +1,192 @@
+//! The executable of a compiled concrete function: runs its plan — compiled kernels for
+//! fused elementwise runs, the runtime's eager kernels for everything else — over a
+//! per-call value table, freeing each value after its last use.
+//!
+//! Kernels over many elements are split into fixed chunks run by rayon. An elementwise
+//! kernel computes every element independently, so the split never changes a bit.
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+use tensorjit_runtime::error::Error;
+use tensorjit_runtime::ir::{Graph, Resource, ValueId};
+use tensorjit_runtime::trace::backend::{self, Executable};
+use tensorjit_runtime::{Tensor, Variable};
+
+use crate::codegen::{CompiledModule, KernelFn};
+use crate::kernel::Access;
+use crate::plan::{Plan, Step};
+
+/// Elements below which a kernel runs on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+/// Elements per parallel chunk (a multiple of 8: whole vector trips).
+const CHUNK: usize = 1 << 15;
+
+pub struct Compiled {
+    plan: Plan,
+    fns: Vec<KernelFn>,
+    accesses: Vec<Vec<Access>>,
+    n_values: usize,
+    params: Vec<ValueId>,
+    constants: Vec<(ValueId, Tensor)>,
+    resources: Vec<Option<Variable>>,
+    results: Vec<ValueId>,
+    /// Owns the machine code `fns` point into; dropped last.
+    _module: CompiledModule,
+}
+
+impl Compiled {
+    pub fn new(g: &Graph, plan: Plan, module: CompiledModule, fns: Vec<KernelFn>) -> Compiled {
+        Compiled {
+            accesses: plan.kernels.iter().map(|k| k.inputs.clone()).collect(),
+            plan,
+            fns,
+            n_values: g.values.len(),
+            params: g.params.clone(),
+            constants: g.constants.clone(),
+            resources: g
+                .resources
+                .iter()
+                .map(|r| match r {
+                    Resource::Captured(v) => Some(v.clone()),
+                    Resource::Param(_) => None,
+                })
+                .collect(),
+            results: g.results.clone(),
+            _module: module,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+fn internal(msg: impl Into<String>) -> Error {
+    Error::Internal(msg.into())
+}
+
+/// A raw pointer table entry that may cross to rayon's threads.
+#[derive(Clone, Copy)]
+struct Ptr(*mut f32);
+// SAFETY: the pointers index disjoint output ranges per chunk and read-only inputs; the
+// buffers outlive the parallel section (joined before they are used again).
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+/// Runs kernel `f` over `rows × cols` with `ptrs` (inputs then outputs).
+///
+/// # Safety
+/// Every input pointer must address the elements its access pattern reads for
+/// `rows × cols`, and every output pointer `rows × cols` writable f32s.
+unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols: usize) {
+    let n = rows * cols;
+    if n < PARALLEL_MIN {
+        let raw: SmallVec<[*mut f32; 16]> = ptrs.iter().map(|p| p.0).collect();
+        f(raw.as_ptr(), rows as i64, cols as i64);
+        return;
+    }
+    // Split rows when there are many, else the columns of the (few) rows.
+    let (split_rows, total, step) = if rows >= 8 { (true, rows, (CHUNK / cols).max(1)) } else { (false, cols, CHUNK) };
+    let chunks: Vec<(usize, usize)> = (0..total).step_by(step).map(|s| (s, (s + step).min(total))).collect();
+    let run_rows = |r0: usize, r1: usize| {
+        let raw: SmallVec<[*mut f32; 16]> = ptrs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match access.get(i).copied().unwrap_or(Access::Full) {
+                Access::Full => p.0.wrapping_add(r0 * cols),
+                Access::Col => p.0.wrapping_add(r0),
+                Access::Row | Access::Scalar => p.0,
+            })
+            .collect();
+        // SAFETY: rows r0..r1 of every buffer, within the caller's guarantee.
+        unsafe { f(raw.as_ptr(), (r1 - r0) as i64, cols as i64) };
+    };
+    let run_cols = |c0: usize, c1: usize| {
+        for r in 0..rows {
+            let raw: SmallVec<[*mut f32; 16]> = ptrs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| match access.get(i).copied().unwrap_or(Access::Full) {
+                    Access::Full => p.0.wrapping_add(r * cols + c0),
+                    Access::Row => p.0.wrapping_add(c0),
+                    Access::Col => p.0.wrapping_add(r),
+                    Access::Scalar => p.0,
+                })
+                .collect();
+            // SAFETY: columns c0..c1 of row r, within the caller's guarantee.
+            unsafe { f(raw.as_ptr(), 1, (c1 - c0) as i64) };
+        }
+    };
+    chunks.par_iter().for_each(|&(a, b)| if split_rows { run_rows(a, b) } else { run_cols(a, b) });
+}
+
+impl Executable for Compiled {
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+        let mut vals: SmallVec<[Option<Tensor>; 32]> = smallvec::smallvec![None; self.n_values];
+        for (p, t) in self.params.iter().zip(inputs) {
+            vals[p.index()] = Some(t.clone());
+        }
+        for (v, t) in &self.constants {
+            vals[v.index()] = Some(t.clone());
+        }
+        let mut bound_iter = bound.iter();
+        let vars: SmallVec<[&Variable; 8]> = self
+            .resources
+            .iter()
+            .map(|r| match r {
+                Some(v) => Ok(v),
+                None => bound_iter.next().ok_or_else(|| internal("a variable argument is missing")),
+            })
+            .collect::<Result<_, _>>()?;
+        let get = |vals: &SmallVec<[Option<Tensor>; 32]>, v: ValueId| {
+            vals[v.index()].clone().ok_or_else(|| internal(format!("{v} has no value")))
+        };
+        for (step, free) in self.plan.steps.iter().zip(&self.plan.frees) {
+            match step {
+                Step::Kernel { index, inputs, outputs, rows, cols } => {
+                    let n = rows * cols;
+                    let ins: SmallVec<[Tensor; 8]> = inputs.iter().map(|v| get(&vals, *v)).collect::<Result<_, _>>()?;
+                    let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
+                    for t in &ins {
+                        let s = t.as_slice::<f32>()?;
+                        ptrs.push(Ptr(s.as_ptr() as *mut f32));
+                    }
+                    let mut bufs: SmallVec<[Vec<f32>; 4]> = outputs.iter().map(|_| Vec::with_capacity(n)).collect();
+                    ptrs.extend(bufs.iter_mut().map(|b| Ptr(b.as_mut_ptr())));
+                    // SAFETY: inputs were checked against the access patterns when the
+                    // plan was made (shapes are static), outputs have capacity n; the
+                    // kernel writes all n elements before `set_len`.
+                    unsafe {
+                        launch(self.fns[*index], &ptrs, &self.accesses[*index], *rows, *cols);
+                        for b in bufs.iter_mut() {
+                            b.set_len(n);
+                        }
+                    }
+                    for ((v, shape), b) in outputs.iter().zip(bufs) {
+                        vals[v.index()] = Some(Tensor::from_vec(b, shape.clone())?);
+                    }
+                }
+                Step::Op { op, inputs, output, ty } => {
+                    let ins: SmallVec<[Tensor; 4]> = inputs.iter().map(|v| get(&vals, *v)).collect::<Result<_, _>>()?;
+                    let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
+                    vals[output.index()] = Some(backend::run_kernel(op, &refs, ty)?);
+                }
+                Step::Read { resource, output } => {
+                    vals[output.index()] = Some(backend::read_variable(vars[resource.index()]));
+                }
+                Step::Assign { resource, input } => {
+                    backend::assign_variable(vars[resource.index()], get(&vals, *input)?)
+                }
+                Step::Print { template, inputs } => {
+                    let ins: SmallVec<[Tensor; 4]> = inputs.iter().map(|v| get(&vals, *v)).collect::<Result<_, _>>()?;
+                    let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
+                    backend::print(template, &refs);
+                }
+            }
+            for v in free {
+                vals[v.index()] = None;
+            }
+        }
+        self.results.iter().map(|r| get(&vals, *r)).collect()
+    }
+}

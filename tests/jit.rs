@@ -1,0 +1,236 @@
+//! The Cranelift JIT against its oracles: every compiled concrete function must give the
+//! interpreter's and the eager kernels' bits — per op at odd sizes and broadcasts, and
+//! on random well-typed op DAGs (proptest).
+
+mod common;
+use common::*;
+use proptest::prelude::*;
+use tensorjit::ir::Graph;
+use tensorjit::prelude::*;
+use tensorjit::trace::backend::interpret;
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    f32s(t).iter().map(|v| v.to_bits()).collect()
+}
+
+/// Runs `f` traced (JIT), through the interpreter on the same graph, and eagerly.
+fn three_ways(f: fn(&[Tensor]) -> Tensor, args: &[Tensor]) -> (Tensor, Tensor, Tensor, Graph, &'static str) {
+    let func = function("under_test", move |v: Vec<Tensor>| f(&v));
+    let jit = func.call(args.to_vec());
+    let cf = func.concrete_functions()[0].clone();
+    let interp = interpret(&cf.graph, args, &[]).unwrap().remove(0);
+    (jit, interp, f(args), cf.graph.clone(), cf.backend())
+}
+
+type Case = (&'static str, fn(&[Tensor]) -> Tensor, f64, f64);
+
+fn unary_cases() -> Vec<Case> {
+    vec![
+        ("neg", |x| x[0].neg(), -5.0, 5.0),
+        ("abs", |x| x[0].abs(), -5.0, 5.0),
+        ("square", |x| x[0].square(), -5.0, 5.0),
+        ("relu", |x| x[0].relu(), -5.0, 5.0),
+        ("sqrt", |x| x[0].sqrt(), 0.0, 9.0),
+        ("exp", |x| x[0].exp(), -90.0, 90.0),
+        ("log", |x| x[0].log(), 1e-3, 1e4),
+        ("tanh", |x| x[0].tanh(), -10.0, 10.0),
+        ("sigmoid", |x| x[0].sigmoid(), -20.0, 20.0),
+        ("softplus", |x| x[0].softplus(), -20.0, 20.0),
+    ]
+}
+
+#[test]
+fn every_fused_op_matches_interpreter_and_eager_at_odd_sizes() {
+    for (k, (name, f, lo, hi)) in unary_cases().into_iter().enumerate() {
+        for (j, n) in [1usize, 3, 50, 783, 4096].into_iter().enumerate() {
+            let x = rand_f32(1000 + (k * 10 + j) as u64, &[n], lo, hi);
+            let (jit, interp, eager, _, backend) = three_ways(f, std::slice::from_ref(&x));
+            assert_eq!(backend, "cranelift");
+            assert_eq!(bits(&jit), bits(&interp), "{name} n={n}: jit vs interpreter");
+            assert_eq!(bits(&jit), bits(&eager), "{name} n={n}: jit vs eager");
+        }
+    }
+}
+
+#[test]
+fn binary_ops_with_broadcasting_shapes_match() {
+    let cases: Vec<(&str, fn(&[Tensor]) -> Tensor)> = vec![
+        ("add", |x| &x[0] + &x[1]),
+        ("sub", |x| &x[0] - &x[1]),
+        ("mul", |x| &x[0] * &x[1]),
+        ("div", |x| &x[0] / &x[1]),
+        ("maximum", |x| x[0].maximum(&x[1])),
+        ("minimum", |x| x[0].minimum(&x[1])),
+    ];
+    let shapes: [(&[usize], &[usize]); 6] = [
+        (&[7, 13], &[7, 13]),
+        (&[7, 13], &[13]),
+        (&[7, 13], &[7, 1]),
+        (&[7, 13], &[]),
+        (&[3], &[1]),
+        (&[2, 5, 9], &[9]),
+    ];
+    for (k, (name, f)) in cases.into_iter().enumerate() {
+        for (j, (sa, sb)) in shapes.iter().enumerate() {
+            let a = rand_f32(2000 + (k * 10 + j) as u64, sa, -3.0, 3.0);
+            let b = rand_f32(3000 + (k * 10 + j) as u64, sb, 0.5, 3.0);
+            for args in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
+                let (jit, interp, eager, _, _) = three_ways(f, &args);
+                assert_eq!(jit.dims(), eager.dims());
+                assert_eq!(bits(&jit), bits(&interp), "{name} {sa:?} {sb:?}");
+                assert_eq!(bits(&jit), bits(&eager), "{name} {sa:?} {sb:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn mixed_graphs_fall_back_per_node_and_keep_effects() {
+    // matmul and reductions run their eager kernels; the elementwise runs are fused;
+    // the variable assign happens on every call.
+    let v = Variable::new(rand_f32(40, &[4], -1.0, 1.0), "v");
+    let v2 = v.clone();
+    let f = function("mixed", move |(x, w): (Tensor, Tensor)| {
+        let h = (x.matmul(&w) + v2.read()).relu();
+        let y = h.softmax(-1) * 2.0 - 1.0;
+        v2.assign(&v2.read() * 0.5 + 1.0);
+        y.sum(0, false)
+    });
+    let (x, w) = (rand_f32(41, &[5, 3], -1.0, 1.0), rand_f32(42, &[3, 4], -1.0, 1.0));
+    let want = {
+        let h = (x.matmul(&w) + v.read()).relu();
+        (h.softmax(-1) * 2.0 - 1.0).sum(0, false)
+    };
+    let got = f.call((x.clone(), w.clone()));
+    assert_eq!(bits(&got), bits(&want));
+    assert_eq!(f.concrete_functions()[0].backend(), "cranelift");
+    let after = f32s(&v.read());
+    f.call((x, w));
+    let again = f32s(&v.read());
+    assert!(after.iter().zip(&again).all(|(a, b)| *b == *a * 0.5 + 1.0), "assign runs every call");
+}
+
+#[test]
+fn control_flow_and_unknown_dims_stay_on_the_interpreter_for_now() {
+    let f = function("loop", |x: Tensor| while_loop(|x: &Tensor| x.sum_all().lt(10.0), |x| &x * 2.0, x));
+    f.call(rand_f32(43, &[3], 0.5, 1.0));
+    assert_eq!(f.concrete_functions()[0].backend(), "interpreter");
+}
+
+#[test]
+fn the_environment_variable_selects_the_interpreter() {
+    if std::env::var_os("TJ_BACKEND_CHILD").is_some() {
+        let f = function("w1", |x: Tensor| &x * 2.0 + 1.0);
+        f.call(rand_f32(44, &[4], -1.0, 1.0));
+        println!("BACKEND {}", f.concrete_functions()[0].backend());
+        return;
+    }
+    let run = |value: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["the_environment_variable_selects_the_interpreter", "--exact", "--nocapture", "--test-threads=1"])
+            .env("TJ_BACKEND_CHILD", "1")
+            .env("TENSORJIT_BACKEND", value)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run("interp").contains("BACKEND interpreter"));
+    assert!(run("jit").contains("BACKEND cranelift"));
+}
+
+#[test]
+fn large_kernels_split_over_threads_give_the_same_bits() {
+    let n = 300_001;
+    let (x, y) = (rand_f32(45, &[n], -3.0, 3.0), rand_f32(46, &[n], -3.0, 3.0));
+    let chain: fn(&[Tensor]) -> Tensor = |v| (&v[0] * &v[1] + 0.5).tanh() * (&v[0] - &v[1]).sigmoid() + v[0].relu();
+    let (jit, interp, eager, _, _) = three_ways(chain, &[x, y]);
+    assert_eq!(bits(&jit), bits(&interp));
+    assert_eq!(bits(&jit), bits(&eager));
+    let rows = rand_f32(47, &[1001, 517], -3.0, 3.0);
+    let bias = rand_f32(48, &[517], -1.0, 1.0);
+    let (jit, _, eager, _, _) = three_ways(|v| (&v[0] + &v[1]).relu() * 3.0, &[rows, bias]);
+    assert_eq!(bits(&jit), bits(&eager));
+}
+
+/// A random op DAG: each step applies an op to earlier values (by index mod count).
+#[derive(Clone, Debug)]
+enum Step {
+    Unary(u8, usize),
+    Binary(u8, usize, usize),
+    Scalar(u8, usize, f32),
+}
+
+fn apply(steps: &[Step], inputs: &[Tensor]) -> Tensor {
+    let mut vals: Vec<Tensor> = inputs.to_vec();
+    for s in steps {
+        let pick = |i: &usize| vals[i % vals.len()].clone();
+        let t = match s {
+            Step::Unary(k, a) => {
+                let x = pick(a);
+                match k % 8 {
+                    0 => x.neg(),
+                    1 => x.abs(),
+                    2 => x.relu(),
+                    3 => x.tanh(),
+                    4 => x.sigmoid(),
+                    5 => (x.abs() + 1.0).log(),
+                    6 => x.minimum(20.0).exp(),
+                    _ => x.square().sqrt(),
+                }
+            }
+            Step::Binary(k, a, b) => {
+                let (x, y) = (pick(a), pick(b));
+                match k % 5 {
+                    0 => &x + &y,
+                    1 => &x - &y,
+                    2 => &x * &y,
+                    3 => x.maximum(&y),
+                    _ => x.minimum(&y),
+                }
+            }
+            Step::Scalar(k, a, c) => {
+                let x = pick(a);
+                match k % 3 {
+                    0 => &x * *c,
+                    1 => &x + *c,
+                    _ => &x / (c.abs() + 0.5),
+                }
+            }
+        };
+        vals.push(t);
+    }
+    let n = vals.len();
+    // Combine the last two values so that more than one result of the DAG matters.
+    &vals[n - 1] + &vals[n.saturating_sub(2)]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (any::<u8>(), 0usize..64).prop_map(|(k, a)| Step::Unary(k, a)),
+        (any::<u8>(), 0usize..64, 0usize..64).prop_map(|(k, a, b)| Step::Binary(k, a, b)),
+        (any::<u8>(), 0usize..64, -3.0f32..3.0).prop_map(|(k, a, c)| Step::Scalar(k, a, c)),
+    ]
+}
+
+proptest! {
+    // ≥ 1000 random DAGs per run (and per CI run).
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn random_op_dags_compile_to_the_interpreters_bits(
+        steps in prop::collection::vec(step(), 1..12),
+        seed in any::<u64>(),
+        bias_row in any::<bool>(),
+    ) {
+        let x = rand_f32(seed, &[3, 37], -3.0, 3.0);
+        let y = if bias_row { rand_f32(seed ^ 1, &[37], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[3, 1], -3.0, 3.0) };
+        let s = steps.clone();
+        let func = function("dag", move |v: Vec<Tensor>| apply(&s, &v));
+        let args = vec![x, y];
+        let jit = func.call(args.clone());
+        let cf = func.concrete_functions()[0].clone();
+        let interp = interpret(&cf.graph, &args, &[]).unwrap().remove(0);
+        prop_assert_eq!(bits(&jit), bits(&interp));
+        prop_assert_eq!(bits(&jit), bits(&apply(&steps, &args)));
+    }
+}
