@@ -22,7 +22,8 @@ fn three_ways(f: fn(&[Tensor]) -> Tensor, args: &[Tensor]) -> (Tensor, Tensor, T
     (jit, interp, f(args), cf.graph.clone(), cf.backend())
 }
 
-type Case = (&'static str, fn(&[Tensor]) -> Tensor, f64, f64);
+type OpFn = fn(&[Tensor]) -> Tensor;
+type Case = (&'static str, OpFn, f64, f64);
 
 fn unary_cases() -> Vec<Case> {
     vec![
@@ -54,7 +55,7 @@ fn every_fused_op_matches_interpreter_and_eager_at_odd_sizes() {
 
 #[test]
 fn binary_ops_with_broadcasting_shapes_match() {
-    let cases: Vec<(&str, fn(&[Tensor]) -> Tensor)> = vec![
+    let cases: Vec<(&str, OpFn)> = vec![
         ("add", |x| &x[0] + &x[1]),
         ("sub", |x| &x[0] - &x[1]),
         ("mul", |x| &x[0] * &x[1]),
