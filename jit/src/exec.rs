@@ -36,13 +36,21 @@ pub struct Compiled {
 
 impl Compiled {
     pub fn new(g: &Graph, plan: Plan, module: CompiledModule, fns: Vec<KernelFn>) -> Compiled {
+        // Only constants some step reads (scalar f32 constants are inlined into kernels
+        // and never enter the value table).
+        let constants = g
+            .constants
+            .iter()
+            .filter(|(v, _)| plan.steps.iter().any(|s| crate::plan::step_uses(s).contains(v)) || g.results.contains(v))
+            .cloned()
+            .collect();
         Compiled {
             accesses: plan.kernels.iter().map(|k| k.inputs.clone()).collect(),
             plan,
             fns,
             n_values: g.values.len(),
             params: g.params.clone(),
-            constants: g.constants.clone(),
+            constants,
             resources: g
                 .resources
                 .iter()
@@ -65,8 +73,10 @@ fn internal(msg: impl Into<String>) -> Error {
     Error::Internal(msg.into())
 }
 
-/// A raw pointer table entry that may cross to rayon's threads.
+/// A raw pointer table entry that may cross to rayon's threads (transparent: a slice of
+/// them is the kernel's pointer table).
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 struct Ptr(*mut f32);
 // SAFETY: the pointers index disjoint output ranges per chunk and read-only inputs; the
 // buffers outlive the parallel section (joined before they are used again).
@@ -81,8 +91,7 @@ unsafe impl Sync for Ptr {}
 unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols: usize) {
     let n = rows * cols;
     if n < PARALLEL_MIN {
-        let raw: SmallVec<[*mut f32; 16]> = ptrs.iter().map(|p| p.0).collect();
-        f(raw.as_ptr(), rows as i64, cols as i64);
+        f(ptrs.as_ptr() as *const *mut f32, rows as i64, cols as i64);
         return;
     }
     // Split rows when there are many, else the columns of the (few) rows.
@@ -122,37 +131,43 @@ unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols
 
 impl Executable for Compiled {
     fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
-        let mut vals: SmallVec<[Option<Tensor>; 32]> = smallvec::smallvec![None; self.n_values];
+        // Built in place (a `smallvec![None; n]` would be returned by value: a memcpy).
+        let mut vals: SmallVec<[Option<Tensor>; 16]> = SmallVec::new();
+        vals.extend(std::iter::repeat_n(None, self.n_values));
         for (p, t) in self.params.iter().zip(inputs) {
             vals[p.index()] = Some(t.clone());
         }
         for (v, t) in &self.constants {
             vals[v.index()] = Some(t.clone());
         }
+        let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
         let mut bound_iter = bound.iter();
-        let vars: SmallVec<[&Variable; 8]> = self
-            .resources
-            .iter()
-            .map(|r| match r {
-                Some(v) => Ok(v),
-                None => bound_iter.next().ok_or_else(|| internal("a variable argument is missing")),
-            })
-            .collect::<Result<_, _>>()?;
-        let get = |vals: &SmallVec<[Option<Tensor>; 32]>, v: ValueId| {
+        for r in &self.resources {
+            match r {
+                Some(v) => vars.push(v),
+                None => vars.push(bound_iter.next().ok_or_else(|| internal("a variable argument is missing"))?),
+            }
+        }
+        let get = |vals: &[Option<Tensor>], v: ValueId| {
             vals[v.index()].clone().ok_or_else(|| internal(format!("{v} has no value")))
         };
         for (step, free) in self.plan.steps.iter().zip(&self.plan.frees) {
             match step {
                 Step::Kernel { index, inputs, outputs, rows, cols } => {
                     let n = rows * cols;
-                    let ins: SmallVec<[Tensor; 8]> = inputs.iter().map(|v| get(&vals, *v)).collect::<Result<_, _>>()?;
+                    // Inputs are borrowed in place: the table is not written until the
+                    // kernel has run.
                     let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
-                    for t in &ins {
-                        let s = t.as_slice::<f32>()?;
-                        ptrs.push(Ptr(s.as_ptr() as *mut f32));
+                    for v in inputs {
+                        let t = vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?;
+                        ptrs.push(Ptr(t.as_slice::<f32>()?.as_ptr() as *mut f32));
                     }
-                    let mut bufs: SmallVec<[Vec<f32>; 4]> = outputs.iter().map(|_| Vec::with_capacity(n)).collect();
-                    ptrs.extend(bufs.iter_mut().map(|b| Ptr(b.as_mut_ptr())));
+                    let mut bufs: SmallVec<[Vec<f32>; 2]> = SmallVec::new();
+                    for _ in outputs {
+                        let mut b = Vec::with_capacity(n);
+                        ptrs.push(Ptr(b.as_mut_ptr()));
+                        bufs.push(b);
+                    }
                     // SAFETY: inputs were checked against the access patterns when the
                     // plan was made (shapes are static), outputs have capacity n; the
                     // kernel writes all n elements before `set_len`.
@@ -167,9 +182,13 @@ impl Executable for Compiled {
                     }
                 }
                 Step::Op { op, inputs, output, ty } => {
-                    let ins: SmallVec<[Tensor; 4]> = inputs.iter().map(|v| get(&vals, *v)).collect::<Result<_, _>>()?;
-                    let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
-                    vals[output.index()] = Some(backend::run_kernel(op, &refs, ty)?);
+                    let mut refs: SmallVec<[&Tensor; 4]> = SmallVec::new();
+                    for v in inputs {
+                        refs.push(vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?);
+                    }
+                    let t = backend::run_kernel(op, &refs, ty)?;
+                    drop(refs);
+                    vals[output.index()] = Some(t);
                 }
                 Step::Read { resource, output } => {
                     vals[output.index()] = Some(backend::read_variable(vars[resource.index()]));
@@ -187,6 +206,10 @@ impl Executable for Compiled {
                 vals[v.index()] = None;
             }
         }
-        self.results.iter().map(|r| get(&vals, *r)).collect()
+        let mut out = Vec::with_capacity(self.results.len());
+        for r in &self.results {
+            out.push(get(&vals, *r)?);
+        }
+        Ok(out)
     }
 }

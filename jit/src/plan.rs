@@ -226,7 +226,7 @@ pub fn plan(g: &Graph) -> Option<Plan> {
     Some(p)
 }
 
-fn step_uses(s: &Step) -> Vec<ValueId> {
+pub(crate) fn step_uses(s: &Step) -> Vec<ValueId> {
     match s {
         Step::Kernel { inputs, .. } | Step::Op { inputs, .. } | Step::Print { inputs, .. } => inputs.clone(),
         Step::Assign { input, .. } => vec![*input],

@@ -12,8 +12,17 @@ pub const UNKNOWN: usize = usize::MAX;
 /// Dimensions of a tensor, outermost first (row-major). Stored inline up to rank 4 so
 /// the dispatch path allocates nothing for shapes. Symbolic tensors may have
 /// [`UNKNOWN`] dims.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
+
+/// Cloned by copying the dims (SmallVec's generic `clone` goes through `extend`, several
+/// times slower; every tensor clone clones its shape).
+impl Clone for Shape {
+    #[inline]
+    fn clone(&self) -> Shape {
+        Shape(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     pub fn scalar() -> Shape {

@@ -55,10 +55,10 @@ impl ConcreteFunction {
     }
 
     /// Runs this trace on `inputs` and `bound` variables.
-    fn run(&self, inputs: ArgVec<Tensor>, bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
         match &self.executable {
-            Some(e) => e.run(&inputs, bound),
-            None => interp::execute(&self.graph, inputs, bound),
+            Some(e) => e.run(inputs, bound),
+            None => interp::execute(&self.graph, inputs.iter().cloned(), bound),
         }
     }
 
@@ -258,6 +258,25 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         }
         let mut spec = ArgVec::new();
         args.spec(&mut spec);
+        // The steady state: a traced entry — one lookup, one reference count, and a plain
+        // store of the LRU clock (recency only needs to be approximate).
+        let now = self.inner.clock.load(Ordering::Relaxed).wrapping_add(1);
+        let ready = {
+            let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+            cache.get(spec.as_slice()).and_then(|s| {
+                s.last_used.store(now, Ordering::Relaxed);
+                s.cell.get().and_then(|r| r.as_ref().ok()).cloned()
+            })
+        };
+        if let Some(cf) = ready {
+            self.inner.clock.store(now, Ordering::Relaxed);
+            self.note_call(false, &spec);
+            let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
+            args.inputs(&mut tensors, &mut vars);
+            let outs = cf.run(&tensors, &vars)?;
+            return R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
+                .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()));
+        }
         let hit = self.inner.cache.read().unwrap_or_else(|p| p.into_inner()).get(spec.as_slice()).cloned();
         let slot: Slot = match hit {
             Some(s) => s,
@@ -278,7 +297,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         self.note_call(traced_now, &spec);
         let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
-        let outs = cf.run(tensors, &vars)?;
+        let outs = cf.run(&tensors, &vars)?;
         R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
             .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()))
     }
