@@ -164,19 +164,13 @@ impl Executable for Compiled {
                     }
                     let mut bufs: SmallVec<[Vec<f32>; 2]> = SmallVec::new();
                     for _ in outputs {
-                        let mut b = Vec::with_capacity(n);
+                        let mut b = backend::alloc_f32(n);
                         ptrs.push(Ptr(b.as_mut_ptr()));
                         bufs.push(b);
                     }
                     // SAFETY: inputs were checked against the access patterns when the
-                    // plan was made (shapes are static), outputs have capacity n; the
-                    // kernel writes all n elements before `set_len`.
-                    unsafe {
-                        launch(self.fns[*index], &ptrs, &self.accesses[*index], *rows, *cols);
-                        for b in bufs.iter_mut() {
-                            b.set_len(n);
-                        }
-                    }
+                    // plan was made (shapes are static); outputs hold n elements.
+                    unsafe { launch(self.fns[*index], &ptrs, &self.accesses[*index], *rows, *cols) };
                     for ((v, shape), b) in outputs.iter().zip(bufs) {
                         vals[v.index()] = Some(Tensor::from_vec(b, shape.clone())?);
                     }

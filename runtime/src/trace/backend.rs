@@ -60,6 +60,13 @@ pub fn run_kernel(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor
     Ok(crate::kernels::run(op, inputs, dtype, shape))
 }
 
+/// A buffer of `n` f32s for an output the caller overwrites entirely, recycled from the
+/// runtime's buffer pool when one of that size is free (a fresh large allocation costs
+/// a page fault per 4 KiB on first touch).
+pub fn alloc_f32(n: usize) -> Vec<f32> {
+    crate::buffer::alloc::<f32>(n)
+}
+
 /// The current value of a variable, as a `read_variable` node reads it.
 pub fn read_variable(v: &Variable) -> Tensor {
     v.value_untracked()
