@@ -9,6 +9,7 @@
 pub mod codegen;
 pub mod exec;
 pub mod kernel;
+pub mod passes;
 pub mod plan;
 
 use std::sync::Arc;
@@ -26,10 +27,11 @@ impl Backend for CpuJit {
     }
 
     fn compile(&self, g: &Graph) -> Result<Option<Box<dyn Executable>>, Error> {
-        let Some(plan) = plan::plan(g) else { return Ok(None) };
-        let (module, fns) =
-            codegen::compile(&plan.kernels).map_err(|message| Error::Compile { function: g.name.clone(), message })?;
-        Ok(Some(Box::new(exec::Compiled::new(g, plan, module, fns))))
+        let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
+        let optimized = passes::optimize(g).map_err(compile_error)?;
+        let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
+        let (module, fns) = codegen::compile(&plan.kernels).map_err(compile_error)?;
+        Ok(Some(Box::new(exec::Compiled::new(&optimized, plan, module, fns))))
     }
 }
 

@@ -1,0 +1,261 @@
+//! Graph passes run before planning, each followed by the IR verifier in debug and test
+//! builds: constant folding, algebraic simplification, common subexpressions, dead code.
+//!
+//! Every rewrite is exact — it never changes a result's bits (`x + 0.0` is not `x` when
+//! `x = −0.0`, so only `x − 0.0`, `x + (−0.0)`, `x · 1` and `x / 1` simplify) — and the
+//! effect chain is never touched: only pure nodes are folded, merged or removed.
+
+use std::collections::{HashMap, HashSet};
+
+use tensorjit_runtime::ir::{verify, Graph, Node, NodeKind, Region, ValueId};
+use tensorjit_runtime::ops::{BinaryOp, Op};
+use tensorjit_runtime::trace::backend::run_kernel;
+use tensorjit_runtime::Tensor;
+
+/// Constants larger than this are not folded (the graph would carry the data).
+const FOLD_MAX: usize = 1 << 16;
+
+type Pass = fn(&mut Graph);
+
+/// Runs every pass; `Err` names the pass whose output failed verification.
+pub fn optimize(g: &Graph) -> Result<Graph, String> {
+    let mut g = g.clone();
+    let passes: [(&str, Pass); 4] = [("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce)];
+    for (name, pass) in passes {
+        pass(&mut g);
+        if cfg!(debug_assertions) {
+            verify(&g).map_err(|e| format!("after the {name} pass: {e}\n{g}"))?;
+        }
+    }
+    Ok(g)
+}
+
+/// Replaces uses of values by others (everywhere: nodes, regions, results).
+fn substitute(g: &mut Graph, map: &HashMap<ValueId, ValueId>) {
+    if map.is_empty() {
+        return;
+    }
+    let fix = |v: &mut ValueId| {
+        while let Some(w) = map.get(v) {
+            *v = *w;
+        }
+    };
+    fn nodes(ns: &mut [Node], fix: &impl Fn(&mut ValueId)) {
+        for n in ns {
+            n.inputs.iter_mut().for_each(fix);
+            for r in &mut n.regions {
+                nodes(&mut r.nodes, fix);
+                r.results.iter_mut().for_each(fix);
+            }
+        }
+    }
+    nodes(&mut g.nodes, &fix);
+    g.results.iter_mut().for_each(fix);
+}
+
+fn pure_op(n: &Node) -> Option<&Op> {
+    match &n.kind {
+        NodeKind::Op(op) if !matches!(op, Op::Random(_)) && n.regions.is_empty() => Some(op),
+        _ => None,
+    }
+}
+
+/// Evaluates pure top-level ops whose inputs are all constants.
+fn fold(g: &mut Graph) {
+    let mut consts: HashMap<ValueId, Tensor> = g.constants.iter().cloned().collect();
+    let mut kept = Vec::with_capacity(g.nodes.len());
+    for n in std::mem::take(&mut g.nodes) {
+        let folded = pure_op(&n).zip(n.output()).and_then(|(op, o)| {
+            let ins: Option<Vec<&Tensor>> = n.inputs.iter().map(|v| consts.get(v)).collect();
+            let ty = g.value_type(o);
+            let small = ty.shape.is_fully_known() && ty.shape.iter().product::<usize>() <= FOLD_MAX;
+            match ins {
+                Some(ins) if small && !ins.is_empty() => run_kernel(op, &ins, ty).ok().map(|t| (o, t)),
+                _ => None,
+            }
+        });
+        match folded {
+            Some((o, t)) => {
+                consts.insert(o, t.clone());
+                g.constants.push((o, t));
+            }
+            None => kept.push(n),
+        }
+    }
+    g.nodes = kept;
+}
+
+/// The scalar value of a constant, if it is one (any shape of one element).
+fn scalar_const(g: &Graph, v: ValueId) -> Option<f64> {
+    let (_, t) = g.constants.iter().find(|(c, _)| *c == v)?;
+    if t.numel() != 1 {
+        return None;
+    }
+    t.cast(tensorjit_runtime::DType::F64).to_scalar::<f64>().ok()
+}
+
+/// Exact algebraic identities: `x·1`, `x/1`, `x−0`, `x+(−0)`, `1·x`, `(−0)+x`, double
+/// transposes that cancel, reshapes and broadcasts to the same shape, reshape chains.
+fn simplify(g: &mut Graph) {
+    let mut map: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut rereads: Vec<(usize, ValueId)> = Vec::new();
+    let producer: HashMap<ValueId, (Op, Vec<ValueId>)> =
+        g.nodes.iter().filter_map(|n| Some((n.output()?, (pure_op(n)?.clone(), n.inputs.clone())))).collect();
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let (Some(op), Some(o)) = (pure_op(n), n.output()) else { continue };
+        let same_type = |v: ValueId| g.value_type(v) == g.value_type(o);
+        let is = |v: ValueId, want: f64, neg_zero: bool| {
+            scalar_const(g, v).is_some_and(|c| c == want && (!neg_zero || c.is_sign_negative()))
+        };
+        let replacement = match op {
+            Op::Binary(b) => {
+                let (x, y) = (n.inputs[0], n.inputs[1]);
+                match b {
+                    BinaryOp::Mul if is(y, 1.0, false) && same_type(x) => Some(x),
+                    BinaryOp::Mul if is(x, 1.0, false) && same_type(y) => Some(y),
+                    BinaryOp::Div if is(y, 1.0, false) && same_type(x) => Some(x),
+                    BinaryOp::Sub if is(y, 0.0, false) && !g.value_type(y).dtype.is_float() && same_type(x) => Some(x),
+                    BinaryOp::Sub if is(y, 0.0, false) && g.value_type(y).dtype.is_float() && same_type(x) => {
+                        // x − (+0) = x and x − (−0) = x + 0 (not exact for x = −0).
+                        scalar_const(g, y).filter(|c| !c.is_sign_negative()).map(|_| x)
+                    }
+                    BinaryOp::Add if is(y, 0.0, true) && same_type(x) => Some(x),
+                    BinaryOp::Add if is(x, 0.0, true) && same_type(y) => Some(y),
+                    BinaryOp::Add if is(y, 0.0, false) && !g.value_type(y).dtype.is_float() && same_type(x) => Some(x),
+                    _ => None,
+                }
+            }
+            Op::Permute(p) => match producer.get(&n.inputs[0]) {
+                Some((Op::Permute(q), ins)) if p.iter().map(|&a| q[a]).enumerate().all(|(i, a)| i == a) => {
+                    Some(ins[0]).filter(|v| same_type(*v))
+                }
+                _ => None,
+            },
+            Op::Reshape(_) | Op::BroadcastTo(_) if same_type(n.inputs[0]) => Some(n.inputs[0]),
+            // reshape(reshape(x)) = reshape(x): the outer one reads x directly.
+            Op::Reshape(_) => match producer.get(&n.inputs[0]) {
+                Some((Op::Reshape(_), ins)) => {
+                    rereads.push((i, ins[0]));
+                    None
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            map.insert(o, r);
+        }
+    }
+    for (i, src) in rereads {
+        g.nodes[i].inputs = vec![src];
+    }
+    substitute(g, &map);
+}
+
+/// Merges pure top-level nodes with the same op and inputs.
+fn cse(g: &mut Graph) {
+    let mut seen: HashMap<(String, Vec<ValueId>), ValueId> = HashMap::new();
+    let mut map: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut kept = Vec::with_capacity(g.nodes.len());
+    for mut n in std::mem::take(&mut g.nodes) {
+        for v in &mut n.inputs {
+            while let Some(w) = map.get(v) {
+                *v = *w;
+            }
+        }
+        if let (Some(op), Some(o)) = (pure_op(&n), n.output()) {
+            let key = (format!("{op:?}"), n.inputs.clone());
+            if let Some(&prev) = seen.get(&key) {
+                if g.value_type(prev) == g.value_type(o) {
+                    map.insert(o, prev);
+                    continue;
+                }
+            }
+            seen.insert(key, o);
+        }
+        kept.push(n);
+    }
+    g.nodes = kept;
+    substitute(g, &map);
+}
+
+/// Values a region (and the regions nested in it) reads.
+fn region_uses(r: &Region, out: &mut HashSet<ValueId>) {
+    for n in &r.nodes {
+        out.extend(n.inputs.iter().copied());
+        n.regions.iter().for_each(|r| region_uses(r, out));
+    }
+    out.extend(r.results.iter().copied());
+}
+
+/// Removes pure nodes (and unused constants) nothing needs. Effects always stay.
+fn dce(g: &mut Graph) {
+    let mut live: HashSet<ValueId> = g.results.iter().copied().collect();
+    let mut keep = vec![false; g.nodes.len()];
+    for (i, n) in g.nodes.iter().enumerate().rev() {
+        let needed = n.effect.is_some() || n.outputs.iter().any(|o| live.contains(o));
+        if needed {
+            keep[i] = true;
+            live.extend(n.inputs.iter().copied());
+            n.regions.iter().for_each(|r| region_uses(r, &mut live));
+        }
+    }
+    let mut k = keep.into_iter();
+    g.nodes.retain(|_| k.next().unwrap_or(true));
+    g.constants.retain(|(v, _)| live.contains(v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::optimize;
+    use tensorjit_runtime::ir::parse;
+
+    fn opt(body: &str) -> String {
+        let text = format!("func @f(%0: f32[4], %1: f32[4]) -> (f32[4]) {{\n  @0 = variable \"v\" f32[4]\n{body}\n}}");
+        let g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        optimize(&g).unwrap().to_string()
+    }
+
+    #[test]
+    fn exact_identities_simplify_and_inexact_ones_do_not() {
+        let out = opt("  %2: f32[] = const 1.0\n  %3: f32[4] = mul %0, %2\n  %4: f32[] = const -0.0\n  %5: f32[4] = add %3, %4\n  return %5");
+        assert!(!out.contains("mul") && !out.contains("add") && out.contains("return %0"), "{out}");
+        // x + (+0.0) is not x when x = −0.0: kept.
+        let out = opt("  %2: f32[] = const 0.0\n  %3: f32[4] = add %0, %2\n  return %3");
+        assert!(out.contains("add %0, %2"), "{out}");
+        // x · 1 that broadcasts to a bigger shape is not x: kept.
+        let text = "func @f(%0: f32[]) -> (f32[4]) {\n  %1: f32[4] = const <4 elements>\n  %2: f32[4] = mul %0, %1\n  return %2\n}";
+        let g = parse(text).unwrap();
+        assert!(optimize(&g).unwrap().to_string().contains("mul"));
+    }
+
+    #[test]
+    fn constants_fold_common_subexpressions_merge_and_dead_code_goes() {
+        let out = opt(
+            "  %2: f32[] = const 2.0\n  %3: f32[] = const 3.0\n  %4: f32[] = mul %2, %3\n  %5: f32[4] = mul %0, %4\n  %6: f32[4] = mul %0, %4\n  %7: f32[4] = add %5, %6\n  %8: f32[4] = exp %1\n  return %7",
+        );
+        assert!(out.contains("const 6.0"), "folded: {out}");
+        assert_eq!(out.matches(" = mul ").count(), 1, "merged: {out}");
+        assert!(!out.contains("exp"), "dead: {out}");
+    }
+
+    #[test]
+    fn effects_are_never_removed_or_merged() {
+        let out = opt(
+            "  %2: f32[4] = read_variable @0 !e0\n  %3: f32[4] = read_variable @0 !e1\n  %4: f32[4] = add %0, %1\n  assign_variable @0, %4 !e2\n  print \"x {}\", %0 !e3\n  return %0",
+        );
+        assert_eq!(out.matches("read_variable").count(), 2, "{out}");
+        assert!(out.contains("assign_variable") && out.contains("print"), "{out}");
+        assert!(out.contains("add %0, %1"), "{out}");
+    }
+
+    #[test]
+    fn transposes_that_cancel_and_reshape_chains() {
+        let text = "func @f(%0: f32[2,3]) -> (f32[2,3], f32[6]) {\n  %1: f32[3,2] = transpose[perm=[1,0]] %0\n  %2: f32[2,3] = transpose[perm=[1,0]] %1\n  %3: f32[3,2] = reshape[shape=[3,2]] %0\n  %4: f32[6] = reshape[shape=[6]] %3\n  return %2, %4\n}";
+        let out = optimize(&parse(text).unwrap()).unwrap().to_string();
+        assert!(out.contains("return %0, %4"), "{out}");
+        assert!(out.contains("%4: f32[6] = reshape[shape=[6]] %0"), "{out}");
+        assert!(!out.contains("transpose"), "{out}");
+    }
+}
