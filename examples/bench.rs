@@ -90,24 +90,6 @@ fn threads() -> (&'static str, String) {
     ("threads", rayon::current_num_threads().to_string())
 }
 
-fn labels() -> Tensor {
-    let idx = Tensor::from_vec((0..128).map(|r| r % 10).collect::<Vec<i64>>(), [128]).unwrap_or_else(|e| panic!("{e}"));
-    idx.one_hot(10, DType::F32)
-}
-
-/// W5: one SGD step on the mean cross-entropy; returns the loss.
-fn train_step(vars: &[Variable], x: &Tensor, y: &Tensor) -> Tensor {
-    let tape = GradientTape::new();
-    let p: Vec<Tensor> = vars.iter().map(Variable::read).collect();
-    let loss = (y * &common::mlp_logits(x, &p).log_softmax(-1)).sum(-1, false).neg().mean_all();
-    for (v, g) in vars.iter().zip(tape.gradient(&loss, vars)) {
-        if let Some(g) = g {
-            v.assign_sub(&g * 0.01);
-        }
-    }
-    loss
-}
-
 fn scalar(t: &Tensor) -> f64 {
     t.to_scalar::<f32>().map(f64::from).unwrap_or(f64::NAN)
 }
@@ -170,15 +152,15 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         rows.push(row("W4_mlp_forward", "traced", t, Some(ms), &[ck, threads()]));
     }
     if only("W5_mlp_train_step") {
-        let y = labels();
+        let y = common::labels();
         for mode in ["eager", "traced"] {
             let vars: Vec<Variable> =
                 params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect();
             let v2 = vars.clone();
-            let f = function("w5", move |(x, y): (Tensor, Tensor)| train_step(&v2, &x, &y));
+            let f = function("w5", move |(x, y): (Tensor, Tensor)| common::mlp_train_step(&v2, &x, &y));
             let step = |x: &Tensor, y: &Tensor| {
                 if mode == "eager" {
-                    train_step(&vars, x, y)
+                    common::mlp_train_step(&vars, x, y)
                 } else {
                     f.call((x.clone(), y.clone()))
                 }

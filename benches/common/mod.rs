@@ -58,3 +58,22 @@ pub fn mlp_logits(x: &Tensor, p: &[Tensor]) -> Tensor {
     let h = (h.matmul(&p[2]) + &p[3]).relu();
     h.matmul(&p[4]) + &p[5]
 }
+
+/// W5's labels: one-hot of `r mod 10` for row r of the batch of 128.
+pub fn labels() -> Tensor {
+    let idx = Tensor::from_vec((0..128).map(|r| r % 10).collect::<Vec<i64>>(), [128]).expect("128 labels");
+    idx.one_hot(10, DType::F32)
+}
+
+/// W5: one SGD step (lr 0.01) on the mean cross-entropy of the MLP; returns the loss.
+pub fn mlp_train_step(vars: &[Variable], x: &Tensor, y: &Tensor) -> Tensor {
+    let tape = GradientTape::new();
+    let p: Vec<Tensor> = vars.iter().map(Variable::read).collect();
+    let loss = (y * &mlp_logits(x, &p).log_softmax(-1)).sum(-1, false).neg().mean_all();
+    for (v, g) in vars.iter().zip(tape.gradient(&loss, vars)) {
+        if let Some(g) = g {
+            v.assign_sub(&g * 0.01);
+        }
+    }
+    loss
+}

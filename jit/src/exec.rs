@@ -23,6 +23,8 @@ const CHUNK: usize = 1 << 15;
 
 pub struct Compiled {
     plan: Plan,
+    /// The optimised graph's text (for `describe`).
+    graph_text: String,
     fns: Vec<KernelFn>,
     accesses: Vec<Vec<Access>>,
     n_values: usize,
@@ -45,6 +47,7 @@ impl Compiled {
             .cloned()
             .collect();
         Compiled {
+            graph_text: g.to_string(),
             accesses: plan.kernels.iter().map(|k| k.inputs.clone()).collect(),
             plan,
             fns,
@@ -130,6 +133,10 @@ unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols
 }
 
 impl Executable for Compiled {
+    fn describe(&self) -> String {
+        format!("{}\n{}", self.graph_text, self.plan)
+    }
+
     fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
         // Built in place (a `smallvec![None; n]` would be returned by value: a memcpy).
         let mut vals: SmallVec<[Option<Tensor>; 16]> = SmallVec::new();

@@ -66,9 +66,13 @@ fn fold(g: &mut Graph) {
     let mut kept = Vec::with_capacity(g.nodes.len());
     for n in std::mem::take(&mut g.nodes) {
         let folded = pure_op(&n).zip(n.output()).and_then(|(op, o)| {
-            let ins: Option<Vec<&Tensor>> = n.inputs.iter().map(|v| consts.get(v)).collect();
             let ty = g.value_type(o);
             let small = ty.shape.is_fully_known() && ty.shape.iter().product::<usize>() <= FOLD_MAX;
+            // `fill_like` depends only on its input's (known) shape.
+            if let (Op::Fill { value }, true) = (op, small) {
+                return Some((o, Tensor::full(ty.shape.clone(), *value, ty.dtype)));
+            }
+            let ins: Option<Vec<&Tensor>> = n.inputs.iter().map(|v| consts.get(v)).collect();
             match ins {
                 Some(ins) if small && !ins.is_empty() => run_kernel(op, &ins, ty).ok().map(|t| (o, t)),
                 _ => None,
@@ -95,7 +99,8 @@ fn scalar_const(g: &Graph, v: ValueId) -> Option<f64> {
 }
 
 /// Exact algebraic identities: `x·1`, `x/1`, `x−0`, `x+(−0)`, `1·x`, `(−0)+x`, double
-/// transposes that cancel, reshapes and broadcasts to the same shape, reshape chains.
+/// transposes that cancel, reshapes and broadcasts to the same shape, reshape chains,
+/// `stop_gradient` (no tape runs in compiled code).
 fn simplify(g: &mut Graph) {
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
     let mut rereads: Vec<(usize, ValueId)> = Vec::new();
@@ -133,6 +138,8 @@ fn simplify(g: &mut Graph) {
                 _ => None,
             },
             Op::Reshape(_) | Op::BroadcastTo(_) if same_type(n.inputs[0]) => Some(n.inputs[0]),
+            // Compiled code runs no tape: stop_gradient is the identity.
+            Op::StopGradient => Some(n.inputs[0]),
             // reshape(reshape(x)) = reshape(x): the outer one reads x directly.
             Op::Reshape(_) => match producer.get(&n.inputs[0]) {
                 Some((Op::Reshape(_), ins)) => {

@@ -4,6 +4,7 @@
 //! the values no later step needs, so the executor frees them as it goes.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use tensorjit_runtime::dtype::DType;
 use tensorjit_runtime::ir::{Graph, NodeKind, ResourceId, ValueId, ValueType};
@@ -254,4 +255,31 @@ fn frees(g: &Graph, steps: &[Step]) -> Vec<Vec<ValueId>> {
 /// The constant tensors of a graph by value (for the executor).
 pub fn constants(g: &Graph) -> Vec<(ValueId, Tensor)> {
     g.constants.clone()
+}
+
+fn list(vs: &[ValueId]) -> String {
+    vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// `plan:` then one line per step; kernels with their expressions indented.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "plan:")?;
+        for s in &self.steps {
+            match s {
+                Step::Kernel { index, inputs, outputs, rows, cols } => {
+                    let outs: Vec<ValueId> = outputs.iter().map(|(v, _)| *v).collect();
+                    writeln!(f, "  {} = kernel{index}[{rows}x{cols}] {}", list(&outs), list(inputs))?;
+                    for line in self.kernels[*index].to_string().lines().skip(1) {
+                        writeln!(f, "    {}", line.trim_start())?;
+                    }
+                }
+                Step::Op { op, inputs, output, .. } => writeln!(f, "  {output} = {} {}", op.name(), list(inputs))?,
+                Step::Read { resource, output } => writeln!(f, "  {output} = read_variable {resource}")?,
+                Step::Assign { resource, input } => writeln!(f, "  assign_variable {resource}, {input}")?,
+                Step::Print { inputs, .. } => writeln!(f, "  print {}", list(inputs))?,
+            }
+        }
+        Ok(())
+    }
 }

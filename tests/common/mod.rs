@@ -70,7 +70,13 @@ pub fn dense_tanh_sgd_step(w: &Variable, b: &Variable, x: &Tensor, y: &Tensor) -
 
 /// Compares `IR text` with `tests/golden/<name>.ir`; `TENSORJIT_BLESS=1` rewrites it.
 pub fn golden(name: &str, text: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.ir"));
+    golden_file(&format!("{name}.ir"), text)
+}
+
+/// Compares `text` with `tests/golden/<file>`; `TENSORJIT_BLESS=1` rewrites it.
+pub fn golden_file(file: &str, text: &str) {
+    let name = file;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
     if std::env::var_os("TENSORJIT_BLESS").is_some() {
         std::fs::write(&path, text).unwrap();
     }

@@ -49,6 +49,12 @@ pub struct ConcreteFunction {
 }
 
 impl ConcreteFunction {
+    /// What the backend compiled (optimised IR and fused kernels); empty on the
+    /// interpreter.
+    pub fn compiled_text(&self) -> String {
+        self.executable.as_ref().map(|e| e.describe()).unwrap_or_default()
+    }
+
     /// The executor of this trace: the backend's name, or `"interpreter"`.
     pub fn backend(&self) -> &'static str {
         self.backend
