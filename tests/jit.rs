@@ -112,10 +112,36 @@ fn mixed_graphs_fall_back_per_node_and_keep_effects() {
 }
 
 #[test]
-fn control_flow_and_unknown_dims_stay_on_the_interpreter_for_now() {
-    let f = function("loop", |x: Tensor| while_loop(|x: &Tensor| x.sum_all().lt(10.0), |x| &x * 2.0, x));
-    f.call(rand_f32(43, &[3], 0.5, 1.0));
-    assert_eq!(f.concrete_functions()[0].backend(), "interpreter");
+fn control_flow_runs_compiled_and_unknown_dims_stay_on_the_interpreter() {
+    let f = function("loop", |x: Tensor| while_loop(|x: &Tensor| x.sum_all().lt(10.0), |x| &x * 2.0 + 0.5, x));
+    let x = rand_f32(43, &[3], 0.5, 1.0);
+    let y = f.call(x.clone());
+    let cf = f.concrete_functions()[0].clone();
+    assert_eq!(cf.backend(), "cranelift");
+    assert!(cf.compiled_text().contains("= while "), "{}", cf.compiled_text());
+    assert_eq!(bits(&y), bits(&interpret(&cf.graph, &[x], &[]).unwrap()[0]));
+    let g =
+        function("unknown", |x: Tensor| x.exp() * 2.0).with_input_signature(vec![TensorSpec::new(DType::F32, &[None])]);
+    g.call(rand_f32(44, &[5], -1.0, 1.0));
+    assert_eq!(g.concrete_functions()[0].backend(), "interpreter");
+}
+
+#[test]
+fn loops_may_yield_their_variables_permuted() {
+    // (a, b) → (b, a + b): Fibonacci in f32, compiled, interpreted and eager.
+    let fib = |n: &Tensor| {
+        while_loop(
+            |(a, _, k): &(Tensor, Tensor, Tensor)| a.lt(1e6f32).logical_and(k.lt(n)),
+            |(a, b, k)| (b.clone(), &a + &b, k + 1),
+            (Tensor::scalar(0.0f32), Tensor::scalar(1.0f32), Tensor::scalar(0i32)),
+        )
+    };
+    let f = function("fib", move |n: Tensor| fib(&n).0);
+    let n = Tensor::scalar(20i32);
+    assert_eq!(f.call(n.clone()).to_scalar::<f32>().unwrap(), 6765.0);
+    assert_eq!(f.call(n.clone()).to_scalar::<f32>().unwrap(), fib(&n).0.to_scalar::<f32>().unwrap());
+    let cf = f.concrete_functions()[0].clone();
+    assert_eq!(interpret(&cf.graph, &[n], &[]).unwrap()[0].to_scalar::<f32>().unwrap(), 6765.0);
 }
 
 #[test]

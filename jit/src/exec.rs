@@ -132,33 +132,41 @@ unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols
     chunks.par_iter().for_each(|&(a, b)| if split_rows { run_rows(a, b) } else { run_cols(a, b) });
 }
 
-impl Executable for Compiled {
-    fn describe(&self) -> String {
-        format!("{}\n{}", self.graph_text, self.plan)
-    }
+type Vals = SmallVec<[Option<Tensor>; 16]>;
 
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
-        // Built in place (a `smallvec![None; n]` would be returned by value: a memcpy).
-        let mut vals: SmallVec<[Option<Tensor>; 16]> = SmallVec::new();
-        vals.extend(std::iter::repeat_n(None, self.n_values));
-        for (p, t) in self.params.iter().zip(inputs) {
-            vals[p.index()] = Some(t.clone());
-        }
-        for (v, t) in &self.constants {
-            vals[v.index()] = Some(t.clone());
-        }
-        let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
-        let mut bound_iter = bound.iter();
-        for r in &self.resources {
-            match r {
-                Some(v) => vars.push(v),
-                None => vars.push(bound_iter.next().ok_or_else(|| internal("a variable argument is missing"))?),
-            }
-        }
-        let get = |vals: &[Option<Tensor>], v: ValueId| {
-            vals[v.index()].clone().ok_or_else(|| internal(format!("{v} has no value")))
-        };
-        for (step, free) in self.plan.steps.iter().zip(&self.plan.frees) {
+fn get(vals: &[Option<Tensor>], v: ValueId) -> Result<Tensor, Error> {
+    vals[v.index()].clone().ok_or_else(|| internal(format!("{v} has no value")))
+}
+
+/// The value of a scalar bool predicate.
+fn truth(vals: &[Option<Tensor>], v: ValueId) -> Result<bool, Error> {
+    match get(vals, v)?.as_slice::<bool>()? {
+        [b] => Ok(*b),
+        _ => Err(internal(format!("predicate {v} is not a scalar"))),
+    }
+}
+
+/// Copies the values of `from` into `to` (a region's parameters or a node's outputs).
+/// All are read before any is written: a body may yield its parameters permuted.
+fn copy(vals: &mut Vals, to: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
+    let xs: SmallVec<[Tensor; 8]> = from.iter().map(|f| get(vals, *f)).collect::<Result<_, _>>()?;
+    for (t, x) in to.iter().zip(xs) {
+        vals[t.index()] = Some(x);
+    }
+    Ok(())
+}
+
+impl Compiled {
+    /// Runs `steps` over the value table, freeing values after their last use when
+    /// `frees` is given (the top level; inside regions values are simply overwritten).
+    fn steps(
+        &self,
+        steps: &[Step],
+        frees: Option<&[Vec<ValueId>]>,
+        vals: &mut Vals,
+        vars: &[&Variable],
+    ) -> Result<(), Error> {
+        for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::Kernel { index, inputs, outputs, rows, cols } => {
                     let n = rows * cols;
@@ -195,18 +203,69 @@ impl Executable for Compiled {
                     vals[output.index()] = Some(backend::read_variable(vars[resource.index()]));
                 }
                 Step::Assign { resource, input } => {
-                    backend::assign_variable(vars[resource.index()], get(&vals, *input)?)
+                    backend::assign_variable(vars[resource.index()], get(vals, *input)?)
                 }
                 Step::Print { template, inputs } => {
-                    let ins: SmallVec<[Tensor; 4]> = inputs.iter().map(|v| get(&vals, *v)).collect::<Result<_, _>>()?;
+                    let ins: SmallVec<[Tensor; 4]> = inputs.iter().map(|v| get(vals, *v)).collect::<Result<_, _>>()?;
                     let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
                     backend::print(template, &refs);
                 }
+                Step::Cond { pred, branches, outputs, .. } => {
+                    let b = &branches[if truth(vals, *pred)? { 0 } else { 1 }];
+                    self.steps(&b.steps, None, vals, vars)?;
+                    copy(vals, outputs, &b.results)?;
+                }
+                Step::While { inputs, cond, body, outputs, max, .. } => {
+                    let mut current: &[ValueId] = inputs;
+                    let mut trips = 0u64;
+                    while max.is_none_or(|m| trips < m) {
+                        copy(vals, &cond.params, current)?;
+                        self.steps(&cond.steps, None, vals, vars)?;
+                        if !truth(vals, cond.results[0])? {
+                            break;
+                        }
+                        copy(vals, &body.params, current)?;
+                        self.steps(&body.steps, None, vals, vars)?;
+                        current = &body.results;
+                        trips += 1;
+                    }
+                    copy(vals, outputs, current)?;
+                }
             }
-            for v in free {
-                vals[v.index()] = None;
+            if let Some(f) = frees {
+                for v in &f[i] {
+                    vals[v.index()] = None;
+                }
             }
         }
+        Ok(())
+    }
+}
+
+impl Executable for Compiled {
+    fn describe(&self) -> String {
+        format!("{}\n{}", self.graph_text, self.plan)
+    }
+
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+        // Built in place (a `smallvec![None; n]` would be returned by value: a memcpy).
+        let mut vals: Vals = SmallVec::new();
+        vals.extend(std::iter::repeat_n(None, self.n_values));
+        for (p, t) in self.params.iter().zip(inputs) {
+            vals[p.index()] = Some(t.clone());
+        }
+        for (v, t) in &self.constants {
+            vals[v.index()] = Some(t.clone());
+        }
+        let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
+        let mut bound_iter = bound.iter();
+        for r in &self.resources {
+            match r {
+                Some(v) => vars.push(v),
+                None => vars.push(bound_iter.next().ok_or_else(|| internal("a variable argument is missing"))?),
+            }
+        }
+        self.steps(&self.plan.steps, Some(&self.plan.frees), &mut vals, &vars)?;
         let mut out = Vec::with_capacity(self.results.len());
         for r in &self.results {
             out.push(get(&vals, *r)?);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use tensorjit_runtime::dtype::DType;
-use tensorjit_runtime::ir::{Graph, NodeKind, ResourceId, ValueId, ValueType};
+use tensorjit_runtime::ir::{Graph, Node, NodeKind, Region, ResourceId, ValueId, ValueType};
 use tensorjit_runtime::ops::Op;
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::Tensor;
@@ -43,9 +43,25 @@ pub enum Step {
         template: String,
         inputs: Vec<ValueId>,
     },
+    /// Runs one of two sub-plans, copying its results into `outputs`.
+    Cond {
+        node: usize,
+        pred: ValueId,
+        branches: Box<[SubPlan; 2]>,
+        outputs: Vec<ValueId>,
+    },
+    /// Re-runs `cond` then `body` on the loop variables until `cond` yields false.
+    While {
+        node: usize,
+        inputs: Vec<ValueId>,
+        cond: Box<SubPlan>,
+        body: Box<SubPlan>,
+        outputs: Vec<ValueId>,
+        max: Option<u64>,
+    },
 }
 
-/// A straight-line graph as kernels and steps.
+/// A graph as kernels and steps (control flow nests sub-plans).
 pub struct Plan {
     pub kernels: Vec<Kernel>,
     pub steps: Vec<Step>,
@@ -140,34 +156,86 @@ fn fusible(op: &Op, ins: &[&ValueType], out: &ValueType) -> bool {
         && ins.iter().all(|t| t.dtype == DType::F32 && access(&t.shape, &out.shape).is_some())
 }
 
-/// Plans a graph without control flow and with every shape known (else `None`).
+/// Plans a graph whose shapes are all known (else `None`: the interpreter runs it).
 pub fn plan(g: &Graph) -> Option<Plan> {
-    if g.nodes.iter().any(|n| !n.regions.is_empty()) || g.values.iter().any(|t| !t.shape.is_fully_known()) {
+    if g.values.iter().any(|t| !t.shape.is_fully_known()) {
         return None;
     }
-    let scalar_consts: HashMap<ValueId, f32> = g
-        .constants
-        .iter()
-        .filter(|(_, t)| t.dtype() == DType::F32 && t.numel() == 1)
-        .filter_map(|(v, t)| t.to_scalar::<f32>().ok().map(|x| (*v, x)))
-        .collect();
-    // Consumers of each value (node indices; usize::MAX = a graph result).
-    let mut users: HashMap<ValueId, Vec<usize>> = HashMap::new();
-    for (i, n) in g.nodes.iter().enumerate() {
-        for v in &n.inputs {
-            users.entry(*v).or_default().push(i);
+    let mut b = Builder::new(g);
+    let steps = b.block(&g.nodes)?;
+    let frees = frees(g, &steps, &b.reads);
+    Some(Plan { kernels: b.kernels, steps, frees })
+}
+
+/// A region's plan: its parameters, steps and yielded values.
+#[derive(Debug)]
+pub struct SubPlan {
+    pub params: Vec<ValueId>,
+    pub steps: Vec<Step>,
+    pub results: Vec<ValueId>,
+}
+
+struct Builder<'g> {
+    g: &'g Graph,
+    scalar_consts: HashMap<ValueId, f32>,
+    /// Consumers of each value: node numbers in pre-order; `usize::MAX` = a yield or a
+    /// graph result.
+    users: HashMap<ValueId, Vec<usize>>,
+    /// Values each control-flow node reads inside its regions (by node number).
+    reads: HashMap<usize, Vec<ValueId>>,
+    kernels: Vec<Kernel>,
+    next: usize,
+}
+
+impl<'g> Builder<'g> {
+    fn new(g: &'g Graph) -> Builder<'g> {
+        let scalar_consts = g
+            .constants
+            .iter()
+            .filter(|(_, t)| t.dtype() == DType::F32 && t.numel() == 1)
+            .filter_map(|(v, t)| t.to_scalar::<f32>().ok().map(|x| (*v, x)))
+            .collect();
+        let mut b =
+            Builder { g, scalar_consts, users: HashMap::new(), reads: HashMap::new(), kernels: vec![], next: 0 };
+        let mut counter = 0;
+        b.count_users(&g.nodes, &mut counter);
+        for r in &g.results {
+            b.users.entry(*r).or_default().push(usize::MAX);
         }
+        b
     }
-    for r in &g.results {
-        users.entry(*r).or_default().push(usize::MAX);
+
+    /// Numbers nodes in pre-order and records who uses what.
+    fn count_users(&mut self, nodes: &[Node], counter: &mut usize) -> Vec<ValueId> {
+        let mut all = Vec::new();
+        for n in nodes {
+            let id = *counter;
+            *counter += 1;
+            for v in &n.inputs {
+                self.users.entry(*v).or_default().push(id);
+                all.push(*v);
+            }
+            let mut inner = Vec::new();
+            for r in &n.regions {
+                inner.extend(self.count_users(&r.nodes, counter));
+                for v in &r.results {
+                    self.users.entry(*v).or_default().push(usize::MAX);
+                    inner.push(*v);
+                }
+            }
+            if !n.regions.is_empty() {
+                all.extend(inner.iter().copied());
+                self.reads.insert(id, inner);
+            }
+        }
+        all
     }
-    let mut p = Plan { kernels: vec![], steps: vec![], frees: vec![] };
-    let mut open: Option<Group> = None;
-    let close = |grp: Group, p: &mut Plan| {
+
+    fn close(&mut self, grp: Group, steps: &mut Vec<Step>) {
         let mut kernel = grp.kernel;
         let mut outputs = Vec::new();
         for v in &grp.defined {
-            let outside = users.get(v).is_some_and(|us| us.iter().any(|u| !grp.nodes.contains(u)));
+            let outside = self.users.get(v).is_some_and(|us| us.iter().any(|u| !grp.nodes.contains(u)));
             if outside {
                 kernel.outputs.push(grp.expr[v]);
                 outputs.push((*v, grp.shape.clone()));
@@ -177,54 +245,85 @@ pub fn plan(g: &Graph) -> Option<Plan> {
             return;
         }
         let (rows, cols) = rows_cols(&grp.shape);
-        p.steps.push(Step::Kernel { index: p.kernels.len(), inputs: grp.inputs, outputs, rows, cols });
-        p.kernels.push(kernel);
-    };
-    for (i, n) in g.nodes.iter().enumerate() {
-        let out = n.output();
-        if let (NodeKind::Op(op), Some(o)) = (&n.kind, out) {
-            let ins: Vec<&ValueType> = n.inputs.iter().map(|v| g.value_type(*v)).collect();
-            let oty = g.value_type(o);
-            if fusible(op, &ins, oty) {
-                if open.as_ref().is_some_and(|grp| grp.shape != oty.shape) {
-                    if let Some(grp) = open.take() {
-                        close(grp, &mut p);
+        steps.push(Step::Kernel { index: self.kernels.len(), inputs: grp.inputs, outputs, rows, cols });
+        self.kernels.push(kernel);
+    }
+
+    fn region(&mut self, r: &Region) -> Option<SubPlan> {
+        Some(SubPlan { params: r.params.clone(), steps: self.block(&r.nodes)?, results: r.results.clone() })
+    }
+
+    /// Plans a list of nodes: runs of fusible nodes become kernels.
+    fn block(&mut self, nodes: &[Node]) -> Option<Vec<Step>> {
+        let g = self.g;
+        let mut steps = Vec::new();
+        let mut open: Option<Group> = None;
+        for n in nodes {
+            let id = self.next;
+            self.next += 1;
+            let out = n.output();
+            if let (NodeKind::Op(op), Some(o)) = (&n.kind, out) {
+                let ins: Vec<&ValueType> = n.inputs.iter().map(|v| g.value_type(*v)).collect();
+                let oty = g.value_type(o);
+                if fusible(op, &ins, oty) {
+                    if open.as_ref().is_some_and(|grp| grp.shape != oty.shape) {
+                        if let Some(grp) = open.take() {
+                            self.close(grp, &mut steps);
+                        }
+                    }
+                    let consts = &self.scalar_consts;
+                    let grp = open.get_or_insert_with(|| Group::new(oty.shape.clone()));
+                    let args: Vec<usize> = n.inputs.iter().map(|v| grp.operand(*v, g.value_type(*v), consts)).collect();
+                    let e = grp.kernel.exprs.len();
+                    grp.kernel.exprs.push(match op {
+                        Op::Unary(u) => Expr::Unary(*u, args[0]),
+                        Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
+                        _ => unreachable!("fusible() admits only unary and binary ops"),
+                    });
+                    grp.expr.insert(o, e);
+                    grp.defined.push(o);
+                    grp.nodes.push(id);
+                    continue;
+                }
+            }
+            if let Some(grp) = open.take() {
+                self.close(grp, &mut steps);
+            }
+            steps.push(match &n.kind {
+                NodeKind::Op(op) => {
+                    let o = out?;
+                    Step::Op { op: op.clone(), inputs: n.inputs.clone(), output: o, ty: g.value_type(o).clone() }
+                }
+                NodeKind::ReadVariable(r) => Step::Read { resource: *r, output: out? },
+                NodeKind::AssignVariable(r) => Step::Assign { resource: *r, input: *n.inputs.first()? },
+                NodeKind::Print(t) => Step::Print { template: t.clone(), inputs: n.inputs.clone() },
+                NodeKind::Cond => {
+                    let (a, b) = (self.region(&n.regions[0])?, self.region(&n.regions[1])?);
+                    Step::Cond {
+                        node: id,
+                        pred: *n.inputs.first()?,
+                        branches: Box::new([a, b]),
+                        outputs: n.outputs.clone(),
                     }
                 }
-                let grp = open.get_or_insert_with(|| Group::new(oty.shape.clone()));
-                let args: Vec<usize> =
-                    n.inputs.iter().map(|v| grp.operand(*v, g.value_type(*v), &scalar_consts)).collect();
-                let e = grp.kernel.exprs.len();
-                grp.kernel.exprs.push(match op {
-                    Op::Unary(u) => Expr::Unary(*u, args[0]),
-                    Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
-                    _ => unreachable!("fusible() admits only unary and binary ops"),
-                });
-                grp.expr.insert(o, e);
-                grp.defined.push(o);
-                grp.nodes.push(i);
-                continue;
-            }
+                NodeKind::While { max_iterations } => {
+                    let (c, b) = (self.region(&n.regions[0])?, self.region(&n.regions[1])?);
+                    Step::While {
+                        node: id,
+                        inputs: n.inputs.clone(),
+                        cond: Box::new(c),
+                        body: Box::new(b),
+                        outputs: n.outputs.clone(),
+                        max: *max_iterations,
+                    }
+                }
+            });
         }
         if let Some(grp) = open.take() {
-            close(grp, &mut p);
+            self.close(grp, &mut steps);
         }
-        p.steps.push(match &n.kind {
-            NodeKind::Op(op) => {
-                let o = out?;
-                Step::Op { op: op.clone(), inputs: n.inputs.clone(), output: o, ty: g.value_type(o).clone() }
-            }
-            NodeKind::ReadVariable(r) => Step::Read { resource: *r, output: out? },
-            NodeKind::AssignVariable(r) => Step::Assign { resource: *r, input: *n.inputs.first()? },
-            NodeKind::Print(t) => Step::Print { template: t.clone(), inputs: n.inputs.clone() },
-            NodeKind::Cond | NodeKind::While { .. } => return None,
-        });
+        Some(steps)
     }
-    if let Some(grp) = open.take() {
-        close(grp, &mut p);
-    }
-    p.frees = frees(g, &p.steps);
-    Some(p)
 }
 
 pub(crate) fn step_uses(s: &Step) -> Vec<ValueId> {
@@ -232,11 +331,28 @@ pub(crate) fn step_uses(s: &Step) -> Vec<ValueId> {
         Step::Kernel { inputs, .. } | Step::Op { inputs, .. } | Step::Print { inputs, .. } => inputs.clone(),
         Step::Assign { input, .. } => vec![*input],
         Step::Read { .. } => vec![],
+        Step::Cond { pred, branches, .. } => {
+            let mut v = vec![*pred];
+            for b in branches.iter() {
+                b.steps.iter().for_each(|s| v.extend(step_uses(s)));
+                v.extend(b.results.iter().copied());
+            }
+            v
+        }
+        Step::While { inputs, cond, body, .. } => {
+            let mut v = inputs.clone();
+            for b in [cond, body] {
+                b.steps.iter().for_each(|s| v.extend(step_uses(s)));
+                v.extend(b.results.iter().copied());
+            }
+            v
+        }
     }
 }
 
-/// For each step, the values whose last use it is (never results).
-fn frees(g: &Graph, steps: &[Step]) -> Vec<Vec<ValueId>> {
+/// For each top-level step, the values whose last use it is (never results). Values a
+/// control-flow step reads inside its regions count as used by that step.
+fn frees(g: &Graph, steps: &[Step], _reads: &HashMap<usize, Vec<ValueId>>) -> Vec<Vec<ValueId>> {
     let mut last: HashMap<ValueId, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
         for v in step_uses(s) {
@@ -261,25 +377,50 @@ fn list(vs: &[ValueId]) -> String {
     vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// `plan:` then one line per step; kernels with their expressions indented.
+/// `plan:` then one line per step; kernels with their expressions indented, regions
+/// nested.
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "plan:")?;
-        for s in &self.steps {
+        self.write_steps(f, &self.steps, 1)
+    }
+}
+
+impl Plan {
+    fn write_steps(&self, f: &mut fmt::Formatter<'_>, steps: &[Step], depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        for s in steps {
             match s {
                 Step::Kernel { index, inputs, outputs, rows, cols } => {
                     let outs: Vec<ValueId> = outputs.iter().map(|(v, _)| *v).collect();
-                    writeln!(f, "  {} = kernel{index}[{rows}x{cols}] {}", list(&outs), list(inputs))?;
+                    writeln!(f, "{pad}{} = kernel{index}[{rows}x{cols}] {}", list(&outs), list(inputs))?;
                     for line in self.kernels[*index].to_string().lines().skip(1) {
-                        writeln!(f, "    {}", line.trim_start())?;
+                        writeln!(f, "{pad}  {}", line.trim_start())?;
                     }
                 }
-                Step::Op { op, inputs, output, .. } => writeln!(f, "  {output} = {} {}", op.name(), list(inputs))?,
-                Step::Read { resource, output } => writeln!(f, "  {output} = read_variable {resource}")?,
-                Step::Assign { resource, input } => writeln!(f, "  assign_variable {resource}, {input}")?,
-                Step::Print { inputs, .. } => writeln!(f, "  print {}", list(inputs))?,
+                Step::Op { op, inputs, output, .. } => writeln!(f, "{pad}{output} = {} {}", op.name(), list(inputs))?,
+                Step::Read { resource, output } => writeln!(f, "{pad}{output} = read_variable {resource}")?,
+                Step::Assign { resource, input } => writeln!(f, "{pad}assign_variable {resource}, {input}")?,
+                Step::Print { inputs, .. } => writeln!(f, "{pad}print {}", list(inputs))?,
+                Step::Cond { pred, branches, outputs, .. } => {
+                    writeln!(f, "{pad}{} = cond {pred}", list(outputs))?;
+                    for (name, b) in ["then", "else"].iter().zip(branches.iter()) {
+                        self.write_sub(f, name, b, depth + 1)?;
+                    }
+                }
+                Step::While { inputs, cond, body, outputs, .. } => {
+                    writeln!(f, "{pad}{} = while {}", list(outputs), list(inputs))?;
+                    self.write_sub(f, "cond", cond, depth + 1)?;
+                    self.write_sub(f, "body", body, depth + 1)?;
+                }
             }
         }
         Ok(())
+    }
+
+    fn write_sub(&self, f: &mut fmt::Formatter<'_>, name: &str, b: &SubPlan, depth: usize) -> fmt::Result {
+        writeln!(f, "{}{name}({}):", "  ".repeat(depth), list(&b.params))?;
+        self.write_steps(f, &b.steps, depth + 1)?;
+        writeln!(f, "{}yield {}", "  ".repeat(depth + 1), list(&b.results))
     }
 }

@@ -73,10 +73,11 @@ impl Env<'_> {
         }
     }
 
-    /// Copies the values of `from` into `params` (a region's parameters).
+    /// Copies the values of `from` into `params` (a region's parameters). All are read
+    /// before any is written: a body may yield its parameters permuted.
     fn bind(&mut self, params: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
-        for (p, v) in params.iter().zip(from) {
-            let t = self.get(*v)?.clone();
+        let ts: SmallVec<[Tensor; 8]> = from.iter().map(|v| self.get(*v).cloned()).collect::<Result<_, _>>()?;
+        for (p, t) in params.iter().zip(ts) {
             self.vals[p.index()] = Some(t);
         }
         Ok(())
