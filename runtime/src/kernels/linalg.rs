@@ -1,8 +1,11 @@
-//! Matmul kernels. Floats go through `matrixmultiply` (one routine for eager code and,
-//! later, compiled code; chosen over the `gemm` crate by measurement, BENCHMARKS.md).
-//! Its threads split the output rows, never the k loop, so every element is summed in
-//! the same order whatever the thread count. Integers use a plain triple loop with
-//! wrapping arithmetic.
+//! Matmul kernels. Floats go through `matrixmultiply` (one routine for eager code and
+//! compiled code; chosen over the `gemm` crate by measurement, BENCHMARKS.md). Its
+//! threads split the output rows, never the k loop, so every element is summed in the
+//! same order whatever the thread count. f32 products with few rows (`m ≤ 16`, small-
+//! batch inference) and a row-major right operand skip its packing of `b` — which there
+//! costs more than the arithmetic — for a row-streaming kernel ([`small_m`]): each
+//! output is summed over k in ascending order, column blocks split over threads.
+//! Integers use a plain triple loop with wrapping arithmetic.
 
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
@@ -74,7 +77,99 @@ macro_rules! float_gemm {
         }
     )*};
 }
-float_gemm!(f32 => matrixmultiply::sgemm, f64 => matrixmultiply::dgemm);
+float_gemm!(f32 => sgemm, f64 => matrixmultiply::dgemm);
+
+/// Rows at or below which f32 GEMMs use [`small_m`].
+const SMALL_M: usize = 16;
+/// Output columns per block of [`small_m`] (a block of dst stays in L1).
+const SMALL_M_COLS: usize = 256;
+
+/// f32 GEMM: [`small_m`] for few rows and a row-major `b`, else matrixmultiply.
+///
+/// # Safety
+/// As `matrixmultiply::sgemm`: the pointers and strides address m×k, k×n and m×n
+/// matrices inside their allocations; `c` is exclusive.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    if m <= SMALL_M && csb == 1 && csc == 1 && rsc == n as isize && alpha == 1.0 && beta == 0.0 {
+        // SAFETY: the caller's guarantee covers exactly these extents.
+        let (dst, bs) = unsafe {
+            (std::slice::from_raw_parts_mut(c, m * n), std::slice::from_raw_parts(b, (k - 1) * rsb as usize + n))
+        };
+        // A copy of a (at most 16 rows): contiguous, and shareable across threads.
+        // SAFETY: (i, p) < (m, k) stays inside a, per the caller's guarantee.
+        let av: Vec<f32> =
+            (0..m * k).map(|x| unsafe { *a.offset((x / k) as isize * rsa + (x % k) as isize * csa) }).collect();
+        small_m(SmallM { m, k, n, a: &av, b: bs, rsb: rsb as usize }, dst);
+        return;
+    }
+    // SAFETY: forwarded unchanged.
+    unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+}
+
+/// One small-m product (see [`small_m`]).
+struct SmallM<'a> {
+    m: usize,
+    k: usize,
+    n: usize,
+    /// `a` as a contiguous m×k row-major copy.
+    a: &'a [f32],
+    b: &'a [f32],
+    rsb: usize,
+}
+
+/// `dst[m×n] = a·b` with `b` row-major (row stride `rsb`): for each block of columns,
+/// `dst[i, block] += a[i,p]·b[p, block]` for p ascending — one pass over `b`, each
+/// output summed in k order from 0. Blocks run in parallel when the product is large;
+/// every element's sum is the same whatever the split.
+fn small_m(g: SmallM<'_>, dst: &mut [f32]) {
+    let SmallM { m, k, n, a: av, b, rsb } = g;
+    let block = |c0: usize, c1: usize, out: &mut [Vec<f32>]| {
+        super::par::simd(|| {
+            for p in 0..k {
+                let brow = &b[p * rsb + c0..p * rsb + c1];
+                for (i, row) in out.iter_mut().enumerate() {
+                    let x = av[i * k + p];
+                    for (d, &y) in row.iter_mut().zip(brow) {
+                        *d += x * y;
+                    }
+                }
+            }
+        })
+    };
+    let blocks: Vec<(usize, usize)> = (0..n).step_by(SMALL_M_COLS).map(|c| (c, (c + SMALL_M_COLS).min(n))).collect();
+    let run = |&(c0, c1): &(usize, usize)| {
+        let mut out = vec![vec![0.0f32; c1 - c0]; m];
+        block(c0, c1, &mut out);
+        (c0, out)
+    };
+    let parts: Vec<(usize, Vec<Vec<f32>>)> = if m * k * n >= 1 << 18 && blocks.len() > 1 {
+        use rayon::prelude::*;
+        blocks.par_iter().map(run).collect()
+    } else {
+        blocks.iter().map(run).collect()
+    };
+    for (c0, rows) in parts {
+        for (i, r) in rows.into_iter().enumerate() {
+            dst[i * n + c0..i * n + c0 + r.len()].copy_from_slice(&r);
+        }
+    }
+}
 
 macro_rules! int_gemm {
     ($($t:ty),*) => {$(
