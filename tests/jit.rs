@@ -112,7 +112,7 @@ fn mixed_graphs_fall_back_per_node_and_keep_effects() {
 }
 
 #[test]
-fn control_flow_runs_compiled_and_unknown_dims_stay_on_the_interpreter() {
+fn control_flow_runs_compiled() {
     let f = function("loop", |x: Tensor| while_loop(|x: &Tensor| x.sum_all().lt(10.0), |x| &x * 2.0 + 0.5, x));
     let x = rand_f32(43, &[3], 0.5, 1.0);
     let y = f.call(x.clone());
@@ -120,10 +120,37 @@ fn control_flow_runs_compiled_and_unknown_dims_stay_on_the_interpreter() {
     assert_eq!(cf.backend(), "cranelift");
     assert!(cf.compiled_text().contains("= while "), "{}", cf.compiled_text());
     assert_eq!(bits(&y), bits(&interpret(&cf.graph, &[x], &[]).unwrap()[0]));
-    let g =
-        function("unknown", |x: Tensor| x.exp() * 2.0).with_input_signature(vec![TensorSpec::new(DType::F32, &[None])]);
-    g.call(rand_f32(44, &[5], -1.0, 1.0));
-    assert_eq!(g.concrete_functions()[0].backend(), "interpreter");
+}
+
+#[test]
+fn unknown_dims_compile_once_per_input_shape() {
+    let g = function("unknown", |(x, b): (Tensor, Tensor)| (x.matmul(&b).relu() * 2.0 + 1.0).softmax(-1))
+        .with_input_signature(vec![
+            TensorSpec::new(DType::F32, &[None, Some(6)]),
+            TensorSpec::new(DType::F32, &[Some(6), Some(4)]),
+        ]);
+    let b = rand_f32(50, &[6, 4], -1.0, 1.0);
+    for (k, batch) in [3usize, 5, 3, 1].into_iter().enumerate() {
+        let x = rand_f32(51 + k as u64, &[batch, 6], -1.0, 1.0);
+        let got = g.call((x.clone(), b.clone()));
+        let want = (x.matmul(&b).relu() * 2.0 + 1.0).softmax(-1);
+        assert_eq!(bits(&got), bits(&want), "batch {batch}");
+    }
+    assert_eq!(g.tracing_count(), 1);
+    let cf = g.concrete_functions()[0].clone();
+    assert_eq!(cf.backend(), "cranelift");
+    let text = cf.compiled_text();
+    assert!(text.contains("specialised per input shapes (3 so far)") && text.contains("= kernel"), "{text}");
+    // A loop variable that grows cannot be specialised: the interpreter runs it.
+    let grow = function("grow", |x: Tensor| {
+        while_loop_with(
+            |x: &Tensor| x.sum_all().lt(100.0),
+            |x| Tensor::concat(&[&x, &x], 0),
+            x,
+            &WhileOptions::new().shape_invariants(vec![Shape::with_unknown(&[None])]),
+        )
+    });
+    assert_eq!(grow.call(rand_f32(55, &[2], 1.0, 2.0)).dims(), &[64]);
 }
 
 #[test]

@@ -7,8 +7,11 @@
 
 use rayon::prelude::*;
 use smallvec::SmallVec;
+use std::sync::Arc;
 use tensorjit_runtime::error::Error;
-use tensorjit_runtime::ir::{Graph, Resource, ValueId};
+
+use tensorjit_runtime::ir::{specialize, Graph, Resource, ValueId};
+use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Executable};
 use tensorjit_runtime::{Tensor, Variable};
 
@@ -271,5 +274,63 @@ impl Executable for Compiled {
             out.push(get(&vals, *r)?);
         }
         Ok(out)
+    }
+}
+
+/// Specialisations kept per concrete function (oldest dropped beyond).
+const MAX_SPECIALIZATIONS: usize = 32;
+
+/// A trace with dims unknown until called: compiled once per set of input shapes (the
+/// interpreter runs shapes it cannot specialise, e.g. a loop variable that grows).
+pub struct Specializing {
+    graph: Graph,
+    cache: std::sync::RwLock<Vec<Specialization>>,
+}
+
+/// Input shapes → their compiled graph (`None`: the interpreter runs them).
+type Specialization = (Vec<Shape>, Option<Arc<Compiled>>);
+
+impl Specializing {
+    pub fn new(graph: Graph) -> Specializing {
+        Specializing { graph, cache: std::sync::RwLock::new(Vec::new()) }
+    }
+
+    fn compiled(&self, shapes: &[Shape]) -> Result<Option<Arc<Compiled>>, Error> {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = cache.iter().find(|(k, _)| k.as_slice() == shapes) {
+            return Ok(c.clone());
+        }
+        drop(cache);
+        let c = match specialize(&self.graph, shapes) {
+            Ok(g) => crate::compile_concrete(&g)?.map(Arc::new),
+            Err(_) => None,
+        };
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_SPECIALIZATIONS {
+            cache.remove(0);
+        }
+        cache.push((shapes.to_vec(), c.clone()));
+        Ok(c)
+    }
+}
+
+impl Executable for Specializing {
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+        let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape().clone()).collect();
+        match self.compiled(&shapes)? {
+            Some(c) => c.run(inputs, bound),
+            None => backend::interpret(&self.graph, inputs, bound),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let mut s = format!("specialised per input shapes ({} so far)\n", cache.len());
+        for (k, c) in cache.iter() {
+            let shapes: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+            let what = c.as_ref().map_or("interpreter".to_string(), |c| c.describe());
+            s.push_str(&format!("-- inputs {}:\n{what}\n", shapes.join(", ")));
+        }
+        s
     }
 }

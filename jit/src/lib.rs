@@ -27,12 +27,23 @@ impl Backend for CpuJit {
     }
 
     fn compile(&self, g: &Graph) -> Result<Option<Box<dyn Executable>>, Error> {
-        let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
-        let optimized = passes::optimize(g).map_err(compile_error)?;
-        let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
-        let (module, fns) = codegen::compile(&plan.kernels).map_err(compile_error)?;
-        Ok(Some(Box::new(exec::Compiled::new(&optimized, plan, module, fns))))
+        if g.values.iter().any(|t| !t.shape.is_fully_known()) {
+            // Dims unknown until called (an input_signature with `None`): compiled per
+            // set of input shapes on first use.
+            return Ok(Some(Box::new(exec::Specializing::new(g.clone()))));
+        }
+        Ok(compile_concrete(g)?.map(|c| Box::new(c) as Box<dyn Executable>))
     }
+}
+
+/// Passes, plan and code for a graph whose shapes are all known (`None` if it holds
+/// something the planner does not handle).
+pub(crate) fn compile_concrete(g: &Graph) -> Result<Option<exec::Compiled>, Error> {
+    let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
+    let optimized = passes::optimize(g).map_err(compile_error)?;
+    let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
+    let (module, fns) = codegen::compile(&plan.kernels).map_err(compile_error)?;
+    Ok(Some(exec::Compiled::new(&optimized, plan, module, fns)))
 }
 
 /// Installs the Cranelift backend for traced functions (once per process; later calls

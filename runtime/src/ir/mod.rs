@@ -16,6 +16,7 @@
 
 mod dot;
 mod parse;
+mod specialize;
 mod text;
 mod verify;
 
@@ -23,6 +24,7 @@ use std::fmt;
 
 pub use dot::to_dot;
 pub use parse::parse;
+pub use specialize::specialize;
 pub use verify::verify;
 
 use crate::dtype::DType;
