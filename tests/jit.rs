@@ -62,6 +62,12 @@ fn binary_ops_with_broadcasting_shapes_match() {
         ("div", |x| &x[0] / &x[1]),
         ("maximum", |x| x[0].maximum(&x[1])),
         ("minimum", |x| x[0].minimum(&x[1])),
+        ("where >", |x| Tensor::where_(&x[0].gt(&x[1]), &x[0], &x[1] * 2.0)),
+        ("where <= !=", |x| Tensor::where_(&x[0].le(&x[1]), &x[1], 0.0) + Tensor::where_(&x[0].ne(&x[1]), 1.0, &x[0])),
+        ("where == >= <", |x| {
+            Tensor::where_(&x[0].eq(&x[1]), 3.0, &x[0])
+                * Tensor::where_(&x[0].ge(0.0), &x[1], x[0].lt(-1.0).cast(DType::F32))
+        }),
     ];
     let shapes: [(&[usize], &[usize]); 6] = [
         (&[7, 13], &[7, 13]),
@@ -241,6 +247,10 @@ fn apply(steps: &[Step], inputs: &[Tensor]) -> Tensor {
                     3 => x.maximum(&y),
                     _ => x.minimum(&y),
                 }
+            }
+            Step::Scalar(k, a, c) if k % 4 == 3 => {
+                let x = pick(a);
+                Tensor::where_(&x.gt(*c), &x, &x * *c)
             }
             Step::Scalar(k, a, c) => {
                 let x = pick(a);

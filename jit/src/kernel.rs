@@ -38,6 +38,10 @@ pub enum Expr {
     Const(f32),
     Unary(UnaryOp, usize),
     Binary(BinaryOp, usize, usize),
+    /// A comparison: a lane mask, usable only by `Select` (never a kernel output).
+    Cmp(BinaryOp, usize, usize),
+    /// `mask ? a : b` (`where`).
+    Select(usize, usize, usize),
 }
 
 /// A fused elementwise kernel.
@@ -86,7 +90,8 @@ impl fmt::Display for Kernel {
                 Expr::Input(k) => format!("in{k}"),
                 Expr::Const(v) => format!("{v:?}"),
                 Expr::Unary(u, a) => format!("{} e{a}", u.name()),
-                Expr::Binary(b, x, y) => format!("{} e{x}, e{y}", b.name()),
+                Expr::Binary(b, x, y) | Expr::Cmp(b, x, y) => format!("{} e{x}, e{y}", b.name()),
+                Expr::Select(m, a, b) => format!("where e{m}, e{a}, e{b}"),
             };
             writeln!(f, "  e{i} = {rhs}")?;
         }

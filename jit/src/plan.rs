@@ -3,7 +3,7 @@
 //! node stays a step that runs its eager kernel. The plan also records, for each step,
 //! the values no later step needs, so the executor frees them as it goes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use tensorjit_runtime::dtype::DType;
@@ -144,16 +144,19 @@ impl Group {
 
 /// Whether node `op` with these input/output types can join a kernel.
 fn fusible(op: &Op, ins: &[&ValueType], out: &ValueType) -> bool {
-    let elementwise = match op {
-        Op::Unary(u) => fusible_unary(*u),
-        Op::Binary(b) => fusible_binary(*b),
-        _ => false,
-    };
-    elementwise
-        && out.dtype == DType::F32
-        && out.shape.is_fully_known()
-        && out.shape.iter().product::<usize>() > 0
-        && ins.iter().all(|t| t.dtype == DType::F32 && access(&t.shape, &out.shape).is_some())
+    let reachable = |t: &&ValueType| access(&t.shape, &out.shape).is_some();
+    let known = out.shape.is_fully_known() && out.shape.iter().product::<usize>() > 0;
+    let f32_ins = |ins: &[&ValueType]| ins.iter().all(|t| t.dtype == DType::F32 && reachable(t));
+    known
+        && match op {
+            Op::Unary(u) => fusible_unary(*u) && out.dtype == DType::F32 && f32_ins(ins),
+            Op::Binary(b) if b.is_comparison() => out.dtype == DType::Bool && f32_ins(ins),
+            Op::Binary(b) => fusible_binary(*b) && out.dtype == DType::F32 && f32_ins(ins),
+            // The mask must come from a comparison of the same kernel (checked when
+            // the node joins a group).
+            Op::Select => out.dtype == DType::F32 && ins[0].shape == out.shape && f32_ins(&ins[1..]),
+            _ => false,
+        }
 }
 
 /// Plans a graph whose shapes are all known (else `None`: the interpreter runs it).
@@ -161,10 +164,18 @@ pub fn plan(g: &Graph) -> Option<Plan> {
     if g.values.iter().any(|t| !t.shape.is_fully_known()) {
         return None;
     }
-    let mut b = Builder::new(g);
-    let steps = b.block(&g.nodes)?;
-    let frees = frees(g, &steps, &b.reads);
-    Some(Plan { kernels: b.kernels, steps, frees })
+    let mut no_fuse = HashSet::new();
+    loop {
+        let mut b = Builder::new(g);
+        b.no_fuse = no_fuse.clone();
+        match b.block(&g.nodes) {
+            Some(steps) => {
+                let frees = frees(g, &steps, &b.reads);
+                return Some(Plan { kernels: b.kernels, steps, frees });
+            }
+            None => no_fuse.insert(b.unfuse?),
+        };
+    }
 }
 
 /// A region's plan: its parameters, steps and yielded values.
@@ -185,6 +196,10 @@ struct Builder<'g> {
     reads: HashMap<usize, Vec<ValueId>>,
     kernels: Vec<Kernel>,
     next: usize,
+    /// Comparison nodes whose mask is needed outside their kernel: not fused.
+    no_fuse: HashSet<usize>,
+    /// Set when a group had to store a mask: plan again without fusing that node.
+    unfuse: Option<usize>,
 }
 
 impl<'g> Builder<'g> {
@@ -195,8 +210,16 @@ impl<'g> Builder<'g> {
             .filter(|(_, t)| t.dtype() == DType::F32 && t.numel() == 1)
             .filter_map(|(v, t)| t.to_scalar::<f32>().ok().map(|x| (*v, x)))
             .collect();
-        let mut b =
-            Builder { g, scalar_consts, users: HashMap::new(), reads: HashMap::new(), kernels: vec![], next: 0 };
+        let mut b = Builder {
+            g,
+            scalar_consts,
+            users: HashMap::new(),
+            reads: HashMap::new(),
+            kernels: vec![],
+            next: 0,
+            no_fuse: HashSet::new(),
+            unfuse: None,
+        };
         let mut counter = 0;
         b.count_users(&g.nodes, &mut counter);
         for r in &g.results {
@@ -231,22 +254,29 @@ impl<'g> Builder<'g> {
         all
     }
 
-    fn close(&mut self, grp: Group, steps: &mut Vec<Step>) {
+    /// Emits the group's kernel; `false` (and `unfuse` set) when a comparison's mask is
+    /// needed outside it.
+    fn close(&mut self, grp: Group, steps: &mut Vec<Step>) -> bool {
         let mut kernel = grp.kernel;
         let mut outputs = Vec::new();
-        for v in &grp.defined {
+        for (v, node) in grp.defined.iter().zip(&grp.nodes) {
             let outside = self.users.get(v).is_some_and(|us| us.iter().any(|u| !grp.nodes.contains(u)));
+            if outside && self.g.value_type(*v).dtype == DType::Bool {
+                self.unfuse = Some(*node);
+                return false;
+            }
             if outside {
                 kernel.outputs.push(grp.expr[v]);
                 outputs.push((*v, grp.shape.clone()));
             }
         }
         if outputs.is_empty() {
-            return;
+            return true;
         }
         let (rows, cols) = rows_cols(&grp.shape);
         steps.push(Step::Kernel { index: self.kernels.len(), inputs: grp.inputs, outputs, rows, cols });
         self.kernels.push(kernel);
+        true
     }
 
     fn region(&mut self, r: &Region) -> Option<SubPlan> {
@@ -265,10 +295,18 @@ impl<'g> Builder<'g> {
             if let (NodeKind::Op(op), Some(o)) = (&n.kind, out) {
                 let ins: Vec<&ValueType> = n.inputs.iter().map(|v| g.value_type(*v)).collect();
                 let oty = g.value_type(o);
-                if fusible(op, &ins, oty) {
+                let mask_here = |open: &Option<Group>| {
+                    !matches!(op, Op::Select)
+                        || open
+                            .as_ref()
+                            .is_some_and(|grp| grp.shape == oty.shape && grp.expr.contains_key(&n.inputs[0]))
+                };
+                if fusible(op, &ins, oty) && !self.no_fuse.contains(&id) && mask_here(&open) {
                     if open.as_ref().is_some_and(|grp| grp.shape != oty.shape) {
                         if let Some(grp) = open.take() {
-                            self.close(grp, &mut steps);
+                            if !self.close(grp, &mut steps) {
+                                return None;
+                            }
                         }
                     }
                     let consts = &self.scalar_consts;
@@ -277,8 +315,10 @@ impl<'g> Builder<'g> {
                     let e = grp.kernel.exprs.len();
                     grp.kernel.exprs.push(match op {
                         Op::Unary(u) => Expr::Unary(*u, args[0]),
+                        Op::Binary(b) if b.is_comparison() => Expr::Cmp(*b, args[0], args[1]),
                         Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
-                        _ => unreachable!("fusible() admits only unary and binary ops"),
+                        Op::Select => Expr::Select(args[0], args[1], args[2]),
+                        _ => unreachable!("fusible() admits only unary, binary and select ops"),
                     });
                     grp.expr.insert(o, e);
                     grp.defined.push(o);
@@ -287,7 +327,9 @@ impl<'g> Builder<'g> {
                 }
             }
             if let Some(grp) = open.take() {
-                self.close(grp, &mut steps);
+                if !self.close(grp, &mut steps) {
+                    return None;
+                }
             }
             steps.push(match &n.kind {
                 NodeKind::Op(op) => {
@@ -320,7 +362,9 @@ impl<'g> Builder<'g> {
             });
         }
         if let Some(grp) = open.take() {
-            self.close(grp, &mut steps);
+            if !self.close(grp, &mut steps) {
+                return None;
+            }
         }
         Some(steps)
     }

@@ -418,6 +418,20 @@ fn body(em: &mut Em<'_, '_>, k: &Kernel, addrs: &[Value], fixed: &[Fixed], offse
             Expr::Const(c) => em.fconst(*c),
             Expr::Unary(u, a) => em.unary(*u, vals[*a]),
             Expr::Binary(op, x, y) => em.binary(*op, vals[*x], vals[*y]),
+            Expr::Cmp(op, x, y) => {
+                let cc = match op {
+                    BinaryOp::Eq => FloatCC::Equal,
+                    // Unordered or not equal: Rust's `!=` (true when either is NaN).
+                    BinaryOp::Ne => FloatCC::NotEqual,
+                    BinaryOp::Lt => FloatCC::LessThan,
+                    BinaryOp::Le => FloatCC::LessThanOrEqual,
+                    BinaryOp::Gt => FloatCC::GreaterThan,
+                    BinaryOp::Ge => FloatCC::GreaterThanOrEqual,
+                    other => unreachable!("the planner fuses only comparisons here, not {}", other.name()),
+                };
+                em.fcmp(cc, vals[*x], vals[*y])
+            }
+            Expr::Select(m, a, b) => em.sel(vals[*m], vals[*a], vals[*b]),
         };
         vals.push(v);
     }
