@@ -64,50 +64,46 @@ fn set_recording(state: &TapeState, on: bool) {
     }
 }
 
-/// Called by the dispatch path for every op while some tape records.
-pub(crate) fn record(op: Op, inputs: &[&Tensor], output: &Tensor) {
+/// Adds a record (built at most once, shared) to every recording tape that tracks one of
+/// the inputs (`ids`); those tapes then track the outputs.
+fn record_on_tapes(ids: impl Iterator<Item = TensorId> + Clone, outputs: &[TensorId], make: impl FnOnce() -> Record) {
     TAPES.with(|tapes| {
         let tapes = tapes.borrow();
+        let mut make = Some(make);
         let mut rec: Option<Rc<Record>> = None;
         for t in tapes.iter().filter(|t| t.recording.get()) {
             let mut tracked = t.tracked.borrow_mut();
-            if !inputs.iter().any(|x| tracked.contains(&x.id)) {
+            if !ids.clone().any(|x| tracked.contains(&x)) {
                 continue;
             }
-            tracked.insert(output.id);
-            let r = rec.get_or_insert_with(|| {
-                Rc::new(Record {
-                    rule: Rule::Op(op.clone()),
-                    inputs: inputs.iter().map(|&t| t.clone()).collect(),
-                    outputs: vec![output.clone()],
-                })
-            });
-            t.records.borrow_mut().push(r.clone());
+            tracked.extend(outputs.iter().copied());
+            if rec.is_none() {
+                rec = make.take().map(|f| Rc::new(f()));
+            }
+            if let Some(r) = &rec {
+                t.records.borrow_mut().push(r.clone());
+            }
         }
+    });
+}
+
+/// Called by the dispatch path for every op while some tape records.
+pub(crate) fn record(op: Op, inputs: &[&Tensor], output: &Tensor) {
+    record_on_tapes(inputs.iter().map(|t| t.id), &[output.id], || Record {
+        rule: Rule::Op(op),
+        inputs: inputs.iter().map(|&t| t.clone()).collect(),
+        outputs: vec![output.clone()],
     });
 }
 
 /// Records an op with a custom backward rule (control flow) on every recording tape that
 /// tracks one of `inputs`.
 pub(crate) fn record_custom(inputs: &[Tensor], outputs: &[Tensor], backward: Rc<CustomBackward>) {
-    TAPES.with(|tapes| {
-        let tapes = tapes.borrow();
-        let mut rec: Option<Rc<Record>> = None;
-        for t in tapes.iter().filter(|t| t.recording.get()) {
-            let mut tracked = t.tracked.borrow_mut();
-            if !inputs.iter().any(|x| tracked.contains(&x.id)) {
-                continue;
-            }
-            tracked.extend(outputs.iter().map(|o| o.id));
-            let r = rec.get_or_insert_with(|| {
-                Rc::new(Record {
-                    rule: Rule::Custom(backward.clone()),
-                    inputs: inputs.to_vec(),
-                    outputs: outputs.to_vec(),
-                })
-            });
-            t.records.borrow_mut().push(r.clone());
-        }
+    let ids: Vec<TensorId> = outputs.iter().map(|o| o.id).collect();
+    record_on_tapes(inputs.iter().map(|t| t.id), &ids, || Record {
+        rule: Rule::Custom(backward),
+        inputs: inputs.to_vec(),
+        outputs: outputs.to_vec(),
     });
 }
 
