@@ -152,7 +152,18 @@ fn truth(vals: &[Option<Tensor>], v: ValueId) -> Result<bool, Error> {
 /// Copies the values of `from` into `to` (a region's parameters or a node's outputs).
 /// All are read before any is written: a body may yield its parameters permuted.
 fn copy(vals: &mut Vals, to: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
-    let xs: SmallVec<[Tensor; 8]> = from.iter().map(|f| get(vals, *f)).collect::<Result<_, _>>()?;
+    if !to.iter().any(|t| from.contains(t)) {
+        // No overlap (the usual case): copy in place.
+        for (t, f) in to.iter().zip(from) {
+            let x = get(vals, *f)?;
+            vals[t.index()] = Some(x);
+        }
+        return Ok(());
+    }
+    let mut xs: SmallVec<[Tensor; 8]> = SmallVec::new();
+    for f in from {
+        xs.push(get(vals, *f)?);
+    }
     for (t, x) in to.iter().zip(xs) {
         vals[t.index()] = Some(x);
     }

@@ -185,8 +185,9 @@ fn fold_middle<T: Element>(
 /// Splits `shape` around the (sorted) reduced axes into `(outer, n, inner)` when the
 /// reduced axes are one contiguous run (after dropping size-1 dims); `None` otherwise.
 fn as_middle(shape: &Shape, axes: &[usize]) -> Option<(usize, usize, usize)> {
-    let rel: Vec<usize> = (0..shape.rank()).filter(|&i| shape[i] != 1).collect();
-    let red: Vec<usize> = rel.iter().copied().filter(|i| axes.contains(i)).collect();
+    // Inline: this runs on every reduction, most of them of small rank.
+    let rel: smallvec::SmallVec<[usize; 8]> = (0..shape.rank()).filter(|&i| shape[i] != 1).collect();
+    let red: smallvec::SmallVec<[usize; 8]> = rel.iter().copied().filter(|i| axes.contains(i)).collect();
     let prod = |it: &mut dyn Iterator<Item = usize>| it.map(|i| shape[i]).product::<usize>();
     if red.is_empty() {
         return Some((shape.numel(), 1, 1));
@@ -203,18 +204,19 @@ fn as_middle(shape: &Shape, axes: &[usize]) -> Option<(usize, usize, usize)> {
 }
 
 pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], out_shape: Shape) -> Tensor {
-    let (x, axes) = match as_middle(x.shape(), axes) {
-        Some(_) => (x.clone(), axes.to_vec()),
+    let (x, dims) = match as_middle(x.shape(), axes) {
+        Some(dims) => (x.clone(), dims),
         None => {
             // Bring the reduced axes last (one copy), keeping their relative order, so
             // the sequence order stays row-major over the reduced axes.
             let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
             let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();
             let t = super::shape::permute(x, &perm);
-            (t, (kept.len()..x.rank()).collect())
+            let last: Vec<usize> = (kept.len()..x.rank()).collect();
+            let dims = as_middle(t.shape(), &last).unwrap_or((1, t.numel(), 1));
+            (t, dims)
         }
     };
-    let dims = as_middle(x.shape(), &axes).unwrap_or((1, x.numel(), 1));
     let buf = match x.buffer() {
         Buffer::F32(v) => Buffer::F32(reduce_typed_float(op, v, dims)),
         Buffer::F64(v) => Buffer::F64(reduce_typed_float(op, v, dims)),
