@@ -1,5 +1,6 @@
-//! Traced (interpreter) benchmarks: W1, W2 and W7 of shared/WORKLOADS.md, eager beside
-//! traced in the same run. `cargo bench --bench traced`
+//! Traced benchmarks (the Cranelift JIT; `TENSORJIT_BACKEND=interp` for the
+//! interpreter): W1, W2, W4, W5, W6 and W7 of shared/WORKLOADS.md, eager beside traced in
+//! the same run. `cargo bench --bench traced`
 
 mod common;
 
@@ -10,6 +11,16 @@ use tensorjit::prelude::*;
 
 fn mlp_forward(x: &Tensor, p: &[Tensor]) -> Tensor {
     common::mlp_logits(x, p).softmax(-1)
+}
+
+/// W6 as a user writes it.
+#[tf_function]
+fn w6(x: &Tensor) -> Tensor {
+    let mut x = x.clone();
+    while x.sum_all().lt(1000.0) {
+        x = &x * 1.5 + 1.0;
+    }
+    x
 }
 
 fn bench(c: &mut Criterion) {
@@ -25,10 +36,49 @@ fn bench(c: &mut Criterion) {
     c.bench_function("W2_small_chain eager", |b| b.iter(|| common::chain(&x2, &y2)));
     c.bench_function("W2_small_chain traced", |b| b.iter(|| w2.call((x2.clone(), y2.clone()))));
 
-    // W7: a fresh function, first call per batch size 1..=10 (trace + first run), then
-    // steady state cycling the batch sizes.
     let params = common::mlp_params();
     let xall = common::uniform(21, &[128, 784], 0.0, 1.0);
+    let w4 = function("w4", |(x, p): (Tensor, Vec<Tensor>)| mlp_forward(&x, &p));
+    assert!((common::checksum(&w4.call((xall.clone(), params.clone()))) - 128.0).abs() < 1e-3);
+    let mut large = c.benchmark_group("large");
+    large.sample_size(20);
+    large.bench_function("W4_mlp_forward eager", |b| b.iter(|| mlp_forward(&xall, &params)));
+    large.bench_function("W4_mlp_forward traced", |b| b.iter(|| w4.call((xall.clone(), params.clone()))));
+    let y5 = common::labels();
+    for mode in ["eager", "traced"] {
+        let vars: Vec<Variable> =
+            params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect();
+        let v2 = vars.clone();
+        let w5 = function("w5", move |(x, y): (Tensor, Tensor)| common::mlp_train_step(&v2, &x, &y));
+        large.bench_function(format!("W5_mlp_train_step {mode}"), |b| {
+            b.iter(|| {
+                if mode == "eager" {
+                    common::mlp_train_step(&vars, &xall, &y5)
+                } else {
+                    w5.call((xall.clone(), y5.clone()))
+                }
+            })
+        });
+    }
+    large.finish();
+
+    // W6: a Rust `while` on a tensor condition (AutoGraph → one `while` node) against the
+    // eager loop that reads the condition back every trip.
+    let x6 = Tensor::ones([16], DType::F32);
+    assert_eq!(common::checksum(&w6(&x6)), 1198.1875);
+    c.bench_function("W6_while_loop eager", |b| {
+        b.iter(|| {
+            let mut x = x6.clone();
+            while x.sum_all().to_scalar::<f32>().unwrap_or(f32::NAN) < 1000.0 {
+                x = &x * 1.5 + 1.0;
+            }
+            x
+        })
+    });
+    c.bench_function("W6_while_loop traced", |b| b.iter(|| w6(&x6)));
+
+    // W7: a fresh function, first call per batch size 1..=10 (trace + first run), then
+    // steady state cycling the batch sizes.
     let xs: Vec<Tensor> = (1..=10).map(|b| xall.narrow(0, 0, b)).collect();
     let w7 = function("w7", |(x, p): (Tensor, Vec<Tensor>)| mlp_forward(&x, &p));
     let mut first_ms = Vec::new();
