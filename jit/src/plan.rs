@@ -326,9 +326,16 @@ impl<'g> Builder<'g> {
                     continue;
                 }
             }
-            if let Some(grp) = open.take() {
-                if !self.close(grp, &mut steps) {
-                    return None;
+            // A node that reads nothing the open kernel computes runs before it and the
+            // kernel stays open (pure kernels commute with it; effects keep their order
+            // among themselves). Control flow always closes the kernel.
+            let independent = n.regions.is_empty()
+                && open.as_ref().is_some_and(|grp| !n.inputs.iter().any(|v| grp.defined.contains(v)));
+            if !independent {
+                if let Some(grp) = open.take() {
+                    if !self.close(grp, &mut steps) {
+                        return None;
+                    }
                 }
             }
             steps.push(match &n.kind {
