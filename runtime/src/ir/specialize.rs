@@ -90,3 +90,38 @@ fn infer_nodes(g: &mut Graph, nodes: &[Node]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::specialize;
+    use crate::ir::{parse, verify};
+    use crate::shape::Shape;
+
+    #[test]
+    fn unknown_dims_take_the_call_shapes_through_ops_and_loops() {
+        let text = "func @f(%0: f32[?,3], %1: f32[3]) -> (f32[?,3]) {
+  %2: f32[?,3] = add %0, %1
+  %3: f32[] = const 10.0
+  %8: f32[?,3] = while[max_iterations=none] %2 {
+    cond(%4: f32[?,3]) {
+      %5: f32[] = reduce_sum[axes=[0,1], keepdims=false] %4
+      %6: bool[] = less %5, %3
+      yield %6
+    }
+    body(%7: f32[?,3]) {
+      %9: f32[?,3] = add %7, %7
+      yield %9
+    }
+  }
+  return %8
+}";
+        let g = parse(text).unwrap();
+        let s = specialize(&g, &[Shape::new(&[5, 3]), Shape::new(&[3])]).unwrap();
+        verify(&s).unwrap();
+        let out = s.to_string();
+        assert!(!out.contains('?'), "{out}");
+        assert!(out.contains("%8: f32[5,3] = while"), "{out}");
+        let e = specialize(&g, &[Shape::new(&[5, 4]), Shape::new(&[3])]).unwrap_err();
+        assert!(e.contains("called with shape [5,4]"), "{e}");
+    }
+}
