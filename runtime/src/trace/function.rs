@@ -267,39 +267,40 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         // The steady state: a traced entry — one lookup, one reference count, and a plain
         // store of the LRU clock (recency only needs to be approximate).
         let now = self.inner.clock.load(Ordering::Relaxed).wrapping_add(1);
-        let ready = {
+        self.inner.clock.store(now, Ordering::Relaxed);
+        // One lookup: the traced entry itself on the steady-state path, else its slot.
+        let found = {
             let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
-            cache.get(spec.as_slice()).and_then(|s| {
+            cache.get(spec.as_slice()).map(|s| {
                 s.last_used.store(now, Ordering::Relaxed);
-                s.cell.get().and_then(|r| r.as_ref().ok()).cloned()
+                match s.cell.get() {
+                    Some(Ok(cf)) => Ok(cf.clone()),
+                    _ => Err(s.clone()),
+                }
             })
         };
-        if let Some(cf) = ready {
-            self.inner.clock.store(now, Ordering::Relaxed);
-            self.note_call(false, &spec);
-            let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
-            args.inputs(&mut tensors, &mut vars);
-            let outs = cf.run(&tensors, &vars)?;
-            return R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
-                .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()));
-        }
-        let hit = self.inner.cache.read().unwrap_or_else(|p| p.into_inner()).get(spec.as_slice()).cloned();
-        let slot: Slot = match hit {
-            Some(s) => s,
-            None => {
-                let key = self.key_for(&spec)?;
-                self.insert(key, &spec)
+        let (cf, traced_now) = match found {
+            Some(Ok(cf)) => (cf, false),
+            hit => {
+                let slot: Slot = match hit {
+                    Some(Err(s)) => s,
+                    _ => {
+                        let key = self.key_for(&spec)?;
+                        self.insert(key, &spec)
+                    }
+                };
+                slot.last_used.store(now, Ordering::Relaxed);
+                let mut traced_now = false;
+                let cf = slot
+                    .cell
+                    .get_or_init(|| {
+                        traced_now = true;
+                        self.trace(&args, slot.key.clone())
+                    })
+                    .clone()?;
+                (cf, traced_now)
             }
         };
-        slot.last_used.store(self.inner.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        let mut traced_now = false;
-        let cf = slot
-            .cell
-            .get_or_init(|| {
-                traced_now = true;
-                self.trace(&args, slot.key.clone())
-            })
-            .clone()?;
         self.note_call(traced_now, &spec);
         let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
         args.inputs(&mut tensors, &mut vars);
