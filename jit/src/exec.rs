@@ -43,12 +43,9 @@ impl Compiled {
     pub fn new(g: &Graph, plan: Plan, module: CompiledModule, fns: Vec<KernelFn>) -> Compiled {
         // Only constants some step reads (scalar f32 constants are inlined into kernels
         // and never enter the value table).
-        let constants = g
-            .constants
-            .iter()
-            .filter(|(v, _)| plan.steps.iter().any(|s| crate::plan::step_uses(s).contains(v)) || g.results.contains(v))
-            .cloned()
-            .collect();
+        let used: std::collections::HashSet<ValueId> =
+            plan.steps.iter().flat_map(crate::plan::step_uses).chain(g.results.iter().copied()).collect();
+        let constants = g.constants.iter().filter(|(v, _)| used.contains(v)).cloned().collect();
         Compiled {
             graph_text: g.to_string(),
             accesses: plan.kernels.iter().map(|k| k.inputs.clone()).collect(),
@@ -306,13 +303,15 @@ impl Specializing {
         Specializing { graph, cache: std::sync::RwLock::new(Vec::new()) }
     }
 
-    fn compiled(&self, shapes: &[Shape]) -> Result<Option<Arc<Compiled>>, Error> {
+    fn compiled(&self, inputs: &[Tensor]) -> Result<Option<Arc<Compiled>>, Error> {
+        let same = |k: &[Shape]| k.len() == inputs.len() && k.iter().zip(inputs).all(|(s, t)| s == t.shape());
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, c)) = cache.iter().find(|(k, _)| k.as_slice() == shapes) {
+        if let Some((_, c)) = cache.iter().find(|(k, _)| same(k)) {
             return Ok(c.clone());
         }
         drop(cache);
-        let c = match specialize(&self.graph, shapes) {
+        let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape().clone()).collect();
+        let c = match specialize(&self.graph, &shapes) {
             Ok(g) => crate::compile_concrete(&g)?.map(Arc::new),
             Err(_) => None,
         };
@@ -320,15 +319,14 @@ impl Specializing {
         if cache.len() >= MAX_SPECIALIZATIONS {
             cache.remove(0);
         }
-        cache.push((shapes.to_vec(), c.clone()));
+        cache.push((shapes, c.clone()));
         Ok(c)
     }
 }
 
 impl Executable for Specializing {
     fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
-        let shapes: Vec<Shape> = inputs.iter().map(|t| t.shape().clone()).collect();
-        match self.compiled(&shapes)? {
+        match self.compiled(inputs)? {
             Some(c) => c.run(inputs, bound),
             None => backend::interpret(&self.graph, inputs, bound),
         }

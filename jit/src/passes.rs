@@ -89,13 +89,13 @@ fn fold(g: &mut Graph) {
     g.nodes = kept;
 }
 
-/// The scalar value of a constant, if it is one (any shape of one element).
-fn scalar_const(g: &Graph, v: ValueId) -> Option<f64> {
-    let (_, t) = g.constants.iter().find(|(c, _)| *c == v)?;
-    if t.numel() != 1 {
-        return None;
-    }
-    t.cast(tensorjit_runtime::DType::F64).to_scalar::<f64>().ok()
+/// The one-element constants of a graph, by value (exact in f64 for every dtype).
+fn scalar_consts(g: &Graph) -> HashMap<ValueId, f64> {
+    g.constants
+        .iter()
+        .filter(|(_, t)| t.numel() == 1)
+        .filter_map(|(v, t)| Some((*v, t.cast(tensorjit_runtime::DType::F64).to_scalar::<f64>().ok()?)))
+        .collect()
 }
 
 /// Exact algebraic identities: `x·1`, `x/1`, `x−0`, `x+(−0)`, `1·x`, `(−0)+x`, double
@@ -104,30 +104,29 @@ fn scalar_const(g: &Graph, v: ValueId) -> Option<f64> {
 fn simplify(g: &mut Graph) {
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
     let mut rereads: Vec<(usize, ValueId)> = Vec::new();
+    let consts = scalar_consts(g);
     let producer: HashMap<ValueId, (Op, Vec<ValueId>)> =
         g.nodes.iter().filter_map(|n| Some((n.output()?, (pure_op(n)?.clone(), n.inputs.clone())))).collect();
     for i in 0..g.nodes.len() {
         let n = &g.nodes[i];
         let (Some(op), Some(o)) = (pure_op(n), n.output()) else { continue };
         let same_type = |v: ValueId| g.value_type(v) == g.value_type(o);
-        let is = |v: ValueId, want: f64, neg_zero: bool| {
-            scalar_const(g, v).is_some_and(|c| c == want && (!neg_zero || c.is_sign_negative()))
+        let one = |v: ValueId| consts.get(&v) == Some(&1.0);
+        // `x − (+0)` is exact; `x + 0` is exact only for `−0` (or integers): −0 + +0 = +0.
+        let pos_zero = |v: ValueId| consts.get(&v).is_some_and(|c| *c == 0.0 && !c.is_sign_negative());
+        let additive_zero = |v: ValueId| {
+            consts.get(&v).is_some_and(|c| *c == 0.0 && (c.is_sign_negative() || !g.value_type(v).dtype.is_float()))
         };
         let replacement = match op {
             Op::Binary(b) => {
                 let (x, y) = (n.inputs[0], n.inputs[1]);
                 match b {
-                    BinaryOp::Mul if is(y, 1.0, false) && same_type(x) => Some(x),
-                    BinaryOp::Mul if is(x, 1.0, false) && same_type(y) => Some(y),
-                    BinaryOp::Div if is(y, 1.0, false) && same_type(x) => Some(x),
-                    BinaryOp::Sub if is(y, 0.0, false) && !g.value_type(y).dtype.is_float() && same_type(x) => Some(x),
-                    BinaryOp::Sub if is(y, 0.0, false) && g.value_type(y).dtype.is_float() && same_type(x) => {
-                        // x − (+0) = x and x − (−0) = x + 0 (not exact for x = −0).
-                        scalar_const(g, y).filter(|c| !c.is_sign_negative()).map(|_| x)
-                    }
-                    BinaryOp::Add if is(y, 0.0, true) && same_type(x) => Some(x),
-                    BinaryOp::Add if is(x, 0.0, true) && same_type(y) => Some(y),
-                    BinaryOp::Add if is(y, 0.0, false) && !g.value_type(y).dtype.is_float() && same_type(x) => Some(x),
+                    BinaryOp::Mul if one(y) && same_type(x) => Some(x),
+                    BinaryOp::Mul if one(x) && same_type(y) => Some(y),
+                    BinaryOp::Div if one(y) && same_type(x) => Some(x),
+                    BinaryOp::Sub if pos_zero(y) && same_type(x) => Some(x),
+                    BinaryOp::Add if additive_zero(y) && same_type(x) => Some(x),
+                    BinaryOp::Add if additive_zero(x) && same_type(y) => Some(y),
                     _ => None,
                 }
             }

@@ -10,7 +10,6 @@ use tensorjit_runtime::dtype::DType;
 use tensorjit_runtime::ir::{Graph, Node, NodeKind, Region, ResourceId, ValueId, ValueType};
 use tensorjit_runtime::ops::Op;
 use tensorjit_runtime::shape::Shape;
-use tensorjit_runtime::Tensor;
 
 use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
 
@@ -45,14 +44,12 @@ pub enum Step {
     },
     /// Runs one of two sub-plans, copying its results into `outputs`.
     Cond {
-        node: usize,
         pred: ValueId,
         branches: Box<[SubPlan; 2]>,
         outputs: Vec<ValueId>,
     },
     /// Re-runs `cond` then `body` on the loop variables until `cond` yields false.
     While {
-        node: usize,
         inputs: Vec<ValueId>,
         cond: Box<SubPlan>,
         body: Box<SubPlan>,
@@ -170,7 +167,7 @@ pub fn plan(g: &Graph) -> Option<Plan> {
         b.no_fuse = no_fuse.clone();
         match b.block(&g.nodes) {
             Some(steps) => {
-                let frees = frees(g, &steps, &b.reads);
+                let frees = frees(g, &steps);
                 return Some(Plan { kernels: b.kernels, steps, frees });
             }
             None => no_fuse.insert(b.unfuse?),
@@ -192,8 +189,6 @@ struct Builder<'g> {
     /// Consumers of each value: node numbers in pre-order; `usize::MAX` = a yield or a
     /// graph result.
     users: HashMap<ValueId, Vec<usize>>,
-    /// Values each control-flow node reads inside its regions (by node number).
-    reads: HashMap<usize, Vec<ValueId>>,
     kernels: Vec<Kernel>,
     next: usize,
     /// Comparison nodes whose mask is needed outside their kernel: not fused.
@@ -214,7 +209,6 @@ impl<'g> Builder<'g> {
             g,
             scalar_consts,
             users: HashMap::new(),
-            reads: HashMap::new(),
             kernels: vec![],
             next: 0,
             no_fuse: HashSet::new(),
@@ -229,29 +223,20 @@ impl<'g> Builder<'g> {
     }
 
     /// Numbers nodes in pre-order and records who uses what.
-    fn count_users(&mut self, nodes: &[Node], counter: &mut usize) -> Vec<ValueId> {
-        let mut all = Vec::new();
+    fn count_users(&mut self, nodes: &[Node], counter: &mut usize) {
         for n in nodes {
             let id = *counter;
             *counter += 1;
             for v in &n.inputs {
                 self.users.entry(*v).or_default().push(id);
-                all.push(*v);
             }
-            let mut inner = Vec::new();
             for r in &n.regions {
-                inner.extend(self.count_users(&r.nodes, counter));
+                self.count_users(&r.nodes, counter);
                 for v in &r.results {
                     self.users.entry(*v).or_default().push(usize::MAX);
-                    inner.push(*v);
                 }
             }
-            if !n.regions.is_empty() {
-                all.extend(inner.iter().copied());
-                self.reads.insert(id, inner);
-            }
         }
-        all
     }
 
     /// Emits the group's kernel; `false` (and `unfuse` set) when a comparison's mask is
@@ -348,17 +333,11 @@ impl<'g> Builder<'g> {
                 NodeKind::Print(t) => Step::Print { template: t.clone(), inputs: n.inputs.clone() },
                 NodeKind::Cond => {
                     let (a, b) = (self.region(&n.regions[0])?, self.region(&n.regions[1])?);
-                    Step::Cond {
-                        node: id,
-                        pred: *n.inputs.first()?,
-                        branches: Box::new([a, b]),
-                        outputs: n.outputs.clone(),
-                    }
+                    Step::Cond { pred: *n.inputs.first()?, branches: Box::new([a, b]), outputs: n.outputs.clone() }
                 }
                 NodeKind::While { max_iterations } => {
                     let (c, b) = (self.region(&n.regions[0])?, self.region(&n.regions[1])?);
                     Step::While {
-                        node: id,
                         inputs: n.inputs.clone(),
                         cond: Box::new(c),
                         body: Box::new(b),
@@ -403,7 +382,7 @@ pub(crate) fn step_uses(s: &Step) -> Vec<ValueId> {
 
 /// For each top-level step, the values whose last use it is (never results). Values a
 /// control-flow step reads inside its regions count as used by that step.
-fn frees(g: &Graph, steps: &[Step], _reads: &HashMap<usize, Vec<ValueId>>) -> Vec<Vec<ValueId>> {
+fn frees(g: &Graph, steps: &[Step]) -> Vec<Vec<ValueId>> {
     let mut last: HashMap<ValueId, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
         for v in step_uses(s) {
@@ -417,11 +396,6 @@ fn frees(g: &Graph, steps: &[Step], _reads: &HashMap<usize, Vec<ValueId>>) -> Ve
         }
     }
     out
-}
-
-/// The constant tensors of a graph by value (for the executor).
-pub fn constants(g: &Graph) -> Vec<(ValueId, Tensor)> {
-    g.constants.clone()
 }
 
 fn list(vs: &[ValueId]) -> String {
