@@ -140,10 +140,7 @@ fn get(vals: &[Option<Tensor>], v: ValueId) -> Result<Tensor, Error> {
 
 /// The value of a scalar bool predicate.
 fn truth(vals: &[Option<Tensor>], v: ValueId) -> Result<bool, Error> {
-    match get(vals, v)?.as_slice::<bool>()? {
-        [b] => Ok(*b),
-        _ => Err(internal(format!("predicate {v} is not a scalar"))),
-    }
+    backend::predicate(vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?)
 }
 
 /// Copies the values of `from` into `to` (a region's parameters or a node's outputs).

@@ -20,7 +20,7 @@ pub use state::{AutoState, Carried, Probe, StateTuple, ViaAutoState, ViaOpaque};
 use crate::autodiff::{self, Pause};
 use crate::dtype::DType;
 use crate::error::OpError;
-use crate::ir::{NodeKind, ValueType};
+use crate::ir::ValueType;
 use crate::ops::control::{self, Branch, WhileOptions};
 use crate::tensor::Tensor;
 use crate::trace;
@@ -465,14 +465,7 @@ impl<S: StateTuple + Clone> While<S> {
                 let body = trace::end_region(&next).unwrap_or_else(|e| e.raise(loc));
                 pause.take();
                 let cond = cond.take().unwrap_or_else(|| OpError::new("while", "internal: no condition").raise(loc));
-                let start = tensors_of(&init);
-                let regions = vec![cond.region.clone(), body.region.clone()];
-                let refs: Vec<&Tensor> = start.iter().collect();
-                let kind = NodeKind::While { max_iterations: self.max };
-                let outs = trace::push_control(kind, &refs, regions, types).unwrap_or_else(|e| e.raise(loc));
-                if autodiff::recording() {
-                    control::grad::record_unbounded_while(&start, &[&cond, &body], &outs, loc);
-                }
+                let outs = control::emit_while(&tensors_of(&init), types, (cond, body), self.max, loc);
                 self.state = Some(with(init, outs));
             }
         }

@@ -52,36 +52,24 @@ impl AutoState for Variable {
     }
 }
 
+/// Non-tensor values: no tensors; equal when `$same` says so.
 macro_rules! static_state {
-    ($($t:ty),*) => {$(
+    ($same:expr; $($t:ty),*) => {$(
         impl AutoState for $t {
             fn tensors(&self, _: &mut Vec<Tensor>) {}
             fn with_tensors(self, _: &mut dyn Iterator<Item = Tensor>) -> Self {
                 self
             }
             fn same_statics(&self, other: &Self) -> bool {
-                self == other
+                let same: fn(&$t, &$t) -> bool = $same;
+                same(self, other)
             }
         }
     )*};
 }
-static_state!((), bool, char, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, String, &'static str);
-
-/// Floats compare by bits (a NaN that stays NaN is unchanged).
-macro_rules! float_state {
-    ($($t:ty),*) => {$(
-        impl AutoState for $t {
-            fn tensors(&self, _: &mut Vec<Tensor>) {}
-            fn with_tensors(self, _: &mut dyn Iterator<Item = Tensor>) -> Self {
-                self
-            }
-            fn same_statics(&self, other: &Self) -> bool {
-                self.to_bits() == other.to_bits()
-            }
-        }
-    )*};
-}
-float_state!(f32, f64);
+static_state!(|a, b| a == b; (), bool, char, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, String, &'static str);
+// Floats compare by bits (a NaN that stays NaN is unchanged).
+static_state!(|a, b| a.to_bits() == b.to_bits(); f32, f64);
 
 impl<T: AutoState> AutoState for Vec<T> {
     fn tensors(&self, out: &mut Vec<Tensor>) {

@@ -4,6 +4,10 @@ use super::{Graph, Node, NodeKind, Region, Resource, ValueId, ValueType};
 use crate::dtype::DType;
 use crate::tensor::{Symbol, Tensor};
 
+fn scalar_bool(t: &ValueType) -> bool {
+    t.dtype == DType::Bool && t.shape.rank() == 0
+}
+
 /// Where a value stands while the verifier walks the graph.
 #[derive(Clone, Copy, PartialEq)]
 enum Scope {
@@ -150,7 +154,7 @@ impl Verifier<'_> {
             NodeKind::Print(_) => {}
             NodeKind::Cond => {
                 let pred = node.inputs.first().map(|p| self.ty(*p));
-                if node.inputs.len() != 1 || pred.is_some_and(|t| t.dtype != DType::Bool || t.shape.rank() != 0) {
+                if node.inputs.len() != 1 || pred.is_some_and(|t| !scalar_bool(t)) {
                     return Err(format!("node {i} (cond) needs one scalar bool predicate"));
                 }
                 for (name, r) in ["then", "else"].iter().zip(&node.regions) {
@@ -173,7 +177,7 @@ impl Verifier<'_> {
                 self.agree(&node.inputs, &node.outputs, &format!("node {i} (while): initial values"))?;
                 self.region(cond, &format!("the cond region of node {i}"))?;
                 let c = cond.results.first().map(|v| self.ty(*v));
-                if cond.results.len() != 1 || c.is_some_and(|t| t.dtype != DType::Bool || t.shape.rank() != 0) {
+                if cond.results.len() != 1 || c.is_some_and(|t| !scalar_bool(t)) {
                     return Err(format!("node {i} (while): the cond region must yield one scalar bool"));
                 }
                 self.region(body, &format!("the body region of node {i}"))?;

@@ -72,6 +72,14 @@ pub fn alloc_f32(n: usize) -> Vec<f32> {
     crate::buffer::alloc::<f32>(n)
 }
 
+/// The value of a scalar bool predicate (of a `cond`, or a `while` condition).
+pub fn predicate(t: &Tensor) -> Result<bool, Error> {
+    match t.buffer() {
+        crate::buffer::Buffer::Bool(v) if v.len() == 1 => Ok(v[0]),
+        _ => Err(Error::Internal(format!("a predicate must be a scalar bool, got {}{}", t.dtype(), t.shape()))),
+    }
+}
+
 /// The current value of a variable, as a `read_variable` node reads it.
 pub fn read_variable(v: &Variable) -> Tensor {
     v.value_untracked()

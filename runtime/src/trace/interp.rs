@@ -5,7 +5,6 @@
 
 use smallvec::SmallVec;
 
-use crate::buffer::Buffer;
 use crate::error::Error;
 use crate::ir::{Graph, Node, NodeKind, Region, Resource, ValueId};
 use crate::kernels;
@@ -50,14 +49,6 @@ pub(crate) fn execute<'g>(
     env.get_all(&g.results)
 }
 
-/// The value of a scalar bool tensor (a predicate).
-fn truth(t: &Tensor) -> Result<bool, Error> {
-    match t.buffer() {
-        Buffer::Bool(v) if v.len() == 1 => Ok(v[0]),
-        _ => Err(internal(format!("a predicate must be a scalar bool, got {}{}", t.dtype(), t.shape()))),
-    }
-}
-
 impl Env<'_> {
     fn get(&self, v: ValueId) -> Result<&Tensor, Error> {
         self.vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))
@@ -100,7 +91,7 @@ impl Env<'_> {
     fn node(&mut self, i: usize, n: &Node) -> Result<(), Error> {
         match &n.kind {
             NodeKind::Cond => {
-                let pick = if truth(self.get(n.inputs[0])?)? { 0 } else { 1 };
+                let pick = if super::backend::predicate(self.get(n.inputs[0])?)? { 0 } else { 1 };
                 let outs = self.region(&n.regions[pick], vec![])?;
                 self.set_all(&n.outputs, outs);
             }
@@ -114,7 +105,7 @@ impl Env<'_> {
                 while max_iterations.is_none_or(|m| trips < m) {
                     self.bind(&cond.params, current)?;
                     self.run(&cond.nodes)?;
-                    if !truth(self.get(cond.results[0])?)? {
+                    if !super::backend::predicate(self.get(cond.results[0])?)? {
                         break;
                     }
                     self.bind(&body.params, current)?;

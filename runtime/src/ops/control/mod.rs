@@ -151,11 +151,8 @@ impl Branch {
 
     fn trace<T: FunctionOutput>(f: impl FnOnce() -> T, loc: &Location<'_>) -> Branch {
         trace::begin_region(&[]);
-        let v = f();
-        let (ts, lens) = flatten(&v);
-        let types = ts.iter().map(trace::value_type).collect();
-        let traced = trace::end_region(&ts).unwrap_or_else(|e| e.raise(loc));
-        Branch { traced, types, lens }
+        let (ts, lens) = flatten(&f());
+        Branch { lens, ..Branch::close(&ts, loc) }
     }
 }
 
@@ -268,14 +265,27 @@ pub(crate) fn while_loop_at<S: FunctionOutput>(
         check_body(&types, &lens, &next, &next_lens, loc);
         (cond_r, trace::end_region(&next).unwrap_or_else(|e| e.raise(loc)))
     };
-    let regions = vec![cond_r.region.clone(), body_r.region.clone()];
-    let kind = NodeKind::While { max_iterations: options.maximum_iterations };
-    let init_refs: Vec<&Tensor> = init.iter().collect();
-    let outs = trace::push_control(kind, &init_refs, regions, &types).unwrap_or_else(|e| e.raise(loc));
-    if autodiff::recording() {
-        grad::record_unbounded_while(&init, &[&cond_r, &body_r], &outs, loc);
-    }
+    let outs = emit_while(&init, &types, (cond_r, body_r), options.maximum_iterations, loc);
     rebuild(outs, &lens, "while_loop", loc)
+}
+
+/// Emits the `while` node of traced condition and body regions over loop variables
+/// `init` of types `types` (and, under a recording tape, its gradient record).
+pub(crate) fn emit_while(
+    init: &[Tensor],
+    types: &[ValueType],
+    (cond, body): (TracedRegion, TracedRegion),
+    max_iterations: Option<u64>,
+    loc: &'static Location<'static>,
+) -> Vec<Tensor> {
+    let regions = vec![cond.region.clone(), body.region.clone()];
+    let refs: Vec<&Tensor> = init.iter().collect();
+    let kind = NodeKind::While { max_iterations };
+    let outs = trace::push_control(kind, &refs, regions, types).unwrap_or_else(|e| e.raise(loc));
+    if autodiff::recording() {
+        grad::record_unbounded_while(init, &[&cond, &body], &outs, loc);
+    }
+    outs
 }
 
 /// The types of the loop variables: their initial types, or the shape invariants.
