@@ -186,13 +186,11 @@ fn the_environment_variable_selects_the_interpreter() {
         return;
     }
     let run = |value: &str| {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["the_environment_variable_selects_the_interpreter", "--exact", "--nocapture", "--test-threads=1"])
-            .env("TJ_BACKEND_CHILD", "1")
-            .env("TENSORJIT_BACKEND", value)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let out = child_stdout(
+            "the_environment_variable_selects_the_interpreter",
+            &[("TJ_BACKEND_CHILD", "1"), ("TENSORJIT_BACKEND", value)],
+        );
+        out
     };
     assert!(run("interp").contains("BACKEND interpreter"));
     assert!(run("jit").contains("BACKEND cranelift"));

@@ -66,13 +66,9 @@ fn gemm_result_independent_of_thread_count() {
         println!("DIGEST {digest}");
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["gemm_result_independent_of_thread_count", "--exact", "--nocapture", "--test-threads=1"])
-        .env("TJ_GEMM_CHILD", "1")
-        .env("MATMUL_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out =
+        child_stdout("gemm_result_independent_of_thread_count", &[("TJ_GEMM_CHILD", "1"), ("MATMUL_NUM_THREADS", "1")]);
+    let stdout = out;
     let child = stdout.lines().find_map(|l| l.split("DIGEST ").nth(1)).expect("child printed its digest");
     assert_eq!(child, digest.to_string(), "1-thread GEMM differs from the multi-threaded one");
 }

@@ -1,6 +1,8 @@
 //! tf_print! prints on every call, eager or traced; plain println! in a traced body runs
 //! only while tracing. Checked on the real stdout of a child process.
 
+mod common;
+use common::child_stdout;
 use tensorjit::prelude::*;
 
 #[tf_function]
@@ -22,12 +24,8 @@ fn tf_print_runs_every_call_println_only_while_tracing() {
         noisy(&x);
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["tf_print_runs_every_call_println_only_while_tracing", "--exact", "--nocapture", "--test-threads=1"])
-        .env("TJ_PRINT_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = child_stdout("tf_print_runs_every_call_println_only_while_tracing", &[("TJ_PRINT_CHILD", "1")]);
+    let stdout = out;
     // 3 traced calls (1 trace) + 1 eager call.
     assert_eq!(stdout.matches("RUST side effect").count(), 2, "once while tracing, once eagerly:\n{stdout}");
     assert_eq!(stdout.matches("TF value tensor([3.0], shape=[1], dtype=f32)").count(), 4, "every call:\n{stdout}");
@@ -46,13 +44,11 @@ fn the_environment_variable_runs_functions_eagerly() {
         return;
     }
     let run = |eager: &str| {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["the_environment_variable_runs_functions_eagerly", "--exact", "--nocapture", "--test-threads=1"])
-            .env("TJ_ENV_CHILD", "1")
-            .env("TENSORJIT_RUN_EAGERLY", eager)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let out = child_stdout(
+            "the_environment_variable_runs_functions_eagerly",
+            &[("TJ_ENV_CHILD", "1"), ("TENSORJIT_RUN_EAGERLY", eager)],
+        );
+        out
     };
     assert!(run("1").contains("RESULT [2.0, 4.0] TRACES 0"), "TENSORJIT_RUN_EAGERLY=1: no trace");
     assert!(run("0").contains("RESULT [2.0, 4.0] TRACES 1"), "TENSORJIT_RUN_EAGERLY=0: traced");
@@ -85,12 +81,8 @@ fn prints_in_traced_loops_and_branches_run_as_eagerly() {
         halve_until_small(&x);
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["prints_in_traced_loops_and_branches_run_as_eagerly", "--exact", "--nocapture", "--test-threads=1"])
-        .env("TJ_LOOP_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = child_stdout("prints_in_traced_loops_and_branches_run_as_eagerly", &[("TJ_LOOP_CHILD", "1")]);
+    let stdout = out;
     let lines = |s: &str| s.lines().filter_map(|l| l.find("LOOP").map(|i| l[i..].to_string())).collect::<Vec<_>>();
     let (first, rest) = stdout.split_once("TRACED-CALL-DONE").expect("child output");
     let (second, eager) = rest.split_once("SECOND-CALL-DONE").expect("child output");

@@ -84,3 +84,15 @@ pub fn golden_file(file: &str, text: &str) {
         std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}; run with TENSORJIT_BLESS=1"));
     assert_eq!(text, want, "IR text of {name} changed; rerun with TENSORJIT_BLESS=1 if intended");
 }
+
+/// Runs test `name` of this test binary again in a child process with `envs` set and
+/// returns its stdout (for behaviour that depends on process state: env variables,
+/// real stdout, global switches).
+pub fn child_stdout(name: &str, envs: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .output()
+        .expect("child test runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
