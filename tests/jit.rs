@@ -186,11 +186,10 @@ fn the_environment_variable_selects_the_interpreter() {
         return;
     }
     let run = |value: &str| {
-        let out = child_stdout(
+        child_stdout(
             "the_environment_variable_selects_the_interpreter",
             &[("TJ_BACKEND_CHILD", "1"), ("TENSORJIT_BACKEND", value)],
-        );
-        out
+        )
     };
     assert!(run("interp").contains("BACKEND interpreter"));
     assert!(run("jit").contains("BACKEND cranelift"));

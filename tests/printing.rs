@@ -44,11 +44,10 @@ fn the_environment_variable_runs_functions_eagerly() {
         return;
     }
     let run = |eager: &str| {
-        let out = child_stdout(
+        child_stdout(
             "the_environment_variable_runs_functions_eagerly",
             &[("TJ_ENV_CHILD", "1"), ("TENSORJIT_RUN_EAGERLY", eager)],
-        );
-        out
+        )
     };
     assert!(run("1").contains("RESULT [2.0, 4.0] TRACES 0"), "TENSORJIT_RUN_EAGERLY=1: no trace");
     assert!(run("0").contains("RESULT [2.0, 4.0] TRACES 1"), "TENSORJIT_RUN_EAGERLY=0: traced");
