@@ -49,6 +49,10 @@
 pub use tensorjit_macros::{tf_function, FunctionArgs};
 pub use tensorjit_runtime::*;
 
+/// Keras-style layers, models, optimizers, losses, `compile`/`fit` and datasets
+/// (`tensorjit-nn`): `use tensorjit::nn::prelude::*;`.
+pub use tensorjit_nn as nn;
+
 /// A traced function of `body` (see `tensorjit_runtime::function`), executed by the
 /// Cranelift JIT (installed on first use; `TENSORJIT_BACKEND=interp` keeps the
 /// interpreter).

@@ -32,6 +32,7 @@ pub use ops::shape::{ReshapeSpec, SliceArg};
 pub use ops::Operand;
 pub use shape::{Axes, Shape};
 pub use tensor::{Tensor, TensorId};
+pub use trace::init_scope;
 pub use trace::function::{
     function, ArgSpec, ArgVec, ConcreteFunction, Function, FunctionArgs, FunctionOutput, Static, TensorSpec,
     VariableSpec,

@@ -66,6 +66,30 @@ pub fn is_tracing() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
 
+/// Runs `f` outside every active trace and with gradient tapes paused (TensorFlow's
+/// `tf.init_scope`): ops compute concrete values and variables may be created. Layers
+/// build their weights and optimizers their slots in it, so a model first called inside
+/// a traced function gets its variables once, on the first trace, as in Keras.
+pub fn init_scope<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Vec<TraceState>, usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = std::mem::take(&mut self.0);
+            TRACES.with(|t| {
+                let mut t = t.borrow_mut();
+                let inner = std::mem::replace(&mut *t, outer);
+                t.extend(inner);
+            });
+            DEPTH.with(|d| d.set(d.get() + self.1));
+        }
+    }
+    let saved = TRACES.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    let depth = DEPTH.with(|d| d.replace(0));
+    let _restore = Restore(saved, depth);
+    let _paused = crate::autodiff::pause();
+    f()
+}
+
 /// Starts a trace on this thread; ends with [`end`].
 pub(crate) fn begin(name: &str) -> u64 {
     let id = next_id();

@@ -1,0 +1,56 @@
+//! Input pipelines (`Dataset`) and loaders: IDX files (MNIST) and the digits CSV.
+
+mod dataset;
+mod files;
+
+pub use dataset::Dataset;
+pub use files::{load_digits, load_idx, train_test_split};
+
+/// SplitMix64: the host-side generator behind shuffles (a few lines, so no `rand`
+/// dependency; the same sequence on every platform).
+pub(crate) struct SplitMix(u64);
+
+impl SplitMix {
+    pub(crate) fn new(seed: u64) -> SplitMix {
+        SplitMix(seed ^ 0x6A09_E667_F3BC_C908)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), by Lemire's multiply-shift.
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// A permutation of `0..n` from `seed`, different for each `epoch` (Fisher–Yates).
+pub(crate) fn shuffled_indices(n: usize, seed: u64, epoch: u64) -> Vec<i64> {
+    let mut rng = SplitMix::new(seed.wrapping_mul(0x1000_0000_01B3) ^ epoch.wrapping_mul(0x9E37_79B9));
+    let mut v: Vec<i64> = (0..n as i64).collect();
+    for i in (1..n).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffles_are_permutations_that_repeat_by_seed_and_change_by_epoch() {
+        let a = shuffled_indices(100, 7, 0);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<i64>>());
+        assert_eq!(a, shuffled_indices(100, 7, 0));
+        assert_ne!(a, shuffled_indices(100, 7, 1));
+        assert_ne!(a, shuffled_indices(100, 8, 0));
+    }
+}

@@ -1,0 +1,171 @@
+//! Layers without weights: Flatten, Dropout, ActivationLayer, Lambda.
+
+use std::sync::Arc;
+
+use tensorjit_runtime::{init_scope, random, DType, Shape, Tensor};
+
+use super::{core_methods, with_name};
+use crate::activations::Activation;
+use crate::error::raise;
+use crate::module::{shape_spec, LayerCore, Module, ShapeSpec};
+
+/// Flattens every axis but the batch axis (Keras' `Flatten`).
+#[derive(Clone)]
+pub struct Flatten {
+    core: Arc<LayerCore>,
+}
+
+impl Flatten {
+    pub fn new() -> Flatten {
+        Flatten { core: LayerCore::new("Flatten") }
+    }
+
+    with_name!();
+}
+
+impl Default for Flatten {
+    fn default() -> Self {
+        Flatten::new()
+    }
+}
+
+impl Module for Flatten {
+    core_methods!();
+
+    fn build(&self, scope: &str, _input: &[Option<usize>]) {
+        self.core.build(scope, |_| {});
+    }
+
+    #[track_caller]
+    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+        if x.rank() < 1 {
+            self.core.incompatible(x, "a batch axis (rank >= 1)");
+        }
+        let rest: usize = x.dims()[1..].iter().product();
+        x.reshape([-1, rest as i64])
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        let rest = input.iter().skip(1).try_fold(1usize, |acc, d| d.map(|d| acc * d));
+        vec![input.first().copied().flatten(), rest]
+    }
+}
+
+/// Sets a fraction `rate` of the inputs to zero while training and scales the rest by
+/// 1 / (1 − rate) (Keras' `Dropout`); the identity at inference. Masks come from the
+/// runtime's random sequence, drawn anew on every call (eager or traced), and repeat
+/// run to run after `random::set_seed`.
+#[derive(Clone)]
+pub struct Dropout {
+    rate: f64,
+    core: Arc<LayerCore>,
+}
+
+impl Dropout {
+    /// Dropout of `rate` in `[0, 1)`.
+    #[track_caller]
+    pub fn new(rate: f64) -> Dropout {
+        if !(0.0..1.0).contains(&rate) {
+            raise("Dropout", format!("rate must be in [0, 1), got {rate}"))
+        }
+        Dropout { rate, core: LayerCore::new("Dropout") }
+    }
+
+    with_name!();
+}
+
+impl Module for Dropout {
+    core_methods!();
+
+    fn build(&self, scope: &str, _input: &[Option<usize>]) {
+        self.core.build(scope, |_| {});
+    }
+
+    #[track_caller]
+    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
+        if !training || self.rate == 0.0 {
+            return x.clone();
+        }
+        if !x.shape().is_fully_known() {
+            self.core.incompatible(x, "a fully known shape while training (masks are drawn per element)");
+        }
+        let keep = random::uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), None).ge(self.rate);
+        Tensor::where_(&keep, &(x / (1.0 - self.rate)), 0.0)
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        input.to_vec()
+    }
+}
+
+/// Applies an [`Activation`] (Keras' `Activation` layer).
+#[derive(Clone)]
+pub struct ActivationLayer {
+    activation: Activation,
+    core: Arc<LayerCore>,
+}
+
+impl ActivationLayer {
+    pub fn new(activation: Activation) -> ActivationLayer {
+        ActivationLayer { activation, core: LayerCore::new("Activation") }
+    }
+
+    with_name!();
+}
+
+impl Module for ActivationLayer {
+    core_methods!();
+
+    fn build(&self, scope: &str, _input: &[Option<usize>]) {
+        self.core.build(scope, |_| {});
+    }
+
+    #[track_caller]
+    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+        self.activation.apply(x)
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        input.to_vec()
+    }
+}
+
+type LambdaFn = dyn Fn(&Tensor) -> Tensor + Send + Sync;
+
+/// Wraps a function of tensors as a layer (Keras' `Lambda`).
+#[derive(Clone)]
+pub struct Lambda {
+    f: Arc<LambdaFn>,
+    core: Arc<LayerCore>,
+}
+
+impl Lambda {
+    pub fn new(f: impl Fn(&Tensor) -> Tensor + Send + Sync + 'static) -> Lambda {
+        Lambda { f: Arc::new(f), core: LayerCore::new("Lambda") }
+    }
+
+    with_name!();
+}
+
+impl Module for Lambda {
+    core_methods!();
+
+    fn build(&self, scope: &str, _input: &[Option<usize>]) {
+        self.core.build(scope, |_| {});
+    }
+
+    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+        (self.f)(x)
+    }
+
+    /// Found by running the function on a batch of one (outside any trace).
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        let dims: Vec<usize> = input.iter().map(|d| d.unwrap_or(1)).collect();
+        let out = init_scope(|| (self.f)(&Tensor::ones(Shape::new(&dims), DType::F32)));
+        let mut s = shape_spec(&out);
+        if let (Some(first), Some(b)) = (s.first_mut(), input.first()) {
+            *first = *b;
+        }
+        s
+    }
+}

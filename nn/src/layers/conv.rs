@@ -1,0 +1,188 @@
+//! `Conv2D`, `MaxPool2D`, `AvgPool2D` on NHWC inputs.
+
+use std::sync::Arc;
+
+use tensorjit_runtime::{Padding, Tensor, Variable};
+
+use super::{core_methods, with_name};
+use crate::activations::Activation;
+use crate::error::raise;
+use crate::initializers::Initializer;
+use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+
+/// The output length of a window of `k` with stride `s` over `n` cells.
+fn out_len(n: Option<usize>, k: usize, s: usize, padding: Padding) -> Option<usize> {
+    let n = n?;
+    match padding {
+        Padding::Same => Some(n.div_ceil(s)),
+        Padding::Valid => Some(if n >= k { (n - k) / s + 1 } else { 0 }),
+    }
+}
+
+fn spatial_output(input: &[Option<usize>], k: [usize; 2], s: [usize; 2], p: Padding, c: Option<usize>) -> ShapeSpec {
+    if input.len() != 4 {
+        return input.to_vec();
+    }
+    vec![input[0], out_len(input[1], k[0], s[0], p), out_len(input[2], k[1], s[1], p), c]
+}
+
+/// 2-D convolution (Keras' `Conv2D`): kernel `[kh, kw, in, filters]` (glorot_uniform),
+/// bias `[filters]` (zeros), NHWC inputs.
+#[derive(Clone)]
+pub struct Conv2D {
+    filters: usize,
+    kernel_size: [usize; 2],
+    strides: [usize; 2],
+    padding: Padding,
+    activation: Activation,
+    use_bias: bool,
+    kernel_init: Initializer,
+    core: Arc<LayerCore>,
+}
+
+impl Conv2D {
+    /// `filters` output channels, a `kernel_size` window, stride 1, `valid` padding.
+    pub fn new(filters: usize, kernel_size: [usize; 2]) -> Conv2D {
+        Conv2D {
+            filters,
+            kernel_size,
+            strides: [1, 1],
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_init: Initializer::GlorotUniform,
+            core: LayerCore::new("Conv2D"),
+        }
+    }
+
+    pub fn strides(mut self, s: [usize; 2]) -> Self {
+        self.strides = s;
+        self
+    }
+
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.use_bias = on;
+        self
+    }
+
+    pub fn kernel_initializer(mut self, init: Initializer) -> Self {
+        self.kernel_init = init;
+        self
+    }
+
+    with_name!();
+
+    /// The kernel, once built.
+    pub fn kernel(&self) -> Option<Variable> {
+        self.core.weights().first().cloned()
+    }
+}
+
+impl Module for Conv2D {
+    core_methods!();
+
+    #[track_caller]
+    fn build(&self, scope: &str, input: &[Option<usize>]) {
+        let (4, Some(&Some(cin))) = (input.len(), input.last()) else {
+            raise(
+                &format!("Conv2D '{}'", self.core.name),
+                format!("needs NHWC inputs (rank 4) with known channels, got shape {}", fmt_spec(input)),
+            )
+        };
+        let [kh, kw] = self.kernel_size;
+        self.core.build(scope, |w| {
+            w.add("kernel", &[kh, kw, cin, self.filters], &self.kernel_init, true);
+            if self.use_bias {
+                w.add("bias", &[self.filters], &Initializer::Zeros, true);
+            }
+        });
+    }
+
+    #[track_caller]
+    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+        let kernel = self.core.weight(0).read();
+        let cin = kernel.dims()[2];
+        if x.rank() != 4 || x.dims()[3] != cin {
+            self.core.incompatible(x, &format!("NHWC (rank 4) with {cin} channels"));
+        }
+        let y = x.conv2d(&kernel, self.strides, self.padding);
+        let y = if self.use_bias { &y + &self.core.weight(1).read() } else { y };
+        self.activation.apply(&y)
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        spatial_output(input, self.kernel_size, self.strides, self.padding, Some(self.filters))
+    }
+}
+
+macro_rules! pool_layer {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $method:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            pool_size: [usize; 2],
+            strides: [usize; 2],
+            padding: Padding,
+            core: Arc<LayerCore>,
+        }
+
+        impl $name {
+            /// Windows of `pool_size`, strides equal to it, `valid` padding.
+            pub fn new(pool_size: [usize; 2]) -> $name {
+                $name { pool_size, strides: pool_size, padding: Padding::Valid, core: LayerCore::new($kind) }
+            }
+
+            pub fn strides(mut self, s: [usize; 2]) -> Self {
+                self.strides = s;
+                self
+            }
+
+            pub fn padding(mut self, p: Padding) -> Self {
+                self.padding = p;
+                self
+            }
+
+            with_name!();
+        }
+
+        impl Module for $name {
+            core_methods!();
+
+            fn build(&self, scope: &str, _input: &[Option<usize>]) {
+                self.core.build(scope, |_| {});
+            }
+
+            #[track_caller]
+            fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+                if x.rank() != 4 {
+                    self.core.incompatible(x, "NHWC (rank 4)");
+                }
+                x.$method(self.pool_size, self.strides, self.padding)
+            }
+
+            fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+                let c = input.last().copied().flatten();
+                spatial_output(input, self.pool_size, self.strides, self.padding, c)
+            }
+        }
+    };
+}
+
+pool_layer!(
+    /// Max pooling over NHWC windows (Keras' `MaxPool2D`).
+    MaxPool2D, "MaxPool2D", max_pool2d
+);
+pool_layer!(
+    /// Average pooling over NHWC windows (Keras' `AvgPool2D`).
+    AvgPool2D, "AvgPool2D", avg_pool2d
+);

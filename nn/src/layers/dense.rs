@@ -1,0 +1,115 @@
+//! `Dense`: `activation(x · kernel + bias)`.
+
+use std::sync::Arc;
+
+use tensorjit_runtime::{Tensor, Variable};
+
+use super::{core_methods, with_name};
+use crate::activations::Activation;
+use crate::error::raise;
+use crate::initializers::Initializer;
+use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+
+/// A densely connected layer on the last axis (Keras' `Dense`): kernel `[in, units]`
+/// (glorot_uniform), bias `[units]` (zeros).
+#[derive(Clone)]
+pub struct Dense {
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+    kernel_init: Initializer,
+    bias_init: Initializer,
+    core: Arc<LayerCore>,
+}
+
+impl Dense {
+    /// A layer with `units` outputs, no activation.
+    pub fn new(units: usize) -> Dense {
+        Dense {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_init: Initializer::GlorotUniform,
+            bias_init: Initializer::Zeros,
+            core: LayerCore::new("Dense"),
+        }
+    }
+
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.use_bias = on;
+        self
+    }
+
+    pub fn kernel_initializer(mut self, init: Initializer) -> Self {
+        self.kernel_init = init;
+        self
+    }
+
+    pub fn bias_initializer(mut self, init: Initializer) -> Self {
+        self.bias_init = init;
+        self
+    }
+
+    with_name!();
+
+    /// The kernel, once built.
+    pub fn kernel(&self) -> Option<Variable> {
+        self.core.weights().first().cloned()
+    }
+
+    /// The bias, once built (and when the layer has one).
+    pub fn bias(&self) -> Option<Variable> {
+        self.core.weights().get(1).cloned()
+    }
+}
+
+impl Module for Dense {
+    core_methods!();
+
+    #[track_caller]
+    fn build(&self, scope: &str, input: &[Option<usize>]) {
+        let Some(&Some(fan_in)) = input.last() else {
+            raise(
+                &format!("Dense '{}'", self.core.name),
+                format!("needs inputs with a known last axis, got shape {}", fmt_spec(input)),
+            )
+        };
+        self.core.build(scope, |w| {
+            w.add("kernel", &[fan_in, self.units], &self.kernel_init, true);
+            if self.use_bias {
+                w.add("bias", &[self.units], &self.bias_init, true);
+            }
+        });
+    }
+
+    #[track_caller]
+    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+        let kernel = self.core.weight(0).read();
+        let fan_in = kernel.dims()[0];
+        if x.rank() < 2 || x.dims()[x.rank() - 1] != fan_in {
+            self.core.incompatible(x, &format!("rank >= 2 with last axis {fan_in}"));
+        }
+        let y = if x.rank() == 2 {
+            x.matmul(&kernel)
+        } else {
+            let mut dims: Vec<i64> = x.dims()[..x.rank() - 1].iter().map(|&d| d as i64).collect();
+            dims.push(self.units as i64);
+            x.reshape([-1, fan_in as i64]).matmul(&kernel).reshape(dims)
+        };
+        let y = if self.use_bias { &y + &self.core.weight(1).read() } else { y };
+        self.activation.apply(&y)
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        let mut s = input.to_vec();
+        if let Some(last) = s.last_mut() {
+            *last = Some(self.units);
+        }
+        s
+    }
+}

@@ -1,0 +1,65 @@
+//! Keras-style neural networks on tensorjit: layers, `Sequential` models, optimizers,
+//! losses, metrics, `compile`/`fit`/`evaluate`/`predict`, datasets and weight files.
+//!
+//! Everything is built from the runtime's public ops, so a model runs the same code
+//! eagerly and inside a traced function. Layers create their weights lazily on the first
+//! call (under [`init_scope`](tensorjit_runtime::init_scope), so a first call inside a
+//! traced function works as in Keras); optimizers keep their slots in variables, so a
+//! whole training step traces into one graph; BatchNormalization updates its moving
+//! statistics itself with variable assignments, which are effects of the graph, so they
+//! happen in traced mode exactly as in eager mode (no "update ops" to collect).
+//!
+//! A separate crate (not a runtime module) because it is a client of the runtime's
+//! public API only and brings its own dependencies (progress bars, safetensors, gzip)
+//! that the runtime does not need.
+//!
+//! ```
+//! use tensorjit_nn::prelude::*;
+//! use tensorjit_runtime::{random, DType};
+//!
+//! let model = Sequential::new(vec![
+//!     Dense::new(8).activation(Activation::Relu).boxed(),
+//!     Dense::new(1).boxed(),
+//! ]);
+//! let x = random::normal([4, 3], 0.0, 1.0, DType::F32, Some(1));
+//! let y = model.call(&x, false);
+//! assert_eq!(y.dims(), &[4, 1]);
+//! assert_eq!(model.trainable_variables().len(), 4);
+//! assert!(model.variables()[0].name().ends_with("/kernel"));
+//! ```
+
+pub mod activations;
+pub mod data;
+mod error;
+pub mod initializers;
+pub mod io;
+pub mod layers;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+mod module;
+mod naming;
+pub mod optimizers;
+mod summary;
+
+pub use activations::Activation;
+pub use error::{Error, Result};
+pub use initializers::Initializer;
+pub use module::{Module, ModuleRef, ShapeSpec};
+pub use naming::reset_names;
+
+/// The names most programs use.
+pub mod prelude {
+    pub use crate::activations::Activation;
+    pub use crate::data::Dataset;
+    pub use crate::initializers::Initializer;
+    pub use crate::layers::{
+        AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Lambda, MaxPool2D, Sequential,
+    };
+    pub use crate::losses::Loss;
+    pub use crate::metrics::{Accuracy, Mean, Metric};
+    pub use crate::model::{FitOptions, History};
+    pub use crate::module::{Module, ModuleRef};
+    pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
+    pub use tensorjit_runtime::Padding;
+}

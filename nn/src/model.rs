@@ -1,0 +1,309 @@
+//! Keras' training API on `Sequential`: `compile`, `fit`, `evaluate`, `predict`.
+//!
+//! `compile` makes three traced functions (train, test and predict steps) that close
+//! over the model, the optimizer and the loss; with `run_eagerly` the same functions
+//! run eagerly. `fit` walks the data in (optionally shuffled) batches, calls the train
+//! step, and shows a progress bar per epoch with the running loss and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tensorjit_runtime::{DType, Function, GradientTape, Tensor, Variable};
+
+use crate::data::{shuffled_indices, Dataset};
+use crate::error::{Error, Result};
+use crate::layers::Sequential;
+use crate::losses::Loss;
+use crate::metrics::{AccuracyKind, Mean, Metric};
+use crate::module::{shape_spec, Module};
+use crate::optimizers::{Optimizer, OptimizerRef};
+
+type Step = Function<(Tensor, Tensor), Vec<Tensor>>;
+
+/// What `compile` set up.
+pub(crate) struct Compiled {
+    optimizer: OptimizerRef,
+    metrics: Vec<Metric>,
+    train_step: Step,
+    test_step: Step,
+    predict_step: Function<Tensor, Tensor>,
+}
+
+/// Options of [`Sequential::fit`] (Keras' keyword arguments).
+#[derive(Clone)]
+pub struct FitOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Shuffle the examples before each epoch, from this seed (`None`: in order).
+    pub shuffle: Option<u64>,
+    /// Evaluated after each epoch (`val_loss`, `val_<metric>`).
+    pub validation_data: Option<(Tensor, Tensor)>,
+    /// Progress bar and one line per epoch.
+    pub verbose: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions { epochs: 1, batch_size: 32, shuffle: Some(0), validation_data: None, verbose: true }
+    }
+}
+
+/// Named values of one epoch or evaluation (`loss`, `accuracy`, `val_loss`, …), in
+/// Keras' order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Logs(pub Vec<(String, f64)>);
+
+impl Logs {
+    /// The value named `key`.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    fn line(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect::<Vec<_>>().join(" - ")
+    }
+}
+
+/// What `fit` returns: the logs of every epoch and the time each took.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub epochs: Vec<Logs>,
+    pub seconds: Vec<f64>,
+}
+
+impl History {
+    /// One value per epoch (`history.get("loss")`), Keras' `history.history[key]`.
+    pub fn get(&self, key: &str) -> Vec<f64> {
+        self.epochs.iter().filter_map(|l| l.get(key)).collect()
+    }
+}
+
+fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics: &[Metric]) -> (Step, Step) {
+    let kinds: Arc<[AccuracyKind]> = metrics.iter().map(|Metric::Accuracy| AccuracyKind::for_loss(loss)).collect();
+    let (m, opt, k) = (model.clone(), optimizer.clone(), kinds.clone());
+    let train = tensorjit_runtime::function("train_step", move |(x, y): (Tensor, Tensor)| {
+        ensure_built(&m, &x);
+        let vars = m.trainable_variables();
+        let tape = GradientTape::new();
+        let pred = m.call(&x, true);
+        let l = loss.compute(&y, &pred);
+        let grads = tape.gradient(&l, &vars);
+        tape.stop_recording();
+        let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
+        opt.apply_gradients(&pairs);
+        std::iter::once(l).chain(k.iter().map(|k| k.batch_value(&y, &pred))).collect::<Vec<_>>()
+    });
+    let m = model.clone();
+    let test = tensorjit_runtime::function("test_step", move |(x, y): (Tensor, Tensor)| {
+        ensure_built(&m, &x);
+        let pred = m.call(&x, false);
+        std::iter::once(loss.compute(&y, &pred)).chain(kinds.iter().map(|k| k.batch_value(&y, &pred))).collect()
+    });
+    (train, test)
+}
+
+fn ensure_built(m: &Sequential, x: &Tensor) {
+    if !m.is_built() {
+        m.build("", &shape_spec(x));
+    }
+}
+
+/// Running means of the step outputs (loss, then metrics), weighted by batch size.
+struct Running {
+    names: Vec<String>,
+    means: Vec<Mean>,
+}
+
+impl Running {
+    fn new(metrics: &[Metric]) -> Running {
+        let names: Vec<String> = std::iter::once("loss".to_string()).chain(metrics.iter().map(|m| m.name().into())).collect();
+        Running { means: vec![Mean::new(); names.len()], names }
+    }
+
+    fn add(&mut self, outputs: &[Tensor], n: usize) -> Result<()> {
+        for (m, t) in self.means.iter_mut().zip(outputs) {
+            m.add(t.cast(DType::F64).to_scalar::<f64>()? * n as f64, n as f64);
+        }
+        Ok(())
+    }
+
+    fn logs(&self, prefix: &str) -> Logs {
+        Logs(self.names.iter().zip(&self.means).map(|(k, m)| (format!("{prefix}{k}"), m.result())).collect())
+    }
+}
+
+fn check_pair(op: &'static str, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<usize> {
+    let n = x.dims().first().copied().unwrap_or(0);
+    if x.rank() == 0 || y.rank() == 0 || y.dims()[0] != n {
+        return Err(Error::invalid(
+            op,
+            format!("x and y need the same number of examples on axis 0, got x {} and y {}", x.type_string(), y.type_string()),
+        ));
+    }
+    if n == 0 || batch_size == 0 {
+        return Err(Error::invalid(op, format!("needs at least one example and batch_size >= 1 (got {n} examples, batch_size {batch_size})")));
+    }
+    Ok(n)
+}
+
+fn batch_rows(t: &Tensor, idx: &[i64]) -> Result<Tensor> {
+    Ok(t.gather(&Tensor::from_vec(idx.to_vec(), [idx.len()])?, 0))
+}
+
+fn progress(verbose: bool, len: usize, prefix: String) -> ProgressBar {
+    if !verbose {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len as u64).with_prefix(prefix);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} {pos:>4}/{len} [{bar:30}] {elapsed} - {msg}") {
+        pb.set_style(style.progress_chars("=>."));
+    }
+    pb
+}
+
+impl Sequential {
+    /// Sets the optimizer, loss and metrics and makes the traced train/test/predict steps
+    /// (Keras' `compile`). `run_eagerly` runs them as plain Rust code instead, with the
+    /// same results.
+    pub fn compile(&self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric], run_eagerly: bool) {
+        self.compile_shared(Arc::new(optimizer), loss, metrics, run_eagerly)
+    }
+
+    /// `compile` with an optimizer shared with other code.
+    pub fn compile_shared(&self, optimizer: OptimizerRef, loss: Loss, metrics: &[Metric], run_eagerly: bool) {
+        tensorjit_jit::install();
+        let (train, test) = make_steps(self, &optimizer, loss, metrics);
+        let m = self.clone();
+        let predict = tensorjit_runtime::function("predict_step", move |x: Tensor| {
+            ensure_built(&m, &x);
+            m.call(&x, false)
+        });
+        let c = Compiled {
+            optimizer,
+            metrics: metrics.to_vec(),
+            train_step: train.with_run_eagerly(run_eagerly),
+            test_step: test.with_run_eagerly(run_eagerly),
+            predict_step: predict.with_run_eagerly(run_eagerly),
+        };
+        *self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(c));
+    }
+
+    fn compiled(&self, op: &'static str) -> Result<Arc<Compiled>> {
+        self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(Error::NotCompiled(op))
+    }
+
+    /// The compiled optimizer.
+    pub fn optimizer(&self) -> Option<OptimizerRef> {
+        self.compiled("optimizer").ok().map(|c| c.optimizer.clone())
+    }
+
+    /// How many times the train step was traced (1 per distinct batch shape).
+    pub fn train_tracing_count(&self) -> usize {
+        self.compiled("fit").map_or(0, |c| c.train_step.tracing_count())
+    }
+
+    /// Trains for `opts.epochs` epochs on `x`, `y` (Keras' `fit`).
+    pub fn fit(&self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
+        let c = self.compiled("fit")?;
+        let n = check_pair("fit", x, y, opts.batch_size)?;
+        let mut history = History::default();
+        for epoch in 0..opts.epochs {
+            let start = Instant::now();
+            let order = match opts.shuffle {
+                Some(seed) => shuffled_indices(n, seed, epoch as u64),
+                None => (0..n as i64).collect(),
+            };
+            let batches: Vec<&[i64]> = order.chunks(opts.batch_size).collect();
+            let pb = progress(opts.verbose, batches.len(), format!("Epoch {}/{}", epoch + 1, opts.epochs));
+            let mut run = Running::new(&c.metrics);
+            for idx in batches {
+                let out = c.train_step.try_call((batch_rows(x, idx)?, batch_rows(y, idx)?))?;
+                run.add(&out, idx.len())?;
+                pb.inc(1);
+                pb.set_message(run.logs("").line());
+            }
+            let mut logs = run.logs("");
+            if let Some((vx, vy)) = &opts.validation_data {
+                logs.0.extend(self.evaluate_with(&c, vx, vy, opts.batch_size, "val_")?.0);
+            }
+            let secs = start.elapsed().as_secs_f64();
+            self.end_epoch(&pb, opts, epoch, secs, &logs);
+            history.epochs.push(logs);
+            history.seconds.push(secs);
+        }
+        Ok(history)
+    }
+
+    /// `fit` over a dataset of `(x, y)` batches (each element two tensors).
+    pub fn fit_dataset(&self, data: &Dataset, opts: &FitOptions) -> Result<History> {
+        let c = self.compiled("fit")?;
+        let mut history = History::default();
+        for epoch in 0..opts.epochs {
+            let start = Instant::now();
+            let pb = progress(opts.verbose, 0, format!("Epoch {}/{}", epoch + 1, opts.epochs));
+            let mut run = Running::new(&c.metrics);
+            for item in data.iter_epoch(epoch as u64) {
+                let [bx, by] = <[Tensor; 2]>::try_from(item).map_err(|item| {
+                    Error::invalid("fit_dataset", format!("elements must be (x, y) pairs, got {} tensors", item.len()))
+                })?;
+                let n = bx.dims().first().copied().unwrap_or(1);
+                let out = c.train_step.try_call((bx, by))?;
+                run.add(&out, n)?;
+                pb.inc_length(1);
+                pb.inc(1);
+                pb.set_message(run.logs("").line());
+            }
+            let mut logs = run.logs("");
+            if let Some((vx, vy)) = &opts.validation_data {
+                logs.0.extend(self.evaluate_with(&c, vx, vy, opts.batch_size, "val_")?.0);
+            }
+            let secs = start.elapsed().as_secs_f64();
+            self.end_epoch(&pb, opts, epoch, secs, &logs);
+            history.epochs.push(logs);
+            history.seconds.push(secs);
+        }
+        Ok(history)
+    }
+
+    fn end_epoch(&self, pb: &ProgressBar, opts: &FitOptions, epoch: usize, secs: f64, logs: &Logs) {
+        if !opts.verbose {
+            return;
+        }
+        if pb.is_hidden() {
+            println!("Epoch {}/{} - {:.3}s - {}", epoch + 1, opts.epochs, secs, logs.line());
+        } else {
+            pb.finish_with_message(logs.line());
+        }
+    }
+
+    /// The loss and metrics on `x`, `y` in inference mode (Keras' `evaluate`).
+    pub fn evaluate(&self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
+        let c = self.compiled("evaluate")?;
+        self.evaluate_with(&c, x, y, batch_size, "")
+    }
+
+    fn evaluate_with(&self, c: &Compiled, x: &Tensor, y: &Tensor, batch_size: usize, prefix: &str) -> Result<Logs> {
+        let n = check_pair("evaluate", x, y, batch_size)?;
+        let mut run = Running::new(&c.metrics);
+        let all: Vec<i64> = (0..n as i64).collect();
+        for idx in all.chunks(batch_size) {
+            let out = c.test_step.try_call((batch_rows(x, idx)?, batch_rows(y, idx)?))?;
+            run.add(&out, idx.len())?;
+        }
+        Ok(run.logs(prefix))
+    }
+
+    /// The model's outputs for `x`, in batches, in inference mode (Keras' `predict`).
+    pub fn predict(&self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        let c = self.compiled("predict")?;
+        let n = x.dims().first().copied().unwrap_or(0);
+        if n == 0 || batch_size == 0 {
+            return Err(Error::invalid("predict", format!("needs examples on axis 0 and batch_size >= 1, got x {}", x.type_string())));
+        }
+        let all: Vec<i64> = (0..n as i64).collect();
+        let outs = all.chunks(batch_size).map(|idx| c.predict_step.try_call(batch_rows(x, idx)?).map_err(Error::from)).collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = outs.iter().collect();
+        Ok(Tensor::concat(&refs, 0))
+    }
+}

@@ -1,0 +1,174 @@
+//! The `Module` trait (Keras' `Layer`) and the weight bookkeeping every layer shares.
+
+use std::sync::{Arc, OnceLock};
+
+use tensorjit_runtime::shape::UNKNOWN;
+use tensorjit_runtime::{init_scope, DType, Tensor, Variable};
+
+use crate::error::raise;
+use crate::initializers::Initializer;
+use crate::naming;
+
+/// A shape with unknown dims (`None`), batch first: `[None, 64]` is Keras' `(None, 64)`.
+pub type ShapeSpec = Vec<Option<usize>>;
+
+/// A shared handle to a module, as containers hold them.
+pub type ModuleRef = Arc<dyn Module>;
+
+/// A layer or a model: weights created on the first call, a forward computation with a
+/// `training` flag, and the variables it owns.
+///
+/// Layers are handles: cloning one (or using the same instance twice) shares its
+/// weights, which is how Keras shares variables between models.
+pub trait Module: Send + Sync {
+    /// The layer's name (`dense_1`); automatic unless set with `with_name`.
+    fn name(&self) -> &str;
+    /// The layer's type as Keras names it (`Dense`).
+    fn kind(&self) -> &'static str;
+    /// Creates the weights for inputs of shape `input` (batch first) if not built yet;
+    /// `scope` prefixes variable names (`sequential` → `sequential/dense/kernel`).
+    fn build(&self, scope: &str, input: &[Option<usize>]);
+    /// Whether the weights exist.
+    fn is_built(&self) -> bool;
+    /// The computation, on a built module.
+    fn forward(&self, x: &Tensor, training: bool) -> Tensor;
+    /// The output shape for an input shape (for `summary` and for containers).
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec;
+    /// Every variable, trainable first in creation order as Keras lists them.
+    fn variables(&self) -> Vec<Variable>;
+    /// The sub-layers of a container (empty for a layer).
+    fn layers(&self) -> Vec<ModuleRef> {
+        Vec::new()
+    }
+
+    /// Variables the optimizer updates.
+    fn trainable_variables(&self) -> Vec<Variable> {
+        self.variables().into_iter().filter(|v| v.trainable()).collect()
+    }
+
+    /// Variables updated otherwise (BatchNormalization's moving statistics).
+    fn non_trainable_variables(&self) -> Vec<Variable> {
+        self.variables().into_iter().filter(|v| !v.trainable()).collect()
+    }
+
+    /// Builds on the first call (from `x`'s shape) and runs `forward`.
+    #[track_caller]
+    fn call(&self, x: &Tensor, training: bool) -> Tensor {
+        if !self.is_built() {
+            self.build("", &shape_spec(x));
+        }
+        self.forward(x, training)
+    }
+
+    /// This layer as a [`ModuleRef`] for containers (shares the weights).
+    fn boxed(self) -> ModuleRef
+    where
+        Self: Sized + 'static,
+    {
+        Arc::new(self)
+    }
+}
+
+/// The shape of `x` with its batch dim unknown (what a layer is built for).
+pub(crate) fn shape_spec(x: &Tensor) -> ShapeSpec {
+    x.dims().iter().enumerate().map(|(i, &d)| if i == 0 || d == UNKNOWN { None } else { Some(d) }).collect()
+}
+
+/// Formats a shape spec as Keras does: `(None, 28, 28, 1)`.
+pub(crate) fn fmt_spec(s: &[Option<usize>]) -> String {
+    let parts: Vec<String> = s.iter().map(|d| d.map_or("None".to_string(), |d| d.to_string())).collect();
+    if parts.len() == 1 {
+        format!("({},)", parts[0])
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
+/// Name, kind and weights of a layer; shared by clones of the layer.
+pub(crate) struct LayerCore {
+    pub(crate) name: String,
+    pub(crate) kind: &'static str,
+    weights: OnceLock<Vec<Variable>>,
+}
+
+impl LayerCore {
+    pub(crate) fn new(kind: &'static str) -> Arc<LayerCore> {
+        Arc::new(LayerCore { name: naming::unique(&naming::snake(kind)), kind, weights: OnceLock::new() })
+    }
+
+    /// A core with the given name (before the layer is built).
+    #[track_caller]
+    pub(crate) fn renamed(self: &Arc<LayerCore>, name: &str) -> Arc<LayerCore> {
+        if self.is_built() {
+            raise(&format!("{} '{}'", self.kind, self.name), "cannot be renamed after its weights exist")
+        }
+        Arc::new(LayerCore { name: name.to_string(), kind: self.kind, weights: OnceLock::new() })
+    }
+
+    pub(crate) fn is_built(&self) -> bool {
+        self.weights.get().is_some()
+    }
+
+    /// Creates the weights once, outside any trace and tape.
+    pub(crate) fn build(&self, scope: &str, make: impl FnOnce(&mut Weights)) {
+        self.weights.get_or_init(|| {
+            let prefix = if scope.is_empty() { self.name.clone() } else { format!("{scope}/{}", self.name) };
+            init_scope(|| {
+                let mut w = Weights { prefix, vars: Vec::new() };
+                make(&mut w);
+                w.vars
+            })
+        });
+    }
+
+    /// The weights in creation order (empty before the build).
+    pub(crate) fn weights(&self) -> Vec<Variable> {
+        self.weights.get().cloned().unwrap_or_default()
+    }
+
+    /// Weight `i`, on a built layer.
+    #[track_caller]
+    pub(crate) fn weight(&self, i: usize) -> &Variable {
+        match self.weights.get().and_then(|w| w.get(i)) {
+            Some(v) => v,
+            None => raise(
+                &format!("{} '{}'", self.kind, self.name),
+                "forward called before the layer was built; use call(), which builds it on the first input",
+            ),
+        }
+    }
+
+    /// Raises a Keras-style input-compatibility error at the user's call.
+    #[track_caller]
+    pub(crate) fn incompatible(&self, x: &Tensor, expected: &str) -> ! {
+        raise(
+            &format!("{} '{}'", self.kind, self.name),
+            format!("input {} is incompatible with the layer: expected {expected}", x.type_string()),
+        )
+    }
+}
+
+/// Collects the weights a layer creates while it is built.
+pub(crate) struct Weights {
+    prefix: String,
+    vars: Vec<Variable>,
+}
+
+impl Weights {
+    /// A new variable `prefix/name` initialised by `init`.
+    pub(crate) fn add(&mut self, name: &str, dims: &[usize], init: &Initializer, trainable: bool) -> Variable {
+        let v = Variable::with_trainable(init.make(dims, DType::F32), format!("{}/{name}", self.prefix), trainable);
+        self.vars.push(v.clone());
+        v
+    }
+}
+
+/// Builds `layers` one after another from `input` under `scope`; returns the final shape.
+pub(crate) fn build_chain(scope: &str, layers: &[ModuleRef], input: &[Option<usize>]) -> ShapeSpec {
+    let mut shape = input.to_vec();
+    for l in layers {
+        l.build(scope, &shape);
+        shape = l.output_shape(&shape);
+    }
+    shape
+}

@@ -1,0 +1,78 @@
+//! `summary()`: Keras' table of layers, output shapes and parameter counts.
+
+use std::fmt::Write;
+
+use tensorjit_runtime::Variable;
+
+use crate::module::{fmt_spec, Module};
+
+fn count(vars: &[Variable]) -> usize {
+    vars.iter().map(|v| v.shape().numel()).sum()
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n_params: usize) -> String {
+    let b = n_params as f64 * 4.0;
+    if b < 1024.0 {
+        format!("{b:.0} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2} KB", b / 1024.0)
+    } else {
+        format!("{:.2} MB", b / (1024.0 * 1024.0))
+    }
+}
+
+/// The table for `model`, whose input shape is `input` when it is built.
+pub(crate) fn render(model: &dyn Module, input: Option<&[Option<usize>]>) -> String {
+    const W: [usize; 3] = [29, 26, 10];
+    let rule = |c: char| c.to_string().repeat(W.iter().sum::<usize>() + 1);
+    let mut s = String::new();
+    let _ = writeln!(s, "Model: \"{}\"", model.name());
+    let _ = writeln!(s, "{}", rule('_'));
+    let _ = writeln!(s, " {:<w0$}{:<w1$}{:<w2$}", "Layer (type)", "Output Shape", "Param #", w0 = W[0], w1 = W[1], w2 = W[2]);
+    let _ = writeln!(s, "{}", rule('='));
+    let mut shape = input.map(|s| s.to_vec());
+    let layers = model.layers();
+    for (i, l) in layers.iter().enumerate() {
+        shape = shape.map(|s| l.output_shape(&s));
+        let out = shape.as_deref().map_or_else(|| "? (not built)".to_string(), fmt_spec);
+        let label = format!("{} ({})", l.name(), l.kind());
+        let _ = writeln!(s, " {label:<w0$}{out:<w1$}{:<w2$}", count(&l.variables()), w0 = W[0], w1 = W[1], w2 = W[2]);
+        if i + 1 < layers.len() {
+            let _ = writeln!(s);
+        }
+    }
+    let _ = writeln!(s, "{}", rule('='));
+    let (total, trainable) = (count(&model.variables()), count(&model.trainable_variables()));
+    let _ = writeln!(s, "Total params: {} ({})", thousands(total), bytes(total));
+    let _ = writeln!(s, "Trainable params: {} ({})", thousands(trainable), bytes(trainable));
+    let _ = writeln!(s, "Non-trainable params: {} ({})", thousands(total - trainable), bytes(total - trainable));
+    let _ = write!(s, "{}", rule('_'));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(4810), "4,810");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(bytes(4810), "18.79 KB");
+    }
+}
