@@ -36,20 +36,21 @@ fn bytes(n_params: usize) -> String {
 
 /// The table for `model`, whose input shape is `input` when it is built.
 pub(crate) fn render(model: &dyn Module, input: Option<&[Option<usize>]>) -> String {
-    const W: [usize; 3] = [29, 26, 10];
-    let rule = |c: char| c.to_string().repeat(W.iter().sum::<usize>() + 1);
+    let layers = model.layers();
+    let widest = layers.iter().map(|l| l.name().len() + l.kind().len() + 4).max().unwrap_or(0);
+    let w = [widest.max(29), 26, 10];
+    let rule = |c: char| c.to_string().repeat(w.iter().sum::<usize>() + 1);
     let mut s = String::new();
     let _ = writeln!(s, "Model: \"{}\"", model.name());
     let _ = writeln!(s, "{}", rule('_'));
-    let _ = writeln!(s, " {:<w0$}{:<w1$}{:<w2$}", "Layer (type)", "Output Shape", "Param #", w0 = W[0], w1 = W[1], w2 = W[2]);
+    let _ = writeln!(s, " {:<w0$}{:<w1$}{:<w2$}", "Layer (type)", "Output Shape", "Param #", w0 = w[0], w1 = w[1], w2 = w[2]);
     let _ = writeln!(s, "{}", rule('='));
     let mut shape = input.map(|s| s.to_vec());
-    let layers = model.layers();
     for (i, l) in layers.iter().enumerate() {
         shape = shape.map(|s| l.output_shape(&s));
         let out = shape.as_deref().map_or_else(|| "? (not built)".to_string(), fmt_spec);
         let label = format!("{} ({})", l.name(), l.kind());
-        let _ = writeln!(s, " {label:<w0$}{out:<w1$}{:<w2$}", count(&l.variables()), w0 = W[0], w1 = W[1], w2 = W[2]);
+        let _ = writeln!(s, " {label:<w0$}{out:<w1$}{:<w2$}", count(&l.variables()), w0 = w[0], w1 = w[1], w2 = w[2]);
         if i + 1 < layers.len() {
             let _ = writeln!(s);
         }
