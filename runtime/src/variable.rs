@@ -49,6 +49,7 @@ pub struct Variable {
 
 impl Variable {
     /// A trainable variable holding `initial`.
+    #[track_caller]
     pub fn new(initial: Tensor, name: impl Into<String>) -> Variable {
         Variable::with_trainable(initial, name, true)
     }

@@ -62,9 +62,9 @@ pub trait Optimizer: Send + Sync {
         loss
     }
 
-    /// The learning rate now.
+    /// The learning rate now (kept in f64, cast to each variable's dtype).
     fn learning_rate(&self) -> f64 {
-        self.state().lr.read().to_scalar::<f32>().map_or(f64::NAN, |v| v as f64)
+        self.state().lr.read().to_scalar::<f64>().unwrap_or(f64::NAN)
     }
 
     /// Sets the learning rate (a variable assignment: traced steps see it, no retrace).
@@ -95,7 +95,7 @@ pub struct OptimizerState {
 impl OptimizerState {
     pub fn new(name: &str, learning_rate: f64) -> OptimizerState {
         init_scope(|| OptimizerState {
-            lr: Variable::with_trainable(Tensor::scalar(learning_rate as f32), format!("{name}/learning_rate"), false),
+            lr: Variable::with_trainable(Tensor::scalar(learning_rate), format!("{name}/learning_rate"), false),
             iterations: Variable::with_trainable(Tensor::scalar(0i64), format!("{name}/iterations"), false),
             slots: Mutex::new(HashMap::new()),
         })

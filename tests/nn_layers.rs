@@ -1,0 +1,273 @@
+//! Layers of `tensorjit::nn`: shapes, values against host references, gradients,
+//! names, weight sharing, lazy building (also inside a trace), BatchNormalization's
+//! moving statistics eager == traced, Dropout, summary, error messages.
+
+use proptest::prelude::*;
+use tensorjit::nn::prelude::*;
+use tensorjit::nn::{layers::ActivationLayer, Module};
+use tensorjit::{function, random, DType, GradientTape, Tensor, Variable};
+
+fn normal(dims: &[usize], seed: u64) -> Tensor {
+    random::normal(dims, 0.0, 1.0, DType::F32, Some(seed))
+}
+
+fn vec32(t: &Tensor) -> Vec<f32> {
+    t.to_vec::<f32>().unwrap()
+}
+
+fn close(a: &[f32], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len());
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        assert!((x as f64 - y).abs() <= tol * y.abs().max(1.0), "element {i}: {x} vs {y}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Dense = relu(x·W + b), checked against a host loop, with its gradients.
+    #[test]
+    fn dense_matches_a_host_reference(batch in 1usize..6, fan_in in 1usize..9, units in 1usize..7, seed in any::<u64>()) {
+        let layer = Dense::new(units).activation(Activation::Relu);
+        let x = normal(&[batch, fan_in], seed);
+        let y = layer.call(&x, false);
+        prop_assert_eq!(y.dims(), &[batch, units]);
+        let (w, b) = (vec32(&layer.kernel().unwrap().read()), vec32(&layer.bias().unwrap().read()));
+        prop_assert!(b.iter().all(|&v| v == 0.0), "bias starts at zeros");
+        let xs = vec32(&x);
+        let mut want = vec![0.0f64; batch * units];
+        for i in 0..batch {
+            for j in 0..units {
+                let s: f64 = (0..fan_in).map(|k| xs[i * fan_in + k] as f64 * w[k * units + j] as f64).sum::<f64>() + b[j] as f64;
+                want[i * units + j] = s.max(0.0);
+            }
+        }
+        close(&vec32(&y), &want, 1e-5);
+
+        // d sum(x·W + b) / dW[k, j] = Σ_i x[i, k]; / db[j] = batch.
+        let linear = Dense::new(units);
+        let tape = GradientTape::new();
+        let out = linear.call(&x, true).sum_all();
+        let vars = linear.trainable_variables();
+        let g = tape.gradient(&out, &vars);
+        let gw = vec32(g[0].as_ref().unwrap());
+        let col: Vec<f64> = (0..fan_in).map(|k| (0..batch).map(|i| xs[i * fan_in + k] as f64).sum()).collect();
+        let want_w: Vec<f64> = (0..fan_in * units).map(|e| col[e / units]).collect();
+        close(&gw, &want_w, 1e-5);
+        close(&vec32(g[1].as_ref().unwrap()), &vec![batch as f64; units], 1e-6);
+    }
+}
+
+#[test]
+fn conv_and_pool_shapes_follow_keras() {
+    let x = normal(&[2, 28, 28, 3], 1);
+    let cases: Vec<(ModuleRef, [usize; 4])> = vec![
+        (Conv2D::new(8, [3, 3]).strides([2, 2]).boxed(), [2, 13, 13, 8]),
+        (Conv2D::new(4, [3, 3]).padding(Padding::Same).boxed(), [2, 28, 28, 4]),
+        (Conv2D::new(4, [5, 5]).strides([2, 2]).padding(Padding::Same).boxed(), [2, 14, 14, 4]),
+        (MaxPool2D::new([2, 2]).boxed(), [2, 14, 14, 3]),
+        (AvgPool2D::new([3, 3]).strides([2, 2]).boxed(), [2, 13, 13, 3]),
+        (Flatten::new().boxed(), [2, 28 * 28 * 3, 0, 0]),
+    ];
+    for (layer, want) in cases {
+        let y = layer.call(&x, false);
+        let rank = if want[2] == 0 { 2 } else { 4 };
+        assert_eq!(y.dims(), &want[..rank], "{}", layer.name());
+        let spec: Vec<Option<usize>> = layer.output_shape(&[None, Some(28), Some(28), Some(3)]);
+        assert_eq!(spec[1..].iter().map(|d| d.unwrap()).collect::<Vec<_>>(), &want[1..rank], "{}", layer.name());
+    }
+}
+
+/// The Conv2D kernel gradient against central differences of the loss.
+#[test]
+fn conv2d_gradients_match_finite_differences() {
+    let layer = Conv2D::new(2, [3, 3]).strides([2, 2]).padding(Padding::Same).activation(Activation::Tanh);
+    let x = random::normal([2, 5, 5, 2], 0.0, 1.0, DType::F64, Some(5)).cast(DType::F32);
+    let target = normal(&[2, 3, 3, 2], 6);
+    let loss = |l: &Conv2D| (l.call(&x, true) - &target).square().sum_all();
+    let tape = GradientTape::new();
+    let l0 = loss(&layer);
+    let kernel = layer.kernel().unwrap();
+    let g = vec32(&tape.gradient(&l0, &[&kernel])[0].clone().unwrap());
+    let k0 = vec32(&kernel.read());
+    for &i in &[0usize, 7, 18, 35] {
+        let h = 1e-2f32;
+        let mut plus = k0.clone();
+        plus[i] += h;
+        kernel.assign(&Tensor::from_vec(plus, [3, 3, 2, 2]).unwrap());
+        let lp = loss(&layer).to_scalar::<f32>().unwrap();
+        let mut minus = k0.clone();
+        minus[i] -= h;
+        kernel.assign(&Tensor::from_vec(minus, [3, 3, 2, 2]).unwrap());
+        let lm = loss(&layer).to_scalar::<f32>().unwrap();
+        let fd = (lp - lm) / (2.0 * h);
+        assert!((fd - g[i]).abs() <= 2e-2 * fd.abs().max(1.0), "kernel[{i}]: tape {} vs finite differences {fd}", g[i]);
+    }
+}
+
+#[test]
+fn variables_get_hierarchical_names_which_can_be_overridden() {
+    // Automatic names are unique per kind (other tests create layers concurrently, so
+    // only the pattern is checked here).
+    let (a, b) = (Dense::new(1), Dense::new(1));
+    assert!(a.name().starts_with("dense") && b.name().starts_with("dense_") && a.name() != b.name());
+    let model = Sequential::named("sequential", vec![
+        Dense::new(4).with_name("dense").boxed(),
+        Dense::new(2).with_name("head").boxed(),
+        BatchNormalization::new().with_name("batch_normalization").boxed(),
+    ])
+    .with_input_shape(&[3]);
+    let names: Vec<String> = model.variables().iter().map(|v| v.name().to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "sequential/dense/kernel",
+            "sequential/dense/bias",
+            "sequential/head/kernel",
+            "sequential/head/bias",
+            "sequential/batch_normalization/gamma",
+            "sequential/batch_normalization/beta",
+            "sequential/batch_normalization/moving_mean",
+            "sequential/batch_normalization/moving_variance",
+        ]
+    );
+    assert_eq!(model.trainable_variables().len(), 6);
+    assert_eq!(model.non_trainable_variables().len(), 2);
+}
+
+#[test]
+fn reusing_a_layer_instance_shares_its_weights() {
+    let shared = Dense::new(3).activation(Activation::Tanh);
+    let a = Sequential::new(vec![shared.clone().boxed(), Dense::new(1).boxed()]);
+    let b = Sequential::new(vec![shared.clone().boxed()]);
+    let x = normal(&[4, 5], 11);
+    a.call(&x, false);
+    let before = vec32(&b.call(&x, false));
+    assert_eq!(b.variables().len(), 2, "b owns no weights of its own");
+    assert_eq!(a.variables()[0].id(), b.variables()[0].id());
+    // Training `a` moves the shared kernel, so `b`'s output changes.
+    let opt = SGD::new(0.5);
+    opt.minimize(&|| a.call(&x, true).square().mean_all(), &a.trainable_variables());
+    let after = vec32(&b.call(&x, false));
+    assert_ne!(before, after);
+    // The same layer twice in one model: its variables are listed once.
+    let twice = Sequential::new(vec![Dense::new(5).boxed(), shared.clone().boxed(), ActivationLayer::new(Activation::Relu).boxed()]);
+    twice.call(&x, false);
+    assert_eq!(twice.variables().len(), 4);
+}
+
+/// A model first called inside a traced function builds there (its weights are made
+/// outside the trace, once), like Keras' first call under tf.function.
+#[test]
+fn a_model_builds_lazily_on_its_first_traced_call() {
+    let model = Sequential::new(vec![Dense::new(4).activation(Activation::Relu).boxed(), Dense::new(2).boxed()]);
+    let m = model.clone();
+    let f = function("lazy_build", move |x: Tensor| m.call(&x, false));
+    let x = normal(&[3, 6], 12);
+    let traced = vec32(&f.call(x.clone()));
+    assert!(model.is_built());
+    assert_eq!(model.variables().len(), 4);
+    assert_eq!(vec32(&model.call(&x, false)), traced, "traced == eager");
+    f.call(normal(&[3, 6], 13));
+    assert_eq!(model.variables().len(), 4, "no new variables on later calls");
+    // Plain variable creation inside a trace is still an error that says why.
+    let g = function("bad", |x: Tensor| {
+        let v = Variable::new(Tensor::zeros([2], DType::F32), "v");
+        &x + &v
+    });
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.call(normal(&[2], 14)))).unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("created inside a traced function") && msg.contains("nn_layers.rs"), "{msg}");
+}
+
+fn bn_run(eager: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    // Fixed initial weights: other tests draw from the global random sequence meanwhile.
+    let bn = BatchNormalization::new().momentum(0.9);
+    let dense = Dense::new(3).kernel_initializer(Initializer::RandomUniform { low: -1.0, high: 1.0 });
+    let model = Sequential::new(vec![dense.clone().boxed(), bn.clone().boxed()]).with_input_shape(&[5]);
+    dense.kernel().unwrap().assign(&random::uniform([5, 3], -1.0, 1.0, DType::F32, Some(21)));
+    let m = model.clone();
+    let step = function("bn_step", move |x: Tensor| m.call(&x, true)).with_run_eagerly(eager);
+    let mut last = Vec::new();
+    for i in 0..4 {
+        last = vec32(&step.call(random::normal([8, 5], 1.0, 2.0, DType::F32, Some(100 + i))));
+    }
+    (vec32(&bn.moving_mean().unwrap().read()), vec32(&bn.moving_variance().unwrap().read()), last)
+}
+
+#[test]
+fn batch_normalization_updates_its_moving_statistics_identically_eager_and_traced() {
+    let eager = bn_run(true);
+    let traced = bn_run(false);
+    assert_eq!(eager, traced, "bit-identical eager vs traced");
+    assert!(eager.0.iter().all(|&m| m != 0.0) && eager.1.iter().all(|&v| v != 1.0), "{eager:?}");
+}
+
+#[test]
+fn batch_normalization_normalises_in_training_and_uses_moving_stats_at_inference() {
+    let bn = BatchNormalization::new().momentum(0.5);
+    let x = random::normal([64, 3], 4.0, 3.0, DType::F32, Some(31));
+    let y = bn.call(&x, true);
+    let (mean, var) = (y.mean(0, false), (&y - &y.mean(0, true)).square().mean(0, false));
+    for (m, v) in vec32(&mean).iter().zip(vec32(&var)) {
+        assert!(m.abs() < 1e-4 && (v - 1.0).abs() < 1e-2, "mean {m} var {v}");
+    }
+    // One update with momentum 0.5: moving = 0.5·initial + 0.5·batch.
+    let xs = vec32(&x);
+    for c in 0..3 {
+        let col: Vec<f64> = (0..64).map(|i| xs[i * 3 + c] as f64).collect();
+        let m = col.iter().sum::<f64>() / 64.0;
+        let v = col.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 64.0;
+        let mm = vec32(&bn.moving_mean().unwrap().read())[c] as f64;
+        let mv = vec32(&bn.moving_variance().unwrap().read())[c] as f64;
+        assert!((mm - 0.5 * m).abs() < 1e-4 && (mv - (0.5 + 0.5 * v)).abs() < 1e-3, "channel {c}: {mm} {mv}");
+    }
+    // Inference: (x − moving_mean) / sqrt(moving_var + ε); the statistics do not move.
+    let before = vec32(&bn.moving_mean().unwrap().read());
+    let z = vec32(&bn.call(&x, false));
+    assert_eq!(before, vec32(&bn.moving_mean().unwrap().read()));
+    let mv = vec32(&bn.moving_variance().unwrap().read());
+    let want: Vec<f64> = (0..64 * 3).map(|e| (xs[e] as f64 - before[e % 3] as f64) / (mv[e % 3] as f64 + 1e-3).sqrt()).collect();
+    close(&z, &want, 1e-4);
+}
+
+#[test]
+fn summary_lists_layers_shapes_and_parameter_totals() {
+    let model = Sequential::named(
+        "cnn",
+        vec![
+            Conv2D::new(8, [3, 3]).strides([2, 2]).with_name("conv2d").boxed(),
+            BatchNormalization::new().with_name("batch_normalization").boxed(),
+            Flatten::new().boxed(),
+            Dense::new(1).boxed(),
+        ],
+    )
+    .with_input_shape(&[28, 28, 1]);
+    let s = model.summary();
+    for line in [
+        "Model: \"cnn\"",
+        "conv2d (Conv2D)",
+        "(None, 13, 13, 8)",
+        "batch_normalization (BatchNormalization)",
+        "(None, 1352)",
+        "Total params: 1,465 (5.72 KB)",
+        "Trainable params: 1,449",
+        "Non-trainable params: 16 (64 B)",
+    ] {
+        assert!(s.contains(line), "missing {line:?} in\n{s}");
+    }
+}
+
+#[test]
+fn incompatible_inputs_name_the_layer_the_shapes_and_the_call_site() {
+    let layer = Dense::new(2).with_name("classifier");
+    layer.call(&normal(&[2, 4], 51), false);
+    let err = std::panic::catch_unwind(|| layer.call(&normal(&[2, 3], 52), false)).unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("Dense 'classifier': input f32[2,3] is incompatible with the layer: expected rank >= 2 with last axis 4"), "{msg}");
+    assert!(msg.contains("nn_layers.rs"), "{msg}");
+    let conv = Conv2D::new(2, [3, 3]);
+    let err = std::panic::catch_unwind(|| conv.call(&normal(&[2, 3], 53), false)).unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("needs NHWC inputs (rank 4)"), "{msg}");
+}

@@ -1,0 +1,247 @@
+//! Optimizers against hand-computed updates, traced updates == eager, compile/fit/
+//! evaluate/predict, fit over a Dataset, weights round-tripped through safetensors,
+//! and the errors a user can hit.
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use tensorjit::nn::data::{load_digits, train_test_split};
+use tensorjit::nn::prelude::*;
+use tensorjit::nn::Module;
+use tensorjit::{function, random, DType, Tensor, Variable};
+
+/// Host reference of one optimizer on one variable, in f64.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Sgd,
+    Momentum(f64),
+    Nesterov(f64),
+    Adam,
+    Adagrad,
+    RmsProp,
+}
+
+fn make(rule: Rule, lr: f64) -> Box<dyn Optimizer> {
+    match rule {
+        Rule::Sgd => Box::new(SGD::new(lr)),
+        Rule::Momentum(m) => Box::new(SGD::new(lr).momentum(m)),
+        Rule::Nesterov(m) => Box::new(SGD::new(lr).momentum(m).nesterov(true)),
+        Rule::Adam => Box::new(Adam::new(lr)),
+        Rule::Adagrad => Box::new(Adagrad::new(lr)),
+        Rule::RmsProp => Box::new(RMSprop::new(lr)),
+    }
+}
+
+/// `steps` updates of `w` by the gradients `grads[t]`, by the textbook formulas.
+fn reference(rule: Rule, lr: f64, w: &[f64], grads: &[Vec<f64>]) -> Vec<f64> {
+    let mut w = w.to_vec();
+    let n = w.len();
+    let (mut s1, mut s2) = (vec![0.0; n], vec![0.0; n]);
+    if let Rule::Adagrad = rule {
+        s1 = vec![0.1; n];
+    }
+    for (t, g) in grads.iter().enumerate() {
+        let t = (t + 1) as f64;
+        for i in 0..n {
+            match rule {
+                Rule::Sgd => w[i] -= lr * g[i],
+                Rule::Momentum(m) => {
+                    s1[i] = m * s1[i] - lr * g[i];
+                    w[i] += s1[i];
+                }
+                Rule::Nesterov(m) => {
+                    s1[i] = m * s1[i] - lr * g[i];
+                    w[i] += m * s1[i] - lr * g[i];
+                }
+                Rule::Adam => {
+                    s1[i] = 0.9 * s1[i] + 0.1 * g[i];
+                    s2[i] = 0.999 * s2[i] + 0.001 * g[i] * g[i];
+                    let lr_t = lr * (1.0 - 0.999f64.powf(t)).sqrt() / (1.0 - 0.9f64.powf(t));
+                    w[i] -= lr_t * s1[i] / (s2[i].sqrt() + 1e-7);
+                }
+                Rule::Adagrad => {
+                    s1[i] += g[i] * g[i];
+                    w[i] -= lr * g[i] / (s1[i].sqrt() + 1e-7);
+                }
+                Rule::RmsProp => {
+                    s1[i] = 0.9 * s1[i] + 0.1 * g[i] * g[i];
+                    w[i] -= lr * g[i] / (s1[i].sqrt() + 1e-7);
+                }
+            }
+        }
+    }
+    w
+}
+
+fn rules() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Sgd),
+        (0.1f64..0.95).prop_map(Rule::Momentum),
+        (0.1f64..0.95).prop_map(Rule::Nesterov),
+        Just(Rule::Adam),
+        Just(Rule::Adagrad),
+        Just(Rule::RmsProp),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Each optimizer's updates match the hand-computed formulas (f64 variables, so the
+    /// comparison is tight), and the loss `Σ c·w²` gives gradients 2·c·w each step.
+    #[test]
+    fn optimizer_steps_match_hand_computed_updates(rule in rules(), lr in 0.001f64..0.3, seed in any::<u64>(), steps in 1usize..5) {
+        let w0 = random::normal([4], 0.0, 1.0, DType::F64, Some(seed)).to_vec::<f64>().unwrap();
+        let c = random::uniform([4], 0.5, 2.0, DType::F64, Some(seed ^ 1));
+        let cv = c.to_vec::<f64>().unwrap();
+        let w = Variable::new(Tensor::from_vec(w0.clone(), [4]).unwrap(), "w");
+        let opt = make(rule, lr);
+        let mut grads = Vec::new();
+        for _ in 0..steps {
+            let now = w.read().to_vec::<f64>().unwrap();
+            grads.push(now.iter().zip(&cv).map(|(w, c)| 2.0 * c * w).collect::<Vec<f64>>());
+            opt.minimize(&|| (&c * &w.read().square()).sum_all(), std::slice::from_ref(&w));
+        }
+        // The reference with the gradients of the trajectory (slots carry over).
+        let want = reference(rule, lr, &w0, &grads);
+        let got = w.read().to_vec::<f64>().unwrap();
+        for i in 0..4 {
+            prop_assert!((got[i] - want[i]).abs() <= 1e-9 * want[i].abs().max(1.0), "{:?}: {} vs {}", rule, got[i], want[i]);
+        }
+        prop_assert_eq!(opt.state().iterations().read().to_scalar::<i64>().unwrap(), steps as i64);
+    }
+}
+
+/// Optimizer updates inside a traced function are bit-identical to eager ones, and
+/// changing the learning rate (a variable) does not retrace.
+#[test]
+fn traced_optimizer_steps_equal_eager_ones() {
+    let run = |eager: bool| {
+        let w = Variable::new(random::normal([3, 2], 0.0, 1.0, DType::F32, Some(61)), "w");
+        let x = random::normal([5, 3], 0.0, 1.0, DType::F32, Some(62));
+        let opt = std::sync::Arc::new(Adam::new(0.05));
+        let (w2, o2) = (w.clone(), opt.clone());
+        let step = function("adam_step", move |x: Tensor| {
+            o2.minimize(&|| x.matmul(&w2.read()).tanh().sum_all(), std::slice::from_ref(&w2))
+        })
+        .with_run_eagerly(eager);
+        for i in 0..5 {
+            if i == 3 {
+                opt.set_learning_rate(0.01);
+            }
+            step.call(x.clone());
+        }
+        (w.read().to_vec::<f32>().unwrap(), step.tracing_count())
+    };
+    let (eager, _) = run(true);
+    let (traced, traces) = run(false);
+    assert_eq!(eager, traced);
+    assert_eq!(traces, 1);
+}
+
+fn digits() -> (Tensor, Tensor, Tensor, Tensor) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv.gz");
+    let (x, y) = load_digits(path).unwrap();
+    assert_eq!((x.dims(), y.dims()), (&[1797, 64][..], &[1797][..]));
+    train_test_split(&x, &y, 0.25, 1).unwrap()
+}
+
+fn mlp(seed: u64) -> Sequential {
+    let m = Sequential::new(vec![Dense::new(32).activation(Activation::Relu).boxed(), Dense::new(10).boxed()])
+        .with_input_shape(&[64]);
+    // Seeded weights (other tests draw from the global sequence concurrently).
+    for (i, v) in m.variables().iter().enumerate() {
+        if v.shape().rank() == 2 {
+            v.assign(&random::glorot_uniform(v.shape().clone(), DType::F32, Some(seed + i as u64)));
+        }
+    }
+    m
+}
+
+#[test]
+fn fit_learns_the_digits_identically_eager_and_traced() {
+    let (xt, yt, xv, yv) = digits();
+    let opts = FitOptions { epochs: 4, batch_size: 64, shuffle: Some(3), validation_data: Some((xv.clone(), yv.clone())), verbose: false };
+    let mut results = Vec::new();
+    for run_eagerly in [true, false] {
+        let model = mlp(70);
+        model.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[Metric::Accuracy], run_eagerly);
+        let h = model.fit(&xt, &yt, &opts).unwrap();
+        assert_eq!(h.get("loss").len(), 4);
+        assert!(h.get("loss")[3] < h.get("loss")[0], "{:?}", h.get("loss"));
+        let eval = model.evaluate(&xv, &yv, 100).unwrap();
+        let (a, b) = (eval.get("accuracy").unwrap(), h.get("val_accuracy").last().copied().unwrap());
+        assert!((a - b).abs() < 1e-6, "evaluate {a} vs the last val_accuracy {b}");
+        assert!(eval.get("accuracy").unwrap() > 0.9, "{eval:?}");
+        let pred = model.predict(&xv, 100).unwrap();
+        assert_eq!(pred.dims(), &[xv.dims()[0], 10]);
+        if !run_eagerly {
+            // Batches of 64 plus one remainder batch: two signatures.
+            assert_eq!(model.train_tracing_count(), 2);
+        }
+        results.push((h.get("loss"), pred.to_vec::<f32>().unwrap()));
+    }
+    assert_eq!(results[0], results[1], "run_eagerly does not change results");
+}
+
+#[test]
+fn fit_over_a_dataset_and_binary_accuracy() {
+    let x = random::normal([96, 2], 0.0, 1.0, DType::F32, Some(81));
+    let y = x.sum(-1, true).gt(0.0).cast(DType::F32);
+    let model = Sequential::new(vec![Dense::new(1).boxed()]).with_input_shape(&[2]);
+    model.compile(SGD::new(0.5).momentum(0.5), Loss::BinaryCrossentropy { from_logits: true }, &[Metric::Accuracy], false);
+    let ds = Dataset::from_tensor_slices(vec![x.clone(), y.clone()]).unwrap().shuffle(96, 1).batch(16);
+    let opts = FitOptions { epochs: 10, verbose: false, ..FitOptions::default() };
+    let h = model.fit_dataset(&ds, &opts).unwrap();
+    assert!(h.get("accuracy").last().copied().unwrap() > 0.9, "{:?}", h.get("accuracy"));
+}
+
+#[test]
+fn weights_round_trip_through_safetensors_by_name() {
+    let dir = std::env::temp_dir().join(format!("tensorjit-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("model.safetensors");
+    let build = |seed: u64| {
+        let m = Sequential::named(
+            "net",
+            vec![
+                Dense::new(6).with_name("hidden").activation(Activation::Tanh).boxed(),
+                BatchNormalization::new().with_name("bn").boxed(),
+                Dense::new(2).with_name("out").boxed(),
+            ],
+        )
+        .with_input_shape(&[4]);
+        for (i, v) in m.variables().iter().enumerate() {
+            v.assign(&random::uniform(v.shape().clone(), 0.5, 1.5, DType::F32, Some(seed * 100 + i as u64)));
+        }
+        m
+    };
+    let (a, b) = (build(1), build(2));
+    let x = random::normal([3, 4], 0.0, 1.0, DType::F32, Some(91));
+    assert_ne!(a.call(&x, false).to_vec::<f32>().unwrap(), b.call(&x, false).to_vec::<f32>().unwrap());
+    a.save_weights(&file).unwrap();
+    b.load_weights(&file).unwrap();
+    assert_eq!(a.call(&x, false).to_vec::<f32>().unwrap(), b.call(&x, false).to_vec::<f32>().unwrap());
+    for (va, vb) in a.variables().iter().zip(b.variables()) {
+        assert_eq!(va.read().to_vec::<f32>().unwrap(), vb.read().to_vec::<f32>().unwrap(), "{}", va.name());
+    }
+    // A model whose variables are not in the file: an error naming the variable.
+    let other = Sequential::named("other", vec![Dense::new(2).with_name("out").boxed()]).with_input_shape(&[6]);
+    let msg = other.load_weights(&file).unwrap_err().to_string();
+    assert!(msg.contains("no tensor named 'other/out/kernel'"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn training_api_errors_say_what_to_do() {
+    let model = Sequential::new(vec![Dense::new(1).boxed()]);
+    let x = random::normal([8, 3], 0.0, 1.0, DType::F32, Some(95));
+    let msg = model.fit(&x, &x, &FitOptions::default()).unwrap_err().to_string();
+    assert_eq!(msg, "fit needs a compiled model: call compile(optimizer, loss, …) first");
+    model.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], false);
+    let y = random::normal([7, 1], 0.0, 1.0, DType::F32, Some(96));
+    let msg = model.fit(&x, &y, &FitOptions::default()).unwrap_err().to_string();
+    assert!(msg.contains("fit: x and y need the same number of examples on axis 0, got x f32[8,3] and y f32[7,1]"), "{msg}");
+    let msg = model.evaluate(&x, &x.narrow(0, 0, 8), 0).unwrap_err().to_string();
+    assert!(msg.contains("batch_size >= 1"), "{msg}");
+}
