@@ -47,7 +47,8 @@ fn main() {
         let tape = GradientTape::new();
         let d_real = d.call(&real, true);
         let d_fake = d.call(&fake, true);
-        let loss = bce.compute(&Tensor::ones_like(&d_real), &d_real) + bce.compute(&Tensor::zeros_like(&d_fake), &d_fake);
+        let loss =
+            bce.compute(&Tensor::ones_like(&d_real), &d_real) + bce.compute(&Tensor::zeros_like(&d_fake), &d_fake);
         let grads = tape.gradient(&loss, &vars);
         d_opt.apply_gradients(&grads.into_iter().zip(vars).collect::<Vec<_>>());
         loss
@@ -85,7 +86,12 @@ fn main() {
     }
     let per_step = start.elapsed().as_secs_f64() * 1e6 / STEPS as f64;
     let end_mean = sample_mean(&generator);
-    println!("{:.1} µs per step (both traced steps; traces: {} + {})", per_step, train_d.tracing_count(), train_g.tracing_count());
+    println!(
+        "{:.1} µs per step (both traced steps; traces: {} + {})",
+        per_step,
+        train_d.tracing_count(),
+        train_g.tracing_count()
+    );
     println!(
         "generated mean: {start_mean:.4} -> {end_mean:.4} (real {REAL_MEAN}); distance to the real mean {:.4} -> {:.4}",
         (start_mean as f64 - REAL_MEAN).abs(),

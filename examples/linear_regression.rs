@@ -37,7 +37,8 @@ fn train(x: &Tensor, y: &Tensor) -> (f32, f32, f64) {
 
 /// The Keras variant; returns (W, b, µs per epoch).
 fn keras(x: &Tensor, y: &Tensor, run_eagerly: bool) -> Result<(f32, f32, f64), tensorjit::nn::Error> {
-    let layer = Dense::new(1).kernel_initializer(Initializer::Constant(5.0)).bias_initializer(Initializer::Constant(0.0));
+    let layer =
+        Dense::new(1).kernel_initializer(Initializer::Constant(5.0)).bias_initializer(Initializer::Constant(0.0));
     let model = Sequential::new(vec![layer.clone().boxed()]).with_input_shape(&[1]);
     model.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], run_eagerly);
     let n = x.dims()[0];

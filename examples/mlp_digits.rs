@@ -65,8 +65,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         per_epoch.push(median);
         final_model = Some(model);
     }
-    println!("time per epoch: run_eagerly=true {:.1} ms, run_eagerly=false {:.1} ms ({:.1}x)",
-        per_epoch[0] * 1e3, per_epoch[1] * 1e3, per_epoch[0] / per_epoch[1]);
+    println!(
+        "time per epoch: run_eagerly=true {:.1} ms, run_eagerly=false {:.1} ms ({:.1}x)",
+        per_epoch[0] * 1e3,
+        per_epoch[1] * 1e3,
+        per_epoch[0] / per_epoch[1]
+    );
 
     let model = final_model.ok_or("no model trained")?;
     let logs = model.evaluate(&x_test, &y_test, 128)?;

@@ -94,11 +94,11 @@ fn conv2d_gradients_match_finite_differences() {
         let h = 1e-2f32;
         let mut plus = k0.clone();
         plus[i] += h;
-        kernel.assign(&Tensor::from_vec(plus, [3, 3, 2, 2]).unwrap());
+        kernel.assign(Tensor::from_vec(plus, [3, 3, 2, 2]).unwrap());
         let lp = loss(&layer).to_scalar::<f32>().unwrap();
         let mut minus = k0.clone();
         minus[i] -= h;
-        kernel.assign(&Tensor::from_vec(minus, [3, 3, 2, 2]).unwrap());
+        kernel.assign(Tensor::from_vec(minus, [3, 3, 2, 2]).unwrap());
         let lm = loss(&layer).to_scalar::<f32>().unwrap();
         let fd = (lp - lm) / (2.0 * h);
         assert!((fd - g[i]).abs() <= 2e-2 * fd.abs().max(1.0), "kernel[{i}]: tape {} vs finite differences {fd}", g[i]);
@@ -111,11 +111,14 @@ fn variables_get_hierarchical_names_which_can_be_overridden() {
     // only the pattern is checked here).
     let (a, b) = (Dense::new(1), Dense::new(1));
     assert!(a.name().starts_with("dense") && b.name().starts_with("dense_") && a.name() != b.name());
-    let model = Sequential::named("sequential", vec![
-        Dense::new(4).with_name("dense").boxed(),
-        Dense::new(2).with_name("head").boxed(),
-        BatchNormalization::new().with_name("batch_normalization").boxed(),
-    ])
+    let model = Sequential::named(
+        "sequential",
+        vec![
+            Dense::new(4).with_name("dense").boxed(),
+            Dense::new(2).with_name("head").boxed(),
+            BatchNormalization::new().with_name("batch_normalization").boxed(),
+        ],
+    )
     .with_input_shape(&[3]);
     let names: Vec<String> = model.variables().iter().map(|v| v.name().to_string()).collect();
     assert_eq!(
@@ -151,7 +154,11 @@ fn reusing_a_layer_instance_shares_its_weights() {
     let after = vec32(&b.call(&x, false));
     assert_ne!(before, after);
     // The same layer twice in one model: its variables are listed once.
-    let twice = Sequential::new(vec![Dense::new(5).boxed(), shared.clone().boxed(), ActivationLayer::new(Activation::Relu).boxed()]);
+    let twice = Sequential::new(vec![
+        Dense::new(5).boxed(),
+        shared.clone().boxed(),
+        ActivationLayer::new(Activation::Relu).boxed(),
+    ]);
     twice.call(&x, false);
     assert_eq!(twice.variables().len(), 4);
 }
@@ -185,7 +192,7 @@ fn bn_run(eager: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let bn = BatchNormalization::new().momentum(0.9);
     let dense = Dense::new(3).kernel_initializer(Initializer::RandomUniform { low: -1.0, high: 1.0 });
     let model = Sequential::new(vec![dense.clone().boxed(), bn.clone().boxed()]).with_input_shape(&[5]);
-    dense.kernel().unwrap().assign(&random::uniform([5, 3], -1.0, 1.0, DType::F32, Some(21)));
+    dense.kernel().unwrap().assign(random::uniform([5, 3], -1.0, 1.0, DType::F32, Some(21)));
     let m = model.clone();
     let step = function("bn_step", move |x: Tensor| m.call(&x, true)).with_run_eagerly(eager);
     let mut last = Vec::new();
@@ -227,7 +234,8 @@ fn batch_normalization_normalises_in_training_and_uses_moving_stats_at_inference
     let z = vec32(&bn.call(&x, false));
     assert_eq!(before, vec32(&bn.moving_mean().unwrap().read()));
     let mv = vec32(&bn.moving_variance().unwrap().read());
-    let want: Vec<f64> = (0..64 * 3).map(|e| (xs[e] as f64 - before[e % 3] as f64) / (mv[e % 3] as f64 + 1e-3).sqrt()).collect();
+    let want: Vec<f64> =
+        (0..64 * 3).map(|e| (xs[e] as f64 - before[e % 3] as f64) / (mv[e % 3] as f64 + 1e-3).sqrt()).collect();
     close(&z, &want, 1e-4);
 }
 
@@ -264,7 +272,12 @@ fn incompatible_inputs_name_the_layer_the_shapes_and_the_call_site() {
     layer.call(&normal(&[2, 4], 51), false);
     let err = std::panic::catch_unwind(|| layer.call(&normal(&[2, 3], 52), false)).unwrap_err();
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(msg.contains("Dense 'classifier': input f32[2,3] is incompatible with the layer: expected rank >= 2 with last axis 4"), "{msg}");
+    assert!(
+        msg.contains(
+            "Dense 'classifier': input f32[2,3] is incompatible with the layer: expected rank >= 2 with last axis 4"
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("nn_layers.rs"), "{msg}");
     let conv = Conv2D::new(2, [3, 3]);
     let err = std::panic::catch_unwind(|| conv.call(&normal(&[2, 3], 53), false)).unwrap_err();

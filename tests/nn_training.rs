@@ -152,7 +152,7 @@ fn mlp(seed: u64) -> Sequential {
     // Seeded weights (other tests draw from the global sequence concurrently).
     for (i, v) in m.variables().iter().enumerate() {
         if v.shape().rank() == 2 {
-            v.assign(&random::glorot_uniform(v.shape().clone(), DType::F32, Some(seed + i as u64)));
+            v.assign(random::glorot_uniform(v.shape().clone(), DType::F32, Some(seed + i as u64)));
         }
     }
     m
@@ -161,11 +161,22 @@ fn mlp(seed: u64) -> Sequential {
 #[test]
 fn fit_learns_the_digits_identically_eager_and_traced() {
     let (xt, yt, xv, yv) = digits();
-    let opts = FitOptions { epochs: 4, batch_size: 64, shuffle: Some(3), validation_data: Some((xv.clone(), yv.clone())), verbose: false };
+    let opts = FitOptions {
+        epochs: 4,
+        batch_size: 64,
+        shuffle: Some(3),
+        validation_data: Some((xv.clone(), yv.clone())),
+        verbose: false,
+    };
     let mut results = Vec::new();
     for run_eagerly in [true, false] {
         let model = mlp(70);
-        model.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[Metric::Accuracy], run_eagerly);
+        model.compile(
+            Adam::new(0.01),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy],
+            run_eagerly,
+        );
         let h = model.fit(&xt, &yt, &opts).unwrap();
         assert_eq!(h.get("loss").len(), 4);
         assert!(h.get("loss")[3] < h.get("loss")[0], "{:?}", h.get("loss"));
@@ -189,7 +200,12 @@ fn fit_over_a_dataset_and_binary_accuracy() {
     let x = random::normal([96, 2], 0.0, 1.0, DType::F32, Some(81));
     let y = x.sum(-1, true).gt(0.0).cast(DType::F32);
     let model = Sequential::new(vec![Dense::new(1).boxed()]).with_input_shape(&[2]);
-    model.compile(SGD::new(0.5).momentum(0.5), Loss::BinaryCrossentropy { from_logits: true }, &[Metric::Accuracy], false);
+    model.compile(
+        SGD::new(0.5).momentum(0.5),
+        Loss::BinaryCrossentropy { from_logits: true },
+        &[Metric::Accuracy],
+        false,
+    );
     let ds = Dataset::from_tensor_slices(vec![x.clone(), y.clone()]).unwrap().shuffle(96, 1).batch(16);
     let opts = FitOptions { epochs: 10, verbose: false, ..FitOptions::default() };
     let h = model.fit_dataset(&ds, &opts).unwrap();
@@ -212,7 +228,7 @@ fn weights_round_trip_through_safetensors_by_name() {
         )
         .with_input_shape(&[4]);
         for (i, v) in m.variables().iter().enumerate() {
-            v.assign(&random::uniform(v.shape().clone(), 0.5, 1.5, DType::F32, Some(seed * 100 + i as u64)));
+            v.assign(random::uniform(v.shape().clone(), 0.5, 1.5, DType::F32, Some(seed * 100 + i as u64)));
         }
         m
     };
@@ -241,7 +257,10 @@ fn training_api_errors_say_what_to_do() {
     model.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], false);
     let y = random::normal([7, 1], 0.0, 1.0, DType::F32, Some(96));
     let msg = model.fit(&x, &y, &FitOptions::default()).unwrap_err().to_string();
-    assert!(msg.contains("fit: x and y need the same number of examples on axis 0, got x f32[8,3] and y f32[7,1]"), "{msg}");
+    assert!(
+        msg.contains("fit: x and y need the same number of examples on axis 0, got x f32[8,3] and y f32[7,1]"),
+        "{msg}"
+    );
     let msg = model.evaluate(&x, &x.narrow(0, 0, 8), 0).unwrap_err().to_string();
     assert!(msg.contains("batch_size >= 1"), "{msg}");
 }

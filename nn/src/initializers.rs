@@ -37,7 +37,7 @@ impl Initializer {
             Initializer::GlorotUniform => random::glorot_uniform(shape, dtype, None),
             Initializer::HeNormal => {
                 let (fan_in, _) = random::fans(&shape);
-                let stddev = (2.0 / fan_in.max(1) as f64).sqrt() / 0.879_625_720_537_975_1;
+                let stddev = (2.0 / fan_in.max(1) as f64).sqrt() / 0.879_625_720_537_975;
                 random::truncated_normal(shape, 0.0, stddev, dtype, None)
             }
             Initializer::RandomNormal { mean, stddev } => random::normal(shape, mean, stddev, dtype, None),

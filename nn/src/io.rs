@@ -84,7 +84,8 @@ pub fn load_weights(path: impl AsRef<Path>, vars: &[Variable]) -> Result<()> {
     let path = path.as_ref();
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: shown.clone(), source })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| Error::Format { path: shown.clone(), message: e.to_string() })?;
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| Error::Format { path: shown.clone(), message: e.to_string() })?;
     let mut values = Vec::with_capacity(vars.len());
     for v in vars {
         let t = file.tensor(v.name()).map_err(|_| Error::Format {
@@ -122,7 +123,10 @@ impl Sequential {
     /// Loads every variable of the (built) model from a safetensors file.
     pub fn load_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         if !self.is_built() {
-            return Err(Error::invalid("load_weights", "the model is not built: call it on data or use with_input_shape first"));
+            return Err(Error::invalid(
+                "load_weights",
+                "the model is not built: call it on data or use with_input_shape first",
+            ));
         }
         load_weights(path, &self.variables())
     }

@@ -83,10 +83,7 @@ fn dense_targets(loss: Loss, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
     if y_pred.rank() == 2 && y_pred.dims()[1] == 1 && y_true.rank() == 1 && y_true.dims()[0] == y_pred.dims()[0] {
         return y_true.cast(y_pred.dtype()).reshape([-1, 1]);
     }
-    raise(
-        loss.name(),
-        format!("targets {} do not match predictions {}", y_true.type_string(), y_pred.type_string()),
-    )
+    raise(loss.name(), format!("targets {} do not match predictions {}", y_true.type_string(), y_pred.type_string()))
 }
 
 /// Integer labels of shape `[batch]`.

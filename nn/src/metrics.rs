@@ -50,10 +50,10 @@ impl AccuracyKind {
                 let (labels, pred) = sparse_pair(y_true, y_pred);
                 labels.eq(&pred)
             }
-            AccuracyKind::Categorical => y_true.argmax(-1).eq(&y_pred.argmax(-1)),
+            AccuracyKind::Categorical => y_true.argmax(-1).eq(y_pred.argmax(-1)),
             AccuracyKind::Binary { threshold } => {
                 let t = if y_true.rank() + 1 == y_pred.rank() { y_true.expand_dims(-1) } else { y_true.clone() };
-                y_pred.gt(threshold).eq(&t.cast(y_pred.dtype()).gt(0.5))
+                y_pred.gt(threshold).eq(t.cast(y_pred.dtype()).gt(0.5))
             }
         };
         hits.cast(DType::F32).mean_all()

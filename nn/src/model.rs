@@ -117,7 +117,8 @@ struct Running {
 
 impl Running {
     fn new(metrics: &[Metric]) -> Running {
-        let names: Vec<String> = std::iter::once("loss".to_string()).chain(metrics.iter().map(|m| m.name().into())).collect();
+        let names: Vec<String> =
+            std::iter::once("loss".to_string()).chain(metrics.iter().map(|m| m.name().into())).collect();
         Running { means: vec![Mean::new(); names.len()], names }
     }
 
@@ -138,11 +139,18 @@ fn check_pair(op: &'static str, x: &Tensor, y: &Tensor, batch_size: usize) -> Re
     if x.rank() == 0 || y.rank() == 0 || y.dims()[0] != n {
         return Err(Error::invalid(
             op,
-            format!("x and y need the same number of examples on axis 0, got x {} and y {}", x.type_string(), y.type_string()),
+            format!(
+                "x and y need the same number of examples on axis 0, got x {} and y {}",
+                x.type_string(),
+                y.type_string()
+            ),
         ));
     }
     if n == 0 || batch_size == 0 {
-        return Err(Error::invalid(op, format!("needs at least one example and batch_size >= 1 (got {n} examples, batch_size {batch_size})")));
+        return Err(Error::invalid(
+            op,
+            format!("needs at least one example and batch_size >= 1 (got {n} examples, batch_size {batch_size})"),
+        ));
     }
     Ok(n)
 }
@@ -299,10 +307,16 @@ impl Sequential {
         let c = self.compiled("predict")?;
         let n = x.dims().first().copied().unwrap_or(0);
         if n == 0 || batch_size == 0 {
-            return Err(Error::invalid("predict", format!("needs examples on axis 0 and batch_size >= 1, got x {}", x.type_string())));
+            return Err(Error::invalid(
+                "predict",
+                format!("needs examples on axis 0 and batch_size >= 1, got x {}", x.type_string()),
+            ));
         }
         let all: Vec<i64> = (0..n as i64).collect();
-        let outs = all.chunks(batch_size).map(|idx| c.predict_step.try_call(batch_rows(x, idx)?).map_err(Error::from)).collect::<Result<Vec<_>>>()?;
+        let outs = all
+            .chunks(batch_size)
+            .map(|idx| c.predict_step.try_call(batch_rows(x, idx)?).map_err(Error::from))
+            .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = outs.iter().collect();
         Ok(Tensor::concat(&refs, 0))
     }

@@ -43,7 +43,16 @@ pub(crate) fn render(model: &dyn Module, input: Option<&[Option<usize>]>) -> Str
     let mut s = String::new();
     let _ = writeln!(s, "Model: \"{}\"", model.name());
     let _ = writeln!(s, "{}", rule('_'));
-    let _ = writeln!(s, " {:<w0$}{:<w1$}{:<w2$}", "Layer (type)", "Output Shape", "Param #", w0 = w[0], w1 = w[1], w2 = w[2]);
+    let _ = writeln!(
+        s,
+        " {:<w0$}{:<w1$}{:<w2$}",
+        "Layer (type)",
+        "Output Shape",
+        "Param #",
+        w0 = w[0],
+        w1 = w[1],
+        w2 = w[2]
+    );
     let _ = writeln!(s, "{}", rule('='));
     let mut shape = input.map(|s| s.to_vec());
     for (i, l) in layers.iter().enumerate() {

@@ -32,11 +32,11 @@ pub use ops::shape::{ReshapeSpec, SliceArg};
 pub use ops::Operand;
 pub use shape::{Axes, Shape};
 pub use tensor::{Tensor, TensorId};
-pub use trace::init_scope;
 pub use trace::function::{
     function, ArgSpec, ArgVec, ConcreteFunction, Function, FunctionArgs, FunctionOutput, Static, TensorSpec,
     VariableSpec,
 };
+pub use trace::init_scope;
 pub use trace::instance::InstanceField;
 pub use variable::{Variable, VariableId};
 

@@ -101,7 +101,8 @@ impl Dataset {
         let inner = self.make.clone();
         Dataset::from_fn(move |epoch| {
             let inner = inner.clone();
-            let passes = (0..count.unwrap_or(usize::MAX)).map(move |r| epoch.wrapping_mul(1 << 32).wrapping_add(r as u64));
+            let passes =
+                (0..count.unwrap_or(usize::MAX)).map(move |r| epoch.wrapping_mul(1 << 32).wrapping_add(r as u64));
             Box::new(passes.flat_map(move |e| inner(e)))
         })
     }
@@ -154,7 +155,8 @@ mod tests {
         let batches: Vec<Element> = ds.batch(4).iter().collect();
         assert_eq!(batches.iter().map(|b| b[0].dims()[0]).collect::<Vec<_>>(), vec![4, 4, 2]);
 
-        let labels = |d: &Dataset, e| -> Vec<i64> { d.iter_epoch(e).map(|el| el[1].to_scalar::<i64>().unwrap()).collect() };
+        let labels =
+            |d: &Dataset, e| -> Vec<i64> { d.iter_epoch(e).map(|el| el[1].to_scalar::<i64>().unwrap()).collect() };
         let sh = ds.shuffle(10, 3);
         let (a, b) = (labels(&sh, 0), labels(&sh, 1));
         let mut sorted = a.clone();

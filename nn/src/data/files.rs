@@ -40,8 +40,9 @@ pub fn load_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     if b.len() < header {
         return Err(format_err(path, format!("truncated header ({} bytes for {rank} dims)", b.len())));
     }
-    let dims: Vec<usize> =
-        (0..rank).map(|i| u32::from_be_bytes([b[4 + 4 * i], b[5 + 4 * i], b[6 + 4 * i], b[7 + 4 * i]]) as usize).collect();
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes([b[4 + 4 * i], b[5 + 4 * i], b[6 + 4 * i], b[7 + 4 * i]]) as usize)
+        .collect();
     let n: usize = dims.iter().product();
     let width = match code {
         0x08 | 0x09 => 1,
@@ -57,11 +58,22 @@ pub fn load_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let t = match code {
         0x08 => Tensor::from_vec(data.iter().map(|&x| x as i32).collect::<Vec<i32>>(), dims.as_slice()),
         0x09 => Tensor::from_vec(data.iter().map(|&x| x as i8 as i32).collect::<Vec<i32>>(), dims.as_slice()),
-        0x0B => Tensor::from_vec(data.chunks(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as i32).collect::<Vec<i32>>(), dims.as_slice()),
-        0x0C => Tensor::from_vec(data.chunks(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<i32>>(), dims.as_slice()),
-        0x0D => Tensor::from_vec(data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>(), dims.as_slice()),
+        0x0B => Tensor::from_vec(
+            data.chunks(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as i32).collect::<Vec<i32>>(),
+            dims.as_slice(),
+        ),
+        0x0C => Tensor::from_vec(
+            data.chunks(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<i32>>(),
+            dims.as_slice(),
+        ),
+        0x0D => Tensor::from_vec(
+            data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>(),
+            dims.as_slice(),
+        ),
         _ => Tensor::from_vec(
-            data.chunks(8).map(|c| f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect::<Vec<f64>>(),
+            data.chunks(8)
+                .map(|c| f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect::<Vec<f64>>(),
             dims.as_slice(),
         ),
     };
@@ -77,14 +89,18 @@ pub fn load_digits(path: impl AsRef<Path>) -> Result<(Tensor, Tensor)> {
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let values: Vec<&str> = line.split(',').collect();
         if values.len() != 65 {
-            return Err(format_err(path, format!("line {}: {} values, expected 64 pixels and a label", i + 1, values.len())));
+            return Err(format_err(
+                path,
+                format!("line {}: {} values, expected 64 pixels and a label", i + 1, values.len()),
+            ));
         }
         for v in &values[..64] {
             let p: f32 = v.trim().parse().map_err(|_| format_err(path, format!("line {}: bad pixel '{v}'", i + 1)))?;
             pixels.push(p / 16.0);
         }
         let label = values[64].trim();
-        labels.push(label.parse::<i64>().map_err(|_| format_err(path, format!("line {}: bad label '{label}'", i + 1)))?);
+        labels
+            .push(label.parse::<i64>().map_err(|_| format_err(path, format!("line {}: bad label '{label}'", i + 1)))?);
     }
     let n = labels.len();
     Ok((Tensor::from_vec(pixels, [n, 64])?, Tensor::from_vec(labels, [n])?))
@@ -92,7 +108,12 @@ pub fn load_digits(path: impl AsRef<Path>) -> Result<(Tensor, Tensor)> {
 
 /// Splits examples (axis 0) into train and test sets: a `test_fraction` of them, chosen
 /// by a permutation from `seed` (scikit-learn's `train_test_split`).
-pub fn train_test_split(x: &Tensor, y: &Tensor, test_fraction: f64, seed: u64) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+pub fn train_test_split(
+    x: &Tensor,
+    y: &Tensor,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
     let n = x.dims().first().copied().unwrap_or(0);
     if y.dims().first() != Some(&n) || !(0.0..1.0).contains(&test_fraction) {
         return Err(Error::invalid(
@@ -103,7 +124,8 @@ pub fn train_test_split(x: &Tensor, y: &Tensor, test_fraction: f64, seed: u64) -
     let order = shuffled_indices(n, seed, 0);
     let n_test = (n as f64 * test_fraction).round() as usize;
     let (test, train) = order.split_at(n_test);
-    let pick = |t: &Tensor, idx: &[i64]| -> Result<Tensor> { Ok(t.gather(&Tensor::from_vec(idx.to_vec(), [idx.len()])?, 0)) };
+    let pick =
+        |t: &Tensor, idx: &[i64]| -> Result<Tensor> { Ok(t.gather(&Tensor::from_vec(idx.to_vec(), [idx.len()])?, 0)) };
     Ok((pick(x, train)?, pick(y, train)?, pick(x, test)?, pick(y, test)?))
 }
 
