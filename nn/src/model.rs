@@ -173,7 +173,7 @@ fn progress(verbose: bool, len: usize, prefix: String) -> ProgressBar {
 impl Sequential {
     /// Sets the optimizer, loss and metrics and makes the traced train/test/predict steps
     /// (Keras' `compile`). `run_eagerly` runs them as plain Rust code instead, with the
-    /// same results.
+    /// same results; so does the global `config::run_functions_eagerly(true)`.
     pub fn compile(&self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric], run_eagerly: bool) {
         self.compile_shared(Arc::new(optimizer), loss, metrics, run_eagerly)
     }
@@ -187,13 +187,14 @@ impl Sequential {
             ensure_built(&m, &x);
             m.call(&x, false)
         });
-        let c = Compiled {
-            optimizer,
-            metrics: metrics.to_vec(),
-            train_step: train.with_run_eagerly(run_eagerly),
-            test_step: test.with_run_eagerly(run_eagerly),
-            predict_step: predict.with_run_eagerly(run_eagerly),
+        // `run_eagerly = false` follows the global switch (`config::run_functions_eagerly`
+        // still turns every traced function eager for debugging, as in Keras).
+        let (train, test, predict) = if run_eagerly {
+            (train.with_run_eagerly(true), test.with_run_eagerly(true), predict.with_run_eagerly(true))
+        } else {
+            (train, test, predict)
         };
+        let c = Compiled { optimizer, metrics: metrics.to_vec(), train_step: train, test_step: test, predict_step: predict };
         *self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(c));
     }
 
