@@ -194,7 +194,13 @@ impl Sequential {
         } else {
             (train, test, predict)
         };
-        let c = Compiled { optimizer, metrics: metrics.to_vec(), train_step: train, test_step: test, predict_step: predict };
+        let c = Compiled {
+            optimizer,
+            metrics: metrics.to_vec(),
+            train_step: train,
+            test_step: test,
+            predict_step: predict,
+        };
         *self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(c));
     }
 
@@ -214,52 +220,51 @@ impl Sequential {
 
     /// Trains for `opts.epochs` epochs on `x`, `y` (Keras' `fit`).
     pub fn fit(&self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
-        let c = self.compiled("fit")?;
+        self.compiled("fit")?;
         let n = check_pair("fit", x, y, opts.batch_size)?;
-        let mut history = History::default();
-        for epoch in 0..opts.epochs {
-            let start = Instant::now();
+        self.run_epochs(opts, |epoch| {
             let order = match opts.shuffle {
-                Some(seed) => shuffled_indices(n, seed, epoch as u64),
+                Some(seed) => shuffled_indices(n, seed, epoch),
                 None => (0..n as i64).collect(),
             };
-            let batches: Vec<&[i64]> = order.chunks(opts.batch_size).collect();
-            let pb = progress(opts.verbose, batches.len(), format!("Epoch {}/{}", epoch + 1, opts.epochs));
-            let mut run = Running::new(&c.metrics);
-            for idx in batches {
-                let out = c.train_step.try_call((batch_rows(x, idx)?, batch_rows(y, idx)?))?;
-                run.add(&out, idx.len())?;
-                pb.inc(1);
-                pb.set_message(run.logs("").line());
-            }
-            let mut logs = run.logs("");
-            if let Some((vx, vy)) = &opts.validation_data {
-                logs.0.extend(self.evaluate_with(&c, vx, vy, opts.batch_size, "val_")?.0);
-            }
-            let secs = start.elapsed().as_secs_f64();
-            self.end_epoch(&pb, opts, epoch, secs, &logs);
-            history.epochs.push(logs);
-            history.seconds.push(secs);
-        }
-        Ok(history)
+            let batches: Vec<Vec<i64>> = order.chunks(opts.batch_size).map(<[i64]>::to_vec).collect();
+            (batches.len(), batches.into_iter().map(move |idx| Ok((batch_rows(x, &idx)?, batch_rows(y, &idx)?))))
+        })
     }
 
     /// `fit` over a dataset of `(x, y)` batches (each element two tensors).
     pub fn fit_dataset(&self, data: &Dataset, opts: &FitOptions) -> Result<History> {
+        self.run_epochs(opts, |epoch| {
+            let pairs = data.iter_epoch(epoch).map(|item| {
+                <[Tensor; 2]>::try_from(item).map(|[x, y]| (x, y)).map_err(|item| {
+                    Error::invalid("fit_dataset", format!("elements must be (x, y) pairs, got {} tensors", item.len()))
+                })
+            });
+            (0, pairs)
+        })
+    }
+
+    /// The epoch loop of `fit`: `batches(epoch)` gives the number of batches (0 when
+    /// unknown) and the batches.
+    fn run_epochs<I>(&self, opts: &FitOptions, mut batches: impl FnMut(u64) -> (usize, I)) -> Result<History>
+    where
+        I: Iterator<Item = Result<(Tensor, Tensor)>>,
+    {
         let c = self.compiled("fit")?;
         let mut history = History::default();
         for epoch in 0..opts.epochs {
             let start = Instant::now();
-            let pb = progress(opts.verbose, 0, format!("Epoch {}/{}", epoch + 1, opts.epochs));
+            let (len, it) = batches(epoch as u64);
+            let pb = progress(opts.verbose, len, format!("Epoch {}/{}", epoch + 1, opts.epochs));
             let mut run = Running::new(&c.metrics);
-            for item in data.iter_epoch(epoch as u64) {
-                let [bx, by] = <[Tensor; 2]>::try_from(item).map_err(|item| {
-                    Error::invalid("fit_dataset", format!("elements must be (x, y) pairs, got {} tensors", item.len()))
-                })?;
+            for batch in it {
+                let (bx, by) = batch?;
                 let n = bx.dims().first().copied().unwrap_or(1);
                 let out = c.train_step.try_call((bx, by))?;
                 run.add(&out, n)?;
-                pb.inc_length(1);
+                if len == 0 {
+                    pb.inc_length(1);
+                }
                 pb.inc(1);
                 pb.set_message(run.logs("").line());
             }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::Tensor;
 
-use super::{core_methods, with_name};
+use super::{core_methods, setters, with_name};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
@@ -28,14 +28,9 @@ impl BatchNormalization {
         BatchNormalization { momentum: 0.99, epsilon: 1e-3, core: LayerCore::new("BatchNormalization") }
     }
 
-    pub fn momentum(mut self, m: f64) -> Self {
-        self.momentum = m;
-        self
-    }
-
-    pub fn epsilon(mut self, e: f64) -> Self {
-        self.epsilon = e;
-        self
+    setters! {
+        momentum: f64,
+        epsilon: f64,
     }
 
     with_name!();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{Padding, Tensor, Variable};
 
-use super::{core_methods, with_name};
+use super::{core_methods, setters, with_name};
 use crate::activations::Activation;
 use crate::error::raise;
 use crate::initializers::Initializer;
@@ -36,7 +36,7 @@ pub struct Conv2D {
     padding: Padding,
     activation: Activation,
     use_bias: bool,
-    kernel_init: Initializer,
+    kernel_initializer: Initializer,
     core: Arc<LayerCore>,
 }
 
@@ -50,34 +50,17 @@ impl Conv2D {
             padding: Padding::Valid,
             activation: Activation::Linear,
             use_bias: true,
-            kernel_init: Initializer::GlorotUniform,
+            kernel_initializer: Initializer::GlorotUniform,
             core: LayerCore::new("Conv2D"),
         }
     }
 
-    pub fn strides(mut self, s: [usize; 2]) -> Self {
-        self.strides = s;
-        self
-    }
-
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.padding = p;
-        self
-    }
-
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    pub fn use_bias(mut self, on: bool) -> Self {
-        self.use_bias = on;
-        self
-    }
-
-    pub fn kernel_initializer(mut self, init: Initializer) -> Self {
-        self.kernel_init = init;
-        self
+    setters! {
+        strides: [usize; 2],
+        padding: Padding,
+        activation: Activation,
+        use_bias: bool,
+        kernel_initializer: Initializer,
     }
 
     with_name!();
@@ -101,7 +84,7 @@ impl Module for Conv2D {
         };
         let [kh, kw] = self.kernel_size;
         self.core.build(scope, |w| {
-            w.add("kernel", &[kh, kw, cin, self.filters], &self.kernel_init, true);
+            w.add("kernel", &[kh, kw, cin, self.filters], &self.kernel_initializer, true);
             if self.use_bias {
                 w.add("bias", &[self.filters], &Initializer::Zeros, true);
             }
@@ -142,14 +125,9 @@ macro_rules! pool_layer {
                 $name { pool_size, strides: pool_size, padding: Padding::Valid, core: LayerCore::new($kind) }
             }
 
-            pub fn strides(mut self, s: [usize; 2]) -> Self {
-                self.strides = s;
-                self
-            }
-
-            pub fn padding(mut self, p: Padding) -> Self {
-                self.padding = p;
-                self
+            setters! {
+                strides: [usize; 2],
+                padding: Padding,
             }
 
             with_name!();

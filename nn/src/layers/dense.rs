@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{Tensor, Variable};
 
-use super::{core_methods, with_name};
+use super::{core_methods, setters, with_name};
 use crate::activations::Activation;
 use crate::error::raise;
 use crate::initializers::Initializer;
@@ -17,8 +17,8 @@ pub struct Dense {
     units: usize,
     activation: Activation,
     use_bias: bool,
-    kernel_init: Initializer,
-    bias_init: Initializer,
+    kernel_initializer: Initializer,
+    bias_initializer: Initializer,
     core: Arc<LayerCore>,
 }
 
@@ -29,30 +29,17 @@ impl Dense {
             units,
             activation: Activation::Linear,
             use_bias: true,
-            kernel_init: Initializer::GlorotUniform,
-            bias_init: Initializer::Zeros,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
             core: LayerCore::new("Dense"),
         }
     }
 
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    pub fn use_bias(mut self, on: bool) -> Self {
-        self.use_bias = on;
-        self
-    }
-
-    pub fn kernel_initializer(mut self, init: Initializer) -> Self {
-        self.kernel_init = init;
-        self
-    }
-
-    pub fn bias_initializer(mut self, init: Initializer) -> Self {
-        self.bias_init = init;
-        self
+    setters! {
+        activation: Activation,
+        use_bias: bool,
+        kernel_initializer: Initializer,
+        bias_initializer: Initializer,
     }
 
     with_name!();
@@ -80,9 +67,9 @@ impl Module for Dense {
             )
         };
         self.core.build(scope, |w| {
-            w.add("kernel", &[fan_in, self.units], &self.kernel_init, true);
+            w.add("kernel", &[fan_in, self.units], &self.kernel_initializer, true);
             if self.use_bias {
-                w.add("bias", &[self.units], &self.bias_init, true);
+                w.add("bias", &[self.units], &self.bias_initializer, true);
             }
         });
     }

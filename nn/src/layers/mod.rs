@@ -44,3 +44,15 @@ macro_rules! with_name {
     };
 }
 pub(crate) use with_name;
+
+/// Builder setters `fn field(mut self, value) -> Self` for configuration fields.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, value: $ty) -> Self {
+            self.$field = value;
+            self
+        }
+    )*};
+}
+pub(crate) use setters;
