@@ -9,6 +9,7 @@
 pub mod codegen;
 pub mod exec;
 pub mod kernel;
+pub mod lower;
 pub mod passes;
 pub mod plan;
 

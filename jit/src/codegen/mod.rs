@@ -10,8 +10,6 @@
 //!
 //! Each compiled concrete function owns one `JITModule`; dropping it frees the code.
 
-mod math;
-
 use std::sync::OnceLock;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -23,9 +21,9 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
-use tensorjit_runtime::ops::{BinaryOp, UnaryOp};
 
-use crate::kernel::{Access, Expr, Kernel};
+use crate::kernel::{Access, Kernel};
+use crate::lower::{self, Cc, Lower};
 
 /// A compiled kernel: `ptrs` = inputs then outputs.
 pub type KernelFn = unsafe extern "C" fn(ptrs: *const *mut f32, rows: i64, cols: i64);
@@ -135,78 +133,96 @@ impl Em<'_, '_> {
         let c = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
         self.b.ins().vconst(ty, c)
     }
-    pub(crate) fn fconst(&mut self, v: f32) -> Value {
+}
+
+fn float_cc(cc: Cc) -> FloatCC {
+    match cc {
+        Cc::Eq => FloatCC::Equal,
+        // Unordered or not equal: Rust's `!=` (true when either is NaN).
+        Cc::Ne => FloatCC::NotEqual,
+        Cc::Lt => FloatCC::LessThan,
+        Cc::Le => FloatCC::LessThanOrEqual,
+        Cc::Gt => FloatCC::GreaterThan,
+        Cc::Ge => FloatCC::GreaterThanOrEqual,
+        Cc::Unordered => FloatCC::Unordered,
+    }
+}
+
+impl Lower for Em<'_, '_> {
+    type V = Value;
+    fn fconst(&mut self, v: f32) -> Value {
         if self.vector {
             self.vconst(F32X4, v.to_le_bytes())
         } else {
             self.b.ins().f32const(v)
         }
     }
-    pub(crate) fn iconst(&mut self, v: i32) -> Value {
+    fn iconst(&mut self, v: i32) -> Value {
         if self.vector {
             self.vconst(I32X4, v.to_le_bytes())
         } else {
             self.b.ins().iconst(I32, v as i64)
         }
     }
-    pub(crate) fn fadd(&mut self, a: Value, b: Value) -> Value {
+    fn fadd(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fadd(a, b)
     }
-    pub(crate) fn fsub(&mut self, a: Value, b: Value) -> Value {
+    fn fsub(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fsub(a, b)
     }
-    pub(crate) fn fmul(&mut self, a: Value, b: Value) -> Value {
+    fn fmul(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fmul(a, b)
     }
-    pub(crate) fn fdiv(&mut self, a: Value, b: Value) -> Value {
+    fn fdiv(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fdiv(a, b)
     }
-    pub(crate) fn fneg(&mut self, a: Value) -> Value {
+    fn fsqrt(&mut self, a: Value) -> Value {
+        self.b.ins().sqrt(a)
+    }
+    fn fneg(&mut self, a: Value) -> Value {
         self.b.ins().fneg(a)
     }
-    pub(crate) fn fabs(&mut self, a: Value) -> Value {
+    fn fabs(&mut self, a: Value) -> Value {
         self.b.ins().fabs(a)
     }
-    pub(crate) fn iadd(&mut self, a: Value, b: Value) -> Value {
+    fn iadd(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().iadd(a, b)
     }
-    pub(crate) fn isub(&mut self, a: Value, b: Value) -> Value {
+    fn isub(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().isub(a, b)
     }
-    pub(crate) fn band(&mut self, a: Value, b: Value) -> Value {
+    fn band(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().band(a, b)
     }
-    pub(crate) fn bor(&mut self, a: Value, b: Value) -> Value {
+    fn bor(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().bor(a, b)
     }
-    pub(crate) fn sshr(&mut self, a: Value, n: i64) -> Value {
-        self.b.ins().sshr_imm_s(a, n)
+    fn sshr(&mut self, a: Value, n: u8) -> Value {
+        self.b.ins().sshr_imm_s(a, n as i64)
     }
-    pub(crate) fn shl(&mut self, a: Value, n: i64) -> Value {
-        self.b.ins().ishl_imm_s(a, n)
+    fn shl(&mut self, a: Value, n: u8) -> Value {
+        self.b.ins().ishl_imm_s(a, n as i64)
     }
-    /// The bits of a float as an integer of the same width.
-    pub(crate) fn bits_of(&mut self, x: Value) -> Value {
+    fn bits_of(&mut self, x: Value) -> Value {
         let (ty, flags) = (self.ity(), if self.vector { vec_flags() } else { MemFlagsData::new() });
         self.b.ins().bitcast(ty, flags, x)
     }
-    pub(crate) fn float_of(&mut self, x: Value) -> Value {
+    fn float_of(&mut self, x: Value) -> Value {
         let (ty, flags) = (self.fty(), if self.vector { vec_flags() } else { MemFlagsData::new() });
         self.b.ins().bitcast(ty, flags, x)
     }
-    pub(crate) fn int_to_float(&mut self, x: Value) -> Value {
+    fn int_to_float(&mut self, x: Value) -> Value {
         let ty = self.fty();
         self.b.ins().fcvt_from_sint(ty, x)
     }
-    /// A comparison mask: all-ones lanes (`i32x4`) or a boolean (`i8`).
-    pub(crate) fn fcmp(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
-        self.b.ins().fcmp(cc, a, b)
+    /// All-ones lanes (`i32x4`) or a boolean (`i8`).
+    fn fcmp(&mut self, cc: Cc, a: Value, b: Value) -> Value {
+        self.b.ins().fcmp(float_cc(cc), a, b)
     }
-    pub(crate) fn mask_or(&mut self, a: Value, b: Value) -> Value {
+    fn mask_or(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().bor(a, b)
     }
-    /// `mask ? a : b` on floats.
-    pub(crate) fn sel(&mut self, mask: Value, a: Value, b: Value) -> Value {
+    fn sel(&mut self, mask: Value, a: Value, b: Value) -> Value {
         if self.vector {
             let m = self.b.ins().bitcast(F32X4, vec_flags(), mask);
             self.b.ins().bitselect(m, a, b)
@@ -214,61 +230,11 @@ impl Em<'_, '_> {
             self.b.ins().select(mask, a, b)
         }
     }
-    /// `mask ? a : b` on integers.
-    pub(crate) fn sel_int(&mut self, mask: Value, a: Value, b: Value) -> Value {
+    fn sel_int(&mut self, mask: Value, a: Value, b: Value) -> Value {
         if self.vector {
             self.b.ins().bitselect(mask, a, b)
         } else {
             self.b.ins().select(mask, a, b)
-        }
-    }
-    /// `mag` with the sign bit of `sign` (bitwise, as the runtime's `copysign`).
-    pub(crate) fn copysign(&mut self, mag: Value, sign: Value) -> Value {
-        let (m, s) = (self.bits_of(mag), self.bits_of(sign));
-        let lo = self.iconst(0x7fff_ffff);
-        let hi = self.iconst(i32::MIN);
-        let m = self.band(m, lo);
-        let s = self.band(s, hi);
-        let r = self.bor(m, s);
-        self.float_of(r)
-    }
-
-    fn unary(&mut self, u: UnaryOp, x: Value) -> Value {
-        match u {
-            UnaryOp::Neg => self.fneg(x),
-            UnaryOp::Abs => self.fabs(x),
-            UnaryOp::Square => self.fmul(x, x),
-            UnaryOp::Sqrt => self.b.ins().sqrt(x),
-            UnaryOp::Relu => {
-                let zero = self.fconst(0.0);
-                let neg = self.fcmp(FloatCC::LessThan, x, zero);
-                self.sel(neg, zero, x)
-            }
-            UnaryOp::Exp => self.exp(x),
-            UnaryOp::Log => self.log(x),
-            UnaryOp::Tanh => self.tanh(x),
-            UnaryOp::Sigmoid => self.sigmoid(x),
-            UnaryOp::Softplus => self.softplus(x),
-            other => unreachable!("the planner fuses only supported ops, not {}", other.name()),
-        }
-    }
-
-    fn binary(&mut self, op: BinaryOp, x: Value, y: Value) -> Value {
-        match op {
-            BinaryOp::Add => self.fadd(x, y),
-            BinaryOp::Sub => self.fsub(x, y),
-            BinaryOp::Mul => self.fmul(x, y),
-            BinaryOp::Div => self.fdiv(x, y),
-            // The runtime's `sel(x >= y || x != x, x, y)`: NaN in x propagates, ties
-            // (±0 included) give the left operand.
-            BinaryOp::Maximum | BinaryOp::Minimum => {
-                let cc = if op == BinaryOp::Maximum { FloatCC::GreaterThanOrEqual } else { FloatCC::LessThanOrEqual };
-                let c = self.fcmp(cc, x, y);
-                let nan = self.fcmp(FloatCC::Unordered, x, x);
-                let m = self.mask_or(c, nan);
-                self.sel(m, x, y)
-            }
-            other => unreachable!("the planner fuses only supported ops, not {}", other.name()),
         }
     }
 }
@@ -402,39 +368,16 @@ fn build(
 /// One element (or one vector of 4) of the kernel at `addrs` (+`offset` bytes).
 fn body(em: &mut Em<'_, '_>, k: &Kernel, addrs: &[Value], fixed: &[Fixed], offset: i32, flags: MemFlagsData) {
     let ty = em.fty();
-    let mut vals: Vec<Value> = Vec::with_capacity(k.exprs.len());
-    for e in &k.exprs {
-        let v = match e {
-            Expr::Input(i) => match fixed[*i] {
-                Fixed::Value { scalar, vector } => {
-                    if em.vector {
-                        vector
-                    } else {
-                        scalar
-                    }
-                }
-                Fixed::None => em.b.ins().load(ty, flags.with_readonly(), addrs[*i], offset),
-            },
-            Expr::Const(c) => em.fconst(*c),
-            Expr::Unary(u, a) => em.unary(*u, vals[*a]),
-            Expr::Binary(op, x, y) => em.binary(*op, vals[*x], vals[*y]),
-            Expr::Cmp(op, x, y) => {
-                let cc = match op {
-                    BinaryOp::Eq => FloatCC::Equal,
-                    // Unordered or not equal: Rust's `!=` (true when either is NaN).
-                    BinaryOp::Ne => FloatCC::NotEqual,
-                    BinaryOp::Lt => FloatCC::LessThan,
-                    BinaryOp::Le => FloatCC::LessThanOrEqual,
-                    BinaryOp::Gt => FloatCC::GreaterThan,
-                    BinaryOp::Ge => FloatCC::GreaterThanOrEqual,
-                    other => unreachable!("the planner fuses only comparisons here, not {}", other.name()),
-                };
-                em.fcmp(cc, vals[*x], vals[*y])
+    let vals = lower::eval(em, k, |em, i| match fixed[i] {
+        Fixed::Value { scalar, vector } => {
+            if em.vector {
+                vector
+            } else {
+                scalar
             }
-            Expr::Select(m, a, b) => em.sel(vals[*m], vals[*a], vals[*b]),
-        };
-        vals.push(v);
-    }
+        }
+        Fixed::None => em.b.ins().load(ty, flags.with_readonly(), addrs[i], offset),
+    });
     let n_in = k.inputs.len();
     for (j, o) in k.outputs.iter().enumerate() {
         em.b.ins().store(flags, vals[*o], addrs[n_in + j], offset);
