@@ -12,6 +12,7 @@ pub mod kernel;
 pub mod lower;
 pub mod passes;
 pub mod plan;
+pub mod ptx;
 
 use std::sync::Arc;
 

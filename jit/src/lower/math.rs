@@ -46,11 +46,8 @@ pub(super) fn exp<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let m2 = l.fmul(kf, c2);
     let r = l.fsub(r, m2);
     let z = l.fmul(r, r);
-    let p = horner(l, 
-        r,
-        1.987_569_1e-4,
-        &[1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1],
-    );
+    let p =
+        horner(l, r, 1.987_569_1e-4, &[1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1]);
     let y = l.fmul(p, z);
     let y = l.fadd(y, r);
     let one = l.fconst(1.0);
@@ -99,7 +96,8 @@ pub(super) fn log<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let one = l.fconst(1.0);
     let f = l.fsub(m, one);
     let z = l.fmul(f, f);
-    let p = horner(l, 
+    let p = horner(
+        l,
         f,
         7.037_683_6e-2,
         &[

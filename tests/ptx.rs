@@ -1,0 +1,260 @@
+//! The PTX renderer's output is real PTX: every fusible op, every access pattern, the
+//! row reductions and the fused kernels of the workloads and examples are assembled by
+//! NVIDIA's `ptxas` for sm_90 (H100) and sm_80, and two small kernels are pinned as
+//! golden text (`TENSORJIT_BLESS=1` rewrites them).
+//!
+//! `ptxas` is found through `$PTXAS` (`.ci/run` sets it to the ptxas of the PyPI package
+//! `nvidia-cuda-nvcc-cu12`, which runs on machines without a GPU, installed into the
+//! git-ignored `.tools/venv`), then `PATH`, then `.tools/nvcc`. When none is found, the
+//! test installs that package into `.tools/nvcc` with pip; if that fails too, the tests
+//! fail saying how to get one — they never pass silently. Set `TENSORJIT_SKIP_PTXAS=1`
+//! to skip the assembly checks explicitly.
+
+mod common;
+#[path = "../benches/common/mod.rs"]
+mod workloads;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::golden_file;
+use tensorjit::nn::prelude::*;
+use tensorjit::nn::Module;
+use tensorjit::ops::{BinaryOp, UnaryOp};
+use tensorjit::prelude::*;
+use tensorjit_jit::kernel::{Access, Expr, Kernel};
+use tensorjit_jit::ptx::{render_kernel, render_row_reduce, RowReduce};
+
+const PACKAGE: &str = "nvidia-cuda-nvcc-cu12";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tools_ptxas() -> PathBuf {
+    repo().join(".tools/nvcc/nvidia/cuda_nvcc/bin/ptxas")
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The ptxas to use, `None` when skipping was asked for; panics with instructions when
+/// none can be had.
+fn ptxas() -> Option<&'static Path> {
+    static FOUND: OnceLock<Result<Option<PathBuf>, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        if std::env::var_os("TENSORJIT_SKIP_PTXAS").is_some_and(|v| v != "0") {
+            eprintln!("TENSORJIT_SKIP_PTXAS is set: PTX is rendered but not assembled");
+            return Ok(None);
+        }
+        if let Some(p) = std::env::var_os("PTXAS").map(PathBuf::from).filter(|p| p.is_file()) {
+            return Ok(Some(p));
+        }
+        if let Some(p) = on_path("ptxas").or_else(|| Some(tools_ptxas()).filter(|p| p.is_file())) {
+            return Ok(Some(p));
+        }
+        eprintln!("ptxas not found: installing {PACKAGE} into .tools/nvcc with pip");
+        let target = repo().join(".tools/nvcc");
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&target)
+            .arg(PACKAGE)
+            .status();
+        match status {
+            Ok(s) if s.success() && tools_ptxas().is_file() => Ok(Some(tools_ptxas())),
+            other => Err(format!(
+                "no ptxas to assemble the generated PTX (tried $PTXAS, PATH, .tools/nvcc; `pip install` gave \
+                 {other:?}). Get one with `python3 -m pip install --target .tools/nvcc {PACKAGE}` (runs without a \
+                 GPU), or point PTXAS at a CUDA toolkit's ptxas, or set TENSORJIT_SKIP_PTXAS=1 to skip these checks"
+            )),
+        }
+    });
+    match found {
+        Ok(p) => p.as_deref(),
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// Assembles `ptx` for sm_90 and sm_80: `Err` with ptxas' message and the numbered
+/// source on failure; `Ok(false)` when skipping was asked for.
+fn try_assemble(name: &str, ptx: &str) -> Result<bool, String> {
+    let Some(ptxas) = ptxas() else { return Ok(false) };
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ptx");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join(format!("{name}.ptx"));
+    std::fs::write(&file, ptx).map_err(|e| e.to_string())?;
+    for arch in ["sm_90", "sm_80"] {
+        let out = Command::new(ptxas)
+            .arg(format!("-arch={arch}"))
+            .arg(&file)
+            .arg("-o")
+            .arg(dir.join(format!("{name}.{arch}.cubin")))
+            .output()
+            .map_err(|e| format!("running {}: {e}", ptxas.display()))?;
+        if !out.status.success() {
+            let numbered: Vec<String> = ptx.lines().enumerate().map(|(i, l)| format!("{:4} {l}", i + 1)).collect();
+            return Err(format!(
+                "ptxas -arch={arch} rejected {name}:\n{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                numbered.join("\n")
+            ));
+        }
+    }
+    Ok(true)
+}
+
+fn assemble(name: &str, ptx: &str) {
+    if let Err(msg) = try_assemble(name, ptx) {
+        panic!("{msg}");
+    }
+}
+
+/// The check has teeth: ptxas rejects a kernel with a misspelt instruction, naming the
+/// line.
+#[test]
+fn ptxas_rejects_broken_ptx() {
+    let k = single(vec![Access::Full], vec![Expr::Input(0), Expr::Unary(UnaryOp::Exp, 0)]);
+    let broken = render_kernel(&k, "broken").replacen("add.rn.f32", "add.rx.f32", 1);
+    match try_assemble("broken", &broken) {
+        Ok(false) => {}
+        Ok(true) => panic!("ptxas accepted broken PTX"),
+        Err(msg) => assert!(msg.contains("rejected broken") && msg.contains("add.rx.f32"), "{msg}"),
+    }
+}
+
+fn single(inputs: Vec<Access>, exprs: Vec<Expr>) -> Kernel {
+    let out = exprs.len() - 1;
+    Kernel { inputs, exprs, outputs: vec![out] }
+}
+
+#[test]
+fn every_fusible_op_assembles() {
+    use UnaryOp::*;
+    for u in [Neg, Abs, Square, Relu, Sqrt, Exp, Log, Tanh, Sigmoid, Softplus] {
+        let k = single(vec![Access::Full], vec![Expr::Input(0), Expr::Unary(u, 0)]);
+        assemble(&format!("unary_{}", u.name()), &render_kernel(&k, &format!("unary_{}", u.name())));
+    }
+    use BinaryOp::*;
+    for b in [Add, Sub, Mul, Div, Maximum, Minimum] {
+        let k = single(vec![Access::Full, Access::Full], vec![Expr::Input(0), Expr::Input(1), Expr::Binary(b, 0, 1)]);
+        assemble(&format!("binary_{}", b.name()), &render_kernel(&k, &format!("binary_{}", b.name())));
+    }
+    for c in [Eq, Ne, Lt, Le, Gt, Ge] {
+        let k = single(
+            vec![Access::Full, Access::Full],
+            vec![Expr::Input(0), Expr::Input(1), Expr::Cmp(c, 0, 1), Expr::Const(0.5), Expr::Select(2, 0, 3)],
+        );
+        assemble(&format!("where_{}", c.name()), &render_kernel(&k, &format!("where_{}", c.name())));
+    }
+}
+
+#[test]
+fn every_access_pattern_and_several_outputs_assemble() {
+    let k = Kernel {
+        inputs: vec![Access::Full, Access::Row, Access::Col, Access::Scalar],
+        exprs: vec![
+            Expr::Input(0),
+            Expr::Input(1),
+            Expr::Input(2),
+            Expr::Input(3),
+            Expr::Binary(BinaryOp::Add, 0, 1),
+            Expr::Binary(BinaryOp::Mul, 4, 2),
+            Expr::Binary(BinaryOp::Sub, 5, 3),
+            Expr::Unary(UnaryOp::Tanh, 6),
+        ],
+        outputs: vec![6, 7],
+    };
+    assemble("access_patterns", &render_kernel(&k, "access_patterns"));
+    for op in [RowReduce::Sum, RowReduce::Max, RowReduce::Min] {
+        let name = format!("row_{op:?}").to_lowercase();
+        assemble(&name, &render_row_reduce(op, &name));
+    }
+}
+
+/// The kernels the planner makes for a traced function.
+fn kernels_of(cf: &tensorjit::ConcreteFunction) -> Vec<Kernel> {
+    let optimized = tensorjit_jit::passes::optimize(&cf.graph).expect("the graph optimises");
+    tensorjit_jit::plan::plan(&optimized).map(|p| p.kernels).unwrap_or_default()
+}
+
+fn assemble_all(prefix: &str, kernels: &[Kernel]) {
+    assert!(!kernels.is_empty(), "{prefix}: the planner made no kernels");
+    for (i, k) in kernels.iter().enumerate() {
+        let name = format!("{prefix}_{i}");
+        assemble(&name, &render_kernel(k, &name));
+    }
+}
+
+#[test]
+fn fused_kernels_of_the_workloads_assemble() {
+    let w2 = function("w2", |(x, y): (Tensor, Tensor)| workloads::chain(&x, &y));
+    w2.call((workloads::uniform(1, &[64], -2.0, 2.0), workloads::uniform(2, &[64], -2.0, 2.0)));
+    assemble_all("w2", &kernels_of(&w2.concrete_functions()[0]));
+
+    let w4 = function("w4", |(x, p): (Tensor, Vec<Tensor>)| workloads::mlp_logits(&x, &p).softmax(-1));
+    w4.call((workloads::uniform(21, &[128, 784], 0.0, 1.0), workloads::mlp_params()));
+    assemble_all("w4", &kernels_of(&w4.concrete_functions()[0]));
+
+    let vars: Vec<Variable> =
+        workloads::mlp_params().into_iter().enumerate().map(|(i, p)| Variable::new(p, format!("p{i}"))).collect();
+    let w5 = function("w5", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&vars, &x, &y));
+    w5.call((workloads::uniform(21, &[128, 784], 0.0, 1.0), workloads::labels()));
+    assemble_all("w5", &kernels_of(&w5.concrete_functions()[0]));
+}
+
+#[test]
+fn fused_kernels_of_the_keras_examples_assemble() {
+    // mlp_digits' train step (Adam, dropout, sparse cross-entropy) and the GAN's
+    // generator (elu).
+    let model = Sequential::new(vec![
+        Dense::new(16).activation(Activation::Relu).boxed(),
+        Dropout::new(0.1).boxed(),
+        Dense::new(10).boxed(),
+    ])
+    .with_input_shape(&[64]);
+    let opt = Adam::new(1e-3);
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let m = model.clone();
+    let step = function("mlp_step", move |(x, y): (Tensor, Tensor)| {
+        opt.minimize(&|| loss.compute(&y, &m.call(&x, true)), &m.trainable_variables())
+    });
+    step.call((
+        workloads::uniform(3, &[32, 64], 0.0, 1.0),
+        Tensor::from_vec((0..32).map(|i| i % 10).collect::<Vec<i64>>(), [32]).unwrap(),
+    ));
+    assemble_all("mlp_digits", &kernels_of(&step.concrete_functions()[0]));
+
+    let gen = Sequential::new(vec![Dense::new(8).activation(Activation::Elu).boxed(), Dense::new(1).boxed()])
+        .with_input_shape(&[4]);
+    let g = gen.clone();
+    let f = function("gan_g", move |x: Tensor| g.call(&x, false).sigmoid());
+    f.call(workloads::uniform(4, &[16, 4], -1.0, 1.0));
+    assemble_all("gan", &kernels_of(&f.concrete_functions()[0]));
+}
+
+#[test]
+fn golden_ptx_of_two_small_kernels() {
+    let axpy = Kernel {
+        inputs: vec![Access::Full, Access::Scalar, Access::Full],
+        exprs: vec![
+            Expr::Input(0),
+            Expr::Input(1),
+            Expr::Binary(BinaryOp::Mul, 0, 1),
+            Expr::Input(2),
+            Expr::Binary(BinaryOp::Add, 2, 3),
+        ],
+        outputs: vec![4],
+    };
+    let bias_relu = Kernel {
+        inputs: vec![Access::Full, Access::Row],
+        exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(BinaryOp::Add, 0, 1), Expr::Unary(UnaryOp::Relu, 2)],
+        outputs: vec![3],
+    };
+    for (name, k) in [("axpy", axpy), ("bias_relu", bias_relu)] {
+        let text = render_kernel(&k, name);
+        golden_file(&format!("ptx_{name}.ptx"), &text);
+        assemble(name, &text);
+    }
+}
