@@ -7,6 +7,7 @@
 //! known only at run time are left to the interpreter for now.
 
 pub mod codegen;
+pub mod cuda;
 pub mod exec;
 pub mod kernel;
 pub mod lower;

@@ -36,6 +36,10 @@ pub enum Error {
     /// A backend failed to compile a traced function (the code generator's message).
     #[error("compiling {function} failed: {message}")]
     Compile { function: String, message: String },
+    /// A device that is not there or failed (no CUDA driver, no such GPU, a launch
+    /// error): names the device and what the driver said.
+    #[error("{device}: {message}")]
+    Device { device: String, message: String },
     /// A broken invariant inside tensorjit (please report it).
     #[error("internal error: {0}")]
     Internal(String),

@@ -102,6 +102,36 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
     Ok((CompiledModule { module: Some(module) }, fns))
 }
 
+/// Compiles `k` alone and runs it on host data (inputs in the kernel's order, each of
+/// the length its access pattern reads over `rows × cols`); returns its outputs. The
+/// reference the GPU's kernels are compared with.
+pub fn run_on_host(k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, String> {
+    let n = rows * cols;
+    if inputs.len() != k.inputs.len() {
+        return Err(format!("kernel has {} inputs, {} given", k.inputs.len(), inputs.len()));
+    }
+    for (i, (a, data)) in k.inputs.iter().zip(inputs).enumerate() {
+        let need = match a {
+            Access::Full => n,
+            Access::Row => cols,
+            Access::Col => rows,
+            Access::Scalar => 1,
+        };
+        if data.len() != need {
+            return Err(format!("kernel input {i} ({a:?}) needs {need} values, got {}", data.len()));
+        }
+    }
+    let (_module, fns) = compile(std::slice::from_ref(k))?;
+    let mut outs: Vec<Vec<f32>> = vec![vec![0.0; n]; k.outputs.len()];
+    let mut ptrs: Vec<*mut f32> = inputs.iter().map(|d| d.as_ptr() as *mut f32).collect();
+    ptrs.extend(outs.iter_mut().map(|o| o.as_mut_ptr()));
+    // SAFETY: `fns[0]` is `k` compiled with KernelFn's signature; every input holds the
+    // values its access pattern reads (checked above) and is only read; every output
+    // holds rows × cols values; `_module` keeps the code alive during the call.
+    unsafe { fns[0](ptrs.as_ptr(), rows as i64, cols as i64) };
+    Ok(outs)
+}
+
 /// Emits scalar (`f32`) or vector (`f32x4`) code for the same operations.
 pub(crate) struct Em<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,

@@ -1,0 +1,111 @@
+//! The CUDA runtime. On every machine: asking for a GPU that is not there is an `Err`
+//! naming the device, never a panic. On a machine with an NVIDIA GPU (the device
+//! machine; see BENCHMARKS.md): the PTX kernels give the Cranelift kernels' results —
+//! every fusible op, broadcasts, fused workload kernels — and row reductions match f64
+//! sums. Without a GPU those parity tests print that they did not run and return.
+
+mod common;
+
+use tensorjit::ops::{BinaryOp, UnaryOp};
+use tensorjit_jit::codegen::run_on_host;
+use tensorjit_jit::cuda::{device_count, Gpu};
+use tensorjit_jit::kernel::{Access, Expr, Kernel};
+use tensorjit_jit::ptx::RowReduce;
+
+#[test]
+fn asking_for_a_missing_gpu_is_an_err_naming_it() {
+    let count = device_count();
+    let missing = Gpu::open(count).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(missing.starts_with(&format!("cuda:{count}: ")), "{missing}");
+    if count == 0 {
+        let e = Gpu::open(0).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("cuda:0") && (e.contains("no CUDA driver") || e.contains("no such GPU")), "{e}");
+    }
+}
+
+fn gpu() -> Option<std::sync::Arc<Gpu>> {
+    if device_count() == 0 {
+        eprintln!("no CUDA device on this machine: GPU parity checks not run");
+        return None;
+    }
+    Gpu::open(0).ok()
+}
+
+fn data(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+    common::rand_vec(seed, n, lo, hi).into_iter().map(|x| x as f32).collect()
+}
+
+fn check(gpu: &Gpu, what: &str, k: &Kernel, inputs: &[Vec<f32>], rows: usize, cols: usize) {
+    let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let want = run_on_host(k, &refs, rows, cols).expect("the CPU kernel runs");
+    let got = gpu.run_kernel(k, &refs, rows, cols).expect("the GPU kernel runs");
+    for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+            let ok =
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * b.abs().max(1e-30);
+            assert!(ok, "{what}: output {o} element {i}: GPU {a} vs CPU {b}");
+        }
+    }
+}
+
+#[test]
+fn gpu_kernels_match_the_cpu_kernels() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (37, 129);
+    let n = rows * cols;
+    use UnaryOp::*;
+    for (i, u) in [Neg, Abs, Square, Relu, Sqrt, Exp, Log, Tanh, Sigmoid, Softplus].into_iter().enumerate() {
+        let k = Kernel { inputs: vec![Access::Full], exprs: vec![Expr::Input(0), Expr::Unary(u, 0)], outputs: vec![1] };
+        let (lo, hi) = if matches!(u, Sqrt | Log) { (0.0, 50.0) } else { (-30.0, 30.0) };
+        check(&gpu, u.name(), &k, &[data(i as u64, n, lo, hi)], rows, cols);
+    }
+    use BinaryOp::*;
+    for (i, b) in [Add, Sub, Mul, Div, Maximum, Minimum].into_iter().enumerate() {
+        let k = Kernel {
+            inputs: vec![Access::Full, Access::Row],
+            exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(b, 0, 1)],
+            outputs: vec![2],
+        };
+        check(
+            &gpu,
+            b.name(),
+            &k,
+            &[data(20 + i as u64, n, -3.0, 3.0), data(40 + i as u64, cols, 0.5, 2.0)],
+            rows,
+            cols,
+        );
+    }
+    let k = Kernel {
+        inputs: vec![Access::Full, Access::Col, Access::Scalar],
+        exprs: vec![
+            Expr::Input(0),
+            Expr::Input(1),
+            Expr::Input(2),
+            Expr::Cmp(Gt, 0, 1),
+            Expr::Binary(Mul, 0, 2),
+            Expr::Select(3, 4, 1),
+            Expr::Unary(Tanh, 5),
+        ],
+        outputs: vec![5, 6],
+    };
+    check(&gpu, "where/col/scalar", &k, &[data(60, n, -2.0, 2.0), data(61, rows, -1.0, 1.0), vec![0.75]], rows, cols);
+}
+
+#[test]
+fn gpu_row_reductions_match_f64_references() {
+    let Some(gpu) = gpu() else { return };
+    for (rows, cols) in [(1, 1), (3, 1000), (130, 257), (2, 100_000)] {
+        let x = data(rows as u64 * 7 + cols as u64, rows * cols, -1.0, 1.0);
+        let sums = gpu.row_reduce(RowReduce::Sum, &x, rows, cols).expect("the reduction runs");
+        let maxes = gpu.row_reduce(RowReduce::Max, &x, rows, cols).expect("the reduction runs");
+        for r in 0..rows {
+            let row = &x[r * cols..(r + 1) * cols];
+            let want: f64 = row.iter().map(|&v| v as f64).sum();
+            let scale: f64 = row.iter().map(|&v| v.abs() as f64).sum::<f64>().max(1.0);
+            assert!((sums[r] as f64 - want).abs() <= 1e-5 * scale, "row {r} of {rows}x{cols}: {} vs {want}", sums[r]);
+            assert_eq!(maxes[r], row.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        }
+        let again = gpu.row_reduce(RowReduce::Sum, &x, rows, cols).expect("the reduction runs");
+        assert_eq!(sums, again, "deterministic");
+    }
+}
