@@ -284,3 +284,29 @@ fn incompatible_inputs_name_the_layer_the_shapes_and_the_call_site() {
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("needs NHWC inputs (rank 4)"), "{msg}");
 }
+
+/// A seeded Dropout draws a new mask per call that depends only on its seed and call
+/// count: the same sequence eagerly and traced, whatever else draws random numbers
+/// (other tests do, concurrently).
+#[test]
+fn seeded_dropout_repeats_its_masks_eager_and_traced() {
+    let x = random::uniform([512], 1.0, 2.0, DType::F32, Some(77));
+    let masks = |eager: bool| {
+        let layer = Dropout::new(0.5).with_seed(9);
+        let l = layer.clone();
+        let f = function("seeded_dropout", move |x: Tensor| l.call(&x, true)).with_run_eagerly(eager);
+        let _unrelated = random::normal([64], 0.0, 1.0, DType::F32, None);
+        let out: Vec<Vec<bool>> =
+            (0..3).map(|_| vec32(&f.call(x.clone())).iter().map(|&v| v == 0.0).collect()).collect();
+        assert_eq!(layer.calls(), Some(3));
+        out
+    };
+    let (eager, traced) = (masks(true), masks(false));
+    assert_eq!(eager, traced);
+    assert_ne!(eager[0], eager[1], "a new mask per call");
+    let dropped = eager[0].iter().filter(|&&d| d).count();
+    assert!((180..330).contains(&dropped), "{dropped} of 512 at rate 0.5");
+    let other_seed = Dropout::new(0.5).with_seed(10);
+    let m: Vec<bool> = vec32(&other_seed.call(&x, true)).iter().map(|&v| v == 0.0).collect();
+    assert_ne!(m, eager[0]);
+}

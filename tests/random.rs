@@ -66,3 +66,27 @@ fn independent_of_thread_count() {
     let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(draw);
     assert_eq!(one, four);
 }
+
+/// Stateless draws are pure functions of (seed, counter): equal eagerly and traced,
+/// repeatable, different per counter (independence from the global sequence is checked
+/// by tests/nn_layers.rs, whose other tests draw concurrently); a bad counter is an error
+/// naming the op.
+#[test]
+fn stateless_draws_depend_only_on_seed_and_counter() {
+    let c = |v: i64| Tensor::scalar(v);
+    let a = random::stateless_uniform([100], 0.0, 1.0, DType::F32, 5, &c(3)).to_vec::<f32>().unwrap();
+    assert_eq!(a, random::stateless_uniform([100], 0.0, 1.0, DType::F32, 5, &c(3)).to_vec::<f32>().unwrap());
+    assert_ne!(a, random::stateless_uniform([100], 0.0, 1.0, DType::F32, 5, &c(4)).to_vec::<f32>().unwrap());
+    assert!(a.iter().all(|&v| (0.0..1.0).contains(&v)));
+    let f = function("stateless", |k: Tensor| random::stateless_normal([100], 1.0, 2.0, DType::F32, 5, &k));
+    let eager = random::stateless_normal([100], 1.0, 2.0, DType::F32, 5, &c(8)).to_vec::<f32>().unwrap();
+    assert_eq!(f.call(c(8)).to_vec::<f32>().unwrap(), eager);
+    let text = f.concrete_functions()[0].ir_text();
+    assert!(text.contains("stateless=true"), "{text}");
+    let parsed = tensorjit::ir::parse(&text).expect("the IR text parses");
+    assert_eq!(parsed.to_string(), text, "round trip");
+    let err =
+        std::panic::catch_unwind(|| random::stateless_uniform([2], 0.0, 1.0, DType::F32, 5, &Tensor::scalar(1.0f32)));
+    let msg = err.unwrap_err().downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("random_uniform: a stateless draw takes one i64 scalar counter, got [f32[]]"), "{msg}");
+}

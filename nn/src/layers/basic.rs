@@ -1,8 +1,8 @@
 //! Layers without weights: Flatten, Dropout, ActivationLayer, Lambda.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tensorjit_runtime::{init_scope, random, DType, Shape, Tensor};
+use tensorjit_runtime::{init_scope, random, DType, Shape, Tensor, Variable};
 
 use super::{core_methods, with_name};
 use crate::activations::Activation;
@@ -52,12 +52,17 @@ impl Module for Flatten {
 }
 
 /// Sets a fraction `rate` of the inputs to zero while training and scales the rest by
-/// 1 / (1 − rate) (Keras' `Dropout`); the identity at inference. Masks come from the
-/// runtime's random sequence, drawn anew on every call (eager or traced), and repeat
-/// run to run after `random::set_seed`.
+/// 1 / (1 − rate) (Keras' `Dropout`); the identity at inference. A new mask on every
+/// call, eager or traced. Unseeded, masks come from the runtime's random sequence
+/// (repeatable after `random::set_seed`); with [`with_seed`](Self::with_seed) they are
+/// stateless draws keyed by the seed and a per-layer call counter (an i64 variable the
+/// layer advances), so they repeat run to run whatever else draws random numbers.
 #[derive(Clone)]
 pub struct Dropout {
     rate: f64,
+    seed: Option<u64>,
+    /// The call counter of a seeded layer (created on the first training call).
+    counter: Arc<OnceLock<Variable>>,
     core: Arc<LayerCore>,
 }
 
@@ -68,7 +73,19 @@ impl Dropout {
         if !(0.0..1.0).contains(&rate) {
             raise("Dropout", format!("rate must be in [0, 1), got {rate}"))
         }
-        Dropout { rate, core: LayerCore::new("Dropout") }
+        Dropout { rate, seed: None, counter: Arc::new(OnceLock::new()), core: LayerCore::new("Dropout") }
+    }
+
+    /// Masks keyed by `seed` and the layer's call count (Keras' `Dropout(seed=…)`).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The number of seeded masks drawn so far (`None` for an unseeded layer or before
+    /// the first training call).
+    pub fn calls(&self) -> Option<i64> {
+        self.counter.get().and_then(|v| v.read().to_scalar::<i64>().ok())
     }
 
     with_name!();
@@ -89,7 +106,19 @@ impl Module for Dropout {
         if !x.shape().is_fully_known() {
             self.core.incompatible(x, "a fully known shape while training (masks are drawn per element)");
         }
-        let keep = random::uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), None).ge(self.rate);
+        let u = match self.seed {
+            Some(seed) => {
+                let counter = self.counter.get_or_init(|| {
+                    let name = format!("{}/seed_counter", self.core.name);
+                    init_scope(|| Variable::with_trainable(Tensor::scalar(0i64), name, false))
+                });
+                let c = counter.read();
+                counter.assign_add(1i64);
+                random::stateless_uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), seed, &c)
+            }
+            None => random::uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), None),
+        };
+        let keep = u.ge(self.rate);
         Tensor::where_(&keep, &(x / (1.0 - self.rate)), 0.0)
     }
 

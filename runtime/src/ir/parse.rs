@@ -207,6 +207,7 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
                 "none" => None,
                 s => Some(s.parse().map_err(|_| format!("bad seed `{s}`"))?),
             },
+            stateless: a.iter().any(|(k, v)| *k == "stateless" && *v == "true"),
         }),
         other => return Err(format!("unknown op `{other}`")),
     })

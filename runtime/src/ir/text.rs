@@ -88,11 +88,12 @@ pub(crate) fn attrs(op: &Op) -> String {
         Op::MaxPool2d(p) | Op::MaxPool2dGrad(p) | Op::MaxPool2dGradGrad(p) | Op::AvgPool2d(p) => pool(p),
         Op::AvgPool2dGrad { params, input } => format!("{}, input={input}", pool(params)),
         Op::Random(p) => format!(
-            "dist={}, shape={}, dtype={}, seed={}",
+            "dist={}, shape={}, dtype={}, seed={}{}",
             dist(&p.dist),
             p.shape,
             p.dtype,
-            p.seed.map_or("none".to_string(), |s| s.to_string())
+            p.seed.map_or("none".to_string(), |s| s.to_string()),
+            if p.stateless { ", stateless=true" } else { "" }
         ),
     };
     format!("[{a}]")

@@ -42,7 +42,7 @@ pub(crate) fn run(op: &Op, x: &[&Tensor], dtype: DType, shape: Shape) -> Tensor 
         Op::MaxPool2dGradGrad(p) => conv::max_pool_grad_grad(x[0], x[1], p, shape),
         Op::AvgPool2d(p) => conv::avg_pool(x[0], p, shape),
         Op::AvgPool2dGrad { params, .. } => conv::avg_pool_grad(x[0], params, shape),
-        Op::Random(p) => random::random(p, shape),
+        Op::Random(p) => random::random(p, x.first().copied(), shape),
         Op::Fill { value } => Tensor::full(shape, *value, dtype),
     }
 }

@@ -3,7 +3,7 @@
 use crate::buffer::Buffer;
 use crate::dtype::DType;
 use crate::math::{cos_f64, log_f64};
-use crate::ops::random::{resolve_key, splitmix64};
+use crate::ops::random::{resolve_key, splitmix64, stateless_key};
 use crate::ops::{Distribution, RandomParams};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -22,9 +22,12 @@ fn std_normal(key: u64, i: u64) -> f64 {
     (-2.0 * log_f64(u1)).sqrt() * cos_f64(std::f64::consts::TAU * u2)
 }
 
-pub(crate) fn random(p: &RandomParams, shape: Shape) -> Tensor {
+pub(crate) fn random(p: &RandomParams, counter: Option<&Tensor>, shape: Shape) -> Tensor {
     let n = shape.numel();
-    let key = resolve_key(p.seed);
+    let key = match counter.and_then(|c| c.to_scalar::<i64>().ok()) {
+        Some(c) if p.stateless => stateless_key(p.seed, c),
+        _ => resolve_key(p.seed),
+    };
     let vals: Vec<f64> = (0..n as u64)
         .map(|i| match p.dist {
             Distribution::Uniform { low, high } => low + (high - low) * unit(key, i),

@@ -191,7 +191,7 @@ impl Op {
             Op::MaxPool2dGrad(p) => nn::infer_max_pool_grad(inputs[0], inputs[1], p),
             Op::MaxPool2dGradGrad(p) => nn::infer_max_pool_grad_grad(inputs[0], inputs[1], p),
             Op::AvgPool2dGrad { params, input } => nn::infer_avg_pool_grad(inputs[0], params, input),
-            Op::Random(p) => random::infer_random(p),
+            Op::Random(p) => random::infer_random(p, inputs),
             Op::StopGradient | Op::Fill { .. } => Ok((inputs[0].dtype(), inputs[0].shape().clone())),
         }
     }

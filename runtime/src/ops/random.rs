@@ -52,11 +52,22 @@ pub struct RandomParams {
     /// every call of a traced function), so unseeded draws advance the global sequence
     /// in both modes alike.
     pub seed: Option<u64>,
+    /// A stateless draw: the op has one input, an i64 scalar counter, and the values
+    /// are a pure function of (seed, counter) — independent of the global seed and
+    /// sequence (TensorFlow's `stateless_*`).
+    pub stateless: bool,
 }
 
-pub(crate) fn infer_random(p: &RandomParams) -> Result<(DType, Shape), OpError> {
+pub(crate) fn infer_random(p: &RandomParams, inputs: &[&Tensor]) -> Result<(DType, Shape), OpError> {
     if !p.dtype.is_float() {
         return Err(needs(p.dist.name(), "a float dtype", p.dtype, ""));
+    }
+    if p.stateless && (inputs.len() != 1 || inputs[0].dtype() != DType::I64 || inputs[0].rank() != 0) {
+        let got: Vec<String> = inputs.iter().map(|t| t.type_string()).collect();
+        return Err(OpError::new(
+            p.dist.name(),
+            format!("a stateless draw takes one i64 scalar counter, got [{}]", got.join(", ")),
+        ));
     }
     Ok((p.dtype, p.shape.clone()))
 }
@@ -84,6 +95,11 @@ pub(crate) fn splitmix64(z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The key of a stateless draw: a pure function of its seed and counter.
+pub(crate) fn stateless_key(seed: Option<u64>, counter: i64) -> u64 {
+    splitmix64(splitmix64(seed.unwrap_or(0) ^ 0x5EED_5EED_0000_0003) ^ splitmix64(counter as u64))
+}
+
 pub(crate) fn resolve_key(seed: Option<u64>) -> u64 {
     let g = splitmix64(global_seed());
     match seed {
@@ -103,7 +119,50 @@ fn draw(dist: Distribution, shape: Shape, dtype: DType, seed: Option<u64>) -> Te
     if !valid {
         OpError::new(dist.name(), format!("invalid parameters {dist:?}")).raise(Location::caller())
     }
-    apply(Op::Random(RandomParams { dist, shape, dtype, seed }), &[])
+    apply(Op::Random(RandomParams { dist, shape, dtype, seed, stateless: false }), &[])
+}
+
+/// A stateless draw of `dist`: a pure function of `seed` and the i64 scalar `counter`
+/// (a tensor, so a traced function can advance it through a variable).
+#[track_caller]
+fn draw_stateless(dist: Distribution, shape: Shape, dtype: DType, seed: u64, counter: &Tensor) -> Tensor {
+    apply(Op::Random(RandomParams { dist, shape, dtype, seed: Some(seed), stateless: true }), &[counter])
+}
+
+/// Uniform in `[low, high)` as a pure function of `seed` and the i64 scalar `counter`
+/// (TensorFlow's `stateless_uniform`): the same (seed, counter) gives the same values
+/// eagerly and traced, whatever else draws random numbers. Layers keep the counter in a
+/// variable and advance it per call (Dropout's seeded masks).
+#[track_caller]
+pub fn stateless_uniform(
+    shape: impl Into<Shape>,
+    low: f64,
+    high: f64,
+    dtype: DType,
+    seed: u64,
+    counter: &Tensor,
+) -> Tensor {
+    if !(low.is_finite() && high.is_finite() && low <= high) {
+        OpError::new("random_uniform", format!("invalid bounds [{low}, {high})")).raise(Location::caller())
+    }
+    draw_stateless(Distribution::Uniform { low, high }, shape.into(), dtype, seed, counter)
+}
+
+/// Normal as a pure function of `seed` and the i64 scalar `counter` (see
+/// [`stateless_uniform`]).
+#[track_caller]
+pub fn stateless_normal(
+    shape: impl Into<Shape>,
+    mean: f64,
+    stddev: f64,
+    dtype: DType,
+    seed: u64,
+    counter: &Tensor,
+) -> Tensor {
+    if !(mean.is_finite() && stddev.is_finite() && stddev >= 0.0) {
+        OpError::new("random_normal", format!("invalid mean {mean} / stddev {stddev}")).raise(Location::caller())
+    }
+    draw_stateless(Distribution::Normal { mean, stddev }, shape.into(), dtype, seed, counter)
 }
 
 /// Uniform in `[low, high)`.
