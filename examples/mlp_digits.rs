@@ -20,7 +20,7 @@ fn build() -> Sequential {
         "mlp",
         vec![
             Dense::new(64).activation(Activation::Relu).boxed(),
-            Dropout::new(0.1).boxed(),
+            Dropout::new(0.1).with_seed(1).boxed(),
             Dense::new(64).activation(Activation::Relu).boxed(),
             Dense::new(10).boxed(),
         ],
