@@ -173,16 +173,20 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     } else {
         e.ins(format_args!("mov.u64 {i}, {gid}"));
     }
+    // Row and column of element i for broadcast inputs: divided out once per thread,
+    // then advanced with the stride (no 64-bit division per element).
+    let needs_rc = k.inputs.iter().any(|a| matches!(a, Access::Row | Access::Col));
+    let (row, col, stride_rows, stride_cols) = (e.rd(), e.rd(), e.rd(), e.rd());
+    if needs_rc {
+        e.ins(format_args!("div.u64 {row}, {i}, {cols}"));
+        e.ins(format_args!("rem.u64 {col}, {i}, {cols}"));
+        e.ins(format_args!("div.u64 {stride_rows}, {stride}, {cols}"));
+        e.ins(format_args!("rem.u64 {stride_cols}, {stride}, {cols}"));
+    }
     e.label("$L_elem");
     let done = e.p();
     e.ins(format_args!("setp.ge.u64 {done}, {i}, {n}"));
     e.ins(format_args!("@{done} bra $L_done"));
-    let needs_rc = k.inputs.iter().any(|a| matches!(a, Access::Row | Access::Col));
-    let (row, col) = (e.rd(), e.rd());
-    if needs_rc {
-        e.ins(format_args!("div.u64 {row}, {i}, {cols}"));
-        e.ins(format_args!("rem.u64 {col}, {i}, {cols}"));
-    }
     let values: Vec<Option<Reg>> = k
         .inputs
         .iter()
@@ -206,6 +210,15 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
         e.ins(format_args!("st.global.f32 [{addr}], {}", vals[ex]));
     }
     e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
+    if needs_rc {
+        // col + stride_cols < 2·cols: one wrap at most.
+        let wrap = e.p();
+        e.ins(format_args!("add.s64 {col}, {col}, {stride_cols}"));
+        e.ins(format_args!("add.s64 {row}, {row}, {stride_rows}"));
+        e.ins(format_args!("setp.ge.u64 {wrap}, {col}, {cols}"));
+        e.ins(format_args!("@{wrap} sub.s64 {col}, {col}, {cols}"));
+        e.ins(format_args!("@{wrap} add.s64 {row}, {row}, 1"));
+    }
     e.ins(format_args!("bra $L_elem"));
     e.label("$L_done");
     header() + &entry(name, &params, "", &e)

@@ -41,6 +41,9 @@ fn full_and_scalar_inputs_get_the_vector_loop_broadcasts_do_not() {
     };
     let text = render_kernel(&bias, "bias_relu");
     assert!(!text.contains(".v4.") && text.contains("rem.u64"), "{text}");
+    // Row and column are divided out once per thread, not per element.
+    let body = &text[text.find("$L_elem:").unwrap_or(0)..];
+    assert!(!body.contains("div.u64") && !body.contains("rem.u64"), "{text}");
 }
 
 #[test]
