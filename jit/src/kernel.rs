@@ -66,6 +66,26 @@ pub fn fusible_binary(b: BinaryOp) -> bool {
 }
 
 impl Kernel {
+    /// Checks that `lens` (the lengths of the input buffers, in order) are what the
+    /// access patterns read over `rows × cols` (what a launcher must guarantee).
+    pub fn check_input_lens(&self, lens: &[usize], rows: usize, cols: usize) -> Result<(), String> {
+        if lens.len() != self.inputs.len() {
+            return Err(format!("kernel has {} inputs, {} given", self.inputs.len(), lens.len()));
+        }
+        for (i, (a, &len)) in self.inputs.iter().zip(lens).enumerate() {
+            let need = match a {
+                Access::Full => rows * cols,
+                Access::Row => cols,
+                Access::Col => rows,
+                Access::Scalar => 1,
+            };
+            if len != need {
+                return Err(format!("kernel input {i} ({a:?}) needs {need} values, got {len}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Vectors per loop trip: 2 for cheap kernels (more loads in flight), 1 when a
     /// transcendental's constants and temporaries already fill the registers.
     pub fn unroll(&self) -> usize {

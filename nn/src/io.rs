@@ -2,7 +2,7 @@
 //! (`sequential/dense/kernel`), so a file written by one model loads into another
 //! built the same way, whatever the order of its variables.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
@@ -59,9 +59,9 @@ pub fn save_weights(path: impl AsRef<Path>, vars: &[Variable]) -> Result<()> {
             .ok_or_else(|| Error::invalid("save_weights", format!("variable '{}' is bool; not stored", v.name())))?;
         data.push((v.name().to_string(), dtype, v.shape().dims().to_vec(), le_bytes(&v.read())?));
     }
-    let mut names = HashMap::new();
+    let mut names = HashSet::new();
     for (name, ..) in &data {
-        if names.insert(name.as_str(), ()).is_some() {
+        if !names.insert(name.as_str()) {
             return Err(Error::invalid("save_weights", format!("two variables are named '{name}'")));
         }
     }
@@ -90,7 +90,7 @@ pub fn load_weights(path: impl AsRef<Path>, vars: &[Variable]) -> Result<()> {
     for v in vars {
         let t = file.tensor(v.name()).map_err(|_| Error::Format {
             path: shown.clone(),
-            message: format!("no tensor named '{}' (the file has: {})", v.name(), file.names().len()),
+            message: format!("no tensor named '{}' (the file has {} tensors)", v.name(), file.names().len()),
         })?;
         let want = st_dtype(v.dtype());
         if Some(t.dtype()) != want || t.shape() != v.shape().dims() {

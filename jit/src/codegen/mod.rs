@@ -107,20 +107,8 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
 /// reference the GPU's kernels are compared with.
 pub fn run_on_host(k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, String> {
     let n = rows * cols;
-    if inputs.len() != k.inputs.len() {
-        return Err(format!("kernel has {} inputs, {} given", k.inputs.len(), inputs.len()));
-    }
-    for (i, (a, data)) in k.inputs.iter().zip(inputs).enumerate() {
-        let need = match a {
-            Access::Full => n,
-            Access::Row => cols,
-            Access::Col => rows,
-            Access::Scalar => 1,
-        };
-        if data.len() != need {
-            return Err(format!("kernel input {i} ({a:?}) needs {need} values, got {}", data.len()));
-        }
-    }
+    let lens: Vec<usize> = inputs.iter().map(|d| d.len()).collect();
+    k.check_input_lens(&lens, rows, cols)?;
     let (_module, fns) = compile(std::slice::from_ref(k))?;
     let mut outs: Vec<Vec<f32>> = vec![vec![0.0; n]; k.outputs.len()];
     let mut ptrs: Vec<*mut f32> = inputs.iter().map(|d| d.as_ptr() as *mut f32).collect();

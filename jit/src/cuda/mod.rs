@@ -14,7 +14,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchCon
 use cudarc::nvrtc::Ptx;
 use tensorjit_runtime::error::Error;
 
-use crate::kernel::{Access, Kernel};
+use crate::kernel::Kernel;
 use crate::ptx::{self, RowReduce, BLOCK};
 
 fn device_error(ordinal: usize, message: impl std::fmt::Display) -> Error {
@@ -114,20 +114,8 @@ impl Gpu {
     /// its access pattern needs over `rows × cols`) and returns its outputs.
     pub fn run_kernel(&self, k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, Error> {
         let n = rows * cols;
-        if inputs.len() != k.inputs.len() {
-            return Err(self.err(format!("kernel has {} inputs, {} given", k.inputs.len(), inputs.len())));
-        }
-        for (i, (a, data)) in k.inputs.iter().zip(inputs).enumerate() {
-            let need = match a {
-                Access::Full => n,
-                Access::Row => cols,
-                Access::Col => rows,
-                Access::Scalar => 1,
-            };
-            if data.len() != need {
-                return Err(self.err(format!("kernel input {i} ({a:?}) needs {need} values, got {}", data.len())));
-            }
-        }
+        let lens: Vec<usize> = inputs.iter().map(|d| d.len()).collect();
+        k.check_input_lens(&lens, rows, cols).map_err(|e| self.err(e))?;
         let name = "tensorjit_kernel";
         let text = ptx::render_kernel(k, name);
         let f = self.function(&text, name)?;

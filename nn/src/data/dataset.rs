@@ -29,7 +29,7 @@ impl Dataset {
     /// length there).
     pub fn from_tensor_slices(components: Vec<Tensor>) -> Result<Dataset> {
         let n = components.first().and_then(|t| t.dims().first().copied()).unwrap_or(0);
-        if components.iter().any(|t| t.rank() == 0 || t.dims()[0] != n) || t_symbolic(&components) {
+        if components.iter().any(|t| t.rank() == 0 || t.dims()[0] != n) || components.iter().any(|t| t.is_symbolic()) {
             let types: Vec<String> = components.iter().map(|t| t.type_string()).collect();
             return Err(Error::invalid(
                 "Dataset::from_tensor_slices",
@@ -132,10 +132,6 @@ impl Dataset {
     pub fn iter_epoch(&self, epoch: u64) -> impl Iterator<Item = Element> {
         (self.make)(epoch)
     }
-}
-
-fn t_symbolic(ts: &[Tensor]) -> bool {
-    ts.iter().any(|t| t.is_symbolic())
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ mod files;
 pub use dataset::Dataset;
 pub use files::{load_digits, load_idx, train_test_split};
 
-/// SplitMix64: the host-side generator behind shuffles (a few lines, so no `rand`
-/// dependency; the same sequence on every platform).
+use tensorjit_runtime::random::splitmix64;
+
+/// SplitMix64 on the runtime's mixing function: the host-side generator behind
+/// shuffles (no `rand` dependency; the same sequence on every platform).
 pub(crate) struct SplitMix(u64);
 
 impl SplitMix {
@@ -16,11 +18,9 @@ impl SplitMix {
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
+        let z = self.0;
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        splitmix64(z)
     }
 
     /// Uniform in `0..n` (n > 0), by Lemire's multiply-shift.

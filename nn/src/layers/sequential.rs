@@ -7,7 +7,7 @@ use tensorjit_runtime::{Tensor, Variable};
 
 use crate::error::raise;
 use crate::model::Compiled;
-use crate::module::{build_chain, shape_spec, Module, ModuleRef, ShapeSpec};
+use crate::module::{build_chain, Module, ModuleRef, ShapeSpec};
 use crate::naming;
 
 /// Layers applied one after another (Keras' `Sequential`). Built from the first input
@@ -102,16 +102,8 @@ impl Module for Sequential {
 
     #[track_caller]
     fn forward(&self, x: &Tensor, training: bool) -> Tensor {
-        let layers = self.layer_list();
-        let mut y = x.clone();
-        for l in &layers {
-            // A layer shared with another model may be built already; others build here.
-            if !l.is_built() {
-                l.build(&self.inner.name, &shape_spec(&y));
-            }
-            y = l.forward(&y, training);
-        }
-        y
+        // `build` (run by `call`) built every layer.
+        self.layer_list().iter().fold(x.clone(), |y, l| l.forward(&y, training))
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {

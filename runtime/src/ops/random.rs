@@ -86,9 +86,10 @@ pub fn global_seed() -> u64 {
     GLOBAL_SEED.load(Ordering::SeqCst)
 }
 
-/// One splitmix64 step (the finaliser), a bijection of u64.
+/// One splitmix64 step (the finaliser), a bijection of u64: the mixing function behind
+/// every random draw, also used by host-side generators (dataset shuffles).
 #[inline(always)]
-pub(crate) fn splitmix64(z: u64) -> u64 {
+pub fn splitmix64(z: u64) -> u64 {
     let z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
