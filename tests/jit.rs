@@ -177,6 +177,47 @@ fn loops_may_yield_their_variables_permuted() {
     assert_eq!(interpret(&cf.graph, &[n], &[]).unwrap()[0].to_scalar::<f32>().unwrap(), 6765.0);
 }
 
+/// Loops whose regions are kernels, whole reductions and scalar compares run over one
+/// arena (no tensors per trip): same bits as the interpreter and eager code, with
+/// several loop variables yielded permuted, a captured tensor, each reduction, and
+/// `maximum_iterations`.
+#[test]
+fn arena_loops_give_the_interpreters_and_eager_bits() {
+    type State = (Tensor, Tensor, Tensor);
+    fn run(x: &Tensor, w: &Tensor, max: Option<u64>) -> State {
+        let w = w.clone();
+        let opts = match max {
+            Some(m) => WhileOptions::new().maximum_iterations(m),
+            None => WhileOptions::new(),
+        };
+        while_loop_with(
+            |(a, b, _): &State| (a.sum_all() + b.max(Axes::All, false)).lt(50.0),
+            // (a, b, c) -> (b·0.9 + w, b + |tanh(a)|·1.5 + w + |mean c|, a): permuted and
+            // mixed; b grows by ≥ w each trip, so the loop ends.
+            move |(a, b, c): State| {
+                let grow = a.tanh().abs() * 1.5 + &w + c.mean(Axes::All, false).abs();
+                (&b * 0.9 + &w, &b + &grow, a)
+            },
+            (x.clone(), x * 0.5, x.min(Axes::All, false) + x),
+            &opts,
+        )
+    }
+    for (k, (n, max)) in [(7usize, None), (50, None), (783, Some(3u64)), (1, None)].into_iter().enumerate() {
+        let f = function("arena", move |(x, w): (Tensor, Tensor)| run(&x, &w, max));
+        let x = rand_f32(600 + k as u64, &[n], -1.0, 1.0);
+        let w = rand_f32(700 + k as u64, &[n], 0.05, 0.3);
+        let got = f.call((x.clone(), w.clone()));
+        let want = run(&x, &w, max);
+        let cf = f.concrete_functions().last().cloned().unwrap();
+        assert!(cf.compiled_text().contains("(arena loop)"), "{}", cf.compiled_text());
+        let interp = interpret(&cf.graph, &[x.clone(), w.clone()], &[]).unwrap();
+        for (i, (g, e)) in [(&got.0, &want.0), (&got.1, &want.1), (&got.2, &want.2)].into_iter().enumerate() {
+            assert_eq!(bits(g), bits(e), "n={n} output {i} vs eager");
+            assert_eq!(bits(g), bits(&interp[i]), "n={n} output {i} vs interpreter");
+        }
+    }
+}
+
 #[test]
 fn the_environment_variable_selects_the_interpreter() {
     if std::env::var_os("TJ_BACKEND_CHILD").is_some() {

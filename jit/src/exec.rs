@@ -80,7 +80,7 @@ fn internal(msg: impl Into<String>) -> Error {
 /// them is the kernel's pointer table).
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-struct Ptr(*mut f32);
+pub(crate) struct Ptr(pub(crate) *mut f32);
 // SAFETY: the pointers index disjoint output ranges per chunk and read-only inputs; the
 // buffers outlive the parallel section (joined before they are used again).
 unsafe impl Send for Ptr {}
@@ -91,7 +91,7 @@ unsafe impl Sync for Ptr {}
 /// # Safety
 /// Every input pointer must address the elements its access pattern reads for
 /// `rows × cols`, and every output pointer `rows × cols` writable f32s.
-unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols: usize) {
+pub(crate) unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols: usize) {
     let n = rows * cols;
     if n < PARALLEL_MIN {
         f(ptrs.as_ptr() as *const *mut f32, rows as i64, cols as i64);
@@ -222,6 +222,18 @@ impl Compiled {
                     let b = &branches[if truth(vals, *pred)? { 0 } else { 1 }];
                     self.steps(&b.steps, None, vals, vars)?;
                     copy(vals, outputs, &b.results)?;
+                }
+                Step::While { inputs, outputs, max, arena: Some(arena), .. } => {
+                    let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
+                    for v in inputs {
+                        ins.push(vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?);
+                    }
+                    let kernels = crate::arena_loop::Kernels { fns: &self.fns, accesses: &self.accesses };
+                    let results = arena.run(&kernels, &ins, vals, *max)?;
+                    drop(ins);
+                    for (v, t) in outputs.iter().zip(results) {
+                        vals[v.index()] = Some(t);
+                    }
                 }
                 Step::While { inputs, cond, body, outputs, max, .. } => {
                     let mut current: &[ValueId] = inputs;

@@ -6,6 +6,7 @@
 //! it); `TENSORJIT_BACKEND=interp` switches back. Graphs with control flow or dims
 //! known only at run time are left to the interpreter for now.
 
+mod arena_loop;
 pub mod codegen;
 pub mod cuda;
 pub mod exec;

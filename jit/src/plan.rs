@@ -11,6 +11,7 @@ use tensorjit_runtime::ir::{Graph, Node, NodeKind, Region, ResourceId, ValueId, 
 use tensorjit_runtime::ops::Op;
 use tensorjit_runtime::shape::Shape;
 
+use crate::arena_loop::ArenaLoop;
 use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
 
 /// One step of a plan.
@@ -55,6 +56,8 @@ pub enum Step {
         body: Box<SubPlan>,
         outputs: Vec<ValueId>,
         max: Option<u64>,
+        /// The loop over one arena, when both regions qualify (`arena_loop`).
+        arena: Option<Box<ArenaLoop>>,
     },
 }
 
@@ -337,7 +340,9 @@ impl<'g> Builder<'g> {
                 }
                 NodeKind::While { max_iterations } => {
                     let (c, b) = (self.region(&n.regions[0])?, self.region(&n.regions[1])?);
+                    let arena = ArenaLoop::new(g, &n.inputs, &c, &b).map(Box::new);
                     Step::While {
+                        arena,
                         inputs: n.inputs.clone(),
                         cond: Box::new(c),
                         body: Box::new(b),
@@ -433,8 +438,9 @@ impl Plan {
                         self.write_sub(f, name, b, depth + 1)?;
                     }
                 }
-                Step::While { inputs, cond, body, outputs, .. } => {
-                    writeln!(f, "{pad}{} = while {}", list(outputs), list(inputs))?;
+                Step::While { inputs, cond, body, outputs, arena, .. } => {
+                    let how = if arena.is_some() { " (arena loop)" } else { "" };
+                    writeln!(f, "{pad}{} = while {}{how}", list(outputs), list(inputs))?;
                     self.write_sub(f, "cond", cond, depth + 1)?;
                     self.write_sub(f, "body", body, depth + 1)?;
                 }

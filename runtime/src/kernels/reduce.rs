@@ -249,6 +249,20 @@ where
     }
 }
 
+/// The reduction of a whole f32 sequence (`outer = inner = 1`): exactly what
+/// [`reduce`] computes for it, without allocating (compiled loops call it per trip).
+pub(crate) fn reduce_all_f32(op: ReduceOp, x: &[f32]) -> f32 {
+    match op {
+        ReduceOp::Sum => reduce_contig(Add, x),
+        ReduceOp::Mean => reduce_contig(Add, x) / (x.len() as f64 as f32),
+        ReduceOp::Prod => reduce_contig(Mul, x),
+        #[allow(clippy::eq_op)]
+        ReduceOp::Max => x.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a || b != b { b } else { a }),
+        #[allow(clippy::eq_op)]
+        ReduceOp::Min => x.iter().fold(f32::INFINITY, |a, &b| if b < a || b != b { b } else { a }),
+    }
+}
+
 fn reduce_typed_int<T>(op: ReduceOp, v: &[T], (outer, n, inner): (usize, usize, usize)) -> Vec<T>
 where
     T: Int + MinMax,

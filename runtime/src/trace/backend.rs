@@ -72,6 +72,12 @@ pub fn alloc_f32(n: usize) -> Vec<f32> {
     crate::buffer::alloc::<f32>(n)
 }
 
+/// The reduction `op` of all of `x`, bit for bit what the eager `reduce_*` kernel gives
+/// for a whole f32 tensor (the canonical order), with no allocation.
+pub fn reduce_all_f32(op: crate::ops::ReduceOp, x: &[f32]) -> f32 {
+    crate::kernels::reduce::reduce_all_f32(op, x)
+}
+
 /// The value of a scalar bool predicate (of a `cond`, or a `while` condition).
 pub fn predicate(t: &Tensor) -> Result<bool, Error> {
     match t.buffer() {
