@@ -218,6 +218,41 @@ fn arena_loops_give_the_interpreters_and_eager_bits() {
     }
 }
 
+/// Functions that are one kernel run without a value table: outputs in any order, a
+/// captured tensor constant, a result returned twice and a parameter returned as is all
+/// give the eager bits.
+#[test]
+fn one_kernel_functions_return_every_result_in_order() {
+    let c = rand_f32(801, &[5, 3], -1.0, 1.0);
+    let cc = c.clone();
+    let body = move |(x, y): (Tensor, Tensor)| {
+        let a = (&x * &y + &cc).tanh();
+        let b = x.sigmoid() - &y;
+        (b.clone(), a, b, y)
+    };
+    let f = function("one_kernel", body.clone());
+    for seed in 0..3u64 {
+        let x = rand_f32(810 + seed, &[5, 3], -2.0, 2.0);
+        let y = rand_f32(820 + seed, &[3], -2.0, 2.0);
+        let got = f.call((x.clone(), y.clone()));
+        let want = body((x, y));
+        assert_eq!(bits(&got.0), bits(&want.0));
+        assert_eq!(bits(&got.1), bits(&want.1));
+        assert_eq!(bits(&got.2), bits(&want.2));
+        assert_eq!(bits(&got.3), bits(&want.3));
+    }
+    let g = function("reordered", |(x, y): (Tensor, Tensor)| {
+        let q = &x * 3.0;
+        let p = (&x - &y).relu();
+        (p, q)
+    });
+    let (x, y) = (rand_f32(830, &[7], -1.0, 1.0), rand_f32(831, &[7], -1.0, 1.0));
+    let (p, q) = g.call((x.clone(), y.clone()));
+    assert_eq!(bits(&p), bits(&(&x - &y).relu()));
+    assert_eq!(bits(&q), bits(&(&x * 3.0)));
+    assert!(g.concrete_functions()[0].compiled_text().contains("kernel0"));
+}
+
 #[test]
 fn the_environment_variable_selects_the_interpreter() {
     if std::env::var_os("TJ_BACKEND_CHILD").is_some() {

@@ -226,13 +226,12 @@ impl ArenaLoop {
         &self,
         k: &Kernels<'_>,
         inputs: &[&Tensor],
-        vals: &[Option<Tensor>],
+        vals: &crate::exec::Table<'_>,
         max: Option<u64>,
     ) -> Result<Vec<Tensor>, Error> {
-        let missing = |v: &ValueId| Error::Internal(format!("{v} has no value"));
         let mut outer: SmallVec<[&[f32]; 8]> = SmallVec::new();
         for v in &self.outer {
-            outer.push(vals[v.index()].as_ref().ok_or_else(|| missing(v))?.as_slice::<f32>()?);
+            outer.push(vals.get(*v)?.as_slice::<f32>()?);
         }
         let mut arena = backend::alloc_f32(self.arena_len);
         for (t, &(off, len)) in inputs.iter().zip(&self.state) {

@@ -12,7 +12,7 @@ use tensorjit_runtime::error::Error;
 
 use tensorjit_runtime::ir::{specialize, Graph, Resource, ValueId};
 use tensorjit_runtime::shape::Shape;
-use tensorjit_runtime::trace::backend::{self, Executable};
+use tensorjit_runtime::trace::backend::{self, Executable, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
 use crate::codegen::{CompiledModule, KernelFn};
@@ -30,7 +30,13 @@ pub struct Compiled {
     graph_text: String,
     fns: Vec<KernelFn>,
     accesses: Vec<Vec<Access>>,
-    n_values: usize,
+    /// Dense slot of each graph value (`u32::MAX`: none), and how many.
+    slots: Vec<u32>,
+    n_slots: usize,
+    /// No value is returned twice (so results are moved out of the table).
+    results_unique: bool,
+    /// Set when the plan is one kernel on parameters and constants.
+    single: Option<Single>,
     params: Vec<ValueId>,
     constants: Vec<(ValueId, Tensor)>,
     resources: Vec<Option<Variable>>,
@@ -45,13 +51,21 @@ impl Compiled {
         // and never enter the value table).
         let used: std::collections::HashSet<ValueId> =
             plan.steps.iter().flat_map(crate::plan::step_uses).chain(g.results.iter().copied()).collect();
-        let constants = g.constants.iter().filter(|(v, _)| used.contains(v)).cloned().collect();
+        let constants: Vec<(ValueId, Tensor)> = g.constants.iter().filter(|(v, _)| used.contains(v)).cloned().collect();
+        let extra: Vec<ValueId> =
+            g.params.iter().chain(constants.iter().map(|(v, _)| v)).chain(&g.results).copied().collect();
+        let (slots, n_slots) = assign_slots(g.values.len(), &plan.steps, &extra);
+        let results_unique = g.results.iter().enumerate().all(|(i, r)| !g.results[..i].contains(r));
+        let single = Single::new(g, &plan, &constants);
         Compiled {
+            single,
+            slots,
+            n_slots,
+            results_unique,
             graph_text: g.to_string(),
             accesses: plan.kernels.iter().map(|k| k.inputs.clone()).collect(),
             plan,
             fns,
-            n_values: g.values.len(),
             params: g.params.clone(),
             constants,
             resources: g
@@ -132,36 +146,199 @@ pub(crate) unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: 
     chunks.par_iter().for_each(|&(a, b)| if split_rows { run_rows(a, b) } else { run_cols(a, b) });
 }
 
-type Vals = SmallVec<[Option<Tensor>; 16]>;
-
-fn get(vals: &[Option<Tensor>], v: ValueId) -> Result<Tensor, Error> {
-    vals[v.index()].clone().ok_or_else(|| internal(format!("{v} has no value")))
+/// The values of one run, in the dense slots the plan's values were given (graph
+/// values that never exist at run time — fused intermediates, inlined constants — get
+/// none).
+pub(crate) struct Table<'a> {
+    slots: &'a [u32],
+    vals: SmallVec<[Option<Tensor>; 8]>,
 }
 
-/// The value of a scalar bool predicate.
-fn truth(vals: &[Option<Tensor>], v: ValueId) -> Result<bool, Error> {
-    backend::predicate(vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?)
-}
+impl Table<'_> {
+    fn slot(&self, v: ValueId) -> usize {
+        self.slots[v.index()] as usize
+    }
 
-/// Copies the values of `from` into `to` (a region's parameters or a node's outputs).
-/// All are read before any is written: a body may yield its parameters permuted.
-fn copy(vals: &mut Vals, to: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
-    if !to.iter().any(|t| from.contains(t)) {
-        // No overlap (the usual case): copy in place.
-        for (t, f) in to.iter().zip(from) {
-            let x = get(vals, *f)?;
-            vals[t.index()] = Some(x);
+    pub(crate) fn get(&self, v: ValueId) -> Result<&Tensor, Error> {
+        self.vals[self.slot(v)].as_ref().ok_or_else(|| internal(format!("{v} has no value")))
+    }
+
+    fn cloned(&self, v: ValueId) -> Result<Tensor, Error> {
+        self.get(v).cloned()
+    }
+
+    fn set(&mut self, v: ValueId, t: Tensor) {
+        let i = self.slot(v);
+        self.vals[i] = Some(t);
+    }
+
+    fn take(&mut self, v: ValueId) -> Result<Tensor, Error> {
+        let i = self.slot(v);
+        self.vals[i].take().ok_or_else(|| internal(format!("{v} has no value")))
+    }
+
+    fn clear(&mut self, v: ValueId) {
+        let i = self.slot(v);
+        self.vals[i] = None;
+    }
+
+    /// The value of a scalar bool predicate.
+    fn truth(&self, v: ValueId) -> Result<bool, Error> {
+        backend::predicate(self.get(v)?)
+    }
+
+    /// Copies the values of `from` into `to` (a region's parameters or a node's
+    /// outputs). All are read before any is written: a body may yield its parameters
+    /// permuted.
+    fn copy(&mut self, to: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
+        if !to.iter().any(|t| from.contains(t)) {
+            // No overlap (the usual case): copy in place.
+            for (t, f) in to.iter().zip(from) {
+                let x = self.cloned(*f)?;
+                self.set(*t, x);
+            }
+            return Ok(());
         }
-        return Ok(());
+        let mut xs: SmallVec<[Tensor; 8]> = SmallVec::new();
+        for f in from {
+            xs.push(self.cloned(*f)?);
+        }
+        for (t, x) in to.iter().zip(xs) {
+            self.set(*t, x);
+        }
+        Ok(())
     }
-    let mut xs: SmallVec<[Tensor; 8]> = SmallVec::new();
-    for f in from {
-        xs.push(get(vals, *f)?);
+}
+
+/// Dense slots for every value a step defines or reads, the parameters, the used
+/// constants and the results (`u32::MAX`: no slot); returns the map and the count.
+fn assign_slots(n_values: usize, steps: &[Step], extra: &[ValueId]) -> (Vec<u32>, usize) {
+    fn visit(steps: &[Step], out: &mut Vec<ValueId>) {
+        for s in steps {
+            out.extend(crate::plan::step_uses(s));
+            match s {
+                Step::Kernel { outputs, .. } => out.extend(outputs.iter().map(|(v, _)| *v)),
+                Step::Op { output, .. } | Step::Read { output, .. } => out.push(*output),
+                Step::Assign { .. } | Step::Print { .. } => {}
+                Step::Cond { branches, outputs, .. } => {
+                    out.extend(outputs);
+                    for b in branches.iter() {
+                        out.extend(&b.params);
+                        visit(&b.steps, out);
+                    }
+                }
+                Step::While { cond, body, outputs, .. } => {
+                    out.extend(outputs);
+                    for b in [cond, body] {
+                        out.extend(&b.params);
+                        visit(&b.steps, out);
+                    }
+                }
+            }
+        }
     }
-    for (t, x) in to.iter().zip(xs) {
-        vals[t.index()] = Some(x);
+    let mut used = extra.to_vec();
+    visit(steps, &mut used);
+    let mut slots = vec![u32::MAX; n_values];
+    let mut n = 0;
+    for v in used {
+        if slots[v.index()] == u32::MAX {
+            slots[v.index()] = n;
+            n += 1;
+        }
     }
-    Ok(())
+    (slots, n as usize)
+}
+
+impl Compiled {
+    /// Runs compiled kernel `index` over `rows × cols` on `inputs`, returning its
+    /// outputs (fresh buffers, every element written by the kernel).
+    fn kernel(
+        &self,
+        index: usize,
+        inputs: &[&Tensor],
+        outputs: &[(ValueId, Shape)],
+        rows: usize,
+        cols: usize,
+    ) -> Result<SmallVec<[Tensor; 2]>, Error> {
+        let n = rows * cols;
+        let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
+        for t in inputs {
+            ptrs.push(Ptr(t.as_slice::<f32>()?.as_ptr() as *mut f32));
+        }
+        let mut bufs: SmallVec<[Vec<f32>; 2]> = SmallVec::new();
+        for _ in outputs {
+            let mut b = backend::alloc_f32_for_overwrite(n);
+            ptrs.push(Ptr(b.as_mut_ptr()));
+            bufs.push(b);
+        }
+        // SAFETY: inputs were checked against the access patterns when the plan was
+        // made (shapes are static); outputs have room for n elements.
+        unsafe { launch(self.fns[index], &ptrs, &self.accesses[index], rows, cols) };
+        let mut out = SmallVec::new();
+        for ((_, shape), mut b) in outputs.iter().zip(bufs) {
+            // SAFETY: the kernel wrote all n elements of every output.
+            unsafe { b.set_len(n) };
+            out.push(Tensor::from_vec(b, shape.clone())?);
+        }
+        Ok(out)
+    }
+
+    /// The whole function as one kernel on its parameters and constants (the common
+    /// elementwise function): run without a value table.
+    fn run_single(&self, single: &Single, inputs: &[Tensor]) -> Result<Outputs, Error> {
+        let Step::Kernel { index, outputs, rows, cols, .. } = &self.plan.steps[0] else {
+            return Err(internal("a single-kernel plan without its kernel"));
+        };
+        let mut ins: SmallVec<[&Tensor; 8]> = SmallVec::new();
+        for src in &single.inputs {
+            ins.push(match *src {
+                Source::Param(i) => inputs.get(i).ok_or_else(|| internal("an input is missing"))?,
+                Source::Const(k) => &self.constants[k].1,
+            });
+        }
+        let outs = self.kernel(*index, &ins, outputs, *rows, *cols)?;
+        if single.results.iter().enumerate().all(|(i, &j)| i == j) {
+            return Ok(outs);
+        }
+        let mut outs: SmallVec<[Option<Tensor>; 2]> = outs.into_iter().map(Some).collect();
+        let mut out = Outputs::new();
+        for &j in &single.results {
+            out.push(outs[j].take().ok_or_else(|| internal("a result is returned twice"))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Where a single-kernel plan's input comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    Param(usize),
+    Const(usize),
+}
+
+/// A plan that is one kernel reading parameters and constants, whose outputs are the
+/// results (each once).
+struct Single {
+    inputs: Vec<Source>,
+    /// For each result, which kernel output it is.
+    results: Vec<usize>,
+}
+
+impl Single {
+    fn new(g: &Graph, plan: &Plan, constants: &[(ValueId, Tensor)]) -> Option<Single> {
+        let [Step::Kernel { inputs, outputs, .. }] = plan.steps.as_slice() else { return None };
+        let inputs = inputs
+            .iter()
+            .map(|v| match g.params.iter().position(|p| p == v) {
+                Some(i) => Some(Source::Param(i)),
+                None => constants.iter().position(|(c, _)| c == v).map(Source::Const),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let results = g.results.iter().map(|r| outputs.iter().position(|(v, _)| v == r)).collect::<Option<Vec<_>>>()?;
+        let distinct = results.iter().enumerate().all(|(i, r)| !results[..i].contains(r));
+        (distinct && results.len() == outputs.len()).then_some(Single { inputs, results })
+    }
 }
 
 impl Compiled {
@@ -171,90 +348,82 @@ impl Compiled {
         &self,
         steps: &[Step],
         frees: Option<&[Vec<ValueId>]>,
-        vals: &mut Vals,
+        vals: &mut Table<'_>,
         vars: &[&Variable],
     ) -> Result<(), Error> {
         for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::Kernel { index, inputs, outputs, rows, cols } => {
-                    let n = rows * cols;
                     // Inputs are borrowed in place: the table is not written until the
                     // kernel has run.
-                    let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
+                    let mut ins: SmallVec<[&Tensor; 8]> = SmallVec::new();
                     for v in inputs {
-                        let t = vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?;
-                        ptrs.push(Ptr(t.as_slice::<f32>()?.as_ptr() as *mut f32));
+                        ins.push(vals.get(*v)?);
                     }
-                    let mut bufs: SmallVec<[Vec<f32>; 2]> = SmallVec::new();
-                    for _ in outputs {
-                        let mut b = backend::alloc_f32(n);
-                        ptrs.push(Ptr(b.as_mut_ptr()));
-                        bufs.push(b);
-                    }
-                    // SAFETY: inputs were checked against the access patterns when the
-                    // plan was made (shapes are static); outputs hold n elements.
-                    unsafe { launch(self.fns[*index], &ptrs, &self.accesses[*index], *rows, *cols) };
-                    for ((v, shape), b) in outputs.iter().zip(bufs) {
-                        vals[v.index()] = Some(Tensor::from_vec(b, shape.clone())?);
+                    let outs = self.kernel(*index, &ins, outputs, *rows, *cols)?;
+                    drop(ins);
+                    for ((v, _), t) in outputs.iter().zip(outs) {
+                        vals.set(*v, t);
                     }
                 }
                 Step::Op { op, inputs, output, ty } => {
                     let mut refs: SmallVec<[&Tensor; 4]> = SmallVec::new();
                     for v in inputs {
-                        refs.push(vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?);
+                        refs.push(vals.get(*v)?);
                     }
                     let t = backend::run_kernel(op, &refs, ty)?;
                     drop(refs);
-                    vals[output.index()] = Some(t);
+                    vals.set(*output, t);
                 }
                 Step::Read { resource, output } => {
-                    vals[output.index()] = Some(backend::read_variable(vars[resource.index()]));
+                    vals.set(*output, backend::read_variable(vars[resource.index()]));
                 }
                 Step::Assign { resource, input } => {
-                    backend::assign_variable(vars[resource.index()], get(vals, *input)?)
+                    backend::assign_variable(vars[resource.index()], vals.cloned(*input)?)
                 }
                 Step::Print { template, inputs } => {
-                    let ins: SmallVec<[Tensor; 4]> = inputs.iter().map(|v| get(vals, *v)).collect::<Result<_, _>>()?;
+                    let ins: SmallVec<[Tensor; 4]> =
+                        inputs.iter().map(|v| vals.cloned(*v)).collect::<Result<_, _>>()?;
                     let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
                     backend::print(template, &refs);
                 }
                 Step::Cond { pred, branches, outputs, .. } => {
-                    let b = &branches[if truth(vals, *pred)? { 0 } else { 1 }];
+                    let b = &branches[if vals.truth(*pred)? { 0 } else { 1 }];
                     self.steps(&b.steps, None, vals, vars)?;
-                    copy(vals, outputs, &b.results)?;
+                    vals.copy(outputs, &b.results)?;
                 }
                 Step::While { inputs, outputs, max, arena: Some(arena), .. } => {
                     let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
                     for v in inputs {
-                        ins.push(vals[v.index()].as_ref().ok_or_else(|| internal(format!("{v} has no value")))?);
+                        ins.push(vals.get(*v)?);
                     }
                     let kernels = crate::arena_loop::Kernels { fns: &self.fns, accesses: &self.accesses };
                     let results = arena.run(&kernels, &ins, vals, *max)?;
                     drop(ins);
                     for (v, t) in outputs.iter().zip(results) {
-                        vals[v.index()] = Some(t);
+                        vals.set(*v, t);
                     }
                 }
                 Step::While { inputs, cond, body, outputs, max, .. } => {
                     let mut current: &[ValueId] = inputs;
                     let mut trips = 0u64;
                     while max.is_none_or(|m| trips < m) {
-                        copy(vals, &cond.params, current)?;
+                        vals.copy(&cond.params, current)?;
                         self.steps(&cond.steps, None, vals, vars)?;
-                        if !truth(vals, cond.results[0])? {
+                        if !vals.truth(cond.results[0])? {
                             break;
                         }
-                        copy(vals, &body.params, current)?;
+                        vals.copy(&body.params, current)?;
                         self.steps(&body.steps, None, vals, vars)?;
                         current = &body.results;
                         trips += 1;
                     }
-                    copy(vals, outputs, current)?;
+                    vals.copy(outputs, current)?;
                 }
             }
             if let Some(f) = frees {
                 for v in &f[i] {
-                    vals[v.index()] = None;
+                    vals.clear(*v);
                 }
             }
         }
@@ -267,15 +436,17 @@ impl Executable for Compiled {
         format!("{}\n{}", self.graph_text, self.plan)
     }
 
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
-        // Built in place (a `smallvec![None; n]` would be returned by value: a memcpy).
-        let mut vals: Vals = SmallVec::new();
-        vals.extend(std::iter::repeat_n(None, self.n_values));
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error> {
+        if let Some(single) = &self.single {
+            return self.run_single(single, inputs);
+        }
+        let mut vals = Table { slots: &self.slots, vals: SmallVec::new() };
+        vals.vals.resize_with(self.n_slots, || None);
         for (p, t) in self.params.iter().zip(inputs) {
-            vals[p.index()] = Some(t.clone());
+            vals.set(*p, t.clone());
         }
         for (v, t) in &self.constants {
-            vals[v.index()] = Some(t.clone());
+            vals.set(*v, t.clone());
         }
         let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
         let mut bound_iter = bound.iter();
@@ -286,9 +457,9 @@ impl Executable for Compiled {
             }
         }
         self.steps(&self.plan.steps, Some(&self.plan.frees), &mut vals, &vars)?;
-        let mut out = Vec::with_capacity(self.results.len());
+        let mut out = Outputs::new();
         for r in &self.results {
-            out.push(get(&vals, *r)?);
+            out.push(if self.results_unique { vals.take(*r)? } else { vals.cloned(*r)? });
         }
         Ok(out)
     }
@@ -334,10 +505,10 @@ impl Specializing {
 }
 
 impl Executable for Specializing {
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error> {
         match self.compiled(inputs)? {
             Some(c) => c.run(inputs, bound),
-            None => backend::interpret(&self.graph, inputs, bound),
+            None => backend::interpret(&self.graph, inputs, bound).map(Outputs::from_vec),
         }
     }
 

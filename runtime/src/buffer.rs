@@ -114,6 +114,11 @@ pub(crate) fn alloc<T: Element>(n: usize) -> Vec<T> {
     vec![T::default(); n]
 }
 
+/// A pooled f32 buffer of exactly `n` elements, if one is free.
+pub(crate) fn pooled_f32(n: usize) -> Option<Vec<f32>> {
+    pooled_take::<f32>(n)
+}
+
 /// Returns a dying buffer to the pool.
 pub(crate) fn recycle(buf: &mut Buffer) {
     match buf {

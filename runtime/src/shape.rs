@@ -39,14 +39,25 @@ impl Shape {
 
     /// Number of elements (1 for a scalar, 0 when any dim is 0); [`UNKNOWN`] when a dim
     /// is unknown (and none is 0).
+    #[inline]
     pub fn numel(&self) -> usize {
-        if self.0.contains(&0) {
-            return 0;
+        // One pass (this runs on every tensor construction and kernel dispatch).
+        let (mut n, mut unknown) = (1usize, false);
+        for &d in self.0.iter() {
+            if d == 0 {
+                return 0;
+            }
+            if d == UNKNOWN {
+                unknown = true;
+            } else {
+                n = n.wrapping_mul(d);
+            }
         }
-        if !self.is_fully_known() {
-            return UNKNOWN;
+        if unknown {
+            UNKNOWN
+        } else {
+            n
         }
-        self.0.iter().product()
     }
 
     /// Whether every dim is known.

@@ -287,7 +287,7 @@ impl Tensor {
         if self.is_symbolic() {
             return Err(Error::SymbolicValue { tensor: self.type_string() });
         }
-        self.data::<T>().ok_or(Error::DTypeMismatch { expected: T::DTYPE, found: self.dtype() })
+        self.data::<T>().ok_or_else(|| Error::DTypeMismatch { expected: T::DTYPE, found: self.dtype() })
     }
 
     /// Borrows the elements in row-major order.

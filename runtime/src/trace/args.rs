@@ -172,6 +172,12 @@ impl std::borrow::Borrow<[ArgSpec]> for Signature {
 /// Inline storage for the specs/inputs of a call: no heap allocation for up to 8.
 pub type ArgVec<T> = smallvec::SmallVec<[T; 8]>;
 
+/// The flat tensors a concrete function returns (inline for the usual one or two: a
+/// call allocates no list).
+pub type Outputs = smallvec::SmallVec<[Tensor; 2]>;
+/// Consumed by [`FunctionOutput::rebuild`].
+pub type OutputIter = smallvec::IntoIter<[Tensor; 2]>;
+
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = self.0.iter().map(|a| a.to_string()).collect();
@@ -373,7 +379,7 @@ pub trait FunctionOutput: Sized {
     /// Appends the tensors (and the lengths of `Vec`s, to rebuild the structure).
     fn flatten(&self, tensors: &mut Vec<Tensor>, lens: &mut Vec<usize>);
     /// Rebuilds the value from tensors in `flatten`'s order.
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self>;
+    fn rebuild(tensors: &mut OutputIter, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self>;
     /// The error a body returned while it was traced (`Err` of a `Result` result).
     fn trace_error(&self) -> Option<String> {
         None
@@ -388,7 +394,7 @@ impl<T: FunctionOutput, E: fmt::Debug> FunctionOutput for Result<T, E> {
             t.flatten(tensors, lens);
         }
     }
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+    fn rebuild(tensors: &mut OutputIter, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
         T::rebuild(tensors, lens).map(Ok)
     }
     fn trace_error(&self) -> Option<String> {
@@ -398,7 +404,7 @@ impl<T: FunctionOutput, E: fmt::Debug> FunctionOutput for Result<T, E> {
 
 impl FunctionOutput for () {
     fn flatten(&self, _: &mut Vec<Tensor>, _: &mut Vec<usize>) {}
-    fn rebuild(_: &mut std::vec::IntoIter<Tensor>, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+    fn rebuild(_: &mut OutputIter, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
         Some(())
     }
 }
@@ -407,7 +413,7 @@ impl FunctionOutput for Tensor {
     fn flatten(&self, tensors: &mut Vec<Tensor>, _: &mut Vec<usize>) {
         tensors.push(self.clone());
     }
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+    fn rebuild(tensors: &mut OutputIter, _: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
         tensors.next()
     }
 }
@@ -417,7 +423,7 @@ impl<T: FunctionOutput> FunctionOutput for Vec<T> {
         lens.push(self.len());
         self.iter().for_each(|x| x.flatten(tensors, lens));
     }
-    fn rebuild(tensors: &mut std::vec::IntoIter<Tensor>, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+    fn rebuild(tensors: &mut OutputIter, lens: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
         let n = *lens.next()?;
         (0..n).map(|_| T::rebuild(tensors, lens)).collect()
     }
@@ -431,7 +437,7 @@ macro_rules! tuple_out {
                 let ($($name,)+) = self;
                 $($name.flatten(t, l);)+
             }
-            fn rebuild(t: &mut std::vec::IntoIter<Tensor>, l: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
+            fn rebuild(t: &mut OutputIter, l: &mut std::slice::Iter<'_, usize>) -> Option<Self> {
                 Some(($($name::rebuild(t, l)?,)+))
             }
         }

@@ -13,13 +13,14 @@ use crate::error::Error;
 use crate::ir::{Graph, ValueType};
 use crate::ops::Op;
 use crate::tensor::Tensor;
+pub use crate::trace::args::Outputs;
 use crate::variable::Variable;
 
 /// A compiled concrete function.
 pub trait Executable: Send + Sync {
     /// Runs it on `inputs` (one per graph parameter) with `bound` variables for its
     /// variable parameters, returning fresh output tensors.
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error>;
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error>;
     /// What was compiled, as text (the optimised graph and its kernels), for users and
     /// golden tests.
     fn describe(&self) -> String {
@@ -70,6 +71,13 @@ pub fn run_kernel(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor
 /// a page fault per 4 KiB on first touch).
 pub fn alloc_f32(n: usize) -> Vec<f32> {
     crate::buffer::alloc::<f32>(n)
+}
+
+/// Room for `n` f32s an output will overwrite entirely: a pooled buffer (length `n`)
+/// or a fresh allocation with capacity `n` and length 0, never zero-filled. The caller
+/// writes all `n` elements through `as_mut_ptr` and then sets the length to `n`.
+pub fn alloc_f32_for_overwrite(n: usize) -> Vec<f32> {
+    crate::buffer::pooled_f32(n).unwrap_or_else(|| Vec::with_capacity(n))
 }
 
 /// The reduction `op` of all of `x`, bit for bit what the eager `reduce_*` kernel gives

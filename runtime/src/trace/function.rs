@@ -14,7 +14,9 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-pub use super::args::{ArgSpec, ArgVec, FunctionArgs, FunctionOutput, Signature, Static, TensorSpec, VariableSpec};
+pub use super::args::{
+    ArgSpec, ArgVec, FunctionArgs, FunctionOutput, OutputIter, Outputs, Signature, Static, TensorSpec, VariableSpec,
+};
 use rustc_hash::FxHashMap;
 
 use super::backend::{active_backend, Executable};
@@ -61,10 +63,10 @@ impl ConcreteFunction {
     }
 
     /// Runs this trace on `inputs` and `bound` variables.
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
+    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error> {
         match &self.executable {
             Some(e) => e.run(inputs, bound),
-            None => interp::execute(&self.graph, inputs.iter().cloned(), bound),
+            None => interp::execute(&self.graph, inputs.iter().cloned(), bound).map(Outputs::from_vec),
         }
     }
 

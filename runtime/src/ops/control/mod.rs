@@ -66,7 +66,7 @@ pub(crate) fn flatten<T: FunctionOutput>(v: &T) -> (Vec<Tensor>, Vec<usize>) {
 }
 
 pub(crate) fn rebuild<T: FunctionOutput>(ts: Vec<Tensor>, lens: &[usize], op: &'static str, loc: &Location<'_>) -> T {
-    T::rebuild(&mut ts.into_iter(), &mut lens.iter())
+    T::rebuild(&mut crate::trace::function::Outputs::from_vec(ts).into_iter(), &mut lens.iter())
         .unwrap_or_else(|| OpError::new(op, "internal: the value's structure changed while it was traced").raise(loc))
 }
 
