@@ -358,9 +358,12 @@ proptest! {
         steps in prop::collection::vec(step(), 1..12),
         seed in any::<u64>(),
         bias_row in any::<bool>(),
+        shape in 0usize..3,
     ) {
-        let x = rand_f32(seed, &[3, 37], -3.0, 3.0);
-        let y = if bias_row { rand_f32(seed ^ 1, &[37], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[3, 1], -3.0, 3.0) };
+        // One tile; rows longer than a tile (column pieces); tiles of several rows.
+        let (r, c) = [(3, 37), (2, 1300), (40, 30)][shape];
+        let x = rand_f32(seed, &[r, c], -3.0, 3.0);
+        let y = if bias_row { rand_f32(seed ^ 1, &[c], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[r, 1], -3.0, 3.0) };
         let s = steps.clone();
         let func = function("dag", move |v: Vec<Tensor>| apply(&s, &v));
         let args = vec![x, y];

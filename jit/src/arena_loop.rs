@@ -22,8 +22,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend;
 use tensorjit_runtime::Tensor;
 
-use crate::codegen::KernelFn;
-use crate::kernel::Access;
+use crate::launch::Kernels;
 use crate::plan::{Step, SubPlan};
 
 /// Where an f32 operand lives during the loop.
@@ -186,12 +185,6 @@ impl ArenaLoop {
     }
 }
 
-/// What a run needs from the compiled function: its kernels and their access patterns.
-pub(crate) struct Kernels<'a> {
-    pub fns: &'a [KernelFn],
-    pub accesses: &'a [Vec<Access>],
-}
-
 fn compare(op: BinaryOp, a: f32, b: f32) -> bool {
     match op {
         BinaryOp::Eq => a == b,
@@ -224,7 +217,7 @@ impl ArenaLoop {
     /// holding the outer values; returns the final loop variables.
     pub(crate) fn run(
         &self,
-        k: &Kernels<'_>,
+        k: &Kernels,
         inputs: &[&Tensor],
         vals: &crate::exec::Table<'_>,
         max: Option<u64>,
@@ -258,17 +251,17 @@ impl ArenaLoop {
         Ok(out)
     }
 
-    fn steps(&self, k: &Kernels<'_>, steps: &[ArenaStep], mem: &Mem<'_>, preds: &mut [bool]) {
+    fn steps(&self, k: &Kernels, steps: &[ArenaStep], mem: &Mem<'_>, preds: &mut [bool]) {
         for s in steps {
             match s {
                 ArenaStep::Kernel { index, inputs, outputs, rows, cols } => {
-                    let mut ptrs: SmallVec<[crate::exec::Ptr; 16]> = SmallVec::new();
-                    ptrs.extend(inputs.iter().map(|s| crate::exec::Ptr(mem.ptr(*s))));
-                    ptrs.extend(outputs.iter().map(|off| crate::exec::Ptr(mem.ptr(Src::Arena(*off)))));
+                    let mut ptrs: SmallVec<[crate::launch::Ptr; 16]> = SmallVec::new();
+                    ptrs.extend(inputs.iter().map(|s| crate::launch::Ptr(mem.ptr(*s))));
+                    ptrs.extend(outputs.iter().map(|off| crate::launch::Ptr(mem.ptr(Src::Arena(*off)))));
                     // SAFETY: every operand holds what its access pattern reads (the plan
                     // checked the static shapes, the slots were sized from them); output
                     // slots are distinct from every input.
-                    unsafe { crate::exec::launch(k.fns[*index], &ptrs, &k.accesses[*index], *rows, *cols) };
+                    unsafe { k.launch(*index, &ptrs, *rows, *cols) };
                 }
                 ArenaStep::Reduce { op, input, len, output } => {
                     // SAFETY: `input` addresses `len` initialised f32s (a slot or an outer

@@ -5,7 +5,6 @@
 //! Kernels over many elements are split into fixed chunks run by rayon. An elementwise
 //! kernel computes every element independently, so the split never changes a bit.
 
-use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::sync::Arc;
 use tensorjit_runtime::error::Error;
@@ -15,21 +14,15 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Executable, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
-use crate::codegen::{CompiledModule, KernelFn};
-use crate::kernel::Access;
+use crate::codegen::CompiledModule;
+use crate::launch::{Kernels, Ptr};
 use crate::plan::{Plan, Step};
-
-/// Elements below which a kernel runs on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
-/// Elements per parallel chunk (a multiple of 8: whole vector trips).
-const CHUNK: usize = 1 << 15;
 
 pub struct Compiled {
     plan: Plan,
     /// The optimised graph's text (for `describe`).
     graph_text: String,
-    fns: Vec<KernelFn>,
-    accesses: Vec<Vec<Access>>,
+    kernels: Kernels,
     /// Dense slot of each graph value (`u32::MAX`: none), and how many.
     slots: Vec<u32>,
     n_slots: usize,
@@ -46,7 +39,7 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    pub fn new(g: &Graph, plan: Plan, module: CompiledModule, fns: Vec<KernelFn>) -> Compiled {
+    pub(crate) fn new(g: &Graph, plan: Plan, module: CompiledModule, kernels: Kernels) -> Compiled {
         // Only constants some step reads (scalar f32 constants are inlined into kernels
         // and never enter the value table).
         let used: std::collections::HashSet<ValueId> =
@@ -63,9 +56,8 @@ impl Compiled {
             n_slots,
             results_unique,
             graph_text: g.to_string(),
-            accesses: plan.kernels.iter().map(|k| k.inputs.clone()).collect(),
             plan,
-            fns,
+            kernels,
             params: g.params.clone(),
             constants,
             resources: g
@@ -88,62 +80,6 @@ impl Compiled {
 
 fn internal(msg: impl Into<String>) -> Error {
     Error::Internal(msg.into())
-}
-
-/// A raw pointer table entry that may cross to rayon's threads (transparent: a slice of
-/// them is the kernel's pointer table).
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-pub(crate) struct Ptr(pub(crate) *mut f32);
-// SAFETY: the pointers index disjoint output ranges per chunk and read-only inputs; the
-// buffers outlive the parallel section (joined before they are used again).
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
-
-/// Runs kernel `f` over `rows × cols` with `ptrs` (inputs then outputs).
-///
-/// # Safety
-/// Every input pointer must address the elements its access pattern reads for
-/// `rows × cols`, and every output pointer `rows × cols` writable f32s.
-pub(crate) unsafe fn launch(f: KernelFn, ptrs: &[Ptr], access: &[Access], rows: usize, cols: usize) {
-    let n = rows * cols;
-    if n < PARALLEL_MIN {
-        f(ptrs.as_ptr() as *const *mut f32, rows as i64, cols as i64);
-        return;
-    }
-    // Split rows when there are many, else the columns of the (few) rows.
-    let (split_rows, total, step) = if rows >= 8 { (true, rows, (CHUNK / cols).max(1)) } else { (false, cols, CHUNK) };
-    let chunks: Vec<(usize, usize)> = (0..total).step_by(step).map(|s| (s, (s + step).min(total))).collect();
-    let run_rows = |r0: usize, r1: usize| {
-        let raw: SmallVec<[*mut f32; 16]> = ptrs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| match access.get(i).copied().unwrap_or(Access::Full) {
-                Access::Full => p.0.wrapping_add(r0 * cols),
-                Access::Col => p.0.wrapping_add(r0),
-                Access::Row | Access::Scalar => p.0,
-            })
-            .collect();
-        // SAFETY: rows r0..r1 of every buffer, within the caller's guarantee.
-        unsafe { f(raw.as_ptr(), (r1 - r0) as i64, cols as i64) };
-    };
-    let run_cols = |c0: usize, c1: usize| {
-        for r in 0..rows {
-            let raw: SmallVec<[*mut f32; 16]> = ptrs
-                .iter()
-                .enumerate()
-                .map(|(i, p)| match access.get(i).copied().unwrap_or(Access::Full) {
-                    Access::Full => p.0.wrapping_add(r * cols + c0),
-                    Access::Row => p.0.wrapping_add(c0),
-                    Access::Col => p.0.wrapping_add(r),
-                    Access::Scalar => p.0,
-                })
-                .collect();
-            // SAFETY: columns c0..c1 of row r, within the caller's guarantee.
-            unsafe { f(raw.as_ptr(), 1, (c1 - c0) as i64) };
-        }
-    };
-    chunks.par_iter().for_each(|&(a, b)| if split_rows { run_rows(a, b) } else { run_cols(a, b) });
 }
 
 /// The values of one run, in the dense slots the plan's values were given (graph
@@ -274,7 +210,7 @@ impl Compiled {
         }
         // SAFETY: inputs were checked against the access patterns when the plan was
         // made (shapes are static); outputs have room for n elements.
-        unsafe { launch(self.fns[index], &ptrs, &self.accesses[index], rows, cols) };
+        unsafe { self.kernels.launch(index, &ptrs, rows, cols) };
         let mut out = SmallVec::new();
         for ((_, shape), mut b) in outputs.iter().zip(bufs) {
             // SAFETY: the kernel wrote all n elements of every output.
@@ -397,8 +333,7 @@ impl Compiled {
                     for v in inputs {
                         ins.push(vals.get(*v)?);
                     }
-                    let kernels = crate::arena_loop::Kernels { fns: &self.fns, accesses: &self.accesses };
-                    let results = arena.run(&kernels, &ins, vals, *max)?;
+                    let results = arena.run(&self.kernels, &ins, vals, *max)?;
                     drop(ins);
                     for (v, t) in outputs.iter().zip(results) {
                         vals.set(*v, t);

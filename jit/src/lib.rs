@@ -11,10 +11,12 @@ pub mod codegen;
 pub mod cuda;
 pub mod exec;
 pub mod kernel;
+mod launch;
 pub mod lower;
 pub mod passes;
 pub mod plan;
 pub mod ptx;
+pub mod staged;
 
 use std::sync::Arc;
 
@@ -46,8 +48,9 @@ pub(crate) fn compile_concrete(g: &Graph) -> Result<Option<exec::Compiled>, Erro
     let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
     let optimized = passes::optimize(g).map_err(compile_error)?;
     let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
-    let (module, fns) = codegen::compile(&plan.kernels).map_err(compile_error)?;
-    Ok(Some(exec::Compiled::new(&optimized, plan, module, fns)))
+    let (to_compile, kernels) = launch::Kernels::prepare(&plan.kernels);
+    let (module, fns) = codegen::compile(&to_compile).map_err(compile_error)?;
+    Ok(Some(exec::Compiled::new(&optimized, plan, module, kernels.link(fns))))
 }
 
 /// Installs the Cranelift backend for traced functions (once per process; later calls

@@ -138,3 +138,28 @@ fn the_w2_chain_is_one_kernel() {
     assert_eq!(p.steps.len(), 1);
     println!("{}", p.kernels[0]);
 }
+
+#[test]
+fn the_w2_kernel_is_cut_at_its_two_transcendentals() {
+    use crate::staged::{Loc, Stage, Staged};
+    let x = Tensor::from_vec(rand(3, 64, -2.0, 2.0), [64]).unwrap();
+    let y = Tensor::from_vec(rand(4, 64, -2.0, 2.0), [64]).unwrap();
+    let g = traced_graph(|v| (&v[0] * &v[1] + 0.5).tanh() * (&v[0] - &v[1]).sigmoid() + v[0].relu(), vec![x, y]);
+    let p = crate::plan::plan(&g).unwrap();
+    let st = Staged::split(&p.kernels[0]).unwrap();
+    let calls: Vec<UnaryOp> =
+        st.stages.iter().filter_map(|s| if let Stage::Call { op, .. } = s { Some(*op) } else { None }).collect();
+    assert_eq!(calls, vec![UnaryOp::Tanh, UnaryOp::Sigmoid], "{st:#?}");
+    // Both arguments computed before the first call; the last stage combines and
+    // writes the one output.
+    assert_eq!(st.stages.len(), 4, "{st:#?}");
+    assert!(matches!(st.stages.last(), Some(Stage::Jit { writes, .. }) if writes == &[Loc::Out(0)]), "{st:#?}");
+    assert!(st.n_temps <= 4, "{st:#?}");
+    // A kernel without transcendentals runs whole.
+    let plain = Kernel {
+        inputs: vec![Access::Full],
+        exprs: vec![Expr::Input(0), Expr::Unary(UnaryOp::Relu, 0)],
+        outputs: vec![1],
+    };
+    assert!(Staged::split(&plain).is_none());
+}

@@ -59,6 +59,31 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
     }
 }
 
+/// `out[i] = op(x[i])` for the transcendental unary ops, on the calling thread, with
+/// exactly the eager kernels' per-element functions (and their vector width).
+pub(crate) fn unary_f32_into(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+    macro_rules! each {
+        ($f:expr) => {
+            simd(|| {
+                for (o, &a) in out.iter_mut().zip(x) {
+                    *o = $f(a);
+                }
+            })
+        };
+    }
+    match op {
+        UnaryOp::Exp => each!(FloatMath::exp),
+        UnaryOp::Log => each!(FloatMath::log),
+        UnaryOp::Tanh => each!(FloatMath::tanh),
+        UnaryOp::Sigmoid => each!(FloatMath::sigmoid),
+        UnaryOp::Softplus => each!(FloatMath::softplus),
+        _ => {
+            let t = unary_float(op, x);
+            out.copy_from_slice(&t[..out.len()]);
+        }
+    }
+}
+
 /// Integer arithmetic with wrapping (two's complement) semantics, as TensorFlow's
 /// integer kernels have.
 pub(crate) trait Int: Element + Ord + std::ops::Rem<Output = Self> {

@@ -86,6 +86,13 @@ pub fn reduce_all_f32(op: crate::ops::ReduceOp, x: &[f32]) -> f32 {
     crate::kernels::reduce::reduce_all_f32(op, x)
 }
 
+/// `out[i] = op(x[i])` for an f32 unary op, on the calling thread, bit for bit the eager
+/// kernel (compiled code calls it for transcendentals, on cache-sized tiles, to use the
+/// eager kernels' wider vectors). `x` and `out` have the same length.
+pub fn unary_f32_into(op: crate::ops::UnaryOp, x: &[f32], out: &mut [f32]) {
+    crate::kernels::elementwise::unary_f32_into(op, x, out)
+}
+
 /// The value of a scalar bool predicate (of a `cond`, or a `while` condition).
 pub fn predicate(t: &Tensor) -> Result<bool, Error> {
     match t.buffer() {
