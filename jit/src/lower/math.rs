@@ -31,6 +31,12 @@ pub(super) fn exp<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let xl = l.sel(below, lo, x);
     let above = l.fcmp(Cc::Gt, x, hi);
     let xc = l.sel(above, hi, xl);
+    exp_core(l, xc, true)
+}
+
+/// `exp` after its clamp: reduction, polynomial, and the scaling by 2^k in two steps
+/// (`split`, any k of the clamped range) or one (k ≤ 29: `tanh`'s argument).
+fn exp_core<L: Lower>(l: &mut L, xc: L::V, split: bool) -> L::V {
     let log2e = l.fconst(core::f32::consts::LOG2_E);
     let magic = l.fconst(MAGIC);
     let t = l.fmul(xc, log2e);
@@ -52,9 +58,15 @@ pub(super) fn exp<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let y = l.fadd(y, r);
     let one = l.fconst(1.0);
     let y = l.fadd(y, one);
+    let bias = l.iconst(127);
+    if !split {
+        let s = l.iadd(k, bias);
+        let s = l.shl(s, 23);
+        let s = l.float_of(s);
+        return l.fmul(y, s);
+    }
     let k1 = l.sshr(k, 1);
     let k2 = l.isub(k, k1);
-    let bias = l.iconst(127);
     let s1 = l.iadd(k1, bias);
     let s1 = l.shl(s1, 23);
     let s1 = l.float_of(s1);
@@ -145,7 +157,10 @@ pub(super) fn tanh<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let s = l.fmul(s, x);
     let small = l.fadd(s, x);
     let a2 = l.fadd(ax, ax);
-    let e = exp(l, a2);
+    let twenty = l.fconst(20.0);
+    let far = l.fcmp(Cc::Gt, a2, twenty);
+    let a2 = l.sel(far, twenty, a2);
+    let e = exp_core(l, a2, false);
     let one = l.fconst(1.0);
     let two = l.fconst(2.0);
     let d = l.fadd(e, one);
@@ -170,7 +185,9 @@ pub(super) fn sigmoid<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let n = l.sel(neg, e, one);
     let q = l.fdiv(n, d);
     let t = l.fmul(q, c);
-    let t = l.fdiv(t, d);
+    let omq = l.fsub(one, q);
+    let r = l.sel(neg, omq, q);
+    let t = l.fmul(t, r);
     l.fsub(q, t)
 }
 

@@ -52,6 +52,25 @@ pub fn exp_f32(x: f32) -> f32 {
     y * s1 * s2
 }
 
+/// e^x for x in [0, 20] (or NaN): `exp_f32`'s reduction and polynomial, with no clamp
+/// and one scaling (2^k, k ≤ 29, is a normal float), so its bits are `exp_f32`'s there.
+#[inline(always)]
+fn exp_core_f32(x: f32) -> f32 {
+    let t = x * core::f32::consts::LOG2_E + MAGIC;
+    let k = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let kf = t - MAGIC;
+    let r = x - kf * 0.693_359_375;
+    let r = r - kf * -2.121_944_4e-4;
+    let z = r * r;
+    let p = 1.987_569_1e-4 * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * z + r + 1.0;
+    y * f32::from_bits((k.wrapping_add(127) << 23) as u32)
+}
+
 /// ln x. x = m·2^e with m ∈ [√½, √2), ln(1+f) by a degree-9 polynomial, e·ln2 added in
 /// two parts. Subnormal inputs are scaled by 2^23 first.
 #[inline(always)]
@@ -95,7 +114,10 @@ pub fn tanh_f32(x: f32) -> f32 {
     let p = p * z + 1.333_144_2e-1;
     let p = p * z - 3.333_328_2e-1;
     let small = p * z * x + x;
-    let e = exp_f32(ax + ax);
+    // Past 2|x| = 20, 2/(e + 1) < 2^-25 and the result rounds to ±1 anyway: the
+    // clamp keeps e^{2|x|} in the range of one scaling (NaN passes through).
+    let a2 = ax + ax;
+    let e = exp_core_f32(sel(a2 > 20.0, 20.0, a2));
     let big = copysign(1.0 - 2.0 / (e + 1.0), x);
     sel(ax < 0.625, small, big)
 }
@@ -109,7 +131,9 @@ pub fn sigmoid_f32(x: f32) -> f32 {
     let d = 1.0 + e;
     let c = (1.0 - d) + e;
     let q = sel(x < 0.0, e, 1.0) / d;
-    q - q * c / d
+    // The correction q·c/d needs 1/d only roughly (c/d < 2^-24): it is q for x ≥ 0 and
+    // 1 − q (= 1 − e/d) for x < 0 — one division instead of two.
+    q - q * c * sel(x < 0.0, 1.0 - q, q)
 }
 
 /// ln(1 + e^x) = max(x, 0) + log1p(e^{−|x|}), with log1p(u) = ln w − ((w − 1) − u)/w,
