@@ -244,3 +244,39 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
     };
     Tensor::from_buffer(buf, shape)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(seed: u64, n: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s = crate::random::splitmix64(s);
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// Few-row products give, bit for bit, the plain loop that sums each output over k
+    /// in ascending order (column blocks, parallel or not, keep that order).
+    #[test]
+    fn small_m_sums_every_output_in_k_order() {
+        let shapes = [(1, 7, 5), (3, 50, 32), (10, 784, 512), (16, 33, 300), (4, 3, 97), (2, 1, 1)];
+        for (t, &(m, k, n)) in shapes.iter().enumerate() {
+            let (a, b) = (data(2 * t as u64, m * k), data(2 * t as u64 + 1, k * n));
+            let mut got = vec![0.0; m * n];
+            small_m(SmallM { m, k, n, a: &a, b: &b, rsb: n }, &mut got);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0.0f32;
+                    for p in 0..k {
+                        acc += a[i * k + p] * b[p * n + j];
+                    }
+                    assert_eq!(got[i * n + j].to_bits(), acc.to_bits(), "({m},{k},{n}) at {i},{j}");
+                }
+            }
+        }
+    }
+}
