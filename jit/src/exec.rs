@@ -222,14 +222,14 @@ impl Compiled {
 
     /// The whole function as one kernel on its parameters and constants (the common
     /// elementwise function): run without a value table.
-    fn run_single(&self, single: &Single, inputs: &[Tensor]) -> Result<Outputs, Error> {
+    fn run_single(&self, single: &Single, inputs: &[&Tensor]) -> Result<Outputs, Error> {
         let Step::Kernel { index, outputs, rows, cols, .. } = &self.plan.steps[0] else {
             return Err(internal("a single-kernel plan without its kernel"));
         };
         let mut ins: SmallVec<[&Tensor; 8]> = SmallVec::new();
         for src in &single.inputs {
             ins.push(match *src {
-                Source::Param(i) => inputs.get(i).ok_or_else(|| internal("an input is missing"))?,
+                Source::Param(i) => inputs.get(i).copied().ok_or_else(|| internal("an input is missing"))?,
                 Source::Const(k) => &self.constants[k].1,
             });
         }
@@ -371,14 +371,14 @@ impl Executable for Compiled {
         format!("{}\n{}", self.graph_text, self.plan)
     }
 
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error> {
+    fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         if let Some(single) = &self.single {
             return self.run_single(single, inputs);
         }
         let mut vals = Table { slots: &self.slots, vals: SmallVec::new() };
         vals.vals.resize_with(self.n_slots, || None);
         for (p, t) in self.params.iter().zip(inputs) {
-            vals.set(*p, t.clone());
+            vals.set(*p, (*t).clone());
         }
         for (v, t) in &self.constants {
             vals.set(*v, t.clone());
@@ -418,7 +418,7 @@ impl Specializing {
         Specializing { graph, cache: std::sync::RwLock::new(Vec::new()) }
     }
 
-    fn compiled(&self, inputs: &[Tensor]) -> Result<Option<Arc<Compiled>>, Error> {
+    fn compiled(&self, inputs: &[&Tensor]) -> Result<Option<Arc<Compiled>>, Error> {
         let same = |k: &[Shape]| k.len() == inputs.len() && k.iter().zip(inputs).all(|(s, t)| s == t.shape());
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
         if let Some((_, c)) = cache.iter().find(|(k, _)| same(k)) {
@@ -440,10 +440,14 @@ impl Specializing {
 }
 
 impl Executable for Specializing {
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error> {
+    fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         match self.compiled(inputs)? {
             Some(c) => c.run(inputs, bound),
-            None => backend::interpret(&self.graph, inputs, bound).map(Outputs::from_vec),
+            None => {
+                let (inputs, bound): (Vec<Tensor>, Vec<Variable>) =
+                    (inputs.iter().map(|t| (*t).clone()).collect(), bound.iter().map(|v| (*v).clone()).collect());
+                backend::interpret(&self.graph, &inputs, &bound).map(Outputs::from_vec)
+            }
         }
     }
 

@@ -42,10 +42,10 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
             fn spec(&self, out: &mut ::tensorjit::ArgVec<::tensorjit::ArgSpec>) {
                 ::tensorjit::InstanceField::key(self, out);
             }
-            fn inputs(
-                &self,
-                _: &mut ::tensorjit::ArgVec<::tensorjit::Tensor>,
-                _: &mut ::tensorjit::ArgVec<::tensorjit::Variable>,
+            fn inputs<'a>(
+                &'a self,
+                _: &mut ::tensorjit::ArgVec<&'a ::tensorjit::Tensor>,
+                _: &mut ::tensorjit::ArgVec<&'a ::tensorjit::Variable>,
             ) {
             }
             fn symbolize(&self, specs: &mut ::std::slice::Iter<'_, ::tensorjit::ArgSpec>) -> Self {

@@ -191,7 +191,7 @@ pub trait FunctionArgs: Sized {
     /// Appends this argument's specs to the signature.
     fn spec(&self, out: &mut ArgVec<ArgSpec>);
     /// Appends the call-time inputs (tensors, then variables, in order).
-    fn inputs(&self, tensors: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>);
+    fn inputs<'a>(&'a self, tensors: &mut ArgVec<&'a Tensor>, variables: &mut ArgVec<&'a Variable>);
     /// The value the body sees while tracing: tensors become graph parameters (typed by
     /// the next spec of `specs`, whose dims may be unknown), variables are bound as
     /// resource parameters, static values stay as they are. Consumes exactly the specs
@@ -207,8 +207,8 @@ impl FunctionArgs for Tensor {
             device: self.device(),
         }));
     }
-    fn inputs(&self, tensors: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {
-        tensors.push(self.clone());
+    fn inputs<'a>(&'a self, tensors: &mut ArgVec<&'a Tensor>, _: &mut ArgVec<&'a Variable>) {
+        tensors.push(self);
     }
     fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
         let shape = match specs.next() {
@@ -227,8 +227,8 @@ impl FunctionArgs for Variable {
             device: Device::Cpu,
         }));
     }
-    fn inputs(&self, _: &mut ArgVec<Tensor>, variables: &mut ArgVec<Variable>) {
-        variables.push(self.clone());
+    fn inputs<'a>(&'a self, _: &mut ArgVec<&'a Tensor>, variables: &mut ArgVec<&'a Variable>) {
+        variables.push(self);
     }
     fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
         specs.next();
@@ -246,7 +246,7 @@ impl<T: Hash + Eq + Clone + fmt::Debug + Send + Sync + 'static> FunctionArgs for
     fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         out.push(ArgSpec::Static(StaticKey(Box::new(self.0.clone()))));
     }
-    fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
+    fn inputs<'a>(&'a self, _: &mut ArgVec<&'a Tensor>, _: &mut ArgVec<&'a Variable>) {}
     fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
         specs.next();
         self.clone()
@@ -259,7 +259,7 @@ macro_rules! static_args {
             fn spec(&self, out: &mut ArgVec<ArgSpec>) {
                 out.push(ArgSpec::Static(StaticKey(Box::new(self.clone()))));
             }
-            fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
+            fn inputs<'a>(&'a self, _: &mut ArgVec<&'a Tensor>, _: &mut ArgVec<&'a Variable>) {}
             fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
                 specs.next();
                 self.clone()
@@ -277,7 +277,7 @@ macro_rules! value_args {
                 let $v = *self;
                 out.push(ArgSpec::Value { kind: stringify!($t), bits: $bits });
             }
-            fn inputs(&self, _: &mut ArgVec<Tensor>, _: &mut ArgVec<Variable>) {}
+            fn inputs<'a>(&'a self, _: &mut ArgVec<&'a Tensor>, _: &mut ArgVec<&'a Variable>) {}
             fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
                 specs.next();
                 *self
@@ -303,7 +303,7 @@ macro_rules! tuple_args {
                 $($name.spec(out);)+
             }
             #[allow(non_snake_case)]
-            fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+            fn inputs<'a>(&'a self, t: &mut ArgVec<&'a Tensor>, v: &mut ArgVec<&'a Variable>) {
                 let ($($name,)+) = self;
                 $($name.inputs(t, v);)+
             }
@@ -335,7 +335,7 @@ impl<T: FunctionArgs> FunctionArgs for Vec<T> {
         out.push(ArgSpec::Value { kind: "len", bits: self.len() as u64 });
         self.iter().for_each(|x| x.spec(out));
     }
-    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+    fn inputs<'a>(&'a self, t: &mut ArgVec<&'a Tensor>, v: &mut ArgVec<&'a Variable>) {
         self.iter().for_each(|x| x.inputs(t, v));
     }
     fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
@@ -348,7 +348,7 @@ impl<T: FunctionArgs, const N: usize> FunctionArgs for [T; N] {
     fn spec(&self, out: &mut ArgVec<ArgSpec>) {
         self.iter().for_each(|x| x.spec(out));
     }
-    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+    fn inputs<'a>(&'a self, t: &mut ArgVec<&'a Tensor>, v: &mut ArgVec<&'a Variable>) {
         self.iter().for_each(|x| x.inputs(t, v));
     }
     fn symbolize(&self, specs: &mut std::slice::Iter<'_, ArgSpec>) -> Self {
@@ -363,7 +363,7 @@ impl<T: FunctionArgs> FunctionArgs for Option<T> {
             x.spec(out);
         }
     }
-    fn inputs(&self, t: &mut ArgVec<Tensor>, v: &mut ArgVec<Variable>) {
+    fn inputs<'a>(&'a self, t: &mut ArgVec<&'a Tensor>, v: &mut ArgVec<&'a Variable>) {
         if let Some(x) = self {
             x.inputs(t, v);
         }

@@ -20,7 +20,7 @@ use crate::variable::Variable;
 pub trait Executable: Send + Sync {
     /// Runs it on `inputs` (one per graph parameter) with `bound` variables for its
     /// variable parameters, returning fresh output tensors.
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error>;
+    fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error>;
     /// What was compiled, as text (the optimised graph and its kernels), for users and
     /// golden tests.
     fn describe(&self) -> String {

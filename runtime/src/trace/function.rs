@@ -63,10 +63,13 @@ impl ConcreteFunction {
     }
 
     /// Runs this trace on `inputs` and `bound` variables.
-    fn run(&self, inputs: &[Tensor], bound: &[Variable]) -> Result<Outputs, Error> {
+    fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         match &self.executable {
             Some(e) => e.run(inputs, bound),
-            None => interp::execute(&self.graph, inputs.iter().cloned(), bound).map(Outputs::from_vec),
+            None => {
+                let bound: Vec<Variable> = bound.iter().map(|v| (*v).clone()).collect();
+                interp::execute(&self.graph, inputs.iter().map(|t| (*t).clone()), &bound).map(Outputs::from_vec)
+            }
         }
     }
 
