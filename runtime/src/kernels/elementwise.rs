@@ -1,7 +1,7 @@
 //! Eager kernels of the elementwise ops.
 
 use super::bcast::Bcast;
-use super::par::{map1, map2, simd};
+use super::par::{map1, map2, simd_wide};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
 use crate::math::FloatMath;
@@ -64,7 +64,7 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
 pub(crate) fn unary_f32_into(op: UnaryOp, x: &[f32], out: &mut [f32]) {
     macro_rules! each {
         ($f:expr) => {
-            simd(|| {
+            simd_wide(|| {
                 for (o, &a) in out.iter_mut().zip(x) {
                     *o = $f(a);
                 }
@@ -171,7 +171,7 @@ pub(crate) fn zip_bcast<A: Copy + Sync, B: Copy + Sync, O: Element>(
         let bc = Bcast::new(so, [sa, sb]);
         let (n, st) = bc.inner();
         bc.for_rows(&mut out, |row, [oa, ob]| {
-            simd(|| match st {
+            simd_wide(|| match st {
                 [1, 1] => row.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]).for_each(|((o, &x), &y)| *o = f(x, y)),
                 [0, 1] => row.iter_mut().zip(&b[ob..ob + n]).for_each(|(o, &y)| *o = f(a[oa], y)),
                 [1, 0] => row.iter_mut().zip(&a[oa..oa + n]).for_each(|(o, &x)| *o = f(x, b[ob])),
