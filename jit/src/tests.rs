@@ -128,12 +128,17 @@ fn traced_graph(
     func.concrete_functions()[0].graph.clone()
 }
 
+/// The plan of W2 (`tanh(x·y + 0.5)·sigmoid(x − y) + relu(x)`) traced on fresh inputs.
+fn w2_plan(seed: u64) -> crate::plan::Plan {
+    let x = Tensor::from_vec(rand(seed, 64, -2.0, 2.0), [64]).unwrap();
+    let y = Tensor::from_vec(rand(seed + 1, 64, -2.0, 2.0), [64]).unwrap();
+    let g = traced_graph(|v| (&v[0] * &v[1] + 0.5).tanh() * (&v[0] - &v[1]).sigmoid() + v[0].relu(), vec![x, y]);
+    crate::plan::plan(&g).unwrap()
+}
+
 #[test]
 fn the_w2_chain_is_one_kernel() {
-    let x = Tensor::from_vec(rand(1, 64, -2.0, 2.0), [64]).unwrap();
-    let y = Tensor::from_vec(rand(2, 64, -2.0, 2.0), [64]).unwrap();
-    let g = traced_graph(|v| (&v[0] * &v[1] + 0.5).tanh() * (&v[0] - &v[1]).sigmoid() + v[0].relu(), vec![x, y]);
-    let p = crate::plan::plan(&g).unwrap();
+    let p = w2_plan(1);
     assert_eq!(p.kernels.len(), 1, "{:?}", p.steps);
     assert_eq!(p.steps.len(), 1);
     println!("{}", p.kernels[0]);
@@ -142,10 +147,7 @@ fn the_w2_chain_is_one_kernel() {
 #[test]
 fn the_w2_kernel_is_cut_at_its_two_transcendentals() {
     use crate::staged::{Loc, Stage, Staged};
-    let x = Tensor::from_vec(rand(3, 64, -2.0, 2.0), [64]).unwrap();
-    let y = Tensor::from_vec(rand(4, 64, -2.0, 2.0), [64]).unwrap();
-    let g = traced_graph(|v| (&v[0] * &v[1] + 0.5).tanh() * (&v[0] - &v[1]).sigmoid() + v[0].relu(), vec![x, y]);
-    let p = crate::plan::plan(&g).unwrap();
+    let p = w2_plan(3);
     let st = Staged::split(&p.kernels[0]).unwrap();
     let calls: Vec<UnaryOp> =
         st.stages.iter().filter_map(|s| if let Stage::Call { op, .. } = s { Some(*op) } else { None }).collect();

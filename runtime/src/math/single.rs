@@ -33,6 +33,25 @@ const MAGIC: f32 = 12_582_912.0;
 pub fn exp_f32(x: f32) -> f32 {
     // Clamp (NaN passes through both comparisons unchanged).
     let xc = sel(x > 88.8, 88.8, sel(x < -104.0, -104.0, x));
+    let (y, k) = exp_reduced_f32(xc);
+    let k1 = k >> 1;
+    let k2 = k.wrapping_sub(k1);
+    let s1 = f32::from_bits((k1.wrapping_add(127) << 23) as u32);
+    let s2 = f32::from_bits((k2.wrapping_add(127) << 23) as u32);
+    y * s1 * s2
+}
+
+/// e^x for x in [0, 20] (or NaN): `exp_f32` with no clamp and one scaling (2^k, k ≤ 29,
+/// is a normal float, so y·2^k is exact either way): its bits are `exp_f32`'s there.
+#[inline(always)]
+fn exp_core_f32(x: f32) -> f32 {
+    let (y, k) = exp_reduced_f32(x);
+    y * f32::from_bits((k.wrapping_add(127) << 23) as u32)
+}
+
+/// e^r·(the reduction's k): `(y, k)` with e^x = y·2^k, x already clamped.
+#[inline(always)]
+fn exp_reduced_f32(xc: f32) -> (f32, i32) {
     let t = xc * core::f32::consts::LOG2_E + MAGIC;
     let k = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let kf = t - MAGIC;
@@ -44,31 +63,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5.000_000_1e-1;
-    let y = p * z + r + 1.0;
-    let k1 = k >> 1;
-    let k2 = k.wrapping_sub(k1);
-    let s1 = f32::from_bits((k1.wrapping_add(127) << 23) as u32);
-    let s2 = f32::from_bits((k2.wrapping_add(127) << 23) as u32);
-    y * s1 * s2
-}
-
-/// e^x for x in [0, 20] (or NaN): `exp_f32`'s reduction and polynomial, with no clamp
-/// and one scaling (2^k, k ≤ 29, is a normal float), so its bits are `exp_f32`'s there.
-#[inline(always)]
-fn exp_core_f32(x: f32) -> f32 {
-    let t = x * core::f32::consts::LOG2_E + MAGIC;
-    let k = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let kf = t - MAGIC;
-    let r = x - kf * 0.693_359_375;
-    let r = r - kf * -2.121_944_4e-4;
-    let z = r * r;
-    let p = 1.987_569_1e-4 * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
-    let y = p * z + r + 1.0;
-    y * f32::from_bits((k.wrapping_add(127) << 23) as u32)
+    (p * z + r + 1.0, k)
 }
 
 /// ln x. x = m·2^e with m ∈ [√½, √2), ln(1+f) by a degree-9 polynomial, e·ln2 added in
