@@ -312,7 +312,38 @@ impl Staged {
             });
             out.kernels.push(b.kernel);
         }
-        written.iter().all(|w| *w).then_some(out)
+        let ok = written.iter().all(|w| *w) && out.verify(k.outputs.len());
+        // Debug builds (the tests) stop on a bad cut; release builds run the kernel whole.
+        debug_assert!(ok, "a staged cut failed its check:\n{k}\n{out:#?}");
+        ok.then_some(out)
+    }
+
+    /// Every stage reads only kernel inputs and locations an earlier stage wrote, and
+    /// every output is written: the cut's invariant, checked on every split.
+    fn verify(&self, n_out: usize) -> bool {
+        let mut written: Vec<Loc> = Vec::new();
+        let ready = |l: &Loc, w: &[Loc]| matches!(l, Loc::In(_)) || w.contains(l);
+        for s in &self.stages {
+            match s {
+                Stage::Jit { kernel, reads, writes } => {
+                    let k = &self.kernels[*kernel];
+                    if !reads.iter().all(|l| ready(l, &written))
+                        || k.inputs.len() != reads.len()
+                        || k.outputs.len() != writes.len()
+                    {
+                        return false;
+                    }
+                    written.extend(writes);
+                }
+                Stage::Call { src, dst, .. } => {
+                    if !ready(src, &written) || src == dst {
+                        return false;
+                    }
+                    written.push(*dst);
+                }
+            }
+        }
+        (0..n_out).all(|j| written.contains(&Loc::Out(j)))
     }
 
     /// Offsets stage `Jit` kernel indices by `base` (their place in the module).
