@@ -88,7 +88,7 @@ pub fn reduce_all_f32(op: crate::ops::ReduceOp, x: &[f32]) -> f32 {
 
 /// `out[i] = op(x[i])` for an f32 unary op, on the calling thread, bit for bit the eager
 /// kernel (compiled code calls it for transcendentals, on cache-sized tiles, to use the
-/// eager kernels' wider vectors). `x` and `out` have the same length.
+/// eager kernels' wider AVX2/AVX-512 vectors). `x` and `out` have the same length.
 pub fn unary_f32_into(op: crate::ops::UnaryOp, x: &[f32], out: &mut [f32]) {
     crate::kernels::elementwise::unary_f32_into(op, x, out)
 }
