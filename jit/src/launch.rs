@@ -94,6 +94,33 @@ impl Kernels {
     }
 }
 
+/// The table as the kernel's raw pointer table.
+fn raw(ptrs: &[Ptr]) -> &[*mut f32] {
+    // SAFETY: `Ptr` is `repr(transparent)` over `*mut f32`: same layout, same length.
+    unsafe { std::slice::from_raw_parts(ptrs.as_ptr() as *const *mut f32, ptrs.len()) }
+}
+
+/// The pointer table `ptrs` (inputs with their `access` patterns, then full outputs)
+/// moved to element (r, c) of a `cols`-wide iteration space.
+pub(crate) fn offset_to(
+    ptrs: &[*mut f32],
+    access: &[Access],
+    cols: usize,
+    r: usize,
+    c: usize,
+) -> SmallVec<[*mut f32; 16]> {
+    let mut out = SmallVec::new();
+    for (i, p) in ptrs.iter().enumerate() {
+        out.push(match access.get(i).copied().unwrap_or(Access::Full) {
+            Access::Full => p.wrapping_add(r * cols + c),
+            Access::Row => p.wrapping_add(c),
+            Access::Col => p.wrapping_add(r),
+            Access::Scalar => *p,
+        });
+    }
+    out
+}
+
 /// Calls `chunk` on the whole of `rows × cols` when it is small, else on fixed pieces
 /// in parallel (rows when there are many, else the columns of the few rows), with the
 /// pointers offset to each piece.
@@ -108,25 +135,14 @@ unsafe fn split(
     chunk: impl Fn(&[*mut f32], usize, usize) + Sync,
 ) {
     let n = rows * cols;
-    // Transparent: the table is the kernel's pointer table as is.
-    let all: &[*mut f32] = unsafe { std::slice::from_raw_parts(ptrs.as_ptr() as *const *mut f32, ptrs.len()) };
     if n < PARALLEL_MIN {
-        chunk(all, rows, cols);
+        chunk(raw(ptrs), rows, cols);
         return;
     }
     let (split_rows, total, step) = if rows >= 8 { (true, rows, (CHUNK / cols).max(1)) } else { (false, cols, CHUNK) };
     let chunks: Vec<(usize, usize)> = (0..total).step_by(step).map(|s| (s, (s + step).min(total))).collect();
-    let offset = |r: usize, c: usize| -> SmallVec<[*mut f32; 16]> {
-        ptrs.iter()
-            .enumerate()
-            .map(|(i, p)| match access.get(i).copied().unwrap_or(Access::Full) {
-                Access::Full => p.0.wrapping_add(r * cols + c),
-                Access::Row => p.0.wrapping_add(c),
-                Access::Col => p.0.wrapping_add(r),
-                Access::Scalar => p.0,
-            })
-            .collect()
-    };
+    // `Ptr` (Sync) crosses to the threads; each piece views it as raw pointers.
+    let offset = |r: usize, c: usize| offset_to(raw(ptrs), access, cols, r, c);
     chunks.par_iter().for_each(|&(a, b)| {
         if split_rows {
             // Rows a..b of every buffer.

@@ -242,10 +242,8 @@ where
             s
         }
         ReduceOp::Prod => reduce_middle(Mul, v, outer, n, inner),
-        #[allow(clippy::eq_op)]
-        ReduceOp::Max => fold_middle(v, (outer, n, inner), T::NEG_INFINITY, |a, b| if b > a || b != b { b } else { a }),
-        #[allow(clippy::eq_op)]
-        ReduceOp::Min => fold_middle(v, (outer, n, inner), T::INFINITY, |a, b| if b < a || b != b { b } else { a }),
+        ReduceOp::Max => fold_middle(v, (outer, n, inner), T::NEG_INFINITY, max_nan),
+        ReduceOp::Min => fold_middle(v, (outer, n, inner), T::INFINITY, min_nan),
     }
 }
 
@@ -256,10 +254,30 @@ pub(crate) fn reduce_all_f32(op: ReduceOp, x: &[f32]) -> f32 {
         ReduceOp::Sum => reduce_contig(Add, x),
         ReduceOp::Mean => reduce_contig(Add, x) / (x.len() as f64 as f32),
         ReduceOp::Prod => reduce_contig(Mul, x),
-        #[allow(clippy::eq_op)]
-        ReduceOp::Max => x.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a || b != b { b } else { a }),
-        #[allow(clippy::eq_op)]
-        ReduceOp::Min => x.iter().fold(f32::INFINITY, |a, &b| if b < a || b != b { b } else { a }),
+        ReduceOp::Max => x.iter().fold(f32::NEG_INFINITY, |a, &b| max_nan(a, b)),
+        ReduceOp::Min => x.iter().fold(f32::INFINITY, |a, &b| min_nan(a, b)),
+    }
+}
+
+/// The running maximum of a float reduction: NaN, once met, propagates.
+#[inline(always)]
+#[allow(clippy::eq_op)]
+fn max_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
+    if b > a || b != b {
+        b
+    } else {
+        a
+    }
+}
+
+/// The running minimum of a float reduction: NaN, once met, propagates.
+#[inline(always)]
+#[allow(clippy::eq_op)]
+fn min_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
+    if b < a || b != b {
+        b
+    } else {
+        a
     }
 }
 
