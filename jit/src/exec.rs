@@ -443,11 +443,7 @@ impl Executable for Specializing {
     fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         match self.compiled(inputs)? {
             Some(c) => c.run(inputs, bound),
-            None => {
-                let (inputs, bound): (Vec<Tensor>, Vec<Variable>) =
-                    (inputs.iter().map(|t| (*t).clone()).collect(), bound.iter().map(|v| (*v).clone()).collect());
-                backend::interpret(&self.graph, &inputs, &bound).map(Outputs::from_vec)
-            }
+            None => backend::interpret_refs(&self.graph, inputs, bound),
         }
     }
 

@@ -120,3 +120,8 @@ pub fn print(template: &str, args: &[&Tensor]) {
 pub fn interpret(graph: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Result<Vec<Tensor>, Error> {
     super::interp::execute(graph, inputs.iter().cloned(), bound)
 }
+
+/// [`interpret`] on borrowed inputs and variables, as an [`Executable`] receives them.
+pub fn interpret_refs(graph: &Graph, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
+    super::interp::execute(graph, inputs.iter().map(|t| (*t).clone()), bound.iter().copied()).map(Outputs::from_vec)
+}

@@ -20,7 +20,6 @@ pub use super::args::{
 use rustc_hash::FxHashMap;
 
 use super::backend::{active_backend, Executable};
-use super::interp;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
 use crate::tensor::Tensor;
@@ -66,10 +65,7 @@ impl ConcreteFunction {
     fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         match &self.executable {
             Some(e) => e.run(inputs, bound),
-            None => {
-                let bound: Vec<Variable> = bound.iter().map(|v| (*v).clone()).collect();
-                interp::execute(&self.graph, inputs.iter().map(|t| (*t).clone()), &bound).map(Outputs::from_vec)
-            }
+            None => super::backend::interpret_refs(&self.graph, inputs, bound),
         }
     }
 

@@ -26,7 +26,7 @@ struct Env<'g> {
 pub(crate) fn execute<'g>(
     g: &'g Graph,
     inputs: impl IntoIterator<Item = Tensor>,
-    bound: &'g [Variable],
+    bound: impl IntoIterator<Item = &'g Variable>,
 ) -> Result<Vec<Tensor>, Error> {
     let mut vals: SmallVec<[Option<Tensor>; 16]> = smallvec::smallvec![None; g.values.len()];
     for (p, t) in g.params.iter().zip(inputs) {
@@ -35,7 +35,7 @@ pub(crate) fn execute<'g>(
     for (v, t) in &g.constants {
         vals[v.index()] = Some(t.clone());
     }
-    let mut bound_iter = bound.iter();
+    let mut bound_iter = bound.into_iter();
     let vars: SmallVec<[&Variable; 4]> = g
         .resources
         .iter()
