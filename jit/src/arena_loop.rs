@@ -244,9 +244,7 @@ impl ArenaLoop {
         }
         let mut out = Vec::with_capacity(self.state.len());
         for (&(off, len), shape) in self.state.iter().zip(&self.shapes) {
-            let mut b = backend::alloc_f32(len);
-            b.copy_from_slice(&arena[off..off + len]);
-            out.push(Tensor::from_vec(b, shape.clone())?);
+            out.push(Tensor::from_vec(arena[off..off + len].to_vec(), shape.clone())?);
         }
         Ok(out)
     }

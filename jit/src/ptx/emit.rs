@@ -68,6 +68,14 @@ impl Emitter {
         let _ = writeln!(self.body, "{name}:");
     }
 
+    /// The head of a counted loop: `label`, then a jump to `exit` once `i ≥ n`
+    /// (unsigned 64-bit), through predicate `done`.
+    pub fn loop_head(&mut self, label: &str, done: Reg, i: Reg, n: Reg, exit: &str) {
+        self.label(label);
+        self.ins(format_args!("setp.ge.u64 {done}, {i}, {n}"));
+        self.ins(format_args!("@{done} bra {exit}"));
+    }
+
     /// The register declarations for everything used.
     pub fn declarations(&self) -> String {
         let [f, r, p, rd] = self.counts.map(|c| c.max(1));

@@ -138,10 +138,8 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
         let (quads, q) = (e.rd(), e.rd());
         e.ins(format_args!("shr.u64 {quads}, {n}, 2"));
         e.ins(format_args!("mov.u64 {q}, {gid}"));
-        e.label("$L_vec");
         let done = e.p();
-        e.ins(format_args!("setp.ge.u64 {done}, {q}, {quads}"));
-        e.ins(format_args!("@{done} bra $L_vec_done"));
+        e.loop_head("$L_vec", done, q, quads, "$L_vec_done");
         let addrs: Vec<Reg> = ptrs.iter().map(|&p| address(&mut e, p, q, 4)).collect();
         let lanes: Vec<Option<[Reg; 4]>> = (0..n_in)
             .map(|j| {
@@ -183,10 +181,8 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
         e.ins(format_args!("div.u64 {stride_rows}, {stride}, {cols}"));
         e.ins(format_args!("rem.u64 {stride_cols}, {stride}, {cols}"));
     }
-    e.label("$L_elem");
     let done = e.p();
-    e.ins(format_args!("setp.ge.u64 {done}, {i}, {n}"));
-    e.ins(format_args!("@{done} bra $L_done"));
+    e.loop_head("$L_elem", done, i, n, "$L_done");
     let values: Vec<Option<Reg>> = k
         .inputs
         .iter()
@@ -250,17 +246,13 @@ pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
     e.ins(format_args!("setp.lt.u32 {in_warp0}, {tid}, 32"));
     e.ins(format_args!("setp.lt.u32 {has_partial}, {lane}, {}", BLOCK / 32));
 
-    e.label("$L_row");
-    e.ins(format_args!("setp.ge.u64 {row_done}, {row}, {rows}"));
-    e.ins(format_args!("@{row_done} bra $L_done"));
+    e.loop_head("$L_row", row_done, row, rows, "$L_done");
     let (base, c) = (e.rd(), e.rd());
     e.ins(format_args!("mul.lo.u64 {base}, {row}, {cols}"));
     e.ins(format_args!("mov.u64 {c}, {t64}"));
     let acc = e.f();
     e.ins(format_args!("mov.f32 {acc}, {identity}"));
-    e.label("$L_col");
-    e.ins(format_args!("setp.ge.u64 {col_done}, {c}, {cols}"));
-    e.ins(format_args!("@{col_done} bra $L_col_done"));
+    e.loop_head("$L_col", col_done, c, cols, "$L_col_done");
     let idx = e.rd();
     e.ins(format_args!("add.s64 {idx}, {base}, {c}"));
     let addr = address(&mut e, input, idx, 2);
