@@ -1,6 +1,6 @@
 //! Traced benchmarks (the Cranelift JIT; `TENSORJIT_BACKEND=interp` for the
-//! interpreter): W1, W2, W4, W5, W6 and W7 of shared/WORKLOADS.md, eager beside traced in
-//! the same run. `cargo bench --bench traced`
+//! interpreter): W1–W8 of shared/WORKLOADS.md, eager beside traced in the same run.
+//! `cargo bench --bench traced`
 
 mod common;
 
@@ -42,6 +42,17 @@ fn bench(c: &mut Criterion) {
     assert!((common::checksum(&w4.call((xall.clone(), params.clone()))) - 128.0).abs() < 1e-3);
     let mut large = c.benchmark_group("large");
     large.sample_size(20);
+    let n3 = 4_000_000;
+    let (x3, y3) = (common::uniform(2, &[n3], -2.0, 2.0), common::uniform(3, &[n3], -2.0, 2.0));
+    assert!((common::checksum(&w2.call((x3.clone(), y3.clone()))) - 2_533_226.54).abs() < 1.0);
+    large.bench_function("W3_large_elementwise eager", |b| b.iter(|| common::chain(&x3, &y3)));
+    large.bench_function("W3_large_elementwise traced", |b| b.iter(|| w2.call((x3.clone(), y3.clone()))));
+    let a8 = common::uniform(31, &[4096, 1024], 0.0, 1.0);
+    let red = |a: &Tensor| a.sum(1, false).mean_all();
+    let w8 = function("w8", move |(a,): (Tensor,)| red(&a));
+    assert!((common::checksum(&w8.call((a8.clone(),))) - 511.961_76).abs() < 1e-3);
+    large.bench_function("W8_reduction eager", |b| b.iter(|| red(&a8)));
+    large.bench_function("W8_reduction traced", |b| b.iter(|| w8.call((a8.clone(),))));
     large.bench_function("W4_mlp_forward eager", |b| b.iter(|| mlp_forward(&xall, &params)));
     large.bench_function("W4_mlp_forward traced", |b| b.iter(|| w4.call((xall.clone(), params.clone()))));
     let y5 = common::labels();
