@@ -55,7 +55,12 @@ fn gpu_kernels_match_the_cpu_kernels() {
     let n = rows * cols;
     use UnaryOp::*;
     for (i, u) in [Neg, Abs, Square, Relu, Sqrt, Exp, Log, Tanh, Sigmoid, Softplus].into_iter().enumerate() {
-        let k = Kernel { inputs: vec![Access::Full], exprs: vec![Expr::Input(0), Expr::Unary(u, 0)], outputs: vec![1] };
+        let k = Kernel {
+            inputs: vec![Access::Full],
+            exprs: vec![Expr::Input(0), Expr::Unary(u, 0)],
+            outputs: vec![1],
+            reduce: None,
+        };
         let (lo, hi) = if matches!(u, Sqrt | Log) { (0.0, 50.0) } else { (-30.0, 30.0) };
         check(&gpu, u.name(), &k, &[data(i as u64, n, lo, hi)], rows, cols);
     }
@@ -65,6 +70,7 @@ fn gpu_kernels_match_the_cpu_kernels() {
             inputs: vec![Access::Full, Access::Row],
             exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(b, 0, 1)],
             outputs: vec![2],
+            reduce: None,
         };
         check(
             &gpu,
@@ -87,6 +93,7 @@ fn gpu_kernels_match_the_cpu_kernels() {
             Expr::Unary(Tanh, 5),
         ],
         outputs: vec![5, 6],
+        reduce: None,
     };
     check(&gpu, "where/col/scalar", &k, &[data(60, n, -2.0, 2.0), data(61, rows, -1.0, 1.0), vec![0.75]], rows, cols);
 }

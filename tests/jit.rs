@@ -293,7 +293,9 @@ enum Step {
     Scalar(u8, usize, f32),
 }
 
-fn apply(steps: &[Step], inputs: &[Tensor]) -> Tensor {
+/// The DAG of `steps` on `inputs`; `reduce` 1 or 2 adds the row sum or mean of the
+/// result back to it (a reduction fused at the end of a random kernel).
+fn apply(steps: &[Step], inputs: &[Tensor], reduce: usize) -> Tensor {
     let mut vals: Vec<Tensor> = inputs.to_vec();
     for s in steps {
         let pick = |i: &usize| vals[i % vals.len()].clone();
@@ -338,7 +340,12 @@ fn apply(steps: &[Step], inputs: &[Tensor]) -> Tensor {
     }
     let n = vals.len();
     // Combine the last two values so that more than one result of the DAG matters.
-    &vals[n - 1] + &vals[n.saturating_sub(2)]
+    let z = &vals[n - 1] + &vals[n.saturating_sub(2)];
+    match reduce {
+        1 => &z + &z.sum([-1i64], true),
+        2 => &z * &z.mean([-1i64], true),
+        _ => z,
+    }
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -359,18 +366,19 @@ proptest! {
         seed in any::<u64>(),
         bias_row in any::<bool>(),
         shape in 0usize..3,
+        reduce in 0usize..3,
     ) {
         // One tile; rows longer than a tile (column pieces); tiles of several rows.
         let (r, c) = [(3, 37), (2, 1300), (40, 30)][shape];
         let x = rand_f32(seed, &[r, c], -3.0, 3.0);
         let y = if bias_row { rand_f32(seed ^ 1, &[c], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[r, 1], -3.0, 3.0) };
         let s = steps.clone();
-        let func = function("dag", move |v: Vec<Tensor>| apply(&s, &v));
+        let func = function("dag", move |v: Vec<Tensor>| apply(&s, &v, reduce));
         let args = vec![x, y];
         let jit = func.call(args.clone());
         let cf = func.concrete_functions()[0].clone();
         let interp = interpret(&cf.graph, &args, &[]).unwrap().remove(0);
         prop_assert_eq!(bits(&jit), bits(&interp));
-        prop_assert_eq!(bits(&jit), bits(&apply(&steps, &args)));
+        prop_assert_eq!(bits(&jit), bits(&apply(&steps, &args, reduce)));
     }
 }

@@ -126,7 +126,7 @@ fn ptxas_rejects_broken_ptx() {
 
 fn single(inputs: Vec<Access>, exprs: Vec<Expr>) -> Kernel {
     let out = exprs.len() - 1;
-    Kernel { inputs, exprs, outputs: vec![out] }
+    Kernel { inputs, exprs, outputs: vec![out], reduce: None }
 }
 
 #[test]
@@ -165,6 +165,7 @@ fn every_access_pattern_and_several_outputs_assemble() {
             Expr::Unary(UnaryOp::Tanh, 6),
         ],
         outputs: vec![6, 7],
+        reduce: None,
     };
     assemble("access_patterns", &render_kernel(&k, "access_patterns"));
     for op in [RowReduce::Sum, RowReduce::Max, RowReduce::Min] {
@@ -246,11 +247,13 @@ fn golden_ptx_of_two_small_kernels() {
             Expr::Binary(BinaryOp::Add, 2, 3),
         ],
         outputs: vec![4],
+        reduce: None,
     };
     let bias_relu = Kernel {
         inputs: vec![Access::Full, Access::Row],
         exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(BinaryOp::Add, 0, 1), Expr::Unary(UnaryOp::Relu, 2)],
         outputs: vec![3],
+        reduce: None,
     };
     for (name, k) in [("axpy", axpy), ("bias_relu", bias_relu)] {
         let text = render_kernel(&k, name);

@@ -102,9 +102,9 @@ impl Layout<'_> {
         let mut out = Vec::with_capacity(steps.len());
         for s in steps {
             out.push(match s {
-                Step::Kernel { index, inputs, outputs, rows, cols } => {
+                Step::Kernel { index, inputs, outputs, rows, cols, .. } => {
                     let inputs = inputs.iter().map(|v| self.f32_src(*v)).collect::<Option<Vec<_>>>()?;
-                    let outputs = outputs.iter().map(|(v, _)| self.slot(*v, rows * cols)).collect();
+                    let outputs = outputs.iter().map(|(v, shape)| self.slot(*v, shape.numel())).collect();
                     ArenaStep::Kernel { index: *index, inputs, outputs, rows: *rows, cols: *cols }
                 }
                 Step::Op { op: Op::Reduce { op, axes, .. }, inputs, output, ty } => {
@@ -252,7 +252,7 @@ impl ArenaLoop {
     fn steps(&self, k: &Kernels, steps: &[ArenaStep], mem: &Mem<'_>, preds: &mut [bool]) {
         for s in steps {
             match s {
-                ArenaStep::Kernel { index, inputs, outputs, rows, cols } => {
+                ArenaStep::Kernel { index, inputs, outputs, rows, cols, .. } => {
                     let mut ptrs: SmallVec<[crate::launch::Ptr; 16]> = SmallVec::new();
                     ptrs.extend(inputs.iter().map(|s| crate::launch::Ptr(mem.ptr(*s))));
                     ptrs.extend(outputs.iter().map(|off| crate::launch::Ptr(mem.ptr(Src::Arena(*off)))));

@@ -197,24 +197,45 @@ impl Compiled {
         rows: usize,
         cols: usize,
     ) -> Result<SmallVec<[Tensor; 2]>, Error> {
-        let n = rows * cols;
         let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
         for t in inputs {
             ptrs.push(Ptr(t.as_slice::<f32>()?.as_ptr() as *mut f32));
         }
+        self.launch(index, ptrs, outputs, rows, cols, None)
+    }
+
+    /// Runs kernel `index` with its input pointers `ptrs`; output 0 goes into `over`
+    /// when given (the buffer of a dying input, whose pointer is among `ptrs`: the
+    /// kernel was checked to allow it), the others into fresh buffers.
+    fn launch(
+        &self,
+        index: usize,
+        mut ptrs: SmallVec<[Ptr; 16]>,
+        outputs: &[(ValueId, Shape)],
+        rows: usize,
+        cols: usize,
+        over: Option<Vec<f32>>,
+    ) -> Result<SmallVec<[Tensor; 2]>, Error> {
+        let n = rows * cols;
         let mut bufs: SmallVec<[Vec<f32>; 2]> = SmallVec::new();
-        for _ in outputs {
-            let mut b = backend::alloc_f32_for_overwrite(n);
+        if over.as_ref().is_some_and(|b| b.len() != n) {
+            return Err(internal("an in-place output buffer of the wrong size"));
+        }
+        let mut over = over;
+        for (_, shape) in outputs {
+            // Full outputs hold n values; a row reduction's, one per row.
+            let mut b = over.take().unwrap_or_else(|| backend::alloc_f32_for_overwrite(shape.numel()));
             ptrs.push(Ptr(b.as_mut_ptr()));
             bufs.push(b);
         }
         // SAFETY: inputs were checked against the access patterns when the plan was
-        // made (shapes are static); outputs have room for n elements.
+        // made (shapes are static); outputs have room for n elements; an output over
+        // an input is one the kernel allows (`Kernels::may_alias`).
         unsafe { self.kernels.launch(index, &ptrs, rows, cols) };
         let mut out = SmallVec::new();
         for ((_, shape), mut b) in outputs.iter().zip(bufs) {
-            // SAFETY: the kernel wrote all n elements of every output.
-            unsafe { b.set_len(n) };
+            // SAFETY: the kernel wrote every element of every output.
+            unsafe { b.set_len(shape.numel()) };
             out.push(Tensor::from_vec(b, shape.clone())?);
         }
         Ok(out)
@@ -289,15 +310,32 @@ impl Compiled {
     ) -> Result<(), Error> {
         for (i, step) in steps.iter().enumerate() {
             match step {
-                Step::Kernel { index, inputs, outputs, rows, cols } => {
+                Step::Kernel { index, inputs, outputs, rows, cols, donor } => {
+                    // A dying input the kernel may overwrite, when nothing else holds
+                    // its buffer: taken out of the table (it is freed here anyway).
+                    let over = match donor {
+                        Some(d) if self.kernels.may_alias(*index, *d) => {
+                            let v = inputs[*d];
+                            match backend::take_f32_buffer(vals.take(v)?) {
+                                Ok(b) => Some((*d, b)),
+                                Err(t) => {
+                                    vals.set(v, t);
+                                    None
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
                     // Inputs are borrowed in place: the table is not written until the
                     // kernel has run.
-                    let mut ins: SmallVec<[&Tensor; 8]> = SmallVec::new();
-                    for v in inputs {
-                        ins.push(vals.get(*v)?);
+                    let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
+                    for (i, v) in inputs.iter().enumerate() {
+                        ptrs.push(match &over {
+                            Some((d, b)) if *d == i => Ptr(b.as_ptr() as *mut f32),
+                            _ => Ptr(vals.get(*v)?.as_slice::<f32>()?.as_ptr() as *mut f32),
+                        });
                     }
-                    let outs = self.kernel(*index, &ins, outputs, *rows, *cols)?;
-                    drop(ins);
+                    let outs = self.launch(*index, ptrs, outputs, *rows, *cols, over.map(|(_, b)| b))?;
                     for ((v, _), t) in outputs.iter().zip(outs) {
                         vals.set(*v, t);
                     }

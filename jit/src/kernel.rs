@@ -44,14 +44,31 @@ pub enum Expr {
     Select(usize, usize, usize),
 }
 
-/// A fused elementwise kernel.
-#[derive(Clone, Debug, PartialEq)]
+/// A fused elementwise kernel, optionally ending in a reduction along its rows.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Kernel {
     pub inputs: Vec<Access>,
     pub exprs: Vec<Expr>,
     /// Expressions written out (each to its own `rows × cols` buffer).
     pub outputs: Vec<usize>,
+    /// An expression summed along each row (its producers fused in), written to one
+    /// more buffer of `rows` values after the full outputs.
+    pub reduce: Option<RowReduce>,
 }
+
+/// A row reduction a kernel ends in: the runtime's canonical order (eight lane
+/// accumulators, lanes combined `((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7))`) over rows of at
+/// most [`ROW_REDUCE_MAX`] elements (one canonical block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowReduce {
+    pub expr: usize,
+    /// Divide each sum by the row length (`mean`).
+    pub mean: bool,
+}
+
+/// The longest row a kernel reduces (the canonical block: longer rows are summed by
+/// blocks and a pairwise tree, which the eager kernel does).
+pub const ROW_REDUCE_MAX: usize = 4096;
 
 /// The unary ops kernels compute, with exactly the runtime's f32 algorithms.
 pub fn fusible_unary(u: UnaryOp) -> bool {
@@ -116,6 +133,13 @@ impl fmt::Display for Kernel {
             writeln!(f, "  e{i} = {rhs}")?;
         }
         let outs: Vec<String> = self.outputs.iter().map(|o| format!("e{o}")).collect();
-        write!(f, "  out {}", outs.join(", "))
+        let mut last = Vec::new();
+        if !outs.is_empty() {
+            last.push(format!("  out {}", outs.join(", ")));
+        }
+        if let Some(RowReduce { expr, mean }) = self.reduce {
+            last.push(format!("  out {} e{expr} per row", if mean { "mean" } else { "sum" }));
+        }
+        write!(f, "{}", last.join("\n"))
     }
 }

@@ -35,8 +35,42 @@ enum Runner {
 /// A plan's kernels as compiled: what to compile, then how to run each.
 pub(crate) struct Kernels {
     runners: Vec<Runner>,
+    /// Per kernel, how each pointer of its table is indexed: inputs, full outputs, then
+    /// the row sums (`Col`).
     accesses: Vec<Vec<Access>>,
+    /// For each kernel and input, whether its one output may be written over that
+    /// input's buffer (see [`in_place_safe`]).
+    in_place: Vec<Vec<bool>>,
+    /// Inputs per kernel (the first entries of its `accesses`).
+    n_inputs: Vec<usize>,
+    /// Kernels that must see whole rows (they reduce along them): split only by rows.
+    whole_rows: Vec<bool>,
     fns: Vec<KernelFn>,
+}
+
+/// Whether kernel `k` (run as `runner`) may write its one output over input `d`: each
+/// element's inputs are loaded before that element is stored, and no tile reads input
+/// `d` after its output was written. A whole Cranelift kernel computes every output
+/// element from loads of the same element; a staged one must write the output in its
+/// last stage that reads `d`, from compiled code (a runtime call's `&`/`&mut` slices
+/// must not overlap).
+fn in_place_safe(k: &Kernel, runner: &Runner, d: usize) -> bool {
+    if k.outputs.len() != 1 || k.reduce.is_some() || k.inputs.get(d) != Some(&Access::Full) {
+        return false;
+    }
+    let Runner::Staged(st) = runner else { return true };
+    use crate::staged::{Loc, Stage};
+    let reads = |s: &Stage| match s {
+        Stage::Jit { reads, .. } => reads.contains(&Loc::In(d)),
+        Stage::Call { src, .. } => *src == Loc::In(d),
+    };
+    let writes_out = |s: &Stage| match s {
+        Stage::Jit { writes, .. } => writes.contains(&Loc::Out(0)),
+        Stage::Call { dst, .. } => *dst == Loc::Out(0),
+    };
+    let Some(w) = st.stages.iter().position(writes_out) else { return false };
+    let last_read = st.stages.iter().rposition(reads);
+    last_read.is_none_or(|r| r < w || (r == w && matches!(st.stages[w], Stage::Jit { .. })))
 }
 
 /// Whether kernels with transcendentals run staged (the default) or with the
@@ -66,8 +100,28 @@ impl Kernels {
                 }
             }
         }
-        let accesses = kernels.iter().map(|k| k.inputs.clone()).collect();
-        (module, Kernels { runners, accesses, fns: Vec::new() })
+        // Full outputs, then the row sums (one per row, indexed like a `Col` input).
+        let accesses = kernels
+            .iter()
+            .map(|k| {
+                let outs = std::iter::repeat_n(Access::Full, k.outputs.len());
+                k.inputs.iter().copied().chain(outs).chain(k.reduce.map(|_| Access::Col)).collect()
+            })
+            .collect();
+        let whole_rows = kernels.iter().map(|k| k.reduce.is_some()).collect();
+        let in_place = kernels
+            .iter()
+            .zip(&runners)
+            .map(|(k, r)| (0..k.inputs.len()).map(|d| in_place_safe(k, r, d)).collect())
+            .collect();
+        let n_inputs = kernels.iter().map(|k| k.inputs.len()).collect();
+        (module, Kernels { runners, accesses, in_place, n_inputs, whole_rows, fns: Vec::new() })
+    }
+
+    /// Whether plan kernel `index` may write its output over input `d` (see
+    /// [`in_place_safe`]).
+    pub(crate) fn may_alias(&self, index: usize, d: usize) -> bool {
+        self.in_place.get(index).and_then(|v| v.get(d)).copied().unwrap_or(false)
     }
 
     /// Attaches the compiled module's functions (in `prepare`'s order).
@@ -83,14 +137,15 @@ impl Kernels {
     /// `rows × cols`, and every output pointer `rows × cols` writable f32s.
     pub(crate) unsafe fn launch(&self, index: usize, ptrs: &[Ptr], rows: usize, cols: usize) {
         let access = &self.accesses[index];
+        let inputs = &access[..self.n_inputs[index]];
         let chunk = |raw: &[*mut f32], rows: usize, cols: usize| match &self.runners[index] {
             // SAFETY: the chunk's pointers, within the caller's guarantee.
             Runner::Whole(f) => unsafe { self.fns[*f](raw.as_ptr(), rows as i64, cols as i64) },
             // SAFETY: as above.
-            Runner::Staged(st) => unsafe { crate::staged::run(st, &self.fns, raw, access, rows, cols) },
+            Runner::Staged(st) => unsafe { crate::staged::run(st, &self.fns, raw, inputs, rows, cols) },
         };
         // SAFETY: forwarded.
-        unsafe { split(ptrs, access, rows, cols, chunk) }
+        unsafe { split(ptrs, access, Grid { rows, cols, whole_rows: self.whole_rows[index] }, chunk) }
     }
 }
 
@@ -121,21 +176,25 @@ pub(crate) fn offset_to(
     out
 }
 
+/// The iteration space of one launch.
+#[derive(Clone, Copy)]
+struct Grid {
+    rows: usize,
+    cols: usize,
+    /// Pieces must hold whole rows.
+    whole_rows: bool,
+}
+
 /// Calls `chunk` on the whole of `rows × cols` when it is small, else on fixed pieces
-/// in parallel (rows when there are many, else the columns of the few rows), with the
-/// pointers offset to each piece.
+/// in parallel (rows when there are many, else the columns of the few rows, unless
+/// rows must stay whole), with the pointers offset to each piece.
 ///
 /// # Safety
 /// As [`Kernels::launch`].
-unsafe fn split(
-    ptrs: &[Ptr],
-    access: &[Access],
-    rows: usize,
-    cols: usize,
-    chunk: impl Fn(&[*mut f32], usize, usize) + Sync,
-) {
+unsafe fn split(ptrs: &[Ptr], access: &[Access], grid: Grid, chunk: impl Fn(&[*mut f32], usize, usize) + Sync) {
+    let Grid { rows, cols, whole_rows } = grid;
     let n = rows * cols;
-    if n < PARALLEL_MIN {
+    if n < PARALLEL_MIN || (whole_rows && rows < 8) {
         chunk(raw(ptrs), rows, cols);
         return;
     }

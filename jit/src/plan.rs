@@ -8,11 +8,11 @@ use std::fmt;
 
 use tensorjit_runtime::dtype::DType;
 use tensorjit_runtime::ir::{Graph, Node, NodeKind, Region, ResourceId, ValueId, ValueType};
-use tensorjit_runtime::ops::Op;
+use tensorjit_runtime::ops::{Op, ReduceOp};
 use tensorjit_runtime::shape::Shape;
 
 use crate::arena_loop::ArenaLoop;
-use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
+use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel, RowReduce, ROW_REDUCE_MAX};
 
 /// One step of a plan.
 #[derive(Debug)]
@@ -24,6 +24,9 @@ pub enum Step {
         outputs: Vec<(ValueId, Shape)>,
         rows: usize,
         cols: usize,
+        /// Input (by position) that dies here and whose buffer the one output may be
+        /// written over, when the executor finds it unshared at run time.
+        donor: Option<usize>,
     },
     Op {
         op: Op,
@@ -109,6 +112,8 @@ struct Group {
     /// Kernel expression of each value computed or read in the group.
     expr: HashMap<ValueId, usize>,
     defined: Vec<ValueId>,
+    /// The value (and shape) of the row reduction the kernel ends in.
+    reduced: Option<(ValueId, Shape)>,
 }
 
 impl Group {
@@ -116,10 +121,11 @@ impl Group {
         Group {
             shape,
             nodes: vec![],
-            kernel: Kernel { inputs: vec![], exprs: vec![], outputs: vec![] },
+            kernel: Kernel { inputs: vec![], exprs: vec![], outputs: vec![], reduce: None },
             inputs: vec![],
             expr: HashMap::new(),
             defined: vec![],
+            reduced: None,
         }
     }
 
@@ -159,6 +165,25 @@ fn fusible(op: &Op, ins: &[&ValueType], out: &ValueType) -> bool {
         }
 }
 
+/// Whether reduction node `n` (output type `out`) can end the open kernel `grp`: an f32
+/// sum or mean of a value the kernel computes, along the last axis of the kernel's
+/// shape only (other reduced axes of size 1), over rows of at most one canonical block.
+/// Returns whether it is a mean.
+fn row_reduction(op: &Op, n: &Node, out: &ValueType, grp: &Group) -> Option<bool> {
+    let Op::Reduce { op, axes, .. } = op else { return None };
+    let mean = match op {
+        ReduceOp::Sum => false,
+        ReduceOp::Mean => true,
+        _ => return None,
+    };
+    let x = *n.inputs.first()?;
+    let dims = grp.shape.dims();
+    let last = dims.len().checked_sub(1)?;
+    let along_rows = axes.contains(&last) && (0..last).all(|i| dims[i] == 1 || !axes.contains(&i));
+    let (_, cols) = rows_cols(&grp.shape);
+    (out.dtype == DType::F32 && grp.defined.contains(&x) && along_rows && cols <= ROW_REDUCE_MAX).then_some(mean)
+}
+
 /// Plans a graph whose shapes are all known (else `None`: the interpreter runs it).
 pub fn plan(g: &Graph) -> Option<Plan> {
     if g.values.iter().any(|t| !t.shape.is_fully_known()) {
@@ -169,8 +194,9 @@ pub fn plan(g: &Graph) -> Option<Plan> {
         let mut b = Builder::new(g);
         b.no_fuse = no_fuse.clone();
         match b.block(&g.nodes) {
-            Some(steps) => {
+            Some(mut steps) => {
                 let frees = frees(g, &steps);
+                choose_donors(g, &b.kernels, &mut steps, &frees);
                 return Some(Plan { kernels: b.kernels, steps, frees });
             }
             None => no_fuse.insert(b.unfuse?),
@@ -258,11 +284,12 @@ impl<'g> Builder<'g> {
                 outputs.push((*v, grp.shape.clone()));
             }
         }
+        outputs.extend(grp.reduced);
         if outputs.is_empty() {
             return true;
         }
         let (rows, cols) = rows_cols(&grp.shape);
-        steps.push(Step::Kernel { index: self.kernels.len(), inputs: grp.inputs, outputs, rows, cols });
+        steps.push(Step::Kernel { index: self.kernels.len(), inputs: grp.inputs, outputs, rows, cols, donor: None });
         self.kernels.push(kernel);
         true
     }
@@ -289,6 +316,20 @@ impl<'g> Builder<'g> {
                             .as_ref()
                             .is_some_and(|grp| grp.shape == oty.shape && grp.expr.contains_key(&n.inputs[0]))
                 };
+                if let Some(mean) = open.as_ref().and_then(|grp| row_reduction(op, n, oty, grp)) {
+                    // The open kernel sums its own value along the rows; nothing in it
+                    // can read the sums, so it closes here.
+                    if let Some(mut grp) = open.take() {
+                        let expr = grp.expr[&n.inputs[0]];
+                        grp.kernel.reduce = Some(RowReduce { expr, mean });
+                        grp.reduced = Some((o, oty.shape.clone()));
+                        grp.nodes.push(id);
+                        if !self.close(grp, &mut steps) {
+                            return None;
+                        }
+                    }
+                    continue;
+                }
                 if fusible(op, &ins, oty) && !self.no_fuse.contains(&id) && mask_here(&open) {
                     if open.as_ref().is_some_and(|grp| grp.shape != oty.shape) {
                         if let Some(grp) = open.take() {
@@ -403,6 +444,30 @@ fn frees(g: &Graph, steps: &[Step]) -> Vec<Vec<ValueId>> {
     out
 }
 
+/// Memory planning: a top-level one-output kernel may write over a full-shape input
+/// that dies at it and that the function computed (never a parameter, constant or
+/// variable read: those the caller or a variable may still hold). Whether the buffer
+/// is really unshared is checked at run time.
+fn choose_donors(g: &Graph, kernels: &[Kernel], steps: &mut [Step], frees: &[Vec<ValueId>]) {
+    let computed = |v: &ValueId| {
+        !g.params.contains(v) && !g.constants.iter().any(|(c, _)| c == v) && g.value_type(*v).dtype == DType::F32
+    };
+    let read_vars: HashSet<ValueId> =
+        steps.iter().filter_map(|s| if let Step::Read { output, .. } = s { Some(*output) } else { None }).collect();
+    for (s, dying) in steps.iter_mut().zip(frees) {
+        if let Step::Kernel { index, inputs, donor, .. } = s {
+            let k = &kernels[*index];
+            if k.outputs.len() != 1 || k.reduce.is_some() {
+                continue;
+            }
+            *donor = inputs
+                .iter()
+                .zip(&k.inputs)
+                .position(|(v, a)| *a == Access::Full && dying.contains(v) && computed(v) && !read_vars.contains(v));
+        }
+    }
+}
+
 fn list(vs: &[ValueId]) -> String {
     vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -421,9 +486,10 @@ impl Plan {
         let pad = "  ".repeat(depth);
         for s in steps {
             match s {
-                Step::Kernel { index, inputs, outputs, rows, cols } => {
+                Step::Kernel { index, inputs, outputs, rows, cols, donor } => {
                     let outs: Vec<ValueId> = outputs.iter().map(|(v, _)| *v).collect();
-                    writeln!(f, "{pad}{} = kernel{index}[{rows}x{cols}] {}", list(&outs), list(inputs))?;
+                    let over = donor.map_or(String::new(), |d| format!(" (over {})", inputs[d]));
+                    writeln!(f, "{pad}{} = kernel{index}[{rows}x{cols}] {}{over}", list(&outs), list(inputs))?;
                     for line in self.kernels[*index].to_string().lines().skip(1) {
                         writeln!(f, "{pad}  {}", line.trim_start())?;
                     }

@@ -141,7 +141,9 @@ impl Staged {
     /// `k` cut at its transcendentals; `None` when it has none (it runs whole).
     pub fn split(k: &Kernel) -> Option<Staged> {
         let heavy: Vec<usize> = (0..k.exprs.len()).filter(|&e| is_heavy(&k.exprs[e]).is_some()).collect();
-        if heavy.is_empty() {
+        // A kernel ending in a row reduction runs whole (its sums walk each row in
+        // the canonical lane order, which tiles would cut).
+        if heavy.is_empty() || k.reduce.is_some() {
             return None;
         }
         // Stage of each expression: 2h + 1 for the h-th call; the Cranelift runs around
@@ -260,7 +262,7 @@ impl Staged {
             let mut b = Builder {
                 k,
                 loc: &loc,
-                kernel: Kernel { inputs: vec![], exprs: vec![], outputs: vec![] },
+                kernel: Kernel { inputs: vec![], exprs: vec![], outputs: vec![], reduce: None },
                 reads: vec![],
                 local: HashMap::new(),
             };

@@ -47,8 +47,12 @@ fn every_fused_unary_op_matches_the_eager_kernel_bit_for_bit() {
         (UnaryOp::Softplus, -30.0, 30.0),
     ];
     for (k, (u, lo, hi)) in ops.into_iter().enumerate() {
-        let kernel =
-            Kernel { inputs: vec![Access::Full], exprs: vec![Expr::Input(0), Expr::Unary(u, 0)], outputs: vec![1] };
+        let kernel = Kernel {
+            inputs: vec![Access::Full],
+            exprs: vec![Expr::Input(0), Expr::Unary(u, 0)],
+            outputs: vec![1],
+            reduce: None,
+        };
         let (_m, fns) = compile(&[kernel]).unwrap();
         for n in [1usize, 3, 50, 783, 4096] {
             let mut x = rand(k as u64 * 31 + n as u64, n, lo, hi);
@@ -100,6 +104,7 @@ fn binary_ops_with_row_col_and_scalar_broadcasts_match() {
                 inputs: vec![Access::Full, access],
                 exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(op, 0, 1)],
                 outputs: vec![2],
+                reduce: None,
             };
             let (_m, fns) = compile(&[kernel]).unwrap();
             let got = run(fns[0], &[&full, &other], rows, cols);
@@ -162,6 +167,7 @@ fn the_w2_kernel_is_cut_at_its_two_transcendentals() {
         inputs: vec![Access::Full],
         exprs: vec![Expr::Input(0), Expr::Unary(UnaryOp::Relu, 0)],
         outputs: vec![1],
+        reduce: None,
     };
     assert!(Staged::split(&plain).is_none());
 }

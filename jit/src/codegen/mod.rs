@@ -14,16 +14,20 @@ use std::sync::OnceLock;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
-use cranelift_codegen::ir::{AbiParam, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, UserFuncName, Value};
+use cranelift_codegen::ir::{
+    AbiParam, Block, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, UserFuncName, Value,
+};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 
 use crate::kernel::{Access, Kernel};
 use crate::lower::{self, Cc, Lower};
+
+mod reduce;
 
 /// A compiled kernel: `ptrs` = inputs then outputs.
 pub type KernelFn = unsafe extern "C" fn(ptrs: *const *mut f32, rows: i64, cols: i64);
@@ -78,7 +82,11 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
             .map_err(|e| format!("declare kernel {k}: {e}"))?;
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
-        build(&mut ctx, &mut fctx, kernel, ptr, &module)?;
+        if kernel.reduce.is_some() {
+            reduce::build(&mut ctx, &mut fctx, kernel, ptr, &module)?;
+        } else {
+            build(&mut ctx, &mut fctx, kernel, ptr, &module)?;
+        }
         let dump = std::env::var_os("TENSORJIT_JIT_DUMP").is_some();
         ctx.set_disasm(dump);
         module.define_function(id, &mut ctx).map_err(|e| format!("compile kernel {k}: {e:?}\n{kernel}"))?;
@@ -103,7 +111,8 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
 }
 
 /// Compiles `k` alone and runs it on host data (inputs in the kernel's order, each of
-/// the length its access pattern reads over `rows × cols`); returns its outputs. The
+/// the length its access pattern reads over `rows × cols`); returns its outputs (the
+/// row sums last, when it reduces). The
 /// reference the GPU's kernels are compared with.
 pub fn run_on_host(k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, String> {
     let n = rows * cols;
@@ -111,6 +120,9 @@ pub fn run_on_host(k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> R
     k.check_input_lens(&lens, rows, cols)?;
     let (_module, fns) = compile(std::slice::from_ref(k))?;
     let mut outs: Vec<Vec<f32>> = vec![vec![0.0; n]; k.outputs.len()];
+    if k.reduce.is_some() {
+        outs.push(vec![0.0; rows]);
+    }
     let mut ptrs: Vec<*mut f32> = inputs.iter().map(|d| d.as_ptr() as *mut f32).collect();
     ptrs.extend(outs.iter_mut().map(|o| o.as_mut_ptr()));
     // SAFETY: `fns[0]` is `k` compiled with KernelFn's signature; every input holds the
@@ -265,6 +277,105 @@ enum Fixed {
     Value { scalar: Value, vector: Value },
 }
 
+/// A kernel function's entry: its parameters, the pointer table loaded, scalar inputs
+/// loaded and splatted once.
+struct Entry {
+    rows: Value,
+    cols: Value,
+    /// Every pointer of the table (inputs, outputs, then the row sums if any).
+    base: Vec<Value>,
+    fixed: Vec<Fixed>,
+}
+
+/// Emits the entry block of `kernel`'s function (left as the current block).
+fn entry(b: &mut FunctionBuilder<'_>, kernel: &Kernel, ptr: Type, flags: MemFlagsData) -> Entry {
+    let block = b.create_block();
+    b.append_block_params_for_function_params(block);
+    b.switch_to_block(block);
+    let (table, rows, cols) = {
+        let p = b.block_params(block);
+        (p[0], p[1], p[2])
+    };
+    let n_ptrs = kernel.inputs.len() + kernel.outputs.len() + usize::from(kernel.reduce.is_some());
+    let base: Vec<Value> = (0..n_ptrs)
+        .map(|i| b.ins().load(ptr, flags.with_readonly(), table, (i * ptr.bytes() as usize) as i32))
+        .collect();
+    let mut fixed = vec![Fixed::None; kernel.inputs.len()];
+    for (i, a) in kernel.inputs.iter().enumerate() {
+        if *a == Access::Scalar {
+            let s = b.ins().load(F32, flags.with_readonly(), base[i], 0);
+            let v = b.ins().splat(F32X4, s);
+            fixed[i] = Fixed::Value { scalar: s, vector: v };
+        }
+    }
+    Entry { rows, cols, base, fixed }
+}
+
+/// Row `rv`'s pointers (inputs and full outputs) and per-row input values.
+fn row_setup(
+    b: &mut FunctionBuilder<'_>,
+    kernel: &Kernel,
+    e: &Entry,
+    rv: Value,
+    flags: MemFlagsData,
+) -> (Vec<Value>, Vec<Fixed>) {
+    let row_off = b.ins().imul(rv, e.cols);
+    let row_off = b.ins().ishl_imm_s(row_off, 2);
+    let n = kernel.inputs.len() + kernel.outputs.len();
+    let mut row_ptr: Vec<Value> = Vec::with_capacity(n);
+    for (i, p) in e.base[..n].iter().enumerate() {
+        let a = kernel.inputs.get(i).copied().unwrap_or(Access::Full);
+        row_ptr.push(match a {
+            Access::Full => b.ins().iadd(*p, row_off),
+            _ => *p,
+        });
+    }
+    let mut row_fixed = e.fixed.clone();
+    for (i, a) in kernel.inputs.iter().enumerate() {
+        if *a == Access::Col {
+            let off = b.ins().ishl_imm_s(rv, 2);
+            let addr = b.ins().iadd(e.base[i], off);
+            let s = b.ins().load(F32, flags.with_readonly(), addr, 0);
+            let v = b.ins().splat(F32X4, s);
+            row_fixed[i] = Fixed::Value { scalar: s, vector: v };
+        }
+    }
+    (row_ptr, row_fixed)
+}
+
+/// The loop over rows, as [`row_loop`] leaves it.
+struct RowLoop {
+    /// Row and column counters.
+    r: Variable,
+    c: Variable,
+    /// The loop's head (jump back here after `r += 1`) and the block after it.
+    head: Block,
+    exit: Block,
+    row_ptr: Vec<Value>,
+    row_fixed: Vec<Fixed>,
+}
+
+/// Emits `r = 0`, the row loop's head (on to `exit` when `r == rows`) and the start of
+/// its body, where it leaves the builder with `c = 0` and the row's pointers ready.
+fn row_loop(b: &mut FunctionBuilder<'_>, kernel: &Kernel, e: &Entry, flags: MemFlagsData) -> RowLoop {
+    let (r, c) = (b.declare_var(I64), b.declare_var(I64));
+    let zero = b.ins().iconst(I64, 0);
+    b.def_var(r, zero);
+    let [head, body, exit] = [(); 3].map(|_| b.create_block());
+    b.ins().jump(head, &[]);
+
+    b.switch_to_block(head);
+    let rv = b.use_var(r);
+    let more = b.ins().icmp(IntCC::SignedLessThan, rv, e.rows);
+    b.ins().brif(more, body, &[], exit, &[]);
+
+    b.switch_to_block(body);
+    let rv = b.use_var(r);
+    let (row_ptr, row_fixed) = row_setup(b, kernel, e, rv, flags);
+    b.def_var(c, zero);
+    RowLoop { r, c, head, exit, row_ptr, row_fixed }
+}
+
 /// Builds the loop nest of `kernel` into `ctx.func`.
 fn build(
     ctx: &mut Context,
@@ -274,62 +385,11 @@ fn build(
     module: &JITModule,
 ) -> Result<(), String> {
     let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let (table, rows, cols) = {
-        let p = b.block_params(entry);
-        (p[0], p[1], p[2])
-    };
     let flags = MemFlagsData::new().with_notrap();
-    let n_in = kernel.inputs.len();
-    let base: Vec<Value> = (0..n_in + kernel.outputs.len())
-        .map(|i| b.ins().load(ptr, flags.with_readonly(), table, (i * ptr.bytes() as usize) as i32))
-        .collect();
-    // Scalars and constants: loaded once.
-    let mut fixed = vec![Fixed::None; n_in];
-    for (i, a) in kernel.inputs.iter().enumerate() {
-        if *a == Access::Scalar {
-            let s = b.ins().load(F32, flags.with_readonly(), base[i], 0);
-            let v = b.ins().splat(F32X4, s);
-            fixed[i] = Fixed::Value { scalar: s, vector: v };
-        }
-    }
-    let (r, c) = (b.declare_var(I64), b.declare_var(I64));
-    let zero = b.ins().iconst(I64, 0);
-    b.def_var(r, zero);
-    let [row_head, row_body, vec_head, vec_body, tail_head, tail_body, row_next, exit] =
-        [(); 8].map(|_| b.create_block());
-    b.ins().jump(row_head, &[]);
-
-    b.switch_to_block(row_head);
-    let rv = b.use_var(r);
-    let more = b.ins().icmp(IntCC::SignedLessThan, rv, rows);
-    b.ins().brif(more, row_body, &[], exit, &[]);
-
-    b.switch_to_block(row_body);
-    let rv = b.use_var(r);
-    let row_off = b.ins().imul(rv, cols);
-    let row_off = b.ins().ishl_imm_s(row_off, 2);
-    let mut row_ptr: Vec<Value> = Vec::with_capacity(base.len());
-    for (i, p) in base.iter().enumerate() {
-        let a = kernel.inputs.get(i).copied().unwrap_or(Access::Full);
-        row_ptr.push(match a {
-            Access::Full => b.ins().iadd(*p, row_off),
-            _ => *p,
-        });
-    }
-    let mut row_fixed = fixed.clone();
-    for (i, a) in kernel.inputs.iter().enumerate() {
-        if *a == Access::Col {
-            let off = b.ins().ishl_imm_s(rv, 2);
-            let addr = b.ins().iadd(base[i], off);
-            let s = b.ins().load(F32, flags.with_readonly(), addr, 0);
-            let v = b.ins().splat(F32X4, s);
-            row_fixed[i] = Fixed::Value { scalar: s, vector: v };
-        }
-    }
-    b.def_var(c, zero);
+    let e = entry(&mut b, kernel, ptr, flags);
+    let cols = e.cols;
+    let RowLoop { r, c, head: row_head, exit, row_ptr, row_fixed } = row_loop(&mut b, kernel, &e, flags);
+    let [vec_head, vec_body, tail_head, tail_body, row_next] = [(); 5].map(|_| b.create_block());
     b.ins().jump(vec_head, &[]);
 
     // Vector loop: `unroll` f32x4 per trip while they fit in the row.
@@ -384,7 +444,15 @@ fn build(
 }
 
 /// One element (or one vector of 4) of the kernel at `addrs` (+`offset` bytes).
-fn body(em: &mut Em<'_, '_>, k: &Kernel, addrs: &[Value], fixed: &[Fixed], offset: i32, flags: MemFlagsData) {
+/// Stores the full outputs and returns every expression's value.
+fn body(
+    em: &mut Em<'_, '_>,
+    k: &Kernel,
+    addrs: &[Value],
+    fixed: &[Fixed],
+    offset: i32,
+    flags: MemFlagsData,
+) -> Vec<Value> {
     let ty = em.fty();
     let vals = lower::eval(em, k, |em, i| match fixed[i] {
         Fixed::Value { scalar, vector } => {
@@ -400,4 +468,5 @@ fn body(em: &mut Em<'_, '_>, k: &Kernel, addrs: &[Value], fixed: &[Fixed], offse
     for (j, o) in k.outputs.iter().enumerate() {
         em.b.ins().store(flags, vals[*o], addrs[n_in + j], offset);
     }
+    vals
 }

@@ -116,6 +116,10 @@ impl Gpu {
         let n = rows * cols;
         let lens: Vec<usize> = inputs.iter().map(|d| d.len()).collect();
         k.check_input_lens(&lens, rows, cols).map_err(|e| self.err(e))?;
+        if k.reduce.is_some() {
+            // Row sums are rendered separately (`ptx::render_row_reduce`).
+            return Err(self.err("a kernel ending in a row reduction has no single PTX entry yet"));
+        }
         let name = "tensorjit_kernel";
         let text = ptx::render_kernel(k, name);
         let f = self.function(&text, name)?;

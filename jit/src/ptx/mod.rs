@@ -101,7 +101,9 @@ pub fn vectorized(k: &Kernel) -> bool {
 }
 
 /// A module with one entry, `name`, computing kernel `k` over `n` elements laid out
-/// as rows of `cols` (parameters: input pointers, output pointers, `n`, `cols`).
+/// as rows of `cols` (parameters: input pointers, output pointers, `n`, `cols`). Its
+/// full outputs only: a `reduce` ending is not rendered (the CPU planner alone makes
+/// such kernels; `cuda` refuses them).
 pub fn render_kernel(k: &Kernel, name: &str) -> String {
     let mut e = Emitter::default();
     let params = kernel_params(k);

@@ -16,6 +16,7 @@ fn axpy() -> Kernel {
             Expr::Binary(BinaryOp::Add, 2, 3),
         ],
         outputs: vec![4],
+        reduce: None,
     }
 }
 
@@ -38,6 +39,7 @@ fn full_and_scalar_inputs_get_the_vector_loop_broadcasts_do_not() {
         inputs: vec![Access::Full, Access::Row],
         exprs: vec![Expr::Input(0), Expr::Input(1), Expr::Binary(BinaryOp::Add, 0, 1), Expr::Unary(UnaryOp::Relu, 2)],
         outputs: vec![3],
+        reduce: None,
     };
     let text = render_kernel(&bias, "bias_relu");
     assert!(!text.contains(".v4.") && text.contains("rem.u64"), "{text}");

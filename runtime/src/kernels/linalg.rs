@@ -7,6 +7,7 @@
 //! output is summed over k in ascending order, column blocks split over threads.
 //! Integers use a plain triple loop with wrapping arithmetic.
 
+use super::small_gemm::{small_m, SmallM};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
 use crate::kernels::elementwise::Int;
@@ -81,13 +82,6 @@ float_gemm!(f32 => sgemm, f64 => matrixmultiply::dgemm);
 
 /// Rows at or below which f32 GEMMs use [`small_m`].
 const SMALL_M: usize = 16;
-/// Output columns per block of [`small_m`] (a block of dst stays in L1).
-const SMALL_M_COLS: usize = 256;
-/// Multiply-adds from which [`small_m`]'s blocks run in parallel: below, handing the
-/// blocks to the pool costs more than it saves (a 784×512 layer on this 2-core VM:
-/// m = 1 takes 28 µs on the caller and 85 µs through the pool; m = 10, 4M
-/// multiply-adds, ~170 µs on the caller and 265 µs through the pool).
-const SMALL_M_PARALLEL: usize = 1 << 24;
 
 /// f32 GEMM: [`small_m`] for few rows and a row-major `b`, else matrixmultiply.
 ///
@@ -125,80 +119,6 @@ unsafe fn sgemm(
     }
     // SAFETY: forwarded unchanged.
     unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-}
-
-/// One small-m product (see [`small_m`]).
-struct SmallM<'a> {
-    m: usize,
-    k: usize,
-    n: usize,
-    /// `a` as a contiguous m×k row-major copy.
-    a: &'a [f32],
-    b: &'a [f32],
-    rsb: usize,
-}
-
-/// `dst[m×n] = a·b` with `b` row-major (row stride `rsb`): for each block of columns,
-/// `dst[i, block] += a[i,p]·b[p, block]` for p ascending — one pass over `b`, each
-/// output summed in k order from 0. Blocks run in parallel when the product is large;
-/// every element's sum is the same whatever the split.
-fn small_m(g: SmallM<'_>, dst: &mut [f32]) {
-    let SmallM { m, k, n, a: av, b, rsb } = g;
-    let block = |c0: usize, c1: usize, out: &mut [Vec<f32>]| {
-        // The loops live in an `#[inline(always)]` function: a closure this large is not
-        // inlined into `simd`'s AVX2 copy by itself, and would run at baseline width.
-        super::par::simd(|| small_m_block(SmallM { m, k, n, a: av, b, rsb }, c0, c1, out))
-    };
-    let blocks: Vec<(usize, usize)> = (0..n).step_by(SMALL_M_COLS).map(|c| (c, (c + SMALL_M_COLS).min(n))).collect();
-    let run = |&(c0, c1): &(usize, usize)| {
-        let mut out = vec![vec![0.0f32; c1 - c0]; m];
-        block(c0, c1, &mut out);
-        (c0, out)
-    };
-    let parts: Vec<(usize, Vec<Vec<f32>>)> = if m * k * n >= SMALL_M_PARALLEL && blocks.len() > 1 {
-        use rayon::prelude::*;
-        blocks.par_iter().map(run).collect()
-    } else {
-        blocks.iter().map(run).collect()
-    };
-    for (c0, rows) in parts {
-        for (i, r) in rows.into_iter().enumerate() {
-            dst[i * n + c0..i * n + c0 + r.len()].copy_from_slice(&r);
-        }
-    }
-}
-
-/// One column block `c0..c1` of [`small_m`] into `out` (m rows of the block).
-#[inline(always)]
-fn small_m_block(g: SmallM<'_>, c0: usize, c1: usize, out: &mut [Vec<f32>]) {
-    let SmallM { k, a: av, b, rsb, .. } = g;
-    // Four rows of b per pass: each output gets its four products added in k
-    // order, `(((d + x0·y0) + x1·y1) + x2·y2) + x3·y3` — the same sums as one row
-    // at a time, with a quarter of the loads and stores of the output row.
-    let w = c1 - c0;
-    let mut p = 0;
-    while p + 4 <= k {
-        let row_of = |q: usize| &b[q * rsb + c0..q * rsb + c1];
-        let (b0, b1, b2, b3) = (row_of(p), row_of(p + 1), row_of(p + 2), row_of(p + 3));
-        for (i, row) in out.iter_mut().enumerate() {
-            let x = &av[i * k + p..i * k + p + 4];
-            let (x0, x1, x2, x3) = (x[0], x[1], x[2], x[3]);
-            let row = &mut row[..w];
-            for j in 0..w {
-                row[j] = (((row[j] + x0 * b0[j]) + x1 * b1[j]) + x2 * b2[j]) + x3 * b3[j];
-            }
-        }
-        p += 4;
-    }
-    for p in p..k {
-        let brow = &b[p * rsb + c0..p * rsb + c1];
-        for (i, row) in out.iter_mut().enumerate() {
-            let x = av[i * k + p];
-            for (d, &y) in row.iter_mut().zip(brow) {
-                *d += x * y;
-            }
-        }
-    }
 }
 
 macro_rules! int_gemm {
@@ -273,40 +193,4 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
         Buffer::Bool(_) => unreachable!("rejected by infer_matmul"),
     };
     Tensor::from_buffer(buf, shape)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(seed: u64, n: usize) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s = crate::random::splitmix64(s);
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-            })
-            .collect()
-    }
-
-    /// Few-row products give, bit for bit, the plain loop that sums each output over k
-    /// in ascending order (column blocks, parallel or not, keep that order).
-    #[test]
-    fn small_m_sums_every_output_in_k_order() {
-        let shapes = [(1, 7, 5), (3, 50, 32), (10, 784, 512), (16, 33, 300), (4, 3, 97), (2, 1, 1)];
-        for (t, &(m, k, n)) in shapes.iter().enumerate() {
-            let (a, b) = (data(2 * t as u64, m * k), data(2 * t as u64 + 1, k * n));
-            let mut got = vec![0.0; m * n];
-            small_m(SmallM { m, k, n, a: &a, b: &b, rsb: n }, &mut got);
-            for i in 0..m {
-                for j in 0..n {
-                    let mut acc = 0.0f32;
-                    for p in 0..k {
-                        acc += a[i * k + p] * b[p * n + j];
-                    }
-                    assert_eq!(got[i * n + j].to_bits(), acc.to_bits(), "({m},{k},{n}) at {i},{j}");
-                }
-            }
-        }
-    }
 }

@@ -8,6 +8,7 @@ pub(crate) mod par;
 pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod shape;
+pub(crate) mod small_gemm;
 
 use crate::dtype::DType;
 use crate::ops::Op;

@@ -140,7 +140,7 @@ fn resolve_reshape(x: &Tensor, spec: &[i64]) -> Result<Shape, OpError> {
     let s = Shape::from(dims.clone());
     if let (Some(&i), true) = (inferred.first(), x.shape().is_fully_known()) {
         let known: usize = spec.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
-        if known == 0 || x.numel() % known != 0 {
+        if known == 0 || !x.numel().is_multiple_of(known) {
             return Err(err(format!("cannot infer the -1 dim of {spec:?} for {} elements", x.numel())));
         }
         dims[i] = x.numel() / known;

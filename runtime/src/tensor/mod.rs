@@ -123,6 +123,26 @@ impl Tensor {
         }
     }
 
+    /// The f32 buffer when this tensor is its sole owner (see
+    /// `trace::backend::take_f32_buffer`); else the tensor back.
+    pub(crate) fn take_f32_buffer(self) -> Result<Vec<f32>, Tensor> {
+        let Tensor { id, shape, repr } = self;
+        let Repr::Concrete(storage) = repr else { return Err(Tensor { id, shape, repr }) };
+        if !matches!(storage.buf, Buffer::F32(_)) {
+            return Err(Tensor { id, shape, repr: Repr::Concrete(storage) });
+        }
+        match Arc::try_unwrap(storage) {
+            Ok(mut s) => match std::mem::replace(&mut s.buf, Buffer::F32(Vec::new())) {
+                Buffer::F32(v) => Ok(v),
+                other => {
+                    s.buf = other;
+                    Err(Tensor { id, shape, repr: Repr::Concrete(Arc::new(s)) })
+                }
+            },
+            Err(storage) => Err(Tensor { id, shape, repr: Repr::Concrete(storage) }),
+        }
+    }
+
     // ---- public constructors ---------------------------------------------------
 
     /// A tensor from a `Vec` in row-major order. Errors when `v.len()` does not match

@@ -80,6 +80,13 @@ pub fn alloc_f32_for_overwrite(n: usize) -> Vec<f32> {
     crate::buffer::pooled_f32(n).unwrap_or_else(|| Vec::with_capacity(n))
 }
 
+/// The f32 buffer of `t` when `t` is its only owner (no clone, view or variable shares
+/// it), for an executor to write a kernel's output over a dying input in place; else
+/// `t` back, untouched.
+pub fn take_f32_buffer(t: Tensor) -> Result<Vec<f32>, Tensor> {
+    t.take_f32_buffer()
+}
+
 /// The reduction `op` of all of `x`, bit for bit what the eager `reduce_*` kernel gives
 /// for a whole f32 tensor (the canonical order), with no allocation.
 pub fn reduce_all_f32(op: crate::ops::ReduceOp, x: &[f32]) -> f32 {
