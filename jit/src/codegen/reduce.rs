@@ -6,13 +6,14 @@
 //! block long (`ROW_REDUCE_MAX`), so that value is the row's sum; a mean divides it by
 //! the row length, as the eager kernel does.
 //!
-//! Two `f32x4` accumulators hold lanes 0–3 and 4–7: a trip adds elements c..c+4 and
-//! c+4..c+8 lane-wise (c a multiple of 8). The last < 8 elements are added one by one
-//! into the scalar lane they belong to.
+//! Two `f32x4` accumulators hold lanes 0–3 and 4–7: a trip adds four elements
+//! lane-wise into the one their positions belong to (they alternate). The last < 4
+//! elements are added one by one, in a loop (one copy of the scalar body), into their
+//! lane of a stack array.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::types::{F32, F32X4, I64};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITModule;
@@ -39,19 +40,20 @@ pub(super) fn build(
     let cols = e.cols;
     let sums = e.base[kernel.inputs.len() + kernel.outputs.len()];
     let acc = [b.declare_var(F32X4), b.declare_var(F32X4)];
-    let lane: Vec<_> = (0..LANES).map(|_| b.declare_var(F32)).collect();
+    let j = b.declare_var(I64);
+    let lanes = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 4 * LANES as u32, 4));
     let RowLoop { r, c, head: row_head, exit, row_ptr, row_fixed } = row_loop(&mut b, kernel, &e, flags);
-    let [vec_head, vec_body, tail_start, combine] = [(); 4].map(|_| b.create_block());
-    let tail: Vec<_> = (0..LANES - 1).map(|_| (b.create_block(), b.create_block())).collect();
+    let [vec_head, vec_body, tail_start, tail_head, tail_body, combine] = [(); 6].map(|_| b.create_block());
     let vzero = b.ins().f32const(0.0);
     let vzero = b.ins().splat(F32X4, vzero);
     acc.iter().for_each(|a| b.def_var(*a, vzero));
     b.ins().jump(vec_head, &[]);
 
-    // Eight elements per trip: lanes 0–3, then 4–7.
+    // Four elements per trip, into lanes 0–3 and 4–7 alternately: `acc[0]` is always
+    // the accumulator of the next trip's lanes (one copy of the vector body).
     b.switch_to_block(vec_head);
     let cv = b.use_var(c);
-    let end = b.ins().iadd_imm_s(cv, LANES as i64);
+    let end = b.ins().iadd_imm_s(cv, 4);
     let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, end, cols);
     b.ins().brif(fits, vec_body, &[], tail_start, &[]);
 
@@ -59,46 +61,53 @@ pub(super) fn build(
     let cv = b.use_var(c);
     let off = b.ins().ishl_imm_s(cv, 2);
     let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
-    for (half, a) in acc.iter().enumerate() {
-        let vals = body(&mut Em { b: &mut b, vector: true }, kernel, &addrs, &row_fixed, half as i32 * 16, flags);
-        let sum = b.use_var(*a);
-        let sum = b.ins().fadd(sum, vals[red.expr]);
-        b.def_var(*a, sum);
-    }
-    let next = b.ins().iadd_imm_s(cv, LANES as i64);
+    let vals = body(&mut Em { b: &mut b, vector: true }, kernel, &addrs, &row_fixed, 0, flags);
+    let (next_acc, other) = (b.use_var(acc[0]), b.use_var(acc[1]));
+    let sum = b.ins().fadd(next_acc, vals[red.expr]);
+    b.def_var(acc[0], other);
+    b.def_var(acc[1], sum);
+    let next = b.ins().iadd_imm_s(cv, 4);
     b.def_var(c, next);
     b.ins().jump(vec_head, &[]);
 
-    // The lanes as scalars, then the row's last elements (fewer than 8) one by one:
-    // element c + j belongs to lane j.
+    // The lanes go to an 8-float stack array (after an odd number of trips `acc[0]`
+    // holds lanes 4–7); the row's last elements (fewer than 4) are added one by one:
+    // element p belongs to lane p mod 8.
     b.switch_to_block(tail_start);
-    for (j, l) in lane.iter().enumerate() {
-        let v = b.use_var(acc[j / 4]);
-        let x = b.ins().extractlane(v, (j % 4) as u8);
-        b.def_var(*l, x);
-    }
-    let first = tail.first().map_or(combine, |t| t.0);
-    b.ins().jump(first, &[]);
-    for (j, &(head, step)) in tail.iter().enumerate() {
-        let next = tail.get(j + 1).map_or(combine, |t| t.0);
-        b.switch_to_block(head);
-        let cv = b.use_var(c);
-        let at = b.ins().iadd_imm_s(cv, j as i64);
-        let left = b.ins().icmp(IntCC::SignedLessThan, at, cols);
-        b.ins().brif(left, step, &[], combine, &[]);
+    let cv = b.use_var(c);
+    let odd = b.ins().band_imm_s(cv, 4);
+    let (a0, a1) = (b.use_var(acc[0]), b.use_var(acc[1]));
+    let lo = b.ins().select(odd, a1, a0);
+    let hi = b.ins().select(odd, a0, a1);
+    b.ins().stack_store(ptr, lo, lanes, 0);
+    b.ins().stack_store(ptr, hi, lanes, 16);
+    let zero = b.ins().iconst(I64, 0);
+    b.def_var(j, zero);
+    b.ins().jump(tail_head, &[]);
 
-        b.switch_to_block(step);
-        let off = b.ins().ishl_imm_s(at, 2);
-        let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
-        let vals = body(&mut Em { b: &mut b, vector: false }, kernel, &addrs, &row_fixed, 0, flags);
-        let l = b.use_var(lane[j]);
-        let l = b.ins().fadd(l, vals[red.expr]);
-        b.def_var(lane[j], l);
-        b.ins().jump(next, &[]);
-    }
+    b.switch_to_block(tail_head);
+    let (cv, jv) = (b.use_var(c), b.use_var(j));
+    let at = b.ins().iadd(cv, jv);
+    let left = b.ins().icmp(IntCC::SignedLessThan, at, cols);
+    b.ins().brif(left, tail_body, &[], combine, &[]);
+
+    b.switch_to_block(tail_body);
+    let off = b.ins().ishl_imm_s(at, 2);
+    let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
+    let vals = body(&mut Em { b: &mut b, vector: false }, kernel, &addrs, &row_fixed, 0, flags);
+    let base = b.ins().stack_addr(ptr, lanes, 0);
+    let lane = b.ins().band_imm_s(at, LANES as i64 - 1);
+    let lane_off = b.ins().ishl_imm_s(lane, 2);
+    let lane_addr = b.ins().iadd(base, lane_off);
+    let l = b.ins().load(F32, flags, lane_addr, 0);
+    let l = b.ins().fadd(l, vals[red.expr]);
+    b.ins().store(flags, l, lane_addr, 0);
+    let next = b.ins().iadd_imm_s(jv, 1);
+    b.def_var(j, next);
+    b.ins().jump(tail_head, &[]);
 
     b.switch_to_block(combine);
-    let l: Vec<Value> = lane.iter().map(|v| b.use_var(*v)).collect();
+    let l: Vec<Value> = (0..LANES).map(|i| b.ins().stack_load(ptr, F32, lanes, 4 * i as i32)).collect();
     let pair = |b: &mut FunctionBuilder<'_>, x: usize, y: usize| b.ins().fadd(l[x], l[y]);
     let (a04, a26, a15, a37) = (pair(&mut b, 0, 4), pair(&mut b, 2, 6), pair(&mut b, 1, 5), pair(&mut b, 3, 7));
     let lo = b.ins().fadd(a04, a26);
