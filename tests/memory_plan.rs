@@ -1,6 +1,8 @@
 //! Memory planning in compiled functions: a kernel writes its output over an input that
 //! dies at it — when nothing else holds that buffer — and the results stay the
 //! interpreter's and eager bits; a buffer something else still sees is never touched.
+//! Straight-line functions run over one arena whose rooms are reused by liveness and
+//! which concurrent calls never share.
 
 mod common;
 use common::*;
@@ -11,22 +13,31 @@ fn bits(t: &Tensor) -> Vec<u32> {
     f32s(t).iter().map(|v| v.to_bits()).collect()
 }
 
-fn plan_of(f: &Function<Vec<Tensor>, Tensor>) -> String {
-    let text = f.concrete_functions()[0].compiled_text();
-    text.split("plan:").nth(1).unwrap_or_default().to_string()
-}
-
 /// A matmul feeding a cheap kernel and a staged one (tanh): both run over the dying
 /// matmul outputs, and every call gives the interpreter's and the eager bits.
+fn chain(v: &[Tensor], scale: &Tensor) -> Tensor {
+    let h = v[0].matmul(&v[1]);
+    let a = (&h + &v[2]).relu();
+    let g = a.matmul(&v[3]);
+    (&g * scale + 1.0).tanh() * &v[4]
+}
+
+/// Both executors: with a variable read (the general executor: tensors, in place when
+/// unshared) and without (the arena executor: rooms, in place by the plan).
 #[test]
 fn kernels_overwrite_dying_intermediates_with_the_same_bits() {
-    let body = |v: &[Tensor]| {
-        let h = v[0].matmul(&v[1]);
-        let a = (&h + &v[2]).relu();
-        let g = a.matmul(&v[3]);
-        (&g * 0.5 + 1.0).tanh() * &v[4]
-    };
-    let f = function("in_place", move |v: Vec<Tensor>| body(&v));
+    let scale = Variable::new(Tensor::scalar(0.5f32), "scale");
+    let s2 = scale.clone();
+    let with_var = function("in_place_var", move |v: Vec<Tensor>| chain(&v, &s2.read()));
+    let half = Tensor::scalar(0.5f32);
+    let arena = function("in_place_arena", move |v: Vec<Tensor>| chain(&v, &half));
+    for (f, executor) in [(with_var, "general"), (arena, "arena")] {
+        run_in_place_case(&f, executor, &scale.read());
+    }
+}
+
+fn run_in_place_case(f: &Function<Vec<Tensor>, Tensor>, executor: &str, scale: &Tensor) {
+    let body = |v: &[Tensor]| chain(v, scale);
     for (seed, (m, k, n)) in [(1u64, (5usize, 7usize, 9usize)), (2, (33, 20, 300)), (3, (1, 4, 1))] {
         let args = vec![
             rand_f32(seed * 10, &[m, k], -2.0, 2.0),
@@ -53,8 +64,51 @@ fn kernels_overwrite_dying_intermediates_with_the_same_bits() {
         // The caller's tensors are never written.
         assert_eq!(args.iter().map(bits).collect::<Vec<_>>(), keep, "an argument changed");
     }
-    let plan = plan_of(&f);
-    assert_eq!(plan.matches(" (over %").count(), 2, "both kernels run in place:\n{plan}");
+    let text = f.concrete_functions()[0].compiled_text();
+    let plan = text.split("plan:").nth(1).unwrap_or_default();
+    assert_eq!(plan.matches(" (over %").count(), 2, "{executor}: both kernels run in place:\n{plan}");
+    assert_eq!(plan.contains("arena:"), executor == "arena", "{executor}:\n{plan}");
+}
+
+/// Rooms reused by liveness (including a value read twice by one op and an op run on
+/// copies), results in fresh buffers, and calls from several threads at once: every
+/// result is the eager bits.
+#[test]
+fn arena_functions_reuse_rooms_and_serve_concurrent_calls() {
+    fn body(v: &[Tensor]) -> (Tensor, Tensor) {
+        let h = (v[0].matmul(&v[1]) + 1.0).relu();
+        let sq = h.matmul(&h);
+        let t = (&sq * 0.25).t();
+        let y = (t.matmul(&v[2]) - 0.5).sigmoid();
+        let m = y.max([-1i64], true);
+        (&y - &m, h)
+    }
+    let f = function("arena_mt", |v: Vec<Tensor>| body(&v));
+    let args = |seed: u64| {
+        vec![
+            rand_f32(seed, &[24, 16], -1.0, 1.0),
+            rand_f32(seed + 1, &[16, 24], -1.0, 1.0),
+            rand_f32(seed + 2, &[24, 9], -1.0, 1.0),
+        ]
+    };
+    f.call(args(1));
+    let text = f.concrete_functions()[0].compiled_text();
+    assert!(text.contains("arena:") && !text.contains(" 0 rooms reused"), "{text}");
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let f = &f;
+            s.spawn(move || {
+                for i in 0..25 {
+                    let a = args(1000 * t + 10 * i);
+                    let (y, h) = f.call(a.clone());
+                    let (ey, eh) = body(&a);
+                    assert_eq!(bits(&y), bits(&ey), "thread {t} call {i}: y");
+                    assert_eq!(bits(&h), bits(&eh), "thread {t} call {i}: h");
+                }
+            });
+        }
+    });
+    assert_eq!(f.concrete_functions().len(), 1);
 }
 
 /// A dying input still seen through a reshaped view (or returned, or a parameter) is
@@ -68,13 +122,18 @@ fn shared_buffers_are_never_overwritten() {
         let z = (&v[0] + 1.0).exp();
         (view, y, z)
     };
-    let f = function("shared", move |v: Vec<Tensor>| body(&v));
+    // A captured variable keeps this on the general executor (tensors, not rooms).
+    let one = Variable::new(Tensor::scalar(1.0f32), "one");
+    let f = function("shared", move |v: Vec<Tensor>| {
+        let (a, b, c) = body(&v);
+        (a, b, c * one.read())
+    });
     let args = vec![rand_f32(41, &[6, 8], -1.0, 1.0), rand_f32(42, &[8, 10], -1.0, 1.0)];
     let x_bits = bits(&args[0]);
     let (view, y, z) = f.call(args.clone());
     let (ev, ey, ez) = body(&args);
     assert_eq!(bits(&view), bits(&ev), "the view of the matmul output was overwritten");
     assert_eq!(bits(&y), bits(&ey));
-    assert_eq!(bits(&z), bits(&ez));
+    assert_eq!(bits(&z), bits(&(ez * 1.0)));
     assert_eq!(bits(&args[0]), x_bits, "a parameter was overwritten");
 }

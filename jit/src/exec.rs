@@ -14,6 +14,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Executable, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
+use crate::arena_plan::ArenaPlan;
 use crate::codegen::CompiledModule;
 use crate::launch::{Kernels, Ptr};
 use crate::plan::{Plan, Step};
@@ -30,6 +31,9 @@ pub struct Compiled {
     results_unique: bool,
     /// Set when the plan is one kernel on parameters and constants.
     single: Option<Single>,
+    /// Set when the plan runs over one arena (`arena_plan`), with where each of its
+    /// outer values comes from.
+    arena: Option<(ArenaPlan, Vec<Source>)>,
     params: Vec<ValueId>,
     constants: Vec<(ValueId, Tensor)>,
     resources: Vec<Option<Variable>>,
@@ -50,8 +54,13 @@ impl Compiled {
         let (slots, n_slots) = assign_slots(g.values.len(), &plan.steps, &extra);
         let results_unique = g.results.iter().enumerate().all(|(i, r)| !g.results[..i].contains(r));
         let single = Single::new(g, &plan, &constants);
+        let arena = if single.is_some() { None } else { ArenaPlan::new(g, &plan, &kernels) }.and_then(|a| {
+            let sources = a.outer.iter().map(|v| source(g, &constants, *v)).collect::<Option<Vec<_>>>()?;
+            Some((a, sources))
+        });
         Compiled {
             single,
+            arena,
             slots,
             n_slots,
             results_unique,
@@ -267,6 +276,14 @@ impl Compiled {
     }
 }
 
+/// Where a parameter or constant `v` is found at run time.
+fn source(g: &Graph, constants: &[(ValueId, Tensor)], v: ValueId) -> Option<Source> {
+    match g.params.iter().position(|p| *p == v) {
+        Some(i) => Some(Source::Param(i)),
+        None => constants.iter().position(|(c, _)| *c == v).map(Source::Const),
+    }
+}
+
 /// Where a single-kernel plan's input comes from.
 #[derive(Clone, Copy)]
 enum Source {
@@ -285,13 +302,7 @@ struct Single {
 impl Single {
     fn new(g: &Graph, plan: &Plan, constants: &[(ValueId, Tensor)]) -> Option<Single> {
         let [Step::Kernel { inputs, outputs, .. }] = plan.steps.as_slice() else { return None };
-        let inputs = inputs
-            .iter()
-            .map(|v| match g.params.iter().position(|p| p == v) {
-                Some(i) => Some(Source::Param(i)),
-                None => constants.iter().position(|(c, _)| c == v).map(Source::Const),
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let inputs = inputs.iter().map(|v| source(g, constants, *v)).collect::<Option<Vec<_>>>()?;
         let results = g.results.iter().map(|r| outputs.iter().position(|(v, _)| v == r)).collect::<Option<Vec<_>>>()?;
         let distinct = results.iter().enumerate().all(|(i, r)| !results[..i].contains(r));
         (distinct && results.len() == outputs.len()).then_some(Single { inputs, results })
@@ -406,12 +417,25 @@ impl Compiled {
 
 impl Executable for Compiled {
     fn describe(&self) -> String {
-        format!("{}\n{}", self.graph_text, self.plan)
+        match &self.arena {
+            Some((a, _)) => format!("{}\n{}{a}\n", self.graph_text, self.plan),
+            None => format!("{}\n{}", self.graph_text, self.plan),
+        }
     }
 
     fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         if let Some(single) = &self.single {
             return self.run_single(single, inputs);
+        }
+        if let Some((a, sources)) = &self.arena {
+            let mut outer: SmallVec<[&Tensor; 8]> = SmallVec::new();
+            for src in sources {
+                outer.push(match *src {
+                    Source::Param(i) => inputs.get(i).copied().ok_or_else(|| internal("an input is missing"))?,
+                    Source::Const(k) => &self.constants[k].1,
+                });
+            }
+            return a.run(&self.kernels, &outer);
         }
         let mut vals = Table { slots: &self.slots, vals: SmallVec::new() };
         vals.vals.resize_with(self.n_slots, || None);

@@ -7,6 +7,7 @@
 //! known only at run time are left to the interpreter for now.
 
 mod arena_loop;
+mod arena_plan;
 pub mod codegen;
 pub mod cuda;
 pub mod exec;

@@ -194,3 +194,18 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
     };
     Tensor::from_buffer(buf, shape)
 }
+
+/// `out[m×n] = op(a)·op(b)` for one f32 matrix pair (`op` transposes when asked): the
+/// very GEMM call a 2-D eager matmul makes, so the same bits.
+pub(crate) fn matmul_f32_into(d: crate::trace::backend::MatMulF32, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let g = Gemm {
+        m: d.m,
+        k: d.k,
+        n: d.n,
+        a,
+        la: MatLayout::new(d.m, d.k, d.transpose_a),
+        b,
+        lb: MatLayout::new(d.k, d.n, d.transpose_b),
+    };
+    <f32 as GemmElem>::gemm(&g, out)
+}

@@ -87,6 +87,31 @@ pub fn take_f32_buffer(t: Tensor) -> Result<Vec<f32>, Tensor> {
     t.take_f32_buffer()
 }
 
+/// The dims of one 2-D f32 matmul: `op(a)` is m×k, `op(b)` k×n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatMulF32 {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub transpose_a: bool,
+    pub transpose_b: bool,
+}
+
+/// `out = op(a)·op(b)` into a caller's buffer, bit for bit the eager 2-D `matmul`.
+/// Errors (nothing is written) when a slice is shorter than the dims need.
+pub fn matmul_f32_into(d: MatMulF32, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    if a.len() < d.m * d.k || b.len() < d.k * d.n || out.len() < d.m * d.n {
+        return Err(Error::Internal(format!(
+            "matmul_f32_into: {d:?} given {} / {} / {} elements",
+            a.len(),
+            b.len(),
+            out.len()
+        )));
+    }
+    crate::kernels::linalg::matmul_f32_into(d, a, b, out);
+    Ok(())
+}
+
 /// The reduction `op` of all of `x`, bit for bit what the eager `reduce_*` kernel gives
 /// for a whole f32 tensor (the canonical order), with no allocation.
 pub fn reduce_all_f32(op: crate::ops::ReduceOp, x: &[f32]) -> f32 {

@@ -1,0 +1,336 @@
+//! Straight-line functions over one arena. When a concrete function's plan is only
+//! fused kernels and f32 ops (no variables, effects or control flow), every
+//! intermediate gets a fixed offset in one arena, laid out by liveness: a value's
+//! room is handed to a later value of the same size once its last reader has run, and
+//! a kernel the plan marks `(over %v)` writes its output into `%v`'s room.
+//! Results are written straight into fresh buffers (callers own them); the arena is
+//! kept for the next call in a small pool, so concurrent calls each take their own and
+//! never share scratch memory. Matmuls run the shared GEMM into their slot
+//! (`backend::matmul_f32_into`); other ops (small operands only) run their eager
+//! kernel on copies. Same kernels, same GEMM, same bits as the general executor.
+//!
+//! ```text
+//! arena: [ %7 | %9 (then %12) | … ]   fresh: [ result 0 | … ]
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use smallvec::SmallVec;
+use tensorjit_runtime::dtype::DType;
+use tensorjit_runtime::error::Error;
+use tensorjit_runtime::ir::{Graph, ValueId, ValueType};
+use tensorjit_runtime::ops::Op;
+use tensorjit_runtime::shape::Shape;
+use tensorjit_runtime::trace::backend::{self, MatMulF32, Outputs};
+use tensorjit_runtime::Tensor;
+
+use crate::launch::{Kernels, Ptr};
+use crate::plan::{Plan, Step};
+
+/// Operands of other ops are copied out of the arena: only small ones.
+const COPY_MAX: usize = 1 << 14;
+/// Arenas kept for later calls (one per concurrent caller, up to this many).
+const POOL_MAX: usize = 4;
+
+/// Where a value lives during a call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Loc {
+    Arena(usize),
+    /// Outer tensor `k` (a parameter or constant; read only).
+    Outer(usize),
+    /// Fresh result buffer `j`.
+    Fresh(usize),
+}
+
+#[derive(Debug)]
+enum AStep {
+    /// Pointers: inputs then outputs.
+    Kernel {
+        index: usize,
+        ptrs: SmallVec<[Loc; 8]>,
+        rows: usize,
+        cols: usize,
+    },
+    MatMul {
+        d: MatMulF32,
+        a: Loc,
+        b: Loc,
+        out: Loc,
+    },
+    Op(Box<OpStep>),
+}
+
+/// Another op, run eagerly on copies of its arena operands.
+#[derive(Debug)]
+struct OpStep {
+    op: Op,
+    inputs: Vec<(Loc, Shape)>,
+    out: Loc,
+    ty: ValueType,
+}
+
+/// A plan run over one arena (see the module docs).
+pub(crate) struct ArenaPlan {
+    steps: Vec<AStep>,
+    /// The outer values, by `Loc::Outer` index.
+    pub(crate) outer: Vec<ValueId>,
+    fresh: Vec<Shape>,
+    /// Which fresh buffer each graph result is.
+    results: Vec<usize>,
+    arena_len: usize,
+    reused: usize,
+    pool: Mutex<Vec<Vec<f32>>>,
+}
+
+/// Slot assignment while translating the steps.
+struct Layout<'g> {
+    g: &'g Graph,
+    at: HashMap<ValueId, Loc>,
+    outer: Vec<ValueId>,
+    fresh: Vec<Shape>,
+    /// Free arena rooms by length.
+    free: HashMap<usize, Vec<usize>>,
+    arena_len: usize,
+    reused: usize,
+}
+
+impl Layout<'_> {
+    /// An operand: already placed, or an outer f32 value.
+    fn operand(&mut self, v: ValueId) -> Option<Loc> {
+        if let Some(l) = self.at.get(&v) {
+            return Some(*l);
+        }
+        let known = self.g.params.contains(&v) || self.g.constants.iter().any(|(c, _)| *c == v);
+        if !known || self.g.value_type(v).dtype != DType::F32 {
+            return None;
+        }
+        let l = Loc::Outer(self.outer.len());
+        self.outer.push(v);
+        self.at.insert(v, l);
+        Some(l)
+    }
+
+    /// Room for a value the function computes: a fresh buffer for a result, else an
+    /// arena room (a dead value's of the same length when one is free).
+    fn place(&mut self, v: ValueId) -> Option<Loc> {
+        let t = self.g.value_type(v);
+        if t.dtype != DType::F32 || self.at.contains_key(&v) {
+            return None;
+        }
+        let loc = if self.g.results.contains(&v) {
+            self.fresh.push(t.shape.clone());
+            Loc::Fresh(self.fresh.len() - 1)
+        } else {
+            let len = t.shape.numel();
+            match self.free.get_mut(&len).and_then(|f| f.pop()) {
+                Some(off) => {
+                    self.reused += 1;
+                    Loc::Arena(off)
+                }
+                None => {
+                    self.arena_len += len;
+                    Loc::Arena(self.arena_len - len)
+                }
+            }
+        };
+        self.at.insert(v, loc);
+        Some(loc)
+    }
+}
+
+impl ArenaPlan {
+    /// The arena form of `plan` when every top-level step qualifies (see the module
+    /// docs) and every result is computed by a step.
+    pub(crate) fn new(g: &Graph, plan: &Plan, kernels: &Kernels) -> Option<ArenaPlan> {
+        let mut last: HashMap<ValueId, usize> = HashMap::new();
+        for (i, s) in plan.steps.iter().enumerate() {
+            for v in crate::plan::step_uses(s) {
+                last.insert(v, i);
+            }
+        }
+        let mut l = Layout {
+            g,
+            at: HashMap::new(),
+            outer: vec![],
+            fresh: vec![],
+            free: HashMap::new(),
+            arena_len: 0,
+            reused: 0,
+        };
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for (i, s) in plan.steps.iter().enumerate() {
+            let mut donated = None;
+            let (inputs, step) = match s {
+                Step::Kernel { index, inputs, outputs, rows, cols, donor } => {
+                    let mut ptrs: SmallVec<[Loc; 8]> = inputs.iter().map(|v| l.operand(*v)).collect::<Option<_>>()?;
+                    // The one output over its dying input's room, when the plan chose
+                    // one and the kernel allows it; else rooms of their own.
+                    let over = donor.filter(|d| kernels.may_alias(*index, *d)).and_then(|d| match ptrs[d] {
+                        Loc::Arena(off) if !g.results.contains(&outputs[0].0) => Some(off),
+                        _ => None,
+                    });
+                    match over {
+                        Some(off) => {
+                            l.at.insert(outputs[0].0, Loc::Arena(off));
+                            l.reused += 1;
+                            donated = Some(off);
+                            ptrs.push(Loc::Arena(off));
+                        }
+                        None => {
+                            for (v, _) in outputs {
+                                ptrs.push(l.place(*v)?);
+                            }
+                        }
+                    }
+                    (inputs, AStep::Kernel { index: *index, ptrs, rows: *rows, cols: *cols })
+                }
+                Step::Op { op: Op::MatMul { transpose_a, transpose_b }, inputs, output, ty } => {
+                    let (ta, tb) = (g.value_type(*inputs.first()?), g.value_type(*inputs.get(1)?));
+                    if ta.shape.rank() != 2 || tb.shape.rank() != 2 || ty.dtype != DType::F32 {
+                        return None;
+                    }
+                    let (a, b) = (l.operand(inputs[0])?, l.operand(inputs[1])?);
+                    let (m, n) = (ty.shape[0], ty.shape[1]);
+                    let k = if *transpose_a { ta.shape[0] } else { ta.shape[1] };
+                    let d = MatMulF32 { m, k, n, transpose_a: *transpose_a, transpose_b: *transpose_b };
+                    (inputs, AStep::MatMul { d, a, b, out: l.place(*output)? })
+                }
+                Step::Op { op, inputs, output, ty } => {
+                    let mut ins = Vec::with_capacity(inputs.len());
+                    for v in inputs {
+                        let loc = l.operand(*v)?;
+                        let shape = g.value_type(*v).shape.clone();
+                        if !matches!(loc, Loc::Outer(_)) && shape.numel() > COPY_MAX {
+                            return None;
+                        }
+                        ins.push((loc, shape));
+                    }
+                    let out = l.place(*output)?;
+                    (inputs, AStep::Op(Box::new(OpStep { op: op.clone(), inputs: ins, out, ty: ty.clone() })))
+                }
+                _ => return None,
+            };
+            // Rooms of values read for the last time here are free for later steps
+            // (never for this step's own outputs, placed above).
+            // (Each value once: an op may read one value twice.)
+            for (k, v) in inputs.iter().enumerate() {
+                if inputs[..k].contains(v) {
+                    continue;
+                }
+                if let (Some(&Loc::Arena(off)), Some(&li)) = (l.at.get(v), last.get(v)) {
+                    if li == i && donated != Some(off) {
+                        l.free.entry(g.value_type(*v).shape.numel()).or_default().push(off);
+                    }
+                }
+            }
+            steps.push(step);
+        }
+        let mut results = Vec::with_capacity(g.results.len());
+        for r in &g.results {
+            match l.at.get(r) {
+                Some(Loc::Fresh(j)) => results.push(*j),
+                _ => return None,
+            }
+        }
+        Some(ArenaPlan {
+            steps,
+            outer: l.outer,
+            fresh: l.fresh,
+            results,
+            arena_len: l.arena_len,
+            reused: l.reused,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs the plan on the outer tensors (by `Loc::Outer` index); returns the results.
+    pub(crate) fn run(&self, kernels: &Kernels, outer: &[&Tensor]) -> Result<Outputs, Error> {
+        let mut slices: SmallVec<[&[f32]; 8]> = SmallVec::new();
+        for t in outer {
+            slices.push(t.as_slice::<f32>()?);
+        }
+        let taken = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut arena = taken.unwrap_or_else(|| vec![0.0; self.arena_len]);
+        let mut fresh: SmallVec<[Vec<f32>; 2]> = self.fresh.iter().map(|s| backend::alloc_f32(s.numel())).collect();
+        let base = arena.as_mut_ptr();
+        let fresh_ptrs: SmallVec<[*mut f32; 2]> = fresh.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let ptr = |l: Loc| match l {
+            // In bounds: rooms were laid out within `arena_len`.
+            Loc::Arena(off) => base.wrapping_add(off),
+            Loc::Outer(k) => slices[k].as_ptr() as *mut f32,
+            Loc::Fresh(j) => fresh_ptrs[j],
+        };
+        for s in &self.steps {
+            match s {
+                AStep::Kernel { index, ptrs, rows, cols } => {
+                    let table: SmallVec<[Ptr; 16]> = ptrs.iter().map(|l| Ptr(ptr(*l))).collect();
+                    // SAFETY: every operand holds what its access pattern reads (shapes
+                    // are static and the rooms were sized from them); an output's room
+                    // is no input's (inputs are freed only after the step's outputs are
+                    // placed); the buffers outlive the launch.
+                    unsafe { kernels.launch(*index, &table, *rows, *cols) };
+                }
+                AStep::MatMul { d, a, b, out } => {
+                    // SAFETY: the operands' rooms hold m×k and k×n values, the output's
+                    // m×n; the output's room is neither operand's (see above).
+                    let (a, b, o) = unsafe {
+                        (
+                            std::slice::from_raw_parts(ptr(*a), d.m * d.k),
+                            std::slice::from_raw_parts(ptr(*b), d.k * d.n),
+                            std::slice::from_raw_parts_mut(ptr(*out), d.m * d.n),
+                        )
+                    };
+                    backend::matmul_f32_into(*d, a, b, o)?;
+                }
+                AStep::Op(o) => {
+                    let OpStep { op, inputs, out, ty } = &**o;
+                    let mut owned: SmallVec<[Tensor; 4]> = SmallVec::new();
+                    for (l, shape) in inputs {
+                        owned.push(match *l {
+                            Loc::Outer(k) => outer[k].clone(),
+                            // SAFETY: the room holds this value's `shape.numel()` values.
+                            l => Tensor::from_vec(
+                                unsafe { std::slice::from_raw_parts(ptr(l), shape.numel()) }.to_vec(),
+                                shape.clone(),
+                            )?,
+                        });
+                    }
+                    let refs: SmallVec<[&Tensor; 4]> = owned.iter().collect();
+                    let t = backend::run_kernel(op, &refs, ty)?;
+                    let src = t.as_slice::<f32>()?;
+                    // SAFETY: the output's room holds `ty`'s element count, which the
+                    // kernel produced; it is none of the (copied) operands.
+                    unsafe { std::slice::from_raw_parts_mut(ptr(*out), src.len()) }.copy_from_slice(src);
+                }
+            }
+        }
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOL_MAX {
+                p.push(arena);
+            }
+        }
+        let mut made: SmallVec<[Tensor; 2]> = SmallVec::new();
+        for (buf, shape) in fresh.into_iter().zip(&self.fresh) {
+            made.push(Tensor::from_vec(buf, shape.clone())?);
+        }
+        let mut out = Outputs::new();
+        for &j in &self.results {
+            out.push(made[j].clone());
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for ArenaPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arena: {} floats, {} rooms reused; {} fresh result buffer(s)",
+            self.arena_len,
+            self.reused,
+            self.fresh.len()
+        )
+    }
+}
