@@ -26,6 +26,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, MatMulF32, Outputs};
 use tensorjit_runtime::Tensor;
 
+use crate::codegen::{compile_entry, CompiledModule, EntryFn, HookCall};
 use crate::launch::{Kernels, Ptr};
 use crate::plan::{Plan, Step};
 
@@ -34,31 +35,22 @@ const COPY_MAX: usize = 1 << 14;
 /// Arenas kept for later calls (one per concurrent caller, up to this many).
 const POOL_MAX: usize = 4;
 
-/// Where a value lives during a call.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Loc {
-    Arena(usize),
-    /// Outer tensor `k` (a parameter or constant; read only).
-    Outer(usize),
-    /// Fresh result buffer `j`.
-    Fresh(usize),
+/// Where a value lives during a call: an arena room, outer tensor `k` (a parameter or
+/// constant, read only) or fresh result buffer `j`.
+use crate::codegen::PtrSrc as Loc;
+
+/// One step: what it runs and its pointer table's sources.
+#[derive(Debug)]
+struct AStep {
+    kind: Kind,
+    /// Kernel: inputs then outputs; matmul: a, b, out; op: inputs then out.
+    ptrs: SmallVec<[Loc; 8]>,
 }
 
 #[derive(Debug)]
-enum AStep {
-    /// Pointers: inputs then outputs.
-    Kernel {
-        index: usize,
-        ptrs: SmallVec<[Loc; 8]>,
-        rows: usize,
-        cols: usize,
-    },
-    MatMul {
-        d: MatMulF32,
-        a: Loc,
-        b: Loc,
-        out: Loc,
-    },
+enum Kind {
+    Kernel { index: usize, rows: usize, cols: usize },
+    MatMul(MatMulF32),
     Op(Box<OpStep>),
 }
 
@@ -66,9 +58,41 @@ enum AStep {
 #[derive(Debug)]
 struct OpStep {
     op: Op,
-    inputs: Vec<(Loc, Shape)>,
-    out: Loc,
+    shapes: Vec<Shape>,
     ty: ValueType,
+}
+
+/// What the entry point's hook needs: the plan, the kernels, the outer tensors, and
+/// room for a step's error.
+struct RunCtx<'a> {
+    plan: &'a ArenaPlan,
+    kernels: &'a Kernels,
+    outer: &'a [&'a Tensor],
+    err: std::cell::RefCell<Option<Error>>,
+}
+
+/// The entry point's hook: runs step `step` with its pointer table; 0 when done, else
+/// 1 with the error left in the context (a panic becomes an error: it must not unwind
+/// through compiled frames).
+///
+/// # Safety
+/// `ctx` is the `RunCtx` of the running call; `table` holds the step's pointers.
+unsafe extern "C" fn run_step(ctx: *mut u8, step: i64, _: i64, _: i64, table: *const *mut f32) -> i64 {
+    // SAFETY: the caller's guarantee (`ArenaPlan::run` passes its own context).
+    let ctx = unsafe { &*(ctx as *const RunCtx<'_>) };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let s = ctx.plan.steps.get(step as usize).ok_or_else(|| Error::Internal(format!("no step {step}")))?;
+        // SAFETY: the entry stored exactly this step's pointers in `table`.
+        let t = unsafe { std::slice::from_raw_parts(table, s.ptrs.len()) };
+        ctx.plan.exec(s, t, ctx.kernels, ctx.outer)
+    }));
+    let e = match r {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e,
+        Err(_) => Error::Internal(format!("step {step} of a compiled function panicked")),
+    };
+    *ctx.err.borrow_mut() = Some(e);
+    1
 }
 
 /// A plan run over one arena (see the module docs).
@@ -82,6 +106,9 @@ pub(crate) struct ArenaPlan {
     arena_len: usize,
     reused: usize,
     pool: Mutex<Vec<Vec<f32>>>,
+    /// The compiled entry point (its module owns the code), or `None` if Cranelift
+    /// refused it: the steps then run from Rust, to the same effect.
+    entry: Option<(CompiledModule, EntryFn)>,
 }
 
 /// Slot assignment while translating the steps.
@@ -184,7 +211,7 @@ impl ArenaPlan {
                             }
                         }
                     }
-                    (inputs, AStep::Kernel { index: *index, ptrs, rows: *rows, cols: *cols })
+                    (inputs, AStep { kind: Kind::Kernel { index: *index, rows: *rows, cols: *cols }, ptrs })
                 }
                 Step::Op { op: Op::MatMul { transpose_a, transpose_b }, inputs, output, ty } => {
                     let (ta, tb) = (g.value_type(*inputs.first()?), g.value_type(*inputs.get(1)?));
@@ -195,20 +222,24 @@ impl ArenaPlan {
                     let (m, n) = (ty.shape[0], ty.shape[1]);
                     let k = if *transpose_a { ta.shape[0] } else { ta.shape[1] };
                     let d = MatMulF32 { m, k, n, transpose_a: *transpose_a, transpose_b: *transpose_b };
-                    (inputs, AStep::MatMul { d, a, b, out: l.place(*output)? })
+                    let ptrs = SmallVec::from_slice(&[a, b, l.place(*output)?]);
+                    (inputs, AStep { kind: Kind::MatMul(d), ptrs })
                 }
                 Step::Op { op, inputs, output, ty } => {
-                    let mut ins = Vec::with_capacity(inputs.len());
+                    let mut ptrs: SmallVec<[Loc; 8]> = SmallVec::new();
+                    let mut shapes = Vec::with_capacity(inputs.len());
                     for v in inputs {
                         let loc = l.operand(*v)?;
                         let shape = g.value_type(*v).shape.clone();
                         if !matches!(loc, Loc::Outer(_)) && shape.numel() > COPY_MAX {
                             return None;
                         }
-                        ins.push((loc, shape));
+                        ptrs.push(loc);
+                        shapes.push(shape);
                     }
-                    let out = l.place(*output)?;
-                    (inputs, AStep::Op(Box::new(OpStep { op: op.clone(), inputs: ins, out, ty: ty.clone() })))
+                    ptrs.push(l.place(*output)?);
+                    let kind = Kind::Op(Box::new(OpStep { op: op.clone(), shapes, ty: ty.clone() }));
+                    (inputs, AStep { kind, ptrs })
                 }
                 _ => return None,
             };
@@ -234,6 +265,11 @@ impl ArenaPlan {
                 _ => return None,
             }
         }
+        let calls: Vec<HookCall> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| HookCall { hook: run_step, args: [i as i64, 0, 0], ptrs: s.ptrs.to_vec() })
+            .collect();
         Some(ArenaPlan {
             steps,
             outer: l.outer,
@@ -242,6 +278,7 @@ impl ArenaPlan {
             arena_len: l.arena_len,
             reused: l.reused,
             pool: Mutex::new(Vec::new()),
+            entry: compile_entry(&calls).ok(),
         })
     }
 
@@ -256,53 +293,32 @@ impl ArenaPlan {
         let mut fresh: SmallVec<[Vec<f32>; 2]> = self.fresh.iter().map(|s| backend::alloc_f32(s.numel())).collect();
         let base = arena.as_mut_ptr();
         let fresh_ptrs: SmallVec<[*mut f32; 2]> = fresh.iter_mut().map(|v| v.as_mut_ptr()).collect();
-        let ptr = |l: Loc| match l {
-            // In bounds: rooms were laid out within `arena_len`.
-            Loc::Arena(off) => base.wrapping_add(off),
-            Loc::Outer(k) => slices[k].as_ptr() as *mut f32,
-            Loc::Fresh(j) => fresh_ptrs[j],
-        };
-        for s in &self.steps {
-            match s {
-                AStep::Kernel { index, ptrs, rows, cols } => {
-                    let table: SmallVec<[Ptr; 16]> = ptrs.iter().map(|l| Ptr(ptr(*l))).collect();
-                    // SAFETY: every operand holds what its access pattern reads (shapes
-                    // are static and the rooms were sized from them); an output's room
-                    // is no input's (inputs are freed only after the step's outputs are
-                    // placed); the buffers outlive the launch.
-                    unsafe { kernels.launch(*index, &table, *rows, *cols) };
+        let outer_ptrs: SmallVec<[*mut f32; 8]> = slices.iter().map(|s| s.as_ptr() as *mut f32).collect();
+        match &self.entry {
+            Some((_, f)) => {
+                let ctx = RunCtx { plan: self, kernels, outer, err: std::cell::RefCell::new(None) };
+                // SAFETY: the entry was compiled from these steps: it reads `outer_ptrs`
+                // and `fresh_ptrs` at the indices the layout gave, offsets `base` within
+                // `arena_len`, and calls `run_step` with `ctx`, which outlives the call.
+                let status =
+                    unsafe { f(&ctx as *const RunCtx<'_> as *mut u8, base, outer_ptrs.as_ptr(), fresh_ptrs.as_ptr()) };
+                if status != 0 {
+                    return Err(ctx.err.take().unwrap_or_else(|| Error::Internal("a compiled step failed".into())));
                 }
-                AStep::MatMul { d, a, b, out } => {
-                    // SAFETY: the operands' rooms hold m×k and k×n values, the output's
-                    // m×n; the output's room is neither operand's (see above).
-                    let (a, b, o) = unsafe {
-                        (
-                            std::slice::from_raw_parts(ptr(*a), d.m * d.k),
-                            std::slice::from_raw_parts(ptr(*b), d.k * d.n),
-                            std::slice::from_raw_parts_mut(ptr(*out), d.m * d.n),
-                        )
-                    };
-                    backend::matmul_f32_into(*d, a, b, o)?;
-                }
-                AStep::Op(o) => {
-                    let OpStep { op, inputs, out, ty } = &**o;
-                    let mut owned: SmallVec<[Tensor; 4]> = SmallVec::new();
-                    for (l, shape) in inputs {
-                        owned.push(match *l {
-                            Loc::Outer(k) => outer[k].clone(),
-                            // SAFETY: the room holds this value's `shape.numel()` values.
-                            l => Tensor::from_vec(
-                                unsafe { std::slice::from_raw_parts(ptr(l), shape.numel()) }.to_vec(),
-                                shape.clone(),
-                            )?,
-                        });
-                    }
-                    let refs: SmallVec<[&Tensor; 4]> = owned.iter().collect();
-                    let t = backend::run_kernel(op, &refs, ty)?;
-                    let src = t.as_slice::<f32>()?;
-                    // SAFETY: the output's room holds `ty`'s element count, which the
-                    // kernel produced; it is none of the (copied) operands.
-                    unsafe { std::slice::from_raw_parts_mut(ptr(*out), src.len()) }.copy_from_slice(src);
+            }
+            None => {
+                for s in &self.steps {
+                    let table: SmallVec<[*mut f32; 8]> = s
+                        .ptrs
+                        .iter()
+                        .map(|l| match *l {
+                            // In bounds: rooms were laid out within `arena_len`.
+                            Loc::Arena(off) => base.wrapping_add(off),
+                            Loc::Outer(k) => outer_ptrs[k],
+                            Loc::Fresh(j) => fresh_ptrs[j],
+                        })
+                        .collect();
+                    self.exec(s, &table, kernels, outer)?;
                 }
             }
         }
@@ -323,14 +339,65 @@ impl ArenaPlan {
     }
 }
 
+impl ArenaPlan {
+    /// Runs step `s` with its pointer table `t`.
+    fn exec(&self, s: &AStep, t: &[*mut f32], kernels: &Kernels, outer: &[&Tensor]) -> Result<(), Error> {
+        match &s.kind {
+            Kind::Kernel { index, rows, cols } => {
+                // SAFETY: `Ptr` is `repr(transparent)` over `*mut f32`.
+                let table = unsafe { std::slice::from_raw_parts(t.as_ptr() as *const Ptr, t.len()) };
+                // SAFETY: every operand holds what its access pattern reads (shapes are
+                // static and the rooms were sized from them); an output's room is no
+                // input's unless the kernel allows it (`(over %v)`); the buffers
+                // outlive the launch.
+                unsafe { kernels.launch(*index, table, *rows, *cols) };
+                Ok(())
+            }
+            Kind::MatMul(d) => {
+                // SAFETY: the operands' rooms hold m×k and k×n values, the output's m×n,
+                // and the output's room is neither operand's.
+                let (a, b, o) = unsafe {
+                    (
+                        std::slice::from_raw_parts(t[0], d.m * d.k),
+                        std::slice::from_raw_parts(t[1], d.k * d.n),
+                        std::slice::from_raw_parts_mut(t[2], d.m * d.n),
+                    )
+                };
+                backend::matmul_f32_into(*d, a, b, o)
+            }
+            Kind::Op(o) => {
+                let mut owned: SmallVec<[Tensor; 4]> = SmallVec::new();
+                for (i, shape) in o.shapes.iter().enumerate() {
+                    owned.push(match s.ptrs[i] {
+                        Loc::Outer(k) => outer[k].clone(),
+                        // SAFETY: the room holds this value's `shape.numel()` values.
+                        _ => Tensor::from_vec(
+                            unsafe { std::slice::from_raw_parts(t[i], shape.numel()) }.to_vec(),
+                            shape.clone(),
+                        )?,
+                    });
+                }
+                let refs: SmallVec<[&Tensor; 4]> = owned.iter().collect();
+                let r = backend::run_kernel(&o.op, &refs, &o.ty)?;
+                let src = r.as_slice::<f32>()?;
+                // SAFETY: the output's room holds the result type's element count,
+                // which the kernel produced; it is none of the (copied) operands.
+                unsafe { std::slice::from_raw_parts_mut(t[o.shapes.len()], src.len()) }.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+}
+
 impl fmt::Display for ArenaPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "arena: {} floats, {} rooms reused; {} fresh result buffer(s)",
+            "arena: {} floats, {} rooms reused; {} fresh result buffer(s); {}",
             self.arena_len,
             self.reused,
-            self.fresh.len()
+            self.fresh.len(),
+            if self.entry.is_some() { "compiled entry point" } else { "steps run from Rust" }
         )
     }
 }

@@ -1,10 +1,15 @@
-//! tensorjit's CPU JIT: fusion of elementwise chains into loop kernels and Cranelift
-//! code generation, behind the runtime's `Backend` trait.
+//! tensorjit's CPU JIT: graph passes, fusion of elementwise chains (and the row sums
+//! that end them) into loop kernels, memory planning and Cranelift code generation,
+//! behind the runtime's `Backend` trait.
 //!
 //! The interpreter stays the reference: every compiled concrete function must give its
 //! bits. [`install`] makes this the executor of new traces (the `tensorjit` facade calls
-//! it); `TENSORJIT_BACKEND=interp` switches back. Graphs with control flow or dims
-//! known only at run time are left to the interpreter for now.
+//! it); `TENSORJIT_BACKEND=interp` switches back. A compiled concrete function runs one
+//! of three ways: a function that is one kernel runs it directly; a straight-line plan
+//! of kernels and f32 ops runs from a compiled entry point over one pooled arena
+//! (`arena_plan`); anything else — variables, effects, control flow — runs on the
+//! general executor (`exec`), whose `while` loops over f32 state use an arena of their
+//! own (`arena_loop`). Dims known only at call time are specialised per input shapes.
 
 mod arena_loop;
 mod arena_plan;

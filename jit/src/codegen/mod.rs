@@ -27,7 +27,10 @@ use cranelift_module::{default_libcall_names, Linkage, Module};
 use crate::kernel::{Access, Kernel};
 use crate::lower::{self, Cc, Lower};
 
+mod entry;
 mod reduce;
+
+pub(crate) use entry::{compile_entry, EntryFn, HookCall, PtrSrc};
 
 /// A compiled kernel: `ptrs` = inputs then outputs.
 pub type KernelFn = unsafe extern "C" fn(ptrs: *const *mut f32, rows: i64, cols: i64);
