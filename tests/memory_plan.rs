@@ -28,7 +28,11 @@ fn chain(v: &[Tensor], scale: &Tensor) -> Tensor {
 fn kernels_overwrite_dying_intermediates_with_the_same_bits() {
     let scale = Variable::new(Tensor::scalar(0.5f32), "scale");
     let s2 = scale.clone();
-    let with_var = function("in_place_var", move |v: Vec<Tensor>| chain(&v, &s2.read()));
+    // Reading a variable after assigning it keeps a function on the general executor.
+    let with_var = function("in_place_var", move |v: Vec<Tensor>| {
+        s2.assign(s2.read());
+        chain(&v, &s2.read())
+    });
     let half = Tensor::scalar(0.5f32);
     let arena = function("in_place_arena", move |v: Vec<Tensor>| chain(&v, &half));
     for (f, executor) in [(with_var, "general"), (arena, "arena")] {
@@ -122,10 +126,12 @@ fn shared_buffers_are_never_overwritten() {
         let z = (&v[0] + 1.0).exp();
         (view, y, z)
     };
-    // A captured variable keeps this on the general executor (tensors, not rooms).
+    // A variable read after its assignment keeps this on the general executor
+    // (tensors, not rooms).
     let one = Variable::new(Tensor::scalar(1.0f32), "one");
     let f = function("shared", move |v: Vec<Tensor>| {
         let (a, b, c) = body(&v);
+        one.assign(one.read());
         (a, b, c * one.read())
     });
     let args = vec![rand_f32(41, &[6, 8], -1.0, 1.0), rand_f32(42, &[8, 10], -1.0, 1.0)];
@@ -136,4 +142,51 @@ fn shared_buffers_are_never_overwritten() {
     assert_eq!(bits(&y), bits(&ey));
     assert_eq!(bits(&z), bits(&(ez * 1.0)));
     assert_eq!(bits(&args[0]), x_bits, "a parameter was overwritten");
+}
+
+/// Variables on the arena executor: read when the call starts, assigned at their step
+/// in the plan's order, every step equal to eager. A call that binds one variable to
+/// two arguments (so one's assignment must show in the other's read) runs on the
+/// general executor, with eager's semantics.
+#[test]
+fn arena_functions_read_and_assign_variables_like_eager() {
+    fn step(x: &Tensor, w: &Variable, b: &Variable) -> Tensor {
+        let y = (x.matmul(&w.read()) + b.read()).tanh();
+        let g = x.t().matmul(&y);
+        w.assign(w.read() - &g * 0.01);
+        b.assign(b.read() - y.mean([0i64], false) * 0.01);
+        y.sum_all()
+    }
+    let f = function("train", |(x, w, b): (Tensor, Variable, Variable)| step(&x, &w, &b));
+    let (w0, b0) = (rand_f32(61, &[6, 5], -1.0, 1.0), rand_f32(62, &[5], -1.0, 1.0));
+    let (w1, b1) = (Variable::new(w0.clone(), "w"), Variable::new(b0.clone(), "b"));
+    let (w2, b2) = (Variable::new(w0, "w_eager"), Variable::new(b0, "b_eager"));
+    for i in 0..5 {
+        let x = rand_f32(70 + i, &[4, 6], -2.0, 2.0);
+        let traced = f.call((x.clone(), w1.clone(), b1.clone()));
+        let eager = step(&x, &w2, &b2);
+        assert_eq!(bits(&traced), bits(&eager), "step {i}: loss");
+        assert_eq!(bits(&w1.read()), bits(&w2.read()), "step {i}: w");
+        assert_eq!(bits(&b1.read()), bits(&b2.read()), "step {i}: b");
+    }
+    let text = f.concrete_functions()[0].compiled_text();
+    assert!(text.contains("compiled entry point"), "{text}");
+
+    fn bump_then_read(x: &Tensor, a: &Variable, b: &Variable) -> Tensor {
+        a.assign(a.read() + x);
+        b.read() * 2.0
+    }
+    let g = function("alias", |(x, a, b): (Tensor, Variable, Variable)| bump_then_read(&x, &a, &b));
+    let v0 = rand_f32(80, &[3], -1.0, 1.0);
+    let (v, ve) = (Variable::new(v0.clone(), "v"), Variable::new(v0.clone(), "v_eager"));
+    let (u, ue) = (Variable::new(v0.clone(), "u"), Variable::new(v0, "u_eager"));
+    for i in 0..3 {
+        let x = rand_f32(90 + i, &[3], -1.0, 1.0);
+        let same = g.call((x.clone(), v.clone(), v.clone()));
+        assert_eq!(bits(&same), bits(&bump_then_read(&x, &ve, &ve)), "call {i}: one variable bound twice");
+        let apart = g.call((x.clone(), u.clone(), v.clone()));
+        assert_eq!(bits(&apart), bits(&bump_then_read(&x, &ue, &ve)), "call {i}: two variables");
+        assert_eq!(bits(&v.read()), bits(&ve.read()));
+        assert_eq!(bits(&u.read()), bits(&ue.read()));
+    }
 }

@@ -75,3 +75,26 @@ fn cache_is_bounded_and_evicts_the_least_recently_used() {
     f.call((s(2),));
     assert_eq!(f.tracing_count(), 4, "2 was evicted and is traced again");
 }
+
+/// Binding one variable to two arguments is its own trace (an assignment through one
+/// argument must show in reads through the other), and the aliasing shows in the
+/// signature; distinct variables of the same spec share one trace.
+#[test]
+fn variable_aliasing_is_part_of_the_signature() {
+    let f = function("alias_sig", |(a, b): (Variable, Variable)| {
+        a.assign(a.read() + 1.0);
+        b.read() * 2.0
+    });
+    let (u, v, w) = (
+        Variable::new(Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap(), "u"),
+        Variable::new(Tensor::from_vec(vec![5.0f32, 7.0], [2]).unwrap(), "v"),
+        Variable::new(Tensor::from_vec(vec![-1.0f32, 0.5], [2]).unwrap(), "w"),
+    );
+    assert_eq!(f.call((u.clone(), u.clone())).to_vec::<f32>().unwrap(), vec![4.0, 6.0]);
+    assert_eq!(f.call((v.clone(), w.clone())).to_vec::<f32>().unwrap(), vec![-2.0, 1.0]);
+    assert_eq!(f.call((w.clone(), v.clone())).to_vec::<f32>().unwrap(), vec![12.0, 16.0]);
+    assert_eq!(v.read().to_vec::<f32>().unwrap(), vec![6.0, 8.0]);
+    assert_eq!(f.concrete_functions().len(), 2, "one trace per aliasing pattern");
+    let sigs: Vec<String> = f.concrete_functions().iter().map(|c| format!("{:?}", c.signature)).collect();
+    assert!(sigs.iter().any(|s| s.contains("alias: Some(0)")), "{sigs:?}");
+}

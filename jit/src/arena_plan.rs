@@ -1,5 +1,6 @@
 //! Straight-line functions over one arena. When a concrete function's plan is only
-//! fused kernels and f32 ops (no variables, effects or control flow), every
+//! fused kernels, f32 ops and variable reads and assignments (no prints, no control
+//! flow; no variable read after one is assigned), every
 //! intermediate gets a fixed offset in one arena, laid out by liveness: a value's
 //! room is handed to a later value of the same size once its last reader has run, and
 //! a kernel the plan marks `(over %v)` writes its output into `%v`'s room.
@@ -7,12 +8,16 @@
 //! kept for the next call in a small pool, so concurrent calls each take their own and
 //! never share scratch memory. Matmuls run the shared GEMM into their slot
 //! (`backend::matmul_f32_into`); other ops (small operands only) run their eager
-//! kernel on copies. Same kernels, same GEMM, same bits as the general executor.
+//! kernel on copies. Variables are read when the call starts (no step assigns them
+//! before); a value a variable is assigned is computed into a fresh buffer that becomes
+//! the variable's tensor at its step, in the plan's order. Same kernels, same GEMM,
+//! same bits as the general executor.
 //!
 //! ```text
 //! arena: [ %7 | %9 (then %12) | … ]   fresh: [ result 0 | … ]
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -21,10 +26,10 @@ use smallvec::SmallVec;
 use tensorjit_runtime::dtype::DType;
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ir::{Graph, ValueId, ValueType};
-use tensorjit_runtime::ops::Op;
+use tensorjit_runtime::ops::{Op, ReduceOp};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, MatMulF32, Outputs};
-use tensorjit_runtime::Tensor;
+use tensorjit_runtime::{Tensor, Variable};
 
 use crate::codegen::{compile_entry, CompiledModule, EntryFn, HookCall};
 use crate::launch::{Kernels, Ptr};
@@ -49,9 +54,29 @@ struct AStep {
 
 #[derive(Debug)]
 enum Kind {
-    Kernel { index: usize, rows: usize, cols: usize },
+    Kernel {
+        index: usize,
+        rows: usize,
+        cols: usize,
+    },
     MatMul(MatMulF32),
     Op(Box<OpStep>),
+    /// Variable `resource` takes the value at `ptrs[0]` (outer or fresh).
+    Assign {
+        resource: usize,
+    },
+    /// The eager f32 reduction over `[outer, n, inner]` (ptrs: input, output).
+    Reduce {
+        op: ReduceOp,
+        dims: (usize, usize, usize),
+    },
+}
+
+/// An outer value: a parameter or constant, or variable `r` read at the start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Outer {
+    Value(ValueId),
+    Var(usize),
 }
 
 /// Another op, run eagerly on copies of its arena operands.
@@ -62,13 +87,31 @@ struct OpStep {
     ty: ValueType,
 }
 
-/// What the entry point's hook needs: the plan, the kernels, the outer tensors, and
-/// room for a step's error.
+/// What the steps need during a call: the plan, the kernels, the outer tensors, the
+/// variables, the fresh buffers (and the tensors made of them so far), and room for a
+/// step's error.
 struct RunCtx<'a> {
     plan: &'a ArenaPlan,
     kernels: &'a Kernels,
     outer: &'a [&'a Tensor],
-    err: std::cell::RefCell<Option<Error>>,
+    vars: &'a [&'a Variable],
+    fresh: RefCell<SmallVec<[Vec<f32>; 2]>>,
+    made: RefCell<SmallVec<[Option<Tensor>; 2]>>,
+    err: RefCell<Option<Error>>,
+}
+
+impl RunCtx<'_> {
+    /// Fresh buffer `j` as a tensor (made once; its data stays where the steps
+    /// address it).
+    fn made(&self, j: usize) -> Result<Tensor, Error> {
+        if let Some(t) = self.made.borrow().get(j).and_then(|t| t.clone()) {
+            return Ok(t);
+        }
+        let buf = std::mem::take(&mut self.fresh.borrow_mut()[j]);
+        let t = Tensor::from_vec(buf, self.plan.fresh[j].clone())?;
+        self.made.borrow_mut()[j] = Some(t.clone());
+        Ok(t)
+    }
 }
 
 /// The entry point's hook: runs step `step` with its pointer table; 0 when done, else
@@ -84,7 +127,7 @@ unsafe extern "C" fn run_step(ctx: *mut u8, step: i64, _: i64, _: i64, table: *c
         let s = ctx.plan.steps.get(step as usize).ok_or_else(|| Error::Internal(format!("no step {step}")))?;
         // SAFETY: the entry stored exactly this step's pointers in `table`.
         let t = unsafe { std::slice::from_raw_parts(table, s.ptrs.len()) };
-        ctx.plan.exec(s, t, ctx.kernels, ctx.outer)
+        ctx.plan.exec(s, t, ctx)
     }));
     let e = match r {
         Ok(Ok(())) => return 0,
@@ -99,7 +142,10 @@ unsafe extern "C" fn run_step(ctx: *mut u8, step: i64, _: i64, _: i64, table: *c
 pub(crate) struct ArenaPlan {
     steps: Vec<AStep>,
     /// The outer values, by `Loc::Outer` index.
-    pub(crate) outer: Vec<ValueId>,
+    pub(crate) outer: Vec<Outer>,
+    /// Whether a step assigns a variable (the caller must not bind one variable to
+    /// two resources then: a read would not see the other's assignment).
+    pub(crate) assigns: bool,
     fresh: Vec<Shape>,
     /// Which fresh buffer each graph result is.
     results: Vec<usize>,
@@ -115,7 +161,9 @@ pub(crate) struct ArenaPlan {
 struct Layout<'g> {
     g: &'g Graph,
     at: HashMap<ValueId, Loc>,
-    outer: Vec<ValueId>,
+    outer: Vec<Outer>,
+    /// Values some variable is assigned (computed into fresh buffers).
+    assigned: Vec<ValueId>,
     fresh: Vec<Shape>,
     /// Free arena rooms by length.
     free: HashMap<usize, Vec<usize>>,
@@ -134,7 +182,7 @@ impl Layout<'_> {
             return None;
         }
         let l = Loc::Outer(self.outer.len());
-        self.outer.push(v);
+        self.outer.push(Outer::Value(v));
         self.at.insert(v, l);
         Some(l)
     }
@@ -146,7 +194,7 @@ impl Layout<'_> {
         if t.dtype != DType::F32 || self.at.contains_key(&v) {
             return None;
         }
-        let loc = if self.g.results.contains(&v) {
+        let loc = if self.g.results.contains(&v) || self.assigned.contains(&v) {
             self.fresh.push(t.shape.clone());
             Loc::Fresh(self.fresh.len() - 1)
         } else {
@@ -181,12 +229,18 @@ impl ArenaPlan {
             g,
             at: HashMap::new(),
             outer: vec![],
+            assigned: plan
+                .steps
+                .iter()
+                .filter_map(|s| if let Step::Assign { input, .. } = s { Some(*input) } else { None })
+                .collect(),
             fresh: vec![],
             free: HashMap::new(),
             arena_len: 0,
             reused: 0,
         };
         let mut steps = Vec::with_capacity(plan.steps.len());
+        let mut assigned_vars = Vec::new();
         for (i, s) in plan.steps.iter().enumerate() {
             let mut donated = None;
             let (inputs, step) = match s {
@@ -195,7 +249,12 @@ impl ArenaPlan {
                     // The one output over its dying input's room, when the plan chose
                     // one and the kernel allows it; else rooms of their own.
                     let over = donor.filter(|d| kernels.may_alias(*index, *d)).and_then(|d| match ptrs[d] {
-                        Loc::Arena(off) if !g.results.contains(&outputs[0].0) => Some(off),
+                        // (Results and values assigned to variables need fresh buffers.)
+                        Loc::Arena(off)
+                            if !g.results.contains(&outputs[0].0) && !l.assigned.contains(&outputs[0].0) =>
+                        {
+                            Some(off)
+                        }
                         _ => None,
                     });
                     match over {
@@ -211,7 +270,7 @@ impl ArenaPlan {
                             }
                         }
                     }
-                    (inputs, AStep { kind: Kind::Kernel { index: *index, rows: *rows, cols: *cols }, ptrs })
+                    (inputs.as_slice(), AStep { kind: Kind::Kernel { index: *index, rows: *rows, cols: *cols }, ptrs })
                 }
                 Step::Op { op: Op::MatMul { transpose_a, transpose_b }, inputs, output, ty } => {
                     let (ta, tb) = (g.value_type(*inputs.first()?), g.value_type(*inputs.get(1)?));
@@ -223,7 +282,14 @@ impl ArenaPlan {
                     let k = if *transpose_a { ta.shape[0] } else { ta.shape[1] };
                     let d = MatMulF32 { m, k, n, transpose_a: *transpose_a, transpose_b: *transpose_b };
                     let ptrs = SmallVec::from_slice(&[a, b, l.place(*output)?]);
-                    (inputs, AStep { kind: Kind::MatMul(d), ptrs })
+                    (inputs.as_slice(), AStep { kind: Kind::MatMul(d), ptrs })
+                }
+                Step::Op { op: Op::Reduce { op, axes, .. }, inputs, output, ty }
+                    if ty.dtype == DType::F32 && g.value_type(*inputs.first()?).dtype == DType::F32 =>
+                {
+                    let dims = backend::reduce_dims(&g.value_type(inputs[0]).shape, axes)?;
+                    let ptrs = SmallVec::from_slice(&[l.operand(inputs[0])?, l.place(*output)?]);
+                    (inputs.as_slice(), AStep { kind: Kind::Reduce { op: *op, dims }, ptrs })
                 }
                 Step::Op { op, inputs, output, ty } => {
                     let mut ptrs: SmallVec<[Loc; 8]> = SmallVec::new();
@@ -239,7 +305,24 @@ impl ArenaPlan {
                     }
                     ptrs.push(l.place(*output)?);
                     let kind = Kind::Op(Box::new(OpStep { op: op.clone(), shapes, ty: ty.clone() }));
-                    (inputs, AStep { kind, ptrs })
+                    (inputs.as_slice(), AStep { kind, ptrs })
+                }
+                Step::Read { resource, output } => {
+                    if assigned_vars.contains(&resource.index()) || g.value_type(*output).dtype != DType::F32 {
+                        return None;
+                    }
+                    l.at.insert(*output, Loc::Outer(l.outer.len()));
+                    l.outer.push(Outer::Var(resource.index()));
+                    continue;
+                }
+                Step::Assign { resource, input } => {
+                    let loc = l.operand(*input)?;
+                    if matches!(loc, Loc::Arena(_)) {
+                        return None;
+                    }
+                    assigned_vars.push(resource.index());
+                    let kind = Kind::Assign { resource: resource.index() };
+                    (std::slice::from_ref(input), AStep { kind, ptrs: SmallVec::from_slice(&[loc]) })
                 }
                 _ => return None,
             };
@@ -273,6 +356,7 @@ impl ArenaPlan {
         Some(ArenaPlan {
             steps,
             outer: l.outer,
+            assigns: !assigned_vars.is_empty(),
             fresh: l.fresh,
             results,
             arena_len: l.arena_len,
@@ -282,21 +366,30 @@ impl ArenaPlan {
         })
     }
 
-    /// Runs the plan on the outer tensors (by `Loc::Outer` index); returns the results.
-    pub(crate) fn run(&self, kernels: &Kernels, outer: &[&Tensor]) -> Result<Outputs, Error> {
-        let mut slices: SmallVec<[&[f32]; 8]> = SmallVec::new();
+    /// Runs the plan on the outer tensors (by `Loc::Outer` index) and the variables
+    /// (by resource); returns the results.
+    pub(crate) fn run(&self, kernels: &Kernels, outer: &[&Tensor], vars: &[&Variable]) -> Result<Outputs, Error> {
+        let mut outer_ptrs: SmallVec<[*mut f32; 8]> = SmallVec::new();
         for t in outer {
-            slices.push(t.as_slice::<f32>()?);
+            outer_ptrs.push(t.as_slice::<f32>()?.as_ptr() as *mut f32);
         }
         let taken = self.pool.lock().ok().and_then(|mut p| p.pop());
         let mut arena = taken.unwrap_or_else(|| vec![0.0; self.arena_len]);
         let mut fresh: SmallVec<[Vec<f32>; 2]> = self.fresh.iter().map(|s| backend::alloc_f32(s.numel())).collect();
         let base = arena.as_mut_ptr();
         let fresh_ptrs: SmallVec<[*mut f32; 2]> = fresh.iter_mut().map(|v| v.as_mut_ptr()).collect();
-        let outer_ptrs: SmallVec<[*mut f32; 8]> = slices.iter().map(|s| s.as_ptr() as *mut f32).collect();
+        // (Moving the vectors in does not move their data: the pointers stay valid.)
+        let ctx = RunCtx {
+            plan: self,
+            kernels,
+            outer,
+            vars,
+            fresh: RefCell::new(fresh),
+            made: RefCell::new(self.fresh.iter().map(|_| None).collect()),
+            err: RefCell::new(None),
+        };
         match &self.entry {
             Some((_, f)) => {
-                let ctx = RunCtx { plan: self, kernels, outer, err: std::cell::RefCell::new(None) };
                 // SAFETY: the entry was compiled from these steps: it reads `outer_ptrs`
                 // and `fresh_ptrs` at the indices the layout gave, offsets `base` within
                 // `arena_len`, and calls `run_step` with `ctx`, which outlives the call.
@@ -318,7 +411,7 @@ impl ArenaPlan {
                             Loc::Fresh(j) => fresh_ptrs[j],
                         })
                         .collect();
-                    self.exec(s, &table, kernels, outer)?;
+                    self.exec(s, &table, &ctx)?;
                 }
             }
         }
@@ -327,13 +420,9 @@ impl ArenaPlan {
                 p.push(arena);
             }
         }
-        let mut made: SmallVec<[Tensor; 2]> = SmallVec::new();
-        for (buf, shape) in fresh.into_iter().zip(&self.fresh) {
-            made.push(Tensor::from_vec(buf, shape.clone())?);
-        }
         let mut out = Outputs::new();
         for &j in &self.results {
-            out.push(made[j].clone());
+            out.push(ctx.made(j)?);
         }
         Ok(out)
     }
@@ -341,7 +430,8 @@ impl ArenaPlan {
 
 impl ArenaPlan {
     /// Runs step `s` with its pointer table `t`.
-    fn exec(&self, s: &AStep, t: &[*mut f32], kernels: &Kernels, outer: &[&Tensor]) -> Result<(), Error> {
+    fn exec(&self, s: &AStep, t: &[*mut f32], ctx: &RunCtx<'_>) -> Result<(), Error> {
+        let (kernels, outer) = (ctx.kernels, ctx.outer);
         match &s.kind {
             Kind::Kernel { index, rows, cols } => {
                 // SAFETY: `Ptr` is `repr(transparent)` over `*mut f32`.
@@ -383,6 +473,28 @@ impl ArenaPlan {
                 // SAFETY: the output's room holds the result type's element count,
                 // which the kernel produced; it is none of the (copied) operands.
                 unsafe { std::slice::from_raw_parts_mut(t[o.shapes.len()], src.len()) }.copy_from_slice(src);
+                Ok(())
+            }
+            Kind::Reduce { op, dims } => {
+                let (outer, n, inner) = *dims;
+                // SAFETY: the input's room holds outer·n·inner values, the output's
+                // outer·inner, and they are different rooms.
+                let (x, o) = unsafe {
+                    (
+                        std::slice::from_raw_parts(t[0], outer * n * inner),
+                        std::slice::from_raw_parts_mut(t[1], outer * inner),
+                    )
+                };
+                backend::reduce_f32_into(*op, x, *dims, o)
+            }
+            Kind::Assign { resource } => {
+                let value = match s.ptrs[0] {
+                    Loc::Outer(k) => outer[k].clone(),
+                    Loc::Fresh(j) => ctx.made(j)?,
+                    Loc::Arena(_) => return Err(Error::Internal("a variable assigned an arena room".into())),
+                };
+                let var = ctx.vars.get(*resource).ok_or_else(|| Error::Internal("a variable is missing".into()))?;
+                backend::assign_variable(var, value);
                 Ok(())
             }
         }

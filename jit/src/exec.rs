@@ -14,7 +14,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Executable, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
-use crate::arena_plan::ArenaPlan;
+use crate::arena_plan::{ArenaPlan, Outer};
 use crate::codegen::CompiledModule;
 use crate::launch::{Kernels, Ptr};
 use crate::plan::{Plan, Step};
@@ -55,7 +55,14 @@ impl Compiled {
         let results_unique = g.results.iter().enumerate().all(|(i, r)| !g.results[..i].contains(r));
         let single = Single::new(g, &plan, &constants);
         let arena = if single.is_some() { None } else { ArenaPlan::new(g, &plan, &kernels) }.and_then(|a| {
-            let sources = a.outer.iter().map(|v| source(g, &constants, *v)).collect::<Option<Vec<_>>>()?;
+            let sources = a
+                .outer
+                .iter()
+                .map(|o| match *o {
+                    Outer::Value(v) => source(g, &constants, v),
+                    Outer::Var(r) => Some(Source::Var(r)),
+                })
+                .collect::<Option<Vec<_>>>()?;
             Some((a, sources))
         });
         Compiled {
@@ -261,6 +268,7 @@ impl Compiled {
             ins.push(match *src {
                 Source::Param(i) => inputs.get(i).copied().ok_or_else(|| internal("an input is missing"))?,
                 Source::Const(k) => &self.constants[k].1,
+                Source::Var(_) => return Err(internal("a single-kernel plan reads no variable")),
             });
         }
         let outs = self.kernel(*index, &ins, outputs, *rows, *cols)?;
@@ -284,11 +292,13 @@ fn source(g: &Graph, constants: &[(ValueId, Tensor)], v: ValueId) -> Option<Sour
     }
 }
 
-/// Where a single-kernel plan's input comes from.
+/// Where a single-kernel plan's input or an arena plan's outer value comes from.
 #[derive(Clone, Copy)]
 enum Source {
     Param(usize),
     Const(usize),
+    /// Variable (by resource) read when the call starts (arena plans only).
+    Var(usize),
 }
 
 /// A plan that is one kernel reading parameters and constants, whose outputs are the
@@ -427,15 +437,37 @@ impl Executable for Compiled {
         if let Some(single) = &self.single {
             return self.run_single(single, inputs);
         }
-        if let Some((a, sources)) = &self.arena {
-            let mut outer: SmallVec<[&Tensor; 8]> = SmallVec::new();
-            for src in sources {
-                outer.push(match *src {
-                    Source::Param(i) => inputs.get(i).copied().ok_or_else(|| internal("an input is missing"))?,
-                    Source::Const(k) => &self.constants[k].1,
-                });
+        let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
+        let mut bound_iter = bound.iter();
+        for r in &self.resources {
+            match r {
+                Some(v) => vars.push(v),
+                None => vars.push(bound_iter.next().ok_or_else(|| internal("a variable argument is missing"))?),
             }
-            return a.run(&self.kernels, &outer);
+        }
+        if let Some((a, sources)) = &self.arena {
+            // One variable bound to two resources sees the other's assignment only on
+            // the general executor (the arena reads variables when the call starts).
+            let aliased = a.assigns && vars.iter().enumerate().any(|(i, v)| vars[..i].iter().any(|w| w.id() == v.id()));
+            if !aliased {
+                let mut read: SmallVec<[Tensor; 8]> = SmallVec::new();
+                for src in sources {
+                    if let Source::Var(r) = *src {
+                        let v = vars.get(r).ok_or_else(|| internal("a variable is missing"))?;
+                        read.push(backend::read_variable(v));
+                    }
+                }
+                let mut outer: SmallVec<[&Tensor; 8]> = SmallVec::new();
+                let mut next_read = read.iter();
+                for src in sources {
+                    outer.push(match *src {
+                        Source::Param(i) => inputs.get(i).copied().ok_or_else(|| internal("an input is missing"))?,
+                        Source::Const(k) => &self.constants[k].1,
+                        Source::Var(_) => next_read.next().ok_or_else(|| internal("a variable read is missing"))?,
+                    });
+                }
+                return a.run(&self.kernels, &outer, &vars);
+            }
         }
         let mut vals = Table { slots: &self.slots, vals: SmallVec::new() };
         vals.vals.resize_with(self.n_slots, || None);
@@ -444,14 +476,6 @@ impl Executable for Compiled {
         }
         for (v, t) in &self.constants {
             vals.set(*v, t.clone());
-        }
-        let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
-        let mut bound_iter = bound.iter();
-        for r in &self.resources {
-            match r {
-                Some(v) => vars.push(v),
-                None => vars.push(bound_iter.next().ok_or_else(|| internal("a variable argument is missing"))?),
-            }
         }
         self.steps(&self.plan.steps, Some(&self.plan.frees), &mut vals, &vars)?;
         let mut out = Outputs::new();

@@ -247,6 +247,17 @@ where
     }
 }
 
+/// `[outer, n, inner]` of reducing `shape` over `axes` without a transposing copy
+/// (what [`reduce`] does then), or `None`.
+pub(crate) fn reduce_dims(shape: &Shape, axes: &[usize]) -> Option<(usize, usize, usize)> {
+    as_middle(shape, axes)
+}
+
+/// [`reduce`] of f32 data laid out as `dims` (from [`reduce_dims`]) into `out`.
+pub(crate) fn reduce_f32_into(op: ReduceOp, x: &[f32], dims: (usize, usize, usize), out: &mut [f32]) {
+    out.copy_from_slice(&reduce_typed_float(op, x, dims));
+}
+
 /// The reduction of a whole f32 sequence (`outer = inner = 1`): exactly what
 /// [`reduce`] computes for it, without allocating (compiled loops call it per trip).
 pub(crate) fn reduce_all_f32(op: ReduceOp, x: &[f32]) -> f32 {

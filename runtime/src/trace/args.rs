@@ -38,6 +38,24 @@ pub struct VariableSpec {
     pub dtype: DType,
     pub shape: Shape,
     pub device: Device,
+    /// The earlier variable argument (by position among the variable arguments) this
+    /// one is the same variable as: a trace where two arguments are one variable (an
+    /// assignment through one is seen by reads through the other) serves only calls
+    /// with the same aliasing.
+    pub alias: Option<u32>,
+}
+
+/// Sets each variable spec's `alias` from the variables bound to the call (in the
+/// order the arguments list them).
+pub(crate) fn mark_aliases(spec: &mut [ArgSpec], vars: &[&Variable]) {
+    let mut k = 0;
+    for a in spec.iter_mut() {
+        if let ArgSpec::Variable(v) = a {
+            let id = vars.get(k).map(|x| x.id());
+            v.alias = vars[..k.min(vars.len())].iter().position(|w| Some(w.id()) == id).map(|j| j as u32);
+            k += 1;
+        }
+    }
 }
 
 /// A static (non-tensor) argument, keyed by value.
@@ -142,7 +160,10 @@ impl fmt::Display for ArgSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArgSpec::Tensor(t) => write!(f, "Tensor({}{})", t.dtype, t.shape),
-            ArgSpec::Variable(v) => write!(f, "Variable({}{})", v.dtype, v.shape),
+            ArgSpec::Variable(v) => match v.alias {
+                Some(j) => write!(f, "Variable({}{}, same as variable argument {j})", v.dtype, v.shape),
+                None => write!(f, "Variable({}{})", v.dtype, v.shape),
+            },
             ArgSpec::Static(k) => write!(f, "{k:?}"),
             ArgSpec::Value { kind, bits } => match *kind {
                 "f32" => write!(f, "{:?}", f32::from_bits(*bits as u32)),
@@ -225,6 +246,7 @@ impl FunctionArgs for Variable {
             dtype: self.dtype(),
             shape: self.shape().clone(),
             device: Device::Cpu,
+            alias: None,
         }));
     }
     fn inputs<'a>(&'a self, _: &mut ArgVec<&'a Tensor>, variables: &mut ArgVec<&'a Variable>) {

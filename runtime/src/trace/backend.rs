@@ -112,6 +112,29 @@ pub fn matmul_f32_into(d: MatMulF32, a: &[f32], b: &[f32], out: &mut [f32]) -> R
     Ok(())
 }
 
+/// How an f32 reduction over `axes` of `shape` runs without a transposing copy:
+/// `(outer, n, inner)` — the reduced run of length n between the kept dims — or `None`
+/// (then only the eager op runs it).
+pub fn reduce_dims(shape: &crate::shape::Shape, axes: &[usize]) -> Option<(usize, usize, usize)> {
+    crate::kernels::reduce::reduce_dims(shape, axes)
+}
+
+/// The eager reduction `op` of f32 data laid out as `dims` (from [`reduce_dims`]) into
+/// `out` (`outer × inner` values), bit for bit. Errors when the lengths disagree.
+pub fn reduce_f32_into(
+    op: crate::ops::ReduceOp,
+    x: &[f32],
+    dims: (usize, usize, usize),
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let (outer, n, inner) = dims;
+    if x.len() != outer * n * inner || out.len() != outer * inner {
+        return Err(Error::Internal(format!("reduce_f32_into: {dims:?} given {} → {} elements", x.len(), out.len())));
+    }
+    crate::kernels::reduce::reduce_f32_into(op, x, dims, out);
+    Ok(())
+}
+
 /// The reduction `op` of all of `x`, bit for bit what the eager `reduce_*` kernel gives
 /// for a whole f32 tensor (the canonical order), with no allocation.
 pub fn reduce_all_f32(op: crate::ops::ReduceOp, x: &[f32]) -> f32 {

@@ -265,6 +265,11 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         }
         let mut spec = ArgVec::new();
         args.spec(&mut spec);
+        let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
+        args.inputs(&mut tensors, &mut vars);
+        if vars.len() > 1 {
+            super::args::mark_aliases(&mut spec, &vars);
+        }
         // The steady state: a traced entry — one lookup, one reference count, and a plain
         // store of the LRU clock (recency only needs to be approximate).
         let now = self.inner.clock.load(Ordering::Relaxed).wrapping_add(1);
@@ -303,8 +308,6 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
             }
         };
         self.note_call(traced_now, &spec);
-        let (mut tensors, mut vars) = (ArgVec::new(), ArgVec::new());
-        args.inputs(&mut tensors, &mut vars);
         let outs = cf.run(&tensors, &vars)?;
         R::rebuild(&mut outs.into_iter(), &mut cf.output_lens.iter())
             .ok_or_else(|| Error::Internal("the results do not match the traced structure".into()))
