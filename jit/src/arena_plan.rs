@@ -1,5 +1,5 @@
 //! Straight-line functions over one arena. When a concrete function's plan is only
-//! fused kernels, f32 ops and variable reads and assignments (no prints, no control
+//! fused kernels, f32 ops, prints and variable reads and assignments (no control
 //! flow; no variable read after one is assigned), every
 //! intermediate gets a fixed offset in one arena, laid out by liveness: a value's
 //! room is handed to a later value of the same size once its last reader has run, and
@@ -64,6 +64,11 @@ enum Kind {
     /// Variable `resource` takes the value at `ptrs[0]` (outer or fresh).
     Assign {
         resource: usize,
+    },
+    /// `tf_print` of the values at `ptrs` (shapes as given), in the plan's order.
+    Print {
+        template: String,
+        shapes: Vec<Shape>,
     },
     /// The eager f32 reduction over `[outer, n, inner]` (ptrs: input, output).
     Reduce {
@@ -315,6 +320,11 @@ impl ArenaPlan {
                     l.outer.push(Outer::Var(resource.index()));
                     continue;
                 }
+                Step::Print { template, inputs } => {
+                    let ptrs = inputs.iter().map(|v| l.operand(*v)).collect::<Option<SmallVec<_>>>()?;
+                    let shapes = inputs.iter().map(|v| g.value_type(*v).shape.clone()).collect();
+                    (inputs.as_slice(), AStep { kind: Kind::Print { template: template.clone(), shapes }, ptrs })
+                }
                 Step::Assign { resource, input } => {
                     let loc = l.operand(*input)?;
                     if matches!(loc, Loc::Arena(_)) {
@@ -458,14 +468,7 @@ impl ArenaPlan {
             Kind::Op(o) => {
                 let mut owned: SmallVec<[Tensor; 4]> = SmallVec::new();
                 for (i, shape) in o.shapes.iter().enumerate() {
-                    owned.push(match s.ptrs[i] {
-                        Loc::Outer(k) => outer[k].clone(),
-                        // SAFETY: the room holds this value's `shape.numel()` values.
-                        _ => Tensor::from_vec(
-                            unsafe { std::slice::from_raw_parts(t[i], shape.numel()) }.to_vec(),
-                            shape.clone(),
-                        )?,
-                    });
+                    owned.push(self.tensor_at(s.ptrs[i], t[i], shape, ctx)?);
                 }
                 let refs: SmallVec<[&Tensor; 4]> = owned.iter().collect();
                 let r = backend::run_kernel(&o.op, &refs, &o.ty)?;
@@ -487,6 +490,15 @@ impl ArenaPlan {
                 };
                 backend::reduce_f32_into(*op, x, *dims, o)
             }
+            Kind::Print { template, shapes } => {
+                let mut owned: SmallVec<[Tensor; 4]> = SmallVec::new();
+                for (i, shape) in shapes.iter().enumerate() {
+                    owned.push(self.tensor_at(s.ptrs[i], t[i], shape, ctx)?);
+                }
+                let refs: SmallVec<[&Tensor; 4]> = owned.iter().collect();
+                backend::print(template, &refs);
+                Ok(())
+            }
             Kind::Assign { resource } => {
                 let value = match s.ptrs[0] {
                     Loc::Outer(k) => outer[k].clone(),
@@ -497,6 +509,17 @@ impl ArenaPlan {
                 backend::assign_variable(var, value);
                 Ok(())
             }
+        }
+    }
+}
+
+impl ArenaPlan {
+    /// The value at `loc` (address `p`) as a tensor: an outer one as it is, else a copy.
+    fn tensor_at(&self, loc: Loc, p: *mut f32, shape: &Shape, ctx: &RunCtx<'_>) -> Result<Tensor, Error> {
+        match loc {
+            Loc::Outer(k) => Ok(ctx.outer[k].clone()),
+            // SAFETY: the room or buffer holds this value's `shape.numel()` values.
+            _ => Tensor::from_vec(unsafe { std::slice::from_raw_parts(p, shape.numel()) }.to_vec(), shape.clone()),
         }
     }
 }
