@@ -2,15 +2,17 @@
 //! data generator and checksums.
 //!
 //! `cargo run --release --example bench` prints a table with traced/eager ratios;
-//! `-- --json` prints one JSON object per line; `-- --only W3,W5` filters.
-//! Traced functions currently run on the interpreter (the JIT issue replaces it). W6 is
-//! traced through AutoGraph: a plain Rust `while` on a tensor condition becomes one
-//! `while` node.
+//! `-- --json` prints one JSON object per line; `-- --only W3,W5` filters;
+//! `-- --device cuda` (or `cuda:N`) runs every workload on tensors on that GPU (timings
+//! wait for the GPU after each call; on a machine without one it says so and exits 2).
+//! W6 is traced through AutoGraph: a plain Rust `while` on a tensor condition becomes
+//! one `while` node.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tensorjit::prelude::*;
@@ -40,16 +42,34 @@ struct Stats {
     p90_us: f64,
 }
 
+/// The device the workloads run on (`--device`; set once in `main`).
+static DEVICE: OnceLock<Device> = OnceLock::new();
+
+fn device() -> Device {
+    DEVICE.get().copied().unwrap_or_default()
+}
+
+/// `t` on the benchmark's device.
+fn put(t: Tensor) -> Tensor {
+    t.to(device()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `f` and waits until the device finished what it queued.
+fn call_synced(f: &mut impl FnMut()) {
+    f();
+    tensorjit::device::synchronize(device()).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Warm-up, then times single calls until both `min_calls` and `min_time` are reached.
 fn time(mut f: impl FnMut(), min_calls: usize, min_time: Duration) -> Stats {
     for _ in 0..3 {
-        f();
+        call_synced(&mut f);
     }
     let mut samples = Vec::new();
     let start = Instant::now();
     while samples.len() < min_calls || start.elapsed() < min_time {
         let t = Instant::now();
-        f();
+        call_synced(&mut f);
         samples.push(t.elapsed().as_secs_f64() * 1e6);
     }
     samples.sort_by(f64::total_cmp);
@@ -86,12 +106,16 @@ fn row(
     Row { workload, mode, stats: Some(stats), trace_ms, extra: extra.iter().cloned().collect() }
 }
 
+/// The CPU threads, or on a GPU its name (as an `extra` field).
 fn threads() -> (&'static str, String) {
-    ("threads", rayon::current_num_threads().to_string())
+    match device() {
+        Device::Cpu => ("threads", rayon::current_num_threads().to_string()),
+        d => ("device", format!("\"{d}\"")),
+    }
 }
 
 fn scalar(t: &Tensor) -> f64 {
-    t.to_scalar::<f32>().map(f64::from).unwrap_or(f64::NAN)
+    t.to(Device::Cpu).and_then(|t| t.to_scalar::<f32>()).map(f64::from).unwrap_or(f64::NAN)
 }
 
 fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
@@ -109,7 +133,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         });
     }
     if only("W1_dispatch") {
-        let x = common::uniform(1, &[4], -2.0, 2.0);
+        let x = put(common::uniform(1, &[4], -2.0, 2.0));
         let sum = common::checksum(&common::dispatch(&x));
         let ck = ("checksum", format!("{sum:.7}"));
         rows.push(row("W1_dispatch", "eager", small(|| sink(common::dispatch(&x))), None, &[ck.clone(), threads()]));
@@ -121,7 +145,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         if !only(id) {
             continue;
         }
-        let (x, y) = (common::uniform(2, &[n], -2.0, 2.0), common::uniform(3, &[n], -2.0, 2.0));
+        let (x, y) = (put(common::uniform(2, &[n], -2.0, 2.0)), put(common::uniform(3, &[n], -2.0, 2.0)));
         let ck = ("checksum", format!("{:.7}", common::checksum(&common::chain(&x, &y))));
         let timer = |f: &mut dyn FnMut()| if n > 1000 { large(f) } else { small(f) };
         let gbps = |s: Stats| ("gbps", format!("{:.2}", 12.0 * n as f64 / (s.median_us * 1e3)));
@@ -140,8 +164,9 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         }
         rows.push(row(id, "traced", t, Some(ms), &extra));
     }
-    let params = common::mlp_params();
-    let xall = common::uniform(21, &[128, 784], 0.0, 1.0);
+    let params: Vec<Tensor> = common::mlp_params().into_iter().map(put).collect();
+    let host_x = common::uniform(21, &[128, 784], 0.0, 1.0);
+    let xall = put(host_x.clone());
     if only("W4_mlp_forward") {
         let fwd = |x: &Tensor, p: &[Tensor]| common::mlp_logits(x, p).softmax(-1);
         let ck = ("checksum", format!("{:.4}", common::checksum(&fwd(&xall, &params))));
@@ -152,7 +177,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         rows.push(row("W4_mlp_forward", "traced", t, Some(ms), &[ck, threads()]));
     }
     if only("W5_mlp_train_step") {
-        let y = common::labels();
+        let y = put(common::labels());
         for mode in ["eager", "traced"] {
             let vars: Vec<Variable> =
                 params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect();
@@ -172,7 +197,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         }
     }
     if only("W6_while_loop") {
-        let x0 = Tensor::ones([16], DType::F32);
+        let x0 = put(Tensor::ones([16], DType::F32));
         // Eager: a Rust loop that reads the condition back to the host every trip.
         let body = |x: &Tensor| {
             let mut x = x.clone();
@@ -188,7 +213,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         rows.push(row("W6_while_loop", "traced", small(|| sink(w6_while(&x0))), Some(ms), &[ck_traced, threads()]));
     }
     if only("W7_retrace") {
-        let xs: Vec<Tensor> = (1..=10).map(|b| xall.narrow(0, 0, b)).collect();
+        let xs: Vec<Tensor> = (1..=10).map(|b| put(host_x.narrow(0, 0, b))).collect();
         let f = function("w7", |(x, p): (Tensor, Vec<Tensor>)| common::mlp_logits(&x, &p).softmax(-1));
         let mut firsts: Vec<f64> = xs.iter().map(|x| first_call_ms(|| f.call((x.clone(), params.clone()))).1).collect();
         let total: f64 = firsts.iter().sum();
@@ -209,7 +234,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         rows.push(row("W7_retrace", "eager", e, None, &[threads()]));
     }
     if only("W8_reduction") {
-        let a = common::uniform(31, &[4096, 1024], 0.0, 1.0);
+        let a = put(common::uniform(31, &[4096, 1024], 0.0, 1.0));
         let red = |a: &Tensor| a.sum(1, false).mean_all();
         let ck = ("checksum", format!("{:.5}", scalar(&red(&a))));
         let gbps = |s: Stats| ("gbps", format!("{:.2}", (16u64 << 20) as f64 / (s.median_us * 1e3)));
@@ -220,7 +245,13 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         let t = large(|| sink(f.call((a.clone(),))));
         rows.push(row("W8_reduction", "traced", t, Some(ms), &[ck, gbps(t), threads()]));
     }
-    if only("L1_copy_256MB") {
+    if only("L1_copy_256MB") && device() != Device::Cpu {
+        // On a GPU: one read and one write of 256 MB by a kernel (`x * 1`).
+        let x = put(Tensor::ones([64 << 20], DType::F32));
+        let s = large(|| sink(&x * 1.0));
+        let gbps = 8.0 * (64u64 << 20) as f64 / (s.median_us * 1e3);
+        rows.push(row("L1_copy_256MB", "eager", s, None, &[("gbps_read_plus_write", format!("{gbps:.2}"))]));
+    } else if only("L1_copy_256MB") {
         let n = 64 << 20;
         let src = vec![1.0f32; n];
         let mut dst = vec![0.0f32; n];
@@ -238,7 +269,8 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         ));
     }
     if only("L3_sgemm_2048") {
-        let (a, b) = (common::uniform(41, &[2048, 2048], -1.0, 1.0), common::uniform(42, &[2048, 2048], -1.0, 1.0));
+        let (a, b) =
+            (put(common::uniform(41, &[2048, 2048], -1.0, 1.0)), put(common::uniform(42, &[2048, 2048], -1.0, 1.0)));
         let s = large(|| sink(a.matmul(&b)));
         let gflops = 2.0 * 2048f64.powi(3) / (s.median_us * 1e3);
         rows.push(row("L3_sgemm_2048", "eager", s, None, &[("gflops", format!("{gflops:.1}")), threads()]));
@@ -287,11 +319,24 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name);
     if let Some(i) = flag("--device") {
-        let dev = args.get(i + 1).map(String::as_str).unwrap_or("");
-        if dev != "cpu" {
-            eprintln!("bench: device `{dev}` is not available in this build of tensorjit (the GPU backend is not built yet); use --device cpu");
+        let name = args.get(i + 1).map(String::as_str).unwrap_or("");
+        let dev = match name {
+            "cpu" => Device::Cpu,
+            "cuda" => Device::Cuda(0),
+            other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+                Some(n) => Device::Cuda(n),
+                None => {
+                    eprintln!("bench: unknown device `{other}`; use cpu, cuda or cuda:N");
+                    std::process::exit(2);
+                }
+            },
+        };
+        tensorjit::init();
+        if let Err(e) = Tensor::scalar(0.0f32).to(dev) {
+            eprintln!("bench: {e}");
             std::process::exit(2);
         }
+        let _ = DEVICE.set(dev);
     }
     let only: Option<Vec<String>> =
         flag("--only").and_then(|i| args.get(i + 1)).map(|s| s.split(',').map(str::to_string).collect());

@@ -66,6 +66,18 @@ where
     tensorjit_runtime::function(name, body)
 }
 
+/// Installs the executors: the Cranelift JIT for traced functions and the CUDA backend
+/// for GPU tensors (`Tensor::to(Device::Cuda(0))`). Traced functions call it
+/// themselves; call it before moving tensors to a GPU. Idempotent and cheap.
+pub fn init() {
+    tensorjit_jit::install();
+}
+
+/// The number of CUDA GPUs this machine offers (0 without a driver or a GPU).
+pub fn cuda_device_count() -> usize {
+    tensorjit_jit::cuda::device_count()
+}
+
 /// The names most programs need: `use tensorjit::prelude::*;`.
 pub mod prelude {
     pub use crate::function;

@@ -116,3 +116,85 @@ fn gpu_row_reductions_match_f64_references() {
         assert_eq!(sums, again, "deterministic");
     }
 }
+
+#[test]
+fn moving_a_tensor_to_a_missing_gpu_is_an_err() {
+    tensorjit::init();
+    let x = common::rand_f32(70, &[4, 3], -1.0, 1.0);
+    let count = tensorjit::cuda_device_count();
+    let e = x.to(tensorjit::Device::Cuda(count)).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.starts_with(&format!("cuda:{count}: ")), "{e}");
+    assert!(e.contains("no CUDA driver") || e.contains("no such GPU"), "{e}");
+}
+
+/// Elementwise results within 1e-5 of the CPU's (relative), GEMM results within 1e-4.
+fn close(what: &str, gpu: &tensorjit::Tensor, cpu: &tensorjit::Tensor, tol: f32) {
+    use tensorjit::Device;
+    assert_eq!(gpu.device(), Device::Cuda(0), "{what} stays on the GPU");
+    let g = common::f32s(&gpu.to(Device::Cpu).expect("copies back"));
+    let c = common::f32s(cpu);
+    assert_eq!(g.len(), c.len(), "{what}");
+    let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+        let ok = a.to_bits() == b.to_bits() || (a - b).abs() <= tol * b.abs().max(tol * scale);
+        assert!(ok, "{what}: element {i}: GPU {a} vs CPU {b}");
+    }
+}
+
+#[test]
+fn eager_gpu_ops_match_the_cpu() {
+    use tensorjit::prelude::*;
+    tensorjit::init();
+    if tensorjit::cuda_device_count() == 0 {
+        eprintln!("no CUDA device on this machine: eager GPU checks not run");
+        return;
+    }
+    let gpu = Device::Cuda(0);
+    let x = common::rand_f32(71, &[37, 129], -3.0, 3.0);
+    let row = common::rand_f32(72, &[129], 0.5, 2.0);
+    let col = common::rand_f32(73, &[37, 1], -1.0, 1.0);
+    let (gx, grow, gcol) = (x.to(gpu).unwrap(), row.to(gpu).unwrap(), col.to(gpu).unwrap());
+    close("tanh", &gx.tanh(), &x.tanh(), 1e-5);
+    close("exp", &gx.exp(), &x.exp(), 1e-5);
+    close("sigmoid", &gx.sigmoid(), &x.sigmoid(), 1e-5);
+    close("add row", &(&gx + &grow), &(&x + &row), 1e-5);
+    close("div col", &(&gx / &gcol), &(&x / &col), 1e-5);
+    close("mul scalar", &(&gx * 2.5), &(&x * 2.5), 1e-5);
+    close("sum rows", &gx.sum(1, false), &x.sum(1, false), 1e-5);
+    close("mean all", &gx.mean_all(), &x.mean_all(), 1e-5);
+    close("max rows", &gx.max(1, true), &x.max(1, true), 1e-5);
+    close("transpose (host fallback)", &gx.transpose(0, 1), &x.transpose(0, 1), 0.0);
+    let w = common::rand_f32(74, &[129, 65], -1.0, 1.0);
+    let gw = w.to(gpu).unwrap();
+    close("matmul", &gx.matmul(&gw), &x.matmul(&w), 1e-4);
+    close("matmul_t", &gx.matmul_t(&gx, false, true), &x.matmul_t(&x, false, true), 1e-4);
+    let b = common::rand_f32(75, &[3, 5, 7], -1.0, 1.0);
+    let c = common::rand_f32(76, &[3, 7, 4], -1.0, 1.0);
+    close("batched matmul", &b.to(gpu).unwrap().matmul(&c.to(gpu).unwrap()), &b.matmul(&c), 1e-4);
+    close("zeros_like", &Tensor::zeros_like(&gx), &Tensor::zeros_like(&x), 0.0);
+}
+
+#[test]
+fn traced_functions_run_on_the_gpu() {
+    use tensorjit::prelude::*;
+    tensorjit::init();
+    if tensorjit::cuda_device_count() == 0 {
+        eprintln!("no CUDA device on this machine: traced GPU checks not run");
+        return;
+    }
+    let gpu = Device::Cuda(0);
+    let f = tensorjit::function("mlp", |(x, w, b): (Tensor, Tensor, Tensor)| (x.matmul(&w) + &b).relu().mean_all());
+    let x = common::rand_f32(77, &[64, 32], -1.0, 1.0);
+    let w = common::rand_f32(78, &[32, 16], -1.0, 1.0);
+    let b = common::rand_f32(79, &[16], -1.0, 1.0);
+    let cpu = f.call((x.clone(), w.clone(), b.clone()));
+    let args = (x.to(gpu).unwrap(), w.to(gpu).unwrap(), b.to(gpu).unwrap());
+    let traced = f.call(args.clone());
+    let eager = (args.0.matmul(&args.1) + &args.2).relu().mean_all();
+    close("traced vs CPU", &traced, &cpu, 1e-4);
+    assert_eq!(
+        common::f32s(&traced.to(Device::Cpu).unwrap()),
+        common::f32s(&eager.to(Device::Cpu).unwrap()),
+        "GPU traced and GPU eager agree bit for bit"
+    );
+}

@@ -62,6 +62,8 @@ pub(crate) fn compile_concrete(g: &Graph) -> Result<Option<exec::Compiled>, Erro
 /// Installs the Cranelift backend for traced functions (once per process; later calls
 /// do nothing). Returns whether this call installed it.
 pub fn install() -> bool {
+    // GPU tensors' ops: the CUDA backend (opens GPUs only when asked for one).
+    tensorjit_runtime::device::install_cuda_backend(Arc::new(cuda::backend::CudaBackend::default()));
     install_backend(Arc::new(CpuJit))
 }
 

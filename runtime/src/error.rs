@@ -30,6 +30,9 @@ pub enum Error {
          function runs; print it with tf_print!(...) (prints on every call) or return it from the function"
     )]
     SymbolicValue { tensor: String },
+    /// Reading the elements of a tensor that lives on a device.
+    #[error("tensor {tensor} lives on {device}: copy it to the host first with `.to(Device::Cpu)`")]
+    OnDevice { tensor: String, device: crate::device::Device },
     /// A call does not match the function's `input_signature`, or the body failed.
     #[error("{0}")]
     Function(String),
@@ -71,7 +74,8 @@ impl fmt::Display for OpError {
 }
 
 impl OpError {
-    pub(crate) fn new(op: &'static str, message: impl Into<String>) -> OpError {
+    /// An error of `op` (device backends report theirs with it).
+    pub fn new(op: &'static str, message: impl Into<String>) -> OpError {
         OpError { op, operands: Vec::new(), message: message.into() }
     }
 

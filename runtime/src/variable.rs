@@ -104,6 +104,14 @@ impl Variable {
         &self.inner.shape
     }
 
+    /// The device its value lives on.
+    pub fn device(&self) -> crate::device::Device {
+        match self.inner.value.read() {
+            Ok(v) => v.device(),
+            Err(p) => p.into_inner().device(),
+        }
+    }
+
     /// The current value without notifying tapes (a `read_variable` node while tracing).
     pub(crate) fn value_untracked(&self) -> Tensor {
         if let Some(t) = crate::trace::read_variable(self) {
@@ -149,6 +157,16 @@ impl Variable {
             )
             .raise(Location::caller())
         }
+        // A variable stays on its device: a concrete value from elsewhere is copied there.
+        let device = self.device();
+        let new = if !new.is_symbolic() && new.device() != device {
+            match new.to(device) {
+                Ok(t) => t,
+                Err(e) => OpError::new(op, format!("variable '{}': {e}", self.inner.name)).raise(Location::caller()),
+            }
+        } else {
+            new
+        };
         match crate::trace::assign_variable(self, &new) {
             Ok(true) => return,
             Ok(false) => {}

@@ -1,21 +1,32 @@
 //! The CUDA device runtime: PTX modules from [`crate::ptx`] loaded and launched through
-//! cudarc on one stream per device.
+//! cudarc on one stream per device, matmul through cuBLAS ([`blas`]), buffers from a
+//! caching allocator ([`pool`]), and the device backend that runs eager ops on GPU
+//! tensors ([`backend`]).
 //!
 //! cudarc loads the driver library at run time, so this builds everywhere and a machine
 //! without a GPU gets `Err` from [`Gpu::open`] — never a panic: the driver library's
 //! presence is checked before cudarc would panic on a failed load. Unsafe code is
-//! limited to the two calls that need it (the presence probe and the kernel launch),
-//! each with its `SAFETY` argument.
+//! limited to the calls that need it (the presence probes, uninitialised allocations,
+//! kernel launches and GEMMs), each with its `SAFETY` argument.
+
+pub mod backend;
+mod blas;
+pub mod pool;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 use tensorjit_runtime::error::Error;
 
 use crate::kernel::Kernel;
 use crate::ptx::{self, RowReduce, BLOCK};
+use pool::SizePool;
+
+/// Elements of freed f32 buffers a GPU keeps for reuse (1 GiB).
+const POOL_ELEMS: usize = 1 << 28;
 
 fn device_error(ordinal: usize, message: impl std::fmt::Display) -> Error {
     Error::Device { device: format!("cuda:{ordinal}"), message: message.to_string() }
@@ -36,13 +47,17 @@ pub fn device_count() -> usize {
     CudaContext::device_count().map_or(0, |n| n.max(0) as usize)
 }
 
-/// One GPU: its context, its stream and the kernels loaded on it.
+/// One GPU: its context, its stream, the kernels loaded on it, its cuBLAS handle and
+/// its buffer pool.
 pub struct Gpu {
     ordinal: usize,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    /// Loaded entries by PTX text (each rendering names its own entry).
+    /// Loaded entries by the text of what they compute (a kernel's IR text, or the row
+    /// reduction's name).
     functions: Mutex<HashMap<String, CudaFunction>>,
+    blas: OnceLock<Result<Arc<CudaBlas>, String>>,
+    pool: Mutex<SizePool<CudaSlice<f32>>>,
     multiprocessors: u32,
 }
 
@@ -70,6 +85,8 @@ impl Gpu {
             ctx,
             stream,
             functions: Mutex::new(HashMap::new()),
+            blas: OnceLock::new(),
+            pool: Mutex::new(SizePool::new(POOL_ELEMS)),
             multiprocessors: sms.max(1) as u32,
         }))
     }
@@ -83,25 +100,71 @@ impl Gpu {
         device_error(self.ordinal, e)
     }
 
-    /// The entry `entry` of module `ptx`, loaded once (the driver JIT-compiles the PTX
-    /// for this GPU).
-    fn function(&self, ptx: &str, entry: &str) -> Result<CudaFunction, Error> {
+    /// The stream every launch and copy of this GPU is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Waits for all queued work.
+    pub fn synchronize(&self) -> Result<(), Error> {
+        self.stream.synchronize().map_err(|e| self.err(e))
+    }
+
+    /// The entry `entry` of the module `render()` makes, loaded once per `key` (the
+    /// driver JIT-compiles the PTX for this GPU).
+    fn function(&self, key: &str, entry: &str, render: impl FnOnce() -> String) -> Result<CudaFunction, Error> {
         let mut cache = self.functions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = cache.get(ptx) {
+        if let Some(f) = cache.get(key) {
             return Ok(f.clone());
         }
-        let module = self.ctx.load_module(Ptx::from_src(ptx)).map_err(|e| self.err(format!("loading {entry}: {e}")))?;
+        let module =
+            self.ctx.load_module(Ptx::from_src(render())).map_err(|e| self.err(format!("loading {entry}: {e}")))?;
         let f = module.load_function(entry).map_err(|e| self.err(format!("{entry}: {e}")))?;
-        cache.insert(ptx.to_string(), f.clone());
+        cache.insert(key.to_string(), f.clone());
         Ok(f)
     }
 
-    fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, Error> {
-        self.stream.clone_htod(data).map_err(|e| self.err(e))
+    /// An f32 buffer of `n` elements whose contents the caller overwrites entirely
+    /// before reading (recycled from the pool when one of that size is free).
+    pub fn alloc_f32(&self, n: usize) -> Result<CudaSlice<f32>, Error> {
+        let n = n.max(1);
+        if let Some(b) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).take(n) {
+            return Ok(b);
+        }
+        // SAFETY: the buffer is uninitialised; every caller writes all `n` elements
+        // (a kernel's outputs, a GEMM's C with beta = 0, a copy) before anything reads it.
+        match unsafe { self.stream.alloc::<f32>(n) } {
+            Ok(b) => Ok(b),
+            Err(_) => {
+                // Out of memory with buffers held for reuse: free them and retry.
+                self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                // SAFETY: as above.
+                unsafe { self.stream.alloc::<f32>(n) }.map_err(|e| self.err(format!("allocating {n} f32s: {e}")))
+            }
+        }
     }
 
-    fn download(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>, Error> {
-        self.stream.clone_dtoh(buf).map_err(|e| self.err(e))
+    /// Returns a buffer to the pool (or frees it when the pool is full).
+    pub fn recycle_f32(&self, b: CudaSlice<f32>) {
+        let n = b.len();
+        let rejected = self.pool.lock().unwrap_or_else(|p| p.into_inner()).give(n, b);
+        drop(rejected);
+    }
+
+    /// A device copy of host elements.
+    pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, Error> {
+        let mut b = self.alloc_f32(data.len())?;
+        if !data.is_empty() {
+            self.stream.memcpy_htod(data, &mut b).map_err(|e| self.err(e))?;
+        }
+        Ok(b)
+    }
+
+    /// The first `n` elements of `buf`, copied to the host.
+    pub fn download(&self, buf: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>, Error> {
+        let mut v = self.stream.clone_dtoh(buf).map_err(|e| self.err(e))?;
+        v.truncate(n);
+        Ok(v)
     }
 
     /// Blocks for a grid-stride loop over `threads` work items.
@@ -110,9 +173,17 @@ impl Gpu {
         wanted.min(self.multiprocessors as usize * 16) as u32
     }
 
-    /// Runs kernel `k` on host data (inputs in the kernel's order, each of the length
-    /// its access pattern needs over `rows × cols`) and returns its outputs.
-    pub fn run_kernel(&self, k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, Error> {
+    /// Launches kernel `k` over `rows × cols` on device buffers: `inputs` in the
+    /// kernel's order (each holding what its access pattern reads), `outputs` one per
+    /// kernel output, each of at least `rows × cols` elements.
+    pub fn launch(
+        &self,
+        k: &Kernel,
+        inputs: &[&CudaSlice<f32>],
+        outputs: &mut [CudaSlice<f32>],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(), Error> {
         let n = rows * cols;
         let lens: Vec<usize> = inputs.iter().map(|d| d.len()).collect();
         k.check_input_lens(&lens, rows, cols).map_err(|e| self.err(e))?;
@@ -120,39 +191,79 @@ impl Gpu {
             // Row sums are rendered separately (`ptx::render_row_reduce`).
             return Err(self.err("a kernel ending in a row reduction has no single PTX entry yet"));
         }
+        if outputs.len() != k.outputs.len() || outputs.iter().any(|o| o.len() < n) {
+            return Err(self.err(format!("kernel needs {} output buffer(s) of {n} elements", k.outputs.len())));
+        }
+        if n == 0 {
+            return Ok(());
+        }
         let name = "tensorjit_kernel";
-        let text = ptx::render_kernel(k, name);
-        let f = self.function(&text, name)?;
-        let ins = inputs.iter().map(|d| self.upload(d)).collect::<Result<Vec<_>, _>>()?;
-        let mut outs = (0..k.outputs.len())
-            .map(|_| self.stream.alloc_zeros::<f32>(n.max(1)).map_err(|e| self.err(e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let f = self.function(&k.to_string(), name, || ptx::render_kernel(k, name))?;
         let (n64, cols64) = (n as u64, cols.max(1) as u64);
         let threads = if ptx::vectorized(k) { n.div_ceil(4) } else { n };
         let cfg = LaunchConfig { grid_dim: (self.grid(threads), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
         let mut launch = self.stream.launch_builder(&f);
-        for b in &ins {
-            launch.arg(b);
+        for b in inputs {
+            launch.arg(*b);
         }
-        for b in &mut outs {
+        for b in outputs.iter_mut() {
             launch.arg(b);
         }
         launch.arg(&n64).arg(&cols64);
         // SAFETY: the arguments are exactly the entry's parameters as `render_kernel`
         // declares them (input pointers, output pointers, n, cols as u64); every input
         // buffer holds the values its access pattern reads over n elements (checked
-        // above), every output holds n, and no buffer is both read and written.
+        // above), every output holds n, and the borrow rules keep outputs distinct from
+        // inputs.
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
-        let mut result = Vec::with_capacity(outs.len());
-        for b in &outs {
-            let mut v = self.download(b)?;
-            v.truncate(n);
-            result.push(v);
-        }
-        Ok(result)
+        Ok(())
     }
 
-    /// Reduces each of `rows` rows of `cols` values (row-major `data`).
+    /// Reduces each of `rows` rows of `cols` values of `input` into `out[r]`.
+    pub fn row_reduce_into(
+        &self,
+        op: RowReduce,
+        input: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(), Error> {
+        if input.len() < rows * cols || out.len() < rows || rows == 0 {
+            return Err(self.err(format!(
+                "row_reduce needs rows × cols = {} values, room for {rows} results and rows > 0",
+                rows * cols
+            )));
+        }
+        let name = "tensorjit_row_reduce";
+        let f = self.function(&format!("row_reduce {op:?}"), name, || ptx::render_row_reduce(op, name))?;
+        let (rows64, cols64) = (rows as u64, cols as u64);
+        let blocks = rows.min(self.multiprocessors as usize * 16) as u32;
+        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+        let mut launch = self.stream.launch_builder(&f);
+        launch.arg(input).arg(out).arg(&rows64).arg(&cols64);
+        // SAFETY: parameters as `render_row_reduce` declares them (in, out, rows, cols);
+        // `input` holds rows·cols values, `out` rows (checked above); the block has
+        // exactly BLOCK threads as the entry's `.reqntid` requires.
+        unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Runs kernel `k` on host data (inputs in the kernel's order, each of the length
+    /// its access pattern needs over `rows × cols`) and returns its outputs.
+    pub fn run_kernel(&self, k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, Error> {
+        let n = rows * cols;
+        let ins = inputs.iter().map(|d| self.upload(d)).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&CudaSlice<f32>> = ins.iter().collect();
+        let mut outs = (0..k.outputs.len()).map(|_| self.alloc_f32(n)).collect::<Result<Vec<_>, _>>()?;
+        self.launch(k, &refs, &mut outs, rows, cols)?;
+        let result = outs.iter().map(|b| self.download(b, n)).collect();
+        for b in ins.into_iter().chain(outs) {
+            self.recycle_f32(b);
+        }
+        result
+    }
+
+    /// Reduces each of `rows` rows of `cols` values (row-major host `data`).
     pub fn row_reduce(&self, op: RowReduce, data: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>, Error> {
         if data.len() != rows * cols || rows == 0 {
             return Err(self.err(format!(
@@ -161,20 +272,12 @@ impl Gpu {
                 data.len()
             )));
         }
-        let name = "tensorjit_row_reduce";
-        let text = ptx::render_row_reduce(op, name);
-        let f = self.function(&text, name)?;
         let input = self.upload(data)?;
-        let mut out = self.stream.alloc_zeros::<f32>(rows).map_err(|e| self.err(e))?;
-        let (rows64, cols64) = (rows as u64, cols as u64);
-        let blocks = rows.min(self.multiprocessors as usize * 16) as u32;
-        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
-        let mut launch = self.stream.launch_builder(&f);
-        launch.arg(&input).arg(&mut out).arg(&rows64).arg(&cols64);
-        // SAFETY: parameters as `render_row_reduce` declares them (in, out, rows, cols);
-        // `input` holds rows·cols values, `out` rows; the block has exactly BLOCK threads
-        // as the entry's `.reqntid` requires.
-        unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
-        self.download(&out)
+        let mut out = self.alloc_f32(rows)?;
+        self.row_reduce_into(op, &input, &mut out, rows, cols)?;
+        let v = self.download(&out, rows);
+        self.recycle_f32(input);
+        self.recycle_f32(out);
+        v
     }
 }

@@ -4,6 +4,7 @@
 //! actual shapes and compile that graph.
 
 use super::{Graph, Node, NodeKind, ValueId, ValueType};
+use crate::device::Device;
 use crate::shape::Shape;
 use crate::tensor::{Symbol, Tensor};
 
@@ -34,7 +35,7 @@ pub fn specialize(g: &Graph, shapes: &[Shape]) -> Result<Graph, String> {
 
 fn symbolic(g: &Graph, v: ValueId) -> Tensor {
     let t = g.value_type(v);
-    Tensor::symbolic(Symbol { trace: 0, value: v, dtype: t.dtype }, t.shape.clone())
+    Tensor::symbolic(Symbol { trace: 0, value: v, dtype: t.dtype, device: Device::Cpu }, t.shape.clone())
 }
 
 fn set(g: &mut Graph, to: &[ValueId], from: &[ValueId]) {

@@ -100,6 +100,12 @@ pub(crate) fn attrs(op: &Op) -> String {
 }
 
 fn const_text(t: &Tensor) -> String {
+    if t.device() != crate::device::Device::Cpu {
+        return match t.to(crate::device::Device::Cpu) {
+            Ok(host) => format!("{} on {}", const_text(&host), t.device()),
+            Err(_) => format!("<on {}>", t.device()),
+        };
+    }
     if t.numel() == 1 {
         match t.buffer() {
             Buffer::F32(v) => format!("{:?}", v[0]),

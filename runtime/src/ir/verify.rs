@@ -1,6 +1,7 @@
 //! The IR verifier: run after tracing (and, later, after every pass in debug builds).
 
 use super::{Graph, Node, NodeKind, Region, Resource, ValueId, ValueType};
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::tensor::{Symbol, Tensor};
 
@@ -136,7 +137,10 @@ impl Verifier<'_> {
                     .iter()
                     .map(|v| {
                         let t = g.value_type(*v);
-                        Tensor::symbolic(Symbol { trace: 0, value: *v, dtype: t.dtype }, t.shape.clone())
+                        Tensor::symbolic(
+                            Symbol { trace: 0, value: *v, dtype: t.dtype, device: Device::Cpu },
+                            t.shape.clone(),
+                        )
                     })
                     .collect();
                 let refs: Vec<&Tensor> = ins.iter().collect();

@@ -33,7 +33,7 @@ use crate::dtype::DType;
 use crate::error::OpError;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::{autodiff, kernels, trace};
+use crate::{autodiff, device, trace};
 
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use nn::{Conv2dParams, Padding, PoolParams};
@@ -216,16 +216,20 @@ pub(crate) fn try_apply(op: Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
         Err(e) => return Err(e.with_operands(inputs.iter().map(|t| (t.dtype(), t.shape())))),
     };
     let with_operands = |e: OpError| e.with_operands(inputs.iter().map(|t| (t.dtype(), t.shape())));
+    // Operands on two devices are refused here, traced or not.
+    if let Err(e) = device::placement(op.name(), inputs) {
+        return Err(with_operands(e));
+    }
     let out = if trace::is_tracing() {
         match trace::record_op(&op, inputs, dtype, &shape) {
             Ok(Some(t)) => t,
-            Ok(None) => kernels::run(&op, inputs, dtype, shape),
+            Ok(None) => device::run_op(&op, inputs, dtype, shape).map_err(with_operands)?,
             Err(e) => return Err(with_operands(e)),
         }
     } else if inputs.iter().any(|t| t.is_symbolic()) {
         return Err(with_operands(trace::escaped(op.name())));
     } else {
-        kernels::run(&op, inputs, dtype, shape)
+        device::run_op(&op, inputs, dtype, shape).map_err(with_operands)?
     };
     if autodiff::recording() {
         autodiff::record(op, inputs, &out);

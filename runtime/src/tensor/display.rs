@@ -43,6 +43,18 @@ impl fmt::Display for Tensor {
         if let Some(s) = self.symbol() {
             return write!(f, "tensor(<symbolic {}>, shape={}, dtype={})", s.value, self.shape, self.dtype());
         }
+        let device = self.device();
+        if device != crate::Device::Cpu {
+            // Values of a device tensor are copied to the host to be shown.
+            return match self.to(crate::Device::Cpu) {
+                Ok(host) => {
+                    f.write_str("tensor(")?;
+                    write_elems(f, &host, 0, 0, self.numel() > FULL_LIMIT)?;
+                    write!(f, ", shape={}, dtype={}, device={device})", self.shape, self.dtype())
+                }
+                Err(e) => write!(f, "tensor(<{e}>, shape={}, dtype={}, device={device})", self.shape, self.dtype()),
+            };
+        }
         f.write_str("tensor(")?;
         write_elems(f, self, 0, 0, self.numel() > FULL_LIMIT)?;
         write!(f, ", shape={}, dtype={})", self.shape, self.dtype())

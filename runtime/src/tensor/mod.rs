@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
 
 use crate::buffer::{self, Buffer};
-use crate::device::Device;
+use crate::device::{Device, DeviceMemory};
 use crate::dtype::{DType, Element, Scalar};
 use crate::error::{Error, OpError, Result};
 use crate::shape::Shape;
@@ -48,12 +48,16 @@ pub(crate) struct Symbol {
     pub(crate) trace: u64,
     pub(crate) value: crate::ir::ValueId,
     pub(crate) dtype: DType,
+    /// The device the traced function runs on.
+    pub(crate) device: Device,
 }
 
 #[derive(Clone)]
 pub(crate) enum Repr {
     Concrete(Arc<Storage>),
     Symbolic(Arc<Symbol>),
+    /// Elements on a device (`crate::device`).
+    Device(Arc<dyn DeviceMemory>),
 }
 
 /// An n-dimensional array of one [`DType`] on one [`Device`].
@@ -85,7 +89,7 @@ impl Tensor {
     pub(crate) fn symbol(&self) -> Option<&Symbol> {
         match &self.repr {
             Repr::Symbolic(s) => Some(s),
-            Repr::Concrete(_) => None,
+            Repr::Concrete(_) | Repr::Device(_) => None,
         }
     }
 
@@ -107,8 +111,8 @@ impl Tensor {
         static EMPTY: Buffer = Buffer::Bool(Vec::new());
         match &self.repr {
             Repr::Concrete(s) => &s.buf,
-            Repr::Symbolic(_) => {
-                debug_assert!(false, "internal: a kernel was handed a symbolic tensor");
+            Repr::Symbolic(_) | Repr::Device(_) => {
+                debug_assert!(false, "internal: a CPU kernel was handed a symbolic or device tensor");
                 &EMPTY
             }
         }
@@ -119,7 +123,7 @@ impl Tensor {
     pub(crate) fn data<T: Element>(&self) -> Option<&[T]> {
         match &self.repr {
             Repr::Concrete(s) => T::slice(&s.buf),
-            Repr::Symbolic(_) => None,
+            Repr::Symbolic(_) | Repr::Device(_) => None,
         }
     }
 
@@ -236,9 +240,12 @@ impl Tensor {
     #[track_caller]
     fn fill_like(t: &Tensor, value: f64) -> Tensor {
         if t.is_symbolic() {
-            crate::ops::apply(crate::ops::Op::Fill { value }, &[t])
-        } else {
-            Tensor::full(t.shape(), value, t.dtype())
+            return crate::ops::apply(crate::ops::Op::Fill { value }, &[t]);
+        }
+        let host = Tensor::full(t.shape(), value, t.dtype());
+        match host.to(t.device()) {
+            Ok(x) => x,
+            Err(e) => OpError::new("fill_like", e.to_string()).raise(std::panic::Location::caller()),
         }
     }
 
@@ -284,11 +291,58 @@ impl Tensor {
         match &self.repr {
             Repr::Concrete(s) => s.buf.dtype(),
             Repr::Symbolic(s) => s.dtype,
+            Repr::Device(m) => m.dtype(),
         }
     }
 
+    /// Where the elements live (a symbolic tensor: the device its function runs on).
     pub fn device(&self) -> Device {
-        Device::Cpu
+        match &self.repr {
+            Repr::Concrete(_) => Device::Cpu,
+            Repr::Symbolic(s) => s.device,
+            Repr::Device(m) => m.device(),
+        }
+    }
+
+    /// A tensor of `shape` over elements a device backend made (for backends).
+    /// Errors when the element count does not match the shape.
+    pub fn from_device_memory(memory: Arc<dyn DeviceMemory>, shape: Shape) -> Result<Tensor> {
+        if memory.len() != shape.numel() {
+            return Err(Error::ElementCount { shape, len: memory.len() });
+        }
+        Ok(Tensor { id: TensorId::fresh(), shape, repr: Repr::Device(memory) })
+    }
+
+    /// The device elements of a tensor on a device (for backends); `None` on the CPU.
+    pub fn device_memory(&self) -> Option<&Arc<dyn DeviceMemory>> {
+        match &self.repr {
+            Repr::Device(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// This tensor's elements on `device` (the same tensor when already there): a copy
+    /// between host and GPU. `Err` when the device is not available, and for a
+    /// symbolic tensor (a traced function runs on its arguments' device).
+    pub fn to(&self, device: Device) -> Result<Tensor> {
+        if self.device() == device {
+            return Ok(self.clone());
+        }
+        if self.is_symbolic() {
+            return Err(Error::SymbolicValue { tensor: self.type_string() });
+        }
+        let host = match &self.repr {
+            Repr::Device(m) => {
+                let buf = m.to_host()?;
+                if device == Device::Cpu {
+                    return Ok(Tensor::from_buffer(buf, self.shape.clone()));
+                }
+                buf
+            }
+            _ => self.buffer().clone(),
+        };
+        let memory = crate::device::backend(device)?.upload(device, &host)?;
+        Tensor::from_device_memory(memory, self.shape.clone())
     }
 
     /// The identity used by gradient tapes (shared by clones, new for every op result).
@@ -306,6 +360,9 @@ impl Tensor {
     fn typed<T: Element>(&self) -> Result<&[T]> {
         if self.is_symbolic() {
             return Err(Error::SymbolicValue { tensor: self.type_string() });
+        }
+        if let Repr::Device(m) = &self.repr {
+            return Err(Error::OnDevice { tensor: self.type_string(), device: m.device() });
         }
         self.data::<T>().ok_or_else(|| Error::DTypeMismatch { expected: T::DTYPE, found: self.dtype() })
     }

@@ -26,6 +26,12 @@ impl TensorSpec {
         TensorSpec { dtype, shape: Shape::with_unknown(dims), device: Device::Cpu }
     }
 
+    /// The same spec on `device` (`TensorSpec::new(..).on(Device::Cuda(0))`).
+    pub fn on(mut self, device: Device) -> TensorSpec {
+        self.device = device;
+        self
+    }
+
     /// Whether a tensor of spec `t` fits this one.
     pub fn accepts(&self, t: &TensorSpec) -> bool {
         self.dtype == t.dtype && self.device == t.device && self.shape.accepts(&t.shape)
@@ -183,6 +189,34 @@ impl fmt::Display for ArgSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Signature(pub Vec<ArgSpec>);
 
+impl Signature {
+    /// The one device of the tensor and variable arguments (CPU when there are none;
+    /// rank-0 CPU tensors join any device). Arguments on two devices are an error.
+    pub fn device(&self) -> Result<Device, crate::error::Error> {
+        let mut at: Option<Device> = None;
+        for a in &self.0 {
+            let (d, scalar) = match a {
+                ArgSpec::Tensor(t) => (t.device, t.shape.rank() == 0),
+                ArgSpec::Variable(v) => (v.device, false),
+                _ => continue,
+            };
+            if d == Device::Cpu && scalar {
+                continue;
+            }
+            match at {
+                Some(x) if x != d => {
+                    return Err(crate::error::Error::Function(format!(
+                        "a traced function runs on one device, but its arguments are on {x} and {d}; move \
+                         them with `.to(device)`"
+                    )))
+                }
+                _ => at = Some(d),
+            }
+        }
+        Ok(at.unwrap_or_default())
+    }
+}
+
 // Lookups by a borrowed slice (hashes as the Vec does), so a cache hit builds no Vec.
 impl std::borrow::Borrow<[ArgSpec]> for Signature {
     fn borrow(&self) -> &[ArgSpec] {
@@ -245,7 +279,7 @@ impl FunctionArgs for Variable {
         out.push(ArgSpec::Variable(VariableSpec {
             dtype: self.dtype(),
             shape: self.shape().clone(),
-            device: Device::Cpu,
+            device: self.device(),
             alias: None,
         }));
     }

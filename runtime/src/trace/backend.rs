@@ -60,10 +60,10 @@ pub fn active_backend() -> Option<&'static dyn Backend> {
 /// (dims unknown in `out` are inferred from the inputs, and checked).
 pub fn run_kernel(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor, Error> {
     if out.shape.is_fully_known() {
-        return Ok(crate::kernels::run(op, inputs, out.dtype, out.shape.clone()));
+        return Ok(crate::device::run_op(op, inputs, out.dtype, out.shape.clone())?);
     }
     let (dtype, shape) = op.infer(inputs).map_err(|e| Error::Function(e.to_string()))?;
-    Ok(crate::kernels::run(op, inputs, dtype, shape))
+    Ok(crate::device::run_op(op, inputs, dtype, shape)?)
 }
 
 /// A buffer of `n` f32s for an output the caller overwrites entirely, recycled from the
@@ -150,6 +150,10 @@ pub fn unary_f32_into(op: crate::ops::UnaryOp, x: &[f32], out: &mut [f32]) {
 
 /// The value of a scalar bool predicate (of a `cond`, or a `while` condition).
 pub fn predicate(t: &Tensor) -> Result<bool, Error> {
+    if t.device() != crate::device::Device::Cpu {
+        // A device's predicate is read back to the host to choose the branch.
+        return predicate(&t.to(crate::device::Device::Cpu)?);
+    }
     match t.buffer() {
         crate::buffer::Buffer::Bool(v) if v.len() == 1 => Ok(v[0]),
         _ => Err(Error::Internal(format!("a predicate must be a scalar bool, got {}{}", t.dtype(), t.shape()))),

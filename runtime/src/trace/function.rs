@@ -69,6 +69,11 @@ impl ConcreteFunction {
         }
     }
 
+    /// The device this trace runs on (its tensor arguments').
+    pub fn device(&self) -> crate::device::Device {
+        self.signature.device().unwrap_or_default()
+    }
+
     /// The IR text of this trace.
     pub fn ir_text(&self) -> String {
         self.graph.to_string()
@@ -433,7 +438,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
 
     fn trace(&self, args: &A, signature: Signature) -> Result<Arc<ConcreteFunction>, Error> {
         let trace_index = self.inner.traces.fetch_add(1, Ordering::SeqCst);
-        trace::begin(&self.inner.name);
+        trace::begin(&self.inner.name, signature.device()?);
         let guard = TraceGuard(true);
         let out = (self.inner.body)(args.symbolize(&mut signature.0.iter()));
         if let Some(e) = out.trace_error() {
@@ -448,7 +453,8 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let graph = guard.finish().ok_or_else(|| Error::Internal("trace stack is empty".into()))?;
         verify(&graph)
             .map_err(|e| Error::Internal(format!("traced graph of {} is invalid: {e}\n{graph}", self.inner.name)))?;
-        let (executable, backend) = match active_backend() {
+        let on_cpu = signature.device()? == crate::device::Device::Cpu;
+        let (executable, backend) = match active_backend().filter(|_| on_cpu) {
             Some(b) => match b.compile(&graph)? {
                 Some(e) => (Some(e), b.name()),
                 None => (None, "interpreter"),

@@ -7,7 +7,6 @@ use smallvec::SmallVec;
 
 use crate::error::Error;
 use crate::ir::{Graph, Node, NodeKind, Region, Resource, ValueId};
-use crate::kernels;
 use crate::tensor::Tensor;
 use crate::variable::Variable;
 
@@ -133,13 +132,17 @@ impl Env<'_> {
             NodeKind::Op(op) => {
                 let o = n.output().ok_or_else(|| internal(format!("node {i} has no output")))?;
                 let ty = self.g.value_type(o);
+                let run = |dtype, shape| {
+                    crate::device::run_op(op, &ins, dtype, shape)
+                        .map_err(|e| Error::Function(format!("{e} (node {i})")))
+                };
                 if ty.shape.is_fully_known() {
-                    Some(kernels::run(op, &ins, ty.dtype, ty.shape.clone()))
+                    Some(run(ty.dtype, ty.shape.clone())?)
                 } else {
                     // Dims unknown at trace time: the op infers them from this call's
                     // inputs (and checks them, e.g. broadcasting of two unknown dims).
                     let (dtype, shape) = op.infer(&ins).map_err(|e| Error::Function(format!("{e} (node {i})")))?;
-                    Some(kernels::run(op, &ins, dtype, shape))
+                    Some(run(dtype, shape)?)
                 }
             }
             NodeKind::ReadVariable(r) => Some(self.vars[r.index()].value_untracked()),

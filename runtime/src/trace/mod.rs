@@ -20,6 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::OpError;
 use crate::ir::{Graph, Node, NodeKind, Region, Resource, ResourceId, ValueId, ValueType};
@@ -31,6 +32,8 @@ use crate::variable::{Variable, VariableId};
 pub(crate) struct TraceState {
     /// The id of the top-level scope (symbols made there carry it).
     id: u64,
+    /// The device the traced function runs on (its tensor arguments').
+    device: Device,
     pub(crate) graph: Graph,
     constants: HashMap<TensorId, ValueId>,
     resources: HashMap<VariableId, ResourceId>,
@@ -91,11 +94,12 @@ pub fn init_scope<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Starts a trace on this thread; ends with [`end`].
-pub(crate) fn begin(name: &str) -> u64 {
+pub(crate) fn begin(name: &str, device: Device) -> u64 {
     let id = next_id();
     TRACES.with(|t| {
         t.borrow_mut().push(TraceState {
             id,
+            device,
             graph: Graph::new(name),
             constants: HashMap::new(),
             resources: HashMap::new(),
@@ -134,7 +138,7 @@ impl TraceState {
     }
 
     fn symbol(&self, value: ValueId, ty: ValueType) -> Tensor {
-        Tensor::symbolic(Symbol { trace: self.scope(), value, dtype: ty.dtype }, ty.shape)
+        Tensor::symbolic(Symbol { trace: self.scope(), value, dtype: ty.dtype, device: self.device }, ty.shape)
     }
 
     fn value_of(&mut self, t: &Tensor) -> Result<ValueId, OpError> {

@@ -91,7 +91,10 @@ pub(crate) fn truth(op: &'static str, pred: &Tensor, loc: &Location<'_>) -> bool
     if pred.is_symbolic() {
         trace::escaped(op).raise(loc)
     }
-    pred.to_scalar::<bool>().unwrap_or_else(|e| OpError::new(op, e.to_string()).raise(loc))
+    // A predicate on a device is read back to the host.
+    pred.to(crate::device::Device::Cpu)
+        .and_then(|p| p.to_scalar::<bool>())
+        .unwrap_or_else(|e| OpError::new(op, e.to_string()).raise(loc))
 }
 
 /// `then_fn()` if `pred` holds, else `else_fn()` (TensorFlow's `tf.cond`).

@@ -1,0 +1,366 @@
+//! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (with the
+//! broadcasts a kernel's access patterns express), fills, reductions over trailing axes
+//! and matmuls run on the GPU — single-op kernels from the PTX renderer, loaded once per
+//! kernel, and cuBLAS. Any other op is computed on the host and its result copied back
+//! (correct, slow, and announced once per op by a `tracing` warning).
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::CudaSlice;
+use tensorjit_runtime::buffer::Buffer;
+use tensorjit_runtime::device::{Device, DeviceBackend, DeviceMemory};
+use tensorjit_runtime::error::{Error, OpError};
+use tensorjit_runtime::ir::ValueType;
+use tensorjit_runtime::ops::{Op, ReduceOp};
+use tensorjit_runtime::shape::Shape;
+use tensorjit_runtime::trace::backend as rt;
+use tensorjit_runtime::{DType, Tensor};
+
+use super::blas::MatMulParams;
+use super::Gpu;
+use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
+use crate::ptx::RowReduce;
+
+/// Elements on one GPU, by dtype (only f32 ones are computed on; the others are kept
+/// for ops that fall back to the host).
+enum GpuData {
+    F32(CudaSlice<f32>),
+    F64(CudaSlice<f64>),
+    I32(CudaSlice<i32>),
+    I64(CudaSlice<i64>),
+    Bool(CudaSlice<bool>),
+}
+
+/// A tensor's elements on a GPU; f32 buffers go back to the GPU's pool when dropped.
+pub struct CudaMemory {
+    gpu: Arc<Gpu>,
+    data: Option<GpuData>,
+    len: usize,
+}
+
+impl CudaMemory {
+    fn f32(gpu: Arc<Gpu>, b: CudaSlice<f32>, len: usize) -> Arc<dyn DeviceMemory> {
+        Arc::new(CudaMemory { gpu, data: Some(GpuData::F32(b)), len })
+    }
+
+    /// The f32 buffer (`None` for other dtypes).
+    pub fn as_f32(&self) -> Option<&CudaSlice<f32>> {
+        match &self.data {
+            Some(GpuData::F32(b)) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for CudaMemory {
+    fn drop(&mut self) {
+        if let Some(GpuData::F32(b)) = self.data.take() {
+            self.gpu.recycle_f32(b);
+        }
+    }
+}
+
+impl fmt::Debug for CudaMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CudaMemory({} × {} on cuda:{})", self.len, self.dtype(), self.gpu.ordinal)
+    }
+}
+
+impl DeviceMemory for CudaMemory {
+    fn device(&self) -> Device {
+        Device::Cuda(self.gpu.ordinal)
+    }
+
+    fn dtype(&self) -> DType {
+        match &self.data {
+            Some(GpuData::F64(_)) => DType::F64,
+            Some(GpuData::I32(_)) => DType::I32,
+            Some(GpuData::I64(_)) => DType::I64,
+            Some(GpuData::Bool(_)) => DType::Bool,
+            Some(GpuData::F32(_)) | None => DType::F32,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn to_host(&self) -> Result<Buffer, Error> {
+        let g = &self.gpu;
+        let e = |e: cudarc::driver::DriverError| g.err(e);
+        Ok(match &self.data {
+            Some(GpuData::F32(b)) => Buffer::F32(g.download(b, self.len)?),
+            Some(GpuData::F64(b)) => Buffer::F64(g.stream.clone_dtoh(b).map_err(e)?),
+            Some(GpuData::I32(b)) => Buffer::I32(g.stream.clone_dtoh(b).map_err(e)?),
+            Some(GpuData::I64(b)) => Buffer::I64(g.stream.clone_dtoh(b).map_err(e)?),
+            Some(GpuData::Bool(b)) => Buffer::Bool(g.stream.clone_dtoh(b).map_err(e)?),
+            None => return Err(g.err("internal: a released device buffer was read")),
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The backend of `Device::Cuda`: GPUs opened on first use.
+#[derive(Default)]
+pub struct CudaBackend {
+    gpus: Mutex<HashMap<usize, Arc<Gpu>>>,
+    warned: Mutex<HashSet<&'static str>>,
+}
+
+impl CudaBackend {
+    /// GPU `ordinal`, opened on first use (`Err` without a driver or such a GPU).
+    pub fn gpu(&self, ordinal: usize) -> Result<Arc<Gpu>, Error> {
+        let mut gpus = self.gpus.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = gpus.get(&ordinal) {
+            return Ok(g.clone());
+        }
+        let g = Gpu::open(ordinal)?;
+        gpus.insert(ordinal, g.clone());
+        Ok(g)
+    }
+
+    fn ordinal(device: Device) -> Result<usize, Error> {
+        match device {
+            Device::Cuda(i) => Ok(i),
+            other => Err(Error::Internal(format!("the CUDA backend was asked for {other}"))),
+        }
+    }
+}
+
+/// The f32 device buffer of a tensor on `gpu`.
+fn f32_of(t: &Tensor) -> Option<&CudaSlice<f32>> {
+    t.device_memory()?.as_any().downcast_ref::<CudaMemory>()?.as_f32()
+}
+
+/// How a kernel reads operand `t` for an output of `out` viewed as `rows × cols`.
+fn access(t: &Tensor, out: &Shape) -> Option<Access> {
+    let cols = out.dims().last().copied().unwrap_or(1);
+    let dims = t.dims();
+    if t.shape() == out {
+        return Some(Access::Full);
+    }
+    if t.numel() == 1 {
+        return Some(Access::Scalar);
+    }
+    let lead_ones = dims.iter().take_while(|&&d| d == 1).count();
+    if dims[lead_ones..] == [cols] {
+        return Some(Access::Row);
+    }
+    let r = out.rank();
+    if r >= 2 && dims.len() == r && dims[r - 1] == 1 && dims[..r - 1] == out.dims()[..r - 1] {
+        return Some(Access::Col);
+    }
+    None
+}
+
+/// Rows and columns of `shape` for a kernel (the last dim is the columns).
+fn rows_cols(shape: &Shape) -> (usize, usize) {
+    let cols = shape.dims().last().copied().unwrap_or(1);
+    (shape.numel().checked_div(cols).unwrap_or(0), cols)
+}
+
+impl CudaBackend {
+    /// Runs `op` on the GPU when it is one the GPU computes (`Ok(None)`: it is not).
+    fn native(
+        &self,
+        gpu: &Arc<Gpu>,
+        op: &Op,
+        x: &[&Tensor],
+        dtype: DType,
+        shape: &Shape,
+    ) -> Result<Option<Tensor>, Error> {
+        if dtype != DType::F32 {
+            return Ok(None);
+        }
+        let Some(bufs) = x.iter().map(|t| f32_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
+        let n = shape.numel();
+        let (rows, cols) = rows_cols(shape);
+        let kernel = |inputs: Vec<Access>, exprs: Vec<Expr>| {
+            let out = exprs.len() - 1;
+            Kernel { inputs, exprs, outputs: vec![out], reduce: None }
+        };
+        let k = match op {
+            Op::Unary(u) if fusible_unary(*u) => kernel(vec![Access::Full], vec![Expr::Input(0), Expr::Unary(*u, 0)]),
+            Op::Binary(b) if fusible_binary(*b) => {
+                let (Some(a0), Some(a1)) = (access(x[0], shape), access(x[1], shape)) else { return Ok(None) };
+                kernel(vec![a0, a1], vec![Expr::Input(0), Expr::Input(1), Expr::Binary(*b, 0, 1)])
+            }
+            Op::Fill { value } => kernel(vec![], vec![Expr::Const(*value as f32)]),
+            Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
+            Op::MatMul { transpose_a, transpose_b } => {
+                return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, shape)
+            }
+            _ => return Ok(None),
+        };
+        let mut out = [gpu.alloc_f32(n)?];
+        gpu.launch(&k, &bufs, &mut out, rows, cols)?;
+        let [o] = out;
+        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), o, n), shape.clone())?))
+    }
+
+    /// Sum, mean, max or min over trailing axes (one row per kept position).
+    fn reduce(
+        &self,
+        gpu: &Arc<Gpu>,
+        op: ReduceOp,
+        axes: &[usize],
+        x: &Tensor,
+        buf: &CudaSlice<f32>,
+        shape: &Shape,
+    ) -> Result<Option<Tensor>, Error> {
+        let r = x.rank();
+        let trailing = axes.iter().enumerate().all(|(i, &a)| a == r - axes.len() + i);
+        let which = match op {
+            ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
+            ReduceOp::Max => RowReduce::Max,
+            ReduceOp::Min => RowReduce::Min,
+            _ => return Ok(None),
+        };
+        let cols: usize = x.dims()[r - axes.len()..].iter().product();
+        let rows = shape.numel();
+        if !trailing || cols == 0 || rows == 0 || rows * cols != x.numel() {
+            return Ok(None);
+        }
+        let mut out = gpu.alloc_f32(rows)?;
+        gpu.row_reduce_into(which, buf, &mut out, rows, cols)?;
+        if op == ReduceOp::Mean {
+            // The runtime's mean: the sum divided by the count.
+            let k = Kernel {
+                inputs: vec![Access::Full],
+                exprs: vec![
+                    Expr::Input(0),
+                    Expr::Const(cols as f32),
+                    Expr::Binary(tensorjit_runtime::ops::BinaryOp::Div, 0, 1),
+                ],
+                outputs: vec![2],
+                reduce: None,
+            };
+            let mut mean = [gpu.alloc_f32(rows)?];
+            gpu.launch(&k, &[&out], &mut mean, 1, rows)?;
+            gpu.recycle_f32(std::mem::replace(&mut out, mean.into_iter().next().ok_or_else(|| gpu.err("no output"))?));
+        }
+        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, rows), shape.clone())?))
+    }
+
+    /// Matmul through cuBLAS when each operand's batch is the output's or a single one.
+    fn matmul(
+        &self,
+        gpu: &Arc<Gpu>,
+        (transpose_a, transpose_b): (bool, bool),
+        x: &[&Tensor],
+        bufs: &[&CudaSlice<f32>],
+        shape: &Shape,
+    ) -> Result<Option<Tensor>, Error> {
+        let (a, b) = (x[0], x[1]);
+        let r = shape.rank();
+        if a.rank() < 2 || b.rank() < 2 || r < 2 {
+            return Ok(None);
+        }
+        let (m, n) = (shape.dims()[r - 2], shape.dims()[r - 1]);
+        let ad = a.dims();
+        let k = if transpose_a { ad[ad.len() - 2] } else { ad[ad.len() - 1] };
+        let batch: usize = shape.dims()[..r - 2].iter().product();
+        let stride = |t: &Tensor, size: usize| {
+            let tb: usize = t.dims()[..t.rank() - 2].iter().product();
+            if tb == 1 {
+                Some(0)
+            } else if t.dims()[..t.rank() - 2] == shape.dims()[..r - 2] {
+                Some(size)
+            } else {
+                None
+            }
+        };
+        let (Some(stride_a), Some(stride_b)) = (stride(a, m * k), stride(b, k * n)) else { return Ok(None) };
+        let p = MatMulParams { m, n, k, transpose_a, transpose_b, batch, stride_a, stride_b };
+        let total = shape.numel();
+        let mut out = gpu.alloc_f32(total)?;
+        gpu.matmul(p, bufs[0], bufs[1], &mut out)?;
+        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, total), shape.clone())?))
+    }
+
+    /// Computes `op` on the host and copies the result back.
+    fn on_host(&self, device: Device, op: &Op, x: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, Error> {
+        if self.warned.lock().unwrap_or_else(|p| p.into_inner()).insert(op.name()) {
+            tracing::warn!(
+                target: "tensorjit::cuda",
+                "{} has no GPU kernel for these operands yet: computed on the host and copied back to {device} \
+                 (slow; shown once per op)",
+                op.name()
+            );
+        }
+        let host = x.iter().map(|t| t.to(Device::Cpu)).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&Tensor> = host.iter().collect();
+        let out = rt::run_kernel(op, &refs, &ValueType { dtype, shape: shape.clone() })?;
+        out.to(device)
+    }
+}
+
+impl DeviceBackend for CudaBackend {
+    fn upload(&self, device: Device, buf: &Buffer) -> Result<Arc<dyn DeviceMemory>, Error> {
+        let gpu = self.gpu(Self::ordinal(device)?)?;
+        let e = |e: cudarc::driver::DriverError| gpu.err(e);
+        let len = buf.len();
+        let data = match buf {
+            Buffer::F32(v) => return Ok(CudaMemory::f32(gpu.clone(), gpu.upload(v)?, len)),
+            Buffer::F64(v) => GpuData::F64(gpu.stream.clone_htod(v).map_err(e)?),
+            Buffer::I32(v) => GpuData::I32(gpu.stream.clone_htod(v).map_err(e)?),
+            Buffer::I64(v) => GpuData::I64(gpu.stream.clone_htod(v).map_err(e)?),
+            Buffer::Bool(v) => GpuData::Bool(gpu.stream.clone_htod(v).map_err(e)?),
+        };
+        Ok(Arc::new(CudaMemory { gpu: gpu.clone(), data: Some(data), len }))
+    }
+
+    fn run(&self, device: Device, op: &Op, x: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, OpError> {
+        let go = || -> Result<Tensor, Error> {
+            let gpu = self.gpu(Self::ordinal(device)?)?;
+            match self.native(&gpu, op, x, dtype, shape)? {
+                Some(t) => Ok(t),
+                None => self.on_host(device, op, x, dtype, shape),
+            }
+        };
+        go().map_err(|e| OpError::new(op.name(), e.to_string()))
+    }
+
+    fn synchronize(&self, device: Device) -> Result<(), Error> {
+        self.gpu(Self::ordinal(device)?)?.synchronize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasts_map_to_access_patterns() {
+        let out = Shape::new(&[4, 3]);
+        let t = |d: &[usize]| Tensor::zeros(d, DType::F32);
+        assert_eq!(access(&t(&[4, 3]), &out), Some(Access::Full));
+        assert_eq!(access(&t(&[]), &out), Some(Access::Scalar));
+        assert_eq!(access(&t(&[1, 1]), &out), Some(Access::Scalar));
+        assert_eq!(access(&t(&[3]), &out), Some(Access::Row));
+        assert_eq!(access(&t(&[1, 3]), &out), Some(Access::Row));
+        assert_eq!(access(&t(&[4, 1]), &out), Some(Access::Col));
+        assert_eq!(access(&t(&[2, 4, 3]), &Shape::new(&[2, 4, 3])), Some(Access::Full));
+        assert_eq!(access(&t(&[4, 3]), &Shape::new(&[2, 4, 3])), None, "a batch broadcast has no pattern");
+        assert_eq!(rows_cols(&out), (4, 3));
+        assert_eq!(rows_cols(&Shape::scalar()), (1, 1));
+        assert_eq!(rows_cols(&Shape::new(&[5, 0])), (0, 0));
+    }
+
+    #[test]
+    fn a_backend_without_a_gpu_answers_err() {
+        let b = CudaBackend::default();
+        if super::super::device_count() > 0 {
+            return;
+        }
+        let e = b.upload(Device::Cuda(0), &Buffer::F32(vec![1.0, 2.0])).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.starts_with("cuda:0: ")));
+        assert!(b.synchronize(Device::Cuda(0)).is_err());
+    }
+}

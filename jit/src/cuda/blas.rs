@@ -1,0 +1,98 @@
+//! Matmul on the GPU through cuBLAS (one handle per GPU, on its stream).
+//!
+//! Tensors are row-major and cuBLAS is column-major: a row-major `X[r, c]` is the
+//! column-major `Xᵀ` with leading dimension `c`, so `C = op(A)·op(B)` is computed as
+//! `Cᵀ = op(B)ᵀ·op(A)ᵀ` — cuBLAS's `A` is our `B` and its `B` our `A`, with the same
+//! transpose flags, and C needs no transpose at all.
+
+use std::sync::Arc;
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::driver::CudaSlice;
+use tensorjit_runtime::error::Error;
+
+use super::Gpu;
+
+/// One (batched) matmul: `batch` products of `op(A)[m,k] · op(B)[k,n]`; a batch stride
+/// of 0 broadcasts that operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatMulParams {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub transpose_a: bool,
+    pub transpose_b: bool,
+    pub batch: usize,
+    pub stride_a: usize,
+    pub stride_b: usize,
+}
+
+impl Gpu {
+    fn blas(&self) -> Result<Arc<CudaBlas>, Error> {
+        self.blas
+            .get_or_init(|| {
+                // SAFETY: only tries to dlopen the cuBLAS library; runs none of its code.
+                if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+                    return Err("cuBLAS (libcublas) could not be loaded".to_string());
+                }
+                CudaBlas::new(self.stream.clone()).map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| self.err(e))
+    }
+
+    /// `out = op(A)·op(B)` for every batch (row-major, `out` holds batch·m·n).
+    pub fn matmul(
+        &self,
+        p: MatMulParams,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), Error> {
+        let MatMulParams { m, n, k, transpose_a, transpose_b, batch, stride_a, stride_b } = p;
+        let last = |stride: usize, size: usize| stride * batch.saturating_sub(1) + size;
+        if a.len() < last(stride_a, m * k) || b.len() < last(stride_b, k * n) || out.len() < batch * m * n {
+            return Err(self.err(format!("matmul buffers too small for {p:?}")));
+        }
+        if batch == 0 || m == 0 || n == 0 {
+            return Ok(());
+        }
+        let int =
+            |x: usize| i32::try_from(x).map_err(|_| self.err(format!("matmul dimension {x} exceeds cuBLAS's i32")));
+        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        let gemm = GemmConfig {
+            transa: op(transpose_b),
+            transb: op(transpose_a),
+            m: int(n)?,
+            n: int(m)?,
+            k: int(k)?,
+            alpha: 1.0f32,
+            lda: int(if transpose_b { k } else { n })?,
+            ldb: int(if transpose_a { m } else { k })?,
+            beta: 0.0f32,
+            ldc: int(n)?,
+        };
+        let blas = self.blas()?;
+        if k == 0 {
+            // An empty sum: cuBLAS with k = 0 scales C by beta, so C must be zeroed.
+            return self.stream.memset_zeros(out).map_err(|e| self.err(e));
+        }
+        let res = if batch == 1 {
+            // SAFETY: the config describes row-major operands of the sizes checked above
+            // (cuBLAS reads A and B within them and writes m·n elements of C).
+            unsafe { blas.gemm(gemm, b, a, out) }
+        } else {
+            let cfg = StridedBatchedConfig {
+                gemm,
+                batch_size: int(batch)?,
+                stride_a: stride_b as i64,
+                stride_b: stride_a as i64,
+                stride_c: (m * n) as i64,
+            };
+            // SAFETY: as above, for every batch at the strides checked above.
+            unsafe { blas.gemm_strided_batched(cfg, b, a, out) }
+        };
+        res.map_err(|e| self.err(format!("cuBLAS sgemm: {e}")))
+    }
+}

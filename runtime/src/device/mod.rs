@@ -1,0 +1,157 @@
+//! Where a tensor's buffer lives, and how ops reach the device that holds it.
+//!
+//! The runtime computes on the CPU itself; other devices are *device backends*
+//! ([`DeviceBackend`]) installed at run time — the GPU backend lives in `tensorjit-jit`
+//! (PTX through cudarc) and the `tensorjit` facade installs it. A tensor on a device
+//! holds a [`DeviceMemory`]; every op goes through [`run_op`], which checks that its
+//! operands share one device ([`placement`]) and hands device operands to that device's
+//! backend. Without a backend (or without a GPU) asking for a device is an `Err`.
+//!
+//! Placement rules (as in PyTorch): an op's operands must be on one device, except that
+//! a rank-0 CPU tensor (a Rust scalar such as the `2.0` of `x * 2.0`) joins any device.
+//! A traced function runs on the device of its tensor arguments.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::buffer::Buffer;
+use crate::dtype::DType;
+use crate::error::{Error, OpError};
+use crate::ops::Op;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// The device of a tensor: the host CPU, or an NVIDIA GPU by ordinal (`cuda:0`).
+/// Non-exhaustive so that adding devices is not a breaking change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// The elements of one tensor on a device (dense, row-major, immutable once made).
+/// Implemented by device backends; the runtime only asks what and where it is, and for
+/// a host copy.
+/// Unwind-safe so that tensors stay `UnwindSafe` (tests and users catch panics of ops).
+pub trait DeviceMemory: Send + Sync + fmt::Debug + std::panic::RefUnwindSafe + std::panic::UnwindSafe {
+    fn device(&self) -> Device;
+    fn dtype(&self) -> DType;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies the elements to the host.
+    fn to_host(&self) -> Result<Buffer, Error>;
+    /// For the backend that made it, to reach its own type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A device that runs ops on the tensors it holds.
+pub trait DeviceBackend: Send + Sync {
+    /// Copies host elements to `device` (`Err` when the device is not there, or cannot
+    /// hold this dtype).
+    fn upload(&self, device: Device, buf: &Buffer) -> Result<Arc<dyn DeviceMemory>, Error>;
+
+    /// Runs `op` on `device`, producing a tensor of the inferred `dtype` and `shape`.
+    /// Every operand is on `device` (rank-0 CPU operands were uploaded by the caller);
+    /// `Op::Reshape` and `Op::StopGradient` never come here (they share the buffer).
+    /// An op this device does not run is an `OpError` that says so.
+    fn run(&self, device: Device, op: &Op, inputs: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, OpError>;
+
+    /// Waits until the device finished all work queued so far (for timing).
+    fn synchronize(&self, device: Device) -> Result<(), Error>;
+}
+
+static CUDA: OnceLock<Arc<dyn DeviceBackend>> = OnceLock::new();
+
+/// Installs the backend of `Device::Cuda` devices (the first installation wins;
+/// returns whether this one did).
+pub fn install_cuda_backend(backend: Arc<dyn DeviceBackend>) -> bool {
+    CUDA.set(backend).is_ok()
+}
+
+/// The backend of `device`: `Err` saying how to get one when none is installed.
+pub fn backend(device: Device) -> Result<&'static dyn DeviceBackend, Error> {
+    match device {
+        Device::Cpu => Err(Error::Internal("the CPU has no device backend".into())),
+        Device::Cuda(_) => CUDA.get().map(|b| &**b).ok_or_else(|| Error::Device {
+            device: device.to_string(),
+            message: "no GPU backend is installed in this program: the `tensorjit` crate installs it \
+                      (`tensorjit::init()`, or the first traced function); `tensorjit-runtime` alone runs on \
+                      the CPU only"
+                .into(),
+        }),
+    }
+}
+
+/// Waits for `device` to finish its queued work (a no-op on the CPU).
+pub fn synchronize(device: Device) -> Result<(), Error> {
+    match device {
+        Device::Cpu => Ok(()),
+        d => backend(d)?.synchronize(d),
+    }
+}
+
+/// The device an op with these operands runs on: the operands' one device, a rank-0
+/// CPU operand joining any. Operands on two devices are an error naming both.
+pub fn placement(op: &'static str, inputs: &[&Tensor]) -> Result<Device, OpError> {
+    let mut at: Option<Device> = None;
+    for t in inputs {
+        let d = t.device();
+        if d == Device::Cpu && t.rank() == 0 && !t.is_symbolic() {
+            continue;
+        }
+        match at {
+            None => at = Some(d),
+            Some(a) if a == d => {}
+            Some(a) => {
+                return Err(OpError::new(
+                    op,
+                    format!(
+                        "operands on two devices, {a} and {d}; move one with `.to(device)` (only rank-0 CPU \
+                         tensors join an op on another device)"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(at.unwrap_or(Device::Cpu))
+}
+
+/// Runs `op` on concrete `inputs` wherever they live: the CPU's eager kernel, or the
+/// device backend of their device. The single executor of ops (eager dispatch, the
+/// interpreter and the JIT's fallback steps all come here).
+pub(crate) fn run_op(op: &Op, inputs: &[&Tensor], dtype: DType, shape: Shape) -> Result<Tensor, OpError> {
+    let device = placement(op.name(), inputs)?;
+    if device == Device::Cpu {
+        return Ok(crate::kernels::run(op, inputs, dtype, shape));
+    }
+    if matches!(op, Op::Reshape(_) | Op::StopGradient) {
+        return Ok(inputs[0].view_as(shape));
+    }
+    let b = backend(device).map_err(|e| OpError::new(op.name(), e.to_string()))?;
+    // Rank-0 CPU operands (Rust scalars) are copied over.
+    let mut moved: smallvec::SmallVec<[Tensor; 4]> = smallvec::SmallVec::new();
+    for t in inputs {
+        if t.device() != device {
+            moved.push(t.to(device).map_err(|e| OpError::new(op.name(), e.to_string()))?);
+        }
+    }
+    let mut next = moved.iter();
+    let ins: smallvec::SmallVec<[&Tensor; 4]> =
+        inputs.iter().map(|t| if t.device() != device { next.next().unwrap_or(t) } else { t }).collect();
+    b.run(device, op, &ins, dtype, &shape)
+}

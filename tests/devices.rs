@@ -1,0 +1,287 @@
+//! Tensors on devices, on every machine: placement rules, copies between host and
+//! device, eager ops, gradients and traced functions on a device — run against a
+//! host-emulated device backend installed as `Device::Cuda`, which counts the ops it is
+//! handed and computes them with the CPU kernels (so results must equal the CPU's bit
+//! for bit). The real CUDA backend's checks are in `tests/gpu.rs`.
+//!
+//! This binary installs its backend before anything else can install the real one
+//! (every test calls `emulated()` first), so it must stay alone in its test binary.
+
+mod common;
+
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{f32s, rand_f32};
+use tensorjit::buffer::Buffer;
+use tensorjit::device::{install_cuda_backend, DeviceBackend, DeviceMemory};
+use tensorjit::ir::ValueType;
+use tensorjit::ops::Op;
+use tensorjit::prelude::*;
+use tensorjit::trace::backend::run_kernel;
+use tensorjit::OpError;
+
+#[derive(Debug)]
+struct HostMemory {
+    device: Device,
+    buf: Buffer,
+}
+
+impl DeviceMemory for HostMemory {
+    fn device(&self) -> Device {
+        self.device
+    }
+    fn dtype(&self) -> DType {
+        self.buf.dtype()
+    }
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+    fn to_host(&self) -> Result<Buffer, Error> {
+        Ok(self.buf.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A device whose memory is host memory; it records the name of every op it runs.
+#[derive(Default)]
+struct Emulated {
+    ops: Mutex<Vec<&'static str>>,
+    uploads: AtomicUsize,
+}
+
+fn host_tensor(buf: Buffer, shape: &Shape) -> Tensor {
+    match buf {
+        Buffer::F32(v) => Tensor::from_vec(v, shape.clone()),
+        Buffer::F64(v) => Tensor::from_vec(v, shape.clone()),
+        Buffer::I32(v) => Tensor::from_vec(v, shape.clone()),
+        Buffer::I64(v) => Tensor::from_vec(v, shape.clone()),
+        Buffer::Bool(v) => Tensor::from_vec(v, shape.clone()),
+    }
+    .expect("the emulated device holds whole tensors")
+}
+
+fn host_buffer(t: &Tensor) -> Buffer {
+    match t.dtype() {
+        DType::F32 => Buffer::F32(t.to_vec().unwrap()),
+        DType::F64 => Buffer::F64(t.to_vec().unwrap()),
+        DType::I32 => Buffer::I32(t.to_vec().unwrap()),
+        DType::I64 => Buffer::I64(t.to_vec().unwrap()),
+        DType::Bool => Buffer::Bool(t.to_vec().unwrap()),
+    }
+}
+
+impl DeviceBackend for Emulated {
+    fn upload(&self, device: Device, buf: &Buffer) -> Result<Arc<dyn DeviceMemory>, Error> {
+        if device != Device::Cuda(0) {
+            return Err(Error::Device { device: device.to_string(), message: "no such device".into() });
+        }
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(HostMemory { device, buf: buf.clone() }))
+    }
+
+    fn run(&self, device: Device, op: &Op, x: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, OpError> {
+        self.ops.lock().unwrap().push(op.name());
+        let mut host = Vec::new();
+        for t in x {
+            assert_eq!(t.device(), device, "{}: every operand reaches the backend on its device", op.name());
+            let m = t.device_memory().expect("a device operand");
+            let m = m.as_any().downcast_ref::<HostMemory>().expect("memory of this backend");
+            host.push(host_tensor(m.buf.clone(), t.shape()));
+        }
+        let refs: Vec<&Tensor> = host.iter().collect();
+        let out = run_kernel(op, &refs, &ValueType { dtype, shape: shape.clone() })
+            .map_err(|e| OpError::new(op.name(), e.to_string()))?;
+        assert_eq!(out.device(), Device::Cpu);
+        let memory = Arc::new(HostMemory { device, buf: host_buffer(&out) });
+        Ok(Tensor::from_device_memory(memory, shape.clone()).unwrap())
+    }
+
+    fn synchronize(&self, _: Device) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+static EMULATED: std::sync::OnceLock<Arc<Emulated>> = std::sync::OnceLock::new();
+
+/// The emulated device, installed as the CUDA backend on first use.
+fn emulated() -> Arc<Emulated> {
+    EMULATED
+        .get_or_init(|| {
+            let b = Arc::new(Emulated::default());
+            assert!(install_cuda_backend(b.clone()), "the emulated backend must be installed before the real one");
+            b
+        })
+        .clone()
+}
+
+fn ran_on_device(e: &Emulated, op: &str) -> bool {
+    e.ops.lock().unwrap().contains(&op)
+}
+
+const GPU: Device = Device::Cuda(0);
+
+#[test]
+fn tensors_move_between_host_and_device() {
+    let e = emulated();
+    let x = rand_f32(1, &[3, 5], -2.0, 2.0);
+    let before = e.uploads.load(Ordering::Relaxed);
+    let g = x.to(GPU).unwrap();
+    assert_eq!(e.uploads.load(Ordering::Relaxed), before + 1);
+    assert_eq!((g.device(), g.dtype(), g.dims()), (GPU, DType::F32, &[3usize, 5][..]));
+    assert!(g.to(GPU).is_ok(), "moving to its own device is a cheap clone");
+    let err = g.to_vec::<f32>().unwrap_err().to_string();
+    assert_eq!(err, "tensor f32[3,5] lives on cuda:0: copy it to the host first with `.to(Device::Cpu)`");
+    let back = g.to(Device::Cpu).unwrap();
+    assert_eq!(back.device(), Device::Cpu);
+    assert_eq!(f32s(&back), f32s(&x));
+    let i = Tensor::from_vec(vec![4i64, -7, 9], [3]).unwrap().to(GPU).unwrap();
+    assert_eq!(i.to(Device::Cpu).unwrap().to_vec::<i64>().unwrap(), vec![4, -7, 9]);
+    assert!(g.to_string().ends_with("shape=[3,5], dtype=f32, device=cuda:0)"), "{g}");
+    let missing = x.to(Device::Cuda(3)).unwrap_err().to_string();
+    assert_eq!(missing, "cuda:3: no such device");
+}
+
+#[test]
+fn eager_ops_on_device_tensors_run_on_the_device_with_the_cpus_results() {
+    let e = emulated();
+    let (a, b) = (rand_f32(2, &[4, 6], -3.0, 3.0), rand_f32(3, &[6], -3.0, 3.0));
+    let w = rand_f32(4, &[6, 5], -1.0, 1.0);
+    let cpu = ((&a + &b).tanh() * 2.0).matmul(&w).reshape([5, 4]).sum(1, false);
+    let (ga, gb, gw) = (a.to(GPU).unwrap(), b.to(GPU).unwrap(), w.to(GPU).unwrap());
+    let gpu = ((&ga + &gb).tanh() * 2.0).matmul(&gw).reshape([5, 4]).sum(1, false);
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+    for op in ["add", "tanh", "mul", "matmul", "reduce_sum"] {
+        assert!(ran_on_device(&e, op), "{op} ran on the device");
+    }
+    assert!(!ran_on_device(&e, "reshape"), "a reshape of a device tensor shares its buffer");
+    // Comparisons and casts stay on the device too.
+    let mask = ga.gt(0.5);
+    assert_eq!(mask.device(), GPU);
+    assert_eq!(mask.to(Device::Cpu).unwrap().to_vec::<bool>().unwrap(), a.gt(0.5).to_vec::<bool>().unwrap());
+}
+
+#[test]
+fn operands_on_two_devices_are_refused_naming_both_and_the_caller() {
+    emulated();
+    let a = rand_f32(5, &[2, 3], -1.0, 1.0);
+    let g = a.to(GPU).unwrap();
+    let line = line!() + 1;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| &g + &a));
+    let msg = r.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(msg.contains("add: operands on two devices, cuda:0 and cpu"), "{msg}");
+    assert!(msg.contains("(operands: f32[2,3], f32[2,3])"), "{msg}");
+    assert!(msg.contains(&format!("tests/devices.rs:{line}")), "{msg}");
+    // A rank-0 CPU tensor (a Rust scalar) joins an op on any device.
+    let s = Tensor::scalar(1.5f32);
+    let y = &g * &s;
+    assert_eq!(y.device(), GPU);
+    assert_eq!(f32s(&y.to(Device::Cpu).unwrap()), f32s(&(&a * 1.5)));
+}
+
+#[test]
+fn gradients_of_device_tensors_are_computed_on_the_device() {
+    emulated();
+    let x = rand_f32(6, &[3, 4], -1.0, 1.0);
+    let w0 = rand_f32(7, &[4, 2], -1.0, 1.0);
+    let grad = |x: &Tensor, w: Tensor| {
+        let w = Variable::new(w, "w");
+        let tape = GradientTape::new();
+        let loss = x.matmul(&w.read()).sigmoid().square().mean_all();
+        let g = tape.gradient(&loss, &[&w]);
+        g[0].clone().unwrap()
+    };
+    let cpu = grad(&x, w0.clone());
+    let gpu = grad(&x.to(GPU).unwrap(), w0.to(GPU).unwrap());
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+}
+
+#[test]
+fn traced_functions_retrace_per_device_and_run_there() {
+    let e = emulated();
+    let f = tensorjit::function("scale_shift", |(x, b): (Tensor, Tensor)| (x.exp() * 0.5 + &b).relu().sum(0, false));
+    let (x, b) = (rand_f32(8, &[5, 3], -2.0, 2.0), rand_f32(9, &[3], -1.0, 1.0));
+    let cpu = f.call((x.clone(), b.clone()));
+    let (gx, gb) = (x.to(GPU).unwrap(), b.to(GPU).unwrap());
+    let before = e.ops.lock().unwrap().iter().filter(|o| **o == "exp").count();
+    let gpu = f.call((gx.clone(), gb.clone()));
+    assert_eq!(f.tracing_count(), 2, "a new device is a new signature");
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+    let after = e.ops.lock().unwrap().iter().filter(|o| **o == "exp").count();
+    assert!(after > before, "the trace's ops ran on the device");
+    // Later calls on the device reuse the device trace.
+    let again = f.call((gx, gb));
+    assert_eq!(f.tracing_count(), 2);
+    assert_eq!(f32s(&again.to(Device::Cpu).unwrap()), f32s(&cpu));
+    let cf = f.concrete_functions();
+    let on_gpu = cf.iter().find(|c| c.device() == GPU).expect("a trace for cuda:0");
+    assert_eq!(on_gpu.backend(), "interpreter");
+    // Arguments on two devices cannot be one call.
+    let mixed = f.try_call((x.to(GPU).unwrap(), b.clone())).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(mixed.contains("arguments are on cuda:0 and cpu"), "{mixed}");
+}
+
+#[test]
+fn a_trace_on_a_device_refuses_host_tensors_it_captures() {
+    emulated();
+    let host = rand_f32(10, &[3], -1.0, 1.0);
+    let h = host.clone();
+    let f = tensorjit::function("adds_host", move |x: Tensor| &x + &h);
+    let x = rand_f32(11, &[2, 3], -1.0, 1.0).to(GPU).unwrap();
+    // As in eager code: a programmer error, raised while the body is traced.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(x)));
+    let e = r.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(e.contains("add: operands on two devices, cuda:0 and cpu"), "{e}");
+    let ok = f.call(host.to(GPU).unwrap().reshape([1, 3]).to(Device::Cpu).unwrap());
+    assert_eq!(ok.device(), Device::Cpu);
+}
+
+#[test]
+fn variables_stay_on_their_device() {
+    emulated();
+    let w0 = rand_f32(12, &[2, 3], -1.0, 1.0);
+    let w = Variable::new(w0.to(GPU).unwrap(), "w");
+    assert_eq!(w.device(), GPU);
+    w.assign_sub(&rand_f32(13, &[2, 3], -1.0, 1.0).to(GPU).unwrap() * 0.5);
+    assert_eq!(w.read().device(), GPU);
+    // Host values (a Rust scalar, a CPU tensor) are copied to the variable's device.
+    w.assign(0.25);
+    assert_eq!(w.read().device(), GPU);
+    assert_eq!(f32s(&w.read().to(Device::Cpu).unwrap()), vec![0.25; 6]);
+    let host = rand_f32(14, &[2, 3], -1.0, 1.0);
+    w.assign(&host);
+    assert_eq!(w.read().device(), GPU);
+    assert_eq!(f32s(&w.read().to(Device::Cpu).unwrap()), f32s(&host));
+}
+
+/// A tensor-conditioned loop (AutoGraph's `while` becomes one `while` node).
+#[tf_function]
+fn grow(x: &Tensor) -> Tensor {
+    let mut x = x.clone();
+    while x.sum_all().lt(500.0) {
+        x = &x * 1.5 + 1.0;
+    }
+    x
+}
+
+#[test]
+fn control_flow_on_device_tensors_reads_its_predicates_back() {
+    emulated();
+    let x = rand_f32(15, &[8], 0.0, 1.0);
+    let cpu = grow(&x);
+    let gpu = grow(&x.to(GPU).unwrap());
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+    // Eagerly (no trace), the same loop on the device.
+    let mut y = x.to(GPU).unwrap();
+    while y.sum_all().lt(500.0).to(Device::Cpu).unwrap().to_scalar::<bool>().unwrap() {
+        y = &y * 1.5 + 1.0;
+    }
+    assert_eq!(f32s(&y.to(Device::Cpu).unwrap()), f32s(&cpu));
+}
