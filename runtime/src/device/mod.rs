@@ -135,7 +135,18 @@ pub fn placement(op: &'static str, inputs: &[&Tensor]) -> Result<Device, OpError
 /// device backend of their device. The single executor of ops (eager dispatch, the
 /// interpreter and the JIT's fallback steps all come here).
 pub(crate) fn run_op(op: &Op, inputs: &[&Tensor], dtype: DType, shape: Shape) -> Result<Tensor, OpError> {
-    let device = placement(op.name(), inputs)?;
+    run_op_on(placement(op.name(), inputs)?, op, inputs, dtype, shape)
+}
+
+/// [`run_op`] with the placement already made.
+#[inline]
+pub(crate) fn run_op_on(
+    device: Device,
+    op: &Op,
+    inputs: &[&Tensor],
+    dtype: DType,
+    shape: Shape,
+) -> Result<Tensor, OpError> {
     if device == Device::Cpu {
         return Ok(crate::kernels::run(op, inputs, dtype, shape));
     }

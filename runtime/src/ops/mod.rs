@@ -217,19 +217,17 @@ pub(crate) fn try_apply(op: Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
     };
     let with_operands = |e: OpError| e.with_operands(inputs.iter().map(|t| (t.dtype(), t.shape())));
     // Operands on two devices are refused here, traced or not.
-    if let Err(e) = device::placement(op.name(), inputs) {
-        return Err(with_operands(e));
-    }
+    let at = device::placement(op.name(), inputs).map_err(with_operands)?;
     let out = if trace::is_tracing() {
         match trace::record_op(&op, inputs, dtype, &shape) {
             Ok(Some(t)) => t,
-            Ok(None) => device::run_op(&op, inputs, dtype, shape).map_err(with_operands)?,
+            Ok(None) => device::run_op_on(at, &op, inputs, dtype, shape).map_err(with_operands)?,
             Err(e) => return Err(with_operands(e)),
         }
     } else if inputs.iter().any(|t| t.is_symbolic()) {
         return Err(with_operands(trace::escaped(op.name())));
     } else {
-        device::run_op(&op, inputs, dtype, shape).map_err(with_operands)?
+        device::run_op_on(at, &op, inputs, dtype, shape).map_err(with_operands)?
     };
     if autodiff::recording() {
         autodiff::record(op, inputs, &out);
