@@ -222,6 +222,18 @@ fn traced_functions_retrace_per_device_and_run_there() {
     let cf = f.concrete_functions();
     let on_gpu = cf.iter().find(|c| c.device() == GPU).expect("a trace for cuda:0");
     assert_eq!(on_gpu.backend(), "interpreter");
+    // Inside a trace a tensor cannot move: the function runs on its arguments' device.
+    let seen = Arc::new(Mutex::new(String::new()));
+    let s2 = seen.clone();
+    let g = tensorjit::function("moves", move |x: Tensor| {
+        if let Err(e) = x.to(GPU) {
+            *s2.lock().unwrap() = e.to_string();
+        }
+        x
+    });
+    g.call(rand_f32(16, &[2], -1.0, 1.0));
+    let msg = seen.lock().unwrap().clone();
+    assert!(msg.starts_with("to(cuda:0): f32[2] is symbolic") && msg.contains("move the arguments"), "{msg}");
     // Arguments on two devices cannot be one call.
     let mixed = f.try_call((x.to(GPU).unwrap(), b.clone())).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(mixed.contains("arguments are on cuda:0 and cpu"), "{mixed}");

@@ -329,7 +329,11 @@ impl Tensor {
             return Ok(self.clone());
         }
         if self.is_symbolic() {
-            return Err(Error::SymbolicValue { tensor: self.type_string() });
+            return Err(Error::Function(format!(
+                "to({device}): {} is symbolic (inside a traced function, which runs on the device of its \
+                 arguments); move the arguments before the call instead",
+                self.type_string()
+            )));
         }
         let host = match &self.repr {
             Repr::Device(m) => {
