@@ -261,3 +261,32 @@ fn golden_ptx_of_two_small_kernels() {
         assemble(name, &text);
     }
 }
+
+#[test]
+fn the_eager_gpu_backends_kernels_assemble() {
+    use tensorjit::ops::Op;
+    use tensorjit_jit::cuda::backend::{mean_kernel, single_op_kernel};
+    let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
+    let mut n = 0;
+    for u in UnaryOp::ALL {
+        if let Some(k) = single_op_kernel(&Op::Unary(u), &[Access::Full]) {
+            assemble(&format!("eager_{}", u.name()), &render_kernel(&k, "eager_unary"));
+            n += 1;
+        }
+    }
+    for b in BinaryOp::ALL {
+        for a0 in patterns {
+            for a1 in patterns {
+                if let Some(k) = single_op_kernel(&Op::Binary(b), &[a0, a1]) {
+                    assemble(&format!("eager_{}_{a0:?}_{a1:?}", b.name()), &render_kernel(&k, "eager_binary"));
+                    n += 1;
+                }
+            }
+        }
+    }
+    let fill = single_op_kernel(&Op::Fill { value: -2.5 }, &[]).expect("fills run on the GPU");
+    assemble("eager_fill", &render_kernel(&fill, "eager_fill"));
+    assemble("eager_mean", &render_kernel(&mean_kernel(129), "eager_mean"));
+    // 10 unary ops, 6 binary ops × 16 access pairs.
+    assert_eq!(n, 10 + 6 * 16, "the GPU computes every fusible op under every access pair");
+}

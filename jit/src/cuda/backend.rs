@@ -159,6 +159,37 @@ fn access(t: &Tensor, out: &Shape) -> Option<Access> {
     None
 }
 
+/// The single-op kernel an eager GPU op runs, its operands read with `access` (`None`:
+/// the op has no GPU kernel). Public so the PTX tests assemble every one of them.
+pub fn single_op_kernel(op: &Op, access: &[Access]) -> Option<Kernel> {
+    let kernel = |inputs: Vec<Access>, exprs: Vec<Expr>| {
+        let out = exprs.len() - 1;
+        Some(Kernel { inputs, exprs, outputs: vec![out], reduce: None })
+    };
+    match (op, access) {
+        (Op::Unary(u), [a]) if fusible_unary(*u) => kernel(vec![*a], vec![Expr::Input(0), Expr::Unary(*u, 0)]),
+        (Op::Binary(b), [a0, a1]) if fusible_binary(*b) => {
+            kernel(vec![*a0, *a1], vec![Expr::Input(0), Expr::Input(1), Expr::Binary(*b, 0, 1)])
+        }
+        (Op::Fill { value }, _) => kernel(vec![], vec![Expr::Const(*value as f32)]),
+        _ => None,
+    }
+}
+
+/// The kernel that turns row sums into means (the runtime's mean: sum / count).
+pub fn mean_kernel(count: usize) -> Kernel {
+    Kernel {
+        inputs: vec![Access::Full],
+        exprs: vec![
+            Expr::Input(0),
+            Expr::Const(count as f32),
+            Expr::Binary(tensorjit_runtime::ops::BinaryOp::Div, 0, 1),
+        ],
+        outputs: vec![2],
+        reduce: None,
+    }
+}
+
 /// Rows and columns of `shape` for a kernel (the last dim is the columns).
 fn rows_cols(shape: &Shape) -> (usize, usize) {
     let cols = shape.dims().last().copied().unwrap_or(1);
@@ -181,25 +212,23 @@ impl CudaBackend {
         let Some(bufs) = x.iter().map(|t| f32_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
         let n = shape.numel();
         let (rows, cols) = rows_cols(shape);
-        let kernel = |inputs: Vec<Access>, exprs: Vec<Expr>| {
-            let out = exprs.len() - 1;
-            Kernel { inputs, exprs, outputs: vec![out], reduce: None }
-        };
         let k = match op {
-            Op::Unary(u) if fusible_unary(*u) => kernel(vec![Access::Full], vec![Expr::Input(0), Expr::Unary(*u, 0)]),
-            Op::Binary(b) if fusible_binary(*b) => {
-                let (Some(a0), Some(a1)) = (access(x[0], shape), access(x[1], shape)) else { return Ok(None) };
-                kernel(vec![a0, a1], vec![Expr::Input(0), Expr::Input(1), Expr::Binary(*b, 0, 1)])
-            }
-            Op::Fill { value } => kernel(vec![], vec![Expr::Const(*value as f32)]),
             Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
             Op::MatMul { transpose_a, transpose_b } => {
                 return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, shape)
             }
-            _ => return Ok(None),
+            // A unary op's operand has the output's shape; a fill reads none.
+            Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
+            _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {
+                Some(a) => single_op_kernel(op, &a),
+                None => None,
+            },
         };
+        let Some(k) = k else { return Ok(None) };
+        // A fill reads none of its operand's elements.
+        let ins: &[&CudaSlice<f32>] = if k.inputs.is_empty() { &[] } else { &bufs };
         let mut out = [gpu.alloc_f32(n)?];
-        gpu.launch(&k, &bufs, &mut out, rows, cols)?;
+        gpu.launch(&k, ins, &mut out, rows, cols)?;
         let [o] = out;
         Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), o, n), shape.clone())?))
     }
@@ -230,17 +259,7 @@ impl CudaBackend {
         let mut out = gpu.alloc_f32(rows)?;
         gpu.row_reduce_into(which, buf, &mut out, rows, cols)?;
         if op == ReduceOp::Mean {
-            // The runtime's mean: the sum divided by the count.
-            let k = Kernel {
-                inputs: vec![Access::Full],
-                exprs: vec![
-                    Expr::Input(0),
-                    Expr::Const(cols as f32),
-                    Expr::Binary(tensorjit_runtime::ops::BinaryOp::Div, 0, 1),
-                ],
-                outputs: vec![2],
-                reduce: None,
-            };
+            let k = mean_kernel(cols);
             let mut mean = [gpu.alloc_f32(rows)?];
             gpu.launch(&k, &[&out], &mut mean, 1, rows)?;
             gpu.recycle_f32(std::mem::replace(&mut out, mean.into_iter().next().ok_or_else(|| gpu.err("no output"))?));
