@@ -43,8 +43,10 @@
 //! }
 //! ```
 //!
-//! This crate is the facade: it re-exports the runtime (`tensorjit-runtime`) and will
-//! install the JIT backends (`tensorjit-jit`) and the `#[tf_function]` macro.
+//! This crate is the facade: it re-exports the runtime (`tensorjit-runtime`), the
+//! `#[tf_function]` macro and the Keras-style layers, and installs the JIT backends
+//! (`tensorjit-jit`): Cranelift for traced functions on the CPU, and the CUDA backend
+//! for tensors moved to a GPU with `tensor.to(Device::Cuda(0))` (after [`init`]).
 
 pub use tensorjit_macros::{tf_function, FunctionArgs};
 pub use tensorjit_runtime::*;
