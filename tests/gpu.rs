@@ -163,6 +163,9 @@ fn eager_gpu_ops_match_the_cpu() {
     close("sum rows", &gx.sum(1, false), &x.sum(1, false), 1e-5);
     close("mean all", &gx.mean_all(), &x.mean_all(), 1e-5);
     close("max rows", &gx.max(1, true), &x.max(1, true), 1e-5);
+    close("sum columns", &gx.sum(0, false), &x.sum(0, false), 1e-5);
+    close("mean columns", &gx.mean(0, true), &x.mean(0, true), 1e-5);
+    close("min columns", &gx.min(0, false), &x.min(0, false), 1e-5);
     close("transpose (host fallback)", &gx.transpose(0, 1), &x.transpose(0, 1), 0.0);
     let w = common::rand_f32(74, &[129, 65], -1.0, 1.0);
     let gw = w.to(gpu).unwrap();

@@ -24,7 +24,7 @@ use tensorjit::nn::Module;
 use tensorjit::ops::{BinaryOp, UnaryOp};
 use tensorjit::prelude::*;
 use tensorjit_jit::kernel::{Access, Expr, Kernel};
-use tensorjit_jit::ptx::{render_kernel, render_row_reduce, RowReduce};
+use tensorjit_jit::ptx::{render_col_reduce, render_kernel, render_row_reduce, RowReduce};
 
 const PACKAGE: &str = "nvidia-cuda-nvcc-cu12";
 
@@ -171,6 +171,8 @@ fn every_access_pattern_and_several_outputs_assemble() {
     for op in [RowReduce::Sum, RowReduce::Max, RowReduce::Min] {
         let name = format!("row_{op:?}").to_lowercase();
         assemble(&name, &render_row_reduce(op, &name));
+        let name = format!("col_{op:?}").to_lowercase();
+        assemble(&name, &render_col_reduce(op, &name));
     }
 }
 

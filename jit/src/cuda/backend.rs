@@ -233,7 +233,8 @@ impl CudaBackend {
         Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), o, n), shape.clone())?))
     }
 
-    /// Sum, mean, max or min over trailing axes (one row per kept position).
+    /// Sum, mean, max or min over trailing axes (one row per kept position) or leading
+    /// axes (one column per kept position).
     fn reduce(
         &self,
         gpu: &Arc<Gpu>,
@@ -245,26 +246,32 @@ impl CudaBackend {
     ) -> Result<Option<Tensor>, Error> {
         let r = x.rank();
         let trailing = axes.iter().enumerate().all(|(i, &a)| a == r - axes.len() + i);
+        let leading = axes.iter().enumerate().all(|(i, &a)| a == i);
         let which = match op {
             ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
             ReduceOp::Max => RowReduce::Max,
             ReduceOp::Min => RowReduce::Min,
             _ => return Ok(None),
         };
-        let cols: usize = x.dims()[r - axes.len()..].iter().product();
-        let rows = shape.numel();
-        if !trailing || cols == 0 || rows == 0 || rows * cols != x.numel() {
+        // Results and how many values each one combines.
+        let kept = shape.numel();
+        let count = if kept == 0 { 0 } else { x.numel() / kept };
+        if kept == 0 || count == 0 || kept * count != x.numel() || !(trailing || leading) {
             return Ok(None);
         }
-        let mut out = gpu.alloc_f32(rows)?;
-        gpu.row_reduce_into(which, buf, &mut out, rows, cols)?;
+        let mut out = gpu.alloc_f32(kept)?;
+        if trailing {
+            gpu.row_reduce_into(which, buf, &mut out, kept, count)?;
+        } else {
+            gpu.col_reduce_into(which, buf, &mut out, count, kept)?;
+        }
         if op == ReduceOp::Mean {
-            let k = mean_kernel(cols);
-            let mut mean = [gpu.alloc_f32(rows)?];
-            gpu.launch(&k, &[&out], &mut mean, 1, rows)?;
+            let k = mean_kernel(count);
+            let mut mean = [gpu.alloc_f32(kept)?];
+            gpu.launch(&k, &[&out], &mut mean, 1, kept)?;
             gpu.recycle_f32(std::mem::replace(&mut out, mean.into_iter().next().ok_or_else(|| gpu.err("no output"))?));
         }
-        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, rows), shape.clone())?))
+        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, kept), shape.clone())?))
     }
 
     /// Matmul through cuBLAS when each operand's batch is the output's or a single one.

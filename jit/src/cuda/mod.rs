@@ -248,6 +248,35 @@ impl Gpu {
         Ok(())
     }
 
+    /// Reduces each of `cols` columns of the row-major `rows × cols` `input` into
+    /// `out[c]` (rows in order).
+    pub fn col_reduce_into(
+        &self,
+        op: RowReduce,
+        input: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(), Error> {
+        if input.len() < rows * cols || out.len() < cols || cols == 0 {
+            return Err(self.err(format!(
+                "col_reduce needs rows × cols = {} values, room for {cols} results and cols > 0",
+                rows * cols
+            )));
+        }
+        let name = "tensorjit_col_reduce";
+        let f = self.function(&format!("col_reduce {op:?}"), name, || ptx::render_col_reduce(op, name))?;
+        let (rows64, cols64) = (rows as u64, cols as u64);
+        let cfg = LaunchConfig { grid_dim: (self.grid(cols), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+        let mut launch = self.stream.launch_builder(&f);
+        launch.arg(input).arg(out).arg(&rows64).arg(&cols64);
+        // SAFETY: parameters as `render_col_reduce` declares them (in, out, rows, cols);
+        // `input` holds rows·cols values and `out` cols (checked above); the grid-stride
+        // loop keeps every thread within `cols`.
+        unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Runs kernel `k` on host data (inputs in the kernel's order, each of the length
     /// its access pattern needs over `rows × cols`) and returns its outputs.
     pub fn run_kernel(&self, k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, Error> {

@@ -308,3 +308,47 @@ pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A module with one entry, `name`, reducing each of `cols` columns of a row-major
+/// `rows × cols` f32 matrix to one value (parameters: `in`, `out`, `rows`, `cols`; any
+/// grid of [`BLOCK`]-thread blocks). One thread per column walks the rows in order —
+/// neighbouring threads read neighbouring addresses, and the order is fixed.
+pub fn render_col_reduce(op: RowReduce, name: &str) -> String {
+    let mut e = Emitter::default();
+    let params: Vec<String> = ["in", "out", "rows", "cols"].iter().map(|s| s.to_string()).collect();
+    let (input, output) = (param(&mut e, name, "in", true), param(&mut e, name, "out", true));
+    let (rows, cols) = (param(&mut e, name, "rows", false), param(&mut e, name, "cols", false));
+    let [tid, ctaid, nctaid] = [e.r(), e.r(), e.r()];
+    e.ins(format_args!("mov.u32 {tid}, %tid.x"));
+    e.ins(format_args!("mov.u32 {ctaid}, %ctaid.x"));
+    e.ins(format_args!("mov.u32 {nctaid}, %nctaid.x"));
+    let (c, step, t64) = (e.rd(), e.rd(), e.rd());
+    e.ins(format_args!("mul.wide.u32 {c}, {ctaid}, {BLOCK}"));
+    e.ins(format_args!("cvt.u64.u32 {t64}, {tid}"));
+    e.ins(format_args!("add.s64 {c}, {c}, {t64}"));
+    e.ins(format_args!("mul.wide.u32 {step}, {nctaid}, {BLOCK}"));
+    let identity = e.fconst(op.identity());
+    let (col_done, row_done) = (e.p(), e.p());
+    e.loop_head("$L_col", col_done, c, cols, "$L_done");
+    let (r, idx) = (e.rd(), e.rd());
+    e.ins(format_args!("mov.u64 {r}, 0"));
+    e.ins(format_args!("mov.u64 {idx}, {c}"));
+    let acc = e.f();
+    e.ins(format_args!("mov.f32 {acc}, {identity}"));
+    e.loop_head("$L_row", row_done, r, rows, "$L_row_done");
+    let addr = address(&mut e, input, idx, 2);
+    let x = e.f();
+    e.ins(format_args!("ld.global.nc.f32 {x}, [{addr}]"));
+    let next = op.combine(&mut e, acc, x);
+    e.ins(format_args!("mov.f32 {acc}, {next}"));
+    e.ins(format_args!("add.s64 {idx}, {idx}, {cols}"));
+    e.ins(format_args!("add.s64 {r}, {r}, 1"));
+    e.ins(format_args!("bra $L_row"));
+    e.label("$L_row_done");
+    let out_addr = address(&mut e, output, c, 2);
+    e.ins(format_args!("st.global.f32 [{out_addr}], {acc}"));
+    e.ins(format_args!("add.s64 {c}, {c}, {step}"));
+    e.ins(format_args!("bra $L_col"));
+    e.label("$L_done");
+    header() + &entry(name, &params, "", &e)
+}
