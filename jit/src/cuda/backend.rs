@@ -255,7 +255,7 @@ impl CudaBackend {
         };
         // Results and how many values each one combines.
         let kept = shape.numel();
-        let count = if kept == 0 { 0 } else { x.numel() / kept };
+        let count = x.numel().checked_div(kept).unwrap_or(0);
         if kept == 0 || count == 0 || kept * count != x.numel() || !(trailing || leading) {
             return Ok(None);
         }
