@@ -270,6 +270,17 @@ fn variables_stay_on_their_device() {
     w.assign(&host);
     assert_eq!(w.read().device(), GPU);
     assert_eq!(f32s(&w.read().to(Device::Cpu).unwrap()), f32s(&host));
+    // A function traced on the host that assigns the captured device variable a host
+    // value: the value is copied over, the variable stays where it is.
+    let (w2, x) = (w.clone(), rand_f32(16, &[2, 3], -1.0, 1.0));
+    let set = tensorjit::function("set_from_host", move |x: Tensor| {
+        w2.assign(&x * 2.0);
+        x
+    });
+    set.call(x.clone());
+    assert_eq!(w.device(), GPU);
+    assert_eq!(w.read().device(), GPU);
+    assert_eq!(f32s(&w.read().to(Device::Cpu).unwrap()), f32s(&(&x * 2.0)));
 }
 
 /// A tensor-conditioned loop (AutoGraph's `while` becomes one `while` node).

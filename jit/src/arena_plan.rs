@@ -506,8 +506,7 @@ impl ArenaPlan {
                     Loc::Arena(_) => return Err(Error::Internal("a variable assigned an arena room".into())),
                 };
                 let var = ctx.vars.get(*resource).ok_or_else(|| Error::Internal("a variable is missing".into()))?;
-                backend::assign_variable(var, value);
-                Ok(())
+                backend::assign_variable(var, value)
             }
         }
     }

@@ -374,7 +374,7 @@ impl Compiled {
                     vals.set(*output, backend::read_variable(vars[resource.index()]));
                 }
                 Step::Assign { resource, input } => {
-                    backend::assign_variable(vars[resource.index()], vals.cloned(*input)?)
+                    backend::assign_variable(vars[resource.index()], vals.cloned(*input)?)?
                 }
                 Step::Print { template, inputs } => {
                     let ins: SmallVec<[Tensor; 4]> =

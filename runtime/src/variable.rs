@@ -35,6 +35,8 @@ struct Inner {
     trainable: bool,
     dtype: DType,
     shape: Shape,
+    /// Where the value lives (fixed: assignments are copied here).
+    device: crate::device::Device,
     value: RwLock<Tensor>,
 }
 
@@ -79,6 +81,7 @@ impl Variable {
                 trainable,
                 dtype: value.dtype(),
                 shape: value.shape().clone(),
+                device: value.device(),
                 value: RwLock::new(value),
             }),
         }
@@ -104,12 +107,9 @@ impl Variable {
         &self.inner.shape
     }
 
-    /// The device its value lives on.
+    /// The device its value lives on (the initial value's, for the variable's life).
     pub fn device(&self) -> crate::device::Device {
-        match self.inner.value.read() {
-            Ok(v) => v.device(),
-            Err(p) => p.into_inner().device(),
-        }
+        self.inner.device
     }
 
     /// The current value without notifying tapes (a `read_variable` node while tracing).
@@ -173,16 +173,25 @@ impl Variable {
             Err(e) => e.raise(Location::caller()),
         }
         // Assignment is a state change, not a differentiable op: later reads start fresh.
-        self.store_concrete(new.stop_gradient());
+        if let Err(e) = self.store_concrete(new.stop_gradient()) {
+            OpError::new(op, e.to_string()).raise(Location::caller())
+        }
     }
 
     /// Replaces the value with a concrete tensor of the right type (the interpreter's
-    /// `assign_variable`).
-    pub(crate) fn store_concrete(&self, new: Tensor) {
+    /// `assign_variable`), copied to the variable's device when it lives elsewhere.
+    pub(crate) fn store_concrete(&self, new: Tensor) -> Result<(), crate::error::Error> {
+        let new = if new.device() == self.inner.device {
+            new
+        } else {
+            new.to(self.inner.device)
+                .map_err(|e| crate::error::Error::Function(format!("assigning variable '{}': {e}", self.inner.name)))?
+        };
         match self.inner.value.write() {
             Ok(mut v) => *v = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
+        Ok(())
     }
 
     /// Replaces the value (same dtype and shape; a Rust scalar fills it).

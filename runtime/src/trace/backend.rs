@@ -165,8 +165,9 @@ pub fn read_variable(v: &Variable) -> Tensor {
     v.value_untracked()
 }
 
-/// Stores a new value into a variable, as an `assign_variable` node does.
-pub fn assign_variable(v: &Variable, value: Tensor) {
+/// Stores a new value into a variable, as an `assign_variable` node does (copied to
+/// the variable's device when it lives elsewhere).
+pub fn assign_variable(v: &Variable, value: Tensor) -> Result<(), Error> {
     v.store_concrete(value)
 }
 

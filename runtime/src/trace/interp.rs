@@ -147,7 +147,7 @@ impl Env<'_> {
             }
             NodeKind::ReadVariable(r) => Some(self.vars[r.index()].value_untracked()),
             NodeKind::AssignVariable(r) => {
-                self.vars[r.index()].store_concrete(ins[0].clone());
+                self.vars[r.index()].store_concrete(ins[0].clone())?;
                 None
             }
             NodeKind::Print(t) => {
