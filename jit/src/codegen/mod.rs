@@ -360,6 +360,12 @@ struct RowLoop {
 
 /// Emits `r = 0`, the row loop's head (on to `exit` when `r == rows`) and the start of
 /// its body, where it leaves the builder with `c = 0` and the row's pointers ready.
+/// Each of a row's pointers advanced to its element `c` (f32 elements).
+fn element_addrs(b: &mut FunctionBuilder<'_>, row_ptr: &[Value], c: Value) -> Vec<Value> {
+    let off = b.ins().ishl_imm_s(c, 2);
+    row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect()
+}
+
 fn row_loop(b: &mut FunctionBuilder<'_>, kernel: &Kernel, e: &Entry, flags: MemFlagsData) -> RowLoop {
     let (r, c) = (b.declare_var(I64), b.declare_var(I64));
     let zero = b.ins().iconst(I64, 0);
@@ -405,9 +411,8 @@ fn build(
 
     b.switch_to_block(vec_body);
     let cv = b.use_var(c);
-    let off = b.ins().ishl_imm_s(cv, 2);
+    let addrs = element_addrs(&mut b, &row_ptr, cv);
     for half in 0..unroll as i32 {
-        let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
         let mut em = Em { b: &mut b, vector: true };
         body(&mut em, kernel, &addrs, &row_fixed, half * 16, flags);
     }
@@ -423,8 +428,7 @@ fn build(
 
     b.switch_to_block(tail_body);
     let cv = b.use_var(c);
-    let off = b.ins().ishl_imm_s(cv, 2);
-    let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
+    let addrs = element_addrs(&mut b, &row_ptr, cv);
     {
         let mut em = Em { b: &mut b, vector: false };
         body(&mut em, kernel, &addrs, &row_fixed, 0, flags);

@@ -19,7 +19,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITModule;
 use cranelift_module::Module;
 
-use super::{body, entry, row_loop, Em, RowLoop};
+use super::{body, element_addrs, entry, row_loop, Em, RowLoop};
 use crate::kernel::Kernel;
 
 /// Lanes of the canonical order.
@@ -59,8 +59,7 @@ pub(super) fn build(
 
     b.switch_to_block(vec_body);
     let cv = b.use_var(c);
-    let off = b.ins().ishl_imm_s(cv, 2);
-    let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
+    let addrs = element_addrs(&mut b, &row_ptr, cv);
     let vals = body(&mut Em { b: &mut b, vector: true }, kernel, &addrs, &row_fixed, 0, flags);
     let (next_acc, other) = (b.use_var(acc[0]), b.use_var(acc[1]));
     let sum = b.ins().fadd(next_acc, vals[red.expr]);
@@ -92,8 +91,7 @@ pub(super) fn build(
     b.ins().brif(left, tail_body, &[], combine, &[]);
 
     b.switch_to_block(tail_body);
-    let off = b.ins().ishl_imm_s(at, 2);
-    let addrs: Vec<Value> = row_ptr.iter().map(|p| b.ins().iadd(*p, off)).collect();
+    let addrs = element_addrs(&mut b, &row_ptr, at);
     let vals = body(&mut Em { b: &mut b, vector: false }, kernel, &addrs, &row_fixed, 0, flags);
     let base = b.ins().stack_addr(ptr, lanes, 0);
     let lane = b.ins().band_imm_s(at, LANES as i64 - 1);

@@ -20,7 +20,7 @@ use tensorjit_runtime::trace::backend as rt;
 use tensorjit_runtime::{DType, Tensor};
 
 use super::blas::MatMulParams;
-use super::Gpu;
+use super::{Gpu, Lines};
 use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
 use crate::ptx::RowReduce;
 
@@ -261,9 +261,9 @@ impl CudaBackend {
         }
         let mut out = gpu.alloc_f32(kept)?;
         if trailing {
-            gpu.row_reduce_into(which, buf, &mut out, kept, count)?;
+            gpu.reduce_into(Lines::Rows, which, buf, &mut out, kept, count)?;
         } else {
-            gpu.col_reduce_into(which, buf, &mut out, count, kept)?;
+            gpu.reduce_into(Lines::Cols, which, buf, &mut out, count, kept)?;
         }
         if op == ReduceOp::Mean {
             let k = mean_kernel(count);

@@ -25,6 +25,13 @@ use crate::kernel::Kernel;
 use crate::ptx::{self, RowReduce, BLOCK};
 use pool::SizePool;
 
+/// Which lines of a row-major matrix a reduction combines into one value each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lines {
+    Rows,
+    Cols,
+}
+
 /// Elements of freed f32 buffers a GPU keeps for reuse (1 GiB).
 const POOL_ELEMS: usize = 1 << 28;
 
@@ -219,60 +226,46 @@ impl Gpu {
         Ok(())
     }
 
-    /// Reduces each of `rows` rows of `cols` values of `input` into `out[r]`.
-    pub fn row_reduce_into(
+    /// Reduces each row (`Lines::Rows`: into `out[r]`) or each column (`Lines::Cols`:
+    /// into `out[c]`, rows in order) of the row-major `rows × cols` matrix `input`.
+    pub fn reduce_into(
         &self,
+        lines: Lines,
         op: RowReduce,
         input: &CudaSlice<f32>,
         out: &mut CudaSlice<f32>,
         rows: usize,
         cols: usize,
     ) -> Result<(), Error> {
-        if input.len() < rows * cols || out.len() < rows || rows == 0 {
+        let results = match lines {
+            Lines::Rows => rows,
+            Lines::Cols => cols,
+        };
+        if input.len() < rows * cols || out.len() < results || results == 0 {
             return Err(self.err(format!(
-                "row_reduce needs rows × cols = {} values, room for {rows} results and rows > 0",
+                "a reduction of {lines:?} of {rows} × {cols} needs {} values and room for {results} results (at \
+                 least one)",
                 rows * cols
             )));
         }
-        let name = "tensorjit_row_reduce";
-        let f = self.function(&format!("row_reduce {op:?}"), name, || ptx::render_row_reduce(op, name))?;
+        let (name, blocks) = match lines {
+            // One block per row, blocks striding over the rows.
+            Lines::Rows => ("tensorjit_row_reduce", rows.min(self.multiprocessors as usize * 16) as u32),
+            // One thread per column.
+            Lines::Cols => ("tensorjit_col_reduce", self.grid(cols)),
+        };
+        let f = self.function(&format!("{name} {op:?}"), name, || match lines {
+            Lines::Rows => ptx::render_row_reduce(op, name),
+            Lines::Cols => ptx::render_col_reduce(op, name),
+        })?;
         let (rows64, cols64) = (rows as u64, cols as u64);
-        let blocks = rows.min(self.multiprocessors as usize * 16) as u32;
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
         let mut launch = self.stream.launch_builder(&f);
         launch.arg(input).arg(out).arg(&rows64).arg(&cols64);
-        // SAFETY: parameters as `render_row_reduce` declares them (in, out, rows, cols);
-        // `input` holds rows·cols values, `out` rows (checked above); the block has
-        // exactly BLOCK threads as the entry's `.reqntid` requires.
-        unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Reduces each of `cols` columns of the row-major `rows × cols` `input` into
-    /// `out[c]` (rows in order).
-    pub fn col_reduce_into(
-        &self,
-        op: RowReduce,
-        input: &CudaSlice<f32>,
-        out: &mut CudaSlice<f32>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<(), Error> {
-        if input.len() < rows * cols || out.len() < cols || cols == 0 {
-            return Err(self.err(format!(
-                "col_reduce needs rows × cols = {} values, room for {cols} results and cols > 0",
-                rows * cols
-            )));
-        }
-        let name = "tensorjit_col_reduce";
-        let f = self.function(&format!("col_reduce {op:?}"), name, || ptx::render_col_reduce(op, name))?;
-        let (rows64, cols64) = (rows as u64, cols as u64);
-        let cfg = LaunchConfig { grid_dim: (self.grid(cols), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
-        let mut launch = self.stream.launch_builder(&f);
-        launch.arg(input).arg(out).arg(&rows64).arg(&cols64);
-        // SAFETY: parameters as `render_col_reduce` declares them (in, out, rows, cols);
-        // `input` holds rows·cols values and `out` cols (checked above); the grid-stride
-        // loop keeps every thread within `cols`.
+        // SAFETY: parameters as `render_row_reduce` and `render_col_reduce` declare them
+        // (in, out, rows, cols); `input` holds rows·cols values and `out` one per result
+        // (checked above); blocks have exactly BLOCK threads (the row entry's `.reqntid`)
+        // and the column entry's grid-stride loop keeps every thread within `cols`.
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -303,7 +296,7 @@ impl Gpu {
         }
         let input = self.upload(data)?;
         let mut out = self.alloc_f32(rows)?;
-        self.row_reduce_into(op, &input, &mut out, rows, cols)?;
+        self.reduce_into(Lines::Rows, op, &input, &mut out, rows, cols)?;
         let v = self.download(&out, rows);
         self.recycle_f32(input);
         self.recycle_f32(out);

@@ -1,7 +1,8 @@
 //! The caching device allocator: freed device buffers are kept by element count and
-//! handed out again (a `cuMemAlloc` costs microseconds and synchronises; ML loops
-//! allocate the same sizes every step). Generic over the buffer type so its policy is
-//! tested on machines without a GPU.
+//! handed out again (each cudarc allocation is a driver call — `cuMemAllocAsync` from
+//! the device's memory pool where it has one, else a synchronising `cuMemAlloc` — plus
+//! the slice's tracking events; ML loops allocate the same sizes every step). Generic
+//! over the buffer type so its policy is tested on machines without a GPU.
 
 use std::collections::HashMap;
 

@@ -222,14 +222,30 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     header() + &entry(name, &params, "", &e)
 }
 
+/// The parameters of the reduction entries (`in`, `out`, `rows`, `cols`), loaded.
+struct ReduceParams {
+    names: Vec<String>,
+    input: Reg,
+    output: Reg,
+    rows: Reg,
+    cols: Reg,
+}
+
+impl ReduceParams {
+    fn load(e: &mut Emitter, name: &str) -> ReduceParams {
+        let names = ["in", "out", "rows", "cols"].iter().map(|s| s.to_string()).collect();
+        let (input, output) = (param(e, name, "in", true), param(e, name, "out", true));
+        let (rows, cols) = (param(e, name, "rows", false), param(e, name, "cols", false));
+        ReduceParams { names, input, output, rows, cols }
+    }
+}
+
 /// A module with one entry, `name`, reducing each of `rows` rows of `cols` f32 to one
 /// value (parameters: `in`, `out`, `rows`, `cols`; launch with [`BLOCK`] threads per
 /// block, any number of blocks).
 pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
     let mut e = Emitter::default();
-    let params: Vec<String> = ["in", "out", "rows", "cols"].iter().map(|s| s.to_string()).collect();
-    let (input, output) = (param(&mut e, name, "in", true), param(&mut e, name, "out", true));
-    let (rows, cols) = (param(&mut e, name, "rows", false), param(&mut e, name, "cols", false));
+    let ReduceParams { names: params, input, output, rows, cols } = ReduceParams::load(&mut e, name);
     let [tid, ctaid, nctaid, lane, warp] = [e.r(), e.r(), e.r(), e.r(), e.r()];
     e.ins(format_args!("mov.u32 {tid}, %tid.x"));
     e.ins(format_args!("mov.u32 {ctaid}, %ctaid.x"));
@@ -306,18 +322,13 @@ pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
     text + &entry(name, &params, &format!("\n.reqntid {BLOCK}, 1, 1"), &e)
 }
 
-#[cfg(test)]
-mod tests;
-
 /// A module with one entry, `name`, reducing each of `cols` columns of a row-major
 /// `rows × cols` f32 matrix to one value (parameters: `in`, `out`, `rows`, `cols`; any
 /// grid of [`BLOCK`]-thread blocks). One thread per column walks the rows in order —
 /// neighbouring threads read neighbouring addresses, and the order is fixed.
 pub fn render_col_reduce(op: RowReduce, name: &str) -> String {
     let mut e = Emitter::default();
-    let params: Vec<String> = ["in", "out", "rows", "cols"].iter().map(|s| s.to_string()).collect();
-    let (input, output) = (param(&mut e, name, "in", true), param(&mut e, name, "out", true));
-    let (rows, cols) = (param(&mut e, name, "rows", false), param(&mut e, name, "cols", false));
+    let ReduceParams { names: params, input, output, rows, cols } = ReduceParams::load(&mut e, name);
     let [tid, ctaid, nctaid] = [e.r(), e.r(), e.r()];
     e.ins(format_args!("mov.u32 {tid}, %tid.x"));
     e.ins(format_args!("mov.u32 {ctaid}, %ctaid.x"));
@@ -352,3 +363,6 @@ pub fn render_col_reduce(op: RowReduce, name: &str) -> String {
     e.label("$L_done");
     header() + &entry(name, &params, "", &e)
 }
+
+#[cfg(test)]
+mod tests;
