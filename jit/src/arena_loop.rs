@@ -219,7 +219,7 @@ impl ArenaLoop {
         &self,
         k: &Kernels,
         inputs: &[&Tensor],
-        vals: &crate::exec::Table<'_>,
+        vals: &crate::steps::Table<'_>,
         max: Option<u64>,
     ) -> Result<Vec<Tensor>, Error> {
         let mut outer: SmallVec<[&[f32]; 8]> = SmallVec::new();

@@ -9,50 +9,39 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 use tensorjit_runtime::error::Error;
 
-use tensorjit_runtime::ir::{specialize, Graph, Resource, ValueId};
+use tensorjit_runtime::ir::{specialize, Graph, ValueId};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Executable, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
+use crate::arena_loop::ArenaLoop;
 use crate::arena_plan::{ArenaPlan, Outer};
 use crate::codegen::CompiledModule;
 use crate::launch::{Kernels, Ptr};
 use crate::plan::{Plan, Step};
+use crate::steps::{internal, used_constants, KernelStep, KernelSteps, Layout, Table};
 
 pub struct Compiled {
     plan: Plan,
     /// The optimised graph's text (for `describe`).
     graph_text: String,
     kernels: Kernels,
-    /// Dense slot of each graph value (`u32::MAX`: none), and how many.
-    slots: Vec<u32>,
-    n_slots: usize,
-    /// No value is returned twice (so results are moved out of the table).
-    results_unique: bool,
+    /// Value slots, parameters, results and variables of a run.
+    layout: Layout,
     /// Set when the plan is one kernel on parameters and constants.
     single: Option<Single>,
     /// Set when the plan runs over one arena (`arena_plan`), with where each of its
     /// outer values comes from.
     arena: Option<(ArenaPlan, Vec<Source>)>,
-    params: Vec<ValueId>,
     constants: Vec<(ValueId, Tensor)>,
-    resources: Vec<Option<Variable>>,
-    results: Vec<ValueId>,
     /// Owns the machine code `fns` point into; dropped last.
     _module: CompiledModule,
 }
 
 impl Compiled {
     pub(crate) fn new(g: &Graph, plan: Plan, module: CompiledModule, kernels: Kernels) -> Compiled {
-        // Only constants some step reads (scalar f32 constants are inlined into kernels
-        // and never enter the value table).
-        let used: std::collections::HashSet<ValueId> =
-            plan.steps.iter().flat_map(crate::plan::step_uses).chain(g.results.iter().copied()).collect();
-        let constants: Vec<(ValueId, Tensor)> = g.constants.iter().filter(|(v, _)| used.contains(v)).cloned().collect();
-        let extra: Vec<ValueId> =
-            g.params.iter().chain(constants.iter().map(|(v, _)| v)).chain(&g.results).copied().collect();
-        let (slots, n_slots) = assign_slots(g.values.len(), &plan.steps, &extra);
-        let results_unique = g.results.iter().enumerate().all(|(i, r)| !g.results[..i].contains(r));
+        let constants = used_constants(g, &plan);
+        let layout = Layout::new(g, &plan, &constants);
         let single = Single::new(g, &plan, &constants);
         let arena = if single.is_some() { None } else { ArenaPlan::new(g, &plan, &kernels) }.and_then(|a| {
             let sources = a
@@ -65,141 +54,12 @@ impl Compiled {
                 .collect::<Option<Vec<_>>>()?;
             Some((a, sources))
         });
-        Compiled {
-            single,
-            arena,
-            slots,
-            n_slots,
-            results_unique,
-            graph_text: g.to_string(),
-            plan,
-            kernels,
-            params: g.params.clone(),
-            constants,
-            resources: g
-                .resources
-                .iter()
-                .map(|r| match r {
-                    Resource::Captured(v) => Some(v.clone()),
-                    Resource::Param(_) => None,
-                })
-                .collect(),
-            results: g.results.clone(),
-            _module: module,
-        }
+        Compiled { single, arena, layout, graph_text: g.to_string(), plan, kernels, constants, _module: module }
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
-}
-
-fn internal(msg: impl Into<String>) -> Error {
-    Error::Internal(msg.into())
-}
-
-/// The values of one run, in the dense slots the plan's values were given (graph
-/// values that never exist at run time — fused intermediates, inlined constants — get
-/// none).
-pub(crate) struct Table<'a> {
-    slots: &'a [u32],
-    vals: SmallVec<[Option<Tensor>; 8]>,
-}
-
-impl Table<'_> {
-    fn slot(&self, v: ValueId) -> usize {
-        self.slots[v.index()] as usize
-    }
-
-    pub(crate) fn get(&self, v: ValueId) -> Result<&Tensor, Error> {
-        self.vals[self.slot(v)].as_ref().ok_or_else(|| internal(format!("{v} has no value")))
-    }
-
-    fn cloned(&self, v: ValueId) -> Result<Tensor, Error> {
-        self.get(v).cloned()
-    }
-
-    fn set(&mut self, v: ValueId, t: Tensor) {
-        let i = self.slot(v);
-        self.vals[i] = Some(t);
-    }
-
-    fn take(&mut self, v: ValueId) -> Result<Tensor, Error> {
-        let i = self.slot(v);
-        self.vals[i].take().ok_or_else(|| internal(format!("{v} has no value")))
-    }
-
-    fn clear(&mut self, v: ValueId) {
-        let i = self.slot(v);
-        self.vals[i] = None;
-    }
-
-    /// The value of a scalar bool predicate.
-    fn truth(&self, v: ValueId) -> Result<bool, Error> {
-        backend::predicate(self.get(v)?)
-    }
-
-    /// Copies the values of `from` into `to` (a region's parameters or a node's
-    /// outputs). All are read before any is written: a body may yield its parameters
-    /// permuted.
-    fn copy(&mut self, to: &[ValueId], from: &[ValueId]) -> Result<(), Error> {
-        if !to.iter().any(|t| from.contains(t)) {
-            // No overlap (the usual case): copy in place.
-            for (t, f) in to.iter().zip(from) {
-                let x = self.cloned(*f)?;
-                self.set(*t, x);
-            }
-            return Ok(());
-        }
-        let mut xs: SmallVec<[Tensor; 8]> = SmallVec::new();
-        for f in from {
-            xs.push(self.cloned(*f)?);
-        }
-        for (t, x) in to.iter().zip(xs) {
-            self.set(*t, x);
-        }
-        Ok(())
-    }
-}
-
-/// Dense slots for every value a step defines or reads, the parameters, the used
-/// constants and the results (`u32::MAX`: no slot); returns the map and the count.
-fn assign_slots(n_values: usize, steps: &[Step], extra: &[ValueId]) -> (Vec<u32>, usize) {
-    fn visit(steps: &[Step], out: &mut Vec<ValueId>) {
-        for s in steps {
-            out.extend(crate::plan::step_uses(s));
-            match s {
-                Step::Kernel { outputs, .. } => out.extend(outputs.iter().map(|(v, _)| *v)),
-                Step::Op { output, .. } | Step::Read { output, .. } => out.push(*output),
-                Step::Assign { .. } | Step::Print { .. } => {}
-                Step::Cond { branches, outputs, .. } => {
-                    out.extend(outputs);
-                    for b in branches.iter() {
-                        out.extend(&b.params);
-                        visit(&b.steps, out);
-                    }
-                }
-                Step::While { cond, body, outputs, .. } => {
-                    out.extend(outputs);
-                    for b in [cond, body] {
-                        out.extend(&b.params);
-                        visit(&b.steps, out);
-                    }
-                }
-            }
-        }
-    }
-    let mut used = extra.to_vec();
-    visit(steps, &mut used);
-    let mut slots = vec![u32::MAX; n_values];
-    let mut n = 0;
-    for v in used {
-        if slots[v.index()] == u32::MAX {
-            slots[v.index()] = n;
-            n += 1;
-        }
-    }
-    (slots, n as usize)
 }
 
 impl Compiled {
@@ -319,109 +179,52 @@ impl Single {
     }
 }
 
-impl Compiled {
-    /// Runs `steps` over the value table, freeing values after their last use when
-    /// `frees` is given (the top level; inside regions values are simply overwritten).
-    fn steps(
-        &self,
-        steps: &[Step],
-        frees: Option<&[Vec<ValueId>]>,
-        vals: &mut Table<'_>,
-        vars: &[&Variable],
-    ) -> Result<(), Error> {
-        for (i, step) in steps.iter().enumerate() {
-            match step {
-                Step::Kernel { index, inputs, outputs, rows, cols, donor } => {
-                    // A dying input the kernel may overwrite, when nothing else holds
-                    // its buffer: taken out of the table (it is freed here anyway).
-                    let over = match donor {
-                        Some(d) if self.kernels.may_alias(*index, *d) => {
-                            let v = inputs[*d];
-                            match backend::take_f32_buffer(vals.take(v)?) {
-                                Ok(b) => Some((*d, b)),
-                                Err(t) => {
-                                    vals.set(v, t);
-                                    None
-                                }
-                            }
-                        }
-                        _ => None,
-                    };
-                    // Inputs are borrowed in place: the table is not written until the
-                    // kernel has run.
-                    let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
-                    for (i, v) in inputs.iter().enumerate() {
-                        ptrs.push(match &over {
-                            Some((d, b)) if *d == i => Ptr(b.as_ptr() as *mut f32),
-                            _ => Ptr(vals.get(*v)?.as_slice::<f32>()?.as_ptr() as *mut f32),
-                        });
+impl KernelSteps for Compiled {
+    fn kernel(&self, step: KernelStep<'_>, vals: &mut Table<'_>) -> Result<(), Error> {
+        let KernelStep { index, inputs, outputs, rows, cols, donor } = step;
+        // A dying input the kernel may overwrite, when nothing else holds
+        // its buffer: taken out of the table (it is freed here anyway).
+        let over = match donor {
+            Some(d) if self.kernels.may_alias(index, d) => {
+                let v = inputs[d];
+                match backend::take_f32_buffer(vals.take(v)?) {
+                    Ok(b) => Some((d, b)),
+                    Err(t) => {
+                        vals.set(v, t);
+                        None
                     }
-                    let outs = self.launch(*index, ptrs, outputs, *rows, *cols, over.map(|(_, b)| b))?;
-                    for ((v, _), t) in outputs.iter().zip(outs) {
-                        vals.set(*v, t);
-                    }
-                }
-                Step::Op { op, inputs, output, ty } => {
-                    let mut refs: SmallVec<[&Tensor; 4]> = SmallVec::new();
-                    for v in inputs {
-                        refs.push(vals.get(*v)?);
-                    }
-                    let t = backend::run_kernel(op, &refs, ty)?;
-                    drop(refs);
-                    vals.set(*output, t);
-                }
-                Step::Read { resource, output } => {
-                    vals.set(*output, backend::read_variable(vars[resource.index()]));
-                }
-                Step::Assign { resource, input } => {
-                    backend::assign_variable(vars[resource.index()], vals.cloned(*input)?)?
-                }
-                Step::Print { template, inputs } => {
-                    let ins: SmallVec<[Tensor; 4]> =
-                        inputs.iter().map(|v| vals.cloned(*v)).collect::<Result<_, _>>()?;
-                    let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
-                    backend::print(template, &refs);
-                }
-                Step::Cond { pred, branches, outputs, .. } => {
-                    let b = &branches[if vals.truth(*pred)? { 0 } else { 1 }];
-                    self.steps(&b.steps, None, vals, vars)?;
-                    vals.copy(outputs, &b.results)?;
-                }
-                Step::While { inputs, outputs, max, arena: Some(arena), .. } => {
-                    let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
-                    for v in inputs {
-                        ins.push(vals.get(*v)?);
-                    }
-                    let results = arena.run(&self.kernels, &ins, vals, *max)?;
-                    drop(ins);
-                    for (v, t) in outputs.iter().zip(results) {
-                        vals.set(*v, t);
-                    }
-                }
-                Step::While { inputs, cond, body, outputs, max, .. } => {
-                    let mut current: &[ValueId] = inputs;
-                    let mut trips = 0u64;
-                    while max.is_none_or(|m| trips < m) {
-                        vals.copy(&cond.params, current)?;
-                        self.steps(&cond.steps, None, vals, vars)?;
-                        if !vals.truth(cond.results[0])? {
-                            break;
-                        }
-                        vals.copy(&body.params, current)?;
-                        self.steps(&body.steps, None, vals, vars)?;
-                        current = &body.results;
-                        trips += 1;
-                    }
-                    vals.copy(outputs, current)?;
                 }
             }
-            if let Some(f) = frees {
-                for v in &f[i] {
-                    vals.clear(*v);
-                }
-            }
+            _ => None,
+        };
+        // Inputs are borrowed in place: the table is not written until the
+        // kernel has run.
+        let mut ptrs: SmallVec<[Ptr; 16]> = SmallVec::new();
+        for (i, v) in inputs.iter().enumerate() {
+            ptrs.push(match &over {
+                Some((d, b)) if *d == i => Ptr(b.as_ptr() as *mut f32),
+                _ => Ptr(vals.get(*v)?.as_slice::<f32>()?.as_ptr() as *mut f32),
+            });
+        }
+        let outs = self.launch(index, ptrs, outputs, rows, cols, over.map(|(_, b)| b))?;
+        for ((v, _), t) in outputs.iter().zip(outs) {
+            vals.set(*v, t);
         }
         Ok(())
+    }
+
+    fn has_arena_loops(&self) -> bool {
+        true
+    }
+
+    fn arena_loop(
+        &self,
+        arena: &ArenaLoop,
+        inputs: &[&Tensor],
+        vals: &Table<'_>,
+        max: Option<u64>,
+    ) -> Result<Vec<Tensor>, Error> {
+        arena.run(&self.kernels, inputs, vals, max)
     }
 }
 
@@ -437,14 +240,7 @@ impl Executable for Compiled {
         if let Some(single) = &self.single {
             return self.run_single(single, inputs);
         }
-        let mut vars: SmallVec<[&Variable; 8]> = SmallVec::new();
-        let mut bound_iter = bound.iter();
-        for r in &self.resources {
-            match r {
-                Some(v) => vars.push(v),
-                None => vars.push(bound_iter.next().ok_or_else(|| internal("a variable argument is missing"))?),
-            }
-        }
+        let vars = self.layout.vars(bound)?;
         if let Some((a, sources)) = &self.arena {
             // One variable bound to two resources sees the other's assignment only on
             // the general executor (the arena reads variables when the call starts).
@@ -469,20 +265,7 @@ impl Executable for Compiled {
                 return a.run(&self.kernels, &outer, &vars);
             }
         }
-        let mut vals = Table { slots: &self.slots, vals: SmallVec::new() };
-        vals.vals.resize_with(self.n_slots, || None);
-        for (p, t) in self.params.iter().zip(inputs) {
-            vals.set(*p, (*t).clone());
-        }
-        for (v, t) in &self.constants {
-            vals.set(*v, t.clone());
-        }
-        self.steps(&self.plan.steps, Some(&self.plan.frees), &mut vals, &vars)?;
-        let mut out = Outputs::new();
-        for r in &self.results {
-            out.push(if self.results_unique { vals.take(*r)? } else { vals.cloned(*r)? });
-        }
-        Ok(out)
+        self.layout.run(self, &self.plan, inputs, &self.constants, &vars)
     }
 }
 

@@ -23,6 +23,7 @@ pub mod passes;
 pub mod plan;
 pub mod ptx;
 pub mod staged;
+mod steps;
 
 use std::sync::Arc;
 
