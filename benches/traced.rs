@@ -57,8 +57,7 @@ fn bench(c: &mut Criterion) {
     large.bench_function("W4_mlp_forward traced", |b| b.iter(|| w4.call((xall.clone(), params.clone()))));
     let y5 = common::labels();
     for mode in ["eager", "traced"] {
-        let vars: Vec<Variable> =
-            params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect();
+        let vars: Vec<Variable> = common::mlp_variables(&params);
         let v2 = vars.clone();
         let w5 = function("w5", move |(x, y): (Tensor, Tensor)| common::mlp_train_step(&v2, &x, &y));
         large.bench_function(format!("W5_mlp_train_step {mode}"), |b| {

@@ -179,8 +179,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
     if only("W5_mlp_train_step") {
         let y = put(common::labels());
         for mode in ["eager", "traced"] {
-            let vars: Vec<Variable> =
-                params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect();
+            let vars = common::mlp_variables(&params);
             let v2 = vars.clone();
             let f = function("w5", move |(x, y): (Tensor, Tensor)| common::mlp_train_step(&v2, &x, &y));
             let step = |x: &Tensor, y: &Tensor| {

@@ -8,6 +8,8 @@
 //! (every test calls `emulated()` first), so it must stay alone in its test binary.
 
 mod common;
+#[path = "../benches/common/mod.rs"]
+mod workloads;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -221,7 +223,8 @@ fn traced_functions_retrace_per_device_and_run_there() {
     assert_eq!(f32s(&again.to(Device::Cpu).unwrap()), f32s(&cpu));
     let cf = f.concrete_functions();
     let on_gpu = cf.iter().find(|c| c.device() == GPU).expect("a trace for cuda:0");
-    assert_eq!(on_gpu.backend(), "interpreter");
+    // The fused plan, its kernels run as this (emulated) backend's own ops.
+    assert_eq!(on_gpu.backend(), "device ops");
     // Inside a trace a tensor cannot move: the function runs on its arguments' device.
     let seen = Arc::new(Mutex::new(String::new()));
     let s2 = seen.clone();
@@ -307,4 +310,65 @@ fn control_flow_on_device_tensors_reads_its_predicates_back() {
         y = &y * 1.5 + 1.0;
     }
     assert_eq!(f32s(&y.to(Device::Cpu).unwrap()), f32s(&cpu));
+}
+
+fn count(e: &Emulated, op: &str) -> usize {
+    e.ops.lock().unwrap().iter().filter(|o| **o == op).count()
+}
+
+fn on_gpu(ts: &[Tensor]) -> Vec<Tensor> {
+    ts.iter().map(|t| t.to(GPU).unwrap()).collect()
+}
+
+#[test]
+fn traced_functions_on_a_device_run_their_fused_plan_with_the_cpus_bits() {
+    let e = emulated();
+    // W4: bias + relu kernels after each matmul, and softmax's fused row sum.
+    let w4 =
+        tensorjit::function("w4_on_device", |(x, p): (Tensor, Vec<Tensor>)| workloads::mlp_logits(&x, &p).softmax(-1));
+    let (x, params) = (rand_f32(17, &[6, 784], 0.0, 1.0), workloads::mlp_params());
+    let cpu = w4.call((x.clone(), params.clone()));
+    let sums = count(&e, "reduce_sum");
+    let gpu = w4.call((x.to(GPU).unwrap(), on_gpu(&params)));
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+    assert!(count(&e, "reduce_sum") > sums, "the fused row sum was reduced on the device");
+    let cf = w4.concrete_functions();
+    let dev = cf.iter().find(|c| c.device() == GPU).expect("a trace for cuda:0");
+    let text = dev.compiled_text();
+    assert!(text.contains("on cuda:0 (device ops)") && text.contains("out sum e3 per row"), "{text}");
+
+    // W5: variables on the device, the fused log-softmax, the loss mean and the
+    // parameter updates; three steps, then every parameter and loss equal the CPU's.
+    let params = workloads::mlp_params();
+    let (cpu_vars, gpu_vars) = (workloads::mlp_variables(&params), workloads::mlp_variables(&on_gpu(&params)));
+    let (cv, gv) = (cpu_vars.clone(), gpu_vars.clone());
+    let cpu_step =
+        tensorjit::function("w5_cpu", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&cv, &x, &y));
+    let gpu_step =
+        tensorjit::function("w5_gpu", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&gv, &x, &y));
+    let y = workloads::labels();
+    for seed in 0..3 {
+        let x = rand_f32(20 + seed, &[128, 784], 0.0, 1.0);
+        let loss_cpu = cpu_step.call((x.clone(), y.clone()));
+        let loss_gpu = gpu_step.call((x.to(GPU).unwrap(), y.to(GPU).unwrap()));
+        assert_eq!(loss_gpu.device(), GPU);
+        assert_eq!(f32s(&loss_gpu.to(Device::Cpu).unwrap()), f32s(&loss_cpu), "loss of step {seed}");
+    }
+    assert_eq!(gpu_step.concrete_functions()[0].backend(), "device ops");
+    for (c, g) in cpu_vars.iter().zip(&gpu_vars) {
+        assert_eq!(g.read().device(), GPU);
+        assert_eq!(f32s(&g.read().to(Device::Cpu).unwrap()), f32s(&c.read()), "{} after 3 steps", c.name());
+    }
+
+    // A Rust scalar argument (a rank-0 host tensor) joins the device's plan, and a
+    // fused row mean.
+    let f = tensorjit::function("scaled_mean", |(x, s): (Tensor, Tensor)| (&x * &s).tanh().mean(-1, true));
+    let (x, s) = (rand_f32(30, &[5, 7], -2.0, 2.0), Tensor::scalar(1.75f32));
+    let cpu = f.call((x.clone(), s.clone()));
+    let gpu = f.call((x.to(GPU).unwrap(), s));
+    assert_eq!(gpu.dims(), &[5, 1]);
+    assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+    let text = f.concrete_functions()[1].compiled_text();
+    assert!(text.contains("on cuda:0") && text.contains("mean") && text.contains("per row"), "{text}");
 }

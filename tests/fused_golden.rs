@@ -32,11 +32,7 @@ fn w4_fuses_bias_and_relu_after_each_matmul() {
 
 #[test]
 fn w5_train_step() {
-    let vars: Vec<Variable> = workloads::mlp_params()
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| Variable::new(p, format!("mlp/param_{i}")))
-        .collect();
+    let vars = workloads::mlp_variables(&workloads::mlp_params());
     let v2 = vars.clone();
     let f = function("w5", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&v2, &x, &y));
     f.call((workloads::uniform(21, &[128, 784], 0.0, 1.0), workloads::labels()));

@@ -5,6 +5,8 @@
 //! sums. Without a GPU those parity tests print that they did not run and return.
 
 mod common;
+#[path = "../benches/common/mod.rs"]
+mod workloads;
 
 use tensorjit::ops::{BinaryOp, UnaryOp};
 use tensorjit_jit::codegen::run_on_host;
@@ -200,4 +202,45 @@ fn traced_functions_run_on_the_gpu() {
         common::f32s(&eager.to(Device::Cpu).unwrap()),
         "GPU traced and GPU eager agree bit for bit"
     );
+    let cf = f.concrete_functions();
+    let on_gpu = cf.iter().find(|c| c.device() == gpu).expect("a trace for cuda:0");
+    assert_eq!(on_gpu.backend(), "ptx", "the fused plan's kernels run as PTX");
+}
+
+/// W4 and W5 of WORKLOADS.md on the GPU: the traced fused plan (PTX kernels, the
+/// softmax's row sum written out and reduced by the eager reduction) against the same
+/// code run eagerly on the GPU, bit for bit, and against the CPU within 1e-4.
+#[test]
+fn workloads_traced_on_the_gpu_match_eager_gpu_bit_for_bit() {
+    use tensorjit::prelude::*;
+    tensorjit::init();
+    if tensorjit::cuda_device_count() == 0 {
+        eprintln!("no CUDA device on this machine: traced GPU workload checks not run");
+        return;
+    }
+    let gpu = Device::Cuda(0);
+    let to_gpu = |ts: &[Tensor]| -> Vec<Tensor> { ts.iter().map(|t| t.to(gpu).unwrap()).collect() };
+    let w4 = tensorjit::function("w4", |(x, p): (Tensor, Vec<Tensor>)| workloads::mlp_logits(&x, &p).softmax(-1));
+    let (x, params) = (common::rand_f32(80, &[128, 784], 0.0, 1.0), workloads::mlp_params());
+    let (gx, gp) = (x.to(gpu).unwrap(), to_gpu(&params));
+    let traced = w4.call((gx.clone(), gp.clone()));
+    let eager = workloads::mlp_logits(&gx, &gp).softmax(-1);
+    assert_eq!(common::f32s(&traced.to(Device::Cpu).unwrap()), common::f32s(&eager.to(Device::Cpu).unwrap()));
+    close("W4 traced on GPU vs CPU", &traced, &w4.call((x, params)), 1e-4);
+
+    let (traced_vars, eager_vars) = (workloads::mlp_variables(&gp), workloads::mlp_variables(&gp));
+    let tv = traced_vars.clone();
+    let step = tensorjit::function("w5", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&tv, &x, &y));
+    let y = workloads::labels().to(gpu).unwrap();
+    for seed in 0..3 {
+        let x = common::rand_f32(81 + seed, &[128, 784], 0.0, 1.0).to(gpu).unwrap();
+        let a = step.call((x.clone(), y.clone()));
+        let b = workloads::mlp_train_step(&eager_vars, &x, &y);
+        assert_eq!(common::f32s(&a.to(Device::Cpu).unwrap()), common::f32s(&b.to(Device::Cpu).unwrap()));
+    }
+    assert_eq!(step.concrete_functions()[0].backend(), "ptx");
+    for (t, e) in traced_vars.iter().zip(&eager_vars) {
+        let (t, e) = (t.read().to(Device::Cpu).unwrap(), e.read().to(Device::Cpu).unwrap());
+        assert_eq!(common::f32s(&t), common::f32s(&e), "parameters after 3 steps");
+    }
 }

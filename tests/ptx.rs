@@ -186,7 +186,8 @@ fn assemble_all(prefix: &str, kernels: &[Kernel]) {
     assert!(!kernels.is_empty(), "{prefix}: the planner made no kernels");
     for (i, k) in kernels.iter().enumerate() {
         let name = format!("{prefix}_{i}");
-        assemble(&name, &render_kernel(k, &name));
+        // As device plans launch it: a row reduction's expression as one more output.
+        assemble(&name, &render_kernel(&k.reduce_as_output().0, &name));
     }
 }
 
@@ -200,8 +201,7 @@ fn fused_kernels_of_the_workloads_assemble() {
     w4.call((workloads::uniform(21, &[128, 784], 0.0, 1.0), workloads::mlp_params()));
     assemble_all("w4", &kernels_of(&w4.concrete_functions()[0]));
 
-    let vars: Vec<Variable> =
-        workloads::mlp_params().into_iter().enumerate().map(|(i, p)| Variable::new(p, format!("p{i}"))).collect();
+    let vars = workloads::mlp_variables(&workloads::mlp_params());
     let w5 = function("w5", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&vars, &x, &y));
     w5.call((workloads::uniform(21, &[128, 784], 0.0, 1.0), workloads::labels()));
     assemble_all("w5", &kernels_of(&w5.concrete_functions()[0]));

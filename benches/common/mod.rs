@@ -66,6 +66,11 @@ pub fn labels() -> Tensor {
     idx.one_hot(10, DType::F32)
 }
 
+/// W5's parameters as variables (`mlp/param_i`), wherever `params` live.
+pub fn mlp_variables(params: &[Tensor]) -> Vec<Variable> {
+    params.iter().enumerate().map(|(i, p)| Variable::new(p.clone(), format!("mlp/param_{i}"))).collect()
+}
+
 /// W5: one SGD step (lr 0.01) on the mean cross-entropy of the MLP; returns the loss.
 pub fn mlp_train_step(vars: &[Variable], x: &Tensor, y: &Tensor) -> Tensor {
     let tape = GradientTape::new();

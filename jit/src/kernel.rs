@@ -103,6 +103,17 @@ impl Kernel {
         Ok(())
     }
 
+    /// This kernel for targets that reduce in a second pass: the row reduction's
+    /// expression written out as one more full output, and the reduction taken off.
+    pub fn reduce_as_output(&self) -> (Kernel, Option<RowReduce>) {
+        let mut k = self.clone();
+        let reduce = k.reduce.take();
+        if let Some(r) = reduce {
+            k.outputs.push(r.expr);
+        }
+        (k, reduce)
+    }
+
     /// Vectors per loop trip: 2 for cheap kernels (more loads in flight), 1 when a
     /// transcendental's constants and temporaries already fill the registers.
     pub fn unroll(&self) -> usize {

@@ -15,6 +15,7 @@ mod arena_loop;
 mod arena_plan;
 pub mod codegen;
 pub mod cuda;
+pub mod device_plan;
 pub mod exec;
 pub mod kernel;
 mod launch;
@@ -25,7 +26,9 @@ pub mod ptx;
 pub mod staged;
 mod steps;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use tensorjit_runtime::device::Device;
 
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ir::Graph;
@@ -47,7 +50,29 @@ impl Backend for CpuJit {
         }
         Ok(compile_concrete(g)?.map(|c| Box::new(c) as Box<dyn Executable>))
     }
+
+    /// On a device: the same passes and plan, run by [`device_plan::DevicePlan`] (fused
+    /// kernels as PTX on CUDA GPUs). Dims known only at call time leave the trace to the
+    /// interpreter, which runs each op on the device.
+    fn compile_on(&self, g: &Graph, device: Device) -> Result<Option<Box<dyn Executable>>, Error> {
+        let Device::Cuda(ordinal) = device else { return self.compile(g) };
+        if g.values.iter().any(|t| !t.shape.is_fully_known()) {
+            return Ok(None);
+        }
+        let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
+        let optimized = passes::optimize(g).map_err(compile_error)?;
+        let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
+        let launcher: Box<dyn device_plan::Launcher> = match CUDA.get() {
+            Some(cuda) => Box::new(cuda::fused::PtxLauncher::new(cuda.gpu(ordinal)?)),
+            // Another device backend was installed for CUDA devices: its own ops.
+            None => Box::new(device_plan::OpByOp { device }),
+        };
+        Ok(Some(Box::new(device_plan::DevicePlan::new(&optimized, plan, device, launcher)?)))
+    }
 }
+
+/// The CUDA backend, when this crate's is the one installed for `Device::Cuda`.
+static CUDA: OnceLock<Arc<cuda::backend::CudaBackend>> = OnceLock::new();
 
 /// Passes, plan and code for a graph whose shapes are all known (`None` if it holds
 /// something the planner does not handle).
@@ -64,7 +89,10 @@ pub(crate) fn compile_concrete(g: &Graph) -> Result<Option<exec::Compiled>, Erro
 /// do nothing). Returns whether this call installed it.
 pub fn install() -> bool {
     // GPU tensors' ops: the CUDA backend (opens GPUs only when asked for one).
-    tensorjit_runtime::device::install_cuda_backend(Arc::new(cuda::backend::CudaBackend::default()));
+    let backend = Arc::new(cuda::backend::CudaBackend::default());
+    if tensorjit_runtime::device::install_cuda_backend(backend.clone()) {
+        let _ = CUDA.set(backend);
+    }
     install_backend(Arc::new(CpuJit))
 }
 

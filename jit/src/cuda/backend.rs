@@ -42,7 +42,7 @@ pub struct CudaMemory {
 }
 
 impl CudaMemory {
-    fn f32(gpu: Arc<Gpu>, b: CudaSlice<f32>, len: usize) -> Arc<dyn DeviceMemory> {
+    pub(crate) fn f32(gpu: Arc<Gpu>, b: CudaSlice<f32>, len: usize) -> Arc<dyn DeviceMemory> {
         Arc::new(CudaMemory { gpu, data: Some(GpuData::F32(b)), len })
     }
 
@@ -134,7 +134,7 @@ impl CudaBackend {
 }
 
 /// The f32 device buffer of a tensor on `gpu`.
-fn f32_of(t: &Tensor) -> Option<&CudaSlice<f32>> {
+pub(crate) fn f32_of(t: &Tensor) -> Option<&CudaSlice<f32>> {
     t.device_memory()?.as_any().downcast_ref::<CudaMemory>()?.as_f32()
 }
 

@@ -11,6 +11,7 @@
 
 pub mod backend;
 mod blas;
+pub mod fused;
 pub mod pool;
 
 use std::collections::HashMap;
@@ -103,7 +104,7 @@ impl Gpu {
         self.ctx.name().map_err(|e| self.err(e))
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> Error {
+    pub(crate) fn err(&self, e: impl std::fmt::Display) -> Error {
         device_error(self.ordinal, e)
     }
 

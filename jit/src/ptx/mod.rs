@@ -102,8 +102,8 @@ pub fn vectorized(k: &Kernel) -> bool {
 
 /// A module with one entry, `name`, computing kernel `k` over `n` elements laid out
 /// as rows of `cols` (parameters: input pointers, output pointers, `n`, `cols`). Its
-/// full outputs only: a `reduce` ending is not rendered (the CPU planner alone makes
-/// such kernels; `cuda` refuses them).
+/// full outputs only: a `reduce` ending is not rendered — device plans launch
+/// [`Kernel::reduce_as_output`] and reduce that output in a second kernel.
 pub fn render_kernel(k: &Kernel, name: &str) -> String {
     let mut e = Emitter::default();
     let params = kernel_params(k);

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::device::Device;
 use crate::error::Error;
 use crate::ir::{Graph, ValueType};
 use crate::ops::Op;
@@ -26,6 +27,10 @@ pub trait Executable: Send + Sync {
     fn describe(&self) -> String {
         String::new()
     }
+    /// The executor's name when it is not its backend's (`ConcreteFunction::backend`).
+    fn name(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Compiles traced graphs.
@@ -35,6 +40,15 @@ pub trait Backend: Send + Sync {
     /// Compiles `graph`; `Ok(None)` when it holds something this backend does not
     /// compile (the interpreter runs it instead); `Err` when compilation failed.
     fn compile(&self, graph: &Graph) -> Result<Option<Box<dyn Executable>>, Error>;
+    /// Compiles `graph` traced for tensors on `device`; `Ok(None)` (the default for
+    /// devices other than the CPU) leaves it to the interpreter, which runs each op on
+    /// the device.
+    fn compile_on(&self, graph: &Graph, device: Device) -> Result<Option<Box<dyn Executable>>, Error> {
+        match device {
+            Device::Cpu => self.compile(graph),
+            _ => Ok(None),
+        }
+    }
 }
 
 static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();

@@ -453,10 +453,12 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         let graph = guard.finish().ok_or_else(|| Error::Internal("trace stack is empty".into()))?;
         verify(&graph)
             .map_err(|e| Error::Internal(format!("traced graph of {} is invalid: {e}\n{graph}", self.inner.name)))?;
-        let on_cpu = signature.device()? == crate::device::Device::Cpu;
-        let (executable, backend) = match active_backend().filter(|_| on_cpu) {
-            Some(b) => match b.compile(&graph)? {
-                Some(e) => (Some(e), b.name()),
+        let (executable, backend) = match active_backend() {
+            Some(b) => match b.compile_on(&graph, signature.device()?)? {
+                Some(e) => {
+                    let name = e.name().unwrap_or(b.name());
+                    (Some(e), name)
+                }
                 None => (None, "interpreter"),
             },
             None => (None, "interpreter"),
