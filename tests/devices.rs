@@ -53,6 +53,8 @@ impl DeviceMemory for HostMemory {
 struct Emulated {
     ops: Mutex<Vec<&'static str>>,
     uploads: AtomicUsize,
+    /// The values of one-element f32 uploads, in order.
+    scalars: Mutex<Vec<f32>>,
 }
 
 fn host_tensor(buf: Buffer, shape: &Shape) -> Tensor {
@@ -82,6 +84,11 @@ impl DeviceBackend for Emulated {
             return Err(Error::Device { device: device.to_string(), message: "no such device".into() });
         }
         self.uploads.fetch_add(1, Ordering::Relaxed);
+        if let Buffer::F32(v) = buf {
+            if v.len() == 1 {
+                self.scalars.lock().unwrap().push(v[0]);
+            }
+        }
         Ok(Arc::new(HostMemory { device, buf: buf.clone() }))
     }
 
@@ -161,6 +168,14 @@ fn eager_ops_on_device_tensors_run_on_the_device_with_the_cpus_results() {
         assert!(ran_on_device(&e, op), "{op} ran on the device");
     }
     assert!(!ran_on_device(&e, "reshape"), "a reshape of a device tensor shares its buffer");
+    // A Rust scalar is copied to the device once, not once per op that reads it.
+    let mut y = ga.clone();
+    for _ in 0..5 {
+        y = &y * 1.03125f32;
+    }
+    assert_eq!(f32s(&y.to(Device::Cpu).unwrap()), f32s(&(0..5).fold(a.clone(), |t, _| &t * 1.03125f32)));
+    let copies = e.scalars.lock().unwrap().iter().filter(|v| **v == 1.03125).count();
+    assert_eq!(copies, 1, "1.03125 was uploaded once for five multiplications");
     // Comparisons and casts stay on the device too.
     let mask = ga.gt(0.5);
     assert_eq!(mask.device(), GPU);

@@ -10,6 +10,9 @@
 //! (`arena_plan`); anything else — variables, effects, control flow — runs on the
 //! general executor (`exec`), whose `while` loops over f32 state use an arena of their
 //! own (`arena_loop`). Dims known only at call time are specialised per input shapes.
+//! A trace on a GPU runs the same plan as a [`device_plan::DevicePlan`]: its kernels
+//! as PTX (`cuda::fused`), its other steps as the device's eager ops (`steps` is the
+//! step walker both executors share).
 
 mod arena_loop;
 mod arena_plan;

@@ -12,8 +12,9 @@
 //! A traced function runs on the device of its tensor arguments.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::buffer::Buffer;
 use crate::dtype::DType;
@@ -158,11 +159,46 @@ pub(crate) fn run_op_on(
     let mut moved: smallvec::SmallVec<[Tensor; 4]> = smallvec::SmallVec::new();
     for t in inputs {
         if t.device() != device {
-            moved.push(t.to(device).map_err(|e| OpError::new(op.name(), e.to_string()))?);
+            moved.push(scalar_on(device, t).map_err(|e| OpError::new(op.name(), e.to_string()))?);
         }
     }
     let mut next = moved.iter();
     let ins: smallvec::SmallVec<[&Tensor; 4]> =
         inputs.iter().map(|t| if t.device() != device { next.next().unwrap_or(t) } else { t }).collect();
     b.run(device, op, &ins, dtype, &shape)
+}
+
+/// Rank-0 host values already on a device, by device, dtype and bits (kept up to
+/// [`SCALARS_KEPT`]): eager loops pass the same few Rust scalars to every step, and a
+/// copy to a GPU per op would cost a host-to-device transfer per op. Device memory is
+/// immutable once made, so one copy serves every op that reads it.
+type ScalarCache = Mutex<HashMap<(Device, DType, u64), Tensor>>;
+static SCALARS: OnceLock<ScalarCache> = OnceLock::new();
+const SCALARS_KEPT: usize = 256;
+
+/// The one-element host tensor `t` on `device` (cached); any other tensor copied there.
+fn scalar_on(device: Device, t: &Tensor) -> Result<Tensor, Error> {
+    let bits = match t.host_buffer() {
+        Some(Buffer::F32(v)) if v.len() == 1 => u64::from(v[0].to_bits()),
+        Some(Buffer::F64(v)) if v.len() == 1 => v[0].to_bits(),
+        Some(Buffer::I32(v)) if v.len() == 1 => v[0] as u32 as u64,
+        Some(Buffer::I64(v)) if v.len() == 1 => v[0] as u64,
+        Some(Buffer::Bool(v)) if v.len() == 1 => u64::from(v[0]),
+        _ => return t.to(device),
+    };
+    if t.rank() != 0 {
+        return t.to(device);
+    }
+    let key = (device, t.dtype(), bits);
+    let cache = SCALARS.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(x) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(x.clone());
+    }
+    let x = t.to(device)?;
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= SCALARS_KEPT {
+        cache.clear();
+    }
+    cache.insert(key, x.clone());
+    Ok(x)
 }
