@@ -177,6 +177,17 @@ fn eager_gpu_ops_match_the_cpu() {
     let c = common::rand_f32(76, &[3, 7, 4], -1.0, 1.0);
     close("batched matmul", &b.to(gpu).unwrap().matmul(&c.to(gpu).unwrap()), &b.matmul(&c), 1e-4);
     close("zeros_like", &Tensor::zeros_like(&gx), &Tensor::zeros_like(&x), 0.0);
+    // conv2d: im2col on the GPU + cuBLAS, padded and strided, against the CPU.
+    for (seed, xs, fs, st, pad) in [
+        (0, [2, 9, 7, 3], [3, 3, 3, 5], [1, 1], Padding::Same),
+        (1, [3, 8, 8, 2], [2, 3, 2, 4], [2, 2], Padding::Same),
+        (2, [1, 10, 6, 4], [4, 2, 4, 3], [3, 2], Padding::Valid),
+    ] {
+        let img = common::rand_f32(90 + seed, &xs, -1.0, 1.0);
+        let filt = common::rand_f32(95 + seed, &fs, -1.0, 1.0);
+        let on_gpu = img.to(gpu).unwrap().conv2d(&filt.to(gpu).unwrap(), st, pad);
+        close(&format!("conv2d {xs:?} * {fs:?} {st:?} {pad:?}"), &on_gpu, &img.conv2d(&filt, st, pad), 1e-4);
+    }
 }
 
 #[test]

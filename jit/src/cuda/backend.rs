@@ -1,6 +1,6 @@
 //! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (with the
-//! broadcasts a kernel's access patterns express), fills, reductions over trailing axes
-//! and matmuls run on the GPU — single-op kernels from the PTX renderer, loaded once per
+//! broadcasts a kernel's access patterns express), fills, reductions over trailing or
+//! leading axes, matmuls and conv2d (im2col + GEMM, `conv`) run on the GPU — single-op kernels from the PTX renderer, loaded once per
 //! kernel, and cuBLAS. Any other op is computed on the host and its result copied back
 //! (correct, slow, and announced once per op by a `tracing` warning).
 
@@ -217,6 +217,7 @@ impl CudaBackend {
             Op::MatMul { transpose_a, transpose_b } => {
                 return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, shape)
             }
+            Op::Conv2d(p) => return super::conv::conv2d(gpu, p, x, &bufs, shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
             _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {

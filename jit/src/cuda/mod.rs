@@ -11,6 +11,7 @@
 
 pub mod backend;
 mod blas;
+mod conv;
 pub mod fused;
 pub mod pool;
 

@@ -15,12 +15,14 @@
 //! Inputs are read through the non-coherent cache (`.nc`): launchers never pass a
 //! buffer as both an input and an output of one kernel.
 
+mod conv;
 mod emit;
 
 use std::fmt::Write;
 
 use tensorjit_runtime::ops::BinaryOp;
 
+pub use conv::{render_im2col, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
 
 use crate::kernel::{Access, Kernel};
@@ -78,6 +80,21 @@ fn param(e: &mut Emitter, name: &str, p: &str, pointer: bool) -> Reg {
     r
 }
 
+/// The global thread id and the grid's thread count (a grid-stride loop's start and
+/// step), 64-bit.
+fn grid_stride(e: &mut Emitter) -> (Reg, Reg) {
+    let [ctaid, ntid, tid, nctaid] = [e.r(), e.r(), e.r(), e.r()];
+    for (r, s) in [(ctaid, "%ctaid.x"), (ntid, "%ntid.x"), (tid, "%tid.x"), (nctaid, "%nctaid.x")] {
+        e.ins(format_args!("mov.u32 {r}, {s}"));
+    }
+    let (gid, t64, stride) = (e.rd(), e.rd(), e.rd());
+    e.ins(format_args!("mul.wide.u32 {gid}, {ctaid}, {ntid}"));
+    e.ins(format_args!("cvt.u64.u32 {t64}, {tid}"));
+    e.ins(format_args!("add.s64 {gid}, {gid}, {t64}"));
+    e.ins(format_args!("mul.wide.u32 {stride}, {ntid}, {nctaid}"));
+    (gid, stride)
+}
+
 /// `base + index·bytes`.
 fn address(e: &mut Emitter, base: Reg, index: Reg, shift: u8) -> Reg {
     let (off, addr) = (e.rd(), e.rd());
@@ -111,16 +128,7 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     let ptrs: Vec<Reg> = params[..params.len() - 2].iter().map(|p| param(&mut e, name, p, true)).collect();
     let n = param(&mut e, name, "n", false);
     let cols = param(&mut e, name, "cols", false);
-    // Global thread id and grid stride.
-    let [ctaid, ntid, tid, nctaid] = [e.r(), e.r(), e.r(), e.r()];
-    for (r, s) in [(ctaid, "%ctaid.x"), (ntid, "%ntid.x"), (tid, "%tid.x"), (nctaid, "%nctaid.x")] {
-        e.ins(format_args!("mov.u32 {r}, {s}"));
-    }
-    let (gid, t64, stride) = (e.rd(), e.rd(), e.rd());
-    e.ins(format_args!("mul.wide.u32 {gid}, {ctaid}, {ntid}"));
-    e.ins(format_args!("cvt.u64.u32 {t64}, {tid}"));
-    e.ins(format_args!("add.s64 {gid}, {gid}, {t64}"));
-    e.ins(format_args!("mul.wide.u32 {stride}, {ntid}, {nctaid}"));
+    let (gid, stride) = grid_stride(&mut e);
     // Scalars: loaded once.
     let scalars: Vec<Option<Reg>> = k
         .inputs

@@ -199,3 +199,46 @@ pub fn interpret(graph: &Graph, inputs: &[Tensor], bound: &[Variable]) -> Result
 pub fn interpret_refs(graph: &Graph, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
     super::interp::execute(graph, inputs.iter().map(|t| (*t).clone()), bound.iter().copied()).map(Outputs::from_vec)
 }
+
+/// The geometry of a conv2d over an NHWC input with an HWIO filter, for device
+/// backends that lower it to im2col + GEMM: the im2col matrix is
+/// `[n·out_h·out_w, kh·kw·c]` (the runtime's CPU layout), the filter `[kh·kw·c, o]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+/// The [`Conv2dGeometry`] of `conv2d(x, f)` (the op's own checks: `Err` where it would
+/// refuse these shapes).
+pub fn conv2d_geometry(
+    x: &crate::shape::Shape,
+    f: &crate::shape::Shape,
+    p: &crate::ops::Conv2dParams,
+) -> Result<Conv2dGeometry, Error> {
+    let g = crate::ops::nn::conv_window(x, f, p)?;
+    Ok(Conv2dGeometry {
+        n: g.n,
+        c: g.c,
+        h: g.h.input,
+        w: g.w.input,
+        kh: g.h.kernel,
+        kw: g.w.kernel,
+        stride_h: g.h.stride,
+        stride_w: g.w.stride,
+        pad_top: g.h.pad_before,
+        pad_left: g.w.pad_before,
+        out_h: g.h.out,
+        out_w: g.w.out,
+    })
+}
