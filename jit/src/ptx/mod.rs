@@ -17,6 +17,7 @@
 
 mod conv;
 mod emit;
+pub mod emulate;
 
 use std::fmt::Write;
 

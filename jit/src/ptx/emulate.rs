@@ -1,0 +1,388 @@
+//! A reference interpreter of the PTX subset this renderer emits, so that kernels are
+//! checked for their *results* on machines without a GPU (ptxas only checks that they
+//! assemble). Every thread of the grid runs to `ret` one after another, so kernels that
+//! communicate between threads — shared memory, warp shuffles, barriers (the row
+//! reduction) — are refused; the elementwise kernels, the column reduction and im2col
+//! are independent per thread. Float arithmetic is Rust's f32 (IEEE, round to nearest
+//! even, as the `.rn` instructions).
+
+use std::collections::HashMap;
+
+/// One kernel argument, in the entry's parameter order.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg {
+    /// Buffer `i` of the launch's buffers (passed as a pointer).
+    Buffer(usize),
+    U64(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    F,
+    R,
+    Rd,
+    P,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Operand {
+    Reg(Kind, usize),
+    Imm(u64),
+    Special(&'static str),
+    Param(usize),
+    Label(usize),
+    Addr(Box<Operand>),
+    Vec4([usize; 4]),
+}
+
+#[derive(Clone, Debug)]
+struct Ins {
+    guard: Option<(usize, bool)>,
+    op: String,
+    args: Vec<Operand>,
+}
+
+/// A parsed entry.
+pub struct Program {
+    params: Vec<String>,
+    code: Vec<Ins>,
+    regs: [usize; 4],
+}
+
+/// Buffers live at `(i + 1) << 40` in the emulated address space.
+const SPACE: u32 = 40;
+
+fn parse_operand(s: &str, params: &[String], labels: &HashMap<String, usize>) -> Result<Operand, String> {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        if let Some(i) = params.iter().position(|p| p == inner) {
+            return Ok(Operand::Param(i));
+        }
+        return Ok(Operand::Addr(Box::new(parse_operand(inner, params, labels)?)));
+    }
+    if let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+        let regs: Vec<usize> = inner
+            .split(',')
+            .map(|r| match parse_operand(r, params, labels) {
+                Ok(Operand::Reg(Kind::F, i)) => Ok(i),
+                other => Err(format!("a vector of f32 registers holds {other:?}")),
+            })
+            .collect::<Result<_, _>>()?;
+        return regs.try_into().map(Operand::Vec4).map_err(|_| format!("not a 4-vector: {s}"));
+    }
+    for (prefix, kind) in [("%rd", Kind::Rd), ("%r", Kind::R), ("%f", Kind::F), ("%p", Kind::P)] {
+        if let Some(n) = s.strip_prefix(prefix).and_then(|n| n.parse().ok()) {
+            return Ok(Operand::Reg(kind, n));
+        }
+    }
+    for sp in ["%tid.x", "%ntid.x", "%ctaid.x", "%nctaid.x"] {
+        if s == sp {
+            return Ok(Operand::Special(sp));
+        }
+    }
+    if let Some(&l) = labels.get(s) {
+        return Ok(Operand::Label(l));
+    }
+    if let Some(h) = s.strip_prefix("0f") {
+        return u32::from_str_radix(h, 16).map(|b| Operand::Imm(b as u64)).map_err(|e| format!("{s}: {e}"));
+    }
+    if let Some(h) = s.strip_prefix("0x") {
+        return u64::from_str_radix(h, 16).map(Operand::Imm).map_err(|e| format!("{s}: {e}"));
+    }
+    if let Some(n) = s.strip_prefix('-') {
+        return n.parse::<u64>().map(|v| Operand::Imm(v.wrapping_neg())).map_err(|e| format!("{s}: {e}"));
+    }
+    s.parse::<u64>().map(Operand::Imm).map_err(|_| format!("an operand this emulator does not know: {s}"))
+}
+
+/// Splits `a, {b, c}, [d]` at top-level commas.
+fn split_args(s: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !s[start..].trim().is_empty() {
+        out.push(s[start..].trim());
+    }
+    out
+}
+
+impl Program {
+    /// Parses the module's one entry.
+    pub fn parse(ptx: &str) -> Result<Program, String> {
+        let mut params = Vec::new();
+        let mut lines = Vec::new();
+        let mut in_body = false;
+        for line in ptx.lines() {
+            let t = line.trim();
+            if let Some(p) = t.strip_prefix(".param .u64 ") {
+                params.push(p.trim_end_matches(',').trim().to_string());
+            } else if t == "{" {
+                in_body = true;
+            } else if in_body && !t.is_empty() && !t.starts_with(".reg") && t != "}" {
+                if t.starts_with(".shared") || t.contains("shfl") || t.contains("bar.sync") {
+                    return Err("threads that share memory or shuffle are not emulated".into());
+                }
+                lines.push(t.to_string());
+            }
+        }
+        let mut labels = HashMap::new();
+        let mut n = 0;
+        for l in &lines {
+            match l.strip_suffix(':') {
+                Some(name) => {
+                    labels.insert(name.to_string(), n);
+                }
+                None => n += 1,
+            }
+        }
+        let mut code = Vec::new();
+        let mut regs = [0usize; 4];
+        for l in lines.iter().filter(|l| !l.ends_with(':')) {
+            let body = l.trim_end_matches(';').trim();
+            let (guard, body) = match body.strip_prefix('@') {
+                Some(rest) => {
+                    let (g, rest) = rest.split_once(' ').ok_or_else(|| format!("a guard alone: {l}"))?;
+                    let (neg, g) = g.strip_prefix('!').map_or((false, g), |g| (true, g));
+                    match parse_operand(g, &params, &labels)? {
+                        Operand::Reg(Kind::P, i) => (Some((i, !neg)), rest.trim()),
+                        other => return Err(format!("a guard that is not a predicate: {other:?}")),
+                    }
+                }
+                None => (None, body),
+            };
+            let (op, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+            let args = split_args(rest)
+                .into_iter()
+                .map(|a| parse_operand(a, &params, &labels))
+                .collect::<Result<Vec<_>, _>>()?;
+            for a in &args {
+                let mut note = |k: Kind, i: usize| {
+                    let slot = &mut regs[k as usize];
+                    *slot = (*slot).max(i + 1);
+                };
+                match a {
+                    Operand::Reg(k, i) => note(*k, *i),
+                    Operand::Addr(b) => {
+                        if let Operand::Reg(k, i) = **b {
+                            note(k, i)
+                        }
+                    }
+                    Operand::Vec4(v) => v.iter().for_each(|i| note(Kind::F, *i)),
+                    _ => {}
+                }
+            }
+            code.push(Ins { guard, op: op.to_string(), args });
+        }
+        Ok(Program { params, code, regs })
+    }
+
+    /// Runs the entry on a grid of `blocks × threads` with `args` (one per parameter),
+    /// reading and writing `buffers` (f32 elements).
+    pub fn run(&self, blocks: u32, threads: u32, args: &[Arg], buffers: &mut [Vec<f32>]) -> Result<(), String> {
+        if args.len() != self.params.len() {
+            return Err(format!("{} arguments for {} parameters", args.len(), self.params.len()));
+        }
+        let values: Vec<u64> = args
+            .iter()
+            .map(|a| match *a {
+                Arg::Buffer(i) => ((i as u64) + 1) << SPACE,
+                Arg::U64(v) => v,
+            })
+            .collect();
+        for b in 0..blocks {
+            for t in 0..threads {
+                let mut th =
+                    Thread { regs: self.regs.map(|n| vec![0u64; n]), tid: t, ntid: threads, ctaid: b, nctaid: blocks };
+                th.run(self, &values, buffers)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Thread {
+    regs: [Vec<u64>; 4],
+    tid: u32,
+    ntid: u32,
+    ctaid: u32,
+    nctaid: u32,
+}
+
+fn f(bits: u64) -> f32 {
+    f32::from_bits(bits as u32)
+}
+
+fn fb(v: f32) -> u64 {
+    v.to_bits() as u64
+}
+
+impl Thread {
+    fn get(&self, o: &Operand, params: &[u64]) -> Result<u64, String> {
+        Ok(match o {
+            Operand::Reg(k, i) => self.regs[*k as usize][*i],
+            Operand::Imm(v) => *v,
+            Operand::Param(i) => params[*i],
+            Operand::Special(s) => u64::from(match *s {
+                "%tid.x" => self.tid,
+                "%ntid.x" => self.ntid,
+                "%ctaid.x" => self.ctaid,
+                _ => self.nctaid,
+            }),
+            other => return Err(format!("{other:?} is not a value")),
+        })
+    }
+
+    fn set(&mut self, o: &Operand, v: u64) -> Result<(), String> {
+        match o {
+            Operand::Reg(k, i) => {
+                self.regs[*k as usize][*i] = v;
+                Ok(())
+            }
+            other => Err(format!("cannot write {other:?}")),
+        }
+    }
+
+    fn mem<'a>(&self, o: &Operand, buffers: &'a mut [Vec<f32>], n: usize) -> Result<&'a mut [f32], String> {
+        let Operand::Addr(base) = o else { return Err(format!("{o:?} is not an address")) };
+        let addr = match **base {
+            Operand::Reg(k, i) => self.regs[k as usize][i],
+            ref other => return Err(format!("an address in {other:?}")),
+        };
+        let (buf, off) = ((addr >> SPACE) as usize, addr & ((1 << SPACE) - 1));
+        let b = buf
+            .checked_sub(1)
+            .and_then(|i| buffers.get_mut(i))
+            .ok_or_else(|| format!("address {addr:#x}: no buffer"))?;
+        if off % 4 != 0 || (n == 4 && off % 16 != 0) {
+            return Err(format!("misaligned access at {addr:#x}"));
+        }
+        let (at, len) = ((off / 4) as usize, b.len());
+        b.get_mut(at..at + n).ok_or_else(|| format!("access at element {at} (+{n}) beyond a buffer of {len}"))
+    }
+
+    fn run(&mut self, p: &Program, params: &[u64], buffers: &mut [Vec<f32>]) -> Result<(), String> {
+        let mut pc = 0;
+        let mut steps = 0u64;
+        while pc < p.code.len() {
+            steps += 1;
+            if steps > 1 << 32 {
+                return Err("a thread ran 2^32 instructions".into());
+            }
+            let ins = &p.code[pc];
+            pc += 1;
+            if let Some((g, want)) = ins.guard {
+                if (self.regs[Kind::P as usize][g] != 0) != want {
+                    continue;
+                }
+            }
+            let a = &ins.args;
+            let v = |i: usize| self.get(&a[i], params);
+            let op = ins.op.as_str();
+            let out: u64 = match op {
+                "ret" => return Ok(()),
+                "bra" => match a.first() {
+                    Some(Operand::Label(l)) => {
+                        pc = *l;
+                        continue;
+                    }
+                    other => return Err(format!("bra to {other:?}")),
+                },
+                "ld.param.u64" | "mov.b32" | "mov.u32" | "mov.u64" | "mov.f32" | "cvta.to.global.u64" => v(1)?,
+                "cvt.u64.u32" => v(1)? & 0xffff_ffff,
+                "cvt.rn.f32.s32" => fb(v(1)? as u32 as i32 as f32),
+                "add.rn.f32" => fb(f(v(1)?) + f(v(2)?)),
+                "sub.rn.f32" => fb(f(v(1)?) - f(v(2)?)),
+                "mul.rn.f32" => fb(f(v(1)?) * f(v(2)?)),
+                "div.rn.f32" => fb(f(v(1)?) / f(v(2)?)),
+                "sqrt.rn.f32" => fb(f(v(1)?).sqrt()),
+                "add.s64" => v(1)?.wrapping_add(v(2)?),
+                "sub.s64" => v(1)?.wrapping_sub(v(2)?),
+                "mul.lo.u64" => v(1)?.wrapping_mul(v(2)?),
+                "mad.lo.u64" => v(1)?.wrapping_mul(v(2)?).wrapping_add(v(3)?),
+                "div.u64" => v(1)?.checked_div(v(2)?).ok_or("div.u64 by zero")?,
+                "rem.u64" => v(1)?.checked_rem(v(2)?).ok_or("rem.u64 by zero")?,
+                "shl.b64" => v(1)? << (v(2)? & 63),
+                "shr.u64" => v(1)? >> (v(2)? & 63),
+                "mul.wide.u32" => (v(1)? & 0xffff_ffff) * (v(2)? & 0xffff_ffff),
+                "add.s32" => (v(1)? as u32).wrapping_add(v(2)? as u32) as u64,
+                "sub.s32" => (v(1)? as u32).wrapping_sub(v(2)? as u32) as u64,
+                "shl.b32" => ((v(1)? as u32) << (v(2)? & 31)) as u64,
+                "shr.u32" => ((v(1)? as u32) >> (v(2)? & 31)) as u64,
+                "shr.s32" => ((v(1)? as u32 as i32) >> (v(2)? & 31)) as u32 as u64,
+                "and.b32" => (v(1)? & v(2)?) & 0xffff_ffff,
+                "or.b32" => (v(1)? | v(2)?) & 0xffff_ffff,
+                "xor.b32" => (v(1)? ^ v(2)?) & 0xffff_ffff,
+                "and.pred" => u64::from(v(1)? != 0 && v(2)? != 0),
+                "or.pred" => u64::from(v(1)? != 0 || v(2)? != 0),
+                "selp.f32" | "selp.b32" => {
+                    if v(3)? != 0 {
+                        v(1)?
+                    } else {
+                        v(2)?
+                    }
+                }
+                "ld.global.nc.f32" => fb(self.mem(&a[1], buffers, 1)?[0]),
+                "st.global.f32" => {
+                    let x = f(v(1)?);
+                    self.mem(&a[0], buffers, 1)?[0] = x;
+                    continue;
+                }
+                "ld.global.nc.v4.f32" => {
+                    let Operand::Vec4(rs) = &a[0] else { return Err("ld.v4 into a non-vector".into()) };
+                    let vals: [f32; 4] = self.mem(&a[1], buffers, 4)?.try_into().map_err(|_| "a short vector load")?;
+                    for (r, x) in rs.iter().zip(vals) {
+                        self.regs[Kind::F as usize][*r] = fb(x);
+                    }
+                    continue;
+                }
+                "st.global.v4.f32" => {
+                    let Operand::Vec4(rs) = &a[1] else { return Err("st.v4 from a non-vector".into()) };
+                    let vals: Vec<f32> = rs.iter().map(|r| f(self.regs[Kind::F as usize][*r])).collect();
+                    self.mem(&a[0], buffers, 4)?.copy_from_slice(&vals);
+                    continue;
+                }
+                _ if op.starts_with("setp.") => u64::from(compare(op, v(1)?, v(2)?)?),
+                _ => return Err(format!("an instruction this emulator does not know: {op}")),
+            };
+            self.set(&a[0], out)?;
+        }
+        Err("a thread ran off the end without ret".into())
+    }
+}
+
+/// `setp.<cmp>.<type>`: float comparisons are ordered (false with a NaN) except `neu`
+/// and `nan`, as in PTX.
+fn compare(op: &str, x: u64, y: u64) -> Result<bool, String> {
+    let mut parts = op.split('.').skip(1);
+    let (Some(cmp), Some(ty)) = (parts.next(), parts.next()) else { return Err(format!("setp form {op}")) };
+    use std::cmp::Ordering::{self, *};
+    let ord: Option<Ordering> = match ty {
+        "f32" => f(x).partial_cmp(&f(y)),
+        "u64" => Some(x.cmp(&y)),
+        "u32" => Some((x as u32).cmp(&(y as u32))),
+        "s32" => Some((x as u32 as i32).cmp(&(y as u32 as i32))),
+        "s64" => Some((x as i64).cmp(&(y as i64))),
+        _ => return Err(format!("setp type {ty}")),
+    };
+    Ok(match (cmp, ord) {
+        ("nan", o) => o.is_none(),
+        ("neu", o) => o != Some(Equal),
+        (_, None) => false,
+        ("eq", Some(o)) => o == Equal,
+        ("ne", Some(o)) => o != Equal,
+        ("lt", Some(o)) => o == Less,
+        ("le", Some(o)) => o != Greater,
+        ("gt", Some(o)) => o == Greater,
+        ("ge", Some(o)) => o != Less,
+        _ => return Err(format!("setp comparison {cmp}")),
+    })
+}

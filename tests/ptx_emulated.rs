@@ -1,0 +1,216 @@
+//! The PTX kernels' *results*, on every machine: the renderer's modules run on the
+//! reference PTX interpreter (`tensorjit_jit::ptx::emulate`, one thread after another)
+//! and are compared with the CPU's eager ops — bit for bit for elementwise kernels
+//! (every fusible op, every broadcast, the fused kernels of W2 and a dense layer),
+//! exactly for the column reduction (against its in-order definition) and im2col. ptxas (tests/ptx.rs) checks that the same text
+//! assembles; a GPU (tests/gpu.rs) checks the rest.
+
+mod common;
+#[path = "../benches/common/mod.rs"]
+mod workloads;
+
+use common::{f32s, rand_f32};
+use tensorjit::ir::ValueType;
+use tensorjit::ops::{BinaryOp, Conv2dParams, Op, UnaryOp};
+use tensorjit::prelude::*;
+use tensorjit::trace::backend::{conv2d_geometry, run_kernel};
+use tensorjit_jit::cuda::backend::single_op_kernel;
+use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Kernel};
+use tensorjit_jit::ptx::emulate::{Arg, Program};
+use tensorjit_jit::ptx::{render_col_reduce, render_im2col, render_kernel, vectorized, RowReduce, BLOCK};
+
+/// Runs kernel `k` as the GPU backend launches it (`Gpu::launch`: one thread per
+/// element, or per four with the vector loop), on a grid of at most `max_blocks`.
+fn emulate(k: &Kernel, inputs: &[Vec<f32>], rows: usize, cols: usize, max_blocks: usize) -> Vec<Vec<f32>> {
+    let n = rows * cols;
+    let program = Program::parse(&render_kernel(k, "k")).expect("the emulator reads the kernel");
+    let mut buffers: Vec<Vec<f32>> = inputs.to_vec();
+    buffers.extend((0..k.outputs.len()).map(|_| vec![f32::from_bits(0x7fc0_dead); n]));
+    let mut args: Vec<Arg> = (0..buffers.len()).map(Arg::Buffer).collect();
+    args.extend([Arg::U64(n as u64), Arg::U64(cols.max(1) as u64)]);
+    let threads = if vectorized(k) { n.div_ceil(4) } else { n };
+    let blocks = threads.div_ceil(BLOCK as usize).clamp(1, max_blocks) as u32;
+    program.run(blocks, BLOCK, &args, &mut buffers).expect("the kernel runs");
+    buffers.split_off(inputs.len())
+}
+
+/// Equal bits, or both NaN (payloads are not part of the contract).
+fn same(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what}: element {i}: PTX {g} vs CPU {w}");
+    }
+}
+
+fn eager(op: &Op, inputs: &[&Tensor]) -> Tensor {
+    let (dtype, shape) = op.infer(inputs).expect("valid operands");
+    run_kernel(op, inputs, &ValueType { dtype, shape }).expect("the eager op runs")
+}
+
+/// Random values with the special ones mixed in.
+fn values(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+    let mut v = f32s(&rand_f32(seed, &[n], lo, hi));
+    let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, -3e38, 88.5, -104.0, 0.5];
+    for (i, s) in specials.iter().enumerate() {
+        if i * 7 < n {
+            v[i * 7] = *s;
+        }
+    }
+    v
+}
+
+#[test]
+fn every_fusible_unary_op_gives_the_cpus_bits() {
+    for (k, u) in UnaryOp::ALL.into_iter().filter(|u| fusible_unary(*u)).enumerate() {
+        for (j, n) in [1usize, 3, 50, 783, 4096].into_iter().enumerate() {
+            let x = values(100 * k as u64 + j as u64, n, -12.0, 12.0);
+            let kernel = single_op_kernel(&Op::Unary(u), &[Access::Full]).expect("a fusible op has a kernel");
+            let got = emulate(&kernel, std::slice::from_ref(&x), 1, n, 2);
+            let want = eager(&Op::Unary(u), &[&Tensor::from_vec(x, [n]).unwrap()]);
+            same(&format!("{} over {n}", u.name()), &got[0], &f32s(&want));
+        }
+    }
+}
+
+#[test]
+fn every_fusible_binary_op_and_broadcast_gives_the_cpus_bits() {
+    let (rows, cols) = (7usize, 37usize);
+    let shape_of = |a: Access| -> Vec<usize> {
+        match a {
+            Access::Full => vec![rows, cols],
+            Access::Row => vec![cols],
+            Access::Col => vec![rows, 1],
+            Access::Scalar => vec![],
+        }
+    };
+    let all = [Access::Full, Access::Row, Access::Col, Access::Scalar];
+    for (k, b) in BinaryOp::ALL.into_iter().filter(|b| fusible_binary(*b)).enumerate() {
+        for (j, (a0, a1)) in all.iter().flat_map(|a| all.iter().map(move |c| (*a, *c))).enumerate() {
+            let (s0, s1) = (shape_of(a0), shape_of(a1));
+            let n0: usize = s0.iter().product();
+            let n1: usize = s1.iter().product();
+            let x = values(1000 + 50 * k as u64 + j as u64, n0, -5.0, 5.0);
+            let y = values(2000 + 50 * k as u64 + j as u64, n1, -5.0, 5.0);
+            let (tx, ty) =
+                (Tensor::from_vec(x.clone(), s0.clone()).unwrap(), Tensor::from_vec(y.clone(), s1.clone()).unwrap());
+            let want = eager(&Op::Binary(b), &[&tx, &ty]);
+            if want.dims() != [rows, cols] {
+                continue; // scalar ∘ row etc. do not make a rows × cols output
+            }
+            let kernel = single_op_kernel(&Op::Binary(b), &[a0, a1]).expect("a fusible op has a kernel");
+            let got = emulate(&kernel, &[x, y], rows, cols, 1);
+            same(&format!("{} {a0:?} {a1:?}", b.name()), &got[0], &f32s(&want));
+        }
+    }
+}
+
+/// The kernels the planner makes for a traced function.
+fn kernels_of(cf: &tensorjit::ConcreteFunction) -> Vec<Kernel> {
+    let optimized = tensorjit_jit::passes::optimize(&cf.graph).expect("the graph optimises");
+    tensorjit_jit::plan::plan(&optimized).map(|p| p.kernels).unwrap_or_default()
+}
+
+#[test]
+fn the_fused_w2_kernel_gives_the_jits_bits() {
+    for (seed, n) in [(1u64, 64usize), (3, 783), (5, 4099)] {
+        let w2 = function("w2", |(x, y): (Tensor, Tensor)| workloads::chain(&x, &y));
+        let (x, y) = (workloads::uniform(seed, &[n], -4.0, 4.0), workloads::uniform(seed + 1, &[n], -4.0, 4.0));
+        let cpu = w2.call((x.clone(), y.clone()));
+        let kernels = kernels_of(&w2.concrete_functions()[0]);
+        assert_eq!(kernels.len(), 1, "W2 is one kernel");
+        let got = emulate(&kernels[0], &[f32s(&x), f32s(&y)], 1, n, 2);
+        same(&format!("W2 over {n}"), &got[0], &f32s(&cpu));
+    }
+}
+
+#[test]
+fn the_fused_bias_relu_kernel_of_a_dense_layer_gives_the_cpus_bits() {
+    // relu(x·w + b): the kernel after the matmul reads the product in full and b by row.
+    let f = function("dense", |(x, w, b): (Tensor, Tensor, Tensor)| (x.matmul(&w) + &b).relu());
+    let (x, w, b) =
+        (rand_f32(7, &[9, 20], -1.0, 1.0), rand_f32(8, &[20, 33], -1.0, 1.0), rand_f32(9, &[33], -1.0, 1.0));
+    let cpu = f.call((x.clone(), w.clone(), b.clone()));
+    let kernels = kernels_of(&f.concrete_functions()[0]);
+    assert_eq!(kernels.len(), 1, "{kernels:?}");
+    assert_eq!(kernels[0].inputs, vec![Access::Full, Access::Row]);
+    let got = emulate(&kernels[0], &[f32s(&x.matmul(&w)), f32s(&b)], 9, 33, 1);
+    same("bias + relu", &got[0], &f32s(&cpu));
+}
+
+#[test]
+fn the_column_reduction_gives_the_cpus_bits() {
+    for (seed, rows, cols) in [(11u64, 1usize, 5usize), (12, 33, 7), (13, 128, 300), (14, 5, 1)] {
+        let x = rand_f32(seed, &[rows, cols], -3.0, 3.0);
+        // Sums: the rows added in order, as the kernel promises (the CPU's eager sum
+        // groups them its own way, so it agrees to rounding only); max and min: exact.
+        let v = f32s(&x);
+        let in_order: Vec<f32> = (0..cols).map(|c| (0..rows).fold(0.0f32, |acc, r| acc + v[r * cols + c])).collect();
+        let sum = Tensor::from_vec(in_order, [cols]).unwrap();
+        for (op, eager_op) in
+            [(RowReduce::Sum, sum), (RowReduce::Max, x.max(0, false)), (RowReduce::Min, x.min(0, false))]
+        {
+            let program = Program::parse(&render_col_reduce(op, "c")).expect("the emulator reads it");
+            let mut buffers = vec![f32s(&x), vec![f32::NAN; cols]];
+            let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::U64(rows as u64), Arg::U64(cols as u64)];
+            program.run(1, BLOCK, &args, &mut buffers).expect("the reduction runs");
+            same(&format!("{op:?} over the rows of {rows} × {cols}"), &buffers[1], &f32s(&eager_op));
+        }
+    }
+}
+
+/// The im2col matrix, straight from its definition.
+fn naive_im2col(x: &[f32], g: &tensorjit::trace::backend::Conv2dGeometry) -> Vec<f32> {
+    let kk = g.kh * g.kw * g.c;
+    let mut out = vec![0.0; g.n * g.out_h * g.out_w * kk];
+    for n in 0..g.n {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let row = (n * g.out_h + oy) * g.out_w + ox;
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let iy = (oy * g.stride_h + ky) as isize - g.pad_top as isize;
+                        let ix = (ox * g.stride_w + kx) as isize - g.pad_left as isize;
+                        if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                            continue;
+                        }
+                        for ch in 0..g.c {
+                            let src = ((n * g.h + iy as usize) * g.w + ix as usize) * g.c + ch;
+                            out[row * kk + (ky * g.kw + kx) * g.c + ch] = x[src];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn im2col_lays_out_the_windows_as_the_cpu_does() {
+    let program = Program::parse(&render_im2col("im2col")).expect("the emulator reads it");
+    for (seed, xs, fs, strides, padding) in [
+        (0u64, [2, 9, 7, 3], [3, 3, 3, 5], [1, 1], Padding::Same),
+        (1, [3, 8, 8, 2], [2, 3, 2, 4], [2, 2], Padding::Same),
+        (2, [1, 10, 6, 4], [4, 2, 4, 3], [3, 2], Padding::Valid),
+    ] {
+        let x = rand_f32(40 + seed, &xs, -1.0, 1.0);
+        let f = rand_f32(50 + seed, &fs, -1.0, 1.0);
+        let p = Conv2dParams { strides, padding };
+        let g = conv2d_geometry(x.shape(), f.shape(), &p).expect("a valid conv");
+        let kk = g.kh * g.kw * g.c;
+        let total = g.n * g.out_h * g.out_w * kk;
+        let mut buffers = vec![f32s(&x), vec![f32::NAN; total]];
+        let dims =
+            [total, kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
+        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1)];
+        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
+        program.run(2, BLOCK, &args, &mut buffers).expect("im2col runs");
+        let want = naive_im2col(&f32s(&x), &g);
+        same(&format!("im2col {xs:?} * {fs:?}"), &buffers[1], &want);
+        // And the GEMM of it with the filter is the CPU's conv2d.
+        let cols = Tensor::from_vec(buffers[1].clone(), [g.n * g.out_h * g.out_w, kk]).unwrap();
+        let conv = cols.matmul(&f.reshape([kk as i64, fs[3] as i64]));
+        let cpu = x.conv2d(&f, strides, padding);
+        same("im2col · filter", &f32s(&conv), &f32s(&cpu));
+    }
+}
