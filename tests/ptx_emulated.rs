@@ -2,7 +2,7 @@
 //! reference PTX interpreter (`tensorjit_jit::ptx::emulate`, one thread after another)
 //! and are compared with the CPU's eager ops — bit for bit for elementwise kernels
 //! (every fusible op, every broadcast, the fused kernels of W2 and a dense layer),
-//! exactly for the column reduction (against its in-order definition) and im2col. ptxas (tests/ptx.rs) checks that the same text
+//! exactly for the row and column reductions (against their fixed orders) and im2col. ptxas (tests/ptx.rs) checks that the same text
 //! assembles; a GPU (tests/gpu.rs) checks the rest.
 
 mod common;
@@ -17,7 +17,9 @@ use tensorjit::trace::backend::{conv2d_geometry, run_kernel};
 use tensorjit_jit::cuda::backend::single_op_kernel;
 use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Kernel};
 use tensorjit_jit::ptx::emulate::{Arg, Program};
-use tensorjit_jit::ptx::{render_col_reduce, render_im2col, render_kernel, vectorized, RowReduce, BLOCK};
+use tensorjit_jit::ptx::{
+    render_col_reduce, render_im2col, render_kernel, render_row_reduce, vectorized, RowReduce, BLOCK,
+};
 
 /// Runs kernel `k` as the GPU backend launches it (`Gpu::launch`: one thread per
 /// element, or per four with the vector loop), on a grid of at most `max_blocks`.
@@ -138,6 +140,38 @@ fn the_fused_bias_relu_kernel_of_a_dense_layer_gives_the_cpus_bits() {
 }
 
 #[test]
+fn softmax_kernels_as_device_plans_launch_them() {
+    // softmax = exp(x − max) / Σ: the planner fuses the exp with its row sum; a device
+    // plan launches the kernel with the summed expression as one more output and
+    // reduces that with the row reduction.
+    let (rows, cols) = (19usize, 70usize);
+    let f = function("softmax", |x: Tensor| x.softmax(-1));
+    let x = rand_f32(60, &[rows, cols], -4.0, 4.0);
+    let cpu = f.call(x.clone());
+    let kernels = kernels_of(&f.concrete_functions()[0]);
+    let fused = kernels.iter().find(|k| k.reduce.is_some()).expect("a kernel ending in a row sum");
+    assert_eq!(fused.inputs, vec![Access::Full, Access::Col]);
+    let (launched, reduce) = fused.reduce_as_output();
+    assert!(reduce.is_some_and(|r| !r.mean));
+    let max = x.max(-1, true);
+    let outs = emulate(&launched, &[f32s(&x), f32s(&max)], rows, cols, 2);
+    let e = (&x - &max).exp();
+    assert_eq!(outs.len(), 2);
+    same("exp(x − max)", &outs[0], &f32s(&e));
+    same("the summed expression", &outs[1], &f32s(&e));
+    let program = Program::parse(&render_row_reduce(RowReduce::Sum, "r")).expect("the emulator reads it");
+    let mut buffers = vec![outs[1].clone(), vec![f32::NAN; rows]];
+    let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::U64(rows as u64), Arg::U64(cols as u64)];
+    program.run(1, BLOCK, &args, &mut buffers).expect("the reduction runs");
+    let divide = kernels.iter().find(|k| k.reduce.is_none() && k.inputs == [Access::Full, Access::Col]);
+    let divide = divide.expect("the division kernel");
+    let probs = emulate(divide, &[outs[0].clone(), buffers[1].clone()], rows, cols, 1);
+    for (i, (g, c)) in probs[0].iter().zip(f32s(&cpu)).enumerate() {
+        assert!((g - c).abs() <= 1e-6, "softmax element {i}: emulated PTX {g} vs CPU {c}");
+    }
+}
+
+#[test]
 fn the_column_reduction_gives_the_cpus_bits() {
     for (seed, rows, cols) in [(11u64, 1usize, 5usize), (12, 33, 7), (13, 128, 300), (14, 5, 1)] {
         let x = rand_f32(seed, &[rows, cols], -3.0, 3.0);
@@ -154,6 +188,69 @@ fn the_column_reduction_gives_the_cpus_bits() {
             let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::U64(rows as u64), Arg::U64(cols as u64)];
             program.run(1, BLOCK, &args, &mut buffers).expect("the reduction runs");
             same(&format!("{op:?} over the rows of {rows} × {cols}"), &buffers[1], &f32s(&eager_op));
+        }
+    }
+}
+
+type Combine = fn(f32, f32) -> f32;
+
+/// A warp-shuffle tree over `lanes` (shfl.down: a lane past the end reads its own value),
+/// as the row reduction runs it; lane 0's result.
+fn shuffle_tree(mut lanes: Vec<f32>, width: usize, combine: Combine) -> f32 {
+    let mut off = width / 2;
+    while off > 0 {
+        let prev = lanes.clone();
+        for (l, v) in lanes.iter_mut().enumerate() {
+            let y = if l + off < 32 { prev[l + off] } else { prev[l] };
+            *v = combine(prev[l], y);
+        }
+        off /= 2;
+    }
+    lanes[0]
+}
+
+/// The row reduction's order, from its definition: thread t combines elements t, t +
+/// 256, … in order; each warp's 32 partials go through a shuffle tree; warp 0 combines
+/// the 8 warp totals with a tree of width 8.
+fn block_reduce(row: &[f32], identity: f32, combine: Combine) -> f32 {
+    let block = BLOCK as usize;
+    let partial: Vec<f32> =
+        (0..block).map(|t| row.iter().skip(t).step_by(block).fold(identity, |acc, x| combine(acc, *x))).collect();
+    let totals: Vec<f32> = partial.chunks(32).map(|w| shuffle_tree(w.to_vec(), 32, combine)).collect();
+    let mut lanes = vec![identity; 32];
+    lanes[..totals.len()].copy_from_slice(&totals);
+    shuffle_tree(lanes, block / 32, combine)
+}
+
+#[test]
+fn the_row_reduction_follows_its_fixed_order() {
+    let ops: [(RowReduce, f32, Combine); 3] = [
+        (RowReduce::Sum, 0.0, |a, b| a + b),
+        (RowReduce::Max, f32::NEG_INFINITY, f32::max),
+        (RowReduce::Min, f32::INFINITY, f32::min),
+    ];
+    for (seed, rows, cols) in [(21u64, 1usize, 1usize), (22, 3, 5), (23, 17, 300), (24, 5, 1000), (25, 2, 4103)] {
+        let x = rand_f32(seed, &[rows, cols], -3.0, 3.0);
+        let v = f32s(&x);
+        for (op, identity, combine) in ops {
+            let program = Program::parse(&render_row_reduce(op, "r")).expect("the emulator reads it");
+            let mut buffers = vec![v.clone(), vec![f32::NAN; rows]];
+            let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::U64(rows as u64), Arg::U64(cols as u64)];
+            // Two blocks: rows are shared out between them.
+            program.run(2, BLOCK, &args, &mut buffers).expect("the reduction runs");
+            let want: Vec<f32> = v.chunks(cols).map(|row| block_reduce(row, identity, combine)).collect();
+            same(&format!("{op:?} of {rows} × {cols}"), &buffers[1], &want);
+            if op != RowReduce::Sum {
+                let cpu = if op == RowReduce::Max { x.max(1, false) } else { x.min(1, false) };
+                same(&format!("{op:?} of {rows} × {cols} against the CPU"), &buffers[1], &f32s(&cpu));
+            } else {
+                // Another order than the CPU's: equal to rounding (relative to Σ|x|).
+                let cpu = f32s(&x.sum(1, false));
+                for ((g, c), row) in buffers[1].iter().zip(&cpu).zip(v.chunks(cols)) {
+                    let scale: f32 = row.iter().map(|x| x.abs()).sum();
+                    assert!((g - c).abs() <= 1e-6 * scale, "sum of {rows} × {cols}: {g} vs CPU {c}");
+                }
+            }
         }
     }
 }

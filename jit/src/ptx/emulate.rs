@@ -1,10 +1,11 @@
 //! A reference interpreter of the PTX subset this renderer emits, so that kernels are
 //! checked for their *results* on machines without a GPU (ptxas only checks that they
-//! assemble). Every thread of the grid runs to `ret` one after another, so kernels that
-//! communicate between threads — shared memory, warp shuffles, barriers (the row
-//! reduction) — are refused; the elementwise kernels, the column reduction and im2col
-//! are independent per thread. Float arithmetic is Rust's f32 (IEEE, round to nearest
-//! even, as the `.rn` instructions).
+//! assemble). The threads of a block run one after another, each until it finishes or
+//! reaches a warp shuffle or a barrier; a shuffle completes once every running thread
+//! of its warp has reached it, a barrier once every running thread of the block has —
+//! the semantics of converged warps, which is how the renderer uses them (the row
+//! reduction). Shared memory is one array per block. Float arithmetic is Rust's f32
+//! (IEEE, round to nearest even, as the `.rn` instructions).
 
 use std::collections::HashMap;
 
@@ -47,6 +48,8 @@ pub struct Program {
     params: Vec<String>,
     code: Vec<Ins>,
     regs: [usize; 4],
+    /// f32 elements of the module's one `.shared` array (at address 0 of its space).
+    shared: usize,
 }
 
 /// Buffers live at `(i + 1) << 40` in the emulated address space.
@@ -121,17 +124,27 @@ impl Program {
         let mut params = Vec::new();
         let mut lines = Vec::new();
         let mut in_body = false;
+        let mut shared: Option<(String, usize)> = None;
         for line in ptx.lines() {
             let t = line.trim();
-            if let Some(p) = t.strip_prefix(".param .u64 ") {
+            if let Some(decl) = t.strip_prefix(".shared .align 4 .f32 ") {
+                let (name, len) =
+                    decl.trim_end_matches("];").split_once('[').ok_or("a .shared array without a size")?;
+                if shared.is_some() {
+                    return Err("more than one .shared array".into());
+                }
+                shared = Some((name.to_string(), len.parse().map_err(|_| format!("a .shared size: {len}"))?));
+            } else if let Some(p) = t.strip_prefix(".param .u64 ") {
                 params.push(p.trim_end_matches(',').trim().to_string());
             } else if t == "{" {
                 in_body = true;
             } else if in_body && !t.is_empty() && !t.starts_with(".reg") && t != "}" {
-                if t.starts_with(".shared") || t.contains("shfl") || t.contains("bar.sync") {
-                    return Err("threads that share memory or shuffle are not emulated".into());
-                }
-                lines.push(t.to_string());
+                // The shared array's name is its address: 0.
+                let t = match &shared {
+                    Some((name, _)) => t.replace(name.as_str(), "0"),
+                    None => t.to_string(),
+                };
+                lines.push(t);
             }
         }
         let mut labels = HashMap::new();
@@ -182,7 +195,7 @@ impl Program {
             }
             code.push(Ins { guard, op: op.to_string(), args });
         }
-        Ok(Program { params, code, regs })
+        Ok(Program { params, code, regs, shared: shared.map_or(0, |(_, n)| n) })
     }
 
     /// Runs the entry on a grid of `blocks × threads` with `args` (one per parameter),
@@ -199,18 +212,86 @@ impl Program {
             })
             .collect();
         for b in 0..blocks {
-            for t in 0..threads {
-                let mut th =
-                    Thread { regs: self.regs.map(|n| vec![0u64; n]), tid: t, ntid: threads, ctaid: b, nctaid: blocks };
-                th.run(self, &values, buffers)?;
+            let mut block: Vec<Thread> = (0..threads)
+                .map(|t| Thread {
+                    regs: self.regs.map(|n| vec![0u64; n]),
+                    pc: 0,
+                    state: State::Running,
+                    tid: t,
+                    ntid: threads,
+                    ctaid: b,
+                    nctaid: blocks,
+                })
+                .collect();
+            let mut shared = vec![0.0f32; self.shared];
+            loop {
+                for th in block.iter_mut().filter(|t| t.state == State::Running) {
+                    th.run(self, &values, buffers, &mut shared)?;
+                }
+                if block.iter().all(|t| t.state == State::Done) {
+                    break;
+                }
+                if !release(&mut block) {
+                    return Err(
+                        "the threads of a block wait on each other forever (divergent shuffle or barrier)".into()
+                    );
+                }
             }
         }
         Ok(())
     }
 }
 
+/// Where a thread stands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Running,
+    Done,
+    /// At `bar.sync`.
+    Barrier,
+    /// At `shfl.sync.down`: writes the value of `value` from `offset` lanes up into
+    /// register `dst` (its own value past the warp's end).
+    Shuffle {
+        dst: (Kind, usize),
+        value: u64,
+        offset: u64,
+    },
+}
+
+/// Completes the shuffles of warps whose running threads all reached one, then a
+/// barrier every running thread of the block reached; whether any thread moved on.
+fn release(block: &mut [Thread]) -> bool {
+    let mut moved = false;
+    for warp in block.chunks_mut(32) {
+        let waiting = |t: &Thread| matches!(t.state, State::Shuffle { .. } | State::Done);
+        if !warp.iter().all(waiting) || warp.iter().all(|t| t.state == State::Done) {
+            continue;
+        }
+        let values: Vec<Option<u64>> =
+            warp.iter().map(|t| if let State::Shuffle { value, .. } = t.state { Some(value) } else { None }).collect();
+        for (lane, t) in warp.iter_mut().enumerate() {
+            if let State::Shuffle { dst, value, offset } = t.state {
+                let src = lane + offset as usize;
+                t.regs[dst.0 as usize][dst.1] =
+                    values.get(src).copied().flatten().filter(|_| src < 32).unwrap_or(value);
+                t.state = State::Running;
+                moved = true;
+            }
+        }
+    }
+    if !moved && block.iter().all(|t| matches!(t.state, State::Barrier | State::Done)) {
+        for t in block.iter_mut().filter(|t| t.state == State::Barrier) {
+            t.state = State::Running;
+            moved = true;
+        }
+    }
+    moved
+}
+
 struct Thread {
     regs: [Vec<u64>; 4],
+    pc: usize,
+    state: State,
     tid: u32,
     ntid: u32,
     ctaid: u32,
@@ -269,8 +350,9 @@ impl Thread {
         b.get_mut(at..at + n).ok_or_else(|| format!("access at element {at} (+{n}) beyond a buffer of {len}"))
     }
 
-    fn run(&mut self, p: &Program, params: &[u64], buffers: &mut [Vec<f32>]) -> Result<(), String> {
-        let mut pc = 0;
+    /// Runs until the thread finishes or waits on others (its `state` says which).
+    fn run(&mut self, p: &Program, params: &[u64], buffers: &mut [Vec<f32>], shared: &mut [f32]) -> Result<(), String> {
+        let mut pc = self.pc;
         let mut steps = 0u64;
         while pc < p.code.len() {
             steps += 1;
@@ -279,6 +361,7 @@ impl Thread {
             }
             let ins = &p.code[pc];
             pc += 1;
+            self.pc = pc;
             if let Some((g, want)) = ins.guard {
                 if (self.regs[Kind::P as usize][g] != 0) != want {
                     continue;
@@ -288,7 +371,27 @@ impl Thread {
             let v = |i: usize| self.get(&a[i], params);
             let op = ins.op.as_str();
             let out: u64 = match op {
-                "ret" => return Ok(()),
+                "ret" => {
+                    self.state = State::Done;
+                    return Ok(());
+                }
+                "bar.sync" => {
+                    self.state = State::Barrier;
+                    return Ok(());
+                }
+                "shfl.sync.down.b32" => {
+                    let Operand::Reg(kind @ (Kind::R | Kind::F), i) = a[0] else {
+                        return Err("shfl into a non-32-bit register".into());
+                    };
+                    self.state = State::Shuffle { dst: (kind, i), value: v(1)?, offset: v(2)? };
+                    return Ok(());
+                }
+                "ld.shared.f32" => fb(shared_at(self, &a[1], shared)?.to_owned()),
+                "st.shared.f32" => {
+                    let x = f(v(1)?);
+                    *shared_at(self, &a[0], shared)? = x;
+                    continue;
+                }
                 "bra" => match a.first() {
                     Some(Operand::Label(l)) => {
                         pc = *l;
@@ -357,6 +460,18 @@ impl Thread {
         }
         Err("a thread ran off the end without ret".into())
     }
+}
+
+/// The shared-memory element at address operand `o`.
+fn shared_at<'a>(t: &Thread, o: &Operand, shared: &'a mut [f32]) -> Result<&'a mut f32, String> {
+    let Operand::Addr(base) = o else { return Err(format!("{o:?} is not an address")) };
+    let Operand::Reg(k, i) = **base else { return Err(format!("a shared address in {base:?}")) };
+    let addr = t.regs[k as usize][i];
+    let len = shared.len();
+    shared
+        .get_mut((addr / 4) as usize)
+        .filter(|_| addr.is_multiple_of(4))
+        .ok_or_else(|| format!("shared address {addr} of {len} floats"))
 }
 
 /// `setp.<cmp>.<type>`: float comparisons are ordered (false with a NaN) except `neu`
