@@ -186,7 +186,21 @@ fn eager_gpu_ops_match_the_cpu() {
         let img = common::rand_f32(90 + seed, &xs, -1.0, 1.0);
         let filt = common::rand_f32(95 + seed, &fs, -1.0, 1.0);
         let on_gpu = img.to(gpu).unwrap().conv2d(&filt.to(gpu).unwrap(), st, pad);
-        close(&format!("conv2d {xs:?} * {fs:?} {st:?} {pad:?}"), &on_gpu, &img.conv2d(&filt, st, pad), 1e-4);
+        let cpu = img.conv2d(&filt, st, pad);
+        close(&format!("conv2d {xs:?} * {fs:?} {st:?} {pad:?}"), &on_gpu, &cpu, 1e-4);
+        // Its gradients: GEMM + col2im for the input, im2col + GEMM for the filter.
+        let dy = common::rand_f32(98 + seed, cpu.dims(), -1.0, 1.0);
+        let params = tensorjit::ops::Conv2dParams { strides: st, padding: pad };
+        let run = |op: tensorjit::ops::Op, a: &Tensor, b: &Tensor| {
+            let (dtype, shape) = op.infer(&[a, b]).expect("valid operands");
+            let ty = tensorjit::ir::ValueType { dtype, shape };
+            tensorjit::trace::backend::run_kernel(&op, &[a, b], &ty).expect("the op runs")
+        };
+        let dx = tensorjit::ops::Op::Conv2dBackpropInput { params, input: img.shape().clone() };
+        let (gdy, gimg, gfilt) = (dy.to(gpu).unwrap(), img.to(gpu).unwrap(), filt.to(gpu).unwrap());
+        close("conv2d input gradient", &run(dx.clone(), &gdy, &gfilt), &run(dx, &dy, &filt), 1e-4);
+        let dw = tensorjit::ops::Op::Conv2dBackpropFilter { params, filter: filt.shape().clone() };
+        close("conv2d filter gradient", &run(dw.clone(), &gimg, &gdy), &run(dw, &img, &dy), 1e-4);
     }
 }
 

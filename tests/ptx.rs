@@ -24,7 +24,9 @@ use tensorjit::nn::Module;
 use tensorjit::ops::{BinaryOp, UnaryOp};
 use tensorjit::prelude::*;
 use tensorjit_jit::kernel::{Access, Expr, Kernel};
-use tensorjit_jit::ptx::{render_col_reduce, render_im2col, render_kernel, render_row_reduce, RowReduce};
+use tensorjit_jit::ptx::{
+    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, RowReduce,
+};
 
 const PACKAGE: &str = "nvidia-cuda-nvcc-cu12";
 
@@ -176,6 +178,7 @@ fn every_access_pattern_and_several_outputs_assemble() {
     }
     // conv2d's im2col (the GPU's conv2d is im2col + a cuBLAS GEMM).
     assemble("im2col", &render_im2col("im2col"));
+    assemble("col2im", &render_col2im("col2im"));
 }
 
 /// The kernels the planner makes for a traced function.

@@ -18,7 +18,7 @@ use tensorjit_jit::cuda::backend::single_op_kernel;
 use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Kernel};
 use tensorjit_jit::ptx::emulate::{Arg, Program};
 use tensorjit_jit::ptx::{
-    render_col_reduce, render_im2col, render_kernel, render_row_reduce, vectorized, RowReduce, BLOCK,
+    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, vectorized, RowReduce, BLOCK,
 };
 
 /// Runs kernel `k` as the GPU backend launches it (`Gpu::launch`: one thread per
@@ -309,5 +309,37 @@ fn im2col_lays_out_the_windows_as_the_cpu_does() {
         let conv = cols.matmul(&f.reshape([kk as i64, fs[3] as i64]));
         let cpu = x.conv2d(&f, strides, padding);
         same("im2col · filter", &f32s(&conv), &f32s(&cpu));
+    }
+}
+
+#[test]
+fn col2im_sums_the_input_gradient_in_the_cpus_order() {
+    let program = Program::parse(&render_col2im("col2im")).expect("the emulator reads it");
+    for (seed, xs, fs, strides, padding) in [
+        (0u64, [2, 9, 7, 3], [3, 3, 3, 5], [1, 1], Padding::Same),
+        (1, [3, 8, 8, 2], [2, 3, 2, 4], [2, 2], Padding::Same),
+        (2, [1, 10, 6, 4], [4, 2, 4, 3], [3, 2], Padding::Valid),
+        (3, [2, 5, 5, 1], [5, 5, 1, 2], [1, 1], Padding::Same),
+    ] {
+        let f = rand_f32(70 + seed, &fs, -1.0, 1.0);
+        let p = Conv2dParams { strides, padding };
+        let input = tensorjit::Shape::new(&xs);
+        let g = conv2d_geometry(&input, f.shape(), &p).expect("a valid conv");
+        let (m, kk, o) = (g.n * g.out_h * g.out_w, g.kh * g.kw * g.c, fs[3]);
+        let dy = rand_f32(80 + seed, &[g.n, g.out_h, g.out_w, o], -1.0, 1.0);
+        // The GEMM half, as the GPU computes it (cuBLAS there, the CPU's GEMM here).
+        let dcols = eager(
+            &Op::MatMul { transpose_a: false, transpose_b: true },
+            &[&dy.reshape([m as i64, o as i64]), &f.reshape([kk as i64, o as i64])],
+        );
+        let total = g.n * g.h * g.w * g.c;
+        let mut buffers = vec![f32s(&dcols), vec![f32::NAN; total]];
+        let dims =
+            [total, g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
+        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1)];
+        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
+        program.run(2, BLOCK, &args, &mut buffers).expect("col2im runs");
+        let cpu = eager(&Op::Conv2dBackpropInput { params: p, input: input.clone() }, &[&dy, &f]);
+        same(&format!("conv2d input gradient {xs:?} * {fs:?} {strides:?} {padding:?}"), &buffers[1], &f32s(&cpu));
     }
 }

@@ -218,6 +218,9 @@ impl CudaBackend {
                 return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, shape)
             }
             Op::Conv2d(p) => return super::conv::conv2d(gpu, p, x, &bufs, shape),
+            Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
+                return super::conv::conv2d_grad(gpu, op, x, &bufs, shape)
+            }
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
             _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {

@@ -1,11 +1,13 @@
 //! conv2d on a GPU: the PTX im2col kernel ([`crate::ptx::render_im2col`]) and one
-//! cuBLAS GEMM of the im2col matrix with the HWIO filter (viewed as `[KH·KW·C, O]`).
+//! cuBLAS GEMM of the im2col matrix with the HWIO filter (viewed as `[KH·KW·C, O]`);
+//! its gradients as the CPU computes them — a GEMM and col2im
+//! ([`crate::ptx::render_col2im`]) for the input, im2col and a GEMM for the filter.
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use tensorjit_runtime::error::Error;
-use tensorjit_runtime::ops::Conv2dParams;
+use tensorjit_runtime::ops::{Conv2dParams, Op};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{conv2d_geometry, Conv2dGeometry};
 use tensorjit_runtime::Tensor;
@@ -26,9 +28,46 @@ impl Gpu {
     ) -> Result<(), Error> {
         let kk = g.kh * g.kw * g.c;
         let total = g.n * g.out_h * g.out_w * kk;
-        if input.len() < g.n * g.h * g.w * g.c || out.len() < total {
+        let dims = [kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
+        self.launch_conv("tensorjit_im2col", ptx::render_im2col, g, (input, g.n * g.h * g.w * g.c), (out, total), &dims)
+    }
+
+    /// Sums the im2col-shaped gradient `cols` (`n·out_h·out_w × kh·kw·c`) back onto
+    /// the NHWC input of geometry `g`, into `out` (`n·h·w·c` elements).
+    pub fn col2im_into(
+        &self,
+        g: &Conv2dGeometry,
+        cols: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), Error> {
+        let kk = g.kh * g.kw * g.c;
+        let total = g.n * g.h * g.w * g.c;
+        let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
+        self.launch_conv(
+            "tensorjit_col2im",
+            ptx::render_col2im,
+            g,
+            (cols, g.n * g.out_h * g.out_w * kk),
+            (out, total),
+            &dims,
+        )
+    }
+
+    /// Launches a conv layout entry: `(input, elements it must hold)`, `(output,
+    /// total)` — one thread per output element — then `dims` (the entry's parameters
+    /// after `total`).
+    fn launch_conv(
+        &self,
+        name: &str,
+        render: fn(&str) -> String,
+        g: &Conv2dGeometry,
+        (input, needs): (&CudaSlice<f32>, usize),
+        (out, total): (&mut CudaSlice<f32>, usize),
+        dims: &[usize],
+    ) -> Result<(), Error> {
+        if input.len() < needs || out.len() < total {
             return Err(self.err(format!(
-                "im2col of {g:?} given buffers of {} and {} elements",
+                "{name} of {g:?} given buffers of {} and {} elements",
                 input.len(),
                 out.len()
             )));
@@ -36,21 +75,19 @@ impl Gpu {
         if total == 0 {
             return Ok(());
         }
-        let name = "tensorjit_im2col";
-        let f = self.function(name, name, || ptx::render_im2col(name))?;
-        let dims: [u64; 12] =
-            [total, kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left]
-                .map(|d| d as u64);
+        let f = self.function(name, name, || render(name))?;
+        let values: Vec<u64> = std::iter::once(total).chain(dims.iter().copied()).map(|d| d as u64).collect();
         let cfg = LaunchConfig { grid_dim: (self.grid(total), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
         let mut launch = self.stream.launch_builder(&f);
         launch.arg(input).arg(out);
-        for d in &dims {
-            launch.arg(d);
+        for v in &values {
+            launch.arg(v);
         }
-        // SAFETY: the arguments are the entry's parameters in `IM2COL_PARAMS` order (two
-        // pointers, twelve u64); `input` holds the n·h·w·c elements every in-range index
-        // reads (out-of-range cells are never loaded) and `out` the `total` elements the
-        // grid-stride loop writes (checked above).
+        // SAFETY: the arguments are the entry's parameters in `IM2COL_PARAMS` /
+        // `COL2IM_PARAMS` order (two pointers, then u64s: `total` and `dims`); `input`
+        // holds every element an in-range index reads (out-of-range cells are never
+        // loaded) and `out` the `total` elements the grid-stride loop writes (checked
+        // above).
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -78,4 +115,51 @@ pub(super) fn conv2d(
     gpu.recycle_f32(cols);
     done?;
     Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, m * n), shape.clone())?))
+}
+
+/// conv2d's gradients on `gpu`: `Conv2dBackpropInput` (`dy · Wᵀ`, then col2im) and
+/// `Conv2dBackpropFilter` (`im2col(x)ᵀ · dy`); `Ok(None)` for empty problems.
+pub(super) fn conv2d_grad(
+    gpu: &Arc<Gpu>,
+    op: &Op,
+    x: &[&Tensor],
+    bufs: &[&CudaSlice<f32>],
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    let (g, o) = match op {
+        Op::Conv2dBackpropInput { params, input } => (conv2d_geometry(input, x[1].shape(), params)?, x[1].dims()[3]),
+        Op::Conv2dBackpropFilter { params, filter } => (conv2d_geometry(x[0].shape(), filter, params)?, filter[3]),
+        _ => return Ok(None),
+    };
+    let (m, k) = (g.n * g.out_h * g.out_w, g.kh * g.kw * g.c);
+    if m == 0 || k == 0 || o == 0 {
+        return Ok(None);
+    }
+    let mut cols = gpu.alloc_f32(m * k)?;
+    let mut out = gpu.alloc_f32(shape.numel())?;
+    let done = if let Op::Conv2dBackpropInput { .. } = op {
+        // dcols[m×k] = dy[m×o] · Wᵀ (W stored [k, o]).
+        let p =
+            MatMulParams { m, n: k, k: o, transpose_a: false, transpose_b: true, batch: 1, stride_a: 0, stride_b: 0 };
+        gpu.matmul(p, bufs[0], bufs[1], &mut cols).and_then(|()| gpu.col2im_into(&g, &cols, &mut out))
+    } else {
+        // dW[k×o] = colsᵀ · dy.
+        let p = MatMulParams {
+            m: k,
+            n: o,
+            k: m,
+            transpose_a: true,
+            transpose_b: false,
+            batch: 1,
+            stride_a: 0,
+            stride_b: 0,
+        };
+        gpu.im2col_into(&g, bufs[0], &mut cols).and_then(|()| gpu.matmul(p, &cols, bufs[1], &mut out))
+    };
+    gpu.recycle_f32(cols);
+    if let Err(e) = done {
+        gpu.recycle_f32(out);
+        return Err(e);
+    }
+    Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, shape.numel()), shape.clone())?))
 }

@@ -17,12 +17,8 @@ pub const IM2COL_PARAMS: [&str; 14] =
 /// `sh`/`sw` strides, `pt`/`pl` top/left padding.
 pub fn render_im2col(name: &str) -> String {
     let mut e = Emitter::default();
-    let params: Vec<String> = IM2COL_PARAMS.iter().map(|s| s.to_string()).collect();
-    let input = param(&mut e, name, "in", true);
-    let output = param(&mut e, name, "out", true);
-    let [total, kk, c, kw, ohw, ow, h, w, sh, sw, pt, pl] =
-        ["total", "kk", "c", "kw", "ohw", "ow", "h", "w", "sh", "sw", "pt", "pl"]
-            .map(|p| param(&mut e, name, p, false));
+    let (params, input, output, [total, kk, c, kw, ohw, ow, h, w, sh, sw, pt, pl]) =
+        load_params(&mut e, name, &IM2COL_PARAMS);
     let (i, stride) = grid_stride(&mut e);
     let done = e.p();
     e.loop_head("$L_elem", done, i, total, "$L_done");
@@ -57,6 +53,15 @@ pub fn render_im2col(name: &str) -> String {
     header() + &entry(name, &params, "", &e)
 }
 
+/// Loads an entry's parameters `all`: the pointers `in` and `out`, then `N` u64 values;
+/// returns the names (for the entry's signature) and the registers.
+fn load_params<const N: usize>(e: &mut Emitter, name: &str, all: &[&str]) -> (Vec<String>, Reg, Reg, [Reg; N]) {
+    let input = param(e, name, all[0], true);
+    let output = param(e, name, all[1], true);
+    let values = std::array::from_fn(|i| param(e, name, all[2 + i], false));
+    (all.iter().map(|s| s.to_string()).collect(), input, output, values)
+}
+
 /// `(x / d, x mod d)`, unsigned 64-bit.
 fn divmod(e: &mut Emitter, x: Reg, d: Reg) -> (Reg, Reg) {
     let (q, r) = (e.rd(), e.rd());
@@ -73,4 +78,84 @@ fn input_coord(e: &mut Emitter, out: Reg, stride: Reg, k: Reg, pad: Reg) -> Reg 
     e.ins(format_args!("mad.lo.u64 {x}, {out}, {stride}, {k}"));
     e.ins(format_args!("sub.s64 {x}, {x}, {pad}"));
     x
+}
+
+/// The col2im entry's parameters, in order (all `.u64`).
+pub const COL2IM_PARAMS: [&str; 15] =
+    ["in", "out", "total", "c", "w", "h", "kh", "kw", "sh", "sw", "pt", "pl", "oh", "ow", "kk"];
+
+/// A module with one entry, `name`, summing an im2col-shaped gradient `[N·OH·OW,
+/// KH·KW·C]` back onto the NHWC input it was taken from (conv2d's input gradient after
+/// its GEMM). One thread per input element gathers the window cells that read it, in
+/// the CPU's order (output positions ascending, i.e. window rows and columns
+/// descending), from `+0.0` — so equal GEMM results give equal bits. Parameters:
+/// [`COL2IM_PARAMS`] — `total` = N·H·W·C, then the geometry as for im2col plus the
+/// output size `oh`/`ow` and the row length `kk` = KH·KW·C.
+pub fn render_col2im(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, input, output, [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow, kk]) =
+        load_params(&mut e, name, &COL2IM_PARAMS);
+    let (i, stride) = grid_stride(&mut e);
+    let done = e.p();
+    e.loop_head("$L_elem", done, i, total, "$L_done");
+    // Element i is (img, iy, ix, ch).
+    let (rest, ch) = divmod(&mut e, i, c);
+    let (rest, ix) = divmod(&mut e, rest, w);
+    let (img, iy) = divmod(&mut e, rest, h);
+    let acc = e.f();
+    e.ins(format_args!("mov.f32 {acc}, 0f00000000"));
+    let ky = e.rd();
+    e.ins(format_args!("mov.u64 {ky}, {kh}"));
+    e.label("$L_ky");
+    let no_more = e.p();
+    e.ins(format_args!("setp.eq.u64 {no_more}, {ky}, 0"));
+    e.ins(format_args!("@{no_more} bra $L_store"));
+    e.ins(format_args!("sub.s64 {ky}, {ky}, 1"));
+    let oy = output_coord(&mut e, iy, pt, ky, sh, oh, "$L_ky");
+    let kx = e.rd();
+    e.ins(format_args!("mov.u64 {kx}, {kw}"));
+    e.label("$L_kx");
+    let no_more_x = e.p();
+    e.ins(format_args!("setp.eq.u64 {no_more_x}, {kx}, 0"));
+    e.ins(format_args!("@{no_more_x} bra $L_ky"));
+    e.ins(format_args!("sub.s64 {kx}, {kx}, 1"));
+    let ox = output_coord(&mut e, ix, pl, kx, sw, ow, "$L_kx");
+    // src = ((img·oh + oy)·ow + ox)·kk + (ky·kw + kx)·c + ch
+    let (row, cell, src) = (e.rd(), e.rd(), e.rd());
+    e.ins(format_args!("mad.lo.u64 {row}, {img}, {oh}, {oy}"));
+    e.ins(format_args!("mad.lo.u64 {row}, {row}, {ow}, {ox}"));
+    e.ins(format_args!("mad.lo.u64 {cell}, {ky}, {kw}, {kx}"));
+    e.ins(format_args!("mad.lo.u64 {src}, {cell}, {c}, {ch}"));
+    e.ins(format_args!("mad.lo.u64 {src}, {row}, {kk}, {src}"));
+    let at = address(&mut e, input, src, 2);
+    let x = e.f();
+    e.ins(format_args!("ld.global.nc.f32 {x}, [{at}]"));
+    e.ins(format_args!("add.rn.f32 {acc}, {acc}, {x}"));
+    e.ins(format_args!("bra $L_kx"));
+    e.label("$L_store");
+    let to = address(&mut e, output, i, 2);
+    e.ins(format_args!("st.global.f32 [{to}], {acc}"));
+    e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
+    e.ins(format_args!("bra $L_elem"));
+    e.label("$L_done");
+    header() + &entry(name, &params, "", &e)
+}
+
+/// The output coordinate whose window cell `k` reads input coordinate `x`:
+/// `(x + pad − k) / stride`, or a jump to `skip` when there is none (negative, not a
+/// multiple of the stride, or past `out`).
+fn output_coord(e: &mut Emitter, x: Reg, pad: Reg, k: Reg, stride: Reg, out: Reg, skip: &str) -> Reg {
+    let (t, q, r) = (e.rd(), e.rd(), e.rd());
+    let [neg, off_grid, past] = [e.p(), e.p(), e.p()];
+    e.ins(format_args!("add.s64 {t}, {x}, {pad}"));
+    e.ins(format_args!("sub.s64 {t}, {t}, {k}"));
+    e.ins(format_args!("setp.lt.s64 {neg}, {t}, 0"));
+    e.ins(format_args!("@{neg} bra {skip}"));
+    e.ins(format_args!("div.u64 {q}, {t}, {stride}"));
+    e.ins(format_args!("mul.lo.u64 {r}, {q}, {stride}"));
+    e.ins(format_args!("setp.ne.u64 {off_grid}, {r}, {t}"));
+    e.ins(format_args!("@{off_grid} bra {skip}"));
+    e.ins(format_args!("setp.ge.u64 {past}, {q}, {out}"));
+    e.ins(format_args!("@{past} bra {skip}"));
+    q
 }

@@ -23,7 +23,7 @@ use std::fmt::Write;
 
 use tensorjit_runtime::ops::BinaryOp;
 
-pub use conv::{render_im2col, IM2COL_PARAMS};
+pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
 
 use crate::kernel::{Access, Kernel};
