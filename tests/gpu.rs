@@ -201,6 +201,17 @@ fn eager_gpu_ops_match_the_cpu() {
         close("conv2d input gradient", &run(dx.clone(), &gdy, &gfilt), &run(dx, &dy, &filt), 1e-4);
         let dw = tensorjit::ops::Op::Conv2dBackpropFilter { params, filter: filt.shape().clone() };
         close("conv2d filter gradient", &run(dw.clone(), &gimg, &gdy), &run(dw, &img, &dy), 1e-4);
+        // Max pooling and its gradient: exact (no arithmetic but the gradient's sums,
+        // made in the CPU's order).
+        let pooled = img.max_pool2d([2, 2], [2, 2], pad);
+        close("max_pool2d", &gimg.max_pool2d([2, 2], [2, 2], pad), &pooled, 0.0);
+        let dp = common::rand_f32(110 + seed, pooled.dims(), -1.0, 1.0);
+        let grad = tensorjit::ops::Op::MaxPool2dGrad(tensorjit::ops::PoolParams {
+            ksize: [2, 2],
+            strides: [2, 2],
+            padding: pad,
+        });
+        close("max_pool2d gradient", &run(grad.clone(), &gimg, &dp.to(gpu).unwrap()), &run(grad, &img, &dp), 0.0);
     }
 }
 

@@ -179,6 +179,8 @@ fn every_access_pattern_and_several_outputs_assemble() {
     // conv2d's im2col (the GPU's conv2d is im2col + a cuBLAS GEMM).
     assemble("im2col", &render_im2col("im2col"));
     assemble("col2im", &render_col2im("col2im"));
+    assemble("max_pool", &tensorjit_jit::ptx::render_max_pool("max_pool"));
+    assemble("max_pool_grad", &tensorjit_jit::ptx::render_max_pool_grad("max_pool_grad"));
 }
 
 /// The kernels the planner makes for a traced function.

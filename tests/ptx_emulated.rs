@@ -256,7 +256,7 @@ fn the_row_reduction_follows_its_fixed_order() {
 }
 
 /// The im2col matrix, straight from its definition.
-fn naive_im2col(x: &[f32], g: &tensorjit::trace::backend::Conv2dGeometry) -> Vec<f32> {
+fn naive_im2col(x: &[f32], g: &tensorjit::trace::backend::WindowGeometry) -> Vec<f32> {
     let kk = g.kh * g.kw * g.c;
     let mut out = vec![0.0; g.n * g.out_h * g.out_w * kk];
     for n in 0..g.n {
@@ -341,5 +341,60 @@ fn col2im_sums_the_input_gradient_in_the_cpus_order() {
         program.run(2, BLOCK, &args, &mut buffers).expect("col2im runs");
         let cpu = eager(&Op::Conv2dBackpropInput { params: p, input: input.clone() }, &[&dy, &f]);
         same(&format!("conv2d input gradient {xs:?} * {fs:?} {strides:?} {padding:?}"), &buffers[1], &f32s(&cpu));
+    }
+}
+
+#[test]
+fn max_pooling_and_its_gradient_give_the_cpus_bits() {
+    use tensorjit::ops::PoolParams;
+    use tensorjit::trace::backend::pool2d_geometry;
+    use tensorjit_jit::ptx::{render_max_pool, render_max_pool_grad};
+    let forward = Program::parse(&render_max_pool("max_pool")).expect("the emulator reads it");
+    let backward = Program::parse(&render_max_pool_grad("max_pool_grad")).expect("the emulator reads it");
+    for (seed, xs, ksize, strides, padding) in [
+        (0u64, [2, 8, 8, 3], [2, 2], [2, 2], Padding::Valid),
+        (1, [1, 9, 7, 2], [3, 3], [2, 2], Padding::Same),
+        (2, [2, 6, 5, 4], [3, 2], [1, 1], Padding::Same),
+        (3, [1, 7, 7, 1], [4, 4], [3, 3], Padding::Valid),
+    ] {
+        // Few distinct values (ties: the first maximum takes the gradient), a NaN.
+        let mut v: Vec<f32> = f32s(&rand_f32(90 + seed, &xs, -3.0, 3.0)).iter().map(|x| x.round()).collect();
+        v[5] = f32::NAN;
+        let x = Tensor::from_vec(v.clone(), xs).unwrap();
+        let p = PoolParams { ksize, strides, padding };
+        let g = pool2d_geometry(x.shape(), &p).expect("a valid pooling");
+        let total_out = g.n * g.out_h * g.out_w * g.c;
+        let mut buffers = vec![v.clone(), vec![f32::NAN; total_out]];
+        let dims = [
+            total_out,
+            g.c,
+            g.out_w,
+            g.out_h * g.out_w,
+            g.h,
+            g.w,
+            g.kh,
+            g.kw,
+            g.stride_h,
+            g.stride_w,
+            g.pad_top,
+            g.pad_left,
+        ];
+        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1)];
+        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
+        forward.run(2, BLOCK, &args, &mut buffers).expect("max pooling runs");
+        let cpu = eager(&Op::MaxPool2d(p), &[&x]);
+        let what = format!("max_pool {xs:?} {ksize:?} {strides:?} {padding:?}");
+        same(&what, &buffers[1], &f32s(&cpu));
+
+        let dy = rand_f32(95 + seed, cpu.dims(), -1.0, 1.0);
+        let total_in = g.n * g.h * g.w * g.c;
+        let mut buffers = vec![v.clone(), f32s(&dy), vec![f32::NAN; total_in]];
+        let dims =
+            [total_in, g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w];
+        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2)];
+        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
+        backward.run(2, BLOCK, &args, &mut buffers).expect("the gradient runs");
+        let cpu = eager(&Op::MaxPool2dGrad(p), &[&x, &dy]);
+        same(&format!("{what} gradient"), &buffers[2], &f32s(&cpu));
     }
 }

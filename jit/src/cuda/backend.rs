@@ -1,6 +1,7 @@
 //! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (with the
 //! broadcasts a kernel's access patterns express), fills, reductions over trailing or
-//! leading axes, matmuls and conv2d (im2col + GEMM, `conv`) run on the GPU — single-op kernels from the PTX renderer, loaded once per
+//! leading axes, matmuls, conv2d (im2col + GEMM, `conv`) and max pooling (`pooling`) run on
+//! the GPU — single-op kernels from the PTX renderer, loaded once per
 //! kernel, and cuBLAS. Any other op is computed on the host and its result copied back
 //! (correct, slow, and announced once per op by a `tracing` warning).
 
@@ -221,6 +222,7 @@ impl CudaBackend {
             Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
                 return super::conv::conv2d_grad(gpu, op, x, &bufs, shape)
             }
+            Op::MaxPool2d(_) | Op::MaxPool2dGrad(_) => return super::pooling::max_pool(gpu, op, x, &bufs, shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
             _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {

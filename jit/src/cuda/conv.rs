@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ops::{Conv2dParams, Op};
 use tensorjit_runtime::shape::Shape;
-use tensorjit_runtime::trace::backend::{conv2d_geometry, Conv2dGeometry};
+use tensorjit_runtime::trace::backend::{conv2d_geometry, WindowGeometry};
 use tensorjit_runtime::Tensor;
 
 use super::backend::CudaMemory;
@@ -22,55 +22,53 @@ impl Gpu {
     /// holds `n·out_h·out_w × kh·kw·c` elements.
     pub fn im2col_into(
         &self,
-        g: &Conv2dGeometry,
+        g: &WindowGeometry,
         input: &CudaSlice<f32>,
         out: &mut CudaSlice<f32>,
     ) -> Result<(), Error> {
         let kk = g.kh * g.kw * g.c;
         let total = g.n * g.out_h * g.out_w * kk;
         let dims = [kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
-        self.launch_conv("tensorjit_im2col", ptx::render_im2col, g, (input, g.n * g.h * g.w * g.c), (out, total), &dims)
+        self.launch_window(
+            "tensorjit_im2col",
+            ptx::render_im2col,
+            g,
+            &[(input, g.n * g.h * g.w * g.c)],
+            (out, total),
+            &dims,
+        )
     }
 
     /// Sums the im2col-shaped gradient `cols` (`n·out_h·out_w × kh·kw·c`) back onto
     /// the NHWC input of geometry `g`, into `out` (`n·h·w·c` elements).
     pub fn col2im_into(
         &self,
-        g: &Conv2dGeometry,
+        g: &WindowGeometry,
         cols: &CudaSlice<f32>,
         out: &mut CudaSlice<f32>,
     ) -> Result<(), Error> {
         let kk = g.kh * g.kw * g.c;
         let total = g.n * g.h * g.w * g.c;
         let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
-        self.launch_conv(
-            "tensorjit_col2im",
-            ptx::render_col2im,
-            g,
-            (cols, g.n * g.out_h * g.out_w * kk),
-            (out, total),
-            &dims,
-        )
+        let needs = g.n * g.out_h * g.out_w * kk;
+        self.launch_window("tensorjit_col2im", ptx::render_col2im, g, &[(cols, needs)], (out, total), &dims)
     }
 
-    /// Launches a conv layout entry: `(input, elements it must hold)`, `(output,
-    /// total)` — one thread per output element — then `dims` (the entry's parameters
-    /// after `total`).
-    fn launch_conv(
+    /// Launches a window entry (conv layouts, pooling): its `inputs` with the elements
+    /// each must hold, `(output, total)` — one thread per output element — then `dims`
+    /// (the entry's parameters after `total`).
+    pub(super) fn launch_window(
         &self,
         name: &str,
         render: fn(&str) -> String,
-        g: &Conv2dGeometry,
-        (input, needs): (&CudaSlice<f32>, usize),
+        g: &WindowGeometry,
+        inputs: &[(&CudaSlice<f32>, usize)],
         (out, total): (&mut CudaSlice<f32>, usize),
         dims: &[usize],
     ) -> Result<(), Error> {
-        if input.len() < needs || out.len() < total {
-            return Err(self.err(format!(
-                "{name} of {g:?} given buffers of {} and {} elements",
-                input.len(),
-                out.len()
-            )));
+        if inputs.iter().any(|(b, needs)| b.len() < *needs) || out.len() < total {
+            let lens: Vec<usize> = inputs.iter().map(|(b, _)| b.len()).collect();
+            return Err(self.err(format!("{name} of {g:?} given buffers of {lens:?} and {} elements", out.len())));
         }
         if total == 0 {
             return Ok(());
@@ -79,15 +77,18 @@ impl Gpu {
         let values: Vec<u64> = std::iter::once(total).chain(dims.iter().copied()).map(|d| d as u64).collect();
         let cfg = LaunchConfig { grid_dim: (self.grid(total), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
         let mut launch = self.stream.launch_builder(&f);
-        launch.arg(input).arg(out);
+        for (b, _) in inputs {
+            launch.arg(*b);
+        }
+        launch.arg(out);
         for v in &values {
             launch.arg(v);
         }
-        // SAFETY: the arguments are the entry's parameters in `IM2COL_PARAMS` /
-        // `COL2IM_PARAMS` order (two pointers, then u64s: `total` and `dims`); `input`
-        // holds every element an in-range index reads (out-of-range cells are never
-        // loaded) and `out` the `total` elements the grid-stride loop writes (checked
-        // above).
+        // SAFETY: the arguments are the entry's parameters in its `*_PARAMS` order
+        // (input pointers, the output pointer, then u64s: `total` and `dims`); every
+        // input holds the elements an in-range index reads (cells in the padding are
+        // never loaded) and `out` the `total` elements the grid-stride loop writes
+        // (checked above).
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
         Ok(())
     }

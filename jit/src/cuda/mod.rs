@@ -14,6 +14,7 @@ mod blas;
 mod conv;
 pub mod fused;
 pub mod pool;
+mod pooling;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

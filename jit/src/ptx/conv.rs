@@ -17,7 +17,7 @@ pub const IM2COL_PARAMS: [&str; 14] =
 /// `sh`/`sw` strides, `pt`/`pl` top/left padding.
 pub fn render_im2col(name: &str) -> String {
     let mut e = Emitter::default();
-    let (params, input, output, [total, kk, c, kw, ohw, ow, h, w, sh, sw, pt, pl]) =
+    let (params, [input, output], [total, kk, c, kw, ohw, ow, h, w, sh, sw, pt, pl]) =
         load_params(&mut e, name, &IM2COL_PARAMS);
     let (i, stride) = grid_stride(&mut e);
     let done = e.p();
@@ -53,17 +53,20 @@ pub fn render_im2col(name: &str) -> String {
     header() + &entry(name, &params, "", &e)
 }
 
-/// Loads an entry's parameters `all`: the pointers `in` and `out`, then `N` u64 values;
-/// returns the names (for the entry's signature) and the registers.
-fn load_params<const N: usize>(e: &mut Emitter, name: &str, all: &[&str]) -> (Vec<String>, Reg, Reg, [Reg; N]) {
-    let input = param(e, name, all[0], true);
-    let output = param(e, name, all[1], true);
-    let values = std::array::from_fn(|i| param(e, name, all[2 + i], false));
-    (all.iter().map(|s| s.to_string()).collect(), input, output, values)
+/// Loads an entry's parameters `all`: `P` pointers, then `N` u64 values; returns the
+/// names (for the entry's signature) and the registers.
+pub(super) fn load_params<const P: usize, const N: usize>(
+    e: &mut Emitter,
+    name: &str,
+    all: &[&str],
+) -> (Vec<String>, [Reg; P], [Reg; N]) {
+    let pointers = std::array::from_fn(|i| param(e, name, all[i], true));
+    let values = std::array::from_fn(|i| param(e, name, all[P + i], false));
+    (all.iter().map(|s| s.to_string()).collect(), pointers, values)
 }
 
 /// `(x / d, x mod d)`, unsigned 64-bit.
-fn divmod(e: &mut Emitter, x: Reg, d: Reg) -> (Reg, Reg) {
+pub(super) fn divmod(e: &mut Emitter, x: Reg, d: Reg) -> (Reg, Reg) {
     let (q, r) = (e.rd(), e.rd());
     e.ins(format_args!("div.u64 {q}, {x}, {d}"));
     e.ins(format_args!("mul.lo.u64 {r}, {q}, {d}"));
@@ -73,7 +76,7 @@ fn divmod(e: &mut Emitter, x: Reg, d: Reg) -> (Reg, Reg) {
 
 /// `out·stride + k − pad` (wraps below zero: the caller's unsigned bounds check then
 /// fails).
-fn input_coord(e: &mut Emitter, out: Reg, stride: Reg, k: Reg, pad: Reg) -> Reg {
+pub(super) fn input_coord(e: &mut Emitter, out: Reg, stride: Reg, k: Reg, pad: Reg) -> Reg {
     let x = e.rd();
     e.ins(format_args!("mad.lo.u64 {x}, {out}, {stride}, {k}"));
     e.ins(format_args!("sub.s64 {x}, {x}, {pad}"));
@@ -93,58 +96,107 @@ pub const COL2IM_PARAMS: [&str; 15] =
 /// output size `oh`/`ow` and the row length `kk` = KH·KW·C.
 pub fn render_col2im(name: &str) -> String {
     let mut e = Emitter::default();
-    let (params, input, output, [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow, kk]) =
+    let (params, [input, output], [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow, kk]) =
         load_params(&mut e, name, &COL2IM_PARAMS);
-    let (i, stride) = grid_stride(&mut e);
+    let dims = GatherDims { total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow };
+    gather(&mut e, &dims, output, |e, at| {
+        // src = ((img·oh + oy)·ow + ox)·kk + (ky·kw + kx)·c + ch
+        let (row, cell, src) = (e.rd(), e.rd(), e.rd());
+        e.ins(format_args!("mad.lo.u64 {row}, {}, {oh}, {}", at.img, at.oy));
+        e.ins(format_args!("mad.lo.u64 {row}, {row}, {ow}, {}", at.ox));
+        e.ins(format_args!("mad.lo.u64 {cell}, {}, {kw}, {}", at.ky, at.kx));
+        e.ins(format_args!("mad.lo.u64 {src}, {cell}, {c}, {}", at.ch));
+        e.ins(format_args!("mad.lo.u64 {src}, {row}, {kk}, {src}"));
+        let addr = address(e, input, src, 2);
+        let x = e.f();
+        e.ins(format_args!("ld.global.nc.f32 {x}, [{addr}]"));
+        x
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// The parameters a gathering entry reads (see [`gather`]).
+pub(super) struct GatherDims {
+    pub total: Reg,
+    pub c: Reg,
+    pub w: Reg,
+    pub h: Reg,
+    pub kh: Reg,
+    pub kw: Reg,
+    pub sh: Reg,
+    pub sw: Reg,
+    pub pt: Reg,
+    pub pl: Reg,
+    pub oh: Reg,
+    pub ow: Reg,
+}
+
+/// Where a gathering entry stands: input element (img, iy, ix, ch), read by cell
+/// (ky, kx) of the window at output position (oy, ox).
+pub(super) struct At {
+    pub img: Reg,
+    pub iy: Reg,
+    pub ix: Reg,
+    pub ch: Reg,
+    pub oy: Reg,
+    pub ox: Reg,
+    pub ky: Reg,
+    pub kx: Reg,
+}
+
+/// The label a gather's `contribution` jumps to when its window adds nothing.
+pub(super) const NEXT_WINDOW: &str = "$L_kx";
+
+/// The body of an entry where one thread per NHWC input element (grid-stride over
+/// `total`) visits the windows that read it in output order — window rows and columns
+/// descending, the order of the CPU's loops over outputs — and sums, from `+0.0`, the
+/// f32 value `contribution` yields for each (it may jump to [`NEXT_WINDOW`] instead),
+/// storing the sum at `output[i]`.
+pub(super) fn gather(
+    e: &mut Emitter,
+    d: &GatherDims,
+    output: Reg,
+    contribution: impl FnOnce(&mut Emitter, &At) -> Reg,
+) {
+    let (i, stride) = grid_stride(e);
     let done = e.p();
-    e.loop_head("$L_elem", done, i, total, "$L_done");
-    // Element i is (img, iy, ix, ch).
-    let (rest, ch) = divmod(&mut e, i, c);
-    let (rest, ix) = divmod(&mut e, rest, w);
-    let (img, iy) = divmod(&mut e, rest, h);
+    e.loop_head("$L_elem", done, i, d.total, "$L_done");
+    let (rest, ch) = divmod(e, i, d.c);
+    let (rest, ix) = divmod(e, rest, d.w);
+    let (img, iy) = divmod(e, rest, d.h);
     let acc = e.f();
     e.ins(format_args!("mov.f32 {acc}, 0f00000000"));
     let ky = e.rd();
-    e.ins(format_args!("mov.u64 {ky}, {kh}"));
+    e.ins(format_args!("mov.u64 {ky}, {}", d.kh));
     e.label("$L_ky");
     let no_more = e.p();
     e.ins(format_args!("setp.eq.u64 {no_more}, {ky}, 0"));
     e.ins(format_args!("@{no_more} bra $L_store"));
     e.ins(format_args!("sub.s64 {ky}, {ky}, 1"));
-    let oy = output_coord(&mut e, iy, pt, ky, sh, oh, "$L_ky");
+    let oy = output_coord(e, iy, d.pt, ky, d.sh, d.oh, "$L_ky");
     let kx = e.rd();
-    e.ins(format_args!("mov.u64 {kx}, {kw}"));
-    e.label("$L_kx");
+    e.ins(format_args!("mov.u64 {kx}, {}", d.kw));
+    e.label(NEXT_WINDOW);
     let no_more_x = e.p();
     e.ins(format_args!("setp.eq.u64 {no_more_x}, {kx}, 0"));
     e.ins(format_args!("@{no_more_x} bra $L_ky"));
     e.ins(format_args!("sub.s64 {kx}, {kx}, 1"));
-    let ox = output_coord(&mut e, ix, pl, kx, sw, ow, "$L_kx");
-    // src = ((img·oh + oy)·ow + ox)·kk + (ky·kw + kx)·c + ch
-    let (row, cell, src) = (e.rd(), e.rd(), e.rd());
-    e.ins(format_args!("mad.lo.u64 {row}, {img}, {oh}, {oy}"));
-    e.ins(format_args!("mad.lo.u64 {row}, {row}, {ow}, {ox}"));
-    e.ins(format_args!("mad.lo.u64 {cell}, {ky}, {kw}, {kx}"));
-    e.ins(format_args!("mad.lo.u64 {src}, {cell}, {c}, {ch}"));
-    e.ins(format_args!("mad.lo.u64 {src}, {row}, {kk}, {src}"));
-    let at = address(&mut e, input, src, 2);
-    let x = e.f();
-    e.ins(format_args!("ld.global.nc.f32 {x}, [{at}]"));
+    let ox = output_coord(e, ix, d.pl, kx, d.sw, d.ow, NEXT_WINDOW);
+    let x = contribution(e, &At { img, iy, ix, ch, oy, ox, ky, kx });
     e.ins(format_args!("add.rn.f32 {acc}, {acc}, {x}"));
-    e.ins(format_args!("bra $L_kx"));
+    e.ins(format_args!("bra {NEXT_WINDOW}"));
     e.label("$L_store");
-    let to = address(&mut e, output, i, 2);
+    let to = address(e, output, i, 2);
     e.ins(format_args!("st.global.f32 [{to}], {acc}"));
     e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
     e.ins(format_args!("bra $L_elem"));
     e.label("$L_done");
-    header() + &entry(name, &params, "", &e)
 }
 
 /// The output coordinate whose window cell `k` reads input coordinate `x`:
 /// `(x + pad − k) / stride`, or a jump to `skip` when there is none (negative, not a
 /// multiple of the stride, or past `out`).
-fn output_coord(e: &mut Emitter, x: Reg, pad: Reg, k: Reg, stride: Reg, out: Reg, skip: &str) -> Reg {
+pub(super) fn output_coord(e: &mut Emitter, x: Reg, pad: Reg, k: Reg, stride: Reg, out: Reg, skip: &str) -> Reg {
     let (t, q, r) = (e.rd(), e.rd(), e.rd());
     let [neg, off_grid, past] = [e.p(), e.p(), e.p()];
     e.ins(format_args!("add.s64 {t}, {x}, {pad}"));

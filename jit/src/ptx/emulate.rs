@@ -490,6 +490,7 @@ fn compare(op: &str, x: u64, y: u64) -> Result<bool, String> {
     };
     Ok(match (cmp, ord) {
         ("nan", o) => o.is_none(),
+        ("num", o) => o.is_some(),
         ("neu", o) => o != Some(Equal),
         (_, None) => false,
         ("eq", Some(o)) => o == Equal,

@@ -18,6 +18,7 @@
 mod conv;
 mod emit;
 pub mod emulate;
+mod pool;
 
 use std::fmt::Write;
 
@@ -25,6 +26,7 @@ use tensorjit_runtime::ops::BinaryOp;
 
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
+pub use pool::{render_max_pool, render_max_pool_grad, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS};
 
 use crate::kernel::{Access, Kernel};
 use crate::lower::{self, Lower};

@@ -200,11 +200,11 @@ pub fn interpret_refs(graph: &Graph, inputs: &[&Tensor], bound: &[&Variable]) ->
     super::interp::execute(graph, inputs.iter().map(|t| (*t).clone()), bound.iter().copied()).map(Outputs::from_vec)
 }
 
-/// The geometry of a conv2d over an NHWC input with an HWIO filter, for device
-/// backends that lower it to im2col + GEMM: the im2col matrix is
-/// `[n·out_h·out_w, kh·kw·c]` (the runtime's CPU layout), the filter `[kh·kw·c, o]`.
+/// The window geometry of a conv2d or pooling over an NHWC input, for device backends:
+/// a conv's im2col matrix is `[n·out_h·out_w, kh·kw·c]` (the runtime's CPU layout) and
+/// its HWIO filter `[kh·kw·c, o]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dGeometry {
+pub struct WindowGeometry {
     pub n: usize,
     pub c: usize,
     pub h: usize,
@@ -219,15 +219,13 @@ pub struct Conv2dGeometry {
     pub out_w: usize,
 }
 
-/// The [`Conv2dGeometry`] of `conv2d(x, f)` (the op's own checks: `Err` where it would
-/// refuse these shapes).
-pub fn conv2d_geometry(
-    x: &crate::shape::Shape,
-    f: &crate::shape::Shape,
-    p: &crate::ops::Conv2dParams,
-) -> Result<Conv2dGeometry, Error> {
-    let g = crate::ops::nn::conv_window(x, f, p)?;
-    Ok(Conv2dGeometry {
+/// The [`WindowGeometry`] of a 2-D pooling of `x` (the op's own checks).
+pub fn pool2d_geometry(x: &crate::shape::Shape, p: &crate::ops::PoolParams) -> Result<WindowGeometry, Error> {
+    Ok(geometry(crate::ops::nn::window("pool", x, p.ksize, p.strides, p.padding)?))
+}
+
+fn geometry(g: crate::ops::nn::Window) -> WindowGeometry {
+    WindowGeometry {
         n: g.n,
         c: g.c,
         h: g.h.input,
@@ -240,5 +238,15 @@ pub fn conv2d_geometry(
         pad_left: g.w.pad_before,
         out_h: g.h.out,
         out_w: g.w.out,
-    })
+    }
+}
+
+/// The [`WindowGeometry`] of `conv2d(x, f)` (the op's own checks: `Err` where it would
+/// refuse these shapes).
+pub fn conv2d_geometry(
+    x: &crate::shape::Shape,
+    f: &crate::shape::Shape,
+    p: &crate::ops::Conv2dParams,
+) -> Result<WindowGeometry, Error> {
+    Ok(geometry(crate::ops::nn::conv_window(x, f, p)?))
 }

@@ -1,0 +1,138 @@
+//! Max pooling on GPUs and its gradient, with the CPU's semantics: a window's maximum
+//! is taken over its cells in row-major order (a NaN wins, as `v > best || v is NaN`),
+//! and the gradient goes to each window's *first* maximum. The gradient gathers: one
+//! thread per input element visits the windows covering it in output order (so the
+//! additions happen in the CPU's order, from `+0.0`), recomputing each window's first
+//! maximum — no atomics, deterministic.
+
+use super::conv::{divmod, gather, input_coord, load_params, GatherDims, NEXT_WINDOW};
+use super::{address, entry, grid_stride, header, Emitter, Reg};
+
+/// The max-pool entry's parameters, in order (all `.u64`).
+pub const MAX_POOL_PARAMS: [&str; 14] =
+    ["in", "out", "total", "c", "ow", "ohw", "h", "w", "kh", "kw", "sh", "sw", "pt", "pl"];
+
+/// The max-pool gradient entry's parameters, in order (all `.u64`).
+pub const MAX_POOL_GRAD_PARAMS: [&str; 15] =
+    ["x", "dy", "out", "total", "c", "w", "h", "kh", "kw", "sh", "sw", "pt", "pl", "oh", "ow"];
+
+/// Jumps to `skip` unless `coord < limit` (a coordinate below zero wrapped around, so it
+/// is out of range too).
+fn require_below(e: &mut Emitter, coord: Reg, limit: Reg, skip: &str) {
+    let out = e.p();
+    e.ins(format_args!("setp.ge.u64 {out}, {coord}, {limit}"));
+    e.ins(format_args!("@{out} bra {skip}"));
+}
+
+/// `((img·h + iy)·w + ix)·c + ch`: the flat NHWC index.
+fn nhwc(e: &mut Emitter, [img, iy, ix, ch]: [Reg; 4], [h, w, c]: [Reg; 3]) -> Reg {
+    let at = e.rd();
+    e.ins(format_args!("mad.lo.u64 {at}, {img}, {h}, {iy}"));
+    e.ins(format_args!("mad.lo.u64 {at}, {at}, {w}, {ix}"));
+    e.ins(format_args!("mad.lo.u64 {at}, {at}, {c}, {ch}"));
+    at
+}
+
+/// A counted loop `k = 0, 1, …, n − 1` around `body`, labelled with `tag`; `body` may
+/// jump to the label it is given to go on with the next `k`.
+fn count_up(e: &mut Emitter, tag: &str, n: Reg, exit: &str, body: impl FnOnce(&mut Emitter, Reg, &str)) {
+    let k = e.rd();
+    e.ins(format_args!("mov.u64 {k}, 0"));
+    let (head, next) = (format!("$L_{tag}"), format!("$L_{tag}_next"));
+    let done = e.p();
+    e.loop_head(&head, done, k, n, exit);
+    body(e, k, &next);
+    e.label(&next);
+    e.ins(format_args!("add.s64 {k}, {k}, 1"));
+    e.ins(format_args!("bra {head}"));
+}
+
+/// A module with one entry, `name`: the max of each window of an NHWC f32 input (one
+/// thread per output element; parameters [`MAX_POOL_PARAMS`], `total` = N·OH·OW·C).
+pub fn render_max_pool(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
+        load_params(&mut e, name, &MAX_POOL_PARAMS);
+    let (i, stride) = grid_stride(&mut e);
+    let done = e.p();
+    e.loop_head("$L_elem", done, i, total, "$L_done");
+    let (o, ch) = divmod(&mut e, i, c);
+    let (img, pos) = divmod(&mut e, o, ohw);
+    let (oy, ox) = divmod(&mut e, pos, ow);
+    let best = e.f();
+    e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
+    count_up(&mut e, "ky", kh, "$L_store", |e, ky, next_ky| {
+        let iy = input_coord(e, oy, sh, ky, pt);
+        require_below(e, iy, h, next_ky);
+        count_up(e, "kx", kw, next_ky, |e, kx, next_kx| {
+            let ix = input_coord(e, ox, sw, kx, pl);
+            require_below(e, ix, w, next_kx);
+            let at = nhwc(e, [img, iy, ix, ch], [h, w, c]);
+            let addr = address(e, input, at, 2);
+            let v = e.f();
+            e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
+            let [gt, nan, take] = [e.p(), e.p(), e.p()];
+            e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
+            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+            e.ins(format_args!("or.pred {take}, {gt}, {nan}"));
+            e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+        });
+    });
+    e.label("$L_store");
+    let addr = address(&mut e, output, i, 2);
+    e.ins(format_args!("st.global.f32 [{addr}], {best}"));
+    e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
+    e.ins(format_args!("bra $L_elem"));
+    e.label("$L_done");
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`: the gradient of max pooling with respect to its
+/// NHWC input `x`, given the output gradient `dy` (one thread per input element;
+/// parameters [`MAX_POOL_GRAD_PARAMS`], `total` = N·H·W·C).
+pub fn render_max_pool_grad(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [x, dy, output], [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow]) =
+        load_params(&mut e, name, &MAX_POOL_GRAD_PARAMS);
+    let dims = GatherDims { total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow };
+    gather(&mut e, &dims, output, |e, at| {
+        // The window's first maximum (flat index `arg`; all ones until a cell is seen).
+        let (best, arg) = (e.f(), e.rd());
+        e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
+        e.ins(format_args!("mov.u64 {arg}, -1"));
+        count_up(e, "a", kh, "$L_window_done", |e, a, next_a| {
+            let iy = input_coord(e, at.oy, sh, a, pt);
+            require_below(e, iy, h, next_a);
+            count_up(e, "b", kw, next_a, |e, b, next_b| {
+                let ix = input_coord(e, at.ox, sw, b, pl);
+                require_below(e, ix, w, next_b);
+                let cell = nhwc(e, [at.img, iy, ix, at.ch], [h, w, c]);
+                let addr = address(e, x, cell, 2);
+                let v = e.f();
+                e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
+                // arg unset || v > best || (v is NaN && best is not)
+                let [first, gt, nan, best_num, nan_wins, take] = [e.p(), e.p(), e.p(), e.p(), e.p(), e.p()];
+                e.ins(format_args!("setp.eq.u64 {first}, {arg}, -1"));
+                e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
+                e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+                e.ins(format_args!("setp.num.f32 {best_num}, {best}, {best}"));
+                e.ins(format_args!("and.pred {nan_wins}, {nan}, {best_num}"));
+                e.ins(format_args!("or.pred {take}, {first}, {gt}"));
+                e.ins(format_args!("or.pred {take}, {take}, {nan_wins}"));
+                e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+                e.ins(format_args!("@{take} mov.u64 {arg}, {cell}"));
+            });
+        });
+        e.label("$L_window_done");
+        // Only the window whose first maximum is this element passes its gradient.
+        let (me, mine) = (nhwc(e, [at.img, at.iy, at.ix, at.ch], [h, w, c]), e.p());
+        e.ins(format_args!("setp.eq.u64 {mine}, {arg}, {me}"));
+        e.ins(format_args!("@!{mine} bra {NEXT_WINDOW}"));
+        let out_at = nhwc(e, [at.img, at.oy, at.ox, at.ch], [oh, ow, c]);
+        let addr = address(e, dy, out_at, 2);
+        let g = e.f();
+        e.ins(format_args!("ld.global.nc.f32 {g}, [{addr}]"));
+        g
+    });
+    header() + &entry(name, &params, "", &e)
+}
