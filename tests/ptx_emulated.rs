@@ -398,3 +398,71 @@ fn max_pooling_and_its_gradient_give_the_cpus_bits() {
         same(&format!("{what} gradient"), &buffers[2], &f32s(&cpu));
     }
 }
+
+/// Fused kernels as PTX on the emulator, over host tensors: the launcher of a device
+/// plan on `Device::Cpu`, so a whole traced function runs through `DevicePlan` with
+/// every kernel step executed as rendered PTX.
+struct EmulatedPtx;
+
+impl tensorjit_jit::device_plan::Launcher for EmulatedPtx {
+    fn name(&self) -> &'static str {
+        "emulated ptx"
+    }
+
+    fn launch(
+        &self,
+        k: &Kernel,
+        inputs: &[&Tensor],
+        rows: usize,
+        cols: usize,
+        shapes: &[&tensorjit::Shape],
+    ) -> Result<Vec<Tensor>, tensorjit::Error> {
+        let data: Vec<Vec<f32>> = inputs.iter().map(|t| f32s(t)).collect();
+        let outs = emulate(k, &data, rows, cols, 2);
+        outs.into_iter().zip(shapes).map(|(v, s)| Tensor::from_vec(v, (*s).clone())).collect()
+    }
+}
+
+/// `graph` as a device plan whose kernels run as emulated PTX.
+fn emulated_plan(graph: &tensorjit::ir::Graph) -> tensorjit_jit::device_plan::DevicePlan {
+    let optimized = tensorjit_jit::passes::optimize(graph).expect("the graph optimises");
+    let plan = tensorjit_jit::plan::plan(&optimized).expect("a plan");
+    tensorjit_jit::device_plan::DevicePlan::new(&optimized, plan, Device::Cpu, Box::new(EmulatedPtx))
+        .expect("the plan is made")
+}
+
+#[test]
+fn device_plans_with_ptx_kernels_give_the_cpus_bits_for_w4_and_w5() {
+    use tensorjit::trace::backend::Executable;
+    // W4: the MLP's forward with softmax (bias+relu kernels, the fused exp + row sum).
+    let w4 = function("w4", |(x, p): (Tensor, Vec<Tensor>)| workloads::mlp_logits(&x, &p).softmax(-1));
+    let (x, params) = (rand_f32(120, &[32, 784], 0.0, 1.0), workloads::mlp_params());
+    let cpu = w4.call((x.clone(), params.clone()));
+    let plan = emulated_plan(&w4.concrete_functions()[0].graph);
+    let mut inputs: Vec<&Tensor> = vec![&x];
+    inputs.extend(params.iter());
+    let out = plan.run(&inputs, &[]).expect("the plan runs");
+    same("W4 through a device plan of PTX kernels", &f32s(&out[0]), &f32s(&cpu));
+
+    // W5: a train step (log-softmax, the loss mean, six parameter updates) on variables.
+    let (a, b) = (workloads::mlp_variables(&params), workloads::mlp_variables(&params));
+    let a2 = a.clone();
+    let step = function("w5", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&a2, &x, &y));
+    let y = workloads::labels();
+    let x = rand_f32(121, &[128, 784], 0.0, 1.0);
+    let loss = step.call((x.clone(), y.clone()));
+    // The same graph, bound to the other set of variables (they are captured).
+    let traced = &step.concrete_functions()[0];
+    let mut graph = traced.graph.clone();
+    for r in graph.resources.iter_mut() {
+        if let tensorjit::ir::Resource::Captured(v) = r {
+            let j = a.iter().position(|w| w.id() == v.id()).expect("a captured MLP parameter");
+            *r = tensorjit::ir::Resource::Captured(b[j].clone());
+        }
+    }
+    let out = emulated_plan(&graph).run(&[&x, &y], &[]).expect("the plan runs");
+    same("W5 loss through a device plan of PTX kernels", &f32s(&out[0]), &f32s(&loss));
+    for (va, vb) in a.iter().zip(&b) {
+        same(&format!("{} after the step", va.name()), &f32s(&vb.read()), &f32s(&va.read()));
+    }
+}
