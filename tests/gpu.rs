@@ -168,7 +168,9 @@ fn eager_gpu_ops_match_the_cpu() {
     close("sum columns", &gx.sum(0, false), &x.sum(0, false), 1e-5);
     close("mean columns", &gx.mean(0, true), &x.mean(0, true), 1e-5);
     close("min columns", &gx.min(0, false), &x.min(0, false), 1e-5);
-    close("transpose (host fallback)", &gx.transpose(0, 1), &x.transpose(0, 1), 0.0);
+    close("transpose", &gx.transpose(0, 1), &x.transpose(0, 1), 0.0);
+    let t4 = common::rand_f32(77, &[3, 4, 5, 6], -1.0, 1.0);
+    close("permute", &t4.to(gpu).unwrap().permute(&[2, 0, 3, 1]), &t4.permute(&[2, 0, 3, 1]), 0.0);
     let w = common::rand_f32(74, &[129, 65], -1.0, 1.0);
     let gw = w.to(gpu).unwrap();
     close("matmul", &gx.matmul(&gw), &x.matmul(&w), 1e-4);

@@ -466,3 +466,30 @@ fn device_plans_with_ptx_kernels_give_the_cpus_bits_for_w4_and_w5() {
         same(&format!("{} after the step", va.name()), &f32s(&vb.read()), &f32s(&va.read()));
     }
 }
+
+#[test]
+fn permutes_move_every_element_where_the_cpu_does() {
+    use tensorjit_jit::ptx::{permute_dims, render_permute};
+    let program = Program::parse(&render_permute("permute")).expect("the emulator reads it");
+    let cases: [(&[usize], &[usize]); 6] = [
+        (&[7], &[0]),
+        (&[37, 129], &[1, 0]),
+        (&[3, 4, 5], &[2, 0, 1]),
+        (&[2, 3, 4, 5], &[3, 1, 0, 2]),
+        (&[2, 1, 3, 2, 4], &[4, 3, 2, 1, 0]),
+        (&[2, 3, 1, 2, 3, 2], &[5, 0, 4, 1, 3, 2]),
+    ];
+    for (seed, (dims, perm)) in cases.into_iter().enumerate() {
+        let x = rand_f32(130 + seed as u64, dims, -1.0, 1.0);
+        let n = x.numel();
+        let params = permute_dims(dims, perm).expect("a permutation within the rank");
+        let mut buffers = vec![f32s(&x), vec![f32::NAN; n]];
+        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1), Arg::U64(n as u64)];
+        args.extend(params.iter().map(|d| Arg::U64(*d)));
+        program.run(2, BLOCK, &args, &mut buffers).expect("the permute runs");
+        let cpu = eager(&Op::Permute(perm.iter().copied().collect()), &[&x]);
+        same(&format!("permute {dims:?} by {perm:?}"), &buffers[1], &f32s(&cpu));
+    }
+    assert!(permute_dims(&[2, 2, 2, 2, 2, 2, 2], &[0, 1, 2, 3, 4, 5, 6]).is_none(), "rank 7 is beyond the kernel");
+    assert!(permute_dims(&[2, 3], &[0, 0]).is_none(), "not a permutation");
+}

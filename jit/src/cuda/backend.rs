@@ -1,8 +1,8 @@
 //! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (with the
 //! broadcasts a kernel's access patterns express), fills, reductions over trailing or
-//! leading axes, matmuls, conv2d (im2col + GEMM, `conv`) and max pooling (`pooling`) run on
-//! the GPU — single-op kernels from the PTX renderer, loaded once per
-//! kernel, and cuBLAS. Any other op is computed on the host and its result copied back
+//! leading axes, matmuls, conv2d (im2col + GEMM, `conv`), max pooling (`pooling`) and
+//! axis permutations (`permute`) run on the GPU — single-op kernels from the PTX
+//! renderer, loaded once per kernel, and cuBLAS. Any other op is computed on the host and its result copied back
 //! (correct, slow, and announced once per op by a `tracing` warning).
 
 use std::any::Any;
@@ -223,6 +223,7 @@ impl CudaBackend {
                 return super::conv::conv2d_grad(gpu, op, x, &bufs, shape)
             }
             Op::MaxPool2d(_) | Op::MaxPool2dGrad(_) => return super::pooling::max_pool(gpu, op, x, &bufs, shape),
+            Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
             _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {

@@ -29,7 +29,7 @@ impl Gpu {
         let kk = g.kh * g.kw * g.c;
         let total = g.n * g.out_h * g.out_w * kk;
         let dims = [kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
-        self.launch_window(
+        self.launch_elementwise(
             "tensorjit_im2col",
             ptx::render_im2col,
             g,
@@ -51,24 +51,25 @@ impl Gpu {
         let total = g.n * g.h * g.w * g.c;
         let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
         let needs = g.n * g.out_h * g.out_w * kk;
-        self.launch_window("tensorjit_col2im", ptx::render_col2im, g, &[(cols, needs)], (out, total), &dims)
+        self.launch_elementwise("tensorjit_col2im", ptx::render_col2im, g, &[(cols, needs)], (out, total), &dims)
     }
 
-    /// Launches a window entry (conv layouts, pooling): its `inputs` with the elements
-    /// each must hold, `(output, total)` — one thread per output element — then `dims`
-    /// (the entry's parameters after `total`).
-    pub(super) fn launch_window(
+    /// Launches a grid-stride entry with one thread per output element (conv layouts,
+    /// pooling, permutes): its `inputs` with the elements each must hold, `(output,
+    /// total)`, then `dims` (the entry's parameters after `total`); `what` names the
+    /// problem in errors.
+    pub(super) fn launch_elementwise(
         &self,
         name: &str,
         render: fn(&str) -> String,
-        g: &WindowGeometry,
+        what: &dyn std::fmt::Debug,
         inputs: &[(&CudaSlice<f32>, usize)],
         (out, total): (&mut CudaSlice<f32>, usize),
         dims: &[usize],
     ) -> Result<(), Error> {
         if inputs.iter().any(|(b, needs)| b.len() < *needs) || out.len() < total {
             let lens: Vec<usize> = inputs.iter().map(|(b, _)| b.len()).collect();
-            return Err(self.err(format!("{name} of {g:?} given buffers of {lens:?} and {} elements", out.len())));
+            return Err(self.err(format!("{name} of {what:?} given buffers of {lens:?} and {} elements", out.len())));
         }
         if total == 0 {
             return Ok(());

@@ -13,6 +13,7 @@ pub mod backend;
 mod blas;
 mod conv;
 pub mod fused;
+mod permute;
 pub mod pool;
 mod pooling;
 

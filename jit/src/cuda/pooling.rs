@@ -32,7 +32,7 @@ pub(super) fn max_pool(
     let done = if let Op::MaxPool2d(_) = op {
         let dims =
             [g.c, g.out_w, g.out_h * g.out_w, g.h, g.w, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
-        gpu.launch_window(
+        gpu.launch_elementwise(
             "tensorjit_max_pool",
             ptx::render_max_pool,
             &g,
@@ -43,7 +43,7 @@ pub(super) fn max_pool(
     } else {
         let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w];
         let ins = [(bufs[0], inputs), (bufs[1], outputs)];
-        gpu.launch_window("tensorjit_max_pool_grad", ptx::render_max_pool_grad, &g, &ins, (&mut out, total), &dims)
+        gpu.launch_elementwise("tensorjit_max_pool_grad", ptx::render_max_pool_grad, &g, &ins, (&mut out, total), &dims)
     };
     if let Err(e) = done {
         gpu.recycle_f32(out);

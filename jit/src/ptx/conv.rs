@@ -19,37 +19,32 @@ pub fn render_im2col(name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, kk, c, kw, ohw, ow, h, w, sh, sw, pt, pl]) =
         load_params(&mut e, name, &IM2COL_PARAMS);
-    let (i, stride) = grid_stride(&mut e);
-    let done = e.p();
-    e.loop_head("$L_elem", done, i, total, "$L_done");
-    // Matrix row o (output position) and column j (window cell, channel).
-    let (o, j) = divmod(&mut e, i, kk);
-    let (cell, ch) = divmod(&mut e, j, c);
-    let (ky, kx) = divmod(&mut e, cell, kw);
-    let (img, pos) = divmod(&mut e, o, ohw);
-    let (oy, ox) = divmod(&mut e, pos, ow);
-    // Input row and column (signed: the padding lies before 0).
-    let iy = input_coord(&mut e, oy, sh, ky, pt);
-    let ix = input_coord(&mut e, ox, sw, kx, pl);
-    let [in_h, in_w, ok] = [e.p(), e.p(), e.p()];
-    // Unsigned compares: a negative coordinate is a huge unsigned one, out of range too.
-    e.ins(format_args!("setp.lt.u64 {in_h}, {iy}, {h}"));
-    e.ins(format_args!("setp.lt.u64 {in_w}, {ix}, {w}"));
-    e.ins(format_args!("and.pred {ok}, {in_h}, {in_w}"));
-    let v = e.f();
-    e.ins(format_args!("mov.f32 {v}, 0f00000000"));
-    // src = ((img·h + iy)·w + ix)·c + ch, loaded only inside the input.
-    let src = e.rd();
-    e.ins(format_args!("mad.lo.u64 {src}, {img}, {h}, {iy}"));
-    e.ins(format_args!("mad.lo.u64 {src}, {src}, {w}, {ix}"));
-    e.ins(format_args!("mad.lo.u64 {src}, {src}, {c}, {ch}"));
-    let at = address(&mut e, input, src, 2);
-    e.ins(format_args!("@{ok} ld.global.nc.f32 {v}, [{at}]"));
-    let to = address(&mut e, output, i, 2);
-    e.ins(format_args!("st.global.f32 [{to}], {v}"));
-    e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
-    e.ins(format_args!("bra $L_elem"));
-    e.label("$L_done");
+    per_output(&mut e, total, output, |e, i| {
+        // Matrix row o (output position) and column j (window cell, channel).
+        let (o, j) = divmod(e, i, kk);
+        let (cell, ch) = divmod(e, j, c);
+        let (ky, kx) = divmod(e, cell, kw);
+        let (img, pos) = divmod(e, o, ohw);
+        let (oy, ox) = divmod(e, pos, ow);
+        // Input row and column (signed: the padding lies before 0).
+        let iy = input_coord(e, oy, sh, ky, pt);
+        let ix = input_coord(e, ox, sw, kx, pl);
+        let [in_h, in_w, ok] = [e.p(), e.p(), e.p()];
+        // Unsigned compares: a negative coordinate is a huge unsigned one, out of range too.
+        e.ins(format_args!("setp.lt.u64 {in_h}, {iy}, {h}"));
+        e.ins(format_args!("setp.lt.u64 {in_w}, {ix}, {w}"));
+        e.ins(format_args!("and.pred {ok}, {in_h}, {in_w}"));
+        let v = e.f();
+        e.ins(format_args!("mov.f32 {v}, 0f00000000"));
+        // src = ((img·h + iy)·w + ix)·c + ch, loaded only inside the input.
+        let src = e.rd();
+        e.ins(format_args!("mad.lo.u64 {src}, {img}, {h}, {iy}"));
+        e.ins(format_args!("mad.lo.u64 {src}, {src}, {w}, {ix}"));
+        e.ins(format_args!("mad.lo.u64 {src}, {src}, {c}, {ch}"));
+        let at = address(e, input, src, 2);
+        e.ins(format_args!("@{ok} ld.global.nc.f32 {v}, [{at}]"));
+        v
+    });
     header() + &entry(name, &params, "", &e)
 }
 
@@ -158,36 +153,49 @@ pub(super) fn gather(
     output: Reg,
     contribution: impl FnOnce(&mut Emitter, &At) -> Reg,
 ) {
+    per_output(e, d.total, output, |e, i| {
+        let (rest, ch) = divmod(e, i, d.c);
+        let (rest, ix) = divmod(e, rest, d.w);
+        let (img, iy) = divmod(e, rest, d.h);
+        let acc = e.f();
+        e.ins(format_args!("mov.f32 {acc}, 0f00000000"));
+        let ky = e.rd();
+        e.ins(format_args!("mov.u64 {ky}, {}", d.kh));
+        e.label("$L_ky");
+        let no_more = e.p();
+        e.ins(format_args!("setp.eq.u64 {no_more}, {ky}, 0"));
+        e.ins(format_args!("@{no_more} bra {STORE}"));
+        e.ins(format_args!("sub.s64 {ky}, {ky}, 1"));
+        let oy = output_coord(e, iy, d.pt, ky, d.sh, d.oh, "$L_ky");
+        let kx = e.rd();
+        e.ins(format_args!("mov.u64 {kx}, {}", d.kw));
+        e.label(NEXT_WINDOW);
+        let no_more_x = e.p();
+        e.ins(format_args!("setp.eq.u64 {no_more_x}, {kx}, 0"));
+        e.ins(format_args!("@{no_more_x} bra $L_ky"));
+        e.ins(format_args!("sub.s64 {kx}, {kx}, 1"));
+        let ox = output_coord(e, ix, d.pl, kx, d.sw, d.ow, NEXT_WINDOW);
+        let x = contribution(e, &At { img, iy, ix, ch, oy, ox, ky, kx });
+        e.ins(format_args!("add.rn.f32 {acc}, {acc}, {x}"));
+        e.ins(format_args!("bra {NEXT_WINDOW}"));
+        acc
+    });
+}
+
+/// The label a [`per_output`] body jumps to once its value is final.
+pub(super) const STORE: &str = "$L_store";
+
+/// An entry body with one thread per output element (grid-stride over `total`):
+/// `body` computes element `i`'s f32 value into the register it returns (it may jump
+/// to [`STORE`] once that register holds the final value), stored at `output[i]`.
+pub(super) fn per_output(e: &mut Emitter, total: Reg, output: Reg, body: impl FnOnce(&mut Emitter, Reg) -> Reg) {
     let (i, stride) = grid_stride(e);
     let done = e.p();
-    e.loop_head("$L_elem", done, i, d.total, "$L_done");
-    let (rest, ch) = divmod(e, i, d.c);
-    let (rest, ix) = divmod(e, rest, d.w);
-    let (img, iy) = divmod(e, rest, d.h);
-    let acc = e.f();
-    e.ins(format_args!("mov.f32 {acc}, 0f00000000"));
-    let ky = e.rd();
-    e.ins(format_args!("mov.u64 {ky}, {}", d.kh));
-    e.label("$L_ky");
-    let no_more = e.p();
-    e.ins(format_args!("setp.eq.u64 {no_more}, {ky}, 0"));
-    e.ins(format_args!("@{no_more} bra $L_store"));
-    e.ins(format_args!("sub.s64 {ky}, {ky}, 1"));
-    let oy = output_coord(e, iy, d.pt, ky, d.sh, d.oh, "$L_ky");
-    let kx = e.rd();
-    e.ins(format_args!("mov.u64 {kx}, {}", d.kw));
-    e.label(NEXT_WINDOW);
-    let no_more_x = e.p();
-    e.ins(format_args!("setp.eq.u64 {no_more_x}, {kx}, 0"));
-    e.ins(format_args!("@{no_more_x} bra $L_ky"));
-    e.ins(format_args!("sub.s64 {kx}, {kx}, 1"));
-    let ox = output_coord(e, ix, d.pl, kx, d.sw, d.ow, NEXT_WINDOW);
-    let x = contribution(e, &At { img, iy, ix, ch, oy, ox, ky, kx });
-    e.ins(format_args!("add.rn.f32 {acc}, {acc}, {x}"));
-    e.ins(format_args!("bra {NEXT_WINDOW}"));
-    e.label("$L_store");
+    e.loop_head("$L_elem", done, i, total, "$L_done");
+    let v = body(e, i);
+    e.label(STORE);
     let to = address(e, output, i, 2);
-    e.ins(format_args!("st.global.f32 [{to}], {acc}"));
+    e.ins(format_args!("st.global.f32 [{to}], {v}"));
     e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
     e.ins(format_args!("bra $L_elem"));
     e.label("$L_done");

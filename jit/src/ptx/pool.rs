@@ -5,8 +5,8 @@
 //! additions happen in the CPU's order, from `+0.0`), recomputing each window's first
 //! maximum — no atomics, deterministic.
 
-use super::conv::{divmod, gather, input_coord, load_params, GatherDims, NEXT_WINDOW};
-use super::{address, entry, grid_stride, header, Emitter, Reg};
+use super::conv::{divmod, gather, input_coord, load_params, per_output, GatherDims, NEXT_WINDOW, STORE};
+use super::{address, entry, header, Emitter, Reg};
 
 /// The max-pool entry's parameters, in order (all `.u64`).
 pub const MAX_POOL_PARAMS: [&str; 14] =
@@ -53,37 +53,31 @@ pub fn render_max_pool(name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
         load_params(&mut e, name, &MAX_POOL_PARAMS);
-    let (i, stride) = grid_stride(&mut e);
-    let done = e.p();
-    e.loop_head("$L_elem", done, i, total, "$L_done");
-    let (o, ch) = divmod(&mut e, i, c);
-    let (img, pos) = divmod(&mut e, o, ohw);
-    let (oy, ox) = divmod(&mut e, pos, ow);
-    let best = e.f();
-    e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
-    count_up(&mut e, "ky", kh, "$L_store", |e, ky, next_ky| {
-        let iy = input_coord(e, oy, sh, ky, pt);
-        require_below(e, iy, h, next_ky);
-        count_up(e, "kx", kw, next_ky, |e, kx, next_kx| {
-            let ix = input_coord(e, ox, sw, kx, pl);
-            require_below(e, ix, w, next_kx);
-            let at = nhwc(e, [img, iy, ix, ch], [h, w, c]);
-            let addr = address(e, input, at, 2);
-            let v = e.f();
-            e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
-            let [gt, nan, take] = [e.p(), e.p(), e.p()];
-            e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
-            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
-            e.ins(format_args!("or.pred {take}, {gt}, {nan}"));
-            e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+    per_output(&mut e, total, output, |e, i| {
+        let (o, ch) = divmod(e, i, c);
+        let (img, pos) = divmod(e, o, ohw);
+        let (oy, ox) = divmod(e, pos, ow);
+        let best = e.f();
+        e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
+        count_up(e, "ky", kh, STORE, |e, ky, next_ky| {
+            let iy = input_coord(e, oy, sh, ky, pt);
+            require_below(e, iy, h, next_ky);
+            count_up(e, "kx", kw, next_ky, |e, kx, next_kx| {
+                let ix = input_coord(e, ox, sw, kx, pl);
+                require_below(e, ix, w, next_kx);
+                let at = nhwc(e, [img, iy, ix, ch], [h, w, c]);
+                let addr = address(e, input, at, 2);
+                let v = e.f();
+                e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
+                let [gt, nan, take] = [e.p(), e.p(), e.p()];
+                e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
+                e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+                e.ins(format_args!("or.pred {take}, {gt}, {nan}"));
+                e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+            });
         });
+        best
     });
-    e.label("$L_store");
-    let addr = address(&mut e, output, i, 2);
-    e.ins(format_args!("st.global.f32 [{addr}], {best}"));
-    e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
-    e.ins(format_args!("bra $L_elem"));
-    e.label("$L_done");
     header() + &entry(name, &params, "", &e)
 }
 
