@@ -214,6 +214,17 @@ fn eager_gpu_ops_match_the_cpu() {
             padding: pad,
         });
         close("max_pool2d gradient", &run(grad.clone(), &gimg, &dp.to(gpu).unwrap()), &run(grad, &img, &dp), 0.0);
+        // Average pooling (3×3 windows, stride 2) and its gradient: the CPU's order.
+        let avg = img.avg_pool2d([3, 3], [2, 2], pad);
+        close("avg_pool2d", &gimg.avg_pool2d([3, 3], [2, 2], pad), &avg, 0.0);
+        let da = common::rand_f32(120 + seed, avg.dims(), -1.0, 1.0);
+        let params = tensorjit::ops::PoolParams { ksize: [3, 3], strides: [2, 2], padding: pad };
+        let grad = tensorjit::ops::Op::AvgPool2dGrad { params, input: img.shape().clone() };
+        let (dtype, shape) = grad.infer(&[&da]).expect("valid operands");
+        let ty = tensorjit::ir::ValueType { dtype, shape };
+        let on_gpu = tensorjit::trace::backend::run_kernel(&grad, &[&da.to(gpu).unwrap()], &ty).unwrap();
+        let cpu = tensorjit::trace::backend::run_kernel(&grad, &[&da], &ty).unwrap();
+        close("avg_pool2d gradient", &on_gpu, &cpu, 0.0);
     }
 }
 

@@ -182,6 +182,8 @@ fn every_access_pattern_and_several_outputs_assemble() {
     assemble("max_pool", &tensorjit_jit::ptx::render_max_pool("max_pool"));
     assemble("max_pool_grad", &tensorjit_jit::ptx::render_max_pool_grad("max_pool_grad"));
     assemble("permute", &tensorjit_jit::ptx::render_permute("permute"));
+    assemble("avg_pool", &tensorjit_jit::ptx::render_avg_pool("avg_pool"));
+    assemble("avg_pool_grad", &tensorjit_jit::ptx::render_avg_pool_grad("avg_pool_grad"));
 }
 
 /// The kernels the planner makes for a traced function.

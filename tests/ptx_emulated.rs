@@ -296,16 +296,13 @@ fn im2col_lays_out_the_windows_as_the_cpu_does() {
         let g = conv2d_geometry(x.shape(), f.shape(), &p).expect("a valid conv");
         let kk = g.kh * g.kw * g.c;
         let total = g.n * g.out_h * g.out_w * kk;
-        let mut buffers = vec![f32s(&x), vec![f32::NAN; total]];
         let dims =
             [total, kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
-        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1)];
-        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
-        program.run(2, BLOCK, &args, &mut buffers).expect("im2col runs");
+        let cols = run_entry(&program, vec![f32s(&x)], total, &dims);
         let want = naive_im2col(&f32s(&x), &g);
-        same(&format!("im2col {xs:?} * {fs:?}"), &buffers[1], &want);
+        same(&format!("im2col {xs:?} * {fs:?}"), &cols, &want);
         // And the GEMM of it with the filter is the CPU's conv2d.
-        let cols = Tensor::from_vec(buffers[1].clone(), [g.n * g.out_h * g.out_w, kk]).unwrap();
+        let cols = Tensor::from_vec(cols, [g.n * g.out_h * g.out_w, kk]).unwrap();
         let conv = cols.matmul(&f.reshape([kk as i64, fs[3] as i64]));
         let cpu = x.conv2d(&f, strides, padding);
         same("im2col · filter", &f32s(&conv), &f32s(&cpu));
@@ -333,69 +330,11 @@ fn col2im_sums_the_input_gradient_in_the_cpus_order() {
             &[&dy.reshape([m as i64, o as i64]), &f.reshape([kk as i64, o as i64])],
         );
         let total = g.n * g.h * g.w * g.c;
-        let mut buffers = vec![f32s(&dcols), vec![f32::NAN; total]];
         let dims =
             [total, g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
-        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1)];
-        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
-        program.run(2, BLOCK, &args, &mut buffers).expect("col2im runs");
+        let dx = run_entry(&program, vec![f32s(&dcols)], total, &dims);
         let cpu = eager(&Op::Conv2dBackpropInput { params: p, input: input.clone() }, &[&dy, &f]);
-        same(&format!("conv2d input gradient {xs:?} * {fs:?} {strides:?} {padding:?}"), &buffers[1], &f32s(&cpu));
-    }
-}
-
-#[test]
-fn max_pooling_and_its_gradient_give_the_cpus_bits() {
-    use tensorjit::ops::PoolParams;
-    use tensorjit::trace::backend::pool2d_geometry;
-    use tensorjit_jit::ptx::{render_max_pool, render_max_pool_grad};
-    let forward = Program::parse(&render_max_pool("max_pool")).expect("the emulator reads it");
-    let backward = Program::parse(&render_max_pool_grad("max_pool_grad")).expect("the emulator reads it");
-    for (seed, xs, ksize, strides, padding) in [
-        (0u64, [2, 8, 8, 3], [2, 2], [2, 2], Padding::Valid),
-        (1, [1, 9, 7, 2], [3, 3], [2, 2], Padding::Same),
-        (2, [2, 6, 5, 4], [3, 2], [1, 1], Padding::Same),
-        (3, [1, 7, 7, 1], [4, 4], [3, 3], Padding::Valid),
-    ] {
-        // Few distinct values (ties: the first maximum takes the gradient), a NaN.
-        let mut v: Vec<f32> = f32s(&rand_f32(90 + seed, &xs, -3.0, 3.0)).iter().map(|x| x.round()).collect();
-        v[5] = f32::NAN;
-        let x = Tensor::from_vec(v.clone(), xs).unwrap();
-        let p = PoolParams { ksize, strides, padding };
-        let g = pool2d_geometry(x.shape(), &p).expect("a valid pooling");
-        let total_out = g.n * g.out_h * g.out_w * g.c;
-        let mut buffers = vec![v.clone(), vec![f32::NAN; total_out]];
-        let dims = [
-            total_out,
-            g.c,
-            g.out_w,
-            g.out_h * g.out_w,
-            g.h,
-            g.w,
-            g.kh,
-            g.kw,
-            g.stride_h,
-            g.stride_w,
-            g.pad_top,
-            g.pad_left,
-        ];
-        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1)];
-        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
-        forward.run(2, BLOCK, &args, &mut buffers).expect("max pooling runs");
-        let cpu = eager(&Op::MaxPool2d(p), &[&x]);
-        let what = format!("max_pool {xs:?} {ksize:?} {strides:?} {padding:?}");
-        same(&what, &buffers[1], &f32s(&cpu));
-
-        let dy = rand_f32(95 + seed, cpu.dims(), -1.0, 1.0);
-        let total_in = g.n * g.h * g.w * g.c;
-        let mut buffers = vec![v.clone(), f32s(&dy), vec![f32::NAN; total_in]];
-        let dims =
-            [total_in, g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w];
-        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2)];
-        args.extend(dims.iter().map(|d| Arg::U64(*d as u64)));
-        backward.run(2, BLOCK, &args, &mut buffers).expect("the gradient runs");
-        let cpu = eager(&Op::MaxPool2dGrad(p), &[&x, &dy]);
-        same(&format!("{what} gradient"), &buffers[2], &f32s(&cpu));
+        same(&format!("conv2d input gradient {xs:?} * {fs:?} {strides:?} {padding:?}"), &dx, &f32s(&cpu));
     }
 }
 
@@ -483,13 +422,78 @@ fn permutes_move_every_element_where_the_cpu_does() {
         let x = rand_f32(130 + seed as u64, dims, -1.0, 1.0);
         let n = x.numel();
         let params = permute_dims(dims, perm).expect("a permutation within the rank");
-        let mut buffers = vec![f32s(&x), vec![f32::NAN; n]];
-        let mut args = vec![Arg::Buffer(0), Arg::Buffer(1), Arg::U64(n as u64)];
-        args.extend(params.iter().map(|d| Arg::U64(*d)));
-        program.run(2, BLOCK, &args, &mut buffers).expect("the permute runs");
+        let values: Vec<usize> = std::iter::once(n).chain(params.iter().map(|d| *d as usize)).collect();
+        let got = run_entry(&program, vec![f32s(&x)], n, &values);
         let cpu = eager(&Op::Permute(perm.iter().copied().collect()), &[&x]);
-        same(&format!("permute {dims:?} by {perm:?}"), &buffers[1], &f32s(&cpu));
+        same(&format!("permute {dims:?} by {perm:?}"), &got, &f32s(&cpu));
     }
     assert!(permute_dims(&[2, 2, 2, 2, 2, 2, 2], &[0, 1, 2, 3, 4, 5, 6]).is_none(), "rank 7 is beyond the kernel");
     assert!(permute_dims(&[2, 3], &[0, 0]).is_none(), "not a permutation");
+}
+
+/// Runs a one-thread-per-output entry: `inputs` as its first pointer arguments, then an
+/// output of `total` elements, then the u64 `values` (from `total` on); the output.
+fn run_entry(program: &Program, inputs: Vec<Vec<f32>>, total: usize, values: &[usize]) -> Vec<f32> {
+    let n_in = inputs.len();
+    let mut buffers = inputs;
+    buffers.push(vec![f32::NAN; total]);
+    let mut args: Vec<Arg> = (0..=n_in).map(Arg::Buffer).collect();
+    args.extend(values.iter().map(|d| Arg::U64(*d as u64)));
+    program.run(2, BLOCK, &args, &mut buffers).expect("the entry runs");
+    buffers.pop().unwrap_or_default()
+}
+
+#[test]
+fn pooling_and_its_gradients_give_the_cpus_bits() {
+    use tensorjit::ops::PoolParams;
+    use tensorjit::trace::backend::pool2d_geometry;
+    use tensorjit_jit::ptx::{render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad};
+    let parse = |ptx: String| Program::parse(&ptx).expect("the emulator reads it");
+    let (max, max_grad) = (parse(render_max_pool("max_pool")), parse(render_max_pool_grad("max_pool_grad")));
+    let (avg, avg_grad) = (parse(render_avg_pool("avg_pool")), parse(render_avg_pool_grad("avg_pool_grad")));
+    for (seed, xs, ksize, strides, padding) in [
+        (0u64, [2, 8, 8, 3], [2, 2], [2, 2], Padding::Valid),
+        (1, [1, 9, 7, 2], [3, 3], [2, 2], Padding::Same),
+        (2, [2, 6, 5, 4], [3, 2], [1, 1], Padding::Same),
+        (3, [1, 7, 7, 1], [4, 4], [3, 3], Padding::Same),
+        (4, [1, 7, 7, 1], [4, 4], [3, 3], Padding::Valid),
+    ] {
+        // Few distinct values (ties: the first maximum takes the gradient), a NaN.
+        let mut v: Vec<f32> = f32s(&rand_f32(90 + seed, &xs, -3.0, 3.0)).iter().map(|x| x.round()).collect();
+        v[5] = f32::NAN;
+        let x = Tensor::from_vec(v.clone(), xs).unwrap();
+        let smooth = rand_f32(140 + seed, &xs, -3.0, 3.0);
+        let p = PoolParams { ksize, strides, padding };
+        let g = pool2d_geometry(x.shape(), &p).expect("a valid pooling");
+        let (outs, ins) = (g.n * g.out_h * g.out_w * g.c, g.n * g.h * g.w * g.c);
+        let over_outputs = [
+            outs,
+            g.c,
+            g.out_w,
+            g.out_h * g.out_w,
+            g.h,
+            g.w,
+            g.kh,
+            g.kw,
+            g.stride_h,
+            g.stride_w,
+            g.pad_top,
+            g.pad_left,
+        ];
+        let over_inputs =
+            [ins, g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w];
+        let what = format!("{xs:?} {ksize:?} {strides:?} {padding:?}");
+        let dy = rand_f32(95 + seed, &[g.n, g.out_h, g.out_w, g.c], -1.0, 1.0);
+
+        let got = run_entry(&max, vec![v.clone()], outs, &over_outputs);
+        same(&format!("max_pool {what}"), &got, &f32s(&eager(&Op::MaxPool2d(p), &[&x])));
+        let got = run_entry(&max_grad, vec![v.clone(), f32s(&dy)], ins, &over_inputs);
+        same(&format!("max_pool {what} gradient"), &got, &f32s(&eager(&Op::MaxPool2dGrad(p), &[&x, &dy])));
+
+        let got = run_entry(&avg, vec![f32s(&smooth)], outs, &over_outputs);
+        same(&format!("avg_pool {what}"), &got, &f32s(&eager(&Op::AvgPool2d(p), &[&smooth])));
+        let got = run_entry(&avg_grad, vec![f32s(&dy)], ins, &over_inputs);
+        let cpu = eager(&Op::AvgPool2dGrad { params: p, input: x.shape().clone() }, &[&dy]);
+        same(&format!("avg_pool {what} gradient"), &got, &f32s(&cpu));
+    }
 }

@@ -1,6 +1,6 @@
 //! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (with the
 //! broadcasts a kernel's access patterns express), fills, reductions over trailing or
-//! leading axes, matmuls, conv2d (im2col + GEMM, `conv`), max pooling (`pooling`) and
+//! leading axes, matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling (`pooling`) and
 //! axis permutations (`permute`) run on the GPU — single-op kernels from the PTX
 //! renderer, loaded once per kernel, and cuBLAS. Any other op is computed on the host and its result copied back
 //! (correct, slow, and announced once per op by a `tracing` warning).
@@ -222,7 +222,9 @@ impl CudaBackend {
             Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
                 return super::conv::conv2d_grad(gpu, op, x, &bufs, shape)
             }
-            Op::MaxPool2d(_) | Op::MaxPool2dGrad(_) => return super::pooling::max_pool(gpu, op, x, &bufs, shape),
+            Op::MaxPool2d(_) | Op::MaxPool2dGrad(_) | Op::AvgPool2d(_) | Op::AvgPool2dGrad { .. } => {
+                return super::pooling::pool(gpu, op, x, &bufs, shape)
+            }
             Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),

@@ -1,6 +1,7 @@
-//! Max pooling on a GPU and its gradient: the PTX window kernels of
-//! [`crate::ptx::render_max_pool`] and [`crate::ptx::render_max_pool_grad`] (the
-//! CPU's semantics: first maximum, NaN wins, gradient gathered in the CPU's order).
+//! Max and average pooling on a GPU and their gradients: the PTX window kernels of
+//! [`crate::ptx::render_max_pool`] and its kin (the CPU's semantics: first maximum,
+//! NaN wins, averages over the cells inside the input, gradients gathered in the
+//! CPU's order).
 
 use std::sync::Arc;
 
@@ -15,36 +16,44 @@ use super::backend::CudaMemory;
 use super::Gpu;
 use crate::ptx;
 
-/// `MaxPool2d` (inputs `[x]`) or `MaxPool2dGrad` (inputs `[x, dy]`) of f32 tensors on
-/// `gpu` into a new tensor of `shape`; `Ok(None)` for other ops.
-pub(super) fn max_pool(
+/// An entry's name and renderer, its inputs with the elements each must hold, and its
+/// parameters after `total`.
+type Launch<'a> = (&'static str, fn(&str) -> String, Vec<(&'a CudaSlice<f32>, usize)>, &'a [usize]);
+
+/// `MaxPool2d` / `AvgPool2d` (inputs `[x]`), `MaxPool2dGrad` (inputs `[x, dy]`) or
+/// `AvgPool2dGrad` (inputs `[dy]`) of f32 tensors on `gpu` into a new tensor of
+/// `shape`; `Ok(None)` for other ops.
+pub(super) fn pool(
     gpu: &Arc<Gpu>,
     op: &Op,
     x: &[&Tensor],
     bufs: &[&CudaSlice<f32>],
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
-    let (Op::MaxPool2d(p) | Op::MaxPool2dGrad(p)) = op else { return Ok(None) };
-    let g = pool2d_geometry(x[0].shape(), p)?;
+    let g = match op {
+        Op::MaxPool2d(p) | Op::MaxPool2dGrad(p) | Op::AvgPool2d(p) => pool2d_geometry(x[0].shape(), p)?,
+        Op::AvgPool2dGrad { params, input } => pool2d_geometry(input, params)?,
+        _ => return Ok(None),
+    };
     let (inputs, outputs) = (g.n * g.h * g.w * g.c, g.n * g.out_h * g.out_w * g.c);
     let total = shape.numel();
-    let mut out = gpu.alloc_f32(total)?;
-    let done = if let Op::MaxPool2d(_) = op {
-        let dims =
-            [g.c, g.out_w, g.out_h * g.out_w, g.h, g.w, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
-        gpu.launch_elementwise(
-            "tensorjit_max_pool",
-            ptx::render_max_pool,
-            &g,
-            &[(bufs[0], inputs)],
-            (&mut out, total),
-            &dims,
-        )
-    } else {
-        let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w];
-        let ins = [(bufs[0], inputs), (bufs[1], outputs)];
-        gpu.launch_elementwise("tensorjit_max_pool_grad", ptx::render_max_pool_grad, &g, &ins, (&mut out, total), &dims)
+    // Entries over outputs (the pools) and over inputs (their gradients) read these.
+    let over_outputs =
+        [g.c, g.out_w, g.out_h * g.out_w, g.h, g.w, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
+    let over_inputs = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w];
+    let (name, render, ins, dims): Launch<'_> = match op {
+        Op::MaxPool2d(_) => ("tensorjit_max_pool", ptx::render_max_pool, vec![(bufs[0], inputs)], &over_outputs),
+        Op::AvgPool2d(_) => ("tensorjit_avg_pool", ptx::render_avg_pool, vec![(bufs[0], inputs)], &over_outputs),
+        Op::MaxPool2dGrad(_) => (
+            "tensorjit_max_pool_grad",
+            ptx::render_max_pool_grad,
+            vec![(bufs[0], inputs), (bufs[1], outputs)],
+            &over_inputs,
+        ),
+        _ => ("tensorjit_avg_pool_grad", ptx::render_avg_pool_grad, vec![(bufs[0], outputs)], &over_inputs),
     };
+    let mut out = gpu.alloc_f32(total)?;
+    let done = gpu.launch_elementwise(name, render, &g, &ins, (&mut out, total), dims);
     if let Err(e) = done {
         gpu.recycle_f32(out);
         return Err(e);

@@ -402,6 +402,7 @@ impl Thread {
                 "ld.param.u64" | "mov.b32" | "mov.u32" | "mov.u64" | "mov.f32" | "cvta.to.global.u64" => v(1)?,
                 "cvt.u64.u32" => v(1)? & 0xffff_ffff,
                 "cvt.rn.f32.s32" => fb(v(1)? as u32 as i32 as f32),
+                "cvt.rn.f32.u64" => fb(v(1)? as f32),
                 "add.rn.f32" => fb(f(v(1)?) + f(v(2)?)),
                 "sub.rn.f32" => fb(f(v(1)?) - f(v(2)?)),
                 "mul.rn.f32" => fb(f(v(1)?) * f(v(2)?)),

@@ -1,9 +1,10 @@
-//! Max pooling on GPUs and its gradient, with the CPU's semantics: a window's maximum
-//! is taken over its cells in row-major order (a NaN wins, as `v > best || v is NaN`),
-//! and the gradient goes to each window's *first* maximum. The gradient gathers: one
-//! thread per input element visits the windows covering it in output order (so the
-//! additions happen in the CPU's order, from `+0.0`), recomputing each window's first
-//! maximum — no atomics, deterministic.
+//! Max and average pooling on GPUs and their gradients, with the CPU's semantics: a
+//! window's maximum is taken over its cells in row-major order (a NaN wins, as `v >
+//! best || v is NaN`), and the gradient goes to each window's *first* maximum; an
+//! average is the in-order sum over the window's cells inside the input divided by
+//! their count. The gradients gather: one thread per input element visits the windows
+//! covering it in output order (so the additions happen in the CPU's order, from
+//! `+0.0`), recomputing what each window needs — no atomics, deterministic.
 
 use super::conv::{divmod, gather, input_coord, load_params, per_output, GatherDims, NEXT_WINDOW, STORE};
 use super::{address, entry, header, Emitter, Reg};
@@ -47,6 +48,50 @@ fn count_up(e: &mut Emitter, tag: &str, n: Reg, exit: &str, body: impl FnOnce(&m
     e.ins(format_args!("bra {head}"));
 }
 
+/// The window being walked: its output position, and the input's geometry.
+struct Window {
+    img: Reg,
+    oy: Reg,
+    ox: Reg,
+    ch: Reg,
+    /// Input height, width and channels.
+    hwc: [Reg; 3],
+    /// Window height and width, strides, top and left padding.
+    kh: Reg,
+    kw: Reg,
+    sh: Reg,
+    sw: Reg,
+    pt: Reg,
+    pl: Reg,
+}
+
+/// Visits the cells of window `win` inside the input in row-major order (loops tagged
+/// `tag`), loading each from `input`: `body` gets the cell's flat NHWC index and value.
+/// Jumps to `exit` when done.
+fn each_cell(
+    e: &mut Emitter,
+    tag: &str,
+    win: &Window,
+    input: Reg,
+    exit: &str,
+    body: impl FnOnce(&mut Emitter, Reg, Reg),
+) {
+    let [h, w, c] = win.hwc;
+    count_up(e, &format!("{tag}y"), win.kh, exit, |e, ky, next_ky| {
+        let iy = input_coord(e, win.oy, win.sh, ky, win.pt);
+        require_below(e, iy, h, next_ky);
+        count_up(e, &format!("{tag}x"), win.kw, next_ky, |e, kx, next_kx| {
+            let ix = input_coord(e, win.ox, win.sw, kx, win.pl);
+            require_below(e, ix, w, next_kx);
+            let at = nhwc(e, [win.img, iy, ix, win.ch], [h, w, c]);
+            let addr = address(e, input, at, 2);
+            let v = e.f();
+            e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
+            body(e, at, v);
+        });
+    });
+}
+
 /// A module with one entry, `name`: the max of each window of an NHWC f32 input (one
 /// thread per output element; parameters [`MAX_POOL_PARAMS`], `total` = N·OH·OW·C).
 pub fn render_max_pool(name: &str) -> String {
@@ -59,22 +104,13 @@ pub fn render_max_pool(name: &str) -> String {
         let (oy, ox) = divmod(e, pos, ow);
         let best = e.f();
         e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
-        count_up(e, "ky", kh, STORE, |e, ky, next_ky| {
-            let iy = input_coord(e, oy, sh, ky, pt);
-            require_below(e, iy, h, next_ky);
-            count_up(e, "kx", kw, next_ky, |e, kx, next_kx| {
-                let ix = input_coord(e, ox, sw, kx, pl);
-                require_below(e, ix, w, next_kx);
-                let at = nhwc(e, [img, iy, ix, ch], [h, w, c]);
-                let addr = address(e, input, at, 2);
-                let v = e.f();
-                e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
-                let [gt, nan, take] = [e.p(), e.p(), e.p()];
-                e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
-                e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
-                e.ins(format_args!("or.pred {take}, {gt}, {nan}"));
-                e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
-            });
+        let win = Window { img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        each_cell(e, "k", &win, input, STORE, |e, _, v| {
+            let [gt, nan, take] = [e.p(), e.p(), e.p()];
+            e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
+            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+            e.ins(format_args!("or.pred {take}, {gt}, {nan}"));
+            e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
         });
         best
     });
@@ -94,28 +130,19 @@ pub fn render_max_pool_grad(name: &str) -> String {
         let (best, arg) = (e.f(), e.rd());
         e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
         e.ins(format_args!("mov.u64 {arg}, -1"));
-        count_up(e, "a", kh, "$L_window_done", |e, a, next_a| {
-            let iy = input_coord(e, at.oy, sh, a, pt);
-            require_below(e, iy, h, next_a);
-            count_up(e, "b", kw, next_a, |e, b, next_b| {
-                let ix = input_coord(e, at.ox, sw, b, pl);
-                require_below(e, ix, w, next_b);
-                let cell = nhwc(e, [at.img, iy, ix, at.ch], [h, w, c]);
-                let addr = address(e, x, cell, 2);
-                let v = e.f();
-                e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
-                // arg unset || v > best || (v is NaN && best is not)
-                let [first, gt, nan, best_num, nan_wins, take] = [e.p(), e.p(), e.p(), e.p(), e.p(), e.p()];
-                e.ins(format_args!("setp.eq.u64 {first}, {arg}, -1"));
-                e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
-                e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
-                e.ins(format_args!("setp.num.f32 {best_num}, {best}, {best}"));
-                e.ins(format_args!("and.pred {nan_wins}, {nan}, {best_num}"));
-                e.ins(format_args!("or.pred {take}, {first}, {gt}"));
-                e.ins(format_args!("or.pred {take}, {take}, {nan_wins}"));
-                e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
-                e.ins(format_args!("@{take} mov.u64 {arg}, {cell}"));
-            });
+        let win = Window { img: at.img, oy: at.oy, ox: at.ox, ch: at.ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        each_cell(e, "w", &win, x, "$L_window_done", |e, cell, v| {
+            // arg unset || v > best || (v is NaN && best is not)
+            let [first, gt, nan, best_num, nan_wins, take] = [e.p(), e.p(), e.p(), e.p(), e.p(), e.p()];
+            e.ins(format_args!("setp.eq.u64 {first}, {arg}, -1"));
+            e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
+            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+            e.ins(format_args!("setp.num.f32 {best_num}, {best}, {best}"));
+            e.ins(format_args!("and.pred {nan_wins}, {nan}, {best_num}"));
+            e.ins(format_args!("or.pred {take}, {first}, {gt}"));
+            e.ins(format_args!("or.pred {take}, {take}, {nan_wins}"));
+            e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+            e.ins(format_args!("@{take} mov.u64 {arg}, {cell}"));
         });
         e.label("$L_window_done");
         // Only the window whose first maximum is this element passes its gradient.
@@ -127,6 +154,79 @@ pub fn render_max_pool_grad(name: &str) -> String {
         let g = e.f();
         e.ins(format_args!("ld.global.nc.f32 {g}, [{addr}]"));
         g
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// The average-pool entry's parameters (as [`MAX_POOL_PARAMS`]).
+pub const AVG_POOL_PARAMS: [&str; 14] = MAX_POOL_PARAMS;
+
+/// The average-pool gradient entry's parameters, in order (all `.u64`).
+pub const AVG_POOL_GRAD_PARAMS: [&str; 14] =
+    ["dy", "out", "total", "c", "w", "h", "kh", "kw", "sh", "sw", "pt", "pl", "oh", "ow"];
+
+/// How many of a window's `k` cells along one axis fall inside the input (`in` long)
+/// for output coordinate `o`.
+fn cells_inside(e: &mut Emitter, tag: &str, [o, stride, k, pad, len]: [Reg; 5]) -> Reg {
+    let n = e.rd();
+    e.ins(format_args!("mov.u64 {n}, 0"));
+    let exit = format!("$L_{tag}_done");
+    count_up(e, tag, k, &exit, |e, a, next| {
+        let x = input_coord(e, o, stride, a, pad);
+        require_below(e, x, len, next);
+        e.ins(format_args!("add.s64 {n}, {n}, 1"));
+    });
+    e.label(&exit);
+    n
+}
+
+/// A module with one entry, `name`: the average of each window of an NHWC f32 input
+/// over its cells inside the input (parameters [`AVG_POOL_PARAMS`]).
+pub fn render_avg_pool(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
+        load_params(&mut e, name, &AVG_POOL_PARAMS);
+    per_output(&mut e, total, output, |e, i| {
+        let (o, ch) = divmod(e, i, c);
+        let (img, pos) = divmod(e, o, ohw);
+        let (oy, ox) = divmod(e, pos, ow);
+        let (sum, count) = (e.f(), e.rd());
+        e.ins(format_args!("mov.f32 {sum}, 0f00000000"));
+        e.ins(format_args!("mov.u64 {count}, 0"));
+        let win = Window { img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        each_cell(e, "k", &win, input, "$L_average", |e, _, v| {
+            e.ins(format_args!("add.rn.f32 {sum}, {sum}, {v}"));
+            e.ins(format_args!("add.s64 {count}, {count}, 1"));
+        });
+        e.label("$L_average");
+        let (n, mean) = (e.f(), e.f());
+        e.ins(format_args!("cvt.rn.f32.u64 {n}, {count}"));
+        e.ins(format_args!("div.rn.f32 {mean}, {sum}, {n}"));
+        mean
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`: the gradient of average pooling with respect to
+/// its NHWC input, given the output gradient `dy` — each window's gradient divided by
+/// its count of cells inside the input (parameters [`AVG_POOL_GRAD_PARAMS`]).
+pub fn render_avg_pool_grad(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [dy, output], [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow]) =
+        load_params(&mut e, name, &AVG_POOL_GRAD_PARAMS);
+    let dims = GatherDims { total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow };
+    gather(&mut e, &dims, output, |e, at| {
+        let rows = cells_inside(e, "a", [at.oy, sh, kh, pt, h]);
+        let cols = cells_inside(e, "b", [at.ox, sw, kw, pl, w]);
+        let (count, n) = (e.rd(), e.f());
+        e.ins(format_args!("mul.lo.u64 {count}, {rows}, {cols}"));
+        e.ins(format_args!("cvt.rn.f32.u64 {n}, {count}"));
+        let out_at = nhwc(e, [at.img, at.oy, at.ox, at.ch], [oh, ow, c]);
+        let addr = address(e, dy, out_at, 2);
+        let (g, share) = (e.f(), e.f());
+        e.ins(format_args!("ld.global.nc.f32 {g}, [{addr}]"));
+        e.ins(format_args!("div.rn.f32 {share}, {g}, {n}"));
+        share
     });
     header() + &entry(name, &params, "", &e)
 }
