@@ -4,7 +4,7 @@
 //! `[KH·KW·C, O]`) multiplies it directly. One thread per matrix element in a
 //! grid-stride loop; every index is 64-bit.
 
-use super::{address, entry, grid_stride, header, param, Emitter, Reg};
+use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
 
 /// The entry's parameters, in order (all `.u64`): the input and output pointers, the
 /// matrix's element count, then the geometry.
@@ -46,18 +46,6 @@ pub fn render_im2col(name: &str) -> String {
         v
     });
     header() + &entry(name, &params, "", &e)
-}
-
-/// Loads an entry's parameters `all`: `P` pointers, then `N` u64 values; returns the
-/// names (for the entry's signature) and the registers.
-pub(super) fn load_params<const P: usize, const N: usize>(
-    e: &mut Emitter,
-    name: &str,
-    all: &[&str],
-) -> (Vec<String>, [Reg; P], [Reg; N]) {
-    let pointers = std::array::from_fn(|i| param(e, name, all[i], true));
-    let values = std::array::from_fn(|i| param(e, name, all[P + i], false));
-    (all.iter().map(|s| s.to_string()).collect(), pointers, values)
 }
 
 /// `(x / d, x mod d)`, unsigned 64-bit.

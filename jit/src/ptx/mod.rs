@@ -103,6 +103,21 @@ fn grid_stride(e: &mut Emitter) -> (Reg, Reg) {
     (gid, stride)
 }
 
+/// The reduction entries' parameters, in order (all `.u64`).
+const REDUCE_PARAMS: [&str; 4] = ["in", "out", "rows", "cols"];
+
+/// Loads an entry's parameters `all`: `P` pointers, then `N` u64 values; returns the
+/// names (for the entry's signature) and the registers.
+fn load_params<const P: usize, const N: usize>(
+    e: &mut Emitter,
+    name: &str,
+    all: &[&str],
+) -> (Vec<String>, [Reg; P], [Reg; N]) {
+    let pointers = std::array::from_fn(|i| param(e, name, all[i], true));
+    let values = std::array::from_fn(|i| param(e, name, all[P + i], false));
+    (all.iter().map(|s| s.to_string()).collect(), pointers, values)
+}
+
 /// `base + index·bytes`.
 fn address(e: &mut Emitter, base: Reg, index: Reg, shift: u8) -> Reg {
     let (off, addr) = (e.rd(), e.rd());
@@ -238,30 +253,12 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     header() + &entry(name, &params, "", &e)
 }
 
-/// The parameters of the reduction entries (`in`, `out`, `rows`, `cols`), loaded.
-struct ReduceParams {
-    names: Vec<String>,
-    input: Reg,
-    output: Reg,
-    rows: Reg,
-    cols: Reg,
-}
-
-impl ReduceParams {
-    fn load(e: &mut Emitter, name: &str) -> ReduceParams {
-        let names = ["in", "out", "rows", "cols"].iter().map(|s| s.to_string()).collect();
-        let (input, output) = (param(e, name, "in", true), param(e, name, "out", true));
-        let (rows, cols) = (param(e, name, "rows", false), param(e, name, "cols", false));
-        ReduceParams { names, input, output, rows, cols }
-    }
-}
-
 /// A module with one entry, `name`, reducing each of `rows` rows of `cols` f32 to one
 /// value (parameters: `in`, `out`, `rows`, `cols`; launch with [`BLOCK`] threads per
 /// block, any number of blocks).
 pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
     let mut e = Emitter::default();
-    let ReduceParams { names: params, input, output, rows, cols } = ReduceParams::load(&mut e, name);
+    let (params, [input, output], [rows, cols]) = load_params(&mut e, name, &REDUCE_PARAMS);
     let [tid, ctaid, nctaid, lane, warp] = [e.r(), e.r(), e.r(), e.r(), e.r()];
     e.ins(format_args!("mov.u32 {tid}, %tid.x"));
     e.ins(format_args!("mov.u32 {ctaid}, %ctaid.x"));
@@ -344,16 +341,8 @@ pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
 /// neighbouring threads read neighbouring addresses, and the order is fixed.
 pub fn render_col_reduce(op: RowReduce, name: &str) -> String {
     let mut e = Emitter::default();
-    let ReduceParams { names: params, input, output, rows, cols } = ReduceParams::load(&mut e, name);
-    let [tid, ctaid, nctaid] = [e.r(), e.r(), e.r()];
-    e.ins(format_args!("mov.u32 {tid}, %tid.x"));
-    e.ins(format_args!("mov.u32 {ctaid}, %ctaid.x"));
-    e.ins(format_args!("mov.u32 {nctaid}, %nctaid.x"));
-    let (c, step, t64) = (e.rd(), e.rd(), e.rd());
-    e.ins(format_args!("mul.wide.u32 {c}, {ctaid}, {BLOCK}"));
-    e.ins(format_args!("cvt.u64.u32 {t64}, {tid}"));
-    e.ins(format_args!("add.s64 {c}, {c}, {t64}"));
-    e.ins(format_args!("mul.wide.u32 {step}, {nctaid}, {BLOCK}"));
+    let (params, [input, output], [rows, cols]) = load_params(&mut e, name, &REDUCE_PARAMS);
+    let (c, step) = grid_stride(&mut e);
     let identity = e.fconst(op.identity());
     let (col_done, row_done) = (e.p(), e.p());
     e.loop_head("$L_col", col_done, c, cols, "$L_done");

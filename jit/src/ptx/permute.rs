@@ -3,8 +3,8 @@
 //! input strides of the axes they come from. Up to [`PERMUTE_RANK`] axes (fewer are
 //! padded with leading axes of size 1).
 
-use super::conv::{divmod, load_params, per_output};
-use super::{address, entry, header, Emitter};
+use super::conv::{divmod, per_output};
+use super::{address, entry, header, load_params, Emitter};
 
 /// The most axes a permutation kernel handles.
 pub const PERMUTE_RANK: usize = 6;

@@ -6,8 +6,8 @@
 //! covering it in output order (so the additions happen in the CPU's order, from
 //! `+0.0`), recomputing what each window needs — no atomics, deterministic.
 
-use super::conv::{divmod, gather, input_coord, load_params, per_output, GatherDims, NEXT_WINDOW, STORE};
-use super::{address, entry, header, Emitter, Reg};
+use super::conv::{divmod, gather, input_coord, per_output, GatherDims, NEXT_WINDOW, STORE};
+use super::{address, entry, header, load_params, Emitter, Reg};
 
 /// The max-pool entry's parameters, in order (all `.u64`).
 pub const MAX_POOL_PARAMS: [&str; 14] =
