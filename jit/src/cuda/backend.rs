@@ -47,6 +47,22 @@ impl CudaMemory {
         Arc::new(CudaMemory { gpu, data: Some(GpuData::F32(b)), len })
     }
 
+    /// A new f32 tensor of `shape` on `gpu` whose elements `fill` writes (the buffer
+    /// goes back to the pool when `fill` fails).
+    pub(crate) fn new_f32(
+        gpu: &Arc<Gpu>,
+        shape: &Shape,
+        fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
+    ) -> Result<Tensor, Error> {
+        let n = shape.numel();
+        let mut out = gpu.alloc_f32(n)?;
+        if let Err(e) = fill(&mut out) {
+            gpu.recycle_f32(out);
+            return Err(e);
+        }
+        Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, n), shape.clone())
+    }
+
     /// The f32 buffer (`None` for other dtypes).
     pub fn as_f32(&self) -> Option<&CudaSlice<f32>> {
         match &self.data {
@@ -211,7 +227,6 @@ impl CudaBackend {
             return Ok(None);
         }
         let Some(bufs) = x.iter().map(|t| f32_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
-        let n = shape.numel();
         let (rows, cols) = rows_cols(shape);
         let k = match op {
             Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
@@ -236,10 +251,8 @@ impl CudaBackend {
         let Some(k) = k else { return Ok(None) };
         // A fill reads none of its operand's elements.
         let ins: &[&CudaSlice<f32>] = if k.inputs.is_empty() { &[] } else { &bufs };
-        let mut out = [gpu.alloc_f32(n)?];
-        gpu.launch(&k, ins, &mut out, rows, cols)?;
-        let [o] = out;
-        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), o, n), shape.clone())?))
+        let t = CudaMemory::new_f32(gpu, shape, |out| gpu.launch(&k, ins, std::slice::from_mut(out), rows, cols))?;
+        Ok(Some(t))
     }
 
     /// Sum, mean, max or min over trailing axes (one row per kept position) or leading
@@ -268,19 +281,21 @@ impl CudaBackend {
         if kept == 0 || count == 0 || kept * count != x.numel() || !(trailing || leading) {
             return Ok(None);
         }
-        let mut out = gpu.alloc_f32(kept)?;
-        if trailing {
-            gpu.reduce_into(Lines::Rows, which, buf, &mut out, kept, count)?;
-        } else {
-            gpu.reduce_into(Lines::Cols, which, buf, &mut out, count, kept)?;
-        }
-        if op == ReduceOp::Mean {
-            let k = mean_kernel(count);
-            let mut mean = [gpu.alloc_f32(kept)?];
-            gpu.launch(&k, &[&out], &mut mean, 1, kept)?;
-            gpu.recycle_f32(std::mem::replace(&mut out, mean.into_iter().next().ok_or_else(|| gpu.err("no output"))?));
-        }
-        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, kept), shape.clone())?))
+        let reduce = |out: &mut CudaSlice<f32>| match trailing {
+            true => gpu.reduce_into(Lines::Rows, which, buf, out, kept, count),
+            false => gpu.reduce_into(Lines::Cols, which, buf, out, count, kept),
+        };
+        let t = CudaMemory::new_f32(gpu, shape, |out| {
+            if op != ReduceOp::Mean {
+                return reduce(out);
+            }
+            // Means: the sums, then each divided by the count.
+            gpu.with_scratch(kept, |sums| {
+                reduce(sums)?;
+                gpu.launch(&mean_kernel(count), &[sums], std::slice::from_mut(out), 1, kept)
+            })
+        })?;
+        Ok(Some(t))
     }
 
     /// Matmul through cuBLAS when each operand's batch is the output's or a single one.
@@ -313,10 +328,7 @@ impl CudaBackend {
         };
         let (Some(stride_a), Some(stride_b)) = (stride(a, m * k), stride(b, k * n)) else { return Ok(None) };
         let p = MatMulParams { m, n, k, transpose_a, transpose_b, batch, stride_a, stride_b };
-        let total = shape.numel();
-        let mut out = gpu.alloc_f32(total)?;
-        gpu.matmul(p, bufs[0], bufs[1], &mut out)?;
-        Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, total), shape.clone())?))
+        Ok(Some(CudaMemory::new_f32(gpu, shape, |out| gpu.matmul(p, bufs[0], bufs[1], out))?))
     }
 
     /// Computes `op` on the host and copies the result back.

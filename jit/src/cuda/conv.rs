@@ -95,6 +95,10 @@ impl Gpu {
     }
 }
 
+/// One plain (unbatched, untransposed) GEMM; each use sets the dims.
+const ONE: MatMulParams =
+    MatMulParams { m: 0, n: 0, k: 0, transpose_a: false, transpose_b: false, batch: 1, stride_a: 0, stride_b: 0 };
+
 /// `conv2d(x, f)` of f32 tensors on `gpu` into a new tensor of `shape` (`Ok(None)` for
 /// empty problems, which the host computes).
 pub(super) fn conv2d(
@@ -109,14 +113,13 @@ pub(super) fn conv2d(
     if m == 0 || k == 0 || n == 0 || shape.numel() != m * n {
         return Ok(None);
     }
-    let mut cols = gpu.alloc_f32(m * k)?;
-    gpu.im2col_into(&g, bufs[0], &mut cols)?;
-    let mut out = gpu.alloc_f32(m * n)?;
-    let gemm = MatMulParams { m, n, k, transpose_a: false, transpose_b: false, batch: 1, stride_a: 0, stride_b: 0 };
-    let done = gpu.matmul(gemm, &cols, bufs[1], &mut out);
-    gpu.recycle_f32(cols);
-    done?;
-    Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, m * n), shape.clone())?))
+    let t = CudaMemory::new_f32(gpu, shape, |out| {
+        gpu.with_scratch(m * k, |cols| {
+            gpu.im2col_into(&g, bufs[0], cols)?;
+            gpu.matmul(MatMulParams { m, n, k, ..ONE }, cols, bufs[1], out)
+        })
+    })?;
+    Ok(Some(t))
 }
 
 /// conv2d's gradients on `gpu`: `Conv2dBackpropInput` (`dy · Wᵀ`, then col2im) and
@@ -137,31 +140,21 @@ pub(super) fn conv2d_grad(
     if m == 0 || k == 0 || o == 0 {
         return Ok(None);
     }
-    let mut cols = gpu.alloc_f32(m * k)?;
-    let mut out = gpu.alloc_f32(shape.numel())?;
-    let done = if let Op::Conv2dBackpropInput { .. } = op {
-        // dcols[m×k] = dy[m×o] · Wᵀ (W stored [k, o]).
-        let p =
-            MatMulParams { m, n: k, k: o, transpose_a: false, transpose_b: true, batch: 1, stride_a: 0, stride_b: 0 };
-        gpu.matmul(p, bufs[0], bufs[1], &mut cols).and_then(|()| gpu.col2im_into(&g, &cols, &mut out))
-    } else {
-        // dW[k×o] = colsᵀ · dy.
-        let p = MatMulParams {
-            m: k,
-            n: o,
-            k: m,
-            transpose_a: true,
-            transpose_b: false,
-            batch: 1,
-            stride_a: 0,
-            stride_b: 0,
-        };
-        gpu.im2col_into(&g, bufs[0], &mut cols).and_then(|()| gpu.matmul(p, &cols, bufs[1], &mut out))
-    };
-    gpu.recycle_f32(cols);
-    if let Err(e) = done {
-        gpu.recycle_f32(out);
-        return Err(e);
-    }
-    Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, shape.numel()), shape.clone())?))
+    let input_grad = matches!(op, Op::Conv2dBackpropInput { .. });
+    let t = CudaMemory::new_f32(gpu, shape, |out| {
+        gpu.with_scratch(m * k, |cols| {
+            if input_grad {
+                // dcols[m×k] = dy[m×o] · Wᵀ (W stored [k, o]), summed back onto the input.
+                let p = MatMulParams { m, n: k, k: o, transpose_b: true, ..ONE };
+                gpu.matmul(p, bufs[0], bufs[1], cols)?;
+                gpu.col2im_into(&g, cols, out)
+            } else {
+                // dW[k×o] = colsᵀ · dy.
+                let p = MatMulParams { m: k, n: o, k: m, transpose_a: true, ..ONE };
+                gpu.im2col_into(&g, bufs[0], cols)?;
+                gpu.matmul(p, cols, bufs[1], out)
+            }
+        })
+    })?;
+    Ok(Some(t))
 }

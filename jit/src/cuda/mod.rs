@@ -162,6 +162,18 @@ impl Gpu {
         drop(rejected);
     }
 
+    /// Runs `f` on a scratch buffer of `n` elements, returned to the pool afterwards.
+    pub fn with_scratch<R>(
+        &self,
+        n: usize,
+        f: impl FnOnce(&mut CudaSlice<f32>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut b = self.alloc_f32(n)?;
+        let r = f(&mut b);
+        self.recycle_f32(b);
+        r
+    }
+
     /// A device copy of host elements.
     pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, Error> {
         let mut b = self.alloc_f32(data.len())?;

@@ -24,18 +24,9 @@ pub(super) fn permute(
     let Some(dims) = ptx::permute_dims(x.dims(), perm) else { return Ok(None) };
     let total = shape.numel();
     let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    let mut out = gpu.alloc_f32(total)?;
     let what = (x.dims(), perm);
-    if let Err(e) = gpu.launch_elementwise(
-        "tensorjit_permute",
-        ptx::render_permute,
-        &what,
-        &[(buf, total)],
-        (&mut out, total),
-        &dims,
-    ) {
-        gpu.recycle_f32(out);
-        return Err(e);
-    }
-    Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, total), shape.clone())?))
+    let t = CudaMemory::new_f32(gpu, shape, |out| {
+        gpu.launch_elementwise("tensorjit_permute", ptx::render_permute, &what, &[(buf, total)], (out, total), &dims)
+    })?;
+    Ok(Some(t))
 }

@@ -52,11 +52,6 @@ pub(super) fn pool(
         ),
         _ => ("tensorjit_avg_pool_grad", ptx::render_avg_pool_grad, vec![(bufs[0], outputs)], &over_inputs),
     };
-    let mut out = gpu.alloc_f32(total)?;
-    let done = gpu.launch_elementwise(name, render, &g, &ins, (&mut out, total), dims);
-    if let Err(e) = done {
-        gpu.recycle_f32(out);
-        return Err(e);
-    }
-    Ok(Some(Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, total), shape.clone())?))
+    let t = CudaMemory::new_f32(gpu, shape, |out| gpu.launch_elementwise(name, render, &g, &ins, (out, total), dims))?;
+    Ok(Some(t))
 }
