@@ -155,50 +155,45 @@ pub(crate) fn run_op_on(
         return Ok(inputs[0].view_as(shape));
     }
     let b = backend(device).map_err(|e| OpError::new(op.name(), e.to_string()))?;
-    // Rank-0 CPU operands (Rust scalars) are copied over.
-    let mut moved: smallvec::SmallVec<[Tensor; 4]> = smallvec::SmallVec::new();
-    for t in inputs {
-        if t.device() != device {
-            moved.push(scalar_on(device, t).map_err(|e| OpError::new(op.name(), e.to_string()))?);
-        }
-    }
-    let mut next = moved.iter();
-    let ins: smallvec::SmallVec<[&Tensor; 4]> =
-        inputs.iter().map(|t| if t.device() != device { next.next().unwrap_or(t) } else { t }).collect();
+    // Rank-0 CPU operands (Rust scalars) are copied over (once per value: `upload`);
+    // the others are on `device` already, where `to` is a clone.
+    let ins = inputs
+        .iter()
+        .map(|t| t.to(device))
+        .collect::<Result<smallvec::SmallVec<[Tensor; 4]>, _>>()
+        .map_err(|e| OpError::new(op.name(), e.to_string()))?;
+    let ins: smallvec::SmallVec<[&Tensor; 4]> = ins.iter().collect();
     b.run(device, op, &ins, dtype, &shape)
 }
 
-/// Rank-0 host values already on a device, by device, dtype and bits (kept up to
-/// [`SCALARS_KEPT`]): eager loops pass the same few Rust scalars to every step, and a
-/// copy to a GPU per op would cost a host-to-device transfer per op. Device memory is
-/// immutable once made, so one copy serves every op that reads it.
-type ScalarCache = Mutex<HashMap<(Device, DType, u64), Tensor>>;
+/// One-element host buffers already copied to a device, by device, dtype and bits (up
+/// to [`SCALARS_KEPT`]): eager loops pass the same few Rust scalars to every step, and
+/// a copy to a GPU per op would be a host-to-device transfer per op. Device memory is
+/// immutable once made, so one copy serves every tensor that holds that value.
+type ScalarCache = Mutex<HashMap<(Device, DType, u64), Arc<dyn DeviceMemory>>>;
 static SCALARS: OnceLock<ScalarCache> = OnceLock::new();
 const SCALARS_KEPT: usize = 256;
 
-/// The one-element host tensor `t` on `device` (cached); any other tensor copied there.
-fn scalar_on(device: Device, t: &Tensor) -> Result<Tensor, Error> {
-    let bits = match t.host_buffer() {
-        Some(Buffer::F32(v)) if v.len() == 1 => u64::from(v[0].to_bits()),
-        Some(Buffer::F64(v)) if v.len() == 1 => v[0].to_bits(),
-        Some(Buffer::I32(v)) if v.len() == 1 => v[0] as u32 as u64,
-        Some(Buffer::I64(v)) if v.len() == 1 => v[0] as u64,
-        Some(Buffer::Bool(v)) if v.len() == 1 => u64::from(v[0]),
-        _ => return t.to(device),
+/// Host elements copied to `device` (the one copy of a single value, see [`SCALARS`]).
+pub(crate) fn upload(device: Device, buf: &Buffer) -> Result<Arc<dyn DeviceMemory>, Error> {
+    let bits = match buf {
+        Buffer::F32(v) if v.len() == 1 => u64::from(v[0].to_bits()),
+        Buffer::F64(v) if v.len() == 1 => v[0].to_bits(),
+        Buffer::I32(v) if v.len() == 1 => v[0] as u32 as u64,
+        Buffer::I64(v) if v.len() == 1 => v[0] as u64,
+        Buffer::Bool(v) if v.len() == 1 => u64::from(v[0]),
+        _ => return backend(device)?.upload(device, buf),
     };
-    if t.rank() != 0 {
-        return t.to(device);
-    }
-    let key = (device, t.dtype(), bits);
+    let key = (device, buf.dtype(), bits);
     let cache = SCALARS.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(x) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return Ok(x.clone());
+    if let Some(m) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(m.clone());
     }
-    let x = t.to(device)?;
+    let m = backend(device)?.upload(device, buf)?;
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= SCALARS_KEPT {
         cache.clear();
     }
-    cache.insert(key, x.clone());
-    Ok(x)
+    cache.insert(key, m.clone());
+    Ok(m)
 }

@@ -100,14 +100,6 @@ impl Tensor {
 
     /// A new tensor (new identity) viewing this one's buffer with another shape of the
     /// same element count.
-    /// The host buffer of a tensor on the CPU (`None`: symbolic or on a device).
-    pub(crate) fn host_buffer(&self) -> Option<&Buffer> {
-        match &self.repr {
-            Repr::Concrete(s) => Some(&s.buf),
-            _ => None,
-        }
-    }
-
     pub(crate) fn view_as(&self, shape: Shape) -> Tensor {
         debug_assert_eq!(self.numel(), shape.numel());
         Tensor { id: TensorId::fresh(), shape, repr: self.repr.clone() }
@@ -353,7 +345,7 @@ impl Tensor {
             }
             _ => self.buffer().clone(),
         };
-        let memory = crate::device::backend(device)?.upload(device, &host)?;
+        let memory = crate::device::upload(device, &host)?;
         Tensor::from_device_memory(memory, self.shape.clone())
     }
 

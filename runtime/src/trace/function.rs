@@ -438,7 +438,8 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
 
     fn trace(&self, args: &A, signature: Signature) -> Result<Arc<ConcreteFunction>, Error> {
         let trace_index = self.inner.traces.fetch_add(1, Ordering::SeqCst);
-        trace::begin(&self.inner.name, signature.device()?);
+        let device = signature.device()?;
+        trace::begin(&self.inner.name, device);
         let guard = TraceGuard(true);
         let out = (self.inner.body)(args.symbolize(&mut signature.0.iter()));
         if let Some(e) = out.trace_error() {
@@ -454,7 +455,7 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
         verify(&graph)
             .map_err(|e| Error::Internal(format!("traced graph of {} is invalid: {e}\n{graph}", self.inner.name)))?;
         let (executable, backend) = match active_backend() {
-            Some(b) => match b.compile_on(&graph, signature.device()?)? {
+            Some(b) => match b.compile_on(&graph, device)? {
                 Some(e) => {
                     let name = e.name().unwrap_or(b.name());
                     (Some(e), name)
