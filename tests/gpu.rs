@@ -129,6 +129,17 @@ fn moving_a_tensor_to_a_missing_gpu_is_an_err() {
     assert!(e.contains("no CUDA driver") || e.contains("no such GPU"), "{e}");
 }
 
+/// `cuda:0` after `tensorjit::init()`, or `None` (saying that `what` did not run) on a
+/// machine without a GPU.
+fn first_gpu(what: &str) -> Option<tensorjit::Device> {
+    tensorjit::init();
+    if tensorjit::cuda_device_count() == 0 {
+        eprintln!("no CUDA device on this machine: {what} not run");
+        return None;
+    }
+    Some(tensorjit::Device::Cuda(0))
+}
+
 /// Elementwise results within 1e-5 of the CPU's (relative), GEMM results within 1e-4.
 fn close(what: &str, gpu: &tensorjit::Tensor, cpu: &tensorjit::Tensor, tol: f32) {
     use tensorjit::Device;
@@ -146,12 +157,7 @@ fn close(what: &str, gpu: &tensorjit::Tensor, cpu: &tensorjit::Tensor, tol: f32)
 #[test]
 fn eager_gpu_ops_match_the_cpu() {
     use tensorjit::prelude::*;
-    tensorjit::init();
-    if tensorjit::cuda_device_count() == 0 {
-        eprintln!("no CUDA device on this machine: eager GPU checks not run");
-        return;
-    }
-    let gpu = Device::Cuda(0);
+    let Some(gpu) = first_gpu("eager GPU checks") else { return };
     let x = common::rand_f32(71, &[37, 129], -3.0, 3.0);
     let row = common::rand_f32(72, &[129], 0.5, 2.0);
     let col = common::rand_f32(73, &[37, 1], -1.0, 1.0);
@@ -193,16 +199,16 @@ fn eager_gpu_ops_match_the_cpu() {
         // Its gradients: GEMM + col2im for the input, im2col + GEMM for the filter.
         let dy = common::rand_f32(98 + seed, cpu.dims(), -1.0, 1.0);
         let params = tensorjit::ops::Conv2dParams { strides: st, padding: pad };
-        let run = |op: tensorjit::ops::Op, a: &Tensor, b: &Tensor| {
-            let (dtype, shape) = op.infer(&[a, b]).expect("valid operands");
-            let ty = tensorjit::ir::ValueType { dtype, shape };
-            tensorjit::trace::backend::run_kernel(&op, &[a, b], &ty).expect("the op runs")
-        };
         let dx = tensorjit::ops::Op::Conv2dBackpropInput { params, input: img.shape().clone() };
         let (gdy, gimg, gfilt) = (dy.to(gpu).unwrap(), img.to(gpu).unwrap(), filt.to(gpu).unwrap());
-        close("conv2d input gradient", &run(dx.clone(), &gdy, &gfilt), &run(dx, &dy, &filt), 1e-4);
+        close(
+            "conv2d input gradient",
+            &common::run_op(&dx, &[&gdy, &gfilt]),
+            &common::run_op(&dx, &[&dy, &filt]),
+            1e-4,
+        );
         let dw = tensorjit::ops::Op::Conv2dBackpropFilter { params, filter: filt.shape().clone() };
-        close("conv2d filter gradient", &run(dw.clone(), &gimg, &gdy), &run(dw, &img, &dy), 1e-4);
+        close("conv2d filter gradient", &common::run_op(&dw, &[&gimg, &gdy]), &common::run_op(&dw, &[&img, &dy]), 1e-4);
         // Max pooling and its gradient: exact (no arithmetic but the gradient's sums,
         // made in the CPU's order).
         let pooled = img.max_pool2d([2, 2], [2, 2], pad);
@@ -213,30 +219,31 @@ fn eager_gpu_ops_match_the_cpu() {
             strides: [2, 2],
             padding: pad,
         });
-        close("max_pool2d gradient", &run(grad.clone(), &gimg, &dp.to(gpu).unwrap()), &run(grad, &img, &dp), 0.0);
+        close(
+            "max_pool2d gradient",
+            &common::run_op(&grad, &[&gimg, &dp.to(gpu).unwrap()]),
+            &common::run_op(&grad, &[&img, &dp]),
+            0.0,
+        );
         // Average pooling (3×3 windows, stride 2) and its gradient: the CPU's order.
         let avg = img.avg_pool2d([3, 3], [2, 2], pad);
         close("avg_pool2d", &gimg.avg_pool2d([3, 3], [2, 2], pad), &avg, 0.0);
         let da = common::rand_f32(120 + seed, avg.dims(), -1.0, 1.0);
         let params = tensorjit::ops::PoolParams { ksize: [3, 3], strides: [2, 2], padding: pad };
         let grad = tensorjit::ops::Op::AvgPool2dGrad { params, input: img.shape().clone() };
-        let (dtype, shape) = grad.infer(&[&da]).expect("valid operands");
-        let ty = tensorjit::ir::ValueType { dtype, shape };
-        let on_gpu = tensorjit::trace::backend::run_kernel(&grad, &[&da.to(gpu).unwrap()], &ty).unwrap();
-        let cpu = tensorjit::trace::backend::run_kernel(&grad, &[&da], &ty).unwrap();
-        close("avg_pool2d gradient", &on_gpu, &cpu, 0.0);
+        close(
+            "avg_pool2d gradient",
+            &common::run_op(&grad, &[&da.to(gpu).unwrap()]),
+            &common::run_op(&grad, &[&da]),
+            0.0,
+        );
     }
 }
 
 #[test]
 fn traced_functions_run_on_the_gpu() {
     use tensorjit::prelude::*;
-    tensorjit::init();
-    if tensorjit::cuda_device_count() == 0 {
-        eprintln!("no CUDA device on this machine: traced GPU checks not run");
-        return;
-    }
-    let gpu = Device::Cuda(0);
+    let Some(gpu) = first_gpu("traced GPU checks") else { return };
     let f = tensorjit::function("mlp", |(x, w, b): (Tensor, Tensor, Tensor)| (x.matmul(&w) + &b).relu().mean_all());
     let x = common::rand_f32(77, &[64, 32], -1.0, 1.0);
     let w = common::rand_f32(78, &[32, 16], -1.0, 1.0);
@@ -262,12 +269,7 @@ fn traced_functions_run_on_the_gpu() {
 #[test]
 fn workloads_traced_on_the_gpu_match_eager_gpu_bit_for_bit() {
     use tensorjit::prelude::*;
-    tensorjit::init();
-    if tensorjit::cuda_device_count() == 0 {
-        eprintln!("no CUDA device on this machine: traced GPU workload checks not run");
-        return;
-    }
-    let gpu = Device::Cuda(0);
+    let Some(gpu) = first_gpu("traced GPU workload checks") else { return };
     let to_gpu = |ts: &[Tensor]| -> Vec<Tensor> { ts.iter().map(|t| t.to(gpu).unwrap()).collect() };
     let w4 = tensorjit::function("w4", |(x, p): (Tensor, Vec<Tensor>)| workloads::mlp_logits(&x, &p).softmax(-1));
     let (x, params) = (common::rand_f32(80, &[128, 784], 0.0, 1.0), workloads::mlp_params());

@@ -9,11 +9,10 @@ mod common;
 #[path = "../benches/common/mod.rs"]
 mod workloads;
 
-use common::{f32s, rand_f32};
-use tensorjit::ir::ValueType;
+use common::{f32s, rand_f32, run_op};
 use tensorjit::ops::{BinaryOp, Conv2dParams, Op, UnaryOp};
 use tensorjit::prelude::*;
-use tensorjit::trace::backend::{conv2d_geometry, run_kernel};
+use tensorjit::trace::backend::conv2d_geometry;
 use tensorjit_jit::cuda::backend::single_op_kernel;
 use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Kernel};
 use tensorjit_jit::ptx::emulate::{Arg, Program};
@@ -44,11 +43,6 @@ fn same(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-fn eager(op: &Op, inputs: &[&Tensor]) -> Tensor {
-    let (dtype, shape) = op.infer(inputs).expect("valid operands");
-    run_kernel(op, inputs, &ValueType { dtype, shape }).expect("the eager op runs")
-}
-
 /// Random values with the special ones mixed in.
 fn values(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f32> {
     let mut v = f32s(&rand_f32(seed, &[n], lo, hi));
@@ -68,7 +62,7 @@ fn every_fusible_unary_op_gives_the_cpus_bits() {
             let x = values(100 * k as u64 + j as u64, n, -12.0, 12.0);
             let kernel = single_op_kernel(&Op::Unary(u), &[Access::Full]).expect("a fusible op has a kernel");
             let got = emulate(&kernel, std::slice::from_ref(&x), 1, n, 2);
-            let want = eager(&Op::Unary(u), &[&Tensor::from_vec(x, [n]).unwrap()]);
+            let want = run_op(&Op::Unary(u), &[&Tensor::from_vec(x, [n]).unwrap()]);
             same(&format!("{} over {n}", u.name()), &got[0], &f32s(&want));
         }
     }
@@ -95,7 +89,7 @@ fn every_fusible_binary_op_and_broadcast_gives_the_cpus_bits() {
             let y = values(2000 + 50 * k as u64 + j as u64, n1, -5.0, 5.0);
             let (tx, ty) =
                 (Tensor::from_vec(x.clone(), s0.clone()).unwrap(), Tensor::from_vec(y.clone(), s1.clone()).unwrap());
-            let want = eager(&Op::Binary(b), &[&tx, &ty]);
+            let want = run_op(&Op::Binary(b), &[&tx, &ty]);
             if want.dims() != [rows, cols] {
                 continue; // scalar ∘ row etc. do not make a rows × cols output
             }
@@ -325,7 +319,7 @@ fn col2im_sums_the_input_gradient_in_the_cpus_order() {
         let (m, kk, o) = (g.n * g.out_h * g.out_w, g.kh * g.kw * g.c, fs[3]);
         let dy = rand_f32(80 + seed, &[g.n, g.out_h, g.out_w, o], -1.0, 1.0);
         // The GEMM half, as the GPU computes it (cuBLAS there, the CPU's GEMM here).
-        let dcols = eager(
+        let dcols = run_op(
             &Op::MatMul { transpose_a: false, transpose_b: true },
             &[&dy.reshape([m as i64, o as i64]), &f.reshape([kk as i64, o as i64])],
         );
@@ -333,7 +327,7 @@ fn col2im_sums_the_input_gradient_in_the_cpus_order() {
         let dims =
             [total, g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
         let dx = run_entry(&program, vec![f32s(&dcols)], total, &dims);
-        let cpu = eager(&Op::Conv2dBackpropInput { params: p, input: input.clone() }, &[&dy, &f]);
+        let cpu = run_op(&Op::Conv2dBackpropInput { params: p, input: input.clone() }, &[&dy, &f]);
         same(&format!("conv2d input gradient {xs:?} * {fs:?} {strides:?} {padding:?}"), &dx, &f32s(&cpu));
     }
 }
@@ -424,7 +418,7 @@ fn permutes_move_every_element_where_the_cpu_does() {
         let params = permute_dims(dims, perm).expect("a permutation within the rank");
         let values: Vec<usize> = std::iter::once(n).chain(params.iter().map(|d| *d as usize)).collect();
         let got = run_entry(&program, vec![f32s(&x)], n, &values);
-        let cpu = eager(&Op::Permute(perm.iter().copied().collect()), &[&x]);
+        let cpu = run_op(&Op::Permute(perm.iter().copied().collect()), &[&x]);
         same(&format!("permute {dims:?} by {perm:?}"), &got, &f32s(&cpu));
     }
     assert!(permute_dims(&[2, 2, 2, 2, 2, 2, 2], &[0, 1, 2, 3, 4, 5, 6]).is_none(), "rank 7 is beyond the kernel");
@@ -486,14 +480,14 @@ fn pooling_and_its_gradients_give_the_cpus_bits() {
         let dy = rand_f32(95 + seed, &[g.n, g.out_h, g.out_w, g.c], -1.0, 1.0);
 
         let got = run_entry(&max, vec![v.clone()], outs, &over_outputs);
-        same(&format!("max_pool {what}"), &got, &f32s(&eager(&Op::MaxPool2d(p), &[&x])));
+        same(&format!("max_pool {what}"), &got, &f32s(&run_op(&Op::MaxPool2d(p), &[&x])));
         let got = run_entry(&max_grad, vec![v.clone(), f32s(&dy)], ins, &over_inputs);
-        same(&format!("max_pool {what} gradient"), &got, &f32s(&eager(&Op::MaxPool2dGrad(p), &[&x, &dy])));
+        same(&format!("max_pool {what} gradient"), &got, &f32s(&run_op(&Op::MaxPool2dGrad(p), &[&x, &dy])));
 
         let got = run_entry(&avg, vec![f32s(&smooth)], outs, &over_outputs);
-        same(&format!("avg_pool {what}"), &got, &f32s(&eager(&Op::AvgPool2d(p), &[&smooth])));
+        same(&format!("avg_pool {what}"), &got, &f32s(&run_op(&Op::AvgPool2d(p), &[&smooth])));
         let got = run_entry(&avg_grad, vec![f32s(&dy)], ins, &over_inputs);
-        let cpu = eager(&Op::AvgPool2dGrad { params: p, input: x.shape().clone() }, &[&dy]);
+        let cpu = run_op(&Op::AvgPool2dGrad { params: p, input: x.shape().clone() }, &[&dy]);
         same(&format!("avg_pool {what} gradient"), &got, &f32s(&cpu));
     }
 }

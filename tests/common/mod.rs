@@ -96,3 +96,11 @@ pub fn child_stdout(name: &str, envs: &[(&str, &str)]) -> String {
         .expect("child test runs");
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// The eager kernel of `op` (also one with no method of its own, e.g. a gradient) on
+/// `inputs`, wherever they live.
+pub fn run_op(op: &tensorjit::ops::Op, inputs: &[&Tensor]) -> Tensor {
+    let (dtype, shape) = op.infer(inputs).expect("valid operands");
+    let ty = tensorjit::ir::ValueType { dtype, shape };
+    tensorjit::trace::backend::run_kernel(op, inputs, &ty).expect("the op runs")
+}
