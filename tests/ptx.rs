@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::golden_file;
+use common::{golden_file, kernels_of};
 use tensorjit::nn::prelude::*;
 use tensorjit::nn::Module;
 use tensorjit::ops::{BinaryOp, UnaryOp};
@@ -184,12 +184,6 @@ fn every_access_pattern_and_several_outputs_assemble() {
     assemble("permute", &tensorjit_jit::ptx::render_permute("permute"));
     assemble("avg_pool", &tensorjit_jit::ptx::render_avg_pool("avg_pool"));
     assemble("avg_pool_grad", &tensorjit_jit::ptx::render_avg_pool_grad("avg_pool_grad"));
-}
-
-/// The kernels the planner makes for a traced function.
-fn kernels_of(cf: &tensorjit::ConcreteFunction) -> Vec<Kernel> {
-    let optimized = tensorjit_jit::passes::optimize(&cf.graph).expect("the graph optimises");
-    tensorjit_jit::plan::plan(&optimized).map(|p| p.kernels).unwrap_or_default()
 }
 
 fn assemble_all(prefix: &str, kernels: &[Kernel]) {

@@ -9,7 +9,7 @@ mod common;
 #[path = "../benches/common/mod.rs"]
 mod workloads;
 
-use common::{f32s, rand_f32, run_op};
+use common::{f32s, kernels_of, rand_f32, run_op};
 use tensorjit::ops::{BinaryOp, Conv2dParams, Op, UnaryOp};
 use tensorjit::prelude::*;
 use tensorjit::trace::backend::conv2d_geometry;
@@ -98,12 +98,6 @@ fn every_fusible_binary_op_and_broadcast_gives_the_cpus_bits() {
             same(&format!("{} {a0:?} {a1:?}", b.name()), &got[0], &f32s(&want));
         }
     }
-}
-
-/// The kernels the planner makes for a traced function.
-fn kernels_of(cf: &tensorjit::ConcreteFunction) -> Vec<Kernel> {
-    let optimized = tensorjit_jit::passes::optimize(&cf.graph).expect("the graph optimises");
-    tensorjit_jit::plan::plan(&optimized).map(|p| p.kernels).unwrap_or_default()
 }
 
 #[test]
@@ -358,8 +352,7 @@ impl tensorjit_jit::device_plan::Launcher for EmulatedPtx {
 
 /// `graph` as a device plan whose kernels run as emulated PTX.
 fn emulated_plan(graph: &tensorjit::ir::Graph) -> tensorjit_jit::device_plan::DevicePlan {
-    let optimized = tensorjit_jit::passes::optimize(graph).expect("the graph optimises");
-    let plan = tensorjit_jit::plan::plan(&optimized).expect("a plan");
+    let (optimized, plan) = tensorjit_jit::optimized_plan(graph).ok().flatten().expect("a plan");
     tensorjit_jit::device_plan::DevicePlan::new(&optimized, plan, Device::Cpu, Box::new(EmulatedPtx))
         .expect("the plan is made")
 }

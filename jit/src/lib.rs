@@ -62,9 +62,7 @@ impl Backend for CpuJit {
         if g.values.iter().any(|t| !t.shape.is_fully_known()) {
             return Ok(None);
         }
-        let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
-        let optimized = passes::optimize(g).map_err(compile_error)?;
-        let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
+        let Some((optimized, plan)) = optimized_plan(g)? else { return Ok(None) };
         let launcher: Box<dyn device_plan::Launcher> = match CUDA.get() {
             Some(cuda) => Box::new(cuda::fused::PtxLauncher::new(cuda.gpu(ordinal)?)),
             // Another device backend was installed for CUDA devices: its own ops.
@@ -77,14 +75,23 @@ impl Backend for CpuJit {
 /// The CUDA backend, when this crate's is the one installed for `Device::Cuda`.
 static CUDA: OnceLock<Arc<cuda::backend::CudaBackend>> = OnceLock::new();
 
+fn compile_error(g: &Graph, message: String) -> Error {
+    Error::Compile { function: g.name.clone(), message }
+}
+
+/// The optimised graph and its plan, device-independent (`None` if the graph holds
+/// something the planner does not handle).
+pub fn optimized_plan(g: &Graph) -> Result<Option<(Graph, plan::Plan)>, Error> {
+    let optimized = passes::optimize(g).map_err(|m| compile_error(g, m))?;
+    Ok(plan::plan(&optimized).map(|p| (optimized, p)))
+}
+
 /// Passes, plan and code for a graph whose shapes are all known (`None` if it holds
 /// something the planner does not handle).
 pub(crate) fn compile_concrete(g: &Graph) -> Result<Option<exec::Compiled>, Error> {
-    let compile_error = |message: String| Error::Compile { function: g.name.clone(), message };
-    let optimized = passes::optimize(g).map_err(compile_error)?;
-    let Some(plan) = plan::plan(&optimized) else { return Ok(None) };
+    let Some((optimized, plan)) = optimized_plan(g)? else { return Ok(None) };
     let (to_compile, kernels) = launch::Kernels::prepare(&plan.kernels);
-    let (module, fns) = codegen::compile(&to_compile).map_err(compile_error)?;
+    let (module, fns) = codegen::compile(&to_compile).map_err(|m| compile_error(g, m))?;
     Ok(Some(exec::Compiled::new(&optimized, plan, module, kernels.link(fns))))
 }
 

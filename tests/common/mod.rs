@@ -104,3 +104,8 @@ pub fn run_op(op: &tensorjit::ops::Op, inputs: &[&Tensor]) -> Tensor {
     let ty = tensorjit::ir::ValueType { dtype, shape };
     tensorjit::trace::backend::run_kernel(op, inputs, &ty).expect("the op runs")
 }
+
+/// The fused kernels the planner makes for a traced function.
+pub fn kernels_of(cf: &tensorjit::ConcreteFunction) -> Vec<tensorjit_jit::kernel::Kernel> {
+    tensorjit_jit::optimized_plan(&cf.graph).ok().flatten().map(|(_, p)| p.kernels).unwrap_or_default()
+}
