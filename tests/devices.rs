@@ -299,6 +299,16 @@ fn variables_stay_on_their_device() {
     assert_eq!(w.device(), GPU);
     assert_eq!(w.read().device(), GPU);
     assert_eq!(f32s(&w.read().to(Device::Cpu).unwrap()), f32s(&(&x * 2.0)));
+    // And a function traced on the device that assigns a host tensor it captured.
+    let (w3, host2) = (w.clone(), rand_f32(17, &[2, 3], -1.0, 1.0));
+    let h = host2.clone();
+    let reset = tensorjit::function("reset_from_host", move |x: Tensor| {
+        w3.assign(&h);
+        x
+    });
+    reset.call(x.to(GPU).unwrap());
+    assert_eq!(w.read().device(), GPU);
+    assert_eq!(f32s(&w.read().to(Device::Cpu).unwrap()), f32s(&host2));
 }
 
 /// A tensor-conditioned loop (AutoGraph's `while` becomes one `while` node).

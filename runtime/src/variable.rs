@@ -157,16 +157,6 @@ impl Variable {
             )
             .raise(Location::caller())
         }
-        // A variable stays on its device: a concrete value from elsewhere is copied there.
-        let device = self.device();
-        let new = if !new.is_symbolic() && new.device() != device {
-            match new.to(device) {
-                Ok(t) => t,
-                Err(e) => OpError::new(op, format!("variable '{}': {e}", self.inner.name)).raise(Location::caller()),
-            }
-        } else {
-            new
-        };
         match crate::trace::assign_variable(self, &new) {
             Ok(true) => return,
             Ok(false) => {}
