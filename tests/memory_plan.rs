@@ -190,3 +190,36 @@ fn arena_functions_read_and_assign_variables_like_eager() {
         assert_eq!(bits(&u.read()), bits(&ue.read()));
     }
 }
+
+/// A `while` loop between other steps runs inside the arena plan (its own small arena,
+/// its results in rooms of the plan), from the compiled entry point: its bound is
+/// computed by the function at run time, its body reads a value computed before it,
+/// and the trip count differs between calls — every call the eager bits.
+#[test]
+fn loops_between_other_steps_run_in_the_arena_plan() {
+    fn body(a: &Tensor, w: &Tensor, cap: Option<u64>) -> (Tensor, Tensor) {
+        let h = a.matmul(w).tanh();
+        let bound = h.abs().sum_all() * 4.0 + 10.0;
+        let start = (h.abs() + 0.25, Tensor::scalar(0.5f32));
+        // Two loop variables: the trip count rides along in the second.
+        let grow = |(x, n): (Tensor, Tensor)| (&x * 1.5 + h.abs(), n + 1.0);
+        let opts = WhileOptions { maximum_iterations: cap, ..Default::default() };
+        let (x, n) = while_loop_with(|(x, _): &(Tensor, Tensor)| x.sum_all().lt(&bound), grow, start, &opts);
+        let y = (&x - &h).sigmoid().sum([-1i64], false) * &n;
+        (y, &x * 2.0)
+    }
+    for cap in [None, Some(2)] {
+        let f = function("arena_loop", move |(a, w): (Tensor, Tensor)| body(&a, &w, cap));
+        for seed in 0..6u64 {
+            let rows = 3 + seed as usize % 2;
+            let a = rand_f32(900 + seed, &[rows, 7], -2.0, 2.0);
+            let w = rand_f32(950 + seed, &[7, 5], -1.0, 1.0);
+            let (y, x) = f.call((a.clone(), w.clone()));
+            let (ey, ex) = body(&a, &w, cap);
+            assert_eq!(bits(&y), bits(&ey), "cap {cap:?} seed {seed}: y");
+            assert_eq!(bits(&x), bits(&ex), "cap {cap:?} seed {seed}: x");
+        }
+        let text = f.concrete_functions()[0].compiled_text();
+        assert!(text.contains("1 loop; compiled entry point"), "{text}");
+    }
+}

@@ -34,7 +34,7 @@ enum Src {
     Outer(usize),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum ArenaStep {
     Kernel { index: usize, inputs: Vec<Src>, outputs: Vec<usize>, rows: usize, cols: usize },
     Reduce { op: ReduceOp, input: Src, len: usize, output: usize },
@@ -42,7 +42,7 @@ enum ArenaStep {
 }
 
 /// The compiled form of one `while` step (see the module docs).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ArenaLoop {
     /// Arena offset and length of each loop variable.
     state: Vec<(usize, usize)>,
@@ -213,6 +213,16 @@ impl Mem<'_> {
 }
 
 impl ArenaLoop {
+    /// The values from outside the loop its regions read (all f32, fully known).
+    pub(crate) fn outer_values(&self) -> &[ValueId] {
+        &self.outer
+    }
+
+    /// Each loop variable's element count.
+    pub(crate) fn state_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.state.iter().map(|s| s.1)
+    }
+
     /// Runs the loop from `inputs` (the loop variables' initial values) with `vals`
     /// holding the outer values; returns the final loop variables.
     pub(crate) fn run(
@@ -226,12 +236,67 @@ impl ArenaLoop {
         for v in &self.outer {
             outer.push(vals.get(*v)?.as_slice::<f32>()?);
         }
+        let mut init: SmallVec<[&[f32]; 4]> = SmallVec::new();
+        for t in inputs {
+            init.push(t.as_slice::<f32>()?);
+        }
         let mut arena = backend::alloc_f32(self.arena_len);
-        for (t, &(off, len)) in inputs.iter().zip(&self.state) {
-            arena[off..off + len].copy_from_slice(t.as_slice::<f32>()?);
+        self.run_slices(k, &init, &outer, max, &mut arena)?;
+        let mut out = Vec::with_capacity(self.state.len());
+        for (&(off, len), shape) in self.state.iter().zip(&self.shapes) {
+            out.push(Tensor::from_vec(arena[off..off + len].to_vec(), shape.clone())?);
+        }
+        Ok(out)
+    }
+
+    /// Elements of the loop's own arena.
+    pub(crate) fn arena_len(&self) -> usize {
+        self.arena_len
+    }
+
+    /// Runs the loop over `arena` (an arena plan's room of [`arena_len`](Self::arena_len))
+    /// from the loop variables' initial values `init`, with the outer values' data
+    /// `outer` (by [`outer_values`](Self::outer_values)), writing the final loop
+    /// variables into `results` (rooms of the plan).
+    pub(crate) fn run_into(
+        &self,
+        k: &Kernels,
+        (init, outer): (&[&[f32]], &[&[f32]]),
+        max: Option<u64>,
+        arena: &mut [f32],
+        results: &mut [&mut [f32]],
+    ) -> Result<(), Error> {
+        self.run_slices(k, init, outer, max, arena)?;
+        if results.len() != self.state.len() {
+            return Err(Error::Internal("a loop's results do not match its variables".into()));
+        }
+        for (r, &(off, len)) in results.iter_mut().zip(&self.state) {
+            r.copy_from_slice(&arena[off..off + len]);
+        }
+        Ok(())
+    }
+
+    /// The loop over `arena` (final state at `self.state`).
+    fn run_slices(
+        &self,
+        k: &Kernels,
+        init: &[&[f32]],
+        outer: &[&[f32]],
+        max: Option<u64>,
+        arena: &mut [f32],
+    ) -> Result<(), Error> {
+        let lens_ok = init.len() == self.state.len()
+            && init.iter().zip(&self.state).all(|(x, s)| x.len() == s.1)
+            && outer.len() == self.outer.len()
+            && arena.len() == self.arena_len;
+        if !lens_ok {
+            return Err(Error::Internal("a loop's operands do not match its layout".into()));
+        }
+        for (x, &(off, len)) in init.iter().zip(&self.state) {
+            arena[off..off + len].copy_from_slice(x);
         }
         let mut preds: SmallVec<[bool; 4]> = SmallVec::from_elem(false, self.n_preds);
-        let mem = Mem { arena: arena.as_mut_ptr(), outer: &outer };
+        let mem = Mem { arena: arena.as_mut_ptr(), outer };
         let mut trips = 0u64;
         while max.is_none_or(|m| trips < m) {
             self.steps(k, &self.cond, &mem, &mut preds);
@@ -242,11 +307,7 @@ impl ArenaLoop {
             self.advance(&mem);
             trips += 1;
         }
-        let mut out = Vec::with_capacity(self.state.len());
-        for (&(off, len), shape) in self.state.iter().zip(&self.shapes) {
-            out.push(Tensor::from_vec(arena[off..off + len].to_vec(), shape.clone())?);
-        }
-        Ok(out)
+        Ok(())
     }
 
     fn steps(&self, k: &Kernels, steps: &[ArenaStep], mem: &Mem<'_>, preds: &mut [bool]) {

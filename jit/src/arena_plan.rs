@@ -1,6 +1,8 @@
-//! Straight-line functions over one arena. When a concrete function's plan is only
-//! fused kernels, f32 ops, prints and variable reads and assignments (no control
-//! flow; no variable read after one is assigned), every
+//! Functions over one arena. When a concrete function's plan is only fused kernels, f32
+//! ops, prints, variable reads and assignments (no variable read after one is assigned)
+//! and `while` loops that have an arena form of their own (`arena_loop`: the loop keeps
+//! its state in a small arena of its own and writes its results into rooms of this
+//! one; `cond` keeps the general executor), every
 //! intermediate gets a fixed offset in one arena, laid out by liveness: a value's
 //! room is handed to a later value of the same size once its last reader has run, and
 //! a kernel the plan marks `(over %v)` writes its output into `%v`'s room.
@@ -31,6 +33,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, MatMulF32, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
+use crate::arena_loop::ArenaLoop;
 use crate::codegen::{compile_entry, CompiledModule, EntryFn, HookCall};
 use crate::launch::{Kernels, Ptr};
 use crate::plan::{Plan, Step};
@@ -75,6 +78,18 @@ enum Kind {
         op: ReduceOp,
         dims: (usize, usize, usize),
     },
+    /// A `while` loop (ptrs: the loop variables' initial values, the outer values its
+    /// regions read, its results, the room of its own arena).
+    Loop(Box<LoopStep>),
+}
+
+/// A `while` step of an arena plan.
+#[derive(Debug)]
+struct LoopStep {
+    body: ArenaLoop,
+    max: Option<u64>,
+    /// Element counts of the outer values the regions read.
+    outer_lens: Vec<usize>,
 }
 
 /// An outer value: a parameter or constant, or variable `r` read at the start.
@@ -224,6 +239,11 @@ impl ArenaPlan {
     /// The arena form of `plan` when every top-level step qualifies (see the module
     /// docs) and every result is computed by a step.
     pub(crate) fn new(g: &Graph, plan: &Plan, kernels: &Kernels) -> Option<ArenaPlan> {
+        // A plan that is one loop runs its arena loop directly (as a one-kernel plan
+        // runs its kernel): measured ~0.13 µs faster per call on W6 than through here.
+        if let [Step::While { arena: Some(_), .. }] = plan.steps.as_slice() {
+            return None;
+        }
         let mut last: HashMap<ValueId, usize> = HashMap::new();
         for (i, s) in plan.steps.iter().enumerate() {
             for v in crate::plan::step_uses(s) {
@@ -248,7 +268,7 @@ impl ArenaPlan {
         let mut assigned_vars = Vec::new();
         for (i, s) in plan.steps.iter().enumerate() {
             let mut donated = None;
-            let (inputs, step) = match s {
+            let (inputs, step): (SmallVec<[ValueId; 8]>, AStep) = match s {
                 Step::Kernel { index, inputs, outputs, rows, cols, donor } => {
                     let mut ptrs: SmallVec<[Loc; 8]> = inputs.iter().map(|v| l.operand(*v)).collect::<Option<_>>()?;
                     // The one output over its dying input's room, when the plan chose
@@ -275,7 +295,10 @@ impl ArenaPlan {
                             }
                         }
                     }
-                    (inputs.as_slice(), AStep { kind: Kind::Kernel { index: *index, rows: *rows, cols: *cols }, ptrs })
+                    (
+                        inputs.as_slice().into(),
+                        AStep { kind: Kind::Kernel { index: *index, rows: *rows, cols: *cols }, ptrs },
+                    )
                 }
                 Step::Op { op: Op::MatMul { transpose_a, transpose_b }, inputs, output, ty } => {
                     let (ta, tb) = (g.value_type(*inputs.first()?), g.value_type(*inputs.get(1)?));
@@ -287,14 +310,14 @@ impl ArenaPlan {
                     let k = if *transpose_a { ta.shape[0] } else { ta.shape[1] };
                     let d = MatMulF32 { m, k, n, transpose_a: *transpose_a, transpose_b: *transpose_b };
                     let ptrs = SmallVec::from_slice(&[a, b, l.place(*output)?]);
-                    (inputs.as_slice(), AStep { kind: Kind::MatMul(d), ptrs })
+                    (inputs.as_slice().into(), AStep { kind: Kind::MatMul(d), ptrs })
                 }
                 Step::Op { op: Op::Reduce { op, axes, .. }, inputs, output, ty }
                     if ty.dtype == DType::F32 && g.value_type(*inputs.first()?).dtype == DType::F32 =>
                 {
                     let dims = backend::reduce_dims(&g.value_type(inputs[0]).shape, axes)?;
                     let ptrs = SmallVec::from_slice(&[l.operand(inputs[0])?, l.place(*output)?]);
-                    (inputs.as_slice(), AStep { kind: Kind::Reduce { op: *op, dims }, ptrs })
+                    (inputs.as_slice().into(), AStep { kind: Kind::Reduce { op: *op, dims }, ptrs })
                 }
                 Step::Op { op, inputs, output, ty } => {
                     let mut ptrs: SmallVec<[Loc; 8]> = SmallVec::new();
@@ -310,7 +333,7 @@ impl ArenaPlan {
                     }
                     ptrs.push(l.place(*output)?);
                     let kind = Kind::Op(Box::new(OpStep { op: op.clone(), shapes, ty: ty.clone() }));
-                    (inputs.as_slice(), AStep { kind, ptrs })
+                    (inputs.as_slice().into(), AStep { kind, ptrs })
                 }
                 Step::Read { resource, output } => {
                     if assigned_vars.contains(&resource.index()) || g.value_type(*output).dtype != DType::F32 {
@@ -323,7 +346,7 @@ impl ArenaPlan {
                 Step::Print { template, inputs } => {
                     let ptrs = inputs.iter().map(|v| l.operand(*v)).collect::<Option<SmallVec<_>>>()?;
                     let shapes = inputs.iter().map(|v| g.value_type(*v).shape.clone()).collect();
-                    (inputs.as_slice(), AStep { kind: Kind::Print { template: template.clone(), shapes }, ptrs })
+                    (inputs.as_slice().into(), AStep { kind: Kind::Print { template: template.clone(), shapes }, ptrs })
                 }
                 Step::Assign { resource, input } => {
                     let loc = l.operand(*input)?;
@@ -332,7 +355,20 @@ impl ArenaPlan {
                     }
                     assigned_vars.push(resource.index());
                     let kind = Kind::Assign { resource: resource.index() };
-                    (std::slice::from_ref(input), AStep { kind, ptrs: SmallVec::from_slice(&[loc]) })
+                    (SmallVec::from_slice(&[*input]), AStep { kind, ptrs: SmallVec::from_slice(&[loc]) })
+                }
+                Step::While { inputs, outputs, max, arena: Some(body), .. } => {
+                    let reads: SmallVec<[ValueId; 8]> = inputs.iter().chain(body.outer_values()).copied().collect();
+                    let mut ptrs = reads.iter().map(|v| l.operand(*v)).collect::<Option<SmallVec<[Loc; 8]>>>()?;
+                    for v in outputs {
+                        ptrs.push(l.place(*v)?);
+                    }
+                    // The loop's own arena: a room of this one (its last pointer).
+                    ptrs.push(Loc::Arena(l.arena_len));
+                    l.arena_len += body.arena_len();
+                    let outer_lens = body.outer_values().iter().map(|v| g.value_type(*v).shape.numel()).collect();
+                    let kind = Kind::Loop(Box::new(LoopStep { body: (**body).clone(), max: *max, outer_lens }));
+                    (reads, AStep { kind, ptrs })
                 }
                 _ => return None,
             };
@@ -499,6 +535,35 @@ impl ArenaPlan {
                 backend::print(template, &refs);
                 Ok(())
             }
+            Kind::Loop(lp) => {
+                let lens: SmallVec<[usize; 4]> = lp.body.state_lens().collect();
+                let n = lens.len();
+                if t.len() != 2 * n + lp.outer_lens.len() + 1 {
+                    return Err(Error::Internal("a loop step's table does not match its layout".into()));
+                }
+                // SAFETY: the initial values' and the outer values' rooms (or tensors)
+                // hold their loop variable's or value's element count; the result rooms
+                // were placed after every operand, so they overlap none of them; the
+                // loop's own room (last) is its alone.
+                let (init, outer_vals, mut results, arena) = unsafe {
+                    let init: SmallVec<[&[f32]; 4]> =
+                        lens.iter().zip(t).map(|(len, p)| std::slice::from_raw_parts(*p as *const f32, *len)).collect();
+                    let outer_vals: SmallVec<[&[f32]; 8]> = lp
+                        .outer_lens
+                        .iter()
+                        .zip(&t[n..])
+                        .map(|(len, p)| std::slice::from_raw_parts(*p as *const f32, *len))
+                        .collect();
+                    let results: SmallVec<[&mut [f32]; 4]> = lens
+                        .iter()
+                        .zip(&t[n + lp.outer_lens.len()..])
+                        .map(|(len, p)| std::slice::from_raw_parts_mut(*p, *len))
+                        .collect();
+                    let arena = std::slice::from_raw_parts_mut(t[t.len() - 1], lp.body.arena_len());
+                    (init, outer_vals, results, arena)
+                };
+                lp.body.run_into(kernels, (&init, &outer_vals), lp.max, arena, &mut results)
+            }
             Kind::Assign { resource } => {
                 let value = match s.ptrs[0] {
                     Loc::Outer(k) => outer[k].clone(),
@@ -527,11 +592,16 @@ impl fmt::Display for ArenaPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "arena: {} floats, {} rooms reused; {} fresh result buffer(s); {}",
+            "arena: {} floats, {} rooms reused; {} fresh result buffer(s); ",
             self.arena_len,
             self.reused,
-            self.fresh.len(),
-            if self.entry.is_some() { "compiled entry point" } else { "steps run from Rust" }
-        )
+            self.fresh.len()
+        )?;
+        match self.steps.iter().filter(|s| matches!(s.kind, Kind::Loop(_))).count() {
+            0 => {}
+            1 => write!(f, "1 loop; ")?,
+            n => write!(f, "{n} loops; ")?,
+        }
+        f.write_str(if self.entry.is_some() { "compiled entry point" } else { "steps run from Rust" })
     }
 }

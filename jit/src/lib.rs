@@ -5,11 +5,13 @@
 //! The interpreter stays the reference: every compiled concrete function must give its
 //! bits. [`install`] makes this the executor of new traces (the `tensorjit` facade calls
 //! it); `TENSORJIT_BACKEND=interp` switches back. A compiled concrete function runs one
-//! of three ways: a function that is one kernel runs it directly; a straight-line plan
-//! of kernels and f32 ops runs from a compiled entry point over one pooled arena
-//! (`arena_plan`); anything else — variables, effects, control flow — runs on the
-//! general executor (`exec`), whose `while` loops over f32 state use an arena of their
-//! own (`arena_loop`). Dims known only at call time are specialised per input shapes.
+//! of four ways: a function that is one kernel runs it directly; one that is one
+//! `while` loop over f32 state runs that loop over an arena of its own (`arena_loop`);
+//! a plan of kernels, f32 ops, prints, variable reads and assignments and such loops
+//! runs from a compiled entry point over one pooled arena (`arena_plan`); anything
+//! else — `cond`, values of other dtypes, a variable read after an assignment — runs
+//! on the general executor (`exec`). Dims known only at call time are specialised per
+//! input shapes.
 //! A trace on a GPU runs the same plan as a [`device_plan::DevicePlan`]: its kernels
 //! as PTX (`cuda::fused`), its other steps as the device's eager ops (`steps` is the
 //! step walker both executors share).
