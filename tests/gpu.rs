@@ -177,6 +177,14 @@ fn eager_gpu_ops_match_the_cpu() {
     close("transpose", &gx.transpose(0, 1), &x.transpose(0, 1), 0.0);
     let t4 = common::rand_f32(77, &[3, 4, 5, 6], -1.0, 1.0);
     close("permute", &t4.to(gpu).unwrap().permute(&[2, 0, 3, 1]), &t4.permute(&[2, 0, 3, 1]), 0.0);
+    // Broadcasts no access pattern reads, and reductions over middle axes.
+    let (b3, m3) = (common::rand_f32(78, &[3, 1, 6], -1.0, 1.0), common::rand_f32(79, &[3, 5, 6], -1.0, 1.0));
+    let (gb3, gm3) = (b3.to(gpu).unwrap(), m3.to(gpu).unwrap());
+    close("mul [3,5,6] by [3,1,6]", &(&gm3 * &gb3), &(&m3 * &b3), 1e-5);
+    close("broadcast_to", &gb3.broadcast_to([3, 5, 6]), &b3.broadcast_to([3, 5, 6]), 0.0);
+    close("sum middle axis", &gm3.sum(1, false), &m3.sum(1, false), 1e-5);
+    close("max over axes 0 and 2", &gm3.max([0i64, 2], true), &m3.max([0i64, 2], true), 0.0);
+    close("mean middle axes", &t4.to(gpu).unwrap().mean([1i64, 2], false), &t4.mean([1i64, 2], false), 1e-5);
     let w = common::rand_f32(74, &[129, 65], -1.0, 1.0);
     let gw = w.to(gpu).unwrap();
     close("matmul", &gx.matmul(&gw), &x.matmul(&w), 1e-4);

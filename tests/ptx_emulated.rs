@@ -420,6 +420,54 @@ fn permutes_move_every_element_where_the_cpu_does() {
 
 /// Runs a one-thread-per-output entry: `inputs` as its first pointer arguments, then an
 /// output of `total` elements, then the u64 `values` (from `total` on); the output.
+/// `broadcast_to` and binary ops whose broadcast no access pattern reads, as the GPU
+/// backend runs them: the permute entry with stride 0 on repeated axes, then the op's
+/// single-op kernel on full operands — the CPU's bits.
+#[test]
+fn general_broadcasts_give_the_cpus_bits() {
+    use tensorjit_jit::ptx::{broadcast_dims, render_permute};
+    let program = Program::parse(&render_permute("permute")).expect("the emulator reads it");
+    let broadcast = |x: &[f32], dims: &[usize], out: &[usize]| {
+        let params = broadcast_dims(dims, out).expect("broadcastable within the rank");
+        let total: usize = out.iter().product();
+        let values: Vec<usize> = std::iter::once(total).chain(params.iter().map(|d| *d as usize)).collect();
+        run_entry(&program, vec![x.to_vec()], total, &values)
+    };
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[4, 1, 6], &[4, 5, 6]),
+        (&[1, 5, 1], &[4, 5, 6]),
+        (&[3, 1], &[2, 3, 9]),
+        (&[2, 1, 3, 1, 2, 1], &[2, 2, 3, 3, 2, 2]),
+        (&[1], &[3, 1, 4]),
+    ];
+    for (seed, (dims, out)) in cases.into_iter().enumerate() {
+        let n: usize = dims.iter().product();
+        let x = values(3000 + seed as u64, n, -4.0, 4.0);
+        let tx = Tensor::from_vec(x.clone(), dims.to_vec()).unwrap();
+        let want = run_op(&Op::BroadcastTo(Shape::from(out.to_vec())), &[&tx]);
+        same(&format!("broadcast {dims:?} to {out:?}"), &broadcast(&x, dims, out), &f32s(&want));
+    }
+    // [b, 1, c] ∘ [b, t, c] and [t, 1] ∘ [b, 1, c]: the mismatched operand broadcast
+    // first, then the op on full operands.
+    let pairs: [(&[usize], &[usize]); 2] = [(&[3, 1, 8], &[3, 5, 8]), (&[5, 1], &[3, 1, 8])];
+    for (k, b) in BinaryOp::ALL.into_iter().filter(|b| fusible_binary(*b)).enumerate() {
+        for (j, (d0, d1)) in pairs.into_iter().enumerate() {
+            let seed = 3100 + 10 * k as u64 + j as u64;
+            let (x, y) =
+                (values(seed, d0.iter().product(), -5.0, 5.0), values(seed + 5, d1.iter().product(), -5.0, 5.0));
+            let tx = Tensor::from_vec(x.clone(), d0.to_vec()).unwrap();
+            let ty = Tensor::from_vec(y.clone(), d1.to_vec()).unwrap();
+            let want = run_op(&Op::Binary(b), &[&tx, &ty]);
+            let out = want.dims().to_vec();
+            let (fx, fy) = (broadcast(&x, d0, &out), broadcast(&y, d1, &out));
+            let cols = *out.last().unwrap();
+            let kernel = single_op_kernel(&Op::Binary(b), &[Access::Full, Access::Full]).expect("a kernel");
+            let got = emulate(&kernel, &[fx, fy], want.numel() / cols, cols, 2);
+            same(&format!("{} {d0:?} {d1:?}", b.name()), &got[0], &f32s(&want));
+        }
+    }
+}
+
 fn run_entry(program: &Program, inputs: Vec<Vec<f32>>, total: usize, values: &[usize]) -> Vec<f32> {
     let n_in = inputs.len();
     let mut buffers = inputs;

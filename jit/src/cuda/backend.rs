@@ -1,8 +1,9 @@
-//! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (with the
-//! broadcasts a kernel's access patterns express), fills, reductions over trailing or
-//! leading axes, matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling (`pooling`) and
-//! axis permutations (`permute`) run on the GPU — single-op kernels from the PTX
-//! renderer, loaded once per kernel, and cuBLAS. Any other op is computed on the host and its result copied back
+//! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (any
+//! broadcast: one a kernel's access patterns do not express is materialised first),
+//! fills, reductions (over trailing or leading axes directly, over others after a
+//! permute), matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling
+//! (`pooling`), axis permutations and `broadcast_to` (`permute`) run on the GPU —
+//! single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Any other op is computed on the host and its result copied back
 //! (correct, slow, and announced once per op by a `tracing` warning).
 
 use std::any::Any;
@@ -241,10 +242,14 @@ impl CudaBackend {
                 return super::pooling::pool(gpu, op, x, &bufs, shape)
             }
             Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
+            Op::BroadcastTo(_) => return super::permute::broadcast(gpu, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
             _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {
                 Some(a) => single_op_kernel(op, &a),
+                None if matches!(op, Op::Binary(b) if fusible_binary(*b)) => {
+                    return self.broadcast_operands(gpu, op, x, &bufs, shape)
+                }
                 None => None,
             },
         };
@@ -255,8 +260,35 @@ impl CudaBackend {
         Ok(Some(t))
     }
 
+    /// A binary op whose operands broadcast in a way no access pattern reads (e.g.
+    /// `[b, 1, c]` against `[b, t, c]`): those operands are broadcast to the output's
+    /// shape first (the permute kernel with stride 0 on repeated axes), then the op runs
+    /// on full operands — the same arithmetic on the same values.
+    fn broadcast_operands(
+        &self,
+        gpu: &Arc<Gpu>,
+        op: &Op,
+        x: &[&Tensor],
+        bufs: &[&CudaSlice<f32>],
+        shape: &Shape,
+    ) -> Result<Option<Tensor>, Error> {
+        let mut full = Vec::with_capacity(x.len());
+        for (t, b) in x.iter().zip(bufs) {
+            full.push(match access(t, shape) {
+                Some(_) => (*t).clone(),
+                None => match super::permute::broadcast(gpu, b, t, shape)? {
+                    Some(e) => e,
+                    None => return Ok(None),
+                },
+            });
+        }
+        let refs: Vec<&Tensor> = full.iter().collect();
+        self.native(gpu, op, &refs, DType::F32, shape)
+    }
+
     /// Sum, mean, max or min over trailing axes (one row per kept position) or leading
-    /// axes (one column per kept position).
+    /// axes (one column per kept position); over other axes, the reduced axes are
+    /// permuted to the end first.
     fn reduce(
         &self,
         gpu: &Arc<Gpu>,
@@ -278,8 +310,17 @@ impl CudaBackend {
         // Results and how many values each one combines.
         let kept = shape.numel();
         let count = x.numel().checked_div(kept).unwrap_or(0);
-        if kept == 0 || count == 0 || kept * count != x.numel() || !(trailing || leading) {
+        if kept == 0 || count == 0 || kept * count != x.numel() {
             return Ok(None);
+        }
+        if !(trailing || leading) {
+            // Kept axes first, reduced ones last (each in order), then a row reduction.
+            let perm: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).chain(axes.iter().copied()).collect();
+            let dims: Vec<usize> = perm.iter().map(|&a| x.dims()[a]).collect();
+            let Some(moved) = super::permute::permute(gpu, &perm, buf, x, &Shape::from(dims))? else { return Ok(None) };
+            let Some(moved_buf) = f32_of(&moved) else { return Ok(None) };
+            let tail: Vec<usize> = (r - axes.len()..r).collect();
+            return self.reduce(gpu, op, &tail, &moved, moved_buf, shape);
         }
         let reduce = |out: &mut CudaSlice<f32>| match trailing {
             true => gpu.reduce_into(Lines::Rows, which, buf, out, kept, count),

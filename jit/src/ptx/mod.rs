@@ -27,7 +27,7 @@ use tensorjit_runtime::ops::BinaryOp;
 
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
-pub use permute::{permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
+pub use permute::{broadcast_dims, permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
 pub use pool::{
     render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, AVG_POOL_GRAD_PARAMS,
     AVG_POOL_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,

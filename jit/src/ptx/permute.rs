@@ -1,7 +1,9 @@
 //! Axis permutation (`transpose`, `permute`) of f32 tensors on GPUs: one thread per
 //! output element splits its index into output coordinates and sums them times the
 //! input strides of the axes they come from. Up to [`PERMUTE_RANK`] axes (fewer are
-//! padded with leading axes of size 1).
+//! padded with leading axes of size 1). The same entry broadcasts (`broadcast_to`, and
+//! operands of binary ops whose broadcast no access pattern expresses): a repeated
+//! axis has input stride 0 ([`broadcast_dims`]).
 
 use super::conv::{divmod, per_output};
 use super::{address, entry, header, load_params, Emitter};
@@ -62,4 +64,47 @@ pub fn permute_dims(dims: &[usize], perm: &[usize]) -> Option<[u64; 2 * PERMUTE_
         *s = 0;
     }
     Some(out)
+}
+
+/// The permute entry's `d` and `s` parameters that broadcast an input of `dims` to
+/// `out` (NumPy's rule: dims aligned at the right; an input dim of 1, or a missing one,
+/// repeats — read with stride 0). `None` beyond [`PERMUTE_RANK`] axes or when `dims`
+/// does not broadcast to `out`.
+pub fn broadcast_dims(dims: &[usize], out: &[usize]) -> Option<[u64; 2 * PERMUTE_RANK]> {
+    let r = out.len();
+    if r > PERMUTE_RANK || dims.len() > r {
+        return None;
+    }
+    let lead = r - dims.len();
+    let mut res = [1u64; 2 * PERMUTE_RANK];
+    for s in &mut res[PERMUTE_RANK..] {
+        *s = 0;
+    }
+    let pad = PERMUTE_RANK - r;
+    let mut stride = 1usize;
+    for k in (0..r).rev() {
+        let d_in = if k < lead { 1 } else { dims[k - lead] };
+        if d_in != out[k] && d_in != 1 {
+            return None;
+        }
+        res[pad + k] = out[k] as u64;
+        res[PERMUTE_RANK + pad + k] = if d_in == 1 { 0 } else { stride as u64 };
+        stride *= d_in;
+    }
+    Some(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_strides_repeat_the_axes_of_size_one() {
+        let p = broadcast_dims(&[3, 1, 5], &[2, 3, 4, 5]).expect("broadcasts");
+        assert_eq!(&p[..PERMUTE_RANK], &[1, 1, 2, 3, 4, 5]);
+        assert_eq!(&p[PERMUTE_RANK..], &[0, 0, 0, 5, 0, 1]);
+        assert!(broadcast_dims(&[3, 2], &[3, 4]).is_none(), "2 does not broadcast to 4");
+        assert!(broadcast_dims(&[1, 2, 3], &[2, 3]).is_none(), "more dims than the output");
+        assert!(broadcast_dims(&[1], &[1, 1, 1, 1, 1, 1, 1]).is_none(), "rank 7");
+    }
 }
