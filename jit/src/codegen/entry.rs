@@ -118,5 +118,5 @@ pub(crate) fn compile_entry(calls: &[HookCall]) -> Result<(CompiledModule, Entry
     // SAFETY: `code` was compiled from a function with exactly EntryFn's signature
     // (four pointers, returning i64) in the host's default calling convention.
     let f = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
-    Ok((CompiledModule { module: Some(module) }, f))
+    Ok((CompiledModule::new(module), f))
 }

@@ -55,6 +55,22 @@ pub struct CompiledModule {
     module: Option<JITModule>,
 }
 
+/// Modules compiled and not yet freed (observed by tests: compiled code must go when
+/// its concrete function leaves the cache).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many compiled modules (kernels and entry points) exist in this process.
+pub fn live_modules() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl CompiledModule {
+    fn new(module: JITModule) -> CompiledModule {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CompiledModule { module: Some(module) }
+    }
+}
+
 // SAFETY: the module is only read (its code executed) after `finalize_definitions`, and
 // freed once, on drop, when no call can be running (the owner is being dropped).
 unsafe impl Send for CompiledModule {}
@@ -66,6 +82,7 @@ impl Drop for CompiledModule {
             // SAFETY: the kernels' function pointers live in the executable that owns
             // this module and are dropped with it; nothing calls them afterwards.
             unsafe { m.free_memory() };
+            LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -110,7 +127,7 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
             unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
         })
         .collect();
-    Ok((CompiledModule { module: Some(module) }, fns))
+    Ok((CompiledModule::new(module), fns))
 }
 
 /// Compiles `k` alone and runs it on host data (inputs in the kernel's order, each of
