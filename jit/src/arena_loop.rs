@@ -34,7 +34,7 @@ enum Src {
     Outer(usize),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 enum ArenaStep {
     Kernel { index: usize, inputs: Vec<Src>, outputs: Vec<usize>, rows: usize, cols: usize },
     Reduce { op: ReduceOp, input: Src, len: usize, output: usize },
@@ -42,7 +42,7 @@ enum ArenaStep {
 }
 
 /// The compiled form of one `while` step (see the module docs).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ArenaLoop {
     /// Arena offset and length of each loop variable.
     state: Vec<(usize, usize)>,

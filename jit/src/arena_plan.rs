@@ -86,7 +86,7 @@ enum Kind {
 /// A `while` step of an arena plan.
 #[derive(Debug)]
 struct LoopStep {
-    body: ArenaLoop,
+    body: std::sync::Arc<ArenaLoop>,
     max: Option<u64>,
     /// Element counts of the outer values the regions read.
     outer_lens: Vec<usize>,
@@ -367,7 +367,7 @@ impl ArenaPlan {
                     ptrs.push(Loc::Arena(l.arena_len));
                     l.arena_len += body.arena_len();
                     let outer_lens = body.outer_values().iter().map(|v| g.value_type(*v).shape.numel()).collect();
-                    let kind = Kind::Loop(Box::new(LoopStep { body: (**body).clone(), max: *max, outer_lens }));
+                    let kind = Kind::Loop(Box::new(LoopStep { body: body.clone(), max: *max, outer_lens }));
                     (reads, AStep { kind, ptrs })
                 }
                 _ => return None,

@@ -60,7 +60,8 @@ pub enum Step {
         outputs: Vec<ValueId>,
         max: Option<u64>,
         /// The loop over one arena, when both regions qualify (`arena_loop`).
-        arena: Option<Box<ArenaLoop>>,
+        /// (Shared with an arena plan that runs this loop as one of its steps.)
+        arena: Option<std::sync::Arc<ArenaLoop>>,
     },
 }
 
@@ -381,7 +382,7 @@ impl<'g> Builder<'g> {
                 }
                 NodeKind::While { max_iterations } => {
                     let (c, b) = (self.region(&n.regions[0])?, self.region(&n.regions[1])?);
-                    let arena = ArenaLoop::new(g, &n.inputs, &c, &b).map(Box::new);
+                    let arena = ArenaLoop::new(g, &n.inputs, &c, &b).map(std::sync::Arc::new);
                     Step::While {
                         arena,
                         inputs: n.inputs.clone(),

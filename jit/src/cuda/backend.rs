@@ -245,13 +245,16 @@ impl CudaBackend {
             Op::BroadcastTo(_) => return super::permute::broadcast(gpu, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
-            _ => match x.iter().map(|t| access(t, shape)).collect::<Option<Vec<_>>>() {
-                Some(a) => single_op_kernel(op, &a),
-                None if matches!(op, Op::Binary(b) if fusible_binary(*b)) => {
-                    return self.broadcast_operands(gpu, op, x, &bufs, shape)
+            _ => {
+                let reads: Vec<Option<Access>> = x.iter().map(|t| access(t, shape)).collect();
+                match reads.iter().copied().collect::<Option<Vec<_>>>() {
+                    Some(a) => single_op_kernel(op, &a),
+                    None if matches!(op, Op::Binary(b) if fusible_binary(*b)) => {
+                        return self.broadcast_operands(gpu, op, (x, &bufs, &reads), shape)
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
         };
         let Some(k) = k else { return Ok(None) };
         // A fill reads none of its operand's elements.
@@ -263,18 +266,18 @@ impl CudaBackend {
     /// A binary op whose operands broadcast in a way no access pattern reads (e.g.
     /// `[b, 1, c]` against `[b, t, c]`): those operands are broadcast to the output's
     /// shape first (the permute kernel with stride 0 on repeated axes), then the op runs
-    /// on full operands — the same arithmetic on the same values.
+    /// on full operands — the same arithmetic on the same values. `reads`: each
+    /// operand's access pattern, if it has one.
     fn broadcast_operands(
         &self,
         gpu: &Arc<Gpu>,
         op: &Op,
-        x: &[&Tensor],
-        bufs: &[&CudaSlice<f32>],
+        (x, bufs, reads): (&[&Tensor], &[&CudaSlice<f32>], &[Option<Access>]),
         shape: &Shape,
     ) -> Result<Option<Tensor>, Error> {
         let mut full = Vec::with_capacity(x.len());
-        for (t, b) in x.iter().zip(bufs) {
-            full.push(match access(t, shape) {
+        for ((t, b), read) in x.iter().zip(bufs).zip(reads) {
+            full.push(match read {
                 Some(_) => (*t).clone(),
                 None => match super::permute::broadcast(gpu, b, t, shape)? {
                     Some(e) => e,
