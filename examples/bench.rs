@@ -40,6 +40,9 @@ struct Stats {
     median_us: f64,
     p10_us: f64,
     p90_us: f64,
+    /// On a GPU: the per-call time of back-to-back calls with one synchronise per round
+    /// (launches overlap the device's work, as in a training loop), median of rounds.
+    pipelined_us: Option<f64>,
 }
 
 /// The device the workloads run on (`--device`; set once in `main`).
@@ -74,7 +77,25 @@ fn time(mut f: impl FnMut(), min_calls: usize, min_time: Duration) -> Stats {
     }
     samples.sort_by(f64::total_cmp);
     let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    Stats { median_us: q(0.5), p10_us: q(0.1), p90_us: q(0.9) }
+    let pipelined_us = (device() != Device::Cpu).then(|| pipelined(&mut f));
+    Stats { median_us: q(0.5), p10_us: q(0.1), p90_us: q(0.9), pipelined_us }
+}
+
+/// Rounds of 32 calls with one device synchronise at the end of each; the median
+/// round's time per call (at least 10 rounds and 0.3 s).
+fn pipelined(f: &mut impl FnMut()) -> f64 {
+    let mut rounds = Vec::new();
+    let start = Instant::now();
+    while rounds.len() < 10 || start.elapsed() < Duration::from_millis(300) {
+        let t = Instant::now();
+        for _ in 0..31 {
+            f();
+        }
+        call_synced(f);
+        rounds.push(t.elapsed().as_secs_f64() * 1e6 / 32.0);
+    }
+    rounds.sort_by(f64::total_cmp);
+    rounds[rounds.len() / 2]
 }
 
 fn small(f: impl FnMut()) -> Stats {
@@ -103,7 +124,11 @@ fn row(
     trace_ms: Option<f64>,
     extra: &[(&'static str, String)],
 ) -> Row {
-    Row { workload, mode, stats: Some(stats), trace_ms, extra: extra.iter().cloned().collect() }
+    let mut extra: BTreeMap<&'static str, String> = extra.iter().cloned().collect();
+    if let Some(p) = stats.pipelined_us {
+        extra.insert("pipelined_us", format!("{p:.3}"));
+    }
+    Row { workload, mode, stats: Some(stats), trace_ms, extra }
 }
 
 /// The CPU threads, or on a GPU its name (as an `extra` field).
@@ -149,10 +174,13 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         let ck = ("checksum", format!("{:.7}", common::checksum(&common::chain(&x, &y))));
         let timer = |f: &mut dyn FnMut()| if n > 1000 { large(f) } else { small(f) };
         let gbps = |s: Stats| ("gbps", format!("{:.2}", 12.0 * n as f64 / (s.median_us * 1e3)));
+        let gbps_pipelined =
+            |s: Stats| s.pipelined_us.map(|p| ("gbps_pipelined", format!("{:.2}", 12.0 * n as f64 / (p * 1e3))));
         let e = timer(&mut || sink(common::chain(&x, &y)));
         let mut extra = vec![ck.clone(), threads()];
         if n > 1000 {
             extra.push(gbps(e));
+            extra.extend(gbps_pipelined(e));
         }
         rows.push(row(id, "eager", e, None, &extra));
         let f = function(id, |(x, y): (Tensor, Tensor)| common::chain(&x, &y));
@@ -161,6 +189,7 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         let mut extra = vec![ck, threads()];
         if n > 1000 {
             extra.push(gbps(t));
+            extra.extend(gbps_pipelined(t));
         }
         rows.push(row(id, "traced", t, Some(ms), &extra));
     }
@@ -236,20 +265,26 @@ fn run(only: &dyn Fn(&str) -> bool, rows: &mut Vec<Row>) {
         let a = put(common::uniform(31, &[4096, 1024], 0.0, 1.0));
         let red = |a: &Tensor| a.sum(1, false).mean_all();
         let ck = ("checksum", format!("{:.5}", scalar(&red(&a))));
-        let gbps = |s: Stats| ("gbps", format!("{:.2}", (16u64 << 20) as f64 / (s.median_us * 1e3)));
+        let gbps = |us: f64| format!("{:.2}", (16u64 << 20) as f64 / (us * 1e3));
+        let gbps = |s: Stats| {
+            let mut v = vec![("gbps", gbps(s.median_us))];
+            v.extend(s.pipelined_us.map(|p| ("gbps_pipelined", gbps(p))));
+            v
+        };
         let e = large(|| sink(red(&a)));
-        rows.push(row("W8_reduction", "eager", e, None, &[ck.clone(), gbps(e), threads()]));
+        rows.push(row("W8_reduction", "eager", e, None, &[&[ck.clone(), threads()][..], &gbps(e)].concat()));
         let f = function("w8", move |(a,): (Tensor,)| red(&a));
         let (_, ms) = first_call_ms(|| f.call((a.clone(),)));
         let t = large(|| sink(f.call((a.clone(),))));
-        rows.push(row("W8_reduction", "traced", t, Some(ms), &[ck, gbps(t), threads()]));
+        rows.push(row("W8_reduction", "traced", t, Some(ms), &[&[ck, threads()][..], &gbps(t)].concat()));
     }
     if only("L1_copy_256MB") && device() != Device::Cpu {
         // On a GPU: one read and one write of 256 MB by a kernel (`x * 1`).
         let x = put(Tensor::ones([64 << 20], DType::F32));
         let s = large(|| sink(&x * 1.0));
         let gbps = 8.0 * (64u64 << 20) as f64 / (s.median_us * 1e3);
-        rows.push(row("L1_copy_256MB", "eager", s, None, &[("gbps_read_plus_write", format!("{gbps:.2}"))]));
+        let kind = ("kind", "\"x * 1 (one read, one write)\"".to_string());
+        rows.push(row("L1_copy_256MB", "eager", s, None, &[("gbps_read_plus_write", format!("{gbps:.2}")), kind]));
     } else if only("L1_copy_256MB") {
         let n = 64 << 20;
         let src = vec![1.0f32; n];
@@ -319,17 +354,10 @@ fn main() {
     let flag = |name: &str| args.iter().position(|a| a == name);
     if let Some(i) = flag("--device") {
         let name = args.get(i + 1).map(String::as_str).unwrap_or("");
-        let dev = match name {
-            "cpu" => Device::Cpu,
-            "cuda" => Device::Cuda(0),
-            other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-                Some(n) => Device::Cuda(n),
-                None => {
-                    eprintln!("bench: unknown device `{other}`; use cpu, cuda or cuda:N");
-                    std::process::exit(2);
-                }
-            },
-        };
+        let dev: Device = name.parse().unwrap_or_else(|e| {
+            eprintln!("bench: {e}");
+            std::process::exit(2)
+        });
         tensorjit::init();
         if let Err(e) = Tensor::scalar(0.0f32).to(dev) {
             eprintln!("bench: {e}");

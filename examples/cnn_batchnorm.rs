@@ -10,15 +10,15 @@
 //! TensorFlow 2.0's graph mode the moving statistics silently stayed at 0 / 1; here
 //! the layer assigns them itself, so they move, identically in both modes.
 //!
-//! `cargo run --release --example cnn_batchnorm`
+//! `cargo run --release --example cnn_batchnorm` (`-- --device cuda` trains on a GPU).
 
 use tensorjit::nn::prelude::*;
 use tensorjit::nn::Module;
-use tensorjit::{function, random, DType, GradientTape, Tensor};
+use tensorjit::{function, random, DType, Device, GradientTape, Tensor};
 
 const EPOCHS: usize = 2;
 
-fn model() -> (Sequential, BatchNormalization) {
+fn model(device: Device) -> tensorjit::nn::Result<(Sequential, BatchNormalization)> {
     random::set_seed(1);
     tensorjit::nn::reset_names();
     let bn = BatchNormalization::new();
@@ -28,8 +28,9 @@ fn model() -> (Sequential, BatchNormalization) {
         Conv2D::new(1, [3, 3]).strides([2, 2]).activation(Activation::Relu).boxed(),
         Flatten::new().boxed(),
         Dense::new(1).boxed(),
-    ]);
-    (m, bn)
+    ])
+    .on_device(device)?;
+    Ok((m, bn))
 }
 
 fn dataset(value: f32, label: i32) -> tensorjit::nn::Result<Dataset> {
@@ -39,12 +40,12 @@ fn dataset(value: f32, label: i32) -> tensorjit::nn::Result<Dataset> {
 }
 
 fn values(v: Option<tensorjit::Variable>) -> Vec<f32> {
-    v.and_then(|v| v.read().to_vec::<f32>().ok()).unwrap_or_default()
+    v.and_then(|v| v.read().to(Device::Cpu).and_then(|t| t.to_vec::<f32>()).ok()).unwrap_or_default()
 }
 
 /// Trains one case; returns (moving_mean, moving_variance, summary of the model).
-fn run(case: u32, eager: bool) -> tensorjit::nn::Result<(Vec<f32>, Vec<f32>, String)> {
-    let (model, bn) = model();
+fn run(case: u32, eager: bool, device: Device) -> tensorjit::nn::Result<(Vec<f32>, Vec<f32>, String)> {
+    let (model, bn) = model(device)?;
     let opt = SGD::new(1e-3);
     let bce = Loss::BinaryCrossentropy { from_logits: true };
     let m = model.clone();
@@ -68,7 +69,9 @@ fn run(case: u32, eager: bool) -> tensorjit::nn::Result<(Vec<f32>, Vec<f32>, Str
     for epoch in 0..EPOCHS as u64 {
         let mut negatives = neg.iter_epoch(epoch).filter(|_| case == 2);
         for p in pos.iter_epoch(epoch) {
-            let pair = |e: &[Tensor]| (e[0].clone(), e[1].clone());
+            // Batches go to the model's device (`Dataset` yields host tensors).
+            let on = |t: &Tensor| t.to(device).unwrap_or_else(|e| panic!("{e}"));
+            let pair = |e: &[Tensor]| (on(&e[0]), on(&e[1]));
             step.call(std::iter::once(pair(&p)).chain(negatives.next().as_deref().map(pair)).collect());
         }
     }
@@ -79,11 +82,17 @@ fn run(case: u32, eager: bool) -> tensorjit::nn::Result<(Vec<f32>, Vec<f32>, Str
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let device: Device = match args.iter().position(|a| a == "--device") {
+        Some(i) => args.get(i + 1).map_or(Err("--device needs a value".to_string()), |d| d.parse())?,
+        None => Device::Cpu,
+    };
+    println!("on {device}");
     let mut identical = true;
     for case in [1, 2] {
         let mut results = Vec::new();
         for (mode, eager) in [("eager", true), ("traced", false)] {
-            let (mean, var, summary) = run(case, eager)?;
+            let (mean, var, summary) = run(case, eager, device)?;
             if case == 1 && eager {
                 println!("{summary}");
             }

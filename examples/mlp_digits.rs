@@ -2,21 +2,21 @@
 //! Keras' `Sequential` + `compile` + `fit`, trained once with `run_eagerly = true` and
 //! once traced (JIT-compiled train step) from the same initial weights, then evaluated.
 //!
-//! `cargo run --release --example mlp_digits`
+//! `cargo run --release --example mlp_digits` (`-- --device cuda` trains on a GPU).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tensorjit::nn::data::{load_digits, train_test_split};
 use tensorjit::nn::prelude::*;
-use tensorjit::random;
+use tensorjit::{random, Device};
 
 const EPOCHS: usize = 30;
 
-fn build() -> Sequential {
+fn build(device: Device) -> tensorjit::nn::Result<Sequential> {
     // The same seed before each build: both runs start from the same weights.
     random::set_seed(42);
     tensorjit::nn::reset_names();
-    Sequential::named(
+    Ok(Sequential::named(
         "mlp",
         vec![
             Dense::new(64).activation(Activation::Relu).boxed(),
@@ -25,19 +25,39 @@ fn build() -> Sequential {
             Dense::new(10).boxed(),
         ],
     )
-    .with_input_shape(&[64])
+    .on_device(device)?
+    .with_input_shape(&[64]))
+}
+
+/// `--device D` (cpu, cuda, cuda:N); the CPU by default.
+fn device_flag() -> Result<Device, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--device") {
+        Some(i) => args.get(i + 1).ok_or("--device needs a value: cpu, cuda or cuda:N")?.parse(),
+        None => Ok(Device::Cpu),
+    }
+}
+
+/// The data file: beside the sources, or under the working directory (a copied binary).
+fn data_file(name: &str) -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data").join(name);
+    if beside.exists() {
+        beside
+    } else {
+        Path::new("examples/data").join(name)
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv.gz");
-    let (x, y) = load_digits(&data)?;
+    let device = device_flag()?;
+    let (x, y) = load_digits(data_file("digits.csv.gz"))?;
     let (x_train, y_train, x_test, y_test) = train_test_split(&x, &y, 0.2, 0)?;
-    println!("digits: {} train / {} test examples of 64 pixels", x_train.dims()[0], x_test.dims()[0]);
+    println!("digits: {} train / {} test examples of 64 pixels, on {device}", x_train.dims()[0], x_test.dims()[0]);
 
     let mut per_epoch = Vec::new();
     let mut final_model = None;
     for run_eagerly in [true, false] {
-        let model = build();
+        let model = build(device)?;
         if run_eagerly {
             println!("{}", model.summary());
         }

@@ -397,3 +397,62 @@ fn traced_functions_on_a_device_run_their_fused_plan_with_the_cpus_bits() {
     let text = f.concrete_functions()[1].compiled_text();
     assert!(text.contains("on cuda:0") && text.contains("mean") && text.contains("per row"), "{text}");
 }
+
+/// A Keras-style model on a device: weights and optimizer slots live there, `fit`
+/// copies each batch over, and training (traced, and eager) gives the CPU's numbers bit
+/// for bit (the emulated device computes with the CPU's kernels).
+#[test]
+fn models_train_on_a_device_with_the_cpus_results() {
+    use tensorjit::nn::prelude::*;
+    let e = emulated();
+    let x = rand_f32(60, &[40, 6], -1.0, 1.0);
+    let y = Tensor::from_vec((0..40).map(|i| (i * 7 % 3) as i64).collect::<Vec<_>>(), [40]).unwrap();
+    let train = |device: Device, run_eagerly: bool| {
+        tensorjit::random::set_seed(5);
+        tensorjit::nn::reset_names();
+        let model = Sequential::new(vec![
+            Dense::new(8).activation(Activation::Relu).boxed(),
+            Dropout::new(0.25).with_seed(3).boxed(),
+            Dense::new(3).boxed(),
+        ])
+        .on_device(device)
+        .unwrap()
+        .with_input_shape(&[6]);
+        model.compile(
+            Adam::new(0.01),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy],
+            run_eagerly,
+        );
+        let opts = FitOptions { epochs: 3, batch_size: 16, shuffle: Some(1), validation_data: None, verbose: false };
+        let history = model.fit(&x, &y, &opts).unwrap();
+        let weights: Vec<Tensor> = model.variables().iter().map(|v| v.read()).collect();
+        (model, history, weights)
+    };
+    let (_, cpu_history, cpu_weights) = train(Device::Cpu, false);
+    for run_eagerly in [false, true] {
+        let (model, history, weights) = train(GPU, run_eagerly);
+        assert_eq!(model.device(), GPU);
+        assert_eq!(history.get("loss"), cpu_history.get("loss"), "run_eagerly={run_eagerly}");
+        assert_eq!(history.get("accuracy"), cpu_history.get("accuracy"));
+        for (w, c) in weights.iter().zip(&cpu_weights) {
+            assert_eq!(w.device(), GPU, "weights stay on the device");
+            assert_eq!(f32s(&w.to(Device::Cpu).unwrap()), f32s(c), "run_eagerly={run_eagerly}");
+        }
+        let slots = model.optimizer().map(|o| o.variables()).unwrap_or_default();
+        assert!(
+            slots.iter().filter(|v| v.shape().rank() > 0).all(|v| v.device() == GPU),
+            "optimizer slots on the device"
+        );
+        let pred = model.predict(&x, 16).unwrap();
+        assert_eq!(pred.device(), Device::Cpu, "predict returns host values");
+        assert!(model.evaluate(&x, &y, 16).unwrap().get("loss").is_some_and(f64::is_finite));
+    }
+    assert!(ran_on_device(&e, "matmul"), "the dense layers ran on the device");
+    // After the build, the weights cannot move.
+    let built = Sequential::new(vec![Dense::new(2).boxed()]).with_input_shape(&[3]);
+    let err = built.on_device(GPU).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("on_device") && err.contains("is built"), "{err}");
+    let missing = Sequential::new(vec![Dense::new(2).boxed()]).on_device(Device::Cuda(7));
+    assert!(missing.err().is_some_and(|e| e.to_string().contains("cuda:7")));
+}

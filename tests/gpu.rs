@@ -140,17 +140,50 @@ fn first_gpu(what: &str) -> Option<tensorjit::Device> {
     Some(tensorjit::Device::Cuda(0))
 }
 
+thread_local! {
+    /// Mismatches found so far by `close`: one GPU run reports all of them at once.
+    static MISMATCHES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn mismatch(m: String) {
+    eprintln!("MISMATCH {m}");
+    MISMATCHES.with(|v| v.borrow_mut().push(m));
+}
+
+/// Fails the test if any `close` check failed (after all of them ran).
+fn no_mismatches() {
+    let found = MISMATCHES.with(|v| std::mem::take(&mut *v.borrow_mut()));
+    assert!(found.is_empty(), "{} GPU results differ from the CPU's:\n{}", found.len(), found.join("\n"));
+}
+
 /// Elementwise results within 1e-5 of the CPU's (relative), GEMM results within 1e-4.
 fn close(what: &str, gpu: &tensorjit::Tensor, cpu: &tensorjit::Tensor, tol: f32) {
-    use tensorjit::Device;
-    assert_eq!(gpu.device(), Device::Cuda(0), "{what} stays on the GPU");
-    let g = common::f32s(&gpu.to(Device::Cpu).expect("copies back"));
     let c = common::f32s(cpu);
-    assert_eq!(g.len(), c.len(), "{what}");
-    let scale = c.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
-    for (i, (a, b)) in g.iter().zip(&c).enumerate() {
-        let ok = a.to_bits() == b.to_bits() || (a - b).abs() <= tol * b.abs().max(tol * scale);
-        assert!(ok, "{what}: element {i}: GPU {a} vs CPU {b}");
+    let bound: Vec<f32> = c.iter().map(|b| tol * b.abs()).collect();
+    close_within(what, gpu, &c, &bound);
+}
+
+/// A sum (a reduction, a GEMM, a convolution) within `tol` of the CPU's relative to the
+/// same computation on `|operands|`: sums made in another order differ by the rounding
+/// of their terms, not of the (possibly cancelled) result.
+fn close_sum(what: &str, gpu: &tensorjit::Tensor, cpu: &tensorjit::Tensor, magnitude: &tensorjit::Tensor, tol: f32) {
+    let bound: Vec<f32> = common::f32s(magnitude).iter().map(|m| tol * m).collect();
+    close_within(what, gpu, &common::f32s(cpu), &bound);
+}
+
+fn close_within(what: &str, gpu: &tensorjit::Tensor, c: &[f32], bound: &[f32]) {
+    use tensorjit::Device;
+    if gpu.device() != Device::Cuda(0) {
+        return mismatch(format!("{what}: the result is on {}, not on cuda:0", gpu.device()));
+    }
+    let g = common::f32s(&gpu.to(Device::Cpu).expect("copies back"));
+    if g.len() != c.len() {
+        return mismatch(format!("{what}: {} elements on the GPU, {} on the CPU", g.len(), c.len()));
+    }
+    for (i, ((a, b), e)) in g.iter().zip(c).zip(bound).enumerate() {
+        if !(a.to_bits() == b.to_bits() || (a - b).abs() <= e.max(1e-30)) {
+            return mismatch(format!("{what}: element {i}: GPU {a} vs CPU {b} (allowed difference {e:e})"));
+        }
     }
 }
 
@@ -168,11 +201,11 @@ fn eager_gpu_ops_match_the_cpu() {
     close("add row", &(&gx + &grow), &(&x + &row), 1e-5);
     close("div col", &(&gx / &gcol), &(&x / &col), 1e-5);
     close("mul scalar", &(&gx * 2.5), &(&x * 2.5), 1e-5);
-    close("sum rows", &gx.sum(1, false), &x.sum(1, false), 1e-5);
-    close("mean all", &gx.mean_all(), &x.mean_all(), 1e-5);
+    close_sum("sum rows", &gx.sum(1, false), &x.sum(1, false), &x.abs().sum(1, false), 1e-5);
+    close_sum("mean all", &gx.mean_all(), &x.mean_all(), &x.abs().mean_all(), 1e-5);
     close("max rows", &gx.max(1, true), &x.max(1, true), 1e-5);
-    close("sum columns", &gx.sum(0, false), &x.sum(0, false), 1e-5);
-    close("mean columns", &gx.mean(0, true), &x.mean(0, true), 1e-5);
+    close_sum("sum columns", &gx.sum(0, false), &x.sum(0, false), &x.abs().sum(0, false), 1e-5);
+    close_sum("mean columns", &gx.mean(0, true), &x.mean(0, true), &x.abs().mean(0, true), 1e-5);
     close("min columns", &gx.min(0, false), &x.min(0, false), 1e-5);
     close("transpose", &gx.transpose(0, 1), &x.transpose(0, 1), 0.0);
     let t4 = common::rand_f32(77, &[3, 4, 5, 6], -1.0, 1.0);
@@ -182,16 +215,35 @@ fn eager_gpu_ops_match_the_cpu() {
     let (gb3, gm3) = (b3.to(gpu).unwrap(), m3.to(gpu).unwrap());
     close("mul [3,5,6] by [3,1,6]", &(&gm3 * &gb3), &(&m3 * &b3), 1e-5);
     close("broadcast_to", &gb3.broadcast_to([3, 5, 6]), &b3.broadcast_to([3, 5, 6]), 0.0);
-    close("sum middle axis", &gm3.sum(1, false), &m3.sum(1, false), 1e-5);
+    close_sum("sum middle axis", &gm3.sum(1, false), &m3.sum(1, false), &m3.abs().sum(1, false), 1e-5);
     close("max over axes 0 and 2", &gm3.max([0i64, 2], true), &m3.max([0i64, 2], true), 0.0);
-    close("mean middle axes", &t4.to(gpu).unwrap().mean([1i64, 2], false), &t4.mean([1i64, 2], false), 1e-5);
+    close_sum(
+        "mean middle axes",
+        &t4.to(gpu).unwrap().mean([1i64, 2], false),
+        &t4.mean([1i64, 2], false),
+        &t4.abs().mean([1i64, 2], false),
+        1e-5,
+    );
     let w = common::rand_f32(74, &[129, 65], -1.0, 1.0);
     let gw = w.to(gpu).unwrap();
-    close("matmul", &gx.matmul(&gw), &x.matmul(&w), 1e-4);
-    close("matmul_t", &gx.matmul_t(&gx, false, true), &x.matmul_t(&x, false, true), 1e-4);
+    close_sum("matmul", &gx.matmul(&gw), &x.matmul(&w), &x.abs().matmul(&w.abs()), 1e-4);
+    let xa = x.abs();
+    close_sum(
+        "matmul_t",
+        &gx.matmul_t(&gx, false, true),
+        &x.matmul_t(&x, false, true),
+        &xa.matmul_t(&xa, false, true),
+        1e-4,
+    );
     let b = common::rand_f32(75, &[3, 5, 7], -1.0, 1.0);
     let c = common::rand_f32(76, &[3, 7, 4], -1.0, 1.0);
-    close("batched matmul", &b.to(gpu).unwrap().matmul(&c.to(gpu).unwrap()), &b.matmul(&c), 1e-4);
+    close_sum(
+        "batched matmul",
+        &b.to(gpu).unwrap().matmul(&c.to(gpu).unwrap()),
+        &b.matmul(&c),
+        &b.abs().matmul(&c.abs()),
+        1e-4,
+    );
     close("zeros_like", &Tensor::zeros_like(&gx), &Tensor::zeros_like(&x), 0.0);
     // conv2d: im2col on the GPU + cuBLAS, padded and strided, against the CPU.
     for (seed, xs, fs, st, pad) in [
@@ -203,20 +255,28 @@ fn eager_gpu_ops_match_the_cpu() {
         let filt = common::rand_f32(95 + seed, &fs, -1.0, 1.0);
         let on_gpu = img.to(gpu).unwrap().conv2d(&filt.to(gpu).unwrap(), st, pad);
         let cpu = img.conv2d(&filt, st, pad);
-        close(&format!("conv2d {xs:?} * {fs:?} {st:?} {pad:?}"), &on_gpu, &cpu, 1e-4);
+        let magnitude = img.abs().conv2d(&filt.abs(), st, pad);
+        close_sum(&format!("conv2d {xs:?} * {fs:?} {st:?} {pad:?}"), &on_gpu, &cpu, &magnitude, 1e-4);
         // Its gradients: GEMM + col2im for the input, im2col + GEMM for the filter.
         let dy = common::rand_f32(98 + seed, cpu.dims(), -1.0, 1.0);
         let params = tensorjit::ops::Conv2dParams { strides: st, padding: pad };
         let dx = tensorjit::ops::Op::Conv2dBackpropInput { params, input: img.shape().clone() };
         let (gdy, gimg, gfilt) = (dy.to(gpu).unwrap(), img.to(gpu).unwrap(), filt.to(gpu).unwrap());
-        close(
+        close_sum(
             "conv2d input gradient",
             &common::run_op(&dx, &[&gdy, &gfilt]),
             &common::run_op(&dx, &[&dy, &filt]),
+            &common::run_op(&dx, &[&dy.abs(), &filt.abs()]),
             1e-4,
         );
         let dw = tensorjit::ops::Op::Conv2dBackpropFilter { params, filter: filt.shape().clone() };
-        close("conv2d filter gradient", &common::run_op(&dw, &[&gimg, &gdy]), &common::run_op(&dw, &[&img, &dy]), 1e-4);
+        close_sum(
+            "conv2d filter gradient",
+            &common::run_op(&dw, &[&gimg, &gdy]),
+            &common::run_op(&dw, &[&img, &dy]),
+            &common::run_op(&dw, &[&img.abs(), &dy.abs()]),
+            1e-4,
+        );
         // Max pooling and its gradient: exact (no arithmetic but the gradient's sums,
         // made in the CPU's order).
         let pooled = img.max_pool2d([2, 2], [2, 2], pad);
@@ -246,6 +306,7 @@ fn eager_gpu_ops_match_the_cpu() {
             0.0,
         );
     }
+    no_mismatches();
 }
 
 #[test]
@@ -260,7 +321,9 @@ fn traced_functions_run_on_the_gpu() {
     let args = (x.to(gpu).unwrap(), w.to(gpu).unwrap(), b.to(gpu).unwrap());
     let traced = f.call(args.clone());
     let eager = (args.0.matmul(&args.1) + &args.2).relu().mean_all();
-    close("traced vs CPU", &traced, &cpu, 1e-4);
+    let magnitude = (x.abs().matmul(&w.abs()) + b.abs()).mean_all();
+    close_sum("traced vs CPU", &traced, &cpu, &magnitude, 1e-4);
+    no_mismatches();
     assert_eq!(
         common::f32s(&traced.to(Device::Cpu).unwrap()),
         common::f32s(&eager.to(Device::Cpu).unwrap()),
@@ -286,6 +349,7 @@ fn workloads_traced_on_the_gpu_match_eager_gpu_bit_for_bit() {
     let eager = workloads::mlp_logits(&gx, &gp).softmax(-1);
     assert_eq!(common::f32s(&traced.to(Device::Cpu).unwrap()), common::f32s(&eager.to(Device::Cpu).unwrap()));
     close("W4 traced on GPU vs CPU", &traced, &w4.call((x, params)), 1e-4);
+    no_mismatches();
 
     let (traced_vars, eager_vars) = (workloads::mlp_variables(&gp), workloads::mlp_variables(&gp));
     let tv = traced_vars.clone();
@@ -302,4 +366,75 @@ fn workloads_traced_on_the_gpu_match_eager_gpu_bit_for_bit() {
         let (t, e) = (t.read().to(Device::Cpu).unwrap(), e.read().to(Device::Cpu).unwrap());
         assert_eq!(common::f32s(&t), common::f32s(&e), "parameters after 3 steps");
     }
+}
+
+/// ‖gpu − cpu‖ / ‖cpu‖ over all elements (f64).
+fn relative_error(gpu: &[f32], cpu: &[f32]) -> f64 {
+    let (mut d, mut n) = (0.0f64, 0.0f64);
+    for (&g, &c) in gpu.iter().zip(cpu) {
+        d += (g as f64 - c as f64).powi(2);
+        n += (c as f64).powi(2);
+    }
+    if n == 0.0 {
+        d.sqrt()
+    } else {
+        (d / n).sqrt()
+    }
+}
+
+/// The parity suite on a GPU: every op family of tests/common/parity.rs and its gradient,
+/// GPU-traced against GPU-eager bit for bit, and GPU against CPU within 1e-5 (elementwise
+/// cases) or 1e-4 (cases with sums, GEMMs or convolutions), norm-wise.
+#[test]
+fn parity_suite_on_the_gpu() {
+    use common::parity::{bits, cases, gradients};
+    use tensorjit::prelude::*;
+    let Some(gpu) = first_gpu("the GPU parity suite") else { return };
+    let elementwise = [
+        "neg abs sign",
+        "exp log sqrt rsqrt",
+        "square tanh sigmoid relu",
+        "softplus sin cos floor ceil",
+        "binary broadcast",
+        "pow max min",
+        "compare where",
+        "cast floordiv",
+    ];
+    let mut checked = 0;
+    for (name, f, inputs) in cases() {
+        let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to(gpu).unwrap()).collect();
+        let cpu = f(&inputs);
+        let eager = f(&on_gpu);
+        let g = tensorjit::function(name, move |xs: Vec<Tensor>| f(&xs));
+        let traced = g.call(on_gpu.clone());
+        let (e, t) = (eager.to(Device::Cpu).unwrap(), traced.to(Device::Cpu).unwrap());
+        if bits(&t) != bits(&e) || t.dims() != e.dims() {
+            mismatch(format!("{name}: GPU traced differs from GPU eager"));
+        }
+        if eager.device() != gpu || traced.device() != gpu {
+            mismatch(format!("{name}: results on {} / {}, not on the GPU", eager.device(), traced.device()));
+        }
+        if cpu.dtype() == DType::F32 {
+            let err = relative_error(&common::f32s(&e), &common::f32s(&cpu));
+            let tol = if elementwise.contains(&name) { 1e-5 } else { 1e-4 };
+            eprintln!("{name}: GPU vs CPU relative error {err:.2e} (allowed {tol:e})");
+            if err.is_nan() || err > tol {
+                mismatch(format!("{name}: GPU vs CPU relative error {err:e} > {tol:e}"));
+            }
+        } else if bits(&e) != bits(&cpu) {
+            mismatch(format!("{name}: {} result differs from the CPU's", cpu.dtype()));
+        }
+        // The gradient of the case, eager and traced on the GPU.
+        let grads = gradients(f, &inputs);
+        let eager = grads(&on_gpu);
+        let traced = tensorjit::function(name, move |xs: Vec<Tensor>| grads(&xs)).call(on_gpu);
+        for (k, (e, t)) in eager.iter().zip(&traced).enumerate() {
+            if bits(&t.to(Device::Cpu).unwrap()) != bits(&e.to(Device::Cpu).unwrap()) {
+                mismatch(format!("gradient {k} of {name}: GPU traced differs from GPU eager"));
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} cases");
+    no_mismatches();
 }

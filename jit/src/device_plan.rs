@@ -131,6 +131,10 @@ impl DevicePlan {
 }
 
 impl KernelSteps for DevicePlan {
+    fn device(&self) -> Device {
+        self.device
+    }
+
     fn kernel(&self, step: KernelStep<'_>, vals: &mut Table<'_>) -> Result<(), Error> {
         let KernelStep { index, inputs, outputs, rows, cols, .. } = step;
         let l = self.launches.get(index).ok_or_else(|| internal("a kernel step names no kernel"))?;

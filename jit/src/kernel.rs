@@ -15,6 +15,7 @@
 //! ```
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use tensorjit_runtime::ops::{BinaryOp, UnaryOp};
 
@@ -59,7 +60,7 @@ pub struct Kernel {
 /// A row reduction a kernel ends in: the runtime's canonical order (eight lane
 /// accumulators, lanes combined `((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7))`) over rows of at
 /// most [`ROW_REDUCE_MAX`] elements (one canonical block).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RowReduce {
     pub expr: usize,
     /// Divide each sum by the row length (`mean`).
@@ -83,6 +84,40 @@ pub fn fusible_binary(b: BinaryOp) -> bool {
 }
 
 impl Kernel {
+    /// A hash of what the kernel computes (constants by their bits): with
+    /// [`same_as`](Self::same_as), the key of compiled-code caches, without rendering
+    /// the kernel's text on every launch.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inputs.hash(&mut h);
+        self.outputs.hash(&mut h);
+        self.reduce.hash(&mut h);
+        for e in &self.exprs {
+            std::mem::discriminant(e).hash(&mut h);
+            match *e {
+                Expr::Input(i) => i.hash(&mut h),
+                Expr::Const(v) => v.to_bits().hash(&mut h),
+                Expr::Unary(u, a) => (u, a).hash(&mut h),
+                Expr::Binary(b, x, y) | Expr::Cmp(b, x, y) => (b, x, y).hash(&mut h),
+                Expr::Select(m, a, b) => (m, a, b).hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+
+    /// Whether `other` computes exactly the same (constants compared by their bits, so
+    /// a kernel with a NaN constant is the same as itself).
+    pub fn same_as(&self, other: &Kernel) -> bool {
+        self.inputs == other.inputs
+            && self.outputs == other.outputs
+            && self.reduce == other.reduce
+            && self.exprs.len() == other.exprs.len()
+            && self.exprs.iter().zip(&other.exprs).all(|(a, b)| match (a, b) {
+                (Expr::Const(x), Expr::Const(y)) => x.to_bits() == y.to_bits(),
+                _ => a == b,
+            })
+    }
+
     /// Checks that `lens` (the lengths of the input buffers, in order) are what the
     /// access patterns read over `rows × cols` (what a launcher must guarantee).
     pub fn check_input_lens(&self, lens: &[usize], rows: usize, cols: usize) -> Result<(), String> {
@@ -152,5 +187,46 @@ impl fmt::Display for Kernel {
             last.push(format!("  out {} e{expr} per row", if mean { "mean" } else { "sum" }));
         }
         write!(f, "{}", last.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn affine(scale: f32, offset: f32) -> Kernel {
+        Kernel {
+            inputs: vec![Access::Full],
+            exprs: vec![
+                Expr::Input(0),
+                Expr::Const(scale),
+                Expr::Binary(BinaryOp::Mul, 0, 1),
+                Expr::Const(offset),
+                Expr::Binary(BinaryOp::Add, 2, 3),
+            ],
+            outputs: vec![4],
+            reduce: None,
+        }
+    }
+
+    #[test]
+    fn the_cache_key_tells_kernels_apart_by_every_constant_and_op() {
+        let k = affine(2.0, 1.0);
+        assert!(k.same_as(&affine(2.0, 1.0)));
+        assert_eq!(k.fingerprint(), affine(2.0, 1.0).fingerprint());
+        for other in [affine(2.0, 1.5), affine(-2.0, 1.0), affine(2.0, -0.0)] {
+            assert!(!k.same_as(&other), "{other}");
+            assert_ne!(k.fingerprint(), other.fingerprint(), "{other}");
+        }
+        let mut sub = affine(2.0, 1.0);
+        sub.exprs[4] = Expr::Binary(BinaryOp::Sub, 2, 3);
+        assert!(!k.same_as(&sub));
+        let mut broadcast = affine(2.0, 1.0);
+        broadcast.inputs[0] = Access::Row;
+        assert!(!k.same_as(&broadcast) && k.fingerprint() != broadcast.fingerprint());
+        // A NaN constant: the same kernel as itself (a cache hit, not a new entry).
+        let nan = affine(f32::NAN, 1.0);
+        assert!(nan.same_as(&nan.clone()));
+        assert_eq!(nan.fingerprint(), nan.clone().fingerprint());
     }
 }

@@ -9,7 +9,7 @@ use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ir::{Graph, Resource, ValueId};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Outputs};
-use tensorjit_runtime::{Tensor, Variable};
+use tensorjit_runtime::{Device, Tensor, Variable};
 
 use crate::arena_loop::ArenaLoop;
 use crate::plan::{Plan, Step};
@@ -33,6 +33,13 @@ pub(crate) struct KernelStep<'a> {
 pub(crate) trait KernelSteps {
     /// Runs a kernel step: reads its inputs from `vals`, sets its outputs there.
     fn kernel(&self, step: KernelStep<'_>, vals: &mut Table<'_>) -> Result<(), Error>;
+
+    /// The device the function runs on: an op step whose operands put it on the host
+    /// (an op without tensor operands, e.g. a random draw, or with only rank-0 host
+    /// operands) has a result of rank ≥ 1 copied there, as the trace's types say.
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
 
     /// Whether `while` steps with an arena run through [`arena_loop`](Self::arena_loop)
     /// (else they run step by step like any other loop).
@@ -260,8 +267,11 @@ pub(crate) fn run_steps<K: KernelSteps>(
                 for v in inputs {
                     refs.push(vals.get(*v)?);
                 }
-                let t = backend::run_kernel(op, &refs, ty)?;
+                let mut t = backend::run_kernel(op, &refs, ty)?;
                 drop(refs);
+                if t.device() != k.device() && t.rank() > 0 {
+                    t = t.to(k.device())?;
+                }
                 vals.set(*output, t);
             }
             Step::Read { resource, output } => {

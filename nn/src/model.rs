@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tensorjit_runtime::{DType, Function, GradientTape, Tensor, Variable};
+use tensorjit_runtime::{DType, Device, Function, GradientTape, Tensor, Variable};
 
 use crate::data::{shuffled_indices, Dataset};
 use crate::error::{Error, Result};
@@ -124,7 +124,7 @@ impl Running {
 
     fn add(&mut self, outputs: &[Tensor], n: usize) -> Result<()> {
         for (m, t) in self.means.iter_mut().zip(outputs) {
-            m.add(t.cast(DType::F64).to_scalar::<f64>()? * n as f64, n as f64);
+            m.add(t.to(Device::Cpu)?.cast(DType::F64).to_scalar::<f64>()? * n as f64, n as f64);
         }
         Ok(())
     }
@@ -155,8 +155,9 @@ fn check_pair(op: &'static str, x: &Tensor, y: &Tensor, batch_size: usize) -> Re
     Ok(n)
 }
 
-fn batch_rows(t: &Tensor, idx: &[i64]) -> Result<Tensor> {
-    Ok(t.gather(&Tensor::from_vec(idx.to_vec(), [idx.len()])?, 0))
+/// Rows `idx` of `t`, on `device` (the model's).
+fn batch_rows(t: &Tensor, idx: &[i64], device: Device) -> Result<Tensor> {
+    Ok(t.gather(&Tensor::from_vec(idx.to_vec(), [idx.len()])?, 0).to(device)?)
 }
 
 fn progress(verbose: bool, len: usize, prefix: String) -> ProgressBar {
@@ -228,7 +229,9 @@ impl Sequential {
                 None => (0..n as i64).collect(),
             };
             let batches: Vec<Vec<i64>> = order.chunks(opts.batch_size).map(<[i64]>::to_vec).collect();
-            (batches.len(), batches.into_iter().map(move |idx| Ok((batch_rows(x, &idx)?, batch_rows(y, &idx)?))))
+            let dev = self.device();
+            let batch = move |idx: Vec<i64>| Ok((batch_rows(x, &idx, dev)?, batch_rows(y, &idx, dev)?));
+            (batches.len(), batches.into_iter().map(batch))
         })
     }
 
@@ -259,6 +262,7 @@ impl Sequential {
             let mut run = Running::new(&c.metrics);
             for batch in it {
                 let (bx, by) = batch?;
+                let (bx, by) = (bx.to(self.device())?, by.to(self.device())?);
                 let n = bx.dims().first().copied().unwrap_or(1);
                 let out = c.train_step.try_call((bx, by))?;
                 run.add(&out, n)?;
@@ -302,13 +306,15 @@ impl Sequential {
         let mut run = Running::new(&c.metrics);
         let all: Vec<i64> = (0..n as i64).collect();
         for idx in all.chunks(batch_size) {
-            let out = c.test_step.try_call((batch_rows(x, idx)?, batch_rows(y, idx)?))?;
+            let dev = self.device();
+            let out = c.test_step.try_call((batch_rows(x, idx, dev)?, batch_rows(y, idx, dev)?))?;
             run.add(&out, idx.len())?;
         }
         Ok(run.logs(prefix))
     }
 
-    /// The model's outputs for `x`, in batches, in inference mode (Keras' `predict`).
+    /// The model's outputs for `x`, in batches, in inference mode (Keras' `predict`), on
+    /// the host (like Keras' NumPy result) wherever the model runs.
     pub fn predict(&self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
         let c = self.compiled("predict")?;
         let n = x.dims().first().copied().unwrap_or(0);
@@ -321,7 +327,7 @@ impl Sequential {
         let all: Vec<i64> = (0..n as i64).collect();
         let outs = all
             .chunks(batch_size)
-            .map(|idx| c.predict_step.try_call(batch_rows(x, idx)?).map_err(Error::from))
+            .map(|idx| Ok(c.predict_step.try_call(batch_rows(x, idx, self.device())?)?.to(Device::Cpu)?))
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = outs.iter().collect();
         Ok(Tensor::concat(&refs, 0))

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use tensorjit_runtime::shape::UNKNOWN;
-use tensorjit_runtime::{init_scope, DType, Tensor, Variable};
+use tensorjit_runtime::{init_scope, DType, Device, Tensor, Variable};
 
 use crate::error::raise;
 use crate::initializers::Initializer;
@@ -148,6 +148,28 @@ impl LayerCore {
     }
 }
 
+thread_local! {
+    /// The device the weights of the model being built are created on.
+    static BUILD_DEVICE: std::cell::Cell<Device> = const { std::cell::Cell::new(Device::Cpu) };
+}
+
+/// Runs `f` (a model's build) with new weights created on `device`.
+pub(crate) fn building_on<R>(device: Device, f: impl FnOnce() -> R) -> R {
+    struct Restore(Device);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BUILD_DEVICE.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(BUILD_DEVICE.with(|d| d.replace(device)));
+    f()
+}
+
+/// The device weights created now go to (the CPU outside a model's build).
+pub(crate) fn build_device() -> Device {
+    BUILD_DEVICE.with(|d| d.get())
+}
+
 /// Collects the weights a layer creates while it is built.
 pub(crate) struct Weights {
     prefix: String,
@@ -157,7 +179,12 @@ pub(crate) struct Weights {
 impl Weights {
     /// A new variable `prefix/name` initialised by `init`.
     pub(crate) fn add(&mut self, name: &str, dims: &[usize], init: &Initializer, trainable: bool) -> Variable {
-        let v = Variable::with_trainable(init.make(dims, DType::F32), format!("{}/{name}", self.prefix), trainable);
+        let name = format!("{}/{name}", self.prefix);
+        let value = init.make(dims, DType::F32);
+        let device = build_device();
+        // `Sequential::on_device` checked that the device is there.
+        let value = value.to(device).unwrap_or_else(|e| raise(&format!("weight '{name}'"), e));
+        let v = Variable::with_trainable(value, name, trainable);
         self.vars.push(v.clone());
         v
     }

@@ -3,6 +3,8 @@
 
 use tensorjit::prelude::*;
 
+pub mod parity;
+
 /// Deterministic pseudo-random values in `[lo, hi)` (splitmix64; a different `seed` for
 /// every check).
 pub fn rand_vec(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {

@@ -67,6 +67,9 @@ pub struct Gpu {
     /// Loaded entries by the text of what they compute (a kernel's IR text, or the row
     /// reduction's name).
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Fused kernels' entries by [`Kernel::fingerprint`] (kernels with one fingerprint
+    /// told apart by [`Kernel::same_as`]).
+    kernels: Mutex<HashMap<u64, Vec<(Kernel, CudaFunction)>>>,
     blas: OnceLock<Result<Arc<CudaBlas>, String>>,
     pool: Mutex<SizePool<CudaSlice<f32>>>,
     multiprocessors: u32,
@@ -96,6 +99,7 @@ impl Gpu {
             ctx,
             stream,
             functions: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
             pool: Mutex::new(SizePool::new(POOL_ELEMS)),
             multiprocessors: sms.max(1) as u32,
@@ -132,6 +136,25 @@ impl Gpu {
             self.ctx.load_module(Ptx::from_src(render())).map_err(|e| self.err(format!("loading {entry}: {e}")))?;
         let f = module.load_function(entry).map_err(|e| self.err(format!("{entry}: {e}")))?;
         cache.insert(key.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// The loaded entry of fused kernel `k`, found by its fingerprint (no text rendered
+    /// on a cache hit: this is on every launch's path).
+    fn kernel_function(&self, k: &Kernel) -> Result<CudaFunction, Error> {
+        let key = k.fingerprint();
+        let mut cache = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        let same = cache.entry(key).or_default();
+        if let Some((_, f)) = same.iter().find(|(known, _)| known.same_as(k)) {
+            return Ok(f.clone());
+        }
+        let name = "tensorjit_kernel";
+        let module = self
+            .ctx
+            .load_module(Ptx::from_src(ptx::render_kernel(k, name)))
+            .map_err(|e| self.err(format!("loading {name}: {e}")))?;
+        let f = module.load_function(name).map_err(|e| self.err(format!("{name}: {e}")))?;
+        same.push((k.clone(), f.clone()));
         Ok(f)
     }
 
@@ -220,8 +243,7 @@ impl Gpu {
         if n == 0 {
             return Ok(());
         }
-        let name = "tensorjit_kernel";
-        let f = self.function(&k.to_string(), name, || ptx::render_kernel(k, name))?;
+        let f = self.kernel_function(k)?;
         let (n64, cols64) = (n as u64, cols.max(1) as u64);
         let threads = if ptx::vectorized(k) { n.div_ceil(4) } else { n };
         let cfg = LaunchConfig { grid_dim: (self.grid(threads), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };

@@ -118,6 +118,9 @@ impl Module for Dropout {
             }
             None => random::uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), None),
         };
+        // Masks are drawn on the host; on a device, the mask is copied beside `x` (inside
+        // a trace the function's device plan does it).
+        let u = u.to(x.device()).unwrap_or_else(|e| self.core.incompatible(x, &format!("a mask on its device ({e})")));
         let keep = u.ge(self.rate);
         Tensor::where_(&keep, &(x / (1.0 - self.rate)), 0.0)
     }

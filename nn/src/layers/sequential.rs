@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use tensorjit_runtime::{Tensor, Variable};
+use tensorjit_runtime::{Device, Tensor, Variable};
 
-use crate::error::raise;
+use crate::error::{raise, Error, Result};
 use crate::model::Compiled;
-use crate::module::{build_chain, Module, ModuleRef, ShapeSpec};
+use crate::module::{build_chain, build_device, building_on, Module, ModuleRef, ShapeSpec};
 use crate::naming;
 
 /// Layers applied one after another (Keras' `Sequential`). Built from the first input
@@ -24,6 +24,8 @@ pub(crate) struct SeqInner {
     /// The input shape the model was built for (batch first, batch unknown).
     built: OnceLock<ShapeSpec>,
     pub(crate) compiled: Mutex<Option<Arc<Compiled>>>,
+    /// Where the weights live (`on_device`); `None`: where the enclosing model's do.
+    device: Mutex<Option<Device>>,
 }
 
 impl Sequential {
@@ -40,6 +42,7 @@ impl Sequential {
                 layers: RwLock::new(layers),
                 built: OnceLock::new(),
                 compiled: Mutex::new(None),
+                device: Mutex::new(None),
             }),
         }
     }
@@ -52,6 +55,40 @@ impl Sequential {
         }
         self.inner.layers.write().unwrap_or_else(|p| p.into_inner()).push(layer);
         self
+    }
+
+    /// Puts the model on `device` (before it is built): its weights and the optimizer's
+    /// slots are created there, and `fit`, `evaluate` and `predict` copy each batch
+    /// there, so the traced train step runs on that device. `Err` naming the device when
+    /// it is not there; `Err` once the weights exist (they stay where they were made).
+    ///
+    /// ```no_run
+    /// # use tensorjit_nn::prelude::*;
+    /// # use tensorjit_runtime::Device;
+    /// let model = Sequential::new(vec![Dense::new(10).boxed()]).on_device(Device::Cuda(0))?.with_input_shape(&[64]);
+    /// # Ok::<(), tensorjit_nn::Error>(())
+    /// ```
+    pub fn on_device(self, device: Device) -> Result<Self> {
+        if self.is_built() {
+            return Err(Error::invalid(
+                "on_device",
+                format!(
+                    "Sequential '{}' is built: its weights are on {}; call on_device before the model is built",
+                    self.inner.name,
+                    self.device()
+                ),
+            ));
+        }
+        // The JIT crate's device backends (CUDA), as `compile` installs its compiler.
+        tensorjit_jit::install();
+        Tensor::scalar(0.0f32).to(device)?;
+        *self.inner.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(device);
+        Ok(self)
+    }
+
+    /// The device the model's weights live on (the CPU unless `on_device` said).
+    pub fn device(&self) -> Device {
+        self.inner.device.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(build_device)
     }
 
     /// Declares the input shape of one example (Keras' `Input(shape=…)`) and builds the
@@ -95,7 +132,7 @@ impl Module for Sequential {
     fn build(&self, scope: &str, input: &[Option<usize>]) {
         self.inner.built.get_or_init(|| {
             let scope = if scope.is_empty() { self.inner.name.clone() } else { format!("{scope}/{}", self.inner.name) };
-            build_chain(&scope, &self.layer_list(), input);
+            building_on(self.device(), || build_chain(&scope, &self.layer_list(), input));
             input.to_vec()
         });
     }

@@ -10,6 +10,7 @@ mod rules;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::error::raise;
 use tensorjit_runtime::{init_scope, GradientTape, Tensor, Variable, VariableId};
 
 pub use rules::{Adagrad, Adam, RMSprop, SGD};
@@ -116,6 +117,9 @@ impl OptimizerState {
                         .iter()
                         .map(|&(slot, init)| {
                             let value = Tensor::full(v.shape().clone(), init, v.dtype());
+                            // Beside the variable (its device was checked when it was made).
+                            let value =
+                                value.to(v.device()).unwrap_or_else(|e| raise(&format!("slot of '{}'", v.name()), e));
                             Variable::with_trainable(value, format!("{opt}/{}/{slot}", v.name()), false)
                         })
                         .collect()

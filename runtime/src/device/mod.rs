@@ -42,6 +42,24 @@ impl fmt::Display for Device {
     }
 }
 
+/// Parses `cpu`, `cuda` (device 0) and `cuda:N`, as `Display` writes them (command-line
+/// flags such as the examples' `--device`).
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Device, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device `{s}`: use cpu, cuda or cuda:N")),
+        }
+    }
+}
+
 /// The elements of one tensor on a device (dense, row-major, immutable once made).
 /// Implemented by device backends; the runtime only asks what and where it is, and for
 /// a host copy.
@@ -196,4 +214,21 @@ pub(crate) fn upload(device: Device, buf: &Buffer) -> Result<Arc<dyn DeviceMemor
     }
     cache.insert(key, m.clone());
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Device;
+
+    #[test]
+    fn devices_parse_as_they_print() {
+        for d in [Device::Cpu, Device::Cuda(0), Device::Cuda(3)] {
+            assert_eq!(d.to_string().parse::<Device>(), Ok(d));
+        }
+        assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda(0)));
+        for bad in ["gpu", "cuda:", "cuda:x", "CPU", ""] {
+            let e = bad.parse::<Device>().err().unwrap_or_default();
+            assert!(e.contains(&format!("`{bad}`")) && e.contains("cuda:N"), "{e}");
+        }
+    }
 }
