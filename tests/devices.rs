@@ -323,12 +323,24 @@ fn grow(x: &Tensor) -> Tensor {
 
 #[test]
 fn control_flow_on_device_tensors_reads_its_predicates_back() {
-    emulated();
+    let e = emulated();
     let x = rand_f32(15, &[8], 0.0, 1.0);
     let cpu = grow(&x);
+    let before = count(&e, "less");
     let gpu = grow(&x.to(GPU).unwrap());
     assert_eq!(gpu.device(), GPU);
     assert_eq!(f32s(&gpu.to(Device::Cpu).unwrap()), f32s(&cpu));
+    // The loop's condition compares two scalars: made on the host, where it is read
+    // (the sum is reduced on the device and read back; no bool goes to the device).
+    assert_eq!(count(&e, "less"), before, "the traced loop's predicate ran on the device");
+    // A traced function returning such a predicate returns it on its device.
+    let below = tensorjit::function("below", |x: Tensor| x.sum_all().lt(500.0));
+    let p = below.call(x.to(GPU).unwrap());
+    assert_eq!((p.device(), p.dtype()), (GPU, DType::Bool));
+    assert_eq!(
+        p.to(Device::Cpu).unwrap().to_scalar::<bool>().unwrap(),
+        x.sum_all().lt(500.0).to_scalar::<bool>().unwrap()
+    );
     // Eagerly (no trace), the same loop on the device.
     let mut y = x.to(GPU).unwrap();
     while y.sum_all().lt(500.0).to(Device::Cpu).unwrap().to_scalar::<bool>().unwrap() {

@@ -6,10 +6,10 @@
 
 use smallvec::SmallVec;
 use tensorjit_runtime::error::Error;
-use tensorjit_runtime::ir::{Graph, Resource, ValueId};
+use tensorjit_runtime::ir::{Graph, Resource, ValueId, ValueType};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self, Outputs};
-use tensorjit_runtime::{Device, Tensor, Variable};
+use tensorjit_runtime::{DType, Device, Tensor, Variable};
 
 use crate::arena_loop::ArenaLoop;
 use crate::plan::{Plan, Step};
@@ -130,7 +130,11 @@ impl Layout {
         run_steps(k, &plan.steps, Some(&plan.frees), &mut vals, vars)?;
         let mut out = Outputs::new();
         for r in &self.results {
-            out.push(if self.results_unique { vals.take(*r)? } else { vals.cloned(*r)? });
+            let t = if self.results_unique { vals.take(*r)? } else { vals.cloned(*r)? };
+            // A predicate made on the host (`host_predicate`) returned: on the device,
+            // like every result of a function traced there.
+            let t = if t.device() != k.device() && t.dtype() == DType::Bool { t.to(k.device())? } else { t };
+            out.push(t);
         }
         Ok(out)
     }
@@ -250,6 +254,14 @@ fn assign_slots(n_values: usize, steps: &[Step], extra: &[ValueId]) -> (Vec<u32>
 
 /// Runs `steps` over the value table, freeing values after their last use when `frees`
 /// is given (the top level; inside regions values are simply overwritten).
+/// Whether an op step on a device makes a bool scalar from scalars (see `run_steps`).
+fn host_predicate<K: KernelSteps>(k: &K, ty: &ValueType, inputs: &[ValueId], vals: &Table<'_>) -> bool {
+    k.device() != Device::Cpu
+        && ty.dtype == DType::Bool
+        && ty.shape.rank() == 0
+        && inputs.iter().all(|v| vals.get(*v).is_ok_and(|t| t.rank() == 0))
+}
+
 pub(crate) fn run_steps<K: KernelSteps>(
     k: &K,
     steps: &[Step],
@@ -261,6 +273,18 @@ pub(crate) fn run_steps<K: KernelSteps>(
         match step {
             Step::Kernel { index, inputs, outputs, rows, cols, donor } => {
                 k.kernel(KernelStep { index: *index, inputs, outputs, rows: *rows, cols: *cols, donor: *donor }, vals)?
+            }
+            Step::Op { op, inputs, output, ty } if host_predicate(k, ty, inputs, vals) => {
+                // A bool of scalars on a device (a loop's or a branch's condition): made
+                // on the host from the scalars, where it is read; the device would make
+                // it (on the host: no GPU kernel makes bools) only to have it read back.
+                let mut ins: SmallVec<[Tensor; 4]> = SmallVec::new();
+                for v in inputs {
+                    ins.push(vals.get(*v)?.to(Device::Cpu)?);
+                }
+                let refs: SmallVec<[&Tensor; 4]> = ins.iter().collect();
+                let t = backend::run_kernel(op, &refs, ty)?;
+                vals.set(*output, t);
             }
             Step::Op { op, inputs, output, ty } => {
                 let mut refs: SmallVec<[&Tensor; 4]> = SmallVec::new();
