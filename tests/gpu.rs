@@ -350,18 +350,41 @@ fn workloads_traced_on_the_gpu_match_eager_gpu_bit_for_bit() {
     assert_eq!(common::f32s(&traced.to(Device::Cpu).unwrap()), common::f32s(&eager.to(Device::Cpu).unwrap()));
     close("W4 traced on GPU vs CPU", &traced, &w4.call((x, params)), 1e-4);
     no_mismatches();
+    // Later calls replay the function as one CUDA graph: fresh inputs every call, the
+    // eager bits every call, and earlier results untouched by later replays.
+    let mut kept = Vec::new();
+    for seed in 0..4 {
+        let x = common::rand_f32(90 + seed, &[128, 784], 0.0, 1.0).to(gpu).unwrap();
+        let traced = w4.call((x.clone(), gp.clone()));
+        let eager = workloads::mlp_logits(&x, &gp).softmax(-1);
+        let want = common::f32s(&eager.to(Device::Cpu).unwrap());
+        assert_eq!(common::f32s(&traced.to(Device::Cpu).unwrap()), want, "W4 call {}", seed + 2);
+        kept.push((traced, want));
+    }
+    for (i, (t, want)) in kept.iter().enumerate() {
+        assert_eq!(&common::f32s(&t.to(Device::Cpu).unwrap()), want, "result {i} kept its values");
+    }
+    let text = w4.concrete_functions().iter().find(|c| c.device() == gpu).unwrap().compiled_text();
+    assert!(text.contains("CUDA graph: replayed"), "{text}");
 
     let (traced_vars, eager_vars) = (workloads::mlp_variables(&gp), workloads::mlp_variables(&gp));
     let tv = traced_vars.clone();
     let step = tensorjit::function("w5", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&tv, &x, &y));
     let y = workloads::labels().to(gpu).unwrap();
-    for seed in 0..3 {
+    for seed in 0..5 {
         let x = common::rand_f32(81 + seed, &[128, 784], 0.0, 1.0).to(gpu).unwrap();
         let a = step.call((x.clone(), y.clone()));
         let b = workloads::mlp_train_step(&eager_vars, &x, &y);
-        assert_eq!(common::f32s(&a.to(Device::Cpu).unwrap()), common::f32s(&b.to(Device::Cpu).unwrap()));
+        assert_eq!(common::f32s(&a.to(Device::Cpu).unwrap()), common::f32s(&b.to(Device::Cpu).unwrap()), "step {seed}");
+        for (t, e) in traced_vars.iter().zip(&eager_vars) {
+            assert_eq!(t.read().device(), gpu);
+            let (t, e) = (t.read().to(Device::Cpu).unwrap(), e.read().to(Device::Cpu).unwrap());
+            assert_eq!(common::f32s(&t), common::f32s(&e), "parameters after step {seed}");
+        }
     }
     assert_eq!(step.concrete_functions()[0].backend(), "ptx");
+    let text = step.concrete_functions()[0].compiled_text();
+    assert!(text.contains("CUDA graph: replayed"), "the train step replays as a CUDA graph:\n{text}");
     for (t, e) in traced_vars.iter().zip(&eager_vars) {
         let (t, e) = (t.read().to(Device::Cpu).unwrap(), e.read().to(Device::Cpu).unwrap());
         assert_eq!(common::f32s(&t), common::f32s(&e), "parameters after 3 steps");
@@ -437,4 +460,62 @@ fn parity_suite_on_the_gpu() {
     }
     assert!(checked >= 15, "{checked} cases");
     no_mismatches();
+}
+
+/// CUDA-graph replay from several threads at once, beside eager GPU work: every thread
+/// gets its own results (a capture holds the other threads' device work back), and a
+/// function with a loop is never captured.
+#[test]
+fn graph_replays_from_many_threads_give_the_eager_bits() {
+    use tensorjit::prelude::*;
+    let Some(gpu) = first_gpu("CUDA-graph checks") else { return };
+    // Two layers: matmuls, fused kernels and a reduction, enough steps to be replayed.
+    fn net(x: &Tensor, w: &Tensor, v: &Tensor) -> Tensor {
+        let h = (x.matmul(w) * 0.5).relu();
+        (h.matmul(v).tanh() + workloads::chain(x, x)).sum(1, false) * 0.5
+    }
+    let f = tensorjit::function("net", |(x, w, v): (Tensor, Tensor, Tensor)| net(&x, &w, &v));
+    let w = common::rand_f32(198, &[300, 300], -0.1, 0.1).to(gpu).unwrap();
+    let v = common::rand_f32(199, &[300, 300], -0.1, 0.1).to(gpu).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (f, w, v) = (f.clone(), w.clone(), v.clone());
+            s.spawn(move || {
+                for i in 0..6u64 {
+                    let x = common::rand_f32(200 + 10 * t + i, &[64, 300], -2.0, 2.0).to(gpu).unwrap();
+                    let eager = net(&x, &w, &v);
+                    let traced = f.call((x, w.clone(), v.clone()));
+                    assert_eq!(
+                        common::f32s(&traced.to(Device::Cpu).unwrap()),
+                        common::f32s(&eager.to(Device::Cpu).unwrap()),
+                        "thread {t} call {i}"
+                    );
+                }
+            });
+        }
+    });
+    let text = f.concrete_functions()[0].compiled_text();
+    assert!(text.contains("CUDA graph: replayed"), "{text}");
+    for _ in 0..3 {
+        grow(&Tensor::ones([16], DType::F32).to(gpu).unwrap());
+    }
+    let text = grow::function().concrete_functions()[0].compiled_text();
+    assert!(text.contains("CUDA graph: off (control flow"), "{text}");
+    // A one-kernel function runs its kernel directly (a graph would add two copies).
+    let one = tensorjit::function("one_kernel", |x: Tensor| (&x * 2.0 + 1.0).tanh());
+    for _ in 0..3 {
+        one.call(Tensor::ones([8], DType::F32).to(gpu).unwrap());
+    }
+    let text = one.concrete_functions()[0].compiled_text();
+    assert!(text.contains("CUDA graph: off (1 device step(s)"), "{text}");
+}
+
+/// A tensor-conditioned loop (AutoGraph: one `while` node, its predicate read on the host).
+#[tensorjit::tf_function]
+fn grow(x: &tensorjit::Tensor) -> tensorjit::Tensor {
+    let mut x = x.clone();
+    while x.sum_all().lt(1000.0) {
+        x = &x * 1.5 + 1.0;
+    }
+    x
 }

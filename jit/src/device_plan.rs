@@ -11,6 +11,8 @@
 //! reduction an eager `sum`/`mean` runs on that device, so a traced function and its
 //! eager run agree bit for bit there too.
 
+use std::sync::{Arc, Mutex};
+
 use smallvec::SmallVec;
 use tensorjit_runtime::device::Device;
 use tensorjit_runtime::error::Error;
@@ -20,14 +22,21 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self as rt, Executable, Outputs};
 use tensorjit_runtime::{DType, Tensor, Variable};
 
+use crate::cuda::graph::Recorded;
 use crate::kernel::{Expr, Kernel, RowReduce};
-use crate::plan::Plan;
+use crate::plan::{Plan, Step};
 use crate::steps::{internal, used_constants, KernelStep, KernelSteps, Layout, Table};
 
 /// Runs fused kernels (without a reduction) on one device.
 pub trait Launcher: Send + Sync {
     /// The executor's name (`ConcreteFunction::backend`).
     fn name(&self) -> &'static str;
+
+    /// The GPU whose stream the plan's work goes to, when it can be captured into a
+    /// CUDA graph and replayed.
+    fn gpu(&self) -> Option<Arc<crate::cuda::Gpu>> {
+        None
+    }
     /// Runs `k` over `rows × cols` elements on `inputs` (tensors on the device, in the
     /// kernel's order, each of the length its access pattern reads); returns one tensor
     /// per kernel output, of the given `shapes` (each of `rows × cols` elements).
@@ -115,6 +124,37 @@ pub struct DevicePlan {
     constants: Vec<(ValueId, Tensor)>,
     graph_text: String,
     launcher: Box<dyn Launcher>,
+    /// Replaying the whole function as one CUDA graph (`cuda::graph`).
+    graph: Mutex<Replay>,
+}
+
+/// Where a device plan stands with CUDA-graph replay.
+enum Replay {
+    /// Not tried yet: the first call runs step by step (kernels get loaded, cuBLAS its
+    /// workspace); the second captures.
+    Untried {
+        calls: u32,
+    },
+    Replaying(Box<Recorded>),
+    /// Step by step for good, and why.
+    Off(String),
+}
+
+/// Plans with fewer kernel and op steps run them directly: measured on an H100
+/// (BENCHMARKS.md, "CUDA graphs"), a one-kernel function (W1, W2, W3) is slower replayed,
+/// since its arguments and results are copied in and out, and a nine-step one (W4) faster.
+const MIN_GRAPH_STEPS: usize = 4;
+
+/// Arguments and variables larger than this (bytes, together) are not copied into a
+/// graph's buffers: the copies would cost more than the launches saved (W3, W8 moved
+/// 16–32 MiB per call and ran 1.3–2.4× slower replayed).
+const MAX_GRAPH_COPY_BYTES: usize = 8 << 20;
+
+/// `TENSORJIT_CUDA_GRAPHS=0` keeps device plans from being replayed as CUDA graphs (a
+/// performance switch: results are the same bits either way).
+fn graphs_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("TENSORJIT_CUDA_GRAPHS").map_or(true, |v| v != "0"))
 }
 
 impl DevicePlan {
@@ -126,7 +166,33 @@ impl DevicePlan {
             .collect::<Result<Vec<_>, Error>>()?;
         let layout = Layout::new(g, &plan, &constants);
         let launches = plan.kernels.iter().map(Launch::new).collect();
-        Ok(DevicePlan { device, launches, layout, constants, graph_text: g.to_string(), plan, launcher })
+        let host_steps =
+            plan.steps.iter().any(|s| matches!(s, Step::Print { .. } | Step::Cond { .. } | Step::While { .. }));
+        let launching = plan.steps.iter().filter(|s| matches!(s, Step::Kernel { .. } | Step::Op { .. })).count();
+        let replay = if launcher.gpu().is_none() {
+            Replay::Off(String::new())
+        } else if host_steps {
+            Replay::Off("control flow or print reads values on the host".into())
+        } else if launching < MIN_GRAPH_STEPS {
+            Replay::Off(format!(
+                "{launching} device step(s): launching them costs less than copying the arguments in and the \
+                 results out of a graph"
+            ))
+        } else if !graphs_enabled() {
+            Replay::Off("TENSORJIT_CUDA_GRAPHS=0".into())
+        } else {
+            Replay::Untried { calls: 0 }
+        };
+        Ok(DevicePlan {
+            device,
+            launches,
+            layout,
+            constants,
+            graph_text: g.to_string(),
+            plan,
+            launcher,
+            graph: Mutex::new(replay),
+        })
     }
 }
 
@@ -175,11 +241,43 @@ impl KernelSteps for DevicePlan {
 impl Executable for DevicePlan {
     fn run(&self, inputs: &[&Tensor], bound: &[&Variable]) -> Result<Outputs, Error> {
         let vars = self.layout.vars(bound)?;
-        self.layout.run(self, &self.plan, inputs, &self.constants, &vars)
+        let steps = |ins: &[&Tensor], vs: &[&Variable]| self.layout.run(self, &self.plan, ins, &self.constants, vs);
+        let mut replay = self.graph.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *replay {
+            Replay::Replaying(r) => return r.replay(inputs, &vars),
+            Replay::Untried { calls } if *calls >= 1 => {
+                let gpu = self.launcher.gpu().ok_or_else(|| internal("a graph without a GPU"))?;
+                let values = vars.iter().map(|v| v.shape().numel());
+                let bytes = 4 * inputs.iter().map(|t| t.shape().numel()).chain(values).sum::<usize>();
+                let captured = if bytes > MAX_GRAPH_COPY_BYTES {
+                    Err(format!("{bytes} bytes of arguments and variables to copy in per call"))
+                } else {
+                    Recorded::capture(&gpu, inputs, &vars, &steps).map_err(|e| e.to_string())
+                };
+                match captured {
+                    Ok(r) => {
+                        let out = r.replay(inputs, &vars);
+                        *replay = Replay::Replaying(Box::new(r));
+                        return out;
+                    }
+                    Err(why) => *replay = Replay::Off(why),
+                }
+            }
+            Replay::Untried { calls } => *calls += 1,
+            Replay::Off(_) => {}
+        }
+        drop(replay);
+        steps(inputs, &vars)
     }
 
     fn describe(&self) -> String {
-        format!("{}\non {} ({}):\n{}", self.graph_text, self.device, self.launcher.name(), self.plan)
+        let replay = match &*self.graph.lock().unwrap_or_else(|p| p.into_inner()) {
+            _ if self.launcher.gpu().is_none() => String::new(),
+            Replay::Untried { .. } => "; CUDA graph: captured on the second call".to_string(),
+            Replay::Replaying(_) => "; CUDA graph: replayed (one launch per call)".to_string(),
+            Replay::Off(why) => format!("; CUDA graph: off ({why})"),
+        };
+        format!("{}\non {} ({}{replay}):\n{}", self.graph_text, self.device, self.launcher.name(), self.plan)
     }
 
     fn name(&self) -> Option<&'static str> {

@@ -76,8 +76,10 @@ impl Gpu {
         let blas = self.blas()?;
         if k == 0 {
             // An empty sum: cuBLAS with k = 0 scales C by beta, so C must be zeroed.
+            let _gate = self.enter();
             return self.stream.memset_zeros(out).map_err(|e| self.err(e));
         }
+        let _gate = self.enter();
         let res = if batch == 1 {
             // SAFETY: the config describes row-major operands of the sizes checked above
             // (cuBLAS reads A and B within them and writes m·n elements of C).

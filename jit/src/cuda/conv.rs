@@ -90,6 +90,7 @@ impl Gpu {
         // input holds the elements an in-range index reads (cells in the padding are
         // never loaded) and `out` the `total` elements the grid-stride loop writes
         // (checked above).
+        let _gate = self.enter();
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
         Ok(())
     }

@@ -30,6 +30,10 @@ impl Launcher for PtxLauncher {
         "ptx"
     }
 
+    fn gpu(&self) -> Option<Arc<Gpu>> {
+        Some(self.gpu.clone())
+    }
+
     fn launch(
         &self,
         k: &Kernel,

@@ -13,12 +13,14 @@ pub mod backend;
 mod blas;
 mod conv;
 pub mod fused;
+pub(crate) mod graph;
 mod permute;
 pub mod pool;
 mod pooling;
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
@@ -73,6 +75,17 @@ pub struct Gpu {
     blas: OnceLock<Result<Arc<CudaBlas>, String>>,
     pool: Mutex<SizePool<CudaSlice<f32>>>,
     multiprocessors: u32,
+    /// While a CUDA graph is captured (`graph`): buffers freed go here instead of the
+    /// pool (the graph owns them), and allocations must come from the pool.
+    held: Mutex<Option<Vec<CudaSlice<f32>>>>,
+    /// Taken exclusively by a capture; every other thread's device call takes it shared,
+    /// so no other thread's work lands in a graph being captured.
+    gate: RwLock<()>,
+}
+
+thread_local! {
+    /// Whether this thread is capturing a CUDA graph (it holds the gate exclusively).
+    static CAPTURING: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Gpu {
@@ -93,7 +106,12 @@ impl Gpu {
         let sms = ctx
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| device_error(ordinal, e))?;
-        let stream = ctx.default_stream();
+        // One stream does all of this GPU's work, so cudarc's cross-stream event tracking
+        // has nothing to order; a stream of its own (not the legacy default stream) can
+        // be captured into CUDA graphs.
+        // SAFETY: every buffer of this context is used on `stream` only.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(|e| device_error(ordinal, e))?;
         Ok(Arc::new(Gpu {
             ordinal,
             ctx,
@@ -103,6 +121,8 @@ impl Gpu {
             blas: OnceLock::new(),
             pool: Mutex::new(SizePool::new(POOL_ELEMS)),
             multiprocessors: sms.max(1) as u32,
+            held: Mutex::new(None),
+            gate: RwLock::new(()),
         }))
     }
 
@@ -122,7 +142,46 @@ impl Gpu {
 
     /// Waits for all queued work.
     pub fn synchronize(&self) -> Result<(), Error> {
+        let _gate = self.enter();
         self.stream.synchronize().map_err(|e| self.err(e))
+    }
+
+    /// Admits one call that queues work on the stream: waits while another thread
+    /// captures a CUDA graph (the capturing thread itself passes).
+    fn enter(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        if CAPTURING.with(Cell::get) {
+            return None;
+        }
+        Some(self.gate.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Queues a copy of `src` over `dst` (the first `src.len()` elements).
+    ///
+    /// # Safety
+    /// `dst` is written although it is borrowed shared: the caller owns the buffer
+    /// exclusively (no tensor the user holds wraps it), so nothing observes the write
+    /// except the work queued after it on this GPU's one stream.
+    pub(crate) unsafe fn copy_over(&self, src: &CudaSlice<f32>, dst: &CudaSlice<f32>) -> Result<(), Error> {
+        use cudarc::driver::DevicePtr;
+        if dst.len() < src.len() {
+            return Err(self.err(format!("copying {} f32s into a buffer of {}", src.len(), dst.len())));
+        }
+        let _gate = self.enter();
+        let (from, _read) = src.device_ptr(&self.stream);
+        let (to, _written) = dst.device_ptr(&self.stream);
+        let bytes = src.len() * std::mem::size_of::<f32>();
+        // SAFETY: both pointers address live buffers of at least `bytes` (checked above),
+        // queued on the stream that does all of this GPU's work.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(to, from, bytes, self.stream.cu_stream()) }
+            .map_err(|e| self.err(e))
+    }
+
+    /// A new buffer holding a copy of `src` (queued on the stream).
+    pub fn copy_of(&self, src: &CudaSlice<f32>) -> Result<CudaSlice<f32>, Error> {
+        let mut b = self.alloc_f32(src.len())?;
+        let _gate = self.enter();
+        self.stream.memcpy_dtod(src, &mut b).map_err(|e| self.err(e))?;
+        Ok(b)
     }
 
     /// The entry `entry` of the module `render()` makes, loaded once per `key` (the
@@ -165,6 +224,11 @@ impl Gpu {
         if let Some(b) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).take(n) {
             return Ok(b);
         }
+        if CAPTURING.with(Cell::get) {
+            // A new allocation would be a node of the graph being captured.
+            return Err(self.err(format!("capturing a CUDA graph: no pooled buffer of {n} f32s")));
+        }
+        let _gate = self.enter();
         // SAFETY: the buffer is uninitialised; every caller writes all `n` elements
         // (a kernel's outputs, a GEMM's C with beta = 0, a copy) before anything reads it.
         match unsafe { self.stream.alloc::<f32>(n) } {
@@ -180,6 +244,10 @@ impl Gpu {
 
     /// Returns a buffer to the pool (or frees it when the pool is full).
     pub fn recycle_f32(&self, b: CudaSlice<f32>) {
+        let b = match self.held.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            Some(held) => return held.push(b),
+            None => b,
+        };
         let n = b.len();
         let rejected = self.pool.lock().unwrap_or_else(|p| p.into_inner()).give(n, b);
         drop(rejected);
@@ -201,6 +269,7 @@ impl Gpu {
     pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, Error> {
         let mut b = self.alloc_f32(data.len())?;
         if !data.is_empty() {
+            let _gate = self.enter();
             self.stream.memcpy_htod(data, &mut b).map_err(|e| self.err(e))?;
         }
         Ok(b)
@@ -208,6 +277,7 @@ impl Gpu {
 
     /// The first `n` elements of `buf`, copied to the host.
     pub fn download(&self, buf: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>, Error> {
+        let _gate = self.enter();
         let mut v = self.stream.clone_dtoh(buf).map_err(|e| self.err(e))?;
         v.truncate(n);
         Ok(v)
@@ -260,6 +330,7 @@ impl Gpu {
         // buffer holds the values its access pattern reads over n elements (checked
         // above), every output holds n, and the borrow rules keep outputs distinct from
         // inputs.
+        let _gate = self.enter();
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -304,6 +375,7 @@ impl Gpu {
         // (in, out, rows, cols); `input` holds rows·cols values and `out` one per result
         // (checked above); blocks have exactly BLOCK threads (the row entry's `.reqntid`)
         // and the column entry's grid-stride loop keeps every thread within `cols`.
+        let _gate = self.enter();
         unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
         Ok(())
     }
