@@ -34,7 +34,10 @@ impl Gpu {
             .get_or_init(|| {
                 // SAFETY: only tries to dlopen the cuBLAS library; runs none of its code.
                 if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-                    return Err("cuBLAS (libcublas) could not be loaded".to_string());
+                    return Err("cuBLAS could not be loaded: none of libcublas.so, .so.12, .so.11 is on the \
+                                library path (CUDA 13 ships only libcublas.so.13: link it as libcublas.so in a \
+                                folder on LD_LIBRARY_PATH, as .ci/gpu-run does)"
+                        .to_string());
                 }
                 CudaBlas::new(self.stream.clone()).map(Arc::new).map_err(|e| e.to_string())
             })
