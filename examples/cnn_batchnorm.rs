@@ -70,9 +70,12 @@ fn run(case: u32, eager: bool, device: Device) -> tensorjit::nn::Result<(Vec<f32
         let mut negatives = neg.iter_epoch(epoch).filter(|_| case == 2);
         for p in pos.iter_epoch(epoch) {
             // Batches go to the model's device (`Dataset` yields host tensors).
-            let on = |t: &Tensor| t.to(device).unwrap_or_else(|e| panic!("{e}"));
-            let pair = |e: &[Tensor]| (on(&e[0]), on(&e[1]));
-            step.call(std::iter::once(pair(&p)).chain(negatives.next().as_deref().map(pair)).collect());
+            let pair = |e: &[Tensor]| Ok::<_, tensorjit::Error>((e[0].to(device)?, e[1].to(device)?));
+            let mut batches = vec![pair(&p)?];
+            if let Some(n) = negatives.next() {
+                batches.push(pair(&n)?);
+            }
+            step.call(batches);
         }
     }
     if !eager {

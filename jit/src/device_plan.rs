@@ -37,6 +37,7 @@ pub trait Launcher: Send + Sync {
     fn gpu(&self) -> Option<Arc<crate::cuda::Gpu>> {
         None
     }
+
     /// Runs `k` over `rows × cols` elements on `inputs` (tensors on the device, in the
     /// kernel's order, each of the length its access pattern reads); returns one tensor
     /// per kernel output, of the given `shapes` (each of `rows × cols` elements).
@@ -133,7 +134,7 @@ enum Replay {
     /// Not tried yet: the first call runs step by step (kernels get loaded, cuBLAS its
     /// workspace); the second captures.
     Untried {
-        calls: u32,
+        called: bool,
     },
     Replaying(Box<Recorded>),
     /// Step by step for good, and why.
@@ -181,7 +182,7 @@ impl DevicePlan {
         } else if !graphs_enabled() {
             Replay::Off("TENSORJIT_CUDA_GRAPHS=0".into())
         } else {
-            Replay::Untried { calls: 0 }
+            Replay::Untried { called: false }
         };
         Ok(DevicePlan {
             device,
@@ -245,7 +246,7 @@ impl Executable for DevicePlan {
         let mut replay = self.graph.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *replay {
             Replay::Replaying(r) => return r.replay(inputs, &vars),
-            Replay::Untried { calls } if *calls >= 1 => {
+            Replay::Untried { called: true } => {
                 let gpu = self.launcher.gpu().ok_or_else(|| internal("a graph without a GPU"))?;
                 let values = vars.iter().map(|v| v.shape().numel());
                 let bytes = 4 * inputs.iter().map(|t| t.shape().numel()).chain(values).sum::<usize>();
@@ -263,7 +264,7 @@ impl Executable for DevicePlan {
                     Err(why) => *replay = Replay::Off(why),
                 }
             }
-            Replay::Untried { calls } => *calls += 1,
+            Replay::Untried { called } => *called = true,
             Replay::Off(_) => {}
         }
         drop(replay);

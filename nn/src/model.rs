@@ -237,11 +237,14 @@ impl Sequential {
 
     /// `fit` over a dataset of `(x, y)` batches (each element two tensors).
     pub fn fit_dataset(&self, data: &Dataset, opts: &FitOptions) -> Result<History> {
+        let dev = self.device();
         self.run_epochs(opts, |epoch| {
-            let pairs = data.iter_epoch(epoch).map(|item| {
-                <[Tensor; 2]>::try_from(item).map(|[x, y]| (x, y)).map_err(|item| {
-                    Error::invalid("fit_dataset", format!("elements must be (x, y) pairs, got {} tensors", item.len()))
-                })
+            let pairs = data.iter_epoch(epoch).map(move |item| match <[Tensor; 2]>::try_from(item) {
+                Ok([x, y]) => Ok((x.to(dev)?, y.to(dev)?)),
+                Err(item) => Err(Error::invalid(
+                    "fit_dataset",
+                    format!("elements must be (x, y) pairs, got {} tensors", item.len()),
+                )),
             });
             (0, pairs)
         })
@@ -262,7 +265,6 @@ impl Sequential {
             let mut run = Running::new(&c.metrics);
             for batch in it {
                 let (bx, by) = batch?;
-                let (bx, by) = (bx.to(self.device())?, by.to(self.device())?);
                 let n = bx.dims().first().copied().unwrap_or(1);
                 let out = c.train_step.try_call((bx, by))?;
                 run.add(&out, n)?;
@@ -305,8 +307,8 @@ impl Sequential {
         let n = check_pair("evaluate", x, y, batch_size)?;
         let mut run = Running::new(&c.metrics);
         let all: Vec<i64> = (0..n as i64).collect();
+        let dev = self.device();
         for idx in all.chunks(batch_size) {
-            let dev = self.device();
             let out = c.test_step.try_call((batch_rows(x, idx, dev)?, batch_rows(y, idx, dev)?))?;
             run.add(&out, idx.len())?;
         }
@@ -325,9 +327,10 @@ impl Sequential {
             ));
         }
         let all: Vec<i64> = (0..n as i64).collect();
+        let dev = self.device();
         let outs = all
             .chunks(batch_size)
-            .map(|idx| Ok(c.predict_step.try_call(batch_rows(x, idx, self.device())?)?.to(Device::Cpu)?))
+            .map(|idx| Ok(c.predict_step.try_call(batch_rows(x, idx, dev)?)?.to(Device::Cpu)?))
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = outs.iter().collect();
         Ok(Tensor::concat(&refs, 0))

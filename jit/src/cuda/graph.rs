@@ -73,26 +73,26 @@ fn stand_ins(values: &[Tensor], vars: &[&Variable]) -> Vec<Variable> {
     values.iter().zip(vars).map(|(t, v)| Variable::with_trainable(t.clone(), v.name(), false)).collect()
 }
 
-/// Buffers freed while it lives are held back from the pool; `finish` returns them.
+/// Buffers freed while it lives are withheld from the pool; `finish` hands them over,
+/// dropping returns them to the pool.
 struct Holding<'a>(&'a Gpu);
 
 impl<'a> Holding<'a> {
     fn start(gpu: &'a Gpu) -> Holding<'a> {
-        *gpu.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+        gpu.withhold();
         Holding(gpu)
     }
 
     fn finish(self) -> Vec<CudaSlice<f32>> {
-        let held = self.0.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let held = self.0.end_withholding();
         std::mem::forget(self);
-        held.unwrap_or_default()
+        held
     }
 }
 
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
-        let held = self.0.held.lock().unwrap_or_else(|p| p.into_inner()).take();
-        for b in held.unwrap_or_default() {
+        for b in self.0.end_withholding() {
             self.0.recycle_f32(b);
         }
     }

@@ -75,9 +75,6 @@ pub struct Gpu {
     blas: OnceLock<Result<Arc<CudaBlas>, String>>,
     pool: Mutex<SizePool<CudaSlice<f32>>>,
     multiprocessors: u32,
-    /// While a CUDA graph is captured (`graph`): buffers freed go here instead of the
-    /// pool (the graph owns them), and allocations must come from the pool.
-    held: Mutex<Option<Vec<CudaSlice<f32>>>>,
     /// Taken exclusively by a capture; every other thread's device call takes it shared,
     /// so no other thread's work lands in a graph being captured.
     gate: RwLock<()>,
@@ -121,7 +118,6 @@ impl Gpu {
             blas: OnceLock::new(),
             pool: Mutex::new(SizePool::new(POOL_ELEMS)),
             multiprocessors: sms.max(1) as u32,
-            held: Mutex::new(None),
             gate: RwLock::new(()),
         }))
     }
@@ -244,13 +240,20 @@ impl Gpu {
 
     /// Returns a buffer to the pool (or frees it when the pool is full).
     pub fn recycle_f32(&self, b: CudaSlice<f32>) {
-        let b = match self.held.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            Some(held) => return held.push(b),
-            None => b,
-        };
         let n = b.len();
         let rejected = self.pool.lock().unwrap_or_else(|p| p.into_inner()).give(n, b);
         drop(rejected);
+    }
+
+    /// Buffers freed from now on are withheld from reuse (a CUDA-graph capture owns
+    /// them) until [`end_withholding`](Self::end_withholding).
+    pub(crate) fn withhold(&self) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).withhold();
+    }
+
+    /// The buffers freed since [`withhold`](Self::withhold); reuse resumes.
+    pub(crate) fn end_withholding(&self) -> Vec<CudaSlice<f32>> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).end_withholding()
     }
 
     /// Runs `f` on a scratch buffer of `n` elements, returned to the pool afterwards.
@@ -301,7 +304,7 @@ impl Gpu {
         cols: usize,
     ) -> Result<(), Error> {
         let n = rows * cols;
-        let lens: Vec<usize> = inputs.iter().map(|d| d.len()).collect();
+        let lens: smallvec::SmallVec<[usize; 8]> = inputs.iter().map(|d| d.len()).collect();
         k.check_input_lens(&lens, rows, cols).map_err(|e| self.err(e))?;
         if k.reduce.is_some() {
             // Row sums are rendered separately (`ptx::render_row_reduce`).
