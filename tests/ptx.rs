@@ -296,3 +296,51 @@ fn the_eager_gpu_backends_kernels_assemble() {
     // 10 unary ops, 6 binary ops × 16 access pairs.
     assert_eq!(n, 10 + 6 * 16, "the GPU computes every fusible op under every access pair");
 }
+
+/// Entries of several modules in one module (one ptxas run): the first module's header,
+/// every module's entries (their names must differ).
+fn one_module(modules: &[String]) -> String {
+    let mut text = String::new();
+    for (i, m) in modules.iter().enumerate() {
+        let body = m.lines().skip_while(|l| i > 0 && !l.starts_with(".visible") && !l.starts_with(".shared"));
+        for l in body {
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[test]
+fn the_typed_and_index_kernels_assemble() {
+    use tensorjit_jit::ptx::{
+        render_arg_reduce, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp,
+    };
+    let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
+    let mut modules = Vec::new();
+    for op in TypedOp::all() {
+        // Each operand under each access pattern at least once.
+        for v in 0..patterns.len() {
+            let inputs = (0..op.operands().len()).map(|j| patterns[(v + j) % patterns.len()]).collect();
+            let k = TypedKernel { op, inputs };
+            modules.push(render_typed(&k, &format!("typed_{}", modules.len())));
+        }
+    }
+    let elems = [Elem::F32, Elem::I32, Elem::I64, Elem::Bool];
+    for index in [Elem::I32, Elem::I64] {
+        for out in elems {
+            modules.push(render_one_hot(index, out, &format!("one_hot_{}", modules.len())));
+            modules.push(render_gather(out, index, &format!("gather_{}", modules.len())));
+        }
+    }
+    for elem in [Elem::F32, Elem::I32, Elem::I64] {
+        for max in [true, false] {
+            modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
+        }
+    }
+    // 3 element types × (6 comparisons, where, 4 casts), bools' 2 comparisons, where and
+    // 4 casts, 3 logical and 3 rounding ops, four access variants each; 16 one_hot and
+    // gather entries; 6 arg-reductions.
+    assert_eq!(modules.len(), (3 * 11 + 7 + 6) * 4 + 16 + 6);
+    assemble("typed_and_index", &one_module(&modules));
+}

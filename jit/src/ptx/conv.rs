@@ -4,6 +4,7 @@
 //! `[KH·KW·C, O]`) multiplies it directly. One thread per matrix element in a
 //! grid-stride loop; every index is 64-bit.
 
+use super::typed::Elem;
 use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
 
 /// The entry's parameters, in order (all `.u64`): the input and output pointers, the
@@ -177,13 +178,25 @@ pub(super) const STORE: &str = "$L_store";
 /// `body` computes element `i`'s f32 value into the register it returns (it may jump
 /// to [`STORE`] once that register holds the final value), stored at `output[i]`.
 pub(super) fn per_output(e: &mut Emitter, total: Reg, output: Reg, body: impl FnOnce(&mut Emitter, Reg) -> Reg) {
+    per_output_of(e, Elem::F32, total, output, body)
+}
+
+/// [`per_output`] for an output of element type `out` (`body` returns a register of
+/// that type).
+pub(super) fn per_output_of(
+    e: &mut Emitter,
+    out: Elem,
+    total: Reg,
+    output: Reg,
+    body: impl FnOnce(&mut Emitter, Reg) -> Reg,
+) {
     let (i, stride) = grid_stride(e);
     let done = e.p();
     e.loop_head("$L_elem", done, i, total, "$L_done");
     let v = body(e, i);
     e.label(STORE);
-    let to = address(e, output, i, 2);
-    e.ins(format_args!("st.global.f32 [{to}], {v}"));
+    let to = address(e, output, i, out.shift());
+    out.store(e, to, v);
     e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
     e.ins(format_args!("bra $L_elem"));
     e.label("$L_done");

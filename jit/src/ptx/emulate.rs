@@ -201,6 +201,20 @@ impl Program {
     /// Runs the entry on a grid of `blocks × threads` with `args` (one per parameter),
     /// reading and writing `buffers` (f32 elements).
     pub fn run(&self, blocks: u32, threads: u32, args: &[Arg], buffers: &mut [Vec<f32>]) -> Result<(), String> {
+        let mut bytes: Vec<Vec<u8>> =
+            buffers.iter().map(|b| b.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+        let result = self.run_bytes(blocks, threads, args, &mut bytes);
+        for (b, raw) in buffers.iter_mut().zip(&bytes) {
+            for (x, w) in b.iter_mut().zip(raw.chunks_exact(4)) {
+                *x = f32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            }
+        }
+        result
+    }
+
+    /// [`run`](Self::run) on buffers of bytes (little-endian elements of any type: the
+    /// typed kernels' `bool`s, `i32`s and `i64`s).
+    pub fn run_bytes(&self, blocks: u32, threads: u32, args: &[Arg], buffers: &mut [Vec<u8>]) -> Result<(), String> {
         if args.len() != self.params.len() {
             return Err(format!("{} arguments for {} parameters", args.len(), self.params.len()));
         }
@@ -332,7 +346,14 @@ impl Thread {
         }
     }
 
-    fn mem<'a>(&self, o: &Operand, buffers: &'a mut [Vec<f32>], n: usize) -> Result<&'a mut [f32], String> {
+    /// The `bytes` bytes at address operand `o` (aligned to `align`).
+    fn mem<'a>(
+        &self,
+        o: &Operand,
+        buffers: &'a mut [Vec<u8>],
+        bytes: usize,
+        align: u64,
+    ) -> Result<&'a mut [u8], String> {
         let Operand::Addr(base) = o else { return Err(format!("{o:?} is not an address")) };
         let addr = match **base {
             Operand::Reg(k, i) => self.regs[k as usize][i],
@@ -343,15 +364,29 @@ impl Thread {
             .checked_sub(1)
             .and_then(|i| buffers.get_mut(i))
             .ok_or_else(|| format!("address {addr:#x}: no buffer"))?;
-        if off % 4 != 0 || (n == 4 && off % 16 != 0) {
+        if !off.is_multiple_of(align) {
             return Err(format!("misaligned access at {addr:#x}"));
         }
-        let (at, len) = ((off / 4) as usize, b.len());
-        b.get_mut(at..at + n).ok_or_else(|| format!("access at element {at} (+{n}) beyond a buffer of {len}"))
+        let (at, len) = (off as usize, b.len());
+        b.get_mut(at..at + bytes)
+            .ok_or_else(|| format!("access at byte {at} (+{bytes}) beyond a buffer of {len} bytes"))
+    }
+
+    /// A little-endian load of `bytes` (1, 4 or 8) bytes, zero-extended.
+    fn load(&self, o: &Operand, buffers: &mut [Vec<u8>], bytes: usize) -> Result<u64, String> {
+        let m = self.mem(o, buffers, bytes, bytes as u64)?;
+        Ok(m.iter().rev().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    /// A little-endian store of the low `bytes` bytes of `v`.
+    fn store(&self, o: &Operand, buffers: &mut [Vec<u8>], bytes: usize, v: u64) -> Result<(), String> {
+        let m = self.mem(o, buffers, bytes, bytes as u64)?;
+        m.copy_from_slice(&v.to_le_bytes()[..bytes]);
+        Ok(())
     }
 
     /// Runs until the thread finishes or waits on others (its `state` says which).
-    fn run(&mut self, p: &Program, params: &[u64], buffers: &mut [Vec<f32>], shared: &mut [f32]) -> Result<(), String> {
+    fn run(&mut self, p: &Program, params: &[u64], buffers: &mut [Vec<u8>], shared: &mut [f32]) -> Result<(), String> {
         let mut pc = self.pc;
         let mut steps = 0u64;
         while pc < p.code.len() {
@@ -399,10 +434,21 @@ impl Thread {
                     }
                     other => return Err(format!("bra to {other:?}")),
                 },
-                "ld.param.u64" | "mov.b32" | "mov.u32" | "mov.u64" | "mov.f32" | "cvta.to.global.u64" => v(1)?,
+                "ld.param.u64" | "mov.b32" | "mov.u32" | "mov.u64" | "mov.b64" | "mov.f32" | "cvta.to.global.u64" => {
+                    v(1)?
+                }
                 "cvt.u64.u32" => v(1)? & 0xffff_ffff,
                 "cvt.rn.f32.s32" => fb(v(1)? as u32 as i32 as f32),
                 "cvt.rn.f32.u64" => fb(v(1)? as f32),
+                "cvt.rn.f32.u32" => fb(v(1)? as u32 as f32),
+                "cvt.rn.f32.s64" => fb(v(1)? as i64 as f32),
+                // Float to integer: toward zero, saturating, NaN to 0 (as Rust's `as`).
+                "cvt.rzi.s32.f32" => u64::from(f(v(1)?) as i32 as u32),
+                "cvt.rzi.s64.f32" => f(v(1)?) as i64 as u64,
+                "cvt.rmi.f32.f32" => fb(f(v(1)?).floor()),
+                "cvt.rpi.f32.f32" => fb(f(v(1)?).ceil()),
+                "cvt.s64.s32" => v(1)? as u32 as i32 as i64 as u64,
+                "cvt.u32.u64" => v(1)? & 0xffff_ffff,
                 "add.rn.f32" => fb(f(v(1)?) + f(v(2)?)),
                 "sub.rn.f32" => fb(f(v(1)?) - f(v(2)?)),
                 "mul.rn.f32" => fb(f(v(1)?) * f(v(2)?)),
@@ -427,31 +473,38 @@ impl Thread {
                 "xor.b32" => (v(1)? ^ v(2)?) & 0xffff_ffff,
                 "and.pred" => u64::from(v(1)? != 0 && v(2)? != 0),
                 "or.pred" => u64::from(v(1)? != 0 || v(2)? != 0),
-                "selp.f32" | "selp.b32" => {
+                "selp.f32" | "selp.b32" | "selp.u32" | "selp.b64" => {
                     if v(3)? != 0 {
                         v(1)?
                     } else {
                         v(2)?
                     }
                 }
-                "ld.global.nc.f32" => fb(self.mem(&a[1], buffers, 1)?[0]),
-                "st.global.f32" => {
-                    let x = f(v(1)?);
-                    self.mem(&a[0], buffers, 1)?[0] = x;
-                    continue;
-                }
                 "ld.global.nc.v4.f32" => {
                     let Operand::Vec4(rs) = &a[0] else { return Err("ld.v4 into a non-vector".into()) };
-                    let vals: [f32; 4] = self.mem(&a[1], buffers, 4)?.try_into().map_err(|_| "a short vector load")?;
+                    let m = self.mem(&a[1], buffers, 16, 16)?;
+                    let vals: Vec<u64> =
+                        m.chunks_exact(4).map(|w| u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))).collect();
                     for (r, x) in rs.iter().zip(vals) {
-                        self.regs[Kind::F as usize][*r] = fb(x);
+                        self.regs[Kind::F as usize][*r] = x;
                     }
                     continue;
                 }
                 "st.global.v4.f32" => {
                     let Operand::Vec4(rs) = &a[1] else { return Err("st.v4 from a non-vector".into()) };
-                    let vals: Vec<f32> = rs.iter().map(|r| f(self.regs[Kind::F as usize][*r])).collect();
-                    self.mem(&a[0], buffers, 4)?.copy_from_slice(&vals);
+                    let vals: Vec<u8> =
+                        rs.iter().flat_map(|r| (self.regs[Kind::F as usize][*r] as u32).to_le_bytes()).collect();
+                    self.mem(&a[0], buffers, 16, 16)?.copy_from_slice(&vals);
+                    continue;
+                }
+                _ if op.starts_with("ld.global.") => {
+                    let bytes = width(op)?;
+                    self.load(&a[1], buffers, bytes)?
+                }
+                _ if op.starts_with("st.global.") => {
+                    let bytes = width(op)?;
+                    let x = v(1)?;
+                    self.store(&a[0], buffers, bytes, x)?;
                     continue;
                 }
                 _ if op.starts_with("setp.") => u64::from(compare(op, v(1)?, v(2)?)?),
@@ -473,6 +526,16 @@ fn shared_at<'a>(t: &Thread, o: &Operand, shared: &'a mut [f32]) -> Result<&'a m
         .get_mut((addr / 4) as usize)
         .filter(|_| addr.is_multiple_of(4))
         .ok_or_else(|| format!("shared address {addr} of {len} floats"))
+}
+
+/// The bytes a `ld.global…`/`st.global…` moves, from its type suffix.
+fn width(op: &str) -> Result<usize, String> {
+    match op.rsplit('.').next() {
+        Some("u8" | "s8") => Ok(1),
+        Some("f32" | "b32" | "u32" | "s32") => Ok(4),
+        Some("f64" | "b64" | "u64" | "s64") => Ok(8),
+        _ => Err(format!("a memory access this emulator does not know: {op}")),
+    }
 }
 
 /// `setp.<cmp>.<type>`: float comparisons are ordered (false with a NaN) except `neu`

@@ -18,8 +18,10 @@
 mod conv;
 mod emit;
 pub mod emulate;
+mod index;
 mod permute;
 mod pool;
+pub mod typed;
 
 use std::fmt::Write;
 
@@ -27,11 +29,13 @@ use tensorjit_runtime::ops::BinaryOp;
 
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
+pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
 pub use permute::{broadcast_dims, permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
 pub use pool::{
     render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, AVG_POOL_GRAD_PARAMS,
     AVG_POOL_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
 };
+pub use typed::{render_typed, Elem, TypedKernel, TypedOp};
 
 use crate::kernel::{Access, Kernel};
 use crate::lower::{self, Lower};
@@ -204,9 +208,62 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     } else {
         e.ins(format_args!("mov.u64 {i}, {gid}"));
     }
-    // Row and column of element i for broadcast inputs: divided out once per thread,
-    // then advanced with the stride (no 64-bit division per element).
     let needs_rc = k.inputs.iter().any(|a| matches!(a, Access::Row | Access::Col));
+    element_loop(&mut e, i, (n, stride, cols), needs_rc, |e, at| {
+        let values: Vec<Option<Reg>> = k
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(j, a)| {
+                let Some(index) = at.index(*a) else { return scalars[j] };
+                let addr = address(e, ptrs[j], index, 2);
+                let f = e.f();
+                e.ins(format_args!("ld.global.nc.f32 {f}, [{addr}]"));
+                Some(f)
+            })
+            .collect();
+        let vals = lower::eval(e, k, |_, j| values[j].unwrap_or(Reg::F(0)));
+        for (o, &ex) in k.outputs.iter().enumerate() {
+            let addr = address(e, ptrs[n_in + o], at.i, 2);
+            e.ins(format_args!("st.global.f32 [{addr}], {}", vals[ex]));
+        }
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// Where an elementwise entry's loop stands: element `i`, and its row and column (kept
+/// only when an input is read by row or column).
+#[derive(Clone, Copy)]
+struct Position {
+    i: Reg,
+    row: Reg,
+    col: Reg,
+}
+
+impl Position {
+    /// The element index an input read with `a` loads (`None` for a scalar, which is
+    /// loaded once before the loop).
+    fn index(self, a: Access) -> Option<Reg> {
+        match a {
+            Access::Scalar => None,
+            Access::Full => Some(self.i),
+            Access::Row => Some(self.col),
+            Access::Col => Some(self.row),
+        }
+    }
+}
+
+/// The scalar grid-stride loop of an elementwise entry: elements `i` (from its value on
+/// entry) below `n`, stepping by `stride`, rows of `cols`; `body` emits one element's
+/// work. With `needs_rc` the row and column of `i` are divided out once per thread, then
+/// advanced with the stride (no 64-bit division per element).
+fn element_loop(
+    e: &mut Emitter,
+    i: Reg,
+    (n, stride, cols): (Reg, Reg, Reg),
+    needs_rc: bool,
+    body: impl FnOnce(&mut Emitter, Position),
+) {
     let (row, col, stride_rows, stride_cols) = (e.rd(), e.rd(), e.rd(), e.rd());
     if needs_rc {
         e.ins(format_args!("div.u64 {row}, {i}, {cols}"));
@@ -216,28 +273,7 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     }
     let done = e.p();
     e.loop_head("$L_elem", done, i, n, "$L_done");
-    let values: Vec<Option<Reg>> = k
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(j, a)| {
-            let index = match a {
-                Access::Scalar => return scalars[j],
-                Access::Full => i,
-                Access::Row => col,
-                Access::Col => row,
-            };
-            let addr = address(&mut e, ptrs[j], index, 2);
-            let f = e.f();
-            e.ins(format_args!("ld.global.nc.f32 {f}, [{addr}]"));
-            Some(f)
-        })
-        .collect();
-    let vals = lower::eval(&mut e, k, |_, j| values[j].unwrap_or(Reg::F(0)));
-    for (o, &ex) in k.outputs.iter().enumerate() {
-        let addr = address(&mut e, ptrs[n_in + o], i, 2);
-        e.ins(format_args!("st.global.f32 [{addr}], {}", vals[ex]));
-    }
+    body(e, Position { i, row, col });
     e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
     if needs_rc {
         // col + stride_cols < 2·cols: one wrap at most.
@@ -250,7 +286,6 @@ pub fn render_kernel(k: &Kernel, name: &str) -> String {
     }
     e.ins(format_args!("bra $L_elem"));
     e.label("$L_done");
-    header() + &entry(name, &params, "", &e)
 }
 
 /// A module with one entry, `name`, reducing each of `rows` rows of `cols` f32 to one

@@ -1,0 +1,124 @@
+//! Index ops on GPUs: `one_hot`, `gather` along an axis, and `argmax`/`argmin` along an
+//! axis — one thread per output element in a grid-stride loop, 64-bit indices, the
+//! runtime's rules: an index outside `0..depth` (one_hot) or `0..n` (gather) gives a
+//! row of zeros; an arg-reduction keeps the first of equal values, and the first NaN
+//! wins over everything.
+
+use super::conv::{divmod, per_output_of};
+use super::typed::Elem;
+use super::{address, entry, header, load_params, Emitter, Reg};
+
+/// The one-hot entry's parameters, in order (all `.u64`): the indices, the output,
+/// the output's element count and the depth.
+pub const ONE_HOT_PARAMS: [&str; 4] = ["in", "out", "total", "depth"];
+
+/// The gather entry's parameters, in order (all `.u64`): the gathered tensor viewed as
+/// `[outer, n, inner]`, the `m` indices, the `[outer, m, inner]` output, its element
+/// count, then `n`, `m` and `inner`.
+pub const GATHER_PARAMS: [&str; 7] = ["params", "indices", "out", "total", "n", "m", "inner"];
+
+/// The arg-reduction entry's parameters, in order (all `.u64`): the input viewed as
+/// `[outer, n, inner]`, the `[outer, inner]` i64 output, its element count, `n` and
+/// `inner`.
+pub const ARG_REDUCE_PARAMS: [&str; 5] = ["in", "out", "total", "n", "inner"];
+
+/// Index `j` of the index buffer at `base` (i32 or i64), as a signed 64-bit value.
+fn index_at(e: &mut Emitter, index: Elem, base: Reg, j: Reg) -> Reg {
+    let addr = address(e, base, j, index.shift());
+    let v = index.load(e, addr);
+    if index == Elem::I64 {
+        return v;
+    }
+    let wide = e.rd();
+    e.ins(format_args!("cvt.s64.s32 {wide}, {v}"));
+    wide
+}
+
+/// A module with one entry, `name`: `out[r, c] = (indices[r] == c)` as `out`'s 1 or 0,
+/// for `index` (i32 or i64) indices (parameters [`ONE_HOT_PARAMS`]).
+pub fn render_one_hot(index: Elem, out: Elem, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, depth]) = load_params(&mut e, name, &ONE_HOT_PARAMS);
+    per_output_of(&mut e, out, total, output, |e, i| {
+        let (r, c) = divmod(e, i, depth);
+        let id = index_at(e, index, input, r);
+        // 0 ≤ c < depth: an index outside that range equals no column.
+        let hot = e.p();
+        e.ins(format_args!("setp.eq.s64 {hot}, {id}, {c}"));
+        let (one, zero, d) = (out.constant(e, true), out.constant(e, false), out.reg(e));
+        e.ins(format_args!("selp.{} {d}, {one}, {zero}, {hot}", out.selp()));
+        d
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`: `out[o, j, x] = params[o, indices[j], x]` (zero for
+/// an index outside `0..n`) for `elem` values and `index` (i32 or i64) indices
+/// (parameters [`GATHER_PARAMS`]).
+pub fn render_gather(elem: Elem, index: Elem, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [values, indices, output], [total, n, m, inner]) = load_params(&mut e, name, &GATHER_PARAMS);
+    per_output_of(&mut e, elem, total, output, |e, i| {
+        let (q, x) = divmod(e, i, inner);
+        let (o, j) = divmod(e, q, m);
+        let id = index_at(e, index, indices, j);
+        // Unsigned: a negative index is a huge one, out of range too.
+        let ok = e.p();
+        e.ins(format_args!("setp.lt.u64 {ok}, {id}, {n}"));
+        let src = e.rd();
+        e.ins(format_args!("mad.lo.u64 {src}, {o}, {n}, {id}"));
+        e.ins(format_args!("mad.lo.u64 {src}, {src}, {inner}, {x}"));
+        let v = elem.constant(e, false);
+        let at = address(e, values, src, elem.shift());
+        e.ins(format_args!("@{ok} ld.global.nc.{} {v}, [{at}]", elem.load_type()));
+        v
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`: the index along `n` of the largest (`max`) or
+/// smallest value of each `[o, ·, x]` line of an `elem` input, as i64 (parameters
+/// [`ARG_REDUCE_PARAMS`]; `n` ≥ 1). Each thread walks its line in order: a value
+/// replaces the best so far when strictly better, or when it is the first NaN.
+pub fn render_arg_reduce(elem: Elem, max: bool, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, n, inner]) = load_params(&mut e, name, &ARG_REDUCE_PARAMS);
+    per_output_of(&mut e, Elem::I64, total, output, |e, t| {
+        let (o, x) = divmod(e, t, inner);
+        let (at, best, r) = (e.rd(), e.rd(), e.rd());
+        e.ins(format_args!("mul.lo.u64 {at}, {o}, {n}"));
+        e.ins(format_args!("mad.lo.u64 {at}, {at}, {inner}, {x}"));
+        e.ins(format_args!("mov.u64 {best}, 0"));
+        e.ins(format_args!("mov.u64 {r}, 1"));
+        let first = address(e, input, at, elem.shift());
+        let bv = elem.load(e, first);
+        let done = e.p();
+        e.loop_head("$L_line", done, r, n, "$L_line_done");
+        e.ins(format_args!("add.s64 {at}, {at}, {inner}"));
+        let addr = address(e, input, at, elem.shift());
+        let c = elem.load(e, addr);
+        let take = e.p();
+        let cmp = if max { "gt" } else { "lt" };
+        e.ins(format_args!("setp.{cmp}.{} {take}, {c}, {bv}", elem.setp()));
+        if elem == Elem::F32 {
+            // Better, or a NaN — and only while the best is not a NaN already.
+            let (c_nan, b_num) = (e.p(), e.p());
+            e.ins(format_args!("setp.nan.f32 {c_nan}, {c}, {c}"));
+            e.ins(format_args!("setp.num.f32 {b_num}, {bv}, {bv}"));
+            e.ins(format_args!("or.pred {take}, {take}, {c_nan}"));
+            e.ins(format_args!("and.pred {take}, {take}, {b_num}"));
+        }
+        let mov = match elem {
+            Elem::F32 => "mov.f32",
+            Elem::I64 => "mov.u64",
+            Elem::I32 | Elem::Bool => "mov.b32",
+        };
+        e.ins(format_args!("@{take} mov.u64 {best}, {r}"));
+        e.ins(format_args!("@{take} {mov} {bv}, {c}"));
+        e.ins(format_args!("add.s64 {r}, {r}, 1"));
+        e.ins(format_args!("bra $L_line"));
+        e.label("$L_line_done");
+        best
+    });
+    header() + &entry(name, &params, "", &e)
+}

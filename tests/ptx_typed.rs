@@ -1,0 +1,211 @@
+//! The typed and index PTX kernels' *results*, on every machine: comparisons, logical
+//! ops, `where`, casts, `sign`/`floor`/`ceil`, `one_hot`, `gather` and arg-reductions
+//! run on the reference PTX interpreter and give the CPU's eager results byte for byte
+//! (special values included: NaN, ±∞, ±0, integers at their limits, out-of-range
+//! indices, ties). ptxas (tests/ptx.rs) checks that the same text assembles; a GPU
+//! (tests/gpu.rs) checks the rest.
+
+mod common;
+
+use common::{rand_f32, rand_vec, run_op};
+use tensorjit::ops::{ArgOp, Op};
+use tensorjit::prelude::*;
+use tensorjit_jit::kernel::Access;
+use tensorjit_jit::ptx::emulate::{Arg, Program};
+use tensorjit_jit::ptx::{
+    render_arg_reduce, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp, BLOCK,
+};
+
+/// A tensor's elements as the GPU holds them: little-endian, bools as one byte.
+fn bytes(t: &Tensor) -> Vec<u8> {
+    match t.dtype() {
+        DType::F32 => t.to_vec::<f32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::I32 => t.to_vec::<i32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::I64 => t.to_vec::<i64>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::Bool => t.to_vec::<bool>().unwrap().iter().map(|&b| u8::from(b)).collect(),
+        other => panic!("no typed kernels on {other}"),
+    }
+}
+
+/// Random elements of `elem` (`seed`), a few close together so that comparisons tie,
+/// with the type's special values mixed in.
+fn random(elem: Elem, seed: u64, dims: &[usize]) -> Tensor {
+    let n: usize = dims.iter().product();
+    let r = rand_vec(seed, n, -4.0, 4.0);
+    let pick = |i: usize| i % 5 == 3;
+    let t = match elem {
+        Elem::F32 => {
+            let specials =
+                [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 3e9, -3e9, 1e20, 2.5, -2.5, 0.5, -1e-40];
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    if pick(i) {
+                        specials[(i / 5 + seed as usize) % specials.len()]
+                    } else {
+                        r[i].round() as f32 * 0.75
+                    }
+                })
+                .collect();
+            Tensor::from_vec(v, dims.to_vec())
+        }
+        Elem::I32 => {
+            let specials = [i32::MIN, i32::MAX, 0, -1, 1 << 24 | 1];
+            let v: Vec<i32> = (0..n)
+                .map(|i| if pick(i) { specials[(i / 5) % specials.len()] } else { r[i].round() as i32 })
+                .collect();
+            Tensor::from_vec(v, dims.to_vec())
+        }
+        Elem::I64 => {
+            let specials = [i64::MIN, i64::MAX, 0, -1, 1 << 40 | 1, (1 << 33) - 7];
+            let v: Vec<i64> = (0..n)
+                .map(|i| if pick(i) { specials[(i / 5) % specials.len()] } else { r[i].round() as i64 })
+                .collect();
+            Tensor::from_vec(v, dims.to_vec())
+        }
+        Elem::Bool => Tensor::from_vec(r.iter().map(|x| *x > 0.0).collect::<Vec<bool>>(), dims.to_vec()),
+    };
+    t.expect("a valid tensor")
+}
+
+/// Runs an entry on the emulator as the GPU backend launches it (grid-stride loops on
+/// at most two blocks): `inputs`, then an output of `out_bytes` bytes, then the u64
+/// `values`.
+fn run(ptx: &str, inputs: Vec<Vec<u8>>, out_bytes: usize, values: &[usize]) -> Vec<u8> {
+    let program = Program::parse(ptx).expect("the emulator reads the entry");
+    let n_in = inputs.len();
+    let mut buffers = inputs;
+    buffers.push(vec![0xab; out_bytes]);
+    let mut args: Vec<Arg> = (0..=n_in).map(Arg::Buffer).collect();
+    args.extend(values.iter().map(|&v| Arg::U64(v as u64)));
+    let blocks = values.first().map_or(1, |n| n.div_ceil(BLOCK as usize)).clamp(1, 2) as u32;
+    program.run_bytes(blocks, BLOCK, &args, &mut buffers).expect("the entry runs");
+    buffers.pop().unwrap_or_default()
+}
+
+/// The dims of an operand read with `a` for an output of `rows × cols`.
+fn dims_for(a: Access, (rows, cols): (usize, usize)) -> Vec<usize> {
+    match a {
+        Access::Full => vec![rows, cols],
+        Access::Row => vec![cols],
+        Access::Col => vec![rows, 1],
+        Access::Scalar => vec![],
+    }
+}
+
+#[test]
+fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
+    let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
+    let (rows, cols) = (5, 7);
+    let mut checked = 0;
+    for (k, op) in TypedOp::all().into_iter().enumerate() {
+        let types = op.operands();
+        // Unary ops read their operand whole; the others each operand under each pattern.
+        let variants = if types.len() == 1 { 1 } else { patterns.len() };
+        for v in 0..variants {
+            let inputs: Vec<Access> = (0..types.len()).map(|j| patterns[(v + j) % patterns.len()]).collect();
+            let tensors: Vec<Tensor> = types
+                .iter()
+                .zip(&inputs)
+                .enumerate()
+                .map(|(j, (t, a))| random(*t, 100 * k as u64 + 10 * v as u64 + j as u64, &dims_for(*a, (rows, cols))))
+                .collect();
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            let mut want = run_op(&op.op(), &refs);
+            if want.dims() != [rows, cols] {
+                want = run_op(&Op::BroadcastTo(Shape::new(&[rows, cols])), &[&want]);
+            }
+            let kernel = TypedKernel { op, inputs };
+            let got = run(
+                &render_typed(&kernel, "k"),
+                tensors.iter().map(bytes).collect(),
+                rows * cols * op.result().bytes(),
+                &[rows * cols, cols],
+            );
+            assert_eq!(got, bytes(&want), "{kernel}: operands {tensors:?}");
+            checked += 1;
+        }
+    }
+    // (3 × 7 + 3) two- or three-operand ops under 4 variants, 16 casts, 2 logical ops under
+    // 4 variants, not, 3 rounding ops.
+    assert_eq!(checked, (3 * 7 + 3) * 4 + 16 + 2 * 4 + 1 + 3, "every typed op was checked");
+}
+
+#[test]
+fn one_hot_gives_the_cpus_rows_for_every_index_and_output_type() {
+    let depth = 5;
+    for index in [Elem::I32, Elem::I64] {
+        for (k, out) in [Elem::F32, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
+            // Indices in −2 … depth + 2: some outside the range (rows of zeros).
+            let raw = rand_vec(40 + k as u64, 3 * 4, -2.0, depth as f64 + 2.0);
+            let idx = match index {
+                Elem::I32 => Tensor::from_vec(raw.iter().map(|x| x.floor() as i32).collect::<Vec<_>>(), vec![3, 4]),
+                _ => Tensor::from_vec(raw.iter().map(|x| x.floor() as i64).collect::<Vec<_>>(), vec![3, 4]),
+            }
+            .unwrap();
+            let want = run_op(&Op::OneHot { depth, dtype: out.dtype() }, &[&idx]);
+            let total = want.numel();
+            let got =
+                run(&render_one_hot(index, out, "one_hot"), vec![bytes(&idx)], total * out.bytes(), &[total, depth]);
+            assert_eq!(got, bytes(&want), "one_hot of {index:?} indices into {out:?}");
+        }
+    }
+}
+
+#[test]
+fn gather_gives_the_cpus_elements_along_every_axis() {
+    let dims = [3, 6, 4];
+    for (k, elem) in [Elem::F32, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
+        let params = random(elem, 60 + k as u64, &dims);
+        for axis in 0..dims.len() {
+            for index in [Elem::I32, Elem::I64] {
+                let n = dims[axis];
+                // −1 … n + 1: out-of-range indices gather zeros.
+                let raw = rand_vec(70 + 10 * k as u64 + axis as u64, 2 * 3, -1.0, n as f64 + 1.0);
+                let idx = match index {
+                    Elem::I32 => Tensor::from_vec(raw.iter().map(|x| x.floor() as i32).collect::<Vec<_>>(), vec![2, 3]),
+                    _ => Tensor::from_vec(raw.iter().map(|x| x.floor() as i64).collect::<Vec<_>>(), vec![2, 3]),
+                }
+                .unwrap();
+                let want = run_op(&Op::Gather { axis }, &[&params, &idx]);
+                let inner: usize = dims[axis + 1..].iter().product();
+                let total = want.numel();
+                let got = run(
+                    &render_gather(elem, index, "gather"),
+                    vec![bytes(&params), bytes(&idx)],
+                    total * elem.bytes(),
+                    &[total, n, idx.numel(), inner],
+                );
+                assert_eq!(got, bytes(&want), "gather of {elem:?} along axis {axis} with {index:?} indices {idx:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn arg_reductions_keep_the_first_best_and_the_first_nan() {
+    let dims = [4, 9, 3];
+    for (k, elem) in [Elem::F32, Elem::I32, Elem::I64].into_iter().enumerate() {
+        let x = match elem {
+            // Few distinct values (ties) and a NaN in some lines.
+            Elem::F32 => {
+                let mut v: Vec<f32> = rand_f32(80 + k as u64, &dims, -2.0, 2.0).to_vec::<f32>().unwrap();
+                v.iter_mut().for_each(|x| *x = x.round());
+                for at in [4, 40, 41, 100] {
+                    v[at] = f32::NAN;
+                }
+                Tensor::from_vec(v, dims.to_vec()).unwrap()
+            }
+            _ => random(elem, 80 + k as u64, &dims),
+        };
+        for axis in 0..dims.len() {
+            for op in ArgOp::ALL {
+                let want = run_op(&Op::ArgReduce { op, axis }, &[&x]);
+                let (n, inner) = (dims[axis], dims[axis + 1..].iter().product::<usize>());
+                let total = want.numel();
+                let ptx = render_arg_reduce(elem, op == ArgOp::ArgMax, "arg");
+                let got = run(&ptx, vec![bytes(&x)], total * 8, &[total, n, inner]);
+                assert_eq!(got, bytes(&want), "{op:?} of {elem:?} along axis {axis}");
+            }
+        }
+    }
+}
