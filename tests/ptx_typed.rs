@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{rand_f32, rand_vec, run_op};
+use common::{element_bytes as bytes, rand_f32, rand_vec, run_op};
 use tensorjit::ops::{ArgOp, Op};
 use tensorjit::prelude::*;
 use tensorjit_jit::kernel::Access;
@@ -15,17 +15,6 @@ use tensorjit_jit::ptx::emulate::{Arg, Program};
 use tensorjit_jit::ptx::{
     render_arg_reduce, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp, BLOCK,
 };
-
-/// A tensor's elements as the GPU holds them: little-endian, bools as one byte.
-fn bytes(t: &Tensor) -> Vec<u8> {
-    match t.dtype() {
-        DType::F32 => t.to_vec::<f32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::I32 => t.to_vec::<i32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::I64 => t.to_vec::<i64>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::Bool => t.to_vec::<bool>().unwrap().iter().map(|&b| u8::from(b)).collect(),
-        other => panic!("no typed kernels on {other}"),
-    }
-}
 
 /// Random elements of `elem` (`seed`), a few close together so that comparisons tie,
 /// with the type's special values mixed in.

@@ -33,6 +33,18 @@ pub fn f32s(t: &Tensor) -> Vec<f32> {
     t.to_vec::<f32>().unwrap()
 }
 
+/// A host tensor's elements as devices hold them: little-endian, bools one byte each
+/// (exact comparisons of any dtype, NaN payloads included).
+pub fn element_bytes(t: &Tensor) -> Vec<u8> {
+    match t.dtype() {
+        DType::F32 => t.to_vec::<f32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::F64 => t.to_vec::<f64>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::I32 => t.to_vec::<i32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::I64 => t.to_vec::<i64>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::Bool => t.to_vec::<bool>().unwrap().iter().map(|&b| u8::from(b)).collect(),
+    }
+}
+
 pub fn f64s(t: &Tensor) -> Vec<f64> {
     t.to_vec::<f64>().unwrap()
 }

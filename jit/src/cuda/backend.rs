@@ -2,9 +2,13 @@
 //! broadcast: one a kernel's access patterns do not express is materialised first),
 //! fills, reductions (over trailing or leading axes directly, over others after a
 //! permute), matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling
-//! (`pooling`), axis permutations and `broadcast_to` (`permute`) run on the GPU —
-//! single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Any other op is computed on the host and its result copied back
-//! (correct, slow, and announced once per op by a `tracing` warning).
+//! (`pooling`), axis permutations and `broadcast_to` (`permute`), and on f32, i32, i64
+//! and bool tensors comparisons, logical ops, `where`, casts, `one_hot`, `gather` and
+//! `argmax`/`argmin` (`typed`) run on the GPU — single-op kernels from the PTX
+//! renderer, loaded once per kernel, and cuBLAS. Any other op (arithmetic on integers,
+//! anything on f64, `scatter_add`, `concat`, slices, random draws, …) is computed on
+//! the host and its result copied back (correct, slow, and announced once per op by a
+//! `tracing` warning).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -22,30 +26,29 @@ use tensorjit_runtime::trace::backend as rt;
 use tensorjit_runtime::{DType, Tensor};
 
 use super::blas::MatMulParams;
+use super::typed::{pack, unpack, words_for};
 use super::{Gpu, Lines};
 use crate::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
 use crate::ptx::RowReduce;
 
-/// Elements on one GPU, by dtype (only f32 ones are computed on; the others are kept
-/// for ops that fall back to the host).
-enum GpuData {
-    F32(CudaSlice<f32>),
-    F64(CudaSlice<f64>),
-    I32(CudaSlice<i32>),
-    I64(CudaSlice<i64>),
-    Bool(CudaSlice<bool>),
-}
-
-/// A tensor's elements on a GPU; f32 buffers go back to the GPU's pool when dropped.
+/// A tensor's elements on a GPU, in a pooled buffer of 4-byte words (f32 elements
+/// themselves; other dtypes packed as `typed` describes), which goes back to the GPU's
+/// pool when dropped.
 pub struct CudaMemory {
     gpu: Arc<Gpu>,
-    data: Option<GpuData>,
+    words: Option<CudaSlice<f32>>,
+    dtype: DType,
     len: usize,
 }
 
 impl CudaMemory {
     pub(crate) fn f32(gpu: Arc<Gpu>, b: CudaSlice<f32>, len: usize) -> Arc<dyn DeviceMemory> {
-        Arc::new(CudaMemory { gpu, data: Some(GpuData::F32(b)), len })
+        Self::typed(gpu, b, DType::F32, len)
+    }
+
+    /// `len` elements of `dtype` held in `words`.
+    pub(crate) fn typed(gpu: Arc<Gpu>, words: CudaSlice<f32>, dtype: DType, len: usize) -> Arc<dyn DeviceMemory> {
+        Arc::new(CudaMemory { gpu, words: Some(words), dtype, len })
     }
 
     /// A new f32 tensor of `shape` on `gpu` whose elements `fill` writes (the buffer
@@ -66,16 +69,18 @@ impl CudaMemory {
 
     /// The f32 buffer (`None` for other dtypes).
     pub fn as_f32(&self) -> Option<&CudaSlice<f32>> {
-        match &self.data {
-            Some(GpuData::F32(b)) => Some(b),
-            _ => None,
-        }
+        self.words.as_ref().filter(|_| self.dtype == DType::F32)
+    }
+
+    /// The words holding the elements, whatever their dtype.
+    pub fn words(&self) -> Option<&CudaSlice<f32>> {
+        self.words.as_ref()
     }
 }
 
 impl Drop for CudaMemory {
     fn drop(&mut self) {
-        if let Some(GpuData::F32(b)) = self.data.take() {
+        if let Some(b) = self.words.take() {
             self.gpu.recycle_f32(b);
         }
     }
@@ -93,13 +98,7 @@ impl DeviceMemory for CudaMemory {
     }
 
     fn dtype(&self) -> DType {
-        match &self.data {
-            Some(GpuData::F64(_)) => DType::F64,
-            Some(GpuData::I32(_)) => DType::I32,
-            Some(GpuData::I64(_)) => DType::I64,
-            Some(GpuData::Bool(_)) => DType::Bool,
-            Some(GpuData::F32(_)) | None => DType::F32,
-        }
+        self.dtype
     }
 
     fn len(&self) -> usize {
@@ -108,20 +107,28 @@ impl DeviceMemory for CudaMemory {
 
     fn to_host(&self) -> Result<Buffer, Error> {
         let g = &self.gpu;
-        let e = |e: cudarc::driver::DriverError| g.err(e);
-        Ok(match &self.data {
-            Some(GpuData::F32(b)) => Buffer::F32(g.download(b, self.len)?),
-            Some(GpuData::F64(b)) => Buffer::F64(g.stream.clone_dtoh(b).map_err(e)?),
-            Some(GpuData::I32(b)) => Buffer::I32(g.stream.clone_dtoh(b).map_err(e)?),
-            Some(GpuData::I64(b)) => Buffer::I64(g.stream.clone_dtoh(b).map_err(e)?),
-            Some(GpuData::Bool(b)) => Buffer::Bool(g.stream.clone_dtoh(b).map_err(e)?),
-            None => return Err(g.err("internal: a released device buffer was read")),
+        let Some(b) = &self.words else { return Err(g.err("internal: a released device buffer was read")) };
+        let words = g.download(b, words_for(self.dtype, self.len))?;
+        Ok(match self.dtype {
+            DType::F32 => Buffer::F32(words),
+            d => unpack(d, &words, self.len),
         })
     }
 
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+thread_local! {
+    static HOST_FALLBACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many GPU ops this thread has computed on the host so far because no GPU kernel
+/// takes them (a diagnostic: the count of the slow path the once-per-op warning
+/// announces).
+pub fn host_fallbacks() -> usize {
+    HOST_FALLBACKS.with(std::cell::Cell::get)
 }
 
 /// The backend of `Device::Cuda`: GPUs opened on first use.
@@ -156,8 +163,13 @@ pub(crate) fn f32_of(t: &Tensor) -> Option<&CudaSlice<f32>> {
     t.device_memory()?.as_any().downcast_ref::<CudaMemory>()?.as_f32()
 }
 
+/// The device words of a tensor on a GPU, whatever its dtype.
+pub(crate) fn words_of(t: &Tensor) -> Option<&CudaSlice<f32>> {
+    t.device_memory()?.as_any().downcast_ref::<CudaMemory>()?.words()
+}
+
 /// How a kernel reads operand `t` for an output of `out` viewed as `rows × cols`.
-fn access(t: &Tensor, out: &Shape) -> Option<Access> {
+pub(super) fn access(t: &Tensor, out: &Shape) -> Option<Access> {
     let cols = out.dims().last().copied().unwrap_or(1);
     let dims = t.dims();
     if t.shape() == out {
@@ -224,6 +236,9 @@ impl CudaBackend {
         dtype: DType,
         shape: &Shape,
     ) -> Result<Option<Tensor>, Error> {
+        if let Some(t) = super::typed::run(gpu, op, x, dtype, shape)? {
+            return Ok(Some(t));
+        }
         if dtype != DType::F32 {
             return Ok(None);
         }
@@ -377,6 +392,7 @@ impl CudaBackend {
 
     /// Computes `op` on the host and copies the result back.
     fn on_host(&self, device: Device, op: &Op, x: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, Error> {
+        HOST_FALLBACKS.with(|n| n.set(n.get() + 1));
         if self.warned.lock().unwrap_or_else(|p| p.into_inner()).insert(op.name()) {
             tracing::warn!(
                 target: "tensorjit::cuda",
@@ -395,16 +411,11 @@ impl CudaBackend {
 impl DeviceBackend for CudaBackend {
     fn upload(&self, device: Device, buf: &Buffer) -> Result<Arc<dyn DeviceMemory>, Error> {
         let gpu = self.gpu(Self::ordinal(device)?)?;
-        let e = |e: cudarc::driver::DriverError| gpu.err(e);
-        let len = buf.len();
-        let data = match buf {
-            Buffer::F32(v) => return Ok(CudaMemory::f32(gpu.clone(), gpu.upload(v)?, len)),
-            Buffer::F64(v) => GpuData::F64(gpu.stream.clone_htod(v).map_err(e)?),
-            Buffer::I32(v) => GpuData::I32(gpu.stream.clone_htod(v).map_err(e)?),
-            Buffer::I64(v) => GpuData::I64(gpu.stream.clone_htod(v).map_err(e)?),
-            Buffer::Bool(v) => GpuData::Bool(gpu.stream.clone_htod(v).map_err(e)?),
+        let words = match buf {
+            Buffer::F32(v) => gpu.upload(v)?,
+            other => gpu.upload(&pack(other))?,
         };
-        Ok(Arc::new(CudaMemory { gpu: gpu.clone(), data: Some(data), len }))
+        Ok(CudaMemory::typed(gpu, words, buf.dtype(), buf.len()))
     }
 
     fn run(&self, device: Device, op: &Op, x: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, OpError> {

@@ -31,7 +31,7 @@ impl Gpu {
         let dims = [kk, g.c, g.kw, g.out_h * g.out_w, g.out_w, g.h, g.w, g.stride_h, g.stride_w, g.pad_top, g.pad_left];
         self.launch_elementwise(
             "tensorjit_im2col",
-            ptx::render_im2col,
+            &ptx::render_im2col,
             g,
             &[(input, g.n * g.h * g.w * g.c)],
             (out, total),
@@ -51,7 +51,7 @@ impl Gpu {
         let total = g.n * g.h * g.w * g.c;
         let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
         let needs = g.n * g.out_h * g.out_w * kk;
-        self.launch_elementwise("tensorjit_col2im", ptx::render_col2im, g, &[(cols, needs)], (out, total), &dims)
+        self.launch_elementwise("tensorjit_col2im", &ptx::render_col2im, g, &[(cols, needs)], (out, total), &dims)
     }
 
     /// Launches a grid-stride entry with one thread per output element (conv layouts,
@@ -61,7 +61,7 @@ impl Gpu {
     pub(super) fn launch_elementwise(
         &self,
         name: &str,
-        render: fn(&str) -> String,
+        render: &dyn Fn(&str) -> String,
         what: &dyn std::fmt::Debug,
         inputs: &[(&CudaSlice<f32>, usize)],
         (out, total): (&mut CudaSlice<f32>, usize),

@@ -17,6 +17,7 @@ pub(crate) mod graph;
 mod permute;
 pub mod pool;
 mod pooling;
+pub mod typed;
 
 use std::cell::Cell;
 use std::collections::HashMap;

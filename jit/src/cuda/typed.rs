@@ -1,0 +1,247 @@
+//! Eager GPU ops on tensors that are not all f32: comparisons, logical ops, `where`,
+//! casts, f32 `sign`/`floor`/`ceil` (the typed kernels of [`crate::ptx::typed`]),
+//! `one_hot`, `gather` and `argmax`/`argmin` (those of `ptx::index`) — and how tensors
+//! of every dtype are held on a GPU.
+//!
+//! Every GPU buffer is a pooled buffer of 4-byte words (`CudaSlice<f32>`, the caching
+//! allocator's unit): f32 elements are the words themselves; i32 one word each, i64 and
+//! f64 two (little-endian), bools one byte each, four to a word. Kernels address them
+//! by byte, so the word type is only the allocator's.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use tensorjit_runtime::buffer::Buffer;
+use tensorjit_runtime::error::Error;
+use tensorjit_runtime::ops::{ArgOp, Op, UnaryOp};
+use tensorjit_runtime::shape::Shape;
+use tensorjit_runtime::{DType, Tensor};
+
+use super::backend::{access, words_of, CudaMemory};
+use super::Gpu;
+use crate::kernel::Access;
+use crate::ptx::{self, Elem, TypedKernel, TypedOp, BLOCK};
+
+/// Words that hold `n` elements of `dtype`.
+pub fn words_for(dtype: DType, n: usize) -> usize {
+    match dtype {
+        DType::F32 | DType::I32 => n,
+        DType::F64 | DType::I64 => 2 * n,
+        DType::Bool => n.div_ceil(4),
+    }
+}
+
+/// Host elements packed into words (see the module's documentation).
+pub fn pack(buf: &Buffer) -> Vec<f32> {
+    fn from_bytes(bytes: impl Iterator<Item = u8>) -> Vec<f32> {
+        let bytes: Vec<u8> = bytes.collect();
+        bytes
+            .chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                f32::from_bits(u32::from_le_bytes(w))
+            })
+            .collect()
+    }
+    match buf {
+        Buffer::F32(v) => v.clone(),
+        Buffer::I32(v) => v.iter().map(|x| f32::from_bits(*x as u32)).collect(),
+        Buffer::I64(v) => from_bytes(v.iter().flat_map(|x| x.to_le_bytes())),
+        Buffer::F64(v) => from_bytes(v.iter().flat_map(|x| x.to_le_bytes())),
+        Buffer::Bool(v) => from_bytes(v.iter().map(|&b| u8::from(b))),
+    }
+}
+
+/// The `len` elements of `dtype` that `words` hold (see the module's documentation).
+pub fn unpack(dtype: DType, words: &[f32], len: usize) -> Buffer {
+    let bytes = || words.iter().flat_map(|w| w.to_bits().to_le_bytes());
+    let eights = || {
+        let b: Vec<u8> = bytes().collect();
+        b.chunks_exact(8).take(len).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect::<Vec<_>>()
+    };
+    match dtype {
+        DType::F32 => Buffer::F32(words[..len.min(words.len())].to_vec()),
+        DType::I32 => Buffer::I32(words.iter().take(len).map(|w| w.to_bits() as i32).collect()),
+        DType::I64 => Buffer::I64(eights().into_iter().map(|b| b as i64).collect()),
+        DType::F64 => Buffer::F64(eights().into_iter().map(f64::from_bits).collect()),
+        DType::Bool => Buffer::Bool(bytes().take(len).map(|b| b != 0).collect()),
+    }
+}
+
+/// Whether [`run`] may compute `op` (a cheap test on the f32 ops' path).
+fn handled(op: &Op) -> bool {
+    match op {
+        Op::Binary(b) => b.is_comparison() || b.is_logical(),
+        Op::Unary(u) => matches!(u, UnaryOp::LogicalNot | UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil),
+        Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => true,
+        _ => false,
+    }
+}
+
+/// Runs `op` on `gpu` when it is one of this module's (`Ok(None)`: it is not, or not
+/// for these operands — an operand of f64, a broadcast no access pattern reads, an
+/// empty reduction).
+pub(super) fn run(
+    gpu: &Arc<Gpu>,
+    op: &Op,
+    x: &[&Tensor],
+    dtype: DType,
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    if !handled(op) {
+        return Ok(None);
+    }
+    let Some(bufs) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
+    let elem = |t: &Tensor| Elem::of(t.dtype());
+    match op {
+        Op::OneHot { depth, .. } => {
+            let (Some(index), Some(out)) = (elem(x[0]), Elem::of(dtype)) else { return Ok(None) };
+            if !matches!(index, Elem::I32 | Elem::I64) {
+                return Ok(None);
+            }
+            let name = format!("tensorjit_one_hot_{index:?}_{out:?}");
+            let render = move |n: &str| ptx::render_one_hot(index, out, n);
+            let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
+            new_tensor(gpu, dtype, shape, |o| {
+                gpu.launch_elementwise(&name, &render, &op, &ins, (o, shape.numel()), &[*depth])
+            })
+        }
+        Op::Gather { axis } => {
+            let (p, idx) = (x[0], x[1]);
+            let (Some(values), Some(index)) = (elem(p), elem(idx)) else { return Ok(None) };
+            if !matches!(index, Elem::I32 | Elem::I64) {
+                return Ok(None);
+            }
+            let n = p.dims()[*axis];
+            let inner: usize = p.dims()[axis + 1..].iter().product();
+            let name = format!("tensorjit_gather_{values:?}_{index:?}");
+            let render = move |nm: &str| ptx::render_gather(values, index, nm);
+            // Every element read is below p's count: o < outer, id < n (checked in the
+            // kernel), x < inner.
+            let ins = [(bufs[0], words_for(p.dtype(), p.numel())), (bufs[1], words_for(idx.dtype(), idx.numel()))];
+            new_tensor(gpu, dtype, shape, |o| {
+                gpu.launch_elementwise(&name, &render, &op, &ins, (o, shape.numel()), &[n, idx.numel(), inner])
+            })
+        }
+        Op::ArgReduce { op: which, axis } => {
+            let Some(values) = elem(x[0]).filter(|e| *e != Elem::Bool) else { return Ok(None) };
+            let n = x[0].dims()[*axis];
+            let inner: usize = x[0].dims()[axis + 1..].iter().product();
+            if n == 0 {
+                return Ok(None);
+            }
+            let max = *which == ArgOp::ArgMax;
+            let name = format!("tensorjit_arg_reduce_{values:?}_{max}");
+            let render = move |nm: &str| ptx::render_arg_reduce(values, max, nm);
+            let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
+            new_tensor(gpu, dtype, shape, |o| {
+                gpu.launch_elementwise(&name, &render, &op, &ins, (o, shape.numel()), &[n, inner])
+            })
+        }
+        _ => {
+            let dtypes: smallvec::SmallVec<[DType; 3]> = x.iter().map(|t| t.dtype()).collect();
+            let Some(typed) = TypedOp::of(op, &dtypes, dtype) else { return Ok(None) };
+            let Some(inputs) = x.iter().map(|t| access(t, shape)).collect::<Option<Vec<Access>>>() else {
+                return Ok(None);
+            };
+            let k = TypedKernel { op: typed, inputs };
+            let lens: smallvec::SmallVec<[usize; 3]> = x.iter().map(|t| t.numel()).collect();
+            new_tensor(gpu, dtype, shape, |o| gpu.launch_typed(&k, (&bufs, &lens), o, shape))
+        }
+    }
+}
+
+/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes.
+fn new_tensor(
+    gpu: &Arc<Gpu>,
+    dtype: DType,
+    shape: &Shape,
+    fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
+) -> Result<Option<Tensor>, Error> {
+    let n = shape.numel();
+    let mut out = gpu.alloc_f32(words_for(dtype, n))?;
+    if let Err(e) = fill(&mut out) {
+        gpu.recycle_f32(out);
+        return Err(e);
+    }
+    Ok(Some(Tensor::from_device_memory(CudaMemory::typed(gpu.clone(), out, dtype, n), shape.clone())?))
+}
+
+impl Gpu {
+    /// Launches typed kernel `k` over the elements of `shape` (rows of its last dim):
+    /// `inputs` the operands' word buffers and element counts, in the kernel's order.
+    fn launch_typed(
+        &self,
+        k: &TypedKernel,
+        (inputs, lens): (&[&CudaSlice<f32>], &[usize]),
+        out: &mut CudaSlice<f32>,
+        shape: &Shape,
+    ) -> Result<(), Error> {
+        let n = shape.numel();
+        let cols = shape.dims().last().copied().unwrap_or(1);
+        let rows = n.checked_div(cols).unwrap_or(0);
+        k.check_input_lens(lens, rows, cols).map_err(|e| self.err(format!("{k}: {e}")))?;
+        let types = k.op.operands();
+        for ((b, &len), t) in inputs.iter().zip(lens).zip(&types) {
+            if b.len() < words_for(t.dtype(), len) {
+                return Err(self.err(format!("{k}: an operand of {len} elements in {} words", b.len())));
+            }
+        }
+        if out.len() < words_for(k.op.result().dtype(), n) {
+            return Err(self.err(format!("{k}: an output of {n} elements in {} words", out.len())));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let name = "tensorjit_typed";
+        let f = self.function(&k.to_string(), name, || ptx::render_typed(k, name))?;
+        let (n64, cols64) = (n as u64, cols.max(1) as u64);
+        let cfg = LaunchConfig { grid_dim: (self.grid(n), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+        let mut launch = self.stream.launch_builder(&f);
+        for b in inputs {
+            launch.arg(*b);
+        }
+        launch.arg(out).arg(&n64).arg(&cols64);
+        // SAFETY: the arguments are the entry's parameters as `render_typed` declares
+        // them (input pointers, the output pointer, n and cols as u64); every input
+        // holds the elements its access pattern reads over n elements, in its type's
+        // bytes, and the output the n results (checked above); the output is a fresh
+        // buffer, never an input.
+        let _gate = self.enter();
+        unsafe { launch.launch(cfg) }.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensorjit_runtime::ops::BinaryOp;
+
+    #[test]
+    fn every_dtype_packs_into_words_and_back() {
+        let bufs = [
+            Buffer::F32(vec![1.5, -0.0, f32::NAN]),
+            Buffer::F64(vec![1e300, -2.5]),
+            Buffer::I32(vec![i32::MIN, -1, 7]),
+            Buffer::I64(vec![i64::MIN, -1, 1 << 40]),
+            Buffer::Bool(vec![true, false, true, true, false]),
+        ];
+        for b in bufs {
+            let words = pack(&b);
+            assert_eq!(words.len(), words_for(b.dtype(), b.len()), "{b:?}");
+            let back = unpack(b.dtype(), &words, b.len());
+            assert_eq!(format!("{back:?}"), format!("{b:?}"));
+        }
+        // Bools are bytes: the second word holds the fifth.
+        assert_eq!(pack(&Buffer::Bool(vec![false, true, false, false, true]))[1].to_bits(), 1);
+        assert_eq!(pack(&Buffer::I64(vec![-2]))[1].to_bits(), u32::MAX, "the high word of −2");
+    }
+
+    #[test]
+    fn only_the_typed_ops_are_taken() {
+        assert!(handled(&Op::Binary(BinaryOp::Lt)) && handled(&Op::Select) && handled(&Op::Cast(DType::I32)));
+        assert!(!handled(&Op::Binary(BinaryOp::Add)) && !handled(&Op::Unary(UnaryOp::Exp)));
+    }
+}

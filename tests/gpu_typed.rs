@@ -1,0 +1,122 @@
+//! Eager GPU ops on bool, i32 and i64 tensors, and f32 ops with a bool mask: on a GPU
+//! they give the CPU's bytes, leave their results on the GPU, and none of them is
+//! computed on the host (`host_fallbacks`). An eager training step (W5) and an accuracy
+//! computation run without a host fallback. Without a GPU these tests say so and pass:
+//! the same kernels' results are checked on every machine by tests/ptx_typed.rs.
+
+mod common;
+#[path = "../benches/common/mod.rs"]
+mod workloads;
+
+use common::{element_bytes, rand_f32, rand_vec};
+use tensorjit::prelude::*;
+use tensorjit_jit::cuda::backend::host_fallbacks;
+
+fn first_gpu(what: &str) -> Option<Device> {
+    tensorjit::init();
+    if tensorjit::cuda_device_count() == 0 {
+        eprintln!("no CUDA device on this machine: {what} not run");
+        return None;
+    }
+    Some(Device::Cuda(0))
+}
+
+/// The GPU result `gpu` is on the GPU and holds `cpu`'s bytes.
+fn same(what: &str, gpu: &Tensor, cpu: &Tensor) {
+    assert_eq!(gpu.device(), Device::Cuda(0), "{what}: the result stays on the GPU");
+    assert_eq!((gpu.dtype(), gpu.dims()), (cpu.dtype(), cpu.dims()), "{what}");
+    let host = gpu.to(Device::Cpu).expect("copies back");
+    assert_eq!(element_bytes(&host), element_bytes(cpu), "{what}: GPU {host:?} vs CPU {cpu:?}");
+}
+
+/// Values on a half-unit grid (ties for comparisons and arg-reductions) with NaN, ±∞,
+/// ±0 and values beyond i32's range mixed in.
+fn grid(seed: u64, dims: &[usize]) -> Tensor {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 3e9, -3e9, 2.5];
+    let r = rand_vec(seed, dims.iter().product(), -3.0, 3.0);
+    let v: Vec<f32> = r
+        .iter()
+        .enumerate()
+        .map(|(i, x)| if i % 11 == 5 { specials[i / 11 % 8] } else { (x * 2.0).round() as f32 / 2.0 })
+        .collect();
+    Tensor::from_vec(v, dims.to_vec()).unwrap()
+}
+
+#[test]
+fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
+    let Some(gpu) = first_gpu("typed GPU ops") else { return };
+    let on = |t: &Tensor| t.to(gpu).unwrap();
+    let (x, y) = (grid(1, &[37, 129]), grid(2, &[37, 129]));
+    let (row, col) = (grid(3, &[129]), grid(4, &[37, 1]));
+    let (gx, gy, grow, gcol) = (on(&x), on(&y), on(&row), on(&col));
+    let before = host_fallbacks();
+
+    same("x > y", &gx.gt(&gy), &x.gt(&y));
+    same("x < 0", &gx.lt(0.0), &x.lt(0.0));
+    same("x == row", &gx.eq(&grow), &x.eq(&row));
+    same("x != col (NaN is unequal)", &gx.ne(&gcol), &x.ne(&col));
+    same("x >= y", &gx.ge(&gy), &x.ge(&y));
+    same("col <= x", &gcol.le(&gx), &col.le(&x));
+    let (m, n) = (x.gt(&y), x.lt(&row));
+    let (gm, gn) = (gx.gt(&gy), gx.lt(&grow));
+    same("and", &gm.logical_and(&gn), &m.logical_and(&n));
+    same("or", &gm.logical_or(&gn), &m.logical_or(&n));
+    same("not", &gm.logical_not(), &m.logical_not());
+    same("mask == mask", &gm.eq(&gn), &m.eq(&n));
+    same("where", &Tensor::where_(&gm, &gx, &gy), &Tensor::where_(&m, &x, &y));
+    same("where with a scalar", &gx.select(&gn, 0.0), &x.select(&n, 0.0));
+    same("sign", &gx.sign(), &x.sign());
+    same("floor", &gx.floor(), &x.floor());
+    same("ceil", &gx.ceil(), &x.ceil());
+    for to in [DType::I32, DType::I64, DType::Bool, DType::F32] {
+        same(&format!("f32 as {to}"), &gx.cast(to), &x.cast(to));
+        let (i, gi) = (x.cast(DType::I64), gx.cast(DType::I64));
+        same(&format!("i64 as {to}"), &gi.cast(to), &i.cast(to));
+        let (i, gi) = (x.cast(DType::I32), gx.cast(DType::I32));
+        same(&format!("i32 as {to}"), &gi.cast(to), &i.cast(to));
+        same(&format!("bool as {to}"), &gm.cast(to), &m.cast(to));
+    }
+    let ints = x.cast(DType::I32);
+    same("i32 < i32", &on(&ints).lt(gy.cast(DType::I32)), &ints.lt(y.cast(DType::I32)));
+
+    // Index ops: labels with out-of-range values, gathers along both axes, arg-reductions.
+    let labels: Vec<i64> = rand_vec(5, 37, -2.0, 12.0).iter().map(|v| v.floor() as i64).collect();
+    let labels = Tensor::from_vec(labels, [37]).unwrap();
+    let gl = on(&labels);
+    same("one_hot", &gl.one_hot(10, DType::F32), &labels.one_hot(10, DType::F32));
+    same(
+        "one_hot i32 → bool",
+        &gl.cast(DType::I32).one_hot(10, DType::Bool),
+        &labels.cast(DType::I32).one_hot(10, DType::Bool),
+    );
+    let idx = Tensor::from_vec(vec![3i64, -1, 36, 0, 40, 3], [2, 3]).unwrap();
+    same("gather rows", &gx.gather(&on(&idx), 0), &x.gather(&idx, 0));
+    same("gather columns", &gx.gather(&on(&idx), 1), &x.gather(&idx, 1));
+    same("argmax rows", &gx.argmax(1), &x.argmax(1));
+    same("argmin columns", &gx.argmin(0), &x.argmin(0));
+    same("argmax of i64", &gx.cast(DType::I64).argmax(0), &x.cast(DType::I64).argmax(0));
+    // Accuracy, as the examples compute it.
+    let logits = rand_f32(6, &[37, 10], -1.0, 1.0);
+    let acc = |l: &Tensor, y: &Tensor| l.argmax(1).eq(y).cast(DType::F32).mean_all();
+    same("accuracy", &acc(&on(&logits), &gl), &acc(&logits, &labels));
+    assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
+}
+
+#[test]
+fn an_eager_training_step_on_the_gpu_runs_no_op_on_the_host() {
+    let Some(gpu) = first_gpu("eager GPU training step") else { return };
+    let params = workloads::mlp_params();
+    let gpu_params: Vec<Tensor> = params.iter().map(|p| p.to(gpu).unwrap()).collect();
+    let (cpu_vars, gpu_vars) = (workloads::mlp_variables(&params), workloads::mlp_variables(&gpu_params));
+    let (y, gy) = (workloads::labels(), workloads::labels().to(gpu).unwrap());
+    for seed in 0..2 {
+        let x = rand_f32(20 + seed, &[128, 784], 0.0, 1.0);
+        let gx = x.to(gpu).unwrap();
+        let before = host_fallbacks();
+        let loss = workloads::mlp_train_step(&gpu_vars, &gx, &gy);
+        assert_eq!(host_fallbacks(), before, "step {seed}: the relu gradients' masks and selects ran on the GPU");
+        let cpu_loss = workloads::mlp_train_step(&cpu_vars, &x, &y);
+        let (g, c) = (common::f32s(&loss.to(Device::Cpu).unwrap())[0], common::f32s(&cpu_loss)[0]);
+        assert!((g - c).abs() <= 1e-4 * c.abs(), "step {seed}: GPU loss {g} vs CPU {c}");
+    }
+}
