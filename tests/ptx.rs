@@ -293,8 +293,8 @@ fn the_eager_gpu_backends_kernels_assemble() {
     let fill = single_op_kernel(&Op::Fill { value: -2.5 }, &[]).expect("fills run on the GPU");
     assemble("eager_fill", &render_kernel(&fill, "eager_fill"));
     assemble("eager_mean", &render_kernel(&mean_kernel(129), "eager_mean"));
-    // 10 unary ops, 6 binary ops × 16 access pairs.
-    assert_eq!(n, 10 + 6 * 16, "the GPU computes every fusible op under every access pair");
+    // 12 unary ops, 6 binary ops × 16 access pairs.
+    assert_eq!(n, 12 + 6 * 16, "the GPU computes every fusible op under every access pair");
 }
 
 /// Entries of several modules in one module (one ptxas run): the first module's header,
@@ -312,9 +312,10 @@ fn one_module(modules: &[String]) -> String {
 }
 
 #[test]
-fn the_typed_and_index_kernels_assemble() {
+fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp,
+        render_arg_reduce, render_concat_part, render_gather, render_one_hot, render_scatter_add, render_strided,
+        render_typed, Elem, TypedKernel, TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
     let mut modules = Vec::new();
@@ -333,14 +334,24 @@ fn the_typed_and_index_kernels_assemble() {
             modules.push(render_gather(out, index, &format!("gather_{}", modules.len())));
         }
     }
+    for elem in elems {
+        for scatter in [false, true] {
+            modules.push(render_strided(elem, scatter, &format!("strided_{}", modules.len())));
+        }
+        modules.push(render_concat_part(elem, &format!("concat_{}", modules.len())));
+    }
+    for index in [Elem::I32, Elem::I64] {
+        modules.push(render_scatter_add(index, &format!("scatter_add_{}", modules.len())));
+    }
     for elem in [Elem::F32, Elem::I32, Elem::I64] {
         for max in [true, false] {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
     }
     // 3 element types × (6 comparisons, where, 4 casts), bools' 2 comparisons, where and
-    // 4 casts, 3 logical and 3 rounding ops, four access variants each; 16 one_hot and
-    // gather entries; 6 arg-reductions.
-    assert_eq!(modules.len(), (3 * 11 + 7 + 6) * 4 + 16 + 6);
+    // 4 casts, 3 logical and 2 rounding ops, four access variants each; 16 one_hot and
+    // gather entries; strided gathers, scatters and concat parts of 4 element types; 2
+    // scatter-adds; 6 arg-reductions.
+    assert_eq!(modules.len(), (3 * 11 + 7 + 5) * 4 + 16 + 12 + 2 + 6);
     assemble("typed_and_index", &one_module(&modules));
 }

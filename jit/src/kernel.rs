@@ -74,7 +74,7 @@ pub const ROW_REDUCE_MAX: usize = 4096;
 /// The unary ops kernels compute, with exactly the runtime's f32 algorithms.
 pub fn fusible_unary(u: UnaryOp) -> bool {
     use UnaryOp::*;
-    matches!(u, Neg | Abs | Square | Relu | Sqrt | Exp | Log | Tanh | Sigmoid | Softplus)
+    matches!(u, Neg | Abs | Sign | Square | Relu | Sqrt | Rsqrt | Exp | Log | Tanh | Sigmoid | Softplus)
 }
 
 /// The binary ops kernels compute.

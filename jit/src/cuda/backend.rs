@@ -4,11 +4,12 @@
 //! permute), matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling
 //! (`pooling`), axis permutations and `broadcast_to` (`permute`), and on f32, i32, i64
 //! and bool tensors comparisons, logical ops, `where`, casts, `one_hot`, `gather` and
-//! `argmax`/`argmin` (`typed`) run on the GPU — single-op kernels from the PTX
-//! renderer, loaded once per kernel, and cuBLAS. Any other op (arithmetic on integers,
-//! anything on f64, `scatter_add`, `concat`, slices, random draws, …) is computed on
-//! the host and its result copied back (correct, slow, and announced once per op by a
-//! `tracing` warning).
+//! `argmax`/`argmin` (`typed`), slices and their gradients, concatenations,
+//! permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the GPU — single-op
+//! kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Any other op
+//! (arithmetic on integers, anything on f64, `rsqrt`/`sin`/`cos`/`pow`/`floordiv`,
+//! random draws, …) is computed on the host and its result copied back (correct, slow,
+//! announced once per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -237,6 +238,9 @@ impl CudaBackend {
         shape: &Shape,
     ) -> Result<Option<Tensor>, Error> {
         if let Some(t) = super::typed::run(gpu, op, x, dtype, shape)? {
+            return Ok(Some(t));
+        }
+        if let Some(t) = super::moves::run(gpu, op, x, dtype, shape)? {
             return Ok(Some(t));
         }
         if dtype != DType::F32 {

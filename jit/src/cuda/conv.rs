@@ -34,7 +34,7 @@ impl Gpu {
             &ptx::render_im2col,
             g,
             &[(input, g.n * g.h * g.w * g.c)],
-            (out, total),
+            (out, total, total),
             &dims,
         )
     }
@@ -51,23 +51,31 @@ impl Gpu {
         let total = g.n * g.h * g.w * g.c;
         let dims = [g.c, g.w, g.h, g.kh, g.kw, g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.out_h, g.out_w, kk];
         let needs = g.n * g.out_h * g.out_w * kk;
-        self.launch_elementwise("tensorjit_col2im", &ptx::render_col2im, g, &[(cols, needs)], (out, total), &dims)
+        self.launch_elementwise(
+            "tensorjit_col2im",
+            &ptx::render_col2im,
+            g,
+            &[(cols, needs)],
+            (out, total, total),
+            &dims,
+        )
     }
 
-    /// Launches a grid-stride entry with one thread per output element (conv layouts,
-    /// pooling, permutes): its `inputs` with the elements each must hold, `(output,
-    /// total)`, then `dims` (the entry's parameters after `total`); `what` names the
-    /// problem in errors.
+    /// Launches a grid-stride entry with one thread per work item (conv layouts, pooling,
+    /// permutes, typed index and data-movement kernels): its `inputs` with the words each
+    /// must hold, `(output, total, room)` — the output, the `total` work items, the words
+    /// the output must hold — then `dims` (the entry's parameters after `total`); `what`
+    /// names the problem in errors.
     pub(super) fn launch_elementwise(
         &self,
         name: &str,
         render: &dyn Fn(&str) -> String,
         what: &dyn std::fmt::Debug,
         inputs: &[(&CudaSlice<f32>, usize)],
-        (out, total): (&mut CudaSlice<f32>, usize),
+        (out, total, room): (&mut CudaSlice<f32>, usize, usize),
         dims: &[usize],
     ) -> Result<(), Error> {
-        if inputs.iter().any(|(b, needs)| b.len() < *needs) || out.len() < total {
+        if inputs.iter().any(|(b, needs)| b.len() < *needs) || out.len() < room {
             let lens: Vec<usize> = inputs.iter().map(|(b, _)| b.len()).collect();
             return Err(self.err(format!("{name} of {what:?} given buffers of {lens:?} and {} elements", out.len())));
         }

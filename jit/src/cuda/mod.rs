@@ -14,6 +14,7 @@ mod blas;
 mod conv;
 pub mod fused;
 pub(crate) mod graph;
+mod moves;
 mod permute;
 pub mod pool;
 mod pooling;

@@ -53,7 +53,7 @@ fn gather(
     // coordinate × stride, and the strides are the input's (0 where it repeats).
     let input = [(buf, x.numel())];
     let t = CudaMemory::new_f32(gpu, shape, |out| {
-        gpu.launch_elementwise("tensorjit_permute", &ptx::render_permute, &what, &input, (out, total), &dims)
+        gpu.launch_elementwise("tensorjit_permute", &ptx::render_permute, &what, &input, (out, total, total), &dims)
     })?;
     Ok(Some(t))
 }

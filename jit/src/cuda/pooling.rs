@@ -52,6 +52,8 @@ pub(super) fn pool(
         ),
         _ => ("tensorjit_avg_pool_grad", ptx::render_avg_pool_grad, vec![(bufs[0], outputs)], &over_inputs),
     };
-    let t = CudaMemory::new_f32(gpu, shape, |out| gpu.launch_elementwise(name, &render, &g, &ins, (out, total), dims))?;
+    let t = CudaMemory::new_f32(gpu, shape, |out| {
+        gpu.launch_elementwise(name, &render, &g, &ins, (out, total, total), dims)
+    })?;
     Ok(Some(t))
 }

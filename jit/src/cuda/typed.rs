@@ -73,7 +73,7 @@ pub fn unpack(dtype: DType, words: &[f32], len: usize) -> Buffer {
 fn handled(op: &Op) -> bool {
     match op {
         Op::Binary(b) => b.is_comparison() || b.is_logical(),
-        Op::Unary(u) => matches!(u, UnaryOp::LogicalNot | UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil),
+        Op::Unary(u) => matches!(u, UnaryOp::LogicalNot | UnaryOp::Floor | UnaryOp::Ceil),
         Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => true,
         _ => false,
     }
@@ -104,7 +104,14 @@ pub(super) fn run(
             let render = move |n: &str| ptx::render_one_hot(index, out, n);
             let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
             new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(&name, &render, &op, &ins, (o, shape.numel()), &[*depth])
+                gpu.launch_elementwise(
+                    &name,
+                    &render,
+                    &op,
+                    &ins,
+                    (o, shape.numel(), words_for(dtype, shape.numel())),
+                    &[*depth],
+                )
             })
         }
         Op::Gather { axis } => {
@@ -121,7 +128,14 @@ pub(super) fn run(
             // kernel), x < inner.
             let ins = [(bufs[0], words_for(p.dtype(), p.numel())), (bufs[1], words_for(idx.dtype(), idx.numel()))];
             new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(&name, &render, &op, &ins, (o, shape.numel()), &[n, idx.numel(), inner])
+                gpu.launch_elementwise(
+                    &name,
+                    &render,
+                    &op,
+                    &ins,
+                    (o, shape.numel(), words_for(dtype, shape.numel())),
+                    &[n, idx.numel(), inner],
+                )
             })
         }
         Op::ArgReduce { op: which, axis } => {
@@ -136,7 +150,14 @@ pub(super) fn run(
             let render = move |nm: &str| ptx::render_arg_reduce(values, max, nm);
             let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
             new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(&name, &render, &op, &ins, (o, shape.numel()), &[n, inner])
+                gpu.launch_elementwise(
+                    &name,
+                    &render,
+                    &op,
+                    &ins,
+                    (o, shape.numel(), words_for(dtype, shape.numel())),
+                    &[n, inner],
+                )
             })
         }
         _ => {

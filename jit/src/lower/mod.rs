@@ -76,6 +76,19 @@ pub fn unary<L: Lower>(l: &mut L, u: UnaryOp, x: L::V) -> L::V {
         UnaryOp::Abs => l.fabs(x),
         UnaryOp::Square => l.fmul(x, x),
         UnaryOp::Sqrt => l.fsqrt(x),
+        // The runtime's `1 / sqrt(x)`: two correctly rounded steps.
+        UnaryOp::Rsqrt => {
+            let (one, s) = (l.fconst(1.0), l.fsqrt(x));
+            l.fdiv(one, s)
+        }
+        // x > 0 → 1, x < 0 → −1, else x itself (±0 and NaN keep their bits).
+        UnaryOp::Sign => {
+            let zero = l.fconst(0.0);
+            let (pos, neg) = (l.fcmp(Cc::Gt, x, zero), l.fcmp(Cc::Lt, x, zero));
+            let (one, minus) = (l.fconst(1.0), l.fconst(-1.0));
+            let t = l.sel(neg, minus, x);
+            l.sel(pos, one, t)
+        }
         UnaryOp::Relu => {
             let zero = l.fconst(0.0);
             let neg = l.fcmp(Cc::Lt, x, zero);

@@ -19,6 +19,7 @@ mod conv;
 mod emit;
 pub mod emulate;
 mod index;
+mod moves;
 mod permute;
 mod pool;
 pub mod typed;
@@ -30,6 +31,10 @@ use tensorjit_runtime::ops::BinaryOp;
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
 pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
+pub use moves::{
+    render_concat_part, render_scatter_add, render_strided, slice_dims, CONCAT_PARAMS, SCATTER_ADD_PARAMS,
+    STRIDED_PARAMS,
+};
 pub use permute::{broadcast_dims, permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
 pub use pool::{
     render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, AVG_POOL_GRAD_PARAMS,

@@ -161,7 +161,7 @@ pub enum TypedOp {
     Select(Elem),
     /// `x as U`.
     Cast(Elem, Elem),
-    /// `sign`, `floor` or `ceil` of an f32.
+    /// `floor` or `ceil` of an f32 (`sign` is a fusible op: f32 kernels compute it).
     Round(UnaryOp),
 }
 
@@ -176,7 +176,7 @@ impl TypedOp {
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
             (Op::Unary(UnaryOp::LogicalNot), [Elem::Bool]) => TypedOp::Not,
-            (Op::Unary(u @ (UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil)), [Elem::F32]) => TypedOp::Round(*u),
+            (Op::Unary(u @ (UnaryOp::Floor | UnaryOp::Ceil)), [Elem::F32]) => TypedOp::Round(*u),
             (Op::Select, &[Elem::Bool, a, b]) if a == b => TypedOp::Select(a),
             (Op::Cast(to), &[from]) => TypedOp::Cast(from, Elem::of(*to)?),
             _ => return None,
@@ -208,7 +208,7 @@ impl TypedOp {
             ops.extend(elems.map(|to| TypedOp::Cast(t, to)));
         }
         ops.extend([TypedOp::Logical(LogicalAnd), TypedOp::Logical(LogicalOr), TypedOp::Not]);
-        ops.extend([UnaryOp::Sign, UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
+        ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
         ops
     }
 
@@ -273,15 +273,6 @@ impl TypedOp {
             TypedOp::Round(u) => {
                 let v = x[0];
                 let d = e.f();
-                if u == UnaryOp::Sign {
-                    // x > 0 → 1, x < 0 → −1, else x itself (±0 and NaN).
-                    let (pos, neg, t) = (e.p(), e.p(), e.f());
-                    e.ins(format_args!("setp.gt.f32 {pos}, {v}, 0f00000000"));
-                    e.ins(format_args!("setp.lt.f32 {neg}, {v}, 0f00000000"));
-                    e.ins(format_args!("selp.f32 {t}, {}, {v}, {neg}", f32_literal(-1.0)));
-                    e.ins(format_args!("selp.f32 {d}, {}, {t}, {pos}", f32_literal(1.0)));
-                    return d;
-                }
                 let mode = if u == UnaryOp::Floor { "rmi" } else { "rpi" };
                 let (r, nan) = (e.f(), e.p());
                 e.ins(format_args!("cvt.{mode}.f32.f32 {r}, {v}"));
@@ -428,7 +419,8 @@ mod tests {
         assert_eq!(TypedOp::of(&Op::Select, &[F32, F32, F32], F32), None, "a mask is a bool");
         assert_eq!(TypedOp::of(&Op::Cast(I64), &[F32], I64), Some(TypedOp::Cast(Elem::F32, Elem::I64)));
         assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Add), &[I32, I32], I32), None);
-        assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Sign), &[F32], F32), Some(TypedOp::Round(UnaryOp::Sign)));
+        assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Floor), &[F32], F32), Some(TypedOp::Round(UnaryOp::Floor)));
+        assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Sign), &[F32], F32), None, "a fusible op");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Exp), &[F32], F32), None);
         assert_eq!(TypedOp::of(&lt, &[F32, F32], F32), None, "the result type must be the op's");
         for t in TypedOp::all() {

@@ -110,10 +110,11 @@ pub(crate) fn concat(xs: &[&Tensor], axis: usize, shape: Shape) -> Tensor {
     Tensor::from_buffer(buf, shape)
 }
 
-/// The values of an integer tensor as i64 (empty for other dtypes, and for symbolic
-/// tensors, whose values exist only at run time).
+/// The values of an integer tensor as i64 (empty for other dtypes, for symbolic
+/// tensors, whose values exist only at run time, and for tensors on a device, whose
+/// values would cost a copy to the host).
 pub(crate) fn index_values(t: &Tensor) -> Box<dyn Iterator<Item = i64> + '_> {
-    if t.is_symbolic() {
+    if t.is_symbolic() || t.device() != crate::device::Device::Cpu {
         return Box::new(std::iter::empty());
     }
     match t.buffer() {

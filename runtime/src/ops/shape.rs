@@ -471,9 +471,10 @@ impl Tensor {
 
     /// Gathers slices along `axis` at `indices` (an integer tensor of any shape):
     /// output shape = `self.shape[..axis] ++ indices.shape ++ self.shape[axis+1..]`.
-    /// An index outside the axis is an error naming it when the indices are concrete;
-    /// indices computed inside a traced function are known only at run time, where an
-    /// out-of-range index gathers zeros (as TensorFlow does on GPUs).
+    /// An index outside the axis is an error naming it when the indices are concrete
+    /// host values; indices computed inside a traced function, or held on a device, are
+    /// not read before the gather runs, and there an out-of-range index gathers zeros (as
+    /// TensorFlow does on GPUs).
     #[track_caller]
     pub fn gather(&self, indices: &Tensor, axis: i64) -> Tensor {
         let Some(a) = norm_axis(axis, self.rank()) else {

@@ -1,0 +1,173 @@
+//! Data movement on GPUs for tensors of every dtype the kernels hold (f32, i32, i64,
+//! bool): permutes and broadcasts of non-f32 tensors, slices (negative steps too) and
+//! their gradients, concatenations, and `scatter_add` of f32 updates — the kernels of
+//! `ptx::moves`, launched on the tensors' word buffers.
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaSlice;
+use tensorjit_runtime::error::Error;
+use tensorjit_runtime::ops::{Op, SliceAxis};
+use tensorjit_runtime::shape::Shape;
+use tensorjit_runtime::{DType, Tensor};
+
+use super::backend::{words_of, CudaMemory};
+use super::typed::words_for;
+use super::Gpu;
+use crate::ptx::{self, Elem};
+
+/// Runs `op` on `gpu` when it is a data movement this module takes (`Ok(None)`: it is
+/// not, or not for these operands — f64, more than [`ptx::PERMUTE_RANK`] axes).
+pub(super) fn run(
+    gpu: &Arc<Gpu>,
+    op: &Op,
+    x: &[&Tensor],
+    dtype: DType,
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    let strided = |dims: Option<[u64; 2 * ptx::PERMUTE_RANK]>, base: u64| dims.map(|d| (base, d));
+    let plan = match op {
+        // f32 permutes and broadcasts have their own launcher (`permute`).
+        Op::Permute(perm) if dtype != DType::F32 => strided(ptx::permute_dims(x[0].dims(), perm), 0),
+        Op::BroadcastTo(_) if dtype != DType::F32 => strided(ptx::broadcast_dims(x[0].dims(), shape.dims()), 0),
+        Op::Slice(axes) => ptx::slice_dims(x[0].dims(), &starts(axes), shape.dims()),
+        Op::SliceGrad { input, slice } => {
+            let Some((base, dims)) = ptx::slice_dims(input.dims(), &starts(slice), x[0].dims()) else {
+                return Ok(None);
+            };
+            return scatter_slice(gpu, x[0], (base, dims), dtype, shape);
+        }
+        Op::Concat { axis } => return concat(gpu, x, *axis, dtype, shape),
+        Op::ScatterAdd { axis, size } => return scatter_add(gpu, x, (*axis, *size), shape),
+        _ => return Ok(None),
+    };
+    let (Some((base, dims)), Some(elem), Some(input)) = (plan, Elem::of(dtype), words_of(x[0])) else {
+        return Ok(None);
+    };
+    let total = shape.numel();
+    let name = format!("tensorjit_strided_{elem:?}");
+    let render = move |n: &str| ptx::render_strided(elem, false, n);
+    // Every offset read lies inside x: each axis walks coordinates within x's extent
+    // (a slice's start + i·step stays in range; repeated axes have stride 0).
+    let ins = [(input, words_for(dtype, x[0].numel()))];
+    let values = params(base, &dims);
+    new_words(gpu, dtype, shape, |out| {
+        gpu.launch_elementwise(&name, &render, &op, &ins, (out, total, words_for(dtype, total)), &values)
+    })
+}
+
+/// Each axis' `(start, step)`.
+fn starts(axes: &[SliceAxis]) -> Vec<(usize, i64)> {
+    axes.iter().map(|a| (a.start, a.step)).collect()
+}
+
+/// The strided entry's parameters after `total`: the base, then dims and strides.
+fn params(base: u64, dims: &[u64]) -> Vec<usize> {
+    std::iter::once(base).chain(dims.iter().copied()).map(|v| v as usize).collect()
+}
+
+/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes.
+fn new_words(
+    gpu: &Arc<Gpu>,
+    dtype: DType,
+    shape: &Shape,
+    fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
+) -> Result<Option<Tensor>, Error> {
+    let n = shape.numel();
+    let mut out = gpu.alloc_f32(words_for(dtype, n))?;
+    if let Err(e) = fill(&mut out) {
+        gpu.recycle_f32(out);
+        return Err(e);
+    }
+    Ok(Some(Tensor::from_device_memory(CudaMemory::typed(gpu.clone(), out, dtype, n), shape.clone())?))
+}
+
+impl Gpu {
+    /// Sets every byte of `b` to zero (queued on the stream).
+    fn zero(&self, b: &mut CudaSlice<f32>) -> Result<(), Error> {
+        let _gate = self.enter();
+        self.stream.memset_zeros(b).map_err(|e| self.err(e))
+    }
+}
+
+/// The gradient of a slice: zeros of the input's `shape` with `dy` scattered into the
+/// sliced positions.
+fn scatter_slice(
+    gpu: &Arc<Gpu>,
+    dy: &Tensor,
+    (base, dims): (u64, [u64; 2 * ptx::PERMUTE_RANK]),
+    dtype: DType,
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    let (Some(elem), Some(input)) = (Elem::of(dtype), words_of(dy)) else { return Ok(None) };
+    let name = format!("tensorjit_strided_scatter_{elem:?}");
+    let render = move |n: &str| ptx::render_strided(elem, true, n);
+    let ins = [(input, words_for(dtype, dy.numel()))];
+    let values = params(base, &dims);
+    new_words(gpu, dtype, shape, |out| {
+        gpu.zero(out)?;
+        // Every offset written lies inside the output: the slice's positions in the
+        // input's shape, which the output has.
+        gpu.launch_elementwise(
+            &name,
+            &render,
+            &"slice gradient",
+            &ins,
+            (out, dy.numel(), words_for(dtype, shape.numel())),
+            &values,
+        )
+    })
+}
+
+/// `concat(x, axis)`: one launch per part, each writing its rows of every output row.
+fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shape) -> Result<Option<Tensor>, Error> {
+    let Some(elem) = Elem::of(dtype) else { return Ok(None) };
+    let Some(parts) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
+    let wide: usize = shape.dims()[axis..].iter().product();
+    let name = format!("tensorjit_concat_{elem:?}");
+    let render = move |n: &str| ptx::render_concat_part(elem, n);
+    new_words(gpu, dtype, shape, |out| {
+        let room = words_for(dtype, shape.numel());
+        let mut at = 0;
+        for (t, words) in x.iter().zip(parts) {
+            let w: usize = t.dims()[axis..].iter().product();
+            let inner: usize = t.dims()[axis + 1..].iter().product();
+            let ins = [(words, words_for(dtype, t.numel()))];
+            // The part's rows land inside the output's: at + w ≤ wide, and the part has
+            // as many rows as the output.
+            gpu.launch_elementwise(&name, &render, &"concat", &ins, (out, t.numel(), room), &[w, wide, at])?;
+            at += t.dims()[axis] * inner;
+        }
+        Ok(())
+    })
+}
+
+/// `scatter_add(updates, indices)` of f32 updates along `axis` into `size` slots.
+fn scatter_add(
+    gpu: &Arc<Gpu>,
+    x: &[&Tensor],
+    (axis, size): (usize, usize),
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    let (upd, idx) = (x[0], x[1]);
+    let index = match Elem::of(idx.dtype()) {
+        Some(i @ (Elem::I32 | Elem::I64)) if upd.dtype() == DType::F32 => i,
+        _ => return Ok(None),
+    };
+    let (Some(u), Some(i)) = (words_of(upd), words_of(idx)) else { return Ok(None) };
+    let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
+    let name = format!("tensorjit_scatter_add_{index:?}");
+    let render = move |n: &str| ptx::render_scatter_add(index, n);
+    // Reads: updates at (o·k + j)·inner + x < outer·k·inner, indices j < k.
+    let ins = [(u, upd.numel()), (i, words_for(idx.dtype(), idx.numel()))];
+    new_words(gpu, DType::F32, shape, |out| {
+        gpu.launch_elementwise(
+            &name,
+            &render,
+            &"scatter_add",
+            &ins,
+            (out, shape.numel(), shape.numel()),
+            &[size, idx.numel(), inner],
+        )
+    })
+}

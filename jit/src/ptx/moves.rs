@@ -1,0 +1,167 @@
+//! Data movement of any element type on GPUs: strided copies (permutes, broadcasts and
+//! slices of i32/i64/bool tensors, slices of f32 ones — negative steps included — and
+//! their scatter, the gradient of a slice), concatenation (one launch per part), and
+//! `scatter_add` (the gradient of `gather`), summed per output element in the CPU's
+//! order so that its bits are the CPU's. One thread per element in grid-stride loops,
+//! 64-bit offsets (negative strides wrap, as two's complement, to the right address).
+
+use super::conv::{divmod, per_output_of};
+use super::permute::PERMUTE_RANK;
+use super::typed::Elem;
+use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
+
+/// The strided entry's parameters, in order (all `.u64`): the pointers, the element
+/// count, the base offset, the dims `d0…d5` of the element grid walked, and the stride
+/// `s0…s5` of each of its axes in the strided tensor (two's complement when negative).
+pub const STRIDED_PARAMS: [&str; 16] =
+    ["in", "out", "total", "base", "d0", "d1", "d2", "d3", "d4", "d5", "s0", "s1", "s2", "s3", "s4", "s5"];
+
+/// The concat-part entry's parameters, in order (all `.u64`): the part, the output, the
+/// part's element count, its row width `w` (elements from the axis on), the output's row
+/// width `wide`, and where the part's rows start in an output row, `at`.
+pub const CONCAT_PARAMS: [&str; 6] = ["in", "out", "total", "w", "wide", "at"];
+
+/// The scatter-add entry's parameters, in order (all `.u64`): the `[outer, k, inner]`
+/// updates, the `k` indices, the `[outer, size, inner]` output, its element count, then
+/// `size`, `k` and `inner`.
+pub const SCATTER_ADD_PARAMS: [&str; 7] = ["upd", "indices", "out", "total", "size", "k", "inner"];
+
+/// `base + Σ coord_k · s_k` for element `i` of the grid of dims `d` (the last axis
+/// varies fastest).
+fn strided_offset(e: &mut Emitter, i: Reg, base: Reg, d: &[Reg], s: &[Reg]) -> Reg {
+    let (rest, off) = (e.rd(), e.rd());
+    e.ins(format_args!("mov.u64 {rest}, {i}"));
+    e.ins(format_args!("mov.u64 {off}, {base}"));
+    for k in (0..PERMUTE_RANK).rev() {
+        let (q, coord) = divmod(e, rest, d[k]);
+        e.ins(format_args!("mad.lo.u64 {off}, {coord}, {}, {off}", s[k]));
+        e.ins(format_args!("mov.u64 {rest}, {q}"));
+    }
+    off
+}
+
+/// A module with one entry, `name`, copying `elem` elements between a dense tensor and
+/// a strided view of another (parameters [`STRIDED_PARAMS`]): `out[i] = in[off(i)]`
+/// (a gather: permutes, broadcasts, slices) or, with `scatter`, `out[off(i)] = in[i]`
+/// (a slice's gradient, into zeros).
+pub fn render_strided(elem: Elem, scatter: bool, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, base, d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5]) =
+        load_params(&mut e, name, &STRIDED_PARAMS);
+    let (d, s) = ([d0, d1, d2, d3, d4, d5], [s0, s1, s2, s3, s4, s5]);
+    if !scatter {
+        per_output_of(&mut e, elem, total, output, |e, i| {
+            let off = strided_offset(e, i, base, &d, &s);
+            let from = address(e, input, off, elem.shift());
+            elem.load(e, from)
+        });
+    } else {
+        let (i, stride) = grid_stride(&mut e);
+        let done = e.p();
+        e.loop_head("$L_elem", done, i, total, "$L_done");
+        let from = address(&mut e, input, i, elem.shift());
+        let v = elem.load(&mut e, from);
+        let off = strided_offset(&mut e, i, base, &d, &s);
+        let to = address(&mut e, output, off, elem.shift());
+        elem.store(&mut e, to, v);
+        e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
+        e.ins(format_args!("bra $L_elem"));
+        e.label("$L_done");
+    }
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`, copying one part of a concatenation into its place
+/// in the output (parameters [`CONCAT_PARAMS`]): `out[(i / w)·wide + at + i mod w] =
+/// in[i]`.
+pub fn render_concat_part(elem: Elem, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, w, wide, at]) = load_params(&mut e, name, &CONCAT_PARAMS);
+    let (i, stride) = grid_stride(&mut e);
+    let done = e.p();
+    e.loop_head("$L_elem", done, i, total, "$L_done");
+    let from = address(&mut e, input, i, elem.shift());
+    let v = elem.load(&mut e, from);
+    let (row, c) = divmod(&mut e, i, w);
+    let dst = e.rd();
+    e.ins(format_args!("mad.lo.u64 {dst}, {row}, {wide}, {at}"));
+    e.ins(format_args!("add.s64 {dst}, {dst}, {c}"));
+    let to = address(&mut e, output, dst, elem.shift());
+    elem.store(&mut e, to, v);
+    e.ins(format_args!("add.s64 {i}, {i}, {stride}"));
+    e.ins(format_args!("bra $L_elem"));
+    e.label("$L_done");
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`: `out[o, i, x] = Σ upd[o, j, x]` over the `j` (in
+/// order, from +0) whose index is `i` — f32 updates, `index` (i32 or i64) indices,
+/// indices outside `0..size` dropped (parameters [`SCATTER_ADD_PARAMS`]). One thread
+/// per output element: no atomics, the CPU's order of additions.
+pub fn render_scatter_add(index: Elem, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [upd, indices, output], [total, size, k, inner]) = load_params(&mut e, name, &SCATTER_ADD_PARAMS);
+    per_output_of(&mut e, Elem::F32, total, output, |e, t| {
+        let (q, x) = divmod(e, t, inner);
+        let (o, i) = divmod(e, q, size);
+        let (acc, j, row) = (e.f(), e.rd(), e.rd());
+        e.ins(format_args!("mov.b32 {acc}, 0f00000000"));
+        e.ins(format_args!("mov.u64 {j}, 0"));
+        // upd[(o·k + j)·inner + x], advanced by `inner` per j.
+        e.ins(format_args!("mul.lo.u64 {row}, {o}, {k}"));
+        e.ins(format_args!("mad.lo.u64 {row}, {row}, {inner}, {x}"));
+        let done = e.p();
+        e.loop_head("$L_j", done, j, k, "$L_j_done");
+        let at = address(e, indices, j, index.shift());
+        let id = index.load(e, at);
+        let id = if index == Elem::I64 {
+            id
+        } else {
+            let wide = e.rd();
+            e.ins(format_args!("cvt.s64.s32 {wide}, {id}"));
+            wide
+        };
+        let hit = e.p();
+        e.ins(format_args!("setp.eq.s64 {hit}, {id}, {i}"));
+        let from = address(e, upd, row, 2);
+        let u = e.f();
+        e.ins(format_args!("mov.b32 {u}, 0f00000000"));
+        e.ins(format_args!("@{hit} ld.global.nc.f32 {u}, [{from}]"));
+        let sum = e.f();
+        e.ins(format_args!("add.rn.f32 {sum}, {acc}, {u}"));
+        e.ins(format_args!("@{hit} mov.f32 {acc}, {sum}"));
+        e.ins(format_args!("add.s64 {row}, {row}, {inner}"));
+        e.ins(format_args!("add.s64 {j}, {j}, 1"));
+        e.ins(format_args!("bra $L_j"));
+        e.label("$L_j_done");
+        acc
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// The strided entry's `d` and `s` parameters and base offset for `slice` of a tensor
+/// of `dims` (`(start, step)` per axis, the output's `out` dims); `None` beyond
+/// [`PERMUTE_RANK`] axes.
+pub fn slice_dims(dims: &[usize], slice: &[(usize, i64)], out: &[usize]) -> Option<(u64, [u64; 2 * PERMUTE_RANK])> {
+    let r = dims.len();
+    if r > PERMUTE_RANK || slice.len() != r || out.len() != r {
+        return None;
+    }
+    let mut strides = vec![1i64; r];
+    for a in (0..r.saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * dims[a + 1] as i64;
+    }
+    let pad = PERMUTE_RANK - r;
+    let mut p = [1u64; 2 * PERMUTE_RANK];
+    for s in &mut p[PERMUTE_RANK..PERMUTE_RANK + pad] {
+        *s = 0;
+    }
+    let mut base = 0i64;
+    for a in 0..r {
+        let (start, step) = slice[a];
+        base += start as i64 * strides[a];
+        p[pad + a] = out[a] as u64;
+        p[PERMUTE_RANK + pad + a] = (step * strides[a]) as u64;
+    }
+    Some((base as u64, p))
+}
