@@ -78,6 +78,15 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     }
     let ints = x.cast(DType::I32);
     same("i32 < i32", &on(&ints).lt(gy.cast(DType::I32)), &ints.lt(y.cast(DType::I32)));
+    let (ia, ib) = (x.cast(DType::I64), y.cast(DType::I64));
+    let (gia, gib) = (on(&ia), on(&ib));
+    same("i64 + i64 (wrapping)", &(&gia + &gib), &(&ia + &ib));
+    same("i64 * i64 (wrapping)", &(&gia * &gib), &(&ia * &ib));
+    same(
+        "i32 maximum",
+        &gia.cast(DType::I32).maximum(gib.cast(DType::I32)),
+        &ia.cast(DType::I32).maximum(ib.cast(DType::I32)),
+    );
 
     // Index ops: labels with out-of-range values, gathers along both axes, arg-reductions.
     let labels: Vec<i64> = rand_vec(5, 37, -2.0, 12.0).iter().map(|v| v.floor() as i64).collect();

@@ -114,9 +114,9 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
             checked += 1;
         }
     }
-    // (3 × 7 + 3) two- or three-operand ops under 4 variants, 16 casts, 2 logical ops under
+    // (3 × 7 + 3) comparisons and wheres and 2 × 5 integer ops under 4 variants, 16 casts, 2 logical ops under
     // 4 variants, not, 2 rounding ops.
-    assert_eq!(checked, (3 * 7 + 3) * 4 + 16 + 2 * 4 + 1 + 2, "every typed op was checked");
+    assert_eq!(checked, (3 * 7 + 3 + 2 * 5) * 4 + 16 + 2 * 4 + 1 + 2, "every typed op was checked");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use tensorjit_runtime::buffer::Buffer;
 use tensorjit_runtime::error::Error;
-use tensorjit_runtime::ops::{ArgOp, Op, UnaryOp};
+use tensorjit_runtime::ops::{ArgOp, BinaryOp, Op, UnaryOp};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
@@ -72,7 +72,12 @@ pub fn unpack(dtype: DType, words: &[f32], len: usize) -> Buffer {
 /// Whether [`run`] may compute `op` (a cheap test on the f32 ops' path).
 fn handled(op: &Op) -> bool {
     match op {
-        Op::Binary(b) => b.is_comparison() || b.is_logical(),
+        // Arithmetic of integers too (f32 arithmetic has fused kernels: `of` declines it).
+        Op::Binary(b) => {
+            b.is_comparison()
+                || b.is_logical()
+                || matches!(b, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Maximum | BinaryOp::Minimum)
+        }
         Op::Unary(u) => matches!(u, UnaryOp::LogicalNot | UnaryOp::Floor | UnaryOp::Ceil),
         Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => true,
         _ => false,
@@ -92,6 +97,18 @@ pub(super) fn run(
     if !handled(op) {
         return Ok(None);
     }
+    // The elementwise ops' typed form, before anything else is looked at (f32
+    // arithmetic and casts of f64 decline here, on the f32 ops' path).
+    let elementwise = match op {
+        Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => None,
+        _ => {
+            let dtypes: smallvec::SmallVec<[DType; 3]> = x.iter().map(|t| t.dtype()).collect();
+            match TypedOp::of(op, &dtypes, dtype) {
+                Some(t) => Some(t),
+                None => return Ok(None),
+            }
+        }
+    };
     let Some(bufs) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
     let elem = |t: &Tensor| Elem::of(t.dtype());
     match op {
@@ -161,8 +178,7 @@ pub(super) fn run(
             })
         }
         _ => {
-            let dtypes: smallvec::SmallVec<[DType; 3]> = x.iter().map(|t| t.dtype()).collect();
-            let Some(typed) = TypedOp::of(op, &dtypes, dtype) else { return Ok(None) };
+            let Some(typed) = elementwise else { return Ok(None) };
             let Some(inputs) = x.iter().map(|t| access(t, shape)).collect::<Option<Vec<Access>>>() else {
                 return Ok(None);
             };
@@ -238,7 +254,6 @@ impl Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tensorjit_runtime::ops::BinaryOp;
 
     #[test]
     fn every_dtype_packs_into_words_and_back() {
@@ -263,6 +278,6 @@ mod tests {
     #[test]
     fn only_the_typed_ops_are_taken() {
         assert!(handled(&Op::Binary(BinaryOp::Lt)) && handled(&Op::Select) && handled(&Op::Cast(DType::I32)));
-        assert!(!handled(&Op::Binary(BinaryOp::Add)) && !handled(&Op::Unary(UnaryOp::Exp)));
+        assert!(!handled(&Op::Binary(BinaryOp::Pow)) && !handled(&Op::Unary(UnaryOp::Exp)));
     }
 }

@@ -161,6 +161,9 @@ pub enum TypedOp {
     Select(Elem),
     /// `x as U`.
     Cast(Elem, Elem),
+    /// `+`, `−`, `×` (two's complement, wrapping as the runtime's), `maximum` or
+    /// `minimum` of two i32s or two i64s.
+    Int(BinaryOp, Elem),
     /// `floor` or `ceil` of an f32 (`sign` is a fusible op: f32 kernels compute it).
     Round(UnaryOp),
 }
@@ -175,6 +178,11 @@ impl TypedOp {
             (Op::Binary(c @ (Eq | Ne)), &[a, b]) if a == b => TypedOp::Compare(*c, a),
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
+            (Op::Binary(b @ (Add | Sub | Mul | Maximum | Minimum)), &[a, c])
+                if a == c && matches!(a, Elem::I32 | Elem::I64) =>
+            {
+                TypedOp::Int(*b, a)
+            }
             (Op::Unary(UnaryOp::LogicalNot), [Elem::Bool]) => TypedOp::Not,
             (Op::Unary(u @ (UnaryOp::Floor | UnaryOp::Ceil)), [Elem::F32]) => TypedOp::Round(*u),
             (Op::Select, &[Elem::Bool, a, b]) if a == b => TypedOp::Select(a),
@@ -187,7 +195,7 @@ impl TypedOp {
     /// The runtime op it computes.
     pub fn op(self) -> Op {
         match self {
-            TypedOp::Compare(c, _) | TypedOp::Logical(c) => Op::Binary(c),
+            TypedOp::Compare(c, _) | TypedOp::Logical(c) | TypedOp::Int(c, _) => Op::Binary(c),
             TypedOp::Not => Op::Unary(UnaryOp::LogicalNot),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
@@ -206,6 +214,9 @@ impl TypedOp {
             ops.extend(compares.iter().map(|&c| TypedOp::Compare(c, t)));
             ops.push(TypedOp::Select(t));
             ops.extend(elems.map(|to| TypedOp::Cast(t, to)));
+            if matches!(t, Elem::I32 | Elem::I64) {
+                ops.extend([Add, Sub, Mul, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
+            }
         }
         ops.extend([TypedOp::Logical(LogicalAnd), TypedOp::Logical(LogicalOr), TypedOp::Not]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
@@ -215,7 +226,7 @@ impl TypedOp {
     /// The operands' element types, in order.
     pub fn operands(self) -> Vec<Elem> {
         match self {
-            TypedOp::Compare(_, t) => vec![t, t],
+            TypedOp::Compare(_, t) | TypedOp::Int(_, t) => vec![t, t],
             TypedOp::Logical(_) => vec![Elem::Bool, Elem::Bool],
             TypedOp::Not => vec![Elem::Bool],
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
@@ -228,7 +239,7 @@ impl TypedOp {
     pub fn result(self) -> Elem {
         match self {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
-            TypedOp::Select(t) | TypedOp::Cast(_, t) => t,
+            TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) => t,
             TypedOp::Round(_) => Elem::F32,
         }
     }
@@ -251,6 +262,18 @@ impl TypedOp {
                 let p = e.p();
                 e.ins(format_args!("setp.{cc}.{} {p}, {}, {}", t.setp(), x[0], x[1]));
                 bool_of(e, p)
+            }
+            TypedOp::Int(b, t) => {
+                let op = match b {
+                    BinaryOp::Add => "add",
+                    BinaryOp::Sub => "sub",
+                    BinaryOp::Mul => "mul.lo",
+                    BinaryOp::Maximum => "max",
+                    _ => "min",
+                };
+                let d = t.reg(e);
+                e.ins(format_args!("{op}.{} {d}, {}, {}", t.setp(), x[0], x[1]));
+                d
             }
             TypedOp::Logical(l) => {
                 let d = e.r();
@@ -286,7 +309,7 @@ impl TypedOp {
 
     fn name(self) -> String {
         match self {
-            TypedOp::Compare(c, t) => format!("{}.{}", c.name(), t.name()),
+            TypedOp::Compare(c, t) | TypedOp::Int(c, t) => format!("{}.{}", c.name(), t.name()),
             TypedOp::Logical(l) => l.name().to_string(),
             TypedOp::Not => "logical_not".into(),
             TypedOp::Select(t) => format!("where.{}", t.name()),
@@ -418,7 +441,12 @@ mod tests {
         assert_eq!(TypedOp::of(&Op::Select, &[Bool, F32, F32], F32), Some(TypedOp::Select(Elem::F32)));
         assert_eq!(TypedOp::of(&Op::Select, &[F32, F32, F32], F32), None, "a mask is a bool");
         assert_eq!(TypedOp::of(&Op::Cast(I64), &[F32], I64), Some(TypedOp::Cast(Elem::F32, Elem::I64)));
-        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Add), &[I32, I32], I32), None);
+        assert_eq!(
+            TypedOp::of(&Op::Binary(BinaryOp::Add), &[I32, I32], I32),
+            Some(TypedOp::Int(BinaryOp::Add, Elem::I32))
+        );
+        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Add), &[F32, F32], F32), None, "a fusible op");
+        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Div), &[I64, I64], I64), None, "floor division stays on the host");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Floor), &[F32], F32), Some(TypedOp::Round(UnaryOp::Floor)));
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Sign), &[F32], F32), None, "a fusible op");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Exp), &[F32], F32), None);
