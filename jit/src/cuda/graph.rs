@@ -29,7 +29,7 @@ use tensorjit_runtime::error::Error;
 use tensorjit_runtime::trace::backend::{self as rt, Outputs};
 use tensorjit_runtime::{Tensor, Variable};
 
-use super::backend::{f32_of, CudaMemory};
+use super::backend::{words_of, CudaMemory};
 use super::{Gpu, CAPTURING};
 
 /// What one captured run of a concrete function needs to be replayed.
@@ -57,16 +57,16 @@ unsafe impl Send for Recorded {}
 /// Runs a plan on the given arguments and variables (`Layout::run` of a device plan).
 pub(crate) type RunPlan<'a> = dyn Fn(&[&Tensor], &[&Variable]) -> Result<Outputs, Error> + 'a;
 
+/// The device words of `t` (any dtype the GPU holds).
 fn slice<'t>(gpu: &Gpu, t: &'t Tensor, what: &str) -> Result<&'t CudaSlice<f32>, Error> {
-    f32_of(t)
-        .ok_or_else(|| gpu.err(format!("a CUDA graph needs f32 tensors on this GPU; {what} is {}", t.type_string())))
+    words_of(t)
+        .ok_or_else(|| gpu.err(format!("a CUDA graph needs tensors on this GPU; {what} is {}", t.type_string())))
 }
 
-/// A copy of `t` in a buffer of its own, as a tensor of `t`'s shape.
+/// A copy of `t` in a buffer of its own, as a tensor of `t`'s dtype and shape.
 fn copy(gpu: &Arc<Gpu>, t: &Tensor, what: &str) -> Result<Tensor, Error> {
     let b = gpu.copy_of(slice(gpu, t, what)?)?;
-    let n = b.len();
-    Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), b, n), t.shape().clone())
+    Tensor::from_device_memory(CudaMemory::typed(gpu.clone(), b, t.dtype(), t.numel()), t.shape().clone())
 }
 
 fn stand_ins(values: &[Tensor], vars: &[&Variable]) -> Vec<Variable> {
