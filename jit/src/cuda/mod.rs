@@ -272,6 +272,11 @@ impl Gpu {
 
     /// A device copy of host elements.
     pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, Error> {
+        if CAPTURING.with(Cell::get) {
+            // A graph would replay the copy from this host memory, long freed, with
+            // this call's values: the run that needs an upload is not captured.
+            return Err(self.err("capturing a CUDA graph: a copy from the host (a value computed on the host)"));
+        }
         let mut b = self.alloc_f32(data.len())?;
         if !data.is_empty() {
             let _gate = self.enter();
