@@ -3,13 +3,13 @@
 //! fills, reductions (over trailing or leading axes directly, over others after a
 //! permute), matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling
 //! (`pooling`), axis permutations and `broadcast_to` (`permute`), and on f32, i32, i64
-//! and bool tensors comparisons, logical ops, `where`, casts, `one_hot`, `gather` and
-//! `argmax`/`argmin` (`typed`), slices and their gradients, concatenations,
-//! permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the GPU — single-op
-//! kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Any other op
-//! (arithmetic on integers, anything on f64, `rsqrt`/`sin`/`cos`/`pow`/`floordiv`,
-//! random draws, …) is computed on the host and its result copied back (correct, slow,
-//! announced once per op by a `tracing` warning, and counted by [`host_fallbacks`]).
+//! and bool tensors comparisons, logical ops, `where`, casts, integer `+ − × max min`,
+//! `one_hot`, `gather` and `argmax`/`argmin` (`typed`), slices and their gradients,
+//! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
+//! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
+//! Any other op (anything on f64, `sin`/`cos`/`pow`, floor division, random draws, …)
+//! is computed on the host and its result copied back (correct, slow, announced once
+//! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};

@@ -59,8 +59,7 @@ pub(crate) type RunPlan<'a> = dyn Fn(&[&Tensor], &[&Variable]) -> Result<Outputs
 
 /// The device words of `t` (any dtype the GPU holds).
 fn slice<'t>(gpu: &Gpu, t: &'t Tensor, what: &str) -> Result<&'t CudaSlice<f32>, Error> {
-    words_of(t)
-        .ok_or_else(|| gpu.err(format!("a CUDA graph needs tensors on this GPU; {what} is {}", t.type_string())))
+    words_of(t).ok_or_else(|| gpu.err(format!("a CUDA graph needs tensors on this GPU; {what} is {}", t.type_string())))
 }
 
 /// A copy of `t` in a buffer of its own, as a tensor of `t`'s dtype and shape.

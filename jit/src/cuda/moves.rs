@@ -11,8 +11,8 @@ use tensorjit_runtime::ops::{Op, SliceAxis};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
-use super::backend::{words_of, CudaMemory};
-use super::typed::words_for;
+use super::backend::words_of;
+use super::typed::{new_tensor, words_for};
 use super::Gpu;
 use crate::ptx::{self, Elem};
 
@@ -51,7 +51,7 @@ pub(super) fn run(
     // (a slice's start + i·step stays in range; repeated axes have stride 0).
     let ins = [(input, words_for(dtype, x[0].numel()))];
     let values = params(base, &dims);
-    new_words(gpu, dtype, shape, |out| {
+    new_tensor(gpu, dtype, shape, |out| {
         gpu.launch_elementwise(&name, &render, &op, &ins, (out, total, words_for(dtype, total)), &values)
     })
 }
@@ -64,22 +64,6 @@ fn starts(axes: &[SliceAxis]) -> Vec<(usize, i64)> {
 /// The strided entry's parameters after `total`: the base, then dims and strides.
 fn params(base: u64, dims: &[u64]) -> Vec<usize> {
     std::iter::once(base).chain(dims.iter().copied()).map(|v| v as usize).collect()
-}
-
-/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes.
-fn new_words(
-    gpu: &Arc<Gpu>,
-    dtype: DType,
-    shape: &Shape,
-    fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
-) -> Result<Option<Tensor>, Error> {
-    let n = shape.numel();
-    let mut out = gpu.alloc_f32(words_for(dtype, n))?;
-    if let Err(e) = fill(&mut out) {
-        gpu.recycle_f32(out);
-        return Err(e);
-    }
-    Ok(Some(Tensor::from_device_memory(CudaMemory::typed(gpu.clone(), out, dtype, n), shape.clone())?))
 }
 
 impl Gpu {
@@ -104,7 +88,7 @@ fn scatter_slice(
     let render = move |n: &str| ptx::render_strided(elem, true, n);
     let ins = [(input, words_for(dtype, dy.numel()))];
     let values = params(base, &dims);
-    new_words(gpu, dtype, shape, |out| {
+    new_tensor(gpu, dtype, shape, |out| {
         gpu.zero(out)?;
         // Every offset written lies inside the output: the slice's positions in the
         // input's shape, which the output has.
@@ -126,7 +110,7 @@ fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shap
     let wide: usize = shape.dims()[axis..].iter().product();
     let name = format!("tensorjit_concat_{elem:?}");
     let render = move |n: &str| ptx::render_concat_part(elem, n);
-    new_words(gpu, dtype, shape, |out| {
+    new_tensor(gpu, dtype, shape, |out| {
         let room = words_for(dtype, shape.numel());
         let mut at = 0;
         for (t, words) in x.iter().zip(parts) {
@@ -160,7 +144,7 @@ fn scatter_add(
     let render = move |n: &str| ptx::render_scatter_add(index, n);
     // Reads: updates at (o·k + j)·inner + x < outer·k·inner, indices j < k.
     let ins = [(u, upd.numel()), (i, words_for(idx.dtype(), idx.numel()))];
-    new_words(gpu, DType::F32, shape, |out| {
+    new_tensor(gpu, DType::F32, shape, |out| {
         gpu.launch_elementwise(
             &name,
             &render,

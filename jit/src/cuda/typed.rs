@@ -1,5 +1,6 @@
 //! Eager GPU ops on tensors that are not all f32: comparisons, logical ops, `where`,
-//! casts, f32 `sign`/`floor`/`ceil` (the typed kernels of [`crate::ptx::typed`]),
+//! casts, integer arithmetic, f32 `floor`/`ceil` (the typed kernels of
+//! [`crate::ptx::typed`]),
 //! `one_hot`, `gather` and `argmax`/`argmin` (those of `ptx::index`) — and how tensors
 //! of every dtype are held on a GPU.
 //!
@@ -189,8 +190,9 @@ pub(super) fn run(
     }
 }
 
-/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes.
-fn new_tensor(
+/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes (the buffer
+/// goes back to the pool when `fill` fails).
+pub(super) fn new_tensor(
     gpu: &Arc<Gpu>,
     dtype: DType,
     shape: &Shape,
