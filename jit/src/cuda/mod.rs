@@ -74,6 +74,8 @@ pub struct Gpu {
     /// Fused kernels' entries by [`Kernel::fingerprint`] (kernels with one fingerprint
     /// told apart by [`Kernel::same_as`]).
     kernels: Mutex<HashMap<u64, Vec<(Kernel, CudaFunction)>>>,
+    /// Typed kernels' entries (`typed`), by the kernel itself.
+    typed: Mutex<HashMap<ptx::TypedKernel, CudaFunction>>,
     blas: OnceLock<Result<Arc<CudaBlas>, String>>,
     pool: Mutex<SizePool<CudaSlice<f32>>>,
     multiprocessors: u32,
@@ -117,6 +119,7 @@ impl Gpu {
             stream,
             functions: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
+            typed: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
             pool: Mutex::new(SizePool::new(POOL_ELEMS)),
             multiprocessors: sms.max(1) as u32,

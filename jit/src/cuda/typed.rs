@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::Ptx;
 use tensorjit_runtime::buffer::Buffer;
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ops::{ArgOp, BinaryOp, Op, UnaryOp};
@@ -208,6 +209,22 @@ pub(super) fn new_tensor(
 }
 
 impl Gpu {
+    /// The loaded entry of typed kernel `k` (rendered and loaded on first use).
+    fn typed_function(&self, k: &TypedKernel) -> Result<CudaFunction, Error> {
+        let mut cache = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = cache.get(k) {
+            return Ok(f.clone());
+        }
+        let name = "tensorjit_typed";
+        let module = self
+            .ctx
+            .load_module(Ptx::from_src(ptx::render_typed(k, name)))
+            .map_err(|e| self.err(format!("loading {k}: {e}")))?;
+        let f = module.load_function(name).map_err(|e| self.err(format!("{k}: {e}")))?;
+        cache.insert(k.clone(), f.clone());
+        Ok(f)
+    }
+
     /// Launches typed kernel `k` over the elements of `shape` (rows of its last dim):
     /// `inputs` the operands' word buffers and element counts, in the kernel's order.
     fn launch_typed(
@@ -233,8 +250,7 @@ impl Gpu {
         if n == 0 {
             return Ok(());
         }
-        let name = "tensorjit_typed";
-        let f = self.function(&k.to_string(), name, || ptx::render_typed(k, name))?;
+        let f = self.typed_function(k)?;
         let (n64, cols64) = (n as u64, cols.max(1) as u64);
         let cfg = LaunchConfig { grid_dim: (self.grid(n), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
         let mut launch = self.stream.launch_builder(&f);
