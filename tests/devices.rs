@@ -466,6 +466,8 @@ fn models_train_on_a_device_with_the_cpus_results() {
         );
         let pred = model.predict(&x, 16).unwrap();
         assert_eq!(pred.device(), Device::Cpu, "predict returns host values");
+        // The seeded dropout's counter lives on the device, so its masks are drawn there.
+        assert!(ran_on_device(&e, "random_uniform"), "dropout masks drawn on the device");
         assert!(model.evaluate(&x, &y, 16).unwrap().get("loss").is_some_and(f64::is_finite));
     }
     assert!(ran_on_device(&e, "matmul"), "the dense layers ran on the device");

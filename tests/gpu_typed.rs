@@ -171,3 +171,32 @@ fn slices_concatenations_and_scatters_run_on_the_gpu_with_the_cpus_bytes() {
     same("slice and gather gradients", &grads(&gx, &on(&idx)), &grads(&x, &idx));
     assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
 }
+
+#[test]
+fn seeded_dropout_masks_are_drawn_on_the_gpu_with_the_cpus_bits() {
+    let Some(gpu) = first_gpu("GPU random draws") else { return };
+    let before = host_fallbacks();
+    for (seed, counter, shape) in [(3u64, 0i64, vec![128, 64]), (11, 41, vec![7]), (u64::MAX, -5, vec![3, 5, 2])] {
+        let c = Tensor::scalar(counter);
+        let cpu = tensorjit::random::stateless_uniform(shape.clone(), -1.0, 2.0, DType::F32, seed, &c);
+        let on_gpu = tensorjit::random::stateless_uniform(shape, -1.0, 2.0, DType::F32, seed, &c.to(gpu).unwrap());
+        same(&format!("stateless uniform, seed {seed}, counter {counter}"), &on_gpu, &cpu);
+    }
+    assert_eq!(host_fallbacks(), before, "the draws ran on the GPU");
+    // A seeded Dropout on a device model: its counter and masks stay there.
+    use tensorjit::nn::prelude::*;
+    let x = rand_f32(40, &[16, 32], -1.0, 1.0);
+    let run = |device: Device| {
+        tensorjit::nn::reset_names();
+        let d = Dropout::new(0.3).with_seed(9);
+        let x = x.to(device).unwrap();
+        (0..3).map(|_| d.call(&x, true)).collect::<Vec<_>>()
+    };
+    let cpu = run(Device::Cpu);
+    let before = host_fallbacks();
+    let on_gpu = run(gpu);
+    assert_eq!(host_fallbacks(), before, "dropout ran on the GPU: counter, draw, mask");
+    for (i, (g, c)) in on_gpu.iter().zip(&cpu).enumerate() {
+        same(&format!("dropout call {i}"), g, c);
+    }
+}

@@ -314,8 +314,8 @@ fn one_module(modules: &[String]) -> String {
 #[test]
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_concat_part, render_gather, render_one_hot, render_scatter_add, render_strided,
-        render_typed, Elem, TypedKernel, TypedOp,
+        render_arg_reduce, render_concat_part, render_gather, render_one_hot, render_scatter_add,
+        render_stateless_uniform, render_strided, render_typed, Elem, TypedKernel, TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
     let mut modules = Vec::new();
@@ -343,6 +343,7 @@ fn the_typed_index_and_movement_kernels_assemble() {
     for index in [Elem::I32, Elem::I64] {
         modules.push(render_scatter_add(index, &format!("scatter_add_{}", modules.len())));
     }
+    modules.push(render_stateless_uniform(&format!("uniform_{}", modules.len())));
     for elem in [Elem::F32, Elem::I32, Elem::I64] {
         for max in [true, false] {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
@@ -351,7 +352,7 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // 3 element types × (6 comparisons, where, 4 casts), 2 × 5 integer ops, bools' 2 comparisons, where and
     // 4 casts, 3 logical and 2 rounding ops, four access variants each; 16 one_hot and
     // gather entries; strided gathers, scatters and concat parts of 4 element types; 2
-    // scatter-adds; 6 arg-reductions.
-    assert_eq!(modules.len(), (3 * 11 + 7 + 5 + 2 * 5) * 4 + 16 + 12 + 2 + 6);
+    // scatter-adds; the uniform generator; 6 arg-reductions.
+    assert_eq!(modules.len(), (3 * 11 + 7 + 5 + 2 * 5) * 4 + 16 + 12 + 2 + 1 + 6);
     assemble("typed_and_index", &one_module(&modules));
 }

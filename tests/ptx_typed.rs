@@ -305,3 +305,33 @@ fn scatter_add_sums_duplicates_in_the_cpus_order() {
         }
     }
 }
+
+#[test]
+fn stateless_uniform_draws_give_the_cpus_bits_for_any_counter() {
+    use tensorjit::ops::{Distribution, RandomParams};
+    use tensorjit_jit::ptx::render_stateless_uniform;
+    let ptx = render_stateless_uniform("uniform");
+    for (k, (seed, counter, low, high, n)) in [
+        (7u64, 0i64, 0.0, 1.0, 1000),
+        (42, 5, -2.5, 3.0, 37),
+        (u64::MAX, -3, 0.0, 1.0, 9),
+        (1, i64::MAX, 10.0, 10.5, 300),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = Tensor::scalar(counter);
+        let p = RandomParams {
+            dist: Distribution::Uniform { low, high },
+            shape: Shape::new(&[n]),
+            dtype: DType::F32,
+            seed: Some(seed),
+            stateless: true,
+        };
+        let want = run_op(&Op::Random(p), &[&c]);
+        let part = tensorjit::random::stateless_seed_part(Some(seed));
+        let values = [n, part as usize, low.to_bits() as usize, (high - low).to_bits() as usize];
+        let got = run(&ptx, vec![bytes(&c)], n * 4, &values);
+        assert_eq!(got, bytes(&want), "draw {k}: seed {seed}, counter {counter}, [{low}, {high})");
+    }
+}

@@ -7,7 +7,8 @@
 //! `one_hot`, `gather` and `argmax`/`argmin` (`typed`), slices and their gradients,
 //! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
 //! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
-//! Any other op (anything on f64, `sin`/`cos`/`pow`, floor division, random draws, …)
+//! Stateless uniform draws whose counter is on the GPU (`random`) are made there. Any
+//! other op (anything on f64, `sin`/`cos`/`pow`, floor division, other draws, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
@@ -241,6 +242,9 @@ impl CudaBackend {
             return Ok(Some(t));
         }
         if let Some(t) = super::moves::run(gpu, op, x, dtype, shape)? {
+            return Ok(Some(t));
+        }
+        if let Some(t) = super::random::run(gpu, op, x, dtype, shape)? {
             return Ok(Some(t));
         }
         if dtype != DType::F32 {

@@ -18,6 +18,7 @@ mod moves;
 mod permute;
 pub mod pool;
 mod pooling;
+mod random;
 pub mod typed;
 
 use std::cell::Cell;

@@ -86,6 +86,9 @@ fn parse_operand(s: &str, params: &[String], labels: &HashMap<String, usize>) ->
     if let Some(&l) = labels.get(s) {
         return Ok(Operand::Label(l));
     }
+    if let Some(h) = s.strip_prefix("0d") {
+        return u64::from_str_radix(h, 16).map(Operand::Imm).map_err(|e| format!("{s}: {e}"));
+    }
     if let Some(h) = s.strip_prefix("0f") {
         return u32::from_str_radix(h, 16).map(|b| Operand::Imm(b as u64)).map_err(|e| format!("{s}: {e}"));
     }
@@ -442,6 +445,11 @@ impl Thread {
                 "cvt.rn.f32.u64" => fb(v(1)? as f32),
                 "cvt.rn.f32.u32" => fb(v(1)? as u32 as f32),
                 "cvt.rn.f32.s64" => fb(v(1)? as i64 as f32),
+                "cvt.rn.f64.u64" => (v(1)? as f64).to_bits(),
+                "cvt.rn.f32.f64" => fb(f64::from_bits(v(1)?) as f32),
+                "mul.rn.f64" => (f64::from_bits(v(1)?) * f64::from_bits(v(2)?)).to_bits(),
+                "add.rn.f64" => (f64::from_bits(v(1)?) + f64::from_bits(v(2)?)).to_bits(),
+                "xor.b64" => v(1)? ^ v(2)?,
                 // Float to integer: toward zero, saturating, NaN to 0 (as Rust's `as`).
                 "cvt.rzi.s32.f32" => u64::from(f(v(1)?) as i32 as u32),
                 "cvt.rzi.s64.f32" => f(v(1)?) as i64 as u64,

@@ -22,6 +22,7 @@ mod index;
 mod moves;
 mod permute;
 mod pool;
+mod random;
 pub mod typed;
 
 use std::fmt::Write;
@@ -40,6 +41,7 @@ pub use pool::{
     render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, AVG_POOL_GRAD_PARAMS,
     AVG_POOL_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
 };
+pub use random::{render_stateless_uniform, UNIFORM_PARAMS};
 pub use typed::{render_typed, Elem, TypedKernel, TypedOp};
 
 use crate::kernel::{Access, Kernel};

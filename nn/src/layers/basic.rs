@@ -110,7 +110,12 @@ impl Module for Dropout {
             Some(seed) => {
                 let counter = self.counter.get_or_init(|| {
                     let name = format!("{}/seed_counter", self.core.name);
-                    init_scope(|| Variable::with_trainable(Tensor::scalar(0i64), name, false))
+                    // Beside `x`: on a GPU the masks are then drawn there (the draw reads
+                    // its counter where it lives), and the counter advances there.
+                    let device = x.device();
+                    init_scope(|| Tensor::scalar(0i64).to(device))
+                        .map(|zero| init_scope(|| Variable::with_trainable(zero, name, false)))
+                        .unwrap_or_else(|e| self.core.incompatible(x, &format!("a mask counter on {device} ({e})")))
                 });
                 let c = counter.read();
                 counter.assign_add(1i64);
@@ -118,8 +123,8 @@ impl Module for Dropout {
             }
             None => random::uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), None),
         };
-        // Masks are drawn on the host; on a device, the mask is copied beside `x` (inside
-        // a trace the function's device plan does it).
+        // A seeded mask is drawn beside its counter, on `x`'s device; an unseeded one on
+        // the host, then copied beside `x` (inside a trace the device plan does it).
         let u = u.to(x.device()).unwrap_or_else(|e| self.core.incompatible(x, &format!("a mask on its device ({e})")));
         let keep = u.ge(self.rate);
         Tensor::where_(&keep, &(x / (1.0 - self.rate)), 0.0)

@@ -96,9 +96,16 @@ pub fn splitmix64(z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The key of a stateless draw: a pure function of its seed and counter.
+/// The key of a stateless draw: a pure function of its seed and counter,
+/// `splitmix64(stateless_seed_part(seed) ^ splitmix64(counter))`.
 pub(crate) fn stateless_key(seed: Option<u64>, counter: i64) -> u64 {
-    splitmix64(splitmix64(seed.unwrap_or(0) ^ 0x5EED_5EED_0000_0003) ^ splitmix64(counter as u64))
+    splitmix64(stateless_seed_part(seed) ^ splitmix64(counter as u64))
+}
+
+/// The seed's share of a stateless draw's key (device kernels, which read the counter
+/// where it lives, combine it with the counter as [`stateless_key`] does).
+pub fn stateless_seed_part(seed: Option<u64>) -> u64 {
+    splitmix64(seed.unwrap_or(0) ^ 0x5EED_5EED_0000_0003)
 }
 
 pub(crate) fn resolve_key(seed: Option<u64>) -> u64 {
