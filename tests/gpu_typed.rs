@@ -66,6 +66,8 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("where", &Tensor::where_(&gm, &gx, &gy), &Tensor::where_(&m, &x, &y));
     same("where with a scalar", &gx.select(&gn, 0.0), &x.select(&n, 0.0));
     same("sign", &gx.sign(), &x.sign());
+    same("pow", &gx.pow(&gy), &x.pow(&y));
+    same("pow of a scalar base", &Tensor::scalar(0.9f32).pow(gx.abs()), &Tensor::scalar(0.9f32).pow(x.abs()));
     same("floor", &gx.floor(), &x.floor());
     same("ceil", &gx.ceil(), &x.ceil());
     for to in [DType::I32, DType::I64, DType::Bool, DType::F32] {
@@ -198,5 +200,40 @@ fn seeded_dropout_masks_are_drawn_on_the_gpu_with_the_cpus_bits() {
     assert_eq!(host_fallbacks(), before, "dropout ran on the GPU: counter, draw, mask");
     for (i, (g, c)) in on_gpu.iter().zip(&cpu).enumerate() {
         same(&format!("dropout call {i}"), g, c);
+    }
+}
+
+#[test]
+fn a_keras_model_with_adam_and_dropout_trains_on_the_gpu_without_the_host() {
+    let Some(gpu) = first_gpu("GPU model training") else { return };
+    use tensorjit::nn::prelude::*;
+    let x = rand_f32(50, &[64, 12], -1.0, 1.0);
+    let y = Tensor::from_vec((0..64).map(|i| (i * 5 % 4) as i64).collect::<Vec<_>>(), [64]).unwrap();
+    for run_eagerly in [true, false] {
+        tensorjit::nn::reset_names();
+        let model = Sequential::new(vec![
+            Dense::new(16).activation(Activation::Relu).boxed(),
+            Dropout::new(0.2).with_seed(4).boxed(),
+            Dense::new(4).boxed(),
+        ])
+        .on_device(gpu)
+        .unwrap()
+        .with_input_shape(&[12]);
+        model.compile(
+            Adam::new(0.01),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy],
+            run_eagerly,
+        );
+        let opts = FitOptions { epochs: 2, batch_size: 16, shuffle: Some(2), validation_data: None, verbose: false };
+        let before = host_fallbacks();
+        let history = model.fit(&x, &y, &opts).unwrap();
+        assert_eq!(
+            host_fallbacks(),
+            before,
+            "run_eagerly={run_eagerly}: Adam's bias corrections (pow), the dropout masks, the metrics all ran on the GPU"
+        );
+        let losses = history.get("loss");
+        assert!(!losses.is_empty() && losses.iter().all(|v| v.is_finite()), "{losses:?}");
     }
 }

@@ -114,9 +114,9 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
             checked += 1;
         }
     }
-    // (3 × 7 + 3) comparisons and wheres and 2 × 5 integer ops under 4 variants, 16 casts, 2 logical ops under
+    // (3 × 7 + 3) comparisons and wheres, 2 × 5 integer ops and pow under 4 variants, 16 casts, 2 logical ops under
     // 4 variants, not, 2 rounding ops.
-    assert_eq!(checked, (3 * 7 + 3 + 2 * 5) * 4 + 16 + 2 * 4 + 1 + 2, "every typed op was checked");
+    assert_eq!(checked, (3 * 7 + 3 + 2 * 5 + 1) * 4 + 16 + 2 * 4 + 1 + 2, "every typed op was checked");
 }
 
 #[test]
@@ -334,4 +334,48 @@ fn stateless_uniform_draws_give_the_cpus_bits_for_any_counter() {
         let got = run(&ptx, vec![bytes(&c)], n * 4, &values);
         assert_eq!(got, bytes(&want), "draw {k}: seed {seed}, counter {counter}, [{low}, {high})");
     }
+}
+
+#[test]
+fn pow_gives_the_cpus_bits_across_its_domain_and_special_cases() {
+    let n = 600;
+    let xs = rand_vec(700, n, 0.0, 10.0);
+    let ys = rand_vec(701, n, -6.0, 6.0);
+    let mut x: Vec<f32> = xs.iter().map(|v| *v as f32).collect();
+    let mut y: Vec<f32> = ys.iter().map(|v| *v as f32).collect();
+    // Negative bases with integer and fractional exponents, zeros, infinities, NaN,
+    // overflow, subnormal results and bases.
+    let special: [(f32, f32); 22] = [
+        (-1.0, f32::INFINITY),
+        (-1.0, f32::NEG_INFINITY),
+        (0.0, -1.0),
+        (-0.0, -3.0),
+        (-0.0, 3.0),
+        (-8.0, 1.0 / 3.0),
+        (-2.0, 3.0),
+        (-2.0, 4.0),
+        (2.0, 1024.0),
+        (2.0, -140.0),
+        (1e-40, 0.5),
+        (f32::INFINITY, -2.0),
+        (f32::NEG_INFINITY, 3.0),
+        (f32::NAN, 0.0),
+        (1.0, f32::NAN),
+        (f32::NAN, 2.0),
+        (0.5, f32::INFINITY),
+        (3.0, f32::NEG_INFINITY),
+        (-3.0, 1e10),
+        (0.9, 0.9),
+        (0.999, 1e6),
+        (-7.5, -2.0),
+    ];
+    for (i, (a, b)) in special.into_iter().enumerate() {
+        x[i * 3] = a;
+        y[i * 3] = b;
+    }
+    let (tx, ty) = (Tensor::from_vec(x, [n]).unwrap(), Tensor::from_vec(y, [n]).unwrap());
+    let want = run_op(&Op::Binary(tensorjit::ops::BinaryOp::Pow), &[&tx, &ty]);
+    let k = TypedKernel { op: TypedOp::Pow, inputs: vec![Access::Full, Access::Full] };
+    let got = run(&render_typed(&k, "pow"), vec![bytes(&tx), bytes(&ty)], n * 4, &[n, n]);
+    assert_eq!(got, bytes(&want), "pow");
 }

@@ -449,6 +449,15 @@ impl Thread {
                 "cvt.rn.f32.f64" => fb(f64::from_bits(v(1)?) as f32),
                 "mul.rn.f64" => (f64::from_bits(v(1)?) * f64::from_bits(v(2)?)).to_bits(),
                 "add.rn.f64" => (f64::from_bits(v(1)?) + f64::from_bits(v(2)?)).to_bits(),
+                "sub.rn.f64" => (f64::from_bits(v(1)?) - f64::from_bits(v(2)?)).to_bits(),
+                "div.rn.f64" => (f64::from_bits(v(1)?) / f64::from_bits(v(2)?)).to_bits(),
+                "cvt.f64.f32" => f64::from(f(v(1)?)).to_bits(),
+                "cvt.rn.f64.s64" => (v(1)? as i64 as f64).to_bits(),
+                "cvt.rzi.s64.f64" => f64::from_bits(v(1)?) as i64 as u64,
+                "cvt.rmi.f64.f64" => f64::from_bits(v(1)?).floor().to_bits(),
+                "and.b64" => v(1)? & v(2)?,
+                "or.b64" => v(1)? | v(2)?,
+                "shr.s64" => ((v(1)? as i64) >> (v(2)? & 63)) as u64,
                 "xor.b64" => v(1)? ^ v(2)?,
                 // Float to integer: toward zero, saturating, NaN to 0 (as Rust's `as`).
                 "cvt.rzi.s32.f32" => u64::from(f(v(1)?) as i32 as u32),
@@ -560,6 +569,7 @@ fn compare(op: &str, x: u64, y: u64) -> Result<bool, String> {
     use std::cmp::Ordering::{self, *};
     let ord: Option<Ordering> = match ty {
         "f32" => f(x).partial_cmp(&f(y)),
+        "f64" => f64::from_bits(x).partial_cmp(&f64::from_bits(y)),
         "u64" => Some(x.cmp(&y)),
         "u32" => Some((x as u32).cmp(&(y as u32))),
         "s32" => Some((x as u32 as i32).cmp(&(y as u32 as i32))),

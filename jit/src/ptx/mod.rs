@@ -16,6 +16,7 @@
 //! buffer as both an input and an output of one kernel.
 
 mod conv;
+mod double;
 mod emit;
 pub mod emulate;
 mod index;

@@ -164,6 +164,8 @@ pub enum TypedOp {
     /// `+`, `−`, `×` (two's complement, wrapping as the runtime's), `maximum` or
     /// `minimum` of two i32s or two i64s.
     Int(BinaryOp, Elem),
+    /// `pow` of two f32s (the runtime's f64 algorithm, rounded).
+    Pow,
     /// `floor` or `ceil` of an f32 (`sign` is a fusible op: f32 kernels compute it).
     Round(UnaryOp),
 }
@@ -178,6 +180,7 @@ impl TypedOp {
             (Op::Binary(c @ (Eq | Ne)), &[a, b]) if a == b => TypedOp::Compare(*c, a),
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
+            (Op::Binary(Pow), [Elem::F32, Elem::F32]) => TypedOp::Pow,
             (Op::Binary(b @ (Add | Sub | Mul | Maximum | Minimum)), &[a, c])
                 if a == c && matches!(a, Elem::I32 | Elem::I64) =>
             {
@@ -197,6 +200,7 @@ impl TypedOp {
         match self {
             TypedOp::Compare(c, _) | TypedOp::Logical(c) | TypedOp::Int(c, _) => Op::Binary(c),
             TypedOp::Not => Op::Unary(UnaryOp::LogicalNot),
+            TypedOp::Pow => Op::Binary(BinaryOp::Pow),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
             TypedOp::Round(u) => Op::Unary(u),
@@ -218,7 +222,7 @@ impl TypedOp {
                 ops.extend([Add, Sub, Mul, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
             }
         }
-        ops.extend([TypedOp::Logical(LogicalAnd), TypedOp::Logical(LogicalOr), TypedOp::Not]);
+        ops.extend([TypedOp::Logical(LogicalAnd), TypedOp::Logical(LogicalOr), TypedOp::Not, TypedOp::Pow]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
         ops
     }
@@ -232,6 +236,7 @@ impl TypedOp {
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
             TypedOp::Round(_) => vec![Elem::F32],
+            TypedOp::Pow => vec![Elem::F32, Elem::F32],
         }
     }
 
@@ -240,7 +245,7 @@ impl TypedOp {
         match self {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
             TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) => t,
-            TypedOp::Round(_) => Elem::F32,
+            TypedOp::Round(_) | TypedOp::Pow => Elem::F32,
         }
     }
 
@@ -281,6 +286,7 @@ impl TypedOp {
                 e.ins(format_args!("{op}.b32 {d}, {}, {}", x[0], x[1]));
                 d
             }
+            TypedOp::Pow => super::double::pow_f32(e, x[0], x[1]),
             TypedOp::Not => {
                 let d = e.r();
                 e.ins(format_args!("xor.b32 {d}, {}, 1", x[0]));
@@ -312,6 +318,7 @@ impl TypedOp {
             TypedOp::Compare(c, t) | TypedOp::Int(c, t) => format!("{}.{}", c.name(), t.name()),
             TypedOp::Logical(l) => l.name().to_string(),
             TypedOp::Not => "logical_not".into(),
+            TypedOp::Pow => "pow.f32".into(),
             TypedOp::Select(t) => format!("where.{}", t.name()),
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
             TypedOp::Round(u) => format!("{}.f32", u.name()),

@@ -24,13 +24,13 @@ fn copysign(mag: f64, sign_of: f64) -> f64 {
 }
 
 /// 1.5·2^52, the f64 magic rounding constant.
-const MAGIC: f64 = 6_755_399_441_055_744.0;
+pub const MAGIC: f64 = 6_755_399_441_055_744.0;
 /// ln 2 split so that k·LN2_HI is exact for |k| < 2^20 (fdlibm's split).
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+pub const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+pub const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 
 /// 1/n! for n = 2..=13, the Taylor coefficients of e^r − 1 − r.
-const INV_FACT: [f64; 12] = {
+pub const INV_FACT: [f64; 12] = {
     let mut c = [0.0; 12];
     let mut f = 1.0;
     let mut n = 2;
@@ -65,7 +65,7 @@ pub fn exp_f64(x: f64) -> f64 {
 }
 
 /// 2/(2n+1) for n = 1..=11: the series of 2·atanh(s) − 2s, divided by s³.
-const ATANH_COEF: [f64; 11] = {
+pub const ATANH_COEF: [f64; 11] = {
     let mut c = [0.0; 11];
     let mut n = 1;
     while n <= 11 {

@@ -32,6 +32,12 @@ mod single;
 mod tests;
 
 pub use double::{cos_f64, exp_f64, log_f64, pow_f64, sigmoid_f64, sin_f64, softplus_f64, tanh_f64};
+
+/// The constants of the f64 `exp`/`log` algorithms, for code generators that emit the
+/// same algorithms (the GPU's `pow`), so that every implementation uses the same values.
+pub mod f64_constants {
+    pub use super::double::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC};
+}
 pub use single::{cos_f32, exp_f32, log_f32, pow_f32, sigmoid_f32, sin_f32, softplus_f32, tanh_f32};
 
 /// The float types with tensorjit's own transcendentals, so kernels can be generic.

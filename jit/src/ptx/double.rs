@@ -1,0 +1,237 @@
+//! The runtime's f64 `exp`, `log` and `pow` (`tensorjit_runtime::math`) as PTX, op for op,
+//! for the f32 `pow` of GPU tensors (the runtime's f32 `pow` is the f64 one, rounded).
+//! f64 values live in 64-bit registers (`%rd`, which f64 instructions accept); every
+//! operation names its rounding (`.rn`, so nothing is contracted into an FMA) and every
+//! branch of the runtime's code is a select, so the results are the CPU's bits.
+
+use tensorjit_runtime::math::f64_constants::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC};
+
+use super::{Emitter, Reg};
+
+/// f64 operations on an [`Emitter`].
+struct F64<'a>(&'a mut Emitter);
+
+impl F64<'_> {
+    fn c(&mut self, v: f64) -> Reg {
+        let d = self.0.rd();
+        self.0.ins(format_args!("mov.b64 {d}, 0d{:016X}", v.to_bits()));
+        d
+    }
+    fn op(&mut self, op: &str, a: Reg, b: Reg) -> Reg {
+        let d = self.0.rd();
+        self.0.ins(format_args!("{op} {d}, {a}, {b}"));
+        d
+    }
+    fn add(&mut self, a: Reg, b: Reg) -> Reg {
+        self.op("add.rn.f64", a, b)
+    }
+    fn sub(&mut self, a: Reg, b: Reg) -> Reg {
+        self.op("sub.rn.f64", a, b)
+    }
+    fn mul(&mut self, a: Reg, b: Reg) -> Reg {
+        self.op("mul.rn.f64", a, b)
+    }
+    fn div(&mut self, a: Reg, b: Reg) -> Reg {
+        self.op("div.rn.f64", a, b)
+    }
+    fn mulc(&mut self, a: Reg, v: f64) -> Reg {
+        let c = self.c(v);
+        self.mul(a, c)
+    }
+    fn addc(&mut self, a: Reg, v: f64) -> Reg {
+        let c = self.c(v);
+        self.add(a, c)
+    }
+    /// A predicate: `a <cc> b` (IEEE: ordered comparisons are false with a NaN).
+    fn cmp(&mut self, cc: &str, a: Reg, b: Reg) -> Reg {
+        let p = self.0.p();
+        self.0.ins(format_args!("setp.{cc}.f64 {p}, {a}, {b}"));
+        p
+    }
+    fn cmpc(&mut self, cc: &str, a: Reg, v: f64) -> Reg {
+        let c = self.c(v);
+        self.cmp(cc, a, c)
+    }
+    /// `p ? a : b` (64-bit).
+    fn sel(&mut self, p: Reg, a: Reg, b: Reg) -> Reg {
+        let d = self.0.rd();
+        self.0.ins(format_args!("selp.b64 {d}, {a}, {b}, {p}"));
+        d
+    }
+    fn selc(&mut self, p: Reg, v: f64, b: Reg) -> Reg {
+        let a = self.c(v);
+        self.sel(p, a, b)
+    }
+    fn pred(&mut self, op: &str, a: Reg, b: Reg) -> Reg {
+        let p = self.0.p();
+        self.0.ins(format_args!("{op}.pred {p}, {a}, {b}"));
+        p
+    }
+    /// An integer operation on 64-bit bits.
+    fn int(&mut self, op: &str, a: Reg, b: impl std::fmt::Display) -> Reg {
+        let d = self.0.rd();
+        self.0.ins(format_args!("{op} {d}, {a}, {b}"));
+        d
+    }
+    fn fabs(&mut self, a: Reg) -> Reg {
+        self.int("and.b64", a, "0x7FFFFFFFFFFFFFFF")
+    }
+
+    /// The runtime's `exp_f64`.
+    fn exp(&mut self, x: Reg) -> Reg {
+        let hi = self.cmpc("gt", x, 709.9);
+        let lo = self.cmpc("lt", x, -746.0);
+        let xc = self.selc(lo, -746.0, x);
+        let xc = self.selc(hi, 709.9, xc);
+        let t = self.mulc(xc, std::f64::consts::LOG2_E);
+        let t = self.addc(t, MAGIC);
+        let k = self.int("sub.s64", t, format_args!("0x{:016X}", MAGIC.to_bits()));
+        let magic = self.c(MAGIC);
+        let kf = self.sub(t, magic);
+        let a = self.mulc(kf, LN2_HI);
+        let r = self.sub(xc, a);
+        let b = self.mulc(kf, LN2_LO);
+        let r = self.sub(r, b);
+        let mut p = self.c(INV_FACT[11]);
+        for &c in INV_FACT[..11].iter().rev() {
+            let m = self.mul(p, r);
+            p = self.addc(m, c);
+        }
+        let rr = self.mul(r, r);
+        let y = self.mul(p, rr);
+        let y = self.add(y, r);
+        let y = self.addc(y, 1.0);
+        let k1 = self.int("shr.s64", k, 1);
+        let k2 = self.int("sub.s64", k, k1);
+        let [s1, s2] = [k1, k2].map(|ki| {
+            let b = self.int("add.s64", ki, 1023);
+            self.int("shl.b64", b, 52)
+        });
+        let y = self.mul(y, s1);
+        self.mul(y, s2)
+    }
+
+    /// The runtime's `log_f64`.
+    fn log(&mut self, x: Reg) -> Reg {
+        let tiny = self.cmpc("lt", x, f64::MIN_POSITIVE);
+        let scaled = self.mulc(x, 18_014_398_509_481_984.0);
+        let xs = self.sel(tiny, scaled, x);
+        let biased = self.int("shr.u64", xs, 52);
+        let biased = self.int("and.b64", biased, "0x7FF");
+        let e = self.int("sub.s64", biased, 1023);
+        let shift = self.0.rd();
+        self.0.ins(format_args!("selp.b64 {shift}, 54, 0, {tiny}"));
+        let e = self.int("sub.s64", e, shift);
+        let m = self.int("and.b64", xs, "0x000FFFFFFFFFFFFF");
+        let m = self.int("or.b64", m, "0x3FF0000000000000");
+        let big = self.cmpc("gt", m, std::f64::consts::SQRT_2);
+        let half = self.mulc(m, 0.5);
+        let m = self.sel(big, half, m);
+        let one = self.0.rd();
+        self.0.ins(format_args!("selp.b64 {one}, 1, 0, {big}"));
+        let e = self.int("add.s64", e, one);
+        let one_f = self.c(1.0);
+        let f = self.sub(m, one_f);
+        let two = self.c(2.0);
+        let d = self.add(two, f);
+        let s = self.div(f, d);
+        let z = self.mul(s, s);
+        let mut r = self.c(ATANH_COEF[10]);
+        for &c in ATANH_COEF[..10].iter().rev() {
+            let m = self.mul(r, z);
+            r = self.addc(m, c);
+        }
+        let r = self.mul(r, z);
+        let hf = self.mulc(f, 0.5);
+        let hfsq = self.mul(hf, f);
+        let ef = self.0.rd();
+        self.0.ins(format_args!("cvt.rn.f64.s64 {ef}, {e}"));
+        // ef·LN2_HI + (f − (hfsq − (s·(hfsq + r) + ef·LN2_LO)))
+        let inner = self.add(hfsq, r);
+        let sm = self.mul(s, inner);
+        let elo = self.mulc(ef, LN2_LO);
+        let t = self.add(sm, elo);
+        let t = self.sub(hfsq, t);
+        let t = self.sub(f, t);
+        let ehi = self.mulc(ef, LN2_HI);
+        let y = self.add(ehi, t);
+        let inf = self.cmpc("eq", x, f64::INFINITY);
+        let y = self.selc(inf, f64::INFINITY, y);
+        let zero = self.cmpc("eq", x, 0.0);
+        let y = self.selc(zero, f64::NEG_INFINITY, y);
+        // x < 0 or NaN: not (x ≥ 0).
+        let ok = self.cmpc("ge", x, 0.0);
+        let nan = self.c(f64::NAN);
+        self.sel(ok, y, nan)
+    }
+
+    /// The runtime's `pow_f64`, its special cases as selects in reverse priority.
+    fn pow(&mut self, x: Reg, y: Reg) -> Reg {
+        let ax = self.fabs(x);
+        let ay = self.fabs(y);
+        let l = self.log(ax);
+        let yl = self.mul(y, l);
+        let general = self.exp(yl);
+        let y_pos = self.cmpc("gt", y, 0.0);
+        let zero = self.c(0.0);
+        let inf = self.c(f64::INFINITY);
+        let at_zero = self.sel(y_pos, zero, inf);
+        let at_inf = self.sel(y_pos, inf, zero);
+        let x_inf = self.cmpc("eq", ax, f64::INFINITY);
+        let mag = self.sel(x_inf, at_inf, general);
+        let x_zero = self.cmpc("eq", x, 0.0);
+        let mag = self.sel(x_zero, at_zero, mag);
+        // is_odd_int(y): floor(y) == y, |y| < 2^53, (y as i64) odd.
+        let fl = self.0.rd();
+        self.0.ins(format_args!("cvt.rmi.f64.f64 {fl}, {y}"));
+        let y_int = self.cmp("eq", fl, y);
+        let small = self.cmpc("lt", ay, 9.007_199_254_740_992e15);
+        let yi = self.0.rd();
+        self.0.ins(format_args!("cvt.rzi.s64.f64 {yi}, {y}"));
+        let low_bit = self.int("and.b64", yi, 1);
+        let odd = self.0.p();
+        self.0.ins(format_args!("setp.eq.s64 {odd}, {low_bit}, 1"));
+        let odd = self.pred("and", odd, y_int);
+        let odd = self.pred("and", odd, small);
+        let neg_sign = self.0.p();
+        self.0.ins(format_args!("setp.lt.s64 {neg_sign}, {x}, 0"));
+        let flip = self.pred("and", neg_sign, odd);
+        let neg = self.int("xor.b64", mag, "0x8000000000000000");
+        let r = self.sel(flip, neg, mag);
+        // x < 0 with a finite non-integer y: NaN.
+        let x_neg = self.cmpc("lt", x, 0.0);
+        let y_frac = self.cmp("neu", fl, y);
+        let y_fin = self.cmpc("lt", ay, f64::INFINITY);
+        let bad = self.pred("and", x_neg, y_frac);
+        let bad = self.pred("and", bad, y_fin);
+        let nan = self.c(f64::NAN);
+        let r = self.sel(bad, nan, r);
+        // (−1)^±∞ = 1.
+        let x_m1 = self.cmpc("eq", x, -1.0);
+        let y_inf = self.cmpc("eq", ay, f64::INFINITY);
+        let m1_inf = self.pred("and", x_m1, y_inf);
+        let r = self.selc(m1_inf, 1.0, r);
+        let x_nan = self.cmp("nan", x, x);
+        let y_nan = self.cmp("nan", y, y);
+        let any_nan = self.pred("or", x_nan, y_nan);
+        let r = self.sel(any_nan, nan, r);
+        let y0 = self.cmpc("eq", y, 0.0);
+        let x1 = self.cmpc("eq", x, 1.0);
+        let one = self.pred("or", y0, x1);
+        self.selc(one, 1.0, r)
+    }
+}
+
+/// `pow(a, b)` of two f32 registers as the runtime computes it: in f64, rounded to f32
+/// (a NaN result is the runtime's quiet NaN, `0x7FC00000`).
+pub(super) fn pow_f32(e: &mut Emitter, a: Reg, b: Reg) -> Reg {
+    let (x, y) = (e.rd(), e.rd());
+    e.ins(format_args!("cvt.f64.f32 {x}, {a}"));
+    e.ins(format_args!("cvt.f64.f32 {y}, {b}"));
+    let r = F64(e).pow(x, y);
+    let (f, nan, d) = (e.f(), e.p(), e.f());
+    e.ins(format_args!("cvt.rn.f32.f64 {f}, {r}"));
+    e.ins(format_args!("setp.nan.f32 {nan}, {f}, {f}"));
+    e.ins(format_args!("selp.f32 {d}, 0f7FC00000, {f}, {nan}"));
+    d
+}
