@@ -67,6 +67,8 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("where with a scalar", &gx.select(&gn, 0.0), &x.select(&n, 0.0));
     same("sign", &gx.sign(), &x.sign());
     same("pow", &gx.pow(&gy), &x.pow(&y));
+    same("sin", &gx.sin(), &x.sin());
+    same("cos", &gx.cos(), &x.cos());
     same("pow of a scalar base", &Tensor::scalar(0.9f32).pow(gx.abs()), &Tensor::scalar(0.9f32).pow(x.abs()));
     same("floor", &gx.floor(), &x.floor());
     same("ceil", &gx.ceil(), &x.ceil());

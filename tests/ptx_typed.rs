@@ -115,8 +115,8 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
         }
     }
     // (3 × 7 + 3) comparisons and wheres, 2 × 5 integer ops and pow under 4 variants, 16 casts, 2 logical ops under
-    // 4 variants, not, 2 rounding ops.
-    assert_eq!(checked, (3 * 7 + 3 + 2 * 5 + 1) * 4 + 16 + 2 * 4 + 1 + 2, "every typed op was checked");
+    // 4 variants, not, 2 rounding ops, sin and cos.
+    assert_eq!(checked, (3 * 7 + 3 + 2 * 5 + 1) * 4 + 16 + 2 * 4 + 1 + 2 + 2, "every typed op was checked");
 }
 
 #[test]
@@ -378,4 +378,25 @@ fn pow_gives_the_cpus_bits_across_its_domain_and_special_cases() {
     let k = TypedKernel { op: TypedOp::Pow, inputs: vec![Access::Full, Access::Full] };
     let got = run(&render_typed(&k, "pow"), vec![bytes(&tx), bytes(&ty)], n * 4, &[n, n]);
     assert_eq!(got, bytes(&want), "pow");
+}
+
+#[test]
+fn sin_and_cos_give_the_cpus_bits_over_many_periods() {
+    let n = 2000;
+    let mut x: Vec<f32> = rand_vec(720, n, -400.0, 400.0).iter().map(|v| *v as f32).collect();
+    use std::f32::consts::{FRAC_PI_2, FRAC_PI_4, PI};
+    let special = [0.0, -0.0, 1e-30, -1e-30, FRAC_PI_4, FRAC_PI_2, PI, 8192.0, -1e5, 1e10, 3e38, -3e38];
+    for (i, s) in special.iter().chain(&[f32::INFINITY, f32::NEG_INFINITY, f32::NAN]).enumerate() {
+        x[i * 5] = *s;
+    }
+    for (i, v) in x.iter_mut().enumerate().skip(1000) {
+        *v = (i as f32 - 1500.0) * 0.003; // densely around 0
+    }
+    let tx = Tensor::from_vec(x, [n]).unwrap();
+    for u in [tensorjit::ops::UnaryOp::Sin, tensorjit::ops::UnaryOp::Cos] {
+        let want = run_op(&Op::Unary(u), &[&tx]);
+        let k = TypedKernel { op: TypedOp::Trig(u), inputs: vec![Access::Full] };
+        let got = run(&render_typed(&k, "trig"), vec![bytes(&tx)], n * 4, &[n, n]);
+        assert_eq!(got, bytes(&want), "{}", u.name());
+    }
 }

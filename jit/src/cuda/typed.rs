@@ -1,5 +1,5 @@
 //! Eager GPU ops on tensors that are not all f32: comparisons, logical ops, `where`,
-//! casts, integer arithmetic, f32 `floor`/`ceil` (the typed kernels of
+//! casts, integer arithmetic, f32 `floor`/`ceil`/`sin`/`cos`/`pow` (the typed kernels of
 //! [`crate::ptx::typed`]),
 //! `one_hot`, `gather` and `argmax`/`argmin` (those of `ptx::index`) — and how tensors
 //! of every dtype are held on a GPU.
@@ -88,7 +88,9 @@ fn handled(op: &Op) -> bool {
                         | BinaryOp::Pow
                 )
         }
-        Op::Unary(u) => matches!(u, UnaryOp::LogicalNot | UnaryOp::Floor | UnaryOp::Ceil),
+        Op::Unary(u) => {
+            matches!(u, UnaryOp::LogicalNot | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Sin | UnaryOp::Cos)
+        }
         Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => true,
         _ => false,
     }

@@ -1,12 +1,15 @@
 //! The runtime's f64 `exp`, `log` and `pow` (`tensorjit_runtime::math`) as PTX, op for op,
-//! for the f32 `pow` of GPU tensors (the runtime's f32 `pow` is the f64 one, rounded).
+//! for the f32 `pow` of GPU tensors (the runtime's f32 `pow` is the f64 one, rounded),
+//! and its f32 `sin`/`cos` (an f64 argument reduction, then f32 polynomials).
 //! f64 values live in 64-bit registers (`%rd`, which f64 instructions accept); every
 //! operation names its rounding (`.rn`, so nothing is contracted into an FMA) and every
 //! branch of the runtime's code is a select, so the results are the CPU's bits.
 
-use tensorjit_runtime::math::f64_constants::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC};
+use tensorjit_runtime::math::f32_constants::{COS_POLY, SIN_POLY};
+use tensorjit_runtime::math::f64_constants::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS};
 
-use super::{Emitter, Reg};
+use super::{f32_literal, Emitter, Reg};
+use crate::lower::{Cc, Lower};
 
 /// f64 operations on an [`Emitter`].
 struct F64<'a>(&'a mut Emitter);
@@ -234,4 +237,105 @@ pub(super) fn pow_f32(e: &mut Emitter, a: Reg, b: Reg) -> Reg {
     e.ins(format_args!("setp.nan.f32 {nan}, {f}, {f}"));
     e.ins(format_args!("selp.f32 {d}, 0f7FC00000, {f}, {nan}"));
     d
+}
+
+/// The runtime's f32 `sin` (or `cos`) of register `x`.
+pub(super) fn sin_cos_f32(e: &mut Emitter, x: Reg, cos: bool) -> Reg {
+    // Reduction by π/4 in f64: q = ⌊|x|·(2/π)·2⌋ (Rust's `as i64`: saturating, NaN → 0)
+    // rounded up to even, r = ((|x| − q·c1) − q·c2) − q·c3 clamped to ±π/4.
+    let ax32 = e.fabs(x);
+    let ax = e.rd();
+    e.ins(format_args!("cvt.f64.f32 {ax}, {ax32}"));
+    let mut d = F64(e);
+    let t = d.mulc(ax, std::f64::consts::FRAC_2_PI);
+    let t = d.mulc(t, 2.0);
+    let q = d.0.rd();
+    d.0.ins(format_args!("cvt.rzi.s64.f64 {q}, {t}"));
+    // 2^63: from here `as i64` saturates.
+    let huge = d.cmpc("ge", t, 2f64.powi(63));
+    let max = d_const_bits(&mut d, i64::MAX as u64);
+    let q = d.sel(huge, max, q);
+    let nan = d.cmp("nan", t, t);
+    let zero_bits = d_const_bits(&mut d, 0);
+    let q = d.sel(nan, zero_bits, q);
+    let odd = d.int("and.b64", q, 1);
+    let q = d.int("add.s64", q, odd);
+    let qf = d.0.rd();
+    d.0.ins(format_args!("cvt.rn.f64.s64 {qf}, {q}"));
+    let mut r = ax;
+    for c in PIO4_PARTS {
+        let m = d.mulc(qf, c);
+        r = d.sub(r, m);
+    }
+    let pio4 = std::f64::consts::FRAC_PI_4;
+    let below = d.cmpc("lt", r, -pio4);
+    let r = d.selc(below, -pio4, r);
+    let above = d.cmpc("gt", r, pio4);
+    let r = d.selc(above, pio4, r);
+    let j = d.int("and.b64", q, 7);
+    let r32 = e.f();
+    e.ins(format_args!("cvt.rn.f32.f64 {r32}, {r}"));
+    let r = r32;
+    let z = e.fmul(r, r);
+    // sin_poly(r, z) = ((p·z)·r) + r, cos_poly(z) = ((p·z)·z − 0.5·z) + 1.
+    let poly = |e: &mut Emitter, c: [f32; 3]| {
+        let c0 = e.fconst(c[0]);
+        let p = e.fmul(c0, z);
+        let c1 = e.fconst(c[1]);
+        let p = e.fadd(p, c1);
+        let p = e.fmul(p, z);
+        let c2 = e.fconst(c[2]);
+        e.fadd(p, c2)
+    };
+    let ps = poly(e, SIN_POLY);
+    let pz = e.fmul(ps, z);
+    let pzr = e.fmul(pz, r);
+    let sin = e.fadd(pzr, r);
+    let pc = poly(e, COS_POLY);
+    let pz = e.fmul(pc, z);
+    let pzz = e.fmul(pz, z);
+    let half = e.fconst(0.5);
+    let hz = e.fmul(half, z);
+    let c = e.fsub(pzz, hz);
+    let one = e.fconst(1.0);
+    let cosv = e.fadd(c, one);
+    // Octant j ∈ {0, 2, 4, 6}: bit 2 swaps the polynomials; the sign as the runtime's.
+    let swap = e.p();
+    let bit2 = e.rd();
+    e.ins(format_args!("and.b64 {bit2}, {j}, 2"));
+    e.ins(format_args!("setp.ne.s64 {swap}, {bit2}, 0"));
+    let y = if cos { e.sel(swap, sin, cosv) } else { e.sel(swap, cosv, sin) };
+    let negate = e.p();
+    if cos {
+        let (two, four) = (e.p(), e.p());
+        e.ins(format_args!("setp.eq.s64 {two}, {j}, 2"));
+        e.ins(format_args!("setp.eq.s64 {four}, {j}, 4"));
+        e.ins(format_args!("or.pred {negate}, {two}, {four}"));
+    } else {
+        let bit4 = e.rd();
+        e.ins(format_args!("and.b64 {bit4}, {j}, 4"));
+        e.ins(format_args!("setp.ne.s64 {negate}, {bit4}, 0"));
+    }
+    let ny = e.fneg(y);
+    let mut y = e.sel(negate, ny, y);
+    if !cos {
+        let zero = e.fconst(0.0);
+        let neg = e.fcmp(Cc::Lt, x, zero);
+        let ny = e.fneg(y);
+        y = e.sel(neg, ny, y);
+    }
+    // Not finite (|x| = ∞ or NaN): NaN.
+    let ax32 = e.fabs(x);
+    let inf = e.fconst(f32::INFINITY);
+    let finite = e.fcmp(Cc::Lt, ax32, inf);
+    let out = e.f();
+    e.ins(format_args!("selp.f32 {out}, {y}, {}, {finite}", f32_literal(f32::NAN)));
+    out
+}
+
+/// A 64-bit register holding `bits`.
+fn d_const_bits(d: &mut F64<'_>, bits: u64) -> Reg {
+    let r = d.0.rd();
+    d.0.ins(format_args!("mov.b64 {r}, 0x{bits:016X}"));
+    r
 }

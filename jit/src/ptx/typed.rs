@@ -166,6 +166,8 @@ pub enum TypedOp {
     Int(BinaryOp, Elem),
     /// `pow` of two f32s (the runtime's f64 algorithm, rounded).
     Pow,
+    /// `sin` or `cos` of an f32 (the runtime's algorithm).
+    Trig(UnaryOp),
     /// `floor` or `ceil` of an f32 (`sign` is a fusible op: f32 kernels compute it).
     Round(UnaryOp),
 }
@@ -181,6 +183,7 @@ impl TypedOp {
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
             (Op::Binary(Pow), [Elem::F32, Elem::F32]) => TypedOp::Pow,
+            (Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos)), [Elem::F32]) => TypedOp::Trig(*u),
             (Op::Binary(b @ (Add | Sub | Mul | Maximum | Minimum)), &[a, c])
                 if a == c && matches!(a, Elem::I32 | Elem::I64) =>
             {
@@ -203,7 +206,7 @@ impl TypedOp {
             TypedOp::Pow => Op::Binary(BinaryOp::Pow),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
-            TypedOp::Round(u) => Op::Unary(u),
+            TypedOp::Round(u) | TypedOp::Trig(u) => Op::Unary(u),
         }
     }
 
@@ -224,6 +227,7 @@ impl TypedOp {
         }
         ops.extend([TypedOp::Logical(LogicalAnd), TypedOp::Logical(LogicalOr), TypedOp::Not, TypedOp::Pow]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
+        ops.extend([UnaryOp::Sin, UnaryOp::Cos].map(TypedOp::Trig));
         ops
     }
 
@@ -235,7 +239,7 @@ impl TypedOp {
             TypedOp::Not => vec![Elem::Bool],
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
-            TypedOp::Round(_) => vec![Elem::F32],
+            TypedOp::Round(_) | TypedOp::Trig(_) => vec![Elem::F32],
             TypedOp::Pow => vec![Elem::F32, Elem::F32],
         }
     }
@@ -245,7 +249,7 @@ impl TypedOp {
         match self {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
             TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) => t,
-            TypedOp::Round(_) | TypedOp::Pow => Elem::F32,
+            TypedOp::Round(_) | TypedOp::Trig(_) | TypedOp::Pow => Elem::F32,
         }
     }
 
@@ -287,6 +291,7 @@ impl TypedOp {
                 d
             }
             TypedOp::Pow => super::double::pow_f32(e, x[0], x[1]),
+            TypedOp::Trig(u) => super::double::sin_cos_f32(e, x[0], u == UnaryOp::Cos),
             TypedOp::Not => {
                 let d = e.r();
                 e.ins(format_args!("xor.b32 {d}, {}, 1", x[0]));
@@ -321,7 +326,7 @@ impl TypedOp {
             TypedOp::Pow => "pow.f32".into(),
             TypedOp::Select(t) => format!("where.{}", t.name()),
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
-            TypedOp::Round(u) => format!("{}.f32", u.name()),
+            TypedOp::Round(u) | TypedOp::Trig(u) => format!("{}.f32", u.name()),
         }
     }
 }

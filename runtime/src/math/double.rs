@@ -191,13 +191,17 @@ fn cos_poly(z: f64) -> f64 {
     p * z * z - 0.5 * z + 1.0
 }
 
+/// π/4 in three parts (Cephes), for the reduction of `sin`/`cos` arguments.
+pub const PIO4_PARTS: [f64; 3] = [7.853_981_256_484_985e-1, 3.774_894_707_930_798e-8, 2.695_151_429_079_059_5e-15];
+
 /// π/4 − r reduction with Cephes' three-part π/4; returns (r, octant ∈ {0,2,4,6}).
 #[inline(always)]
 pub(super) fn reduce_quarter_pi(ax: f64) -> (f64, i64) {
     let q = (ax * core::f64::consts::FRAC_2_PI * 2.0) as i64;
     let q = q.wrapping_add(q & 1);
     let qf = q as f64;
-    let r = ((ax - qf * 7.853_981_256_484_985e-1) - qf * 3.774_894_707_930_798e-8) - qf * 2.695_151_429_079_059_5e-15;
+    let [c1, c2, c3] = PIO4_PARTS;
+    let r = ((ax - qf * c1) - qf * c2) - qf * c3;
     // Past 2^53 the reduction means nothing; keep r in range so results stay in [−1, 1].
     let pio4 = core::f64::consts::FRAC_PI_4;
     (sel(r > pio4, pio4, sel(r < -pio4, -pio4, r)), q & 7)

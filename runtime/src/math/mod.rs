@@ -36,7 +36,13 @@ pub use double::{cos_f64, exp_f64, log_f64, pow_f64, sigmoid_f64, sin_f64, softp
 /// The constants of the f64 `exp`/`log` algorithms, for code generators that emit the
 /// same algorithms (the GPU's `pow`), so that every implementation uses the same values.
 pub mod f64_constants {
-    pub use super::double::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC};
+    pub use super::double::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS};
+}
+
+/// The coefficients of the f32 `sin`/`cos` polynomials, for code generators that emit
+/// the same algorithms (the GPU's `sin`/`cos`).
+pub mod f32_constants {
+    pub use super::single::{COS_POLY, SIN_POLY};
 }
 pub use single::{cos_f32, exp_f32, log_f32, pow_f32, sigmoid_f32, sin_f32, softplus_f32, tanh_f32};
 

@@ -157,17 +157,22 @@ fn reduce_quarter_pi(ax: f32) -> Reduced {
     Reduced { r: r as f32, j: j as i32 }
 }
 
+/// The coefficients of [`sin_poly`] and [`cos_poly`] (public for code generators that
+/// emit the same polynomials: the GPU's `sin`/`cos`).
+pub const SIN_POLY: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
+pub const COS_POLY: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
+
 #[inline(always)]
 fn sin_poly(r: f32, z: f32) -> f32 {
-    let p = -1.951_529_6e-4 * z + 8.332_161e-3;
-    let p = p * z - 1.666_665_5e-1;
+    let p = SIN_POLY[0] * z + SIN_POLY[1];
+    let p = p * z + SIN_POLY[2];
     p * z * r + r
 }
 
 #[inline(always)]
 fn cos_poly(z: f32) -> f32 {
-    let p = 2.443_315_7e-5 * z - 1.388_731_6e-3;
-    let p = p * z + 4.166_664_6e-2;
+    let p = COS_POLY[0] * z + COS_POLY[1];
+    let p = p * z + COS_POLY[2];
     p * z * z - 0.5 * z + 1.0
 }
 
