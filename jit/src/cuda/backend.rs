@@ -8,7 +8,7 @@
 //! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
 //! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
 //! Stateless uniform draws whose counter is on the GPU (`random`) are made there. Any
-//! other op (anything on f64, floor division, normal and unseeded draws, …)
+//! other op (anything on f64, floor division, integer powers, normal and unseeded draws, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
