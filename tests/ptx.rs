@@ -349,10 +349,10 @@ fn the_typed_index_and_movement_kernels_assemble() {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
     }
-    // 3 element types × (6 comparisons, where, 4 casts), 2 × 5 integer ops, bools' 2 comparisons, where and
-    // 4 casts, 3 logical ops, pow, 2 rounding ops, sin and cos, four access variants each; 16 one_hot and
+    // 3 element types × (6 comparisons, where, 4 casts), 2 × 6 integer ops, bools' 2 comparisons, where and
+    // 4 casts, 3 logical ops, pow, f32 floor division, 2 rounding ops, sin and cos, four access variants each; 16 one_hot and
     // gather entries; strided gathers, scatters and concat parts of 4 element types; 2
     // scatter-adds; the uniform generator; 6 arg-reductions.
-    assert_eq!(modules.len(), (3 * 11 + 7 + 8 + 2 * 5) * 4 + 16 + 12 + 2 + 1 + 6);
+    assert_eq!(modules.len(), (3 * 11 + 7 + 9 + 2 * 6) * 4 + 16 + 12 + 2 + 1 + 6);
     assemble("typed_and_index", &one_module(&modules));
 }

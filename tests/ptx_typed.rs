@@ -114,9 +114,9 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
             checked += 1;
         }
     }
-    // (3 × 7 + 3) comparisons and wheres, 2 × 5 integer ops and pow under 4 variants, 16 casts, 2 logical ops under
+    // (3 × 7 + 3) comparisons and wheres, 2 × 6 integer ops, pow and f32 floor division under 4 variants, 16 casts, 2 logical ops under
     // 4 variants, not, 2 rounding ops, sin and cos.
-    assert_eq!(checked, (3 * 7 + 3 + 2 * 5 + 1) * 4 + 16 + 2 * 4 + 1 + 2 + 2, "every typed op was checked");
+    assert_eq!(checked, (3 * 7 + 3 + 2 * 6 + 2) * 4 + 16 + 2 * 4 + 1 + 2 + 2, "every typed op was checked");
 }
 
 #[test]
@@ -398,5 +398,50 @@ fn sin_and_cos_give_the_cpus_bits_over_many_periods() {
         let k = TypedKernel { op: TypedOp::Trig(u), inputs: vec![Access::Full] };
         let got = run(&render_typed(&k, "trig"), vec![bytes(&tx)], n * 4, &[n, n]);
         assert_eq!(got, bytes(&want), "{}", u.name());
+    }
+}
+
+#[test]
+fn integer_floor_division_rounds_down_and_never_traps() {
+    use tensorjit::ops::BinaryOp;
+    // Every sign combination, exact and inexact, by 0, and MIN / −1 (wraps to MIN).
+    let pairs: [(i64, i64); 14] = [
+        (7, 2),
+        (-7, 2),
+        (7, -2),
+        (-7, -2),
+        (6, 3),
+        (-6, 3),
+        (5, 0),
+        (0, 0),
+        (-5, 0),
+        (i64::MIN, -1),
+        (i64::MIN, 1),
+        (i64::MAX, -1),
+        (i64::MIN, 7),
+        (3, i64::MIN),
+    ];
+    for elem in [Elem::I32, Elem::I64] {
+        let (a, b): (Vec<i64>, Vec<i64>) = pairs
+            .iter()
+            .map(|&(a, b)| match elem {
+                // The same cases at i32's limits.
+                Elem::I32 => (a.clamp(i32::MIN as i64, i32::MAX as i64), b.clamp(i32::MIN as i64, i32::MAX as i64)),
+                _ => (a, b),
+            })
+            .unzip();
+        let t = |v: &[i64]| match elem {
+            Elem::I32 => Tensor::from_vec(v.iter().map(|&x| x as i32).collect::<Vec<_>>(), [v.len()]).unwrap(),
+            _ => Tensor::from_vec(v.to_vec(), [v.len()]).unwrap(),
+        };
+        let (ta, tb) = (t(&a), t(&b));
+        for op in [BinaryOp::FloorDiv, BinaryOp::Div] {
+            let want = run_op(&Op::Binary(op), &[&ta, &tb]);
+            let typed = TypedOp::of(&Op::Binary(op), &[elem.dtype(), elem.dtype()], elem.dtype()).expect("typed");
+            let k = TypedKernel { op: typed, inputs: vec![Access::Full, Access::Full] };
+            let n = pairs.len();
+            let got = run(&render_typed(&k, "div"), vec![bytes(&ta), bytes(&tb)], n * elem.bytes(), &[n, n]);
+            assert_eq!(got, bytes(&want), "{} of {elem:?}: {a:?} by {b:?}", op.name());
+        }
     }
 }

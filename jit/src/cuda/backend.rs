@@ -3,12 +3,12 @@
 //! fills, reductions (over trailing or leading axes directly, over others after a
 //! permute), matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling
 //! (`pooling`), axis permutations and `broadcast_to` (`permute`), and on f32, i32, i64
-//! and bool tensors comparisons, logical ops, `where`, casts, integer `+ − × max min`,
+//! and bool tensors comparisons, logical ops, `where`, casts, integer `+ − × ÷ max min`,
 //! `one_hot`, `gather` and `argmax`/`argmin` (`typed`), slices and their gradients,
 //! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
 //! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
 //! Stateless uniform draws whose counter is on the GPU (`random`) are made there. Any
-//! other op (anything on f64, floor division, integer powers, normal and unseeded draws, …)
+//! other op (anything on f64, integer powers, normal and unseeded draws, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 

@@ -15,7 +15,7 @@ use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 use tensorjit_runtime::buffer::Buffer;
 use tensorjit_runtime::error::Error;
-use tensorjit_runtime::ops::{ArgOp, BinaryOp, Op, UnaryOp};
+use tensorjit_runtime::ops::{ArgOp, Op, UnaryOp};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
@@ -74,20 +74,9 @@ pub fn unpack(dtype: DType, words: &[f32], len: usize) -> Buffer {
 /// Whether [`run`] may compute `op` (a cheap test on the f32 ops' path).
 fn handled(op: &Op) -> bool {
     match op {
-        // Arithmetic of integers too (f32 arithmetic has fused kernels: `of` declines it).
-        Op::Binary(b) => {
-            b.is_comparison()
-                || b.is_logical()
-                || matches!(
-                    b,
-                    BinaryOp::Add
-                        | BinaryOp::Sub
-                        | BinaryOp::Mul
-                        | BinaryOp::Maximum
-                        | BinaryOp::Minimum
-                        | BinaryOp::Pow
-                )
-        }
+        // Every binary op has a typed form for some dtypes (f32 arithmetic has fused
+        // kernels: `TypedOp::of` declines it, and integer powers).
+        Op::Binary(_) => true,
         Op::Unary(u) => {
             matches!(u, UnaryOp::LogicalNot | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Sin | UnaryOp::Cos)
         }
@@ -282,6 +271,7 @@ impl Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tensorjit_runtime::ops::BinaryOp;
 
     #[test]
     fn every_dtype_packs_into_words_and_back() {
@@ -306,6 +296,7 @@ mod tests {
     #[test]
     fn only_the_typed_ops_are_taken() {
         assert!(handled(&Op::Binary(BinaryOp::Lt)) && handled(&Op::Select) && handled(&Op::Cast(DType::I32)));
-        assert!(!handled(&Op::Binary(BinaryOp::FloorDiv)) && !handled(&Op::Unary(UnaryOp::Exp)));
+        assert!(handled(&Op::Binary(BinaryOp::FloorDiv)) && !handled(&Op::Unary(UnaryOp::Exp)));
+        assert!(!handled(&Op::MatMul { transpose_a: false, transpose_b: false }));
     }
 }

@@ -484,6 +484,15 @@ impl Thread {
                 "sub.s32" => (v(1)? as u32).wrapping_sub(v(2)? as u32) as u64,
                 "mul.lo.s32" => (v(1)? as u32).wrapping_mul(v(2)? as u32) as u64,
                 "mul.lo.s64" => v(1)?.wrapping_mul(v(2)?),
+                "div.s32" => {
+                    (v(1)? as u32 as i32).checked_div(v(2)? as u32 as i32).ok_or("div.s32 undefined")? as u32 as u64
+                }
+                "rem.s32" => {
+                    (v(1)? as u32 as i32).checked_rem(v(2)? as u32 as i32).ok_or("rem.s32 undefined")? as u32 as u64
+                }
+                "div.s64" => (v(1)? as i64).checked_div(v(2)? as i64).ok_or("div.s64 undefined")? as u64,
+                "rem.s64" => (v(1)? as i64).checked_rem(v(2)? as i64).ok_or("rem.s64 undefined")? as u64,
+                "xor.pred" => u64::from((v(1)? != 0) != (v(2)? != 0)),
                 "max.s32" => (v(1)? as u32 as i32).max(v(2)? as u32 as i32) as u32 as u64,
                 "min.s32" => (v(1)? as u32 as i32).min(v(2)? as u32 as i32) as u32 as u64,
                 "max.s64" => (v(1)? as i64).max(v(2)? as i64) as u64,

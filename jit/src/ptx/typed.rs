@@ -23,6 +23,7 @@ use tensorjit_runtime::DType;
 
 use super::{address, element_loop, entry, f32_literal, grid_stride, header, param, Emitter, Reg};
 use crate::kernel::Access;
+use crate::lower::Lower;
 
 /// The element type of a typed kernel's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,11 +162,14 @@ pub enum TypedOp {
     Select(Elem),
     /// `x as U`.
     Cast(Elem, Elem),
-    /// `+`, `−`, `×` (two's complement, wrapping as the runtime's), `maximum` or
-    /// `minimum` of two i32s or two i64s.
+    /// `+`, `−`, `×` (two's complement, wrapping as the runtime's), floor division
+    /// (`Div`/`FloorDiv`: toward −∞, by 0 gives 0), `maximum` or `minimum` of two i32s or
+    /// two i64s.
     Int(BinaryOp, Elem),
     /// `pow` of two f32s (the runtime's f64 algorithm, rounded).
     Pow,
+    /// `floor(a / b)` of two f32s.
+    FloorDiv,
     /// `sin` or `cos` of an f32 (the runtime's algorithm).
     Trig(UnaryOp),
     /// `floor` or `ceil` of an f32 (`sign` is a fusible op: f32 kernels compute it).
@@ -183,8 +187,9 @@ impl TypedOp {
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
             (Op::Binary(Pow), [Elem::F32, Elem::F32]) => TypedOp::Pow,
+            (Op::Binary(FloorDiv), [Elem::F32, Elem::F32]) => TypedOp::FloorDiv,
             (Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos)), [Elem::F32]) => TypedOp::Trig(*u),
-            (Op::Binary(b @ (Add | Sub | Mul | Maximum | Minimum)), &[a, c])
+            (Op::Binary(b @ (Add | Sub | Mul | Div | FloorDiv | Maximum | Minimum)), &[a, c])
                 if a == c && matches!(a, Elem::I32 | Elem::I64) =>
             {
                 TypedOp::Int(*b, a)
@@ -204,6 +209,7 @@ impl TypedOp {
             TypedOp::Compare(c, _) | TypedOp::Logical(c) | TypedOp::Int(c, _) => Op::Binary(c),
             TypedOp::Not => Op::Unary(UnaryOp::LogicalNot),
             TypedOp::Pow => Op::Binary(BinaryOp::Pow),
+            TypedOp::FloorDiv => Op::Binary(BinaryOp::FloorDiv),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
             TypedOp::Round(u) | TypedOp::Trig(u) => Op::Unary(u),
@@ -222,10 +228,16 @@ impl TypedOp {
             ops.push(TypedOp::Select(t));
             ops.extend(elems.map(|to| TypedOp::Cast(t, to)));
             if matches!(t, Elem::I32 | Elem::I64) {
-                ops.extend([Add, Sub, Mul, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
+                ops.extend([Add, Sub, Mul, FloorDiv, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
             }
         }
-        ops.extend([TypedOp::Logical(LogicalAnd), TypedOp::Logical(LogicalOr), TypedOp::Not, TypedOp::Pow]);
+        ops.extend([
+            TypedOp::Logical(LogicalAnd),
+            TypedOp::Logical(LogicalOr),
+            TypedOp::Not,
+            TypedOp::Pow,
+            TypedOp::FloorDiv,
+        ]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
         ops.extend([UnaryOp::Sin, UnaryOp::Cos].map(TypedOp::Trig));
         ops
@@ -240,7 +252,7 @@ impl TypedOp {
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
             TypedOp::Round(_) | TypedOp::Trig(_) => vec![Elem::F32],
-            TypedOp::Pow => vec![Elem::F32, Elem::F32],
+            TypedOp::Pow | TypedOp::FloorDiv => vec![Elem::F32, Elem::F32],
         }
     }
 
@@ -249,7 +261,7 @@ impl TypedOp {
         match self {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
             TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) => t,
-            TypedOp::Round(_) | TypedOp::Trig(_) | TypedOp::Pow => Elem::F32,
+            TypedOp::Round(_) | TypedOp::Trig(_) | TypedOp::Pow | TypedOp::FloorDiv => Elem::F32,
         }
     }
 
@@ -271,6 +283,16 @@ impl TypedOp {
                 let p = e.p();
                 e.ins(format_args!("setp.{cc}.{} {p}, {}, {}", t.setp(), x[0], x[1]));
                 bool_of(e, p)
+            }
+            TypedOp::Int(BinaryOp::Div | BinaryOp::FloorDiv, t) => int_floordiv(e, t, x[0], x[1]),
+            TypedOp::FloorDiv => {
+                // floor(a / b), a NaN quotient kept as it is (as the runtime's floor).
+                let q = e.fdiv(x[0], x[1]);
+                let (r, nan, d) = (e.f(), e.p(), e.f());
+                e.ins(format_args!("cvt.rmi.f32.f32 {r}, {q}"));
+                e.ins(format_args!("setp.nan.f32 {nan}, {q}, {q}"));
+                e.ins(format_args!("selp.f32 {d}, {q}, {r}, {nan}"));
+                d
             }
             TypedOp::Int(b, t) => {
                 let op = match b {
@@ -324,11 +346,45 @@ impl TypedOp {
             TypedOp::Logical(l) => l.name().to_string(),
             TypedOp::Not => "logical_not".into(),
             TypedOp::Pow => "pow.f32".into(),
+            TypedOp::FloorDiv => "floordiv.f32".into(),
             TypedOp::Select(t) => format!("where.{}", t.name()),
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
             TypedOp::Round(u) | TypedOp::Trig(u) => format!("{}.f32", u.name()),
         }
     }
+}
+
+/// The runtime's integer floor division of `a` by `b` (type `t`): toward −∞, wrapping
+/// (`MIN / −1` is `MIN`), and 0 for a division by 0 — the divisions PTX leaves undefined
+/// (by 0, `MIN / −1`) are never executed: their divisor is replaced by 1.
+fn int_floordiv(e: &mut Emitter, t: Elem, a: Reg, b: Reg) -> Reg {
+    let ty = t.setp();
+    let (by0, bym1, unsafe_div) = (e.p(), e.p(), e.p());
+    e.ins(format_args!("setp.eq.{ty} {by0}, {b}, 0"));
+    e.ins(format_args!("setp.eq.{ty} {bym1}, {b}, -1"));
+    e.ins(format_args!("or.pred {unsafe_div}, {by0}, {bym1}"));
+    let (one, safe) = (t.constant(e, true), t.reg(e));
+    e.ins(format_args!("selp.{} {safe}, {one}, {b}, {unsafe_div}", t.selp()));
+    let (q, r) = (t.reg(e), t.reg(e));
+    e.ins(format_args!("div.{ty} {q}, {a}, {safe}"));
+    e.ins(format_args!("rem.{ty} {r}, {a}, {safe}"));
+    // A remainder whose sign differs from the divisor's: one less.
+    let (inexact, a_neg, b_neg, signs, adjust) = (e.p(), e.p(), e.p(), e.p(), e.p());
+    e.ins(format_args!("setp.ne.{ty} {inexact}, {r}, 0"));
+    e.ins(format_args!("setp.lt.{ty} {a_neg}, {a}, 0"));
+    e.ins(format_args!("setp.lt.{ty} {b_neg}, {safe}, 0"));
+    e.ins(format_args!("xor.pred {signs}, {a_neg}, {b_neg}"));
+    e.ins(format_args!("and.pred {adjust}, {inexact}, {signs}"));
+    let less = t.reg(e);
+    e.ins(format_args!("sub.{ty} {less}, {q}, 1"));
+    let q2 = t.reg(e);
+    e.ins(format_args!("selp.{} {q2}, {less}, {q}, {adjust}", t.selp()));
+    // By −1: the wrapping negation; by 0: 0.
+    let (zero, neg, q3, q4) = (t.constant(e, false), t.reg(e), t.reg(e), t.reg(e));
+    e.ins(format_args!("sub.{ty} {neg}, {zero}, {a}"));
+    e.ins(format_args!("selp.{} {q3}, {neg}, {q2}, {bym1}", t.selp()));
+    e.ins(format_args!("selp.{} {q4}, {zero}, {q3}, {by0}", t.selp()));
+    q4
 }
 
 /// A bool register (0 or 1) from predicate `p`.
@@ -458,7 +514,12 @@ mod tests {
             Some(TypedOp::Int(BinaryOp::Add, Elem::I32))
         );
         assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Add), &[F32, F32], F32), None, "a fusible op");
-        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Div), &[I64, I64], I64), None, "floor division stays on the host");
+        assert_eq!(
+            TypedOp::of(&Op::Binary(BinaryOp::Div), &[I64, I64], I64),
+            Some(TypedOp::Int(BinaryOp::Div, Elem::I64)),
+            "integer division is floor division"
+        );
+        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Pow), &[I32, I32], I32), None, "integer powers stay on the host");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Floor), &[F32], F32), Some(TypedOp::Round(UnaryOp::Floor)));
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Sign), &[F32], F32), None, "a fusible op");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Exp), &[F32], F32), None);
