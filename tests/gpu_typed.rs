@@ -248,3 +248,64 @@ fn a_keras_model_with_adam_and_dropout_trains_on_the_gpu_without_the_host() {
         assert!(!losses.is_empty() && losses.iter().all(|v| v.is_finite()), "{losses:?}");
     }
 }
+
+#[test]
+fn integer_reductions_powers_products_and_fills_run_on_the_gpu() {
+    use tensorjit::ops::Op;
+    let Some(gpu) = first_gpu("integer reductions, powers, products and fills") else { return };
+    let on = |t: &Tensor| t.to(gpu).unwrap();
+    let x = grid(7, &[6, 33, 5]);
+    let before = host_fallbacks();
+    for dtype in [DType::I32, DType::I64] {
+        // Values at the types' limits mixed in (±∞ and 3e9 saturate): sums and products wrap.
+        let (i, gi) = (x.cast(dtype), on(&x).cast(dtype));
+        let what = |op: &str| format!("{op} of {dtype}");
+        same(&what("neg"), &gi.neg(), &i.neg());
+        same(&what("abs"), &gi.abs(), &i.abs());
+        same(&what("sign"), &gi.sign(), &i.sign());
+        same(&what("square"), &gi.square(), &i.square());
+        same(&what("relu"), &gi.relu(), &i.relu());
+        let e = grid(8, &[6, 33, 5]).cast(dtype);
+        same(&what("pow"), &gi.pow(on(&e)), &i.pow(&e));
+        for axes in [vec![2], vec![0], vec![1], vec![0, 2], vec![0, 1, 2]] {
+            for keep in [false, true] {
+                let a = axes.as_slice();
+                same(&what(&format!("sum over {a:?}")), &gi.sum(a, keep), &i.sum(a, keep));
+                same(&what(&format!("mean over {a:?}")), &gi.mean(a, keep), &i.mean(a, keep));
+                same(&what(&format!("prod over {a:?}")), &gi.prod(a, keep), &i.prod(a, keep));
+                same(&what(&format!("max over {a:?}")), &gi.max(a, keep), &i.max(a, keep));
+                same(&what(&format!("min over {a:?}")), &gi.min(a, keep), &i.min(a, keep));
+            }
+        }
+        // A long line: several passes.
+        let long = Tensor::from_vec((0..300_000).map(|k| (k % 1000) as i64 - 400).collect::<Vec<_>>(), [300_000])
+            .unwrap()
+            .cast(dtype);
+        same(&what("sum of a long line"), &on(&long).sum_all(), &long.sum_all());
+        same(&what("max of a long line"), &on(&long).max(0, false), &long.max(0, false));
+    }
+    // f32 products: another grouping than the CPU's, equal to rounding (factors near 1).
+    let f = rand_f32(9, &[40, 700], 0.9, 1.1);
+    for axis in [0i64, 1] {
+        let (g, c) = (on(&f).prod(axis, false), f.prod(axis, false));
+        assert_eq!(g.device(), gpu);
+        let (g, c) = (g.to_vec::<f32>().unwrap(), c.to_vec::<f32>().unwrap());
+        let n = f.dims()[axis as usize] as f32;
+        for (a, b) in g.iter().zip(&c) {
+            assert!((a - b).abs() <= 4.0 * n * f32::EPSILON * b.abs(), "f32 prod over {axis}: GPU {a} vs CPU {b}");
+        }
+    }
+    // Fills of every dtype (`zeros_like`/`ones_like` inside a traced function).
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool] {
+        let like = Tensor::zeros([3, 7], dtype);
+        for value in [0.0, 1.0, -2.5] {
+            let fill = Op::Fill { value };
+            same(
+                &format!("fill of {dtype} with {value}"),
+                &common::run_op(&fill, &[&on(&like)]),
+                &common::run_op(&fill, &[&like]),
+            );
+        }
+    }
+    assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
+}

@@ -170,7 +170,7 @@ fn every_access_pattern_and_several_outputs_assemble() {
         reduce: None,
     };
     assemble("access_patterns", &render_kernel(&k, "access_patterns"));
-    for op in [RowReduce::Sum, RowReduce::Max, RowReduce::Min] {
+    for op in [RowReduce::Sum, RowReduce::Prod, RowReduce::Max, RowReduce::Min] {
         let name = format!("row_{op:?}").to_lowercase();
         assemble(&name, &render_row_reduce(op, &name));
         let name = format!("col_{op:?}").to_lowercase();
@@ -314,8 +314,8 @@ fn one_module(modules: &[String]) -> String {
 #[test]
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_concat_part, render_gather, render_one_hot, render_scatter_add,
-        render_stateless_uniform, render_strided, render_typed, Elem, TypedKernel, TypedOp,
+        render_arg_reduce, render_concat_part, render_fill_words, render_gather, render_int_reduce, render_one_hot,
+        render_scatter_add, render_stateless_uniform, render_strided, render_typed, Elem, TypedKernel, TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
     let mut modules = Vec::new();
@@ -349,10 +349,18 @@ fn the_typed_index_and_movement_kernels_assemble() {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
     }
-    // 3 element types × (6 comparisons, where, 4 casts), 2 × 6 integer ops, bools' 2 comparisons, where and
-    // 4 casts, 3 logical ops, pow, f32 floor division, 2 rounding ops, sin and cos, four access variants each; 16 one_hot and
-    // gather entries; strided gathers, scatters and concat parts of 4 element types; 2
-    // scatter-adds; the uniform generator; 6 arg-reductions.
-    assert_eq!(modules.len(), (3 * 11 + 7 + 9 + 2 * 6) * 4 + 16 + 12 + 2 + 1 + 6);
+    for elem in [Elem::I32, Elem::I64] {
+        for op in [RowReduce::Sum, RowReduce::Prod, RowReduce::Max, RowReduce::Min] {
+            modules.push(render_int_reduce(op, elem, &format!("int_reduce_{}", modules.len())));
+        }
+    }
+    modules.push(render_fill_words(&format!("fill_{}", modules.len())));
+    // 3 element types × (6 comparisons, where, 4 casts), 2 × 7 integer binary and 2 × 5
+    // integer unary ops, bools' 2 comparisons, where and 4 casts, 3 logical ops, pow,
+    // f32 floor division, 2 rounding ops, sin and cos, four access variants each; 16
+    // one_hot and gather entries; strided gathers, scatters and concat parts of 4 element
+    // types; 2 scatter-adds; the uniform generator; 6 arg-reductions; 8 integer
+    // reductions; the fill.
+    assert_eq!(modules.len(), (3 * 11 + 7 + 9 + 2 * 7 + 2 * 5) * 4 + 16 + 12 + 2 + 1 + 6 + 8 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }

@@ -168,9 +168,14 @@ fn the_column_reduction_gives_the_cpus_bits() {
         let v = f32s(&x);
         let in_order: Vec<f32> = (0..cols).map(|c| (0..rows).fold(0.0f32, |acc, r| acc + v[r * cols + c])).collect();
         let sum = Tensor::from_vec(in_order, [cols]).unwrap();
-        for (op, eager_op) in
-            [(RowReduce::Sum, sum), (RowReduce::Max, x.max(0, false)), (RowReduce::Min, x.min(0, false))]
-        {
+        let in_order: Vec<f32> = (0..cols).map(|c| (0..rows).fold(1.0f32, |acc, r| acc * v[r * cols + c])).collect();
+        let prod = Tensor::from_vec(in_order, [cols]).unwrap();
+        for (op, eager_op) in [
+            (RowReduce::Sum, sum),
+            (RowReduce::Prod, prod),
+            (RowReduce::Max, x.max(0, false)),
+            (RowReduce::Min, x.min(0, false)),
+        ] {
             let program = Program::parse(&render_col_reduce(op, "c")).expect("the emulator reads it");
             let mut buffers = vec![f32s(&x), vec![f32::NAN; cols]];
             let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::U64(rows as u64), Arg::U64(cols as u64)];
@@ -212,8 +217,9 @@ fn block_reduce(row: &[f32], identity: f32, combine: Combine) -> f32 {
 
 #[test]
 fn the_row_reduction_follows_its_fixed_order() {
-    let ops: [(RowReduce, f32, Combine); 3] = [
+    let ops: [(RowReduce, f32, Combine); 4] = [
         (RowReduce::Sum, 0.0, |a, b| a + b),
+        (RowReduce::Prod, 1.0, |a, b| a * b),
         (RowReduce::Max, f32::NEG_INFINITY, f32::max),
         (RowReduce::Min, f32::INFINITY, f32::min),
     ];
@@ -228,7 +234,9 @@ fn the_row_reduction_follows_its_fixed_order() {
             program.run(2, BLOCK, &args, &mut buffers).expect("the reduction runs");
             let want: Vec<f32> = v.chunks(cols).map(|row| block_reduce(row, identity, combine)).collect();
             same(&format!("{op:?} of {rows} × {cols}"), &buffers[1], &want);
-            if op != RowReduce::Sum {
+            if op == RowReduce::Prod {
+                // Checked against the CPU on factors near 1 below.
+            } else if op != RowReduce::Sum {
                 let cpu = if op == RowReduce::Max { x.max(1, false) } else { x.min(1, false) };
                 same(&format!("{op:?} of {rows} × {cols} against the CPU"), &buffers[1], &f32s(&cpu));
             } else {
@@ -530,5 +538,31 @@ fn pooling_and_its_gradients_give_the_cpus_bits() {
         let got = run_entry(&avg_grad, vec![f32s(&dy)], ins, &over_inputs);
         let cpu = run_op(&Op::AvgPool2dGrad { params: p, input: x.shape().clone() }, &[&dy]);
         same(&format!("avg_pool {what} gradient"), &got, &f32s(&cpu));
+    }
+}
+
+#[test]
+fn products_over_rows_and_columns_agree_with_the_cpus_to_rounding() {
+    for (seed, rows, cols) in [(31u64, 3usize, 700usize), (32, 40, 9)] {
+        // Factors near 1: long products stay finite, and each order is within a few ulps
+        // per factor of the CPU's.
+        let x = rand_f32(seed, &[rows, cols], 0.9, 1.1);
+        let v = f32s(&x);
+        for (render, lines, cpu) in [
+            (render_row_reduce as fn(RowReduce, &str) -> String, rows, x.prod(1, false)),
+            (render_col_reduce, cols, x.prod(0, false)),
+        ] {
+            let program = Program::parse(&render(RowReduce::Prod, "p")).expect("the emulator reads it");
+            let mut buffers = vec![v.clone(), vec![f32::NAN; lines]];
+            let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::U64(rows as u64), Arg::U64(cols as u64)];
+            program.run(2, BLOCK, &args, &mut buffers).expect("the product runs");
+            let n = (rows * cols / lines) as f32;
+            for (g, c) in buffers[1].iter().zip(f32s(&cpu)) {
+                assert!(
+                    (g - c).abs() <= 4.0 * n * f32::EPSILON * c.abs(),
+                    "product of {rows} × {cols}: {g} vs CPU {c}"
+                );
+            }
+        }
     }
 }

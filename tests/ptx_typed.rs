@@ -13,7 +13,8 @@ use tensorjit::prelude::*;
 use tensorjit_jit::kernel::Access;
 use tensorjit_jit::ptx::emulate::{Arg, Program};
 use tensorjit_jit::ptx::{
-    render_arg_reduce, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp, BLOCK,
+    int_reduce_passes, render_arg_reduce, render_gather, render_int_reduce, render_one_hot, render_typed, Elem,
+    RowReduce, TypedKernel, TypedOp, BLOCK,
 };
 
 /// Random elements of `elem` (`seed`), a few close together so that comparisons tie,
@@ -114,9 +115,10 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
             checked += 1;
         }
     }
-    // (3 × 7 + 3) comparisons and wheres, 2 × 6 integer ops, pow and f32 floor division under 4 variants, 16 casts, 2 logical ops under
-    // 4 variants, not, 2 rounding ops, sin and cos.
-    assert_eq!(checked, (3 * 7 + 3 + 2 * 6 + 2) * 4 + 16 + 2 * 4 + 1 + 2 + 2, "every typed op was checked");
+    // (3 × 7 + 3) comparisons and wheres, 2 × 7 integer binary ops, pow and f32 floor
+    // division under 4 variants, 16 casts, 2 logical ops under 4 variants, not, 2
+    // rounding ops, sin and cos, 2 × 5 integer unary ops.
+    assert_eq!(checked, (3 * 7 + 3 + 2 * 7 + 2) * 4 + 16 + 2 * 4 + 1 + 2 + 2 + 2 * 5, "every typed op was checked");
 }
 
 #[test]
@@ -442,6 +444,138 @@ fn integer_floor_division_rounds_down_and_never_traps() {
             let n = pairs.len();
             let got = run(&render_typed(&k, "div"), vec![bytes(&ta), bytes(&tb)], n * elem.bytes(), &[n, n]);
             assert_eq!(got, bytes(&want), "{} of {elem:?}: {a:?} by {b:?}", op.name());
+        }
+    }
+}
+
+#[test]
+fn integer_powers_and_unary_ops_wrap_as_the_cpus() {
+    use tensorjit::ops::{BinaryOp, UnaryOp};
+    let n = 96;
+    let r = rand_vec(71, 2 * n, 0.0, 1.0);
+    // Small bases (odd ones keep nonzero low bits through every squaring), some large;
+    // exponents negative, small, and up to the type's maximum (every exponent bit).
+    let base = |i: usize| -> i64 {
+        match i % 4 {
+            0 | 1 => (r[i] * 11.0) as i64 - 5,
+            2 => (r[i] * 2e12) as i64 - 1_000_000_000_000,
+            _ => [i64::MIN, i64::MAX, 1, -1, 0, 3][i / 4 % 6],
+        }
+    };
+    let exp = |i: usize, max: i64| -> i64 {
+        let u = r[n + i];
+        match i % 3 {
+            0 => (u * 9.0) as i64 - 4,
+            1 => (u * max as f64) as i64,
+            _ => -((u * max as f64) as i64) - 1,
+        }
+    };
+    for elem in [Elem::I32, Elem::I64] {
+        let max = if elem == Elem::I32 { i32::MAX as i64 } else { i64::MAX };
+        let t = |v: Vec<i64>| match elem {
+            Elem::I32 => Tensor::from_vec(v.iter().map(|&x| x as i32).collect::<Vec<_>>(), [n]).unwrap(),
+            _ => Tensor::from_vec(v, [n]).unwrap(),
+        };
+        let (a, b) = (t((0..n).map(base).collect()), t((0..n).map(|i| exp(i, max)).collect()));
+        let pow = TypedOp::of(&Op::Binary(BinaryOp::Pow), &[elem.dtype(); 2], elem.dtype()).expect("a typed pow");
+        let k = TypedKernel { op: pow, inputs: vec![Access::Full, Access::Full] };
+        let got = run(&render_typed(&k, "ipow"), vec![bytes(&a), bytes(&b)], n * elem.bytes(), &[n, n]);
+        assert_eq!(got, bytes(&run_op(&Op::Binary(BinaryOp::Pow), &[&a, &b])), "{k}: {a:?} ^ {b:?}");
+        for u in [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Square, UnaryOp::Relu] {
+            let op = TypedOp::of(&Op::Unary(u), &[elem.dtype()], elem.dtype()).expect("a typed unary op");
+            let k = TypedKernel { op, inputs: vec![Access::Full] };
+            let got = run(&render_typed(&k, "iu"), vec![bytes(&a)], n * elem.bytes(), &[n, n]);
+            assert_eq!(got, bytes(&run_op(&Op::Unary(u), &[&a])), "{k}: {a:?}");
+        }
+    }
+}
+
+/// An integer reduction of `x` (`[outer, count, inner]`) on the emulator, pass by pass
+/// with `passes` partials per line (the last 1), as the GPU backend launches it.
+fn int_reduce(
+    op: tensorjit::ops::ReduceOp,
+    x: &Tensor,
+    (outer, count, inner): (usize, usize, usize),
+    passes: &[usize],
+) -> Vec<u8> {
+    use tensorjit::ops::ReduceOp;
+    let elem = Elem::of(x.dtype()).expect("an integer tensor");
+    let kind = match op {
+        ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
+        ReduceOp::Prod => RowReduce::Prod,
+        ReduceOp::Max => RowReduce::Max,
+        ReduceOp::Min => RowReduce::Min,
+    };
+    let ptx = render_int_reduce(kind, elem, "ired");
+    let (mut data, mut c) = (bytes(x), count);
+    for &parts in passes {
+        let total = outer * parts * inner;
+        let mean = usize::from(op == ReduceOp::Mean && parts == 1);
+        data = run_into(&ptx, vec![data], vec![0xab; total * elem.bytes()], &[total, c, inner, parts, mean, count]);
+        c = parts;
+    }
+    data
+}
+
+#[test]
+fn integer_reductions_give_the_cpus_bytes_whatever_the_passes() {
+    use tensorjit::ops::ReduceOp;
+    // Trailing, leading and middle runs of axes, all axes, an empty line; values at the
+    // types' limits (sums and products wrap).
+    let cases: [(&[usize], &[usize]); 6] = [
+        (&[4, 300], &[1]),
+        (&[300, 3], &[0]),
+        (&[2, 130, 3], &[1]),
+        (&[2, 5, 7, 3], &[1, 2]),
+        (&[5, 0], &[1]),
+        (&[700], &[0]),
+    ];
+    let mut checked = 0;
+    for (seed, (dims, axes)) in cases.iter().enumerate() {
+        let (first, last) = (axes[0], axes[axes.len() - 1]);
+        let outer: usize = dims[..first].iter().product();
+        let count: usize = dims[first..=last].iter().product();
+        let inner: usize = dims[last + 1..].iter().product();
+        for elem in [Elem::I32, Elem::I64] {
+            let x = random(elem, 500 + seed as u64, dims);
+            for op in ReduceOp::ALL {
+                let want = run_op(&Op::Reduce { op, axes: axes.iter().copied().collect(), keepdims: false }, &[&x]);
+                // The launcher's passes, one pass, and uneven splits.
+                let plans = [int_reduce_passes(count, outer * inner), vec![1], vec![7, 1], vec![count.max(1), 3, 1]];
+                for passes in plans {
+                    let got = int_reduce(op, &x, (outer, count, inner), &passes);
+                    assert_eq!(
+                        got,
+                        bytes(&want),
+                        "{} of {elem:?} {dims:?} over {axes:?}, passes {passes:?}",
+                        op.name()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 2 * 5 * 4);
+}
+
+#[test]
+fn fills_of_every_dtype_write_the_cpus_bytes() {
+    use tensorjit_jit::cuda::typed::{fill_words, words_for};
+    use tensorjit_jit::ptx::render_fill_words;
+    // Ordinary values, fractions (truncated for integers), beyond i32 (saturates), NaN
+    // (0 for integers, true for bools), beyond f32 (∞), a nonzero below 1 (true).
+    let values = [0.0, 1.0, -2.7, 3e9, f64::NAN, -1e300, 0.25, -0.0];
+    let ptx = render_fill_words("fill");
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool] {
+        for (k, &value) in values.iter().enumerate() {
+            // Odd element counts: a last partial word of bools, an odd count of halves.
+            let dims = [3, 5 + k];
+            let like = Tensor::zeros(dims, dtype);
+            let want = bytes(&run_op(&Op::Fill { value }, &[&like]));
+            let words = words_for(dtype, like.numel());
+            let [lo, hi] = fill_words(value, dtype);
+            let got = run(&ptx, vec![], words * 4, &[words, lo as usize, hi as usize]);
+            assert_eq!(&got[..want.len()], &want[..], "fill of {dtype} with {value}");
         }
     }
 }

@@ -1,14 +1,15 @@
 //! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (any
 //! broadcast: one a kernel's access patterns do not express is materialised first),
-//! fills, reductions (over trailing or leading axes directly, over others after a
-//! permute), matmuls, conv2d (im2col + GEMM, `conv`), max and average pooling
-//! (`pooling`), axis permutations and `broadcast_to` (`permute`), and on f32, i32, i64
-//! and bool tensors comparisons, logical ops, `where`, casts, integer `+ − × ÷ max min`,
+//! fills of every dtype, reductions (f32 over trailing or leading axes directly, over
+//! others after a permute; i32 and i64 exact, `int_reduce`), matmuls, conv2d (im2col +
+//! GEMM, `conv`), max and average pooling (`pooling`), axis permutations and
+//! `broadcast_to` (`permute`), and on f32, i32, i64 and bool tensors comparisons, logical
+//! ops, `where`, casts, integer `+ − × ÷ pow max min` and `neg abs sign square relu`,
 //! `one_hot`, `gather` and `argmax`/`argmin` (`typed`), slices and their gradients,
 //! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
 //! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
 //! Stateless uniform draws whose counter is on the GPU (`random`) are made there. Any
-//! other op (anything on f64, integer powers, normal and unseeded draws, …)
+//! other op (arithmetic on f64, normal and unseeded draws, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
@@ -248,7 +249,10 @@ impl CudaBackend {
             return Ok(Some(t));
         }
         if dtype != DType::F32 {
-            return Ok(None);
+            return match op {
+                Op::Reduce { op, axes, .. } => super::int_reduce::run(gpu, *op, axes, x[0], shape),
+                _ => Ok(None),
+            };
         }
         let Some(bufs) = x.iter().map(|t| f32_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
         let (rows, cols) = rows_cols(shape);
@@ -331,7 +335,7 @@ impl CudaBackend {
             ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
             ReduceOp::Max => RowReduce::Max,
             ReduceOp::Min => RowReduce::Min,
-            _ => return Ok(None),
+            ReduceOp::Prod => RowReduce::Prod,
         };
         // Results and how many values each one combines.
         let kept = shape.numel();

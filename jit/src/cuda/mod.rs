@@ -14,6 +14,7 @@ mod blas;
 mod conv;
 pub mod fused;
 pub(crate) mod graph;
+mod int_reduce;
 mod moves;
 mod permute;
 pub mod pool;

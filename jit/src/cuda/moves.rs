@@ -12,7 +12,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
 use super::backend::words_of;
-use super::typed::{new_tensor, words_for};
+use super::typed::{fill_words, new_tensor, words_for};
 use super::Gpu;
 use crate::ptx::{self, Elem};
 
@@ -39,6 +39,8 @@ pub(super) fn run(
         }
         Op::Concat { axis } => return concat(gpu, x, *axis, dtype, shape),
         Op::ScatterAdd { axis, size } => return scatter_add(gpu, x, (*axis, *size), shape),
+        // f32 fills are single-op kernels of the f32 path.
+        Op::Fill { value } if dtype != DType::F32 => return fill(gpu, *value, dtype, shape),
         _ => return Ok(None),
     };
     let (Some((base, dims)), Some(elem), Some(input)) = (plan, Elem::of(dtype), words_of(x[0])) else {
@@ -53,6 +55,24 @@ pub(super) fn run(
     let values = params(base, &dims);
     new_tensor(gpu, dtype, shape, |out| {
         gpu.launch_elementwise(&name, &render, &op, &ins, (out, total, words_for(dtype, total)), &values)
+    })
+}
+
+/// A tensor of `dtype` and `shape` filled with `value` — any dtype, f64 included: the
+/// fill writes the packed value's words ([`fill_words`]).
+fn fill(gpu: &Arc<Gpu>, value: f64, dtype: DType, shape: &Shape) -> Result<Option<Tensor>, Error> {
+    let [lo, hi] = fill_words(value, dtype);
+    let total = words_for(dtype, shape.numel());
+    let render = |n: &str| ptx::render_fill_words(n);
+    new_tensor(gpu, dtype, shape, |out| {
+        gpu.launch_elementwise(
+            "tensorjit_fill_words",
+            &render,
+            &dtype,
+            &[],
+            (out, total, total),
+            &[lo as usize, hi as usize],
+        )
     })
 }
 

@@ -55,6 +55,22 @@ pub fn pack(buf: &Buffer) -> Vec<f32> {
     }
 }
 
+/// The words of a fill of `dtype` with `value` (`ptx::render_fill_words`' `lo` and `hi`):
+/// `value` converted as the runtime's `full` converts it (`as`, and `!= 0` for bools),
+/// packed.
+pub fn fill_words(value: f64, dtype: DType) -> [u32; 2] {
+    let one = match dtype {
+        DType::F32 => Buffer::F32(vec![value as f32]),
+        DType::F64 => Buffer::F64(vec![value]),
+        DType::I32 => Buffer::I32(vec![value as i32]),
+        DType::I64 => Buffer::I64(vec![value as i64]),
+        // Four bytes: one word.
+        DType::Bool => Buffer::Bool(vec![value != 0.0; 4]),
+    };
+    let words = pack(&one);
+    [words[0].to_bits(), words[words.len() - 1].to_bits()]
+}
+
 /// The `len` elements of `dtype` that `words` hold (see the module's documentation).
 pub fn unpack(dtype: DType, words: &[f32], len: usize) -> Buffer {
     let bytes = || words.iter().flat_map(|w| w.to_bits().to_le_bytes());
@@ -75,11 +91,22 @@ pub fn unpack(dtype: DType, words: &[f32], len: usize) -> Buffer {
 fn handled(op: &Op) -> bool {
     match op {
         // Every binary op has a typed form for some dtypes (f32 arithmetic has fused
-        // kernels: `TypedOp::of` declines it, and integer powers).
+        // kernels: `TypedOp::of` declines it).
         Op::Binary(_) => true,
-        Op::Unary(u) => {
-            matches!(u, UnaryOp::LogicalNot | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Sin | UnaryOp::Cos)
-        }
+        Op::Unary(u) => matches!(
+            u,
+            UnaryOp::LogicalNot
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                // On integers (f32 ones are fusible).
+                | UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sign
+                | UnaryOp::Square
+                | UnaryOp::Relu
+        ),
         Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => true,
         _ => false,
     }

@@ -20,6 +20,8 @@ mod double;
 mod emit;
 pub mod emulate;
 mod index;
+mod int;
+mod int_reduce;
 mod moves;
 mod permute;
 mod pool;
@@ -33,9 +35,10 @@ use tensorjit_runtime::ops::BinaryOp;
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
 pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
+pub use int_reduce::{int_reduce_passes, render_int_reduce, INT_REDUCE_PARAMS};
 pub use moves::{
-    render_concat_part, render_scatter_add, render_strided, slice_dims, CONCAT_PARAMS, SCATTER_ADD_PARAMS,
-    STRIDED_PARAMS,
+    render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, CONCAT_PARAMS, FILL_PARAMS,
+    SCATTER_ADD_PARAMS, STRIDED_PARAMS,
 };
 pub use permute::{broadcast_dims, permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
 pub use pool::{
@@ -58,6 +61,7 @@ pub const BLOCK: u32 = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowReduce {
     Sum,
+    Prod,
     Max,
     Min,
 }
@@ -66,6 +70,7 @@ impl RowReduce {
     fn identity(self) -> f32 {
         match self {
             RowReduce::Sum => 0.0,
+            RowReduce::Prod => 1.0,
             RowReduce::Max => f32::NEG_INFINITY,
             RowReduce::Min => f32::INFINITY,
         }
@@ -74,6 +79,7 @@ impl RowReduce {
     fn combine(self, e: &mut Emitter, acc: Reg, x: Reg) -> Reg {
         match self {
             RowReduce::Sum => e.fadd(acc, x),
+            RowReduce::Prod => e.fmul(acc, x),
             RowReduce::Max => lower::binary(e, BinaryOp::Maximum, acc, x),
             RowReduce::Min => lower::binary(e, BinaryOp::Minimum, acc, x),
         }

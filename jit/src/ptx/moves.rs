@@ -165,3 +165,26 @@ pub fn slice_dims(dims: &[usize], slice: &[(usize, i64)], out: &[usize]) -> Opti
     }
     Some((base as u64, p))
 }
+
+/// The fill entry's parameters, in order (all `.u64`): the output, its word count, and
+/// the words `lo` and `hi` (their low 32 bits) that even and odd words receive.
+pub const FILL_PARAMS: [&str; 4] = ["out", "total", "lo", "hi"];
+
+/// A module with one entry, `name`: a fill of any dtype, as the words of its packed
+/// value — word `i` is `lo` for even `i` and `hi` for odd (an 8-byte element's halves;
+/// the same word twice for 4-byte ones, a bool's byte repeated four times).
+pub fn render_fill_words(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [output], [total, lo, hi]) = load_params(&mut e, name, &FILL_PARAMS);
+    let (lo32, hi32) = (e.r(), e.r());
+    e.ins(format_args!("cvt.u32.u64 {lo32}, {lo}"));
+    e.ins(format_args!("cvt.u32.u64 {hi32}, {hi}"));
+    per_output_of(&mut e, Elem::I32, total, output, |e, i| {
+        let (bit, odd, w) = (e.rd(), e.p(), e.r());
+        e.ins(format_args!("and.b64 {bit}, {i}, 1"));
+        e.ins(format_args!("setp.ne.u64 {odd}, {bit}, 0"));
+        e.ins(format_args!("selp.b32 {w}, {hi32}, {lo32}, {odd}"));
+        w
+    });
+    header() + &entry(name, &params, "", &e)
+}

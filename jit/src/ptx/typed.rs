@@ -1,7 +1,8 @@
 //! Typed single-op kernels: the eager GPU ops whose operands or results are not all f32
 //! — comparisons (→ bool), `logical_and`/`or`/`not`, `where` (a bool mask picking
 //! between two operands of any element type), casts between f32, i32, i64 and bool,
-//! and f32 `sign`/`floor`/`ceil`. The fused-kernel IR ([`crate::kernel`]) stays f32
+//! f32 `floor`/`ceil`/`sin`/`cos`/`pow`/floor division, and integer arithmetic
+//! (`ptx::int`). The fused-kernel IR ([`crate::kernel`]) stays f32
 //! (what fusion and the Cranelift generator need); these kernels are a second, small
 //! IR — one op, typed operands read with the same access patterns — rendered by the same
 //! PTX emitter and element loop. Every op gives the runtime's results bit for bit:
@@ -163,9 +164,11 @@ pub enum TypedOp {
     /// `x as U`.
     Cast(Elem, Elem),
     /// `+`, `−`, `×` (two's complement, wrapping as the runtime's), floor division
-    /// (`Div`/`FloorDiv`: toward −∞, by 0 gives 0), `maximum` or `minimum` of two i32s or
-    /// two i64s.
+    /// (`Div`/`FloorDiv`: toward −∞, by 0 gives 0), `pow`, `maximum` or `minimum` of two
+    /// i32s or two i64s.
     Int(BinaryOp, Elem),
+    /// `neg`, `abs`, `sign`, `square` or `relu` of an i32 or an i64 (wrapping).
+    IntUnary(UnaryOp, Elem),
     /// `pow` of two f32s (the runtime's f64 algorithm, rounded).
     Pow,
     /// `floor(a / b)` of two f32s.
@@ -189,10 +192,15 @@ impl TypedOp {
             (Op::Binary(Pow), [Elem::F32, Elem::F32]) => TypedOp::Pow,
             (Op::Binary(FloorDiv), [Elem::F32, Elem::F32]) => TypedOp::FloorDiv,
             (Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos)), [Elem::F32]) => TypedOp::Trig(*u),
-            (Op::Binary(b @ (Add | Sub | Mul | Div | FloorDiv | Maximum | Minimum)), &[a, c])
+            (Op::Binary(b @ (Add | Sub | Mul | Div | FloorDiv | Maximum | Minimum | Pow)), &[a, c])
                 if a == c && matches!(a, Elem::I32 | Elem::I64) =>
             {
                 TypedOp::Int(*b, a)
+            }
+            (Op::Unary(u @ (UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square | UnaryOp::Relu)), &[a])
+                if matches!(a, Elem::I32 | Elem::I64) =>
+            {
+                TypedOp::IntUnary(*u, a)
             }
             (Op::Unary(UnaryOp::LogicalNot), [Elem::Bool]) => TypedOp::Not,
             (Op::Unary(u @ (UnaryOp::Floor | UnaryOp::Ceil)), [Elem::F32]) => TypedOp::Round(*u),
@@ -212,7 +220,7 @@ impl TypedOp {
             TypedOp::FloorDiv => Op::Binary(BinaryOp::FloorDiv),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
-            TypedOp::Round(u) | TypedOp::Trig(u) => Op::Unary(u),
+            TypedOp::Round(u) | TypedOp::Trig(u) | TypedOp::IntUnary(u, _) => Op::Unary(u),
         }
     }
 
@@ -228,7 +236,11 @@ impl TypedOp {
             ops.push(TypedOp::Select(t));
             ops.extend(elems.map(|to| TypedOp::Cast(t, to)));
             if matches!(t, Elem::I32 | Elem::I64) {
-                ops.extend([Add, Sub, Mul, FloorDiv, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
+                ops.extend([Add, Sub, Mul, FloorDiv, Pow, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
+                ops.extend(
+                    [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Square, UnaryOp::Relu]
+                        .map(|u| TypedOp::IntUnary(u, t)),
+                );
             }
         }
         ops.extend([
@@ -249,6 +261,7 @@ impl TypedOp {
             TypedOp::Compare(_, t) | TypedOp::Int(_, t) => vec![t, t],
             TypedOp::Logical(_) => vec![Elem::Bool, Elem::Bool],
             TypedOp::Not => vec![Elem::Bool],
+            TypedOp::IntUnary(_, t) => vec![t],
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
             TypedOp::Round(_) | TypedOp::Trig(_) => vec![Elem::F32],
@@ -260,7 +273,7 @@ impl TypedOp {
     pub fn result(self) -> Elem {
         match self {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
-            TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) => t,
+            TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) | TypedOp::IntUnary(_, t) => t,
             TypedOp::Round(_) | TypedOp::Trig(_) | TypedOp::Pow | TypedOp::FloorDiv => Elem::F32,
         }
     }
@@ -284,7 +297,9 @@ impl TypedOp {
                 e.ins(format_args!("setp.{cc}.{} {p}, {}, {}", t.setp(), x[0], x[1]));
                 bool_of(e, p)
             }
-            TypedOp::Int(BinaryOp::Div | BinaryOp::FloorDiv, t) => int_floordiv(e, t, x[0], x[1]),
+            TypedOp::Int(BinaryOp::Div | BinaryOp::FloorDiv, t) => super::int::floordiv(e, t, x[0], x[1]),
+            TypedOp::Int(BinaryOp::Pow, t) => super::int::pow(e, t, x[0], x[1]),
+            TypedOp::IntUnary(u, t) => super::int::unary(e, u, t, x[0]),
             TypedOp::FloorDiv => {
                 // floor(a / b), a NaN quotient kept as it is (as the runtime's floor).
                 let q = e.fdiv(x[0], x[1]);
@@ -350,41 +365,9 @@ impl TypedOp {
             TypedOp::Select(t) => format!("where.{}", t.name()),
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
             TypedOp::Round(u) | TypedOp::Trig(u) => format!("{}.f32", u.name()),
+            TypedOp::IntUnary(u, t) => format!("{}.{}", u.name(), t.name()),
         }
     }
-}
-
-/// The runtime's integer floor division of `a` by `b` (type `t`): toward −∞, wrapping
-/// (`MIN / −1` is `MIN`), and 0 for a division by 0 — the divisions PTX leaves undefined
-/// (by 0, `MIN / −1`) are never executed: their divisor is replaced by 1.
-fn int_floordiv(e: &mut Emitter, t: Elem, a: Reg, b: Reg) -> Reg {
-    let ty = t.setp();
-    let (by0, bym1, unsafe_div) = (e.p(), e.p(), e.p());
-    e.ins(format_args!("setp.eq.{ty} {by0}, {b}, 0"));
-    e.ins(format_args!("setp.eq.{ty} {bym1}, {b}, -1"));
-    e.ins(format_args!("or.pred {unsafe_div}, {by0}, {bym1}"));
-    let (one, safe) = (t.constant(e, true), t.reg(e));
-    e.ins(format_args!("selp.{} {safe}, {one}, {b}, {unsafe_div}", t.selp()));
-    let (q, r) = (t.reg(e), t.reg(e));
-    e.ins(format_args!("div.{ty} {q}, {a}, {safe}"));
-    e.ins(format_args!("rem.{ty} {r}, {a}, {safe}"));
-    // A remainder whose sign differs from the divisor's: one less.
-    let (inexact, a_neg, b_neg, signs, adjust) = (e.p(), e.p(), e.p(), e.p(), e.p());
-    e.ins(format_args!("setp.ne.{ty} {inexact}, {r}, 0"));
-    e.ins(format_args!("setp.lt.{ty} {a_neg}, {a}, 0"));
-    e.ins(format_args!("setp.lt.{ty} {b_neg}, {safe}, 0"));
-    e.ins(format_args!("xor.pred {signs}, {a_neg}, {b_neg}"));
-    e.ins(format_args!("and.pred {adjust}, {inexact}, {signs}"));
-    let less = t.reg(e);
-    e.ins(format_args!("sub.{ty} {less}, {q}, 1"));
-    let q2 = t.reg(e);
-    e.ins(format_args!("selp.{} {q2}, {less}, {q}, {adjust}", t.selp()));
-    // By −1: the wrapping negation; by 0: 0.
-    let (zero, neg, q3, q4) = (t.constant(e, false), t.reg(e), t.reg(e), t.reg(e));
-    e.ins(format_args!("sub.{ty} {neg}, {zero}, {a}"));
-    e.ins(format_args!("selp.{} {q3}, {neg}, {q2}, {bym1}", t.selp()));
-    e.ins(format_args!("selp.{} {q4}, {zero}, {q3}, {by0}", t.selp()));
-    q4
 }
 
 /// A bool register (0 or 1) from predicate `p`.
@@ -519,7 +502,15 @@ mod tests {
             Some(TypedOp::Int(BinaryOp::Div, Elem::I64)),
             "integer division is floor division"
         );
-        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::Pow), &[I32, I32], I32), None, "integer powers stay on the host");
+        assert_eq!(
+            TypedOp::of(&Op::Binary(BinaryOp::Pow), &[I32, I32], I32),
+            Some(TypedOp::Int(BinaryOp::Pow, Elem::I32))
+        );
+        assert_eq!(
+            TypedOp::of(&Op::Unary(UnaryOp::Abs), &[I64], I64),
+            Some(TypedOp::IntUnary(UnaryOp::Abs, Elem::I64))
+        );
+        assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Abs), &[F32], F32), None, "a fusible op");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Floor), &[F32], F32), Some(TypedOp::Round(UnaryOp::Floor)));
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Sign), &[F32], F32), None, "a fusible op");
         assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Exp), &[F32], F32), None);

@@ -1,0 +1,111 @@
+//! Integer reductions of GPU tensors (`reduce_sum`/`mean`/`prod`/`max`/`min` of i32 and
+//! i64): the passes of [`ptx::render_int_reduce`], exact whatever the split. Reduced axes
+//! that are not one run are permuted to the end first (the `moves` permute).
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaSlice;
+use tensorjit_runtime::error::Error;
+use tensorjit_runtime::ops::{Op, ReduceOp};
+use tensorjit_runtime::shape::Shape;
+use tensorjit_runtime::{DType, Tensor};
+
+use super::backend::words_of;
+use super::typed::{new_tensor, words_for};
+use super::Gpu;
+use crate::ptx::{self, Elem, RowReduce};
+
+/// `op` over `axes` of the i32 or i64 tensor `x` into a new tensor of `shape` on `gpu`
+/// (`Ok(None)`: not an integer tensor).
+pub(super) fn run(
+    gpu: &Arc<Gpu>,
+    op: ReduceOp,
+    axes: &[usize],
+    x: &Tensor,
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    let dtype = x.dtype();
+    let (Some(elem @ (Elem::I32 | Elem::I64)), Some(input)) = (Elem::of(dtype), words_of(x)) else { return Ok(None) };
+    let mut axes = axes.to_vec();
+    axes.sort_unstable();
+    axes.dedup();
+    let dims = x.dims();
+    let one_run = axes.windows(2).all(|w| w[1] == w[0] + 1);
+    if !one_run {
+        // Kept axes first, reduced ones last (each in order).
+        let perm: Vec<usize> = (0..x.rank()).filter(|a| !axes.contains(a)).chain(axes.iter().copied()).collect();
+        let moved_dims: Shape = perm.iter().map(|&a| dims[a]).collect::<Vec<_>>().into();
+        let Some(moved) = super::moves::run(gpu, &Op::Permute(perm.into()), &[x], dtype, &moved_dims)? else {
+            return Ok(None);
+        };
+        let tail: Vec<usize> = (x.rank() - axes.len()..x.rank()).collect();
+        return run(gpu, op, &tail, &moved, shape);
+    }
+    let (outer, count, inner) = match (axes.first(), axes.last()) {
+        (Some(&first), Some(&last)) => {
+            (dims[..first].iter().product(), dims[first..=last].iter().product(), dims[last + 1..].iter().product())
+        }
+        // No axes: every element is its own line.
+        _ => (x.numel(), 1, 1),
+    };
+    let kind = match op {
+        ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
+        ReduceOp::Prod => RowReduce::Prod,
+        ReduceOp::Max => RowReduce::Max,
+        ReduceOp::Min => RowReduce::Min,
+    };
+    let passes = ptx::int_reduce_passes(count, outer * inner);
+    let job = Job { gpu, kind, elem, dtype, lines: (outer, inner), mean: (op == ReduceOp::Mean, count) };
+    new_tensor(gpu, dtype, shape, |out| job.passes((input, words_for(dtype, x.numel())), count, &passes, out))
+}
+
+/// One integer reduction's launches.
+struct Job<'a> {
+    gpu: &'a Arc<Gpu>,
+    kind: RowReduce,
+    elem: Elem,
+    dtype: DType,
+    /// `outer` and `inner` of the `[outer, count, inner]` view.
+    lines: (usize, usize),
+    /// Whether the last pass divides by the original count, and that count.
+    mean: (bool, usize),
+}
+
+impl Job<'_> {
+    /// The passes `plan` (partials per line, the last 1) over `input` (lines of `count`
+    /// elements, and the words it must hold), the last one into `out`.
+    fn passes(
+        &self,
+        input: (&CudaSlice<f32>, usize),
+        count: usize,
+        plan: &[usize],
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), Error> {
+        let Some((&parts, rest)) = plan.split_first() else { return Ok(()) };
+        let (outer, inner) = self.lines;
+        let total = outer * parts * inner;
+        let (elem, kind) = (self.elem, self.kind);
+        let name = format!("tensorjit_int_reduce_{kind:?}_{elem:?}");
+        let render = move |n: &str| ptx::render_int_reduce(kind, elem, n);
+        let mean = usize::from(self.mean.0 && rest.is_empty());
+        let launch = |o: &mut CudaSlice<f32>| {
+            // Every element read is below the input's count: partial p < parts ≤ count
+            // walks its line's elements below count, and lines are within outer × inner.
+            self.gpu.launch_elementwise(
+                &name,
+                &render,
+                &kind,
+                &[input],
+                (o, total, words_for(self.dtype, total)),
+                &[count, inner, parts, mean, self.mean.1],
+            )
+        };
+        if rest.is_empty() {
+            return launch(out);
+        }
+        self.gpu.with_scratch(words_for(self.dtype, total), |partials| {
+            launch(partials)?;
+            self.passes((partials, words_for(self.dtype, total)), parts, rest, out)
+        })
+    }
+}
