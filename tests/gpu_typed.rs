@@ -309,3 +309,47 @@ fn integer_reductions_powers_products_and_fills_run_on_the_gpu() {
     }
     assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
 }
+
+#[test]
+fn random_draws_of_every_distribution_are_made_on_the_gpu_with_the_cpus_bits() {
+    use tensorjit::ops::{Distribution, Op, RandomParams};
+    let Some(gpu) = first_gpu("GPU random draws of every distribution") else { return };
+    let before = host_fallbacks();
+    let dists = [
+        Distribution::Uniform { low: -1.0, high: 2.0 },
+        Distribution::Normal { mean: 0.5, stddev: 2.0 },
+        Distribution::TruncatedNormal { mean: 0.0, stddev: 1.0 },
+    ];
+    for dist in dists {
+        for dtype in [DType::F32, DType::F64] {
+            for (seed, counter) in [(3u64, 0i64), (u64::MAX, -5)] {
+                let c = Tensor::scalar(counter);
+                let p = RandomParams { dist, shape: Shape::new(&[64, 33]), dtype, seed: Some(seed), stateless: true };
+                let (cpu, on_gpu) = (
+                    common::run_op(&Op::Random(p.clone()), &[&c]),
+                    common::run_op(&Op::Random(p), &[&c.to(gpu).unwrap()]),
+                );
+                same(&format!("stateless {dist:?} of {dtype}, seed {seed}, counter {counter}"), &on_gpu, &cpu);
+            }
+        }
+    }
+    assert_eq!(host_fallbacks(), before, "the stateless draws ran on the GPU");
+    // Draws with no counter inside a traced function: made on the function's device, its
+    // key resolved per call on the host — the CPU's values, and no CUDA graph.
+    let noisy = tensorjit::function("noisy", |x: Tensor| {
+        let n = tensorjit::random::normal(x.dims().to_vec(), 0.0, 0.1, DType::F32, Some(5));
+        let t = tensorjit::random::truncated_normal(x.dims().to_vec(), 0.0, 1.0, DType::F32, Some(6));
+        let u = tensorjit::random::uniform(x.dims().to_vec(), 0.0, 1.0, DType::F32, Some(7));
+        (&x + &n) * &t + &u
+    });
+    let x = rand_f32(12, &[128, 40], -1.0, 1.0);
+    let cpu = noisy.call(x.clone());
+    let gx = x.to(gpu).unwrap();
+    let before = host_fallbacks();
+    for call in 0..3 {
+        same(&format!("traced draws, call {call}"), &noisy.call(gx.clone()), &cpu);
+    }
+    assert_eq!(host_fallbacks(), before, "the traced draws ran on the GPU");
+    let text = noisy.concrete_functions().iter().find(|c| c.device() == gpu).unwrap().compiled_text();
+    assert!(text.contains("CUDA graph: off (a random draw takes a new key"), "{text}");
+}

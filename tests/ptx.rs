@@ -315,7 +315,8 @@ fn one_module(modules: &[String]) -> String {
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
         render_arg_reduce, render_concat_part, render_fill_words, render_gather, render_int_reduce, render_one_hot,
-        render_scatter_add, render_stateless_uniform, render_strided, render_typed, Elem, TypedKernel, TypedOp,
+        render_random, render_scatter_add, render_strided, render_typed, Draw, Elem, RandomKernel, TypedKernel,
+        TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
     let mut modules = Vec::new();
@@ -343,7 +344,14 @@ fn the_typed_index_and_movement_kernels_assemble() {
     for index in [Elem::I32, Elem::I64] {
         modules.push(render_scatter_add(index, &format!("scatter_add_{}", modules.len())));
     }
-    modules.push(render_stateless_uniform(&format!("uniform_{}", modules.len())));
+    for draw in [Draw::Uniform, Draw::Normal, Draw::TruncatedNormal] {
+        for f64 in [false, true] {
+            for from_counter in [false, true] {
+                let k = RandomKernel { draw, f64, from_counter };
+                modules.push(render_random(k, &format!("random_{}", modules.len())));
+            }
+        }
+    }
     for elem in [Elem::F32, Elem::I32, Elem::I64] {
         for max in [true, false] {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
@@ -359,8 +367,8 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // integer unary ops, bools' 2 comparisons, where and 4 casts, 3 logical ops, pow,
     // f32 floor division, 2 rounding ops, sin and cos, four access variants each; 16
     // one_hot and gather entries; strided gathers, scatters and concat parts of 4 element
-    // types; 2 scatter-adds; the uniform generator; 6 arg-reductions; 8 integer
-    // reductions; the fill.
-    assert_eq!(modules.len(), (3 * 11 + 7 + 9 + 2 * 7 + 2 * 5) * 4 + 16 + 12 + 2 + 1 + 6 + 8 + 1);
+    // types; 2 scatter-adds; 12 random generators (3 distributions × 2 dtypes × 2 key
+    // sources); 6 arg-reductions; 8 integer reductions; the fill.
+    assert_eq!(modules.len(), (3 * 11 + 7 + 9 + 2 * 7 + 2 * 5) * 4 + 16 + 12 + 2 + 12 + 6 + 8 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }

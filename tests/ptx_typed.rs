@@ -309,33 +309,60 @@ fn scatter_add_sums_duplicates_in_the_cpus_order() {
 }
 
 #[test]
-fn stateless_uniform_draws_give_the_cpus_bits_for_any_counter() {
+fn random_draws_give_the_cpus_bits_for_every_distribution_key_and_dtype() {
     use tensorjit::ops::{Distribution, RandomParams};
-    use tensorjit_jit::ptx::render_stateless_uniform;
-    let ptx = render_stateless_uniform("uniform");
-    for (k, (seed, counter, low, high, n)) in [
-        (7u64, 0i64, 0.0, 1.0, 1000),
-        (42, 5, -2.5, 3.0, 37),
-        (u64::MAX, -3, 0.0, 1.0, 9),
-        (1, i64::MAX, 10.0, 10.5, 300),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let c = Tensor::scalar(counter);
-        let p = RandomParams {
-            dist: Distribution::Uniform { low, high },
-            shape: Shape::new(&[n]),
-            dtype: DType::F32,
-            seed: Some(seed),
-            stateless: true,
-        };
-        let want = run_op(&Op::Random(p), &[&c]);
-        let part = tensorjit::random::stateless_seed_part(Some(seed));
-        let values = [n, part as usize, low.to_bits() as usize, (high - low).to_bits() as usize];
-        let got = run(&ptx, vec![bytes(&c)], n * 4, &values);
-        assert_eq!(got, bytes(&want), "draw {k}: seed {seed}, counter {counter}, [{low}, {high})");
+    use tensorjit_jit::ptx::{render_random, Draw, RandomKernel};
+    let cases = [
+        (7u64, 0i64, (0.0, 1.0), 1000),
+        (42, 5, (-2.5, 3.0), 37),
+        (u64::MAX, -3, (0.0, 1.0), 9),
+        (1, i64::MAX, (10.0, 0.5), 300),
+    ];
+    let mut redrawn = 0;
+    for draw in [Draw::Uniform, Draw::Normal, Draw::TruncatedNormal] {
+        for f64 in [false, true] {
+            for from_counter in [true, false] {
+                let k = RandomKernel { draw, f64, from_counter };
+                let ptx = render_random(k, "draw");
+                for (seed, counter, (a, b), n) in cases {
+                    let dist = match draw {
+                        Draw::Uniform => Distribution::Uniform { low: a, high: a + b },
+                        Draw::Normal => Distribution::Normal { mean: a, stddev: b },
+                        Draw::TruncatedNormal => Distribution::TruncatedNormal { mean: a, stddev: b },
+                    };
+                    let dtype = if f64 { DType::F64 } else { DType::F32 };
+                    let p = RandomParams {
+                        dist,
+                        shape: Shape::new(&[n]),
+                        dtype,
+                        seed: Some(seed),
+                        stateless: from_counter,
+                    };
+                    let c = Tensor::scalar(counter);
+                    let (want, inputs, key) = if from_counter {
+                        let key = tensorjit::random::stateless_seed_part(Some(seed));
+                        (run_op(&Op::Random(p), &[&c]), vec![bytes(&c)], key)
+                    } else {
+                        // A seeded draw's key: the global seed's and the op's.
+                        (run_op(&Op::Random(p), &[]), vec![], tensorjit::random::resolve_key(Some(seed)))
+                    };
+                    // The uniform span is high − low as the CPU computes it.
+                    let b = match dist {
+                        Distribution::Uniform { low, high } => high - low,
+                        _ => b,
+                    };
+                    let values = [n, key as usize, a.to_bits() as usize, b.to_bits() as usize];
+                    let got = run(&ptx, inputs, n * if f64 { 8 } else { 4 }, &values);
+                    assert_eq!(got, bytes(&want), "{k}: seed {seed}, counter {counter}, ({a}, {b})");
+                    if draw == Draw::Normal && !f64 {
+                        redrawn +=
+                            want.to_vec::<f32>().unwrap().iter().filter(|v| ((**v as f64 - a) / b).abs() > 2.0).count();
+                    }
+                }
+            }
+        }
     }
+    assert!(redrawn > 10, "the normal draws had values beyond two deviations: the truncated ones redrew them");
 }
 
 #[test]

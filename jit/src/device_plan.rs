@@ -170,10 +170,14 @@ impl DevicePlan {
         let host_steps =
             plan.steps.iter().any(|s| matches!(s, Step::Print { .. } | Step::Cond { .. } | Step::While { .. }));
         let launching = plan.steps.iter().filter(|s| matches!(s, Step::Kernel { .. } | Step::Op { .. })).count();
+        // A draw that is not stateless takes a new key from the host on every call.
+        let host_keys = plan.steps.iter().any(|s| matches!(s, Step::Op { op: Op::Random(p), .. } if !p.stateless));
         let replay = if launcher.gpu().is_none() {
             Replay::Off(String::new())
         } else if host_steps {
             Replay::Off("control flow or print reads values on the host".into())
+        } else if host_keys {
+            Replay::Off("a random draw takes a new key from the host on every call (stateless draws do not)".into())
         } else if launching < MIN_GRAPH_STEPS {
             Replay::Off(format!(
                 "{launching} device step(s): launching them costs less than copying the arguments in and the \

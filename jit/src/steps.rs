@@ -291,7 +291,12 @@ pub(crate) fn run_steps<K: KernelSteps>(
                 for v in inputs {
                     refs.push(vals.get(*v)?);
                 }
-                let mut t = backend::run_kernel(op, &refs, ty)?;
+                let mut t = if inputs.is_empty() && k.device() != Device::Cpu {
+                    // An op of no operands (a random draw): made where the function runs.
+                    backend::run_kernel_on(k.device(), op, &refs, ty)?
+                } else {
+                    backend::run_kernel(op, &refs, ty)?
+                };
                 drop(refs);
                 if t.device() != k.device() && t.rank() > 0 {
                     t = t.to(k.device())?;

@@ -8,8 +8,8 @@
 //! `one_hot`, `gather` and `argmax`/`argmin` (`typed`), slices and their gradients,
 //! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
 //! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
-//! Stateless uniform draws whose counter is on the GPU (`random`) are made there. Any
-//! other op (arithmetic on f64, normal and unseeded draws, …)
+//! Random draws of f32 and f64 values (`random`) are made there. Any
+//! other op (arithmetic on f64, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 

@@ -6,7 +6,9 @@
 //! branch of the runtime's code is a select, so the results are the CPU's bits.
 
 use tensorjit_runtime::math::f32_constants::{COS_POLY, SIN_POLY};
-use tensorjit_runtime::math::f64_constants::{ATANH_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS};
+use tensorjit_runtime::math::f64_constants::{
+    ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF,
+};
 
 use super::{f32_literal, Emitter, Reg};
 use crate::lower::{Cc, Lower};
@@ -78,6 +80,81 @@ impl F64<'_> {
     }
     fn fabs(&mut self, a: Reg) -> Reg {
         self.int("and.b64", a, "0x7FFFFFFFFFFFFFFF")
+    }
+
+    /// The runtime's `reduce_quarter_pi` of `ax` = |x|: q = ⌊ax·(2/π)·2⌋ (Rust's `as
+    /// i64`: saturating, NaN → 0) rounded up to even, r = ((ax − q·c1) − q·c2) − q·c3
+    /// clamped to ±π/4; returns r and the octant j = q & 7 (a 64-bit integer).
+    fn reduce_quarter_pi(&mut self, ax: Reg) -> (Reg, Reg) {
+        let t = self.mulc(ax, std::f64::consts::FRAC_2_PI);
+        let t = self.mulc(t, 2.0);
+        let q = self.0.rd();
+        self.0.ins(format_args!("cvt.rzi.s64.f64 {q}, {t}"));
+        // 2^63: from here `as i64` saturates.
+        let huge = self.cmpc("ge", t, 2f64.powi(63));
+        let max = d_const_bits(self, i64::MAX as u64);
+        let q = self.sel(huge, max, q);
+        let nan = self.cmp("nan", t, t);
+        let zero_bits = d_const_bits(self, 0);
+        let q = self.sel(nan, zero_bits, q);
+        let odd = self.int("and.b64", q, 1);
+        let q = self.int("add.s64", q, odd);
+        let qf = self.0.rd();
+        self.0.ins(format_args!("cvt.rn.f64.s64 {qf}, {q}"));
+        let mut r = ax;
+        for c in PIO4_PARTS {
+            let m = self.mulc(qf, c);
+            r = self.sub(r, m);
+        }
+        let pio4 = std::f64::consts::FRAC_PI_4;
+        let below = self.cmpc("lt", r, -pio4);
+        let r = self.selc(below, -pio4, r);
+        let above = self.cmpc("gt", r, pio4);
+        let r = self.selc(above, pio4, r);
+        let j = self.int("and.b64", q, 7);
+        (r, j)
+    }
+
+    /// The runtime's `cos_f64`.
+    fn cos(&mut self, x: Reg) -> Reg {
+        let ax = self.fabs(x);
+        let (r, j) = self.reduce_quarter_pi(ax);
+        let z = self.mul(r, r);
+        // sin_poly(r, z) = ((p·z)·r) + r with Horner's p over SIN_COEF.
+        let mut p = self.c(SIN_COEF[7]);
+        for &c in SIN_COEF[..7].iter().rev() {
+            let m = self.mul(p, z);
+            p = self.addc(m, c);
+        }
+        let pz = self.mul(p, z);
+        let pzr = self.mul(pz, r);
+        let sin = self.add(pzr, r);
+        // cos_poly(z) = ((p·z)·z − 0.5·z) + 1 with Horner's p over COS_COEF[1..].
+        let mut p = self.c(COS_COEF[8]);
+        for &c in COS_COEF[1..8].iter().rev() {
+            let m = self.mul(p, z);
+            p = self.addc(m, c);
+        }
+        let pz = self.mul(p, z);
+        let pzz = self.mul(pz, z);
+        let hz = self.mulc(z, 0.5);
+        let c = self.sub(pzz, hz);
+        let cos = self.addc(c, 1.0);
+        // Octant j ∈ {0, 2, 4, 6}: bit 2 swaps the polynomials; j ∈ {2, 4} negates.
+        let bit = self.int("and.b64", j, 2);
+        let swap = self.0.p();
+        self.0.ins(format_args!("setp.ne.s64 {swap}, {bit}, 0"));
+        let y = self.sel(swap, sin, cos);
+        let (two, four) = (self.0.p(), self.0.p());
+        self.0.ins(format_args!("setp.eq.s64 {two}, {j}, 2"));
+        self.0.ins(format_args!("setp.eq.s64 {four}, {j}, 4"));
+        let negate = self.pred("or", two, four);
+        let ny = self.int("xor.b64", y, "0x8000000000000000");
+        let y = self.sel(negate, ny, y);
+        // Not finite (|x| = ∞ or NaN): NaN.
+        let finite = self.cmpc("lt", ax, f64::INFINITY);
+        let nan = self.c(f64::NAN);
+        self.sel(finite, y, nan)
     }
 
     /// The runtime's `exp_f64`.
@@ -239,40 +316,22 @@ pub(super) fn pow_f32(e: &mut Emitter, a: Reg, b: Reg) -> Reg {
     d
 }
 
+/// The runtime's `log_f64` of the f64 register `x`.
+pub(super) fn log_f64(e: &mut Emitter, x: Reg) -> Reg {
+    F64(e).log(x)
+}
+
+/// The runtime's `cos_f64` of the f64 register `x`.
+pub(super) fn cos_f64(e: &mut Emitter, x: Reg) -> Reg {
+    F64(e).cos(x)
+}
+
 /// The runtime's f32 `sin` (or `cos`) of register `x`.
 pub(super) fn sin_cos_f32(e: &mut Emitter, x: Reg, cos: bool) -> Reg {
-    // Reduction by π/4 in f64: q = ⌊|x|·(2/π)·2⌋ (Rust's `as i64`: saturating, NaN → 0)
-    // rounded up to even, r = ((|x| − q·c1) − q·c2) − q·c3 clamped to ±π/4.
     let ax32 = e.fabs(x);
     let ax = e.rd();
     e.ins(format_args!("cvt.f64.f32 {ax}, {ax32}"));
-    let mut d = F64(e);
-    let t = d.mulc(ax, std::f64::consts::FRAC_2_PI);
-    let t = d.mulc(t, 2.0);
-    let q = d.0.rd();
-    d.0.ins(format_args!("cvt.rzi.s64.f64 {q}, {t}"));
-    // 2^63: from here `as i64` saturates.
-    let huge = d.cmpc("ge", t, 2f64.powi(63));
-    let max = d_const_bits(&mut d, i64::MAX as u64);
-    let q = d.sel(huge, max, q);
-    let nan = d.cmp("nan", t, t);
-    let zero_bits = d_const_bits(&mut d, 0);
-    let q = d.sel(nan, zero_bits, q);
-    let odd = d.int("and.b64", q, 1);
-    let q = d.int("add.s64", q, odd);
-    let qf = d.0.rd();
-    d.0.ins(format_args!("cvt.rn.f64.s64 {qf}, {q}"));
-    let mut r = ax;
-    for c in PIO4_PARTS {
-        let m = d.mulc(qf, c);
-        r = d.sub(r, m);
-    }
-    let pio4 = std::f64::consts::FRAC_PI_4;
-    let below = d.cmpc("lt", r, -pio4);
-    let r = d.selc(below, -pio4, r);
-    let above = d.cmpc("gt", r, pio4);
-    let r = d.selc(above, pio4, r);
-    let j = d.int("and.b64", q, 7);
+    let (r, j) = F64(e).reduce_quarter_pi(ax);
     let r32 = e.f();
     e.ins(format_args!("cvt.rn.f32.f64 {r32}, {r}"));
     let r = r32;

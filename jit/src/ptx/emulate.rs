@@ -451,6 +451,7 @@ impl Thread {
                 "add.rn.f64" => (f64::from_bits(v(1)?) + f64::from_bits(v(2)?)).to_bits(),
                 "sub.rn.f64" => (f64::from_bits(v(1)?) - f64::from_bits(v(2)?)).to_bits(),
                 "div.rn.f64" => (f64::from_bits(v(1)?) / f64::from_bits(v(2)?)).to_bits(),
+                "sqrt.rn.f64" => f64::from_bits(v(1)?).sqrt().to_bits(),
                 "cvt.f64.f32" => f64::from(f(v(1)?)).to_bits(),
                 "cvt.rn.f64.s64" => (v(1)? as i64 as f64).to_bits(),
                 "cvt.rzi.s64.f64" => f64::from_bits(v(1)?) as i64 as u64,

@@ -45,7 +45,7 @@ pub use pool::{
     render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, AVG_POOL_GRAD_PARAMS,
     AVG_POOL_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
 };
-pub use random::{render_stateless_uniform, UNIFORM_PARAMS};
+pub use random::{render_random, Draw, RandomKernel};
 pub use typed::{render_typed, Elem, TypedKernel, TypedOp};
 
 use crate::kernel::{Access, Kernel};

@@ -139,7 +139,7 @@ pub fn softplus_f64(x: f64) -> f64 {
 }
 
 /// (−1)^n/(2n+1)! for n = 1..=8 (sin) and (−1)^n/(2n)! for n = 1..=9 (cos).
-const SIN_COEF: [f64; 8] = {
+pub const SIN_COEF: [f64; 8] = {
     let mut c = [0.0; 8];
     let mut f = 1.0;
     let mut k = 2;
@@ -153,7 +153,7 @@ const SIN_COEF: [f64; 8] = {
     }
     c
 };
-const COS_COEF: [f64; 9] = {
+pub const COS_COEF: [f64; 9] = {
     let mut c = [0.0; 9];
     let mut f = 1.0;
     let mut k = 1;

@@ -108,7 +108,10 @@ pub fn stateless_seed_part(seed: Option<u64>) -> u64 {
     splitmix64(seed.unwrap_or(0) ^ 0x5EED_5EED_0000_0003)
 }
 
-pub(crate) fn resolve_key(seed: Option<u64>) -> u64 {
+/// The key of a draw that is not stateless, resolved when it executes: from the global
+/// seed and the op's seed, or — unseeded — the next value of the global sequence (each
+/// call advances it). Public for device backends that make the values themselves.
+pub fn resolve_key(seed: Option<u64>) -> u64 {
     let g = splitmix64(global_seed());
     match seed {
         Some(s) => splitmix64(g ^ splitmix64(s)),

@@ -80,6 +80,21 @@ pub fn run_kernel(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor
     Ok(crate::device::run_op(op, inputs, dtype, shape)?)
 }
 
+/// [`run_kernel`] on `device` whatever the inputs' devices (an op with no operands —
+/// a random draw — made on a traced function's device instead of the host).
+pub fn run_kernel_on(
+    device: crate::device::Device,
+    op: &Op,
+    inputs: &[&Tensor],
+    out: &ValueType,
+) -> Result<Tensor, Error> {
+    let (dtype, shape) = match out.shape.is_fully_known() {
+        true => (out.dtype, out.shape.clone()),
+        false => op.infer(inputs).map_err(|e| Error::Function(e.to_string()))?,
+    };
+    Ok(crate::device::run_op_on(device, op, inputs, dtype, shape)?)
+}
+
 /// A buffer of `n` f32s for an output the caller overwrites entirely, recycled from the
 /// runtime's buffer pool when one of that size is free (a fresh large allocation costs
 /// a page fault per 4 KiB on first touch).
