@@ -353,3 +353,23 @@ fn random_draws_of_every_distribution_are_made_on_the_gpu_with_the_cpus_bits() {
     let text = noisy.concrete_functions().iter().find(|c| c.device() == gpu).unwrap().compiled_text();
     assert!(text.contains("CUDA graph: off (a random draw takes a new key"), "{text}");
 }
+
+#[test]
+fn max_pool_second_order_gradients_run_on_the_gpu_with_the_cpus_bits() {
+    use tensorjit::ops::{Op, Padding, PoolParams};
+    let Some(gpu) = first_gpu("max-pool second-order gradients") else { return };
+    // Few distinct values: ties, where the first maximum decides.
+    let x = grid(21, &[2, 9, 7, 3]);
+    let g = rand_f32(22, &[2, 9, 7, 3], -1.0, 1.0);
+    let (gx, gg) = (x.to(gpu).unwrap(), g.to(gpu).unwrap());
+    let before = host_fallbacks();
+    for padding in [Padding::Valid, Padding::Same] {
+        let op = Op::MaxPool2dGradGrad(PoolParams { ksize: [3, 2], strides: [2, 1], padding });
+        same(
+            &format!("max_pool2d_grad_grad {padding:?}"),
+            &common::run_op(&op, &[&gx, &gg]),
+            &common::run_op(&op, &[&x, &g]),
+        );
+    }
+    assert_eq!(host_fallbacks(), before, "the second-order gradients ran on the GPU");
+}

@@ -181,6 +181,7 @@ fn every_access_pattern_and_several_outputs_assemble() {
     assemble("col2im", &render_col2im("col2im"));
     assemble("max_pool", &tensorjit_jit::ptx::render_max_pool("max_pool"));
     assemble("max_pool_grad", &tensorjit_jit::ptx::render_max_pool_grad("max_pool_grad"));
+    assemble("max_pool_grad_grad", &tensorjit_jit::ptx::render_max_pool_grad_grad("max_pool_grad_grad"));
     assemble("permute", &tensorjit_jit::ptx::render_permute("permute"));
     assemble("avg_pool", &tensorjit_jit::ptx::render_avg_pool("avg_pool"));
     assemble("avg_pool_grad", &tensorjit_jit::ptx::render_avg_pool_grad("avg_pool_grad"));

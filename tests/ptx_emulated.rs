@@ -490,9 +490,12 @@ fn run_entry(program: &Program, inputs: Vec<Vec<f32>>, total: usize, values: &[u
 fn pooling_and_its_gradients_give_the_cpus_bits() {
     use tensorjit::ops::PoolParams;
     use tensorjit::trace::backend::pool2d_geometry;
-    use tensorjit_jit::ptx::{render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad};
+    use tensorjit_jit::ptx::{
+        render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, render_max_pool_grad_grad,
+    };
     let parse = |ptx: String| Program::parse(&ptx).expect("the emulator reads it");
     let (max, max_grad) = (parse(render_max_pool("max_pool")), parse(render_max_pool_grad("max_pool_grad")));
+    let max_grad_grad = parse(render_max_pool_grad_grad("max_pool_grad_grad"));
     let (avg, avg_grad) = (parse(render_avg_pool("avg_pool")), parse(render_avg_pool_grad("avg_pool_grad")));
     for (seed, xs, ksize, strides, padding) in [
         (0u64, [2, 8, 8, 3], [2, 2], [2, 2], Padding::Valid),
@@ -532,6 +535,9 @@ fn pooling_and_its_gradients_give_the_cpus_bits() {
         same(&format!("max_pool {what}"), &got, &f32s(&run_op(&Op::MaxPool2d(p), &[&x])));
         let got = run_entry(&max_grad, vec![v.clone(), f32s(&dy)], ins, &over_inputs);
         same(&format!("max_pool {what} gradient"), &got, &f32s(&run_op(&Op::MaxPool2dGrad(p), &[&x, &dy])));
+        let got = run_entry(&max_grad_grad, vec![v.clone(), f32s(&smooth)], outs, &over_outputs);
+        let cpu = run_op(&Op::MaxPool2dGradGrad(p), &[&x, &smooth]);
+        same(&format!("max_pool {what} second-order gradient"), &got, &f32s(&cpu));
 
         let got = run_entry(&avg, vec![f32s(&smooth)], outs, &over_outputs);
         same(&format!("avg_pool {what}"), &got, &f32s(&run_op(&Op::AvgPool2d(p), &[&smooth])));

@@ -2,14 +2,14 @@
 //! broadcast: one a kernel's access patterns do not express is materialised first),
 //! fills of every dtype, reductions (f32 over trailing or leading axes directly, over
 //! others after a permute; i32 and i64 exact, `int_reduce`), matmuls, conv2d (im2col +
-//! GEMM, `conv`), max and average pooling (`pooling`), axis permutations and
-//! `broadcast_to` (`permute`), and on f32, i32, i64 and bool tensors comparisons, logical
-//! ops, `where`, casts, integer `+ − × ÷ pow max min` and `neg abs sign square relu`,
-//! `one_hot`, `gather` and `argmax`/`argmin` (`typed`), slices and their gradients,
-//! concatenations, permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the
-//! GPU — single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS.
-//! Random draws of f32 and f64 values (`random`) are made there. Any
-//! other op (arithmetic on f64, …)
+//! GEMM, `conv`), max and average pooling and their gradients (max pooling's
+//! second-order one too; `pooling`), axis permutations and `broadcast_to` (`permute`),
+//! and on f32, i32, i64 and bool tensors comparisons, logical ops, `where`, casts,
+//! integer `+ − × ÷ pow max min` and `neg abs sign square relu`, `one_hot`, `gather` and
+//! `argmax`/`argmin` (`typed`), slices and their gradients, concatenations, permutes and
+//! broadcasts, and f32 `scatter_add` (`moves`) run on the GPU — single-op kernels from
+//! the PTX renderer, loaded once per kernel, and cuBLAS. Random draws of f32 and f64
+//! values (`random`) are made there. Any other op (arithmetic on f64, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
@@ -265,9 +265,11 @@ impl CudaBackend {
             Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
                 return super::conv::conv2d_grad(gpu, op, x, &bufs, shape)
             }
-            Op::MaxPool2d(_) | Op::MaxPool2dGrad(_) | Op::AvgPool2d(_) | Op::AvgPool2dGrad { .. } => {
-                return super::pooling::pool(gpu, op, x, &bufs, shape)
-            }
+            Op::MaxPool2d(_)
+            | Op::MaxPool2dGrad(_)
+            | Op::MaxPool2dGradGrad(_)
+            | Op::AvgPool2d(_)
+            | Op::AvgPool2dGrad { .. } => return super::pooling::pool(gpu, op, x, &bufs, shape),
             Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
             Op::BroadcastTo(_) => return super::permute::broadcast(gpu, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.

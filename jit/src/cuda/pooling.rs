@@ -20,7 +20,8 @@ use crate::ptx;
 /// parameters after `total`.
 type Launch<'a> = (&'static str, fn(&str) -> String, Vec<(&'a CudaSlice<f32>, usize)>, &'a [usize]);
 
-/// `MaxPool2d` / `AvgPool2d` (inputs `[x]`), `MaxPool2dGrad` (inputs `[x, dy]`) or
+/// `MaxPool2d` / `AvgPool2d` (inputs `[x]`), `MaxPool2dGrad` (inputs `[x, dy]`),
+/// `MaxPool2dGradGrad` (inputs `[x, g]`) or
 /// `AvgPool2dGrad` (inputs `[dy]`) of f32 tensors on `gpu` into a new tensor of
 /// `shape`; `Ok(None)` for other ops.
 pub(super) fn pool(
@@ -31,7 +32,9 @@ pub(super) fn pool(
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
     let g = match op {
-        Op::MaxPool2d(p) | Op::MaxPool2dGrad(p) | Op::AvgPool2d(p) => pool2d_geometry(x[0].shape(), p)?,
+        Op::MaxPool2d(p) | Op::MaxPool2dGrad(p) | Op::MaxPool2dGradGrad(p) | Op::AvgPool2d(p) => {
+            pool2d_geometry(x[0].shape(), p)?
+        }
         Op::AvgPool2dGrad { params, input } => pool2d_geometry(input, params)?,
         _ => return Ok(None),
     };
@@ -44,6 +47,12 @@ pub(super) fn pool(
     let (name, render, ins, dims): Launch<'_> = match op {
         Op::MaxPool2d(_) => ("tensorjit_max_pool", ptx::render_max_pool, vec![(bufs[0], inputs)], &over_outputs),
         Op::AvgPool2d(_) => ("tensorjit_avg_pool", ptx::render_avg_pool, vec![(bufs[0], inputs)], &over_outputs),
+        Op::MaxPool2dGradGrad(_) => (
+            "tensorjit_max_pool_grad_grad",
+            ptx::render_max_pool_grad_grad,
+            vec![(bufs[0], inputs), (bufs[1], inputs)],
+            &over_outputs,
+        ),
         Op::MaxPool2dGrad(_) => (
             "tensorjit_max_pool_grad",
             ptx::render_max_pool_grad,

@@ -42,8 +42,8 @@ pub use moves::{
 };
 pub use permute::{broadcast_dims, permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
 pub use pool::{
-    render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, AVG_POOL_GRAD_PARAMS,
-    AVG_POOL_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
+    render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, render_max_pool_grad_grad,
+    AVG_POOL_GRAD_PARAMS, AVG_POOL_PARAMS, MAX_POOL_GRAD_GRAD_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
 };
 pub use random::{render_random, Draw, RandomKernel};
 pub use typed::{render_typed, Elem, TypedKernel, TypedOp};

@@ -131,19 +131,7 @@ pub fn render_max_pool_grad(name: &str) -> String {
         e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
         e.ins(format_args!("mov.u64 {arg}, -1"));
         let win = Window { img: at.img, oy: at.oy, ox: at.ox, ch: at.ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
-        each_cell(e, "w", &win, x, "$L_window_done", |e, cell, v| {
-            // arg unset || v > best || (v is NaN && best is not)
-            let [first, gt, nan, best_num, nan_wins, take] = [e.p(), e.p(), e.p(), e.p(), e.p(), e.p()];
-            e.ins(format_args!("setp.eq.u64 {first}, {arg}, -1"));
-            e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
-            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
-            e.ins(format_args!("setp.num.f32 {best_num}, {best}, {best}"));
-            e.ins(format_args!("and.pred {nan_wins}, {nan}, {best_num}"));
-            e.ins(format_args!("or.pred {take}, {first}, {gt}"));
-            e.ins(format_args!("or.pred {take}, {take}, {nan_wins}"));
-            e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
-            e.ins(format_args!("@{take} mov.u64 {arg}, {cell}"));
-        });
+        each_cell(e, "w", &win, x, "$L_window_done", |e, cell, v| first_max_step(e, (best, arg), cell, v));
         e.label("$L_window_done");
         // Only the window whose first maximum is this element passes its gradient.
         let (me, mine) = (nhwc(e, [at.img, at.iy, at.ix, at.ch], [h, w, c]), e.p());
@@ -154,6 +142,55 @@ pub fn render_max_pool_grad(name: &str) -> String {
         let g = e.f();
         e.ins(format_args!("ld.global.nc.f32 {g}, [{addr}]"));
         g
+    });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// One cell of the search for a window's first maximum (the CPU's `first_argmax`):
+/// `(best, arg)` take the cell's value and flat index `cell` when no cell was taken yet
+/// (`arg` all ones), the value is greater, or it is the first NaN.
+fn first_max_step(e: &mut Emitter, (best, arg): (Reg, Reg), cell: Reg, v: Reg) {
+    let [first, gt, nan, best_num, nan_wins, take] = [e.p(), e.p(), e.p(), e.p(), e.p(), e.p()];
+    e.ins(format_args!("setp.eq.u64 {first}, {arg}, -1"));
+    e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
+    e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+    e.ins(format_args!("setp.num.f32 {best_num}, {best}, {best}"));
+    e.ins(format_args!("and.pred {nan_wins}, {nan}, {best_num}"));
+    e.ins(format_args!("or.pred {take}, {first}, {gt}"));
+    e.ins(format_args!("or.pred {take}, {take}, {nan_wins}"));
+    e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+    e.ins(format_args!("@{take} mov.u64 {arg}, {cell}"));
+}
+
+/// The entry's parameters of max pooling's second-order gradient, in order (all
+/// `.u64`): `x`, `g` (of x's shape), the output, then as [`MAX_POOL_PARAMS`].
+pub const MAX_POOL_GRAD_GRAD_PARAMS: [&str; 15] =
+    ["x", "g", "out", "total", "c", "ow", "ohw", "h", "w", "kh", "kw", "sh", "sw", "pt", "pl"];
+
+/// A module with one entry, `name`: `g` picked at each window's first maximum of `x`
+/// (0 for a window with no cell inside the input) — the gradient of `MaxPool2dGrad`
+/// with respect to its `dy` (one thread per output element; parameters
+/// [`MAX_POOL_GRAD_GRAD_PARAMS`], `total` = N·OH·OW·C).
+pub fn render_max_pool_grad_grad(name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [x, g, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
+        load_params(&mut e, name, &MAX_POOL_GRAD_GRAD_PARAMS);
+    per_output(&mut e, total, output, |e, i| {
+        let (o, ch) = divmod(e, i, c);
+        let (img, pos) = divmod(e, o, ohw);
+        let (oy, ox) = divmod(e, pos, ow);
+        let (best, arg) = (e.f(), e.rd());
+        e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
+        e.ins(format_args!("mov.u64 {arg}, -1"));
+        let win = Window { img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        each_cell(e, "k", &win, x, "$L_window_done", |e, cell, v| first_max_step(e, (best, arg), cell, v));
+        e.label("$L_window_done");
+        let (found, picked) = (e.p(), e.f());
+        e.ins(format_args!("setp.ne.u64 {found}, {arg}, -1"));
+        e.ins(format_args!("mov.f32 {picked}, 0f00000000"));
+        let addr = address(e, g, arg, 2);
+        e.ins(format_args!("@{found} ld.global.nc.f32 {picked}, [{addr}]"));
+        picked
     });
     header() + &entry(name, &params, "", &e)
 }
