@@ -315,8 +315,8 @@ fn one_module(modules: &[String]) -> String {
 #[test]
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_concat_part, render_fill_words, render_gather, render_int_reduce, render_one_hot,
-        render_random, render_scatter_add, render_strided, render_typed, Draw, Elem, RandomKernel, TypedKernel,
+        render_arg_reduce, render_concat_part, render_fill_words, render_gather, render_one_hot, render_random,
+        render_scatter_add, render_split_reduce, render_strided, render_typed, Draw, Elem, RandomKernel, TypedKernel,
         TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
@@ -329,7 +329,7 @@ fn the_typed_index_and_movement_kernels_assemble() {
             modules.push(render_typed(&k, &format!("typed_{}", modules.len())));
         }
     }
-    let elems = [Elem::F32, Elem::I32, Elem::I64, Elem::Bool];
+    let elems = [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool];
     for index in [Elem::I32, Elem::I64] {
         for out in elems {
             modules.push(render_one_hot(index, out, &format!("one_hot_{}", modules.len())));
@@ -353,23 +353,24 @@ fn the_typed_index_and_movement_kernels_assemble() {
             }
         }
     }
-    for elem in [Elem::F32, Elem::I32, Elem::I64] {
+    for elem in [Elem::F32, Elem::F64, Elem::I32, Elem::I64] {
         for max in [true, false] {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
     }
-    for elem in [Elem::I32, Elem::I64] {
+    for elem in [Elem::I32, Elem::I64, Elem::F64] {
         for op in [RowReduce::Sum, RowReduce::Prod, RowReduce::Max, RowReduce::Min] {
-            modules.push(render_int_reduce(op, elem, &format!("int_reduce_{}", modules.len())));
+            modules.push(render_split_reduce(op, elem, &format!("split_reduce_{}", modules.len())));
         }
     }
     modules.push(render_fill_words(&format!("fill_{}", modules.len())));
-    // 3 element types × (6 comparisons, where, 4 casts), 2 × 7 integer binary and 2 × 5
-    // integer unary ops, bools' 2 comparisons, where and 4 casts, 3 logical ops, pow,
-    // f32 floor division, 2 rounding ops, sin and cos, four access variants each; 16
-    // one_hot and gather entries; strided gathers, scatters and concat parts of 4 element
-    // types; 2 scatter-adds; 12 random generators (3 distributions × 2 dtypes × 2 key
-    // sources); 6 arg-reductions; 8 integer reductions; the fill.
-    assert_eq!(modules.len(), (3 * 11 + 7 + 9 + 2 * 7 + 2 * 5) * 4 + 16 + 12 + 2 + 12 + 6 + 8 + 1);
+    // 4 element types × (6 comparisons, where, 5 casts), bools' 2 comparisons, where and
+    // 5 casts, 3 logical ops, f32 pow, floor division, 2 rounding ops, sin and cos, 2 × 7
+    // integer binary and 2 × 5 integer unary ops, 8 binary and 16 unary f64 ops — four
+    // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
+    // concat parts of 5 element types; 2 scatter-adds; 12 random generators (3
+    // distributions × 2 dtypes × 2 key sources); 8 arg-reductions; 12 split reductions
+    // (i32, i64, f64); the fill.
+    assert_eq!(modules.len(), (4 * 12 + 8 + 9 + 2 * 7 + 2 * 5 + 8 + 16) * 4 + 20 + 15 + 2 + 12 + 8 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }

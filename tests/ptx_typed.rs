@@ -13,7 +13,7 @@ use tensorjit::prelude::*;
 use tensorjit_jit::kernel::Access;
 use tensorjit_jit::ptx::emulate::{Arg, Program};
 use tensorjit_jit::ptx::{
-    int_reduce_passes, render_arg_reduce, render_gather, render_int_reduce, render_one_hot, render_typed, Elem,
+    render_arg_reduce, render_gather, render_one_hot, render_split_reduce, render_typed, split_reduce_passes, Elem,
     RowReduce, TypedKernel, TypedOp, BLOCK,
 };
 
@@ -35,6 +35,27 @@ fn random(elem: Elem, seed: u64, dims: &[usize]) -> Tensor {
                         r[i].round() as f32 * 0.75
                     }
                 })
+                .collect();
+            Tensor::from_vec(v, dims.to_vec())
+        }
+        Elem::F64 => {
+            let specials = [
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                0.0,
+                -0.0,
+                3e9,
+                -3e20,
+                1e300,
+                2.5,
+                -2.5,
+                0.5,
+                -5e-324,
+                1e-310,
+            ];
+            let v: Vec<f64> = (0..n)
+                .map(|i| if pick(i) { specials[(i / 5 + seed as usize) % specials.len()] } else { r[i] * 1.5 })
                 .collect();
             Tensor::from_vec(v, dims.to_vec())
         }
@@ -115,17 +136,21 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
             checked += 1;
         }
     }
-    // (3 × 7 + 3) comparisons and wheres, 2 × 7 integer binary ops, pow and f32 floor
-    // division under 4 variants, 16 casts, 2 logical ops under 4 variants, not, 2
-    // rounding ops, sin and cos, 2 × 5 integer unary ops.
-    assert_eq!(checked, (3 * 7 + 3 + 2 * 7 + 2) * 4 + 16 + 2 * 4 + 1 + 2 + 2 + 2 * 5, "every typed op was checked");
+    // (4 × 7 + 3) comparisons and wheres, 2 × 7 integer binary ops, f32 pow and floor
+    // division, 8 f64 binary ops under 4 variants; 25 casts, 2 logical ops under 4
+    // variants, not, 2 rounding ops, sin and cos, 2 × 5 integer and 16 f64 unary ops.
+    assert_eq!(
+        checked,
+        (4 * 7 + 3 + 2 * 7 + 2 + 8) * 4 + 25 + 2 * 4 + 1 + 2 + 2 + 2 * 5 + 16,
+        "every typed op was checked"
+    );
 }
 
 #[test]
 fn one_hot_gives_the_cpus_rows_for_every_index_and_output_type() {
     let depth = 5;
     for index in [Elem::I32, Elem::I64] {
-        for (k, out) in [Elem::F32, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
+        for (k, out) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
             // Indices in −2 … depth + 2: some outside the range (rows of zeros).
             let raw = rand_vec(40 + k as u64, 3 * 4, -2.0, depth as f64 + 2.0);
             let idx = match index {
@@ -145,7 +170,7 @@ fn one_hot_gives_the_cpus_rows_for_every_index_and_output_type() {
 #[test]
 fn gather_gives_the_cpus_elements_along_every_axis() {
     let dims = [3, 6, 4];
-    for (k, elem) in [Elem::F32, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
+    for (k, elem) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
         let params = random(elem, 60 + k as u64, &dims);
         for axis in 0..dims.len() {
             for index in [Elem::I32, Elem::I64] {
@@ -175,7 +200,7 @@ fn gather_gives_the_cpus_elements_along_every_axis() {
 #[test]
 fn arg_reductions_keep_the_first_best_and_the_first_nan() {
     let dims = [4, 9, 3];
-    for (k, elem) in [Elem::F32, Elem::I32, Elem::I64].into_iter().enumerate() {
+    for (k, elem) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64].into_iter().enumerate() {
         let x = match elem {
             // Few distinct values (ties) and a NaN in some lines.
             Elem::F32 => {
@@ -226,7 +251,7 @@ fn slices_permutes_and_their_scatters_move_the_cpus_elements() {
         [(3, -1, 4), (1, 3, 2), (0, 1, 6)],
         [(2, 1, 1), (3, 1, 1), (5, -1, 1)],
     ];
-    for (k, elem) in [Elem::F32, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
+    for (k, elem) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
         let x = random(elem, 200 + k as u64, &dims);
         for (j, s) in slices.iter().enumerate() {
             let axes: Vec<SliceAxis> = s.iter().map(|&(start, step, len)| SliceAxis { start, step, len }).collect();
@@ -255,7 +280,7 @@ fn slices_permutes_and_their_scatters_move_the_cpus_elements() {
 #[test]
 fn concatenations_place_every_part_where_the_cpu_does() {
     use tensorjit_jit::ptx::render_concat_part;
-    for (k, elem) in [Elem::F32, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
+    for (k, elem) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool].into_iter().enumerate() {
         for axis in 0..3 {
             let mut part_dims = [[2, 3, 4], [2, 3, 4], [2, 3, 4]];
             for (j, d) in part_dims.iter_mut().enumerate() {
@@ -517,23 +542,23 @@ fn integer_powers_and_unary_ops_wrap_as_the_cpus() {
     }
 }
 
-/// An integer reduction of `x` (`[outer, count, inner]`) on the emulator, pass by pass
+/// A split reduction of `x` (`[outer, count, inner]`) on the emulator, pass by pass
 /// with `passes` partials per line (the last 1), as the GPU backend launches it.
-fn int_reduce(
+fn split_reduce(
     op: tensorjit::ops::ReduceOp,
     x: &Tensor,
     (outer, count, inner): (usize, usize, usize),
     passes: &[usize],
 ) -> Vec<u8> {
     use tensorjit::ops::ReduceOp;
-    let elem = Elem::of(x.dtype()).expect("an integer tensor");
+    let elem = Elem::of(x.dtype()).expect("an element type");
     let kind = match op {
         ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
         ReduceOp::Prod => RowReduce::Prod,
         ReduceOp::Max => RowReduce::Max,
         ReduceOp::Min => RowReduce::Min,
     };
-    let ptx = render_int_reduce(kind, elem, "ired");
+    let ptx = render_split_reduce(kind, elem, "ired");
     let (mut data, mut c) = (bytes(x), count);
     for &parts in passes {
         let total = outer * parts * inner;
@@ -568,9 +593,9 @@ fn integer_reductions_give_the_cpus_bytes_whatever_the_passes() {
             for op in ReduceOp::ALL {
                 let want = run_op(&Op::Reduce { op, axes: axes.iter().copied().collect(), keepdims: false }, &[&x]);
                 // The launcher's passes, one pass, and uneven splits.
-                let plans = [int_reduce_passes(count, outer * inner), vec![1], vec![7, 1], vec![count.max(1), 3, 1]];
+                let plans = [split_reduce_passes(count, outer * inner), vec![1], vec![7, 1], vec![count.max(1), 3, 1]];
                 for passes in plans {
-                    let got = int_reduce(op, &x, (outer, count, inner), &passes);
+                    let got = split_reduce(op, &x, (outer, count, inner), &passes);
                     assert_eq!(
                         got,
                         bytes(&want),
@@ -603,6 +628,113 @@ fn fills_of_every_dtype_write_the_cpus_bytes() {
             let [lo, hi] = fill_words(value, dtype);
             let got = run(&ptx, vec![], words * 4, &[words, lo as usize, hi as usize]);
             assert_eq!(&got[..want.len()], &want[..], "fill of {dtype} with {value}");
+        }
+    }
+}
+
+#[test]
+fn f64_ops_give_the_cpus_bits_across_their_ranges() {
+    use tensorjit::ops::{BinaryOp, UnaryOp};
+    // A sweep through every branch of the runtime's f64 algorithms: tiny, around tanh's
+    // 0.625 switch, many periods of sin/cos, exp's overflow and underflow, and specials.
+    let mut v: Vec<f64> = (0..400).map(|i| (i as f64 - 200.0) * 0.173).collect();
+    v.extend((0..64).map(|i| 0.55 + i as f64 * 0.0025));
+    v.extend([1e-300, -1e-310, 700.0, 710.0, -745.0, -750.0, 1e6, -3e7, f64::MAX, f64::MIN_POSITIVE]);
+    v.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0]);
+    let n = v.len();
+    let x = Tensor::from_vec(v.clone(), [n]).unwrap();
+    let y = Tensor::from_vec(v.iter().rev().map(|a| a * 0.37 - 1.0).collect::<Vec<_>>(), [n]).unwrap();
+    let check = |op: TypedOp, inputs: &[&Tensor]| {
+        let k = TypedKernel { op, inputs: vec![Access::Full; inputs.len()] };
+        let got = run(&render_typed(&k, "f64op"), inputs.iter().map(|t| bytes(t)).collect(), n * 8, &[n, n]);
+        let want = run_op(&op.op(), inputs);
+        assert_eq!(got, bytes(&want), "{k}");
+    };
+    for u in UnaryOp::ALL.into_iter().filter(|u| *u != UnaryOp::LogicalNot) {
+        check(TypedOp::F64Unary(u), &[&x]);
+    }
+    for b in [BinaryOp::Pow, BinaryOp::FloorDiv, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Div] {
+        check(TypedOp::F64(b), &[&x, &y]);
+    }
+}
+
+/// The split reduction's f64 sum or product of each `[outer, count, inner]` line, in its
+/// order: partial p of a pass combines elements p, p + parts, … from the identity.
+fn split_model(v: &[f64], (outer, count, inner): (usize, usize, usize), passes: &[usize], prod: bool) -> Vec<f64> {
+    let mut data = v.to_vec();
+    let mut c = count;
+    for &parts in passes {
+        let mut next = vec![0.0; outer * parts * inner];
+        for o in 0..outer {
+            for p in 0..parts {
+                for x in 0..inner {
+                    let mut acc = if prod { 1.0 } else { 0.0 };
+                    for k in (p..c).step_by(parts) {
+                        let e = data[(o * c + k) * inner + x];
+                        acc = if prod { acc * e } else { acc + e };
+                    }
+                    next[(o * parts + p) * inner + x] = acc;
+                }
+            }
+        }
+        data = next;
+        c = parts;
+    }
+    data
+}
+
+#[test]
+fn f64_reductions_are_exact_for_max_and_min_and_the_cpus_to_rounding_for_sums() {
+    use tensorjit::ops::ReduceOp;
+    let cases: [(&[usize], &[usize]); 4] =
+        [(&[4, 300], &[1]), (&[300, 3], &[0]), (&[2, 130, 3], &[1]), (&[5, 0], &[1])];
+    for (seed, (dims, axes)) in cases.iter().enumerate() {
+        let (first, last) = (axes[0], axes[axes.len() - 1]);
+        let view =
+            (dims[..first].iter().product(), dims[first..=last].iter().product(), dims[last + 1..].iter().product());
+        let (outer, count, inner): (usize, usize, usize) = view;
+        let reduce = |op| Op::Reduce { op, axes: axes.iter().copied().collect(), keepdims: false };
+        // Max and min, specials included: exact (±0 ties may keep either zero).
+        let x = random(Elem::F64, 600 + seed as u64, dims);
+        for op in [ReduceOp::Max, ReduceOp::Min] {
+            let plans = [split_reduce_passes(count, outer * inner), vec![1], vec![7, 1]];
+            for passes in plans {
+                let got = split_reduce(op, &x, view, &passes);
+                let want = bytes(&run_op(&reduce(op), &[&x]));
+                let zero = |b: &[u8]| {
+                    b.chunks(8)
+                        .map(|c| if c[..7] == [0; 7] && c[7] & 0x7f == 0 { [0; 8].to_vec() } else { c.to_vec() })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(zero(&got), zero(&want), "{} of f64 {dims:?} over {axes:?}, passes {passes:?}", op.name());
+            }
+        }
+        // Sums, means and products: the split order's bits, within rounding of the CPU's.
+        let v: Vec<f64> = common::rand_vec(700 + seed as u64, dims.iter().product(), 0.5, 1.5);
+        let x = Tensor::from_vec(v.clone(), dims.to_vec()).unwrap();
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Prod] {
+            for passes in [split_reduce_passes(count, outer * inner), vec![7, 1], vec![count.max(1), 3, 1]] {
+                let got: Vec<f64> = split_reduce(op, &x, view, &passes)
+                    .chunks(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                let mut model = split_model(&v, view, &passes, op == ReduceOp::Prod);
+                if op == ReduceOp::Mean {
+                    model.iter_mut().for_each(|m| *m /= count as f64);
+                }
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&model),
+                    "{} of f64 {dims:?}, passes {passes:?}: the split order",
+                    op.name()
+                );
+                let cpu = common::f64s(&run_op(&reduce(op), &[&x]));
+                for (g, c) in got.iter().zip(&cpu) {
+                    let close = (g - c).abs() <= 1e-13 * c.abs().max(1.0) || (g.is_nan() && c.is_nan());
+                    assert!(close, "{} of f64 {dims:?}: {g} vs CPU {c}", op.name());
+                }
+            }
         }
     }
 }

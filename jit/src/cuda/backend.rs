@@ -250,7 +250,7 @@ impl CudaBackend {
         }
         if dtype != DType::F32 {
             return match op {
-                Op::Reduce { op, axes, .. } => super::int_reduce::run(gpu, *op, axes, x[0], shape),
+                Op::Reduce { op, axes, .. } => super::split_reduce::run(gpu, *op, axes, x[0], shape),
                 _ => Ok(None),
             };
         }

@@ -14,12 +14,12 @@ mod blas;
 mod conv;
 pub mod fused;
 pub(crate) mod graph;
-mod int_reduce;
 mod moves;
 mod permute;
 pub mod pool;
 mod pooling;
 mod random;
+mod split_reduce;
 pub mod typed;
 
 use std::cell::Cell;

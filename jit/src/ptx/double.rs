@@ -14,78 +14,78 @@ use super::{f32_literal, Emitter, Reg};
 use crate::lower::{Cc, Lower};
 
 /// f64 operations on an [`Emitter`].
-struct F64<'a>(&'a mut Emitter);
+pub(super) struct F64<'a>(pub(super) &'a mut Emitter);
 
 impl F64<'_> {
-    fn c(&mut self, v: f64) -> Reg {
+    pub(super) fn c(&mut self, v: f64) -> Reg {
         let d = self.0.rd();
         self.0.ins(format_args!("mov.b64 {d}, 0d{:016X}", v.to_bits()));
         d
     }
-    fn op(&mut self, op: &str, a: Reg, b: Reg) -> Reg {
+    pub(super) fn op(&mut self, op: &str, a: Reg, b: Reg) -> Reg {
         let d = self.0.rd();
         self.0.ins(format_args!("{op} {d}, {a}, {b}"));
         d
     }
-    fn add(&mut self, a: Reg, b: Reg) -> Reg {
+    pub(super) fn add(&mut self, a: Reg, b: Reg) -> Reg {
         self.op("add.rn.f64", a, b)
     }
-    fn sub(&mut self, a: Reg, b: Reg) -> Reg {
+    pub(super) fn sub(&mut self, a: Reg, b: Reg) -> Reg {
         self.op("sub.rn.f64", a, b)
     }
-    fn mul(&mut self, a: Reg, b: Reg) -> Reg {
+    pub(super) fn mul(&mut self, a: Reg, b: Reg) -> Reg {
         self.op("mul.rn.f64", a, b)
     }
-    fn div(&mut self, a: Reg, b: Reg) -> Reg {
+    pub(super) fn div(&mut self, a: Reg, b: Reg) -> Reg {
         self.op("div.rn.f64", a, b)
     }
-    fn mulc(&mut self, a: Reg, v: f64) -> Reg {
+    pub(super) fn mulc(&mut self, a: Reg, v: f64) -> Reg {
         let c = self.c(v);
         self.mul(a, c)
     }
-    fn addc(&mut self, a: Reg, v: f64) -> Reg {
+    pub(super) fn addc(&mut self, a: Reg, v: f64) -> Reg {
         let c = self.c(v);
         self.add(a, c)
     }
     /// A predicate: `a <cc> b` (IEEE: ordered comparisons are false with a NaN).
-    fn cmp(&mut self, cc: &str, a: Reg, b: Reg) -> Reg {
+    pub(super) fn cmp(&mut self, cc: &str, a: Reg, b: Reg) -> Reg {
         let p = self.0.p();
         self.0.ins(format_args!("setp.{cc}.f64 {p}, {a}, {b}"));
         p
     }
-    fn cmpc(&mut self, cc: &str, a: Reg, v: f64) -> Reg {
+    pub(super) fn cmpc(&mut self, cc: &str, a: Reg, v: f64) -> Reg {
         let c = self.c(v);
         self.cmp(cc, a, c)
     }
     /// `p ? a : b` (64-bit).
-    fn sel(&mut self, p: Reg, a: Reg, b: Reg) -> Reg {
+    pub(super) fn sel(&mut self, p: Reg, a: Reg, b: Reg) -> Reg {
         let d = self.0.rd();
         self.0.ins(format_args!("selp.b64 {d}, {a}, {b}, {p}"));
         d
     }
-    fn selc(&mut self, p: Reg, v: f64, b: Reg) -> Reg {
+    pub(super) fn selc(&mut self, p: Reg, v: f64, b: Reg) -> Reg {
         let a = self.c(v);
         self.sel(p, a, b)
     }
-    fn pred(&mut self, op: &str, a: Reg, b: Reg) -> Reg {
+    pub(super) fn pred(&mut self, op: &str, a: Reg, b: Reg) -> Reg {
         let p = self.0.p();
         self.0.ins(format_args!("{op}.pred {p}, {a}, {b}"));
         p
     }
     /// An integer operation on 64-bit bits.
-    fn int(&mut self, op: &str, a: Reg, b: impl std::fmt::Display) -> Reg {
+    pub(super) fn int(&mut self, op: &str, a: Reg, b: impl std::fmt::Display) -> Reg {
         let d = self.0.rd();
         self.0.ins(format_args!("{op} {d}, {a}, {b}"));
         d
     }
-    fn fabs(&mut self, a: Reg) -> Reg {
+    pub(super) fn fabs(&mut self, a: Reg) -> Reg {
         self.int("and.b64", a, "0x7FFFFFFFFFFFFFFF")
     }
 
     /// The runtime's `reduce_quarter_pi` of `ax` = |x|: q = ⌊ax·(2/π)·2⌋ (Rust's `as
     /// i64`: saturating, NaN → 0) rounded up to even, r = ((ax − q·c1) − q·c2) − q·c3
     /// clamped to ±π/4; returns r and the octant j = q & 7 (a 64-bit integer).
-    fn reduce_quarter_pi(&mut self, ax: Reg) -> (Reg, Reg) {
+    pub(super) fn reduce_quarter_pi(&mut self, ax: Reg) -> (Reg, Reg) {
         let t = self.mulc(ax, std::f64::consts::FRAC_2_PI);
         let t = self.mulc(t, 2.0);
         let q = self.0.rd();
@@ -115,12 +115,8 @@ impl F64<'_> {
         (r, j)
     }
 
-    /// The runtime's `cos_f64`.
-    fn cos(&mut self, x: Reg) -> Reg {
-        let ax = self.fabs(x);
-        let (r, j) = self.reduce_quarter_pi(ax);
-        let z = self.mul(r, r);
-        // sin_poly(r, z) = ((p·z)·r) + r with Horner's p over SIN_COEF.
+    /// The runtime's f64 `sin_poly(r, z)`: `((p·z)·r) + r`, Horner's p over SIN_COEF.
+    pub(super) fn sin_poly(&mut self, r: Reg, z: Reg) -> Reg {
         let mut p = self.c(SIN_COEF[7]);
         for &c in SIN_COEF[..7].iter().rev() {
             let m = self.mul(p, z);
@@ -128,8 +124,12 @@ impl F64<'_> {
         }
         let pz = self.mul(p, z);
         let pzr = self.mul(pz, r);
-        let sin = self.add(pzr, r);
-        // cos_poly(z) = ((p·z)·z − 0.5·z) + 1 with Horner's p over COS_COEF[1..].
+        self.add(pzr, r)
+    }
+
+    /// The runtime's f64 `cos_poly(z)`: `((p·z)·z − 0.5·z) + 1`, Horner's p over
+    /// COS_COEF[1..].
+    pub(super) fn cos_poly(&mut self, z: Reg) -> Reg {
         let mut p = self.c(COS_COEF[8]);
         for &c in COS_COEF[1..8].iter().rev() {
             let m = self.mul(p, z);
@@ -139,26 +139,58 @@ impl F64<'_> {
         let pzz = self.mul(pz, z);
         let hz = self.mulc(z, 0.5);
         let c = self.sub(pzz, hz);
-        let cos = self.addc(c, 1.0);
-        // Octant j ∈ {0, 2, 4, 6}: bit 2 swaps the polynomials; j ∈ {2, 4} negates.
+        self.addc(c, 1.0)
+    }
+
+    /// `-a` (the sign bit flipped: exact, NaNs included).
+    pub(super) fn neg(&mut self, a: Reg) -> Reg {
+        self.int("xor.b64", a, "0x8000000000000000")
+    }
+
+    /// The runtime's `sin_f64` (`cos`: its `cos_f64`).
+    pub(super) fn sin_cos(&mut self, x: Reg, cos: bool) -> Reg {
+        let ax = self.fabs(x);
+        let (r, j) = self.reduce_quarter_pi(ax);
+        let z = self.mul(r, r);
+        let sin = self.sin_poly(r, z);
+        let cosv = self.cos_poly(z);
+        // Octant j ∈ {0, 2, 4, 6}: bit 2 swaps the polynomials.
         let bit = self.int("and.b64", j, 2);
         let swap = self.0.p();
         self.0.ins(format_args!("setp.ne.s64 {swap}, {bit}, 0"));
-        let y = self.sel(swap, sin, cos);
-        let (two, four) = (self.0.p(), self.0.p());
-        self.0.ins(format_args!("setp.eq.s64 {two}, {j}, 2"));
-        self.0.ins(format_args!("setp.eq.s64 {four}, {j}, 4"));
-        let negate = self.pred("or", two, four);
-        let ny = self.int("xor.b64", y, "0x8000000000000000");
-        let y = self.sel(negate, ny, y);
+        let y = if cos { self.sel(swap, sin, cosv) } else { self.sel(swap, cosv, sin) };
+        let negate = if cos {
+            // j ∈ {2, 4}.
+            let (two, four) = (self.0.p(), self.0.p());
+            self.0.ins(format_args!("setp.eq.s64 {two}, {j}, 2"));
+            self.0.ins(format_args!("setp.eq.s64 {four}, {j}, 4"));
+            self.pred("or", two, four)
+        } else {
+            let bit4 = self.int("and.b64", j, 4);
+            let p = self.0.p();
+            self.0.ins(format_args!("setp.ne.s64 {p}, {bit4}, 0"));
+            p
+        };
+        let ny = self.neg(y);
+        let mut y = self.sel(negate, ny, y);
+        if !cos {
+            let below = self.cmpc("lt", x, 0.0);
+            let ny = self.neg(y);
+            y = self.sel(below, ny, y);
+        }
         // Not finite (|x| = ∞ or NaN): NaN.
         let finite = self.cmpc("lt", ax, f64::INFINITY);
         let nan = self.c(f64::NAN);
         self.sel(finite, y, nan)
     }
 
+    /// The runtime's `cos_f64`.
+    pub(super) fn cos(&mut self, x: Reg) -> Reg {
+        self.sin_cos(x, true)
+    }
+
     /// The runtime's `exp_f64`.
-    fn exp(&mut self, x: Reg) -> Reg {
+    pub(super) fn exp(&mut self, x: Reg) -> Reg {
         let hi = self.cmpc("gt", x, 709.9);
         let lo = self.cmpc("lt", x, -746.0);
         let xc = self.selc(lo, -746.0, x);
@@ -192,7 +224,7 @@ impl F64<'_> {
     }
 
     /// The runtime's `log_f64`.
-    fn log(&mut self, x: Reg) -> Reg {
+    pub(super) fn log(&mut self, x: Reg) -> Reg {
         let tiny = self.cmpc("lt", x, f64::MIN_POSITIVE);
         let scaled = self.mulc(x, 18_014_398_509_481_984.0);
         let xs = self.sel(tiny, scaled, x);
@@ -246,7 +278,7 @@ impl F64<'_> {
     }
 
     /// The runtime's `pow_f64`, its special cases as selects in reverse priority.
-    fn pow(&mut self, x: Reg, y: Reg) -> Reg {
+    pub(super) fn pow(&mut self, x: Reg, y: Reg) -> Reg {
         let ax = self.fabs(x);
         let ay = self.fabs(y);
         let l = self.log(ax);

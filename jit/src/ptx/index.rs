@@ -100,17 +100,17 @@ pub fn render_arg_reduce(elem: Elem, max: bool, name: &str) -> String {
         let take = e.p();
         let cmp = if max { "gt" } else { "lt" };
         e.ins(format_args!("setp.{cmp}.{} {take}, {c}, {bv}", elem.setp()));
-        if elem == Elem::F32 {
+        if elem.is_float() {
             // Better, or a NaN — and only while the best is not a NaN already.
-            let (c_nan, b_num) = (e.p(), e.p());
-            e.ins(format_args!("setp.nan.f32 {c_nan}, {c}, {c}"));
-            e.ins(format_args!("setp.num.f32 {b_num}, {bv}, {bv}"));
+            let (c_nan, b_num, ty) = (e.p(), e.p(), elem.setp());
+            e.ins(format_args!("setp.nan.{ty} {c_nan}, {c}, {c}"));
+            e.ins(format_args!("setp.num.{ty} {b_num}, {bv}, {bv}"));
             e.ins(format_args!("or.pred {take}, {take}, {c_nan}"));
             e.ins(format_args!("and.pred {take}, {take}, {b_num}"));
         }
         let mov = match elem {
             Elem::F32 => "mov.f32",
-            Elem::I64 => "mov.u64",
+            Elem::I64 | Elem::F64 => "mov.u64",
             Elem::I32 | Elem::Bool => "mov.b32",
         };
         e.ins(format_args!("@{take} mov.u64 {best}, {r}"));

@@ -19,13 +19,14 @@ mod conv;
 mod double;
 mod emit;
 pub mod emulate;
+mod float64;
 mod index;
 mod int;
-mod int_reduce;
 mod moves;
 mod permute;
 mod pool;
 mod random;
+mod split_reduce;
 pub mod typed;
 
 use std::fmt::Write;
@@ -35,7 +36,6 @@ use tensorjit_runtime::ops::BinaryOp;
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
 pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
-pub use int_reduce::{int_reduce_passes, render_int_reduce, INT_REDUCE_PARAMS};
 pub use moves::{
     render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, CONCAT_PARAMS, FILL_PARAMS,
     SCATTER_ADD_PARAMS, STRIDED_PARAMS,
@@ -46,6 +46,7 @@ pub use pool::{
     AVG_POOL_GRAD_PARAMS, AVG_POOL_PARAMS, MAX_POOL_GRAD_GRAD_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
 };
 pub use random::{render_random, Draw, RandomKernel};
+pub use split_reduce::{render_split_reduce, split_reduce_passes, SPLIT_REDUCE_PARAMS};
 pub use typed::{render_typed, Elem, TypedKernel, TypedOp};
 
 use crate::kernel::{Access, Kernel};

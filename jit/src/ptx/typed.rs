@@ -30,26 +30,29 @@ use crate::lower::Lower;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Elem {
     F32,
+    /// In `%rd` registers (f64 instructions take `.b64` registers).
+    F64,
     I32,
     I64,
     Bool,
 }
 
 impl Elem {
-    /// The element type of `d` (`None`: f64, which GPU kernels do not compute on).
+    /// The element type of `d` (every dtype has one; `Option` for callers' chains).
     pub fn of(d: DType) -> Option<Elem> {
-        match d {
-            DType::F32 => Some(Elem::F32),
-            DType::I32 => Some(Elem::I32),
-            DType::I64 => Some(Elem::I64),
-            DType::Bool => Some(Elem::Bool),
-            _ => None,
-        }
+        Some(match d {
+            DType::F32 => Elem::F32,
+            DType::F64 => Elem::F64,
+            DType::I32 => Elem::I32,
+            DType::I64 => Elem::I64,
+            DType::Bool => Elem::Bool,
+        })
     }
 
     pub fn dtype(self) -> DType {
         match self {
             Elem::F32 => DType::F32,
+            Elem::F64 => DType::F64,
             Elem::I32 => DType::I32,
             Elem::I64 => DType::I64,
             Elem::Bool => DType::Bool,
@@ -60,7 +63,7 @@ impl Elem {
     pub fn bytes(self) -> usize {
         match self {
             Elem::F32 | Elem::I32 => 4,
-            Elem::I64 => 8,
+            Elem::I64 | Elem::F64 => 8,
             Elem::Bool => 1,
         }
     }
@@ -69,7 +72,7 @@ impl Elem {
     pub(super) fn shift(self) -> u8 {
         match self {
             Elem::F32 | Elem::I32 => 2,
-            Elem::I64 => 3,
+            Elem::I64 | Elem::F64 => 3,
             Elem::Bool => 0,
         }
     }
@@ -79,14 +82,20 @@ impl Elem {
         match self {
             Elem::F32 => e.f(),
             Elem::I32 | Elem::Bool => e.r(),
-            Elem::I64 => e.rd(),
+            Elem::I64 | Elem::F64 => e.rd(),
         }
+    }
+
+    /// Whether it is a float type (comparisons are IEEE: a NaN is unordered).
+    pub fn is_float(self) -> bool {
+        matches!(self, Elem::F32 | Elem::F64)
     }
 
     /// The type of comparisons and selections on it.
     pub(super) fn setp(self) -> &'static str {
         match self {
             Elem::F32 => "f32",
+            Elem::F64 => "f64",
             Elem::I32 => "s32",
             Elem::I64 => "s64",
             Elem::Bool => "u32",
@@ -97,7 +106,7 @@ impl Elem {
         match self {
             Elem::F32 => "f32",
             Elem::I32 | Elem::Bool => "b32",
-            Elem::I64 => "b64",
+            Elem::I64 | Elem::F64 => "b64",
         }
     }
 
@@ -105,6 +114,7 @@ impl Elem {
     pub(super) fn load_type(self) -> &'static str {
         match self {
             Elem::F32 => "f32",
+            Elem::F64 => "f64",
             Elem::I32 => "s32",
             Elem::I64 => "s64",
             Elem::Bool => "u8",
@@ -123,7 +133,7 @@ impl Elem {
         let ty = match self {
             Elem::F32 => "f32",
             Elem::I32 => "b32",
-            Elem::I64 => "b64",
+            Elem::I64 | Elem::F64 => "b64",
             Elem::Bool => "u8",
         };
         e.ins(format_args!("st.global.{ty} [{addr}], {v}"));
@@ -136,6 +146,7 @@ impl Elem {
             Elem::F32 => e.ins(format_args!("mov.b32 {d}, {}", f32_literal(if one { 1.0 } else { 0.0 }))),
             Elem::I32 | Elem::Bool => e.ins(format_args!("mov.b32 {d}, {}", u8::from(one))),
             Elem::I64 => e.ins(format_args!("mov.b64 {d}, {}", u8::from(one))),
+            Elem::F64 => e.ins(format_args!("mov.b64 {d}, 0d{:016X}", if one { 1f64 } else { 0f64 }.to_bits())),
         }
         d
     }
@@ -143,6 +154,7 @@ impl Elem {
     fn name(self) -> &'static str {
         match self {
             Elem::F32 => "f32",
+            Elem::F64 => "f64",
             Elem::I32 => "i32",
             Elem::I64 => "i64",
             Elem::Bool => "bool",
@@ -169,6 +181,12 @@ pub enum TypedOp {
     Int(BinaryOp, Elem),
     /// `neg`, `abs`, `sign`, `square` or `relu` of an i32 or an i64 (wrapping).
     IntUnary(UnaryOp, Elem),
+    /// A float binary op of two f64s (`+ − × ÷`, floor division, `pow`, `maximum`,
+    /// `minimum`; `ptx::float64`).
+    F64(BinaryOp),
+    /// A float unary op of an f64 (every one but `logical_not`; the runtime's f64
+    /// algorithms).
+    F64Unary(UnaryOp),
     /// `pow` of two f32s (the runtime's f64 algorithm, rounded).
     Pow,
     /// `floor(a / b)` of two f32s.
@@ -202,6 +220,8 @@ impl TypedOp {
             {
                 TypedOp::IntUnary(*u, a)
             }
+            (Op::Binary(b), [Elem::F64, Elem::F64]) if super::float64::BINARY.contains(b) => TypedOp::F64(*b),
+            (Op::Unary(u), [Elem::F64]) if *u != UnaryOp::LogicalNot => TypedOp::F64Unary(*u),
             (Op::Unary(UnaryOp::LogicalNot), [Elem::Bool]) => TypedOp::Not,
             (Op::Unary(u @ (UnaryOp::Floor | UnaryOp::Ceil)), [Elem::F32]) => TypedOp::Round(*u),
             (Op::Select, &[Elem::Bool, a, b]) if a == b => TypedOp::Select(a),
@@ -214,20 +234,20 @@ impl TypedOp {
     /// The runtime op it computes.
     pub fn op(self) -> Op {
         match self {
-            TypedOp::Compare(c, _) | TypedOp::Logical(c) | TypedOp::Int(c, _) => Op::Binary(c),
+            TypedOp::Compare(c, _) | TypedOp::Logical(c) | TypedOp::Int(c, _) | TypedOp::F64(c) => Op::Binary(c),
             TypedOp::Not => Op::Unary(UnaryOp::LogicalNot),
             TypedOp::Pow => Op::Binary(BinaryOp::Pow),
             TypedOp::FloorDiv => Op::Binary(BinaryOp::FloorDiv),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
-            TypedOp::Round(u) | TypedOp::Trig(u) | TypedOp::IntUnary(u, _) => Op::Unary(u),
+            TypedOp::Round(u) | TypedOp::Trig(u) | TypedOp::IntUnary(u, _) | TypedOp::F64Unary(u) => Op::Unary(u),
         }
     }
 
     /// Every typed op (for exhaustive tests).
     pub fn all() -> Vec<TypedOp> {
         use BinaryOp::*;
-        let elems = [Elem::F32, Elem::I32, Elem::I64, Elem::Bool];
+        let elems = [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool];
         let mut ops = Vec::new();
         for t in elems {
             // Bools are only compared for (in)equality.
@@ -252,6 +272,8 @@ impl TypedOp {
         ]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
         ops.extend([UnaryOp::Sin, UnaryOp::Cos].map(TypedOp::Trig));
+        ops.extend(super::float64::BINARY.map(TypedOp::F64));
+        ops.extend(super::float64::unary_ops().map(TypedOp::F64Unary));
         ops
     }
 
@@ -262,6 +284,8 @@ impl TypedOp {
             TypedOp::Logical(_) => vec![Elem::Bool, Elem::Bool],
             TypedOp::Not => vec![Elem::Bool],
             TypedOp::IntUnary(_, t) => vec![t],
+            TypedOp::F64(_) => vec![Elem::F64, Elem::F64],
+            TypedOp::F64Unary(_) => vec![Elem::F64],
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
             TypedOp::Round(_) | TypedOp::Trig(_) => vec![Elem::F32],
@@ -274,6 +298,7 @@ impl TypedOp {
         match self {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
             TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) | TypedOp::IntUnary(_, t) => t,
+            TypedOp::F64(_) | TypedOp::F64Unary(_) => Elem::F64,
             TypedOp::Round(_) | TypedOp::Trig(_) | TypedOp::Pow | TypedOp::FloorDiv => Elem::F32,
         }
     }
@@ -286,7 +311,7 @@ impl TypedOp {
                 let cc = match c {
                     BinaryOp::Eq => "eq",
                     // IEEE: a NaN is unequal to everything.
-                    BinaryOp::Ne if t == Elem::F32 => "neu",
+                    BinaryOp::Ne if t.is_float() => "neu",
                     BinaryOp::Ne => "ne",
                     BinaryOp::Lt => "lt",
                     BinaryOp::Le => "le",
@@ -300,6 +325,8 @@ impl TypedOp {
             TypedOp::Int(BinaryOp::Div | BinaryOp::FloorDiv, t) => super::int::floordiv(e, t, x[0], x[1]),
             TypedOp::Int(BinaryOp::Pow, t) => super::int::pow(e, t, x[0], x[1]),
             TypedOp::IntUnary(u, t) => super::int::unary(e, u, t, x[0]),
+            TypedOp::F64(b) => super::float64::binary(e, b, x[0], x[1]),
+            TypedOp::F64Unary(u) => super::float64::unary(e, u, x[0]),
             TypedOp::FloorDiv => {
                 // floor(a / b), a NaN quotient kept as it is (as the runtime's floor).
                 let q = e.fdiv(x[0], x[1]);
@@ -366,6 +393,8 @@ impl TypedOp {
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
             TypedOp::Round(u) | TypedOp::Trig(u) => format!("{}.f32", u.name()),
             TypedOp::IntUnary(u, t) => format!("{}.{}", u.name(), t.name()),
+            TypedOp::F64(b) => format!("{}.f64", b.name()),
+            TypedOp::F64Unary(u) => format!("{}.f64", u.name()),
         }
     }
 }
@@ -388,20 +417,27 @@ fn cast(e: &mut Emitter, from: Elem, to: Elem, v: Reg) -> Reg {
         match from {
             // `x != 0.0` is true for a NaN.
             F32 => e.ins(format_args!("setp.neu.f32 {p}, {v}, 0f00000000")),
+            F64 => e.ins(format_args!("setp.neu.f64 {p}, {v}, 0d0000000000000000")),
             _ => e.ins(format_args!("setp.ne.{} {p}, {v}, 0", from.setp())),
         }
         return bool_of(e, p);
     }
     let d = to.reg(e);
     let cvt = match (from, to) {
-        (F32, I32) | (F32, I64) => {
+        (F32 | F64, I32 | I64) => {
             // Toward zero, clamped to the integer range; a NaN becomes 0.
-            let (r, nan, zero) = (to.reg(e), e.p(), to.constant(e, false));
-            e.ins(format_args!("cvt.rzi.{}.f32 {r}, {v}", to.setp()));
-            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+            let (r, nan, zero, ty) = (to.reg(e), e.p(), to.constant(e, false), from.setp());
+            e.ins(format_args!("cvt.rzi.{}.{ty} {r}, {v}", to.setp()));
+            e.ins(format_args!("setp.nan.{ty} {nan}, {v}, {v}"));
             e.ins(format_args!("selp.{} {d}, {zero}, {r}, {nan}", to.selp()));
             return d;
         }
+        // Rounded to nearest (a NaN stays a NaN); exact.
+        (F64, F32) => "cvt.rn.f32.f64",
+        (F32, F64) => "cvt.f64.f32",
+        (I32, F64) => "cvt.rn.f64.s32",
+        (I64, F64) => "cvt.rn.f64.s64",
+        (Bool, F64) => "cvt.rn.f64.u32",
         (I32, F32) => "cvt.rn.f32.s32",
         (I64, F32) => "cvt.rn.f32.s64",
         (Bool, F32) => "cvt.rn.f32.u32",
@@ -488,7 +524,9 @@ mod tests {
         let lt = Op::Binary(BinaryOp::Lt);
         assert_eq!(TypedOp::of(&lt, &[I64, I64], Bool), Some(TypedOp::Compare(BinaryOp::Lt, Elem::I64)));
         assert_eq!(TypedOp::of(&lt, &[I64, I32], Bool), None, "mixed operand types");
-        assert_eq!(TypedOp::of(&lt, &[F64, F64], Bool), None, "f64 is not computed on");
+        assert_eq!(TypedOp::of(&lt, &[F64, F64], Bool), Some(TypedOp::Compare(BinaryOp::Lt, Elem::F64)));
+        assert_eq!(TypedOp::of(&Op::Unary(UnaryOp::Tanh), &[F64], F64), Some(TypedOp::F64Unary(UnaryOp::Tanh)));
+        assert_eq!(TypedOp::of(&Op::Binary(BinaryOp::LogicalAnd), &[F64, F64], F64), None);
         assert_eq!(TypedOp::of(&Op::Select, &[Bool, F32, F32], F32), Some(TypedOp::Select(Elem::F32)));
         assert_eq!(TypedOp::of(&Op::Select, &[F32, F32, F32], F32), None, "a mask is a bool");
         assert_eq!(TypedOp::of(&Op::Cast(I64), &[F32], I64), Some(TypedOp::Cast(Elem::F32, Elem::I64)));

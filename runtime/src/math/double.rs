@@ -105,13 +105,17 @@ pub fn log_f64(x: f64) -> f64 {
     sel(x < 0.0 || x.is_nan(), f64::NAN, y)
 }
 
+/// Cephes' tanh numerator `(P0·z − P1)·z − P2` and denominator `((z + Q0)·z + Q1)·z + Q2`.
+pub const TANH_P: [f64; 3] = [-9.643_991_794_250_523e-1, 9.928_772_310_019_186e1, 1.614_687_684_417_084_5e3];
+pub const TANH_Q: [f64; 3] = [1.128_116_784_916_329_3e2, 2.235_488_390_601_004_6e3, 4.844_063_053_251_255e3];
+
 /// tanh x: Cephes' rational approximation for |x| < 0.625, else 1 − 2/(e^{2|x|} + 1).
 #[inline(always)]
 pub fn tanh_f64(x: f64) -> f64 {
     let ax = fabs(x);
     let z = x * x;
-    let p = (-9.643_991_794_250_523e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
-    let q = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
+    let p = (TANH_P[0] * z - TANH_P[1]) * z - TANH_P[2];
+    let q = ((z + TANH_Q[0]) * z + TANH_Q[1]) * z + TANH_Q[2];
     let small = x + x * z * (p / q);
     let e = exp_f64(ax + ax);
     let big = copysign(1.0 - 2.0 / (e + 1.0), x);

@@ -36,7 +36,9 @@ pub use double::{cos_f64, exp_f64, log_f64, pow_f64, sigmoid_f64, sin_f64, softp
 /// The constants of the f64 `exp`/`log` algorithms, for code generators that emit the
 /// same algorithms (the GPU's `pow`), so that every implementation uses the same values.
 pub mod f64_constants {
-    pub use super::double::{ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF};
+    pub use super::double::{
+        ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF, TANH_P, TANH_Q,
+    };
 }
 
 /// The coefficients of the f32 `sin`/`cos` polynomials, for code generators that emit

@@ -1,6 +1,7 @@
-//! Integer reductions of GPU tensors (`reduce_sum`/`mean`/`prod`/`max`/`min` of i32 and
-//! i64): the passes of [`ptx::render_int_reduce`], exact whatever the split. Reduced axes
-//! that are not one run are permuted to the end first (the `moves` permute).
+//! Reductions of i32, i64 and f64 GPU tensors (`reduce_sum`/`mean`/`prod`/`max`/`min`):
+//! the passes of [`ptx::render_split_reduce`] (exact on integers whatever the split).
+//! Reduced axes that are not one run are permuted to the end first (the `moves`
+//! permute).
 
 use std::sync::Arc;
 
@@ -15,8 +16,8 @@ use super::typed::{new_tensor, words_for};
 use super::Gpu;
 use crate::ptx::{self, Elem, RowReduce};
 
-/// `op` over `axes` of the i32 or i64 tensor `x` into a new tensor of `shape` on `gpu`
-/// (`Ok(None)`: not an integer tensor).
+/// `op` over `axes` of the i32, i64 or f64 tensor `x` into a new tensor of `shape` on
+/// `gpu` (`Ok(None)`: another dtype).
 pub(super) fn run(
     gpu: &Arc<Gpu>,
     op: ReduceOp,
@@ -25,7 +26,9 @@ pub(super) fn run(
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
     let dtype = x.dtype();
-    let (Some(elem @ (Elem::I32 | Elem::I64)), Some(input)) = (Elem::of(dtype), words_of(x)) else { return Ok(None) };
+    let (Some(elem @ (Elem::I32 | Elem::I64 | Elem::F64)), Some(input)) = (Elem::of(dtype), words_of(x)) else {
+        return Ok(None);
+    };
     let mut axes = axes.to_vec();
     axes.sort_unstable();
     axes.dedup();
@@ -54,7 +57,7 @@ pub(super) fn run(
         ReduceOp::Max => RowReduce::Max,
         ReduceOp::Min => RowReduce::Min,
     };
-    let passes = ptx::int_reduce_passes(count, outer * inner);
+    let passes = ptx::split_reduce_passes(count, outer * inner);
     let job = Job { gpu, kind, elem, dtype, lines: (outer, inner), mean: (op == ReduceOp::Mean, count) };
     new_tensor(gpu, dtype, shape, |out| job.passes((input, words_for(dtype, x.numel())), count, &passes, out))
 }
@@ -85,8 +88,8 @@ impl Job<'_> {
         let (outer, inner) = self.lines;
         let total = outer * parts * inner;
         let (elem, kind) = (self.elem, self.kind);
-        let name = format!("tensorjit_int_reduce_{kind:?}_{elem:?}");
-        let render = move |n: &str| ptx::render_int_reduce(kind, elem, n);
+        let name = format!("tensorjit_split_reduce_{kind:?}_{elem:?}");
+        let render = move |n: &str| ptx::render_split_reduce(kind, elem, n);
         let mean = usize::from(self.mean.0 && rest.is_empty());
         let launch = |o: &mut CudaSlice<f32>| {
             // Every element read is below the input's count: partial p < parts ≤ count
