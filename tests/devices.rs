@@ -478,3 +478,20 @@ fn models_train_on_a_device_with_the_cpus_results() {
     let missing = Sequential::new(vec![Dense::new(2).boxed()]).on_device(Device::Cuda(7));
     assert!(missing.err().is_some_and(|e| e.to_string().contains("cuda:7")));
 }
+
+#[test]
+fn a_traced_functions_draws_are_made_on_its_device() {
+    let e = emulated();
+    let noisy = tensorjit::function("noisy_on_device", |x: Tensor| {
+        let n = tensorjit::random::normal(x.dims().to_vec(), 0.0, 0.1, DType::F32, Some(5));
+        &x + &n
+    });
+    let x = rand_f32(60, &[6, 7], -1.0, 1.0);
+    let cpu = noisy.call(x.clone());
+    let gx = x.to(GPU).unwrap();
+    let draws = count(&e, "random_normal");
+    let on_device = noisy.call(gx);
+    // (Other tests share the device: at least this draw was added.)
+    assert!(count(&e, "random_normal") > draws, "the draw ran on the device, not on the host");
+    assert_eq!(f32s(&on_device.to(Device::Cpu).unwrap()), f32s(&cpu), "the CPU's values");
+}

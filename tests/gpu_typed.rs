@@ -33,6 +33,12 @@ fn same(what: &str, gpu: &Tensor, cpu: &Tensor) {
         assert!(same_bits, "{what}: GPU {host:?} vs CPU {cpu:?}");
         return;
     }
+    if cpu.dtype() == DType::F64 {
+        let (g, c) = (host.to_vec::<f64>().unwrap(), cpu.to_vec::<f64>().unwrap());
+        let same_bits = g.iter().zip(&c).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        assert!(same_bits, "{what}: GPU {host:?} vs CPU {cpu:?}");
+        return;
+    }
     assert_eq!(element_bytes(&host), element_bytes(cpu), "{what}: GPU {host:?} vs CPU {cpu:?}");
 }
 
@@ -372,4 +378,72 @@ fn max_pool_second_order_gradients_run_on_the_gpu_with_the_cpus_bits() {
         );
     }
     assert_eq!(host_fallbacks(), before, "the second-order gradients ran on the GPU");
+}
+
+/// `gpu` (on the GPU) within `tol` of `cpu` relative to `scale` (f64 tensors).
+fn close_f64(what: &str, gpu: &Tensor, cpu: &Tensor, tol: f64) {
+    assert_eq!(gpu.device(), Device::Cuda(0), "{what}: the result stays on the GPU");
+    let (g, c) = (gpu.to(Device::Cpu).unwrap().to_vec::<f64>().unwrap(), cpu.to_vec::<f64>().unwrap());
+    assert_eq!(g.len(), c.len(), "{what}");
+    for (a, b) in g.iter().zip(&c) {
+        assert!((a - b).abs() <= tol * b.abs().max(1.0) || (a.is_nan() && b.is_nan()), "{what}: GPU {a} vs CPU {b}");
+    }
+}
+
+#[test]
+fn f64_tensors_are_computed_on_the_gpu() {
+    use tensorjit::ops::{BinaryOp, Op, UnaryOp};
+    let Some(gpu) = first_gpu("f64 GPU ops") else { return };
+    let on = |t: &Tensor| t.to(gpu).unwrap();
+    let x = grid(31, &[17, 3, 40]).cast(DType::F64);
+    let y = common::rand_f64(32, &[17, 3, 40], -4.0, 4.0);
+    let mid = common::rand_f64(33, &[17, 1, 40], -2.0, 2.0);
+    let (gx, gy, gmid) = (on(&x), on(&y), on(&mid));
+    let before = host_fallbacks();
+    for u in UnaryOp::ALL.into_iter().filter(|u| *u != UnaryOp::LogicalNot) {
+        same(
+            &format!("{} of f64", u.name()),
+            &common::run_op(&Op::Unary(u), &[&gx]),
+            &common::run_op(&Op::Unary(u), &[&x]),
+        );
+    }
+    use BinaryOp::*;
+    for b in [Add, Sub, Mul, Div, FloorDiv, Pow, Maximum, Minimum, Lt, Eq, Ne, Ge] {
+        let what = format!("{} of f64", b.name());
+        same(&what, &common::run_op(&Op::Binary(b), &[&gx, &gy]), &common::run_op(&Op::Binary(b), &[&x, &y]));
+        // A middle-axis broadcast: materialised on the GPU first.
+        let (g, c) = (common::run_op(&Op::Binary(b), &[&gx, &gmid]), common::run_op(&Op::Binary(b), &[&x, &mid]));
+        same(&format!("{what}, broadcast over the middle axis"), &g, &c);
+    }
+    same("where of f64", &Tensor::where_(&gx.gt(&gy), &gx, &gy), &Tensor::where_(&x.gt(&y), &x, &y));
+    for to in [DType::F32, DType::I32, DType::I64, DType::Bool] {
+        same(&format!("f64 as {to}"), &gx.cast(to), &x.cast(to));
+        same(&format!("{to} as f64"), &gx.cast(to).cast(DType::F64), &x.cast(to).cast(DType::F64));
+    }
+    same("argmax of f64", &gx.argmax(2), &x.argmax(2));
+    let s = [SliceArg::new(Some(1), Some(16), 3), SliceArg::new(None, None, -1)];
+    same("a slice of f64", &gx.slice(&s), &x.slice(&s));
+    same("a permute of f64", &gx.permute(&[2, 0, 1]), &x.permute(&[2, 0, 1]));
+    // Reductions: max and min exact, sums and means within rounding (another order).
+    for axes in [vec![2], vec![0], vec![0, 2]] {
+        let a = axes.as_slice();
+        same(&format!("max of f64 over {a:?}"), &gx.max(a, false), &x.max(a, false));
+        same(&format!("min of f64 over {a:?}"), &gx.min(a, false), &x.min(a, false));
+        close_f64(&format!("sum of f64 over {a:?}"), &gy.sum(a, false), &y.sum(a, false), 1e-13);
+        close_f64(&format!("mean of f64 over {a:?}"), &gy.mean(a, false), &y.mean(a, false), 1e-13);
+    }
+    // Matmul through dgemm, batched too.
+    let (a, b) = (common::rand_f64(34, &[3, 20, 30], -1.0, 1.0), common::rand_f64(35, &[30, 9], -1.0, 1.0));
+    close_f64("f64 matmul", &on(&a).matmul(&on(&b)), &a.matmul(&b), 1e-13);
+    assert_eq!(host_fallbacks(), before, "every f64 op above ran on the GPU");
+    // A traced f64 function: GPU-traced equals GPU-eager bit for bit.
+    let f = tensorjit::function("f64_net", |(x, w): (Tensor, Tensor)| x.matmul(&w).tanh().sum(-1, false));
+    let (xs, w) = (common::rand_f64(36, &[16, 30], -1.0, 1.0), common::rand_f64(37, &[30, 8], -1.0, 1.0));
+    let traced = f.call((on(&xs), on(&w)));
+    same(
+        "traced f64 on the GPU vs eager",
+        &traced,
+        &on(&xs).matmul(&on(&w)).tanh().sum(-1, false).to(Device::Cpu).unwrap(),
+    );
+    close_f64("traced f64 on the GPU vs the CPU", &traced, &f.call((xs, w)), 1e-12);
 }

@@ -1,15 +1,17 @@
 //! The CUDA device backend: eager ops on GPU tensors. f32 elementwise ops (any
 //! broadcast: one a kernel's access patterns do not express is materialised first),
 //! fills of every dtype, reductions (f32 over trailing or leading axes directly, over
-//! others after a permute; i32 and i64 exact, `int_reduce`), matmuls, conv2d (im2col +
+//! others after a permute; i32 and i64 exact, `split_reduce`), matmuls, conv2d (im2col +
 //! GEMM, `conv`), max and average pooling and their gradients (max pooling's
 //! second-order one too; `pooling`), axis permutations and `broadcast_to` (`permute`),
-//! and on f32, i32, i64 and bool tensors comparisons, logical ops, `where`, casts,
-//! integer `+ − × ÷ pow max min` and `neg abs sign square relu`, `one_hot`, `gather` and
-//! `argmax`/`argmin` (`typed`), slices and their gradients, concatenations, permutes and
-//! broadcasts, and f32 `scatter_add` (`moves`) run on the GPU — single-op kernels from
-//! the PTX renderer, loaded once per kernel, and cuBLAS. Random draws of f32 and f64
-//! values (`random`) are made there. Any other op (arithmetic on f64, …)
+//! and on f32, f64, i32, i64 and bool tensors comparisons, logical ops, `where`, casts,
+//! integer `+ − × ÷ pow max min` and `neg abs sign square relu`, every f64 elementwise
+//! op, `one_hot`, `gather` and `argmax`/`argmin` (`typed`), f64 reductions
+//! (`split_reduce`) and matmuls (dgemm), slices and their gradients, concatenations,
+//! permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the GPU — single-op
+//! kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Random draws of
+//! f32 and f64 values (`random`) are made there. Any other op (conv2d, pooling and
+//! `scatter_add` on f64)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
@@ -251,6 +253,12 @@ impl CudaBackend {
         if dtype != DType::F32 {
             return match op {
                 Op::Reduce { op, axes, .. } => super::split_reduce::run(gpu, *op, axes, x[0], shape),
+                Op::MatMul { transpose_a, transpose_b } if dtype == DType::F64 => {
+                    let Some(words) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else {
+                        return Ok(None);
+                    };
+                    self.matmul(gpu, (*transpose_a, *transpose_b), x, &words, (dtype, shape))
+                }
                 _ => Ok(None),
             };
         }
@@ -259,7 +267,7 @@ impl CudaBackend {
         let k = match op {
             Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
             Op::MatMul { transpose_a, transpose_b } => {
-                return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, shape)
+                return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, (dtype, shape))
             }
             Op::Conv2d(p) => return super::conv::conv2d(gpu, p, x, &bufs, shape),
             Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
@@ -371,14 +379,15 @@ impl CudaBackend {
         Ok(Some(t))
     }
 
-    /// Matmul through cuBLAS when each operand's batch is the output's or a single one.
+    /// Matmul of f32 or f64 operands (their word buffers `bufs`) through cuBLAS when each
+    /// operand's batch is the output's or a single one.
     fn matmul(
         &self,
         gpu: &Arc<Gpu>,
         (transpose_a, transpose_b): (bool, bool),
         x: &[&Tensor],
         bufs: &[&CudaSlice<f32>],
-        shape: &Shape,
+        (dtype, shape): (DType, &Shape),
     ) -> Result<Option<Tensor>, Error> {
         let (a, b) = (x[0], x[1]);
         let r = shape.rank();
@@ -401,7 +410,10 @@ impl CudaBackend {
         };
         let (Some(stride_a), Some(stride_b)) = (stride(a, m * k), stride(b, k * n)) else { return Ok(None) };
         let p = MatMulParams { m, n, k, transpose_a, transpose_b, batch, stride_a, stride_b };
-        Ok(Some(CudaMemory::new_f32(gpu, shape, |out| gpu.matmul(p, bufs[0], bufs[1], out))?))
+        super::typed::new_tensor(gpu, dtype, shape, |out| match dtype {
+            DType::F64 => gpu.matmul_f64(p, bufs[0], bufs[1], out),
+            _ => gpu.matmul(p, bufs[0], bufs[1], out),
+        })
     }
 
     /// Computes `op` on the host and copies the result back.

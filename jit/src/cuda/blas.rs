@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 use tensorjit_runtime::error::Error;
 
 use super::Gpu;
@@ -53,9 +53,54 @@ impl Gpu {
         b: &CudaSlice<f32>,
         out: &mut CudaSlice<f32>,
     ) -> Result<(), Error> {
+        let (a_len, b_len, out_len) = (a.len(), b.len(), out.len());
+        self.gemm(p, (a, a_len), (b, b_len), (out, out_len), (1.0f32, 0.0f32))
+    }
+
+    /// [`matmul`](Self::matmul) of f64 operands held in word buffers (two words per
+    /// element): cuBLAS's dgemm.
+    pub fn matmul_f64(
+        &self,
+        p: MatMulParams,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), Error> {
+        let (a_len, b_len, out_len) = (a.len() / 2, b.len() / 2, out.len() / 2);
+        let short = || self.err("matmul: an f64 buffer of an odd number of words");
+        // SAFETY: the buffers hold f64 elements packed as two little-endian words each
+        // (`typed`'s layout); every bit pattern is a valid f64, and each view covers
+        // whole elements within its buffer.
+        let (av, bv, mut ov) = unsafe {
+            (
+                a.transmute::<f64>(a_len).ok_or_else(short)?,
+                b.transmute::<f64>(b_len).ok_or_else(short)?,
+                out.transmute_mut::<f64>(out_len).ok_or_else(short)?,
+            )
+        };
+        self.gemm(p, (&av, a_len), (&bv, b_len), (&mut ov, out_len), (1.0f64, 0.0f64))
+    }
+
+    /// The GEMM(s) of `p` on operands of `T` holding the given element counts, with
+    /// `alpha` 1 and `beta` 0 of `T` (`one_zero`).
+    fn gemm<T, A, B, C>(
+        &self,
+        p: MatMulParams,
+        (a, a_len): (&A, usize),
+        (b, b_len): (&B, usize),
+        (out, out_len): (&mut C, usize),
+        (one, zero): (T, T),
+    ) -> Result<(), Error>
+    where
+        CudaBlas: Gemm<T>,
+        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits,
+        A: DevicePtr<T>,
+        B: DevicePtr<T>,
+        C: DevicePtrMut<T>,
+    {
         let MatMulParams { m, n, k, transpose_a, transpose_b, batch, stride_a, stride_b } = p;
         let last = |stride: usize, size: usize| stride * batch.saturating_sub(1) + size;
-        if a.len() < last(stride_a, m * k) || b.len() < last(stride_b, k * n) || out.len() < batch * m * n {
+        if a_len < last(stride_a, m * k) || b_len < last(stride_b, k * n) || out_len < batch * m * n {
             return Err(self.err(format!("matmul buffers too small for {p:?}")));
         }
         if batch == 0 || m == 0 || n == 0 {
@@ -70,10 +115,10 @@ impl Gpu {
             m: int(n)?,
             n: int(m)?,
             k: int(k)?,
-            alpha: 1.0f32,
+            alpha: one,
             lda: int(if transpose_b { k } else { n })?,
             ldb: int(if transpose_a { m } else { k })?,
-            beta: 0.0f32,
+            beta: zero,
             ldc: int(n)?,
         };
         let blas = self.blas()?;
@@ -98,6 +143,6 @@ impl Gpu {
             // SAFETY: as above, for every batch at the strides checked above.
             unsafe { blas.gemm_strided_batched(cfg, b, a, out) }
         };
-        res.map_err(|e| self.err(format!("cuBLAS sgemm: {e}")))
+        res.map_err(|e| self.err(format!("cuBLAS gemm: {e}")))
     }
 }

@@ -196,14 +196,38 @@ pub(super) fn run(
         }
         _ => {
             let Some(typed) = elementwise else { return Ok(None) };
-            let Some(inputs) = x.iter().map(|t| access(t, shape)).collect::<Option<Vec<Access>>>() else {
-                return Ok(None);
+            let reads: smallvec::SmallVec<[Option<Access>; 3]> = x.iter().map(|t| access(t, shape)).collect();
+            let Some(inputs) = reads.iter().copied().collect::<Option<Vec<Access>>>() else {
+                // A broadcast no access pattern reads ([b, 1, c] against [b, t, c]): those
+                // operands are broadcast to the output's shape first.
+                let mut full = Vec::with_capacity(x.len());
+                for (t, read) in x.iter().zip(&reads) {
+                    full.push(match read {
+                        Some(_) => (*t).clone(),
+                        None => match broadcast_to(gpu, t, shape)? {
+                            Some(b) => b,
+                            None => return Ok(None),
+                        },
+                    });
+                }
+                let refs: smallvec::SmallVec<[&Tensor; 3]> = full.iter().collect();
+                return run(gpu, op, &refs, dtype, shape);
             };
             let k = TypedKernel { op: typed, inputs };
             let lens: smallvec::SmallVec<[usize; 3]> = x.iter().map(|t| t.numel()).collect();
             new_tensor(gpu, dtype, shape, |o| gpu.launch_typed(&k, (&bufs, &lens), o, shape))
         }
     }
+}
+
+/// `t` broadcast to `shape` on `gpu`, whatever its dtype (`Ok(None)`: not on the GPU, or
+/// more axes than the permute kernels take).
+fn broadcast_to(gpu: &Arc<Gpu>, t: &Tensor, shape: &Shape) -> Result<Option<Tensor>, Error> {
+    if t.dtype() == DType::F32 {
+        let Some(b) = super::backend::f32_of(t) else { return Ok(None) };
+        return super::permute::broadcast(gpu, b, t, shape);
+    }
+    super::moves::run(gpu, &Op::BroadcastTo(shape.clone()), &[t], t.dtype(), shape)
 }
 
 /// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes (the buffer
