@@ -63,13 +63,24 @@ impl CudaMemory {
         shape: &Shape,
         fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
     ) -> Result<Tensor, Error> {
+        Self::new_typed(gpu, DType::F32, shape, fill)
+    }
+
+    /// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes (the
+    /// buffer goes back to the pool when `fill` fails).
+    pub(crate) fn new_typed(
+        gpu: &Arc<Gpu>,
+        dtype: DType,
+        shape: &Shape,
+        fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
+    ) -> Result<Tensor, Error> {
         let n = shape.numel();
-        let mut out = gpu.alloc_f32(n)?;
+        let mut out = gpu.alloc_f32(words_for(dtype, n))?;
         if let Err(e) = fill(&mut out) {
             gpu.recycle_f32(out);
             return Err(e);
         }
-        Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), out, n), shape.clone())
+        Tensor::from_device_memory(CudaMemory::typed(gpu.clone(), out, dtype, n), shape.clone())
     }
 
     /// The f32 buffer (`None` for other dtypes).

@@ -230,21 +230,15 @@ fn broadcast_to(gpu: &Arc<Gpu>, t: &Tensor, shape: &Shape) -> Result<Option<Tens
     super::moves::run(gpu, &Op::BroadcastTo(shape.clone()), &[t], t.dtype(), shape)
 }
 
-/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes (the buffer
-/// goes back to the pool when `fill` fails).
+/// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes, as the
+/// `Ok(Some(…))` of the op launchers ([`CudaMemory::new_typed`]).
 pub(super) fn new_tensor(
     gpu: &Arc<Gpu>,
     dtype: DType,
     shape: &Shape,
     fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), Error>,
 ) -> Result<Option<Tensor>, Error> {
-    let n = shape.numel();
-    let mut out = gpu.alloc_f32(words_for(dtype, n))?;
-    if let Err(e) = fill(&mut out) {
-        gpu.recycle_f32(out);
-        return Err(e);
-    }
-    Ok(Some(Tensor::from_device_memory(CudaMemory::typed(gpu.clone(), out, dtype, n), shape.clone())?))
+    CudaMemory::new_typed(gpu, dtype, shape, fill).map(Some)
 }
 
 impl Gpu {
