@@ -421,6 +421,14 @@ fn f64_tensors_are_computed_on_the_gpu() {
         same(&format!("{to} as f64"), &gx.cast(to).cast(DType::F64), &x.cast(to).cast(DType::F64));
     }
     same("argmax of f64", &gx.argmax(2), &x.argmax(2));
+    let idx = Tensor::from_vec(vec![3i64, 0, 3, 9, 1], [5]).unwrap();
+    let scatter = Op::ScatterAdd { axis: 1, size: 4 };
+    let upd = common::rand_f64(38, &[2, 5, 3], -1.0, 1.0);
+    same(
+        "scatter_add of f64 (duplicates, an index out of range)",
+        &common::run_op(&scatter, &[&on(&upd), &on(&idx)]),
+        &common::run_op(&scatter, &[&upd, &idx]),
+    );
     let s = [SliceArg::new(Some(1), Some(16), 3), SliceArg::new(None, None, -1)];
     same("a slice of f64", &gx.slice(&s), &x.slice(&s));
     same("a permute of f64", &gx.permute(&[2, 0, 1]), &x.permute(&[2, 0, 1]));

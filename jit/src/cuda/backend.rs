@@ -8,10 +8,10 @@
 //! integer `+ − × ÷ pow max min` and `neg abs sign square relu`, every f64 elementwise
 //! op, `one_hot`, `gather` and `argmax`/`argmin` (`typed`), f64 reductions
 //! (`split_reduce`) and matmuls (dgemm), slices and their gradients, concatenations,
-//! permutes and broadcasts, and f32 `scatter_add` (`moves`) run on the GPU — single-op
-//! kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Random draws of
-//! f32 and f64 values (`random`) are made there. Any other op (conv2d, pooling and
-//! `scatter_add` on f64)
+//! permutes and broadcasts, and f32 and f64 `scatter_add` (`moves`) run on the GPU —
+//! single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Random
+//! draws of f32 and f64 values (`random`) are made there. Any other op (conv2d and
+//! pooling on f64)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 

@@ -146,7 +146,7 @@ fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shap
     })
 }
 
-/// `scatter_add(updates, indices)` of f32 updates along `axis` into `size` slots.
+/// `scatter_add(updates, indices)` of f32 or f64 updates along `axis` into `size` slots.
 fn scatter_add(
     gpu: &Arc<Gpu>,
     x: &[&Tensor],
@@ -154,23 +154,24 @@ fn scatter_add(
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
     let (upd, idx) = (x[0], x[1]);
-    let index = match Elem::of(idx.dtype()) {
-        Some(i @ (Elem::I32 | Elem::I64)) if upd.dtype() == DType::F32 => i,
+    let (value, index) = match (Elem::of(upd.dtype()), Elem::of(idx.dtype())) {
+        (Some(v @ (Elem::F32 | Elem::F64)), Some(i @ (Elem::I32 | Elem::I64))) => (v, i),
         _ => return Ok(None),
     };
     let (Some(u), Some(i)) = (words_of(upd), words_of(idx)) else { return Ok(None) };
     let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
-    let name = format!("tensorjit_scatter_add_{index:?}");
-    let render = move |n: &str| ptx::render_scatter_add(index, n);
+    let name = format!("tensorjit_scatter_add_{value:?}_{index:?}");
+    let render = move |n: &str| ptx::render_scatter_add(value, index, n);
     // Reads: updates at (o·k + j)·inner + x < outer·k·inner, indices j < k.
-    let ins = [(u, upd.numel()), (i, words_for(idx.dtype(), idx.numel()))];
-    new_tensor(gpu, DType::F32, shape, |out| {
+    let dtype = upd.dtype();
+    let ins = [(u, words_for(dtype, upd.numel())), (i, words_for(idx.dtype(), idx.numel()))];
+    new_tensor(gpu, dtype, shape, |out| {
         gpu.launch_elementwise(
             &name,
             &render,
             &"scatter_add",
             &ins,
-            (out, shape.numel(), shape.numel()),
+            (out, shape.numel(), words_for(dtype, shape.numel())),
             &[size, idx.numel(), inner],
         )
     })

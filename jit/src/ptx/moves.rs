@@ -95,17 +95,18 @@ pub fn render_concat_part(elem: Elem, name: &str) -> String {
 }
 
 /// A module with one entry, `name`: `out[o, i, x] = Σ upd[o, j, x]` over the `j` (in
-/// order, from +0) whose index is `i` — f32 updates, `index` (i32 or i64) indices,
-/// indices outside `0..size` dropped (parameters [`SCATTER_ADD_PARAMS`]). One thread
-/// per output element: no atomics, the CPU's order of additions.
-pub fn render_scatter_add(index: Elem, name: &str) -> String {
+/// order, from +0) whose index is `i` — `value` (f32 or f64) updates, `index` (i32 or
+/// i64) indices, indices outside `0..size` dropped (parameters [`SCATTER_ADD_PARAMS`]).
+/// One thread per output element: no atomics, the CPU's order of additions.
+pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [upd, indices, output], [total, size, k, inner]) = load_params(&mut e, name, &SCATTER_ADD_PARAMS);
-    per_output_of(&mut e, Elem::F32, total, output, |e, t| {
+    let (ty, mov) = (value.setp(), if value == Elem::F64 { "mov.b64" } else { "mov.f32" });
+    per_output_of(&mut e, value, total, output, |e, t| {
         let (q, x) = divmod(e, t, inner);
         let (o, i) = divmod(e, q, size);
-        let (acc, j, row) = (e.f(), e.rd(), e.rd());
-        e.ins(format_args!("mov.b32 {acc}, 0f00000000"));
+        let acc = value.constant(e, false);
+        let (j, row) = (e.rd(), e.rd());
         e.ins(format_args!("mov.u64 {j}, 0"));
         // upd[(o·k + j)·inner + x], advanced by `inner` per j.
         e.ins(format_args!("mul.lo.u64 {row}, {o}, {k}"));
@@ -123,13 +124,12 @@ pub fn render_scatter_add(index: Elem, name: &str) -> String {
         };
         let hit = e.p();
         e.ins(format_args!("setp.eq.s64 {hit}, {id}, {i}"));
-        let from = address(e, upd, row, 2);
-        let u = e.f();
-        e.ins(format_args!("mov.b32 {u}, 0f00000000"));
-        e.ins(format_args!("@{hit} ld.global.nc.f32 {u}, [{from}]"));
-        let sum = e.f();
-        e.ins(format_args!("add.rn.f32 {sum}, {acc}, {u}"));
-        e.ins(format_args!("@{hit} mov.f32 {acc}, {sum}"));
+        let from = address(e, upd, row, value.shift());
+        let u = value.constant(e, false);
+        e.ins(format_args!("@{hit} ld.global.nc.{ty} {u}, [{from}]"));
+        let sum = value.reg(e);
+        e.ins(format_args!("add.rn.{ty} {sum}, {acc}, {u}"));
+        e.ins(format_args!("@{hit} {mov} {acc}, {sum}"));
         e.ins(format_args!("add.s64 {row}, {row}, {inner}"));
         e.ins(format_args!("add.s64 {j}, {j}, 1"));
         e.ins(format_args!("bra $L_j"));
