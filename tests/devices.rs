@@ -495,3 +495,19 @@ fn a_traced_functions_draws_are_made_on_its_device() {
     assert!(count(&e, "random_normal") > draws, "the draw ran on the device, not on the host");
     assert_eq!(f32s(&on_device.to(Device::Cpu).unwrap()), f32s(&cpu), "the CPU's values");
 }
+
+#[test]
+fn zeros_and_ones_like_a_device_tensor_are_filled_on_the_device() {
+    let e = emulated();
+    for dtype in [DType::F32, DType::I64, DType::Bool] {
+        let x = rand_f32(61, &[4, 5], -1.0, 1.0).cast(dtype).to(GPU).unwrap();
+        let fills = count(&e, "fill_like");
+        let (z, o) = (Tensor::zeros_like(&x), Tensor::ones_like(&x));
+        assert!(count(&e, "fill_like") >= fills + 2, "the fills ran on the device");
+        for (t, v) in [(z, 0.0), (o, 1.0)] {
+            assert_eq!((t.device(), t.dtype(), t.dims()), (GPU, dtype, &[4usize, 5][..]));
+            let want = Tensor::full([4, 5], v, dtype);
+            assert_eq!(format!("{:?}", t.to(Device::Cpu).unwrap()), format!("{want:?}"));
+        }
+    }
+}

@@ -312,6 +312,7 @@ fn integer_reductions_powers_products_and_fills_run_on_the_gpu() {
                 &common::run_op(&fill, &[&like]),
             );
         }
+        same(&format!("ones_like of {dtype} on the GPU"), &Tensor::ones_like(&on(&like)), &Tensor::ones_like(&like));
     }
     assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
 }

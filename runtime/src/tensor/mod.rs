@@ -239,7 +239,9 @@ impl Tensor {
 
     #[track_caller]
     fn fill_like(t: &Tensor, value: f64) -> Tensor {
-        if t.is_symbolic() {
+        // Symbolic: an op of the trace. On a device: the device fills it (no host
+        // buffer, no copy).
+        if t.is_symbolic() || t.device() != crate::device::Device::Cpu {
             return crate::ops::apply(crate::ops::Op::Fill { value }, &[t]);
         }
         let host = Tensor::full(t.shape(), value, t.dtype());
