@@ -444,6 +444,26 @@ fn f64_tensors_are_computed_on_the_gpu() {
     // Matmul through dgemm, batched too.
     let (a, b) = (common::rand_f64(34, &[3, 20, 30], -1.0, 1.0), common::rand_f64(35, &[30, 9], -1.0, 1.0));
     close_f64("f64 matmul", &on(&a).matmul(&on(&b)), &a.matmul(&b), 1e-13);
+    // conv2d (im2col + dgemm) and its gradients; pooling and its gradients (exact).
+    let (img, filter) =
+        (common::rand_f64(39, &[2, 9, 7, 3], -1.0, 1.0), common::rand_f64(40, &[3, 3, 3, 4], -1.0, 1.0));
+    let (gi, gf) = (on(&img), on(&filter));
+    close_f64("f64 conv2d", &gi.conv2d(&gf, [1, 1], Padding::Same), &img.conv2d(&filter, [1, 1], Padding::Same), 1e-13);
+    let params = tensorjit::ops::Conv2dParams { strides: [2, 1], padding: Padding::Valid };
+    let cdy = common::rand_f64(42, &[2, 4, 5, 4], -1.0, 1.0);
+    let dx = Op::Conv2dBackpropInput { params, input: img.shape().clone() };
+    let (g, c) = (common::run_op(&dx, &[&on(&cdy), &gf]), common::run_op(&dx, &[&cdy, &filter]));
+    close_f64("f64 conv2d input gradient", &g, &c, 1e-12);
+    let dw = Op::Conv2dBackpropFilter { params, filter: filter.shape().clone() };
+    let (g, c) = (common::run_op(&dw, &[&gi, &on(&cdy)]), common::run_op(&dw, &[&img, &cdy]));
+    close_f64("f64 conv2d filter gradient", &g, &c, 1e-12);
+    let pool = tensorjit::ops::PoolParams { ksize: [3, 2], strides: [2, 1], padding: Padding::Same };
+    let dy = common::rand_f64(41, &[2, 5, 7, 3], -1.0, 1.0);
+    for op in [Op::MaxPool2d(pool), Op::AvgPool2d(pool)] {
+        same(&format!("{} of f64", op.name()), &common::run_op(&op, &[&gi]), &common::run_op(&op, &[&img]));
+    }
+    let grad = Op::MaxPool2dGrad(pool);
+    same("max_pool2d_grad of f64", &common::run_op(&grad, &[&gi, &on(&dy)]), &common::run_op(&grad, &[&img, &dy]));
     assert_eq!(host_fallbacks(), before, "every f64 op above ran on the GPU");
     // A traced f64 function: GPU-traced equals GPU-eager bit for bit.
     let f = tensorjit::function("f64_net", |(x, w): (Tensor, Tensor)| x.matmul(&w).tanh().sum(-1, false));

@@ -25,7 +25,7 @@ use tensorjit::ops::{BinaryOp, UnaryOp};
 use tensorjit::prelude::*;
 use tensorjit_jit::kernel::{Access, Expr, Kernel};
 use tensorjit_jit::ptx::{
-    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, RowReduce,
+    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, Elem, RowReduce,
 };
 
 const PACKAGE: &str = "nvidia-cuda-nvcc-cu12";
@@ -177,14 +177,27 @@ fn every_access_pattern_and_several_outputs_assemble() {
         assemble(&name, &render_col_reduce(op, &name));
     }
     // conv2d's im2col (the GPU's conv2d is im2col + a cuBLAS GEMM).
-    assemble("im2col", &render_im2col("im2col"));
-    assemble("col2im", &render_col2im("col2im"));
-    assemble("max_pool", &tensorjit_jit::ptx::render_max_pool("max_pool"));
-    assemble("max_pool_grad", &tensorjit_jit::ptx::render_max_pool_grad("max_pool_grad"));
-    assemble("max_pool_grad_grad", &tensorjit_jit::ptx::render_max_pool_grad_grad("max_pool_grad_grad"));
+    // conv2d's im2col and col2im, pooling and its gradients, of f32 and f64.
+    for elem in [Elem::F32, Elem::F64] {
+        use tensorjit_jit::ptx::{
+            render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, render_max_pool_grad_grad,
+        };
+        type Render = fn(Elem, &str) -> String;
+        let windows: [(&str, Render); 7] = [
+            ("im2col", render_im2col),
+            ("col2im", render_col2im),
+            ("max_pool", render_max_pool),
+            ("max_pool_grad", render_max_pool_grad),
+            ("max_pool_grad_grad", render_max_pool_grad_grad),
+            ("avg_pool", render_avg_pool),
+            ("avg_pool_grad", render_avg_pool_grad),
+        ];
+        for (name, render) in windows {
+            let name = format!("{name}_{elem:?}").to_lowercase();
+            assemble(&name, &render(elem, &name));
+        }
+    }
     assemble("permute", &tensorjit_jit::ptx::render_permute("permute"));
-    assemble("avg_pool", &tensorjit_jit::ptx::render_avg_pool("avg_pool"));
-    assemble("avg_pool_grad", &tensorjit_jit::ptx::render_avg_pool_grad("avg_pool_grad"));
 }
 
 fn assemble_all(prefix: &str, kernels: &[Kernel]) {

@@ -17,7 +17,8 @@ use tensorjit_jit::cuda::backend::single_op_kernel;
 use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Kernel};
 use tensorjit_jit::ptx::emulate::{Arg, Program};
 use tensorjit_jit::ptx::{
-    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, vectorized, RowReduce, BLOCK,
+    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, vectorized, Elem, RowReduce,
+    BLOCK,
 };
 
 /// Runs kernel `k` as the GPU backend launches it (`Gpu::launch`: one thread per
@@ -280,7 +281,7 @@ fn naive_im2col(x: &[f32], g: &tensorjit::trace::backend::WindowGeometry) -> Vec
 
 #[test]
 fn im2col_lays_out_the_windows_as_the_cpu_does() {
-    let program = Program::parse(&render_im2col("im2col")).expect("the emulator reads it");
+    let program = Program::parse(&render_im2col(Elem::F32, "im2col")).expect("the emulator reads it");
     for (seed, xs, fs, strides, padding) in [
         (0u64, [2, 9, 7, 3], [3, 3, 3, 5], [1, 1], Padding::Same),
         (1, [3, 8, 8, 2], [2, 3, 2, 4], [2, 2], Padding::Same),
@@ -307,7 +308,7 @@ fn im2col_lays_out_the_windows_as_the_cpu_does() {
 
 #[test]
 fn col2im_sums_the_input_gradient_in_the_cpus_order() {
-    let program = Program::parse(&render_col2im("col2im")).expect("the emulator reads it");
+    let program = Program::parse(&render_col2im(Elem::F32, "col2im")).expect("the emulator reads it");
     for (seed, xs, fs, strides, padding) in [
         (0u64, [2, 9, 7, 3], [3, 3, 3, 5], [1, 1], Padding::Same),
         (1, [3, 8, 8, 2], [2, 3, 2, 4], [2, 2], Padding::Same),
@@ -494,9 +495,11 @@ fn pooling_and_its_gradients_give_the_cpus_bits() {
         render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, render_max_pool_grad_grad,
     };
     let parse = |ptx: String| Program::parse(&ptx).expect("the emulator reads it");
-    let (max, max_grad) = (parse(render_max_pool("max_pool")), parse(render_max_pool_grad("max_pool_grad")));
-    let max_grad_grad = parse(render_max_pool_grad_grad("max_pool_grad_grad"));
-    let (avg, avg_grad) = (parse(render_avg_pool("avg_pool")), parse(render_avg_pool_grad("avg_pool_grad")));
+    let (max, max_grad) =
+        (parse(render_max_pool(Elem::F32, "max_pool")), parse(render_max_pool_grad(Elem::F32, "max_pool_grad")));
+    let max_grad_grad = parse(render_max_pool_grad_grad(Elem::F32, "max_pool_grad_grad"));
+    let (avg, avg_grad) =
+        (parse(render_avg_pool(Elem::F32, "avg_pool")), parse(render_avg_pool_grad(Elem::F32, "avg_pool_grad")));
     for (seed, xs, ksize, strides, padding) in [
         (0u64, [2, 8, 8, 3], [2, 2], [2, 2], Padding::Valid),
         (1, [1, 9, 7, 2], [3, 3], [2, 2], Padding::Same),

@@ -10,8 +10,9 @@
 //! (`split_reduce`) and matmuls (dgemm), slices and their gradients, concatenations,
 //! permutes and broadcasts, and f32 and f64 `scatter_add` (`moves`) run on the GPU —
 //! single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Random
-//! draws of f32 and f64 values (`random`) are made there. Any other op (conv2d and
-//! pooling on f64)
+//! draws of f32 and f64 values (`random`) are made there; matmuls, convolutions and
+//! pooling take f64 too. Any other case (empty problems, batch broadcasts no stride
+//! expresses, permutes past rank 6, …)
 //! is computed on the host and its result copied back (correct, slow, announced once
 //! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
@@ -264,11 +265,20 @@ impl CudaBackend {
         if dtype != DType::F32 {
             return match op {
                 Op::Reduce { op, axes, .. } => super::split_reduce::run(gpu, *op, axes, x[0], shape),
-                Op::MatMul { transpose_a, transpose_b } if dtype == DType::F64 => {
+                _ if dtype != DType::F64 => Ok(None),
+                Op::MatMul { .. }
+                | Op::Conv2d(_)
+                | Op::Conv2dBackpropInput { .. }
+                | Op::Conv2dBackpropFilter { .. }
+                | Op::MaxPool2d(_)
+                | Op::MaxPool2dGrad(_)
+                | Op::MaxPool2dGradGrad(_)
+                | Op::AvgPool2d(_)
+                | Op::AvgPool2dGrad { .. } => {
                     let Some(words) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else {
                         return Ok(None);
                     };
-                    self.matmul(gpu, (*transpose_a, *transpose_b), x, &words, (dtype, shape))
+                    self.float_op(gpu, op, x, &words, (dtype, shape))
                 }
                 _ => Ok(None),
             };
@@ -277,18 +287,15 @@ impl CudaBackend {
         let (rows, cols) = rows_cols(shape);
         let k = match op {
             Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
-            Op::MatMul { transpose_a, transpose_b } => {
-                return self.matmul(gpu, (*transpose_a, *transpose_b), x, &bufs, (dtype, shape))
-            }
-            Op::Conv2d(p) => return super::conv::conv2d(gpu, p, x, &bufs, shape),
-            Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
-                return super::conv::conv2d_grad(gpu, op, x, &bufs, shape)
-            }
-            Op::MaxPool2d(_)
+            Op::MatMul { .. }
+            | Op::Conv2d(_)
+            | Op::Conv2dBackpropInput { .. }
+            | Op::Conv2dBackpropFilter { .. }
+            | Op::MaxPool2d(_)
             | Op::MaxPool2dGrad(_)
             | Op::MaxPool2dGradGrad(_)
             | Op::AvgPool2d(_)
-            | Op::AvgPool2dGrad { .. } => return super::pooling::pool(gpu, op, x, &bufs, shape),
+            | Op::AvgPool2dGrad { .. } => return self.float_op(gpu, op, x, &bufs, (dtype, shape)),
             Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
             Op::BroadcastTo(_) => return super::permute::broadcast(gpu, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
@@ -309,6 +316,28 @@ impl CudaBackend {
         let ins: &[&CudaSlice<f32>] = if k.inputs.is_empty() { &[] } else { &bufs };
         let t = CudaMemory::new_f32(gpu, shape, |out| gpu.launch(&k, ins, std::slice::from_mut(out), rows, cols))?;
         Ok(Some(t))
+    }
+
+    /// A matmul, conv2d (or a gradient) or pooling (or a gradient) of f32 or f64
+    /// operands, their word buffers `bufs`.
+    fn float_op(
+        &self,
+        gpu: &Arc<Gpu>,
+        op: &Op,
+        x: &[&Tensor],
+        bufs: &[&CudaSlice<f32>],
+        (dtype, shape): (DType, &Shape),
+    ) -> Result<Option<Tensor>, Error> {
+        match op {
+            Op::MatMul { transpose_a, transpose_b } => {
+                self.matmul(gpu, (*transpose_a, *transpose_b), x, bufs, (dtype, shape))
+            }
+            Op::Conv2d(p) => super::conv::conv2d(gpu, p, x, bufs, (dtype, shape)),
+            Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
+                super::conv::conv2d_grad(gpu, op, x, bufs, (dtype, shape))
+            }
+            _ => super::pooling::pool(gpu, op, x, bufs, (dtype, shape)),
+        }
     }
 
     /// A binary op whose operands broadcast in a way no access pattern reads (e.g.

@@ -12,15 +12,16 @@ use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
 pub const IM2COL_PARAMS: [&str; 14] =
     ["in", "out", "total", "kk", "c", "kw", "ohw", "ow", "h", "w", "sh", "sw", "pt", "pl"];
 
-/// A module with one entry, `name`, writing the im2col matrix of an NHWC f32 input.
+/// A module with one entry, `name`, writing the im2col matrix of an NHWC `elem` (f32 or
+/// f64) input.
 /// Parameters: [`IM2COL_PARAMS`] — `total` = N·OH·OW·KK, `kk` = KH·KW·C, `c` channels,
 /// `kw` window width, `ohw` = OH·OW, `ow` output width, `h`/`w` input height/width,
 /// `sh`/`sw` strides, `pt`/`pl` top/left padding.
-pub fn render_im2col(name: &str) -> String {
+pub fn render_im2col(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, kk, c, kw, ohw, ow, h, w, sh, sw, pt, pl]) =
         load_params(&mut e, name, &IM2COL_PARAMS);
-    per_output(&mut e, total, output, |e, i| {
+    per_output_of(&mut e, elem, total, output, |e, i| {
         // Matrix row o (output position) and column j (window cell, channel).
         let (o, j) = divmod(e, i, kk);
         let (cell, ch) = divmod(e, j, c);
@@ -35,15 +36,15 @@ pub fn render_im2col(name: &str) -> String {
         e.ins(format_args!("setp.lt.u64 {in_h}, {iy}, {h}"));
         e.ins(format_args!("setp.lt.u64 {in_w}, {ix}, {w}"));
         e.ins(format_args!("and.pred {ok}, {in_h}, {in_w}"));
-        let v = e.f();
-        e.ins(format_args!("mov.f32 {v}, 0f00000000"));
+        let v = elem.reg(e);
+        e.ins(format_args!("mov.{} {v}, {}", elem.mov(), elem.zero_literal()));
         // src = ((img·h + iy)·w + ix)·c + ch, loaded only inside the input.
         let src = e.rd();
         e.ins(format_args!("mad.lo.u64 {src}, {img}, {h}, {iy}"));
         e.ins(format_args!("mad.lo.u64 {src}, {src}, {w}, {ix}"));
         e.ins(format_args!("mad.lo.u64 {src}, {src}, {c}, {ch}"));
-        let at = address(e, input, src, 2);
-        e.ins(format_args!("@{ok} ld.global.nc.f32 {v}, [{at}]"));
+        let at = address(e, input, src, elem.shift());
+        e.ins(format_args!("@{ok} ld.global.nc.{} {v}, [{at}]", elem.load_type()));
         v
     });
     header() + &entry(name, &params, "", &e)
@@ -78,12 +79,12 @@ pub const COL2IM_PARAMS: [&str; 15] =
 /// descending), from `+0.0` — so equal GEMM results give equal bits. Parameters:
 /// [`COL2IM_PARAMS`] — `total` = N·H·W·C, then the geometry as for im2col plus the
 /// output size `oh`/`ow` and the row length `kk` = KH·KW·C.
-pub fn render_col2im(name: &str) -> String {
+pub fn render_col2im(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow, kk]) =
         load_params(&mut e, name, &COL2IM_PARAMS);
     let dims = GatherDims { total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow };
-    gather(&mut e, &dims, output, |e, at| {
+    gather(&mut e, elem, &dims, output, |e, at| {
         // src = ((img·oh + oy)·ow + ox)·kk + (ky·kw + kx)·c + ch
         let (row, cell, src) = (e.rd(), e.rd(), e.rd());
         e.ins(format_args!("mad.lo.u64 {row}, {}, {oh}, {}", at.img, at.oy));
@@ -91,10 +92,8 @@ pub fn render_col2im(name: &str) -> String {
         e.ins(format_args!("mad.lo.u64 {cell}, {}, {kw}, {}", at.ky, at.kx));
         e.ins(format_args!("mad.lo.u64 {src}, {cell}, {c}, {}", at.ch));
         e.ins(format_args!("mad.lo.u64 {src}, {row}, {kk}, {src}"));
-        let addr = address(e, input, src, 2);
-        let x = e.f();
-        e.ins(format_args!("ld.global.nc.f32 {x}, [{addr}]"));
-        x
+        let addr = address(e, input, src, elem.shift());
+        elem.load(e, addr)
     });
     header() + &entry(name, &params, "", &e)
 }
@@ -134,20 +133,21 @@ pub(super) const NEXT_WINDOW: &str = "$L_kx";
 /// The body of an entry where one thread per NHWC input element (grid-stride over
 /// `total`) visits the windows that read it in output order — window rows and columns
 /// descending, the order of the CPU's loops over outputs — and sums, from `+0.0`, the
-/// f32 value `contribution` yields for each (it may jump to [`NEXT_WINDOW`] instead),
-/// storing the sum at `output[i]`.
+/// `elem` (f32 or f64) value `contribution` yields for each (it may jump to
+/// [`NEXT_WINDOW`] instead), storing the sum at `output[i]`.
 pub(super) fn gather(
     e: &mut Emitter,
+    elem: Elem,
     d: &GatherDims,
     output: Reg,
     contribution: impl FnOnce(&mut Emitter, &At) -> Reg,
 ) {
-    per_output(e, d.total, output, |e, i| {
+    per_output_of(e, elem, d.total, output, |e, i| {
         let (rest, ch) = divmod(e, i, d.c);
         let (rest, ix) = divmod(e, rest, d.w);
         let (img, iy) = divmod(e, rest, d.h);
-        let acc = e.f();
-        e.ins(format_args!("mov.f32 {acc}, 0f00000000"));
+        let acc = elem.reg(e);
+        e.ins(format_args!("mov.{} {acc}, {}", elem.mov(), elem.zero_literal()));
         let ky = e.rd();
         e.ins(format_args!("mov.u64 {ky}, {}", d.kh));
         e.label("$L_ky");
@@ -165,7 +165,7 @@ pub(super) fn gather(
         e.ins(format_args!("sub.s64 {kx}, {kx}, 1"));
         let ox = output_coord(e, ix, d.pl, kx, d.sw, d.ow, NEXT_WINDOW);
         let x = contribution(e, &At { img, iy, ix, ch, oy, ox, ky, kx });
-        e.ins(format_args!("add.rn.f32 {acc}, {acc}, {x}"));
+        e.ins(format_args!("add.rn.{} {acc}, {acc}, {x}", elem.setp()));
         e.ins(format_args!("bra {NEXT_WINDOW}"));
         acc
     });

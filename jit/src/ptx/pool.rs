@@ -6,8 +6,17 @@
 //! covering it in output order (so the additions happen in the CPU's order, from
 //! `+0.0`), recomputing what each window needs — no atomics, deterministic.
 
-use super::conv::{divmod, gather, input_coord, per_output, GatherDims, NEXT_WINDOW, STORE};
-use super::{address, entry, header, load_params, Emitter, Reg};
+use super::conv::{divmod, gather, input_coord, per_output_of, GatherDims, NEXT_WINDOW, STORE};
+use super::{address, entry, header, load_params, Elem, Emitter, Reg};
+
+/// −∞ as a literal of the float type `elem` (a window's maximum starts there).
+fn neg_inf(elem: Elem) -> &'static str {
+    if elem == Elem::F64 {
+        "0dFFF0000000000000"
+    } else {
+        "0fFF800000"
+    }
+}
 
 /// The max-pool entry's parameters, in order (all `.u64`).
 pub const MAX_POOL_PARAMS: [&str; 14] =
@@ -48,8 +57,10 @@ fn count_up(e: &mut Emitter, tag: &str, n: Reg, exit: &str, body: impl FnOnce(&m
     e.ins(format_args!("bra {head}"));
 }
 
-/// The window being walked: its output position, and the input's geometry.
+/// The window being walked: its output position, and the input's geometry and element
+/// type.
 struct Window {
+    elem: Elem,
     img: Reg,
     oy: Reg,
     ox: Reg,
@@ -84,33 +95,34 @@ fn each_cell(
             let ix = input_coord(e, win.ox, win.sw, kx, win.pl);
             require_below(e, ix, w, next_kx);
             let at = nhwc(e, [win.img, iy, ix, win.ch], [h, w, c]);
-            let addr = address(e, input, at, 2);
-            let v = e.f();
-            e.ins(format_args!("ld.global.nc.f32 {v}, [{addr}]"));
+            let addr = address(e, input, at, win.elem.shift());
+            let v = win.elem.load(e, addr);
             body(e, at, v);
         });
     });
 }
 
-/// A module with one entry, `name`: the max of each window of an NHWC f32 input (one
-/// thread per output element; parameters [`MAX_POOL_PARAMS`], `total` = N·OH·OW·C).
-pub fn render_max_pool(name: &str) -> String {
+/// A module with one entry, `name`: the max of each window of an NHWC `elem` (f32 or
+/// f64) input (one thread per output element; parameters [`MAX_POOL_PARAMS`], `total` =
+/// N·OH·OW·C).
+pub fn render_max_pool(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
         load_params(&mut e, name, &MAX_POOL_PARAMS);
-    per_output(&mut e, total, output, |e, i| {
+    let (ty, mov) = (elem.setp(), elem.mov());
+    per_output_of(&mut e, elem, total, output, |e, i| {
         let (o, ch) = divmod(e, i, c);
         let (img, pos) = divmod(e, o, ohw);
         let (oy, ox) = divmod(e, pos, ow);
-        let best = e.f();
-        e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
-        let win = Window { img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        let best = elem.reg(e);
+        e.ins(format_args!("mov.{mov} {best}, {}", neg_inf(elem)));
+        let win = Window { elem, img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
         each_cell(e, "k", &win, input, STORE, |e, _, v| {
             let [gt, nan, take] = [e.p(), e.p(), e.p()];
-            e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
-            e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
+            e.ins(format_args!("setp.gt.{ty} {gt}, {v}, {best}"));
+            e.ins(format_args!("setp.nan.{ty} {nan}, {v}, {v}"));
             e.ins(format_args!("or.pred {take}, {gt}, {nan}"));
-            e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+            e.ins(format_args!("@{take} mov.{mov} {best}, {v}"));
         });
         best
     });
@@ -119,29 +131,27 @@ pub fn render_max_pool(name: &str) -> String {
 
 /// A module with one entry, `name`: the gradient of max pooling with respect to its
 /// NHWC input `x`, given the output gradient `dy` (one thread per input element;
-/// parameters [`MAX_POOL_GRAD_PARAMS`], `total` = N·H·W·C).
-pub fn render_max_pool_grad(name: &str) -> String {
+/// parameters [`MAX_POOL_GRAD_PARAMS`], `total` = N·H·W·C; `elem` f32 or f64).
+pub fn render_max_pool_grad(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [x, dy, output], [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow]) =
         load_params(&mut e, name, &MAX_POOL_GRAD_PARAMS);
     let dims = GatherDims { total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow };
-    gather(&mut e, &dims, output, |e, at| {
+    gather(&mut e, elem, &dims, output, |e, at| {
         // The window's first maximum (flat index `arg`; all ones until a cell is seen).
-        let (best, arg) = (e.f(), e.rd());
-        e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
+        let (best, arg) = (elem.reg(e), e.rd());
+        e.ins(format_args!("mov.{} {best}, {}", elem.mov(), neg_inf(elem)));
         e.ins(format_args!("mov.u64 {arg}, -1"));
-        let win = Window { img: at.img, oy: at.oy, ox: at.ox, ch: at.ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
-        each_cell(e, "w", &win, x, "$L_window_done", |e, cell, v| first_max_step(e, (best, arg), cell, v));
+        let win = Window { elem, img: at.img, oy: at.oy, ox: at.ox, ch: at.ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        each_cell(e, "w", &win, x, "$L_window_done", |e, cell, v| first_max_step(e, elem, (best, arg), cell, v));
         e.label("$L_window_done");
         // Only the window whose first maximum is this element passes its gradient.
         let (me, mine) = (nhwc(e, [at.img, at.iy, at.ix, at.ch], [h, w, c]), e.p());
         e.ins(format_args!("setp.eq.u64 {mine}, {arg}, {me}"));
         e.ins(format_args!("@!{mine} bra {NEXT_WINDOW}"));
         let out_at = nhwc(e, [at.img, at.oy, at.ox, at.ch], [oh, ow, c]);
-        let addr = address(e, dy, out_at, 2);
-        let g = e.f();
-        e.ins(format_args!("ld.global.nc.f32 {g}, [{addr}]"));
-        g
+        let addr = address(e, dy, out_at, elem.shift());
+        elem.load(e, addr)
     });
     header() + &entry(name, &params, "", &e)
 }
@@ -149,16 +159,17 @@ pub fn render_max_pool_grad(name: &str) -> String {
 /// One cell of the search for a window's first maximum (the CPU's `first_argmax`):
 /// `(best, arg)` take the cell's value and flat index `cell` when no cell was taken yet
 /// (`arg` all ones), the value is greater, or it is the first NaN.
-fn first_max_step(e: &mut Emitter, (best, arg): (Reg, Reg), cell: Reg, v: Reg) {
+fn first_max_step(e: &mut Emitter, elem: Elem, (best, arg): (Reg, Reg), cell: Reg, v: Reg) {
     let [first, gt, nan, best_num, nan_wins, take] = [e.p(), e.p(), e.p(), e.p(), e.p(), e.p()];
+    let ty = elem.setp();
     e.ins(format_args!("setp.eq.u64 {first}, {arg}, -1"));
-    e.ins(format_args!("setp.gt.f32 {gt}, {v}, {best}"));
-    e.ins(format_args!("setp.nan.f32 {nan}, {v}, {v}"));
-    e.ins(format_args!("setp.num.f32 {best_num}, {best}, {best}"));
+    e.ins(format_args!("setp.gt.{ty} {gt}, {v}, {best}"));
+    e.ins(format_args!("setp.nan.{ty} {nan}, {v}, {v}"));
+    e.ins(format_args!("setp.num.{ty} {best_num}, {best}, {best}"));
     e.ins(format_args!("and.pred {nan_wins}, {nan}, {best_num}"));
     e.ins(format_args!("or.pred {take}, {first}, {gt}"));
     e.ins(format_args!("or.pred {take}, {take}, {nan_wins}"));
-    e.ins(format_args!("@{take} mov.f32 {best}, {v}"));
+    e.ins(format_args!("@{take} mov.{} {best}, {v}", elem.mov()));
     e.ins(format_args!("@{take} mov.u64 {arg}, {cell}"));
 }
 
@@ -170,26 +181,26 @@ pub const MAX_POOL_GRAD_GRAD_PARAMS: [&str; 15] =
 /// A module with one entry, `name`: `g` picked at each window's first maximum of `x`
 /// (0 for a window with no cell inside the input) — the gradient of `MaxPool2dGrad`
 /// with respect to its `dy` (one thread per output element; parameters
-/// [`MAX_POOL_GRAD_GRAD_PARAMS`], `total` = N·OH·OW·C).
-pub fn render_max_pool_grad_grad(name: &str) -> String {
+/// [`MAX_POOL_GRAD_GRAD_PARAMS`], `total` = N·OH·OW·C; `elem` f32 or f64).
+pub fn render_max_pool_grad_grad(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [x, g, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
         load_params(&mut e, name, &MAX_POOL_GRAD_GRAD_PARAMS);
-    per_output(&mut e, total, output, |e, i| {
+    per_output_of(&mut e, elem, total, output, |e, i| {
         let (o, ch) = divmod(e, i, c);
         let (img, pos) = divmod(e, o, ohw);
         let (oy, ox) = divmod(e, pos, ow);
-        let (best, arg) = (e.f(), e.rd());
-        e.ins(format_args!("mov.f32 {best}, 0fFF800000"));
+        let (best, arg) = (elem.reg(e), e.rd());
+        e.ins(format_args!("mov.{} {best}, {}", elem.mov(), neg_inf(elem)));
         e.ins(format_args!("mov.u64 {arg}, -1"));
-        let win = Window { img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
-        each_cell(e, "k", &win, x, "$L_window_done", |e, cell, v| first_max_step(e, (best, arg), cell, v));
+        let win = Window { elem, img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        each_cell(e, "k", &win, x, "$L_window_done", |e, cell, v| first_max_step(e, elem, (best, arg), cell, v));
         e.label("$L_window_done");
-        let (found, picked) = (e.p(), e.f());
+        let (found, picked) = (e.p(), elem.reg(e));
         e.ins(format_args!("setp.ne.u64 {found}, {arg}, -1"));
-        e.ins(format_args!("mov.f32 {picked}, 0f00000000"));
-        let addr = address(e, g, arg, 2);
-        e.ins(format_args!("@{found} ld.global.nc.f32 {picked}, [{addr}]"));
+        e.ins(format_args!("mov.{} {picked}, {}", elem.mov(), elem.zero_literal()));
+        let addr = address(e, g, arg, elem.shift());
+        e.ins(format_args!("@{found} ld.global.nc.{} {picked}, [{addr}]", elem.load_type()));
         picked
     });
     header() + &entry(name, &params, "", &e)
@@ -217,28 +228,29 @@ fn cells_inside(e: &mut Emitter, tag: &str, [o, stride, k, pad, len]: [Reg; 5]) 
     n
 }
 
-/// A module with one entry, `name`: the average of each window of an NHWC f32 input
-/// over its cells inside the input (parameters [`AVG_POOL_PARAMS`]).
-pub fn render_avg_pool(name: &str) -> String {
+/// A module with one entry, `name`: the average of each window of an NHWC `elem` (f32
+/// or f64) input over its cells inside the input (parameters [`AVG_POOL_PARAMS`]).
+pub fn render_avg_pool(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, c, ow, ohw, h, w, kh, kw, sh, sw, pt, pl]) =
         load_params(&mut e, name, &AVG_POOL_PARAMS);
-    per_output(&mut e, total, output, |e, i| {
+    let ty = elem.setp();
+    per_output_of(&mut e, elem, total, output, |e, i| {
         let (o, ch) = divmod(e, i, c);
         let (img, pos) = divmod(e, o, ohw);
         let (oy, ox) = divmod(e, pos, ow);
-        let (sum, count) = (e.f(), e.rd());
-        e.ins(format_args!("mov.f32 {sum}, 0f00000000"));
+        let (sum, count) = (elem.reg(e), e.rd());
+        e.ins(format_args!("mov.{} {sum}, {}", elem.mov(), elem.zero_literal()));
         e.ins(format_args!("mov.u64 {count}, 0"));
-        let win = Window { img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
+        let win = Window { elem, img, oy, ox, ch, hwc: [h, w, c], kh, kw, sh, sw, pt, pl };
         each_cell(e, "k", &win, input, "$L_average", |e, _, v| {
-            e.ins(format_args!("add.rn.f32 {sum}, {sum}, {v}"));
+            e.ins(format_args!("add.rn.{ty} {sum}, {sum}, {v}"));
             e.ins(format_args!("add.s64 {count}, {count}, 1"));
         });
         e.label("$L_average");
-        let (n, mean) = (e.f(), e.f());
-        e.ins(format_args!("cvt.rn.f32.u64 {n}, {count}"));
-        e.ins(format_args!("div.rn.f32 {mean}, {sum}, {n}"));
+        let (n, mean) = (elem.reg(e), elem.reg(e));
+        e.ins(format_args!("cvt.rn.{ty}.u64 {n}, {count}"));
+        e.ins(format_args!("div.rn.{ty} {mean}, {sum}, {n}"));
         mean
     });
     header() + &entry(name, &params, "", &e)
@@ -246,23 +258,25 @@ pub fn render_avg_pool(name: &str) -> String {
 
 /// A module with one entry, `name`: the gradient of average pooling with respect to
 /// its NHWC input, given the output gradient `dy` — each window's gradient divided by
-/// its count of cells inside the input (parameters [`AVG_POOL_GRAD_PARAMS`]).
-pub fn render_avg_pool_grad(name: &str) -> String {
+/// its count of cells inside the input (parameters [`AVG_POOL_GRAD_PARAMS`]; `elem`
+/// f32 or f64).
+pub fn render_avg_pool_grad(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [dy, output], [total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow]) =
         load_params(&mut e, name, &AVG_POOL_GRAD_PARAMS);
     let dims = GatherDims { total, c, w, h, kh, kw, sh, sw, pt, pl, oh, ow };
-    gather(&mut e, &dims, output, |e, at| {
+    let ty = elem.setp();
+    gather(&mut e, elem, &dims, output, |e, at| {
         let rows = cells_inside(e, "a", [at.oy, sh, kh, pt, h]);
         let cols = cells_inside(e, "b", [at.ox, sw, kw, pl, w]);
-        let (count, n) = (e.rd(), e.f());
+        let (count, n) = (e.rd(), elem.reg(e));
         e.ins(format_args!("mul.lo.u64 {count}, {rows}, {cols}"));
-        e.ins(format_args!("cvt.rn.f32.u64 {n}, {count}"));
+        e.ins(format_args!("cvt.rn.{ty}.u64 {n}, {count}"));
         let out_at = nhwc(e, [at.img, at.oy, at.ox, at.ch], [oh, ow, c]);
-        let addr = address(e, dy, out_at, 2);
-        let (g, share) = (e.f(), e.f());
-        e.ins(format_args!("ld.global.nc.f32 {g}, [{addr}]"));
-        e.ins(format_args!("div.rn.f32 {share}, {g}, {n}"));
+        let addr = address(e, dy, out_at, elem.shift());
+        let g = elem.load(e, addr);
+        let share = elem.reg(e);
+        e.ins(format_args!("div.rn.{ty} {share}, {g}, {n}"));
         share
     });
     header() + &entry(name, &params, "", &e)

@@ -121,6 +121,24 @@ impl Elem {
         }
     }
 
+    /// The type suffix of a `mov` into its register.
+    pub(super) fn mov(self) -> &'static str {
+        match self {
+            Elem::F32 => "f32",
+            Elem::F64 | Elem::I64 => "b64",
+            Elem::I32 | Elem::Bool => "b32",
+        }
+    }
+
+    /// Zero as a literal of its type.
+    pub(super) fn zero_literal(self) -> &'static str {
+        match self {
+            Elem::F32 => "0f00000000",
+            Elem::F64 => "0d0000000000000000",
+            Elem::I32 | Elem::I64 | Elem::Bool => "0",
+        }
+    }
+
     /// Loads the element at byte address `addr` into a fresh register.
     pub(super) fn load(self, e: &mut Emitter, addr: Reg) -> Reg {
         let d = self.reg(e);
