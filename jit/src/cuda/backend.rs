@@ -262,11 +262,9 @@ impl CudaBackend {
         if let Some(t) = super::random::run(gpu, op, x, dtype, shape)? {
             return Ok(Some(t));
         }
-        if dtype != DType::F32 {
-            return match op {
-                Op::Reduce { op, axes, .. } => super::split_reduce::run(gpu, *op, axes, x[0], shape),
-                _ if dtype != DType::F64 => Ok(None),
-                Op::MatMul { .. }
+        let float_op = matches!(
+            op,
+            Op::MatMul { .. }
                 | Op::Conv2d(_)
                 | Op::Conv2dBackpropInput { .. }
                 | Op::Conv2dBackpropFilter { .. }
@@ -274,12 +272,15 @@ impl CudaBackend {
                 | Op::MaxPool2dGrad(_)
                 | Op::MaxPool2dGradGrad(_)
                 | Op::AvgPool2d(_)
-                | Op::AvgPool2dGrad { .. } => {
-                    let Some(words) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else {
-                        return Ok(None);
-                    };
-                    self.float_op(gpu, op, x, &words, (dtype, shape))
-                }
+                | Op::AvgPool2dGrad { .. }
+        );
+        if float_op && matches!(dtype, DType::F32 | DType::F64) {
+            let Some(words) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
+            return self.float_op(gpu, op, x, &words, (dtype, shape));
+        }
+        if dtype != DType::F32 {
+            return match op {
+                Op::Reduce { op, axes, .. } => super::split_reduce::run(gpu, *op, axes, x[0], shape),
                 _ => Ok(None),
             };
         }
@@ -287,15 +288,6 @@ impl CudaBackend {
         let (rows, cols) = rows_cols(shape);
         let k = match op {
             Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
-            Op::MatMul { .. }
-            | Op::Conv2d(_)
-            | Op::Conv2dBackpropInput { .. }
-            | Op::Conv2dBackpropFilter { .. }
-            | Op::MaxPool2d(_)
-            | Op::MaxPool2dGrad(_)
-            | Op::MaxPool2dGradGrad(_)
-            | Op::AvgPool2d(_)
-            | Op::AvgPool2dGrad { .. } => return self.float_op(gpu, op, x, &bufs, (dtype, shape)),
             Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
             Op::BroadcastTo(_) => return super::permute::broadcast(gpu, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
