@@ -511,3 +511,47 @@ fn zeros_and_ones_like_a_device_tensor_are_filled_on_the_device() {
         }
     }
 }
+
+#[test]
+fn a_models_weights_on_a_device_are_saved_and_loaded() {
+    use tensorjit::nn::prelude::*;
+    emulated();
+    let build = |device: Device, seed: u64| {
+        tensorjit::random::set_seed(seed);
+        tensorjit::nn::reset_names();
+        Sequential::new(vec![Dense::new(4).boxed(), Dense::new(2).boxed()])
+            .on_device(device)
+            .unwrap()
+            .with_input_shape(&[3])
+    };
+    let dir = std::env::temp_dir().join(format!("tensorjit-device-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    let trained = build(GPU, 11);
+    trained.save_weights(&path).expect("device weights are copied to the host and saved");
+    // Loaded into a model on the device (and one on the host): the same values, each
+    // variable staying where its model lives.
+    for device in [GPU, Device::Cpu] {
+        let fresh = build(device, 12);
+        fresh.load_weights(&path).expect("the saved weights load");
+        for (a, b) in fresh.variables().iter().zip(trained.variables().iter()) {
+            let (a, b) = (a.read(), b.read());
+            assert_eq!(a.device(), device, "{}", a.type_string());
+            assert_eq!(f32s(&a.to(Device::Cpu).unwrap()), f32s(&b.to(Device::Cpu).unwrap()));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_seeded_dropout_on_a_device_counts_its_calls() {
+    use tensorjit::nn::prelude::*;
+    emulated();
+    let d = Dropout::new(0.3).with_seed(9);
+    let x = rand_f32(62, &[4, 8], -1.0, 1.0).to(GPU).unwrap();
+    assert_eq!(d.calls(), None, "no mask drawn yet");
+    for _ in 0..3 {
+        d.call(&x, true);
+    }
+    assert_eq!(d.calls(), Some(3), "the counter on the device is read back");
+}

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
-use tensorjit_runtime::{DType, Tensor, Variable};
+use tensorjit_runtime::{DType, Device, Tensor, Variable};
 
 use crate::error::{Error, Result};
 use crate::layers::Sequential;
@@ -23,7 +23,10 @@ fn st_dtype(d: DType) -> Option<StDtype> {
 }
 
 /// Little-endian bytes of a tensor's elements.
+/// The little-endian bytes of `t`'s elements (copied to the host first when it lives on
+/// a device).
 fn le_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    let t = &t.to(Device::Cpu)?;
     Ok(match t.dtype() {
         DType::F32 => t.to_vec::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
         DType::F64 => t.to_vec::<f64>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -106,7 +109,8 @@ pub fn load_weights(path: impl AsRef<Path>, vars: &[Variable]) -> Result<()> {
                 ),
             });
         }
-        values.push(from_le(v.dtype(), t.data(), t.shape())?);
+        // Copied to the variable's device (a model on a GPU keeps its weights there).
+        values.push(from_le(v.dtype(), t.data(), t.shape())?.to(v.device())?);
     }
     for (v, t) in vars.iter().zip(values) {
         v.assign(&t);

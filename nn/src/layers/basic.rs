@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use tensorjit_runtime::{init_scope, random, DType, Shape, Tensor, Variable};
+use tensorjit_runtime::{init_scope, random, DType, Device, Shape, Tensor, Variable};
 
 use super::{core_methods, with_name};
 use crate::activations::Activation;
@@ -85,7 +85,8 @@ impl Dropout {
     /// The number of seeded masks drawn so far (`None` for an unseeded layer or before
     /// the first training call).
     pub fn calls(&self) -> Option<i64> {
-        self.counter.get().and_then(|v| v.read().to_scalar::<i64>().ok())
+        // The counter lives beside the layer's inputs (on a device model: on the device).
+        self.counter.get().and_then(|v| v.read().to(Device::Cpu).ok()?.to_scalar::<i64>().ok())
     }
 
     with_name!();
