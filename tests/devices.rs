@@ -555,3 +555,15 @@ fn a_seeded_dropout_on_a_device_counts_its_calls() {
     }
     assert_eq!(d.calls(), Some(3), "the counter on the device is read back");
 }
+
+#[test]
+fn a_range_with_bounds_on_a_device_iterates_eagerly() {
+    use tensorjit::ops::control::tf_range;
+    emulated();
+    let on = |v: i64| Tensor::scalar(v).to(GPU).unwrap();
+    let seen: Vec<i64> =
+        tf_range(on(1), on(10), on(3)).map(|i| i.to(Device::Cpu).unwrap().to_scalar::<i64>().unwrap()).collect();
+    assert_eq!(seen, vec![1, 4, 7], "the bounds are compared on the device and read back");
+    let zero = std::panic::catch_unwind(|| tf_range(on(0), on(5), on(0)).count());
+    assert!(zero.is_err(), "a zero step on a device is refused too");
+}

@@ -70,16 +70,19 @@ pub fn tf_range(start: impl RangeBound, stop: impl RangeBound, step: impl RangeB
             .raise(loc)
         }
     }
-    if !step.is_symbolic() && step.cast(DType::F64).to_scalar::<f64>().is_ok_and(|s| s == 0.0) {
+    // (A step on a device is read back to the host.)
+    let host = |t: &Tensor| t.to(crate::device::Device::Cpu);
+    if !step.is_symbolic() && host(&step).and_then(|s| s.cast(DType::F64).to_scalar::<f64>()).is_ok_and(|s| s == 0.0) {
         OpError::new("tf_range", "step must not be zero").raise(loc)
     }
     TfRange { start, stop, step }
 }
 
 impl TfRange {
-    /// Whether `i` is still inside the range.
+    /// Whether `i` is still inside the range (bounds on a device are compared there and
+    /// the answer read back).
     pub fn contains(&self, i: &Tensor) -> bool {
-        self.in_range(i).to_scalar::<bool>().unwrap_or(false)
+        self.in_range(i).to(crate::device::Device::Cpu).and_then(|b| b.to_scalar::<bool>()).unwrap_or(false)
     }
 
     /// `i < stop` for a positive step, `i > stop` for a negative one (a bool tensor).
