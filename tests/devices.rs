@@ -567,3 +567,26 @@ fn a_range_with_bounds_on_a_device_iterates_eagerly() {
     let zero = std::panic::catch_unwind(|| tf_range(on(0), on(5), on(0)).count());
     assert!(zero.is_err(), "a zero step on a device is refused too");
 }
+
+#[test]
+fn a_function_with_unknown_dims_draws_on_its_device() {
+    emulated();
+    let noisy = tensorjit::function("noisy_unknown_dims", |x: Tensor| {
+        &x + tensorjit::random::normal([4], 0.0, 0.1, DType::F32, Some(8))
+    })
+    .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, Some(4)])]);
+    let x = rand_f32(63, &[3, 4], -1.0, 1.0);
+    let cpu = noisy.call(x.clone());
+    let on_device = noisy.try_call(x.to(GPU).unwrap()).expect("the draw joins the device operand");
+    assert_eq!(on_device.device(), GPU);
+    assert_eq!(f32s(&on_device.to(Device::Cpu).unwrap()), f32s(&cpu));
+    assert_eq!(noisy.tracing_count(), 2, "one trace per device, both from the signature");
+    // A spec naming a GPU takes tensors there only, and says so.
+    let pinned = tensorjit::function("pinned", |x: Tensor| x.relu()).with_input_signature(vec![TensorSpec::new(
+        DType::F32,
+        &[None, Some(4)],
+    )
+    .on(GPU)]);
+    let err = pinned.try_call(x).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("argument 0 is f32[3,4], the input_signature expects f32[?,4] on cuda:0"), "{err}");
+}

@@ -26,7 +26,10 @@ impl TensorSpec {
         TensorSpec { dtype, shape: Shape::with_unknown(dims), device: Device::Cpu }
     }
 
-    /// The same spec on `device` (`TensorSpec::new(..).on(Device::Cuda(0))`).
+    /// The same spec on `device` (`TensorSpec::new(..).on(Device::Cuda(0))`). In an
+    /// `input_signature`, a spec naming a GPU takes tensors on that GPU only; one with
+    /// no device (the CPU, as `new` makes it) takes tensors on any device, traced for
+    /// theirs.
     pub fn on(mut self, device: Device) -> TensorSpec {
         self.device = device;
         self

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::ir::{verify, Graph};
 use crate::tensor::Tensor;
 use crate::variable::Variable;
+use crate::Device;
 use crate::{autodiff, config, trace};
 
 /// `x: f32[128,784] → f32[64,784]` for the first argument that differs.
@@ -337,13 +338,24 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
                                 sig.len()
                             ))
                         })?;
-                        if !w.accepts(t) {
+                        // The signature fixes dtypes and shapes; a tensor on any device fits
+                        // a spec with no device of its own (traced for that device), one
+                        // naming a GPU takes tensors there only.
+                        let device_ok = w.device == Device::Cpu || w.device == t.device;
+                        if !(w.dtype == t.dtype && w.shape.accepts(&t.shape) && device_ok) {
+                            let on = |d: Device| if d == Device::Cpu { String::new() } else { format!(" on {d}") };
                             return Err(Error::Function(format!(
-                                "{}: {name} is {}{}, the input_signature expects {}{}",
-                                i.name, t.dtype, t.shape, w.dtype, w.shape
+                                "{}: {name} is {}{}{}, the input_signature expects {}{}{}",
+                                i.name,
+                                t.dtype,
+                                t.shape,
+                                on(t.device),
+                                w.dtype,
+                                w.shape,
+                                on(w.device)
                             )));
                         }
-                        key.push(ArgSpec::Tensor(w.clone()));
+                        key.push(ArgSpec::Tensor(TensorSpec { device: t.device, ..w.clone() }));
                     }
                     other => key.push(other.clone()),
                 }

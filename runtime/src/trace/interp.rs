@@ -5,6 +5,7 @@
 
 use smallvec::SmallVec;
 
+use crate::device::Device;
 use crate::error::Error;
 use crate::ir::{Graph, Node, NodeKind, Region, Resource, ValueId};
 use crate::tensor::Tensor;
@@ -18,6 +19,8 @@ struct Env<'g> {
     g: &'g Graph,
     vals: SmallVec<[Option<Tensor>; 16]>,
     vars: SmallVec<[&'g Variable; 4]>,
+    /// Where the arguments live: ops with no operands (random draws) run there too.
+    device: Device,
 }
 
 /// Runs `g` on `inputs` (one per parameter) with `bound` variables for its resource
@@ -28,7 +31,11 @@ pub(crate) fn execute<'g>(
     bound: impl IntoIterator<Item = &'g Variable>,
 ) -> Result<Vec<Tensor>, Error> {
     let mut vals: SmallVec<[Option<Tensor>; 16]> = smallvec::smallvec![None; g.values.len()];
+    let mut device = Device::Cpu;
     for (p, t) in g.params.iter().zip(inputs) {
+        if t.device() != Device::Cpu {
+            device = t.device();
+        }
         vals[p.index()] = Some(t);
     }
     for (v, t) in &g.constants {
@@ -43,7 +50,7 @@ pub(crate) fn execute<'g>(
             Resource::Param(_) => bound_iter.next().ok_or_else(|| internal("a variable argument is missing".into())),
         })
         .collect::<Result<_, _>>()?;
-    let mut env = Env { g, vals, vars };
+    let mut env = Env { g, vals, vars, device };
     env.run(&g.nodes)?;
     env.get_all(&g.results)
 }
@@ -133,8 +140,11 @@ impl Env<'_> {
                 let o = n.output().ok_or_else(|| internal(format!("node {i} has no output")))?;
                 let ty = self.g.value_type(o);
                 let run = |dtype, shape| {
-                    crate::device::run_op(op, &ins, dtype, shape)
-                        .map_err(|e| Error::Function(format!("{e} (node {i})")))
+                    let ran = match ins.is_empty() {
+                        true => crate::device::run_op_on(self.device, op, &ins, dtype, shape),
+                        false => crate::device::run_op(op, &ins, dtype, shape),
+                    };
+                    ran.map_err(|e| Error::Function(format!("{e} (node {i})")))
                 };
                 if ty.shape.is_fully_known() {
                     Some(run(ty.dtype, ty.shape.clone())?)
