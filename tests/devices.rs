@@ -590,3 +590,24 @@ fn a_function_with_unknown_dims_draws_on_its_device() {
     let err = pinned.try_call(x).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("argument 0 is f32[3,4], the input_signature expects f32[?,4] on cuda:0"), "{err}");
 }
+
+#[test]
+fn datasets_of_device_tensors_batch_and_shuffle_on_the_device() {
+    use tensorjit::nn::data::Dataset;
+    emulated();
+    let x = rand_f32(64, &[10, 3], -1.0, 1.0);
+    let y = Tensor::from_vec((0..10i64).collect::<Vec<_>>(), [10]).unwrap();
+    let batches = |x: Tensor, y: Tensor| -> Vec<Vec<Tensor>> {
+        let ds = Dataset::from_tensor_slices(vec![x, y]).unwrap().shuffle(10, 3).batch(4);
+        ds.iter().collect()
+    };
+    let cpu = batches(x.clone(), y.clone());
+    let on_device = batches(x.to(GPU).unwrap(), y.to(GPU).unwrap());
+    assert_eq!(on_device.len(), cpu.len());
+    for (d, c) in on_device.iter().zip(&cpu) {
+        for (a, b) in d.iter().zip(c) {
+            assert_eq!(a.device(), GPU, "batches stay on the device");
+            assert_eq!(format!("{:?}", a.to(Device::Cpu).unwrap()), format!("{b:?}"));
+        }
+    }
+}
