@@ -220,7 +220,7 @@ impl TypedOp {
     /// none does — an f32 fused kernel or another GPU path might, or the host).
     pub fn of(op: &Op, dtypes: &[DType], result: DType) -> Option<TypedOp> {
         use BinaryOp::*;
-        let elems: Option<Vec<Elem>> = dtypes.iter().map(|d| Elem::of(*d)).collect();
+        let elems: Option<smallvec::SmallVec<[Elem; 3]>> = dtypes.iter().map(|d| Elem::of(*d)).collect();
         let t = match (op, elems?.as_slice()) {
             (Op::Binary(c @ (Eq | Ne)), &[a, b]) if a == b => TypedOp::Compare(*c, a),
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
