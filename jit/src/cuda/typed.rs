@@ -1,8 +1,7 @@
 //! Eager GPU ops on tensors that are not all f32: comparisons, logical ops, `where`,
-//! casts, integer arithmetic, f32 `floor`/`ceil`/`sin`/`cos`/`pow` (the typed kernels of
-//! [`crate::ptx::typed`]),
-//! `one_hot`, `gather` and `argmax`/`argmin` (those of `ptx::index`) — and how tensors
-//! of every dtype are held on a GPU.
+//! casts, integer and f64 arithmetic, f32 `floor`/`ceil`/`sin`/`cos`/`pow` (the typed
+//! kernels of [`crate::ptx::typed`]), `one_hot`, `gather` and `argmax`/`argmin` (those of
+//! `ptx::index`) — and how tensors of every dtype are held on a GPU.
 //!
 //! Every GPU buffer is a pooled buffer of 4-byte words (`CudaSlice<f32>`, the caching
 //! allocator's unit): f32 elements are the words themselves; i32 one word each, i64 and

@@ -1,8 +1,8 @@
 //! Typed single-op kernels: the eager GPU ops whose operands or results are not all f32
 //! — comparisons (→ bool), `logical_and`/`or`/`not`, `where` (a bool mask picking
-//! between two operands of any element type), casts between f32, i32, i64 and bool,
-//! f32 `floor`/`ceil`/`sin`/`cos`/`pow`/floor division, and integer arithmetic
-//! (`ptx::int`). The fused-kernel IR ([`crate::kernel`]) stays f32
+//! between two operands of any element type), casts between f32, f64, i32, i64 and bool,
+//! f32 `floor`/`ceil`/`sin`/`cos`/`pow`/floor division, integer arithmetic (`ptx::int`)
+//! and f64 arithmetic (`ptx::float64`). The fused-kernel IR ([`crate::kernel`]) stays f32
 //! (what fusion and the Cranelift generator need); these kernels are a second, small
 //! IR — one op, typed operands read with the same access patterns — rendered by the same
 //! PTX emitter and element loop. Every op gives the runtime's results bit for bit:
@@ -11,7 +11,7 @@
 //! `x != 0`.
 //!
 //! Element types in registers: f32 in `%f`, i32 and bool (0 or 1, one byte in memory)
-//! in `%r`, i64 in `%rd`.
+//! in `%r`, i64 and f64 in `%rd`.
 //!
 //! ```text
 //! typed less.i64(in0 full, in1 scalar) -> bool
