@@ -1,5 +1,5 @@
 //! The CUDA device runtime: PTX modules from [`crate::ptx`] loaded and launched through
-//! cudarc on one stream per device, matmul through cuBLAS ([`blas`]), buffers from a
+//! cudarc on one stream per device, matmul through cuBLAS (`blas`), buffers from a
 //! caching allocator ([`pool`]), and the device backend that runs eager ops on GPU
 //! tensors ([`backend`]).
 //!

@@ -139,7 +139,7 @@ fn divide_if(e: &mut Emitter, elem: Elem, acc: Reg, (mean, divisor): (Reg, Reg))
 }
 
 /// The partials per line of each pass, for `lines` lines of `count` elements: the last
-/// is 1. A pass splits lines only while each thread's share is at least [`PER_THREAD`]
+/// is 1. A pass splits lines only while each thread's share is at least `PER_THREAD`
 /// elements and the lines alone do not fill the GPU; then enough threads to fill it.
 pub fn split_reduce_passes(count: usize, lines: usize) -> Vec<usize> {
     /// Threads that keep a GPU busy.

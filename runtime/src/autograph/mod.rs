@@ -1,7 +1,7 @@
 //! The run-time half of AutoGraph: what `#[tf_function]` rewrites `if`, `while` and
 //! `for … in tf_range(..)` into (the macro crate holds the rewriting itself).
 //!
-//! A converted `if c { … } else { … }` evaluates `c` once and matches on [`test`]: a
+//! A converted `if c { … } else { … }` evaluates `c` once and matches on `test`: a
 //! `bool` runs the user's own Rust `if` (no overhead, exact Rust semantics); a `Tensor`
 //! drives an [`If`]: eagerly it reads the predicate and runs one branch, while tracing
 //! it records both branches into a `cond` node. The variables the branches assign

@@ -3,7 +3,7 @@
 //! The runtime computes on the CPU itself; other devices are *device backends*
 //! ([`DeviceBackend`]) installed at run time — the GPU backend lives in `tensorjit-jit`
 //! (PTX through cudarc) and the `tensorjit` facade installs it. A tensor on a device
-//! holds a [`DeviceMemory`]; every op goes through [`run_op`], which checks that its
+//! holds a [`DeviceMemory`]; every op goes through `run_op`, which checks that its
 //! operands share one device ([`placement`]) and hands device operands to that device's
 //! backend. Without a backend (or without a GPU) asking for a device is an `Err`.
 //!

@@ -157,7 +157,7 @@ fn reduce_quarter_pi(ax: f32) -> Reduced {
     Reduced { r: r as f32, j: j as i32 }
 }
 
-/// The coefficients of [`sin_poly`] and [`cos_poly`] (public for code generators that
+/// The coefficients of `sin_poly` and `cos_poly` (public for code generators that
 /// emit the same polynomials: the GPU's `sin`/`cos`).
 pub const SIN_POLY: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
 pub const COS_POLY: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];

@@ -1,7 +1,7 @@
 //! The op layer. Every op is described once here — kind + attributes (`Op`), dtype and
 //! shape inference (`Op::infer`), eager kernel (`crate::kernels::run`) and gradient
 //! (`crate::autodiff::grads`, written with public ops) — and every public tensor method
-//! goes through the single dispatch path [`apply`]:
+//! goes through the single dispatch path `apply`:
 //!
 //! 1. infer the output type; invalid input panics here with the op name, the operand
 //!    types and the caller's location (`#[track_caller]` all the way up);

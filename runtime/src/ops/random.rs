@@ -103,7 +103,7 @@ pub(crate) fn stateless_key(seed: Option<u64>, counter: i64) -> u64 {
 }
 
 /// The seed's share of a stateless draw's key (device kernels, which read the counter
-/// where it lives, combine it with the counter as [`stateless_key`] does).
+/// where it lives, combine it with the counter as `stateless_key` does).
 pub fn stateless_seed_part(seed: Option<u64>) -> u64 {
     splitmix64(seed.unwrap_or(0) ^ 0x5EED_5EED_0000_0003)
 }

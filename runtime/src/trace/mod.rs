@@ -2,7 +2,7 @@
 //! them.
 //!
 //! While a trace is active on a thread, the dispatch path hands every op whose inputs
-//! include a symbolic tensor (and every random draw) to [`record_op`], which appends a
+//! include a symbolic tensor (and every random draw) to `record_op`, which appends a
 //! node and returns a symbolic result. Ops on concrete tensors only are computed at
 //! trace time with the eager kernels and enter the graph as captured constants (the
 //! same bits either way). Variable reads and writes, prints and random draws become
