@@ -509,7 +509,9 @@ fn zeros_and_ones_like_a_device_tensor_are_filled_on_the_device() {
             let want = Tensor::full([4, 5], v, dtype);
             assert_eq!(format!("{:?}", t.to(Device::Cpu).unwrap()), format!("{want:?}"));
         }
-    }
+    } // One element (a loss's gradient seed) comes from the device's scalar cache.
+    let seed = Tensor::ones_like(&Tensor::scalar(2.5f32).to(GPU).unwrap());
+    assert_eq!((seed.device(), seed.to(Device::Cpu).unwrap().to_scalar::<f32>().unwrap()), (GPU, 1.0));
 }
 
 #[test]

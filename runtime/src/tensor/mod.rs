@@ -240,8 +240,9 @@ impl Tensor {
     #[track_caller]
     fn fill_like(t: &Tensor, value: f64) -> Tensor {
         // Symbolic: an op of the trace. On a device: the device fills it (no host
-        // buffer, no copy).
-        if t.is_symbolic() || t.device() != crate::device::Device::Cpu {
+        // buffer, no copy) — but one element comes from the device's cache of copied
+        // scalars (a loss's gradient seed: no launch at all).
+        if t.is_symbolic() || (t.device() != crate::device::Device::Cpu && t.numel() > 1) {
             return crate::ops::apply(crate::ops::Op::Fill { value }, &[t]);
         }
         let host = Tensor::full(t.shape(), value, t.dtype());
