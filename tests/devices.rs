@@ -613,3 +613,54 @@ fn datasets_of_device_tensors_batch_and_shuffle_on_the_device() {
         }
     }
 }
+
+#[test]
+fn a_cnn_with_batch_norm_and_validation_trains_on_a_device_as_on_the_cpu() {
+    use tensorjit::nn::prelude::*;
+    emulated();
+    let x = rand_f32(65, &[24, 8, 8, 2], -1.0, 1.0);
+    let y = Tensor::from_vec((0..24).map(|i| (i * 5 % 3) as i64).collect::<Vec<_>>(), [24]).unwrap();
+    let (vx, vy) =
+        (rand_f32(66, &[8, 8, 8, 2], -1.0, 1.0), Tensor::from_vec(vec![0i64, 1, 2, 0, 1, 2, 0, 1], [8]).unwrap());
+    let train = |device: Device, run_eagerly: bool| {
+        tensorjit::random::set_seed(9);
+        tensorjit::nn::reset_names();
+        let model = Sequential::new(vec![
+            Conv2D::new(4, [3, 3]).activation(Activation::Relu).boxed(),
+            BatchNormalization::new().boxed(),
+            MaxPool2D::new([2, 2]).boxed(),
+            Flatten::new().boxed(),
+            Dropout::new(0.2).with_seed(4).boxed(),
+            Dense::new(3).boxed(),
+        ])
+        .on_device(device)
+        .unwrap()
+        .with_input_shape(&[8, 8, 2]);
+        model.compile(
+            Adam::new(0.01),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy],
+            run_eagerly,
+        );
+        let opts = FitOptions {
+            epochs: 2,
+            batch_size: 8,
+            shuffle: Some(2),
+            validation_data: Some((vx.clone(), vy.clone())),
+            verbose: false,
+        };
+        let history = model.fit(&x, &y, &opts).unwrap();
+        let weights: Vec<Vec<f32>> =
+            model.variables().iter().map(|v| f32s(&v.read().to(Device::Cpu).unwrap())).collect();
+        (history, weights)
+    };
+    let (cpu_history, cpu_weights) = train(Device::Cpu, false);
+    assert_eq!(cpu_history.get("val_loss").len(), 2, "{cpu_history:?}");
+    for run_eagerly in [false, true] {
+        let (history, weights) = train(GPU, run_eagerly);
+        for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+            assert_eq!(history.get(key), cpu_history.get(key), "{key}, run_eagerly={run_eagerly}");
+        }
+        assert_eq!(weights, cpu_weights, "weights and BatchNorm statistics, run_eagerly={run_eagerly}");
+    }
+}
