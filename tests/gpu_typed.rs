@@ -283,6 +283,14 @@ fn integer_reductions_powers_products_and_fills_run_on_the_gpu() {
                 same(&what(&format!("min over {a:?}")), &gi.min(a, keep), &i.min(a, keep));
             }
         }
+        let (idx, scatter) =
+            (Tensor::from_vec(vec![2i64, 0, 2, 9, 1, 2], [6]).unwrap(), Op::ScatterAdd { axis: 1, size: 5 });
+        let upd = (rand_f32(10, &[6, 6, 5], -1.0, 1.0) * 1000.0).cast(dtype);
+        same(
+            &what("scatter_add (duplicates, an index out of range)"),
+            &common::run_op(&scatter, &[&on(&upd), &on(&idx)]),
+            &common::run_op(&scatter, &[&upd, &idx]),
+        );
         // A long line: several passes.
         let long = Tensor::from_vec((0..300_000).map(|k| (k % 1000) as i64 - 400).collect::<Vec<_>>(), [300_000])
             .unwrap()

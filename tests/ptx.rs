@@ -356,7 +356,7 @@ fn the_typed_index_and_movement_kernels_assemble() {
         modules.push(render_concat_part(elem, &format!("concat_{}", modules.len())));
     }
     for index in [Elem::I32, Elem::I64] {
-        for value in [Elem::F32, Elem::F64] {
+        for value in [Elem::F32, Elem::F64, Elem::I32, Elem::I64] {
             modules.push(render_scatter_add(value, index, &format!("scatter_add_{}", modules.len())));
         }
     }
@@ -383,9 +383,9 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // 5 casts, 3 logical ops, f32 pow, floor division, 2 rounding ops, sin and cos, 2 × 7
     // integer binary and 2 × 5 integer unary ops, 8 binary and 16 unary f64 ops — four
     // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
-    // concat parts of 5 element types; 4 scatter-adds; 12 random generators (3
+    // concat parts of 5 element types; 8 scatter-adds; 12 random generators (3
     // distributions × 2 dtypes × 2 key sources); 8 arg-reductions; 12 split reductions
     // (i32, i64, f64); the fill.
-    assert_eq!(modules.len(), (4 * 12 + 8 + 9 + 2 * 7 + 2 * 5 + 8 + 16) * 4 + 20 + 15 + 4 + 12 + 8 + 12 + 1);
+    assert_eq!(modules.len(), (4 * 12 + 8 + 9 + 2 * 7 + 2 * 5 + 8 + 16) * 4 + 20 + 15 + 8 + 12 + 8 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }

@@ -218,9 +218,14 @@ fn concatenations_place_every_part_where_the_cpu_does() {
 fn scatter_add_sums_duplicates_in_the_cpus_order() {
     use tensorjit_jit::ptx::render_scatter_add;
     let size = 5;
-    for (index, value) in
-        [(Elem::I32, Elem::F32), (Elem::I64, Elem::F32), (Elem::I64, Elem::F64), (Elem::I32, Elem::F64)]
-    {
+    for (index, value) in [
+        (Elem::I32, Elem::F32),
+        (Elem::I64, Elem::F32),
+        (Elem::I64, Elem::F64),
+        (Elem::I32, Elem::F64),
+        (Elem::I64, Elem::I32),
+        (Elem::I32, Elem::I64),
+    ] {
         for (k, upd_dims) in [[3, 7, 4], [2, 9, 1]].into_iter().enumerate() {
             let n = upd_dims[1];
             // Duplicates (few distinct values) and out-of-range indices (dropped).
@@ -231,7 +236,7 @@ fn scatter_add_sums_duplicates_in_the_cpus_order() {
                 _ => Tensor::from_vec(raw.clone(), vec![n]),
             }
             .unwrap();
-            let upd = rand_f32(510 + k as u64, &upd_dims, -3.0, 3.0).cast(value.dtype());
+            let upd = (rand_f32(510 + k as u64, &upd_dims, -3.0, 3.0) * 1000.0).cast(value.dtype());
             let want = run_op(&Op::ScatterAdd { axis: 1, size }, &[&upd, &idx]);
             let total = want.numel();
             let got = run(

@@ -146,7 +146,8 @@ fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shap
     })
 }
 
-/// `scatter_add(updates, indices)` of f32 or f64 updates along `axis` into `size` slots.
+/// `scatter_add(updates, indices)` of f32, f64, i32 or i64 updates along `axis` into
+/// `size` slots.
 fn scatter_add(
     gpu: &Arc<Gpu>,
     x: &[&Tensor],
@@ -155,7 +156,7 @@ fn scatter_add(
 ) -> Result<Option<Tensor>, Error> {
     let (upd, idx) = (x[0], x[1]);
     let (value, index) = match (Elem::of(upd.dtype()), Elem::of(idx.dtype())) {
-        (Some(v @ (Elem::F32 | Elem::F64)), Some(i @ (Elem::I32 | Elem::I64))) => (v, i),
+        (Some(v @ (Elem::F32 | Elem::F64 | Elem::I32 | Elem::I64)), Some(i @ (Elem::I32 | Elem::I64))) => (v, i),
         _ => return Ok(None),
     };
     let (Some(u), Some(i)) = (words_of(upd), words_of(idx)) else { return Ok(None) };

@@ -95,13 +95,15 @@ pub fn render_concat_part(elem: Elem, name: &str) -> String {
 }
 
 /// A module with one entry, `name`: `out[o, i, x] = Σ upd[o, j, x]` over the `j` (in
-/// order, from +0) whose index is `i` — `value` (f32 or f64) updates, `index` (i32 or
-/// i64) indices, indices outside `0..size` dropped (parameters [`SCATTER_ADD_PARAMS`]).
+/// order, from +0) whose index is `i` — `value` (f32, f64, i32 or i64: integer sums wrap)
+/// updates, `index` (i32 or i64) indices, indices outside `0..size` dropped (parameters
+/// [`SCATTER_ADD_PARAMS`]).
 /// One thread per output element: no atomics, the CPU's order of additions.
 pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [upd, indices, output], [total, size, k, inner]) = load_params(&mut e, name, &SCATTER_ADD_PARAMS);
-    let (ty, mov) = (value.setp(), if value == Elem::F64 { "mov.b64" } else { "mov.f32" });
+    let (ty, mov) = (value.setp(), value.mov());
+    let add = if value.is_float() { "add.rn" } else { "add" };
     per_output_of(&mut e, value, total, output, |e, t| {
         let (q, x) = divmod(e, t, inner);
         let (o, i) = divmod(e, q, size);
@@ -128,8 +130,8 @@ pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
         let u = value.constant(e, false);
         e.ins(format_args!("@{hit} ld.global.nc.{ty} {u}, [{from}]"));
         let sum = value.reg(e);
-        e.ins(format_args!("add.rn.{ty} {sum}, {acc}, {u}"));
-        e.ins(format_args!("@{hit} {mov} {acc}, {sum}"));
+        e.ins(format_args!("{add}.{ty} {sum}, {acc}, {u}"));
+        e.ins(format_args!("@{hit} mov.{mov} {acc}, {sum}"));
         e.ins(format_args!("add.s64 {row}, {row}, {inner}"));
         e.ins(format_args!("add.s64 {j}, {j}, 1"));
         e.ins(format_args!("bra $L_j"));
