@@ -151,10 +151,12 @@ pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, 
     let outer: usize = upd.dims()[..axis].iter().product();
     let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
     let ids: Vec<i64> = index_values(idx).collect();
-    fn go<T: Element + std::ops::Add<Output = T>>(
+    /// Sums with `add` (integers wrap, as every integer op of the runtime).
+    fn go<T: Element>(
         v: &[T],
         ids: &[i64],
         (outer, size, inner): (usize, usize, usize),
+        add: impl Fn(T, T) -> T,
     ) -> Vec<T> {
         let mut out = vec![T::default(); outer * size * inner];
         let k = ids.len();
@@ -166,7 +168,7 @@ pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, 
                 let src = &v[(o * k + j) * inner..][..inner];
                 let dst = &mut out[(o * size + i as usize) * inner..][..inner];
                 for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = *d + s;
+                    *d = add(*d, s);
                 }
             }
         }
@@ -174,10 +176,10 @@ pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, 
     }
     let d = (outer, size, inner);
     let buf = match upd.buffer() {
-        Buffer::F32(v) => Buffer::F32(go(v, &ids, d)),
-        Buffer::F64(v) => Buffer::F64(go(v, &ids, d)),
-        Buffer::I32(v) => Buffer::I32(go(v, &ids, d)),
-        Buffer::I64(v) => Buffer::I64(go(v, &ids, d)),
+        Buffer::F32(v) => Buffer::F32(go(v, &ids, d, |a, b| a + b)),
+        Buffer::F64(v) => Buffer::F64(go(v, &ids, d, |a, b| a + b)),
+        Buffer::I32(v) => Buffer::I32(go(v, &ids, d, i32::wrapping_add)),
+        Buffer::I64(v) => Buffer::I64(go(v, &ids, d, i64::wrapping_add)),
         Buffer::Bool(_) => Buffer::Bool(vec![false; shape.numel()]),
     };
     Tensor::from_buffer(buf, shape)
@@ -193,4 +195,20 @@ pub(crate) fn one_hot(idx: &Tensor, depth: usize, dtype: DType, shape: Shape) ->
     }
     let hot = Tensor::from_buffer(Buffer::Bool(hot), shape.clone());
     super::elementwise::cast(&hot, dtype, shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_scatter_adds_wrap_instead_of_overflowing() {
+        let upd = Tensor::from_vec(vec![i32::MAX, 5, i32::MAX, -7], [4]).unwrap();
+        let idx = Tensor::from_vec(vec![1i64, 0, 1, 3], [4]).unwrap();
+        let out = scatter_add(&upd, &idx, 0, 3, Shape::new(&[3]));
+        // Slot 1 sums MAX + MAX (wraps to −2); index 3 is out of range and dropped.
+        assert_eq!(out.to_vec::<i32>().unwrap(), vec![5, i32::MAX.wrapping_add(i32::MAX), 0]);
+        let wide = scatter_add(&upd.cast(DType::I64), &idx, 0, 3, Shape::new(&[3]));
+        assert_eq!(wide.to_vec::<i64>().unwrap(), vec![5, 2 * i32::MAX as i64, 0]);
+    }
 }
