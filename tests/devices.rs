@@ -664,3 +664,25 @@ fn a_cnn_with_batch_norm_and_validation_trains_on_a_device_as_on_the_cpu() {
         assert_eq!(weights, cpu_weights, "weights and BatchNorm statistics, run_eagerly={run_eagerly}");
     }
 }
+
+#[test]
+fn a_device_model_takes_data_already_on_the_device() {
+    use tensorjit::nn::prelude::*;
+    emulated();
+    let x = rand_f32(67, &[20, 5], -1.0, 1.0);
+    let y = Tensor::from_vec((0..20).map(|i| (i % 2) as i64).collect::<Vec<_>>(), [20]).unwrap();
+    let run = |x: &Tensor, y: &Tensor| {
+        tensorjit::random::set_seed(3);
+        tensorjit::nn::reset_names();
+        let model = Sequential::new(vec![Dense::new(2).boxed()]).on_device(GPU).unwrap().with_input_shape(&[5]);
+        model.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[], false);
+        let opts = FitOptions { epochs: 2, batch_size: 8, shuffle: Some(1), validation_data: None, verbose: false };
+        let history = model.fit(x, y, &opts).expect("fit");
+        let pred = model.predict(x, 8).expect("predict");
+        let eval = model.evaluate(x, y, 8).expect("evaluate");
+        (history.get("loss"), f32s(&pred.to(Device::Cpu).unwrap()), eval.get("loss"))
+    };
+    let host = run(&x, &y);
+    let on_device = run(&x.to(GPU).unwrap(), &y.to(GPU).unwrap());
+    assert_eq!(on_device, host, "data on the device gives the same training as data on the host");
+}
