@@ -133,6 +133,14 @@ fn ran_on_device(e: &Emulated, op: &str) -> bool {
 
 const GPU: Device = Device::Cuda(0);
 
+/// Held by the tests that depend on the global random state (`set_seed`, the unseeded
+/// sequence, seeded draws keyed by the global seed): this binary's tests run in
+/// parallel, and one test's `set_seed` would change another's draws.
+fn random_state() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn tensors_move_between_host_and_device() {
     let e = emulated();
@@ -423,6 +431,7 @@ fn traced_functions_on_a_device_run_their_fused_plan_with_the_cpus_bits() {
 /// for bit (the emulated device computes with the CPU's kernels).
 #[test]
 fn models_train_on_a_device_with_the_cpus_results() {
+    let _random = random_state();
     use tensorjit::nn::prelude::*;
     let e = emulated();
     let x = rand_f32(60, &[40, 6], -1.0, 1.0);
@@ -481,6 +490,7 @@ fn models_train_on_a_device_with_the_cpus_results() {
 
 #[test]
 fn a_traced_functions_draws_are_made_on_its_device() {
+    let _random = random_state();
     let e = emulated();
     let noisy = tensorjit::function("noisy_on_device", |x: Tensor| {
         let n = tensorjit::random::normal(x.dims().to_vec(), 0.0, 0.1, DType::F32, Some(5));
@@ -516,6 +526,7 @@ fn zeros_and_ones_like_a_device_tensor_are_filled_on_the_device() {
 
 #[test]
 fn a_models_weights_on_a_device_are_saved_and_loaded() {
+    let _random = random_state();
     use tensorjit::nn::prelude::*;
     emulated();
     let build = |device: Device, seed: u64| {
@@ -572,6 +583,7 @@ fn a_range_with_bounds_on_a_device_iterates_eagerly() {
 
 #[test]
 fn a_function_with_unknown_dims_draws_on_its_device() {
+    let _random = random_state();
     emulated();
     let noisy = tensorjit::function("noisy_unknown_dims", |x: Tensor| {
         &x + tensorjit::random::normal([4], 0.0, 0.1, DType::F32, Some(8))
@@ -616,6 +628,7 @@ fn datasets_of_device_tensors_batch_and_shuffle_on_the_device() {
 
 #[test]
 fn a_cnn_with_batch_norm_and_validation_trains_on_a_device_as_on_the_cpu() {
+    let _random = random_state();
     use tensorjit::nn::prelude::*;
     emulated();
     let x = rand_f32(65, &[24, 8, 8, 2], -1.0, 1.0);
@@ -667,6 +680,7 @@ fn a_cnn_with_batch_norm_and_validation_trains_on_a_device_as_on_the_cpu() {
 
 #[test]
 fn a_device_model_takes_data_already_on_the_device() {
+    let _random = random_state();
     use tensorjit::nn::prelude::*;
     emulated();
     let x = rand_f32(67, &[20, 5], -1.0, 1.0);
