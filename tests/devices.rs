@@ -700,3 +700,17 @@ fn a_device_model_takes_data_already_on_the_device() {
     let on_device = run(&x.to(GPU).unwrap(), &y.to(GPU).unwrap());
     assert_eq!(on_device, host, "data on the device gives the same training as data on the host");
 }
+
+#[test]
+fn data_on_a_device_is_split_there() {
+    use tensorjit::nn::data::train_test_split;
+    emulated();
+    let x = rand_f32(68, &[10, 3], -1.0, 1.0);
+    let y = Tensor::from_vec((0..10i64).collect::<Vec<_>>(), [10]).unwrap();
+    let host = train_test_split(&x, &y, 0.3, 4).unwrap();
+    let dev = train_test_split(&x.to(GPU).unwrap(), &y.to(GPU).unwrap(), 0.3, 4).expect("split on the device");
+    for (d, h) in [(&dev.0, &host.0), (&dev.1, &host.1), (&dev.2, &host.2), (&dev.3, &host.3)] {
+        assert_eq!(d.device(), GPU);
+        assert_eq!(format!("{:?}", d.to(Device::Cpu).unwrap()), format!("{h:?}"));
+    }
+}
