@@ -714,3 +714,20 @@ fn data_on_a_device_is_split_there() {
         assert_eq!(format!("{:?}", d.to(Device::Cpu).unwrap()), format!("{h:?}"));
     }
 }
+
+#[test]
+fn metrics_take_tensors_on_a_device() {
+    use tensorjit::nn::metrics::{Accuracy, AccuracyKind, Mean};
+    emulated();
+    let logits = rand_f32(69, &[12, 4], -1.0, 1.0);
+    let labels = Tensor::from_vec((0..12).map(|i| (i % 4) as i64).collect::<Vec<_>>(), [12]).unwrap();
+    let mut host = Accuracy::new(AccuracyKind::SparseCategorical);
+    host.update_state(&labels, &logits).unwrap();
+    let mut dev = Accuracy::new(AccuracyKind::SparseCategorical);
+    dev.update_state(&labels.to(GPU).unwrap(), &logits.to(GPU).unwrap()).expect("device tensors are read back");
+    assert_eq!(dev.result(), host.result());
+    let mut mean = Mean::new();
+    mean.update_state(&logits.to(GPU).unwrap()).expect("device values are read back");
+    let want: f64 = f32s(&logits).iter().map(|&v| v as f64).sum::<f64>() / 48.0;
+    assert!((mean.result() - want).abs() < 1e-12);
+}

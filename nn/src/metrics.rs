@@ -2,7 +2,7 @@
 //! Batch values are computed with tensor ops (inside the traced step); the running
 //! totals are kept on the host.
 
-use tensorjit_runtime::{DType, Tensor};
+use tensorjit_runtime::{DType, Device, Tensor};
 
 use crate::losses::{sparse_pair, Loss};
 
@@ -75,7 +75,8 @@ impl Accuracy {
     /// Adds a batch. Errors when the values cannot be read (e.g. called while tracing).
     pub fn update_state(&mut self, y_true: &Tensor, y_pred: &Tensor) -> crate::Result<()> {
         let n = y_pred.dims().first().copied().unwrap_or(1) as f64;
-        let v = self.kind.batch_value(y_true, y_pred).to_scalar::<f32>()?;
+        // Computed where the tensors live; the one value read back.
+        let v = self.kind.batch_value(y_true, y_pred).to(Device::Cpu)?.to_scalar::<f32>()?;
         self.inner.add(v as f64 * n, n);
         Ok(())
     }
@@ -103,7 +104,7 @@ impl Mean {
 
     /// Adds every element of `values`.
     pub fn update_state(&mut self, values: &Tensor) -> crate::Result<()> {
-        let v = values.cast(DType::F64).to_vec::<f64>()?;
+        let v = values.cast(DType::F64).to(Device::Cpu)?.to_vec::<f64>()?;
         self.add(v.iter().sum(), v.len() as f64);
         Ok(())
     }
