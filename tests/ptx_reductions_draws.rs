@@ -80,7 +80,7 @@ fn split_reduce(
     passes: &[usize],
 ) -> Vec<u8> {
     use tensorjit::ops::ReduceOp;
-    let elem = Elem::of(x.dtype()).expect("an element type");
+    let elem = Elem::of(x.dtype());
     let kind = match op {
         ReduceOp::Sum | ReduceOp::Mean => RowReduce::Sum,
         ReduceOp::Prod => RowReduce::Prod,

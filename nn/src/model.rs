@@ -155,11 +155,9 @@ fn check_pair(op: &'static str, x: &Tensor, y: &Tensor, batch_size: usize) -> Re
     Ok(n)
 }
 
-/// Rows `idx` of `t`, on `device` (the model's): gathered where `t` lives (data already
-/// on the device stays there), then moved.
+/// Rows `idx` of `t`, on `device` (the model's): gathered where `t` lives, then moved.
 fn batch_rows(t: &Tensor, idx: &[i64], device: Device) -> Result<Tensor> {
-    let idx = Tensor::from_vec(idx.to_vec(), [idx.len()])?.to(t.device())?;
-    Ok(t.gather(&idx, 0).to(device)?)
+    Ok(crate::data::take_rows(t, idx)?.to(device)?)
 }
 
 fn progress(verbose: bool, len: usize, prefix: String) -> ProgressBar {

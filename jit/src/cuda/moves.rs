@@ -43,7 +43,8 @@ pub(super) fn run(
         Op::Fill { value } if dtype != DType::F32 => return fill(gpu, *value, dtype, shape),
         _ => return Ok(None),
     };
-    let (Some((base, dims)), Some(elem), Some(input)) = (plan, Elem::of(dtype), words_of(x[0])) else {
+    let elem = Elem::of(dtype);
+    let (Some((base, dims)), Some(input)) = (plan, words_of(x[0])) else {
         return Ok(None);
     };
     let total = shape.numel();
@@ -103,7 +104,7 @@ fn scatter_slice(
     dtype: DType,
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
-    let (Some(elem), Some(input)) = (Elem::of(dtype), words_of(dy)) else { return Ok(None) };
+    let (elem, Some(input)) = (Elem::of(dtype), words_of(dy)) else { return Ok(None) };
     let name = format!("tensorjit_strided_scatter_{elem:?}");
     let render = move |n: &str| ptx::render_strided(elem, true, n);
     let ins = [(input, words_for(dtype, dy.numel()))];
@@ -125,7 +126,7 @@ fn scatter_slice(
 
 /// `concat(x, axis)`: one launch per part, each writing its rows of every output row.
 fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shape) -> Result<Option<Tensor>, Error> {
-    let Some(elem) = Elem::of(dtype) else { return Ok(None) };
+    let elem = Elem::of(dtype);
     let Some(parts) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
     let wide: usize = shape.dims()[axis..].iter().product();
     let name = format!("tensorjit_concat_{elem:?}");
@@ -156,7 +157,7 @@ fn scatter_add(
 ) -> Result<Option<Tensor>, Error> {
     let (upd, idx) = (x[0], x[1]);
     let (value, index) = match (Elem::of(upd.dtype()), Elem::of(idx.dtype())) {
-        (Some(v @ (Elem::F32 | Elem::F64 | Elem::I32 | Elem::I64)), Some(i @ (Elem::I32 | Elem::I64))) => (v, i),
+        (v @ (Elem::F32 | Elem::F64 | Elem::I32 | Elem::I64), i @ (Elem::I32 | Elem::I64)) => (v, i),
         _ => return Ok(None),
     };
     let (Some(u), Some(i)) = (words_of(upd), words_of(idx)) else { return Ok(None) };

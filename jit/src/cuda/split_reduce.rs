@@ -26,7 +26,7 @@ pub(super) fn run(
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
     let dtype = x.dtype();
-    let (Some(elem @ (Elem::I32 | Elem::I64 | Elem::F64)), Some(input)) = (Elem::of(dtype), words_of(x)) else {
+    let (elem @ (Elem::I32 | Elem::I64 | Elem::F64), Some(input)) = (Elem::of(dtype), words_of(x)) else {
         return Ok(None);
     };
     let mut axes = axes.to_vec();

@@ -9,17 +9,16 @@ use tensorjit_runtime::ops::{BinaryOp, UnaryOp};
 use super::double::F64;
 use super::{Emitter, Reg};
 
-/// The float binary ops an f64 typed kernel computes.
-pub const BINARY: [BinaryOp; 8] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::FloorDiv,
-    BinaryOp::Pow,
-    BinaryOp::Maximum,
-    BinaryOp::Minimum,
-];
+/// Whether an f64 typed kernel computes binary op `b` as arithmetic (comparisons are
+/// `TypedOp::Compare`; logical ops take bools).
+pub fn is_arithmetic(b: BinaryOp) -> bool {
+    !b.is_comparison() && !b.is_logical()
+}
+
+/// The arithmetic binary ops of f64 typed kernels.
+pub fn binary_ops() -> impl Iterator<Item = BinaryOp> {
+    BinaryOp::ALL.into_iter().filter(|b| is_arithmetic(*b))
+}
 
 /// The unary ops an f64 typed kernel computes (all but `logical_not`).
 pub fn unary_ops() -> impl Iterator<Item = UnaryOp> {
@@ -46,7 +45,7 @@ pub(super) fn binary(e: &mut Emitter, b: BinaryOp, x: Reg, y: Reg) -> Reg {
             let keep = d.pred("or", better, nan);
             d.sel(keep, x, y)
         }
-        _ => unreachable!("TypedOp::of offers f64 kernels the float ops of BINARY only"),
+        _ => unreachable!("TypedOp::of offers f64 kernels the arithmetic ops only"),
     }
 }
 

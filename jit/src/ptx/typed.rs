@@ -38,15 +38,15 @@ pub enum Elem {
 }
 
 impl Elem {
-    /// The element type of `d` (every dtype has one; `Option` for callers' chains).
-    pub fn of(d: DType) -> Option<Elem> {
-        Some(match d {
+    /// The element type of `d`.
+    pub fn of(d: DType) -> Elem {
+        match d {
             DType::F32 => Elem::F32,
             DType::F64 => Elem::F64,
             DType::I32 => Elem::I32,
             DType::I64 => Elem::I64,
             DType::Bool => Elem::Bool,
-        })
+        }
     }
 
     pub fn dtype(self) -> DType {
@@ -220,8 +220,8 @@ impl TypedOp {
     /// none does — an f32 fused kernel or another GPU path might, or the host).
     pub fn of(op: &Op, dtypes: &[DType], result: DType) -> Option<TypedOp> {
         use BinaryOp::*;
-        let elems: Option<smallvec::SmallVec<[Elem; 3]>> = dtypes.iter().map(|d| Elem::of(*d)).collect();
-        let t = match (op, elems?.as_slice()) {
+        let elems: smallvec::SmallVec<[Elem; 3]> = dtypes.iter().map(|d| Elem::of(*d)).collect();
+        let t = match (op, elems.as_slice()) {
             (Op::Binary(c @ (Eq | Ne)), &[a, b]) if a == b => TypedOp::Compare(*c, a),
             (Op::Binary(c @ (Lt | Le | Gt | Ge)), &[a, b]) if a == b && a != Elem::Bool => TypedOp::Compare(*c, a),
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
@@ -238,12 +238,12 @@ impl TypedOp {
             {
                 TypedOp::IntUnary(*u, a)
             }
-            (Op::Binary(b), [Elem::F64, Elem::F64]) if super::float64::BINARY.contains(b) => TypedOp::F64(*b),
+            (Op::Binary(b), [Elem::F64, Elem::F64]) if super::float64::is_arithmetic(*b) => TypedOp::F64(*b),
             (Op::Unary(u), [Elem::F64]) if *u != UnaryOp::LogicalNot => TypedOp::F64Unary(*u),
             (Op::Unary(UnaryOp::LogicalNot), [Elem::Bool]) => TypedOp::Not,
             (Op::Unary(u @ (UnaryOp::Floor | UnaryOp::Ceil)), [Elem::F32]) => TypedOp::Round(*u),
             (Op::Select, &[Elem::Bool, a, b]) if a == b => TypedOp::Select(a),
-            (Op::Cast(to), &[from]) => TypedOp::Cast(from, Elem::of(*to)?),
+            (Op::Cast(to), &[from]) => TypedOp::Cast(from, Elem::of(*to)),
             _ => return None,
         };
         (t.result().dtype() == result).then_some(t)
@@ -290,7 +290,7 @@ impl TypedOp {
         ]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
         ops.extend([UnaryOp::Sin, UnaryOp::Cos].map(TypedOp::Trig));
-        ops.extend(super::float64::BINARY.map(TypedOp::F64));
+        ops.extend(super::float64::binary_ops().map(TypedOp::F64));
         ops.extend(super::float64::unary_ops().map(TypedOp::F64Unary));
         ops
     }

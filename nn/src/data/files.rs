@@ -124,10 +124,7 @@ pub fn train_test_split(
     let order = shuffled_indices(n, seed, 0);
     let n_test = (n as f64 * test_fraction).round() as usize;
     let (test, train) = order.split_at(n_test);
-    // The indices go where the data lives (data on a device is split there).
-    let pick = |t: &Tensor, idx: &[i64]| -> Result<Tensor> {
-        Ok(t.gather(&Tensor::from_vec(idx.to_vec(), [idx.len()])?.to(t.device())?, 0))
-    };
+    let pick = super::take_rows;
     Ok((pick(x, train)?, pick(y, train)?, pick(x, test)?, pick(y, test)?))
 }
 

@@ -7,6 +7,14 @@ pub use dataset::Dataset;
 pub use files::{load_digits, load_idx, train_test_split};
 
 use tensorjit_runtime::random::splitmix64;
+use tensorjit_runtime::Tensor;
+
+/// Rows `idx` of `t` (along axis 0), gathered where `t` lives: the indices are moved
+/// beside it, so data already on a device stays there.
+pub(crate) fn take_rows(t: &Tensor, idx: &[i64]) -> crate::Result<Tensor> {
+    let idx = Tensor::from_vec(idx.to_vec(), [idx.len()])?.to(t.device())?;
+    Ok(t.gather(&idx, 0))
+}
 
 /// SplitMix64 on the runtime's mixing function: the host-side generator behind
 /// shuffles (no `rand` dependency; the same sequence on every platform).
