@@ -387,11 +387,9 @@ impl CudaBackend {
         }
         if !(trailing || leading) {
             // Kept axes first, reduced ones last (each in order), then a row reduction.
-            let perm: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).chain(axes.iter().copied()).collect();
-            let dims: Vec<usize> = perm.iter().map(|&a| x.dims()[a]).collect();
-            let Some(moved) = super::permute::permute(gpu, &perm, buf, x, &Shape::from(dims))? else { return Ok(None) };
+            let (perm, dims, tail) = super::permute::axes_last(x.dims(), axes);
+            let Some(moved) = super::permute::permute(gpu, &perm, buf, x, &dims)? else { return Ok(None) };
             let Some(moved_buf) = f32_of(&moved) else { return Ok(None) };
-            let tail: Vec<usize> = (r - axes.len()..r).collect();
             return self.reduce(gpu, op, &tail, &moved, moved_buf, shape);
         }
         let reduce = |out: &mut CudaSlice<f32>| match trailing {

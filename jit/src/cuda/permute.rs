@@ -57,3 +57,24 @@ fn gather(
     })?;
     Ok(Some(t))
 }
+
+/// The permutation that moves `axes` (in order) after the other axes of a tensor of
+/// `dims` (in order), the permuted dims, and the reduced axes' positions after it (a
+/// reduction over them becomes one over trailing axes).
+pub(super) fn axes_last(dims: &[usize], axes: &[usize]) -> (Vec<usize>, Shape, Vec<usize>) {
+    let r = dims.len();
+    let perm: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).chain(axes.iter().copied()).collect();
+    let moved = Shape::from(perm.iter().map(|&a| dims[a]).collect::<Vec<_>>());
+    (perm, moved, (r - axes.len()..r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduced_axes_move_last_in_order() {
+        let (perm, dims, tail) = axes_last(&[2, 3, 4, 5], &[0, 2]);
+        assert_eq!((perm, dims, tail), (vec![1, 3, 0, 2], Shape::new(&[3, 5, 2, 4]), vec![2, 3]));
+    }
+}

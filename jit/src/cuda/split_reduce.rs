@@ -35,13 +35,10 @@ pub(super) fn run(
     let dims = x.dims();
     let one_run = axes.windows(2).all(|w| w[1] == w[0] + 1);
     if !one_run {
-        // Kept axes first, reduced ones last (each in order).
-        let perm: Vec<usize> = (0..x.rank()).filter(|a| !axes.contains(a)).chain(axes.iter().copied()).collect();
-        let moved_dims: Shape = perm.iter().map(|&a| dims[a]).collect::<Vec<_>>().into();
+        let (perm, moved_dims, tail) = super::permute::axes_last(dims, &axes);
         let Some(moved) = super::moves::run(gpu, &Op::Permute(perm.into()), &[x], dtype, &moved_dims)? else {
             return Ok(None);
         };
-        let tail: Vec<usize> = (x.rank() - axes.len()..x.rank()).collect();
         return run(gpu, op, &tail, &moved, shape);
     }
     let (outer, count, inner) = match (axes.first(), axes.last()) {
