@@ -8,39 +8,10 @@ mod common;
 #[path = "../benches/common/mod.rs"]
 mod workloads;
 
-use common::{element_bytes, rand_f32, rand_vec};
+use common::gpu::{close_f64, first_gpu, same};
+use common::{rand_f32, rand_vec};
 use tensorjit::prelude::*;
 use tensorjit_jit::cuda::backend::host_fallbacks;
-
-fn first_gpu(what: &str) -> Option<Device> {
-    tensorjit::init();
-    if tensorjit::cuda_device_count() == 0 {
-        eprintln!("no CUDA device on this machine: {what} not run");
-        return None;
-    }
-    Some(Device::Cuda(0))
-}
-
-/// The GPU result `gpu` is on the GPU and holds `cpu`'s bytes (f32 NaNs: any NaN).
-fn same(what: &str, gpu: &Tensor, cpu: &Tensor) {
-    assert_eq!(gpu.device(), Device::Cuda(0), "{what}: the result stays on the GPU");
-    assert_eq!((gpu.dtype(), gpu.dims()), (cpu.dtype(), cpu.dims()), "{what}");
-    let host = gpu.to(Device::Cpu).expect("copies back");
-    if cpu.dtype() == DType::F32 {
-        // Equal bits, or both NaN: a NaN made by arithmetic (0/0) has the platform's bits.
-        let (g, c) = (host.to_vec::<f32>().unwrap(), cpu.to_vec::<f32>().unwrap());
-        let same_bits = g.iter().zip(&c).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
-        assert!(same_bits, "{what}: GPU {host:?} vs CPU {cpu:?}");
-        return;
-    }
-    if cpu.dtype() == DType::F64 {
-        let (g, c) = (host.to_vec::<f64>().unwrap(), cpu.to_vec::<f64>().unwrap());
-        let same_bits = g.iter().zip(&c).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
-        assert!(same_bits, "{what}: GPU {host:?} vs CPU {cpu:?}");
-        return;
-    }
-    assert_eq!(element_bytes(&host), element_bytes(cpu), "{what}: GPU {host:?} vs CPU {cpu:?}");
-}
 
 /// Values on a half-unit grid (ties for comparisons and arg-reductions) with NaN, ±∞,
 /// ±0 and values beyond i32's range mixed in.
@@ -387,16 +358,6 @@ fn max_pool_second_order_gradients_run_on_the_gpu_with_the_cpus_bits() {
         );
     }
     assert_eq!(host_fallbacks(), before, "the second-order gradients ran on the GPU");
-}
-
-/// `gpu` (on the GPU) within `tol` of `cpu` relative to `scale` (f64 tensors).
-fn close_f64(what: &str, gpu: &Tensor, cpu: &Tensor, tol: f64) {
-    assert_eq!(gpu.device(), Device::Cuda(0), "{what}: the result stays on the GPU");
-    let (g, c) = (gpu.to(Device::Cpu).unwrap().to_vec::<f64>().unwrap(), cpu.to_vec::<f64>().unwrap());
-    assert_eq!(g.len(), c.len(), "{what}");
-    for (a, b) in g.iter().zip(&c) {
-        assert!((a - b).abs() <= tol * b.abs().max(1.0) || (a.is_nan() && b.is_nan()), "{what}: GPU {a} vs CPU {b}");
-    }
 }
 
 #[test]

@@ -423,8 +423,61 @@ fn permutes_move_every_element_where_the_cpu_does() {
         let cpu = run_op(&Op::Permute(perm.iter().copied().collect()), &[&x]);
         same(&format!("permute {dims:?} by {perm:?}"), &got, &f32s(&cpu));
     }
-    assert!(permute_dims(&[2, 2, 2, 2, 2, 2, 2], &[0, 1, 2, 3, 4, 5, 6]).is_none(), "rank 7 is beyond the kernel");
+    assert!(permute_dims(&[2, 3, 2, 3, 2, 3, 2], &[6, 5, 4, 3, 2, 1, 0]).is_none(), "seven runs are beyond one launch");
     assert!(permute_dims(&[2, 3], &[0, 0]).is_none(), "not a permutation");
+}
+
+/// Permutes and broadcasts of up to 9 axes, as the GPU backend runs them: runs of
+/// axes merged, and walks still too long split into launches (`permute_steps`,
+/// `broadcast_steps`) — the CPU's elements in the CPU's places.
+#[test]
+fn permutes_and_broadcasts_of_many_axes_take_merged_walks_or_several_launches() {
+    use tensorjit_jit::ptx::{broadcast_dims, broadcast_steps, permute_dims, permute_steps, render_permute};
+    let program = Program::parse(&render_permute("permute")).expect("the emulator reads it");
+    let launch = |x: &[f32], params: [u64; 12], total: usize| {
+        let values: Vec<usize> = std::iter::once(total).chain(params.iter().map(|d| *d as usize)).collect();
+        run_entry(&program, vec![x.to_vec()], total, &values)
+    };
+    let permutes: [(&[usize], &[usize]); 4] = [
+        // Merges to three runs: one launch.
+        (&[2, 3, 2, 2, 3, 2, 2], &[0, 1, 2, 5, 6, 3, 4]),
+        (&[2, 1, 3, 1, 2, 1, 2, 3], &[7, 6, 5, 4, 3, 2, 1, 0]),
+        (&[2, 3, 2, 3, 2, 3, 2], &[6, 5, 4, 3, 2, 1, 0]),
+        (&[2, 2, 3, 2, 2, 3, 2, 2, 2], &[1, 3, 5, 7, 0, 2, 4, 6, 8]),
+    ];
+    let mut several = 0;
+    for (seed, (dims, perm)) in permutes.into_iter().enumerate() {
+        let x = rand_f32(700 + seed as u64, dims, -1.0, 1.0);
+        let steps = permute_steps(dims, perm).expect("a permutation");
+        several += usize::from(steps.len() > 1);
+        let (mut cur, mut cur_dims) = (f32s(&x), dims.to_vec());
+        for step in &steps {
+            let params = permute_dims(&cur_dims, step).expect("each step is one launch");
+            cur = launch(&cur, params, x.numel());
+            cur_dims = step.iter().map(|&a| cur_dims[a]).collect();
+        }
+        let cpu = run_op(&Op::Permute(perm.iter().copied().collect()), &[&x]);
+        same(&format!("permute {dims:?} by {perm:?} in {} launches", steps.len()), &cur, &f32s(&cpu));
+    }
+    let broadcasts: [(&[usize], &[usize]); 3] = [
+        (&[1, 1, 4, 1, 1, 3, 2], &[2, 3, 4, 2, 2, 3, 2]),
+        (&[2, 1, 2, 1, 2, 1, 2], &[2, 3, 2, 3, 2, 3, 2]),
+        (&[3, 1, 2, 1, 3, 1, 2, 1], &[2, 3, 2, 2, 2, 3, 2, 2, 2]),
+    ];
+    for (seed, (dims, out)) in broadcasts.into_iter().enumerate() {
+        let x = rand_f32(800 + seed as u64, dims, -1.0, 1.0);
+        let steps = broadcast_steps(dims, out).expect("broadcasts");
+        several += usize::from(steps.len() > 1);
+        let (mut cur, mut cur_dims) = (f32s(&x), dims.to_vec());
+        for step in &steps {
+            let params = broadcast_dims(&cur_dims, step).expect("each step is one launch");
+            cur = launch(&cur, params, step.iter().product());
+            cur_dims = step.clone();
+        }
+        let cpu = run_op(&Op::BroadcastTo(Shape::from(out.to_vec())), &[&x]);
+        same(&format!("broadcast {dims:?} to {out:?} in {} launches", steps.len()), &cur, &f32s(&cpu));
+    }
+    assert_eq!(several, 4, "two permutes and two broadcasts need more than one launch");
 }
 
 /// Runs a one-thread-per-output entry: `inputs` as its first pointer arguments, then an

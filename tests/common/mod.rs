@@ -4,6 +4,7 @@
 use tensorjit::prelude::*;
 
 pub mod emulated;
+pub mod gpu;
 pub mod parity;
 
 /// Deterministic pseudo-random values in `[lo, hi)` (splitmix64; a different `seed` for

@@ -3,18 +3,21 @@
 //! fills of every dtype, reductions (f32 over trailing or leading axes directly, over
 //! others after a permute; i32 and i64 exact, `split_reduce`), matmuls, conv2d (im2col +
 //! GEMM, `conv`), max and average pooling and their gradients (max pooling's
-//! second-order one too; `pooling`), axis permutations and `broadcast_to` (`permute`),
+//! second-order one too; `pooling`), axis permutations and `broadcast_to` of any rank
+//! and dtype (`permute`: runs of axes merged, several launches past the kernel's rank),
 //! and on f32, f64, i32, i64 and bool tensors comparisons, logical ops, `where`, casts,
 //! integer `+ − × ÷ pow max min` and `neg abs sign square relu`, every f64 elementwise
 //! op, `one_hot`, `gather` and `argmax`/`argmin` (`typed`), f64 reductions
 //! (`split_reduce`) and matmuls (dgemm), slices and their gradients, concatenations,
-//! permutes and broadcasts, and f32 and f64 `scatter_add` (`moves`) run on the GPU —
+//! and `scatter_add` (`moves`) run on the GPU —
 //! single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Random
 //! draws of f32 and f64 values (`random`) are made there; matmuls, convolutions and
-//! pooling take f64 too. Any other case (empty problems, batch broadcasts no stride
-//! expresses, permutes past rank 6, …)
-//! is computed on the host and its result copied back (correct, slow, announced once
-//! per op by a `tracing` warning, and counted by [`host_fallbacks`]).
+//! pooling take f64 too; matmul operands whose batch is neither the output's nor one
+//! matrix are broadcast to it first. Problems with nothing to read (an empty result; a
+//! reduction, matmul or convolution over nothing) are fills (`empty`). Any other case
+//! (such as a slice, or its gradient, whose walk keeps more than six runs of axes) is
+//! computed on the host and its result copied back (correct, slow, announced once per
+//! op by a `tracing` warning, and counted by [`host_fallbacks`]).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -262,6 +265,14 @@ impl CudaBackend {
         if let Some(t) = super::random::run(gpu, op, x, dtype, shape)? {
             return Ok(Some(t));
         }
+        if let Some(t) = super::empty::run(gpu, op, x, dtype, shape)? {
+            return Ok(Some(t));
+        }
+        match op {
+            Op::Permute(perm) => return super::permute::permute(gpu, perm, x[0]),
+            Op::BroadcastTo(_) => return super::permute::broadcast(gpu, x[0], shape),
+            _ => {}
+        }
         let float_op = matches!(
             op,
             Op::MatMul { .. }
@@ -288,8 +299,6 @@ impl CudaBackend {
         let (rows, cols) = rows_cols(shape);
         let k = match op {
             Op::Reduce { op, axes, .. } => return self.reduce(gpu, *op, axes, x[0], bufs[0], shape),
-            Op::Permute(perm) => return super::permute::permute(gpu, perm, bufs[0], x[0], shape),
-            Op::BroadcastTo(_) => return super::permute::broadcast(gpu, bufs[0], x[0], shape),
             // A unary op's operand has the output's shape; a fill reads none.
             Op::Unary(_) | Op::Fill { .. } => single_op_kernel(op, &[Access::Full]),
             _ => {
@@ -297,7 +306,7 @@ impl CudaBackend {
                 match reads.iter().copied().collect::<Option<Vec<_>>>() {
                     Some(a) => single_op_kernel(op, &a),
                     None if matches!(op, Op::Binary(b) if fusible_binary(*b)) => {
-                        return self.broadcast_operands(gpu, op, (x, &bufs, &reads), shape)
+                        return self.broadcast_operands(gpu, op, (x, &reads), shape)
                     }
                     None => None,
                 }
@@ -322,7 +331,7 @@ impl CudaBackend {
     ) -> Result<Option<Tensor>, Error> {
         match op {
             Op::MatMul { transpose_a, transpose_b } => {
-                self.matmul(gpu, (*transpose_a, *transpose_b), x, bufs, (dtype, shape))
+                self.matmul(gpu, (*transpose_a, *transpose_b), x, (dtype, shape))
             }
             Op::Conv2d(p) => super::conv::conv2d(gpu, p, x, bufs, (dtype, shape)),
             Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => {
@@ -341,14 +350,14 @@ impl CudaBackend {
         &self,
         gpu: &Arc<Gpu>,
         op: &Op,
-        (x, bufs, reads): (&[&Tensor], &[&CudaSlice<f32>], &[Option<Access>]),
+        (x, reads): (&[&Tensor], &[Option<Access>]),
         shape: &Shape,
     ) -> Result<Option<Tensor>, Error> {
         let mut full = Vec::with_capacity(x.len());
-        for ((t, b), read) in x.iter().zip(bufs).zip(reads) {
+        for (t, read) in x.iter().zip(reads) {
             full.push(match read {
                 Some(_) => (*t).clone(),
-                None => match super::permute::broadcast(gpu, b, t, shape)? {
+                None => match super::permute::broadcast(gpu, t, shape)? {
                     Some(e) => e,
                     None => return Ok(None),
                 },
@@ -387,8 +396,8 @@ impl CudaBackend {
         }
         if !(trailing || leading) {
             // Kept axes first, reduced ones last (each in order), then a row reduction.
-            let (perm, dims, tail) = super::permute::axes_last(x.dims(), axes);
-            let Some(moved) = super::permute::permute(gpu, &perm, buf, x, &dims)? else { return Ok(None) };
+            let (perm, tail) = super::permute::axes_last(x.rank(), axes);
+            let Some(moved) = super::permute::permute(gpu, &perm, x)? else { return Ok(None) };
             let Some(moved_buf) = f32_of(&moved) else { return Ok(None) };
             return self.reduce(gpu, op, &tail, &moved, moved_buf, shape);
         }
@@ -409,40 +418,49 @@ impl CudaBackend {
         Ok(Some(t))
     }
 
-    /// Matmul of f32 or f64 operands (their word buffers `bufs`) through cuBLAS when each
-    /// operand's batch is the output's or a single one.
+    /// Matmul of f32 or f64 operands through cuBLAS: each operand's batch is the
+    /// output's (stride one matrix), a single matrix (stride 0), or broadcast to the
+    /// output's batch first (`[2, 1, m, k]` against `[3, k, n]`).
     fn matmul(
         &self,
         gpu: &Arc<Gpu>,
         (transpose_a, transpose_b): (bool, bool),
         x: &[&Tensor],
-        bufs: &[&CudaSlice<f32>],
         (dtype, shape): (DType, &Shape),
     ) -> Result<Option<Tensor>, Error> {
-        let (a, b) = (x[0], x[1]);
         let r = shape.rank();
-        if a.rank() < 2 || b.rank() < 2 || r < 2 {
+        if x[0].rank() < 2 || x[1].rank() < 2 || r < 2 {
             return Ok(None);
         }
+        let batch_dims = &shape.dims()[..r - 2];
+        // Each operand with a batch of its own (size > 1) that is not the output's is
+        // broadcast to it.
+        let mut ops = Vec::with_capacity(2);
+        for t in [x[0], x[1]] {
+            let (tb, mat) = t.dims().split_at(t.rank() - 2);
+            ops.push(if tb.iter().product::<usize>() == 1 || tb == batch_dims {
+                t.clone()
+            } else {
+                let wide = Shape::from([batch_dims, mat].concat());
+                match super::permute::broadcast(gpu, t, &wide)? {
+                    Some(w) => w,
+                    None => return Ok(None),
+                }
+            });
+        }
+        let (a, b) = (&ops[0], &ops[1]);
+        let (Some(buf_a), Some(buf_b)) = (words_of(a), words_of(b)) else { return Ok(None) };
         let (m, n) = (shape.dims()[r - 2], shape.dims()[r - 1]);
         let ad = a.dims();
         let k = if transpose_a { ad[ad.len() - 2] } else { ad[ad.len() - 1] };
-        let batch: usize = shape.dims()[..r - 2].iter().product();
-        let stride = |t: &Tensor, size: usize| {
-            let tb: usize = t.dims()[..t.rank() - 2].iter().product();
-            if tb == 1 {
-                Some(0)
-            } else if t.dims()[..t.rank() - 2] == shape.dims()[..r - 2] {
-                Some(size)
-            } else {
-                None
-            }
-        };
-        let (Some(stride_a), Some(stride_b)) = (stride(a, m * k), stride(b, k * n)) else { return Ok(None) };
+        let stride =
+            |t: &Tensor, size: usize| if t.rank() > 2 && t.dims()[..t.rank() - 2] == *batch_dims { size } else { 0 };
+        let (stride_a, stride_b) = (stride(a, m * k), stride(b, k * n));
+        let batch: usize = batch_dims.iter().product();
         let p = MatMulParams { m, n, k, transpose_a, transpose_b, batch, stride_a, stride_b };
         super::typed::new_tensor(gpu, dtype, shape, |out| match dtype {
-            DType::F64 => gpu.matmul_f64(p, bufs[0], bufs[1], out),
-            _ => gpu.matmul(p, bufs[0], bufs[1], out),
+            DType::F64 => gpu.matmul_f64(p, buf_a, buf_b, out),
+            _ => gpu.matmul(p, buf_a, buf_b, out),
         })
     }
 

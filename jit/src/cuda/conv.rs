@@ -138,8 +138,8 @@ pub(super) fn float_elem(dtype: DType) -> Option<Elem> {
 }
 
 /// `conv2d(x, f)` of f32 or f64 tensors (their word buffers `bufs`) on `gpu` into a new
-/// tensor of `dtype` and `shape` (`Ok(None)` for empty problems, which the host
-/// computes).
+/// tensor of `dtype` and `shape` (`Ok(None)` for empty problems: `empty` fills those
+/// first).
 pub(super) fn conv2d(
     gpu: &Arc<Gpu>,
     p: &Conv2dParams,
@@ -163,7 +163,8 @@ pub(super) fn conv2d(
 }
 
 /// conv2d's gradients on `gpu`: `Conv2dBackpropInput` (`dy · Wᵀ`, then col2im) and
-/// `Conv2dBackpropFilter` (`im2col(x)ᵀ · dy`); `Ok(None)` for empty problems.
+/// `Conv2dBackpropFilter` (`im2col(x)ᵀ · dy`); `Ok(None)` for empty problems (`empty`
+/// fills those first).
 pub(super) fn conv2d_grad(
     gpu: &Arc<Gpu>,
     op: &Op,

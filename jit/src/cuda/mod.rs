@@ -12,6 +12,7 @@
 pub mod backend;
 mod blas;
 mod conv;
+mod empty;
 pub mod fused;
 pub(crate) mod graph;
 mod moves;

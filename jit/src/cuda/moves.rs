@@ -25,11 +25,7 @@ pub(super) fn run(
     dtype: DType,
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
-    let strided = |dims: Option<[u64; 2 * ptx::PERMUTE_RANK]>, base: u64| dims.map(|d| (base, d));
     let plan = match op {
-        // f32 permutes and broadcasts have their own launcher (`permute`).
-        Op::Permute(perm) if dtype != DType::F32 => strided(ptx::permute_dims(x[0].dims(), perm), 0),
-        Op::BroadcastTo(_) if dtype != DType::F32 => strided(ptx::broadcast_dims(x[0].dims(), shape.dims()), 0),
         Op::Slice(axes) => ptx::slice_dims(x[0].dims(), &starts(axes), shape.dims()),
         Op::SliceGrad { input, slice } => {
             let Some((base, dims)) = ptx::slice_dims(input.dims(), &starts(slice), x[0].dims()) else {
@@ -43,26 +39,50 @@ pub(super) fn run(
         Op::Fill { value } if dtype != DType::F32 => return fill(gpu, *value, dtype, shape),
         _ => return Ok(None),
     };
+    let Some((base, dims)) = plan else { return Ok(None) };
+    strided_copy(gpu, (base, &dims), x[0], shape, &op)
+}
+
+/// A new tensor of `shape` whose elements are `x`'s read along a walk (the strided
+/// entry's base offset and `d`/`s` parameters): slices, and the permutes and broadcasts
+/// of dtypes other than f32. `Ok(None)`: `x` is not on the GPU.
+pub(super) fn strided_copy(
+    gpu: &Arc<Gpu>,
+    (base, dims): (u64, &[u64; 2 * ptx::PERMUTE_RANK]),
+    x: &Tensor,
+    shape: &Shape,
+    how: &dyn std::fmt::Debug,
+) -> Result<Option<Tensor>, Error> {
+    let dtype = x.dtype();
     let elem = Elem::of(dtype);
-    let (Some((base, dims)), Some(input)) = (plan, words_of(x[0])) else {
-        return Ok(None);
-    };
+    let Some(input) = words_of(x) else { return Ok(None) };
     let total = shape.numel();
     let name = format!("tensorjit_strided_{elem:?}");
     let render = move |n: &str| ptx::render_strided(elem, false, n);
     // Every offset read lies inside x: each axis walks coordinates within x's extent
     // (a slice's start + i·step stays in range; repeated axes have stride 0).
-    let ins = [(input, words_for(dtype, x[0].numel()))];
-    let values = params(base, &dims);
+    let ins = [(input, words_for(dtype, x.numel()))];
+    let values = params(base, dims);
+    let what = (x.dims(), how);
     new_tensor(gpu, dtype, shape, |out| {
-        gpu.launch_elementwise(&name, &render, &op, &ins, (out, total, words_for(dtype, total)), &values)
+        gpu.launch_elementwise(&name, &render, &what, &ins, (out, total, words_for(dtype, total)), &values)
     })
 }
 
 /// A tensor of `dtype` and `shape` filled with `value` — any dtype, f64 included: the
 /// fill writes the packed value's words ([`fill_words`]).
 fn fill(gpu: &Arc<Gpu>, value: f64, dtype: DType, shape: &Shape) -> Result<Option<Tensor>, Error> {
-    let [lo, hi] = fill_words(value, dtype);
+    fill_with(gpu, fill_words(value, dtype), dtype, shape)
+}
+
+/// A tensor of `dtype` and `shape` whose every element is the packed element `lo`, `hi`
+/// ([`super::typed::element_words`]).
+pub(super) fn fill_with(
+    gpu: &Arc<Gpu>,
+    [lo, hi]: [u32; 2],
+    dtype: DType,
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
     let total = words_for(dtype, shape.numel());
     let render = |n: &str| ptx::render_fill_words(n);
     new_tensor(gpu, dtype, shape, |out| {

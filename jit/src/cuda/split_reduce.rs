@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cudarc::driver::CudaSlice;
 use tensorjit_runtime::error::Error;
-use tensorjit_runtime::ops::{Op, ReduceOp};
+use tensorjit_runtime::ops::ReduceOp;
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
@@ -35,10 +35,8 @@ pub(super) fn run(
     let dims = x.dims();
     let one_run = axes.windows(2).all(|w| w[1] == w[0] + 1);
     if !one_run {
-        let (perm, moved_dims, tail) = super::permute::axes_last(dims, &axes);
-        let Some(moved) = super::moves::run(gpu, &Op::Permute(perm.into()), &[x], dtype, &moved_dims)? else {
-            return Ok(None);
-        };
+        let (perm, tail) = super::permute::axes_last(dims.len(), &axes);
+        let Some(moved) = super::permute::permute(gpu, &perm, x)? else { return Ok(None) };
         return run(gpu, op, &tail, &moved, shape);
     }
     let (outer, count, inner) = match (axes.first(), axes.last()) {

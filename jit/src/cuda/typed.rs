@@ -58,16 +58,28 @@ pub fn pack(buf: &Buffer) -> Vec<f32> {
 /// `value` converted as the runtime's `full` converts it (`as`, and `!= 0` for bools),
 /// packed.
 pub fn fill_words(value: f64, dtype: DType) -> [u32; 2] {
-    let one = match dtype {
+    element_words(&match dtype {
         DType::F32 => Buffer::F32(vec![value as f32]),
         DType::F64 => Buffer::F64(vec![value]),
         DType::I32 => Buffer::I32(vec![value as i32]),
         DType::I64 => Buffer::I64(vec![value as i64]),
-        // Four bytes: one word.
-        DType::Bool => Buffer::Bool(vec![value != 0.0; 4]),
+        DType::Bool => Buffer::Bool(vec![value != 0.0]),
+    })
+}
+
+/// The fill words (`lo`, `hi`) repeating the first element of `one` (a bool's byte four
+/// times to the word).
+pub fn element_words(one: &Buffer) -> [u32; 2] {
+    let words = match one {
+        Buffer::Bool(v) => pack(&Buffer::Bool(vec![v.first().copied().unwrap_or(false); 4])),
+        other => pack(other),
     };
-    let words = pack(&one);
-    [words[0].to_bits(), words[words.len() - 1].to_bits()]
+    let (lo, hi) = match one {
+        Buffer::F64(_) | Buffer::I64(_) => (0, 1),
+        _ => (0, 0),
+    };
+    let bits = |i: usize| words.get(i).map_or(0, |w| w.to_bits());
+    [bits(lo), bits(hi)]
 }
 
 /// The `len` elements of `dtype` that `words` hold (see the module's documentation).
@@ -206,7 +218,7 @@ pub(super) fn run(
                 for (t, read) in x.iter().zip(&reads) {
                     full.push(match read {
                         Some(_) => (*t).clone(),
-                        None => match broadcast_to(gpu, t, shape)? {
+                        None => match super::permute::broadcast(gpu, t, shape)? {
                             Some(b) => b,
                             None => return Ok(None),
                         },
@@ -220,16 +232,6 @@ pub(super) fn run(
             new_tensor(gpu, dtype, shape, |o| gpu.launch_typed(&k, (&bufs, &lens), o, shape))
         }
     }
-}
-
-/// `t` broadcast to `shape` on `gpu`, whatever its dtype (`Ok(None)`: not on the GPU, or
-/// more axes than the permute kernels take).
-fn broadcast_to(gpu: &Arc<Gpu>, t: &Tensor, shape: &Shape) -> Result<Option<Tensor>, Error> {
-    if t.dtype() == DType::F32 {
-        let Some(b) = super::backend::f32_of(t) else { return Ok(None) };
-        return super::permute::broadcast(gpu, b, t, shape);
-    }
-    super::moves::run(gpu, &Op::BroadcastTo(shape.clone()), &[t], t.dtype(), shape)
 }
 
 /// A new tensor of `dtype` and `shape` on `gpu` whose words `fill` writes, as the

@@ -40,7 +40,10 @@ pub use moves::{
     render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, CONCAT_PARAMS, FILL_PARAMS,
     SCATTER_ADD_PARAMS, STRIDED_PARAMS,
 };
-pub use permute::{broadcast_dims, permute_dims, render_permute, PERMUTE_PARAMS, PERMUTE_RANK};
+pub use permute::{
+    broadcast_dims, broadcast_steps, permute_dims, permute_steps, render_permute, StridedWalk, PERMUTE_PARAMS,
+    PERMUTE_RANK,
+};
 pub use pool::{
     render_avg_pool, render_avg_pool_grad, render_max_pool, render_max_pool_grad, render_max_pool_grad_grad,
     AVG_POOL_GRAD_PARAMS, AVG_POOL_PARAMS, MAX_POOL_GRAD_GRAD_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,

@@ -6,7 +6,7 @@
 //! 64-bit offsets (negative strides wrap, as two's complement, to the right address).
 
 use super::conv::{divmod, per_output_of};
-use super::permute::PERMUTE_RANK;
+use super::permute::{dense_strides, StridedWalk, PERMUTE_RANK};
 use super::typed::Elem;
 use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
 
@@ -142,30 +142,24 @@ pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
 }
 
 /// The strided entry's `d` and `s` parameters and base offset for `slice` of a tensor
-/// of `dims` (`(start, step)` per axis, the output's `out` dims); `None` beyond
-/// [`PERMUTE_RANK`] axes.
+/// of `dims` (`(start, step)` per axis, the output's `out` dims); `None` when the walk
+/// keeps more than [`PERMUTE_RANK`] axes after merging ([`StridedWalk::coalesced`]: an
+/// axis taken whole merges with its neighbours).
 pub fn slice_dims(dims: &[usize], slice: &[(usize, i64)], out: &[usize]) -> Option<(u64, [u64; 2 * PERMUTE_RANK])> {
     let r = dims.len();
-    if r > PERMUTE_RANK || slice.len() != r || out.len() != r {
+    if slice.len() != r || out.len() != r {
         return None;
     }
-    let mut strides = vec![1i64; r];
-    for a in (0..r.saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * dims[a + 1] as i64;
+    let dense = dense_strides(dims);
+    let mut base = 0u64;
+    for (&(start, _), &s) in slice.iter().zip(&dense) {
+        base = base.wrapping_add((start as u64).wrapping_mul(s));
     }
-    let pad = PERMUTE_RANK - r;
-    let mut p = [1u64; 2 * PERMUTE_RANK];
-    for s in &mut p[PERMUTE_RANK..PERMUTE_RANK + pad] {
-        *s = 0;
-    }
-    let mut base = 0i64;
-    for a in 0..r {
-        let (start, step) = slice[a];
-        base += start as i64 * strides[a];
-        p[pad + a] = out[a] as u64;
-        p[PERMUTE_RANK + pad + a] = (step * strides[a]) as u64;
-    }
-    Some((base as u64, p))
+    let walk = StridedWalk {
+        dims: out.iter().map(|&d| d as u64).collect(),
+        strides: slice.iter().zip(&dense).map(|(&(_, step), &s)| (step as u64).wrapping_mul(s)).collect(),
+    };
+    Some((base, walk.params()?))
 }
 
 /// The fill entry's parameters, in order (all `.u64`): the output, its word count, and
