@@ -1,5 +1,5 @@
-//! GPU ops at the edges of the kernels' shapes: permutes and broadcasts of up to nine
-//! axes (runs of axes merged, or several launches), matmuls whose operands' batches
+//! GPU ops at the edges of the kernels' shapes: permutes, broadcasts and slices (and
+//! their gradients) of up to nine axes (runs of axes merged, or several launches), matmuls whose operands' batches
 //! broadcast to each other, and problems with nothing to read (empty results,
 //! reductions, matmuls and convolutions over nothing). On a GPU each gives the CPU's
 //! result, stays there, and none is computed on the host (`host_fallbacks`). Without a
@@ -42,6 +42,33 @@ fn permutes_and_broadcasts_of_many_axes_run_on_the_gpu() {
     // A reduction over scattered axes of a rank-8 tensor (permuted first).
     let cpu = x.max(&[0, 2, 4, 6][..], false);
     same("max over every other axis", &gx.max(&[0, 2, 4, 6][..], false), &cpu);
+    assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
+}
+
+#[test]
+fn slices_cut_on_every_axis_of_eight_and_their_gradients_run_on_the_gpu() {
+    let Some(gpu) = first_gpu("GPU slices of many axes") else { return };
+    let on = |t: &Tensor| t.to(gpu).unwrap();
+    let before = host_fallbacks();
+    let x = rand_f32(5, &[3, 4, 3, 4, 3, 4, 3, 4], -4.0, 4.0);
+    // Every axis cut (a run of its own): more runs than one launch walks.
+    let s: Vec<SliceArg> = (0..8)
+        .map(|k| match k % 3 {
+            0 => SliceArg::new(Some(1), None, 1),
+            1 => SliceArg::new(None, None, -2),
+            _ => SliceArg::new(Some(0), Some(2), 1),
+        })
+        .collect();
+    same("f32 slice cut on eight axes", &on(&x).slice(&s), &x.slice(&s));
+    let i = x.cast(DType::I32);
+    same("i32 slice cut on eight axes", &on(&i).slice(&s), &i.slice(&s));
+    let grad = |x: &Tensor| {
+        let v = Variable::new(x.clone(), "x");
+        let tape = GradientTape::new();
+        let y = v.read().slice(&s).tanh().sum_all();
+        tape.gradient(&y, &[&v]).remove(0).expect("a gradient")
+    };
+    same("the gradient of a slice cut on eight axes", &grad(&on(&x)), &grad(&x));
     assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
 }
 

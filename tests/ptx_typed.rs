@@ -427,3 +427,48 @@ fn f64_ops_give_the_cpus_bits_across_their_ranges() {
         check(TypedOp::F64(b), &[&x, &y]);
     }
 }
+
+/// Every elementwise op and operand dtypes the runtime accepts has a GPU kernel: a
+/// typed op, or (all f32) a single-op fused kernel — none is left to the host.
+#[test]
+fn every_elementwise_op_the_runtime_accepts_has_a_gpu_kernel() {
+    use tensorjit::ops::{BinaryOp, UnaryOp};
+    use tensorjit_jit::cuda::backend::single_op_kernel;
+    let dtypes = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
+    let elems = [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool];
+    let operand = |k: usize, seed: u64| random(elems[k], seed, &[3]);
+    let (mut accepted, mut missing) = (0, Vec::new());
+    let mut check = |op: Op, ins: &[usize], seed: u64| {
+        let x: Vec<Tensor> = ins.iter().enumerate().map(|(j, &k)| operand(k, seed + j as u64)).collect();
+        let refs: Vec<&Tensor> = x.iter().collect();
+        let Ok((out, _)) = op.infer(&refs) else { return };
+        accepted += 1;
+        let ds: Vec<DType> = ins.iter().map(|&k| dtypes[k]).collect();
+        let fused = ds.iter().all(|&d| d == DType::F32)
+            && out == DType::F32
+            && single_op_kernel(&op, &vec![Access::Full; ins.len()]).is_some();
+        if TypedOp::of(&op, &ds, out).is_none() && !fused {
+            missing.push(format!("{} of {ds:?}", op.name()));
+        }
+    };
+    for (i, &u) in UnaryOp::ALL.iter().enumerate() {
+        for k in 0..5 {
+            check(Op::Unary(u), &[k], 900 + i as u64);
+        }
+    }
+    for (i, &b) in BinaryOp::ALL.iter().enumerate() {
+        for k in 0..5 {
+            for j in 0..5 {
+                check(Op::Binary(b), &[k, j], 950 + i as u64);
+            }
+        }
+    }
+    for k in 0..5 {
+        for (j, &to) in dtypes.iter().enumerate() {
+            check(Op::Select, &[k, j, j], 990);
+            check(Op::Cast(to), &[k], 991);
+        }
+    }
+    assert!(accepted > 100, "the runtime accepts many of them ({accepted})");
+    assert!(missing.is_empty(), "no GPU kernel for: {missing:?}");
+}

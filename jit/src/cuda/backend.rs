@@ -14,8 +14,9 @@
 //! draws of f32 and f64 values (`random`) are made there; matmuls, convolutions and
 //! pooling take f64 too; matmul operands whose batch is neither the output's nor one
 //! matrix are broadcast to it first. Problems with nothing to read (an empty result; a
-//! reduction, matmul or convolution over nothing) are fills (`empty`). Any other case
-//! (such as a slice, or its gradient, whose walk keeps more than six runs of axes) is
+//! reduction, matmul or convolution over nothing) are fills (`empty`); permutes,
+//! broadcasts and slices (and their gradients) whose walks keep more runs of axes than
+//! one launch takes run as several. An op and operands no kernel above takes is
 //! computed on the host and its result copied back (correct, slow, announced once per
 //! op by a `tracing` warning, and counted by [`host_fallbacks`]).
 

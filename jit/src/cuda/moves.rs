@@ -17,7 +17,7 @@ use super::Gpu;
 use crate::ptx::{self, Elem};
 
 /// Runs `op` on `gpu` when it is a data movement this module takes (`Ok(None)`: it is
-/// not, or not for these operands — f64, more than [`ptx::PERMUTE_RANK`] axes).
+/// not, or not for these operands).
 pub(super) fn run(
     gpu: &Arc<Gpu>,
     op: &Op,
@@ -26,10 +26,13 @@ pub(super) fn run(
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
     let plan = match op {
-        Op::Slice(axes) => ptx::slice_dims(x[0].dims(), &starts(axes), shape.dims()),
+        Op::Slice(axes) => match ptx::slice_dims(x[0].dims(), &starts(axes), shape.dims()) {
+            Some(plan) => Some(plan),
+            None => return slice_in_steps(gpu, axes, x[0], shape),
+        },
         Op::SliceGrad { input, slice } => {
             let Some((base, dims)) = ptx::slice_dims(input.dims(), &starts(slice), x[0].dims()) else {
-                return Ok(None);
+                return slice_grad_in_steps(gpu, (input, slice), x[0], shape);
             };
             return scatter_slice(gpu, x[0], (base, dims), dtype, shape);
         }
@@ -95,6 +98,58 @@ pub(super) fn fill_with(
             &[lo as usize, hi as usize],
         )
     })
+}
+
+/// The slices a slice whose walk keeps more runs than one launch takes is made of
+/// ([`ptx::slice_steps`]: each takes some axes, the others whole), and the dims after
+/// each, starting with `dims`.
+fn slice_parts(dims: &[usize], axes: &[SliceAxis], out: &[usize]) -> Option<(Vec<Vec<SliceAxis>>, Vec<Shape>)> {
+    let steps = ptx::slice_steps(dims, &starts(axes), out)?;
+    let mut shapes = vec![Shape::from(dims.to_vec())];
+    let mut parts = Vec::with_capacity(steps.len());
+    for taken in steps {
+        let cur = shapes.last()?.dims().to_vec();
+        let part: Vec<SliceAxis> = (0..cur.len())
+            .map(|k| if taken.contains(&k) { axes[k] } else { SliceAxis { start: 0, step: 1, len: cur[k] } })
+            .collect();
+        shapes.push(Shape::from(part.iter().map(|a| a.len).collect::<Vec<_>>()));
+        parts.push(part);
+    }
+    Some((parts, shapes))
+}
+
+/// A slice in several launches ([`slice_parts`]).
+fn slice_in_steps(gpu: &Arc<Gpu>, axes: &[SliceAxis], x: &Tensor, shape: &Shape) -> Result<Option<Tensor>, Error> {
+    let Some((parts, shapes)) = slice_parts(x.dims(), axes, shape.dims()) else { return Ok(None) };
+    let mut cur = x.clone();
+    for (part, out) in parts.into_iter().zip(&shapes[1..]) {
+        match run(gpu, &Op::Slice(part), &[&cur], x.dtype(), out)? {
+            Some(t) => cur = t,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// A slice's gradient in several launches: the gradients of [`slice_parts`]' slices,
+/// last first.
+fn slice_grad_in_steps(
+    gpu: &Arc<Gpu>,
+    (input, axes): (&Shape, &[SliceAxis]),
+    dy: &Tensor,
+    shape: &Shape,
+) -> Result<Option<Tensor>, Error> {
+    let Some((parts, shapes)) = slice_parts(input.dims(), axes, dy.dims()) else { return Ok(None) };
+    let mut cur = dy.clone();
+    for (part, into) in parts.into_iter().zip(&shapes).rev() {
+        let op = Op::SliceGrad { input: into.clone(), slice: part };
+        match run(gpu, &op, &[&cur], dy.dtype(), into)? {
+            Some(t) => cur = t,
+            None => return Ok(None),
+        }
+    }
+    debug_assert_eq!(cur.shape(), shape);
+    Ok(Some(cur))
 }
 
 /// Each axis' `(start, step)`.
@@ -197,4 +252,52 @@ fn scatter_add(
             &[size, idx.numel(), inner],
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensorjit_runtime::ir::ValueType;
+    use tensorjit_runtime::trace::backend::run_kernel;
+
+    fn host(op: &Op, x: &Tensor, shape: &Shape) -> Tensor {
+        run_kernel(op, &[x], &ValueType { dtype: x.dtype(), shape: shape.clone() }).expect("the runtime runs it")
+    }
+
+    /// The parts of a slice too long for one walk, applied in turn by the runtime, give
+    /// the slice; their gradients, last first, give the slice's gradient.
+    #[test]
+    fn slice_parts_compose_to_the_slice_and_its_gradient() {
+        let dims = [3, 4, 3, 4, 3, 4, 3, 4];
+        let n: usize = dims.iter().product();
+        let x = Tensor::from_vec((0..n).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect::<Vec<_>>(), dims.to_vec())
+            .expect("a tensor");
+        let axes: Vec<SliceAxis> = (0..8)
+            .map(|k| match k % 3 {
+                0 => SliceAxis { start: 1, step: 1, len: dims[k] - 1 },
+                1 => SliceAxis { start: dims[k] - 1, step: -2, len: dims[k] / 2 },
+                _ => SliceAxis { start: 0, step: 1, len: 2 },
+            })
+            .collect();
+        let out = Shape::from(axes.iter().map(|a| a.len).collect::<Vec<_>>());
+        assert!(ptx::slice_dims(&dims, &starts(&axes), out.dims()).is_none(), "more runs than one launch");
+        let (parts, shapes) = slice_parts(&dims, &axes, out.dims()).expect("parts");
+        assert!(parts.len() > 1);
+        let mut cur = x.clone();
+        for (part, shape) in parts.iter().zip(&shapes[1..]) {
+            assert!(ptx::slice_dims(cur.dims(), &starts(part), shape.dims()).is_some(), "each part is one launch");
+            cur = host(&Op::Slice(part.clone()), &cur, shape);
+        }
+        let want = host(&Op::Slice(axes.clone()), &x, &out);
+        assert_eq!(cur.to_vec::<f32>().ok(), want.to_vec::<f32>().ok());
+        // The gradient: dy scattered back part by part.
+        let dy = Tensor::from_vec((0..out.numel()).map(|i| i as f32 * 0.25 + 1.0).collect::<Vec<_>>(), out.clone())
+            .expect("a tensor");
+        let mut g = dy.clone();
+        for (part, into) in parts.into_iter().zip(&shapes).rev() {
+            g = host(&Op::SliceGrad { input: into.clone(), slice: part }, &g, into);
+        }
+        let want = host(&Op::SliceGrad { input: x.shape().clone(), slice: axes }, &dy, x.shape());
+        assert_eq!(g.to_vec::<f32>().ok(), want.to_vec::<f32>().ok());
+    }
 }

@@ -37,8 +37,8 @@ pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub use emit::{f32_literal, Emitter, Reg};
 pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
 pub use moves::{
-    render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, CONCAT_PARAMS, FILL_PARAMS,
-    SCATTER_ADD_PARAMS, STRIDED_PARAMS,
+    render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, slice_steps, CONCAT_PARAMS,
+    FILL_PARAMS, SCATTER_ADD_PARAMS, STRIDED_PARAMS,
 };
 pub use permute::{
     broadcast_dims, broadcast_steps, permute_dims, permute_steps, render_permute, StridedWalk, PERMUTE_PARAMS,

@@ -162,6 +162,43 @@ pub fn slice_dims(dims: &[usize], slice: &[(usize, i64)], out: &[usize]) -> Opti
     Some((base, walk.params()?))
 }
 
+/// The axes each of several slices takes in turn (the other axes whole), which together
+/// take `slice` (`(start, step)` per axis, the output's `out` dims) of a tensor of
+/// `dims`, each one launch: all axes at once when one walk fits ([`slice_dims`]);
+/// otherwise runs of consecutive axes, each as long as one walk takes (a single sliced
+/// axis always does: whole axes around it merge). `None` when the lengths disagree.
+pub fn slice_steps(dims: &[usize], slice: &[(usize, i64)], out: &[usize]) -> Option<Vec<Vec<usize>>> {
+    let r = dims.len();
+    if slice.len() != r || out.len() != r {
+        return None;
+    }
+    if slice_dims(dims, slice, out).is_some() {
+        return Some(vec![(0..r).collect()]);
+    }
+    // The dims after the steps so far, and the first axis no step has taken yet.
+    let (mut cur, mut from) = (dims.to_vec(), 0);
+    let mut steps = Vec::new();
+    while from < r {
+        let mut to = from;
+        while to < r {
+            let taken = |k: usize| (from..=to).contains(&k);
+            let part: Vec<(usize, i64)> = (0..r).map(|k| if taken(k) { slice[k] } else { (0, 1) }).collect();
+            let part_out: Vec<usize> = (0..r).map(|k| if taken(k) { out[k] } else { cur[k] }).collect();
+            if slice_dims(&cur, &part, &part_out).is_none() {
+                break;
+            }
+            to += 1;
+        }
+        if to == from {
+            return None;
+        }
+        cur[from..to].copy_from_slice(&out[from..to]);
+        steps.push((from..to).collect());
+        from = to;
+    }
+    Some(steps)
+}
+
 /// The fill entry's parameters, in order (all `.u64`): the output, its word count, and
 /// the words `lo` and `hi` (their low 32 bits) that even and odd words receive.
 pub const FILL_PARAMS: [&str; 4] = ["out", "total", "lo", "hi"];
@@ -183,4 +220,66 @@ pub fn render_fill_words(name: &str) -> String {
         w
     });
     header() + &entry(name, &params, "", &e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::permute::tests::offsets;
+    use super::*;
+
+    /// `data` (a tensor of `dims`) sliced: the elements the slice's walk visits.
+    fn sliced(data: &[u64], dims: &[usize], slice: &[(usize, i64)], out: &[usize]) -> Vec<u64> {
+        let dense = dense_strides(dims);
+        let base: u64 = slice.iter().zip(&dense).map(|(&(start, _), &s)| start as u64 * s).sum();
+        let walk = StridedWalk {
+            dims: out.iter().map(|&d| d as u64).collect(),
+            strides: slice.iter().zip(&dense).map(|(&(_, step), &s)| (step as u64).wrapping_mul(s)).collect(),
+        };
+        offsets(&walk).iter().map(|&o| data[base.wrapping_add(o) as usize]).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn slice_steps_compose_to_the_slice(
+            axes in proptest::collection::vec((1usize..4, 0usize..4, -2i64..3, 0usize..4), 1..10),
+        ) {
+            // Each axis: its dim, and a start, non-zero step and length kept inside it.
+            let dims: Vec<usize> = axes.iter().map(|a| a.0).collect();
+            let mut slice = Vec::new();
+            let mut out = Vec::new();
+            for &(d, start, step, len) in &axes {
+                let start = start % d;
+                let step = if step == 0 { 1 } else { step };
+                let room = if step > 0 { (d - 1 - start) / step as usize + 1 } else { start / (-step) as usize + 1 };
+                slice.push((start, step));
+                out.push(len.min(room).max(1));
+            }
+            let n: usize = dims.iter().product();
+            let data: Vec<u64> = (0..n as u64).map(|v| v * 3 + 2).collect();
+            let want = sliced(&data, &dims, &slice, &out);
+            let steps = slice_steps(&dims, &slice, &out).expect("lengths agree");
+            let (mut cur, mut cur_dims) = (data, dims.clone());
+            for axes in &steps {
+                let part: Vec<(usize, i64)> = (0..dims.len()).map(|k| if axes.contains(&k) { slice[k] } else { (0, 1) }).collect();
+                let part_out: Vec<usize> = (0..dims.len()).map(|k| if axes.contains(&k) { out[k] } else { cur_dims[k] }).collect();
+                proptest::prop_assert!(slice_dims(&cur_dims, &part, &part_out).is_some(), "each step is one launch");
+                cur = sliced(&cur, &cur_dims, &part, &part_out);
+                cur_dims = part_out;
+            }
+            proptest::prop_assert_eq!(cur, want);
+        }
+    }
+
+    #[test]
+    fn slices_of_many_cut_axes_take_several_launches() {
+        let dims = [3; 8];
+        let slice = [(1, 1); 8];
+        let out = [2; 8];
+        assert!(slice_dims(&dims, &slice, &out).is_none(), "eight cut axes are eight runs");
+        let steps = slice_steps(&dims, &slice, &out).expect("lengths agree");
+        assert_eq!(steps, vec![vec![0, 1, 2, 3, 4, 5], vec![6, 7]]);
+        // Whole axes merge: one launch.
+        let whole = [(0, 1); 8];
+        assert_eq!(slice_steps(&dims, &whole, &dims), Some(vec![(0..8).collect()]));
+    }
 }

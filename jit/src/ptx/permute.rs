@@ -214,7 +214,7 @@ pub fn broadcast_steps(dims: &[usize], out: &[usize]) -> Option<Vec<Vec<usize>>>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -229,7 +229,7 @@ mod tests {
     }
 
     /// The offsets a walk visits, in grid order.
-    fn offsets(w: &StridedWalk) -> Vec<u64> {
+    pub(in crate::ptx) fn offsets(w: &StridedWalk) -> Vec<u64> {
         let n: u64 = w.dims.iter().product();
         (0..n)
             .map(|i| {
