@@ -496,10 +496,23 @@ fn graph_replays_from_many_threads_give_the_eager_bits() {
     });
     let text = f.concrete_functions()[0].compiled_text();
     assert!(text.contains("CUDA graph: replayed"), "{text}");
+    // W6's loop runs as one launch (a single device step: not captured).
     for _ in 0..3 {
-        grow(&Tensor::ones([16], DType::F32).to(gpu).unwrap());
+        let x = grow(&Tensor::ones([16], DType::F32).to(gpu).unwrap());
+        assert_eq!(common::f32s(&x.to(Device::Cpu).unwrap()), vec![74.88672; 16], "W6");
     }
     let text = grow::function().concrete_functions()[0].compiled_text();
+    assert!(text.contains("1 while loop(s) run on the device"), "{text}");
+    assert!(text.contains("CUDA graph: off (1 device step(s)"), "{text}");
+    // A loop with a matmul in its body reads its condition on the host.
+    let w = common::rand_f32(197, &[16, 16], -0.2, 0.2).to(gpu).unwrap();
+    let mm = tensorjit::function("mm_loop", move |x: Tensor| {
+        while_loop(|x: &Tensor| x.sum_all().lt(1000.0), |x| x.matmul(&w).abs() + 1.0, x)
+    });
+    for _ in 0..3 {
+        mm.call(Tensor::ones([4, 16], DType::F32).to(gpu).unwrap());
+    }
+    let text = mm.concrete_functions()[0].compiled_text();
     assert!(text.contains("CUDA graph: off (control flow"), "{text}");
     // A one-kernel function runs its kernel directly (a graph would add two copies).
     let one = tensorjit::function("one_kernel", |x: Tensor| (&x * 2.0 + 1.0).tanh());
@@ -510,7 +523,35 @@ fn graph_replays_from_many_threads_give_the_eager_bits() {
     assert!(text.contains("CUDA graph: off (1 device step(s)"), "{text}");
 }
 
-/// A tensor-conditioned loop (AutoGraph: one `while` node, its predicate read on the host).
+/// `while` loops traced on a GPU run as one launch (`ptx::render_loop`): the traced
+/// results are the eager GPU loop's bits — its sums in the GPU's order, reductions
+/// feeding the next trip, a trip limit, variables swapped.
+#[test]
+fn while_loops_traced_on_the_gpu_give_the_eager_gpu_bits() {
+    use tensorjit::prelude::*;
+    let Some(gpu) = first_gpu("GPU while loops") else { return };
+    fn feed(x: &Tensor, w: &Tensor, cap: Option<u64>) -> (Tensor, Tensor) {
+        let bound = w.abs().sum_all() * 3.0;
+        let opts = WhileOptions { maximum_iterations: cap, ..Default::default() };
+        let step = |(x, n): (Tensor, Tensor)| (&x * 0.5 + x.mean_all() * 0.25 + w.abs(), n + 1.0);
+        let start = (x.clone(), Tensor::scalar(0.0f32).to(x.device()).unwrap());
+        while_loop_with(|(x, _): &(Tensor, Tensor)| x.sum_all().lt(&bound), step, start, &opts)
+    }
+    for (seed, n, cap) in [(10u64, 300usize, None), (11, 5000, Some(3)), (12, 77, None)] {
+        let x = common::rand_f32(seed, &[n], -1.0, 1.0).to(gpu).unwrap();
+        let w = common::rand_f32(seed + 100, &[n], -1.0, 1.0).to(gpu).unwrap();
+        let f = tensorjit::function("feed", move |(x, w): (Tensor, Tensor)| feed(&x, &w, cap));
+        let (tx, tn) = f.call((x.clone(), w.clone()));
+        let (ex, en) = feed(&x, &w, cap);
+        let host = |t: &Tensor| common::f32s(&t.to(Device::Cpu).unwrap());
+        assert_eq!(host(&tx), host(&ex), "x (n = {n}, cap {cap:?})");
+        assert_eq!(host(&tn), host(&en), "trips (n = {n}, cap {cap:?})");
+        let text = f.concrete_functions()[0].compiled_text();
+        assert!(text.contains("1 while loop(s) run on the device"), "{text}");
+    }
+}
+
+/// A tensor-conditioned loop (AutoGraph: one `while` node; on a GPU, one launch).
 #[tensorjit::tf_function]
 fn grow(x: &tensorjit::Tensor) -> tensorjit::Tensor {
     let mut x = x.clone();

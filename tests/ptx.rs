@@ -389,3 +389,27 @@ fn the_typed_index_and_movement_kernels_assemble() {
     assert_eq!(modules.len(), (4 * 12 + 8 + 9 + 2 * 7 + 2 * 5 + 8 + 16) * 4 + 20 + 15 + 8 + 12 + 8 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }
+
+/// `while` loops rendered as one entry each (`ptx::render_loop`): W6, and a loop whose
+/// body reads a mean and an outer value and swaps its variables.
+#[test]
+fn while_loops_as_one_launch_assemble() {
+    use common::emulated::emulated_plan;
+    let w6 = function("w6", |x: Tensor| while_loop(|x: &Tensor| x.sum_all().lt(1000.0), |x| &x * 1.5 + 1.0, x));
+    let mixed = function("mixed", |(x, w): (Tensor, Tensor)| {
+        let step = |(a, b): (Tensor, Tensor)| (&b * 0.5 + a.mean_all() + w.abs(), a.tanh());
+        while_loop(|(a, _): &(Tensor, Tensor)| a.max(Axes::All, false).lt(5.0), step, (x.clone(), x))
+    });
+    let x = common::rand_f32(40, &[37], 0.0, 1.0);
+    let _ = w6.call(x.clone());
+    let _ = mixed.call((x.clone(), common::rand_f32(41, &[37], -1.0, 1.0)));
+    let mut loops = 0;
+    for f in [&w6.concrete_functions()[0], &mixed.concrete_functions()[0]] {
+        let plan = emulated_plan(&f.graph);
+        for m in plan.loop_modules() {
+            assemble(&m.name, &m.ptx);
+            loops += 1;
+        }
+    }
+    assert_eq!(loops, 2, "both loops run as one launch");
+}

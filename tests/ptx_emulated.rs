@@ -9,32 +9,15 @@ mod common;
 #[path = "../benches/common/mod.rs"]
 mod workloads;
 
+use common::emulated::{emulate, emulated_plan};
 use common::{f32s, kernels_of, rand_f32, run_op};
 use tensorjit::ops::{BinaryOp, Conv2dParams, Op, UnaryOp};
 use tensorjit::prelude::*;
 use tensorjit::trace::backend::conv2d_geometry;
 use tensorjit_jit::cuda::backend::single_op_kernel;
-use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Kernel};
+use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access};
 use tensorjit_jit::ptx::emulate::{Arg, Program};
-use tensorjit_jit::ptx::{
-    render_col2im, render_col_reduce, render_im2col, render_kernel, render_row_reduce, vectorized, Elem, RowReduce,
-    BLOCK,
-};
-
-/// Runs kernel `k` as the GPU backend launches it (`Gpu::launch`: one thread per
-/// element, or per four with the vector loop), on a grid of at most `max_blocks`.
-fn emulate(k: &Kernel, inputs: &[Vec<f32>], rows: usize, cols: usize, max_blocks: usize) -> Vec<Vec<f32>> {
-    let n = rows * cols;
-    let program = Program::parse(&render_kernel(k, "k")).expect("the emulator reads the kernel");
-    let mut buffers: Vec<Vec<f32>> = inputs.to_vec();
-    buffers.extend((0..k.outputs.len()).map(|_| vec![f32::from_bits(0x7fc0_dead); n]));
-    let mut args: Vec<Arg> = (0..buffers.len()).map(Arg::Buffer).collect();
-    args.extend([Arg::U64(n as u64), Arg::U64(cols.max(1) as u64)]);
-    let threads = if vectorized(k) { n.div_ceil(4) } else { n };
-    let blocks = threads.div_ceil(BLOCK as usize).clamp(1, max_blocks) as u32;
-    program.run(blocks, BLOCK, &args, &mut buffers).expect("the kernel runs");
-    buffers.split_off(inputs.len())
-}
+use tensorjit_jit::ptx::{render_col2im, render_col_reduce, render_im2col, render_row_reduce, Elem, RowReduce, BLOCK};
 
 /// Equal bits, or both NaN (payloads are not part of the contract).
 fn same(what: &str, got: &[f32], want: &[f32]) {
@@ -333,37 +316,6 @@ fn col2im_sums_the_input_gradient_in_the_cpus_order() {
         let cpu = run_op(&Op::Conv2dBackpropInput { params: p, input: input.clone() }, &[&dy, &f]);
         same(&format!("conv2d input gradient {xs:?} * {fs:?} {strides:?} {padding:?}"), &dx, &f32s(&cpu));
     }
-}
-
-/// Fused kernels as PTX on the emulator, over host tensors: the launcher of a device
-/// plan on `Device::Cpu`, so a whole traced function runs through `DevicePlan` with
-/// every kernel step executed as rendered PTX.
-struct EmulatedPtx;
-
-impl tensorjit_jit::device_plan::Launcher for EmulatedPtx {
-    fn name(&self) -> &'static str {
-        "emulated ptx"
-    }
-
-    fn launch(
-        &self,
-        k: &Kernel,
-        inputs: &[&Tensor],
-        rows: usize,
-        cols: usize,
-        shapes: &[&tensorjit::Shape],
-    ) -> Result<Vec<Tensor>, tensorjit::Error> {
-        let data: Vec<Vec<f32>> = inputs.iter().map(|t| f32s(t)).collect();
-        let outs = emulate(k, &data, rows, cols, 2);
-        outs.into_iter().zip(shapes).map(|(v, s)| Tensor::from_vec(v, (*s).clone())).collect()
-    }
-}
-
-/// `graph` as a device plan whose kernels run as emulated PTX.
-fn emulated_plan(graph: &tensorjit::ir::Graph) -> tensorjit_jit::device_plan::DevicePlan {
-    let (optimized, plan) = tensorjit_jit::optimized_plan(graph).ok().flatten().expect("a plan");
-    tensorjit_jit::device_plan::DevicePlan::new(&optimized, plan, Device::Cpu, Box::new(EmulatedPtx))
-        .expect("the plan is made")
 }
 
 #[test]

@@ -27,7 +27,7 @@ use crate::plan::{Step, SubPlan};
 
 /// Where an f32 operand lives during the loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Src {
+pub(crate) enum Src {
     /// At this offset of the arena (a loop variable or a region value).
     Arena(usize),
     /// Outer value `k` (read-only during the loop).
@@ -35,7 +35,7 @@ enum Src {
 }
 
 #[derive(Debug)]
-enum ArenaStep {
+pub(crate) enum ArenaStep {
     Kernel { index: usize, inputs: Vec<Src>, outputs: Vec<usize>, rows: usize, cols: usize },
     Reduce { op: ReduceOp, input: Src, len: usize, output: usize },
     Compare { op: BinaryOp, a: Src, b: Src, output: usize },
@@ -45,20 +45,20 @@ enum ArenaStep {
 #[derive(Debug)]
 pub struct ArenaLoop {
     /// Arena offset and length of each loop variable.
-    state: Vec<(usize, usize)>,
-    shapes: Vec<Shape>,
-    cond: Vec<ArenaStep>,
+    pub(crate) state: Vec<(usize, usize)>,
+    pub(crate) shapes: Vec<Shape>,
+    pub(crate) cond: Vec<ArenaStep>,
     /// The predicate slot the condition yields.
-    pred: usize,
-    body: Vec<ArenaStep>,
+    pub(crate) pred: usize,
+    pub(crate) body: Vec<ArenaStep>,
     /// Where each body result is.
-    next: Vec<Src>,
+    pub(crate) next: Vec<Src>,
     /// Offset of a staging copy of the state, when the body yields loop variables in
     /// another order (all results are read before any is written).
-    staging: Option<usize>,
+    pub(crate) staging: Option<usize>,
     /// Values from outside the loop, by `Src::Outer` index.
     outer: Vec<ValueId>,
-    arena_len: usize,
+    pub(crate) arena_len: usize,
     n_preds: usize,
 }
 
@@ -216,6 +216,11 @@ impl ArenaLoop {
     /// The values from outside the loop its regions read (all f32, fully known).
     pub(crate) fn outer_values(&self) -> &[ValueId] {
         &self.outer
+    }
+
+    /// How many comparison slots the regions have.
+    pub(crate) fn n_preds(&self) -> usize {
+        self.n_preds
     }
 
     /// Each loop variable's element count.

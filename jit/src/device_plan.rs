@@ -2,9 +2,12 @@
 //! the device. The plan is the device-independent part (the same graph passes, the same
 //! fused kernels); only kernel steps differ, and a [`Launcher`] runs them — on CUDA GPUs
 //! one PTX launch per fused kernel (`cuda::fused`), on any other device backend the
-//! kernel's expressions as single device ops ([`OpByOp`]). Every other step — matmuls,
-//! reshapes, control flow, variables — runs the device's eager op on the optimised graph,
-//! as the interpreter would.
+//! kernel's expressions as single device ops ([`OpByOp`]). A `while` loop whose regions
+//! are fused kernels, whole-tensor reductions and scalar comparisons (an arena loop)
+//! runs, on a launcher that takes loops, as one launch from the first trip to the last
+//! ([`LoopModule`], `ptx::render_loop`): no host round trip per trip. Every other step —
+//! matmuls, reshapes, other control flow, variables — runs the device's eager op on the
+//! optimised graph, as the interpreter would.
 //!
 //! A kernel ending in a row sum or mean writes the summed expression out as one more
 //! output, and the device's eager reduction of the last axis reduces it: the same
@@ -22,6 +25,7 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::{self as rt, Executable, Outputs};
 use tensorjit_runtime::{DType, Tensor, Variable};
 
+use crate::arena_loop::ArenaLoop;
 use crate::cuda::graph::Recorded;
 use crate::kernel::{Expr, Kernel, RowReduce};
 use crate::plan::{Plan, Step};
@@ -49,6 +53,60 @@ pub trait Launcher: Send + Sync {
         cols: usize,
         shapes: &[&Shape],
     ) -> Result<Vec<Tensor>, Error>;
+
+    /// Whether this launcher runs whole `while` loops as one launch
+    /// ([`launch_loop`](Self::launch_loop)).
+    fn runs_loops(&self) -> bool {
+        false
+    }
+
+    /// Runs loop `l` in one launch from the loop variables' initial values `init`, its
+    /// regions reading `outer` (tensors on the device, by the loop's outer index), for
+    /// at most `max` trips; returns the final loop variables.
+    fn launch_loop(
+        &self,
+        _l: &LoopModule,
+        _init: &[&Tensor],
+        _outer: &[&Tensor],
+        _max: Option<u64>,
+    ) -> Result<Vec<Tensor>, Error> {
+        Err(internal("this launcher runs no loops"))
+    }
+}
+
+/// A `while` loop rendered as one PTX entry ([`crate::ptx::render_loop`]): the entry's
+/// name (unique in the process: loaded modules are cached by it), its module text, the
+/// arena it needs, and the loop variables' shapes.
+pub struct LoopModule {
+    pub name: String,
+    pub ptx: String,
+    pub arena_len: usize,
+    pub shapes: Vec<Shape>,
+}
+
+impl LoopModule {
+    /// The module of `l` (its kernel steps indexing `kernels`), if it qualifies.
+    fn new(l: &ArenaLoop, kernels: &[Kernel]) -> Option<LoopModule> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!("tensorjit_loop_{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let ptx = crate::ptx::render_loop(l, kernels, &name)?;
+        Some(LoopModule { name, ptx, arena_len: l.arena_len, shapes: l.shapes.clone() })
+    }
+}
+
+/// Every arena loop of `steps`, nested ones included.
+fn arena_loops(steps: &[Step], out: &mut Vec<Arc<ArenaLoop>>) {
+    for s in steps {
+        match s {
+            Step::While { cond, body, arena, .. } => {
+                out.extend(arena.iter().cloned());
+                arena_loops(&cond.steps, out);
+                arena_loops(&body.steps, out);
+            }
+            Step::Cond { branches, .. } => branches.iter().for_each(|b| arena_loops(&b.steps, out)),
+            _ => {}
+        }
+    }
 }
 
 /// Runs `op` on `inputs` wherever they live, its output type inferred.
@@ -125,6 +183,8 @@ pub struct DevicePlan {
     constants: Vec<(ValueId, Tensor)>,
     graph_text: String,
     launcher: Box<dyn Launcher>,
+    /// The `while` loops that run as one launch each (when the launcher runs loops).
+    loops: Vec<(Arc<ArenaLoop>, LoopModule)>,
     /// Replaying the whole function as one CUDA graph (`cuda::graph`).
     graph: Mutex<Replay>,
 }
@@ -167,9 +227,23 @@ impl DevicePlan {
             .collect::<Result<Vec<_>, Error>>()?;
         let layout = Layout::new(g, &plan, &constants);
         let launches = plan.kernels.iter().map(Launch::new).collect();
-        let host_steps =
-            plan.steps.iter().any(|s| matches!(s, Step::Print { .. } | Step::Cond { .. } | Step::While { .. }));
-        let launching = plan.steps.iter().filter(|s| matches!(s, Step::Kernel { .. } | Step::Op { .. })).count();
+        let mut loops = Vec::new();
+        if launcher.runs_loops() {
+            let mut all = Vec::new();
+            arena_loops(&plan.steps, &mut all);
+            loops = all.into_iter().filter_map(|l| LoopModule::new(&l, &plan.kernels).map(|m| (l, m))).collect();
+        }
+        // A loop run as one launch is a device step like a kernel; others read their
+        // conditions on the host.
+        let on_device = |s: &Step| match s {
+            Step::While { arena: Some(a), .. } => loops.iter().any(|(l, _)| Arc::ptr_eq(l, a)),
+            _ => false,
+        };
+        let host_steps = plan.steps.iter().any(|s| {
+            matches!(s, Step::Print { .. } | Step::Cond { .. }) || matches!(s, Step::While { .. }) && !on_device(s)
+        });
+        let launching =
+            plan.steps.iter().filter(|s| matches!(s, Step::Kernel { .. } | Step::Op { .. }) || on_device(s)).count();
         // A draw that is not stateless takes a new key from the host on every call.
         let host_keys = plan.steps.iter().any(|s| matches!(s, Step::Op { op: Op::Random(p), .. } if !p.stateless));
         let replay = if launcher.gpu().is_none() {
@@ -196,8 +270,16 @@ impl DevicePlan {
             graph_text: g.to_string(),
             plan,
             launcher,
+            loops,
             graph: Mutex::new(replay),
         })
+    }
+}
+
+impl DevicePlan {
+    /// The `while` loops this plan runs as one launch each.
+    pub fn loop_modules(&self) -> impl Iterator<Item = &LoopModule> {
+        self.loops.iter().map(|(_, m)| m)
     }
 }
 
@@ -241,6 +323,31 @@ impl KernelSteps for DevicePlan {
         }
         Ok(())
     }
+
+    fn has_arena_loops(&self) -> bool {
+        !self.loops.is_empty()
+    }
+
+    fn arena_loop(
+        &self,
+        arena: &ArenaLoop,
+        inputs: &[&Tensor],
+        vals: &Table<'_>,
+        max: Option<u64>,
+    ) -> Result<Option<Vec<Tensor>>, Error> {
+        let Some((_, module)) = self.loops.iter().find(|(l, _)| std::ptr::eq(Arc::as_ptr(l), arena)) else {
+            return Ok(None);
+        };
+        // Rank-0 host tensors (Rust scalars passed as arguments) are copied over.
+        let init = inputs.iter().map(|t| t.to(self.device)).collect::<Result<SmallVec<[Tensor; 4]>, _>>()?;
+        let mut outer: SmallVec<[Tensor; 8]> = SmallVec::new();
+        for v in arena.outer_values() {
+            outer.push(vals.get(*v)?.to(self.device)?);
+        }
+        let init: SmallVec<[&Tensor; 4]> = init.iter().collect();
+        let outer: SmallVec<[&Tensor; 8]> = outer.iter().collect();
+        self.launcher.launch_loop(module, &init, &outer, max).map(Some)
+    }
 }
 
 impl Executable for DevicePlan {
@@ -282,7 +389,11 @@ impl Executable for DevicePlan {
             Replay::Replaying(_) => "; CUDA graph: replayed (one launch per call)".to_string(),
             Replay::Off(why) => format!("; CUDA graph: off ({why})"),
         };
-        format!("{}\non {} ({}{replay}):\n{}", self.graph_text, self.device, self.launcher.name(), self.plan)
+        let loops = match self.loops.len() {
+            0 => String::new(),
+            n => format!("; {n} while loop(s) run on the device, one launch each"),
+        };
+        format!("{}\non {} ({}{loops}{replay}):\n{}", self.graph_text, self.device, self.launcher.name(), self.plan)
     }
 
     fn name(&self) -> Option<&'static str> {

@@ -223,8 +223,8 @@ impl KernelSteps for Compiled {
         inputs: &[&Tensor],
         vals: &Table<'_>,
         max: Option<u64>,
-    ) -> Result<Vec<Tensor>, Error> {
-        arena.run(&self.kernels, inputs, vals, max)
+    ) -> Result<Option<Vec<Tensor>>, Error> {
+        arena.run(&self.kernels, inputs, vals, max).map(Some)
     }
 }
 

@@ -48,15 +48,16 @@ pub(crate) trait KernelSteps {
     }
 
     /// Runs a `while` loop over its arena from the loop variables' initial `inputs`,
-    /// returning their final values.
+    /// returning their final values (`Ok(None)`: this executor runs this loop step by
+    /// step after all).
     fn arena_loop(
         &self,
         _arena: &ArenaLoop,
         _inputs: &[&Tensor],
         _vals: &Table<'_>,
         _max: Option<u64>,
-    ) -> Result<Vec<Tensor>, Error> {
-        Err(internal("this executor runs no arena loops"))
+    ) -> Result<Option<Vec<Tensor>>, Error> {
+        Ok(None)
     }
 }
 
@@ -317,18 +318,26 @@ pub(crate) fn run_steps<K: KernelSteps>(
                 run_steps(k, &b.steps, None, vals, vars)?;
                 vals.copy(outputs, &b.results)?;
             }
-            Step::While { inputs, outputs, max, arena: Some(arena), .. } if k.has_arena_loops() => {
-                let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
-                for v in inputs {
-                    ins.push(vals.get(*v)?);
+            Step::While { inputs, cond, body, outputs, max, arena } => {
+                if let (Some(arena), true) = (arena, k.has_arena_loops()) {
+                    let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
+                    for v in inputs {
+                        ins.push(vals.get(*v)?);
+                    }
+                    let results = k.arena_loop(arena, &ins, vals, *max)?;
+                    drop(ins);
+                    if let Some(results) = results {
+                        for (v, t) in outputs.iter().zip(results) {
+                            vals.set(*v, t);
+                        }
+                        if let Some(f) = frees {
+                            for v in &f[i] {
+                                vals.clear(*v);
+                            }
+                        }
+                        continue;
+                    }
                 }
-                let results = k.arena_loop(arena, &ins, vals, *max)?;
-                drop(ins);
-                for (v, t) in outputs.iter().zip(results) {
-                    vals.set(*v, t);
-                }
-            }
-            Step::While { inputs, cond, body, outputs, max, .. } => {
                 let mut current: &[ValueId] = inputs;
                 let mut trips = 0u64;
                 while max.is_none_or(|m| trips < m) {

@@ -1,12 +1,86 @@
-//! Running typed PTX entries on the reference interpreter as the GPU backend launches
-//! them, and the random operands of their checks (tests/ptx_typed.rs,
-//! tests/ptx_reductions_draws.rs).
+//! Running PTX entries on the reference interpreter as the GPU backend launches them:
+//! fused kernels, device plans whose kernels and `while` loops are emulated PTX
+//! (tests/ptx_emulated.rs, tests/ptx_loops.rs), typed entries and the random operands
+//! of their checks (tests/ptx_typed.rs, tests/ptx_reductions_draws.rs).
 
 use tensorjit::prelude::*;
+use tensorjit_jit::device_plan::{DevicePlan, Launcher, LoopModule};
+use tensorjit_jit::kernel::Kernel;
 use tensorjit_jit::ptx::emulate::{Arg, Program};
-use tensorjit_jit::ptx::{Elem, BLOCK};
+use tensorjit_jit::ptx::{render_kernel, vectorized, Elem, BLOCK};
 
-use super::rand_vec;
+use super::{f32s, rand_vec};
+
+/// Runs kernel `k` as the GPU backend launches it (`Gpu::launch`: one thread per
+/// element, or per four with the vector loop), on a grid of at most `max_blocks`.
+pub fn emulate(k: &Kernel, inputs: &[Vec<f32>], rows: usize, cols: usize, max_blocks: usize) -> Vec<Vec<f32>> {
+    let n = rows * cols;
+    let program = Program::parse(&render_kernel(k, "k")).expect("the emulator reads the kernel");
+    let mut buffers: Vec<Vec<f32>> = inputs.to_vec();
+    buffers.extend((0..k.outputs.len()).map(|_| vec![f32::from_bits(0x7fc0_dead); n]));
+    let mut args: Vec<Arg> = (0..buffers.len()).map(Arg::Buffer).collect();
+    args.extend([Arg::U64(n as u64), Arg::U64(cols.max(1) as u64)]);
+    let threads = if vectorized(k) { n.div_ceil(4) } else { n };
+    let blocks = threads.div_ceil(BLOCK as usize).clamp(1, max_blocks) as u32;
+    program.run(blocks, BLOCK, &args, &mut buffers).expect("the kernel runs");
+    buffers.split_off(inputs.len())
+}
+
+/// Fused kernels as PTX on the emulator, over host tensors: the launcher of a device
+/// plan on `Device::Cpu`, so a whole traced function runs through `DevicePlan` with
+/// every kernel step (and every `while` loop that qualifies) executed as rendered PTX.
+pub struct EmulatedPtx;
+
+impl Launcher for EmulatedPtx {
+    fn name(&self) -> &'static str {
+        "emulated ptx"
+    }
+
+    fn launch(
+        &self,
+        k: &Kernel,
+        inputs: &[&Tensor],
+        rows: usize,
+        cols: usize,
+        shapes: &[&tensorjit::Shape],
+    ) -> Result<Vec<Tensor>, tensorjit::Error> {
+        let data: Vec<Vec<f32>> = inputs.iter().map(|t| f32s(t)).collect();
+        let outs = emulate(k, &data, rows, cols, 2);
+        outs.into_iter().zip(shapes).map(|(v, s)| Tensor::from_vec(v, (*s).clone())).collect()
+    }
+
+    fn runs_loops(&self) -> bool {
+        true
+    }
+
+    /// As `PtxLauncher::launch_loop`: one block; the arena starts as garbage.
+    fn launch_loop(
+        &self,
+        l: &LoopModule,
+        init: &[&Tensor],
+        outer: &[&Tensor],
+        max: Option<u64>,
+    ) -> Result<Vec<Tensor>, tensorjit::Error> {
+        if init.iter().zip(&l.shapes).any(|(t, s)| t.shape() != s) {
+            return Err(tensorjit::Error::Internal(format!("{} given loop variables not of {:?}", l.name, l.shapes)));
+        }
+        let program = Program::parse(&l.ptx).map_err(tensorjit::Error::Internal)?;
+        let mut buffers: Vec<Vec<f32>> = vec![vec![f32::from_bits(0x7fc0_beef); l.arena_len.max(1)]];
+        buffers.extend(init.iter().chain(outer).map(|t| f32s(t)));
+        let first_out = buffers.len();
+        buffers.extend(l.shapes.iter().map(|s| vec![f32::from_bits(0x7fc0_dead); s.numel()]));
+        let mut args: Vec<Arg> = (0..buffers.len()).map(Arg::Buffer).collect();
+        args.push(Arg::U64(max.unwrap_or(u64::MAX)));
+        program.run(1, BLOCK, &args, &mut buffers).map_err(tensorjit::Error::Internal)?;
+        buffers.drain(first_out..).zip(&l.shapes).map(|(v, s)| Tensor::from_vec(v, s.clone())).collect()
+    }
+}
+
+/// `graph` as a device plan whose kernels (and loops) run as emulated PTX.
+pub fn emulated_plan(graph: &tensorjit::ir::Graph) -> DevicePlan {
+    let (optimized, plan) = tensorjit_jit::optimized_plan(graph).ok().flatten().expect("a plan");
+    DevicePlan::new(&optimized, plan, Device::Cpu, Box::new(EmulatedPtx)).expect("the plan is made")
+}
 
 /// Random elements of `elem` (`seed`), a few close together so that comparisons tie,
 /// with the type's special values mixed in.

@@ -16,6 +16,7 @@
 //! buffer as both an input and an output of one kernel.
 
 mod conv;
+mod device_loop;
 mod double;
 mod emit;
 pub mod emulate;
@@ -34,6 +35,8 @@ use std::fmt::Write;
 use tensorjit_runtime::ops::BinaryOp;
 
 pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
+pub(crate) use device_loop::render_loop;
+pub use device_loop::{loop_params, MAX_LOOP_ELEMENTS};
 pub use emit::{f32_literal, Emitter, Reg};
 pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
 pub use moves::{
@@ -325,59 +328,21 @@ pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
     let identity = e.fconst(op.identity());
     let shared = e.rd();
     e.ins(format_args!("mov.u64 {shared}, {name}_partial"));
-    let (is_lane0, in_warp0, has_partial, row_done, col_done) = (e.p(), e.p(), e.p(), e.p(), e.p());
-    e.ins(format_args!("setp.eq.u32 {is_lane0}, {lane}, 0"));
-    e.ins(format_args!("setp.lt.u32 {in_warp0}, {tid}, 32"));
-    e.ins(format_args!("setp.lt.u32 {has_partial}, {lane}, {}", BLOCK / 32));
-
+    let block = BlockLanes::new(&mut e, (tid, t64, lane, warp), shared);
+    let row_done = e.p();
     e.loop_head("$L_row", row_done, row, rows, "$L_done");
-    let (base, c) = (e.rd(), e.rd());
+    let base = e.rd();
     e.ins(format_args!("mul.lo.u64 {base}, {row}, {cols}"));
-    e.ins(format_args!("mov.u64 {c}, {t64}"));
-    let acc = e.f();
-    e.ins(format_args!("mov.f32 {acc}, {identity}"));
-    e.loop_head("$L_col", col_done, c, cols, "$L_col_done");
-    let idx = e.rd();
-    e.ins(format_args!("add.s64 {idx}, {base}, {c}"));
-    let addr = address(&mut e, input, idx, 2);
-    let x = e.f();
-    e.ins(format_args!("ld.global.nc.f32 {x}, [{addr}]"));
-    let next = op.combine(&mut e, acc, x);
-    e.ins(format_args!("mov.f32 {acc}, {next}"));
-    e.ins(format_args!("add.s64 {c}, {c}, {BLOCK}"));
-    e.ins(format_args!("bra $L_col"));
-    e.label("$L_col_done");
-    let shuffle_tree = |e: &mut Emitter, v: Reg, width: u32| -> Reg {
-        let mut v = v;
-        let mut off = width / 2;
-        while off > 0 {
-            let y = e.f();
-            e.ins(format_args!("shfl.sync.down.b32 {y}, {v}, {off}, 31, -1"));
-            v = op.combine(e, v, y);
-            off /= 2;
-        }
-        v
+    let load = |e: &mut Emitter, addr: Reg| {
+        let x = e.f();
+        e.ins(format_args!("ld.global.nc.f32 {x}, [{addr}]"));
+        x
     };
-    let warp_total = shuffle_tree(&mut e, acc, 32);
-    let slot = e.rd();
-    let w64 = e.rd();
-    e.ins(format_args!("cvt.u64.u32 {w64}, {warp}"));
-    e.ins(format_args!("shl.b64 {slot}, {w64}, 2"));
-    e.ins(format_args!("add.s64 {slot}, {shared}, {slot}"));
-    e.ins(format_args!("@{is_lane0} st.shared.f32 [{slot}], {warp_total}"));
-    e.ins(format_args!("bar.sync 0"));
-    e.ins(format_args!("@!{in_warp0} bra $L_next"));
-    let (lane_slot, l64) = (e.rd(), e.rd());
-    e.ins(format_args!("cvt.u64.u32 {l64}, {lane}"));
-    e.ins(format_args!("shl.b64 {lane_slot}, {l64}, 2"));
-    e.ins(format_args!("add.s64 {lane_slot}, {shared}, {lane_slot}"));
-    let part = e.f();
-    e.ins(format_args!("mov.f32 {part}, {identity}"));
-    e.ins(format_args!("@{has_partial} ld.shared.f32 {part}, [{lane_slot}]"));
-    let total = shuffle_tree(&mut e, part, BLOCK / 32);
-    let out_addr = address(&mut e, output, row, 2);
-    e.ins(format_args!("@{is_lane0} st.global.f32 [{out_addr}], {total}"));
-    e.label("$L_next");
+    let labels = LineLabels { col: "$L_col", col_done: "$L_col_done", skip: "$L_next" };
+    block.line_total(&mut e, (op, identity), (input, base, cols), &labels, load, |e, total| {
+        let out_addr = address(e, output, row, 2);
+        e.ins(format_args!("@{} st.global.f32 [{out_addr}], {total}", block.is_lane0));
+    });
     // Partials are rewritten by the next row only after everyone has read them.
     e.ins(format_args!("bar.sync 0"));
     e.ins(format_args!("add.s64 {row}, {row}, {step}"));
@@ -386,6 +351,97 @@ pub fn render_row_reduce(op: RowReduce, name: &str) -> String {
     let mut text = header();
     let _ = writeln!(text, ".shared .align 4 .f32 {name}_partial[{}];\n", BLOCK / 32);
     text + &entry(name, &params, &format!("\n.reqntid {BLOCK}, 1, 1"), &e)
+}
+
+/// A block's lanes for reducing one line of values: each thread's id (32- and 64-bit),
+/// lane and warp, where the warps' partials go (`shared`: [`BLOCK`]` / 32` f32s), and the
+/// predicates the reduction branches on.
+pub(crate) struct BlockLanes {
+    t64: Reg,
+    lane: Reg,
+    warp: Reg,
+    shared: Reg,
+    pub(crate) is_lane0: Reg,
+    in_warp0: Reg,
+    has_partial: Reg,
+}
+
+/// The labels of one line reduction (distinct for every reduction in an entry).
+pub(crate) struct LineLabels<'a> {
+    pub(crate) col: &'a str,
+    pub(crate) col_done: &'a str,
+    /// Where warps other than the first continue.
+    pub(crate) skip: &'a str,
+}
+
+impl BlockLanes {
+    pub(crate) fn new(e: &mut Emitter, (tid, t64, lane, warp): (Reg, Reg, Reg, Reg), shared: Reg) -> BlockLanes {
+        let (is_lane0, in_warp0, has_partial) = (e.p(), e.p(), e.p());
+        e.ins(format_args!("setp.eq.u32 {is_lane0}, {lane}, 0"));
+        e.ins(format_args!("setp.lt.u32 {in_warp0}, {tid}, 32"));
+        e.ins(format_args!("setp.lt.u32 {has_partial}, {lane}, {}", BLOCK / 32));
+        BlockLanes { t64, lane, warp, shared, is_lane0, in_warp0, has_partial }
+    }
+
+    /// Reduces the `cols` values from `input + base` with `op` (from `identity`) in the
+    /// row reduction's fixed order: thread t combines elements t, t + [`BLOCK`], … in
+    /// turn, a warp-shuffle tree per warp, the warps' partials through shared memory, a
+    /// last tree in warp 0. `load` reads one value at an address; `finish` gets the
+    /// total (valid in thread 0: store it under `is_lane0`) in warp 0 only.
+    pub(crate) fn line_total(
+        &self,
+        e: &mut Emitter,
+        (op, identity): (RowReduce, Reg),
+        (input, base, cols): (Reg, Reg, Reg),
+        labels: &LineLabels<'_>,
+        load: impl Fn(&mut Emitter, Reg) -> Reg,
+        finish: impl FnOnce(&mut Emitter, Reg),
+    ) {
+        let c = e.rd();
+        e.ins(format_args!("mov.u64 {c}, {}", self.t64));
+        let acc = e.f();
+        e.ins(format_args!("mov.f32 {acc}, {identity}"));
+        let col_done = e.p();
+        e.loop_head(labels.col, col_done, c, cols, labels.col_done);
+        let idx = e.rd();
+        e.ins(format_args!("add.s64 {idx}, {base}, {c}"));
+        let addr = address(e, input, idx, 2);
+        let x = load(e, addr);
+        let next = op.combine(e, acc, x);
+        e.ins(format_args!("mov.f32 {acc}, {next}"));
+        e.ins(format_args!("add.s64 {c}, {c}, {BLOCK}"));
+        e.ins(format_args!("bra {}", labels.col));
+        e.label(labels.col_done);
+        let shuffle_tree = |e: &mut Emitter, v: Reg, width: u32| -> Reg {
+            let mut v = v;
+            let mut off = width / 2;
+            while off > 0 {
+                let y = e.f();
+                e.ins(format_args!("shfl.sync.down.b32 {y}, {v}, {off}, 31, -1"));
+                v = op.combine(e, v, y);
+                off /= 2;
+            }
+            v
+        };
+        let warp_total = shuffle_tree(e, acc, 32);
+        let (slot, w64) = (e.rd(), e.rd());
+        e.ins(format_args!("cvt.u64.u32 {w64}, {}", self.warp));
+        e.ins(format_args!("shl.b64 {slot}, {w64}, 2"));
+        e.ins(format_args!("add.s64 {slot}, {}, {slot}", self.shared));
+        e.ins(format_args!("@{} st.shared.f32 [{slot}], {warp_total}", self.is_lane0));
+        e.ins(format_args!("bar.sync 0"));
+        e.ins(format_args!("@!{} bra {}", self.in_warp0, labels.skip));
+        let (lane_slot, l64) = (e.rd(), e.rd());
+        e.ins(format_args!("cvt.u64.u32 {l64}, {}", self.lane));
+        e.ins(format_args!("shl.b64 {lane_slot}, {l64}, 2"));
+        e.ins(format_args!("add.s64 {lane_slot}, {}, {lane_slot}", self.shared));
+        let part = e.f();
+        e.ins(format_args!("mov.f32 {part}, {identity}"));
+        e.ins(format_args!("@{} ld.shared.f32 {part}, [{lane_slot}]", self.has_partial));
+        let total = shuffle_tree(e, part, BLOCK / 32);
+        finish(e, total);
+        e.label(labels.skip);
+    }
 }
 
 /// A module with one entry, `name`, reducing each of `cols` columns of a row-major
