@@ -549,6 +549,17 @@ fn while_loops_traced_on_the_gpu_give_the_eager_gpu_bits() {
         let text = f.concrete_functions()[0].compiled_text();
         assert!(text.contains("1 while loop(s) run on the device"), "{text}");
     }
+    // A kernel ending in a row mean inside the body.
+    let rows = |x: &Tensor| {
+        let step = |x: Tensor| &x * 0.9 + (&x * &x).mean([-1i64], true) * 0.05 + 0.5;
+        while_loop(|x: &Tensor| x.sum_all().lt(900.0), step, x.clone())
+    };
+    let f = tensorjit::function("rows", move |x: Tensor| rows(&x));
+    let x = common::rand_f32(30, &[8, 50], -1.0, 1.0).to(gpu).unwrap();
+    let host = |t: &Tensor| common::f32s(&t.to(Device::Cpu).unwrap());
+    assert_eq!(host(&f.call(x.clone())), host(&rows(&x)), "a loop with a row mean");
+    let text = f.concrete_functions()[0].compiled_text();
+    assert!(text.contains("1 while loop(s) run on the device"), "{text}");
 }
 
 /// A tensor-conditioned loop (AutoGraph: one `while` node; on a GPU, one launch).

@@ -390,8 +390,9 @@ fn the_typed_index_and_movement_kernels_assemble() {
     assemble("typed_and_index", &one_module(&modules));
 }
 
-/// `while` loops rendered as one entry each (`ptx::render_loop`): W6, and a loop whose
-/// body reads a mean and an outer value and swaps its variables.
+/// `while` loops rendered as one entry each (`ptx::render_loop`): W6, a loop whose body
+/// reads a mean and an outer value, and one whose body has a kernel ending in a row
+/// mean.
 #[test]
 fn while_loops_as_one_launch_assemble() {
     use common::emulated::emulated_plan;
@@ -400,16 +401,21 @@ fn while_loops_as_one_launch_assemble() {
         let step = |(a, b): (Tensor, Tensor)| (&b * 0.5 + a.mean_all() + w.abs(), a.tanh());
         while_loop(|(a, _): &(Tensor, Tensor)| a.max(Axes::All, false).lt(5.0), step, (x.clone(), x))
     });
+    let rows = function("rows", |x: Tensor| {
+        let step = |x: Tensor| &x * 0.9 + (&x * &x).mean([-1i64], true) * 0.05 + 0.5;
+        while_loop(|x: &Tensor| x.sum_all().lt(900.0), step, x)
+    });
     let x = common::rand_f32(40, &[37], 0.0, 1.0);
     let _ = w6.call(x.clone());
     let _ = mixed.call((x.clone(), common::rand_f32(41, &[37], -1.0, 1.0)));
+    let _ = rows.call(common::rand_f32(42, &[8, 50], -1.0, 1.0));
     let mut loops = 0;
-    for f in [&w6.concrete_functions()[0], &mixed.concrete_functions()[0]] {
+    for f in [&w6.concrete_functions()[0], &mixed.concrete_functions()[0], &rows.concrete_functions()[0]] {
         let plan = emulated_plan(&f.graph);
         for m in plan.loop_modules() {
             assemble(&m.name, &m.ptx);
             loops += 1;
         }
     }
-    assert_eq!(loops, 2, "both loops run as one launch");
+    assert_eq!(loops, 3, "each loop runs as one launch");
 }

@@ -113,3 +113,30 @@ fn loops_that_swap_their_variables_give_the_eager_bits() {
     assert_eq!(bits(&f32s(&out[0])), bits(&f32s(&ea)));
     assert_eq!(bits(&f32s(&out[1])), bits(&f32s(&eb)));
 }
+
+/// A body whose kernel ends in a row reduction (a mean over the last axis, fused with
+/// the square it averages): the summed expression goes through the arena's scratch
+/// room and each row is reduced as the GPU's eager reduction of the last axis does.
+#[test]
+fn fused_row_reductions_in_a_loop_give_the_gpus_bits() {
+    let f = function("rows", |x: Tensor| {
+        let step = |x: Tensor| &x * 0.9 + (&x * &x).mean([-1i64], true) * 0.05 + 0.5;
+        while_loop(|x: &Tensor| x.sum_all().lt(900.0), step, x)
+    });
+    let (rows, cols) = (8, 50);
+    let x = rand_f32(30, &[rows, cols], -1.0, 1.0);
+    let _ = f.call(x.clone());
+    let (text, out) = run_plan(&f.concrete_functions()[0], &[&x]);
+    assert!(text.contains("1 while loop(s) run on the device"), "{text}");
+    assert!(text.contains("out mean e3 per row"), "the body has a kernel ending in a row mean:\n{text}");
+    let mut xv = f32s(&x);
+    let mut trips = 0;
+    while gpu_sum(&xv) < 900.0 {
+        let m: Vec<f32> =
+            xv.chunks(cols).map(|r| gpu_sum(&r.iter().map(|a| a * a).collect::<Vec<_>>()) / cols as f32).collect();
+        xv = xv.iter().enumerate().map(|(i, a)| a * 0.9 + m[i / cols] * 0.05 + 0.5).collect();
+        trips += 1;
+    }
+    assert!(trips >= 2, "the loop makes trips ({trips})");
+    assert_eq!(bits(&f32s(&out[0])), bits(&xv), "x after {trips} trips");
+}

@@ -89,8 +89,8 @@ impl LoopModule {
     fn new(l: &ArenaLoop, kernels: &[Kernel]) -> Option<LoopModule> {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let name = format!("tensorjit_loop_{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let ptx = crate::ptx::render_loop(l, kernels, &name)?;
-        Some(LoopModule { name, ptx, arena_len: l.arena_len, shapes: l.shapes.clone() })
+        let (ptx, arena_len) = crate::ptx::render_loop(l, kernels, &name)?;
+        Some(LoopModule { name, ptx, arena_len, shapes: l.shapes.clone() })
     }
 }
 

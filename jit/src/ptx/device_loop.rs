@@ -4,12 +4,14 @@
 //! condition is decided on the device, so a trip costs no host round trip and no launch.
 //!
 //! Every value lives in a global-memory arena laid out as the CPU's arena loop lays it
-//! out. Each step is the work its eager GPU op would do, in the same order: a kernel's
-//! expressions element by element through the same lowering (threads striding over the
-//! elements), a reduction in the row reduction's fixed order ([`BlockLanes::line_total`],
-//! shared with `render_row_reduce`), then the mean's division as the mean kernel makes
-//! it, a comparison as an IEEE `setp` — so a loop run here gives the bits of the same
-//! loop run op by op on the GPU. A barrier follows every step: the arena is written and
+//! out (then a scratch room). Each step is the work a device plan's step does on the
+//! GPU, in the same order: a kernel's expressions element by element through the same
+//! lowering (threads striding over the elements; a kernel ending in a row sum or mean
+//! writes the summed expression to the scratch room and reduces each row as the eager
+//! reduction of the last axis does), a whole-tensor reduction in the row reduction's
+//! fixed order ([`BlockLanes::line_total`], shared with `render_row_reduce`), then the
+//! mean's division as the mean kernel makes it, a comparison as an IEEE `setp` — so a
+//! loop run here gives the bits of the same loop run step by step on the GPU. A barrier follows every step: the arena is written and
 //! read within the launch, so it is read through coherent loads (never `.nc`).
 //!
 //! Parameters (all `.u64`): `arena`, the loop variables' initial values `init0…`, the
@@ -50,6 +52,11 @@ struct Ctx<'a> {
     /// The predicate register of each comparison slot.
     preds: Vec<Option<Reg>>,
     labels: usize,
+    /// Where the arena's scratch room starts (after the loop's own slots), and the most
+    /// any step uses of it: a kernel ending in a row reduction writes the expression
+    /// it sums there.
+    scratch: usize,
+    scratch_len: usize,
 }
 
 impl Ctx<'_> {
@@ -129,7 +136,10 @@ impl Ctx<'_> {
     }
 
     /// A fused kernel over `rows × cols` elements: inputs read as their access patterns
-    /// say, outputs written to their slots.
+    /// say, outputs written to their slots. A kernel ending in a row sum or mean does
+    /// what a device plan does with it: the summed expression is written out (to the
+    /// scratch room), then each row is reduced as the GPU's eager reduction of the last
+    /// axis reduces it, into the step's last output.
     fn kernel(
         &mut self,
         e: &mut Emitter,
@@ -137,11 +147,87 @@ impl Ctx<'_> {
         (inputs, outputs): (&[Src], &[usize]),
         (rows, cols): (usize, usize),
     ) -> Option<()> {
-        if k.reduce.is_some() || k.inputs.len() != inputs.len() || k.outputs.len() != outputs.len() {
+        let (k, reduce) = k.reduce_as_output();
+        if k.inputs.len() != inputs.len() || k.outputs.len() != outputs.len() {
             return None;
         }
         let ptrs: Vec<Reg> = inputs.iter().map(|s| self.ptr(e, *s)).collect();
-        let outs: Vec<Reg> = outputs.iter().map(|&off| self.slot(e, off)).collect();
+        let mut outs: Vec<Reg> = outputs.iter().map(|&off| self.slot(e, off)).collect();
+        let reduced = match reduce {
+            Some(r) => {
+                // The summed expression goes to the scratch room; the last slot gets
+                // the row totals.
+                self.scratch_len = self.scratch_len.max(rows * cols);
+                let summed = self.slot(e, self.scratch);
+                Some((r.mean, std::mem::replace(outs.last_mut()?, summed)))
+            }
+            None => None,
+        };
+        self.elementwise(e, &k, (&ptrs, &outs), (rows, cols));
+        if let Some((mean, to)) = reduced {
+            e.ins(format_args!("bar.sync 0"));
+            let from = *outs.last()?;
+            self.rows(e, (from, to), (rows, cols), mean);
+        }
+        Some(())
+    }
+
+    /// Each of `rows` rows of `cols` values at `from` reduced to its sum (or mean) at
+    /// `to`, one row after another, as the eager row reduction does each.
+    fn rows(&mut self, e: &mut Emitter, (from, to): (Reg, Reg), (rows, cols): (usize, usize), mean: bool) {
+        let (head, done_label) = (self.label("rows"), self.label("rows_done"));
+        let (row, end, done, base, width) = (e.rd(), e.rd(), e.p(), e.rd(), e.rd());
+        e.ins(format_args!("mov.u64 {row}, 0"));
+        e.ins(format_args!("mov.u64 {end}, {rows}"));
+        e.ins(format_args!("mov.u64 {width}, {cols}"));
+        e.loop_head(&head, done, row, end, &done_label);
+        e.ins(format_args!("mul.lo.u64 {base}, {row}, {width}"));
+        let at = address(e, to, row, 2);
+        self.line(e, (RowReduce::Sum, mean), (from, base, width, cols), at);
+        e.ins(format_args!("bar.sync 0"));
+        e.ins(format_args!("add.s64 {row}, {row}, 1"));
+        e.ins(format_args!("bra {head}"));
+        e.label(&done_label);
+    }
+
+    /// One line of `len` values from `input + base` (`cols` holding `len`) reduced with
+    /// `which` — divided by `len` for a mean — and stored at `to` by thread 0.
+    fn line(
+        &mut self,
+        e: &mut Emitter,
+        (which, mean): (RowReduce, bool),
+        (input, base, cols, len): (Reg, Reg, Reg, usize),
+        to: Reg,
+    ) {
+        let identity = e.fconst(which.identity());
+        let (col, col_done, skip) = (self.label("col"), self.label("col_done"), self.label("skip"));
+        let labels = LineLabels { col: &col, col_done: &col_done, skip: &skip };
+        let load = |e: &mut Emitter, addr: Reg| {
+            let x = e.f();
+            e.ins(format_args!("ld.global.f32 {x}, [{addr}]"));
+            x
+        };
+        let is_lane0 = self.block.is_lane0;
+        self.block.line_total(e, (which, identity), (input, base, cols), &labels, load, |e, total| {
+            let result = if mean {
+                let count = e.fconst(len as f32);
+                lower::binary(e, BinaryOp::Div, total, count)
+            } else {
+                total
+            };
+            e.ins(format_args!("@{is_lane0} st.global.f32 [{to}], {result}"));
+        });
+    }
+
+    /// A kernel without a reduction over `rows × cols` elements, threads striding over
+    /// them: `ptrs` its inputs' first elements, `outs` its outputs'.
+    fn elementwise(
+        &mut self,
+        e: &mut Emitter,
+        k: &Kernel,
+        (ptrs, outs): (&[Reg], &[Reg]),
+        (rows, cols): (usize, usize),
+    ) {
         let needs_rc = k.inputs.iter().any(|a| matches!(a, Access::Row | Access::Col));
         self.each(e, rows * cols, |e, i| {
             let (row, col) = (e.rd(), e.rd());
@@ -152,7 +238,7 @@ impl Ctx<'_> {
             let values: Vec<Reg> = k
                 .inputs
                 .iter()
-                .zip(&ptrs)
+                .zip(ptrs)
                 .map(|(a, &p)| {
                     let addr = match a {
                         Access::Scalar => p,
@@ -166,12 +252,11 @@ impl Ctx<'_> {
                 })
                 .collect();
             let vals = lower::eval(e, k, |_, j| values.get(j).copied().unwrap_or(Reg::F(0)));
-            for (&ex, &out) in k.outputs.iter().zip(&outs) {
+            for (&ex, &out) in k.outputs.iter().zip(outs) {
                 let addr = address(e, out, i, 2);
                 e.ins(format_args!("st.global.f32 [{addr}], {}", vals[ex]));
             }
         });
-        Some(())
     }
 
     /// A whole-tensor reduction of `len` values into slot `output`, as the GPU's eager
@@ -188,24 +273,7 @@ impl Ctx<'_> {
         let (base, cols) = (e.rd(), e.rd());
         e.ins(format_args!("mov.u64 {base}, 0"));
         e.ins(format_args!("mov.u64 {cols}, {len}"));
-        let identity = e.fconst(which.identity());
-        let (col, col_done, skip) = (self.label("col"), self.label("col_done"), self.label("skip"));
-        let labels = LineLabels { col: &col, col_done: &col_done, skip: &skip };
-        let load = |e: &mut Emitter, addr: Reg| {
-            let x = e.f();
-            e.ins(format_args!("ld.global.f32 {x}, [{addr}]"));
-            x
-        };
-        let is_lane0 = self.block.is_lane0;
-        self.block.line_total(e, (which, identity), (from, base, cols), &labels, load, |e, total| {
-            let result = if op == ReduceOp::Mean {
-                let count = e.fconst(len as f32);
-                lower::binary(e, BinaryOp::Div, total, count)
-            } else {
-                total
-            };
-            e.ins(format_args!("@{is_lane0} st.global.f32 [{to}], {result}"));
-        });
+        self.line(e, (which, op == ReduceOp::Mean), (from, base, cols, len), to);
     }
 
     /// Moves the body's results into the loop variables (through the staging room when
@@ -241,13 +309,10 @@ impl Ctx<'_> {
 }
 
 /// A module with one entry, `name`, running loop `l` (whose kernel steps index
-/// `kernels`) from its first trip to its last in one block (see the module docs);
-/// `None` when the loop does not qualify: an arena past [`MAX_LOOP_ELEMENTS`], or a
-/// kernel ending in a row reduction.
-pub(crate) fn render_loop(l: &ArenaLoop, kernels: &[Kernel], name: &str) -> Option<String> {
-    if l.arena_len > MAX_LOOP_ELEMENTS {
-        return None;
-    }
+/// `kernels`) from its first trip to its last in one block (see the module docs), and
+/// the arena it needs (the loop's slots, then a scratch room); `None` when the loop
+/// does not qualify: an arena past [`MAX_LOOP_ELEMENTS`].
+pub(crate) fn render_loop(l: &ArenaLoop, kernels: &[Kernel], name: &str) -> Option<(String, usize)> {
     let (n_state, n_outer) = (l.state.len(), l.outer_values().len());
     let params = loop_params(n_state, n_outer);
     let mut e = Emitter::default();
@@ -264,7 +329,7 @@ pub(crate) fn render_loop(l: &ArenaLoop, kernels: &[Kernel], name: &str) -> Opti
     e.ins(format_args!("mov.u64 {shared}, {name}_partial"));
     let block = BlockLanes::new(&mut e, (tid, t64, lane, warp), shared);
     let preds = vec![None; l.n_preds()];
-    let mut cx = Ctx { arena, outer, t64, block, kernels, preds, labels: 0 };
+    let mut cx = Ctx { arena, outer, t64, block, kernels, preds, labels: 0, scratch: l.arena_len, scratch_len: 0 };
     for (&from, &(off, len)) in init.iter().zip(&l.state) {
         let to = cx.slot(&mut e, off);
         cx.copy(&mut e, from, to, len);
@@ -285,7 +350,11 @@ pub(crate) fn render_loop(l: &ArenaLoop, kernels: &[Kernel], name: &str) -> Opti
         let from = cx.slot(&mut e, off);
         cx.copy(&mut e, from, to, len);
     }
+    let arena_len = l.arena_len + cx.scratch_len;
+    if arena_len > MAX_LOOP_ELEMENTS {
+        return None;
+    }
     let mut text = header();
     let _ = writeln!(text, ".shared .align 4 .f32 {name}_partial[{}];\n", BLOCK / 32);
-    Some(text + &entry(name, &params, &format!("\n.reqntid {BLOCK}, 1, 1"), &e))
+    Some((text + &entry(name, &params, &format!("\n.reqntid {BLOCK}, 1, 1"), &e), arena_len))
 }
