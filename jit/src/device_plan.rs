@@ -74,7 +74,7 @@ pub trait Launcher: Send + Sync {
     }
 }
 
-/// A `while` loop rendered as one PTX entry ([`crate::ptx::render_loop`]): the entry's
+/// A `while` loop rendered as one PTX entry (`ptx::render_loop`): the entry's
 /// name (unique in the process: loaded modules are cached by it), its module text, the
 /// arena it needs, and the loop variables' shapes.
 pub struct LoopModule {
