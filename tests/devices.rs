@@ -24,6 +24,18 @@ use tensorjit::prelude::*;
 use tensorjit::trace::backend::run_kernel;
 use tensorjit::OpError;
 
+thread_local! {
+    /// Copies to and from the device made by this thread (each a synchronising round
+    /// trip on a real GPU).
+    static UPLOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static DOWNLOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// This thread's (uploads, downloads) so far.
+fn copies() -> (usize, usize) {
+    (UPLOADS.with(std::cell::Cell::get), DOWNLOADS.with(std::cell::Cell::get))
+}
+
 #[derive(Debug)]
 struct HostMemory {
     device: Device,
@@ -41,6 +53,7 @@ impl DeviceMemory for HostMemory {
         self.buf.len()
     }
     fn to_host(&self) -> Result<Buffer, Error> {
+        DOWNLOADS.with(|n| n.set(n.get() + 1));
         Ok(self.buf.clone())
     }
     fn as_any(&self) -> &dyn Any {
@@ -84,6 +97,7 @@ impl DeviceBackend for Emulated {
             return Err(Error::Device { device: device.to_string(), message: "no such device".into() });
         }
         self.uploads.fetch_add(1, Ordering::Relaxed);
+        UPLOADS.with(|n| n.set(n.get() + 1));
         if let Buffer::F32(v) = buf {
             if v.len() == 1 {
                 self.scalars.lock().unwrap().push(v[0]);
@@ -730,4 +744,26 @@ fn metrics_take_tensors_on_a_device() {
     mean.update_state(&logits.to(GPU).unwrap()).expect("device values are read back");
     let want: f64 = f32s(&logits).iter().map(|&v| v as f64).sum::<f64>() / 48.0;
     assert!((mean.result() - want).abs() < 1e-12);
+}
+
+/// A training step on a device — eager (the tape's backward ops, the optimizer's
+/// updates) or traced — copies nothing between host and device once warm: on a real
+/// GPU each copy is a synchronising round trip.
+#[test]
+fn train_steps_on_a_device_copy_nothing_to_or_from_the_host() {
+    let _e = emulated();
+    let params = workloads::mlp_params();
+    let vars: Vec<Variable> = params.iter().map(|p| Variable::new(p.to(GPU).unwrap(), "p")).collect();
+    let (x, y) = (rand_f32(5, &[128, 784], 0.0, 1.0).to(GPU).unwrap(), workloads::labels().to(GPU).unwrap());
+    workloads::mlp_train_step(&vars, &x, &y);
+    let before = copies();
+    let loss = workloads::mlp_train_step(&vars, &x, &y);
+    assert_eq!(copies(), before, "an eager step copies nothing (uploads, downloads)");
+    assert_eq!(loss.device(), GPU);
+    let tv = vars.clone();
+    let step = tensorjit::function("w5_copies", move |(x, y): (Tensor, Tensor)| workloads::mlp_train_step(&tv, &x, &y));
+    step.call((x.clone(), y.clone()));
+    let before = copies();
+    step.call((x.clone(), y.clone()));
+    assert_eq!(copies(), before, "a traced step copies nothing (uploads, downloads)");
 }
