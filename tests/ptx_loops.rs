@@ -140,3 +140,17 @@ fn fused_row_reductions_in_a_loop_give_the_gpus_bits() {
     assert!(trips >= 2, "the loop makes trips ({trips})");
     assert_eq!(bits(&f32s(&out[0])), bits(&xv), "x after {trips} trips");
 }
+
+/// A loop whose arena passes `MAX_LOOP_ELEMENTS` runs step by step (one block would be
+/// slower than the whole GPU), with the same results.
+#[test]
+fn loops_past_the_one_block_size_run_step_by_step() {
+    use tensorjit_jit::ptx::MAX_LOOP_ELEMENTS;
+    let w6 = function("w6_big", |x: Tensor| while_loop(|x: &Tensor| x.sum_all().lt(1e6), |x| &x * 1.5 + 1.0, x));
+    let n = MAX_LOOP_ELEMENTS + 1;
+    let x = Tensor::ones([n], DType::F32);
+    let eager = w6.call(x.clone());
+    let (text, out) = run_plan(&w6.concrete_functions()[0], &[&x]);
+    assert!(!text.contains("run on the device"), "{text}");
+    assert_eq!(bits(&f32s(&out[0])), bits(&f32s(&eager)));
+}

@@ -28,9 +28,12 @@ use crate::kernel::{Access, Kernel};
 use crate::lower::{self, Lower};
 
 /// The most arena elements a device loop holds: one block walks every value of every
-/// step, which pays while launches dominate (small loop states); past this the loop
-/// runs step by step, each kernel on the whole GPU.
-pub const MAX_LOOP_ELEMENTS: usize = 1 << 16;
+/// step, which pays while launches and host round trips dominate (small loop states);
+/// past this the loop runs step by step, each kernel on the whole GPU. An estimate, not
+/// a measurement: one SM (~2·10¹¹ lane-instructions/s) takes ~8 µs for a step of 16 Ki
+/// elements at ~100 instructions each (a transcendental chain), about the ~10–25 µs a
+/// trip costs step by step (launches, a synchronise, the condition's download).
+pub const MAX_LOOP_ELEMENTS: usize = 1 << 14;
 
 /// The entry's parameter names, in order.
 pub fn loop_params(n_state: usize, n_outer: usize) -> Vec<String> {
