@@ -52,6 +52,23 @@ fn every_fusible_unary_op_gives_the_cpus_bits() {
     }
 }
 
+/// The exponential family across its whole range — every reduction step `k`, both
+/// clamps, subnormal results — and random bit patterns: the CPU's bits (the GPU's
+/// reduction fuses an exact product into one FMA, and `sigmoid`/`softplus` skip a clamp
+/// their argument never reaches).
+#[test]
+fn the_exponential_family_gives_the_cpus_bits_across_its_range() {
+    let n = 6000;
+    let mut x: Vec<f32> = (0..n / 2).map(|i| -120.0 + 220.0 * i as f32 / (n / 2) as f32).collect();
+    x.extend(common::rand_vec(77, n / 2, 0.0, 1.0).iter().map(|u| f32::from_bits((u * u32::MAX as f64) as u32)));
+    for u in [UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Softplus, UnaryOp::Tanh] {
+        let kernel = single_op_kernel(&Op::Unary(u), &[Access::Full]).expect("a fusible op has a kernel");
+        let got = emulate(&kernel, std::slice::from_ref(&x), 1, n, 2);
+        let want = run_op(&Op::Unary(u), &[&Tensor::from_vec(x.clone(), [n]).unwrap()]);
+        same(&format!("{} across its range", u.name()), &got[0], &f32s(&want));
+    }
+}
+
 #[test]
 fn every_fusible_binary_op_and_broadcast_gives_the_cpus_bits() {
     let (rows, cols) = (7usize, 37usize);

@@ -57,6 +57,15 @@ pub trait Lower {
     /// `mask ? a : b` on integers.
     fn sel_int(&mut self, mask: Self::V, a: Self::V, b: Self::V) -> Self::V;
 
+    /// `x − k·c` for a `k·c` that f32 holds exactly (so one rounding, of the
+    /// difference, whether or not the multiply is fused): a multiply then a subtract;
+    /// targets with a fused multiply-add emit one instruction, with the same bits.
+    fn sub_exact_product(&mut self, x: Self::V, k: Self::V, c: f32) -> Self::V {
+        let c = self.fconst(c);
+        let m = self.fmul(k, c);
+        self.fsub(x, m)
+    }
+
     /// `mag` with the sign bit of `sign` (bitwise, as the runtime's `copysign`).
     fn copysign(&mut self, mag: Self::V, sign: Self::V) -> Self::V {
         let (m, s) = (self.bits_of(mag), self.bits_of(sign));

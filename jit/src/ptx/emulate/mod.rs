@@ -305,6 +305,7 @@ impl Thread {
                 "add.rn.f32" => fb(f(v(1)?) + f(v(2)?)),
                 "sub.rn.f32" => fb(f(v(1)?) - f(v(2)?)),
                 "mul.rn.f32" => fb(f(v(1)?) * f(v(2)?)),
+                "fma.rn.f32" => fb(f(v(1)?).mul_add(f(v(2)?), f(v(3)?))),
                 "div.rn.f32" => fb(f(v(1)?) / f(v(2)?)),
                 "sqrt.rn.f32" => fb(f(v(1)?).sqrt()),
                 "add.s64" => v(1)?.wrapping_add(v(2)?),
