@@ -1,7 +1,8 @@
 //! The runtime's f32 transcendentals (`tensorjit_runtime::math`, single precision),
 //! written once over [`Lower`] with exactly the runtime's operation sequence — same
-//! constants, same association, no FMA — so compiled kernels give the eager kernels'
-//! bits on the CPU and the same algorithms on the GPU.
+//! constants, same association, no FMA but where a product is exact (one rounding
+//! either way: [`Lower::sub_exact_product`]) — so compiled kernels give the eager
+//! kernels' bits, on the CPU and on the GPU.
 
 // Coefficients are written as in math/single.rs (more digits than f32 holds); the
 // compiler rounds them the same way there and here.
