@@ -218,6 +218,14 @@ fn graphs_enabled() -> bool {
     *ON.get_or_init(|| std::env::var("TENSORJIT_CUDA_GRAPHS").map_or(true, |v| v != "0"))
 }
 
+/// `TENSORJIT_DEVICE_LOOPS=0` runs `while` loops step by step on the device, reading
+/// each condition on the host, instead of as one launch (a performance switch: results
+/// are the same bits either way).
+fn device_loops_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("TENSORJIT_DEVICE_LOOPS").map_or(true, |v| v != "0"))
+}
+
 impl DevicePlan {
     /// `g` is the optimised graph `plan` was made from.
     pub fn new(g: &Graph, plan: Plan, device: Device, launcher: Box<dyn Launcher>) -> Result<DevicePlan, Error> {
@@ -228,7 +236,7 @@ impl DevicePlan {
         let layout = Layout::new(g, &plan, &constants);
         let launches = plan.kernels.iter().map(Launch::new).collect();
         let mut loops = Vec::new();
-        if launcher.runs_loops() {
+        if launcher.runs_loops() && device_loops_enabled() {
             let mut all = Vec::new();
             arena_loops(&plan.steps, &mut all);
             loops = all.into_iter().filter_map(|l| LoopModule::new(&l, &plan.kernels).map(|m| (l, m))).collect();
