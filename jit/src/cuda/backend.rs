@@ -152,6 +152,18 @@ pub fn host_fallbacks() -> usize {
     HOST_FALLBACKS.with(std::cell::Cell::get)
 }
 
+/// One eager op on a GPU as each family of its kernels (`typed`, `moves`, `random`,
+/// `empty`) is handed it: the op, its operands (on `gpu`), and its result's dtype and
+/// shape.
+#[derive(Clone, Copy)]
+pub(super) struct OpCall<'a> {
+    pub gpu: &'a Arc<Gpu>,
+    pub op: &'a Op,
+    pub x: &'a [&'a Tensor],
+    pub dtype: DType,
+    pub shape: &'a Shape,
+}
+
 /// The backend of `Device::Cuda`: GPUs opened on first use.
 #[derive(Default)]
 pub struct CudaBackend {
@@ -257,17 +269,11 @@ impl CudaBackend {
         dtype: DType,
         shape: &Shape,
     ) -> Result<Option<Tensor>, Error> {
-        if let Some(t) = super::typed::run(gpu, op, x, dtype, shape)? {
-            return Ok(Some(t));
-        }
-        if let Some(t) = super::moves::run(gpu, op, x, dtype, shape)? {
-            return Ok(Some(t));
-        }
-        if let Some(t) = super::random::run(gpu, op, x, dtype, shape)? {
-            return Ok(Some(t));
-        }
-        if let Some(t) = super::empty::run(gpu, op, x, dtype, shape)? {
-            return Ok(Some(t));
+        let call = OpCall { gpu, op, x, dtype, shape };
+        for family in [super::typed::run, super::moves::run, super::random::run, super::empty::run] {
+            if let Some(t) = family(call)? {
+                return Ok(Some(t));
+            }
         }
         match op {
             Op::Permute(perm) => return super::permute::permute(gpu, perm, x[0]),

@@ -4,8 +4,6 @@
 //! integer max and min) and matmuls and convolutions (and their gradients) summing over
 //! nothing (zeros). Each is a fill on the device, as a CUDA graph can capture it.
 
-use std::sync::Arc;
-
 use tensorjit_runtime::buffer::Buffer;
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ir::ValueType;
@@ -14,18 +12,12 @@ use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend as rt;
 use tensorjit_runtime::{DType, Tensor};
 
-use super::backend::CudaMemory;
+use super::backend::{CudaMemory, OpCall};
 use super::typed::element_words;
-use super::Gpu;
 
 /// `op`'s result when it has nothing to read (`Ok(None)`: it has).
-pub(super) fn run(
-    gpu: &Arc<Gpu>,
-    op: &Op,
-    x: &[&Tensor],
-    dtype: DType,
-    shape: &Shape,
-) -> Result<Option<Tensor>, Error> {
+pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
+    let OpCall { gpu, op, x, dtype, shape } = call;
     if shape.numel() == 0 {
         return CudaMemory::new_typed(gpu, dtype, shape, |_| Ok(())).map(Some);
     }

@@ -11,20 +11,15 @@ use tensorjit_runtime::ops::{Op, SliceAxis};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
-use super::backend::words_of;
+use super::backend::{words_of, OpCall};
 use super::typed::{fill_words, new_tensor, words_for};
 use super::Gpu;
 use crate::ptx::{self, Elem};
 
 /// Runs `op` on `gpu` when it is a data movement this module takes (`Ok(None)`: it is
 /// not, or not for these operands).
-pub(super) fn run(
-    gpu: &Arc<Gpu>,
-    op: &Op,
-    x: &[&Tensor],
-    dtype: DType,
-    shape: &Shape,
-) -> Result<Option<Tensor>, Error> {
+pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
+    let OpCall { gpu, op, x, dtype, shape } = call;
     let plan = match op {
         Op::Slice(axes) => match ptx::slice_dims(x[0].dims(), &starts(axes), shape.dims()) {
             Some(plan) => Some(plan),
@@ -123,7 +118,7 @@ fn slice_in_steps(gpu: &Arc<Gpu>, axes: &[SliceAxis], x: &Tensor, shape: &Shape)
     let Some((parts, shapes)) = slice_parts(x.dims(), axes, shape.dims()) else { return Ok(None) };
     let mut cur = x.clone();
     for (part, out) in parts.into_iter().zip(&shapes[1..]) {
-        match run(gpu, &Op::Slice(part), &[&cur], x.dtype(), out)? {
+        match run(OpCall { gpu, op: &Op::Slice(part), x: &[&cur], dtype: x.dtype(), shape: out })? {
             Some(t) => cur = t,
             None => return Ok(None),
         }
@@ -143,7 +138,7 @@ fn slice_grad_in_steps(
     let mut cur = dy.clone();
     for (part, into) in parts.into_iter().zip(&shapes).rev() {
         let op = Op::SliceGrad { input: into.clone(), slice: part };
-        match run(gpu, &op, &[&cur], dy.dtype(), into)? {
+        match run(OpCall { gpu, op: &op, x: &[&cur], dtype: dy.dtype(), shape: into })? {
             Some(t) => cur = t,
             None => return Ok(None),
         }

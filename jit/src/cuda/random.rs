@@ -6,28 +6,20 @@
 //! as on the CPU) and passed to the kernel; such a draw cannot be part of a CUDA graph
 //! (the graph would replay one key forever), so a capture meeting one fails.
 
-use std::sync::Arc;
-
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ops::random::{resolve_key, stateless_seed_part};
 use tensorjit_runtime::ops::{Distribution, Op};
-use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
-use super::backend::words_of;
+use super::backend::{words_of, OpCall};
 use super::typed::{new_tensor, words_for};
-use super::{Gpu, CAPTURING};
+use super::CAPTURING;
 use crate::ptx::{self, Draw, RandomKernel};
 
 /// Runs `op` on `gpu` when it is a draw of f32 or f64 values (a stateless one with its
 /// counter there).
-pub(super) fn run(
-    gpu: &Arc<Gpu>,
-    op: &Op,
-    x: &[&Tensor],
-    dtype: DType,
-    shape: &Shape,
-) -> Result<Option<Tensor>, Error> {
+pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
+    let OpCall { gpu, op, x, dtype, shape } = call;
     let Op::Random(p) = op else { return Ok(None) };
     let (draw, a, b) = match p.dist {
         Distribution::Uniform { low, high } => (Draw::Uniform, low, high - low),

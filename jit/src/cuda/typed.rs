@@ -18,7 +18,7 @@ use tensorjit_runtime::ops::{ArgOp, Op};
 use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::{DType, Tensor};
 
-use super::backend::{access, words_of, CudaMemory};
+use super::backend::{access, words_of, CudaMemory, OpCall};
 use super::Gpu;
 use crate::kernel::Access;
 use crate::ptx::{self, Elem, TypedKernel, TypedOp, BLOCK};
@@ -115,13 +115,8 @@ fn handled(op: &Op) -> bool {
 /// Runs `op` on `gpu` when it is one of this module's (`Ok(None)`: it is not, or not
 /// for these operands — an operand of f64, a broadcast no access pattern reads, an
 /// empty reduction).
-pub(super) fn run(
-    gpu: &Arc<Gpu>,
-    op: &Op,
-    x: &[&Tensor],
-    dtype: DType,
-    shape: &Shape,
-) -> Result<Option<Tensor>, Error> {
+pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
+    let OpCall { gpu, op, x, dtype, shape } = call;
     if !handled(op) {
         return Ok(None);
     }
@@ -225,7 +220,7 @@ pub(super) fn run(
                     });
                 }
                 let refs: smallvec::SmallVec<[&Tensor; 3]> = full.iter().collect();
-                return run(gpu, op, &refs, dtype, shape);
+                return run(OpCall { x: &refs, ..call });
             };
             let k = TypedKernel { op: typed, inputs };
             let lens: smallvec::SmallVec<[usize; 3]> = x.iter().map(|t| t.numel()).collect();
