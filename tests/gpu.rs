@@ -507,7 +507,7 @@ fn graph_replays_from_many_threads_give_the_eager_bits() {
     // A loop with a matmul in its body reads its condition on the host.
     let w = common::rand_f32(197, &[16, 16], -0.2, 0.2).to(gpu).unwrap();
     let mm = tensorjit::function("mm_loop", move |x: Tensor| {
-        while_loop(|x: &Tensor| x.sum_all().lt(1000.0), |x| x.matmul(&w).abs() + 1.0, x)
+        while_loop(|x: &Tensor| x.sum_all().lt(1000.0), |x| x.matmul(&w).abs() + &x + 1.0, x)
     });
     for _ in 0..3 {
         mm.call(Tensor::ones([4, 16], DType::F32).to(gpu).unwrap());
