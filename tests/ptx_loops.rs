@@ -154,3 +154,24 @@ fn loops_past_the_one_block_size_run_step_by_step() {
     assert!(!text.contains("run on the device"), "{text}");
     assert_eq!(bits(&f32s(&out[0])), bits(&f32s(&eager)));
 }
+
+/// Conditions of every comparison the loop takes on the device (`le`, `gt`, `ge`, `ne`),
+/// over max and min reductions as well as sums: the eager trip counts and bits.
+#[test]
+fn every_comparison_and_reduction_decides_the_trips_as_eagerly() {
+    let x = Tensor::from_vec((0..24).map(|i| (i % 5) as f32 * 0.75 + 0.5).collect::<Vec<_>>(), [4, 6]).unwrap();
+    type Cond = fn(&Tensor) -> Tensor;
+    let conds: [(&str, Cond, f32); 4] = [
+        ("max <= 300", |x| x.max(Axes::All, false).le(300.0), 2.0),
+        ("sum > 1", |x| x.sum_all().gt(1.0), 0.5),
+        ("min >= 0.01", |x| x.min(Axes::All, false).ge(0.01), 0.5),
+        ("mean != 0 (until it underflows)", |x| x.mean_all().ne(0.0), 0.25),
+    ];
+    for (what, cond, factor) in conds {
+        let f = function("cmp", move |x: Tensor| while_loop(cond, move |x| &x * factor, x));
+        let eager = f.call(x.clone());
+        let (text, out) = run_plan(&f.concrete_functions()[0], &[&x]);
+        assert!(text.contains("1 while loop(s) run on the device"), "{what}: {text}");
+        assert_eq!(bits(&f32s(&out[0])), bits(&f32s(&eager)), "{what}");
+    }
+}
