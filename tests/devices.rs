@@ -3,7 +3,7 @@
 //! against the host-emulated device backend of `device_emulation` installed as
 //! `Device::Cuda` (results must equal the CPU's bit for bit). Models, data and training
 //! on a device: tests/devices_training.rs. The real CUDA backend's checks are in
-//! `tests/gpu.rs`.
+//! `tests/gpu/`.
 
 mod common;
 #[path = "device_emulation/mod.rs"]

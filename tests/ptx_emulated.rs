@@ -3,7 +3,7 @@
 //! and are compared with the CPU's eager ops — bit for bit for elementwise kernels
 //! (every fusible op, every broadcast, the fused kernels of W2 and a dense layer),
 //! exactly for the row and column reductions (against their fixed orders) and im2col. ptxas (tests/ptx.rs) checks that the same text
-//! assembles; a GPU (tests/gpu.rs) checks the rest.
+//! assembles; a GPU (tests/gpu/main.rs) checks the rest.
 
 mod common;
 #[path = "../benches/common/mod.rs"]

@@ -1,7 +1,7 @@
 //! conv2d's im2col and col2im and pooling with its gradients on f64 tensors, on every
 //! machine: the PTX entries run on the reference interpreter and give the CPU's bytes
 //! (the GEMM between im2col and the result is cuBLAS's dgemm on a GPU, the CPU's here).
-//! ptxas (tests/ptx.rs) checks that the same text assembles; a GPU (tests/gpu_typed.rs)
+//! ptxas (tests/ptx.rs) checks that the same text assembles; a GPU (tests/gpu/typed.rs)
 //! checks the rest.
 
 mod common;

@@ -3,7 +3,7 @@
 //! same loops run op by op on a GPU — the condition's reductions in the GPU row
 //! reduction's order, the kernels' arithmetic the CPU's — for W6, for loops whose
 //! reductions feed the next trip, for loops that swap their variables, and with a trip
-//! limit. A GPU (tests/gpu.rs) checks the same loops there.
+//! limit. A GPU (tests/gpu/main.rs) checks the same loops there.
 
 mod common;
 

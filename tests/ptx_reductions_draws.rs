@@ -2,7 +2,7 @@
 //! split reductions (integers exact whatever the passes; f64 max/min exact, sums in
 //! their split order and the CPU's to rounding), fills of every dtype and every random
 //! distribution run on the reference PTX interpreter against the CPU's eager results.
-//! ptxas (tests/ptx.rs) checks that the same text assembles; a GPU (tests/gpu_typed.rs)
+//! ptxas (tests/ptx.rs) checks that the same text assembles; a GPU (tests/gpu/typed.rs)
 //! checks the rest.
 
 mod common;

@@ -5,7 +5,7 @@
 //! byte for byte (special values included: NaN, ±∞, ±0, integers at their limits,
 //! out-of-range indices, ties). Reductions, fills and random draws:
 //! tests/ptx_reductions_draws.rs. ptxas (tests/ptx.rs) checks that the same text
-//! assembles; a GPU (tests/gpu_typed.rs) checks the rest.
+//! assembles; a GPU (tests/gpu/typed.rs) checks the rest.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! The op cases of the parity suites: every op family on fresh random inputs. Eager vs
-//! traced on the CPU (tests/parity.rs) and on a GPU (tests/gpu.rs).
+//! traced on the CPU (tests/parity.rs) and on a GPU (tests/gpu/main.rs).
 
 use super::*;
 

@@ -1,16 +1,14 @@
 //! GPU ops at the edges of the kernels' shapes: permutes, broadcasts and slices (and
-//! their gradients) of up to nine axes (runs of axes merged, or several launches), matmuls whose operands' batches
-//! broadcast to each other, and problems with nothing to read (empty results,
+//! their gradients) of up to nine axes (runs of axes merged, or several launches),
+//! matmuls whose operands' batches broadcast to each other, and problems with nothing to read (empty results,
 //! reductions, matmuls and convolutions over nothing). On a GPU each gives the CPU's
 //! result, stays there, and none is computed on the host (`host_fallbacks`). Without a
 //! GPU these tests say so and pass: the kernels' walks and launch plans are checked on
 //! every machine by tests/ptx_emulated.rs and the unit tests of `ptx::permute` and
 //! `cuda::empty`.
 
-mod common;
-
-use common::gpu::{close_f64, first_gpu, same};
-use common::rand_f32;
+use crate::common::gpu::{close_f64, first_gpu, same};
+use crate::common::rand_f32;
 use tensorjit::prelude::*;
 use tensorjit_jit::cuda::backend::host_fallbacks;
 

@@ -1,15 +1,12 @@
-//! Eager GPU ops on bool, i32 and i64 tensors, and f32 ops with a bool mask: on a GPU
+//! Eager GPU ops on bool, i32, i64 and f64 tensors, and f32 ops with a bool mask: on a GPU
 //! they give the CPU's bytes, leave their results on the GPU, and none of them is
 //! computed on the host (`host_fallbacks`). An eager training step (W5) and an accuracy
 //! computation run without a host fallback. Without a GPU these tests say so and pass:
 //! the same kernels' results are checked on every machine by tests/ptx_typed.rs.
 
-mod common;
-#[path = "../benches/common/mod.rs"]
-mod workloads;
-
-use common::gpu::{close_f64, first_gpu, same};
-use common::{rand_f32, rand_vec};
+use crate::common::gpu::{close_f64, first_gpu, same};
+use crate::common::{self, rand_f32, rand_vec};
+use crate::workloads;
 use tensorjit::prelude::*;
 use tensorjit_jit::cuda::backend::host_fallbacks;
 

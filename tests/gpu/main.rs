@@ -1,11 +1,17 @@
-//! The CUDA runtime. On every machine: asking for a GPU that is not there is an `Err`
-//! naming the device, never a panic. On a machine with an NVIDIA GPU (the device
-//! machine; see BENCHMARKS.md): the PTX kernels give the Cranelift kernels' results —
-//! every fusible op, broadcasts, fused workload kernels — and row reductions match f64
-//! sums. Without a GPU those parity tests print that they did not run and return.
+//! The CUDA runtime — every GPU check in one test binary (one file to carry to the
+//! device machine): this module, eager ops on other dtypes (`typed`), and ops at the
+//! edges of the kernels' shapes (`shapes`). On every machine: asking for a GPU that is
+//! not there is an `Err` naming the device, never a panic. On a machine with an NVIDIA
+//! GPU (the device machine; see BENCHMARKS.md): the PTX kernels give the Cranelift
+//! kernels' results — every fusible op, broadcasts, fused workload kernels — and row
+//! reductions match f64 sums. Without a GPU those parity tests print that they did not
+//! run and return.
 
+#[path = "../common/mod.rs"]
 mod common;
-#[path = "../benches/common/mod.rs"]
+mod shapes;
+mod typed;
+#[path = "../../benches/common/mod.rs"]
 mod workloads;
 
 use tensorjit::ops::{BinaryOp, UnaryOp};
