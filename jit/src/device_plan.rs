@@ -282,9 +282,7 @@ impl DevicePlan {
             graph: Mutex::new(replay),
         })
     }
-}
 
-impl DevicePlan {
     /// The `while` loops this plan runs as one launch each.
     pub fn loop_modules(&self) -> impl Iterator<Item = &LoopModule> {
         self.loops.iter().map(|(_, m)| m)

@@ -12,7 +12,7 @@ use tensorjit_runtime::trace::backend::{self, Outputs};
 use tensorjit_runtime::{DType, Device, Tensor, Variable};
 
 use crate::arena_loop::ArenaLoop;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Step, SubPlan};
 
 pub(crate) fn internal(msg: impl Into<String>) -> Error {
     Error::Internal(msg.into())
@@ -263,6 +263,52 @@ fn host_predicate<K: KernelSteps>(k: &K, ty: &ValueType, inputs: &[ValueId], val
         && inputs.iter().all(|v| vals.get(*v).is_ok_and(|t| t.rank() == 0))
 }
 
+/// Runs a `while` step through the executor's arena loop, setting its outputs; whether
+/// the executor ran it (`false`: it runs step by step instead).
+fn arena_loop<K: KernelSteps>(
+    k: &K,
+    arena: &ArenaLoop,
+    (inputs, outputs): (&[ValueId], &[ValueId]),
+    max: Option<u64>,
+    vals: &mut Table<'_>,
+) -> Result<bool, Error> {
+    let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
+    for v in inputs {
+        ins.push(vals.get(*v)?);
+    }
+    let Some(results) = k.arena_loop(arena, &ins, vals, max)? else { return Ok(false) };
+    drop(ins);
+    for (v, t) in outputs.iter().zip(results) {
+        vals.set(*v, t);
+    }
+    Ok(true)
+}
+
+/// Runs a `while` step trip by trip: its condition's steps, a read of the predicate,
+/// its body's steps.
+fn step_loop<K: KernelSteps>(
+    k: &K,
+    (cond, body): (&SubPlan, &SubPlan),
+    (inputs, outputs): (&[ValueId], &[ValueId]),
+    max: Option<u64>,
+    (vals, vars): (&mut Table<'_>, &[&Variable]),
+) -> Result<(), Error> {
+    let mut current: &[ValueId] = inputs;
+    let mut trips = 0u64;
+    while max.is_none_or(|m| trips < m) {
+        vals.copy(&cond.params, current)?;
+        run_steps(k, &cond.steps, None, vals, vars)?;
+        if !vals.truth(cond.results[0])? {
+            break;
+        }
+        vals.copy(&body.params, current)?;
+        run_steps(k, &body.steps, None, vals, vars)?;
+        current = &body.results;
+        trips += 1;
+    }
+    vals.copy(outputs, current)
+}
+
 pub(crate) fn run_steps<K: KernelSteps>(
     k: &K,
     steps: &[Step],
@@ -319,39 +365,13 @@ pub(crate) fn run_steps<K: KernelSteps>(
                 vals.copy(outputs, &b.results)?;
             }
             Step::While { inputs, cond, body, outputs, max, arena } => {
-                if let (Some(arena), true) = (arena, k.has_arena_loops()) {
-                    let mut ins: SmallVec<[&Tensor; 4]> = SmallVec::new();
-                    for v in inputs {
-                        ins.push(vals.get(*v)?);
-                    }
-                    let results = k.arena_loop(arena, &ins, vals, *max)?;
-                    drop(ins);
-                    if let Some(results) = results {
-                        for (v, t) in outputs.iter().zip(results) {
-                            vals.set(*v, t);
-                        }
-                        if let Some(f) = frees {
-                            for v in &f[i] {
-                                vals.clear(*v);
-                            }
-                        }
-                        continue;
-                    }
+                let ran = match arena {
+                    Some(a) if k.has_arena_loops() => arena_loop(k, a, (inputs, outputs), *max, vals)?,
+                    _ => false,
+                };
+                if !ran {
+                    step_loop(k, (cond, body), (inputs, outputs), *max, (vals, vars))?;
                 }
-                let mut current: &[ValueId] = inputs;
-                let mut trips = 0u64;
-                while max.is_none_or(|m| trips < m) {
-                    vals.copy(&cond.params, current)?;
-                    run_steps(k, &cond.steps, None, vals, vars)?;
-                    if !vals.truth(cond.results[0])? {
-                        break;
-                    }
-                    vals.copy(&body.params, current)?;
-                    run_steps(k, &body.steps, None, vals, vars)?;
-                    current = &body.results;
-                    trips += 1;
-                }
-                vals.copy(outputs, current)?;
             }
         }
         if let Some(f) = frees {

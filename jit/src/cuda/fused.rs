@@ -45,12 +45,7 @@ impl Launcher for PtxLauncher {
         shapes: &[&Shape],
     ) -> Result<Vec<Tensor>, Error> {
         let gpu = &self.gpu;
-        let mut bufs: SmallVec<[&CudaSlice<f32>; 8]> = SmallVec::new();
-        for (i, t) in inputs.iter().enumerate() {
-            bufs.push(f32_of(t).ok_or_else(|| {
-                gpu.err(format!("fused kernel input {i} ({}) is not an f32 tensor on this GPU", t.type_string()))
-            })?);
-        }
+        let bufs = f32_bufs(gpu, inputs, "fused kernel input")?;
         let n = rows * cols;
         if shapes.len() != k.outputs.len() || shapes.iter().any(|s| s.numel() != n) {
             return Err(gpu.err(format!("a fused kernel over {rows} × {cols} given output shapes {shapes:?}")));
@@ -103,7 +98,7 @@ impl Launcher for PtxLauncher {
             unsafe { launch.launch(cfg) }.map_err(|e| gpu.err(e))?;
             Ok(())
         })?;
-        outs.drain(..)
+        outs.into_iter()
             .zip(&l.shapes)
             .map(|(o, s)| Tensor::from_device_memory(CudaMemory::f32(gpu.clone(), o, s.numel()), s.clone()))
             .collect()

@@ -17,6 +17,10 @@ use crate::ptx;
 /// `permute(x, perm)` of a tensor on `gpu` (`Ok(None)`: `x` is not on it, or `perm` is
 /// not a permutation of its axes).
 pub(super) fn permute(gpu: &Arc<Gpu>, perm: &[usize], x: &Tensor) -> Result<Option<Tensor>, Error> {
+    if let Some(params) = ptx::permute_dims(x.dims(), perm) {
+        let shape = Shape::from(perm.iter().map(|&a| x.dims()[a]).collect::<Vec<_>>());
+        return gather(gpu, &params, x, &shape, &perm);
+    }
     let Some(steps) = ptx::permute_steps(x.dims(), perm) else { return Ok(None) };
     let mut cur = x.clone();
     for step in &steps {
@@ -33,6 +37,9 @@ pub(super) fn permute(gpu: &Arc<Gpu>, perm: &[usize], x: &Tensor) -> Result<Opti
 /// `broadcast_to(x, shape)` of a tensor on `gpu` (`Ok(None)`: `x` is not on it, or does
 /// not broadcast to `shape`).
 pub(super) fn broadcast(gpu: &Arc<Gpu>, x: &Tensor, shape: &Shape) -> Result<Option<Tensor>, Error> {
+    if let Some(params) = ptx::broadcast_dims(x.dims(), shape.dims()) {
+        return gather(gpu, &params, x, shape, &"broadcast");
+    }
     let Some(steps) = ptx::broadcast_steps(x.dims(), shape.dims()) else { return Ok(None) };
     let mut cur = x.clone();
     for step in steps {

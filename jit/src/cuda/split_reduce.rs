@@ -9,7 +9,7 @@ use cudarc::driver::CudaSlice;
 use tensorjit_runtime::error::Error;
 use tensorjit_runtime::ops::ReduceOp;
 use tensorjit_runtime::shape::Shape;
-use tensorjit_runtime::{DType, Tensor};
+use tensorjit_runtime::Tensor;
 
 use super::backend::words_of;
 use super::typed::{new_tensor, words_for};
@@ -53,16 +53,15 @@ pub(super) fn run(
         ReduceOp::Min => RowReduce::Min,
     };
     let passes = ptx::split_reduce_passes(count, outer * inner);
-    let job = Job { gpu, kind, elem, dtype, lines: (outer, inner), mean: (op == ReduceOp::Mean, count) };
+    let job = Job { gpu, kind, elem, lines: (outer, inner), mean: (op == ReduceOp::Mean, count) };
     new_tensor(gpu, dtype, shape, |out| job.passes((input, words_for(dtype, x.numel())), count, &passes, out))
 }
 
-/// One integer reduction's launches.
+/// One split reduction's launches (i32, i64 or f64).
 struct Job<'a> {
     gpu: &'a Arc<Gpu>,
     kind: RowReduce,
     elem: Elem,
-    dtype: DType,
     /// `outer` and `inner` of the `[outer, count, inner]` view.
     lines: (usize, usize),
     /// Whether the last pass divides by the original count, and that count.
@@ -94,16 +93,17 @@ impl Job<'_> {
                 &render,
                 &kind,
                 &[input],
-                (o, total, words_for(self.dtype, total)),
+                (o, total, words_for(elem.dtype(), total)),
                 &[count, inner, parts, mean, self.mean.1],
             )
         };
         if rest.is_empty() {
             return launch(out);
         }
-        self.gpu.with_scratch(words_for(self.dtype, total), |partials| {
+        let words = words_for(elem.dtype(), total);
+        self.gpu.with_scratch(words, |partials| {
             launch(partials)?;
-            self.passes((partials, words_for(self.dtype, total)), parts, rest, out)
+            self.passes((partials, words), parts, rest, out)
         })
     }
 }

@@ -158,8 +158,7 @@ pub fn broadcast_dims(dims: &[usize], out: &[usize]) -> Option<[u64; 2 * PERMUTE
 /// to its final position (a walk of at most four merged runs). `None` when `perm` is
 /// not a permutation of the axes.
 pub fn permute_steps(dims: &[usize], perm: &[usize]) -> Option<Vec<Vec<usize>>> {
-    StridedWalk::permute(dims, perm)?;
-    if permute_dims(dims, perm).is_some() {
+    if StridedWalk::permute(dims, perm)?.params().is_some() {
         return Some(vec![perm.to_vec()]);
     }
     let r = dims.len();

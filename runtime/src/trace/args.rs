@@ -39,6 +39,13 @@ impl TensorSpec {
     pub fn accepts(&self, t: &TensorSpec) -> bool {
         self.dtype == t.dtype && self.device == t.device && self.shape.accepts(&t.shape)
     }
+
+    /// Whether a tensor of spec `t` fits this spec of an `input_signature` (see
+    /// [`on`](Self::on): a spec with no device takes tensors on any device).
+    pub(crate) fn admits(&self, t: &TensorSpec) -> bool {
+        let device_ok = self.device == Device::Cpu || self.device == t.device;
+        self.dtype == t.dtype && self.shape.accepts(&t.shape) && device_ok
+    }
 }
 
 /// Type of a variable argument (bound per call: one trace serves every variable of it).

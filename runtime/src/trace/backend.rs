@@ -73,11 +73,16 @@ pub fn active_backend() -> Option<&'static dyn Backend> {
 /// Runs the eager kernel of `op` on concrete `inputs`, producing a tensor of type `out`
 /// (dims unknown in `out` are inferred from the inputs, and checked).
 pub fn run_kernel(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor, Error> {
-    if out.shape.is_fully_known() {
-        return Ok(crate::device::run_op(op, inputs, out.dtype, out.shape.clone())?);
-    }
-    let (dtype, shape) = op.infer(inputs).map_err(|e| Error::Function(e.to_string()))?;
+    let (dtype, shape) = concrete_type(op, inputs, out)?;
     Ok(crate::device::run_op(op, inputs, dtype, shape)?)
+}
+
+/// `out` when its dims are all known, else the type `op` infers from `inputs`.
+fn concrete_type(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<(crate::DType, crate::Shape), Error> {
+    if out.shape.is_fully_known() {
+        return Ok((out.dtype, out.shape.clone()));
+    }
+    op.infer(inputs).map_err(|e| Error::Function(e.to_string()))
 }
 
 /// [`run_kernel`] on `device` whatever the inputs' devices (an op with no operands —
@@ -88,10 +93,7 @@ pub fn run_kernel_on(
     inputs: &[&Tensor],
     out: &ValueType,
 ) -> Result<Tensor, Error> {
-    let (dtype, shape) = match out.shape.is_fully_known() {
-        true => (out.dtype, out.shape.clone()),
-        false => op.infer(inputs).map_err(|e| Error::Function(e.to_string()))?,
-    };
+    let (dtype, shape) = concrete_type(op, inputs, out)?;
     Ok(crate::device::run_op_on(device, op, inputs, dtype, shape)?)
 }
 

@@ -338,11 +338,9 @@ impl<A: FunctionArgs, R: FunctionOutput> Function<A, R> {
                                 sig.len()
                             ))
                         })?;
-                        // The signature fixes dtypes and shapes; a tensor on any device fits
-                        // a spec with no device of its own (traced for that device), one
-                        // naming a GPU takes tensors there only.
-                        let device_ok = w.device == Device::Cpu || w.device == t.device;
-                        if !(w.dtype == t.dtype && w.shape.accepts(&t.shape) && device_ok) {
+                        // A tensor on any device fits a spec with no device of its own
+                        // (traced for that device).
+                        if !w.admits(t) {
                             let on = |d: Device| if d == Device::Cpu { String::new() } else { format!(" on {d}") };
                             return Err(Error::Function(format!(
                                 "{}: {name} is {}{}{}, the input_signature expects {}{}{}",
