@@ -25,6 +25,15 @@ thread_local! {
     /// trip on a real GPU).
     static UPLOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static DOWNLOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The ops this thread ran on the device (the tests of a binary run in parallel).
+    static THREAD_OPS: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The ops this thread ran on the device while `f` ran.
+pub fn ops_during(f: impl FnOnce()) -> Vec<&'static str> {
+    let start = THREAD_OPS.with(|o| o.borrow().len());
+    f();
+    THREAD_OPS.with(|o| o.borrow()[start..].to_vec())
 }
 
 /// This thread's (uploads, downloads) so far.
@@ -104,6 +113,7 @@ impl DeviceBackend for Emulated {
 
     fn run(&self, device: Device, op: &Op, x: &[&Tensor], dtype: DType, shape: &Shape) -> Result<Tensor, OpError> {
         self.ops.lock().unwrap().push(op.name());
+        THREAD_OPS.with(|o| o.borrow_mut().push(op.name()));
         let mut host = Vec::new();
         for t in x {
             assert_eq!(t.device(), device, "{}: every operand reaches the backend on its device", op.name());

@@ -44,6 +44,12 @@ fn zeros(x: &Tensor) -> Option<Tensor> {
     Some(Tensor::zeros_like(x))
 }
 
+/// Whether gradients flow through `op` at all (a stopped gradient, an index, a draw or
+/// a fill has none, whatever its inputs): the ops whose `backward` arm answers `None`.
+pub(crate) fn differentiable(op: &Op) -> bool {
+    !matches!(op, Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient | Op::Fill { .. })
+}
+
 /// Gradients of `op` for inputs `x` given output `y` and its gradient `g`; the costly
 /// rules skip inputs whose `needed` flag is false (they lead to no source).
 pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &[bool]) -> Vec<Option<Tensor>> {
@@ -66,6 +72,7 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
         }
         Op::Cast(_) => vec![(x[0].dtype().is_float() && g.dtype().is_float()).then(|| g.cast(x[0].dtype()))],
         Op::Reduce { op, axes, keepdims } => vec![Some(reduce(*op, x[0], y, g, axes, *keepdims))],
+        // The ops `differentiable` names.
         Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient | Op::Fill { .. } => {
             vec![None; x.len()]
         }

@@ -153,7 +153,8 @@ pub(crate) fn seeded_gradients(
     let s = &tape.state;
     set_recording(s, false);
     let records: Vec<Rc<Record>> = s.records.borrow().clone();
-    let grads = backprop(&records, seeds, &s.tracked.borrow());
+    let live = leading_from(&records, sources.iter().map(|t| t.id), &s.tracked.borrow());
+    let grads = backprop(&records, seeds, &live);
     sources.iter().map(|t| grads.get(&t.id).cloned()).collect()
 }
 
@@ -311,7 +312,15 @@ impl GradientTape {
         set_recording(s, false);
         let records: Vec<Rc<Record>> = s.records.borrow().clone();
         let seed = output_gradient.cloned().unwrap_or_else(|| Tensor::ones_like(target));
-        let grads = backprop(&records, vec![(target.clone(), seed)], &s.tracked.borrow());
+        let live = {
+            let reads = s.variable_reads.borrow();
+            let ids = sources.iter().flat_map(|src| match src.source_kind() {
+                SourceKind::Tensor(t) => vec![t.id],
+                SourceKind::Variable(v) => reads.get(&v.id()).into_iter().flatten().map(|t| t.id).collect(),
+            });
+            leading_from(&records, ids, &s.tracked.borrow())
+        };
+        let grads = backprop(&records, vec![(target.clone(), seed)], &live);
         if s.persistent && was_recording {
             set_recording(s, true);
         }
@@ -335,13 +344,38 @@ impl GradientTape {
     }
 }
 
-/// Reverse accumulation over the records. Gradients are only computed for inputs the
-/// tape tracks (watched, variable reads, results of recorded ops): an input that leads
-/// to no source (an unwatched batch of data, a label) costs nothing.
+/// The tensors a gradient must reach: the requested sources the tape tracks (an
+/// unwatched one gets no gradient, as in TensorFlow) and every recorded result computed
+/// from one of them through a differentiable op. A tensor the tape tracks but
+/// that leads to no requested source — the other variables of a model when gradients
+/// are asked for some, the max a softmax subtracts under `stop_gradient` — gets no
+/// gradient, so its backward ops are never run.
+fn leading_from(
+    records: &[Rc<Record>],
+    sources: impl Iterator<Item = TensorId>,
+    tracked: &HashSet<TensorId>,
+) -> HashSet<TensorId> {
+    let mut live: HashSet<TensorId> = sources.filter(|id| tracked.contains(id)).collect();
+    for rec in records {
+        let passes = match &rec.rule {
+            Rule::Op(op) => grads::differentiable(op),
+            Rule::Custom(_) => true,
+        };
+        if passes && rec.inputs.iter().any(|x| live.contains(&x.id)) {
+            live.extend(rec.outputs.iter().map(|o| o.id));
+        }
+    }
+    live
+}
+
+/// Reverse accumulation over the records. Gradients are only computed for inputs in
+/// `live` (see [`leading_from`]): an input that leads to no source (an unwatched batch
+/// of data, a label, a stopped gradient) costs nothing, and a record none of whose
+/// inputs does is skipped.
 fn backprop(
     records: &[Rc<Record>],
     seeds: Vec<(Tensor, Tensor)>,
-    tracked: &HashSet<TensorId>,
+    live: &HashSet<TensorId>,
 ) -> HashMap<TensorId, Tensor> {
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     for (target, seed) in seeds {
@@ -354,7 +388,10 @@ fn backprop(
         }
     }
     for rec in records.iter().rev() {
-        let needed: Vec<bool> = rec.inputs.iter().map(|x| x.dtype().is_float() && tracked.contains(&x.id)).collect();
+        let needed: Vec<bool> = rec.inputs.iter().map(|x| x.dtype().is_float() && live.contains(&x.id)).collect();
+        if !needed.contains(&true) {
+            continue;
+        }
         let gs = match &rec.rule {
             Rule::Op(op) => {
                 let Some(g) = grads.get(&rec.outputs[0].id).cloned() else { continue };
@@ -369,9 +406,9 @@ fn backprop(
                 f(&gy, &needed)
             }
         };
-        for (x, gx) in rec.inputs.iter().zip(gs) {
+        for ((x, gx), need) in rec.inputs.iter().zip(gs).zip(&needed) {
             let Some(gx) = gx else { continue };
-            if !x.dtype().is_float() {
+            if !need {
                 continue;
             }
             let acc = match grads.remove(&x.id) {
