@@ -9,6 +9,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod math;
 mod shapes;
 mod typed;
 #[path = "../../benches/common/mod.rs"]

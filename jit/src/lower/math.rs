@@ -175,7 +175,7 @@ pub(super) fn tanh<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let one = l.fconst(1.0);
     let two = l.fconst(2.0);
     let d = l.fadd(e, one);
-    let q = l.fdiv(two, d);
+    let q = l.fdiv_moderate(two, d);
     let m = l.fsub(one, q);
     let big = l.copysign(m, x);
     let lim = l.fconst(0.625);
@@ -194,7 +194,7 @@ pub(super) fn sigmoid<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let zero = l.fconst(0.0);
     let neg = l.fcmp(Cc::Lt, x, zero);
     let n = l.sel(neg, e, one);
-    let q = l.fdiv(n, d);
+    let q = l.fdiv_moderate(n, d);
     let t = l.fmul(q, c);
     let omq = l.fsub(one, q);
     let r = l.sel(neg, omq, q);

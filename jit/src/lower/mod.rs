@@ -66,6 +66,15 @@ pub trait Lower {
         self.fsub(x, m)
     }
 
+    /// `a / b` correctly rounded, for the operands of `tanh`'s `2 / (e + 1)` (e ∈ [1,
+    /// e^20]) and `sigmoid`'s `{1, e} / (1 + e)` (e ∈ [0, 1]) only, or NaN: moderate
+    /// numbers, for which a target may leave out the checks its general division makes
+    /// for huge, tiny and special operands (the GPU's: `ptx::division`, verified for
+    /// every operand of both). A plain division by default.
+    fn fdiv_moderate(&mut self, a: Self::V, b: Self::V) -> Self::V {
+        self.fdiv(a, b)
+    }
+
     /// `mag` with the sign bit of `sign` (bitwise, as the runtime's `copysign`).
     fn copysign(&mut self, mag: Self::V, sign: Self::V) -> Self::V {
         let (m, s) = (self.bits_of(mag), self.bits_of(sign));

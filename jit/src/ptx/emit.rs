@@ -144,6 +144,9 @@ impl Lower for Emitter {
     fn fdiv(&mut self, a: Reg, b: Reg) -> Reg {
         self.fop2("div.rn.f32", a, b)
     }
+    fn fdiv_moderate(&mut self, a: Reg, b: Reg) -> Reg {
+        super::division::moderate(self, a, b)
+    }
     fn fsqrt(&mut self, a: Reg) -> Reg {
         let d = self.f();
         self.ins(format_args!("sqrt.rn.f32 {d}, {a}"));

@@ -17,6 +17,7 @@
 
 mod conv;
 mod device_loop;
+mod division;
 mod double;
 mod emit;
 pub mod emulate;

@@ -307,6 +307,10 @@ impl Thread {
                 "mul.rn.f32" => fb(f(v(1)?) * f(v(2)?)),
                 "fma.rn.f32" => fb(f(v(1)?).mul_add(f(v(2)?), f(v(3)?))),
                 "div.rn.f32" => fb(f(v(1)?) / f(v(2)?)),
+                "neg.f32" => fb(-f(v(1)?)),
+                // The hardware's estimate is within 1 ulp; the interpreter's is the
+                // nearest float (`ptx::division` says why kernels give div.rn's bits).
+                "rcp.approx.ftz.f32" => fb(1.0 / f(v(1)?)),
                 "sqrt.rn.f32" => fb(f(v(1)?).sqrt()),
                 "add.s64" => v(1)?.wrapping_add(v(2)?),
                 "sub.s64" => v(1)?.wrapping_sub(v(2)?),
