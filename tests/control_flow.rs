@@ -254,13 +254,16 @@ fn grad_setup(seed: u64) -> (Tensor, Variable) {
 }
 
 /// A loss through a cond whose branches use the input, a variable and a captured value.
+fn cond_value(x: &Tensor, w: &Variable) -> Tensor {
+    let s = x.sum_all();
+    let h = x * 3.0;
+    cond(&s.gt(0.0), || (&h * &w.read()).tanh(), || x.square() * &s + w.read().exp()).sum_all()
+}
+
 fn cond_loss(x: &Tensor, w: &Variable) -> (Tensor, Vec<Option<Tensor>>) {
     let tape = GradientTape::new();
     tape.watch(x);
-    let s = x.sum_all();
-    let h = x * 3.0;
-    let y = cond(&s.gt(0.0), || (&h * &w.read()).tanh(), || x.square() * &s + w.read().exp());
-    let loss = y.sum_all();
+    let loss = cond_value(x, w);
     let g = tape.gradient(&loss, &[x as &dyn tensorjit::Source, w]);
     (loss, g)
 }
@@ -283,18 +286,52 @@ fn gradients_through_a_traced_cond_match_eager() {
 }
 
 /// A bounded loop whose body uses the input and a variable.
-fn loop_loss(x: &Tensor, w: &Variable) -> (Tensor, Vec<Option<Tensor>>) {
-    let tape = GradientTape::new();
-    tape.watch(x);
+fn loop_value(x: &Tensor, w: &Variable) -> Tensor {
     let y = while_loop_with(
         |y: &Tensor| y.abs().sum_all().lt(50.0),
         |y| (&y * &w.read() + x).tanh() * 3.0 + &y,
         x.clone(),
         &WhileOptions::new().maximum_iterations(6),
     );
-    let loss = y.square().sum_all();
+    y.square().sum_all()
+}
+
+fn loop_loss(x: &Tensor, w: &Variable) -> (Tensor, Vec<Option<Tensor>>) {
+    let tape = GradientTape::new();
+    tape.watch(x);
+    let loss = loop_value(x, w);
     let g = tape.gradient(&loss, &[x as &dyn tensorjit::Source, w]);
     (loss, g)
+}
+
+/// A gradient asked for one source alone is, bit for bit, the one asked for with the
+/// others — through `cond` and `while_loop` too, whose backward rules are told which
+/// inputs lead to a requested source — eager and traced.
+#[test]
+fn a_gradient_for_one_source_is_the_one_for_all() {
+    let grads = |value: fn(&Tensor, &Variable) -> Tensor, x: &Tensor, w: &Variable| {
+        let tape = GradientTape::persistent();
+        tape.watch(x);
+        let loss = value(x, w);
+        let all = tape.gradient(&loss, &[x as &dyn tensorjit::Source, w]);
+        let alone = [tape.gradient(&loss, &[x])[0].clone(), tape.gradient(&loss, &[w])[0].clone()];
+        (all.into_iter().map(Option::unwrap).collect::<Vec<_>>(), alone.map(Option::unwrap))
+    };
+    for seed in [30u64, 31, 32] {
+        let (x, w) = grad_setup(seed);
+        for (name, value) in [("cond", cond_value as fn(&Tensor, &Variable) -> Tensor), ("while", loop_value)] {
+            let (all, alone) = grads(value, &x, &w);
+            assert_eq!(bits(&alone[0]), bits(&all[0]), "{name}: d/dx");
+            assert_eq!(bits(&alone[1]), bits(&all[1]), "{name}: d/dw");
+            let w2 = w.clone();
+            let f = function("one_source", move |x: Tensor| {
+                let (all, alone) = grads(value, &x, &w2);
+                (all[0].clone(), all[1].clone(), alone[0].clone(), alone[1].clone())
+            });
+            let (ax, aw, ox, ow) = f.call(x.clone());
+            assert_eq!((bits(&ox), bits(&ow)), (bits(&ax), bits(&aw)), "{name}, traced");
+        }
+    }
 }
 
 #[test]
