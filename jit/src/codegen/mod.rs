@@ -36,7 +36,8 @@ pub(crate) use entry::{compile_entry, EntryFn, HookCall, PtrSrc};
 pub type KernelFn = unsafe extern "C" fn(ptrs: *const *mut f32, rows: i64, cols: i64);
 
 /// The host ISA with the flags kernels rely on (SSE4.1 for vector rounding, FMA when
-/// present — kernels never emit `fma`, so results do not depend on it).
+/// present — the transcendentals' `fma`s are one instruction then, a libm call per lane
+/// otherwise; the bits do not depend on it).
 fn isa() -> Result<OwnedTargetIsa, String> {
     static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
     ISA.get_or_init(|| {
@@ -222,6 +223,11 @@ impl Lower for Em<'_, '_> {
     }
     fn fmul(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fmul(a, b)
+    }
+    fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        // One vfmadd where the host has FMA (`cranelift_native` enables it), else a call
+        // of libm's fmaf per lane: the same bits either way.
+        self.b.ins().fma(a, b, c)
     }
     fn fdiv(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fdiv(a, b)

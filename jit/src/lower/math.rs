@@ -1,6 +1,7 @@
 //! The runtime's f32 transcendentals (`tensorjit_runtime::math`, single precision),
 //! written once over [`Lower`] with exactly the runtime's operation sequence — same
-//! constants, same association, no FMA but where a product is exact (one rounding
+//! constants, same association, a fused multiply-add exactly where the runtime has a
+//! `mul_add` (the polynomials' Horner steps) or where a product is exact (one rounding
 //! either way: [`Lower::sub_exact_product`]) — so compiled kernels give the eager
 //! kernels' bits, on the CPU and on the GPU.
 
@@ -12,16 +13,13 @@ use super::{Cc, Lower};
 
 const MAGIC: f32 = 12_582_912.0;
 
-/// Horner's rule `((c0·r + c1)·r + c2)…` (no FMA).
+/// Horner's rule `((c0·r + c1)·r + c2)…`, each step one fused multiply-add (the
+/// runtime's `mul_add`).
 fn horner<L: Lower>(l: &mut L, r: L::V, first: f32, rest: &[f32]) -> L::V {
-    let c0 = l.fconst(first);
-    let mut p = l.fmul(c0, r);
-    let c1 = l.fconst(rest[0]);
-    p = l.fadd(p, c1);
-    for &c in &rest[1..] {
-        p = l.fmul(p, r);
+    let mut p = l.fconst(first);
+    for &c in rest {
         let k = l.fconst(c);
-        p = l.fadd(p, k);
+        p = l.fma(p, r, k);
     }
     p
 }

@@ -29,11 +29,13 @@ pub trait Lower {
     type V: Copy;
     fn fconst(&mut self, v: f32) -> Self::V;
     fn iconst(&mut self, v: i32) -> Self::V;
-    /// IEEE round-to-nearest arithmetic, never fused into FMA.
+    /// IEEE round-to-nearest arithmetic, never fused into FMA (but where `fma` says).
     fn fadd(&mut self, a: Self::V, b: Self::V) -> Self::V;
     fn fsub(&mut self, a: Self::V, b: Self::V) -> Self::V;
     fn fmul(&mut self, a: Self::V, b: Self::V) -> Self::V;
     fn fdiv(&mut self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a·b + c` rounded once (IEEE fusedMultiplyAdd: the runtime's `mul_add`).
+    fn fma(&mut self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn fsqrt(&mut self, a: Self::V) -> Self::V;
     fn fneg(&mut self, a: Self::V) -> Self::V;
     fn fabs(&mut self, a: Self::V) -> Self::V;

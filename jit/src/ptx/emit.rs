@@ -1,7 +1,8 @@
 //! PTX instructions for the [`Lower`] primitives: typed virtual registers (`%f` f32,
 //! `%r` b32, `%p` predicates, `%rd` b64) appended to a text body. Every float op names
 //! its rounding (`.rn`), which also forbids ptxas from contracting mul + add into FMA,
-//! so the GPU runs the operation sequence the CPU runs.
+//! so the GPU runs the operation sequence the CPU runs — with an `fma.rn` exactly where
+//! that sequence has a fused multiply-add.
 
 use std::fmt::{self, Write};
 
@@ -143,6 +144,11 @@ impl Lower for Emitter {
     }
     fn fdiv(&mut self, a: Reg, b: Reg) -> Reg {
         self.fop2("div.rn.f32", a, b)
+    }
+    fn fma(&mut self, a: Reg, b: Reg, c: Reg) -> Reg {
+        let d = self.f();
+        self.ins(format_args!("fma.rn.f32 {d}, {a}, {b}, {c}"));
+        d
     }
     fn fdiv_moderate(&mut self, a: Reg, b: Reg) -> Reg {
         super::division::moderate(self, a, b)

@@ -20,12 +20,33 @@ fn axpy() -> Kernel {
     }
 }
 
+/// Products and sums stay separate roundings (an FMA appears only where the algorithm
+/// has one: the transcendentals' polynomials, `tests::transcendental_polynomials_fuse`).
 #[test]
 fn float_arithmetic_is_rounded_and_never_contracted() {
     let text = render_kernel(&axpy(), "axpy");
     assert!(text.contains("mul.rn.f32") && text.contains("add.rn.f32"), "{text}");
     assert!(!text.contains("fma") && !text.contains("mad.f32"), "{text}");
     assert!(text.contains(".target sm_80"));
+}
+
+/// The polynomials of `exp` (5 Horner steps), `log` (8) and `tanh` (4) are fused
+/// multiply-adds, as the runtime's `mul_add`s, plus `exp`'s exact Cody–Waite product:
+/// per element 6 in `exp`, 8 in `log`, and in `tanh` 4 + its `exp`'s 6 + the 4 of its
+/// division (`division::moderate`). The kernel holds 5 copies of the element's code
+/// (a 4-wide vector loop and the scalar tail).
+#[test]
+fn transcendental_polynomials_fuse() {
+    for (op, per_element) in [(UnaryOp::Exp, 6), (UnaryOp::Log, 8), (UnaryOp::Tanh, 14)] {
+        let k = Kernel {
+            inputs: vec![Access::Full],
+            exprs: vec![Expr::Input(0), Expr::Unary(op, 0)],
+            outputs: vec![1],
+            reduce: None,
+        };
+        let text = render_kernel(&k, "k");
+        assert_eq!(text.matches("fma.rn.f32").count(), 5 * per_element, "{}", op.name());
+    }
 }
 
 #[test]

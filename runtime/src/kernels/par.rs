@@ -3,9 +3,11 @@
 //! Large buffers are split into fixed chunks of `CHUNK` elements handed to rayon; the
 //! chunking never changes results (elementwise) or is part of the canonical order
 //! (reductions, see `reduce.rs`), so outputs do not depend on the thread count.
-//! Inner loops are compiled for baseline x86-64, AVX2 and (elementwise loops) AVX-512, picked
-//! at run time:
-//! rustc never contracts `a*b+c` into an FMA, so both give the same bits.
+//! Inner loops are compiled for baseline x86-64, AVX2 + FMA and (elementwise loops)
+//! AVX-512 + FMA, picked at run time. rustc never contracts `a*b+c` into an FMA, so
+//! every version gives the same bits; the explicit `mul_add`s of the transcendentals
+//! (`math`) become one instruction where FMA is enabled and a call of libm's `fmaf` (the
+//! same bits, slowly) where it is not.
 
 use rayon::prelude::*;
 
@@ -17,12 +19,12 @@ pub(crate) const CHUNK: usize = 1 << 15;
 pub(crate) fn simd<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
             body()
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { avx2(body) };
         }
     }
@@ -37,12 +39,12 @@ pub(crate) fn simd<R>(body: impl FnOnce() -> R) -> R {
 pub(crate) fn simd_wide<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,fma")]
         unsafe fn avx512<R>(body: impl FnOnce() -> R) -> R {
             body()
         }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
             return unsafe { avx512(body) };
         }
     }

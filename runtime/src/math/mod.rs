@@ -1,14 +1,18 @@
 //! Transcendental functions, written once as explicit float algorithms (range reduction
 //! + polynomial, no libm), for f32 and f64.
 //!
-//! The eager kernels call these; the code generators (Cranelift, PTX) will emit exactly
-//! the same operation sequence, so an element computed eagerly and in compiled code is
-//! the same bits. Rules the algorithms keep so that can hold:
-//! * only `+ - * /`, `sqrt`, comparisons + select, and integer/bit operations on the
-//!   float's bits (range reduction via the "magic number" rounding trick, `2^k` built
-//!   from bits) — every one of them exists as a vector instruction;
-//! * no fused multiply-add: each `a * b + c` below is a rounded multiply then a rounded
-//!   add (Rust never contracts them), and generated code must do the same;
+//! The eager kernels call these; the code generators (Cranelift, PTX) emit exactly the
+//! same operation sequence, so an element computed eagerly and in compiled code is the
+//! same bits. Rules the algorithms keep so that can hold:
+//! * only `+ - * /`, `sqrt`, fused multiply-add, comparisons + select, and integer/bit
+//!   operations on the float's bits (range reduction via the "magic number" rounding
+//!   trick, `2^k` built from bits) — every one of them exists as a vector instruction;
+//! * a fused multiply-add only where written (`mul_add`: the Horner steps of the f32
+//!   `exp`, `log` and `tanh` polynomials, one rounding per step); every other `a * b + c`
+//!   is a rounded multiply then a rounded add (Rust never contracts them), and generated
+//!   code must do the same. On x86-64 the eager kernels are compiled for AVX2 + FMA and
+//!   AVX-512 (`kernels::par`); a CPU without FMA still gets these bits, from libm's
+//!   `fmaf`, slowly;
 //! * branch-free: special cases are selected at the end, so loops vectorise.
 //!
 //! Accuracy (max error measured by the tests in `tests.rs` over dense sweeps against

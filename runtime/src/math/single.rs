@@ -1,5 +1,7 @@
 //! f32 transcendentals. Polynomial coefficients are the classic Cephes minimax sets
-//! (S. L. Moshier), evaluated in Horner form without FMA.
+//! (S. L. Moshier), evaluated in Horner form: with fused multiply-adds in `exp`, `log`
+//! and `tanh` (the polynomials the code generators share, `jit/src/lower/math.rs`), with
+//! a rounded multiply and a rounded add in `sin`/`cos`.
 // Coefficients are written as published (more digits than the type holds); the
 // compiler rounds each to the nearest float, which is the intended value.
 #![allow(clippy::excessive_precision)]
@@ -58,11 +60,11 @@ fn exp_reduced_f32(xc: f32) -> (f32, i32) {
     let r = xc - kf * 0.693_359_375;
     let r = r - kf * -2.121_944_4e-4;
     let z = r * r;
-    let p = 1.987_569_1e-4 * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = 1.987_569_1e-4f32.mul_add(r, 1.398_199_9e-3);
+    let p = p.mul_add(r, 8.333_452e-3);
+    let p = p.mul_add(r, 4.166_579_6e-2);
+    let p = p.mul_add(r, 1.666_666_5e-1);
+    let p = p.mul_add(r, 5.000_000_1e-1);
     (p * z + r + 1.0, k)
 }
 
@@ -80,14 +82,14 @@ pub fn log_f32(x: f32) -> f32 {
     let e = e + big as i32;
     let f = m - 1.0;
     let z = f * f;
-    let p = 7.037_683_6e-2 * f - 1.151_461e-1;
-    let p = p * f + 1.167_699_9e-1;
-    let p = p * f - 1.242_014_1e-1;
-    let p = p * f + 1.424_932_3e-1;
-    let p = p * f - 1.666_805_8e-1;
-    let p = p * f + 2.000_071_4e-1;
-    let p = p * f - 2.499_999_4e-1;
-    let p = p * f + 3.333_333_1e-1;
+    let p = 7.037_683_6e-2f32.mul_add(f, -1.151_461e-1);
+    let p = p.mul_add(f, 1.167_699_9e-1);
+    let p = p.mul_add(f, -1.242_014_1e-1);
+    let p = p.mul_add(f, 1.424_932_3e-1);
+    let p = p.mul_add(f, -1.666_805_8e-1);
+    let p = p.mul_add(f, 2.000_071_4e-1);
+    let p = p.mul_add(f, -2.499_999_4e-1);
+    let p = p.mul_add(f, 3.333_333_1e-1);
     let ef = e as f32;
     let y = f * z * p;
     let y = y + ef * -2.121_944_4e-4;
@@ -104,10 +106,10 @@ pub fn log_f32(x: f32) -> f32 {
 pub fn tanh_f32(x: f32) -> f32 {
     let ax = fabs(x);
     let z = x * x;
-    let p = -5.704_988_7e-3 * z + 2.063_908_9e-2;
-    let p = p * z - 5.373_971_6e-2;
-    let p = p * z + 1.333_144_2e-1;
-    let p = p * z - 3.333_328_2e-1;
+    let p = (-5.704_988_7e-3f32).mul_add(z, 2.063_908_9e-2);
+    let p = p.mul_add(z, -5.373_971_6e-2);
+    let p = p.mul_add(z, 1.333_144_2e-1);
+    let p = p.mul_add(z, -3.333_328_2e-1);
     let small = p * z * x + x;
     // Past 2|x| = 20, 2/(e + 1) < 2^-25 and the result rounds to ±1 anyway: the
     // clamp keeps e^{2|x|} in the range of one scaling (NaN passes through).
