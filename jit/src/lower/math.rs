@@ -1,9 +1,8 @@
 //! The runtime's f32 transcendentals (`tensorjit_runtime::math`, single precision),
 //! written once over [`Lower`] with exactly the runtime's operation sequence — same
-//! constants, same association, a fused multiply-add exactly where the runtime has a
-//! `mul_add` (the polynomials' Horner steps) or where a product is exact (one rounding
-//! either way: [`Lower::sub_exact_product`]) — so compiled kernels give the eager
-//! kernels' bits, on the CPU and on the GPU.
+//! constants, same association, a fused multiply-add ([`Lower::fma`]) exactly where the
+//! runtime has a `mul_add` — so compiled kernels give the eager kernels' bits, on the
+//! CPU and on the GPU.
 
 // Coefficients are written as in math/single.rs (more digits than f32 holds); the
 // compiler rounds them the same way there and here.
@@ -48,23 +47,19 @@ fn exp_nonpositive<L: Lower>(l: &mut L, x: L::V) -> L::V {
 fn exp_core<L: Lower>(l: &mut L, xc: L::V, split: bool) -> L::V {
     let log2e = l.fconst(core::f32::consts::LOG2_E);
     let magic = l.fconst(MAGIC);
-    let t = l.fmul(xc, log2e);
-    let t = l.fadd(t, magic);
+    let t = l.fma(xc, log2e, magic);
     let tb = l.bits_of(t);
     let mb = l.iconst(MAGIC.to_bits() as i32);
     let k = l.isub(tb, mb);
     let kf = l.fsub(t, magic);
-    // kf is an integer of at most 8 bits (|xc| ≤ 104) and the constant has 9: their
-    // product is exact.
-    let r = l.sub_exact_product(xc, kf, 0.693_359_375);
-    let c2 = l.fconst(-2.121_944_4e-4);
-    let m2 = l.fmul(kf, c2);
-    let r = l.fsub(r, m2);
+    let ln2_hi = l.fconst(-0.693_359_375);
+    let r = l.fma(kf, ln2_hi, xc);
+    let ln2_lo = l.fconst(2.121_944_4e-4);
+    let r = l.fma(kf, ln2_lo, r);
     let z = l.fmul(r, r);
     let p =
         horner(l, r, 1.987_569_1e-4, &[1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1]);
-    let y = l.fmul(p, z);
-    let y = l.fadd(y, r);
+    let y = l.fma(p, z, r);
     let one = l.fconst(1.0);
     let y = l.fadd(y, one);
     let bias = l.iconst(127);
@@ -136,14 +131,12 @@ pub(super) fn log<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let y = l.fmul(f, z);
     let y = l.fmul(y, p);
     let c = l.fconst(-2.121_944_4e-4);
-    let t = l.fmul(ef, c);
-    let y = l.fadd(y, t);
-    let t = l.fmul(half, z);
-    let y = l.fsub(y, t);
+    let y = l.fma(ef, c, y);
+    let minus_half = l.fconst(-0.5);
+    let y = l.fma(minus_half, z, y);
     let r = l.fadd(f, y);
     let c = l.fconst(0.693_359_375);
-    let t = l.fmul(ef, c);
-    let r = l.fadd(r, t);
+    let r = l.fma(ef, c, r);
     let inf = l.fconst(f32::INFINITY);
     let is_inf = l.fcmp(Cc::Eq, x, inf);
     let r = l.sel(is_inf, inf, r);
@@ -163,8 +156,7 @@ pub(super) fn tanh<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let z = l.fmul(x, x);
     let p = horner(l, z, -5.704_988_7e-3, &[2.063_908_9e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328_2e-1]);
     let s = l.fmul(p, z);
-    let s = l.fmul(s, x);
-    let small = l.fadd(s, x);
+    let small = l.fma(s, x, x);
     let a2 = l.fadd(ax, ax);
     let twenty = l.fconst(20.0);
     let far = l.fcmp(Cc::Gt, a2, twenty);
@@ -187,17 +179,16 @@ pub(super) fn sigmoid<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let e = exp_nonpositive(l, nax);
     let one = l.fconst(1.0);
     let d = l.fadd(one, e);
-    let c = l.fsub(one, d);
-    let c = l.fadd(c, e);
+    let neg_c = l.fsub(d, one);
+    let neg_c = l.fsub(neg_c, e);
     let zero = l.fconst(0.0);
     let neg = l.fcmp(Cc::Lt, x, zero);
     let n = l.sel(neg, e, one);
     let q = l.fdiv_moderate(n, d);
-    let t = l.fmul(q, c);
+    let t = l.fmul(q, neg_c);
     let omq = l.fsub(one, q);
     let r = l.sel(neg, omq, q);
-    let t = l.fmul(t, r);
-    l.fsub(q, t)
+    l.fma(t, r, q)
 }
 
 pub(super) fn softplus<L: Lower>(l: &mut L, x: L::V) -> L::V {

@@ -59,15 +59,6 @@ pub trait Lower {
     /// `mask ? a : b` on integers.
     fn sel_int(&mut self, mask: Self::V, a: Self::V, b: Self::V) -> Self::V;
 
-    /// `x − k·c` for a `k·c` that f32 holds exactly (so one rounding, of the
-    /// difference, whether or not the multiply is fused): a multiply then a subtract;
-    /// targets with a fused multiply-add emit one instruction, with the same bits.
-    fn sub_exact_product(&mut self, x: Self::V, k: Self::V, c: f32) -> Self::V {
-        let c = self.fconst(c);
-        let m = self.fmul(k, c);
-        self.fsub(x, m)
-    }
-
     /// `a / b` correctly rounded, for the operands of `tanh`'s `2 / (e + 1)` (e ∈ [1,
     /// e^20]) and `sigmoid`'s `{1, e} / (1 + e)` (e ∈ [0, 1]) only, or NaN: moderate
     /// numbers, for which a target may leave out the checks its general division makes

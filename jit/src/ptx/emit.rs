@@ -117,12 +117,6 @@ pub fn f32_literal(v: f32) -> String {
 
 impl Lower for Emitter {
     type V = Reg;
-    fn sub_exact_product(&mut self, x: Reg, k: Reg, c: f32) -> Reg {
-        // x + k·(−c), rounded once: the exact product makes it `x − k·c` rounded once.
-        let (nc, d) = (self.fconst(-c), self.f());
-        self.ins(format_args!("fma.rn.f32 {d}, {k}, {nc}, {x}"));
-        d
-    }
     fn fconst(&mut self, v: f32) -> Reg {
         let d = self.f();
         self.ins(format_args!("mov.b32 {d}, {}", f32_literal(v)));

@@ -54,18 +54,20 @@ fn exp_core_f32(x: f32) -> f32 {
 /// e^r·(the reduction's k): `(y, k)` with e^x = y·2^k, x already clamped.
 #[inline(always)]
 fn exp_reduced_f32(xc: f32) -> (f32, i32) {
-    let t = xc * core::f32::consts::LOG2_E + MAGIC;
+    // k = round(x·log2 e), rounded once by the magic number's addition.
+    let t = xc.mul_add(core::f32::consts::LOG2_E, MAGIC);
     let k = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let kf = t - MAGIC;
-    let r = xc - kf * 0.693_359_375;
-    let r = r - kf * -2.121_944_4e-4;
+    // r = x − k·ln2 in two parts: k·ln2_hi is exact (k has at most 8 bits, ln2_hi 9).
+    let r = kf.mul_add(-0.693_359_375, xc);
+    let r = kf.mul_add(2.121_944_4e-4, r);
     let z = r * r;
     let p = 1.987_569_1e-4f32.mul_add(r, 1.398_199_9e-3);
     let p = p.mul_add(r, 8.333_452e-3);
     let p = p.mul_add(r, 4.166_579_6e-2);
     let p = p.mul_add(r, 1.666_666_5e-1);
     let p = p.mul_add(r, 5.000_000_1e-1);
-    (p * z + r + 1.0, k)
+    (p.mul_add(z, r) + 1.0, k)
 }
 
 /// ln x. x = m·2^e with m ∈ [√½, √2), ln(1+f) by a degree-9 polynomial, e·ln2 added in
@@ -92,10 +94,11 @@ pub fn log_f32(x: f32) -> f32 {
     let p = p.mul_add(f, 3.333_333_1e-1);
     let ef = e as f32;
     let y = f * z * p;
-    let y = y + ef * -2.121_944_4e-4;
-    let y = y - 0.5 * z;
+    let y = ef.mul_add(-2.121_944_4e-4, y);
+    // 0.5·z and e·ln2_hi (e has at most 8 bits, ln2_hi 9) are exact products.
+    let y = (-0.5f32).mul_add(z, y);
     let r = f + y;
-    let r = r + ef * 0.693_359_375;
+    let r = ef.mul_add(0.693_359_375, r);
     let r = sel(x == f32::INFINITY, f32::INFINITY, r);
     let r = sel(x == 0.0, f32::NEG_INFINITY, r);
     sel(x < 0.0 || x.is_nan(), f32::NAN, r)
@@ -110,7 +113,7 @@ pub fn tanh_f32(x: f32) -> f32 {
     let p = p.mul_add(z, -5.373_971_6e-2);
     let p = p.mul_add(z, 1.333_144_2e-1);
     let p = p.mul_add(z, -3.333_328_2e-1);
-    let small = p * z * x + x;
+    let small = (p * z).mul_add(x, x);
     // Past 2|x| = 20, 2/(e + 1) < 2^-25 and the result rounds to ±1 anyway: the
     // clamp keeps e^{2|x|} in the range of one scaling (NaN passes through).
     let a2 = ax + ax;
@@ -120,17 +123,17 @@ pub fn tanh_f32(x: f32) -> f32 {
 }
 
 /// σ(x): with e = e^{−|x|} (never overflows), n/(1+e) where n = 1 for x ≥ 0 and
-/// n = e for x < 0. The rounding error of 1 + e is recovered exactly (Fast2Sum,
-/// c = (1 − d) + e) and corrected for: q − q·c/d.
+/// n = e for x < 0. The rounding error of 1 + e is recovered exactly (Fast2Sum, its
+/// negation −c = (d − 1) − e) and corrected for: q − q·c/d.
 #[inline(always)]
 pub fn sigmoid_f32(x: f32) -> f32 {
     let e = exp_f32(-fabs(x));
     let d = 1.0 + e;
-    let c = (1.0 - d) + e;
+    let neg_c = (d - 1.0) - e;
     let q = sel(x < 0.0, e, 1.0) / d;
     // The correction q·c/d needs 1/d only roughly (c/d < 2^-24): it is q for x ≥ 0 and
     // 1 − q (= 1 − e/d) for x < 0 — one division instead of two.
-    q - q * c * sel(x < 0.0, 1.0 - q, q)
+    (q * neg_c).mul_add(sel(x < 0.0, 1.0 - q, q), q)
 }
 
 /// ln(1 + e^x) = max(x, 0) + log1p(e^{−|x|}), with log1p(u) = ln w − ((w − 1) − u)/w,
