@@ -53,9 +53,9 @@ fn every_fusible_unary_op_gives_the_cpus_bits() {
 }
 
 /// The exponential family across its whole range — every reduction step `k`, both
-/// clamps, subnormal results — and random bit patterns: the CPU's bits (the GPU's
-/// reduction fuses an exact product into one FMA, and `sigmoid`/`softplus` skip a clamp
-/// their argument never reaches).
+/// clamps, subnormal results — and random bit patterns: the CPU's bits (both fuse the
+/// same multiply-adds; `sigmoid`/`softplus` skip a clamp their argument never reaches;
+/// `tanh`/`sigmoid` divide without the range check, `ptx::division`).
 #[test]
 fn the_exponential_family_gives_the_cpus_bits_across_its_range() {
     let n = 6000;
