@@ -285,6 +285,28 @@ fn second_derivatives_of_activations() {
     }
 }
 
+/// softmax and log_softmax carry TensorFlow's gradients as recorded steps of their own;
+/// those gradients are made of ops a nested tape records, so second derivatives work:
+/// d/dx of the tape's first derivative, checked by finite differences of it.
+#[test]
+fn second_derivatives_through_softmax_and_log_softmax() {
+    let w = rand_f64(720, &[4, 7], 0.5, 1.5);
+    for (i, axis) in [(0u64, -1i64), (1, 0)] {
+        for log in [false, true] {
+            let w = w.clone();
+            let first = move |v: &[Tensor]| {
+                let t = GradientTape::new();
+                t.watch(&v[0]);
+                let y = if log { v[0].log_softmax(axis) } else { v[0].softmax(axis) };
+                let loss = (&y * &w).sum_all();
+                t.gradient(&loss, &[&v[0]])[0].clone().unwrap()
+            };
+            let seed = 721 + 2 * i + u64::from(log);
+            gradcheck(seed, &[rand_f64(seed, &[4, 7], -2.0, 2.0)], first, 28);
+        }
+    }
+}
+
 #[test]
 fn unwatched_inputs_get_no_gradient_and_cost_nothing() {
     let w = Variable::new(rand_f64(800, &[3, 2], -1.0, 1.0), "w");
