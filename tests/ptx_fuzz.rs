@@ -3,13 +3,19 @@
 //! four access patterns, odd shapes that leave vector tails — rendered to PTX and run
 //! on the PTX interpreter, against the same kernels compiled by Cranelift and run on
 //! the CPU. Their results must be the same bits (any NaN for NaN): one lowering
-//! (`jit/src/lower`), two targets.
+//! (`jit/src/lower`), two targets. And whole random traced functions (fused kernels,
+//! row sums and means, broadcasts) run as device plans whose every kernel is PTX on
+//! the interpreter, against the CPU's traced call.
 
 mod common;
 
-use common::rand_vec;
+use common::dags::{apply, step as dag_step};
+use common::emulated::emulated_plan;
+use common::{f32s, rand_f32, rand_vec};
 use proptest::prelude::*;
 use tensorjit::ops::{BinaryOp, UnaryOp};
+use tensorjit::prelude::*;
+use tensorjit::trace::backend::Executable;
 use tensorjit_jit::codegen::run_on_host;
 use tensorjit_jit::kernel::{fusible_binary, fusible_unary, Access, Expr, Kernel};
 
@@ -100,6 +106,30 @@ proptest! {
                     "output {} element {}: PTX {:e} vs Cranelift {:e}\n{:?}", o, i, a, b, k
                 );
             }
+        }
+    }
+
+    #[test]
+    fn random_traced_functions_as_ptx_device_plans_give_the_cpus_bits(
+        steps in prop::collection::vec(dag_step(), 1..10),
+        seed in any::<u64>(),
+        bias_row in any::<bool>(),
+        shape in 0usize..3,
+        reduce in 0usize..3,
+    ) {
+        let (r, c) = [(3, 37), (1, 130), (9, 12)][shape];
+        let x = rand_f32(seed, &[r, c], -3.0, 3.0);
+        let y = if bias_row { rand_f32(seed ^ 1, &[c], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[r, 1], -3.0, 3.0) };
+        let s = steps.clone();
+        let func = tensorjit::function("dag", move |v: Vec<Tensor>| apply(&s, &v, reduce));
+        let cpu = func.call(vec![x.clone(), y.clone()]);
+        let plan = emulated_plan(&func.concrete_functions()[0].graph);
+        let out = plan.run(&[&x, &y], &[]).expect("the plan runs");
+        for (i, (a, b)) in f32s(&out[0]).iter().zip(f32s(&cpu).iter()).enumerate() {
+            prop_assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "element {}: PTX plan {:e} vs CPU {:e}", i, a, b
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use tensorjit::prelude::*;
 
+pub mod dags;
 pub mod emulated;
 pub mod gpu;
 pub mod parity;

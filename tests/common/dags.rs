@@ -1,0 +1,77 @@
+//! Random well-typed op DAGs for the differential tests (tests/jit.rs: Cranelift
+//! against the interpreter; tests/ptx_fuzz.rs: device plans of PTX kernels against the
+//! CPU).
+
+use proptest::prelude::*;
+use tensorjit::prelude::*;
+
+/// A random op DAG: each step applies an op to earlier values (by index mod count).
+#[derive(Clone, Debug)]
+pub enum Step {
+    Unary(u8, usize),
+    Binary(u8, usize, usize),
+    Scalar(u8, usize, f32),
+}
+
+/// The DAG of `steps` on `inputs`; `reduce` 1 or 2 adds the row sum or mean of the
+/// result back to it (a reduction fused at the end of a random kernel).
+pub fn apply(steps: &[Step], inputs: &[Tensor], reduce: usize) -> Tensor {
+    let mut vals: Vec<Tensor> = inputs.to_vec();
+    for s in steps {
+        let pick = |i: &usize| vals[i % vals.len()].clone();
+        let t = match s {
+            Step::Unary(k, a) => {
+                let x = pick(a);
+                match k % 8 {
+                    0 => x.neg(),
+                    1 => x.abs(),
+                    2 => x.relu(),
+                    3 => x.tanh(),
+                    4 => x.sigmoid(),
+                    5 => (x.abs() + 1.0).log(),
+                    6 => x.minimum(20.0).exp(),
+                    _ => x.square().sqrt(),
+                }
+            }
+            Step::Binary(k, a, b) => {
+                let (x, y) = (pick(a), pick(b));
+                match k % 5 {
+                    0 => &x + &y,
+                    1 => &x - &y,
+                    2 => &x * &y,
+                    3 => x.maximum(&y),
+                    _ => x.minimum(&y),
+                }
+            }
+            Step::Scalar(k, a, c) if k % 4 == 3 => {
+                let x = pick(a);
+                Tensor::where_(&x.gt(*c), &x, &x * *c)
+            }
+            Step::Scalar(k, a, c) => {
+                let x = pick(a);
+                match k % 3 {
+                    0 => &x * *c,
+                    1 => &x + *c,
+                    _ => &x / (c.abs() + 0.5),
+                }
+            }
+        };
+        vals.push(t);
+    }
+    let n = vals.len();
+    // Combine the last two values so that more than one result of the DAG matters.
+    let z = &vals[n - 1] + &vals[n.saturating_sub(2)];
+    match reduce {
+        1 => &z + &z.sum([-1i64], true),
+        2 => &z * &z.mean([-1i64], true),
+        _ => z,
+    }
+}
+
+pub fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (any::<u8>(), 0usize..64).prop_map(|(k, a)| Step::Unary(k, a)),
+        (any::<u8>(), 0usize..64, 0usize..64).prop_map(|(k, a, b)| Step::Binary(k, a, b)),
+        (any::<u8>(), 0usize..64, -3.0f32..3.0).prop_map(|(k, a, c)| Step::Scalar(k, a, c)),
+    ]
+}
