@@ -40,15 +40,21 @@ pub type KernelFn = unsafe extern "C" fn(ptrs: *const *mut f32, rows: i64, cols:
 /// otherwise; the bits do not depend on it).
 fn isa() -> Result<OwnedTargetIsa, String> {
     static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        for (k, v) in [("opt_level", "speed"), ("is_pic", "false"), ("use_colocated_libcalls", "false")] {
-            flags.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"))?;
-        }
-        let builder = cranelift_native::builder().map_err(|e| format!("unsupported host: {e}"))?;
-        builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
-    })
-    .clone()
+    ISA.get_or_init(|| host_isa(&[])).clone()
+}
+
+/// The host's ISA as `cranelift_native` detects it, with `overrides` of its ISA flags
+/// (tests turn `has_fma` off to run what a CPU without FMA runs).
+fn host_isa(overrides: &[(&str, &str)]) -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    for (k, v) in [("opt_level", "speed"), ("is_pic", "false"), ("use_colocated_libcalls", "false")] {
+        flags.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"))?;
+    }
+    let mut builder = cranelift_native::builder().map_err(|e| format!("unsupported host: {e}"))?;
+    for (k, v) in overrides {
+        builder.set(k, v).map_err(|e| format!("cranelift ISA flag {k}: {e}"))?;
+    }
+    builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
 }
 
 /// Machine code of one concrete function's kernels; freed on drop.
@@ -90,7 +96,11 @@ impl Drop for CompiledModule {
 
 /// Compiles `kernels` into one module; returns it with one entry point per kernel.
 pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), String> {
-    let mut module = JITModule::new(JITBuilder::with_isa(isa()?, default_libcall_names()));
+    compile_for(isa()?, kernels)
+}
+
+fn compile_for(isa: OwnedTargetIsa, kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), String> {
+    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let ptr = module.target_config().pointer_type();
@@ -136,10 +146,20 @@ pub fn compile(kernels: &[Kernel]) -> Result<(CompiledModule, Vec<KernelFn>), St
 /// row sums last, when it reduces). The
 /// reference the GPU's kernels are compared with.
 pub fn run_on_host(k: &Kernel, inputs: &[&[f32]], rows: usize, cols: usize) -> Result<Vec<Vec<f32>>, String> {
+    run_for(isa()?, k, inputs, rows, cols)
+}
+
+fn run_for(
+    isa: OwnedTargetIsa,
+    k: &Kernel,
+    inputs: &[&[f32]],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<Vec<f32>>, String> {
     let n = rows * cols;
     let lens: Vec<usize> = inputs.iter().map(|d| d.len()).collect();
     k.check_input_lens(&lens, rows, cols)?;
-    let (_module, fns) = compile(std::slice::from_ref(k))?;
+    let (_module, fns) = compile_for(isa, std::slice::from_ref(k))?;
     let mut outs: Vec<Vec<f32>> = vec![vec![0.0; n]; k.outputs.len()];
     if k.reduce.is_some() {
         outs.push(vec![0.0; rows]);
@@ -499,4 +519,31 @@ fn body(
         em.b.ins().store(flags, vals[*o], addrs[n_in + j], offset);
     }
     vals
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod fma_tests {
+    use super::*;
+    use crate::kernel::{Access, Expr};
+    use tensorjit_runtime::ops::UnaryOp;
+
+    /// The transcendentals' `fma`s on a CPU without FMA: Cranelift calls libm's `fmaf`
+    /// per lane (resolved by the JIT), and the bits are the FMA host's.
+    #[test]
+    fn kernels_give_the_same_bits_without_the_fma_extension() {
+        let without = host_isa(&[("has_fma", "false")]).expect("an ISA without FMA");
+        let x: Vec<f32> = (0..203).map(|i| (i as f32 * 0.731).sin() * 12.0 - 0.37 * i as f32 / 50.0).collect();
+        for u in [UnaryOp::Exp, UnaryOp::Log, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Softplus] {
+            let k = Kernel {
+                inputs: vec![Access::Full],
+                exprs: vec![Expr::Input(0), Expr::Unary(u, 0)],
+                outputs: vec![1],
+                reduce: None,
+            };
+            let plain = run_for(without.clone(), &k, &[&x], 7, 29).expect("compiles and runs without FMA");
+            let fused = run_on_host(&k, &[&x], 7, 29).expect("compiles and runs");
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&plain[0]), bits(&fused[0]), "{}", u.name());
+        }
+    }
 }
