@@ -2,8 +2,9 @@
 //! for the f32 `pow` of GPU tensors (the runtime's f32 `pow` is the f64 one, rounded),
 //! and its f32 `sin`/`cos` (an f64 argument reduction, then f32 polynomials).
 //! f64 values live in 64-bit registers (`%rd`, which f64 instructions accept); every
-//! operation names its rounding (`.rn`, so nothing is contracted into an FMA) and every
-//! branch of the runtime's code is a select, so the results are the CPU's bits.
+//! operation names its rounding (`.rn`, so nothing is contracted into an FMA; an
+//! `fma.rn` stands exactly where the runtime has a `mul_add`: the series' Horner steps)
+//! and every branch of the runtime's code is a select, so the results are the CPU's bits.
 
 use tensorjit_runtime::math::f32_constants::{COS_POLY, SIN_POLY};
 use tensorjit_runtime::math::f64_constants::{
@@ -38,6 +39,12 @@ impl F64<'_> {
     }
     pub(super) fn div(&mut self, a: Reg, b: Reg) -> Reg {
         self.op("div.rn.f64", a, b)
+    }
+    /// `a·b + c` rounded once (the runtime's `mul_add`).
+    pub(super) fn fma_c(&mut self, a: Reg, b: Reg, c: f64) -> Reg {
+        let (k, d) = (self.c(c), self.0.rd());
+        self.0.ins(format_args!("fma.rn.f64 {d}, {a}, {b}, {k}"));
+        d
     }
     pub(super) fn mulc(&mut self, a: Reg, v: f64) -> Reg {
         let c = self.c(v);
@@ -206,8 +213,7 @@ impl F64<'_> {
         let r = self.sub(r, b);
         let mut p = self.c(INV_FACT[11]);
         for &c in INV_FACT[..11].iter().rev() {
-            let m = self.mul(p, r);
-            p = self.addc(m, c);
+            p = self.fma_c(p, r, c);
         }
         let rr = self.mul(r, r);
         let y = self.mul(p, rr);
@@ -250,8 +256,7 @@ impl F64<'_> {
         let z = self.mul(s, s);
         let mut r = self.c(ATANH_COEF[10]);
         for &c in ATANH_COEF[..10].iter().rev() {
-            let m = self.mul(r, z);
-            r = self.addc(m, c);
+            r = self.fma_c(r, z, c);
         }
         let r = self.mul(r, z);
         let hf = self.mulc(f, 0.5);

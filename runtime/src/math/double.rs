@@ -1,5 +1,7 @@
 //! f64 transcendentals: the same structure as the f32 ones with longer polynomials
 //! (Taylor/atanh series where the terms are exact reciprocals, Cephes' rational tanh).
+//! The `exp` and `log` series are evaluated with fused multiply-adds (`mul_add`, as the
+//! GPU's `fma.rn.f64`); the rest with rounded multiplies and adds.
 // Coefficients are written as published (more digits than the type holds); the
 // compiler rounds each to the nearest float, which is the intended value.
 #![allow(clippy::excessive_precision)]
@@ -54,7 +56,7 @@ pub fn exp_f64(x: f64) -> f64 {
     let mut i = 11;
     while i > 0 {
         i -= 1;
-        p = p * r + INV_FACT[i];
+        p = p.mul_add(r, INV_FACT[i]);
     }
     let y = p * (r * r) + r + 1.0;
     let k1 = k >> 1;
@@ -94,7 +96,7 @@ pub fn log_f64(x: f64) -> f64 {
     let mut i = 10;
     while i > 0 {
         i -= 1;
-        r = r * z + ATANH_COEF[i];
+        r = r.mul_add(z, ATANH_COEF[i]);
     }
     let r = r * z;
     let hfsq = 0.5 * f * f;

@@ -7,8 +7,8 @@
 //! * only `+ - * /`, `sqrt`, fused multiply-add, comparisons + select, and integer/bit
 //!   operations on the float's bits (range reduction via the "magic number" rounding
 //!   trick, `2^k` built from bits) — every one of them exists as a vector instruction;
-//! * a fused multiply-add only where written (`mul_add`: the Horner steps of the f32
-//!   `exp`, `log` and `tanh` polynomials, one rounding per step); every other `a * b + c`
+//! * a fused multiply-add only where written (`mul_add`: the f32 `exp`, `log`, `tanh` and
+//!   `sigmoid` steps, the f64 `exp` and `log` series); every other `a * b + c`
 //!   is a rounded multiply then a rounded add (Rust never contracts them), and generated
 //!   code must do the same. On x86-64 the eager kernels are compiled for AVX2 + FMA and
 //!   AVX-512 (`kernels::par`); a CPU without FMA still gets these bits, from libm's

@@ -279,6 +279,7 @@ impl Thread {
                 "cvt.rn.f64.u64" => (v(1)? as f64).to_bits(),
                 "cvt.rn.f32.f64" => fb(f64::from_bits(v(1)?) as f32),
                 "mul.rn.f64" => (f64::from_bits(v(1)?) * f64::from_bits(v(2)?)).to_bits(),
+                "fma.rn.f64" => f64::from_bits(v(1)?).mul_add(f64::from_bits(v(2)?), f64::from_bits(v(3)?)).to_bits(),
                 "add.rn.f64" => (f64::from_bits(v(1)?) + f64::from_bits(v(2)?)).to_bits(),
                 "sub.rn.f64" => (f64::from_bits(v(1)?) - f64::from_bits(v(2)?)).to_bits(),
                 "div.rn.f64" => (f64::from_bits(v(1)?) / f64::from_bits(v(2)?)).to_bits(),
