@@ -24,21 +24,21 @@ fn horner<L: Lower>(l: &mut L, r: L::V, first: f32, rest: &[f32]) -> L::V {
 }
 
 pub(super) fn exp<L: Lower>(l: &mut L, x: L::V) -> L::V {
-    let (hi, lo) = (l.fconst(88.8), l.fconst(-104.0));
-    let below = l.fcmp(Cc::Lt, x, lo);
-    let xl = l.sel(below, lo, x);
-    let above = l.fcmp(Cc::Gt, x, hi);
-    let xc = l.sel(above, hi, xl);
-    exp_core(l, xc, true)
+    exp_clamped(l, x, true)
 }
 
-/// `exp` of an argument that is never above 0 or NaN (`−|x|` in `sigmoid` and
-/// `softplus`): the clamp at 88.8 never fires there, so it is left out — the same bits
-/// with two operations fewer.
-fn exp_nonpositive<L: Lower>(l: &mut L, x: L::V) -> L::V {
+/// `exp` with the runtime's clamp to [−104, 88.8] (NaN passes); `high: false` leaves out
+/// the upper clamp for an argument never above 0 (`−|x|` in `sigmoid` and `softplus`),
+/// where it never fires — the same bits with two operations fewer.
+fn exp_clamped<L: Lower>(l: &mut L, x: L::V, high: bool) -> L::V {
     let lo = l.fconst(-104.0);
     let below = l.fcmp(Cc::Lt, x, lo);
-    let xc = l.sel(below, lo, x);
+    let mut xc = l.sel(below, lo, x);
+    if high {
+        let hi = l.fconst(88.8);
+        let above = l.fcmp(Cc::Gt, x, hi);
+        xc = l.sel(above, hi, xc);
+    }
     exp_core(l, xc, true)
 }
 
@@ -176,7 +176,7 @@ pub(super) fn tanh<L: Lower>(l: &mut L, x: L::V) -> L::V {
 pub(super) fn sigmoid<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let ax = l.fabs(x);
     let nax = l.fneg(ax);
-    let e = exp_nonpositive(l, nax);
+    let e = exp_clamped(l, nax, false);
     let one = l.fconst(1.0);
     let d = l.fadd(one, e);
     let neg_c = l.fsub(d, one);
@@ -194,7 +194,7 @@ pub(super) fn sigmoid<L: Lower>(l: &mut L, x: L::V) -> L::V {
 pub(super) fn softplus<L: Lower>(l: &mut L, x: L::V) -> L::V {
     let ax = l.fabs(x);
     let nax = l.fneg(ax);
-    let u = exp_nonpositive(l, nax);
+    let u = exp_clamped(l, nax, false);
     let one = l.fconst(1.0);
     let w = l.fadd(one, u);
     let lw = log(l, w);
