@@ -67,6 +67,40 @@ fn reshape_and_gather_errors() {
     assert!(msg.contains("gather: index 7 is out of range for axis 0 of length 5"), "{msg}");
 }
 
+/// On the CPU a gather reads its indices whoever runs it, so an index out of range is
+/// one error eager, compiled and interpreted (TensorFlow's CPU kernel): a traced
+/// function never gathers zeros silently where its eager run fails.
+#[test]
+fn out_of_range_gather_indices_computed_in_a_traced_function_fail_its_call() {
+    // The indices exist only at run time: doubled inside the function.
+    let f = tensorjit::function("pick", |(x, i): (Tensor, Tensor)| x.gather(&(&i * 2), 1) + 1.0);
+    let x = rand_f32(31, &[3, 5], -1.0, 1.0);
+    let idx = |seed, hi| {
+        let v: Vec<i64> = rand_vec(seed, 4, 0.0, hi).iter().map(|v| v.floor() as i64).collect();
+        Tensor::from_vec(v, [4]).unwrap()
+    };
+    let fine = idx(32, 3.0); // doubled: 0, 2 or 4, inside an axis of 5
+    let eager = x.gather(&(&fine * 2), 1) + 1.0;
+    assert_eq!(f32s(&f.call((x.clone(), fine.clone()))), f32s(&eager), "traced == eager in range");
+    let mut bad = idx(33, 3.0).to_vec::<i64>().unwrap();
+    bad[2] = 3; // doubled: 6
+    let bad = Tensor::from_vec(bad, [4]).unwrap();
+    let want = "gather: index 6 is out of range for axis 1 of length 5 (operands: f32[3,5], i64[4])";
+    let compiled = f.try_call((x.clone(), bad.clone())).expect_err("the compiled call fails");
+    assert!(compiled.to_string().contains(want), "{compiled}");
+    let cf = f.concrete_functions().pop().unwrap();
+    assert_ne!(cf.backend(), "interpreter", "a compiled trace");
+    let interpreted = tensorjit::trace::backend::interpret(&cf.graph, &[x.clone(), bad.clone()], &[])
+        .expect_err("the interpreter fails too");
+    assert!(interpreted.to_string().contains(want), "{interpreted}");
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(f.call((x.clone(), bad.clone())))));
+    assert!(msg.contains(want) && msg.contains("tests/errors.rs:"), "the call panics at the caller: {msg}");
+    let eager =
+        tensorjit::function("pick", |(x, i): (Tensor, Tensor)| x.gather(&(&i * 2), 1) + 1.0).with_run_eagerly(true);
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(eager.call((x, bad)))));
+    assert!(msg.contains(want), "run eagerly: the same error: {msg}");
+}
+
 #[test]
 fn boundaries_return_errors() {
     let e = Tensor::from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();

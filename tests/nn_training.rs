@@ -264,3 +264,38 @@ fn training_api_errors_say_what_to_do() {
     let msg = model.evaluate(&x, &x.narrow(0, 0, 8), 0).unwrap_err().to_string();
     assert!(msg.contains("batch_size >= 1"), "{msg}");
 }
+
+/// Labels numbered from 1 (a common slip) leave class 10 of a 10-way model out of
+/// range: its one-hot row would be zeros and the example's loss a silent 0. `fit`,
+/// `fit_dataset` and `evaluate` refuse them before any step, naming the label and its
+/// example, eager or traced; the weights are untouched.
+#[test]
+fn sparse_labels_outside_the_classes_are_refused_before_training() {
+    let (x, y, _, _) = digits();
+    let (x, y) = (x.narrow(0, 0, 64), y.narrow(0, 0, 64));
+    let shifted = &y.cast(DType::I64) + 1i64;
+    let first_ten = shifted.to_vec::<i64>().unwrap().iter().position(|&l| l == 10).expect("a 9 among 64 digits");
+    let want = format!("label 10 (example {first_ten}) is outside the valid range [0, 10)");
+    for run_eagerly in [false, true] {
+        let model = mlp(5);
+        model.compile(
+            Adam::new(1e-2),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy],
+            run_eagerly,
+        );
+        let before: Vec<Vec<f32>> = model.variables().iter().map(|v| v.read().to_vec::<f32>().unwrap()).collect();
+        let opts = FitOptions { epochs: 1, verbose: false, ..FitOptions::default() };
+        let msg = model.fit(&x, &shifted, &opts).unwrap_err().to_string();
+        assert!(msg.starts_with("fit: ") && msg.contains(&want), "{msg}");
+        let msg = model.evaluate(&x, &shifted.cast(DType::F32), 16).unwrap_err().to_string();
+        assert!(msg.starts_with("evaluate: ") && msg.contains(&want), "float labels too: {msg}");
+        let ds = Dataset::from_tensor_slices(vec![x.clone(), shifted.clone()]).unwrap().batch(64);
+        let msg = model.fit_dataset(&ds, &opts).unwrap_err().to_string();
+        assert!(msg.contains(&want), "{msg}");
+        let after: Vec<Vec<f32>> = model.variables().iter().map(|v| v.read().to_vec::<f32>().unwrap()).collect();
+        assert_eq!(before, after, "no step ran");
+        // The labels as they are train.
+        assert!(model.fit(&x, &y, &opts).is_ok());
+    }
+}

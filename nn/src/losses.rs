@@ -1,6 +1,6 @@
 //! Losses: mean squared error and the cross-entropies. Each is the mean over the batch.
 
-use tensorjit_runtime::{DType, Tensor};
+use tensorjit_runtime::{DType, Device, Tensor};
 
 use crate::error::raise;
 
@@ -32,13 +32,18 @@ impl Loss {
         }
     }
 
-    /// The loss of a batch (a scalar): the mean over examples.
+    /// The loss of a batch (a scalar): the mean over examples. A sparse label outside
+    /// the classes is an error when the labels are host values (see
+    /// [`check_labels`](Self::check_labels)).
     #[track_caller]
     pub fn compute(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
         match self {
             Loss::SparseCategoricalCrossentropy { from_logits } => {
                 let labels = sparse_labels(self, y_true, y_pred);
                 let depth = y_pred.dims()[y_pred.rank() - 1];
+                if let Err(message) = self.check_labels(&labels, depth) {
+                    raise(self.name(), message)
+                }
                 let onehot = labels.one_hot(depth, y_pred.dtype());
                 let logp = log_probs(y_pred, from_logits);
                 -(&onehot * &logp).sum(-1, false).mean_all()
@@ -58,6 +63,39 @@ impl Loss {
                 let y = dense_targets(self, y_true, y_pred);
                 -(&y * &log_probs(y_pred, from_logits)).sum(-1, false).mean_all()
             }
+        }
+    }
+}
+
+impl Loss {
+    /// For a sparse cross-entropy, refuses a label outside `[0, classes)`, naming it and
+    /// its example, as Keras does: its one-hot row would be all zeros and the example's
+    /// loss a silent 0. Only labels held on the host are read (a device's would be
+    /// copied back, a traced function's exist only when it runs); `fit` and `evaluate`
+    /// check theirs before the first step. Other losses take any targets.
+    pub fn check_labels(self, y_true: &Tensor, classes: usize) -> Result<(), String> {
+        if !matches!(self, Loss::SparseCategoricalCrossentropy { .. })
+            || y_true.is_symbolic()
+            || y_true.device() != Device::Cpu
+        {
+            return Ok(());
+        }
+        // Float labels are truncated to integers, as the loss itself does.
+        let labels: Vec<i64> = match y_true.dtype() {
+            DType::I32 => y_true.to_vec::<i32>().map(|v| v.into_iter().map(i64::from).collect()),
+            DType::I64 => y_true.to_vec::<i64>(),
+            DType::F32 => y_true.to_vec::<f32>().map(|v| v.into_iter().map(|x| i64::from(x as i32)).collect()),
+            DType::F64 => y_true.to_vec::<f64>().map(|v| v.into_iter().map(|x| i64::from(x as i32)).collect()),
+            DType::Bool => return Ok(()),
+        }
+        .map_err(|e| e.to_string())?;
+        match labels.iter().position(|&l| l < 0 || l >= classes as i64) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "label {} (example {i}) is outside the valid range [0, {classes}): sparse labels are class indices \
+                 below the number of outputs ({classes})",
+                labels[i]
+            )),
         }
     }
 }
@@ -125,6 +163,27 @@ mod tests {
 
     fn approx(a: f32, b: f64) {
         assert!((a as f64 - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+
+    #[test]
+    fn sparse_labels_are_checked_against_the_classes() {
+        let sparse = Loss::SparseCategoricalCrossentropy { from_logits: true };
+        let labels = Tensor::from_vec(vec![2i32, 0, 3, 1], [4]).unwrap();
+        assert_eq!(sparse.check_labels(&labels, 4), Ok(()));
+        let msg = sparse.check_labels(&labels, 3).unwrap_err();
+        assert!(msg.starts_with("label 3 (example 2) is outside the valid range [0, 3)"), "{msg}");
+        let floats = Tensor::from_vec(vec![0.5f32, -1.0, 2.9], [3]).unwrap();
+        assert!(
+            sparse.check_labels(&floats, 3).unwrap_err().starts_with("label -1 (example 1)"),
+            "truncated as the loss does"
+        );
+        assert_eq!(Loss::MeanSquaredError.check_labels(&floats, 1), Ok(()), "only sparse labels are classes");
+        // Computed on host labels, the loss refuses them itself.
+        let logits =
+            Tensor::from_vec(vec![0.3f32, -0.2, 0.1, 0.7, 0.0, -0.4, 0.2, 0.9, -0.1, 0.4, 0.5, -0.3], [4, 3]).unwrap();
+        let r = std::panic::catch_unwind(|| sparse.compute(&labels, &logits));
+        let msg = *r.unwrap_err().downcast::<String>().unwrap();
+        assert!(msg.contains("sparse_categorical_crossentropy: label 3 (example 2)"), "{msg}");
     }
 
     #[test]

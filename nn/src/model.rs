@@ -24,6 +24,7 @@ type Step = Function<(Tensor, Tensor), Vec<Tensor>>;
 /// What `compile` set up.
 pub(crate) struct Compiled {
     optimizer: OptimizerRef,
+    loss: Loss,
     metrics: Vec<Metric>,
     train_step: Step,
     test_step: Step,
@@ -197,6 +198,7 @@ impl Sequential {
         };
         let c = Compiled {
             optimizer,
+            loss,
             metrics: metrics.to_vec(),
             train_step: train,
             test_step: test,
@@ -221,8 +223,9 @@ impl Sequential {
 
     /// Trains for `opts.epochs` epochs on `x`, `y` (Keras' `fit`).
     pub fn fit(&self, x: &Tensor, y: &Tensor, opts: &FitOptions) -> Result<History> {
-        self.compiled("fit")?;
+        let c = self.compiled("fit")?;
         let n = check_pair("fit", x, y, opts.batch_size)?;
+        self.check_labels(&c, "fit", x, y)?;
         self.run_epochs(opts, |epoch| {
             let order = match opts.shuffle {
                 Some(seed) => shuffled_indices(n, seed, epoch),
@@ -237,10 +240,15 @@ impl Sequential {
 
     /// `fit` over a dataset of `(x, y)` batches (each element two tensors).
     pub fn fit_dataset(&self, data: &Dataset, opts: &FitOptions) -> Result<History> {
+        let c = self.compiled("fit_dataset")?;
         let dev = self.device();
         self.run_epochs(opts, |epoch| {
+            let c = c.clone();
             let pairs = data.iter_epoch(epoch).map(move |item| match <[Tensor; 2]>::try_from(item) {
-                Ok([x, y]) => Ok((x.to(dev)?, y.to(dev)?)),
+                Ok([x, y]) => {
+                    self.check_labels(&c, "fit_dataset", &x, &y)?;
+                    Ok((x.to(dev)?, y.to(dev)?))
+                }
                 Err(item) => Err(Error::invalid(
                     "fit_dataset",
                     format!("elements must be (x, y) pairs, got {} tensors", item.len()),
@@ -297,6 +305,15 @@ impl Sequential {
         }
     }
 
+    /// Refuses host labels the compiled loss cannot take for this model's outputs on `x`
+    /// (a sparse label outside the classes), before any step runs.
+    fn check_labels(&self, c: &Compiled, op: &'static str, x: &Tensor, y: &Tensor) -> Result<()> {
+        match self.output_shape(&shape_spec(x)).last() {
+            Some(&Some(classes)) => c.loss.check_labels(y, classes).map_err(|m| Error::invalid(op, m)),
+            _ => Ok(()),
+        }
+    }
+
     /// The loss and metrics on `x`, `y` in inference mode (Keras' `evaluate`).
     pub fn evaluate(&self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
         let c = self.compiled("evaluate")?;
@@ -305,6 +322,7 @@ impl Sequential {
 
     fn evaluate_with(&self, c: &Compiled, x: &Tensor, y: &Tensor, batch_size: usize, prefix: &str) -> Result<Logs> {
         let n = check_pair("evaluate", x, y, batch_size)?;
+        self.check_labels(c, "evaluate", x, y)?;
         let mut run = Running::new(&c.metrics);
         let all: Vec<i64> = (0..n as i64).collect();
         let dev = self.device();

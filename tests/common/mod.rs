@@ -126,3 +126,24 @@ pub fn run_op(op: &tensorjit::ops::Op, inputs: &[&Tensor]) -> Tensor {
 pub fn kernels_of(cf: &tensorjit::ConcreteFunction) -> Vec<tensorjit_jit::kernel::Kernel> {
     tensorjit_jit::optimized_plan(&cf.graph).ok().flatten().map(|(_, p)| p.kernels).unwrap_or_default()
 }
+
+/// `params.gather(idx, axis)` as a GPU computes it: an index outside the axis gathers
+/// zeros there (its indices are not read back to be checked), where the CPU refuses it.
+/// The reference for the GPU kernels and the emulated device.
+pub fn gather_or_zeros(params: &Tensor, idx: &Tensor, axis: usize) -> Tensor {
+    use tensorjit::ops::Op;
+    let n = params.dims()[axis] as i64;
+    let ids = run_op(&Op::Cast(DType::I64), &[idx]).to_vec::<i64>().expect("i64 indices");
+    let inside: Vec<bool> = ids.iter().map(|i| (0..n).contains(i)).collect();
+    let mut dims = params.dims().to_vec();
+    dims.splice(axis..=axis, idx.dims().iter().copied());
+    if n == 0 {
+        return Tensor::zeros(dims, params.dtype());
+    }
+    let clamped: Vec<i64> = ids.iter().zip(&inside).map(|(&i, &ok)| if ok { i } else { 0 }).collect();
+    let gathered = run_op(&Op::Gather { axis }, &[params, &Tensor::from_vec(clamped, idx.shape().clone()).unwrap()]);
+    let mut mask_dims = vec![1; dims.len()];
+    mask_dims.splice(axis..axis + idx.rank(), idx.dims().iter().copied());
+    let mask = run_op(&Op::BroadcastTo(dims.as_slice().into()), &[&Tensor::from_vec(inside, mask_dims).unwrap()]);
+    run_op(&Op::Select, &[&mask, &gathered, &Tensor::zeros(dims, params.dtype())])
+}

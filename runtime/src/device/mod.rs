@@ -167,6 +167,9 @@ pub(crate) fn run_op_on(
     shape: Shape,
 ) -> Result<Tensor, OpError> {
     if device == Device::Cpu {
+        if let Op::Gather { axis } = op {
+            crate::kernels::shape::check_gather_indices(inputs[0], inputs[1], *axis)?;
+        }
         return Ok(crate::kernels::run(op, inputs, dtype, shape));
     }
     if matches!(op, Op::Reshape(_) | Op::StopGradient) {

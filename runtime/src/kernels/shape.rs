@@ -3,6 +3,7 @@
 
 use crate::buffer::{alloc, same_type, Buffer};
 use crate::dtype::{DType, Element};
+use crate::error::OpError;
 use crate::ops::SliceAxis;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -121,6 +122,19 @@ pub(crate) fn index_values(t: &Tensor) -> Box<dyn Iterator<Item = i64> + '_> {
         Buffer::I32(v) => Box::new(v.iter().map(|&i| i as i64)),
         Buffer::I64(v) => Box::new(v.iter().copied()),
         _ => Box::new(std::iter::empty()),
+    }
+}
+
+/// Refuses an index outside `p`'s `axis`, naming it: on the CPU a gather reads its
+/// indices anyway, so an out-of-range one is an error wherever the gather runs — eager,
+/// interpreted or compiled (as TensorFlow's CPU kernel does). On a GPU the indices are
+/// not read back; there an out-of-range index gathers zeros.
+pub(crate) fn check_gather_indices(p: &Tensor, idx: &Tensor, axis: usize) -> Result<(), OpError> {
+    let n = p.dims()[axis] as i64;
+    match index_values(idx).find(|&i| !(0..n).contains(&i)) {
+        None => Ok(()),
+        Some(bad) => Err(OpError::new("gather", format!("index {bad} is out of range for axis {axis} of length {n}"))
+            .with_operands([(p.dtype(), p.shape()), (idx.dtype(), idx.shape())])),
     }
 }
 

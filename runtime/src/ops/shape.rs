@@ -471,10 +471,11 @@ impl Tensor {
 
     /// Gathers slices along `axis` at `indices` (an integer tensor of any shape):
     /// output shape = `self.shape[..axis] ++ indices.shape ++ self.shape[axis+1..]`.
-    /// An index outside the axis is an error naming it when the indices are concrete
-    /// host values; indices computed inside a traced function, or held on a device, are
-    /// not read before the gather runs, and there an out-of-range index gathers zeros (as
-    /// TensorFlow does on GPUs).
+    /// An index outside the axis is an error naming it, as in TensorFlow: at this call
+    /// when the indices are host values, and when the gather runs on the CPU (indices
+    /// computed inside a traced function: the call of the traced function fails, or
+    /// returns `Err` if it returns a `Result`). Indices on a GPU are not read back to be
+    /// checked: there an out-of-range index gathers zeros (as TensorFlow does on GPUs).
     #[track_caller]
     pub fn gather(&self, indices: &Tensor, axis: i64) -> Tensor {
         let Some(a) = norm_axis(axis, self.rank()) else {
