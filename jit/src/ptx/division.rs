@@ -14,7 +14,12 @@
 //! the corrected reciprocal is 1 and the quotient e itself). The tests below check the
 //! arithmetic with the nearest estimate (the PTX interpreter's) over every operand of
 //! both families (`--ignored`; a sample otherwise); `tests/gpu` compares `tanh` and
-//! `sigmoid` bit for bit with the CPU on the hardware.
+//! `sigmoid` bit for bit with the CPU on the hardware. That check is needed: the five
+//! multiply-adds are not correctly rounded for *every* estimate the PTX ISA allows
+//! (within 1 ulp) — 2 / (4 − 2^-22) with the estimate 0.25, just over 0.5 ulp off, gives 0.5
+//! instead of 0.5 + 2^-24 (the Newton step's correction is a tie and rounds away) — so
+//! the bits rest on `rcp.approx` being the `MUFU.RCP` that `div.rn`'s own sequence
+//! uses, as ptxas compiles both.
 
 use super::emit::{Emitter, Reg};
 use crate::lower::Lower;
@@ -87,6 +92,17 @@ mod tests {
                 assert_eq!(model(e, 1.0, r0).to_bits(), e.to_bits(), "e = {e:e}, estimate {r0}");
             }
         }
+    }
+
+    /// The module's caveat: an estimate within PTX's 1-ulp bound that is not the
+    /// nearest can make the sequence round wrongly, so the hardware's estimate matters.
+    #[test]
+    fn some_estimate_within_one_ulp_rounds_wrongly() {
+        let b = 4.0f32.next_down();
+        assert_eq!(1.0 / b, 0.25f32.next_up(), "the nearest estimate: 1/b is 0.25 + 2^-26 + 2^-50 + …");
+        assert_eq!(model(2.0, b, 1.0 / b), 2.0 / b, "correct with the nearest estimate");
+        assert_eq!(model(2.0, b, 0.25), 0.5, "0.25, just over 0.5 ulp below 1/b: a tie rounds the wrong way");
+        assert_eq!(2.0 / b, 0.5f32.next_up());
     }
 
     /// `n` uniform floats in [0, 1) from a small xorshift generator seeded with `seed`.
