@@ -4,7 +4,8 @@
 //! same order whatever the thread count. f32 products with few rows (`m ≤ 16`, small-
 //! batch inference) and a row-major right operand skip its packing of `b` — which there
 //! costs more than the arithmetic — for a row-streaming kernel ([`small_m`]): each
-//! output is summed over k in ascending order, column blocks split over threads.
+//! output is summed over k in ascending order, one fused multiply-add a step, column
+//! blocks split over threads.
 //! Integers use a plain triple loop with wrapping arithmetic.
 
 use super::small_gemm::{small_m, SmallM};
@@ -111,9 +112,11 @@ unsafe fn sgemm(
             (std::slice::from_raw_parts_mut(c, m * n), std::slice::from_raw_parts(b, (k - 1) * rsb as usize + n))
         };
         // A copy of a (at most 16 rows): contiguous, and shareable across threads.
-        // SAFETY: (i, p) < (m, k) stays inside a, per the caller's guarantee.
-        let av: Vec<f32> =
-            (0..m * k).map(|x| unsafe { *a.offset((x / k) as isize * rsa + (x % k) as isize * csa) }).collect();
+        let mut av = Vec::with_capacity(m * k);
+        for i in 0..m {
+            // SAFETY: (i, p) < (m, k) stays inside a, per the caller's guarantee.
+            av.extend((0..k).map(|p| unsafe { *a.offset(i as isize * rsa + p as isize * csa) }));
+        }
         small_m(SmallM { m, k, n, a: &av, b: bs, rsb: rsb as usize }, dst);
         return;
     }

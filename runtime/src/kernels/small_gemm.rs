@@ -1,12 +1,17 @@
 //! Few-row f32 GEMM (`m ≤ 16` rows, row-major right operand): small-batch inference,
 //! where packing `b` as matrixmultiply does costs more than the arithmetic.
 //!
-//! Every output is summed over k in ascending order from 0, one product and one
-//! addition at a time (`acc = acc + a[i,p]·b[p,j]`, never fused into an FMA), whichever
-//! path runs: the bits depend only on the operands. On x86-64 the sums live in vector
-//! registers — a tile of up to 8 rows × 32 columns (AVX-512) or 4 rows × 16 columns
-//! (AVX2) walks all of k, loading each row of `b`'s strip once for every row of the
-//! tile — so the arithmetic, not the loads and stores of partial sums, sets the pace.
+//! Every output is summed over k in ascending order from 0, one fused multiply-add at a
+//! time (`acc = fma(a[i,p], b[p,j], acc)`), whichever path runs: the bits depend only on
+//! the operands (a CPU without FMA units gets them from libm's `fmaf`, slowly). On
+//! x86-64 the sums live in vector registers — a tile of up to 12 rows × 32 columns
+//! (AVX-512) or 4 rows × 16 columns (AVX2 + FMA) — through a block of [`K_BLOCK`] steps
+//! of k, loading each row of `b`'s strip once for every row of the tile, so the
+//! arithmetic, not the loads and stores of partial sums, sets the pace; between blocks
+//! the sums wait in the output, unchanged. The blocks are for the prefetchers: a
+//! strip of `b` walked down all of k is a column of short pieces one row of `b` apart
+//! (a new 4 KiB page every row or two), which they do not follow; within a block the
+//! strips go left to right, so each of its rows of `b` is read front to back.
 //! Elsewhere a portable loop adds four rows of `b` per pass over the output row.
 //! Column blocks run in parallel only when the product is large (see [`PARALLEL`]).
 
@@ -24,6 +29,9 @@ pub(crate) struct SmallM<'a> {
 
 /// Output columns per block (the unit of parallel work).
 const BLOCK_COLS: usize = 256;
+/// Steps of k per pass of the register tiles (see the module docs): few enough rows of
+/// `b` to be followed as sequential streams, enough steps to amortise reloading the sums.
+const K_BLOCK: usize = 32;
 /// Multiply-adds from which blocks run in parallel: below, handing the blocks to the
 /// pool costs more than it saves (waking a pool thread on the 2-core VM of
 /// BENCHMARKS.md costs tens of µs; a 784×512 layer at m = 10 is 4M multiply-adds).
@@ -68,8 +76,8 @@ fn block(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
             // access in bounds, and out holds m × (c1 − c0).
             return unsafe { x86::block_avx512(g, c0, c1, out) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above, with AVX2.
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: as above, with AVX2 and FMA.
             return unsafe { x86::block_avx2(g, c0, c1, out) };
         }
     }
@@ -90,7 +98,8 @@ fn row_tiles(m: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// The portable path: four rows of b per pass over each output row,
-/// `(((d + x0·y0) + x1·y1) + x2·y2) + x3·y3` — the same sums as one row at a time.
+/// `fma(x3, y3, fma(x2, y2, fma(x1, y1, fma(x0, y0, d))))` — the same sums as one row at a
+/// time.
 fn portable(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
     let SmallM { k, a, b, rsb, .. } = *g;
     let w = c1 - c0;
@@ -104,7 +113,8 @@ fn portable(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
         for (i, row) in out.chunks_exact_mut(w).enumerate() {
             let x = &a[i * k + p..i * k + p + 4];
             for j in 0..w {
-                row[j] = (((row[j] + x[0] * b0[j]) + x[1] * b1[j]) + x[2] * b2[j]) + x[3] * b3[j];
+                let d = x[0].mul_add(b0[j], row[j]);
+                row[j] = x[3].mul_add(b3[j], x[2].mul_add(b2[j], x[1].mul_add(b1[j], d)));
             }
         }
         p += 4;
@@ -114,7 +124,7 @@ fn portable(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
         for (i, row) in out.chunks_exact_mut(w).enumerate() {
             let x = a[i * k + p];
             for (d, &y) in row.iter_mut().zip(brow) {
-                *d += x * y;
+                *d = x.mul_add(y, *d);
             }
         }
     }
@@ -122,7 +132,7 @@ fn portable(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{row_tiles, SmallM};
+    use super::{row_tiles, SmallM, K_BLOCK};
     use std::arch::x86_64::*;
 
     /// One register tile: rows `i0..i0 + R` × columns `j..j + cols` of the block, whose
@@ -139,15 +149,16 @@ mod x86 {
 
     /// Calls `$tile::<R>` for R = `$r` among the listed sizes.
     macro_rules! dispatch {
-        ($tile:ident, $r:expr, ($($n:literal)*), $g:expr, $t:expr, $out:expr) => {
+        ($tile:ident, $r:expr, ($($n:literal)*), $args:tt) => {
             match $r {
-                $($n => $tile::<$n>($g, $t, $out),)*
+                $($n => $tile::<$n> $args,)*
                 _ => unreachable!("row tiles are at most the largest listed size"),
             }
         };
     }
 
-    /// [`super::block`] on AVX-512: tiles of ≤ 8 rows × 32 columns.
+    /// [`super::block`] on AVX-512: tiles of ≤ 12 rows × 32 columns (24 accumulators of
+    /// the 32 registers), k in blocks of [`K_BLOCK`].
     ///
     /// # Safety
     /// AVX-512F is present; `c1 ≤ g.n`, `g` satisfies `small_m`'s assert and `out`
@@ -155,11 +166,14 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn block_avx512(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
         let w = c1 - c0;
-        for j in (0..w).step_by(32) {
-            for (i0, r) in row_tiles(g.m, 8) {
-                let t = Tile { i0, c0, j, cols: (w - j).min(32), w };
-                // SAFETY: forwarded (the tile lies inside the block).
-                unsafe { dispatch!(tile512, r, (1 2 3 4 5 6 7 8), g, t, out) }
+        for p0 in (0..g.k).step_by(K_BLOCK) {
+            let ks = p0..(p0 + K_BLOCK).min(g.k);
+            for j in (0..w).step_by(32) {
+                for (i0, r) in row_tiles(g.m, 12) {
+                    let t = Tile { i0, c0, j, cols: (w - j).min(32), w };
+                    // SAFETY: forwarded (the tile lies inside the block).
+                    unsafe { dispatch!(tile512, r, (1 2 3 4 5 6 7 8 9 10 11 12), (g, t, ks.clone(), out)) }
+                }
             }
         }
     }
@@ -173,16 +187,26 @@ mod x86 {
         }
     }
 
+    /// Adds the products of k steps `ks` to the tile's sums in `out`.
+    ///
     /// # Safety
-    /// As [`block_avx512`], with `t` inside the block and `R` rows from `t.i0` in `a`.
+    /// As [`block_avx512`], with `t` inside the block, `R` rows from `t.i0` in `a` and
+    /// `ks` within `0..g.k`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile512<const R: usize>(g: &SmallM<'_>, t: Tile, out: &mut [f32]) {
+    unsafe fn tile512<const R: usize>(g: &SmallM<'_>, t: Tile, ks: std::ops::Range<usize>, out: &mut [f32]) {
         let (lo, hi) = (mask16(t.cols), mask16(t.cols.saturating_sub(16)));
-        let mut s0 = [_mm512_setzero_ps(); R];
-        let mut s1 = [_mm512_setzero_ps(); R];
+        let (mut s0, mut s1) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+        for r in 0..R {
+            let o = out[(t.i0 + r) * t.w + t.j..].as_ptr();
+            // SAFETY: as for the stores below (masked lanes are not read).
+            unsafe {
+                s0[r] = _mm512_maskz_loadu_ps(lo, o);
+                s1[r] = _mm512_maskz_loadu_ps(hi, o.wrapping_add(16));
+            }
+        }
         let a = &g.a[t.i0 * g.k..(t.i0 + R) * g.k];
         let col = t.c0 + t.j;
-        for p in 0..g.k {
+        for p in ks {
             let bp = g.b[p * g.rsb + col..].as_ptr();
             // SAFETY: lanes beyond `cols` are masked off (never read, cannot fault);
             // the rest lie in b's row p (col + cols ≤ n). `wrapping_add` keeps the
@@ -190,8 +214,8 @@ mod x86 {
             let (y0, y1) = unsafe { (_mm512_maskz_loadu_ps(lo, bp), _mm512_maskz_loadu_ps(hi, bp.wrapping_add(16))) };
             for r in 0..R {
                 let x = _mm512_set1_ps(a[r * g.k + p]);
-                s0[r] = _mm512_add_ps(s0[r], _mm512_mul_ps(x, y0));
-                s1[r] = _mm512_add_ps(s1[r], _mm512_mul_ps(x, y1));
+                s0[r] = _mm512_fmadd_ps(x, y0, s0[r]);
+                s1[r] = _mm512_fmadd_ps(x, y1, s1[r]);
             }
         }
         for r in 0..R {
@@ -204,18 +228,22 @@ mod x86 {
         }
     }
 
-    /// [`super::block`] on AVX2: tiles of ≤ 4 rows × 16 columns (16 registers).
+    /// [`super::block`] on AVX2 + FMA: tiles of ≤ 4 rows × 16 columns (16 registers), k
+    /// in blocks of [`K_BLOCK`].
     ///
     /// # Safety
-    /// As [`block_avx512`], with AVX2 present.
-    #[target_feature(enable = "avx2")]
+    /// As [`block_avx512`], with AVX2 and FMA present.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn block_avx2(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
         let w = c1 - c0;
-        for j in (0..w).step_by(16) {
-            for (i0, r) in row_tiles(g.m, 4) {
-                let t = Tile { i0, c0, j, cols: (w - j).min(16), w };
-                // SAFETY: forwarded (the tile lies inside the block).
-                unsafe { dispatch!(tile256, r, (1 2 3 4), g, t, out) }
+        for p0 in (0..g.k).step_by(K_BLOCK) {
+            let ks = p0..(p0 + K_BLOCK).min(g.k);
+            for j in (0..w).step_by(16) {
+                for (i0, r) in row_tiles(g.m, 4) {
+                    let t = Tile { i0, c0, j, cols: (w - j).min(16), w };
+                    // SAFETY: forwarded (the tile lies inside the block).
+                    unsafe { dispatch!(tile256, r, (1 2 3 4), (g, t, ks.clone(), out)) }
+                }
             }
         }
     }
@@ -226,23 +254,33 @@ mod x86 {
         _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
     }
 
+    /// Adds the products of k steps `ks` to the tile's sums in `out`.
+    ///
     /// # Safety
-    /// As [`block_avx2`], with `t` inside the block and `R` rows from `t.i0` in `a`.
-    #[target_feature(enable = "avx2")]
-    unsafe fn tile256<const R: usize>(g: &SmallM<'_>, t: Tile, out: &mut [f32]) {
+    /// As [`block_avx2`], with `t` inside the block, `R` rows from `t.i0` in `a` and
+    /// `ks` within `0..g.k`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile256<const R: usize>(g: &SmallM<'_>, t: Tile, ks: std::ops::Range<usize>, out: &mut [f32]) {
         let (lo, hi) = (mask8(t.cols), mask8(t.cols.saturating_sub(8)));
-        let mut s0 = [_mm256_setzero_ps(); R];
-        let mut s1 = [_mm256_setzero_ps(); R];
+        let (mut s0, mut s1) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+        for r in 0..R {
+            let o = out[(t.i0 + r) * t.w + t.j..].as_ptr();
+            // SAFETY: as for the stores below (masked lanes are not read).
+            unsafe {
+                s0[r] = _mm256_maskload_ps(o, lo);
+                s1[r] = _mm256_maskload_ps(o.wrapping_add(8), hi);
+            }
+        }
         let a = &g.a[t.i0 * g.k..(t.i0 + R) * g.k];
         let col = t.c0 + t.j;
-        for p in 0..g.k {
+        for p in ks {
             let bp = g.b[p * g.rsb + col..].as_ptr();
             // SAFETY: as in `tile512` (masked lanes are not read).
             let (y0, y1) = unsafe { (_mm256_maskload_ps(bp, lo), _mm256_maskload_ps(bp.wrapping_add(8), hi)) };
             for r in 0..R {
                 let x = _mm256_set1_ps(a[r * g.k + p]);
-                s0[r] = _mm256_add_ps(s0[r], _mm256_mul_ps(x, y0));
-                s1[r] = _mm256_add_ps(s1[r], _mm256_mul_ps(x, y1));
+                s0[r] = _mm256_fmadd_ps(x, y0, s0[r]);
+                s1[r] = _mm256_fmadd_ps(x, y1, s1[r]);
             }
         }
         for r in 0..R {
@@ -282,7 +320,7 @@ mod tests {
                 // in-bounds blocks.
                 v.push(("avx512", |g, c0, c1, o| unsafe { x86::block_avx512(g, c0, c1, o) }));
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 v.push(("avx2", |g, c0, c1, o| unsafe { x86::block_avx2(g, c0, c1, o) }));
             }
         }
@@ -303,7 +341,7 @@ mod tests {
             let expect = |i: usize, j: usize| {
                 let mut acc = 0.0f32;
                 for p in 0..k {
-                    acc += a[i * k + p] * b[p * rsb + j];
+                    acc = a[i * k + p].mul_add(b[p * rsb + j], acc);
                 }
                 acc
             };
@@ -335,7 +373,7 @@ mod tests {
     #[test]
     fn row_tiles_cover_every_row_once_evenly() {
         for m in 1..=16 {
-            for max in [4, 8] {
+            for max in [4, 12] {
                 let tiles: Vec<_> = row_tiles(m, max).collect();
                 assert_eq!(tiles.iter().map(|t| t.1).sum::<usize>(), m);
                 assert!(tiles.iter().all(|&(_, r)| r >= 1 && r <= max), "{m} {max}: {tiles:?}");
