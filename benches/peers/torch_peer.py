@@ -11,38 +11,12 @@ with the host clock; 3 warm-up calls; small workloads >= 200 calls and >= 1 s, l
 Usage: python3 benches/peers/torch_peer.py [--only W1,W3] [--device cuda]
 """
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
-MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def uniform(seed, shape, lo, hi):
-    """WORKLOADS.md's generator: splitmix64 of (seed << 32) | i, exact."""
-    n = int(np.prod(shape))
-    with np.errstate(over="ignore"):
-        z = (np.uint64(seed) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    u = (z >> np.uint64(40)).astype(np.float64) / 16777216.0
-    v = (np.float64(lo) + (np.float64(hi) - np.float64(lo)) * u).astype(np.float32)
-    return v.reshape(shape)
-
-
-def glorot(seed, fan_in, fan_out):
-    a = np.float32(np.sqrt(6.0 / (fan_in + fan_out)))
-    return uniform(seed, [fan_in, fan_out], -a, a)
-
-
-def stats(samples):
-    s = sorted(samples)
-    q = lambda p: s[int(round((len(s) - 1) * p))]
-    return {"median_us": q(0.5), "p10_us": q(0.1), "p90_us": q(0.9)}
+from workloads import emit_row, mlp_input, mlp_params, stats, uniform, wanted
 
 
 def timed(f, min_calls, min_time):
@@ -89,15 +63,10 @@ def first_ms(f):
 
 
 def emit(workload, mode, st, trace_ms=None, **extra):
-    row = {"framework": "pytorch", "workload": workload, "mode": mode}
     if st is not None:
         st = dict(st)
         extra["pipelined_us"] = round(st.pop("pipelined_us"), 3)
-        row.update({k: round(v, 3) for k, v in st.items()})
-    if trace_ms is not None:
-        row["trace_ms"] = round(trace_ms, 3)
-    row["extra"] = extra
-    print(json.dumps(row), flush=True)
+    emit_row("pytorch", workload, mode, st, trace_ms, extra)
 
 
 def checksum(t):
@@ -109,8 +78,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--device", default="cuda")
     args = ap.parse_args()
-    only = [p for p in args.only.split(",") if p]
-    want = lambda w: not only or any(w.startswith(p) for p in only)
+    want = wanted(args.only)
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev)
     base = {"device": name, "torch": torch.__version__}
@@ -150,9 +118,8 @@ def main():
                 extra["gbps_pipelined"] = round(12 * n / (st["pipelined_us"] * 1e3), 2)
             emit(wid, mode, st, None if mode == "eager" else ms, **extra)
 
-    params = [glorot(11, 784, 512), uniform(12, [512], -0.1, 0.1), glorot(13, 512, 512),
-              uniform(14, [512], -0.1, 0.1), glorot(15, 512, 10), uniform(16, [10], -0.1, 0.1)]
-    host_x = uniform(21, [128, 784], 0, 1)
+    params = mlp_params()
+    host_x = mlp_input()
     xall = put(host_x)
 
     def logits(x, p):
