@@ -1,5 +1,6 @@
-//! Why tensorjit's matmul uses the `gemm` crate: f32 GEMM with the `gemm` crate (Rayon)
-//! vs `matrixmultiply` (its own threading), 512³ and 2048³. Run each in its own process
+//! Why tensorjit's matmul uses `matrixmultiply`: f32 GEMM with the `gemm` crate (Rayon)
+//! vs tensorjit's matmul (`matrixmultiply` on one column range per Rayon thread), 512³
+//! and 2048³. Run each in its own process
 //! so the two thread pools never compete for the cores:
 //!
 //! `cargo bench --bench gemm_choice -- gemm_crate` then `... -- matrixmultiply`
@@ -9,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tensorjit::Tensor;
 
 fn choice(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm_choice");
@@ -44,26 +46,10 @@ fn choice(c: &mut Criterion) {
                 )
             })
         });
-        g.bench_function(format!("matrixmultiply {n}"), |bch| {
-            bch.iter(|| unsafe {
-                matrixmultiply::sgemm(
-                    n,
-                    n,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    n as isize,
-                    1,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    dst.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            })
-        });
+        // tensorjit's matmul: matrixmultiply on one column range per rayon thread.
+        let (ta, tb) =
+            (Tensor::from_vec(a.clone(), [n, n]).expect("a"), Tensor::from_vec(b.clone(), [n, n]).expect("b"));
+        g.bench_function(format!("matrixmultiply {n}"), |bch| bch.iter(|| ta.matmul(&tb)));
     }
     g.finish();
 }

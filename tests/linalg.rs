@@ -54,21 +54,27 @@ fn integer_matmul() {
     assert_eq!(a.matmul(&a).to_vec::<i64>().unwrap(), vec![7, 10, 15, 22]);
 }
 
-/// The GEMM's threads split output rows only; a run limited to one thread (a child
-/// process with MATMUL_NUM_THREADS=1) must give the same bits.
+/// The GEMM's threads split the output's columns (or, for a narrow product, its rows),
+/// never k; runs with one and with three threads (child processes with
+/// RAYON_NUM_THREADS set) must give the same bits, for a wide and a narrow product.
 #[test]
 fn gemm_result_independent_of_thread_count() {
     let a = rand_f32(31, &[512, 300], -1.0, 1.0);
     let b = rand_f32(32, &[300, 520], -1.0, 1.0);
-    let bits: Vec<u32> = f32s(&a.matmul(&b)).iter().map(|v| v.to_bits()).collect();
+    let (tall, narrow) = (rand_f32(33, &[900, 200], -1.0, 1.0), rand_f32(34, &[200, 24], -1.0, 1.0));
+    let mut bits: Vec<u32> = f32s(&a.matmul(&b)).iter().map(|v| v.to_bits()).collect();
+    bits.extend(f32s(&tall.matmul(&narrow)).iter().map(|v| v.to_bits()));
     let digest = bits.iter().fold(0u64, |h, &b| h.rotate_left(5) ^ b as u64);
     if std::env::var_os("TJ_GEMM_CHILD").is_some() {
         println!("DIGEST {digest}");
         return;
     }
-    let out =
-        child_stdout("gemm_result_independent_of_thread_count", &[("TJ_GEMM_CHILD", "1"), ("MATMUL_NUM_THREADS", "1")]);
-    let stdout = out;
-    let child = stdout.lines().find_map(|l| l.split("DIGEST ").nth(1)).expect("child printed its digest");
-    assert_eq!(child, digest.to_string(), "1-thread GEMM differs from the multi-threaded one");
+    for threads in ["1", "3"] {
+        let out = child_stdout(
+            "gemm_result_independent_of_thread_count",
+            &[("TJ_GEMM_CHILD", "1"), ("RAYON_NUM_THREADS", threads)],
+        );
+        let child = out.lines().find_map(|l| l.split("DIGEST ").nth(1)).expect("child printed its digest");
+        assert_eq!(child, digest.to_string(), "a {threads}-thread GEMM differs from this process's");
+    }
 }

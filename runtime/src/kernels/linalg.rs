@@ -1,7 +1,11 @@
 //! Matmul kernels. Floats go through `matrixmultiply` (one routine for eager code and
-//! compiled code; chosen over the `gemm` crate by measurement, BENCHMARKS.md). Its
-//! threads split the output rows, never the k loop, so every element is summed in the
-//! same order whatever the thread count. f32 products with few rows (`m ≤ 16`, small-
+//! compiled code; chosen over the `gemm` crate by measurement, BENCHMARKS.md), called
+//! single-threaded on ranges of columns (or of rows, for narrow products), one per
+//! thread of the rayon pool (the library's only pool: matrixmultiply's own threads, a
+//! second pool on the same cores, cost more in hand-offs than they gained). A range is a
+//! GEMM over all of k, never a piece of the k loop, so every element is summed in the
+//! same order whatever the thread count.
+//! f32 products with few rows (`m ≤ 16`, small-
 //! batch inference) and a row-major right operand skip its packing of `b` — which there
 //! costs more than the arithmetic — for a row-streaming kernel ([`small_m`]): each
 //! output is summed over k in ascending order, one fused multiply-add a step, column
@@ -79,7 +83,41 @@ macro_rules! float_gemm {
         }
     )*};
 }
-float_gemm!(f32 => sgemm, f64 => matrixmultiply::dgemm);
+float_gemm!(f32 => sgemm, f64 => dgemm);
+
+/// f64 GEMM: matrixmultiply, its columns split over the pool's threads.
+///
+/// # Safety
+/// As [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn dgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: *const f64,
+    rsa: isize,
+    csa: isize,
+    b: *const f64,
+    rsb: isize,
+    csb: isize,
+    beta: f64,
+    c: *mut f64,
+    rsc: isize,
+    csc: isize,
+) {
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    let call = |p: Part| {
+        let (a, b, c) = (a as *const f64, b as *const f64, c as *mut f64);
+        // SAFETY: as in `sgemm`: disjoint parts inside the caller's extents.
+        unsafe {
+            let (r0, c0) = (p.r0 as isize, p.c0 as isize);
+            let (a, b, c) = (a.offset(r0 * rsa), b.offset(c0 * csb), c.offset(r0 * rsc + c0 * csc));
+            matrixmultiply::dgemm(p.rows, k, p.cols, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
+    };
+    in_parts(m, k, n, &call);
+}
 
 /// Rows at or below which f32 GEMMs use [`small_m`].
 const SMALL_M: usize = 16;
@@ -120,8 +158,62 @@ unsafe fn sgemm(
         small_m(SmallM { m, k, n, a: &av, b: bs, rsb: rsb as usize }, dst);
         return;
     }
-    // SAFETY: forwarded unchanged.
-    unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    // Addresses as integers: the calls run on the pool's threads.
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    let call = |p: Part| {
+        let (a, b, c) = (a as *const f32, b as *const f32, c as *mut f32);
+        // SAFETY: the part's rows of a, columns of b and block of c lie inside the
+        // caller's extents; different parts write disjoint blocks of c.
+        unsafe {
+            let (r0, c0) = (p.r0 as isize, p.c0 as isize);
+            let (a, b, c) = (a.offset(r0 * rsa), b.offset(c0 * csb), c.offset(r0 * rsc + c0 * csc));
+            matrixmultiply::sgemm(p.rows, k, p.cols, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
+    };
+    in_parts(m, k, n, &call);
+}
+
+/// Products from which [`in_parts`] splits the work over the pool's threads.
+const PARALLEL_GEMM: usize = 1 << 20;
+
+/// One part of a product: rows `r0..r0 + rows` × columns `c0..c0 + cols`.
+#[derive(Clone, Copy)]
+struct Part {
+    r0: usize,
+    rows: usize,
+    c0: usize,
+    cols: usize,
+}
+
+/// Runs `call(part)` over the m×n output: whole for small products, else one part per
+/// thread of the rayon pool — ranges of columns (multiples of 16), or of rows when there
+/// are too few columns. A part is a GEMM of its own over all of k, so each output is
+/// summed exactly as in one call, whatever the number of threads.
+fn in_parts(m: usize, k: usize, n: usize, call: &(dyn Fn(Part) + Sync)) {
+    let threads = rayon::current_num_threads();
+    let whole = Part { r0: 0, rows: m, c0: 0, cols: n };
+    if threads < 2 || m * k * n < PARALLEL_GEMM {
+        return call(whole);
+    }
+    let (len, unit) = if n >= 32 * threads { (n, 16) } else { (m, 8) };
+    if len < 2 * unit {
+        return call(whole);
+    }
+    let step = len.div_ceil(threads).next_multiple_of(unit);
+    let part = |at: usize| {
+        let w = step.min(len - at);
+        if len == n {
+            Part { c0: at, cols: w, ..whole }
+        } else {
+            Part { r0: at, rows: w, ..whole }
+        }
+    };
+    rayon::scope(|s| {
+        for at in (step..len).step_by(step) {
+            s.spawn(move |_| call(part(at)));
+        }
+        call(part(0));
+    });
 }
 
 macro_rules! int_gemm {
