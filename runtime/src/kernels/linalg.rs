@@ -54,123 +54,136 @@ pub(crate) trait GemmElem: Element {
     fn gemm(g: &Gemm<'_, Self>, dst: &mut [Self]);
 }
 
-macro_rules! float_gemm {
-    ($($t:ty => $f:path),*) => {$(
-        impl GemmElem for $t {
-            fn gemm(g: &Gemm<'_, $t>, dst: &mut [$t]) {
-                assert!(dst.len() >= g.m * g.n && g.a.len() >= g.m * g.k && g.b.len() >= g.k * g.n);
-                if g.m * g.n == 0 {
-                    return;
-                }
-                if g.k == 0 {
-                    dst.iter_mut().for_each(|d| *d = 0.0);
-                    return;
-                }
-                // SAFETY: the asserts above keep every access of the m×k, k×n and m×n
-                // matrices (with the given strides) inside the slices; dst is exclusive.
-                // beta = 0: dst is written, never read.
-                unsafe {
-                    $f(
-                        g.m, g.k, g.n,
-                        1.0,
-                        g.a.as_ptr(), g.la.rs, g.la.cs,
-                        g.b.as_ptr(), g.lb.rs, g.lb.cs,
-                        0.0,
-                        dst.as_mut_ptr(), g.n as isize, 1,
-                    );
-                }
-            }
-        }
-    )*};
+impl GemmElem for f32 {
+    fn gemm(g: &Gemm<'_, f32>, dst: &mut [f32]) {
+        float_gemm(g, dst)
+    }
 }
-float_gemm!(f32 => sgemm, f64 => dgemm);
 
-/// f64 GEMM: matrixmultiply, its columns split over the pool's threads.
-///
-/// # Safety
-/// As [`sgemm`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn dgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f64,
-    a: *const f64,
-    rsa: isize,
-    csa: isize,
-    b: *const f64,
-    rsb: isize,
-    csb: isize,
-    beta: f64,
-    c: *mut f64,
-    rsc: isize,
-    csc: isize,
-) {
-    let (a, b, c) = (a as usize, b as usize, c as usize);
-    let call = |p: Part| {
-        let (a, b, c) = (a as *const f64, b as *const f64, c as *mut f64);
-        // SAFETY: as in `sgemm`: disjoint parts inside the caller's extents.
-        unsafe {
-            let (r0, c0) = (p.r0 as isize, p.c0 as isize);
-            let (a, b, c) = (a.offset(r0 * rsa), b.offset(c0 * csb), c.offset(r0 * rsc + c0 * csc));
-            matrixmultiply::dgemm(p.rows, k, p.cols, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
-    };
-    in_parts(m, k, n, &call);
+impl GemmElem for f64 {
+    fn gemm(g: &Gemm<'_, f64>, dst: &mut [f64]) {
+        float_gemm(g, dst)
+    }
 }
 
 /// Rows at or below which f32 GEMMs use [`small_m`].
 const SMALL_M: usize = 16;
 
-/// f32 GEMM: [`small_m`] for few rows and a row-major `b`, else matrixmultiply.
-///
-/// # Safety
-/// As `matrixmultiply::sgemm`: the pointers and strides address m×k, k×n and m×n
-/// matrices inside their allocations; `c` is exclusive.
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm(
+/// The float types matrixmultiply multiplies.
+trait MmFloat: Element + Sync {
+    /// `dst = a·b` by a routine of its own when it has one for `g` (f32: [`small_m`],
+    /// for few rows and a row-major `b`); false when it has none.
+    fn special(_g: &Gemm<'_, Self>, _dst: &mut [Self]) -> bool {
+        false
+    }
+
+    /// One single-threaded matrixmultiply call on `r`.
+    ///
+    /// # Safety
+    /// As `matrixmultiply::sgemm`: `r` addresses its matrices inside their allocations,
+    /// `r.c` exclusively.
+    unsafe fn mm(r: Raw<Self>);
+}
+
+impl MmFloat for f32 {
+    fn special(g: &Gemm<'_, f32>, dst: &mut [f32]) -> bool {
+        if g.m > SMALL_M || g.lb.cs != 1 {
+            return false;
+        }
+        // A copy of a (at most 16 rows): contiguous, and shareable across threads.
+        let mut av = Vec::with_capacity(g.m * g.k);
+        for i in 0..g.m {
+            let row = i as isize * g.la.rs;
+            if g.la.cs == 1 {
+                av.extend_from_slice(&g.a[row as usize..][..g.k]);
+            } else {
+                av.extend((0..g.k).map(|p| g.a[(row + p as isize * g.la.cs) as usize]));
+            }
+        }
+        let b = &g.b[..(g.k - 1) * g.lb.rs as usize + g.n];
+        small_m(SmallM { m: g.m, k: g.k, n: g.n, a: &av, b, rsb: g.lb.rs as usize }, dst);
+        true
+    }
+
+    unsafe fn mm(r: Raw<f32>) {
+        let (la, lb) = (r.la, r.lb);
+        // SAFETY: forwarded (the caller's guarantee).
+        unsafe { matrixmultiply::sgemm(r.m, r.k, r.n, 1.0, r.a, la.rs, la.cs, r.b, lb.rs, lb.cs, 0.0, r.c, r.rsc, 1) }
+    }
+}
+
+impl MmFloat for f64 {
+    unsafe fn mm(r: Raw<f64>) {
+        let (la, lb) = (r.la, r.lb);
+        // SAFETY: forwarded (the caller's guarantee).
+        unsafe { matrixmultiply::dgemm(r.m, r.k, r.n, 1.0, r.a, la.rs, la.cs, r.b, lb.rs, lb.cs, 0.0, r.c, r.rsc, 1) }
+    }
+}
+
+/// One matrixmultiply call: `c = a·b` (`a` m×k, `b` k×n, `c` m×n row-major with row
+/// stride `rsc`), as addresses.
+#[derive(Clone, Copy)]
+struct Raw<T> {
     m: usize,
     k: usize,
     n: usize,
-    alpha: f32,
-    a: *const f32,
-    rsa: isize,
-    csa: isize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
-    beta: f32,
-    c: *mut f32,
+    a: *const T,
+    la: MatLayout,
+    b: *const T,
+    lb: MatLayout,
+    c: *mut T,
     rsc: isize,
-    csc: isize,
-) {
-    if m <= SMALL_M && csb == 1 && csc == 1 && rsc == n as isize && alpha == 1.0 && beta == 0.0 {
-        // SAFETY: the caller's guarantee covers exactly these extents.
-        let (dst, bs) = unsafe {
-            (std::slice::from_raw_parts_mut(c, m * n), std::slice::from_raw_parts(b, (k - 1) * rsb as usize + n))
-        };
-        // A copy of a (at most 16 rows): contiguous, and shareable across threads.
-        let mut av = Vec::with_capacity(m * k);
-        for i in 0..m {
-            // SAFETY: (i, p) < (m, k) stays inside a, per the caller's guarantee.
-            av.extend((0..k).map(|p| unsafe { *a.offset(i as isize * rsa + p as isize * csa) }));
+}
+
+// SAFETY: a `Raw` is only dereferenced by `MmFloat::mm` under its callers' guarantees;
+// the parts of one product run on the pool's threads and write disjoint blocks of `c`.
+unsafe impl<T: Sync> Send for Raw<T> {}
+unsafe impl<T: Sync> Sync for Raw<T> {}
+
+impl<T> Raw<T> {
+    /// The call for part `p` of the product.
+    fn part(self, p: Part) -> Raw<T> {
+        let (r0, c0) = (p.r0 as isize, p.c0 as isize);
+        Raw {
+            m: p.rows,
+            n: p.cols,
+            a: self.a.wrapping_offset(r0 * self.la.rs),
+            b: self.b.wrapping_offset(c0 * self.lb.cs),
+            c: self.c.wrapping_offset(r0 * self.rsc + c0),
+            ..self
         }
-        small_m(SmallM { m, k, n, a: &av, b: bs, rsb: rsb as usize }, dst);
+    }
+}
+
+/// `dst = a·b` for floats: [`MmFloat::special`], else matrixmultiply in parts over the
+/// pool's threads ([`in_parts`]).
+fn float_gemm<T: MmFloat>(g: &Gemm<'_, T>, dst: &mut [T]) {
+    assert!(dst.len() >= g.m * g.n && g.a.len() >= g.m * g.k && g.b.len() >= g.k * g.n);
+    if g.m * g.n == 0 {
         return;
     }
-    // Addresses as integers: the calls run on the pool's threads.
-    let (a, b, c) = (a as usize, b as usize, c as usize);
-    let call = |p: Part| {
-        let (a, b, c) = (a as *const f32, b as *const f32, c as *mut f32);
-        // SAFETY: the part's rows of a, columns of b and block of c lie inside the
-        // caller's extents; different parts write disjoint blocks of c.
-        unsafe {
-            let (r0, c0) = (p.r0 as isize, p.c0 as isize);
-            let (a, b, c) = (a.offset(r0 * rsa), b.offset(c0 * csb), c.offset(r0 * rsc + c0 * csc));
-            matrixmultiply::sgemm(p.rows, k, p.cols, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
+    if g.k == 0 {
+        dst[..g.m * g.n].iter_mut().for_each(|d| *d = T::default());
+        return;
+    }
+    if T::special(g, dst) {
+        return;
+    }
+    let r = Raw {
+        m: g.m,
+        k: g.k,
+        n: g.n,
+        a: g.a.as_ptr(),
+        la: g.la,
+        b: g.b.as_ptr(),
+        lb: g.lb,
+        c: dst.as_mut_ptr(),
+        rsc: g.n as isize,
     };
-    in_parts(m, k, n, &call);
+    // SAFETY: the assert above keeps every access of the m×k, k×n and m×n matrices
+    // (with the given strides) inside the slices; dst is exclusive, and each part is
+    // a block of it the others do not touch. beta = 0: dst is written, never read.
+    in_parts(g.m, g.k, g.n, &|p| unsafe { T::mm(r.part(p)) });
 }
 
 /// Products from which [`in_parts`] splits the work over the pool's threads.
