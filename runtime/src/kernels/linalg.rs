@@ -317,3 +317,46 @@ pub(crate) fn matmul_f32_into(d: crate::trace::backend::MatMulF32, a: &[f32], b:
     };
     <f32 as GemmElem>::gemm(&g, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data<T: From<f32>>(seed: u64, n: usize) -> Vec<T> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s = crate::random::splitmix64(s);
+                T::from((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    /// `dst = a·b` (a transposed when `ta`) in a pool of `threads` threads.
+    fn product<T: GemmElem + From<f32> + Send>(threads: usize, (m, k, n): (usize, usize, usize), ta: bool) -> Vec<T> {
+        let (a, b) = (data::<T>(1, m * k), data::<T>(2, k * n));
+        let g = Gemm { m, k, n, a: &a, la: MatLayout::new(m, k, ta), b: &b, lb: MatLayout::new(k, n, false) };
+        let mut dst = vec![T::default(); m * n];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+        pool.install(|| T::gemm(&g, &mut dst));
+        dst
+    }
+
+    /// The parts of a product over the pool's threads (columns of a wide product, rows of
+    /// a narrow one, either operand layout) sum every output exactly as one call does:
+    /// the same bits for 1, 2, 3 and 5 threads, in f32 and f64.
+    #[test]
+    fn gemm_parts_give_one_calls_bits_for_every_thread_count() {
+        for (shape, ta) in [((96, 150, 520), false), ((700, 90, 24), true), ((130, 64, 200), false)] {
+            assert!(shape.0 * shape.1 * shape.2 >= PARALLEL_GEMM, "{shape:?} is split");
+            let one32: Vec<f32> = product(1, shape, ta);
+            let one64: Vec<f64> = product(1, shape, ta);
+            for threads in [2, 3, 5] {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&product(threads, shape, ta)), bits(&one32), "f32 {shape:?}, {threads} threads");
+                let many: Vec<f64> = product(threads, shape, ta);
+                assert!(many.iter().zip(&one64).all(|(x, y)| x.to_bits() == y.to_bits()), "f64 {shape:?}, {threads}");
+            }
+        }
+    }
+}
