@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tensorjit_runtime::Tensor;
 
 use super::SplitMix;
-use crate::error::{Error, Result};
+use crate::error::{raise, Error, Result};
 
 /// One element: the components (x, y, …).
 pub type Element = Vec<Tensor>;
@@ -52,10 +52,14 @@ impl Dataset {
         }))
     }
 
-    /// Stacks `size` consecutive elements into one (the last batch may be smaller).
+    /// Stacks `size` consecutive elements into one (the last batch may be smaller). A
+    /// size of 0 is refused (as `tf.data` does), not taken as 1.
+    #[track_caller]
     pub fn batch(&self, size: usize) -> Dataset {
+        if size == 0 {
+            raise("batch", "the batch size must be at least 1, got 0")
+        }
         let inner = self.make.clone();
-        let size = size.max(1);
         Dataset::from_fn(move |epoch| {
             let mut it = inner(epoch);
             Box::new(std::iter::from_fn(move || {
@@ -74,10 +78,15 @@ impl Dataset {
     }
 
     /// Shuffles through a buffer of `buffer_size` elements (a buffer at least the size
-    /// of the dataset shuffles it uniformly), differently each epoch.
+    /// of the dataset shuffles it uniformly), differently each epoch. A buffer of 0 is
+    /// refused (as `tf.data` does).
+    #[track_caller]
     pub fn shuffle(&self, buffer_size: usize, seed: u64) -> Dataset {
+        if buffer_size == 0 {
+            raise("shuffle", "the buffer size must be at least 1, got 0")
+        }
         let inner = self.make.clone();
-        let cap = buffer_size.max(1);
+        let cap = buffer_size;
         Dataset::from_fn(move |epoch| {
             let mut source = inner(epoch);
             let mut rng = SplitMix::new(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
@@ -138,6 +147,24 @@ impl Dataset {
 mod tests {
     use super::*;
     use tensorjit_runtime::{random, DType};
+
+    /// A zero batch or buffer size is an error naming the op and the caller's line, not
+    /// silently a size of 1 (a training loop would crawl through one-example batches).
+    #[test]
+    fn zero_sizes_are_refused() {
+        let ds = Dataset::from_tensor_slices(vec![random::normal([6, 2], 0.0, 1.0, DType::F32, Some(4))]).unwrap();
+        for (op, f) in [
+            ("batch", Box::new(|| drop(ds.batch(0))) as Box<dyn Fn()>),
+            ("shuffle", Box::new(|| drop(ds.shuffle(0, 1)))),
+        ] {
+            let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("refused");
+            let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains(&format!("{op}: the ")) && msg.contains("must be at least 1, got 0"), "{msg}");
+            assert!(msg.contains("nn/src/data/dataset.rs:"), "the caller's line: {msg}");
+        }
+        assert_eq!(ds.batch(1).iter().count(), 6);
+        assert_eq!(ds.shuffle(1, 1).iter().count(), 6, "a buffer of one keeps the order");
+    }
 
     #[test]
     fn slices_batch_shuffle_repeat_and_map() {
