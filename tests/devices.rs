@@ -73,6 +73,8 @@ fn eager_ops_on_device_tensors_run_on_the_device_with_the_cpus_results() {
     let want = common::gather_or_zeros(&a, &idx, 1);
     assert_eq!(f32s(&gathered.to(Device::Cpu).unwrap()), f32s(&want));
     assert!(f32s(&want)[1] == 0.0 && f32s(&want)[3] == 0.0, "out-of-range indices gather zeros");
+    let msg = common::panic_message(std::panic::AssertUnwindSafe(|| drop(ga.gather(&idx, 1))));
+    assert!(msg.contains("gather: index -1 is out of range for axis 1 of length 6"), "host indices are refused: {msg}");
 }
 
 #[test]

@@ -97,8 +97,15 @@ fn out_of_range_gather_indices_computed_in_a_traced_function_fail_its_call() {
     assert!(msg.contains(want) && msg.contains("tests/errors.rs:"), "the call panics at the caller: {msg}");
     let eager =
         tensorjit::function("pick", |(x, i): (Tensor, Tensor)| x.gather(&(&i * 2), 1) + 1.0).with_run_eagerly(true);
-    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(eager.call((x, bad)))));
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(eager.call((x.clone(), bad)))));
     assert!(msg.contains(want), "run eagerly: the same error: {msg}");
+    // Host indices known while tracing are refused then, at the gather's own line.
+    let host = Tensor::from_vec(vec![1i64, 5], [2]).unwrap();
+    let line = line!() + 1;
+    let traced = tensorjit::function("fixed", move |x: Tensor| x.gather(&host, 1) * 2.0);
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(traced.call(x.clone()))));
+    assert!(msg.contains("gather: index 5 is out of range for axis 1 of length 5"), "{msg}");
+    assert!(msg.contains(&format!("tests/errors.rs:{line}:")), "at the gather: {msg}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! on random well-typed op DAGs (proptest).
 
 mod common;
-use common::dags::{apply, step};
+use common::dags::{apply, inputs, step};
 use common::*;
 use proptest::prelude::*;
 use tensorjit::ir::Graph;
@@ -300,11 +300,9 @@ proptest! {
     ) {
         // One tile; rows longer than a tile (column pieces); tiles of several rows.
         let (r, c) = [(3, 37), (2, 1300), (40, 30)][shape];
-        let x = rand_f32(seed, &[r, c], -3.0, 3.0);
-        let y = if bias_row { rand_f32(seed ^ 1, &[c], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[r, 1], -3.0, 3.0) };
+        let args = inputs(seed, bias_row, (r, c));
         let s = steps.clone();
         let func = function("dag", move |v: Vec<Tensor>| apply(&s, &v, reduce));
-        let args = vec![x, y];
         let jit = func.call(args.clone());
         let cf = func.concrete_functions()[0].clone();
         let interp = interpret(&cf.graph, &args, &[]).unwrap().remove(0);

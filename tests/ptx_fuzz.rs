@@ -9,9 +9,9 @@
 
 mod common;
 
-use common::dags::{apply, step as dag_step};
+use common::dags::{apply, inputs, step as dag_step};
 use common::emulated::emulated_plan;
-use common::{f32s, rand_f32, rand_vec};
+use common::{f32s, rand_vec};
 use proptest::prelude::*;
 use tensorjit::ops::{BinaryOp, UnaryOp};
 use tensorjit::prelude::*;
@@ -118,13 +118,12 @@ proptest! {
         reduce in 0usize..3,
     ) {
         let (r, c) = [(3, 37), (1, 130), (9, 12)][shape];
-        let x = rand_f32(seed, &[r, c], -3.0, 3.0);
-        let y = if bias_row { rand_f32(seed ^ 1, &[c], -3.0, 3.0) } else { rand_f32(seed ^ 1, &[r, 1], -3.0, 3.0) };
+        let args = inputs(seed, bias_row, (r, c));
         let s = steps.clone();
         let func = tensorjit::function("dag", move |v: Vec<Tensor>| apply(&s, &v, reduce));
-        let cpu = func.call(vec![x.clone(), y.clone()]);
+        let cpu = func.call(args.clone());
         let plan = emulated_plan(&func.concrete_functions()[0].graph);
-        let out = plan.run(&[&x, &y], &[]).expect("the plan runs");
+        let out = plan.run(&[&args[0], &args[1]], &[]).expect("the plan runs");
         for (i, (a, b)) in f32s(&out[0]).iter().zip(f32s(&cpu).iter()).enumerate() {
             prop_assert!(
                 a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),

@@ -68,6 +68,14 @@ pub fn apply(steps: &[Step], inputs: &[Tensor], reduce: usize) -> Tensor {
     }
 }
 
+/// The DAG's two inputs: `x` of `[r, c]` and a bias broadcast along rows (`[c]`) or
+/// along columns (`[r, 1]`), fresh random values from `seed`.
+pub fn inputs(seed: u64, bias_row: bool, (r, c): (usize, usize)) -> Vec<Tensor> {
+    let x = super::rand_f32(seed, &[r, c], -3.0, 3.0);
+    let bias: &[usize] = if bias_row { &[c] } else { &[r, 1] };
+    vec![x, super::rand_f32(seed ^ 1, bias, -3.0, 3.0)]
+}
+
 pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (any::<u8>(), 0usize..64).prop_map(|(k, a)| Step::Unary(k, a)),

@@ -129,7 +129,12 @@ pub(crate) fn index_values(t: &Tensor) -> Box<dyn Iterator<Item = i64> + '_> {
 /// indices anyway, so an out-of-range one is an error wherever the gather runs — eager,
 /// interpreted or compiled (as TensorFlow's CPU kernel does). On a GPU the indices are
 /// not read back; there an out-of-range index gathers zeros.
+/// Indices that are not host values (see [`index_values`]), or an axis of unknown length
+/// (a trace with `None` dims), are not checked.
 pub(crate) fn check_gather_indices(p: &Tensor, idx: &Tensor, axis: usize) -> Result<(), OpError> {
+    if p.dims()[axis] == crate::shape::UNKNOWN {
+        return Ok(());
+    }
     let n = p.dims()[axis] as i64;
     match index_values(idx).find(|&i| !(0..n).contains(&i)) {
         None => Ok(()),

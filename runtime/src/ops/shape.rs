@@ -483,13 +483,13 @@ impl Tensor {
                 .with_operands([(self.dtype(), self.shape()), (indices.dtype(), indices.shape())])
                 .raise(Location::caller())
         };
-        let n = self.dims()[a] as i64;
-        if let Some(bad) =
-            crate::kernels::shape::index_values(indices).find(|&i| self.dims()[a] != UNKNOWN && (i < 0 || i >= n))
-        {
-            OpError::new("gather", format!("index {bad} is out of range for axis {axis} of length {n}"))
-                .with_operands([(self.dtype(), self.shape()), (indices.dtype(), indices.shape())])
-                .raise(Location::caller())
+        // Every gather the CPU runs checks its indices (`device::run_op_on`); host indices
+        // are checked here too where the gather does not run on the CPU now: while
+        // tracing (the error then names this line) and for a tensor on a device.
+        if crate::trace::is_tracing() || self.device() != crate::device::Device::Cpu {
+            if let Err(e) = crate::kernels::shape::check_gather_indices(self, indices, a) {
+                e.raise(Location::caller())
+            }
         }
         apply(Op::Gather { axis: a }, &[self, indices])
     }
