@@ -1,6 +1,6 @@
 //! Eager-mode benchmarks (criterion): W1 dispatch, W2 small chain, W3 large elementwise,
-//! W8 reduction, f32 GEMM 512³ / 2048³ and a 256 MiB copy (the bandwidth limit). See
-//! BENCHMARKS.md for results.
+//! W8 reduction, f32 GEMM 512³ / 2048³, `sin` of 1M f32 (moderate and huge arguments)
+//! and a 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
 //!
 //! `cargo bench --bench eager_ops`
 
@@ -39,6 +39,19 @@ fn workloads(c: &mut Criterion) {
     g.finish();
 }
 
+/// `sin` of 1M f32: arguments in [−100, 100] (the branch-free short reduction) and
+/// magnitudes 2^30..2^120 (every element through the exact reduction).
+fn transcendental(c: &mut Criterion) {
+    let n = 1 << 20;
+    let moderate = common::uniform(51, &[n], -100.0, 100.0);
+    let huge = (&common::uniform(52, &[n], 30.0, 120.0) * std::f32::consts::LN_2).exp();
+    let mut g = c.benchmark_group("sin_1M_f32");
+    g.throughput(Throughput::Elements(n as u64)).sample_size(20);
+    g.bench_function("|x| <= 100", |b| b.iter(|| moderate.sin()));
+    g.bench_function("|x| in 2^30..2^120", |b| b.iter(|| huge.sin()));
+    g.finish();
+}
+
 fn gemm(c: &mut Criterion) {
     let mut g = c.benchmark_group("sgemm");
     for n in [512usize, 2048] {
@@ -64,5 +77,5 @@ fn copy_bandwidth(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workloads, gemm, copy_bandwidth);
+criterion_group!(benches, workloads, transcendental, gemm, copy_bandwidth);
 criterion_main!(benches);

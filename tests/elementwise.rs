@@ -109,6 +109,16 @@ fn pow_follows_ieee_special_cases() {
     assert!(p[2].is_nan());
     assert_eq!(p[3], f32::INFINITY);
     assert_eq!(p[4], 2.0);
+    // (−∞)^y: ±∞ for y > 0 and ±0 for y < 0, the sign negative only for odd integers
+    // (IEEE 754, C's pow, NumPy); not NaN, whatever y's fraction.
+    let neg_inf = t32(&[f32::NEG_INFINITY; 6], &[6]);
+    let y = t32(&[0.5, -0.5, 3.0, -3.0, 2.0, 2.7], &[6]);
+    let p = f32s(&neg_inf.pow(&y));
+    let want = [f32::INFINITY, 0.0, f32::NEG_INFINITY, -0.0, f32::INFINITY, f32::INFINITY];
+    assert_eq!(p.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.map(f32::to_bits).to_vec(), "{p:?}");
+    let traced = function("pow", |v: Vec<Tensor>| v[0].pow(&v[1]));
+    let jit = traced.try_call(vec![neg_inf.cast(DType::F64), y.cast(DType::F64)]).expect("traced pow");
+    assert_eq!(f64s(&jit), want.map(f64::from).to_vec());
 }
 
 #[test]
@@ -145,4 +155,59 @@ fn zero_sized_and_scalar_tensors() {
     let s = Tensor::scalar(2.0f64);
     assert_eq!((&s * &s).to_scalar::<f64>().unwrap(), 4.0);
     assert_eq!(s.rank(), 0);
+}
+
+/// Ulps between two floats of one sign (`u64::MAX` across signs, NaNs equal).
+fn ulps(a: f64, b: f64) -> u64 {
+    if a.is_nan() && b.is_nan() {
+        return 0;
+    }
+    if a.is_sign_negative() != b.is_sign_negative() {
+        return if a == b { 0 } else { u64::MAX };
+    }
+    a.abs().to_bits().abs_diff(b.abs().to_bits())
+}
+
+/// sin/cos stay accurate far from zero (TensorFlow, JAX and PyTorch reduce large
+/// arguments exactly too): random magnitudes up to the dtype's largest, against glibc's
+/// f64 `sin`/`cos`; a traced function gives the eager bits.
+#[test]
+fn sin_and_cos_of_large_arguments_match_libm_eager_and_traced() {
+    let n = 600;
+    let exps = rand_vec(31, n, 20.0, 127.9);
+    let mut x32: Vec<f32> =
+        exps.iter().enumerate().map(|(i, e)| (if i % 2 == 0 { 1.0 } else { -1.0 }) * e.exp2() as f32).collect();
+    x32.extend([f32::MAX, f32::MIN, 1e10, 3e38, f32::INFINITY, f32::NAN]);
+    let exps = rand_vec(32, n, 20.0, 1023.9);
+    let mut x64: Vec<f64> =
+        exps.iter().enumerate().map(|(i, e)| (if i % 2 == 0 { 1.0 } else { -1.0 }) * e.exp2()).collect();
+    x64.extend([f64::MAX, 1e22, f64::NEG_INFINITY]);
+    let (t32, t64) =
+        (Tensor::from_vec(x32.clone(), [x32.len()]).unwrap(), Tensor::from_vec(x64.clone(), [x64.len()]).unwrap());
+    for (name, op, reference) in
+        [("sin", Tensor::sin as fn(&Tensor) -> Tensor, f64::sin as fn(f64) -> f64), ("cos", Tensor::cos, f64::cos)]
+    {
+        let got32 = f32s(&op(&t32));
+        for (&x, &g) in x32.iter().zip(&got32) {
+            let want = reference(x as f64) as f32;
+            // f32 ulps: the f64 distance of two f32 values of one binade over 2^29.
+            assert!(ulps(g as f64, want as f64) <= 2 << 29, "{name}({x:e}) = {g:e}, libm {want:e}");
+        }
+        let got64 = f64s(&op(&t64));
+        for (&x, &g) in x64.iter().zip(&got64) {
+            assert!(ulps(g, reference(x)) <= 2, "{name}({x:e}) = {g:e}, libm {:e}", reference(x));
+        }
+        // The double nearest a multiple of π/2 (Kahan–McDonald): its cosine's relative
+        // accuracy needs every bit of the reduction. glibc is 8 ulp off here; the
+        // reference is the correctly rounded value (mpmath at 4000 bits).
+        let hardest = Tensor::from_vec(vec![6_381_956_970_095_103.0 * 2f64.powi(797)], [1]).unwrap();
+        let want = if name == "sin" { 1.0 } else { -4.687_165_924_254_628e-19 };
+        assert!(ulps(f64s(&op(&hardest))[0], want) <= 1, "{name} of the hardest case: {:?}", f64s(&op(&hardest)));
+        let traced = function(name, move |v: Vec<Tensor>| op(&v[0]));
+        for t in [&t32, &t64] {
+            let eager = op(t);
+            let jit = traced.try_call(vec![t.clone()]).expect("traced trig");
+            assert_eq!(element_bytes(&jit), element_bytes(&eager), "traced {name} of {:?}", t.dtype());
+        }
+    }
 }

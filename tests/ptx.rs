@@ -312,12 +312,20 @@ fn the_eager_gpu_backends_kernels_assemble() {
 }
 
 /// Entries of several modules in one module (one ptxas run): the first module's header,
-/// every module's entries (their names must differ).
+/// every module's entries (their names must differ), each module-scope `.const` table
+/// once.
 fn one_module(modules: &[String]) -> String {
     let mut text = String::new();
+    let mut tables: Vec<&str> = Vec::new();
     for (i, m) in modules.iter().enumerate() {
-        let body = m.lines().skip_while(|l| i > 0 && !l.starts_with(".visible") && !l.starts_with(".shared"));
-        for l in body {
+        let starts = |l: &str| [".visible", ".shared", ".const"].iter().any(|s| l.starts_with(s));
+        for l in m.lines().skip_while(|l| i > 0 && !starts(l)) {
+            if l.starts_with(".const") {
+                if tables.contains(&l) {
+                    continue;
+                }
+                tables.push(l);
+            }
             text.push_str(l);
             text.push('\n');
         }

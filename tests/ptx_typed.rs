@@ -306,6 +306,15 @@ fn sin_and_cos_give_the_cpus_bits_over_many_periods() {
     for (i, v) in x.iter_mut().enumerate().skip(1000) {
         *v = (i as f32 - 1500.0) * 0.003; // densely around 0
     }
+    // Large arguments, reduced with the bits of 2/π (the kernel's branch): magnitudes
+    // log-uniform over 2^28..2^128 with either sign, and the floats next to 2^29.
+    let exponents = rand_vec(721, 300, 28.0, 128.0);
+    for (k, (v, e)) in x[100..400].iter_mut().zip(exponents).enumerate() {
+        let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+        *v = (sign * e.exp2()) as f32;
+    }
+    let two29 = (1u32 << 29) as f32;
+    x[400..403].copy_from_slice(&[f32::from_bits(two29.to_bits() - 1), two29, f32::from_bits(two29.to_bits() + 1)]);
     let tx = Tensor::from_vec(x, [n]).unwrap();
     for u in [tensorjit::ops::UnaryOp::Sin, tensorjit::ops::UnaryOp::Cos] {
         let want = run_op(&Op::Unary(u), &[&tx]);
@@ -411,6 +420,15 @@ fn f64_ops_give_the_cpus_bits_across_their_ranges() {
     v.extend((0..64).map(|i| 0.55 + i as f64 * 0.0025));
     v.extend([1e-300, -1e-310, 700.0, 710.0, -745.0, -750.0, 1e6, -3e7, f64::MAX, f64::MIN_POSITIVE]);
     v.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0]);
+    // sin/cos past 2^20 (the exact reduction): log-uniform magnitudes up to 2^1023, the
+    // floats next to 2^20, and the double closest to a multiple of π/2
+    // (6381956970095103·2^797).
+    v.extend(
+        rand_vec(409, 120, 19.0, 1023.0).iter().enumerate().map(|(k, e)| if k % 2 == 0 { e.exp2() } else { -e.exp2() }),
+    );
+    let two20 = 1_048_576.0f64;
+    v.extend([f64::from_bits(two20.to_bits() - 1), two20, f64::from_bits(two20.to_bits() + 1)]);
+    v.push(6_381_956_970_095_103.0 * 2f64.powi(797));
     let n = v.len();
     let x = Tensor::from_vec(v.clone(), [n]).unwrap();
     let y = Tensor::from_vec(v.iter().rev().map(|a| a * 0.37 - 1.0).collect::<Vec<_>>(), [n]).unwrap();

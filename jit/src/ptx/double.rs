@@ -8,10 +8,10 @@
 
 use tensorjit_runtime::math::f32_constants::{COS_POLY, SIN_POLY};
 use tensorjit_runtime::math::f64_constants::{
-    ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF,
+    ATANH_COEF, COS_COEF, INV_FACT, LARGE_TRIG_ARG_F32, LARGE_TRIG_ARG_F64, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF,
 };
 
-use super::{f32_literal, Emitter, Reg};
+use super::{f32_literal, trig_reduce, Emitter, Reg};
 use crate::lower::{Cc, Lower};
 
 /// f64 operations on an [`Emitter`].
@@ -154,10 +154,20 @@ impl F64<'_> {
         self.int("xor.b64", a, "0x8000000000000000")
     }
 
-    /// The runtime's `sin_f64` (`cos`: its `cos_f64`).
+    /// The runtime's `sin_f64` (`cos`: its `cos_f64`): the exact reduction from
+    /// `LARGE_TRIG_ARG_F64` on.
     pub(super) fn sin_cos(&mut self, x: Reg, cos: bool) -> Reg {
+        self.sin_cos_reduced(x, cos, Some(LARGE_TRIG_ARG_F64))
+    }
+
+    /// `sin_cos` reducing |x| with `reduce_any(·, large)`, or (`None`) the short
+    /// reduction only: the runtime's `*_near` forms.
+    fn sin_cos_reduced(&mut self, x: Reg, cos: bool, large: Option<f64>) -> Reg {
         let ax = self.fabs(x);
-        let (r, j) = self.reduce_quarter_pi(ax);
+        let (r, j) = match large {
+            Some(large) => trig_reduce::reduce_any(self.0, ax, large),
+            None => self.reduce_quarter_pi(ax),
+        };
         let z = self.mul(r, r);
         let sin = self.sin_poly(r, z);
         let cosv = self.cos_poly(z);
@@ -191,9 +201,9 @@ impl F64<'_> {
         self.sel(finite, y, nan)
     }
 
-    /// The runtime's `cos_f64`.
-    pub(super) fn cos(&mut self, x: Reg) -> Reg {
-        self.sin_cos(x, true)
+    /// The runtime's `cos_f64_near`: `cos_f64` for |x| < 2^20 (Box–Muller's angles).
+    pub(super) fn cos_near(&mut self, x: Reg) -> Reg {
+        self.sin_cos_reduced(x, true, None)
     }
 
     /// The runtime's `exp_f64`.
@@ -315,8 +325,10 @@ impl F64<'_> {
         let flip = self.pred("and", neg_sign, odd);
         let neg = self.int("xor.b64", mag, "0x8000000000000000");
         let r = self.sel(flip, neg, mag);
-        // x < 0 with a finite non-integer y: NaN.
+        // Finite x < 0 with a finite non-integer y: NaN.
         let x_neg = self.cmpc("lt", x, 0.0);
+        let x_fin = self.cmpc("lt", ax, f64::INFINITY);
+        let x_neg = self.pred("and", x_neg, x_fin);
         let y_frac = self.cmp("neu", fl, y);
         let y_fin = self.cmpc("lt", ay, f64::INFINITY);
         let bad = self.pred("and", x_neg, y_frac);
@@ -358,9 +370,10 @@ pub(super) fn log_f64(e: &mut Emitter, x: Reg) -> Reg {
     F64(e).log(x)
 }
 
-/// The runtime's `cos_f64` of the f64 register `x`.
-pub(super) fn cos_f64(e: &mut Emitter, x: Reg) -> Reg {
-    F64(e).cos(x)
+/// The runtime's `cos_f64` of the f64 register `x`, for |x| < 2^20 (where it is
+/// `cos_f64_near`: no branch to the large-argument reduction).
+pub(super) fn cos_f64_near(e: &mut Emitter, x: Reg) -> Reg {
+    F64(e).cos_near(x)
 }
 
 /// The runtime's f32 `sin` (or `cos`) of register `x`.
@@ -368,7 +381,7 @@ pub(super) fn sin_cos_f32(e: &mut Emitter, x: Reg, cos: bool) -> Reg {
     let ax32 = e.fabs(x);
     let ax = e.rd();
     e.ins(format_args!("cvt.f64.f32 {ax}, {ax32}"));
-    let (r, j) = F64(e).reduce_quarter_pi(ax);
+    let (r, j) = trig_reduce::reduce_any(e, ax, LARGE_TRIG_ARG_F32);
     let r32 = e.f();
     e.ins(format_args!("cvt.rn.f32.f64 {r32}, {r}"));
     let r = r32;

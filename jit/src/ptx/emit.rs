@@ -33,6 +33,9 @@ impl fmt::Display for Reg {
 pub struct Emitter {
     pub body: String,
     counts: [u32; 4],
+    labels: u32,
+    /// Module-scope declarations the body uses (each once), printed before the entry.
+    globals: Vec<String>,
 }
 
 impl Emitter {
@@ -62,6 +65,24 @@ impl Emitter {
     /// Appends one instruction (`;` and the newline are added).
     pub fn ins(&mut self, args: fmt::Arguments<'_>) {
         let _ = writeln!(self.body, "\t{args};");
+    }
+
+    /// A label name not used before in this body: `stem` and a number.
+    pub fn new_label(&mut self, stem: &str) -> String {
+        self.labels += 1;
+        format!("{stem}_{}", self.labels)
+    }
+
+    /// Adds a module-scope declaration (a `.const` table), once however often asked.
+    pub fn declare_global(&mut self, declaration: String) {
+        if !self.globals.contains(&declaration) {
+            self.globals.push(declaration);
+        }
+    }
+
+    /// The module-scope declarations, one per line.
+    pub fn globals(&self) -> String {
+        self.globals.iter().map(|g| format!("{g}\n\n")).collect()
     }
 
     /// Appends a label.

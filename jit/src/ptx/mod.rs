@@ -29,6 +29,7 @@ mod permute;
 mod pool;
 mod random;
 mod split_reduce;
+mod trig_reduce;
 pub mod typed;
 
 use std::fmt::Write;
@@ -101,7 +102,8 @@ fn header() -> String {
 /// Wraps an entry's body: parameters (all `.u64`), register declarations, body.
 fn entry(name: &str, params: &[String], attrs: &str, e: &Emitter) -> String {
     let ps: Vec<String> = params.iter().map(|p| format!("\t.param .u64 {name}_{p}")).collect();
-    format!(".visible .entry {name}(\n{}\n){attrs}\n{{\n{}\n{}\tret;\n}}\n", ps.join(",\n"), e.declarations(), e.body)
+    let (globals, decls) = (e.globals(), e.declarations());
+    format!("{globals}.visible .entry {name}(\n{}\n){attrs}\n{{\n{decls}\n{}\tret;\n}}\n", ps.join(",\n"), e.body)
 }
 
 /// Loads `.u64` parameter `p` of entry `name`; pointers are converted to global ones.

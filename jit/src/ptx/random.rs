@@ -16,7 +16,7 @@
 use std::fmt;
 
 use super::conv::per_output_of;
-use super::double::{cos_f64, log_f64};
+use super::double::{cos_f64_near, log_f64};
 use super::typed::Elem;
 use super::{entry, header, load_params, Emitter, Reg};
 
@@ -130,7 +130,7 @@ fn std_normal(e: &mut Emitter, key: Reg, i: Reg) -> Reg {
     e.ins(format_args!("sqrt.rn.f64 {radius}, {m}"));
     let tau = f64_const(e, std::f64::consts::TAU);
     let angle = f64_op(e, "mul", tau, u2);
-    let c = cos_f64(e, angle);
+    let c = cos_f64_near(e, angle);
     f64_op(e, "mul", radius, c)
 }
 

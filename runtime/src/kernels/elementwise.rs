@@ -1,7 +1,7 @@
 //! Eager kernels of the elementwise ops.
 
 use super::bcast::Bcast;
-use super::par::{map1, map2, simd_wide};
+use super::par::{for_chunks, map1, map2, simd_wide};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
 use crate::math::FloatMath;
@@ -51,12 +51,37 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
         UnaryOp::Sigmoid => mapped(a, |x: T| x.sigmoid()),
         UnaryOp::Relu => mapped(a, move |x: T| sel(x < zero, zero, x)),
         UnaryOp::Softplus => mapped(a, |x: T| x.softplus()),
-        UnaryOp::Sin => mapped(a, |x: T| x.sin()),
-        UnaryOp::Cos => mapped(a, |x: T| x.cos()),
+        UnaryOp::Sin => trig(a, |x: T| x.sin_near(), |x: T| x.sin()),
+        UnaryOp::Cos => trig(a, |x: T| x.cos_near(), |x: T| x.cos()),
         UnaryOp::Floor => mapped(a, |x: T| x.floor()),
         UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
         UnaryOp::LogicalNot => unreachable!("rejected by infer_unary"),
     }
+}
+
+/// `sin`/`cos`: the branch-free form over each chunk (vectorised), then the rare
+/// elements past 2^29 again with the exact reduction — the scalar function's bits.
+fn trig<T: FloatMath>(a: &[T], near: impl Fn(T) -> T + Sync + Copy, exact: impl Fn(T) -> T + Sync + Copy) -> Vec<T> {
+    let mut out = alloc::<T>(a.len());
+    for_chunks(&mut out, |off, o| {
+        let a = &a[off..off + o.len()];
+        let any_large = simd_wide(|| {
+            let mut any = false;
+            for (o, &x) in o.iter_mut().zip(a) {
+                *o = near(x);
+                any |= x.trig_arg_is_large();
+            }
+            any
+        });
+        if any_large {
+            for (o, &x) in o.iter_mut().zip(a) {
+                if x.trig_arg_is_large() {
+                    *o = exact(x);
+                }
+            }
+        }
+    });
+    out
 }
 
 /// `out[i] = op(x[i])` for the transcendental unary ops, on the calling thread, with

@@ -13,7 +13,11 @@
 //!   code must do the same. On x86-64 the eager kernels are compiled for AVX2 + FMA and
 //!   AVX-512 (`kernels::par`); a CPU without FMA still gets these bits, from libm's
 //!   `fmaf`, slowly;
-//! * branch-free: special cases are selected at the end, so loops vectorise.
+//! * branch-free: special cases are selected at the end, so loops vectorise. The one
+//!   exception is `sin`/`cos` from |x| = 2^29 (f32) or 2^20 (f64) on, reduced exactly
+//!   with the bits of 2/π (`reduce.rs`) on a cold path; kernels run the branch-free
+//!   `*_near` forms over a slice and redo the rare large elements
+//!   (`FloatMath::trig_arg_is_large`).
 //!
 //! Accuracy (max error measured by the tests in `tests.rs` over dense sweeps against
 //! f64 libm for f32, and against glibc's f64 libm for f64; see each function):
@@ -25,17 +29,20 @@
 //! | tanh | 2 | 3 | all |
 //! | sigmoid | 2 | 3 | all |
 //! | softplus | 2 | 3 | all |
-//! | sin, cos | 2 | 2 | \|x\| ≤ 8192 (f32), ≤ 2^20 (f64); degrade smoothly beyond |
+//! | sin, cos | 2 | 2 | all (f64 below 2^20: absolute error ≈ \|x\|·2^-100 near multiples of π/2) |
 //! | pow | 1 (computed in f64) | ≈ \|y·ln x\|·2^-52 relative | |
 //!
 //! The exact figures are asserted by the tests, so a change that loses accuracy fails.
 
 mod double;
+mod reduce;
 mod single;
 #[cfg(test)]
 mod tests;
 
 pub use double::{cos_f64, exp_f64, log_f64, pow_f64, sigmoid_f64, sin_f64, softplus_f64, tanh_f64};
+use double::{cos_f64_near, sin_f64_near};
+use single::{cos_f32_near, sin_f32_near};
 
 /// The constants of the f64 `exp`/`log` algorithms, for code generators that emit the
 /// same algorithms (the GPU's `pow`), so that every implementation uses the same values.
@@ -43,6 +50,7 @@ pub mod f64_constants {
     pub use super::double::{
         ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF, TANH_P, TANH_Q,
     };
+    pub use super::reduce::{LARGE_TRIG_ARG_F32, LARGE_TRIG_ARG_F64, PIO2_HI, PIO2_LO, TWO_OVER_PI_BITS};
 }
 
 /// The coefficients of the f32 `sin`/`cos` polynomials, for code generators that emit
@@ -61,6 +69,13 @@ pub trait FloatMath: crate::dtype::Element + num_like::Num {
     fn softplus(self) -> Self;
     fn sin(self) -> Self;
     fn cos(self) -> Self;
+    /// `sin` for arguments where `trig_arg_is_large` is false: branch-free.
+    fn sin_near(self) -> Self;
+    /// `cos` for arguments where `trig_arg_is_large` is false: branch-free.
+    fn cos_near(self) -> Self;
+    /// Whether `sin`/`cos` take the exact (Payne–Hanek) reduction: finite and |x| ≥ 2^29
+    /// (f32) or 2^20 (f64).
+    fn trig_arg_is_large(self) -> bool;
     fn pow(self, y: Self) -> Self;
     fn sqrt(self) -> Self;
     fn floor(self) -> Self;
@@ -95,7 +110,7 @@ pub mod num_like {
 }
 
 macro_rules! float_math {
-    ($t:ty, $exp:ident, $log:ident, $tanh:ident, $sig:ident, $sp:ident, $sin:ident, $cos:ident, $pow:ident) => {
+    ($t:ty, $exp:ident, $log:ident, $tanh:ident, $sig:ident, $sp:ident, $sin:ident, $cos:ident, $pow:ident, $sin_near:ident, $cos_near:ident, $large:path) => {
         impl FloatMath for $t {
             #[inline(always)]
             fn exp(self) -> Self {
@@ -126,6 +141,20 @@ macro_rules! float_math {
                 $cos(self)
             }
             #[inline(always)]
+            fn sin_near(self) -> Self {
+                $sin_near(self)
+            }
+            #[inline(always)]
+            fn cos_near(self) -> Self {
+                $cos_near(self)
+            }
+            #[inline(always)]
+            fn trig_arg_is_large(self) -> bool {
+                // The thresholds are powers of two: exact in either type.
+                let a = <$t>::abs(self);
+                a >= $large as $t && a < <$t>::INFINITY
+            }
+            #[inline(always)]
             fn pow(self, y: Self) -> Self {
                 $pow(self, y)
             }
@@ -154,5 +183,31 @@ macro_rules! float_math {
         }
     };
 }
-float_math!(f32, exp_f32, log_f32, tanh_f32, sigmoid_f32, softplus_f32, sin_f32, cos_f32, pow_f32);
-float_math!(f64, exp_f64, log_f64, tanh_f64, sigmoid_f64, softplus_f64, sin_f64, cos_f64, pow_f64);
+float_math!(
+    f32,
+    exp_f32,
+    log_f32,
+    tanh_f32,
+    sigmoid_f32,
+    softplus_f32,
+    sin_f32,
+    cos_f32,
+    pow_f32,
+    sin_f32_near,
+    cos_f32_near,
+    reduce::LARGE_TRIG_ARG_F32
+);
+float_math!(
+    f64,
+    exp_f64,
+    log_f64,
+    tanh_f64,
+    sigmoid_f64,
+    softplus_f64,
+    sin_f64,
+    cos_f64,
+    pow_f64,
+    sin_f64_near,
+    cos_f64_near,
+    reduce::LARGE_TRIG_ARG_F64
+);

@@ -156,12 +156,19 @@ struct Reduced {
 /// Reduction by π/4, carried out in f64 (Cephes' three-part f64 π/4) so that results
 /// near the zeros of sin/cos keep their relative accuracy: q = ⌊|x|·4/π⌋ rounded up to
 /// even, r = |x| − q·π/4 rounded once to f32, octant j = q mod 8 ∈ {0, 2, 4, 6}.
+/// Branch-free; exact enough below `LARGE_TRIG_ARG_F32` (2^29).
 #[inline(always)]
 fn reduce_quarter_pi(ax: f32) -> Reduced {
     let (r, j) = super::double::reduce_quarter_pi(ax as f64);
     Reduced { r: r as f32, j: j as i32 }
 }
 
+/// Either reduction: Payne–Hanek (`reduce::reduce_large`) from `LARGE_TRIG_ARG_F32` on.
+#[inline(always)]
+fn reduce_any(ax: f32) -> Reduced {
+    let (r, j) = super::double::reduce_any(ax as f64, super::reduce::LARGE_TRIG_ARG_F32);
+    Reduced { r: r as f32, j: j as i32 }
+}
 /// The coefficients of `sin_poly` and `cos_poly` (public for code generators that
 /// emit the same polynomials: the GPU's `sin`/`cos`).
 pub const SIN_POLY: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
@@ -181,10 +188,8 @@ fn cos_poly(z: f32) -> f32 {
     p * z * z - 0.5 * z + 1.0
 }
 
-/// sin x (accurate for |x| ≤ 8192; the reduction loses bits beyond).
 #[inline(always)]
-pub fn sin_f32(x: f32) -> f32 {
-    let Reduced { r, j } = reduce_quarter_pi(fabs(x));
+fn sin_of(x: f32, Reduced { r, j }: Reduced) -> f32 {
     let z = r * r;
     let use_cos = (j & 2) != 0;
     let y = sel(use_cos, cos_poly(z), sin_poly(r, z));
@@ -194,10 +199,8 @@ pub fn sin_f32(x: f32) -> f32 {
     sel(x.is_finite(), y, f32::NAN)
 }
 
-/// cos x (accurate for |x| ≤ 8192).
 #[inline(always)]
-pub fn cos_f32(x: f32) -> f32 {
-    let Reduced { r, j } = reduce_quarter_pi(fabs(x));
+fn cos_of(x: f32, Reduced { r, j }: Reduced) -> f32 {
     let z = r * r;
     let use_sin = (j & 2) != 0;
     let y = sel(use_sin, sin_poly(r, z), cos_poly(z));
@@ -205,6 +208,30 @@ pub fn cos_f32(x: f32) -> f32 {
     let negate = j == 2 || j == 4;
     let y = sel(negate, -y, y);
     sel(x.is_finite(), y, f32::NAN)
+}
+
+/// sin x (within 2 ulp everywhere).
+#[inline(always)]
+pub fn sin_f32(x: f32) -> f32 {
+    sin_of(x, reduce_any(fabs(x)))
+}
+
+/// cos x (within 2 ulp everywhere).
+#[inline(always)]
+pub fn cos_f32(x: f32) -> f32 {
+    cos_of(x, reduce_any(fabs(x)))
+}
+
+/// `sin_f32` for |x| < `LARGE_TRIG_ARG_F32` (or not finite): branch-free, so loops vectorise.
+#[inline(always)]
+pub fn sin_f32_near(x: f32) -> f32 {
+    sin_of(x, reduce_quarter_pi(fabs(x)))
+}
+
+/// `cos_f32` for |x| < `LARGE_TRIG_ARG_F32` (or not finite).
+#[inline(always)]
+pub fn cos_f32_near(x: f32) -> f32 {
+    cos_of(x, reduce_quarter_pi(fabs(x)))
 }
 
 /// x^y for f32, computed in f64 (exp(y·ln|x|) with tensorjit's f64 exp/log) and rounded

@@ -26,6 +26,8 @@ pub struct Program {
     regs: [usize; 4],
     /// f32 elements of the module's one `.shared` array (at address 0 of its space).
     shared: usize,
+    /// The words of the module's one `.const .b64` array (at address 0 of its space).
+    constants: Vec<u64>,
 }
 
 /// Buffers live at `(i + 1) << 40` in the emulated address space.
@@ -256,6 +258,7 @@ impl Thread {
                     return Ok(());
                 }
                 "ld.shared.f32" => fb(shared_at(self, &a[1], shared)?.to_owned()),
+                "ld.const.u64" => const_at(self, &a[1], &p.constants)?,
                 "st.shared.f32" => {
                     let x = f(v(1)?);
                     *shared_at(self, &a[0], shared)? = x;
@@ -294,7 +297,8 @@ impl Thread {
                 "cvt.rpi.f64.f64" => f64::from_bits(v(1)?).ceil().to_bits(),
                 "and.b64" => v(1)? & v(2)?,
                 "or.b64" => v(1)? | v(2)?,
-                "shr.s64" => ((v(1)? as i64) >> (v(2)? & 63)) as u64,
+                // Shift counts past the width are clamped to it, as in PTX.
+                "shr.s64" => ((v(1)? as i64) >> v(2)?.min(63)) as u64,
                 "xor.b64" => v(1)? ^ v(2)?,
                 // Float to integer: toward zero, saturating, NaN to 0 (as Rust's `as`).
                 "cvt.rzi.s32.f32" => u64::from(f(v(1)?) as i32 as u32),
@@ -319,8 +323,10 @@ impl Thread {
                 "mad.lo.u64" => v(1)?.wrapping_mul(v(2)?).wrapping_add(v(3)?),
                 "div.u64" => v(1)?.checked_div(v(2)?).ok_or("div.u64 by zero")?,
                 "rem.u64" => v(1)?.checked_rem(v(2)?).ok_or("rem.u64 by zero")?,
-                "shl.b64" => v(1)? << (v(2)? & 63),
-                "shr.u64" => v(1)? >> (v(2)? & 63),
+                "shl.b64" => v(1)?.checked_shl(shift_count(v(2)?)).unwrap_or(0),
+                "shr.u64" => v(1)?.checked_shr(shift_count(v(2)?)).unwrap_or(0),
+                "mul.hi.u64" => ((u128::from(v(1)?) * u128::from(v(2)?)) >> 64) as u64,
+                "clz.b64" => u64::from(v(1)?.leading_zeros()),
                 "mul.wide.u32" => (v(1)? & 0xffff_ffff) * (v(2)? & 0xffff_ffff),
                 "add.s32" => (v(1)? as u32).wrapping_add(v(2)? as u32) as u64,
                 "sub.s32" => (v(1)? as u32).wrapping_sub(v(2)? as u32) as u64,
@@ -339,9 +345,9 @@ impl Thread {
                 "min.s32" => (v(1)? as u32 as i32).min(v(2)? as u32 as i32) as u32 as u64,
                 "max.s64" => (v(1)? as i64).max(v(2)? as i64) as u64,
                 "min.s64" => (v(1)? as i64).min(v(2)? as i64) as u64,
-                "shl.b32" => ((v(1)? as u32) << (v(2)? & 31)) as u64,
-                "shr.u32" => ((v(1)? as u32) >> (v(2)? & 31)) as u64,
-                "shr.s32" => ((v(1)? as u32 as i32) >> (v(2)? & 31)) as u32 as u64,
+                "shl.b32" => (v(1)? as u32).checked_shl(shift_count(v(2)?)).unwrap_or(0) as u64,
+                "shr.u32" => (v(1)? as u32).checked_shr(shift_count(v(2)?)).unwrap_or(0) as u64,
+                "shr.s32" => ((v(1)? as u32 as i32) >> shift_count(v(2)?).min(31)) as u32 as u64,
                 "and.b32" => (v(1)? & v(2)?) & 0xffff_ffff,
                 "or.b32" => (v(1)? | v(2)?) & 0xffff_ffff,
                 "xor.b32" => (v(1)? ^ v(2)?) & 0xffff_ffff,
@@ -400,6 +406,24 @@ fn shared_at<'a>(t: &Thread, o: &Operand, shared: &'a mut [f32]) -> Result<&'a m
         .get_mut((addr / 4) as usize)
         .filter(|_| addr.is_multiple_of(4))
         .ok_or_else(|| format!("shared address {addr} of {len} floats"))
+}
+
+/// A shift's count operand: an unsigned 32-bit value.
+fn shift_count(v: u64) -> u32 {
+    v as u32
+}
+
+/// The constant-space word at address operand `o` (8-byte aligned).
+fn const_at(t: &Thread, o: &Operand, constants: &[u64]) -> Result<u64, String> {
+    let Operand::Addr(base) = o else { return Err(format!("{o:?} is not an address")) };
+    let Operand::Reg(k, i) = **base else { return Err(format!("a constant address in {base:?}")) };
+    let addr = t.regs[k as usize][i];
+    let len = constants.len();
+    constants
+        .get((addr / 8) as usize)
+        .filter(|_| addr.is_multiple_of(8))
+        .copied()
+        .ok_or_else(|| format!("constant address {addr} of {len} words"))
 }
 
 /// The bytes a `ld.global…`/`st.global…` moves, from its type suffix.

@@ -76,6 +76,28 @@ fn parse_operand(s: &str, params: &[String], labels: &HashMap<String, usize>) ->
     s.parse::<u64>().map(Operand::Imm).map_err(|_| format!("an operand this emulator does not know: {s}"))
 }
 
+/// `NAME[N] = {w0, w1, …};` (after `.const .align 8 .b64`): the name and its N words.
+fn parse_const_array(decl: &str) -> Result<(String, Vec<u64>), String> {
+    let (head, init) = decl.split_once('=').ok_or("a .const array without initialiser")?;
+    let (name, len) = head.trim().trim_end_matches(']').split_once('[').ok_or("a .const array without a size")?;
+    let len: usize = len.parse().map_err(|_| format!("a .const size: {len}"))?;
+    let init = init.trim().trim_end_matches(';').trim();
+    let inner =
+        init.strip_prefix('{').and_then(|r| r.strip_suffix('}')).ok_or("a .const initialiser without braces")?;
+    let words = inner
+        .split(',')
+        .map(|w| {
+            let w = w.trim();
+            let digits = w.strip_prefix("0x").ok_or_else(|| format!("a .const word that is not hex: {w}"))?;
+            u64::from_str_radix(digits, 16).map_err(|e| format!("{w}: {e}"))
+        })
+        .collect::<Result<Vec<u64>, String>>()?;
+    if words.len() != len {
+        return Err(format!("a .const array of {len} words initialised with {}", words.len()));
+    }
+    Ok((name.trim().to_string(), words))
+}
+
 /// Splits `a, {b, c}, [d]` at top-level commas.
 fn split_args(s: &str) -> Vec<&str> {
     let (mut out, mut depth, mut start) = (Vec::new(), 0, 0);
@@ -103,9 +125,15 @@ impl Program {
         let mut lines = Vec::new();
         let mut in_body = false;
         let mut shared: Option<(String, usize)> = None;
+        let mut constants: Option<(String, Vec<u64>)> = None;
         for line in ptx.lines() {
             let t = line.trim();
-            if let Some(decl) = t.strip_prefix(".shared .align 4 .f32 ") {
+            if let Some(decl) = t.strip_prefix(".const .align 8 .b64 ") {
+                if constants.is_some() {
+                    return Err("more than one .const array".into());
+                }
+                constants = Some(parse_const_array(decl)?);
+            } else if let Some(decl) = t.strip_prefix(".shared .align 4 .f32 ") {
                 let (name, len) =
                     decl.trim_end_matches("];").split_once('[').ok_or("a .shared array without a size")?;
                 if shared.is_some() {
@@ -117,11 +145,12 @@ impl Program {
             } else if t == "{" {
                 in_body = true;
             } else if in_body && !t.is_empty() && !t.starts_with(".reg") && t != "}" {
-                // The shared array's name is its address: 0.
-                let t = match &shared {
-                    Some((name, _)) => t.replace(name.as_str(), "0"),
-                    None => t.to_string(),
-                };
+                // The shared and the constant array's names are their addresses (each
+                // in its own space): 0.
+                let mut t = t.to_string();
+                for name in [&shared.as_ref().map(|s| &s.0), &constants.as_ref().map(|c| &c.0)].into_iter().flatten() {
+                    t = t.replace(name.as_str(), "0");
+                }
                 lines.push(t);
             }
         }
@@ -173,6 +202,7 @@ impl Program {
             }
             code.push(Ins { guard, op: op.to_string(), args });
         }
-        Ok(Program { params, code, regs, shared: shared.map_or(0, |(_, n)| n) })
+        let constants = constants.map_or_else(Vec::new, |(_, words)| words);
+        Ok(Program { params, code, regs, shared: shared.map_or(0, |(_, n)| n), constants })
     }
 }
