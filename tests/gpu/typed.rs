@@ -50,6 +50,17 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("pow", &gx.pow(&gy), &x.pow(&y));
     same("sin", &gx.sin(), &x.sin());
     same("cos", &gx.cos(), &x.cos());
+    // Large arguments: the kernels' branch to the exact (Payne–Hanek) reduction.
+    let exps = rand_vec(9, 4099, 20.0, 127.9);
+    let big: Vec<f64> = exps.iter().enumerate().map(|(i, e)| if i % 2 == 0 { e.exp2() } else { -e.exp2() }).collect();
+    for t in [
+        Tensor::from_vec(big.iter().map(|v| *v as f32).collect::<Vec<_>>(), [4099]).unwrap(),
+        Tensor::from_vec(big.clone(), [4099]).unwrap(),
+    ] {
+        let g = on(&t);
+        same(&format!("sin of large {}", t.dtype()), &g.sin(), &t.sin());
+        same(&format!("cos of large {}", t.dtype()), &g.cos(), &t.cos());
+    }
     same("pow of a scalar base", &Tensor::scalar(0.9f32).pow(gx.abs()), &Tensor::scalar(0.9f32).pow(x.abs()));
     same("floor", &gx.floor(), &x.floor());
     same("ceil", &gx.ceil(), &x.ceil());
