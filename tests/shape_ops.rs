@@ -67,6 +67,36 @@ fn slicing_follows_python() {
     assert_eq!(f32s(&x.narrow(1, 2, 2))[..2], [2.0, 3.0]);
 }
 
+/// Bounds and steps at the ends of i64 slice as Python's `list(range(7))[a:b:c]` does
+/// (the expected lists are Python's), eagerly and traced — no overflow, no panic.
+#[test]
+fn extreme_slice_bounds_and_steps_follow_python() {
+    let (min, max) = (i64::MIN, i64::MAX);
+    let cases: [(Option<i64>, Option<i64>, i64, &[i64]); 10] = [
+        (None, None, min, &[6]),
+        (None, None, max, &[0]),
+        (Some(min), Some(max), 1, &[0, 1, 2, 3, 4, 5, 6]),
+        (Some(max), Some(min), -1, &[6, 5, 4, 3, 2, 1, 0]),
+        (Some(max), None, min, &[6]),
+        (Some(min), None, max, &[0]),
+        (Some(10), None, -3, &[6, 3, 0]),
+        (Some(5), Some(1), -2, &[5, 3]),
+        (None, Some(0), -1, &[6, 5, 4, 3, 2, 1]),
+        (Some(3), Some(1), 1, &[]),
+    ];
+    let x = Tensor::from_vec((0..7).collect::<Vec<i64>>(), [7]).unwrap();
+    for (start, stop, step, want) in cases {
+        let arg = SliceArg::new(start, stop, step);
+        let eager = x.slice(&[arg]);
+        assert_eq!(eager.to_vec::<i64>().unwrap(), want, "[{start:?}:{stop:?}:{step}]");
+        let traced = function("slice", move |v: Vec<Tensor>| v[0].slice(&[arg]));
+        assert_eq!(traced.call(vec![x.clone()]).to_vec::<i64>().unwrap(), want, "traced [{start:?}:{stop:?}:{step}]");
+    }
+    let err = std::panic::catch_unwind(|| x.narrow(0, usize::MAX, 2)).expect_err("narrow past the end");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("out of range for axis 0 of length 7"), "{msg}");
+}
+
 #[test]
 fn gather_and_one_hot() {
     let x = iota(&[3, 2]);

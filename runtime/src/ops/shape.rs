@@ -54,17 +54,22 @@ impl SliceArg {
         if s == 0 {
             return None;
         }
-        let fix = |v: i64| if v < 0 { v + n } else { v };
+        let fix = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
+        // ⌈distance / |step|⌉ without overflow, whatever the step (i64::MIN included).
+        let count = |distance: i64| if distance > 0 { (distance as u64 - 1) / s.unsigned_abs() + 1 } else { 0 };
         let (start, len) = if s > 0 {
             let a = self.start.map_or(0, fix).clamp(0, n);
             let b = self.stop.map_or(n, fix).clamp(0, n);
-            (a, if b > a { (b - a + s - 1) / s } else { 0 })
+            (a, count(b - a))
         } else {
             let a = self.start.map_or(n - 1, fix).clamp(-1, n - 1);
             let b = self.stop.map_or(-1, |v| fix(v).clamp(-1, n - 1));
-            (a, if a > b { (a - b + (-s) - 1) / (-s) } else { 0 })
+            (a, count(a - b))
         };
-        Some(SliceAxis { start: if len == 0 { 0 } else { start as usize }, step: s, len: len as usize })
+        // With one element or none the step is never taken: ±1 keeps index arithmetic
+        // (start + i·step·stride) far from overflow for steps like i64::MAX.
+        let step = if len <= 1 { s.signum() } else { s };
+        Some(SliceAxis { start: if len == 0 { 0 } else { start as usize }, step, len: len as usize })
     }
 }
 
@@ -456,10 +461,10 @@ impl Tensor {
                 .with_operands([(self.dtype(), self.shape())])
                 .raise(Location::caller())
         };
-        if start + len > self.dims()[a] {
+        if start.checked_add(len).is_none_or(|end| end > self.dims()[a]) {
             OpError::new(
                 "slice",
-                format!("[{start}, {}) is out of range for axis {axis} of length {}", start + len, self.dims()[a]),
+                format!("{len} elements from {start} are out of range for axis {axis} of length {}", self.dims()[a]),
             )
             .with_operands([(self.dtype(), self.shape())])
             .raise(Location::caller())
