@@ -72,7 +72,9 @@ fn slicing_follows_python() {
 #[test]
 fn extreme_slice_bounds_and_steps_follow_python() {
     let (min, max) = (i64::MIN, i64::MAX);
-    let cases: [(Option<i64>, Option<i64>, i64, &[i64]); 10] = [
+    /// start, stop, step, and Python's result.
+    type Case = (Option<i64>, Option<i64>, i64, &'static [i64]);
+    let cases: [Case; 10] = [
         (None, None, min, &[6]),
         (None, None, max, &[0]),
         (Some(min), Some(max), 1, &[0, 1, 2, 3, 4, 5, 6]),

@@ -8,7 +8,8 @@
 
 use tensorjit_runtime::math::f32_constants::{COS_POLY, SIN_POLY};
 use tensorjit_runtime::math::f64_constants::{
-    ATANH_COEF, COS_COEF, INV_FACT, LARGE_TRIG_ARG_F32, LARGE_TRIG_ARG_F64, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF,
+    ATANH_COEF, COS_COEF, INV_FACT, LARGE_TRIG_ARG_F32, LARGE_TRIG_ARG_F64, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS,
+    SIN_COEF, SMALL_TRIG_RESULT_F64,
 };
 
 use super::{f32_literal, trig_reduce, Emitter, Reg};
@@ -154,20 +155,41 @@ impl F64<'_> {
         self.int("xor.b64", a, "0x8000000000000000")
     }
 
-    /// The runtime's `sin_f64` (`cos`: its `cos_f64`): the exact reduction from
-    /// `LARGE_TRIG_ARG_F64` on.
+    /// The runtime's `sin_f64` (`cos`: its `cos_f64`): the short reduction's result,
+    /// redone with the exact reduction where `trig_needs_exact_f64` says so (a branch
+    /// around it: the rare arguments only).
     pub(super) fn sin_cos(&mut self, x: Reg, cos: bool) -> Reg {
-        self.sin_cos_reduced(x, cos, Some(LARGE_TRIG_ARG_F64))
+        let ax = self.fabs(x);
+        let (r, j) = self.reduce_quarter_pi(ax);
+        let y = self.sin_cos_of(x, ax, (r, j), cos);
+        // trig_needs_exact_f64: finite |x| ≥ LARGE_TRIG_ARG_F64, or |y| < |x|·2^-40.
+        let large = self.cmpc("ge", ax, LARGE_TRIG_ARG_F64);
+        let finite = self.cmpc("lt", ax, f64::INFINITY);
+        let large = self.pred("and", large, finite);
+        let ay = self.fabs(y);
+        let limit = self.mulc(ax, SMALL_TRIG_RESULT_F64);
+        let tiny = self.cmp("lt", ay, limit);
+        let exact = self.pred("or", large, tiny);
+        let done = self.0.new_label("$L_trig_done");
+        self.0.ins(format_args!("@!{exact} bra {done}"));
+        let reduced = trig_reduce::reduce_large(self.0, ax);
+        let exact_y = self.sin_cos_of(x, ax, reduced, cos);
+        self.0.ins(format_args!("mov.b64 {y}, {exact_y}"));
+        self.0.label(&done);
+        y
     }
 
-    /// `sin_cos` reducing |x| with `reduce_any(·, large)`, or (`None`) the short
-    /// reduction only: the runtime's `*_near` forms.
-    fn sin_cos_reduced(&mut self, x: Reg, cos: bool, large: Option<f64>) -> Reg {
+    /// The runtime's `cos_f64_near`: `cos_f64` without the exact reduction (for
+    /// Box–Muller's angles in [0, 2π), where the two agree).
+    pub(super) fn cos_near(&mut self, x: Reg) -> Reg {
         let ax = self.fabs(x);
-        let (r, j) = match large {
-            Some(large) => trig_reduce::reduce_any(self.0, ax, large),
-            None => self.reduce_quarter_pi(ax),
-        };
+        let (r, j) = self.reduce_quarter_pi(ax);
+        self.sin_cos_of(x, ax, (r, j), true)
+    }
+
+    /// The runtime's `sin_of`/`cos_of`: the polynomials of reduced `(r, j)`, the sign,
+    /// NaN where x is not finite (`ax` = |x|).
+    fn sin_cos_of(&mut self, x: Reg, ax: Reg, (r, j): (Reg, Reg), cos: bool) -> Reg {
         let z = self.mul(r, r);
         let sin = self.sin_poly(r, z);
         let cosv = self.cos_poly(z);
@@ -199,11 +221,6 @@ impl F64<'_> {
         let finite = self.cmpc("lt", ax, f64::INFINITY);
         let nan = self.c(f64::NAN);
         self.sel(finite, y, nan)
-    }
-
-    /// The runtime's `cos_f64_near`: `cos_f64` for |x| < 2^20 (Box–Muller's angles).
-    pub(super) fn cos_near(&mut self, x: Reg) -> Reg {
-        self.sin_cos_reduced(x, true, None)
     }
 
     /// The runtime's `exp_f64`.

@@ -35,7 +35,7 @@ pub(super) fn reduce_any(e: &mut Emitter, ax: Reg, large: f64) -> (Reg, Reg) {
 }
 
 /// The runtime's `reduce::reduce_large` of the f64 register `ax`.
-fn reduce_large(e: &mut Emitter, ax: Reg) -> (Reg, Reg) {
+pub(super) fn reduce_large(e: &mut Emitter, ax: Reg) -> (Reg, Reg) {
     e.declare_global(table_declaration());
     let mut d = F64(e);
     let frac_bits = d.int("and.b64", ax, "0x000FFFFFFFFFFFFF");

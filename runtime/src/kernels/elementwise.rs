@@ -60,22 +60,24 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
 }
 
 /// `sin`/`cos`: the branch-free form over each chunk (vectorised), then the rare
-/// elements past 2^29 again with the exact reduction — the scalar function's bits.
+/// elements that need it (`FloatMath::trig_needs_exact`) again with the scalar
+/// function — its bits everywhere.
 fn trig<T: FloatMath>(a: &[T], near: impl Fn(T) -> T + Sync + Copy, exact: impl Fn(T) -> T + Sync + Copy) -> Vec<T> {
     let mut out = alloc::<T>(a.len());
     for_chunks(&mut out, |off, o| {
         let a = &a[off..off + o.len()];
-        let any_large = simd_wide(|| {
+        let any = simd_wide(|| {
             let mut any = false;
             for (o, &x) in o.iter_mut().zip(a) {
-                *o = near(x);
-                any |= x.trig_arg_is_large();
+                let y = near(x);
+                *o = y;
+                any |= x.trig_needs_exact(y);
             }
             any
         });
-        if any_large {
+        if any {
             for (o, &x) in o.iter_mut().zip(a) {
-                if x.trig_arg_is_large() {
+                if x.trig_needs_exact(*o) {
                     *o = exact(x);
                 }
             }

@@ -216,7 +216,8 @@ pub(super) fn reduce_quarter_pi(ax: f64) -> (f64, i64) {
 }
 
 /// r and octant of |x|: the short reduction below `large`, Payne–Hanek from it on (and
-/// for ±∞, whose result is replaced by NaN).
+/// for ±∞, whose result is replaced by NaN). The f32 `sin`/`cos` reduce with it; the f64
+/// ones also check their result (`trig_needs_exact_f64`).
 #[inline(always)]
 pub(super) fn reduce_any(ax: f64, large: f64) -> (f64, i64) {
     if ax >= large {
@@ -243,28 +244,53 @@ fn cos_of(x: f64, (r, j): (f64, i64)) -> f64 {
     sel(x.is_finite(), y, f64::NAN)
 }
 
-/// sin x: within 2 ulp (from 2^20 on, 1.3 ulp of the correctly rounded value measured
-/// over random magnitudes up to 2^1024 — glibc itself is 8 ulp off at the hardest case);
-/// below 2^20, near a multiple of π/2, an absolute error ≈ |x|·2^-100 (`math`'s table).
+/// sin x, within 2 ulp everywhere (1.3 ulp of the correctly rounded value measured over
+/// random magnitudes up to 2^1024 and at the doubles nearest multiples of π/2 below
+/// 2^20; glibc itself is 8 ulp off at the hardest case, 6381956970095103·2^797).
 #[inline(always)]
 pub fn sin_f64(x: f64) -> f64 {
-    sin_of(x, reduce_any(fabs(x), LARGE_TRIG_ARG_F64))
+    let y = sin_f64_near(x);
+    if trig_needs_exact_f64(x, y) {
+        sin_of(x, reduce_large(fabs(x)))
+    } else {
+        y
+    }
 }
 
 /// cos x (as `sin_f64`).
 #[inline(always)]
 pub fn cos_f64(x: f64) -> f64 {
-    cos_of(x, reduce_any(fabs(x), LARGE_TRIG_ARG_F64))
+    let y = cos_f64_near(x);
+    if trig_needs_exact_f64(x, y) {
+        cos_of(x, reduce_large(fabs(x)))
+    } else {
+        y
+    }
 }
 
-/// `sin_f64` for |x| < [`LARGE_TRIG_ARG_F64`] (or not finite): branch-free, so loops
-/// vectorise.
+/// Whether `sin_f64`/`cos_f64` of `x` redo `y`, the short reduction's result
+/// (`*_f64_near`), with the exact one: from |x| = [`LARGE_TRIG_ARG_F64`] on (finite),
+/// and where |y| < |x|·[`SMALL_TRIG_RESULT_F64`] — x so near a multiple of π/2 that the
+/// short reduction's absolute error (≤ ~2^-87 below 2^20: the rounding of q·π/4's last
+/// part) would be more than 2^-47 of the result (up to 7·10^6 ulp at x = 642615.9188844458
+/// before). Such x are rare (about |x|·2^-40 of them): the branch is cold.
+#[inline(always)]
+pub(super) fn trig_needs_exact_f64(x: f64, y: f64) -> bool {
+    let ax = fabs(x);
+    (LARGE_TRIG_ARG_F64..f64::INFINITY).contains(&ax) || fabs(y) < ax * SMALL_TRIG_RESULT_F64
+}
+
+/// See [`trig_needs_exact_f64`]: 2^-40.
+pub const SMALL_TRIG_RESULT_F64: f64 = 9.094_947_017_729_282e-13;
+
+/// `sin_f64` where `trig_needs_exact_f64` is false (everything but the rare arguments it
+/// names): branch-free, so loops vectorise.
 #[inline(always)]
 pub fn sin_f64_near(x: f64) -> f64 {
     sin_of(x, reduce_quarter_pi(fabs(x)))
 }
 
-/// `cos_f64` for |x| < [`LARGE_TRIG_ARG_F64`] (or not finite).
+/// `cos_f64` where `trig_needs_exact_f64` is false.
 #[inline(always)]
 pub fn cos_f64_near(x: f64) -> f64 {
     cos_of(x, reduce_quarter_pi(fabs(x)))

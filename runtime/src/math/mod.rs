@@ -15,9 +15,10 @@
 //!   `fmaf`, slowly;
 //! * branch-free: special cases are selected at the end, so loops vectorise. The one
 //!   exception is `sin`/`cos` from |x| = 2^29 (f32) or 2^20 (f64) on, reduced exactly
-//!   with the bits of 2/π (`reduce.rs`) on a cold path; kernels run the branch-free
-//!   `*_near` forms over a slice and redo the rare large elements
-//!   (`FloatMath::trig_arg_is_large`).
+//!   with the bits of 2/π (`reduce.rs`) on a cold path, as are f64 arguments whose short
+//!   reduction leaves a result tiny next to |x|; kernels run the branch-free `*_near`
+//!   forms over a slice and redo the rare elements that need it
+//!   (`FloatMath::trig_needs_exact`).
 //!
 //! Accuracy (max error measured by the tests in `tests.rs` over dense sweeps against
 //! f64 libm for f32, and against glibc's f64 libm for f64; see each function):
@@ -29,7 +30,7 @@
 //! | tanh | 2 | 3 | all |
 //! | sigmoid | 2 | 3 | all |
 //! | softplus | 2 | 3 | all |
-//! | sin, cos | 2 | 2 | all (f64 below 2^20: absolute error ≈ \|x\|·2^-100 near multiples of π/2) |
+//! | sin, cos | 2 | 2 | all (near multiples of π/2 too) |
 //! | pow | 1 (computed in f64) | ≈ \|y·ln x\|·2^-52 relative | |
 //!
 //! The exact figures are asserted by the tests, so a change that loses accuracy fails.
@@ -48,7 +49,8 @@ use single::{cos_f32_near, sin_f32_near};
 /// same algorithms (the GPU's `pow`), so that every implementation uses the same values.
 pub mod f64_constants {
     pub use super::double::{
-        ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF, TANH_P, TANH_Q,
+        ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF, SMALL_TRIG_RESULT_F64, TANH_P,
+        TANH_Q,
     };
     pub use super::reduce::{LARGE_TRIG_ARG_F32, LARGE_TRIG_ARG_F64, PIO2_HI, PIO2_LO, TWO_OVER_PI_BITS};
 }
@@ -69,13 +71,14 @@ pub trait FloatMath: crate::dtype::Element + num_like::Num {
     fn softplus(self) -> Self;
     fn sin(self) -> Self;
     fn cos(self) -> Self;
-    /// `sin` for arguments where `trig_arg_is_large` is false: branch-free.
+    /// `sin` where `trig_needs_exact` is false: branch-free.
     fn sin_near(self) -> Self;
-    /// `cos` for arguments where `trig_arg_is_large` is false: branch-free.
+    /// `cos` where `trig_needs_exact` is false: branch-free.
     fn cos_near(self) -> Self;
-    /// Whether `sin`/`cos` take the exact (Payne–Hanek) reduction: finite and |x| ≥ 2^29
-    /// (f32) or 2^20 (f64).
-    fn trig_arg_is_large(self) -> bool;
+    /// Whether `sin`/`cos` of `self` redo `near`, the `*_near` form's result, with the
+    /// exact (Payne–Hanek) reduction: finite |x| ≥ 2^29 (f32) or 2^20 (f64), and for f64
+    /// results tiny next to |x| (x next to a multiple of π/2).
+    fn trig_needs_exact(self, near: Self) -> bool;
     fn pow(self, y: Self) -> Self;
     fn sqrt(self) -> Self;
     fn floor(self) -> Self;
@@ -110,7 +113,7 @@ pub mod num_like {
 }
 
 macro_rules! float_math {
-    ($t:ty, $exp:ident, $log:ident, $tanh:ident, $sig:ident, $sp:ident, $sin:ident, $cos:ident, $pow:ident, $sin_near:ident, $cos_near:ident, $large:path) => {
+    ($t:ty, $exp:ident, $log:ident, $tanh:ident, $sig:ident, $sp:ident, $sin:ident, $cos:ident, $pow:ident, $sin_near:ident, $cos_near:ident, $needs:path) => {
         impl FloatMath for $t {
             #[inline(always)]
             fn exp(self) -> Self {
@@ -149,10 +152,8 @@ macro_rules! float_math {
                 $cos_near(self)
             }
             #[inline(always)]
-            fn trig_arg_is_large(self) -> bool {
-                // The thresholds are powers of two: exact in either type.
-                let a = <$t>::abs(self);
-                a >= $large as $t && a < <$t>::INFINITY
+            fn trig_needs_exact(self, near: Self) -> bool {
+                $needs(self, near)
             }
             #[inline(always)]
             fn pow(self, y: Self) -> Self {
@@ -195,7 +196,7 @@ float_math!(
     pow_f32,
     sin_f32_near,
     cos_f32_near,
-    reduce::LARGE_TRIG_ARG_F32
+    single::trig_needs_exact_f32
 );
 float_math!(
     f64,
@@ -209,5 +210,5 @@ float_math!(
     pow_f64,
     sin_f64_near,
     cos_f64_near,
-    reduce::LARGE_TRIG_ARG_F64
+    double::trig_needs_exact_f64
 );

@@ -73,7 +73,7 @@ fn window(skip: i64) -> u64 {
     shl(TWO_OVER_PI_BITS[w], sh) | shr(TWO_OVER_PI_BITS[w + 1], 64 - sh)
 }
 
-/// |x| = n·π/2 + r for finite `ax` ≥ 2^20 (any other bits give some value, never a
+/// |x| = n·π/2 + r for finite `ax` ≥ 1 (any other bits give some value, never a
 /// panic); returns (r ∈ [−π/4, π/4], 2n mod 8) — the octant convention of
 /// the short reduction.
 ///
@@ -191,8 +191,9 @@ mod tests {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
-            // exponents 20..1023, random mantissas
-            let e = 20 + (s % 1004) as i32;
+            // exponents 0..1023 (below 2^20 the f64 sin/cos take this path near the
+            // multiples of π/2), random mantissas
+            let e = (s % 1024) as i32;
             xs.push((1.0 + (s >> 11) as f64 / (1u64 << 53) as f64) * 2f64.powi(e));
         }
         for x in xs {

@@ -222,6 +222,15 @@ pub fn cos_f32(x: f32) -> f32 {
     cos_of(x, reduce_any(fabs(x)))
 }
 
+/// Whether `sin_f32`/`cos_f32` of `x` take the exact reduction: finite |x| ≥
+/// `LARGE_TRIG_ARG_F32` (the short reduction, carried out in f64, is exact enough for an
+/// f32 result everywhere below, near multiples of π/2 too).
+#[inline(always)]
+pub(super) fn trig_needs_exact_f32(x: f32, _near: f32) -> bool {
+    let ax = fabs(x);
+    ax >= super::reduce::LARGE_TRIG_ARG_F32 as f32 && ax < f32::INFINITY
+}
+
 /// `sin_f32` for |x| < `LARGE_TRIG_ARG_F32` (or not finite): branch-free, so loops vectorise.
 #[inline(always)]
 pub fn sin_f32_near(x: f32) -> f32 {
