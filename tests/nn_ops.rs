@@ -95,3 +95,66 @@ fn softmax_rows_sum_to_one_and_subtract_max() {
     let r = rand_f64(60, &[5, 7], -30.0, 30.0).softmax(0).sum(0, false);
     assert_close(&f64s(&r), &[1.0; 7], 1e-14);
 }
+
+/// `logsumexp` is log Σ exp over the axes, stable for large values, −∞ for a slice of
+/// −∞ and +∞ for one holding +∞ (TensorFlow's `reduce_logsumexp`), with softmax as its
+/// gradient; traced calls give the eager bits.
+#[test]
+fn logsumexp_is_stable_handles_infinities_and_differentiates_to_softmax() {
+    let x = rand_f64(61, &[5, 9], -30.0, 30.0);
+    let xs = f64s(&x);
+    let got = f64s(&x.logsumexp(1, false));
+    for (r, g) in got.iter().enumerate() {
+        let row = &xs[r * 9..r * 9 + 9];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let want = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        assert!((g - want).abs() <= 1e-14 * want.abs().max(1.0), "row {r}: {g} vs {want}");
+    }
+    let keep = x.logsumexp([0, 1], true);
+    assert_eq!(keep.dims(), &[1, 1]);
+    let big = Tensor::from_vec(vec![1000.0f32, 1000.0, -1e30, 0.0], [2, 2]).unwrap();
+    let b = f32s(&big.logsumexp(-1, false));
+    assert!((b[0] - (1000.0 + 2f32.ln())).abs() < 1e-3 && b[1] == 0.0, "{b:?}");
+    let inf = f32::INFINITY;
+    let special = Tensor::from_vec(vec![-inf, -inf, inf, 1.0, f32::NAN, 1.0], [3, 2]).unwrap();
+    let s = f32s(&special.logsumexp(1, false));
+    assert!(s[0] == -inf && s[1] == inf && s[2].is_nan(), "{s:?}");
+    let empty = Tensor::from_vec(Vec::<f32>::new(), [2, 0]).unwrap();
+    assert_eq!(f32s(&empty.logsumexp(1, false)), vec![-inf, -inf]);
+
+    let tape = GradientTape::new();
+    tape.watch(&x);
+    let g = tape.gradient(&x.logsumexp(1, false).sum_all(), &[&x]).remove(0).unwrap();
+    let soft = f64s(&x.softmax(1));
+    for (a, b) in f64s(&g).iter().zip(&soft) {
+        assert!((a - b).abs() <= 1e-15, "{a} vs {b}");
+    }
+    let traced = function("lse", |v: Vec<Tensor>| v[0].logsumexp(-1, false));
+    assert_eq!(f64s(&traced.call(vec![x.clone()])), got);
+    let msg = std::panic::catch_unwind(|| Tensor::from_vec(vec![1i32], [1]).unwrap().logsumexp(0, false))
+        .expect_err("an integer logsumexp is refused");
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("reduce_logsumexp: needs a float tensor, got i32"), "{msg}");
+}
+
+/// `clip` and `leaky_relu`: values, NaN, and TensorFlow's gradients at the edges.
+#[test]
+fn clip_and_leaky_relu_follow_tensorflow() {
+    let x = Tensor::from_vec(vec![-2.0f64, -1.0, 0.0, 0.5, 1.0, 3.0, f64::NAN], [7]).unwrap();
+    let c = f64s(&x.clip(-1.0, 1.0));
+    assert_eq!(c[..6], [-1.0, -1.0, 0.0, 0.5, 1.0, 1.0]);
+    assert!(c[6].is_nan());
+    assert_eq!(f64s(&x.clip(2.0, 1.0))[..6], [1.0; 6], "lo > hi gives hi (NumPy)");
+    let l = f64s(&x.leaky_relu(0.1));
+    assert_eq!(l[..6], [-0.2, -0.1, 0.0, 0.5, 1.0, 3.0]);
+    assert!(l[6].is_nan());
+    let tape = GradientTape::persistent();
+    tape.watch(&x);
+    let gc = f64s(&tape.gradient(&x.clip(-1.0, 1.0).sum_all(), &[&x]).remove(0).unwrap());
+    assert_eq!(gc[..6], [0.0, 1.0, 1.0, 1.0, 1.0, 0.0], "the gradient passes where lo <= x <= hi");
+    let gl = f64s(&tape.gradient(&x.leaky_relu(0.1).sum_all(), &[&x]).remove(0).unwrap());
+    assert_eq!(gl[..6], [0.1, 0.1, 0.1, 1.0, 1.0, 1.0], "leaky_relu'(0) = alpha");
+    let y = rand_f32(62, &[4, 33], -3.0, 3.0);
+    let traced = function("clip_leaky", |v: Vec<Tensor>| v[0].clip(-1.5, 2.0).leaky_relu(0.3));
+    assert_eq!(f32s(&traced.call(vec![y.clone()])), f32s(&y.clip(-1.5, 2.0).leaky_relu(0.3)));
+}

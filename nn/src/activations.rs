@@ -16,6 +16,25 @@ pub enum Activation {
     /// x for x > 0, eˣ − 1 otherwise.
     Elu,
     Softplus,
+    /// x for x > 0, 0.2·x otherwise (Keras' `leaky_relu`, `tf.nn.leaky_relu`'s default
+    /// slope; [`Tensor::leaky_relu`] takes any).
+    LeakyRelu,
+    /// x·sigmoid(x) (Keras' `swish`, also called `silu`).
+    Swish,
+    /// The tanh approximation of GELU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    /// (Keras' `gelu(approximate=True)`, PyTorch's `approximate="tanh"`, GPT-2's). The
+    /// erf form is not provided.
+    GeluTanh,
+    /// scale·elu with Keras' α = 1.67326324 and scale = 1.05070098.
+    Selu,
+    /// x / (1 + |x|).
+    Softsign,
+    /// min(max(x, 0), 6).
+    Relu6,
+    /// x·tanh(softplus(x)).
+    Mish,
+    /// Along the last axis.
+    LogSoftmax,
 }
 
 impl Activation {
@@ -29,8 +48,19 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::Softmax => x.softmax(-1),
             // exp of min(x, 0): the unused branch never overflows (its gradient is 0·e^x).
-            Activation::Elu => Tensor::where_(&x.gt(0.0), x, &(x.minimum(0.0).exp() - 1.0)),
+            Activation::Elu => elu(x),
             Activation::Softplus => x.softplus(),
+            Activation::LeakyRelu => x.leaky_relu(0.2),
+            Activation::Swish => x * &x.sigmoid(),
+            Activation::GeluTanh => {
+                let inner = (x + &(x.square() * x * 0.044_715)) * (2.0 / std::f64::consts::PI).sqrt();
+                (x * 0.5) * &(inner.tanh() + 1.0)
+            }
+            Activation::Selu => elu_alpha(x, SELU_ALPHA) * SELU_SCALE,
+            Activation::Softsign => x / &(x.abs() + 1.0),
+            Activation::Relu6 => x.clip(0.0, 6.0),
+            Activation::Mish => x * &x.softplus().tanh(),
+            Activation::LogSoftmax => x.log_softmax(-1),
         }
     }
 
@@ -44,14 +74,100 @@ impl Activation {
             Activation::Softmax => "softmax",
             Activation::Elu => "elu",
             Activation::Softplus => "softplus",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Swish => "swish",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Selu => "selu",
+            Activation::Softsign => "softsign",
+            Activation::Relu6 => "relu6",
+            Activation::Mish => "mish",
+            Activation::LogSoftmax => "log_softmax",
         }
     }
+}
+
+/// SELU's constants (Klambauer et al.; Keras' values).
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+/// x for x > 0, α(eˣ − 1) otherwise (α = 1 for ELU, SELU's α for SELU). exp of min(x, 0):
+/// the unused branch never overflows (its gradient is 0·eˣ).
+fn elu(x: &Tensor) -> Tensor {
+    elu_alpha(x, 1.0)
+}
+
+fn elu_alpha(x: &Tensor, alpha: f64) -> Tensor {
+    let negative = x.minimum(0.0).exp() - 1.0;
+    let negative = if alpha == 1.0 { negative } else { negative * alpha };
+    Tensor::where_(&x.gt(0.0), x, &negative)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tensorjit_runtime::{random, DType, GradientTape};
+
+    /// Every elementwise activation against its definition computed in f64 on the host,
+    /// and its tape gradient against central differences, on f64 inputs over a wide
+    /// range (|x| up to ~100: the exp and tanh branches saturate).
+    #[test]
+    fn activations_match_their_definitions_and_differentiate() {
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+        let elu = |x: f64, a: f64| if x > 0.0 { x } else { a * x.exp_m1() };
+        let cases: [(Activation, &dyn Fn(f64) -> f64); 8] = [
+            (Activation::LeakyRelu, &|x| if x > 0.0 { x } else { 0.2 * x }),
+            (Activation::Swish, &|x| x * sigmoid(x)),
+            (Activation::GeluTanh, &|x| {
+                0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+            }),
+            (Activation::Selu, &|x| SELU_SCALE * elu(x, SELU_ALPHA)),
+            (Activation::Softsign, &|x| x / (1.0 + x.abs())),
+            (Activation::Relu6, &|x| x.clamp(0.0, 6.0)),
+            (Activation::Mish, &|x| x * softplus(x).tanh()),
+            (Activation::Elu, &|x| elu(x, 1.0)),
+        ];
+        let x = random::normal([301], 0.0, 20.0, DType::F64, Some(11));
+        let xs = x.to_vec::<f64>().unwrap();
+        for (act, reference) in cases {
+            let tape = GradientTape::new();
+            tape.watch(&x);
+            let y = act.apply(&x);
+            let g = tape.gradient(&y.sum_all(), &[&x]).remove(0).unwrap().to_vec::<f64>().unwrap();
+            let ys = y.to_vec::<f64>().unwrap();
+            for i in 0..xs.len() {
+                let want = reference(xs[i]);
+                let scale = want.abs().max(1e-300);
+                assert!(
+                    (ys[i] - want).abs() <= 1e-13 * scale.max(1.0),
+                    "{}({}) = {}, want {want}",
+                    act.name(),
+                    xs[i],
+                    ys[i]
+                );
+                // Central differences away from the kinks (0, and 6 for relu6).
+                if xs[i].abs() > 1e-3 && (xs[i] - 6.0).abs() > 1e-3 {
+                    let h = 1e-6 * xs[i].abs().max(1.0);
+                    let fd = (reference(xs[i] + h) - reference(xs[i] - h)) / (2.0 * h);
+                    assert!(
+                        (g[i] - fd).abs() <= 1e-6 * fd.abs().max(1.0),
+                        "{}'({}) = {}, want {fd}",
+                        act.name(),
+                        xs[i],
+                        g[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_softmax_activation_is_the_last_axis_log_softmax() {
+        let x = random::normal([4, 7], 0.0, 3.0, DType::F32, Some(12));
+        let got = Activation::LogSoftmax.apply(&x).to_vec::<f32>().unwrap();
+        assert_eq!(got, x.log_softmax(1).to_vec::<f32>().unwrap());
+        assert_eq!(Activation::LogSoftmax.name(), "log_softmax");
+    }
 
     #[test]
     fn elu_matches_its_definition_and_has_finite_gradients() {

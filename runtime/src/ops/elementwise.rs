@@ -295,6 +295,14 @@ impl Tensor {
         }
     }
 
+    /// Each element limited to [`lo`, `hi`] (`tf.clip_by_value`, `torch.clamp`):
+    /// `minimum(maximum(x, lo), hi)` — NaN stays NaN, `lo > hi` gives `hi` (NumPy), and
+    /// the gradient passes where lo ≤ x ≤ hi (TensorFlow's).
+    #[track_caller]
+    pub fn clip(&self, lo: impl Operand, hi: impl Operand) -> Tensor {
+        self.maximum(lo).minimum(hi)
+    }
+
     /// Converts to `dtype` (`as` semantics: float → int truncates toward zero and
     /// saturates, NaN → 0; bool ↔ number via 0/1).
     #[track_caller]

@@ -211,6 +211,13 @@ impl Tensor {
         apply(Op::AvgPool2d(PoolParams { ksize, strides, padding }), &[self])
     }
 
+    /// x where x > 0, `alpha`·x elsewhere (`tf.nn.leaky_relu`; its gradient at 0 is
+    /// `alpha`, as TensorFlow's).
+    #[track_caller]
+    pub fn leaky_relu(&self, alpha: f64) -> Tensor {
+        Tensor::where_(&self.gt(0.0), self, &(self * alpha))
+    }
+
     /// A copy that gradients do not flow through (`tf.stop_gradient`). Zero-copy.
     #[track_caller]
     pub fn stop_gradient(&self) -> Tensor {

@@ -168,6 +168,25 @@ impl Tensor {
         }
     }
 
+    /// log Σ exp(x) over `axes` (`tf.reduce_logsumexp`), computed as m + log Σ exp(x − m)
+    /// with m the maximum (0 where that is not finite: a slice of −∞ gives −∞, one holding
+    /// +∞ gives +∞), kept out of the gradient — which is then softmax(x), as TensorFlow's.
+    /// Float tensors only.
+    #[track_caller]
+    pub fn logsumexp(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        if !self.dtype().is_float() {
+            needs("reduce_logsumexp", "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller())
+        }
+        let axes = axes.into();
+        let max = self.max(axes.clone(), true);
+        let finite = max.abs().lt(f64::INFINITY);
+        let shift = max.select(&finite, 0.0).stop_gradient();
+        let sum = (self - &shift).exp().sum(axes, keepdims);
+        &sum.log() + &shift.reshape_to(sum.shape())
+    }
+
     /// Index (i64) of the largest element along `axis`; ties → the first.
     #[track_caller]
     pub fn argmax(&self, axis: i64) -> Tensor {
