@@ -57,7 +57,7 @@ fn away_from_zero(seed: u64, shape: &[usize]) -> Tensor {
 #[test]
 fn unary_ops() {
     type F = fn(&Tensor) -> Tensor;
-    let ops: [(&str, F, bool); 17] = [
+    let ops: [(&str, F, bool); 18] = [
         ("neg", |x| x.neg(), false),
         ("abs", |x| x.abs(), false),
         ("sign", |x| x.sign(), false),
@@ -72,6 +72,7 @@ fn unary_ops() {
         ("softplus", |x| x.softplus(), false),
         ("sin", |x| x.sin(), false),
         ("cos", |x| x.cos(), false),
+        ("erf", |x| x.erf(), false),
         ("floor", |x| x.floor(), false),
         ("ceil", |x| x.ceil(), false),
         ("cast", |x| x.cast(DType::F64), false),

@@ -61,10 +61,10 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
     }
     // (4 × 7 + 3) comparisons and wheres, 2 × 7 integer binary ops, f32 pow and floor
     // division, 8 f64 binary ops under 4 variants; 25 casts, 2 logical ops under 4
-    // variants, not, 2 rounding ops, sin and cos, 2 × 5 integer and 16 f64 unary ops.
+    // variants, not, 2 rounding ops, sin, cos and erf, 2 × 5 integer and 17 f64 unary ops.
     assert_eq!(
         checked,
-        (4 * 7 + 3 + 2 * 7 + 2 + 8) * 4 + 25 + 2 * 4 + 1 + 2 + 2 + 2 * 5 + 16,
+        (4 * 7 + 3 + 2 * 7 + 2 + 8) * 4 + 25 + 2 * 4 + 1 + 2 + 3 + 2 * 5 + 17,
         "every typed op was checked"
     );
 }
@@ -295,7 +295,7 @@ fn pow_gives_the_cpus_bits_across_its_domain_and_special_cases() {
 }
 
 #[test]
-fn sin_and_cos_give_the_cpus_bits_over_many_periods() {
+fn sin_cos_and_erf_give_the_cpus_bits_over_their_ranges() {
     let n = 2000;
     let mut x: Vec<f32> = rand_vec(720, n, -400.0, 400.0).iter().map(|v| *v as f32).collect();
     use std::f32::consts::{FRAC_PI_2, FRAC_PI_4, PI};
@@ -316,9 +316,9 @@ fn sin_and_cos_give_the_cpus_bits_over_many_periods() {
     let two29 = (1u32 << 29) as f32;
     x[400..403].copy_from_slice(&[f32::from_bits(two29.to_bits() - 1), two29, f32::from_bits(two29.to_bits() + 1)]);
     let tx = Tensor::from_vec(x, [n]).unwrap();
-    for u in [tensorjit::ops::UnaryOp::Sin, tensorjit::ops::UnaryOp::Cos] {
+    for u in [tensorjit::ops::UnaryOp::Sin, tensorjit::ops::UnaryOp::Cos, tensorjit::ops::UnaryOp::Erf] {
         let want = run_op(&Op::Unary(u), &[&tx]);
-        let k = TypedKernel { op: TypedOp::Trig(u), inputs: vec![Access::Full] };
+        let k = TypedKernel { op: TypedOp::F32ViaF64(u), inputs: vec![Access::Full] };
         let got = run(&render_typed(&k, "trig"), vec![bytes(&tx)], n * 4, &[n, n]);
         assert_eq!(got, bytes(&want), "{}", u.name());
     }

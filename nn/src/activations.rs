@@ -21,9 +21,10 @@ pub enum Activation {
     LeakyRelu,
     /// x·sigmoid(x) (Keras' `swish`, also called `silu`).
     Swish,
+    /// GELU, 0.5·x·(1 + erf(x/√2)) (Keras' `gelu`, PyTorch's default; BERT's).
+    Gelu,
     /// The tanh approximation of GELU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
-    /// (Keras' `gelu(approximate=True)`, PyTorch's `approximate="tanh"`, GPT-2's). The
-    /// erf form is not provided.
+    /// (Keras' `gelu(approximate=True)`, PyTorch's `approximate="tanh"`, GPT-2's).
     GeluTanh,
     /// scale·elu with Keras' α = 1.67326324 and scale = 1.05070098.
     Selu,
@@ -52,6 +53,7 @@ impl Activation {
             Activation::Softplus => x.softplus(),
             Activation::LeakyRelu => x.leaky_relu(0.2),
             Activation::Swish => x * &x.sigmoid(),
+            Activation::Gelu => (x * 0.5) * &((x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0),
             Activation::GeluTanh => {
                 let inner = (x + &(x.square() * x * 0.044_715)) * (2.0 / std::f64::consts::PI).sqrt();
                 (x * 0.5) * &(inner.tanh() + 1.0)
@@ -76,6 +78,7 @@ impl Activation {
             Activation::Softplus => "softplus",
             Activation::LeakyRelu => "leaky_relu",
             Activation::Swish => "swish",
+            Activation::Gelu => "gelu",
             Activation::GeluTanh => "gelu_tanh",
             Activation::Selu => "selu",
             Activation::Softsign => "softsign",
@@ -115,7 +118,9 @@ mod tests {
         let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
         let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
         let elu = |x: f64, a: f64| if x > 0.0 { x } else { a * x.exp_m1() };
-        let cases: [(Activation, &dyn Fn(f64) -> f64); 8] = [
+        let erf = tensorjit_runtime::math::erf_f64;
+        let cases: [(Activation, &dyn Fn(f64) -> f64); 9] = [
+            (Activation::Gelu, &|x| 0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2))),
             (Activation::LeakyRelu, &|x| if x > 0.0 { x } else { 0.2 * x }),
             (Activation::Swish, &|x| x * sigmoid(x)),
             (Activation::GeluTanh, &|x| {

@@ -28,8 +28,8 @@ pub fn cases() -> Vec<Case> {
         ("exp log sqrt rsqrt", |x| x[0].exp() + x[0].log() + x[0].sqrt() * x[0].rsqrt(), vec![p.clone()]),
         ("square tanh sigmoid relu", |x| x[0].square() + x[0].tanh() * x[0].sigmoid() - x[0].relu(), vec![a.clone()]),
         (
-            "softplus sin cos floor ceil",
-            |x| x[0].softplus() + x[0].sin() * x[0].cos() + x[0].floor() - x[0].ceil(),
+            "softplus sin cos erf floor ceil",
+            |x| x[0].softplus() + x[0].sin() * x[0].cos() + x[0].erf() + x[0].floor() - x[0].ceil(),
             vec![a.clone()],
         ),
         ("binary broadcast", |x| (&x[0] + &x[1]) * (&x[0] - &x[1]) / (x[1].abs() + 1.0), vec![a.clone(), b.clone()]),

@@ -424,7 +424,7 @@ fn parity_suite_on_the_gpu() {
         "neg abs sign",
         "exp log sqrt rsqrt",
         "square tanh sigmoid relu",
-        "softplus sin cos floor ceil",
+        "softplus sin cos erf floor ceil",
         "binary broadcast",
         "pow max min",
         "compare where",

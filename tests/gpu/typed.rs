@@ -50,6 +50,9 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("pow", &gx.pow(&gy), &x.pow(&y));
     same("sin", &gx.sin(), &x.sin());
     same("cos", &gx.cos(), &x.cos());
+    same("erf", &gx.erf(), &x.erf());
+    let (x64, gx64) = (x.cast(DType::F64), gx.cast(DType::F64));
+    same("erf of f64", &gx64.erf(), &x64.erf());
     // Large arguments: the kernels' branch to the exact (Payne–Hanek) reduction.
     let exps = rand_vec(9, 4099, 20.0, 127.9);
     let big: Vec<f64> = exps.iter().enumerate().map(|(i, e)| if i % 2 == 0 { e.exp2() } else { -e.exp2() }).collect();

@@ -87,6 +87,7 @@ pub(super) fn unary(e: &mut Emitter, u: UnaryOp, x: Reg) -> Reg {
         UnaryOp::Softplus => softplus(&mut d, x),
         UnaryOp::Sin => d.sin_cos(x, false),
         UnaryOp::Cos => d.sin_cos(x, true),
+        UnaryOp::Erf => super::erf::erf_f64(&mut d, x),
         UnaryOp::Floor => round(&mut d, x, "rmi"),
         UnaryOp::Ceil => round(&mut d, x, "rpi"),
         UnaryOp::LogicalNot => unreachable!("TypedOp::of offers f64 kernels no logical_not"),

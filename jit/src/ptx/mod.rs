@@ -21,6 +21,7 @@ mod division;
 mod double;
 mod emit;
 pub mod emulate;
+mod erf;
 mod float64;
 mod index;
 mod int;

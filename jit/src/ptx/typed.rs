@@ -209,8 +209,9 @@ pub enum TypedOp {
     Pow,
     /// `floor(a / b)` of two f32s.
     FloorDiv,
-    /// `sin` or `cos` of an f32 (the runtime's algorithm).
-    Trig(UnaryOp),
+    /// `sin`, `cos` or `erf` of an f32 (the runtime's algorithms: in f64 arithmetic,
+    /// rounded once).
+    F32ViaF64(UnaryOp),
     /// `floor` or `ceil` of an f32 (`sign` is a fusible op: f32 kernels compute it).
     Round(UnaryOp),
 }
@@ -227,7 +228,7 @@ impl TypedOp {
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
             (Op::Binary(Pow), [Elem::F32, Elem::F32]) => TypedOp::Pow,
             (Op::Binary(FloorDiv), [Elem::F32, Elem::F32]) => TypedOp::FloorDiv,
-            (Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos)), [Elem::F32]) => TypedOp::Trig(*u),
+            (Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Erf)), [Elem::F32]) => TypedOp::F32ViaF64(*u),
             (Op::Binary(b @ (Add | Sub | Mul | Div | FloorDiv | Maximum | Minimum | Pow)), &[a, c])
                 if a == c && matches!(a, Elem::I32 | Elem::I64) =>
             {
@@ -258,7 +259,7 @@ impl TypedOp {
             TypedOp::FloorDiv => Op::Binary(BinaryOp::FloorDiv),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
-            TypedOp::Round(u) | TypedOp::Trig(u) | TypedOp::IntUnary(u, _) | TypedOp::F64Unary(u) => Op::Unary(u),
+            TypedOp::Round(u) | TypedOp::F32ViaF64(u) | TypedOp::IntUnary(u, _) | TypedOp::F64Unary(u) => Op::Unary(u),
         }
     }
 
@@ -289,7 +290,7 @@ impl TypedOp {
             TypedOp::FloorDiv,
         ]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
-        ops.extend([UnaryOp::Sin, UnaryOp::Cos].map(TypedOp::Trig));
+        ops.extend([UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Erf].map(TypedOp::F32ViaF64));
         ops.extend(super::float64::binary_ops().map(TypedOp::F64));
         ops.extend(super::float64::unary_ops().map(TypedOp::F64Unary));
         ops
@@ -306,7 +307,7 @@ impl TypedOp {
             TypedOp::F64Unary(_) => vec![Elem::F64],
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
-            TypedOp::Round(_) | TypedOp::Trig(_) => vec![Elem::F32],
+            TypedOp::Round(_) | TypedOp::F32ViaF64(_) => vec![Elem::F32],
             TypedOp::Pow | TypedOp::FloorDiv => vec![Elem::F32, Elem::F32],
         }
     }
@@ -317,7 +318,7 @@ impl TypedOp {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
             TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) | TypedOp::IntUnary(_, t) => t,
             TypedOp::F64(_) | TypedOp::F64Unary(_) => Elem::F64,
-            TypedOp::Round(_) | TypedOp::Trig(_) | TypedOp::Pow | TypedOp::FloorDiv => Elem::F32,
+            TypedOp::Round(_) | TypedOp::F32ViaF64(_) | TypedOp::Pow | TypedOp::FloorDiv => Elem::F32,
         }
     }
 
@@ -373,7 +374,8 @@ impl TypedOp {
                 d
             }
             TypedOp::Pow => super::double::pow_f32(e, x[0], x[1]),
-            TypedOp::Trig(u) => super::double::sin_cos_f32(e, x[0], u == UnaryOp::Cos),
+            TypedOp::F32ViaF64(UnaryOp::Erf) => super::erf::erf_f32(e, x[0]),
+            TypedOp::F32ViaF64(u) => super::double::sin_cos_f32(e, x[0], u == UnaryOp::Cos),
             TypedOp::Not => {
                 let d = e.r();
                 e.ins(format_args!("xor.b32 {d}, {}, 1", x[0]));
@@ -409,7 +411,7 @@ impl TypedOp {
             TypedOp::FloorDiv => "floordiv.f32".into(),
             TypedOp::Select(t) => format!("where.{}", t.name()),
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
-            TypedOp::Round(u) | TypedOp::Trig(u) => format!("{}.f32", u.name()),
+            TypedOp::Round(u) | TypedOp::F32ViaF64(u) => format!("{}.f32", u.name()),
             TypedOp::IntUnary(u, t) => format!("{}.{}", u.name(), t.name()),
             TypedOp::F64(b) => format!("{}.f64", b.name()),
             TypedOp::F64Unary(u) => format!("{}.f64", u.name()),

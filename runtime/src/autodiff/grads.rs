@@ -158,6 +158,7 @@ fn unary(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Option<Tensor> {
         UnaryOp::Softplus => g * &x.sigmoid(),
         UnaryOp::Sin => g * &x.cos(),
         UnaryOp::Cos => -(g * &x.sin()),
+        UnaryOp::Erf => g * &(x.square().neg().exp() * std::f64::consts::FRAC_2_SQRT_PI),
         UnaryOp::LogicalNot => return None,
     })
 }

@@ -53,6 +53,7 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
         UnaryOp::Softplus => mapped(a, |x: T| x.softplus()),
         UnaryOp::Sin => trig(a, |x: T| x.sin_near(), |x: T| x.sin()),
         UnaryOp::Cos => trig(a, |x: T| x.cos_near(), |x: T| x.cos()),
+        UnaryOp::Erf => mapped(a, |x: T| x.erf()),
         UnaryOp::Floor => mapped(a, |x: T| x.floor()),
         UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
         UnaryOp::LogicalNot => unreachable!("rejected by infer_unary"),

@@ -31,11 +31,13 @@
 //! | sigmoid | 2 | 3 | all |
 //! | softplus | 2 | 3 | all |
 //! | sin, cos | 2 | 2 | all (near multiples of π/2 too) |
+//! | erf | ≤ 1 (computed in f64) | 1 | fdlibm's method (`erf.rs`) |
 //! | pow | 1 (computed in f64) | ≈ \|y·ln x\|·2^-52 relative | |
 //!
 //! The exact figures are asserted by the tests, so a change that loses accuracy fails.
 
 mod double;
+mod erf;
 mod reduce;
 mod single;
 #[cfg(test)]
@@ -43,6 +45,7 @@ mod tests;
 
 pub use double::{cos_f64, exp_f64, log_f64, pow_f64, sigmoid_f64, sin_f64, softplus_f64, tanh_f64};
 use double::{cos_f64_near, sin_f64_near};
+pub use erf::{erf_f32, erf_f64};
 use single::{cos_f32_near, sin_f32_near};
 
 /// The constants of the f64 `exp`/`log` algorithms, for code generators that emit the
@@ -51,6 +54,10 @@ pub mod f64_constants {
     pub use super::double::{
         ATANH_COEF, COS_COEF, INV_FACT, LN2_HI, LN2_LO, MAGIC, PIO4_PARTS, SIN_COEF, SMALL_TRIG_RESULT_F64, TANH_P,
         TANH_Q,
+    };
+    pub use super::erf::{
+        ERF_BIG, ERF_EFX8, ERF_ERX, ERF_MID, ERF_ONE, ERF_PA, ERF_PP, ERF_QA, ERF_QQ, ERF_RA, ERF_RB, ERF_SA, ERF_SB,
+        ERF_SMALL, ERF_TINY,
     };
     pub use super::reduce::{LARGE_TRIG_ARG_F32, LARGE_TRIG_ARG_F64, PIO2_HI, PIO2_LO, TWO_OVER_PI_BITS};
 }
@@ -71,6 +78,7 @@ pub trait FloatMath: crate::dtype::Element + num_like::Num {
     fn softplus(self) -> Self;
     fn sin(self) -> Self;
     fn cos(self) -> Self;
+    fn erf(self) -> Self;
     /// `sin` where `trig_needs_exact` is false: branch-free.
     fn sin_near(self) -> Self;
     /// `cos` where `trig_needs_exact` is false: branch-free.
@@ -113,7 +121,7 @@ pub mod num_like {
 }
 
 macro_rules! float_math {
-    ($t:ty, $exp:ident, $log:ident, $tanh:ident, $sig:ident, $sp:ident, $sin:ident, $cos:ident, $pow:ident, $sin_near:ident, $cos_near:ident, $needs:path) => {
+    ($t:ty, $exp:ident, $log:ident, $tanh:ident, $sig:ident, $sp:ident, $sin:ident, $cos:ident, $pow:ident, $sin_near:ident, $cos_near:ident, $needs:path, $erf:ident) => {
         impl FloatMath for $t {
             #[inline(always)]
             fn exp(self) -> Self {
@@ -142,6 +150,10 @@ macro_rules! float_math {
             #[inline(always)]
             fn cos(self) -> Self {
                 $cos(self)
+            }
+            #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
             }
             #[inline(always)]
             fn sin_near(self) -> Self {
@@ -196,7 +208,8 @@ float_math!(
     pow_f32,
     sin_f32_near,
     cos_f32_near,
-    single::trig_needs_exact_f32
+    single::trig_needs_exact_f32,
+    erf_f32
 );
 float_math!(
     f64,
@@ -210,5 +223,6 @@ float_math!(
     pow_f64,
     sin_f64_near,
     cos_f64_near,
-    double::trig_needs_exact_f64
+    double::trig_needs_exact_f64,
+    erf_f64
 );

@@ -145,6 +145,25 @@ fn near_forms_agree_below_the_large_argument_threshold() {
 }
 
 #[test]
+fn erf_within_1_ulp_of_libm() {
+    // f32 over a sweep of every f32 range (libm's f64 erf is the truth at f32 precision).
+    check_f32("erf", erf_f32, libm::erf, -f32::MAX, f32::MAX, 1.0);
+    // f64: dense around each interval's bounds and across [−7, 7], plus the sweep.
+    check_f64("erf", erf_f64, libm::erf, -f64::MAX, f64::MAX, 1.0);
+    for b in [3.725_290_298_461_914e-9, 0.84375, 1.25, 2.857_141_494_750_976_6, 6.0] {
+        for k in -2000..2000 {
+            let x = b + k as f64 * b * 1e-6;
+            assert!(ulp_err_f64(erf_f64(x), libm::erf(x)) <= 1.0, "erf({x:e}) = {} vs {}", erf_f64(x), libm::erf(x));
+        }
+    }
+    assert_eq!(erf_f64(f64::INFINITY), 1.0);
+    assert_eq!(erf_f64(f64::NEG_INFINITY), -1.0);
+    assert!(erf_f64(f64::NAN).is_nan() && erf_f32(f32::NAN).is_nan());
+    assert_eq!(erf_f64(-0.0).to_bits(), (-0.0f64).to_bits());
+    assert_eq!(erf_f32(1e-45), libm::erf(1e-45f32 as f64) as f32);
+}
+
+#[test]
 fn pow_f32_within_1_ulp_and_special_cases() {
     let mut worst: f64 = 0.0;
     for x in f32_sweep(40_009).filter(|x| *x > 0.0) {

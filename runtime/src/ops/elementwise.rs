@@ -26,6 +26,8 @@ pub enum UnaryOp {
     Softplus,
     Sin,
     Cos,
+    /// The error function (GELU's exact form).
+    Erf,
     Floor,
     Ceil,
     LogicalNot,
@@ -33,7 +35,7 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// Every variant (for parsers and exhaustive tests).
-    pub const ALL: [UnaryOp; 17] = [
+    pub const ALL: [UnaryOp; 18] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Sign,
@@ -48,6 +50,7 @@ impl UnaryOp {
         UnaryOp::Softplus,
         UnaryOp::Sin,
         UnaryOp::Cos,
+        UnaryOp::Erf,
         UnaryOp::Floor,
         UnaryOp::Ceil,
         UnaryOp::LogicalNot,
@@ -69,6 +72,7 @@ impl UnaryOp {
             UnaryOp::Softplus => "softplus",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
+            UnaryOp::Erf => "erf",
             UnaryOp::Floor => "floor",
             UnaryOp::Ceil => "ceil",
             UnaryOp::LogicalNot => "logical_not",
@@ -246,6 +250,8 @@ unary_methods! {
     softplus => Softplus,
     sin => Sin,
     cos => Cos,
+    /// The error function, (2/√π)∫₀ˣ e^(−t²) dt (`tf.math.erf`).
+    erf => Erf,
     floor => Floor,
     ceil => Ceil,
     /// Elementwise `!` of a bool tensor.
