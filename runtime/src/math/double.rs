@@ -280,7 +280,7 @@ pub(super) fn trig_needs_exact_f64(x: f64, y: f64) -> bool {
     (LARGE_TRIG_ARG_F64..f64::INFINITY).contains(&ax) || fabs(y) < ax * SMALL_TRIG_RESULT_F64
 }
 
-/// See [`trig_needs_exact_f64`]: 2^-40.
+/// 2^-40: `sin_f64` and `cos_f64` redo results smaller than |x| times this (`trig_needs_exact_f64`).
 pub const SMALL_TRIG_RESULT_F64: f64 = 9.094_947_017_729_282e-13;
 
 /// `sin_f64` where `trig_needs_exact_f64` is false (everything but the rare arguments it

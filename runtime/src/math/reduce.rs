@@ -40,7 +40,7 @@ pub const TWO_OVER_PI_BITS: [u64; 20] = [
     0x5603_3046_FC7B_6BAB,
 ];
 
-/// |x| from which f32 `sin`/`cos` reduce with [`reduce_large`] (2^29: below it the
+/// |x| from which f32 `sin`/`cos` reduce with `reduce_large` (2^29: below it the
 /// three-part π/4 products are exact, and the short reduction, carried out in f64, is
 /// exact enough for an f32 result).
 pub const LARGE_TRIG_ARG_F32: f64 = 536_870_912.0;
