@@ -155,6 +155,9 @@ fn clip_and_leaky_relu_follow_tensorflow() {
     let gl = f64s(&tape.gradient(&x.leaky_relu(0.1).sum_all(), &[&x]).remove(0).unwrap());
     assert_eq!(gl[..6], [0.1, 0.1, 0.1, 1.0, 1.0, 1.0], "leaky_relu'(0) = alpha");
     let y = rand_f32(62, &[4, 33], -3.0, 3.0);
+    let err = std::panic::catch_unwind(|| Tensor::from_vec(vec![1i64], [1]).unwrap().leaky_relu(0.2)).expect_err("int");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("leaky_relu: needs a float tensor, got i64") && msg.contains("nn_ops.rs"), "{msg}");
     let traced = function("clip_leaky", |v: Vec<Tensor>| v[0].clip(-1.5, 2.0).leaky_relu(0.3));
     assert_eq!(f32s(&traced.call(vec![y.clone()])), f32s(&y.clip(-1.5, 2.0).leaky_relu(0.3)));
 }

@@ -212,9 +212,14 @@ impl Tensor {
     }
 
     /// x where x > 0, `alpha`·x elsewhere (`tf.nn.leaky_relu`; its gradient at 0 is
-    /// `alpha`, as TensorFlow's).
+    /// `alpha`, as TensorFlow's). Float tensors only.
     #[track_caller]
     pub fn leaky_relu(&self, alpha: f64) -> Tensor {
+        if !self.dtype().is_float() {
+            needs("leaky_relu", "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller())
+        }
         Tensor::where_(&self.gt(0.0), self, &(self * alpha))
     }
 
