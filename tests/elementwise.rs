@@ -264,3 +264,45 @@ fn erf_matches_known_values_eager_and_traced() {
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("erf: needs a float tensor"), "{msg}");
 }
+
+/// `floormod` / `%` take the divisor's sign (`tf.math.floormod`, Python), exactly — even
+/// for quotients far beyond 2^53 — and never trap: an integer divisor of 0 gives 0, a float
+/// one NaN. Traced calls give the eager bytes.
+#[test]
+fn floormod_follows_python_and_tensorflow() {
+    let a = [7.0f64, -7.0, 7.0, -7.0, 5.5, -5.5, 1e20, -0.0, 6.0, -6.0, 2.0, -2.0];
+    let b = [3.0f64, 3.0, -3.0, -3.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0, f64::INFINITY, f64::INFINITY];
+    // TensorFlow's `floormod` for each pair — Python's `%` too, but for a zero remainder,
+    // which keeps a's sign as C's fmod does (Python: b's). 1e20 % 3 is exact: 10^20 ≡ 1.
+    let want = [1.0, 2.0, -2.0, -1.0, 1.5, 0.5, 1.0, -0.0, 0.0, -0.0, 2.0, f64::INFINITY];
+    let (ta, tb) = (Tensor::from_vec(a.to_vec(), [12]).unwrap(), Tensor::from_vec(b.to_vec(), [12]).unwrap());
+    let got = f64s(&(&ta % &tb));
+    assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.map(f64::to_bits).to_vec(), "{got:?}");
+    let f32_got = f32s(&(&ta.cast(DType::F32) % &tb.cast(DType::F32)));
+    assert_eq!(f32_got[..6], [1.0, 2.0, -2.0, -1.0, 1.5, 0.5]);
+    assert_eq!(f32s(&(&ta.cast(DType::F32) % 2.5))[..2], [2.0, 0.5], "a Rust scalar divisor");
+    let nan = f64s(&Tensor::from_vec(vec![3.0f64, f64::INFINITY], [2]).unwrap().floormod(0.0));
+    assert!(nan.iter().all(|v| v.is_nan() && v.is_sign_positive()), "{nan:?}");
+
+    let ia = Tensor::from_vec(vec![7i32, -7, 7, -7, 5, i32::MIN, i32::MIN, 0], [8]).unwrap();
+    let ib = Tensor::from_vec(vec![3i32, 3, -3, -3, 0, -1, 3, -5], [8]).unwrap();
+    assert_eq!((&ia % &ib).to_vec::<i32>().unwrap(), vec![1, 2, -2, -1, 0, 0, 1, 0]);
+    // a == floordiv(a, b)·b + floormod(a, b) wherever b != 0.
+    let (x, y) = (rand_f32(81, &[500], -1e3, 1e3).cast(DType::I64), rand_f32(82, &[500], -40.0, 40.0).cast(DType::I64));
+    let y = y.select(&y.ne(0), 1);
+    let back = &(&x.floordiv(&y) * &y) + &(&x % &y);
+    assert_eq!(back.to_vec::<i64>().unwrap(), x.to_vec::<i64>().unwrap());
+
+    let traced = function("floormod", |v: Vec<Tensor>| &v[0] % &v[1]);
+    for (p, q) in [(ta.clone(), tb.clone()), (ta.cast(DType::F32), tb.cast(DType::F32)), (ia.clone(), ib.clone())] {
+        assert_eq!(
+            element_bytes(&traced.call(vec![p.clone(), q.clone()])),
+            element_bytes(&(&p % &q)),
+            "{:?}",
+            p.dtype()
+        );
+    }
+    let mut acc = ta.clone();
+    acc %= 4.0;
+    assert_eq!(f64s(&acc)[..2], [3.0, 1.0]);
+}

@@ -327,3 +327,17 @@ fn unwatched_inputs_get_no_gradient_and_cost_nothing() {
     let ir = f.concrete_functions()[0].ir_text();
     assert_eq!(ir.matches("matmul[").count(), 2, "forward + dL/dw only:\n{ir}");
 }
+
+/// floormod's gradient is TensorFlow's, (1, −⌊a/b⌋): checked by central differences at
+/// points where a/b = k + f with f in [0.2, 0.8] (away from the jumps at integers),
+/// either sign, with broadcasting.
+#[test]
+fn floormod_differentiates_between_its_jumps() {
+    for (k, &n) in SIZES.iter().enumerate() {
+        let s = 300 + k as u64;
+        let b = &rand_f64(s, &[n], 0.5, 3.0) * &rand_f64(s + 1, &[n], -1.0, 1.0).sign();
+        let q = &rand_f64(s + 2, &[2, n], -20.0, 20.0).floor() + &rand_f64(s + 3, &[2, n], 0.2, 0.8);
+        let a = &q * &b;
+        gradcheck(s, &[a, b], |v| &v[0] % &v[1], 40);
+    }
+}

@@ -388,13 +388,14 @@ fn the_typed_index_and_movement_kernels_assemble() {
     }
     modules.push(render_fill_words(&format!("fill_{}", modules.len())));
     // 4 element types × (6 comparisons, where, 5 casts), bools' 2 comparisons, where and
-    // 5 casts, 3 logical ops, f32 pow, floor division, 2 rounding ops, sin, cos and erf,
-    // 2 × 7 integer binary and 2 × 5 integer unary ops, 8 binary and 17 unary f64 ops — four
+    // 5 casts, 3 logical ops, f32 pow, floor division, floormod, 2 rounding ops, sin, cos
+    // and erf, 2 × 8 integer binary and 2 × 5 integer unary ops, 9 binary and 17 unary f64
+    // ops — four
     // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
     // concat parts of 5 element types; 8 scatter-adds; 12 random generators (3
     // distributions × 2 dtypes × 2 key sources); 8 arg-reductions; 12 split reductions
     // (i32, i64, f64); the fill.
-    assert_eq!(modules.len(), (4 * 12 + 8 + 10 + 2 * 7 + 2 * 5 + 8 + 17) * 4 + 20 + 15 + 8 + 12 + 8 + 12 + 1);
+    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 8 + 12 + 8 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }
 

@@ -59,12 +59,13 @@ fn every_typed_op_gives_the_cpus_bytes_under_every_access_pattern() {
             checked += 1;
         }
     }
-    // (4 × 7 + 3) comparisons and wheres, 2 × 7 integer binary ops, f32 pow and floor
-    // division, 8 f64 binary ops under 4 variants; 25 casts, 2 logical ops under 4
-    // variants, not, 2 rounding ops, sin, cos and erf, 2 × 5 integer and 17 f64 unary ops.
+    // (4 × 7 + 3) comparisons and wheres, 2 × 8 integer binary ops, f32 pow, floor
+    // division and floormod, 9 f64 binary ops under 4 variants; 25 casts, 2 logical ops
+    // under 4 variants, not, 2 rounding ops, sin, cos and erf, 2 × 5 integer and 17 f64
+    // unary ops.
     assert_eq!(
         checked,
-        (4 * 7 + 3 + 2 * 7 + 2 + 8) * 4 + 25 + 2 * 4 + 1 + 2 + 3 + 2 * 5 + 17,
+        (4 * 7 + 3 + 2 * 8 + 3 + 9) * 4 + 25 + 2 * 4 + 1 + 2 + 3 + 2 * 5 + 17,
         "every typed op was checked"
     );
 }
@@ -358,7 +359,7 @@ fn integer_floor_division_rounds_down_and_never_traps() {
             _ => Tensor::from_vec(v.to_vec(), [v.len()]).unwrap(),
         };
         let (ta, tb) = (t(&a), t(&b));
-        for op in [BinaryOp::FloorDiv, BinaryOp::Div] {
+        for op in [BinaryOp::FloorDiv, BinaryOp::Div, BinaryOp::Mod] {
             let want = run_op(&Op::Binary(op), &[&ta, &tb]);
             let typed = TypedOp::of(&Op::Binary(op), &[elem.dtype(), elem.dtype()], elem.dtype()).expect("typed");
             let k = TypedKernel { op: typed, inputs: vec![Access::Full, Access::Full] };
@@ -443,7 +444,7 @@ fn f64_ops_give_the_cpus_bits_across_their_ranges() {
     for u in UnaryOp::ALL.into_iter().filter(|u| *u != UnaryOp::LogicalNot) {
         check(TypedOp::F64Unary(u), &[&x]);
     }
-    for b in [BinaryOp::Pow, BinaryOp::FloorDiv, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Div] {
+    for b in [BinaryOp::Pow, BinaryOp::FloorDiv, BinaryOp::Mod, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Div] {
         check(TypedOp::F64(b), &[&x, &y]);
     }
 }
@@ -491,4 +492,60 @@ fn every_elementwise_op_the_runtime_accepts_has_a_gpu_kernel() {
     }
     assert!(accepted > 100, "the runtime accepts many of them ({accepted})");
     assert!(missing.is_empty(), "no GPU kernel for: {missing:?}");
+}
+
+/// `floormod` of f32 and f64 operands: PTX has no `fmod`, and the kernel's long division
+/// of significands must give C's exact remainder everywhere — quotients up to 2^277
+/// (f32) and 2^2098 (f64), subnormals, signed zeros, ±∞, NaN and zero divisors.
+#[test]
+fn floormod_gives_the_cpus_bits_across_the_exponent_range() {
+    use tensorjit::ops::BinaryOp;
+    // Magnitudes log-uniform over each type's whole range, either sign, then specials.
+    let pairs = |seed: u64, lo: f64, hi: f64| -> Vec<(f64, f64)> {
+        let (ea, eb) = (rand_vec(seed, 600, lo, hi), rand_vec(seed + 1, 600, lo, hi));
+        ea.iter()
+            .zip(&eb)
+            .enumerate()
+            .map(|(i, (a, b))| {
+                let (sa, sb) = (if i % 2 == 0 { 1.0 } else { -1.0 }, if i % 3 == 0 { -1.0 } else { 1.0 });
+                (sa * a.exp2(), sb * b.exp2())
+            })
+            .collect()
+    };
+    let specials = |tiny: f64, big: f64| {
+        let mut v = vec![(7.0, 3.0), (-7.0, 3.0), (7.0, -3.0), (-7.0, -3.0), (5.5, 2.0), (-5.5, 2.0), (6.0, 3.0)];
+        v.extend([(-6.0, 3.0), (0.0, 3.0), (-0.0, 3.0), (0.0, -3.0), (3.0, 0.0), (3.0, -0.0), (0.0, 0.0)]);
+        v.extend([(f64::INFINITY, 2.0), (2.0, f64::INFINITY), (-2.0, f64::INFINITY), (2.0, f64::NEG_INFINITY)]);
+        v.extend([
+            (f64::NAN, 2.0),
+            (2.0, f64::NAN),
+            (big, tiny),
+            (-big, tiny),
+            (tiny, big),
+            (big, 3.0),
+            (tiny * 3.0, tiny),
+        ]);
+        v.extend([(1e20, 3.0), (0.1, 0.01), (tiny * 7.0, tiny * 2.0), (big, big * 0.75), (big, -tiny)]);
+        v
+    };
+    let check = |elem: Elem, v: Vec<(f64, f64)>| {
+        let (a, b): (Vec<f64>, Vec<f64>) = v.into_iter().unzip();
+        let n = a.len();
+        let t = |x: &[f64]| match elem {
+            Elem::F32 => Tensor::from_vec(x.iter().map(|v| *v as f32).collect::<Vec<_>>(), [n]).unwrap(),
+            _ => Tensor::from_vec(x.to_vec(), [n]).unwrap(),
+        };
+        let (ta, tb) = (t(&a), t(&b));
+        let want = run_op(&Op::Binary(BinaryOp::Mod), &[&ta, &tb]);
+        let typed = TypedOp::of(&Op::Binary(BinaryOp::Mod), &[elem.dtype(); 2], elem.dtype()).expect("typed");
+        let k = TypedKernel { op: typed, inputs: vec![Access::Full, Access::Full] };
+        let got = run(&render_typed(&k, "floormod"), vec![bytes(&ta), bytes(&tb)], n * elem.bytes(), &[n, n]);
+        assert_eq!(got, bytes(&want), "{k}");
+    };
+    let mut f32s = pairs(731, -149.0, 127.9);
+    f32s.extend(specials(f32::from_bits(1) as f64, f32::MAX as f64));
+    check(Elem::F32, f32s);
+    let mut f64s = pairs(733, -1074.0, 1023.9);
+    f64s.extend(specials(f64::from_bits(1), f64::MAX));
+    check(Elem::F64, f64s);
 }

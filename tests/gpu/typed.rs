@@ -51,8 +51,12 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("sin", &gx.sin(), &x.sin());
     same("cos", &gx.cos(), &x.cos());
     same("erf", &gx.erf(), &x.erf());
+    same("floormod", &(&gx % &gy), &(&x % &y));
     let (x64, gx64) = (x.cast(DType::F64), gx.cast(DType::F64));
     same("erf of f64", &gx64.erf(), &x64.erf());
+    same("floormod of f64", &gx64.floormod(gy.cast(DType::F64)), &x64.floormod(y.cast(DType::F64)));
+    let (i, gi) = (x.cast(DType::I64), gx.cast(DType::I64));
+    same("floormod of i64", &(&gi % &gy.cast(DType::I64)), &(&i % &y.cast(DType::I64)));
     // Large arguments: the kernels' branch to the exact (Payne–Hanek) reduction.
     let exps = rand_vec(9, 4099, 20.0, 127.9);
     let big: Vec<f64> = exps.iter().enumerate().map(|(i, e)| if i % 2 == 0 { e.exp2() } else { -e.exp2() }).collect();

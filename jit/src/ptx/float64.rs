@@ -38,6 +38,7 @@ pub(super) fn binary(e: &mut Emitter, b: BinaryOp, x: Reg, y: Reg) -> Reg {
             round(&mut d, q, "rmi")
         }
         BinaryOp::Pow => d.pow(x, y),
+        BinaryOp::Mod => super::floormod::floormod_f64(d.0, x, y),
         // NaN propagates; ties keep the left operand: x if (x ≥ y or x is NaN) else y.
         BinaryOp::Maximum | BinaryOp::Minimum => {
             let cc = if b == BinaryOp::Maximum { "ge" } else { "le" };

@@ -23,12 +23,7 @@ pub(super) fn truncdiv(e: &mut Emitter, t: Elem, a: Reg, b: Reg) -> Reg {
 /// results (0, the wrapping negation) selected afterwards.
 fn divide(e: &mut Emitter, t: Elem, (a, b): (Reg, Reg), floor: bool) -> Reg {
     let ty = t.setp();
-    let (by0, bym1, unsafe_div) = (e.p(), e.p(), e.p());
-    e.ins(format_args!("setp.eq.{ty} {by0}, {b}, 0"));
-    e.ins(format_args!("setp.eq.{ty} {bym1}, {b}, -1"));
-    e.ins(format_args!("or.pred {unsafe_div}, {by0}, {bym1}"));
-    let (one, safe) = (t.constant(e, true), t.reg(e));
-    e.ins(format_args!("selp.{} {safe}, {one}, {b}, {unsafe_div}", t.selp()));
+    let SafeDivisor { safe, by0, bym1 } = safe_divisor(e, t, b);
     let q = t.reg(e);
     e.ins(format_args!("div.{ty} {q}, {a}, {safe}"));
     let q2 = if floor { round_down(e, t, (a, safe), q) } else { q };
@@ -38,6 +33,25 @@ fn divide(e: &mut Emitter, t: Elem, (a, b): (Reg, Reg), floor: bool) -> Reg {
     e.ins(format_args!("selp.{} {q3}, {neg}, {q2}, {bym1}", t.selp()));
     e.ins(format_args!("selp.{} {q4}, {zero}, {q3}, {by0}", t.selp()));
     q4
+}
+
+/// A divisor PTX's `div`/`rem` are defined for: `b`, or 1 where `b` is 0 or −1 (the
+/// predicates say which).
+pub(super) struct SafeDivisor {
+    pub(super) safe: Reg,
+    pub(super) by0: Reg,
+    pub(super) bym1: Reg,
+}
+
+pub(super) fn safe_divisor(e: &mut Emitter, t: Elem, b: Reg) -> SafeDivisor {
+    let ty = t.setp();
+    let (by0, bym1, unsafe_div) = (e.p(), e.p(), e.p());
+    e.ins(format_args!("setp.eq.{ty} {by0}, {b}, 0"));
+    e.ins(format_args!("setp.eq.{ty} {bym1}, {b}, -1"));
+    e.ins(format_args!("or.pred {unsafe_div}, {by0}, {bym1}"));
+    let (one, safe) = (t.constant(e, true), t.reg(e));
+    e.ins(format_args!("selp.{} {safe}, {one}, {b}, {unsafe_div}", t.selp()));
+    SafeDivisor { safe, by0, bym1 }
 }
 
 /// The truncated quotient `q` of `a` by `safe` (nonzero) rounded down: one less when the

@@ -23,6 +23,7 @@ mod emit;
 pub mod emulate;
 mod erf;
 mod float64;
+mod floormod;
 mod index;
 mod int;
 mod moves;

@@ -194,7 +194,8 @@ pub enum TypedOp {
     /// `x as U`.
     Cast(Elem, Elem),
     /// `+`, `−`, `×` (two's complement, wrapping as the runtime's), floor division
-    /// (`Div`/`FloorDiv`: toward −∞, by 0 gives 0), `pow`, `maximum` or `minimum` of two
+    /// (`Div`/`FloorDiv`: toward −∞, by 0 gives 0), `floormod` (by 0 gives 0), `pow`,
+    /// `maximum` or `minimum` of two
     /// i32s or two i64s.
     Int(BinaryOp, Elem),
     /// `neg`, `abs`, `sign`, `square` or `relu` of an i32 or an i64 (wrapping).
@@ -209,6 +210,8 @@ pub enum TypedOp {
     Pow,
     /// `floor(a / b)` of two f32s.
     FloorDiv,
+    /// `floormod(a, b)` of two f32s (exact, `ptx::floormod`).
+    FloorMod,
     /// `sin`, `cos` or `erf` of an f32 (the runtime's algorithms: in f64 arithmetic,
     /// rounded once).
     F32ViaF64(UnaryOp),
@@ -228,8 +231,9 @@ impl TypedOp {
             (Op::Binary(l @ (LogicalAnd | LogicalOr)), [Elem::Bool, Elem::Bool]) => TypedOp::Logical(*l),
             (Op::Binary(Pow), [Elem::F32, Elem::F32]) => TypedOp::Pow,
             (Op::Binary(FloorDiv), [Elem::F32, Elem::F32]) => TypedOp::FloorDiv,
+            (Op::Binary(Mod), [Elem::F32, Elem::F32]) => TypedOp::FloorMod,
             (Op::Unary(u @ (UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Erf)), [Elem::F32]) => TypedOp::F32ViaF64(*u),
-            (Op::Binary(b @ (Add | Sub | Mul | Div | FloorDiv | Maximum | Minimum | Pow)), &[a, c])
+            (Op::Binary(b @ (Add | Sub | Mul | Div | FloorDiv | Mod | Maximum | Minimum | Pow)), &[a, c])
                 if a == c && matches!(a, Elem::I32 | Elem::I64) =>
             {
                 TypedOp::Int(*b, a)
@@ -257,6 +261,7 @@ impl TypedOp {
             TypedOp::Not => Op::Unary(UnaryOp::LogicalNot),
             TypedOp::Pow => Op::Binary(BinaryOp::Pow),
             TypedOp::FloorDiv => Op::Binary(BinaryOp::FloorDiv),
+            TypedOp::FloorMod => Op::Binary(BinaryOp::Mod),
             TypedOp::Select(_) => Op::Select,
             TypedOp::Cast(_, to) => Op::Cast(to.dtype()),
             TypedOp::Round(u) | TypedOp::F32ViaF64(u) | TypedOp::IntUnary(u, _) | TypedOp::F64Unary(u) => Op::Unary(u),
@@ -275,7 +280,7 @@ impl TypedOp {
             ops.push(TypedOp::Select(t));
             ops.extend(elems.map(|to| TypedOp::Cast(t, to)));
             if matches!(t, Elem::I32 | Elem::I64) {
-                ops.extend([Add, Sub, Mul, FloorDiv, Pow, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
+                ops.extend([Add, Sub, Mul, FloorDiv, Mod, Pow, Maximum, Minimum].map(|b| TypedOp::Int(b, t)));
                 ops.extend(
                     [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Square, UnaryOp::Relu]
                         .map(|u| TypedOp::IntUnary(u, t)),
@@ -288,6 +293,7 @@ impl TypedOp {
             TypedOp::Not,
             TypedOp::Pow,
             TypedOp::FloorDiv,
+            TypedOp::FloorMod,
         ]);
         ops.extend([UnaryOp::Floor, UnaryOp::Ceil].map(TypedOp::Round));
         ops.extend([UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Erf].map(TypedOp::F32ViaF64));
@@ -308,7 +314,7 @@ impl TypedOp {
             TypedOp::Select(t) => vec![Elem::Bool, t, t],
             TypedOp::Cast(from, _) => vec![from],
             TypedOp::Round(_) | TypedOp::F32ViaF64(_) => vec![Elem::F32],
-            TypedOp::Pow | TypedOp::FloorDiv => vec![Elem::F32, Elem::F32],
+            TypedOp::Pow | TypedOp::FloorDiv | TypedOp::FloorMod => vec![Elem::F32, Elem::F32],
         }
     }
 
@@ -318,7 +324,9 @@ impl TypedOp {
             TypedOp::Compare(..) | TypedOp::Logical(_) | TypedOp::Not => Elem::Bool,
             TypedOp::Select(t) | TypedOp::Cast(_, t) | TypedOp::Int(_, t) | TypedOp::IntUnary(_, t) => t,
             TypedOp::F64(_) | TypedOp::F64Unary(_) => Elem::F64,
-            TypedOp::Round(_) | TypedOp::F32ViaF64(_) | TypedOp::Pow | TypedOp::FloorDiv => Elem::F32,
+            TypedOp::Round(_) | TypedOp::F32ViaF64(_) | TypedOp::Pow | TypedOp::FloorDiv | TypedOp::FloorMod => {
+                Elem::F32
+            }
         }
     }
 
@@ -342,6 +350,8 @@ impl TypedOp {
                 bool_of(e, p)
             }
             TypedOp::Int(BinaryOp::Div | BinaryOp::FloorDiv, t) => super::int::floordiv(e, t, x[0], x[1]),
+            TypedOp::Int(BinaryOp::Mod, t) => super::floormod::floormod_int(e, t, x[0], x[1]),
+            TypedOp::FloorMod => super::floormod::floormod_f32(e, x[0], x[1]),
             TypedOp::Int(BinaryOp::Pow, t) => super::int::pow(e, t, x[0], x[1]),
             TypedOp::IntUnary(u, t) => super::int::unary(e, u, t, x[0]),
             TypedOp::F64(b) => super::float64::binary(e, b, x[0], x[1]),
@@ -409,6 +419,7 @@ impl TypedOp {
             TypedOp::Not => "logical_not".into(),
             TypedOp::Pow => "pow.f32".into(),
             TypedOp::FloorDiv => "floordiv.f32".into(),
+            TypedOp::FloorMod => "floormod.f32".into(),
             TypedOp::Select(t) => format!("where.{}", t.name()),
             TypedOp::Cast(from, to) => format!("cast.{}.{}", from.name(), to.name()),
             TypedOp::Round(u) | TypedOp::F32ViaF64(u) => format!("{}.f32", u.name()),

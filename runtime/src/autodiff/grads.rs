@@ -184,6 +184,8 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor, need: [b
             both(&|| g.select(&left, &zero), &|| zero.select(&left, g))
         }
         BinaryOp::FloorDiv => vec![Some(Tensor::zeros_like(a)), Some(Tensor::zeros_like(b))],
+        // TensorFlow's FloorMod gradient: (g, −g·⌊a/b⌋).
+        BinaryOp::Mod => both(&|| g.clone(), &|| -(g * &a.floordiv(b))),
         _ => vec![None, None],
     }
 }

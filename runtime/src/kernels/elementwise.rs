@@ -124,6 +124,8 @@ pub(crate) trait Int: Element + Ord + std::ops::Rem<Output = Self> {
     fn sign(self) -> Self;
     /// ⌊a/b⌋ toward −∞; b = 0 gives 0.
     fn floordiv(self, o: Self) -> Self;
+    /// `self − floordiv(self, o)·o` (the sign of `o`); b = 0 gives 0.
+    fn floormod(self, o: Self) -> Self;
     /// Truncating division (for integer `mean`); b = 0 gives 0.
     fn truncdiv(self, o: Self) -> Self;
     fn ipow(self, e: Self) -> Self;
@@ -145,6 +147,12 @@ macro_rules! int_impl {
                 if o == 0 { return 0; }
                 let q = self.wrapping_div(o);
                 if (self.wrapping_rem(o) != 0) && ((self < 0) != (o < 0)) { q - 1 } else { q }
+            }
+            #[inline(always)]
+            fn floormod(self, o: $t) -> $t {
+                if o == 0 { return 0; }
+                let r = self.wrapping_rem(o);
+                if r != 0 && ((r < 0) != (o < 0)) { r.wrapping_add(o) } else { r }
             }
             #[inline(always)]
             fn truncdiv(self, o: $t) -> $t {
@@ -252,6 +260,7 @@ fn binary_float<T: FloatMath>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape)
         BinaryOp::Mul => zip_bcast(a, b, so, |x: T, y: T| x * y),
         BinaryOp::Div => zip_bcast(a, b, so, |x: T, y: T| x / y),
         BinaryOp::FloorDiv => zip_bcast(a, b, so, |x: T, y: T| (x / y).floor()),
+        BinaryOp::Mod => zip_bcast(a, b, so, T::floormod),
         BinaryOp::Pow => zip_bcast(a, b, so, |x: T, y: T| x.pow(y)),
         // NaN propagates; ties keep the left operand (its gradient convention).
         #[allow(clippy::eq_op)]
@@ -271,6 +280,7 @@ fn binary_int<T: Int>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape), so: &S
         BinaryOp::Sub => zip_bcast(a, b, so, T::wsub),
         BinaryOp::Mul => zip_bcast(a, b, so, T::wmul),
         BinaryOp::Div | BinaryOp::FloorDiv => zip_bcast(a, b, so, T::floordiv),
+        BinaryOp::Mod => zip_bcast(a, b, so, T::floormod),
         BinaryOp::Pow => zip_bcast(a, b, so, T::ipow),
         BinaryOp::Maximum => zip_bcast(a, b, so, |x: T, y: T| x.max(y)),
         BinaryOp::Minimum => zip_bcast(a, b, so, |x: T, y: T| x.min(y)),

@@ -88,6 +88,10 @@ pub trait FloatMath: crate::dtype::Element + num_like::Num {
     /// results tiny next to |x| (x next to a multiple of π/2).
     fn trig_needs_exact(self, near: Self) -> bool;
     fn pow(self, y: Self) -> Self;
+    /// x − ⌊x/y⌋·y with y's sign, exactly: C's `fmod` (exact), plus `y` where the signs
+    /// of the remainder and `y` differ (TensorFlow's `floormod`); every NaN is the quiet
+    /// NaN `T::NAN` (libm's `fmod` makes a negative one on x86).
+    fn floormod(self, y: Self) -> Self;
     fn sqrt(self) -> Self;
     fn floor(self) -> Self;
     fn ceil(self) -> Self;
@@ -170,6 +174,16 @@ macro_rules! float_math {
             #[inline(always)]
             fn pow(self, y: Self) -> Self {
                 $pow(self, y)
+            }
+            #[inline(always)]
+            fn floormod(self, y: Self) -> Self {
+                let r = self % y;
+                let r = if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r };
+                if r.is_nan() {
+                    <$t>::NAN
+                } else {
+                    r
+                }
             }
             // sqrt is correctly rounded in IEEE 754 (one instruction everywhere);
             // floor/ceil/abs are exact: any implementation gives the same bits.

@@ -97,6 +97,8 @@ pub enum BinaryOp {
     /// True division on floats; floor division on integers (as `floordiv`).
     Div,
     FloorDiv,
+    /// The remainder of `FloorDiv`, with the divisor's sign (`tf.math.floormod`, `%`).
+    Mod,
     Pow,
     Maximum,
     Minimum,
@@ -112,12 +114,13 @@ pub enum BinaryOp {
 
 impl BinaryOp {
     /// Every variant (for parsers and exhaustive tests).
-    pub const ALL: [BinaryOp; 16] = [
+    pub const ALL: [BinaryOp; 17] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::FloorDiv,
+        BinaryOp::Mod,
         BinaryOp::Pow,
         BinaryOp::Maximum,
         BinaryOp::Minimum,
@@ -138,6 +141,7 @@ impl BinaryOp {
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
             BinaryOp::FloorDiv => "floordiv",
+            BinaryOp::Mod => "floormod",
             BinaryOp::Pow => "pow",
             BinaryOp::Maximum => "maximum",
             BinaryOp::Minimum => "minimum",
@@ -340,6 +344,11 @@ binary_methods! {
     div => Div,
     /// ⌊a / b⌋ (toward −∞). Integer division by zero gives 0.
     floordiv => FloorDiv,
+    /// x − ⌊x / y⌋·y, with y's sign (`tf.math.floormod`, Python's `%`; also the `%`
+    /// operator). Floats: exact (C's `fmod`, then + y where the signs differ; a zero
+    /// remainder keeps x's sign, as TensorFlow's), `y = 0` gives NaN; integers: `y = 0`
+    /// gives 0 (NumPy), never a trap.
+    floormod => Mod,
     /// a^b (IEEE `pow` special cases; integers: negative exponents give 0 unless |a| = 1).
     pow => Pow,
     /// Elementwise maximum; NaN propagates; on ties the left operand is the result.

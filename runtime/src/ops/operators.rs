@@ -2,7 +2,7 @@
 //! through the same methods (and so the same dispatch path). `&x * 2.0 + 1.0` works; the
 //! scalar takes the tensor's dtype.
 
-use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Rem, RemAssign, Sub, SubAssign};
 
 use super::{BinaryOp, Operand};
 use crate::tensor::Tensor;
@@ -70,6 +70,7 @@ binop!(Add, add, AddAssign, add_assign, Add);
 binop!(Sub, sub, SubAssign, sub_assign, Sub);
 binop!(Mul, mul, MulAssign, mul_assign, Mul);
 binop!(Div, div, DivAssign, div_assign, Div);
+binop!(Rem, rem, RemAssign, rem_assign, Mod);
 
 impl Neg for &Tensor {
     type Output = Tensor;
