@@ -54,7 +54,8 @@ pub mod prelude {
     pub use crate::data::Dataset;
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
-        AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Lambda, MaxPool2D, Sequential,
+        AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, Lambda, LayerNormalization,
+        MaxPool2D, Sequential,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use tensorjit_runtime::Tensor;
 
-use super::{core_methods, setters, with_name};
-use crate::error::raise;
+use super::{core_methods, known_last_axis, setters, with_name};
 use crate::initializers::Initializer;
-use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+use crate::module::{LayerCore, Module, ShapeSpec};
 
 /// Normalises the last axis (Keras' `BatchNormalization`): in training, with the batch's
 /// mean and (biased) variance over every other axis, and it moves its moving statistics
@@ -57,12 +56,7 @@ impl Module for BatchNormalization {
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
-        let Some(&Some(c)) = input.last() else {
-            raise(
-                &format!("BatchNormalization '{}'", self.core.name),
-                format!("needs inputs with a known last axis, got shape {}", fmt_spec(input)),
-            )
-        };
+        let c = known_last_axis(&self.core, input);
         self.core.build(scope, |w| {
             w.add("gamma", &[c], &Initializer::Ones, true);
             w.add("beta", &[c], &Initializer::Zeros, true);

@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{Tensor, Variable};
 
-use super::{core_methods, setters, with_name};
+use super::{core_methods, known_last_axis, setters, with_name};
 use crate::activations::Activation;
-use crate::error::raise;
 use crate::initializers::Initializer;
-use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+use crate::module::{LayerCore, Module, ShapeSpec};
 
 /// A densely connected layer on the last axis (Keras' `Dense`): kernel `[in, units]`
 /// (glorot_uniform), bias `[units]` (zeros).
@@ -60,12 +59,7 @@ impl Module for Dense {
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
-        let Some(&Some(fan_in)) = input.last() else {
-            raise(
-                &format!("Dense '{}'", self.core.name),
-                format!("needs inputs with a known last axis, got shape {}", fmt_spec(input)),
-            )
-        };
+        let fan_in = known_last_axis(&self.core, input);
         self.core.build(scope, |w| {
             w.add("kernel", &[fan_in, self.units], &self.kernel_initializer, true);
             if self.use_bias {

@@ -1,17 +1,32 @@
 //! The layers: Dense, Conv2D, pooling, Flatten, Dropout, BatchNormalization,
-//! ActivationLayer, Lambda, and the `Sequential` container.
+//! LayerNormalization, Embedding, ActivationLayer, Lambda, and the `Sequential` container.
 
 mod basic;
 mod batchnorm;
 mod conv;
 mod dense;
+mod embedding;
 mod sequential;
 
 pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
 pub use batchnorm::BatchNormalization;
 pub use conv::{AvgPool2D, Conv2D, MaxPool2D};
 pub use dense::Dense;
+pub use embedding::{Embedding, LayerNormalization};
 pub use sequential::Sequential;
+
+/// The length of the inputs' last axis, which a layer's weights need (an error naming
+/// the layer when the shape leaves it unknown).
+#[track_caller]
+pub(crate) fn known_last_axis(core: &crate::module::LayerCore, input: &[Option<usize>]) -> usize {
+    match input.last() {
+        Some(&Some(c)) => c,
+        _ => crate::error::raise(
+            &format!("{} '{}'", core.kind, core.name),
+            format!("needs inputs with a known last axis, got shape {}", crate::module::fmt_spec(input)),
+        ),
+    }
+}
 
 /// Implements the naming/weights part of `Module` for a layer with a `core` field.
 macro_rules! core_methods {
