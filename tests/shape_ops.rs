@@ -123,3 +123,26 @@ fn large_permute_matches_naive() {
         assert_eq!(yv[(b * 3 + c) * 300 + a], xv[(a * 257 + b) * 3 + c]);
     }
 }
+
+/// `arange` follows Python's `range` for integers — exactly, at i64's ends too — and
+/// `start + i·step` for floats; a zero step or a range too long to allocate is an `Err`
+/// (not an abort).
+#[test]
+fn arange_is_exact_for_integers_and_refuses_endless_ranges() {
+    let big = 1i64 << 60;
+    let r = Tensor::arange(big, big + 10, 3).unwrap();
+    assert_eq!(r.to_vec::<i64>().unwrap(), vec![big, big + 3, big + 6, big + 9], "beyond 2^53");
+    assert_eq!(Tensor::arange(5i32, -4, -3).unwrap().to_vec::<i32>().unwrap(), vec![5, 2, -1]);
+    let ends = Tensor::arange(i64::MIN, i64::MAX, i64::MAX).unwrap().to_vec::<i64>().unwrap();
+    assert_eq!(ends, vec![i64::MIN, -1, i64::MAX - 1], "Python: range(-2**63, 2**63 - 1, 2**63 - 1)");
+    assert_eq!(Tensor::arange(3i64, 3, 1).unwrap().dims(), &[0]);
+    assert_eq!(Tensor::arange(0.0f32, 1.0, 0.25).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 0.25, 0.5, 0.75]);
+    for err in [
+        Tensor::arange(0i32, 5, 0).unwrap_err().to_string(),
+        Tensor::arange(0.0f64, 1.0, f64::NAN).unwrap_err().to_string(),
+        Tensor::arange(0.0f64, f64::INFINITY, 1.0).unwrap_err().to_string(),
+        Tensor::arange(0i64, i64::MAX, 1).unwrap_err().to_string(),
+    ] {
+        assert!(err.starts_with("arange: "), "{err}");
+    }
+}

@@ -253,15 +253,59 @@ impl Tensor {
     }
 
     /// `start, start+step, …` up to but excluding `stop` (TensorFlow's `tf.range`).
-    /// Errors when `step` is zero or not finite.
+    /// Integers are computed exactly (i64 beyond 2^53 too); floats as `start + i·step`.
+    /// Errors when `step` is zero or not finite, or when the range is too long to
+    /// allocate (an endless float range, say) — never an abort.
     pub fn arange<T: Element>(start: T, stop: T, step: T) -> Result<Tensor> {
         let (a, b, s) = (start.to_f64(), stop.to_f64(), step.to_f64());
         if s == 0.0 || !s.is_finite() || T::DTYPE == DType::Bool {
             return Err(OpError::new("arange", format!("step must be a non-zero number, got {step}")).into());
         }
-        let n = ((b - a) / s).ceil().max(0.0) as usize;
-        let v: Vec<T> = (0..n).map(|i| T::from_f64(a + s * i as f64)).collect();
-        Tensor::from_vec(v, [n])
+        let exact = [start, stop, step].map(|v| {
+            let any = &v as &dyn std::any::Any;
+            any.downcast_ref::<i64>().map(|x| *x as i128).or_else(|| any.downcast_ref::<i32>().map(|x| *x as i128))
+        });
+        let n = match exact {
+            // ⌈(stop − start) / step⌉ in i128: no rounding, no overflow.
+            [Some(a), Some(b), Some(s)] => {
+                let (d, s) = if s > 0 { (b - a, s) } else { (a - b, -s) };
+                if d <= 0 {
+                    0
+                } else {
+                    (d + s - 1) / s
+                }
+            }
+            _ => ((b - a) / s).ceil().max(0.0) as i128,
+        };
+        let len = usize::try_from(n).unwrap_or(usize::MAX);
+        let too_long =
+            || OpError::new("arange", format!("{n} elements from {start} to {stop} by {step} do not fit in memory"));
+        let reserved = |bytes_each: usize| len.checked_mul(bytes_each).is_some_and(|b| b <= isize::MAX as usize);
+        if !reserved(std::mem::size_of::<T>()) {
+            return Err(too_long().into());
+        }
+        // Values stay within [start, stop): every one fits the dtype.
+        let ints = |a: i128, s: i128| (0..len as i128).map(move |i| a + s * i);
+        match (T::DTYPE, exact) {
+            (DType::I64, [Some(a), _, Some(s)]) => {
+                let mut v: Vec<i64> = Vec::new();
+                v.try_reserve_exact(len).map_err(|_| too_long())?;
+                v.extend(ints(a, s).map(|x| x as i64));
+                Tensor::from_vec(v, [len])
+            }
+            (DType::I32, [Some(a), _, Some(s)]) => {
+                let mut v: Vec<i32> = Vec::new();
+                v.try_reserve_exact(len).map_err(|_| too_long())?;
+                v.extend(ints(a, s).map(|x| x as i32));
+                Tensor::from_vec(v, [len])
+            }
+            _ => {
+                let mut v: Vec<T> = Vec::new();
+                v.try_reserve_exact(len).map_err(|_| too_long())?;
+                v.extend((0..len).map(|i| T::from_f64(a + s * i as f64)));
+                Tensor::from_vec(v, [len])
+            }
+        }
     }
 
     /// A tensor copied from any ndarray (any layout; elements taken in logical
