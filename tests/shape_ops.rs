@@ -146,3 +146,13 @@ fn arange_is_exact_for_integers_and_refuses_endless_ranges() {
         assert!(err.starts_with("arange: "), "{err}");
     }
 }
+
+/// `full` keeps an integer value exactly (i64 beyond 2^53 too); floats convert with `as`.
+#[test]
+fn full_keeps_integers_exact() {
+    let big = (1i64 << 60) + 1;
+    assert_eq!(Tensor::full([3], big, DType::I64).to_vec::<i64>().unwrap(), vec![big; 3]);
+    assert_eq!(Tensor::full([2], -7i64, DType::I32).to_vec::<i32>().unwrap(), vec![-7; 2]);
+    assert_eq!(Tensor::full([2], 2.75, DType::I32).to_vec::<i32>().unwrap(), vec![2; 2]);
+    assert_eq!(Tensor::full([1], big, DType::F64).to_vec::<f64>().unwrap(), vec![big as f64]);
+}

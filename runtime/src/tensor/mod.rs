@@ -203,12 +203,18 @@ impl Tensor {
             .raise(std::panic::Location::caller())
         }
         let n = shape.numel();
-        let x = value.into().as_f64();
+        let value = value.into();
+        let x = value.as_f64();
+        // Integers exactly (an i64 beyond 2^53 is not rounded through f64).
+        let int = match value {
+            Scalar::Int(i) => i,
+            _ => x as i64,
+        };
         let buf = match dtype {
             DType::F32 => Buffer::F32(vec![x as f32; n]),
             DType::F64 => Buffer::F64(vec![x; n]),
-            DType::I32 => Buffer::I32(vec![x as i32; n]),
-            DType::I64 => Buffer::I64(vec![x as i64; n]),
+            DType::I32 => Buffer::I32(vec![if let Scalar::Int(i) = value { i as i32 } else { x as i32 }; n]),
+            DType::I64 => Buffer::I64(vec![int; n]),
             DType::Bool => Buffer::Bool(vec![x != 0.0; n]),
         };
         Tensor::from_buffer(buf, shape)
