@@ -127,3 +127,22 @@ fn variable_assign_is_type_checked() {
     assert!(msg.contains("variable 'layer/kernel' is f32[2], the new value is f32[3]"), "{msg}");
     assert!(msg.contains("tests/errors.rs:"), "{msg}");
 }
+
+/// A tensor too large for the machine is an error naming its size — a panic the program
+/// can catch or report — not the allocator's abort of the whole process. (Sizes past the
+/// 128 TiB of a 64-bit address space: refused on any machine.)
+#[test]
+fn tensors_too_large_for_memory_are_errors_not_aborts() {
+    let x = Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap();
+    let huge: [Box<dyn Fn() -> Tensor + std::panic::RefUnwindSafe>; 4] = [
+        Box::new(move || x.broadcast_to([1usize << 46, 2])),
+        Box::new(|| Tensor::zeros([1usize << 46, 8], DType::F32)),
+        Box::new(|| Tensor::from_vec(vec![0i64], [1]).unwrap().one_hot(1 << 48, DType::F32)),
+        Box::new(|| tensorjit::random::normal([1usize << 46], 0.0, 1.0, DType::F32, Some(1))),
+    ];
+    for make in huge {
+        let err = std::panic::catch_unwind(|| make().numel()).expect_err("no tensor of that size");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("out of memory: a buffer of") && msg.contains("cannot be allocated"), "{msg}");
+    }
+}

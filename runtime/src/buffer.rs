@@ -111,7 +111,28 @@ pub(crate) fn alloc<T: Element>(n: usize) -> Vec<T> {
         )*};
     }
     try_pool!(f32, f64, i32, i64, bool);
+    ensure_allocatable::<T>(n);
     vec![T::default(); n]
+}
+
+/// Large buffers (64 MiB and more) are first asked of the allocator fallibly, so that a
+/// tensor too large for the machine is a panic naming its size — an error the program can
+/// report or catch — instead of the allocator's abort. Smaller ones skip the probe (the
+/// dispatch path allocates them constantly).
+#[track_caller]
+pub(crate) fn ensure_allocatable<T: Element>(n: usize) {
+    let bytes = n.saturating_mul(std::mem::size_of::<T>());
+    if bytes < 1 << 26 {
+        return;
+    }
+    let mut probe: Vec<T> = Vec::new();
+    if probe.try_reserve_exact(n).is_err() {
+        crate::error::OpError::new(
+            "alloc",
+            format!("out of memory: a buffer of {n} {} elements ({bytes} bytes) cannot be allocated", T::DTYPE),
+        )
+        .raise(std::panic::Location::caller())
+    }
 }
 
 /// A pooled f32 buffer of exactly `n` elements, if one is free.

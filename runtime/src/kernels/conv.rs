@@ -55,6 +55,8 @@ fn conv_typed<T: GemmElem>(x: &Tensor, f: &Tensor, p: &Conv2dParams, shape: &Sha
     let Ok(g) = conv_window(x.shape(), f.shape(), p) else { unreachable!("checked by infer_conv2d") };
     let cols = im2col(typed::<T>(x), &g);
     let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, f.dims()[3]);
+    crate::buffer::ensure_allocatable::<T>(shape.numel());
+
     let mut out = vec![T::default(); shape.numel()];
     let gm = Gemm { m, k, n, a: &cols, la: MatLayout::new(m, k, false), b: typed(f), lb: MatLayout::new(k, n, false) };
     T::gemm(&gm, &mut out);
@@ -82,6 +84,8 @@ fn backprop_input_typed<T: GemmElem + std::ops::Add<Output = T>>(
     };
     T::gemm(&gm, &mut dcols);
     let c = g.c;
+    crate::buffer::ensure_allocatable::<T>(input.numel());
+
     let mut dx = vec![T::default(); input.numel()];
     for_window_cells(&g, |o, i, cell| {
         for ch in 0..c {
@@ -135,6 +139,8 @@ fn pool_window(x: &Shape, p: &PoolParams) -> Window {
 fn max_pool_typed<T: FloatMath>(x: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, c) = (typed::<T>(x), g.c);
+    crate::buffer::ensure_allocatable::<T>(shape.numel());
+
     let mut out = vec![T::NEG_INFINITY; shape.numel()];
     for_window_cells(&g, |o, i, _| {
         for ch in 0..c {
@@ -171,6 +177,8 @@ fn first_argmax<T: FloatMath>(xv: &[T], g: &Window) -> Vec<usize> {
 fn max_pool_grad_typed<T: FloatMath>(x: &Tensor, dy: &Tensor, p: &PoolParams, _: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, dyv) = (typed::<T>(x), typed::<T>(dy));
+    crate::buffer::ensure_allocatable::<T>(xv.len());
+
     let mut dx = vec![T::ZERO; xv.len()];
     for (k, &a) in first_argmax(xv, &g).iter().enumerate() {
         if a != usize::MAX {
@@ -195,6 +203,8 @@ fn avg_counts(g: &Window) -> Vec<usize> {
 fn avg_pool_typed<T: FloatMath>(x: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, c) = (typed::<T>(x), g.c);
+    crate::buffer::ensure_allocatable::<T>(shape.numel());
+
     let mut out = vec![T::ZERO; shape.numel()];
     for_window_cells(&g, |o, i, _| {
         for ch in 0..c {
@@ -212,6 +222,8 @@ fn avg_pool_grad_typed<T: FloatMath>(dy: &Tensor, p: &PoolParams, input: &Shape)
     let g = pool_window(input, p);
     let (dyv, c) = (typed::<T>(dy), g.c);
     let counts = avg_counts(&g);
+    crate::buffer::ensure_allocatable::<T>(input.numel());
+
     let mut dx = vec![T::ZERO; input.numel()];
     for_window_cells(&g, |o, i, _| {
         let n = T::from_f64(counts[o] as f64);

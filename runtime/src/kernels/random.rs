@@ -28,6 +28,7 @@ pub(crate) fn random(p: &RandomParams, counter: Option<&Tensor>, shape: Shape) -
         Some(c) if p.stateless => stateless_key(p.seed, c),
         _ => resolve_key(p.seed),
     };
+    crate::buffer::ensure_allocatable::<f64>(n);
     let vals: Vec<f64> = (0..n as u64)
         .map(|i| match p.dist {
             Distribution::Uniform { low, high } => low + (high - low) * unit(key, i),

@@ -204,6 +204,13 @@ impl Tensor {
         }
         let n = shape.numel();
         let value = value.into();
+        match dtype {
+            DType::F32 => crate::buffer::ensure_allocatable::<f32>(n),
+            DType::F64 => crate::buffer::ensure_allocatable::<f64>(n),
+            DType::I32 => crate::buffer::ensure_allocatable::<i32>(n),
+            DType::I64 => crate::buffer::ensure_allocatable::<i64>(n),
+            DType::Bool => crate::buffer::ensure_allocatable::<bool>(n),
+        }
         let x = value.as_f64();
         // Integers exactly (an i64 beyond 2^53 is not rounded through f64).
         let int = match value {
