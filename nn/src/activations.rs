@@ -89,6 +89,44 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// Every activation (for parsing and exhaustive tests).
+    pub const ALL: [Activation; 16] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Softmax,
+        Activation::Elu,
+        Activation::Softplus,
+        Activation::LeakyRelu,
+        Activation::Swish,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::Selu,
+        Activation::Softsign,
+        Activation::Relu6,
+        Activation::Mish,
+        Activation::LogSoftmax,
+    ];
+}
+
+/// Keras' activation strings: `"relu".parse::<Activation>()` (`silu` is swish too); an
+/// unknown name is an error listing the known ones.
+impl std::str::FromStr for Activation {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> Result<Activation, Self::Err> {
+        if s == "silu" {
+            return Ok(Activation::Swish);
+        }
+        Activation::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let known: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+            crate::error::Error::invalid("activation", format!("unknown activation '{s}'; known: {}", known.join(", ")))
+        })
+    }
+}
+
 /// SELU's constants (Klambauer et al.; Keras' values).
 const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
@@ -164,6 +202,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_activation_parses_from_its_keras_name() {
+        for a in Activation::ALL {
+            assert_eq!(a.name().parse::<Activation>().unwrap(), a);
+        }
+        assert_eq!("silu".parse::<Activation>().unwrap(), Activation::Swish);
+        let err = "rleu".parse::<Activation>().unwrap_err().to_string();
+        assert!(err.starts_with("activation: unknown activation 'rleu'; known: linear, relu,"), "{err}");
     }
 
     #[test]
