@@ -1,6 +1,6 @@
 //! Eager-mode benchmarks (criterion): W1 dispatch, W2 small chain, W3 large elementwise,
-//! W8 reduction, f32 GEMM 512³ / 2048³, `sin` of 1M f32 (moderate and huge arguments)
-//! and a 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
+//! W8 reduction, f32 GEMM 512³ / 2048³, `sin` of 1M f32 (moderate and huge arguments),
+//! `erf`/`tanh`/`floormod` of 1M f32 and a 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
 //!
 //! `cargo bench --bench eager_ops`
 
@@ -49,6 +49,15 @@ fn transcendental(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n as u64)).sample_size(20);
     g.bench_function("|x| <= 100", |b| b.iter(|| moderate.sin()));
     g.bench_function("|x| in 2^30..2^120", |b| b.iter(|| huge.sin()));
+    g.finish();
+    // erf (in f64, rounded) and floormod (exact: libm's fmodf) over the same 1M.
+    let divisors = common::uniform(53, &[n], 0.5, 3.0);
+    let mut g = c.benchmark_group("other_1M_f32");
+    g.throughput(Throughput::Elements(n as u64)).sample_size(20);
+    g.bench_function("erf |x| <= 100", |b| b.iter(|| moderate.erf()));
+    g.bench_function("tanh |x| <= 100", |b| b.iter(|| moderate.tanh()));
+    g.bench_function("floormod by [0.5, 3]", |b| b.iter(|| &moderate % &divisors));
+    g.bench_function("pow [0.5, 3]^x", |b| b.iter(|| divisors.pow(&moderate)));
     g.finish();
 }
 

@@ -1,7 +1,7 @@
 //! Eager kernels of the elementwise ops.
 
 use super::bcast::Bcast;
-use super::par::{for_chunks, map1, map2, simd_wide};
+use super::par::{for_chunks, map1, map2, run_wide, simd_wide, WideLoop};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
 use crate::math::FloatMath;
@@ -53,7 +53,7 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
         UnaryOp::Softplus => mapped(a, |x: T| x.softplus()),
         UnaryOp::Sin => trig(a, |x: T| x.sin_near(), |x: T| x.sin()),
         UnaryOp::Cos => trig(a, |x: T| x.cos_near(), |x: T| x.cos()),
-        UnaryOp::Erf => mapped(a, |x: T| x.erf()),
+        UnaryOp::Erf => erf(a),
         UnaryOp::Floor => mapped(a, |x: T| x.floor()),
         UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
         UnaryOp::LogicalNot => unreachable!("rejected by infer_unary"),
@@ -83,6 +83,80 @@ fn trig<T: FloatMath>(a: &[T], near: impl Fn(T) -> T + Sync + Copy, exact: impl 
                 }
             }
         }
+    });
+    out
+}
+
+/// `erf` over a slice, its loop compiled per instruction set (`par::run_wide`).
+fn erf<T: FloatMath>(a: &[T]) -> Vec<T> {
+    struct Erf<'a, T> {
+        a: &'a [T],
+        o: &'a mut [T],
+    }
+    impl<T: FloatMath> WideLoop for Erf<'_, T> {
+        #[inline(always)]
+        fn run(&mut self) {
+            for (o, &x) in self.o.iter_mut().zip(self.a) {
+                *o = x.erf();
+            }
+        }
+    }
+    let mut out = alloc::<T>(a.len());
+    for_chunks(&mut out, |off, o| run_wide(&mut Erf { a: &a[off..off + o.len()], o }));
+    out
+}
+
+/// `pow` where both operands have the output's shape or one is a single element (the
+/// common cases: `x.pow(2.0)`), its loop compiled per instruction set (`par::run_wide`);
+/// other broadcasts through `zip_bcast`.
+fn pow<T: FloatMath>((a, sa): (&[T], &Shape), (b, sb): (&[T], &Shape), so: &Shape) -> Vec<T> {
+    let n = so.numel();
+    let whole = |v: &[T], s: &Shape| s == so || (v.len() == 1 && n > 0);
+    if !(whole(a, sa) && whole(b, sb)) {
+        return zip_bcast((a, sa), (b, sb), so, |x: T, y: T| x.pow(y));
+    }
+    /// `o[i] = a[i]^b[i]`, an operand of one element standing for all.
+    struct Pow<'a, T> {
+        a: &'a [T],
+        b: &'a [T],
+        o: &'a mut [T],
+    }
+    impl<T: FloatMath> WideLoop for Pow<'_, T> {
+        #[inline(always)]
+        fn run(&mut self) {
+            match (self.a.len() == 1 && self.o.len() > 1, self.b.len() == 1 && self.o.len() > 1) {
+                (false, false) => {
+                    for ((o, &x), &y) in self.o.iter_mut().zip(self.a).zip(self.b) {
+                        *o = x.pow(y);
+                    }
+                }
+                (false, true) => {
+                    let y = self.b[0];
+                    for (o, &x) in self.o.iter_mut().zip(self.a) {
+                        *o = x.pow(y);
+                    }
+                }
+                (true, false) => {
+                    let x = self.a[0];
+                    for (o, &y) in self.o.iter_mut().zip(self.b) {
+                        *o = x.pow(y);
+                    }
+                }
+                (true, true) => self.o.iter_mut().for_each(|o| *o = self.a[0].pow(self.b[0])),
+            }
+        }
+    }
+    let mut out = alloc::<T>(n);
+    fn part<T>(v: &[T], off: usize, len: usize) -> &[T] {
+        if v.len() == 1 {
+            v
+        } else {
+            &v[off..off + len]
+        }
+    }
+    for_chunks(&mut out, |off, o| {
+        let len = o.len();
+        run_wide(&mut Pow { a: part(a, off, len), b: part(b, off, len), o })
     });
     out
 }
@@ -261,7 +335,7 @@ fn binary_float<T: FloatMath>(op: BinaryOp, a: (&[T], &Shape), b: (&[T], &Shape)
         BinaryOp::Div => zip_bcast(a, b, so, |x: T, y: T| x / y),
         BinaryOp::FloorDiv => zip_bcast(a, b, so, |x: T, y: T| (x / y).floor()),
         BinaryOp::Mod => zip_bcast(a, b, so, T::floormod),
-        BinaryOp::Pow => zip_bcast(a, b, so, |x: T, y: T| x.pow(y)),
+        BinaryOp::Pow => pow(a, b, so),
         // NaN propagates; ties keep the left operand (its gradient convention).
         #[allow(clippy::eq_op)]
         BinaryOp::Maximum => zip_bcast(a, b, so, |x: T, y: T| sel(x >= y || x != x, x, y)),

@@ -51,6 +51,40 @@ pub(crate) fn simd_wide<R>(body: impl FnOnce() -> R) -> R {
     simd(body)
 }
 
+/// A loop for [`run_wide`]: `run` must be `#[inline(always)]`, and so must everything its
+/// per-element code calls.
+pub(crate) trait WideLoop {
+    fn run(&mut self);
+}
+
+/// [`simd_wide`] for loops whose per-element code is too large for the compiler to
+/// inline a closure holding it into the AVX-512 function (`erf`, `pow`: outside it every
+/// `mul_add` is a libm call, 5–8× slower): the loop is a type whose `run` is always
+/// inlined into a function compiled for AVX-512 + FMA, AVX2 + FMA or the baseline.
+pub(crate) fn run_wide<L: WideLoop>(l: &mut L) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,fma")]
+        unsafe fn wide<L: WideLoop>(l: &mut L) {
+            l.run()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn narrow<L: WideLoop>(l: &mut L) {
+            l.run()
+        }
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+            return unsafe { wide(l) };
+        }
+        if fma && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { narrow(l) };
+        }
+    }
+    l.run()
+}
+
 /// Calls `f(offset, chunk)` over `out` in fixed chunks, in parallel when `out` is large.
 #[inline]
 pub(crate) fn for_chunks<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {

@@ -296,46 +296,23 @@ pub fn cos_f64_near(x: f64) -> f64 {
     cos_of(x, reduce_quarter_pi(fabs(x)))
 }
 
-/// Whether `y` is an odd integer.
-fn is_odd_int(y: f64) -> bool {
-    y.floor() == y && y.abs() < 9.007_199_254_740_992e15 && (y as i64) & 1 == 1
-}
-
 /// x^y = e^{y·ln|x|} with the special cases of IEEE 754 `pow` (C99 Annex F): y = 0 → 1,
-/// x = 1 → 1, (−1)^±∞ = 1, negative x needs an integer y (else NaN), signed zeros and
-/// infinities. Relative error ≈ |y·ln x|·2^-52 (no extra-precise log).
+/// x = 1 → 1, (−1)^±∞ = 1, finite negative x needs an integer y (else NaN), signed zeros
+/// and infinities. Relative error ≈ |y·ln x|·2^-52 (no extra-precise log). Branch-free
+/// (the special cases selected last, in priority order, as the GPU's `pow` does), so loops
+/// vectorise.
+#[inline(always)]
 pub fn pow_f64(x: f64, y: f64) -> f64 {
-    if y == 0.0 || x == 1.0 {
-        return 1.0;
-    }
-    if x.is_nan() || y.is_nan() {
-        return f64::NAN;
-    }
-    if x == -1.0 && y.is_infinite() {
-        return 1.0;
-    }
+    let (ax, ay) = (fabs(x), fabs(y));
+    let general = exp_f64(y * log_f64(ax));
+    let y_pos = y > 0.0;
+    let mag = sel(ax == f64::INFINITY, sel(y_pos, f64::INFINITY, 0.0), general);
+    let mag = sel(x == 0.0, sel(y_pos, 0.0, f64::INFINITY), mag);
     let y_int = y.floor() == y;
-    if x < 0.0 && x.is_finite() && !y_int && y.is_finite() {
-        return f64::NAN;
-    }
-    let mag = if x == 0.0 {
-        if y > 0.0 {
-            0.0
-        } else {
-            f64::INFINITY
-        }
-    } else if x.is_infinite() {
-        if y > 0.0 {
-            f64::INFINITY
-        } else {
-            0.0
-        }
-    } else {
-        exp_f64(y * log_f64(fabs(x)))
-    };
-    if x.is_sign_negative() && is_odd_int(y) {
-        -mag
-    } else {
-        mag
-    }
+    let odd = y_int && ay < 9.007_199_254_740_992e15 && (y as i64) & 1 == 1;
+    let r = sel(x.is_sign_negative() && odd, -mag, mag);
+    let r = sel(x < 0.0 && ax < f64::INFINITY && !y_int && ay < f64::INFINITY, f64::NAN, r);
+    let r = sel(x == -1.0 && ay == f64::INFINITY, 1.0, r);
+    let r = sel(x.is_nan() || y.is_nan(), f64::NAN, r);
+    sel(y == 0.0 || x == 1.0, 1.0, r)
 }

@@ -245,6 +245,7 @@ pub fn cos_f32_near(x: f32) -> f32 {
 
 /// x^y for f32, computed in f64 (exp(y·ln|x|) with tensorjit's f64 exp/log) and rounded
 /// once, with IEEE `pow`'s special cases.
+#[inline(always)]
 pub fn pow_f32(x: f32, y: f32) -> f32 {
     super::double::pow_f64(x as f64, y as f64) as f32
 }
