@@ -58,6 +58,17 @@ fn transcendental(c: &mut Criterion) {
     g.bench_function("tanh |x| <= 100", |b| b.iter(|| moderate.tanh()));
     g.bench_function("floormod by [0.5, 3]", |b| b.iter(|| &moderate % &divisors));
     g.bench_function("pow [0.5, 3]^x", |b| b.iter(|| divisors.pow(&moderate)));
+    let wide = moderate.cast(tensorjit::DType::F64);
+    for (name, f) in [
+        ("f64 exp", tensorjit::Tensor::exp as fn(&tensorjit::Tensor) -> tensorjit::Tensor),
+        ("f64 tanh", tensorjit::Tensor::tanh),
+        ("f64 sigmoid", tensorjit::Tensor::sigmoid),
+        ("f64 softplus", tensorjit::Tensor::softplus),
+        ("f64 log", tensorjit::Tensor::log),
+        ("f64 sin", tensorjit::Tensor::sin),
+    ] {
+        g.bench_function(name, |b| b.iter(|| f(&wide)));
+    }
     g.finish();
 }
 

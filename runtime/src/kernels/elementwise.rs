@@ -50,10 +50,10 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
         UnaryOp::Tanh => mapped(a, |x: T| x.tanh()),
         UnaryOp::Sigmoid => mapped(a, |x: T| x.sigmoid()),
         UnaryOp::Relu => mapped(a, move |x: T| sel(x < zero, zero, x)),
-        UnaryOp::Softplus => mapped(a, |x: T| x.softplus()),
+        UnaryOp::Softplus => map_wide::<T, SoftplusFn>(a),
         UnaryOp::Sin => trig(a, |x: T| x.sin_near(), |x: T| x.sin()),
         UnaryOp::Cos => trig(a, |x: T| x.cos_near(), |x: T| x.cos()),
-        UnaryOp::Erf => erf(a),
+        UnaryOp::Erf => map_wide::<T, ErfFn>(a),
         UnaryOp::Floor => mapped(a, |x: T| x.floor()),
         UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
         UnaryOp::LogicalNot => unreachable!("rejected by infer_unary"),
@@ -87,22 +87,50 @@ fn trig<T: FloatMath>(a: &[T], near: impl Fn(T) -> T + Sync + Copy, exact: impl 
     out
 }
 
-/// `erf` over a slice, its loop compiled per instruction set (`par::run_wide`).
-fn erf<T: FloatMath>(a: &[T]) -> Vec<T> {
-    struct Erf<'a, T> {
+/// A per-element function as a type, so that a loop over it can be compiled per
+/// instruction set (`par::run_wide`; a closure would not be inlined there).
+trait PerElement<T>: Sync {
+    fn at(x: T) -> T;
+}
+
+/// `erf` (four rational fits and two f64 exps an element).
+struct ErfFn;
+impl<T: FloatMath> PerElement<T> for ErfFn {
+    #[inline(always)]
+    fn at(x: T) -> T {
+        x.erf()
+    }
+}
+
+/// `softplus` (f64: an exp and a log an element).
+struct SoftplusFn;
+impl<T: FloatMath> PerElement<T> for SoftplusFn {
+    #[inline(always)]
+    fn at(x: T) -> T {
+        x.softplus()
+    }
+}
+
+/// `F::at` over a slice, its loop compiled per instruction set (`par::run_wide`): for the
+/// functions whose per-element code is too large to inline into `simd_wide`.
+fn map_wide<T: FloatMath, F: PerElement<T>>(a: &[T]) -> Vec<T> {
+    struct Map<'a, T, F> {
         a: &'a [T],
         o: &'a mut [T],
+        f: std::marker::PhantomData<F>,
     }
-    impl<T: FloatMath> WideLoop for Erf<'_, T> {
+    impl<T: FloatMath, F: PerElement<T>> WideLoop for Map<'_, T, F> {
         #[inline(always)]
         fn run(&mut self) {
             for (o, &x) in self.o.iter_mut().zip(self.a) {
-                *o = x.erf();
+                *o = F::at(x);
             }
         }
     }
     let mut out = alloc::<T>(a.len());
-    for_chunks(&mut out, |off, o| run_wide(&mut Erf { a: &a[off..off + o.len()], o }));
+    for_chunks(&mut out, |off, o| {
+        run_wide(&mut Map::<T, F> { a: &a[off..off + o.len()], o, f: std::marker::PhantomData })
+    });
     out
 }
 
