@@ -51,8 +51,8 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
         UnaryOp::Sigmoid => mapped(a, |x: T| x.sigmoid()),
         UnaryOp::Relu => mapped(a, move |x: T| sel(x < zero, zero, x)),
         UnaryOp::Softplus => map_wide::<T, SoftplusFn>(a),
-        UnaryOp::Sin => trig(a, |x: T| x.sin_near(), |x: T| x.sin()),
-        UnaryOp::Cos => trig(a, |x: T| x.cos_near(), |x: T| x.cos()),
+        UnaryOp::Sin => trig::<T, SinNear>(a, |x: T| x.sin()),
+        UnaryOp::Cos => trig::<T, CosNear>(a, |x: T| x.cos()),
         UnaryOp::Erf => map_wide::<T, ErfFn>(a),
         UnaryOp::Floor => mapped(a, |x: T| x.floor()),
         UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
@@ -60,22 +60,34 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
     }
 }
 
-/// `sin`/`cos`: the branch-free form over each chunk (vectorised), then the rare
-/// elements that need it (`FloatMath::trig_needs_exact`) again with the scalar
-/// function — its bits everywhere.
-fn trig<T: FloatMath>(a: &[T], near: impl Fn(T) -> T + Sync + Copy, exact: impl Fn(T) -> T + Sync + Copy) -> Vec<T> {
-    let mut out = alloc::<T>(a.len());
-    for_chunks(&mut out, |off, o| {
-        let a = &a[off..off + o.len()];
-        let any = simd_wide(|| {
+/// `sin`/`cos`: the branch-free form over each chunk (`F`: its loop compiled per
+/// instruction set, `par::run_wide`), then the rare elements that need it
+/// (`FloatMath::trig_needs_exact`) again with the scalar function — its bits everywhere.
+fn trig<T: FloatMath, F: PerElement<T>>(a: &[T], exact: impl Fn(T) -> T + Sync + Copy) -> Vec<T> {
+    struct Near<'a, T, F> {
+        a: &'a [T],
+        o: &'a mut [T],
+        any: bool,
+        f: std::marker::PhantomData<F>,
+    }
+    impl<T: FloatMath, F: PerElement<T>> WideLoop for Near<'_, T, F> {
+        #[inline(always)]
+        fn run(&mut self) {
             let mut any = false;
-            for (o, &x) in o.iter_mut().zip(a) {
-                let y = near(x);
+            for (o, &x) in self.o.iter_mut().zip(self.a) {
+                let y = F::at(x);
                 *o = y;
                 any |= x.trig_needs_exact(y);
             }
-            any
-        });
+            self.any = any;
+        }
+    }
+    let mut out = alloc::<T>(a.len());
+    for_chunks(&mut out, |off, o| {
+        let a = &a[off..off + o.len()];
+        let mut near = Near::<T, F> { a, o, any: false, f: std::marker::PhantomData };
+        run_wide(&mut near);
+        let Near { o, any, .. } = near;
         if any {
             for (o, &x) in o.iter_mut().zip(a) {
                 if x.trig_needs_exact(*o) {
@@ -85,6 +97,22 @@ fn trig<T: FloatMath>(a: &[T], near: impl Fn(T) -> T + Sync + Copy, exact: impl 
         }
     });
     out
+}
+
+/// The branch-free `sin`/`cos` of `trig`.
+struct SinNear;
+impl<T: FloatMath> PerElement<T> for SinNear {
+    #[inline(always)]
+    fn at(x: T) -> T {
+        x.sin_near()
+    }
+}
+struct CosNear;
+impl<T: FloatMath> PerElement<T> for CosNear {
+    #[inline(always)]
+    fn at(x: T) -> T {
+        x.cos_near()
+    }
 }
 
 /// A per-element function as a type, so that a loop over it can be compiled per
