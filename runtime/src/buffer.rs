@@ -115,6 +115,13 @@ pub(crate) fn alloc<T: Element>(n: usize) -> Vec<T> {
     vec![T::default(); n]
 }
 
+/// `vec![value; n]`, with [`ensure_allocatable`]'s check first.
+#[track_caller]
+pub(crate) fn filled<T: Element>(value: T, n: usize) -> Vec<T> {
+    ensure_allocatable::<T>(n);
+    vec![value; n]
+}
+
 /// Large buffers (64 MiB and more) are first asked of the allocator fallibly, so that a
 /// tensor too large for the machine is a panic naming its size — an error the program can
 /// report or catch — instead of the allocator's abort. Smaller ones skip the probe (the

@@ -1,4 +1,4 @@
-//! `floormod` (the runtime's `FloatMath::floormod` and `Int::floormod`) as PTX.
+//! Float `floormod` (the runtime's `FloatMath::floormod`) as PTX (integers: `ptx::int`).
 //!
 //! PTX has no `fmod`; C's `fmod` is exact, so any exact algorithm gives its bits. This one
 //! is the integer long division of the significands: `mx mod my`, then the exponent
@@ -8,7 +8,6 @@
 //! the remainder's and y's signs differ, and every NaN the quiet NaN.
 
 use super::double::F64;
-use super::typed::Elem;
 use super::{Emitter, Reg};
 
 const FRACTION: &str = "0x000FFFFFFFFFFFFF";
@@ -128,22 +127,4 @@ pub(super) fn floormod_f32(e: &mut Emitter, x: Reg, y: Reg) -> Reg {
     e.ins(format_args!("setp.nan.f32 {nan}, {out}, {out}"));
     e.ins(format_args!("selp.f32 {quiet}, 0f7FC00000, {out}, {nan}"));
     quiet
-}
-
-/// The runtime's integer `floormod(a, b)` (type `t`): `rem` by b (by 1 where b is 0 or
-/// −1, the cases PTX leaves undefined — both give 0), plus b where the signs differ.
-pub(super) fn floormod_int(e: &mut Emitter, t: Elem, a: Reg, b: Reg) -> Reg {
-    let ty = t.setp();
-    let safe = super::int::safe_divisor(e, t, b).safe;
-    let (r, sum, out) = (t.reg(e), t.reg(e), t.reg(e));
-    e.ins(format_args!("rem.{ty} {r}, {a}, {safe}"));
-    let (nonzero, r_neg, b_neg, differ, adjust) = (e.p(), e.p(), e.p(), e.p(), e.p());
-    e.ins(format_args!("setp.ne.{ty} {nonzero}, {r}, 0"));
-    e.ins(format_args!("setp.lt.{ty} {r_neg}, {r}, 0"));
-    e.ins(format_args!("setp.lt.{ty} {b_neg}, {b}, 0"));
-    e.ins(format_args!("xor.pred {differ}, {r_neg}, {b_neg}"));
-    e.ins(format_args!("and.pred {adjust}, {nonzero}, {differ}"));
-    e.ins(format_args!("add.{ty} {sum}, {r}, {b}"));
-    e.ins(format_args!("selp.{} {out}, {sum}, {r}, {adjust}", t.selp()));
-    out
 }

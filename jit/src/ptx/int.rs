@@ -37,13 +37,13 @@ fn divide(e: &mut Emitter, t: Elem, (a, b): (Reg, Reg), floor: bool) -> Reg {
 
 /// A divisor PTX's `div`/`rem` are defined for: `b`, or 1 where `b` is 0 or −1 (the
 /// predicates say which).
-pub(super) struct SafeDivisor {
-    pub(super) safe: Reg,
-    pub(super) by0: Reg,
-    pub(super) bym1: Reg,
+struct SafeDivisor {
+    safe: Reg,
+    by0: Reg,
+    bym1: Reg,
 }
 
-pub(super) fn safe_divisor(e: &mut Emitter, t: Elem, b: Reg) -> SafeDivisor {
+fn safe_divisor(e: &mut Emitter, t: Elem, b: Reg) -> SafeDivisor {
     let ty = t.setp();
     let (by0, bym1, unsafe_div) = (e.p(), e.p(), e.p());
     e.ins(format_args!("setp.eq.{ty} {by0}, {b}, 0"));
@@ -58,6 +58,17 @@ pub(super) fn safe_divisor(e: &mut Emitter, t: Elem, b: Reg) -> SafeDivisor {
 /// remainder is nonzero and the operands' signs differ.
 fn round_down(e: &mut Emitter, t: Elem, (a, safe): (Reg, Reg), q: Reg) -> Reg {
     let ty = t.setp();
+    let (_, adjust) = truncated_remainder(e, t, (a, safe));
+    let (less, d) = (t.reg(e), t.reg(e));
+    e.ins(format_args!("sub.{ty} {less}, {q}, 1"));
+    e.ins(format_args!("selp.{} {d}, {less}, {q}, {adjust}", t.selp()));
+    d
+}
+
+/// `rem(a, safe)` (`safe` nonzero) and whether flooring moves it: the remainder is nonzero
+/// and the operands' signs differ.
+fn truncated_remainder(e: &mut Emitter, t: Elem, (a, safe): (Reg, Reg)) -> (Reg, Reg) {
+    let ty = t.setp();
     let r = t.reg(e);
     e.ins(format_args!("rem.{ty} {r}, {a}, {safe}"));
     let (inexact, a_neg, b_neg, signs, adjust) = (e.p(), e.p(), e.p(), e.p(), e.p());
@@ -66,10 +77,19 @@ fn round_down(e: &mut Emitter, t: Elem, (a, safe): (Reg, Reg), q: Reg) -> Reg {
     e.ins(format_args!("setp.lt.{ty} {b_neg}, {safe}, 0"));
     e.ins(format_args!("xor.pred {signs}, {a_neg}, {b_neg}"));
     e.ins(format_args!("and.pred {adjust}, {inexact}, {signs}"));
-    let (less, d) = (t.reg(e), t.reg(e));
-    e.ins(format_args!("sub.{ty} {less}, {q}, 1"));
-    e.ins(format_args!("selp.{} {d}, {less}, {q}, {adjust}", t.selp()));
-    d
+    (r, adjust)
+}
+
+/// The runtime's integer `floormod(a, b)` (type `t`): the truncated remainder (by 1 where
+/// b is 0 or −1, the cases PTX leaves undefined — both give 0), plus b where flooring
+/// moves it.
+pub(super) fn floormod(e: &mut Emitter, t: Elem, a: Reg, b: Reg) -> Reg {
+    let safe = safe_divisor(e, t, b).safe;
+    let (r, adjust) = truncated_remainder(e, t, (a, safe));
+    let (sum, out) = (t.reg(e), t.reg(e));
+    e.ins(format_args!("add.{} {sum}, {r}, {b}", t.setp()));
+    e.ins(format_args!("selp.{} {out}, {sum}, {r}, {adjust}", t.selp()));
+    out
 }
 
 /// A register of type `t` holding `v` (−1, 0 or 1).

@@ -350,7 +350,7 @@ impl TypedOp {
                 bool_of(e, p)
             }
             TypedOp::Int(BinaryOp::Div | BinaryOp::FloorDiv, t) => super::int::floordiv(e, t, x[0], x[1]),
-            TypedOp::Int(BinaryOp::Mod, t) => super::floormod::floormod_int(e, t, x[0], x[1]),
+            TypedOp::Int(BinaryOp::Mod, t) => super::int::floormod(e, t, x[0], x[1]),
             TypedOp::FloorMod => super::floormod::floormod_f32(e, x[0], x[1]),
             TypedOp::Int(BinaryOp::Pow, t) => super::int::pow(e, t, x[0], x[1]),
             TypedOp::IntUnary(u, t) => super::int::unary(e, u, t, x[0]),

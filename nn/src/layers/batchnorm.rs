@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::Tensor;
 
-use super::{core_methods, known_last_axis, setters, with_name};
+use super::{core_methods, known_last_axis, scale_and_shift, setters, with_name};
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
 
@@ -83,8 +83,7 @@ impl Module for BatchNormalization {
         } else {
             (moving_mean.read(), moving_var.read())
         };
-        let scale = (&var + self.epsilon).rsqrt() * &gamma.read();
-        (x - &mean) * &scale + &beta.read()
+        scale_and_shift(&(x - &mean), &var, self.epsilon, gamma, beta)
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {

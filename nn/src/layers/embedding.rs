@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{DType, Tensor, Variable};
 
-use super::{core_methods, known_last_axis, setters, with_name};
+use super::{core_methods, known_last_axis, scale_and_shift, setters, with_name};
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
 
@@ -122,7 +122,7 @@ impl Module for LayerNormalization {
         let mean = x.mean(-1, true);
         let centred = x - &mean;
         let var = centred.square().mean(-1, true);
-        centred * &((&var + self.epsilon).rsqrt()) * &gamma.read() + &beta.read()
+        scale_and_shift(&centred, &var, self.epsilon, gamma, beta)
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {

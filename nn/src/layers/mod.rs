@@ -28,6 +28,19 @@ pub(crate) fn known_last_axis(core: &crate::module::LayerCore, input: &[Option<u
     }
 }
 
+/// `centred·(γ/√(var + ε)) + β`: the affine step of BatchNormalization and
+/// LayerNormalization.
+pub(crate) fn scale_and_shift(
+    centred: &tensorjit_runtime::Tensor,
+    var: &tensorjit_runtime::Tensor,
+    epsilon: f64,
+    gamma: &tensorjit_runtime::Variable,
+    beta: &tensorjit_runtime::Variable,
+) -> tensorjit_runtime::Tensor {
+    let scale = (var + epsilon).rsqrt() * &gamma.read();
+    centred * &scale + &beta.read()
+}
+
 /// Implements the naming/weights part of `Module` for a layer with a `core` field.
 macro_rules! core_methods {
     () => {

@@ -55,9 +55,7 @@ fn conv_typed<T: GemmElem>(x: &Tensor, f: &Tensor, p: &Conv2dParams, shape: &Sha
     let Ok(g) = conv_window(x.shape(), f.shape(), p) else { unreachable!("checked by infer_conv2d") };
     let cols = im2col(typed::<T>(x), &g);
     let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, f.dims()[3]);
-    crate::buffer::ensure_allocatable::<T>(shape.numel());
-
-    let mut out = vec![T::default(); shape.numel()];
+    let mut out = crate::buffer::filled(T::default(), shape.numel());
     let gm = Gemm { m, k, n, a: &cols, la: MatLayout::new(m, k, false), b: typed(f), lb: MatLayout::new(k, n, false) };
     T::gemm(&gm, &mut out);
     out
@@ -84,9 +82,7 @@ fn backprop_input_typed<T: GemmElem + std::ops::Add<Output = T>>(
     };
     T::gemm(&gm, &mut dcols);
     let c = g.c;
-    crate::buffer::ensure_allocatable::<T>(input.numel());
-
-    let mut dx = vec![T::default(); input.numel()];
+    let mut dx = crate::buffer::filled(T::default(), input.numel());
     for_window_cells(&g, |o, i, cell| {
         for ch in 0..c {
             dx[i * c + ch] = dx[i * c + ch] + dcols[o * k + cell * c + ch];
@@ -139,9 +135,7 @@ fn pool_window(x: &Shape, p: &PoolParams) -> Window {
 fn max_pool_typed<T: FloatMath>(x: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, c) = (typed::<T>(x), g.c);
-    crate::buffer::ensure_allocatable::<T>(shape.numel());
-
-    let mut out = vec![T::NEG_INFINITY; shape.numel()];
+    let mut out = crate::buffer::filled(T::NEG_INFINITY, shape.numel());
     for_window_cells(&g, |o, i, _| {
         for ch in 0..c {
             let v = xv[i * c + ch];
@@ -177,9 +171,7 @@ fn first_argmax<T: FloatMath>(xv: &[T], g: &Window) -> Vec<usize> {
 fn max_pool_grad_typed<T: FloatMath>(x: &Tensor, dy: &Tensor, p: &PoolParams, _: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, dyv) = (typed::<T>(x), typed::<T>(dy));
-    crate::buffer::ensure_allocatable::<T>(xv.len());
-
-    let mut dx = vec![T::ZERO; xv.len()];
+    let mut dx = crate::buffer::filled(T::ZERO, xv.len());
     for (k, &a) in first_argmax(xv, &g).iter().enumerate() {
         if a != usize::MAX {
             dx[a] = dx[a] + dyv[k];
@@ -203,9 +195,7 @@ fn avg_counts(g: &Window) -> Vec<usize> {
 fn avg_pool_typed<T: FloatMath>(x: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, c) = (typed::<T>(x), g.c);
-    crate::buffer::ensure_allocatable::<T>(shape.numel());
-
-    let mut out = vec![T::ZERO; shape.numel()];
+    let mut out = crate::buffer::filled(T::ZERO, shape.numel());
     for_window_cells(&g, |o, i, _| {
         for ch in 0..c {
             out[o * c + ch] = out[o * c + ch] + xv[i * c + ch];
@@ -222,9 +212,7 @@ fn avg_pool_grad_typed<T: FloatMath>(dy: &Tensor, p: &PoolParams, input: &Shape)
     let g = pool_window(input, p);
     let (dyv, c) = (typed::<T>(dy), g.c);
     let counts = avg_counts(&g);
-    crate::buffer::ensure_allocatable::<T>(input.numel());
-
-    let mut dx = vec![T::ZERO; input.numel()];
+    let mut dx = crate::buffer::filled(T::ZERO, input.numel());
     for_window_cells(&g, |o, i, _| {
         let n = T::from_f64(counts[o] as f64);
         for ch in 0..c {

@@ -51,8 +51,8 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
         UnaryOp::Sigmoid => mapped(a, |x: T| x.sigmoid()),
         UnaryOp::Relu => mapped(a, move |x: T| sel(x < zero, zero, x)),
         UnaryOp::Softplus => map_wide::<T, SoftplusFn>(a),
-        UnaryOp::Sin => trig::<T, SinNear>(a, |x: T| x.sin()),
-        UnaryOp::Cos => trig::<T, CosNear>(a, |x: T| x.cos()),
+        UnaryOp::Sin => map_wide::<T, SinFn>(a),
+        UnaryOp::Cos => map_wide::<T, CosFn>(a),
         UnaryOp::Erf => map_wide::<T, ErfFn>(a),
         UnaryOp::Floor => mapped(a, |x: T| x.floor()),
         UnaryOp::Ceil => mapped(a, |x: T| x.ceil()),
@@ -60,65 +60,19 @@ fn unary_float<T: FloatMath>(op: UnaryOp, a: &[T]) -> Vec<T> {
     }
 }
 
-/// `sin`/`cos`: the branch-free form over each chunk (`F`: its loop compiled per
-/// instruction set, `par::run_wide`), then the rare elements that need it
-/// (`FloatMath::trig_needs_exact`) again with the scalar function — its bits everywhere.
-fn trig<T: FloatMath, F: PerElement<T>>(a: &[T], exact: impl Fn(T) -> T + Sync + Copy) -> Vec<T> {
-    struct Near<'a, T, F> {
-        a: &'a [T],
-        o: &'a mut [T],
-        any: bool,
-        f: std::marker::PhantomData<F>,
-    }
-    impl<T: FloatMath, F: PerElement<T>> WideLoop for Near<'_, T, F> {
-        #[inline(always)]
-        fn run(&mut self) {
-            let mut any = false;
-            for (o, &x) in self.o.iter_mut().zip(self.a) {
-                let y = F::at(x);
-                *o = y;
-                any |= x.trig_needs_exact(y);
-            }
-            self.any = any;
-        }
-    }
-    let mut out = alloc::<T>(a.len());
-    for_chunks(&mut out, |off, o| {
-        let a = &a[off..off + o.len()];
-        let mut near = Near::<T, F> { a, o, any: false, f: std::marker::PhantomData };
-        run_wide(&mut near);
-        let Near { o, any, .. } = near;
-        if any {
-            for (o, &x) in o.iter_mut().zip(a) {
-                if x.trig_needs_exact(*o) {
-                    *o = exact(x);
-                }
-            }
-        }
-    });
-    out
-}
-
-/// The branch-free `sin`/`cos` of `trig`.
-struct SinNear;
-impl<T: FloatMath> PerElement<T> for SinNear {
-    #[inline(always)]
-    fn at(x: T) -> T {
-        x.sin_near()
-    }
-}
-struct CosNear;
-impl<T: FloatMath> PerElement<T> for CosNear {
-    #[inline(always)]
-    fn at(x: T) -> T {
-        x.cos_near()
-    }
-}
-
 /// A per-element function as a type, so that a loop over it can be compiled per
 /// instruction set (`par::run_wide`; a closure would not be inlined there).
-trait PerElement<T>: Sync {
+trait PerElement<T: FloatMath>: Sync {
     fn at(x: T) -> T;
+    /// Whether `at(x) = y` must be redone with `exact` (the rare arguments of `sin`/`cos`
+    /// that need the exact reduction); the loop ORs it into one flag per chunk.
+    #[inline(always)]
+    fn redo(_x: T, _y: T) -> bool {
+        false
+    }
+    fn exact(x: T) -> T {
+        Self::at(x)
+    }
 }
 
 /// `erf` (four rational fits and two f64 exps an element).
@@ -139,25 +93,73 @@ impl<T: FloatMath> PerElement<T> for SoftplusFn {
     }
 }
 
+/// `sin`: the branch-free form, the scalar function's bits where it needs the exact
+/// reduction (`FloatMath::trig_needs_exact`).
+struct SinFn;
+impl<T: FloatMath> PerElement<T> for SinFn {
+    #[inline(always)]
+    fn at(x: T) -> T {
+        x.sin_near()
+    }
+    #[inline(always)]
+    fn redo(x: T, y: T) -> bool {
+        x.trig_needs_exact(y)
+    }
+    fn exact(x: T) -> T {
+        x.sin()
+    }
+}
+
+/// `cos`, as `SinFn`.
+struct CosFn;
+impl<T: FloatMath> PerElement<T> for CosFn {
+    #[inline(always)]
+    fn at(x: T) -> T {
+        x.cos_near()
+    }
+    #[inline(always)]
+    fn redo(x: T, y: T) -> bool {
+        x.trig_needs_exact(y)
+    }
+    fn exact(x: T) -> T {
+        x.cos()
+    }
+}
+
 /// `F::at` over a slice, its loop compiled per instruction set (`par::run_wide`): for the
-/// functions whose per-element code is too large to inline into `simd_wide`.
+/// functions whose per-element code is too large to inline into `simd_wide`. Elements
+/// `F::redo` flags are then redone with `F::exact` (a chunk without any: no second pass).
 fn map_wide<T: FloatMath, F: PerElement<T>>(a: &[T]) -> Vec<T> {
     struct Map<'a, T, F> {
         a: &'a [T],
         o: &'a mut [T],
+        redo: bool,
         f: std::marker::PhantomData<F>,
     }
     impl<T: FloatMath, F: PerElement<T>> WideLoop for Map<'_, T, F> {
         #[inline(always)]
         fn run(&mut self) {
+            let mut redo = false;
             for (o, &x) in self.o.iter_mut().zip(self.a) {
-                *o = F::at(x);
+                let y = F::at(x);
+                *o = y;
+                redo |= F::redo(x, y);
             }
+            self.redo = redo;
         }
     }
     let mut out = alloc::<T>(a.len());
     for_chunks(&mut out, |off, o| {
-        run_wide(&mut Map::<T, F> { a: &a[off..off + o.len()], o, f: std::marker::PhantomData })
+        let a = &a[off..off + o.len()];
+        let mut map = Map::<T, F> { a, o, redo: false, f: std::marker::PhantomData };
+        run_wide(&mut map);
+        if map.redo {
+            for (o, &x) in map.o.iter_mut().zip(a) {
+                if F::redo(x, *o) {
+                    *o = F::exact(x);
+                }
+            }
+        }
     });
     out
 }

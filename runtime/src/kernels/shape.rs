@@ -76,8 +76,7 @@ pub(crate) fn slice(x: &Tensor, s: &[SliceAxis], shape: Shape) -> Tensor {
 /// Scatters `dy` (the sliced region) into zeros of `input` shape.
 pub(crate) fn slice_grad(dy: &Tensor, input: Shape, s: &[SliceAxis]) -> Tensor {
     fn go<T: Element>(dy: &[T], dy_dims: &[usize], input: &Shape, s: &[SliceAxis]) -> Vec<T> {
-        crate::buffer::ensure_allocatable::<T>(input.numel());
-        let mut out = vec![T::default(); input.numel()];
+        let mut out = crate::buffer::filled(T::default(), input.numel());
         let st = input.strides();
         let dims: Vec<usize> = dy_dims.to_vec();
         for (flat, &v) in dy.iter().enumerate() {
@@ -200,19 +199,14 @@ pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, 
         Buffer::F64(v) => Buffer::F64(go(v, &ids, d, |a, b| a + b)),
         Buffer::I32(v) => Buffer::I32(go(v, &ids, d, i32::wrapping_add)),
         Buffer::I64(v) => Buffer::I64(go(v, &ids, d, i64::wrapping_add)),
-        Buffer::Bool(_) => {
-            crate::buffer::ensure_allocatable::<bool>(shape.numel());
-            Buffer::Bool(vec![false; shape.numel()])
-        }
+        Buffer::Bool(_) => Buffer::Bool(crate::buffer::filled(false, shape.numel())),
     };
     Tensor::from_buffer(buf, shape)
 }
 
 pub(crate) fn one_hot(idx: &Tensor, depth: usize, dtype: DType, shape: Shape) -> Tensor {
     let ids: Vec<i64> = index_values(idx).collect();
-    let n = ids.len().saturating_mul(depth);
-    crate::buffer::ensure_allocatable::<bool>(n);
-    let mut hot = vec![false; n];
+    let mut hot = crate::buffer::filled(false, ids.len().saturating_mul(depth));
     for (r, &i) in ids.iter().enumerate() {
         if (0..depth as i64).contains(&i) {
             hot[r * depth + i as usize] = true;

@@ -171,21 +171,7 @@ impl Tensor {
 
     /// A rank-0 tensor of `dtype` holding `v` (converted with `as` semantics).
     pub(crate) fn scalar_of(v: Scalar, dtype: DType) -> Tensor {
-        let x = v.as_f64();
-        let buf = match dtype {
-            DType::F32 => Buffer::F32(vec![x as f32]),
-            DType::F64 => Buffer::F64(vec![x]),
-            DType::I32 => Buffer::I32(vec![match v {
-                Scalar::Int(i) => i as i32,
-                _ => x as i32,
-            }]),
-            DType::I64 => Buffer::I64(vec![match v {
-                Scalar::Int(i) => i,
-                _ => x as i64,
-            }]),
-            DType::Bool => Buffer::Bool(vec![x != 0.0]),
-        };
-        Tensor::from_buffer(buf, Shape::scalar())
+        Tensor::from_buffer(repeated(v, dtype, 1), Shape::scalar())
     }
 
     /// A tensor of `shape` with every element `value` (converted to `dtype`).
@@ -203,28 +189,7 @@ impl Tensor {
             .raise(std::panic::Location::caller())
         }
         let n = shape.numel();
-        let value = value.into();
-        match dtype {
-            DType::F32 => crate::buffer::ensure_allocatable::<f32>(n),
-            DType::F64 => crate::buffer::ensure_allocatable::<f64>(n),
-            DType::I32 => crate::buffer::ensure_allocatable::<i32>(n),
-            DType::I64 => crate::buffer::ensure_allocatable::<i64>(n),
-            DType::Bool => crate::buffer::ensure_allocatable::<bool>(n),
-        }
-        let x = value.as_f64();
-        // Integers exactly (an i64 beyond 2^53 is not rounded through f64).
-        let int = match value {
-            Scalar::Int(i) => i,
-            _ => x as i64,
-        };
-        let buf = match dtype {
-            DType::F32 => Buffer::F32(vec![x as f32; n]),
-            DType::F64 => Buffer::F64(vec![x; n]),
-            DType::I32 => Buffer::I32(vec![if let Scalar::Int(i) = value { i as i32 } else { x as i32 }; n]),
-            DType::I64 => Buffer::I64(vec![int; n]),
-            DType::Bool => Buffer::Bool(vec![x != 0.0; n]),
-        };
-        Tensor::from_buffer(buf, shape)
+        Tensor::from_buffer(repeated(value.into(), dtype, n), shape)
     }
 
     #[track_caller]
@@ -293,32 +258,23 @@ impl Tensor {
         let len = usize::try_from(n).unwrap_or(usize::MAX);
         let too_long =
             || OpError::new("arange", format!("{n} elements from {start} to {stop} by {step} do not fit in memory"));
-        let reserved = |bytes_each: usize| len.checked_mul(bytes_each).is_some_and(|b| b <= isize::MAX as usize);
-        if !reserved(std::mem::size_of::<T>()) {
-            return Err(too_long().into());
+        // An empty vector with room for `len` (`try_reserve` refuses what cannot be).
+        fn room<U>(len: usize) -> Option<Vec<U>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).ok().map(|_| v)
         }
-        // Values stay within [start, stop): every one fits the dtype.
-        let ints = |a: i128, s: i128| (0..len as i128).map(move |i| a + s * i);
-        match (T::DTYPE, exact) {
-            (DType::I64, [Some(a), _, Some(s)]) => {
-                let mut v: Vec<i64> = Vec::new();
-                v.try_reserve_exact(len).map_err(|_| too_long())?;
-                v.extend(ints(a, s).map(|x| x as i64));
-                Tensor::from_vec(v, [len])
-            }
-            (DType::I32, [Some(a), _, Some(s)]) => {
-                let mut v: Vec<i32> = Vec::new();
-                v.try_reserve_exact(len).map_err(|_| too_long())?;
-                v.extend(ints(a, s).map(|x| x as i32));
-                Tensor::from_vec(v, [len])
-            }
-            _ => {
-                let mut v: Vec<T> = Vec::new();
-                v.try_reserve_exact(len).map_err(|_| too_long())?;
-                v.extend((0..len).map(|i| T::from_f64(a + s * i as f64)));
-                Tensor::from_vec(v, [len])
-            }
+        if let [Some(a), _, Some(s)] = exact {
+            // Values stay within [start, stop): every one fits the dtype.
+            let mut v: Vec<i64> = room(len).ok_or_else(too_long)?;
+            v.extend((0..len as i128).map(|i| (a + s * i) as i64));
+            return match T::DTYPE {
+                DType::I32 => Tensor::from_vec(v.into_iter().map(|x| x as i32).collect::<Vec<_>>(), [len]),
+                _ => Tensor::from_vec(v, [len]),
+            };
         }
+        let mut v: Vec<T> = room(len).ok_or_else(too_long)?;
+        v.extend((0..len).map(|i| T::from_f64(a + s * i as f64)));
+        Tensor::from_vec(v, [len])
     }
 
     /// A tensor copied from any ndarray (any layout; elements taken in logical
@@ -458,6 +414,25 @@ impl Tensor {
     /// A zero-copy ndarray view of the elements.
     pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         ArrayViewD::from_shape(IxDyn(self.dims()), self.typed::<T>()?).map_err(|e| Error::NdArray(e.to_string()))
+    }
+}
+
+/// `n` copies of `v` as `dtype` (`as` semantics; integers exactly, an i64 beyond 2^53 is
+/// not rounded through f64), allocated with `buffer::filled`'s out-of-memory check.
+#[track_caller]
+fn repeated(v: Scalar, dtype: DType, n: usize) -> Buffer {
+    use crate::buffer::filled;
+    let x = v.as_f64();
+    let int = match v {
+        Scalar::Int(i) => i,
+        _ => x as i64,
+    };
+    match dtype {
+        DType::F32 => Buffer::F32(filled(x as f32, n)),
+        DType::F64 => Buffer::F64(filled(x, n)),
+        DType::I32 => Buffer::I32(filled(if let Scalar::Int(i) = v { i as i32 } else { x as i32 }, n)),
+        DType::I64 => Buffer::I64(filled(int, n)),
+        DType::Bool => Buffer::Bool(filled(x != 0.0, n)),
     }
 }
 
