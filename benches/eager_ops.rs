@@ -1,6 +1,7 @@
 //! Eager-mode benchmarks (criterion): W1 dispatch, W2 small chain, W3 large elementwise,
 //! W8 reduction, f32 GEMM 512³ / 2048³, `sin` of 1M f32 (moderate and huge arguments),
-//! `erf`/`tanh`/`floormod` of 1M f32 and a 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
+//! `erf`/`tanh`/`floormod` of 1M f32, row-wise max/argmax/softmax, transpose and select
+//! of 1024² f32, and a 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
 //!
 //! `cargo bench --bench eager_ops`
 
@@ -97,5 +98,21 @@ fn copy_bandwidth(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workloads, transcendental, gemm, copy_bandwidth);
+/// Row-wise max / argmax / softmax, a transpose and a select over 1024 × 1024 f32: the
+/// kernels whose loops were scalar until 2026-12-07 (see BENCHMARKS.md).
+fn rows_and_layout(c: &mut Criterion) {
+    let x = common::uniform(61, &[1024, 1024], -3.0, 3.0);
+    let mask = x.lt(0.0);
+    let mut g = c.benchmark_group("rows_1024x1024_f32");
+    g.throughput(Throughput::Elements(1 << 20)).sample_size(20);
+    g.bench_function("max axis 1", |b| b.iter(|| x.max(1, false)));
+    g.bench_function("argmax axis 1", |b| b.iter(|| x.argmax(1)));
+    g.bench_function("softmax axis 1", |b| b.iter(|| x.softmax(-1)));
+    g.bench_function("sum axis 1 (reference)", |b| b.iter(|| x.sum(1, false)));
+    g.bench_function("transpose", |b| b.iter(|| x.t()));
+    g.bench_function("where(mask, x, 1)", |b| b.iter(|| x.select(&mask, 1.0)));
+    g.finish();
+}
+
+criterion_group!(benches, workloads, transcendental, rows_and_layout, gemm, copy_bandwidth);
 criterion_main!(benches);

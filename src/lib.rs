@@ -87,6 +87,6 @@ pub mod prelude {
     pub use tensorjit_runtime::random;
     pub use tensorjit_runtime::{
         cond, config, for_range, tf_print, tf_range, while_loop, while_loop_with, Axes, DType, Device, Error, Function,
-        GradientTape, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable, WhileOptions,
+        GradientTape, PadMode, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable, WhileOptions,
     };
 }

@@ -160,6 +160,25 @@ fn shape_ops() {
     gradcheck(510, &[rand_f64(510, &[783], -3.0, 3.0)], |v| v[0].softmax(0), 60);
 }
 
+/// The compositions: pads (mirrored elements get the sum of their copies' gradients),
+/// tile, repeat, reverse, split and the statistics reductions.
+#[test]
+fn arranging_ops_and_statistics() {
+    let x = rand_f64(520, &[3, 4, 5], -1.0, 1.0);
+    let one = std::slice::from_ref(&x);
+    for (seed, mode) in [(521, PadMode::Constant(0.5)), (522, PadMode::Reflect), (523, PadMode::Symmetric)] {
+        gradcheck(seed, one, |v| v[0].pad(&[(1, 2), (0, 0), (3, 4)], mode), 40);
+    }
+    gradcheck(524, one, |v| v[0].tile(&[2, 1, 3]), 40);
+    gradcheck(525, one, |v| v[0].repeat(3, 1), 40);
+    gradcheck(526, one, |v| v[0].reverse(&[0, 2]), 40);
+    gradcheck(527, one, |v| &v[0].split(&[1, 3], 1)[1] * &v[0].chunks(2, 1)[0].sum(1, true), 40);
+    gradcheck(528, one, |v| v[0].variance(&[0, 2][..], true), 40);
+    gradcheck(529, one, |v| v[0].std(1, false), 40);
+    gradcheck(530, one, |v| v[0].norm(Axes::All, false), 40);
+    gradcheck(531, one, |v| v[0].l2_normalize(-1, 1e-12), 40);
+}
+
 #[test]
 fn conv_and_pooling() {
     for (k, &(xs, fs, st, pad)) in

@@ -26,6 +26,16 @@ fn mapped<A: Copy + Sync, O: Element>(a: &[A], f: impl Fn(A) -> O + Sync + Copy)
     out
 }
 
+/// `out[i] = f(c[i], a[i], b[i])`, where an input of length 1 stands for every `i`.
+#[inline(always)]
+fn zip3<C: Copy, A: Copy, B: Copy, O>(out: &mut [O], c: &[C], a: &[A], b: &[B], f: impl Fn(C, A, B) -> O) {
+    match (a.len(), b.len()) {
+        (1, _) => out.iter_mut().zip(c).zip(b).for_each(|((o, &c), &b)| *o = f(c, a[0], b)),
+        (_, 1) => out.iter_mut().zip(c).zip(a).for_each(|((o, &c), &a)| *o = f(c, a, b[0])),
+        _ => out.iter_mut().zip(c).zip(a).zip(b).for_each(|(((o, &c), &a), &b)| *o = f(c, a, b)),
+    }
+}
+
 #[inline(always)]
 fn sel<T>(c: bool, a: T, b: T) -> T {
     if c {
@@ -426,11 +436,21 @@ pub(crate) fn select(c: &Tensor, a: &Tensor, b: &Tensor, shape: Shape) -> Tensor
             (c.data::<bool>().unwrap_or(&[]), a.data::<T>().unwrap_or(&[]), b.data::<T>().unwrap_or(&[]));
         let mut out = alloc::<T>(so.numel());
         let bc = Bcast::new(so, [c.shape(), a.shape(), b.shape()]);
-        let (_, [sc, sa, sb]) = bc.inner();
+        let (n, st) = bc.inner();
         bc.for_rows(&mut out, |row, [oc, oa, ob]| {
-            for (i, o) in row.iter_mut().enumerate() {
-                *o = sel(cv[oc + i * sc], av[oa + i * sa], bv[ob + i * sb]);
-            }
+            let (c, a, b) = (&cv[oc..], &av[oa..], &bv[ob..]);
+            // Each input walks the row contiguously (stride 1) or stays put (0): one
+            // slice loop per pattern, so the select vectorises.
+            simd_wide(|| match st {
+                [1, 1, 1] => zip3(row, &c[..n], &a[..n], &b[..n], sel),
+                [1, 1, 0] => zip3(row, &c[..n], &a[..n], &[b[0]], |c, a, b| sel(c, a, b)),
+                [1, 0, 1] => zip3(row, &c[..n], &[a[0]], &b[..n], |c, a, b| sel(c, a, b)),
+                [1, 0, 0] => row.iter_mut().zip(&c[..n]).for_each(|(o, &c)| *o = sel(c, a[0], b[0])),
+                [0, 1, 1] => row.iter_mut().zip(&a[..n]).zip(&b[..n]).for_each(|((o, &a), &b)| *o = sel(c[0], a, b)),
+                _ => row.iter_mut().enumerate().for_each(|(i, o)| {
+                    *o = sel(c[i * st[0]], a[i * st[1]], b[i * st[2]]);
+                }),
+            })
         });
         out
     }

@@ -61,6 +61,50 @@ monoid!(Mul, f64, 1.0, |a, b| a * b);
 monoid!(Mul, i32, 1, |a, b| a.wrapping_mul(b));
 monoid!(Mul, i64, 1, |a, b| a.wrapping_mul(b));
 
+/// Max and min as monoids: lanes and blocks give the sequential fold's *value*;
+/// [`settle`] then picks the element the fold itself would have returned.
+#[derive(Clone, Copy)]
+pub(crate) struct Max;
+#[derive(Clone, Copy)]
+pub(crate) struct Min;
+monoid!(Max, f32, f32::NEG_INFINITY, |a, b| max_nan(a, b));
+monoid!(Max, f64, f64::NEG_INFINITY, |a, b| max_nan(a, b));
+monoid!(Max, i32, i32::MIN, |a, b| a.max(b));
+monoid!(Max, i64, i64::MIN, |a, b| a.max(b));
+monoid!(Min, f32, f32::INFINITY, |a, b| min_nan(a, b));
+monoid!(Min, f64, f64::INFINITY, |a, b| min_nan(a, b));
+monoid!(Min, i32, i32::MAX, |a, b| a.min(b));
+monoid!(Min, i64, i64::MAX, |a, b| a.min(b));
+
+/// The result of folding `x` in order with `max_nan`/`min_nan`, given `r`, the same
+/// reduction computed in any order. The two agree except in which of several equal
+/// values is returned, which shows only in the bits of NaNs and signed zeros: the
+/// fold ends on the last NaN when there is one, and else keeps the first zero (the
+/// first of equal values, ±0 being equal). Integers pass through unchanged.
+#[allow(clippy::eq_op)]
+fn settle<T: Element>(x: &[T], r: T) -> T {
+    if r != r {
+        x.iter().rev().copied().find(|v| v != v).unwrap_or(r)
+    } else if r == T::default() {
+        x.iter().copied().find(|&v| v == r).unwrap_or(r)
+    } else {
+        r
+    }
+}
+
+/// Max or min of `[outer, n, inner]` over the middle axis, exactly as the in-order fold.
+fn extremum_middle<T: Element, M: Monoid<T>>(m: M, x: &[T], (outer, n, inner): (usize, usize, usize)) -> Vec<T> {
+    if inner != 1 {
+        // Columns: one in-order fold per column, vectorised across the row.
+        return fold_middle(x, (outer, n, inner), M::INIT, |a, b| m.op(a, b));
+    }
+    let mut out = reduce_middle(m, x, outer, n, 1);
+    for (o, r) in out.iter_mut().enumerate() {
+        *r = settle(&x[o * n..(o + 1) * n], *r);
+    }
+    out
+}
+
 #[inline(always)]
 fn combine_lanes<T: Copy, M: Monoid<T>>(m: M, l: &[T; LANES]) -> T {
     m.op(m.op(m.op(l[0], l[4]), m.op(l[2], l[6])), m.op(m.op(l[1], l[5]), m.op(l[3], l[7])))
@@ -232,6 +276,8 @@ where
     T: crate::math::FloatMath,
     Add: Monoid<T>,
     Mul: Monoid<T>,
+    Max: Monoid<T>,
+    Min: Monoid<T>,
 {
     match op {
         ReduceOp::Sum => reduce_middle(Add, v, outer, n, inner),
@@ -242,8 +288,8 @@ where
             s
         }
         ReduceOp::Prod => reduce_middle(Mul, v, outer, n, inner),
-        ReduceOp::Max => fold_middle(v, (outer, n, inner), T::NEG_INFINITY, max_nan),
-        ReduceOp::Min => fold_middle(v, (outer, n, inner), T::INFINITY, min_nan),
+        ReduceOp::Max => extremum_middle(Max, v, (outer, n, inner)),
+        ReduceOp::Min => extremum_middle(Min, v, (outer, n, inner)),
     }
 }
 
@@ -265,8 +311,8 @@ pub(crate) fn reduce_all_f32(op: ReduceOp, x: &[f32]) -> f32 {
         ReduceOp::Sum => reduce_contig(Add, x),
         ReduceOp::Mean => reduce_contig(Add, x) / (x.len() as f64 as f32),
         ReduceOp::Prod => reduce_contig(Mul, x),
-        ReduceOp::Max => x.iter().fold(f32::NEG_INFINITY, |a, &b| max_nan(a, b)),
-        ReduceOp::Min => x.iter().fold(f32::INFINITY, |a, &b| min_nan(a, b)),
+        ReduceOp::Max => settle(x, reduce_contig(Max, x)),
+        ReduceOp::Min => settle(x, reduce_contig(Min, x)),
     }
 }
 
@@ -294,9 +340,11 @@ fn min_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
 
 fn reduce_typed_int<T>(op: ReduceOp, v: &[T], (outer, n, inner): (usize, usize, usize)) -> Vec<T>
 where
-    T: Int + MinMax,
+    T: Int,
     Add: Monoid<T>,
     Mul: Monoid<T>,
+    Max: Monoid<T>,
+    Min: Monoid<T>,
 {
     match op {
         ReduceOp::Sum => reduce_middle(Add, v, outer, n, inner),
@@ -306,45 +354,61 @@ where
             s
         }
         ReduceOp::Prod => reduce_middle(Mul, v, outer, n, inner),
-        ReduceOp::Max => fold_middle(v, (outer, n, inner), T::MIN_VALUE, |a, b| a.max(b)),
-        ReduceOp::Min => fold_middle(v, (outer, n, inner), T::MAX_VALUE, |a, b| a.min(b)),
+        ReduceOp::Max => extremum_middle(Max, v, (outer, n, inner)),
+        ReduceOp::Min => extremum_middle(Min, v, (outer, n, inner)),
     }
 }
 
-pub(crate) trait MinMax {
-    const MIN_VALUE: Self;
-    const MAX_VALUE: Self;
+/// The index of the first extreme element of one row: a NaN when there is one (the
+/// first), else the first element equal to the row's max/min (±0 being equal).
+#[allow(clippy::eq_op)]
+fn arg_row<T: Element, M: Monoid<T>>(m: M, row: &[T]) -> i64 {
+    let r = reduce_contig(m, row);
+    let hit = if r != r { row.iter().position(|v| v != v) } else { row.iter().position(|&v| v == r) };
+    hit.unwrap_or(0) as i64
 }
-impl MinMax for i32 {
-    const MIN_VALUE: i32 = i32::MIN;
-    const MAX_VALUE: i32 = i32::MAX;
-}
-impl MinMax for i64 {
-    const MIN_VALUE: i64 = i64::MIN;
-    const MAX_VALUE: i64 = i64::MAX;
+
+/// Index along the middle axis of `[outer, n, inner]` of each column's first extreme
+/// element: the column-wise form of [`arg_row`], one in-order pass over the rows.
+#[allow(clippy::eq_op)]
+fn arg_columns<T: Element>(v: &[T], (outer, n, inner): (usize, usize, usize), max: bool) -> Vec<i64> {
+    let mut out = vec![0i64; outer * inner];
+    for (o, idx) in out.chunks_mut(inner).enumerate() {
+        let block = &v[o * n * inner..(o + 1) * n * inner];
+        let mut best: Vec<T> = block[..inner].to_vec();
+        for (r, row) in block.chunks_exact(inner).enumerate().skip(1) {
+            for ((b, i), &c) in best.iter_mut().zip(idx.iter_mut()).zip(row) {
+                // Strictly better (ties keep the first); the first NaN wins.
+                let better = if max { c > *b } else { c < *b };
+                if *b == *b && (better || c != c) {
+                    *b = c;
+                    *i = r as i64;
+                }
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn arg_reduce(op: ArgOp, x: &Tensor, axis: usize, out_shape: Shape) -> Tensor {
     let outer: usize = x.dims()[..axis].iter().product();
     let n = x.dims()[axis];
     let inner: usize = x.dims()[axis + 1..].iter().product();
-    fn go<T: Element>(v: &[T], (outer, n, inner): (usize, usize, usize), max: bool) -> Vec<i64> {
-        let mut out = vec![0i64; outer * inner];
-        for o in 0..outer {
-            for j in 0..inner {
-                let at = |r: usize| v[(o * n + r) * inner + j];
-                let mut best = 0;
-                #[allow(clippy::eq_op)]
-                for r in 1..n {
-                    let (b, c) = (at(best), at(r));
-                    // Strictly better (ties keep the first); the first NaN wins.
-                    let better = if max { c > b } else { c < b };
-                    if b == b && (better || c != c) {
-                        best = r;
-                    }
-                }
-                out[o * inner + j] = best as i64;
-            }
+    fn go<T: Element>(v: &[T], (outer, n, inner): (usize, usize, usize), max: bool) -> Vec<i64>
+    where
+        Max: Monoid<T>,
+        Min: Monoid<T>,
+    {
+        if n == 0 || inner != 1 {
+            return if n == 0 { vec![0; outer * inner] } else { arg_columns(v, (outer, n, inner), max) };
+        }
+        let mut out = alloc::<i64>(outer);
+        let row =
+            |o: usize| if max { arg_row(Max, &v[o * n..(o + 1) * n]) } else { arg_row(Min, &v[o * n..(o + 1) * n]) };
+        if outer >= 2 && v.len() >= 2 * CHUNK {
+            out.par_iter_mut().enumerate().for_each(|(o, d)| *d = row(o));
+        } else {
+            out.iter_mut().enumerate().for_each(|(o, d)| *d = row(o));
         }
         out
     }

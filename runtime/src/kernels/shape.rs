@@ -7,6 +7,7 @@ use crate::error::OpError;
 use crate::ops::SliceAxis;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
+use rayon::prelude::*;
 
 /// `out[i0, .., ik] = src[base + Σ i_d · strides[d]]` over `dims` (row-major output).
 fn gather_strided<T: Element>(src: &[T], dims: &[usize], strides: &[isize], base: usize) -> Vec<T> {
@@ -15,16 +16,18 @@ fn gather_strided<T: Element>(src: &[T], dims: &[usize], strides: &[isize], base
     if n == 0 {
         return out;
     }
+    let (dims, strides) = coalesce(dims, strides);
     let r = dims.len();
-    let (inner, s_in) = if r == 0 { (1, 0) } else { (dims[r - 1], strides[r - 1]) };
+    let (inner, s_in) = (dims[r - 1], strides[r - 1]);
+    if r >= 2 && s_in != 1 && strides[r - 2] == 1 && inner >= TILE && dims[r - 2] >= TILE {
+        // A transpose of the last two axes: copy square tiles, so that both the reads
+        // and the writes stay within a few cache lines per tile row.
+        transpose_tiles(src, (&dims, &strides), base, &mut out);
+        return out;
+    }
     let walk = |block: &mut [T], first_row: usize| {
         for (k, row) in block.chunks_mut(inner).enumerate() {
-            let mut rem = first_row + k;
-            let mut off = base as isize;
-            for d in (0..r.saturating_sub(1)).rev() {
-                off += (rem % dims[d]) as isize * strides[d];
-                rem /= dims[d];
-            }
+            let off = row_offset(&dims, &strides, first_row + k, base);
             if s_in == 1 {
                 row.copy_from_slice(&src[off as usize..off as usize + inner]);
             } else {
@@ -34,7 +37,6 @@ fn gather_strided<T: Element>(src: &[T], dims: &[usize], strides: &[isize], base
             }
         }
     };
-    use rayon::prelude::*;
     let rows_per_task = (super::par::CHUNK / inner).max(1);
     if n >= 2 * super::par::CHUNK {
         out.par_chunks_mut(rows_per_task * inner).enumerate().for_each(|(t, b)| walk(b, t * rows_per_task));
@@ -42,6 +44,91 @@ fn gather_strided<T: Element>(src: &[T], dims: &[usize], strides: &[isize], base
         walk(&mut out, 0);
     }
     out
+}
+
+/// Side of the square tiles of a transposing copy.
+const TILE: usize = 32;
+
+type DimVec = smallvec::SmallVec<[usize; 6]>;
+type StrideVec = smallvec::SmallVec<[isize; 6]>;
+
+/// `dims`/`strides` with size-1 dims dropped and neighbours merged where the outer one
+/// steps exactly over the inner one (at least one dim is kept).
+fn coalesce(dims: &[usize], strides: &[isize]) -> (DimVec, StrideVec) {
+    let (mut d, mut s) = (DimVec::new(), StrideVec::new());
+    for (&n, &st) in dims.iter().zip(strides) {
+        if n == 1 {
+            continue;
+        }
+        match (d.last_mut(), s.last_mut()) {
+            (Some(pd), Some(ps)) if *ps == st * n as isize => {
+                *pd *= n;
+                *ps = st;
+            }
+            _ => {
+                d.push(n);
+                s.push(st);
+            }
+        }
+    }
+    if d.is_empty() {
+        d.push(1);
+        s.push(0);
+    }
+    (d, s)
+}
+
+/// Source offset of output row `row` (a row being the last dim).
+#[inline]
+fn row_offset(dims: &[usize], strides: &[isize], mut row: usize, base: usize) -> isize {
+    let mut off = base as isize;
+    for d in (0..dims.len() - 1).rev() {
+        off += (row % dims[d]) as isize * strides[d];
+        row /= dims[d];
+    }
+    off
+}
+
+/// The tiled copy for [`gather_strided`] when the source walks the output's
+/// second-to-last dim contiguously: each task takes `TILE` output rows of one matrix
+/// and copies them a `TILE × TILE` square at a time.
+fn transpose_tiles<T: Element>(src: &[T], (dims, strides): (&[usize], &[isize]), base: usize, out: &mut [T]) {
+    let r = dims.len();
+    let (rows, cols, col_stride) = (dims[r - 2], dims[r - 1], strides[r - 1]);
+    let bands_per_matrix = rows.div_ceil(TILE);
+    let band = |t: usize, dst: &mut [T]| {
+        let (matrix, b) = (t / bands_per_matrix, t % bands_per_matrix);
+        let row0 = b * TILE;
+        // The source offset of (row0, 0) of this matrix.
+        let start = row_offset(dims, strides, matrix * rows + row0, base);
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for (i, out_row) in dst.chunks_mut(cols).enumerate() {
+                let at = start + i as isize;
+                for (c, o) in out_row[c0..c1].iter_mut().enumerate() {
+                    *o = src[(at + (c0 + c) as isize * col_stride) as usize];
+                }
+            }
+        }
+    };
+    // A band is the output rows row0..row0+TILE of one matrix: contiguous in `out`.
+    let parallel = out.len() >= 2 * super::par::CHUNK;
+    let mut tasks: Vec<(usize, &mut [T])> = Vec::with_capacity((out.len() / cols).div_ceil(TILE));
+    let mut rest = out;
+    for t in 0.. {
+        if rest.is_empty() {
+            break;
+        }
+        let h = TILE.min(rows - (t % bands_per_matrix) * TILE);
+        let (head, tail) = rest.split_at_mut(h * cols);
+        tasks.push((t, head));
+        rest = tail;
+    }
+    if parallel {
+        tasks.into_par_iter().for_each(|(t, dst)| band(t, dst));
+    } else {
+        tasks.into_iter().for_each(|(t, dst)| band(t, dst));
+    }
 }
 
 fn strides_of(s: &Shape) -> Vec<isize> {

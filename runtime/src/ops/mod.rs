@@ -13,6 +13,7 @@
 //! Nothing else executes kernels. The set of `Op`s is small and closed (like tinygrad's
 //! primitive ops); convenience ops (`softmax`, `stack`, `squeeze`, …) are compositions.
 
+mod arrange;
 pub mod control;
 pub mod elementwise;
 pub mod linalg;
@@ -35,6 +36,7 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::{autodiff, device, trace};
 
+pub use arrange::PadMode;
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use nn::{Conv2dParams, Padding, PoolParams};
 pub use random::{Distribution, RandomParams};

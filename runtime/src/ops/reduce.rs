@@ -168,17 +168,79 @@ impl Tensor {
         }
     }
 
+    #[track_caller]
+    fn float_or_raise(&self, op: &'static str) {
+        if !self.dtype().is_float() {
+            needs(op, "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller())
+        }
+    }
+
+    #[track_caller]
+    fn bool_or_raise(&self, op: &'static str) {
+        if self.dtype() != DType::Bool {
+            needs(op, "a bool tensor", self.dtype(), "; compare it first (`.ne(0.0)`)")
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller())
+        }
+    }
+
+    /// Variance over `axes` (`tf.math.reduce_variance`): the mean of the squared
+    /// deviations from the mean (dividing by n). Float tensors only.
+    #[track_caller]
+    pub fn variance(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.float_or_raise("reduce_variance");
+        let axes = axes.into();
+        let mean = self.mean(axes.clone(), true);
+        (self - &mean).square().mean(axes, keepdims)
+    }
+
+    /// Standard deviation over `axes` (`tf.math.reduce_std`): √variance. Float tensors only.
+    #[track_caller]
+    pub fn std(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.float_or_raise("reduce_std");
+        self.variance(axes, keepdims).sqrt()
+    }
+
+    /// Euclidean norm over `axes`, √Σx² (`tf.norm`'s default). Float tensors only.
+    #[track_caller]
+    pub fn norm(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.float_or_raise("norm");
+        self.square().sum(axes, keepdims).sqrt()
+    }
+
+    /// `x / √max(Σx², epsilon)` over `axes` (`tf.math.l2_normalize`; TensorFlow's
+    /// epsilon is 1e-12). Float tensors only.
+    #[track_caller]
+    pub fn l2_normalize(&self, axes: impl Into<Axes>, epsilon: f64) -> Tensor {
+        self.float_or_raise("l2_normalize");
+        self * &self.square().sum(axes, true).maximum(epsilon).rsqrt()
+    }
+
+    /// Whether any element over `axes` is true (`tf.reduce_any`; false when empty).
+    #[track_caller]
+    pub fn any(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.bool_or_raise("reduce_any");
+        // The max of an empty slice is i32::MIN: false.
+        self.cast(DType::I32).max(axes, keepdims).gt(0)
+    }
+
+    /// Whether every element over `axes` is true (`tf.reduce_all`; true when empty).
+    #[track_caller]
+    pub fn all(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+        self.bool_or_raise("reduce_all");
+        // The min of an empty slice is i32::MAX: true.
+        self.cast(DType::I32).min(axes, keepdims).gt(0)
+    }
+
     /// log Σ exp(x) over `axes` (`tf.reduce_logsumexp`), computed as m + log Σ exp(x − m)
     /// with m the maximum (0 where that is not finite: a slice of −∞ gives −∞, one holding
     /// +∞ gives +∞), kept out of the gradient — which is then softmax(x), as TensorFlow's.
     /// Float tensors only.
     #[track_caller]
     pub fn logsumexp(&self, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
-        if !self.dtype().is_float() {
-            needs("reduce_logsumexp", "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
-        }
+        self.float_or_raise("reduce_logsumexp");
         let axes = axes.into();
         let max = self.max(axes.clone(), true);
         let finite = max.abs().lt(f64::INFINITY);

@@ -216,7 +216,7 @@ impl Tensor {
     }
 
     #[track_caller]
-    fn fill_like(t: &Tensor, value: f64) -> Tensor {
+    pub(crate) fn fill_like(t: &Tensor, value: f64) -> Tensor {
         // Symbolic: an op of the trace. On a device: the device fills it (no host
         // buffer, no copy) — but one element comes from the device's cache of copied
         // scalars (a loss's gradient seed: no launch at all).
