@@ -98,8 +98,8 @@ fn copy_bandwidth(c: &mut Criterion) {
     g.finish();
 }
 
-/// Row-wise max / argmax / softmax, a transpose and a select over 1024 × 1024 f32: the
-/// kernels whose loops were scalar until 2026-12-07 (see BENCHMARKS.md).
+/// Row-wise max / argmax / softmax, a transpose and a select over 1024 × 1024 f32 (the
+/// kernels whose loops were scalar until 2026-12-07, see BENCHMARKS.md), and cumsum.
 fn rows_and_layout(c: &mut Criterion) {
     let x = common::uniform(61, &[1024, 1024], -3.0, 3.0);
     let mask = x.lt(0.0);
@@ -111,6 +111,8 @@ fn rows_and_layout(c: &mut Criterion) {
     g.bench_function("sum axis 1 (reference)", |b| b.iter(|| x.sum(1, false)));
     g.bench_function("transpose", |b| b.iter(|| x.t()));
     g.bench_function("where(mask, x, 1)", |b| b.iter(|| x.select(&mask, 1.0)));
+    g.bench_function("cumsum axis 1", |b| b.iter(|| x.cumsum(1)));
+    g.bench_function("cumsum axis 0", |b| b.iter(|| x.cumsum(0)));
     g.finish();
 }
 

@@ -86,7 +86,8 @@ pub mod prelude {
     pub use tensorjit_macros::{tf_function, FunctionArgs};
     pub use tensorjit_runtime::random;
     pub use tensorjit_runtime::{
-        cond, config, for_range, tf_print, tf_range, while_loop, while_loop_with, Axes, DType, Device, Error, Function,
-        GradientTape, PadMode, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable, WhileOptions,
+        cond, config, for_range, tf_print, tf_range, while_loop, while_loop_with, Axes, CumsumOptions, DType, Device,
+        Error, Function, GradientTape, PadMode, Padding, Shape, SliceArg, Static, Tensor, TensorSpec, Variable,
+        WhileOptions,
     };
 }

@@ -177,6 +177,9 @@ fn arranging_ops_and_statistics() {
     gradcheck(529, one, |v| v[0].std(1, false), 40);
     gradcheck(530, one, |v| v[0].norm(Axes::All, false), 40);
     gradcheck(531, one, |v| v[0].l2_normalize(-1, 1e-12), 40);
+    for (seed, exclusive, reverse) in [(532, false, false), (533, true, false), (534, false, true), (535, true, true)] {
+        gradcheck(seed, one, |v| v[0].cumsum_with(1, CumsumOptions { exclusive, reverse }).square(), 40);
+    }
 }
 
 #[test]

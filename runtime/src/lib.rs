@@ -30,7 +30,7 @@ pub use ops::nn::Padding;
 pub use ops::random;
 pub use ops::shape::{ReshapeSpec, SliceArg};
 pub use ops::Operand;
-pub use ops::PadMode;
+pub use ops::{CumsumOptions, PadMode};
 pub use shape::{Axes, Shape};
 pub use tensor::{Tensor, TensorId};
 pub use trace::function::{

@@ -72,6 +72,12 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
         }
         Op::Cast(_) => vec![(x[0].dtype().is_float() && g.dtype().is_float()).then(|| g.cast(x[0].dtype()))],
         Op::Reduce { op, axes, keepdims } => vec![Some(reduce(*op, x[0], y, g, axes, *keepdims))],
+        // Element i enters the sums after it (before it, reversed): its gradient sums
+        // the output gradients there, the same running sum the other way.
+        Op::Cumsum { axis, exclusive, reverse } => {
+            let options = crate::ops::CumsumOptions { exclusive: *exclusive, reverse: !reverse };
+            vec![Some(g.cumsum_with(*axis as i64, options))]
+        }
         // The ops `differentiable` names.
         Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient | Op::Fill { .. } => {
             vec![None; x.len()]

@@ -187,6 +187,9 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
         "transpose" => Op::Permute(usizes(get(a, "perm")?)?.into_iter().collect()),
         "concat" => Op::Concat { axis: num(a, "axis")? },
         "gather" => Op::Gather { axis: num(a, "axis")? },
+        "cumsum" => {
+            Op::Cumsum { axis: num(a, "axis")?, exclusive: boolean(a, "exclusive")?, reverse: boolean(a, "reverse")? }
+        }
         "slice" => Op::Slice(slices(get(a, "slices")?)?),
         "slice_grad" => Op::SliceGrad { input: shape(get(a, "input")?)?, slice: slices(get(a, "slices")?)? },
         "scatter_add" => Op::ScatterAdd { axis: num(a, "axis")?, size: num(a, "size")? },

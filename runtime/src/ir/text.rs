@@ -72,6 +72,7 @@ pub(crate) fn attrs(op: &Op) -> String {
     let a = match op {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => return String::new(),
         Op::Fill { value } => format!("value={value:?}"),
+        Op::Cumsum { axis, exclusive, reverse } => format!("axis={axis}, exclusive={exclusive}, reverse={reverse}"),
         Op::Cast(d) => format!("to={d}"),
         Op::Reduce { axes, keepdims, .. } => format!("axes={}, keepdims={keepdims}", list(axes)),
         Op::ArgReduce { axis, .. } | Op::Concat { axis } | Op::Gather { axis } => format!("axis={axis}"),

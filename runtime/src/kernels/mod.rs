@@ -7,6 +7,7 @@ pub(crate) mod linalg;
 pub(crate) mod par;
 pub(crate) mod random;
 pub(crate) mod reduce;
+pub(crate) mod scan;
 pub(crate) mod shape;
 pub(crate) mod small_gemm;
 
@@ -25,6 +26,7 @@ pub(crate) fn run(op: &Op, x: &[&Tensor], dtype: DType, shape: Shape) -> Tensor 
         Op::Cast(d) => elementwise::cast(x[0], *d, shape),
         Op::Reduce { op, axes, .. } => reduce::reduce(*op, x[0], axes, shape),
         Op::ArgReduce { op, axis } => reduce::arg_reduce(*op, x[0], *axis, shape),
+        Op::Cumsum { axis, exclusive, reverse } => scan::cumsum(x[0], *axis, *exclusive, *reverse),
         Op::MatMul { transpose_a, transpose_b } => linalg::matmul(x[0], x[1], *transpose_a, *transpose_b, shape),
         Op::Reshape(_) | Op::StopGradient => x[0].view_as(shape),
         Op::Permute(p) => shape::permute(x[0], p),

@@ -22,6 +22,7 @@ mod operand;
 mod operators;
 pub mod random;
 pub mod reduce;
+mod scan;
 pub mod shape;
 
 use std::panic::Location;
@@ -41,6 +42,7 @@ pub use elementwise::{BinaryOp, UnaryOp};
 pub use nn::{Conv2dParams, Padding, PoolParams};
 pub use random::{Distribution, RandomParams};
 pub use reduce::{ArgOp, ReduceOp};
+pub use scan::CumsumOptions;
 pub use shape::SliceAxis;
 
 /// Axis lists stored inline.
@@ -62,6 +64,13 @@ pub enum Op {
     ArgReduce {
         op: ArgOp,
         axis: usize,
+    },
+    /// Running sums along `axis` (`tf.math.cumsum`): `exclusive` leaves each element out
+    /// of its own sum, `reverse` sums from the end.
+    Cumsum {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
     },
     MatMul {
         transpose_a: bool,
@@ -137,6 +146,7 @@ impl Op {
             Op::Cast(_) => "cast",
             Op::Reduce { op, .. } => op.name(),
             Op::ArgReduce { op, .. } => op.name(),
+            Op::Cumsum { .. } => "cumsum",
             Op::MatMul { .. } => "matmul",
             Op::Reshape(_) => "reshape",
             Op::Permute(_) => "transpose",
@@ -170,6 +180,7 @@ impl Op {
             Op::Cast(d) => Ok((*d, inputs[0].shape().clone())),
             Op::Reduce { op, axes, keepdims } => reduce::infer_reduce(*op, inputs[0], axes, *keepdims),
             Op::ArgReduce { op, axis } => reduce::infer_arg(*op, inputs[0], *axis),
+            Op::Cumsum { axis, .. } => scan::infer_cumsum(inputs[0], *axis),
             Op::MatMul { transpose_a, transpose_b } => {
                 linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b)
             }
