@@ -38,8 +38,8 @@ pub(crate) struct Scan {
 fn scan_block<T: RunningAdd>(x: &[T], out: &mut [T], s: Scan) {
     let (_, n, inner) = s.dims;
     let mut acc = vec![T::default(); inner];
-    let rows: Box<dyn Iterator<Item = usize>> = if s.reverse { Box::new((0..n).rev()) } else { Box::new(0..n) };
-    for r in rows {
+    for step in 0..n {
+        let r = if s.reverse { n - 1 - step } else { step };
         let (src, dst) = (&x[r * inner..(r + 1) * inner], &mut out[r * inner..(r + 1) * inner]);
         simd(|| {
             if s.exclusive {
