@@ -1,30 +1,14 @@
 //! Running sums along one axis of `[outer, n, inner]`, in order (from the end when
-//! reversed); the rows of `inner` columns are summed as vectors.
+//! reversed), with the sums' own addition (`reduce::Add`: floats round each step,
+//! integers wrap); the rows of `inner` columns are summed as vectors.
 
 use rayon::prelude::*;
 
 use super::par::{simd, CHUNK};
+use super::reduce::{Add, Monoid};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
 use crate::tensor::Tensor;
-
-/// Addition as the running sums do it: floats round each step, integers wrap.
-pub(crate) trait RunningAdd: Element {
-    fn plus(self, other: Self) -> Self;
-}
-
-macro_rules! running_add {
-    ($($t:ty => |$a:ident, $b:ident| $e:expr),*) => {$(
-        impl RunningAdd for $t {
-            #[inline(always)]
-            fn plus(self, $b: Self) -> Self {
-                let $a = self;
-                $e
-            }
-        }
-    )*};
-}
-running_add!(f32 => |a, b| a + b, f64 => |a, b| a + b, i32 => |a, b| a.wrapping_add(b), i64 => |a, b| a.wrapping_add(b));
 
 /// Which running sums: along the middle of `[outer, n, inner]`, exclusive, reversed.
 #[derive(Clone, Copy)]
@@ -35,7 +19,10 @@ pub(crate) struct Scan {
 }
 
 /// The running sums of one `[n, inner]` block into `out` (same layout).
-fn scan_block<T: RunningAdd>(x: &[T], out: &mut [T], s: Scan) {
+fn scan_block<T: Element>(x: &[T], out: &mut [T], s: Scan)
+where
+    Add: Monoid<T>,
+{
     let (_, n, inner) = s.dims;
     let mut acc = vec![T::default(); inner];
     for step in 0..n {
@@ -45,11 +32,11 @@ fn scan_block<T: RunningAdd>(x: &[T], out: &mut [T], s: Scan) {
             if s.exclusive {
                 for ((d, a), &v) in dst.iter_mut().zip(acc.iter_mut()).zip(src) {
                     *d = *a;
-                    *a = a.plus(v);
+                    *a = Add.op(*a, v);
                 }
             } else {
                 for ((d, a), &v) in dst.iter_mut().zip(acc.iter_mut()).zip(src) {
-                    *a = a.plus(v);
+                    *a = Add.op(*a, v);
                     *d = *a;
                 }
             }
@@ -65,7 +52,10 @@ type Part<T> = fn(&[T], &mut [T], Scan);
 const ROWS: usize = 8;
 
 /// The running sums of up to [`ROWS`] contiguous rows of length `n` (the axis last).
-fn scan_rows<T: RunningAdd>(x: &[T], out: &mut [T], n: usize, s: Scan) {
+fn scan_rows<T: Element>(x: &[T], out: &mut [T], n: usize, s: Scan)
+where
+    Add: Monoid<T>,
+{
     let rows = x.len() / n;
     let mut acc = [T::default(); ROWS];
     for step in 0..n {
@@ -73,13 +63,16 @@ fn scan_rows<T: RunningAdd>(x: &[T], out: &mut [T], n: usize, s: Scan) {
         for (k, a) in acc.iter_mut().enumerate().take(rows) {
             let v = x[k * n + i];
             let before = *a;
-            *a = a.plus(v);
+            *a = Add.op(*a, v);
             out[k * n + i] = if s.exclusive { before } else { *a };
         }
     }
 }
 
-fn scan_typed<T: RunningAdd>(x: &[T], s: Scan) -> Vec<T> {
+fn scan_typed<T: Element>(x: &[T], s: Scan) -> Vec<T>
+where
+    Add: Monoid<T>,
+{
     let (outer, n, inner) = s.dims;
     let mut out = alloc::<T>(outer * n * inner);
     let (block, f): (usize, Part<T>) =

@@ -95,9 +95,7 @@ fn row_offset(dims: &[usize], strides: &[isize], mut row: usize, base: usize) ->
 fn transpose_tiles<T: Element>(src: &[T], (dims, strides): (&[usize], &[isize]), base: usize, out: &mut [T]) {
     let r = dims.len();
     let (rows, cols, col_stride) = (dims[r - 2], dims[r - 1], strides[r - 1]);
-    let bands_per_matrix = rows.div_ceil(TILE);
-    let band = |t: usize, dst: &mut [T]| {
-        let (matrix, b) = (t / bands_per_matrix, t % bands_per_matrix);
+    let band = |matrix: usize, b: usize, dst: &mut [T]| {
         let row0 = b * TILE;
         // The source offset of (row0, 0) of this matrix.
         let start = row_offset(dims, strides, matrix * rows + row0, base);
@@ -111,23 +109,17 @@ fn transpose_tiles<T: Element>(src: &[T], (dims, strides): (&[usize], &[isize]),
             }
         }
     };
-    // A band is the output rows row0..row0+TILE of one matrix: contiguous in `out`.
+    // A band: the output rows row0..row0+TILE of one matrix, contiguous in `out`.
     let parallel = out.len() >= 2 * super::par::CHUNK;
-    let mut tasks: Vec<(usize, &mut [T])> = Vec::with_capacity((out.len() / cols).div_ceil(TILE));
-    let mut rest = out;
-    for t in 0.. {
-        if rest.is_empty() {
-            break;
-        }
-        let h = TILE.min(rows - (t % bands_per_matrix) * TILE);
-        let (head, tail) = rest.split_at_mut(h * cols);
-        tasks.push((t, head));
-        rest = tail;
-    }
+    let tasks: Vec<(usize, usize, &mut [T])> = out
+        .chunks_mut(rows * cols)
+        .enumerate()
+        .flat_map(|(m, matrix)| matrix.chunks_mut(TILE * cols).enumerate().map(move |(b, d)| (m, b, d)))
+        .collect();
     if parallel {
-        tasks.into_par_iter().for_each(|(t, dst)| band(t, dst));
+        tasks.into_par_iter().for_each(|(m, b, dst)| band(m, b, dst));
     } else {
-        tasks.into_iter().for_each(|(t, dst)| band(t, dst));
+        tasks.into_iter().for_each(|(m, b, dst)| band(m, b, dst));
     }
 }
 

@@ -7,7 +7,7 @@ use std::panic::Location;
 
 use super::shape::SliceArg;
 use crate::error::OpError;
-use crate::shape::{norm_axis, Shape, UNKNOWN};
+use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
 /// How [`Tensor::pad`] fills the new elements (TensorFlow's `mode` of `tf.pad`).
@@ -24,15 +24,6 @@ pub enum PadMode {
 }
 
 impl Tensor {
-    #[track_caller]
-    fn axis_or_raise(&self, op: &'static str, axis: i64) -> usize {
-        norm_axis(axis, self.rank()).unwrap_or_else(|| {
-            OpError::new(op, format!("axis {axis} is out of range for rank {}", self.rank()))
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
-        })
-    }
-
     #[track_caller]
     fn known_dim_or_raise(&self, op: &'static str, axis: usize) -> usize {
         match self.dims()[axis] {

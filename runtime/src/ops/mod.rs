@@ -252,3 +252,27 @@ pub(crate) fn try_apply(op: Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
 pub(crate) fn needs(op: &'static str, what: &str, got: DType, fix: &str) -> OpError {
     OpError::new(op, format!("needs {what}, got {got}{fix}"))
 }
+
+/// Argument checks of the composite ops, raised at the caller's location.
+impl Tensor {
+    /// `axis` normalised against this tensor's rank (negative counts from the end).
+    #[track_caller]
+    pub(crate) fn axis_or_raise(&self, op: &'static str, axis: i64) -> usize {
+        // Not in a closure: `Location::caller()` must be read in this #[track_caller] fn.
+        match crate::shape::norm_axis(axis, self.rank()) {
+            Some(a) => a,
+            None => OpError::new(op, format!("axis {axis} is out of range for rank {}", self.rank()))
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller()),
+        }
+    }
+
+    #[track_caller]
+    pub(crate) fn float_or_raise(&self, op: &'static str) {
+        if !self.dtype().is_float() {
+            needs(op, "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(Location::caller())
+        }
+    }
+}

@@ -215,11 +215,7 @@ impl Tensor {
     /// `alpha`, as TensorFlow's). Float tensors only.
     #[track_caller]
     pub fn leaky_relu(&self, alpha: f64) -> Tensor {
-        if !self.dtype().is_float() {
-            needs("leaky_relu", "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
-        }
+        self.float_or_raise("leaky_relu");
         Tensor::where_(&self.gt(0.0), self, &(self * alpha))
     }
 

@@ -169,15 +169,6 @@ impl Tensor {
     }
 
     #[track_caller]
-    fn float_or_raise(&self, op: &'static str) {
-        if !self.dtype().is_float() {
-            needs(op, "a float tensor", self.dtype(), "; cast it first (`.cast(DType::F32)`)")
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
-        }
-    }
-
-    #[track_caller]
     fn bool_or_raise(&self, op: &'static str) {
         if self.dtype() != DType::Bool {
             needs(op, "a bool tensor", self.dtype(), "; compare it first (`.ne(0.0)`)")

@@ -1,12 +1,10 @@
 //! Running sums (`tf.math.cumsum`): a primitive op, since no composition of the others
 //! computes them in linear time.
 
-use std::panic::Location;
-
 use super::{apply, needs, Op};
 use crate::dtype::DType;
 use crate::error::OpError;
-use crate::shape::{norm_axis, Shape};
+use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 /// The options of [`Tensor::cumsum_with`] (TensorFlow's `exclusive` and `reverse`).
@@ -39,11 +37,7 @@ impl Tensor {
     /// [`cumsum`](Tensor::cumsum) with TensorFlow's `exclusive` and `reverse` options.
     #[track_caller]
     pub fn cumsum_with(&self, axis: i64, options: CumsumOptions) -> Tensor {
-        let Some(a) = norm_axis(axis, self.rank()) else {
-            OpError::new("cumsum", format!("axis {axis} is out of range for rank {}", self.rank()))
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
-        };
+        let a = self.axis_or_raise("cumsum", axis);
         let CumsumOptions { exclusive, reverse } = options;
         apply(Op::Cumsum { axis: a, exclusive, reverse }, &[self])
     }

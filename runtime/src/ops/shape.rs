@@ -456,11 +456,7 @@ impl Tensor {
     /// `len` elements of `axis` starting at `start`.
     #[track_caller]
     pub fn narrow(&self, axis: i64, start: usize, len: usize) -> Tensor {
-        let Some(a) = norm_axis(axis, self.rank()) else {
-            OpError::new("slice", format!("axis {axis} is out of range for rank {}", self.rank()))
-                .with_operands([(self.dtype(), self.shape())])
-                .raise(Location::caller())
-        };
+        let a = self.axis_or_raise("slice", axis);
         if start.checked_add(len).is_none_or(|end| end > self.dims()[a]) {
             OpError::new(
                 "slice",
