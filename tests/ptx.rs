@@ -336,9 +336,9 @@ fn one_module(modules: &[String]) -> String {
 #[test]
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_concat_part, render_fill_words, render_gather, render_one_hot, render_random,
-        render_scatter_add, render_split_reduce, render_strided, render_typed, Draw, Elem, RandomKernel, TypedKernel,
-        TypedOp,
+        render_arg_reduce, render_concat_part, render_cumsum, render_fill_words, render_gather, render_one_hot,
+        render_random, render_scatter_add, render_split_reduce, render_strided, render_typed, Draw, Elem, RandomKernel,
+        TypedKernel, TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
     let mut modules = Vec::new();
@@ -380,6 +380,7 @@ fn the_typed_index_and_movement_kernels_assemble() {
         for max in [true, false] {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
+        modules.push(render_cumsum(elem, &format!("cumsum_{}", modules.len())));
     }
     for elem in [Elem::I32, Elem::I64, Elem::F64] {
         for op in [RowReduce::Sum, RowReduce::Prod, RowReduce::Max, RowReduce::Min] {
@@ -394,8 +395,8 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
     // concat parts of 5 element types; 8 scatter-adds; 12 random generators (3
     // distributions × 2 dtypes × 2 key sources); 8 arg-reductions; 12 split reductions
-    // (i32, i64, f64); the fill.
-    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 8 + 12 + 8 + 12 + 1);
+    // (i32, i64, f64); 4 cumsums; the fill.
+    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 8 + 12 + 8 + 4 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }
 

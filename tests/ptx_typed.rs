@@ -14,7 +14,9 @@ use common::{element_bytes as bytes, gather_or_zeros, rand_f32, rand_vec, run_op
 use tensorjit::ops::{ArgOp, Op};
 use tensorjit::prelude::*;
 use tensorjit_jit::kernel::Access;
-use tensorjit_jit::ptx::{render_arg_reduce, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp};
+use tensorjit_jit::ptx::{
+    render_arg_reduce, render_cumsum, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp,
+};
 
 /// The dims of an operand read with `a` for an output of `rows × cols`.
 fn dims_for(a: Access, (rows, cols): (usize, usize)) -> Vec<usize> {
@@ -145,6 +147,25 @@ fn arg_reductions_keep_the_first_best_and_the_first_nan() {
                 let ptx = render_arg_reduce(elem, op == ArgOp::ArgMax, "arg");
                 let got = run(&ptx, vec![bytes(&x)], total * 8, &[total, n, inner]);
                 assert_eq!(got, bytes(&want), "{op:?} of {elem:?} along axis {axis}");
+            }
+        }
+    }
+}
+
+#[test]
+fn cumsum_gives_the_cpus_bits_along_every_axis_with_every_option() {
+    let dims = [3, 7, 5];
+    for (k, elem) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64].into_iter().enumerate() {
+        let x = random(elem, 90 + k as u64, &dims);
+        let ptx = render_cumsum(elem, "cumsum");
+        for axis in 0..dims.len() {
+            for (exclusive, reverse) in [(false, false), (true, false), (false, true), (true, true)] {
+                let want = run_op(&Op::Cumsum { axis, exclusive, reverse }, &[&x]);
+                let (n, inner) = (dims[axis], dims[axis + 1..].iter().product::<usize>());
+                let flags = [usize::from(exclusive), usize::from(reverse)];
+                let values = [x.numel(), n, inner, flags[0], flags[1]];
+                let got = run(&ptx, vec![bytes(&x)], x.numel() * elem.bytes(), &values);
+                assert_eq!(got, bytes(&want), "cumsum of {elem:?} along axis {axis}, {exclusive} {reverse}");
             }
         }
     }

@@ -111,6 +111,15 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("argmax rows", &gx.argmax(1), &x.argmax(1));
     same("argmin columns", &gx.argmin(0), &x.argmin(0));
     same("argmax of i64", &gx.cast(DType::I64).argmax(0), &x.cast(DType::I64).argmax(0));
+    // Running sums in the CPU's order (finite values: the NaN an ∞ − ∞ makes has other
+    // bits on a GPU).
+    let r = rand_f32(7, &[37, 129], -1.0, 1.0);
+    let gr = on(&r);
+    let back = CumsumOptions { exclusive: true, reverse: true };
+    same("cumsum rows", &gr.cumsum(1), &r.cumsum(1));
+    same("cumsum columns, exclusive, reversed", &gr.cumsum_with(0, back), &r.cumsum_with(0, back));
+    same("cumsum of f64", &gr.cast(DType::F64).cumsum(-1), &r.cast(DType::F64).cumsum(-1));
+    same("cumsum of i64", &gx.cast(DType::I64).cumsum(1), &x.cast(DType::I64).cumsum(1));
     // Accuracy, as the examples compute it.
     let logits = rand_f32(6, &[37, 10], -1.0, 1.0);
     let acc = |l: &Tensor, y: &Tensor| l.argmax(1).eq(y).cast(DType::F32).mean_all();

@@ -7,7 +7,7 @@
 //! and dtype (`permute`: runs of axes merged, several launches past the kernel's rank),
 //! and on f32, f64, i32, i64 and bool tensors comparisons, logical ops, `where`, casts,
 //! integer `+ − × ÷ pow max min` and `neg abs sign square relu`, every f64 elementwise
-//! op, `one_hot`, `gather` and `argmax`/`argmin` (`typed`), f64 reductions
+//! op, `one_hot`, `gather`, `argmax`/`argmin` and `cumsum` (`typed`), f64 reductions
 //! (`split_reduce`) and matmuls (dgemm), slices and their gradients, concatenations,
 //! and `scatter_add` (`moves`) run on the GPU —
 //! single-op kernels from the PTX renderer, loaded once per kernel, and cuBLAS. Random

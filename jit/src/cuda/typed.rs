@@ -107,7 +107,9 @@ fn handled(op: &Op) -> bool {
         // Every unary op has a typed form for some dtypes (f64 has all; `TypedOp::of`
         // declines the f32 ones the fused kernels compute).
         Op::Unary(_) => true,
-        Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => true,
+        Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } | Op::Cumsum { .. } => {
+            true
+        }
         _ => false,
     }
 }
@@ -123,7 +125,7 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
     // The elementwise ops' typed form, before anything else is looked at (f32
     // arithmetic and casts of f64 decline here, on the f32 ops' path).
     let elementwise = match op {
-        Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } => None,
+        Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } | Op::Cumsum { .. } => None,
         _ => {
             let dtypes: smallvec::SmallVec<[DType; 3]> = x.iter().map(|t| t.dtype()).collect();
             match TypedOp::of(op, &dtypes, dtype) {
@@ -200,6 +202,28 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
                     &ins,
                     (o, shape.numel(), words_for(dtype, shape.numel())),
                     &[n, inner],
+                )
+            })
+        }
+        Op::Cumsum { axis, exclusive, reverse } => {
+            let values = elem(x[0]);
+            if values == Elem::Bool {
+                return Ok(None);
+            }
+            let n = x[0].dims()[*axis];
+            let inner: usize = x[0].dims()[axis + 1..].iter().product();
+            let name = format!("tensorjit_cumsum_{values:?}");
+            let render = move |nm: &str| ptx::render_cumsum(values, nm);
+            let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
+            // An empty output launches nothing, so `n` ≥ 1 in the kernel.
+            new_tensor(gpu, dtype, shape, |o| {
+                gpu.launch_elementwise(
+                    &name,
+                    &render,
+                    &op,
+                    &ins,
+                    (o, shape.numel(), words_for(dtype, shape.numel())),
+                    &[n, inner, usize::from(*exclusive), usize::from(*reverse)],
                 )
             })
         }

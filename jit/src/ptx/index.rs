@@ -1,12 +1,12 @@
-//! Index ops on GPUs: `one_hot`, `gather` along an axis, and `argmax`/`argmin` along an
+//! Index ops on GPUs: `one_hot`, `gather` along an axis, `argmax`/`argmin` along an
 //! axis — one thread per output element in a grid-stride loop, 64-bit indices, the
 //! runtime's rules: an index outside `0..depth` (one_hot) or `0..n` (gather) gives a
 //! row of zeros; an arg-reduction keeps the first of equal values, and the first NaN
-//! wins over everything.
+//! wins over everything — and `cumsum`, one thread per line along the axis.
 
 use super::conv::{divmod, per_output_of};
 use super::typed::Elem;
-use super::{address, entry, header, load_params, Emitter, Reg};
+use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
 
 /// The one-hot entry's parameters, in order (all `.u64`): the indices, the output,
 /// the output's element count and the depth.
@@ -21,6 +21,11 @@ pub const GATHER_PARAMS: [&str; 7] = ["params", "indices", "out", "total", "n", 
 /// `[outer, n, inner]`, the `[outer, inner]` i64 output, its element count, `n` and
 /// `inner`.
 pub const ARG_REDUCE_PARAMS: [&str; 5] = ["in", "out", "total", "n", "inner"];
+
+/// The cumsum entry's parameters, in order (all `.u64`): the input viewed as
+/// `[outer, n, inner]`, the output of the same layout, its element count, `n` (≥ 1),
+/// `inner`, and the `exclusive` and `reverse` flags (0 or 1).
+pub const CUMSUM_PARAMS: [&str; 7] = ["in", "out", "total", "n", "inner", "exclusive", "reverse"];
 
 /// Index `j` of the index buffer at `base` (i32 or i64), as a signed 64-bit value.
 fn index_at(e: &mut Emitter, index: Elem, base: Reg, j: Reg) -> Reg {
@@ -120,5 +125,60 @@ pub fn render_arg_reduce(elem: Elem, max: bool, name: &str) -> String {
         e.label("$L_line_done");
         best
     });
+    header() + &entry(name, &params, "", &e)
+}
+
+/// A module with one entry, `name`: the running sums of an `elem` input (f32, f64, i32
+/// or i64) along the middle of `[outer, n, inner]` (parameters [`CUMSUM_PARAMS`]).
+/// Each thread walks one `[o, ·, x]` line in order (from its end when reversed),
+/// rounding each addition as the CPU kernel does (integers wrap), so the results are
+/// the CPU's bits.
+pub fn render_cumsum(elem: Elem, name: &str) -> String {
+    let mut e = Emitter::default();
+    let (params, [input, output], [total, n, inner, exclusive, reverse]) = load_params(&mut e, name, &CUMSUM_PARAMS);
+    let add = match elem {
+        Elem::F32 => "add.rn.f32",
+        Elem::F64 => "add.rn.f64",
+        Elem::I32 => "add.s32",
+        Elem::I64 => "add.s64",
+        Elem::Bool => unreachable!("cumsum of bool is rejected by its shape inference"),
+    };
+    let (excl, rev) = (e.p(), e.p());
+    e.ins(format_args!("setp.ne.u64 {excl}, {exclusive}, 0"));
+    e.ins(format_args!("setp.ne.u64 {rev}, {reverse}, 0"));
+    // Reversed lines start at their last element and step back.
+    let (lines, back, step) = (e.rd(), e.rd(), e.rd());
+    e.ins(format_args!("div.u64 {lines}, {total}, {n}"));
+    e.ins(format_args!("sub.s64 {back}, {n}, 1"));
+    e.ins(format_args!("mul.lo.u64 {back}, {back}, {inner}"));
+    e.ins(format_args!("mov.u64 {step}, {inner}"));
+    e.ins(format_args!("@{rev} neg.s64 {step}, {step}"));
+    let (t, stride) = grid_stride(&mut e);
+    let done = e.p();
+    e.loop_head("$L_line", done, t, lines, "$L_done");
+    let (o, x) = divmod(&mut e, t, inner);
+    let (at, r) = (e.rd(), e.rd());
+    e.ins(format_args!("mul.lo.u64 {at}, {o}, {n}"));
+    e.ins(format_args!("mad.lo.u64 {at}, {at}, {inner}, {x}"));
+    e.ins(format_args!("@{rev} add.s64 {at}, {at}, {back}"));
+    e.ins(format_args!("mov.u64 {r}, 0"));
+    let acc = elem.constant(&mut e, false);
+    let (before, written) = (elem.reg(&mut e), elem.reg(&mut e));
+    let end = e.p();
+    e.loop_head("$L_scan", end, r, n, "$L_scan_done");
+    let from = address(&mut e, input, at, elem.shift());
+    let v = elem.load(&mut e, from);
+    e.ins(format_args!("mov.{} {before}, {acc}", elem.mov()));
+    e.ins(format_args!("{add} {acc}, {acc}, {v}"));
+    e.ins(format_args!("selp.{} {written}, {before}, {acc}, {excl}", elem.selp()));
+    let to = address(&mut e, output, at, elem.shift());
+    elem.store(&mut e, to, written);
+    e.ins(format_args!("add.s64 {at}, {at}, {step}"));
+    e.ins(format_args!("add.s64 {r}, {r}, 1"));
+    e.ins(format_args!("bra $L_scan"));
+    e.label("$L_scan_done");
+    e.ins(format_args!("add.s64 {t}, {t}, {stride}"));
+    e.ins(format_args!("bra $L_line"));
+    e.label("$L_done");
     header() + &entry(name, &params, "", &e)
 }

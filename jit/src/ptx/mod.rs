@@ -42,7 +42,10 @@ pub use conv::{render_col2im, render_im2col, COL2IM_PARAMS, IM2COL_PARAMS};
 pub(crate) use device_loop::render_loop;
 pub use device_loop::{loop_params, MAX_LOOP_ELEMENTS};
 pub use emit::{f32_literal, Emitter, Reg};
-pub use index::{render_arg_reduce, render_gather, render_one_hot, ARG_REDUCE_PARAMS, GATHER_PARAMS, ONE_HOT_PARAMS};
+pub use index::{
+    render_arg_reduce, render_cumsum, render_gather, render_one_hot, ARG_REDUCE_PARAMS, CUMSUM_PARAMS, GATHER_PARAMS,
+    ONE_HOT_PARAMS,
+};
 pub use moves::{
     render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, slice_steps, CONCAT_PARAMS,
     FILL_PARAMS, SCATTER_ADD_PARAMS, STRIDED_PARAMS,

@@ -319,6 +319,7 @@ impl Thread {
                 "sqrt.rn.f32" => fb(f(v(1)?).sqrt()),
                 "add.s64" => v(1)?.wrapping_add(v(2)?),
                 "sub.s64" => v(1)?.wrapping_sub(v(2)?),
+                "neg.s64" => v(1)?.wrapping_neg(),
                 "mul.lo.u64" => v(1)?.wrapping_mul(v(2)?),
                 "mad.lo.u64" => v(1)?.wrapping_mul(v(2)?).wrapping_add(v(3)?),
                 "div.u64" => v(1)?.checked_div(v(2)?).ok_or("div.u64 by zero")?,
