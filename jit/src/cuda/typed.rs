@@ -136,96 +136,58 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
     };
     let Some(bufs) = x.iter().map(|t| words_of(t)).collect::<Option<Vec<_>>>() else { return Ok(None) };
     let elem = |t: &Tensor| Elem::of(t.dtype());
+    // The index kernels: one launch writing the whole output, its entry rendered by
+    // `render`, reading `ins` (buffer, words), with `dims` after the element count.
+    let launch = |name: String, render: &dyn Fn(&str) -> String, ins: &[(&CudaSlice<f32>, usize)], dims: &[usize]| {
+        let out_words = words_for(dtype, shape.numel());
+        new_tensor(gpu, dtype, shape, |o| {
+            gpu.launch_elementwise(&name, render, &op, ins, (o, shape.numel(), out_words), dims)
+        })
+    };
+    let whole = |k: usize| (bufs[k], words_for(x[k].dtype(), x[k].numel()));
+    // `[outer, n, inner]` around `axis` of the first operand: (n, inner).
+    let line = |axis: usize| (x[0].dims()[axis], x[0].dims()[axis + 1..].iter().product::<usize>());
     match op {
         Op::OneHot { depth, .. } => {
             let (index, out) = (elem(x[0]), Elem::of(dtype));
             if !matches!(index, Elem::I32 | Elem::I64) {
                 return Ok(None);
             }
-            let name = format!("tensorjit_one_hot_{index:?}_{out:?}");
             let render = move |n: &str| ptx::render_one_hot(index, out, n);
-            let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
-            new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(
-                    &name,
-                    &render,
-                    &op,
-                    &ins,
-                    (o, shape.numel(), words_for(dtype, shape.numel())),
-                    &[*depth],
-                )
-            })
+            launch(format!("tensorjit_one_hot_{index:?}_{out:?}"), &render, &[whole(0)], &[*depth])
         }
         Op::Gather { axis } => {
-            let (p, idx) = (x[0], x[1]);
-            let (values, index) = (elem(p), elem(idx));
+            let (values, index) = (elem(x[0]), elem(x[1]));
             if !matches!(index, Elem::I32 | Elem::I64) {
                 return Ok(None);
             }
-            let n = p.dims()[*axis];
-            let inner: usize = p.dims()[axis + 1..].iter().product();
-            let name = format!("tensorjit_gather_{values:?}_{index:?}");
+            let (n, inner) = line(*axis);
             let render = move |nm: &str| ptx::render_gather(values, index, nm);
-            // Every element read is below p's count: o < outer, id < n (checked in the
-            // kernel), x < inner.
-            let ins = [(bufs[0], words_for(p.dtype(), p.numel())), (bufs[1], words_for(idx.dtype(), idx.numel()))];
-            new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(
-                    &name,
-                    &render,
-                    &op,
-                    &ins,
-                    (o, shape.numel(), words_for(dtype, shape.numel())),
-                    &[n, idx.numel(), inner],
-                )
-            })
+            // Every element read is below the params' count: o < outer, id < n (checked
+            // in the kernel), x < inner.
+            let dims = [n, x[1].numel(), inner];
+            launch(format!("tensorjit_gather_{values:?}_{index:?}"), &render, &[whole(0), whole(1)], &dims)
         }
         Op::ArgReduce { op: which, axis } => {
             let values = elem(x[0]);
-            if values == Elem::Bool {
-                return Ok(None);
-            }
-            let n = x[0].dims()[*axis];
-            let inner: usize = x[0].dims()[axis + 1..].iter().product();
-            if n == 0 {
+            let (n, inner) = line(*axis);
+            if values == Elem::Bool || n == 0 {
                 return Ok(None);
             }
             let max = *which == ArgOp::ArgMax;
-            let name = format!("tensorjit_arg_reduce_{values:?}_{max}");
             let render = move |nm: &str| ptx::render_arg_reduce(values, max, nm);
-            let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
-            new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(
-                    &name,
-                    &render,
-                    &op,
-                    &ins,
-                    (o, shape.numel(), words_for(dtype, shape.numel())),
-                    &[n, inner],
-                )
-            })
+            launch(format!("tensorjit_arg_reduce_{values:?}_{max}"), &render, &[whole(0)], &[n, inner])
         }
         Op::Cumsum { axis, exclusive, reverse } => {
             let values = elem(x[0]);
             if values == Elem::Bool {
                 return Ok(None);
             }
-            let n = x[0].dims()[*axis];
-            let inner: usize = x[0].dims()[axis + 1..].iter().product();
-            let name = format!("tensorjit_cumsum_{values:?}");
+            let (n, inner) = line(*axis);
             let render = move |nm: &str| ptx::render_cumsum(values, nm);
-            let ins = [(bufs[0], words_for(x[0].dtype(), x[0].numel()))];
             // An empty output launches nothing, so `n` ≥ 1 in the kernel.
-            new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(
-                    &name,
-                    &render,
-                    &op,
-                    &ins,
-                    (o, shape.numel(), words_for(dtype, shape.numel())),
-                    &[n, inner, usize::from(*exclusive), usize::from(*reverse)],
-                )
-            })
+            let dims = [n, inner, usize::from(*exclusive), usize::from(*reverse)];
+            launch(format!("tensorjit_cumsum_{values:?}"), &render, &[whole(0)], &dims)
         }
         _ => {
             let Some(typed) = elementwise else { return Ok(None) };
