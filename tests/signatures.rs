@@ -96,3 +96,31 @@ fn training_with_an_unknown_batch_matches_eager_bit_for_bit() {
     assert_eq!(bits(&bt.read()), bits(&be.read()));
     assert_eq!(step.tracing_count(), 1);
 }
+
+/// expand_dims, squeeze, keepdims reductions and their gradients, over two unknown
+/// dims: each reshape they make is resolved when the function runs, also when an
+/// unknown dim is 1 then.
+fn ones_inserted(x: &Tensor, w: &Variable) -> Tensor {
+    let tape = GradientTape::new();
+    let y = (x.expand_dims(1) * w.read()).sum(-1, true).squeeze(&[1]).tanh();
+    let g = tape.gradient(&y.sum_all(), &[w]);
+    y.sum(-1, false) + g[0].as_ref().unwrap().sum_all()
+}
+
+#[tf_function(input_signature = [TensorSpec::new(DType::F32, &[None, None, Some(3)])])]
+fn ones_inserted_traced(x: &Tensor, w: &Variable) -> Tensor {
+    ones_inserted(x, w)
+}
+
+#[test]
+fn several_unknown_dims_resolve_when_one_of_them_is_1() {
+    let w = Variable::new(rand_f32(90, &[3], -1.0, 1.0), "w");
+    for (k, dims) in [[2, 5, 3], [1, 5, 3], [2, 1, 3], [1, 1, 3], [4, 2, 3]].into_iter().enumerate() {
+        let x = rand_f32(91 + k as u64, &dims, -1.0, 1.0);
+        let traced = ones_inserted_traced(&x, &w);
+        let eager = ones_inserted(&x, &w);
+        assert_eq!(traced.dims(), eager.dims(), "{dims:?}");
+        assert_eq!(bits(&traced), bits(&eager), "{dims:?}");
+    }
+    assert_eq!(ones_inserted_traced::tracing_count(), 1);
+}

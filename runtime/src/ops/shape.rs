@@ -155,8 +155,9 @@ fn resolve_reshape(x: &Tensor, spec: &[i64]) -> Result<Shape, OpError> {
 }
 
 /// Resolves a target with unknown dims against a concrete input (at run time): one
-/// unknown dim from the element count; several by aligning the dims other than 1 (the
-/// reshapes expand_dims, squeeze and keepdims make).
+/// unknown dim from the element count; several by matching the target to the input
+/// with only dims of 1 inserted or removed (the reshapes expand_dims, squeeze and
+/// keepdims make), where each unknown dim takes one input dim — which may be 1.
 fn resolve_unknown(x: &Tensor, s: &Shape) -> Result<Shape, OpError> {
     if !x.shape().is_fully_known() {
         return Ok(s.clone());
@@ -164,23 +165,36 @@ fn resolve_unknown(x: &Tensor, s: &Shape) -> Result<Shape, OpError> {
     if s.iter().filter(|&&d| d == UNKNOWN).count() == 1 {
         return resolve_reshape(x, &shape_spec(s));
     }
-    let src: Vec<usize> = x.dims().iter().copied().filter(|&d| d != 1).collect();
-    let mut it = src.iter();
     let mut out = Vec::with_capacity(s.rank());
-    for &d in s.iter() {
-        if d == 1 {
-            out.push(1);
-            continue;
-        }
-        match it.next() {
-            Some(&v) if d == UNKNOWN || d == v => out.push(v),
-            _ => return Err(OpError::new("reshape", format!("cannot resolve {s} against {}", x.shape()))),
-        }
+    if match_ones(x.dims(), s.dims(), &mut out) {
+        Ok(Shape::from(out))
+    } else {
+        Err(OpError::new("reshape", format!("cannot resolve {s} against {}", x.shape())))
     }
-    if it.next().is_some() {
-        return Err(OpError::new("reshape", format!("cannot resolve {s} against {}", x.shape())));
-    }
-    Ok(Shape::from(out))
+}
+
+/// Matches `target` to `src` up to dims of 1 inserted or removed, an unknown target
+/// dim taking exactly one source dim; pushes the resolved dims onto `out`.
+fn match_ones(src: &[usize], target: &[usize], out: &mut Vec<usize>) -> bool {
+    let Some((&t, target_rest)) = target.split_first() else { return src.iter().all(|&d| d == 1) };
+    let take = |dim: usize, src_rest: &[usize], out: &mut Vec<usize>| {
+        out.push(dim);
+        let ok = match_ones(src_rest, target_rest, out);
+        if !ok {
+            out.pop();
+        }
+        ok
+    };
+    let head = src.first().copied();
+    let consumed = match (t, head) {
+        (UNKNOWN, Some(d)) => take(d, &src[1..], out),
+        (1, Some(1)) => take(1, &src[1..], out) || take(1, src, out),
+        (1, _) => take(1, src, out),
+        (t, Some(d)) if d == t => take(t, &src[1..], out),
+        _ => false,
+    };
+    // Otherwise a source dim of 1 may have been removed.
+    consumed || (head == Some(1) && match_ones(&src[1..], target, out))
 }
 
 pub(crate) fn infer_reshape(x: &Tensor, s: &Shape) -> Result<(DType, Shape), OpError> {
