@@ -1,7 +1,8 @@
 //! Eager-mode benchmarks (criterion): W1 dispatch, W2 small chain, W3 large elementwise,
 //! W8 reduction, f32 GEMM 512³ / 2048³, `sin` of 1M f32 (moderate and huge arguments),
 //! `erf`/`tanh`/`floormod` of 1M f32, row-wise max/argmax/softmax, transpose and select
-//! of 1024² f32, and a 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
+//! of 1024² f32, matmuls sharing their right operand and einsum contractions, and a
+//! 256 MiB copy (the bandwidth limit). See BENCHMARKS.md for results.
 //!
 //! `cargo bench --bench eager_ops`
 
@@ -10,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tensorjit::Tensor;
 
 fn workloads(c: &mut Criterion) {
     let x1 = common::uniform(1, &[4], -2.0, 2.0);
@@ -116,5 +118,23 @@ fn rows_and_layout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workloads, transcendental, rows_and_layout, gemm, copy_bandwidth);
+/// Matmuls whose right operand is shared by every batch (a Dense layer over a
+/// sequence), and einsum contractions against the matmuls they lower to.
+fn contractions(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contractions_f32");
+    g.sample_size(20);
+    let (x, w) = (common::uniform(71, &[256, 16, 64], -1.0, 1.0), common::uniform(72, &[64, 64], -1.0, 1.0));
+    g.bench_function("matmul x[256,16,64] @ w[64,64]", |b| b.iter(|| x.matmul(&w)));
+    g.bench_function("einsum bti,io->bto x[256,16,64] w[64,64]", |b| {
+        b.iter(|| Tensor::einsum("bti,io->bto", &[&x, &w]))
+    });
+    let (y, v) = (common::uniform(73, &[8, 512, 256], -1.0, 1.0), common::uniform(74, &[256, 256], -1.0, 1.0));
+    g.bench_function("matmul x[8,512,256] @ w[256,256]", |b| b.iter(|| y.matmul(&v)));
+    let (q, k) = (common::uniform(75, &[16, 128, 64], -1.0, 1.0), common::uniform(76, &[16, 128, 64], -1.0, 1.0));
+    g.bench_function("matmul_t q[16,128,64] k^T", |b| b.iter(|| q.matmul_t(&k, false, true)));
+    g.bench_function("einsum bqd,bkd->bqk q[16,128,64]", |b| b.iter(|| Tensor::einsum("bqd,bkd->bqk", &[&q, &k])));
+    g.finish();
+}
+
+criterion_group!(benches, workloads, transcendental, rows_and_layout, contractions, gemm, copy_bandwidth);
 criterion_main!(benches);

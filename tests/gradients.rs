@@ -180,6 +180,13 @@ fn arranging_ops_and_statistics() {
     for (seed, exclusive, reverse) in [(532, false, false), (533, true, false), (534, false, true), (535, true, true)] {
         gradcheck(seed, one, |v| v[0].cumsum_with(1, CumsumOptions { exclusive, reverse }).square(), 40);
     }
+    let (a, b) = (rand_f64(536, &[2, 3, 4], -1.0, 1.0), rand_f64(537, &[4, 3], -1.0, 1.0));
+    let pair = [a, b];
+    gradcheck(538, &pair, |v| Tensor::einsum("bij,jk->bki", &[&v[0], &v[1]]), 40);
+    gradcheck(539, &pair, |v| Tensor::einsum("bij,ji->b", &[&v[0], &v[1]]), 40);
+    gradcheck(540, &pair, |v| Tensor::einsum("bij,ji,bkj->ik", &[&v[0], &v[1], &v[0]]), 40);
+    let sq = rand_f64(541, &[2, 4, 4], -1.0, 1.0);
+    gradcheck(542, std::slice::from_ref(&sq), |v| Tensor::einsum("bii->bi", &[&v[0]]).square(), 40);
 }
 
 #[test]

@@ -48,6 +48,36 @@ fn batched_matmul_broadcasts_batch_dims() {
     }
 }
 
+/// A shared right operand (`x[b, t, d] @ w[d, e]`, a Dense layer over a sequence) is
+/// one GEMM over all b·t rows: the bits of the 2-D matmul of the merged rows, and the
+/// values of the per-batch products.
+#[test]
+fn a_shared_right_operand_is_one_gemm_over_all_rows() {
+    for (seed, (b, t, d, e)) in [(30, (4, 5, 7, 3)), (31, (3, 40, 33, 17)), (32, (1, 6, 5, 4))] {
+        let x = rand_f32(seed, &[b, t, d], -1.0, 1.0);
+        for w in [rand_f32(seed + 100, &[d, e], -1.0, 1.0), rand_f32(seed + 200, &[1, d, e], -1.0, 1.0)] {
+            let got = x.matmul(&w);
+            assert_eq!(got.dims(), &[b, t, e]);
+            let merged = x.reshape([-1, d as i64]).matmul(&w.reshape([d as i64, e as i64]));
+            let bits = |t: &Tensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&merged));
+            let per_batch: Vec<f64> = (0..b)
+                .flat_map(|i| {
+                    f32s(&x.narrow(0, i, 1).reshape([t as i64, d as i64]).matmul(&w.reshape([d as i64, e as i64])))
+                })
+                .map(f64::from)
+                .collect();
+            assert_close(&f32s(&got).iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), &per_batch, 1e-5);
+        }
+    }
+    // Transposed or broadcast left operands keep one GEMM per batch.
+    let (a, w) = (rand_f64(33, &[2, 4, 3], -1.0, 1.0), rand_f64(34, &[4, 5], -1.0, 1.0));
+    let got = f64s(&a.matmul_t(&w, true, false));
+    for i in 0..2 {
+        assert_close(&got[i * 15..][..15], &f64s(&a.narrow(0, i, 1).reshape([4, 3]).matmul_t(&w, true, false)), 1e-12);
+    }
+}
+
 #[test]
 fn integer_matmul() {
     let a = Tensor::from_vec(vec![1i64, 2, 3, 4], [2, 2]).unwrap();

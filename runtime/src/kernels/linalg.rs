@@ -276,7 +276,25 @@ fn matmul_typed<T: GemmElem>(a: &Tensor, b: &Tensor, ta: bool, tb: bool, out: &S
     let mut dst = alloc::<T>(out.numel());
     let (ma, mb, mo) = (d.m * d.k, d.k * d.n, d.m * d.n);
     let (ba, bb) = (&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - 2]);
-    for i in 0..d.batch.numel() {
+    let batches = d.batch.numel();
+    if batches > 1 && !ta && ba.iter().product::<usize>() == batches && bb.iter().all(|&x| x == 1) {
+        // One `b` for every batch of a row-major `a`: the batches' rows are one
+        // [batches·m, k] matrix, so one GEMM (`x[b, t, d] @ w[d, e]`, a Dense layer
+        // over a sequence).
+        let rows = batches * d.m;
+        let g = Gemm {
+            m: rows,
+            k: d.k,
+            n: d.n,
+            a: &av[..rows * d.k],
+            la: MatLayout::new(rows, d.k, false),
+            b: &bv[..mb],
+            lb: MatLayout::new(d.k, d.n, tb),
+        };
+        T::gemm(&g, &mut dst);
+        return dst;
+    }
+    for i in 0..batches {
         let (oa, ob) = (batch_offset(&d.batch, ba, i, ma), batch_offset(&d.batch, bb, i, mb));
         let g = Gemm {
             m: d.m,

@@ -15,6 +15,7 @@
 
 mod arrange;
 pub mod control;
+mod einsum;
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;
