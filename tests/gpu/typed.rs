@@ -182,6 +182,16 @@ fn slices_concatenations_and_scatters_run_on_the_gpu_with_the_cpus_bytes() {
         tape.gradient(&y, &[&v]).remove(0).expect("a gradient")
     };
     same("slice and gather gradients", &grads(&gx, &on(&idx)), &grads(&x, &idx));
+    // Segment sums and means (a scatter-add; negative ids dropped) and their gradient.
+    let seg = Tensor::from_vec(vec![3i64, -1, 0, 3, 1, 3], [6]).unwrap();
+    let pool = |x: &Tensor, seg: &Tensor| {
+        let v = Variable::new(x.clone(), "x");
+        let tape = GradientTape::new();
+        let y = v.read().unsorted_segment_sum(seg, 5) + v.read().unsorted_segment_mean(seg, 5).exp();
+        let g = tape.gradient(&y.sum_all(), &[&v]).remove(0).expect("a gradient");
+        Tensor::concat(&[&y.reshape([-1]), &g.reshape([-1])], 0)
+    };
+    same("segment sum and mean with their gradient", &pool(&gx, &on(&seg)), &pool(&x, &seg));
     assert_eq!(host_fallbacks(), before, "every op above ran on the GPU");
 }
 

@@ -124,7 +124,7 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
             let size = x[0].dims()[*axis];
             vec![Some(apply(Op::ScatterAdd { axis: *axis, size }, &[g, x[1]])), None]
         }
-        Op::ScatterAdd { axis, .. } => vec![Some(apply(Op::Gather { axis: *axis }, &[g, x[1]])), None],
+        Op::ScatterAdd { axis, size } => vec![Some(scatter_add_grad(g, x[1], *axis, *size)), None],
         Op::Conv2d(p) => vec![
             need(0).then(|| apply(Op::Conv2dBackpropInput { params: *p, input: x[0].shape().clone() }, &[g, x[1]])),
             need(1).then(|| apply(Op::Conv2dBackpropFilter { params: *p, filter: x[1].shape().clone() }, &[x[0], g])),
@@ -233,4 +233,17 @@ fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keep
             &d * &gk
         }
     }
+}
+
+/// The gradient of a scatter-add: `g` gathered at the indices, and 0 for the slices the
+/// scatter dropped (indices outside `[0, size)`: the negative ids of a segment sum).
+fn scatter_add_grad(g: &Tensor, ids: &Tensor, axis: usize, size: usize) -> Tensor {
+    let inside = ids.ge(0i64).logical_and(ids.lt(size as i64));
+    let safe = Tensor::where_(&inside, ids, 0i64);
+    let picked = apply(Op::Gather { axis }, &[g, &safe]);
+    let dims: Vec<usize> = std::iter::repeat_n(1, axis)
+        .chain(ids.dims().iter().copied())
+        .chain(std::iter::repeat_n(1, g.rank() - axis - 1))
+        .collect();
+    Tensor::where_(&inside.reshape_to(&Shape::from(dims)), &picked, 0.0)
 }

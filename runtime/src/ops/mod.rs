@@ -24,6 +24,7 @@ mod operators;
 pub mod random;
 pub mod reduce;
 mod scan;
+mod segment;
 pub mod shape;
 
 use std::panic::Location;
