@@ -185,6 +185,8 @@ fn arranging_ops_and_statistics() {
     gradcheck(538, &pair, |v| Tensor::einsum("bij,jk->bki", &[&v[0], &v[1]]), 40);
     gradcheck(539, &pair, |v| Tensor::einsum("bij,ji->b", &[&v[0], &v[1]]), 40);
     gradcheck(540, &pair, |v| Tensor::einsum("bij,ji,bkj->ik", &[&v[0], &v[1], &v[0]]), 40);
+    gradcheck(543, one, |v| v[0].clip_by_norm(0.5, &[1, 2][..]), 40);
+    gradcheck(544, &pair, |v| Tensor::clip_by_global_norm(&[&v[0], &v[1]], 0.7).0[1].clone(), 40);
     let sq = rand_f64(541, &[2, 4, 4], -1.0, 1.0);
     gradcheck(542, std::slice::from_ref(&sq), |v| Tensor::einsum("bii->bi", &[&v[0]]).square(), 40);
 }

@@ -1,5 +1,7 @@
 //! Optimizers whose state lives in variables (so a training step that applies
-//! gradients traces into one graph): SGD (momentum, Nesterov), Adam, Adagrad, RMSprop.
+//! gradients traces into one graph): SGD (momentum, Nesterov), Adam, Adagrad, RMSprop;
+//! each can clip the gradients first (Keras' `clipnorm`, `clipvalue`,
+//! `global_clipnorm`).
 //!
 //! The learning rate and the step counter are variables too: changing the learning rate
 //! does not retrace. Slots (momenta, accumulators) are created on the first update of
@@ -11,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::raise;
-use tensorjit_runtime::{init_scope, GradientTape, Tensor, Variable, VariableId};
+use tensorjit_runtime::{init_scope, Axes, GradientTape, Tensor, Variable, VariableId};
 
 pub use rules::{Adagrad, Adam, RMSprop, SGD};
 
@@ -42,7 +44,8 @@ pub trait Optimizer: Send + Sync {
     fn apply_gradients(&self, grads_and_vars: &[(Option<Tensor>, Variable)]) {
         let st = self.state();
         let t = st.iterations.read() + 1;
-        for (g, v) in grads_and_vars {
+        let grads = st.clipped(grads_and_vars);
+        for (g, (_, v)) in grads.iter().zip(grads_and_vars) {
             let Some(g) = g else { continue };
             let slots = st.slots_for(self.name(), v, self.slot_names());
             let (lr, t) = (st.lr.read().cast(v.dtype()), t.cast(v.dtype()));
@@ -61,6 +64,44 @@ pub trait Optimizer: Send + Sync {
         let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(var_list.iter().cloned()).collect();
         self.apply_gradients(&pairs);
         loss
+    }
+
+    /// Clips each gradient to an L2 norm of at most `max_norm` before the update
+    /// (Keras' `clipnorm`; `tf.clip_by_norm` of each gradient).
+    #[track_caller]
+    fn clipnorm(self, max_norm: f64) -> Self
+    where
+        Self: Sized,
+    {
+        self.state().set_clipping(self.name(), Clipping::Norm(max_norm));
+        self
+    }
+
+    /// Clips every gradient element to `[-max_value, max_value]` before the update
+    /// (Keras' `clipvalue`).
+    #[track_caller]
+    fn clipvalue(self, max_value: f64) -> Self
+    where
+        Self: Sized,
+    {
+        self.state().set_clipping(self.name(), Clipping::Value(max_value));
+        self
+    }
+
+    /// Scales all gradients of an update by one factor so that their joint L2 norm is
+    /// at most `max_norm` (Keras' `global_clipnorm`; `tf.clip_by_global_norm`).
+    #[track_caller]
+    fn global_clipnorm(self, max_norm: f64) -> Self
+    where
+        Self: Sized,
+    {
+        self.state().set_clipping(self.name(), Clipping::GlobalNorm(max_norm));
+        self
+    }
+
+    /// How gradients are clipped before each update.
+    fn clipping(&self) -> Clipping {
+        *self.state().clipping.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The learning rate now (kept in f64, cast to each variable's dtype).
@@ -85,10 +126,38 @@ pub trait Optimizer: Send + Sync {
     }
 }
 
+/// How an optimizer clips gradients before its update rule sees them (at most one
+/// kind, as in Keras).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Clipping {
+    /// Gradients are used as they are.
+    #[default]
+    None,
+    /// Each gradient rescaled to an L2 norm of at most this (`clipnorm`).
+    Norm(f64),
+    /// Each element clipped to `[-v, v]` (`clipvalue`).
+    Value(f64),
+    /// All gradients of an update scaled together to a joint norm of at most this
+    /// (`global_clipnorm`).
+    GlobalNorm(f64),
+}
+
+impl Clipping {
+    fn name(self) -> &'static str {
+        match self {
+            Clipping::None => "none",
+            Clipping::Norm(_) => "clipnorm",
+            Clipping::Value(_) => "clipvalue",
+            Clipping::GlobalNorm(_) => "global_clipnorm",
+        }
+    }
+}
+
 /// The learning rate and step counter (variables) and the slots by variable.
 pub struct OptimizerState {
     lr: Variable,
     iterations: Variable,
+    clipping: Mutex<Clipping>,
     /// Slots by variable, with the order of first use.
     slots: Mutex<HashMap<VariableId, (usize, Vec<Variable>)>>,
 }
@@ -99,7 +168,45 @@ impl OptimizerState {
             lr: Variable::with_trainable(Tensor::scalar(learning_rate), format!("{name}/learning_rate"), false),
             iterations: Variable::with_trainable(Tensor::scalar(0i64), format!("{name}/iterations"), false),
             slots: Mutex::new(HashMap::new()),
+            clipping: Mutex::new(Clipping::None),
         })
+    }
+
+    #[track_caller]
+    fn set_clipping(&self, optimizer: &str, clipping: Clipping) {
+        let (Clipping::Norm(v) | Clipping::Value(v) | Clipping::GlobalNorm(v)) = clipping else { return };
+        if !(v > 0.0 && v.is_finite()) {
+            raise(optimizer, format!("{} must be a positive finite number, got {v}", clipping.name()));
+        }
+        let mut current = self.clipping.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != Clipping::None && current.name() != clipping.name() {
+            raise(
+                optimizer,
+                format!(
+                    "only one of clipnorm, clipvalue and global_clipnorm can be set; {} is set already",
+                    current.name()
+                ),
+            );
+        }
+        *current = clipping;
+    }
+
+    /// The gradients of one update, clipped as asked.
+    fn clipped(&self, grads_and_vars: &[(Option<Tensor>, Variable)]) -> Vec<Option<Tensor>> {
+        let grads = grads_and_vars.iter().map(|(g, _)| g.clone());
+        match *self.clipping.lock().unwrap_or_else(|p| p.into_inner()) {
+            Clipping::None => grads.collect(),
+            Clipping::Norm(c) => grads.map(|g| g.map(|g| g.clip_by_norm(c, Axes::All))).collect(),
+            Clipping::Value(v) => grads.map(|g| g.map(|g| g.clip(-v, v))).collect(),
+            Clipping::GlobalNorm(c) => {
+                let present: Vec<&Tensor> = grads_and_vars.iter().filter_map(|(g, _)| g.as_ref()).collect();
+                if present.is_empty() {
+                    return grads.collect();
+                }
+                let mut scaled = Tensor::clip_by_global_norm(&present, c).0.into_iter();
+                grads.map(|g| g.and_then(|_| scaled.next())).collect()
+            }
+        }
     }
 
     /// The number of updates applied so far.

@@ -14,6 +14,7 @@
 //! primitive ops); convenience ops (`softmax`, `stack`, `squeeze`, …) are compositions.
 
 mod arrange;
+mod clip;
 pub mod control;
 mod einsum;
 pub mod elementwise;
