@@ -115,6 +115,8 @@ fn rows_and_layout(c: &mut Criterion) {
     g.bench_function("where(mask, x, 1)", |b| b.iter(|| x.select(&mask, 1.0)));
     g.bench_function("cumsum axis 1", |b| b.iter(|| x.cumsum(1)));
     g.bench_function("cumsum axis 0", |b| b.iter(|| x.cumsum(0)));
+    g.bench_function("argsort axis 1", |b| b.iter(|| x.argsort(1, false)));
+    g.bench_function("top_k 5", |b| b.iter(|| x.top_k(5)));
     g.finish();
 }
 

@@ -40,6 +40,7 @@ fn traced_graphs_of_every_op_family_round_trip() {
         let p = y.max_pool2d([2, 2], [1, 1], Padding::Same) + y.avg_pool2d([2, 2], [1, 1], Padding::Valid).mean_all();
         let z = p.reshape([-1, 4]).softmax(-1).slice(&[SliceArg::full().step(2)]);
         let z = z.cumsum_with(1, CumsumOptions { exclusive: true, reverse: true }) + &z;
+        let z = z.sort(1, true) + z.top_k(2).0.sum(1, true);
         let idx = Tensor::from_vec(vec![0i64, 2, 1], [3]).unwrap();
         let w = z.gather(&idx, 1).sum(0, true) + random::uniform([1, 3], 0.0, 1.0, DType::F32, Some(4));
         let loss = Tensor::concat(&[&w, &w.sqrt().maximum(0.1)], 0).square().sum_all();

@@ -478,3 +478,20 @@ fn f64_tensors_are_computed_on_the_gpu() {
     );
     close_f64("traced f64 on the GPU vs the CPU", &traced, &f.call((xs, w)), 1e-12);
 }
+
+#[test]
+fn sorting_takes_its_order_from_the_host_and_its_values_from_the_gpu() {
+    let Some(gpu) = first_gpu("GPU sorting") else { return };
+    let x = grid(40, &[7, 33]);
+    let gx = x.to(gpu).unwrap();
+    let before = host_fallbacks();
+    same("argsort", &gx.argsort(1, false), &x.argsort(1, false));
+    same("sort descending, columns", &gx.sort(0, true), &x.sort(0, true));
+    let (gv, gp) = gx.top_k(5);
+    let (v, p) = x.top_k(5);
+    same("top_k values", &gv, &v);
+    same("top_k positions", &gp, &p);
+    // argsort has no GPU kernel: each of the three ran on the host (announced), the
+    // gathers that take the values ran on the GPU.
+    assert_eq!(host_fallbacks(), before + 3);
+}

@@ -47,7 +47,15 @@ fn zeros(x: &Tensor) -> Option<Tensor> {
 /// Whether gradients flow through `op` at all (a stopped gradient, an index, a draw or
 /// a fill has none, whatever its inputs): the ops whose `backward` arm answers `None`.
 pub(crate) fn differentiable(op: &Op) -> bool {
-    !matches!(op, Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient | Op::Fill { .. })
+    !matches!(
+        op,
+        Op::ArgReduce { .. }
+            | Op::Argsort { .. }
+            | Op::OneHot { .. }
+            | Op::Random(_)
+            | Op::StopGradient
+            | Op::Fill { .. }
+    )
 }
 
 /// Gradients of `op` for inputs `x` given output `y` and its gradient `g`; the costly
@@ -79,7 +87,12 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
             vec![Some(g.cumsum_with(*axis as i64, options))]
         }
         // The ops `differentiable` names.
-        Op::ArgReduce { .. } | Op::OneHot { .. } | Op::Random(_) | Op::StopGradient | Op::Fill { .. } => {
+        Op::ArgReduce { .. }
+        | Op::Argsort { .. }
+        | Op::OneHot { .. }
+        | Op::Random(_)
+        | Op::StopGradient
+        | Op::Fill { .. } => {
             vec![None; x.len()]
         }
         Op::MatMul { transpose_a: ta, transpose_b: tb } => {

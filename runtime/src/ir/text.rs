@@ -73,6 +73,7 @@ pub(crate) fn attrs(op: &Op) -> String {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => return String::new(),
         Op::Fill { value } => format!("value={value:?}"),
         Op::Cumsum { axis, exclusive, reverse } => format!("axis={axis}, exclusive={exclusive}, reverse={reverse}"),
+        Op::Argsort { axis, descending } => format!("axis={axis}, descending={descending}"),
         Op::Cast(d) => format!("to={d}"),
         Op::Reduce { axes, keepdims, .. } => format!("axes={}, keepdims={keepdims}", list(axes)),
         Op::ArgReduce { axis, .. } | Op::Concat { axis } | Op::Gather { axis } => format!("axis={axis}"),

@@ -25,7 +25,7 @@ pub enum PadMode {
 
 impl Tensor {
     #[track_caller]
-    fn known_dim_or_raise(&self, op: &'static str, axis: usize) -> usize {
+    pub(crate) fn known_dim_or_raise(&self, op: &'static str, axis: usize) -> usize {
         match self.dims()[axis] {
             UNKNOWN => OpError::new(op, format!("axis {axis} has an unknown size; give it a known size"))
                 .with_operands([(self.dtype(), self.shape())])

@@ -27,6 +27,7 @@ pub mod reduce;
 mod scan;
 mod segment;
 pub mod shape;
+mod sort;
 
 use std::panic::Location;
 
@@ -74,6 +75,12 @@ pub enum Op {
         axis: usize,
         exclusive: bool,
         reverse: bool,
+    },
+    /// The positions that sort each line along `axis` (`tf.argsort`, stable: equal
+    /// values keep their order; NaN sorts above +∞). An i64 tensor of the input's shape.
+    Argsort {
+        axis: usize,
+        descending: bool,
     },
     MatMul {
         transpose_a: bool,
@@ -150,6 +157,7 @@ impl Op {
             Op::Reduce { op, .. } => op.name(),
             Op::ArgReduce { op, .. } => op.name(),
             Op::Cumsum { .. } => "cumsum",
+            Op::Argsort { .. } => "argsort",
             Op::MatMul { .. } => "matmul",
             Op::Reshape(_) => "reshape",
             Op::Permute(_) => "transpose",
@@ -184,6 +192,7 @@ impl Op {
             Op::Reduce { op, axes, keepdims } => reduce::infer_reduce(*op, inputs[0], axes, *keepdims),
             Op::ArgReduce { op, axis } => reduce::infer_arg(*op, inputs[0], *axis),
             Op::Cumsum { axis, .. } => scan::infer_cumsum(inputs[0], *axis),
+            Op::Argsort { axis, .. } => sort::infer_argsort(inputs[0], *axis),
             Op::MatMul { transpose_a, transpose_b } => {
                 linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b)
             }
