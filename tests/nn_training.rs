@@ -213,6 +213,33 @@ fn fit_over_a_dataset_and_binary_accuracy() {
 }
 
 #[test]
+fn top_k_accuracies_are_reported_eager_and_traced_alike() {
+    let x = random::normal([60, 5], 0.0, 1.0, DType::F32, Some(91));
+    let labels = x.argmax(-1);
+    let run = |run_eagerly: bool| {
+        let model = Sequential::new(vec![Dense::new(5).kernel_initializer(Initializer::Constant(0.1)).boxed()])
+            .with_input_shape(&[5]);
+        model.compile(
+            Adam::new(0.05),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy, Metric::SparseTopKCategoricalAccuracy { k: 2 }],
+            run_eagerly,
+        );
+        let opts = FitOptions { epochs: 4, batch_size: 20, verbose: false, ..FitOptions::default() };
+        let h = model.fit(&x, &labels, &opts).unwrap();
+        let eval = model.evaluate(&x, &labels, 20).unwrap();
+        (h.get("accuracy"), h.get("sparse_top_k_categorical_accuracy"), eval)
+    };
+    let (eager, traced) = (run(true), run(false));
+    assert_eq!(eager, traced);
+    let (top1, top2, _) = eager;
+    assert_eq!(top2.len(), 4);
+    for (a, b) in top1.iter().zip(&top2) {
+        assert!(b >= a, "top-2 accuracy {b} is at least the accuracy {a}");
+    }
+}
+
+#[test]
 fn weights_round_trip_through_safetensors_by_name() {
     let dir = std::env::temp_dir().join(format!("tensorjit-weights-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -148,6 +148,11 @@ fn sparse_labels(loss: Loss, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
     }
 }
 
+/// Integer labels `[batch]` checked against `[batch, classes]` predictions.
+pub(crate) fn sparse_targets(y_true: &Tensor, y_pred: &Tensor) -> Tensor {
+    sparse_labels(Loss::SparseCategoricalCrossentropy { from_logits: true }, y_true, y_pred)
+}
+
 /// Predicted class indices `[batch]` of `[batch, classes]` scores and the labels as
 /// the same integer type (for accuracy).
 pub(crate) fn sparse_pair(y_true: &Tensor, y_pred: &Tensor) -> (Tensor, Tensor) {

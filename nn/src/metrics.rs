@@ -1,10 +1,11 @@
-//! Metrics: accuracy (binary, categorical, sparse categorical) and a running mean.
+//! Metrics: accuracy (binary, categorical, sparse categorical, top-k) and a running
+//! mean.
 //! Batch values are computed with tensor ops (inside the traced step); the running
 //! totals are kept on the host.
 
 use tensorjit_runtime::{DType, Device, Tensor};
 
-use crate::losses::{sparse_pair, Loss};
+use crate::losses::{sparse_pair, sparse_targets, Loss};
 
 /// A metric asked for in `compile` (Keras' `metrics=[…]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,11 +13,31 @@ pub enum Metric {
     /// The accuracy that fits the loss: sparse categorical for integer labels,
     /// categorical for one-hot targets, binary (threshold 0.5, or 0 on logits) otherwise.
     Accuracy,
+    /// Whether the integer label is among the `k` highest predictions (Keras'
+    /// `SparseTopKCategoricalAccuracy`, `tf.math.in_top_k`: classes tied with the k-th
+    /// highest count as in; a row holding NaN or ±∞, or a label out of range, is a miss).
+    SparseTopKCategoricalAccuracy { k: usize },
+    /// The same for one-hot targets (Keras' `TopKCategoricalAccuracy`).
+    TopKCategoricalAccuracy { k: usize },
 }
 
 impl Metric {
+    /// Keras' name, the key in `History` (`val_` prefixed for validation).
     pub fn name(self) -> &'static str {
-        "accuracy"
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::SparseTopKCategoricalAccuracy { .. } => "sparse_top_k_categorical_accuracy",
+            Metric::TopKCategoricalAccuracy { .. } => "top_k_categorical_accuracy",
+        }
+    }
+
+    /// What the metric computes when the model is trained with `loss`.
+    pub fn kind(self, loss: Loss) -> AccuracyKind {
+        match self {
+            Metric::Accuracy => AccuracyKind::for_loss(loss),
+            Metric::SparseTopKCategoricalAccuracy { k } => AccuracyKind::SparseTopK { k },
+            Metric::TopKCategoricalAccuracy { k } => AccuracyKind::TopK { k },
+        }
     }
 }
 
@@ -29,6 +50,10 @@ pub enum AccuracyKind {
     Categorical,
     /// `prediction > threshold` equals the 0/1 target.
     Binary { threshold: f64 },
+    /// The integer label is among the `k` highest predictions (ties count as in).
+    SparseTopK { k: usize },
+    /// The one-hot target's class is among the `k` highest predictions.
+    TopK { k: usize },
 }
 
 impl AccuracyKind {
@@ -55,9 +80,27 @@ impl AccuracyKind {
                 let t = if y_true.rank() + 1 == y_pred.rank() { y_true.expand_dims(-1) } else { y_true.clone() };
                 y_pred.gt(threshold).eq(t.cast(y_pred.dtype()).gt(0.5))
             }
+            AccuracyKind::SparseTopK { k } => in_top_k(&sparse_targets(y_true, y_pred), y_pred, k),
+            AccuracyKind::TopK { k } => in_top_k(&y_true.argmax(-1), y_pred, k),
         };
         hits.cast(DType::F32).mean_all()
     }
+}
+
+/// Whether each row's `labels` class is among its `k` highest `scores`
+/// (`tf.math.in_top_k`): fewer than `k` scores are strictly higher than the label's, the
+/// row is finite and the label in range.
+#[track_caller]
+fn in_top_k(labels: &Tensor, scores: &Tensor, k: usize) -> Tensor {
+    let classes = scores.dims()[scores.rank() - 1];
+    // The label's score by a one-hot mask, not a gather: a label out of range reads 0
+    // instead of a neighbour, and is a miss below.
+    let mask = labels.one_hot(classes, scores.dtype());
+    let target = (scores * &mask).sum(-1, true);
+    let higher = scores.gt(&target).cast(DType::I64).sum(-1, false);
+    let finite = (scores * 0.0).eq(0.0).all(-1, false);
+    let in_range = labels.ge(0).logical_and(labels.lt(classes as i64));
+    higher.lt(k as i64).logical_and(finite).logical_and(in_range)
 }
 
 /// A streaming accuracy: `update_state` per batch, `result` over everything seen.
@@ -151,8 +194,42 @@ mod tests {
         assert!((acc.result() - hits as f64 / 50.0).abs() < 1e-6);
         let cat = AccuracyKind::Categorical.batch_value(&labels.one_hot(4, DType::F32), &logits);
         assert!((cat.to_scalar::<f32>().unwrap() as f64 - hits as f64 / 50.0).abs() < 1e-6);
+        // Top-k: fewer than k scores strictly above the label's (ties count as in).
+        for k in [1, 2, 3] {
+            let hits = (0..50)
+                .filter(|&i| {
+                    let row = &l[i * 4..i * 4 + 4];
+                    row.iter().filter(|&&v| v > row[lab[i] as usize]).count() < k
+                })
+                .count();
+            let sparse = AccuracyKind::SparseTopK { k }.batch_value(&labels, &logits).to_scalar::<f32>().unwrap();
+            assert!((sparse as f64 - hits as f64 / 50.0).abs() < 1e-6, "k = {k}");
+            let one_hot = AccuracyKind::TopK { k }.batch_value(&labels.one_hot(4, DType::F32), &logits);
+            assert_eq!(one_hot.to_scalar::<f32>().unwrap(), sparse);
+        }
         let mut m = Mean::new();
         m.update_state(&Tensor::from_vec(vec![1.0f32, 2.0, 6.0], [3]).unwrap()).unwrap();
         assert_eq!(m.result(), 3.0);
+    }
+
+    #[test]
+    fn top_k_counts_ties_in_and_non_finite_rows_or_bad_labels_as_misses() {
+        let scores = Tensor::from_vec(
+            vec![0.5f32, 0.9, 0.9, 0.1, 0.2, f32::NAN, 0.8, 0.3, 0.4, f32::INFINITY, 0.1, 0.2, 0.3, 0.2, 0.1, 0.0],
+            [4, 4],
+        )
+        .unwrap();
+        let hit = |labels: Vec<i64>, k: usize| {
+            let labels = Tensor::from_vec(labels, [4]).unwrap();
+            in_top_k(&labels, &scores, k).to_vec::<bool>().unwrap()
+        };
+        // Row 0: 0.9 twice, then 0.5 — with k = 1 both tied 0.9s are in.
+        assert_eq!(hit(vec![1, 0, 0, 1], 1), [true, false, false, false]);
+        assert_eq!(hit(vec![2, 2, 3, 1], 2), [true, false, false, true]);
+        assert_eq!(hit(vec![0, 0, 0, 3], 3), [true, false, false, false]);
+        assert_eq!(hit(vec![3, 0, 0, 3], 4), [true, false, false, true]);
+        // A label out of range is a miss, whatever k.
+        assert_eq!(hit(vec![4, -1, 7, 9], 4), [false; 4]);
+        assert_eq!(Metric::SparseTopKCategoricalAccuracy { k: 5 }.name(), "sparse_top_k_categorical_accuracy");
     }
 }

@@ -81,7 +81,7 @@ impl History {
 }
 
 fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics: &[Metric]) -> (Step, Step) {
-    let kinds: Arc<[AccuracyKind]> = metrics.iter().map(|Metric::Accuracy| AccuracyKind::for_loss(loss)).collect();
+    let kinds: Arc<[AccuracyKind]> = metrics.iter().map(|m| m.kind(loss)).collect();
     let (m, opt, k) = (model.clone(), optimizer.clone(), kinds.clone());
     let train = tensorjit_runtime::function("train_step", move |(x, y): (Tensor, Tensor)| {
         ensure_built(&m, &x);
