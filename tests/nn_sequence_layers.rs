@@ -149,3 +149,28 @@ fn tape_grad_f64(x: &Tensor, gamma: &Tensor, beta: &Tensor, r: &Tensor) -> Vec<f
     let y = (c * &((&var + 1e-3).rsqrt()) * gamma + beta) * r;
     tape.gradient(&y.sum_all(), &[x])[0].clone().expect("dx").to_vec::<f64>().unwrap()
 }
+
+/// Embedding → Dense over every position → LayerNormalization → Dense, traced once for
+/// ids of unknown batch *and* length (`[None, None]`), bit-identical to eager for every
+/// batch and length, 1 included.
+#[test]
+fn a_sequence_model_traces_once_for_unknown_batch_and_length() {
+    let model = Sequential::new(vec![
+        Embedding::new(20, 6).boxed(),
+        Dense::new(5).activation(Activation::Tanh).boxed(),
+        LayerNormalization::new().boxed(),
+        Dense::new(3).boxed(),
+    ]);
+    let m = model.clone();
+    let traced = function("sequence", move |x: Tensor| m.call(&x, false))
+        .with_input_signature(vec![tensorjit::TensorSpec::new(DType::I32, &[None, None])]);
+    for (k, (batch, len)) in [(2, 7), (1, 4), (3, 1), (1, 1)].into_iter().enumerate() {
+        let ids = random::uniform([batch, len], 0.0, 20.0, DType::F32, Some(40 + k as u64)).cast(DType::I32);
+        let eager = model.call(&ids, false);
+        let got = traced.call(ids.clone());
+        assert_eq!(got.dims(), &[batch, len, 3]);
+        let bits = |t: &Tensor| vec32(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&eager), "batch {batch}, length {len}");
+    }
+    assert_eq!(traced.tracing_count(), 1);
+}

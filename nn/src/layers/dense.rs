@@ -75,13 +75,9 @@ impl Module for Dense {
         if x.rank() < 2 || x.dims()[x.rank() - 1] != fan_in {
             self.core.incompatible(x, &format!("rank >= 2 with last axis {fan_in}"));
         }
-        let y = if x.rank() == 2 {
-            x.matmul(&kernel)
-        } else {
-            let mut dims: Vec<i64> = x.dims()[..x.rank() - 1].iter().map(|&d| d as i64).collect();
-            dims.push(self.units as i64);
-            x.reshape([-1, fan_in as i64]).matmul(&kernel).reshape(dims)
-        };
+        // Leading axes are batch axes of the matmul, which runs one GEMM over all their
+        // rows when they share the kernel: no reshape, so any of them may be unknown.
+        let y = x.matmul(&kernel);
         let y = if self.use_bias { &y + &self.core.weight(1).read() } else { y };
         self.activation.apply(&y)
     }
