@@ -55,7 +55,7 @@ pub mod prelude {
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
         AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, Lambda, LayerNormalization,
-        MaxPool2D, Sequential,
+        MaxPool2D, MultiHeadAttention, Sequential,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};

@@ -1,6 +1,7 @@
 //! The layers: Dense, Conv2D, pooling, Flatten, Dropout, BatchNormalization,
 //! LayerNormalization, Embedding, ActivationLayer, Lambda, and the `Sequential` container.
 
+mod attention;
 mod basic;
 mod batchnorm;
 mod conv;
@@ -8,6 +9,7 @@ mod dense;
 mod embedding;
 mod sequential;
 
+pub use attention::MultiHeadAttention;
 pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
 pub use batchnorm::BatchNormalization;
 pub use conv::{AvgPool2D, Conv2D, MaxPool2D};

@@ -276,7 +276,9 @@ fn contract(a: Term, b: Term, keep: &[Label]) -> Result<Term, String> {
         target.extend(std::iter::repeat_n(1, ones_after));
         target.extend(pair);
         let target = Shape::from(target);
-        if summed.len() > 1 && target.iter().filter(|&&d| d == UNKNOWN).count() > 1 {
+        // The reshape resolves unknown dims one to one, or a single one from the
+        // element count: an unknown summed axis merged with others needs the latter.
+        if summed.len() > 1 && k_size == UNKNOWN && target.iter().filter(|&&d| d == UNKNOWN).count() > 1 {
             return Err(format!(
                 "its matmul merges the summed axes of {} into one, which needs all but one axis of {target} to \
                  have a known size (give them one in the input_signature)",

@@ -166,35 +166,69 @@ fn resolve_unknown(x: &Tensor, s: &Shape) -> Result<Shape, OpError> {
         return resolve_reshape(x, &shape_spec(s));
     }
     let mut out = Vec::with_capacity(s.rank());
-    if match_ones(x.dims(), s.dims(), &mut out) {
+    if match_groups(x.dims(), s.dims(), &mut out) {
         Ok(Shape::from(out))
     } else {
         Err(OpError::new("reshape", format!("cannot resolve {s} against {}", x.shape())))
     }
 }
 
-/// Matches `target` to `src` up to dims of 1 inserted or removed, an unknown target
-/// dim taking exactly one source dim; pushes the resolved dims onto `out`.
-fn match_ones(src: &[usize], target: &[usize], out: &mut Vec<usize>) -> bool {
-    let Some((&t, target_rest)) = target.split_first() else { return src.iter().all(|&d| d == 1) };
-    let take = |dim: usize, src_rest: &[usize], out: &mut Vec<usize>| {
-        out.push(dim);
-        let ok = match_ones(src_rest, target_rest, out);
+/// Matches `target` to `src` up to dims of 1 inserted or removed and runs of known
+/// dims merged or split (a known target dim the product of consecutive source dims, or
+/// consecutive known target dims the factors of one source dim), an unknown target dim
+/// taking exactly one source dim; pushes the resolved dims onto `out`.
+fn match_groups(src: &[usize], target: &[usize], out: &mut Vec<usize>) -> bool {
+    let Some(&t) = target.first() else { return src.iter().all(|&d| d == 1) };
+    // `dims` resolve `target[..used_target]` from `src[..used_src]`; the rest must match.
+    let take = |dims: &[usize], used_src: usize, used_target: usize, out: &mut Vec<usize>| {
+        out.extend_from_slice(dims);
+        let ok = match_groups(&src[used_src..], &target[used_target..], out);
         if !ok {
-            out.pop();
+            out.truncate(out.len() - dims.len());
         }
         ok
     };
     let head = src.first().copied();
     let consumed = match (t, head) {
-        (UNKNOWN, Some(d)) => take(d, &src[1..], out),
-        (1, Some(1)) => take(1, &src[1..], out) || take(1, src, out),
-        (1, _) => take(1, src, out),
-        (t, Some(d)) if d == t => take(t, &src[1..], out),
+        (UNKNOWN, Some(d)) => take(&[d], 1, 1, out),
+        (1, Some(1)) => take(&[1], 1, 1, out) || take(&[1], 0, 1, out),
+        (1, _) => take(&[1], 0, 1, out),
+        (t, Some(d)) if d == t => take(&[t], 1, 1, out),
         _ => false,
     };
-    // Otherwise a source dim of 1 may have been removed.
-    consumed || (head == Some(1) && match_ones(&src[1..], target, out))
+    if consumed || (head == Some(1) && match_groups(&src[1..], target, out)) {
+        return true;
+    }
+    if t == UNKNOWN || t == 1 {
+        return false;
+    }
+    // A known target dim merging several source dims…
+    let mut product = 1usize;
+    for (l, &d) in src.iter().enumerate() {
+        product = product.saturating_mul(d);
+        if product > t {
+            break;
+        }
+        if product == t && l > 0 && take(&[t], l + 1, 1, out) {
+            return true;
+        }
+    }
+    // …or several known target dims splitting one source dim.
+    let Some(d) = head else { return false };
+    let mut product = 1usize;
+    for (k, &u) in target.iter().enumerate() {
+        if u == UNKNOWN {
+            break;
+        }
+        product = product.saturating_mul(u);
+        if product > d {
+            break;
+        }
+        if product == d && k > 0 && take(&target[..=k], 1, k + 1, out) {
+            return true;
+        }
+    }
+    false
 }
 
 pub(crate) fn infer_reshape(x: &Tensor, s: &Shape) -> Result<(DType, Shape), OpError> {
@@ -514,5 +548,30 @@ impl Tensor {
     #[track_caller]
     pub fn one_hot(&self, depth: usize, dtype: DType) -> Tensor {
         apply(Op::OneHot { depth, dtype }, &[self])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(src: &[usize], target: &[usize]) -> Option<Vec<usize>> {
+        let mut out = Vec::new();
+        match_groups(src, target, &mut out).then_some(out)
+    }
+
+    #[test]
+    fn unknown_dims_resolve_one_to_one_around_ones_merges_and_splits() {
+        const U: usize = UNKNOWN;
+        // 1s inserted or removed, an unknown dim that is 1 at run time.
+        assert_eq!(resolved(&[1, 5, 3], &[U, 1, U, 3]), Some(vec![1, 1, 5, 3]));
+        assert_eq!(resolved(&[2, 1, 4], &[U, U]), Some(vec![2, 4]));
+        // Known dims merged or split beside unknown ones.
+        assert_eq!(resolved(&[2, 5, 2, 4], &[U, U, 8]), Some(vec![2, 5, 8]));
+        assert_eq!(resolved(&[1, 5, 8], &[U, U, 2, 4]), Some(vec![1, 5, 2, 4]));
+        assert_eq!(resolved(&[3, 6, 1, 7], &[U, 2, 3, U]), Some(vec![3, 2, 3, 7]));
+        // Nothing fits.
+        assert_eq!(resolved(&[2, 5, 3], &[U, U, 4]), None);
+        assert_eq!(resolved(&[2, 5], &[U, U, U]), None);
     }
 }

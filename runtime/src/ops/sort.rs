@@ -17,6 +17,9 @@ pub(crate) fn infer_argsort(x: &Tensor, axis: usize) -> Result<(DType, Shape), O
     if axis >= x.rank() {
         return Err(OpError::new("argsort", format!("axis {axis} is out of range for a tensor of rank {}", x.rank())));
     }
+    if x.dims()[axis] != UNKNOWN && x.dims()[axis] > u32::MAX as usize {
+        return Err(OpError::new("argsort", format!("axis {axis} is longer than 2^32 elements")));
+    }
     Ok((DType::I64, x.shape().clone()))
 }
 
