@@ -135,6 +135,15 @@ fn contractions(c: &mut Criterion) {
     let (q, k) = (common::uniform(75, &[16, 128, 64], -1.0, 1.0), common::uniform(76, &[16, 128, 64], -1.0, 1.0));
     g.bench_function("matmul_t q[16,128,64] k^T", |b| b.iter(|| q.matmul_t(&k, false, true)));
     g.bench_function("einsum bqd,bkd->bqk q[16,128,64]", |b| b.iter(|| Tensor::einsum("bqd,bkd->bqk", &[&q, &k])));
+    let (x, w) = (common::uniform(77, &[32, 64, 128], -1.0, 1.0), common::uniform(78, &[128, 8, 16], -0.1, 0.1));
+    g.bench_function("einsum btd,dhk->bthk x[32,64,128] w[128,8,16]", |b| {
+        b.iter(|| Tensor::einsum("btd,dhk->bthk", &[&x, &w]))
+    });
+    let mha = tensorjit::nn::layers::MultiHeadAttention::new(8, 16);
+    let _ = tensorjit::nn::prelude::Module::call(&mha, &x, false);
+    g.bench_function("MultiHeadAttention(8, 16) self-attention x[32,64,128]", |b| {
+        b.iter(|| tensorjit::nn::prelude::Module::call(&mha, &x, false))
+    });
     g.finish();
 }
 

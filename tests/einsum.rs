@@ -204,6 +204,16 @@ fn two_unknown_dims_trace_unless_summed_axes_must_merge_with_them() {
     assert!(msg.contains("einsum: \"bti,tio->bo\"") && msg.contains("merges the summed axes of [?,?,3]"), "{msg}");
     assert!(msg.contains("all but one axis of [?,?]"), "{msg}");
     assert_eq!(Tensor::einsum("bti,tio->bo", &[&x, &y]).dims(), &[2, 4], "eager has every size");
+    // b's own axes merge into the matmul's N: splitting two unknown ones back is refused.
+    let f = tensorjit::function("split_unknown", |(x, y): (Tensor, Tensor)| Tensor::einsum("ij,jkl->ikl", &[&x, &y]))
+        .with_input_signature(vec![
+            TensorSpec::new(DType::F32, &[None, Some(3)]),
+            TensorSpec::new(DType::F32, &[Some(3), None, None]),
+        ]);
+    let (x, y) = (rand_f32(62, &[2, 3], -1.0, 1.0), rand_f32(63, &[3, 4, 5], -1.0, 1.0));
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(f.call((x.clone(), y.clone())))));
+    assert!(msg.contains("its matmul splits the axes of [3,?,?]"), "{msg}");
+    assert_eq!(Tensor::einsum("ij,jkl->ikl", &[&x, &y]).dims(), &[2, 4, 5]);
 }
 
 #[test]

@@ -250,53 +250,65 @@ fn contract(a: Term, b: Term, keep: &[Label]) -> Result<Term, String> {
         };
         return Ok(Term { t, labels });
     }
-    // One matmul over the summed labels (merged into one axis K). The last label of
-    // each side is its matrix axis (M of a, N of b; 1 when it has none); the others are
-    // batch axes, of size 1 in the other operand, so nothing is merged but K and the
-    // result needs no split: a[batch, m.., 1.., M, K] · b[batch, 1.., n.., K, N].
+    // One matmul over the summed labels (merged into one axis K). Of a's own labels the
+    // last is its matrix axis M and the others batch axes (of size 1 in b), so the
+    // result needs no split there; b's own labels merge into N, which a shared b (no
+    // batch labels: a weight) turns into one GEMM over all of a's rows:
+    // a[batch, m.., M, K] · b[batch, 1.., K, N].
     let (m_lead, m_last) = m.split_at(m.len().saturating_sub(1));
-    let (n_lead, n_last) = n.split_at(n.len().saturating_sub(1));
     let k_size = product(a.dims_of(&summed));
-    // Matmul's operand for one side, and whether it is transposed (a layout of
-    // [.., K, M] for a, [.., N, K] for b, used as it is).
-    let side = |term: &Term, own: &[Label], ones_before: usize, ones_after: usize, own_first: bool| {
-        let lead = &own[..own.len().saturating_sub(1)];
-        let last = &own[lead.len()..];
+    let unknowns = |s: &Shape| s.iter().filter(|&&d| d == UNKNOWN).count();
+    // The reshapes resolve unknown dims one to one, or a single one from the element
+    // count: an unknown axis merged with (or split from) others needs the latter.
+    let resolvable = |merged: &[Label], size: usize, target: &Shape, what: &str, of: &Shape| -> Result<(), String> {
+        if merged.len() > 1 && size == UNKNOWN && unknowns(target) > 1 {
+            return Err(format!(
+                "its matmul {what} {of} into one, which needs all but one axis of {target} to have a known size \
+                 (give them one in the input_signature)"
+            ));
+        }
+        Ok(())
+    };
+    // Matmul's operand for one side (its batch-axis labels `lead`, its matrix labels
+    // `mat`), and whether it is transposed (a layout of [.., K, M] for a, [.., N, K]
+    // for b, used as it is).
+    let side = |term: &Term, lead: &[Label], mat: &[Label], ones_before: usize, own_first: bool| {
         let order = |own_then_k: bool| -> Vec<Label> {
-            let mat = if own_then_k { [last, &summed].concat() } else { [&summed[..], last].concat() };
-            [&batch[..], lead, &mat].concat()
+            let pair = if own_then_k { [mat, &summed].concat() } else { [&summed[..], mat].concat() };
+            [&batch[..], lead, &pair].concat()
         };
         let (straight, flipped) = (order(own_first), order(!own_first));
-        let transposed = term.labels == flipped && term.labels != straight;
-        let own_size = product(term.dims_of(last));
+        // As it is when either layout fits; else the one that keeps the operand's last
+        // axis last, so that the permute copies whole rows.
+        let transposed = term.labels != straight
+            && (term.labels == flipped
+                || (flipped.last() == term.labels.last() && straight.last() != term.labels.last()));
+        let own_size = product(term.dims_of(mat));
         let pair = if transposed == own_first { [k_size, own_size] } else { [own_size, k_size] };
         let mut target = term.dims_of(&batch);
         target.extend(std::iter::repeat_n(1, ones_before));
         target.extend(term.dims_of(lead));
-        target.extend(std::iter::repeat_n(1, ones_after));
         target.extend(pair);
         let target = Shape::from(target);
-        // The reshape resolves unknown dims one to one, or a single one from the
-        // element count: an unknown summed axis merged with others needs the latter.
-        if summed.len() > 1 && k_size == UNKNOWN && target.iter().filter(|&&d| d == UNKNOWN).count() > 1 {
-            return Err(format!(
-                "its matmul merges the summed axes of {} into one, which needs all but one axis of {target} to \
-                 have a known size (give them one in the input_signature)",
-                term.t.shape()
-            ));
-        }
+        resolvable(&summed, k_size, &target, "merges the summed axes of", term.t.shape())?;
+        resolvable(mat, own_size, &target, "merges the axes of", term.t.shape())?;
         let order = if transposed { flipped } else { straight };
-        Ok((term.arranged(&order).reshape_to(&target), transposed))
+        Ok::<_, String>((term.arranged(&order).reshape_to(&target), transposed))
     };
-    let (x, ta) = side(&a, &m, 0, n_lead.len(), true)?;
-    let (y, tb) = side(&b, &n, m_lead.len(), 0, false)?;
+    let (x, ta) = side(&a, m_lead, m_last, 0, true)?;
+    let (y, tb) = side(&b, &[], &n, m_lead.len(), false)?;
     let prod = x.matmul_t(&y, ta, tb);
-    // Drop the M or N axis of 1 that a side without labels of its own got.
+    // Drop the M or N axis of 1 that a side without labels of its own got, and split N.
     let rank = prod.rank();
-    let keep_axes = |axis: usize| (axis != rank - 2 || !m_last.is_empty()) && (axis != rank - 1 || !n_last.is_empty());
-    let out_dims: Vec<usize> = (0..rank).filter(|&i| keep_axes(i)).map(|i| prod.dims()[i]).collect();
-    let labels: Vec<Label> = [&batch[..], m_lead, n_lead, m_last, n_last].concat();
-    Ok(Term { t: prod.reshape_to(&Shape::from(out_dims)), labels })
+    let mut out_dims: Vec<usize> = prod.dims()[..rank - 2].to_vec();
+    if !m_last.is_empty() {
+        out_dims.push(prod.dims()[rank - 2]);
+    }
+    out_dims.extend(b.dims_of(&n));
+    let out = Shape::from(out_dims);
+    resolvable(&n, product(b.dims_of(&n)), &out, "splits the axes of", b.t.shape())?;
+    let labels: Vec<Label> = [&batch[..], m_lead, m_last, &n].concat();
+    Ok(Term { t: prod.reshape_to(&out), labels })
 }
 
 impl Tensor {
