@@ -197,3 +197,42 @@ fn errors_name_the_layer_and_the_problem() {
     let msg = panic_message(|| drop(MultiHeadAttention::new(0, 3)));
     assert!(msg.contains("num_heads (0) and key_dim (3) must be positive"), "{msg}");
 }
+
+#[test]
+fn a_causal_layer_never_looks_ahead() {
+    let layer = MultiHeadAttention::new(2, 3).causal(true);
+    let x = rand_f32(60, &[2, 5, 4], -1.0, 1.0);
+    let y = f32s(&layer.call(&x, false));
+    // The same as an explicit lower-triangular mask, and as the reference with it.
+    let tri: Vec<bool> = (0..2 * 5 * 5).map(|i| (i % 5) <= (i / 5) % 5).collect();
+    let mask = Tensor::from_vec(tri.clone(), [2, 5, 5]).unwrap();
+    let plain = MultiHeadAttention::new(2, 3);
+    plain.call(&x, false);
+    for (p, c) in plain.variables().iter().zip(layer.variables()) {
+        p.assign(c.read());
+    }
+    assert_eq!(f32s(&plain.attend(&x, &x, None, Some(&mask), false)), y);
+    assert_close(&y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), &reference(&layer, (&x, &x, &x), Some(&tri)), 1e-5);
+    // Changing the last position changes only the last position's output.
+    let mut later = f32s(&x);
+    for b in 0..2 {
+        for c in 0..4 {
+            later[(b * 5 + 4) * 4 + c] += 1.0;
+        }
+    }
+    let y2 = f32s(&layer.call(&Tensor::from_vec(later, [2, 5, 4]).unwrap(), false));
+    for b in 0..2 {
+        let rows = |v: &[f32]| v[b * 5 * 4..(b * 5 + 4) * 4].to_vec();
+        assert_eq!(rows(&y2), rows(&y), "positions 0..4 of batch {b}");
+    }
+    // Traced for unknown batch and length, bit-identical to eager.
+    let l = layer.clone();
+    let f = tensorjit::function("causal", move |x: Tensor| l.call(&x, false))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, None, Some(4)])]);
+    for (k, dims) in [[2, 5, 4], [1, 1, 4], [3, 2, 4]].into_iter().enumerate() {
+        let x = rand_f32(61 + k as u64, &dims, -1.0, 1.0);
+        let bits = |t: &Tensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&f.call(x.clone())), bits(&layer.call(&x, false)), "{dims:?}");
+    }
+    assert_eq!(f.tracing_count(), 1);
+}

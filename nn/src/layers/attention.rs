@@ -31,6 +31,7 @@ pub struct MultiHeadAttention {
     kernel_initializer: Initializer,
     bias_initializer: Initializer,
     dropout: Option<Dropout>,
+    causal: bool,
     core: Arc<LayerCore>,
 }
 
@@ -57,6 +58,7 @@ impl MultiHeadAttention {
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
             dropout: None,
+            causal: false,
             core: LayerCore::new("MultiHeadAttention"),
         }
     }
@@ -88,6 +90,14 @@ impl MultiHeadAttention {
             Some(s) => d.with_seed(s),
             None => d,
         });
+        self
+    }
+
+    /// Each query position attends only to key positions at or before it (Keras'
+    /// `use_causal_mask=True`, here a property of the layer so that it holds inside a
+    /// `Sequential` too), combined with any mask given.
+    pub fn causal(mut self, on: bool) -> Self {
+        self.causal = on;
         self
     }
 
@@ -182,10 +192,15 @@ impl MultiHeadAttention {
         let q = project(query, 0) * (1.0 / (self.key_dim as f64).sqrt());
         let (k, v) = (project(key, 1), project(value, 2));
         let scores = Tensor::einsum("bthk,bshk->bhts", &[&q, &k]);
+        let mask = match (mask, self.causal) {
+            (Some(m), true) => Some(m.logical_and(causal_mask(query, key))),
+            (None, true) => Some(causal_mask(query, key)),
+            (m, false) => m.cloned(),
+        };
         let scores = match mask {
             Some(m) => {
                 // [batch, T, S] → [batch, 1, T, S]: one mask for every head.
-                let m = if m.rank() == 3 { m.expand_dims(1) } else { m.clone() };
+                let m = if m.rank() == 3 { m.expand_dims(1) } else { m };
                 let adder = (m.cast(scores.dtype()) * -1.0 + 1.0) * -1e9;
                 scores + adder
             }
@@ -204,6 +219,14 @@ impl MultiHeadAttention {
         };
         (out, probs)
     }
+}
+
+/// `[1, T, S]`: whether query position `i` may attend key position `j` (`j ≤ i`), for
+/// sequence lengths known only when the function runs.
+fn causal_mask(query: &Tensor, key: &Tensor) -> Tensor {
+    // 1, 2, …, n along axis 1 of a [1, n, 1] tensor (any shape: a sum keeps the axis).
+    let positions = |x: &Tensor| Tensor::ones_like(&x.sum(vec![0i64, 2], true)).cumsum(1);
+    positions(query).ge(positions(key).permute(&[0, 2, 1]))
 }
 
 impl Module for MultiHeadAttention {
