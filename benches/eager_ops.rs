@@ -108,6 +108,7 @@ fn rows_and_layout(c: &mut Criterion) {
     let mut g = c.benchmark_group("rows_1024x1024_f32");
     g.throughput(Throughput::Elements(1 << 20)).sample_size(20);
     g.bench_function("max axis 1", |b| b.iter(|| x.max(1, false)));
+    g.bench_function("max axis 0", |b| b.iter(|| x.max(0, false)));
     g.bench_function("argmax axis 1", |b| b.iter(|| x.argmax(1)));
     g.bench_function("softmax axis 1", |b| b.iter(|| x.softmax(-1)));
     g.bench_function("sum axis 1 (reference)", |b| b.iter(|| x.sum(1, false)));

@@ -206,23 +206,28 @@ pub(crate) fn reduce_middle<T: Element, M: Monoid<T>>(m: M, x: &[T], outer: usiz
     out
 }
 
-/// Order-free reductions (max/min) of `[outer, n, inner]` over the middle axis.
+/// Order-free reductions (max/min) of `[outer, n, inner]` over the middle axis: each
+/// column folded in order, vectorised across the row (AVX2 where the CPU has it; on
+/// 1024 × 1024 f32 it runs at the memory's speed, which threads did not raise).
 fn fold_middle<T: Element>(
     x: &[T],
     (outer, n, inner): (usize, usize, usize),
     init: T,
-    f: impl Fn(T, T) -> T + Sync,
+    f: impl Fn(T, T) -> T + Sync + Copy,
 ) -> Vec<T> {
     let mut out = vec![init; outer * inner];
-    for o in 0..outer {
-        let dst = &mut out[o * inner..(o + 1) * inner];
-        for r in 0..n {
-            let row = &x[(o * n + r) * inner..][..inner];
-            for (d, &v) in dst.iter_mut().zip(row) {
-                *d = f(*d, v);
+    // Columns `c0..c0 + dst.len()` of block `o`.
+    let fold = |o: usize, c0: usize, dst: &mut [T]| {
+        simd(|| {
+            for r in 0..n {
+                let row = &x[(o * n + r) * inner + c0..][..dst.len()];
+                for (d, &v) in dst.iter_mut().zip(row) {
+                    *d = f(*d, v);
+                }
             }
-        }
-    }
+        })
+    };
+    out.chunks_mut(inner.max(1)).enumerate().for_each(|(o, dst)| fold(o, 0, dst));
     out
 }
 
