@@ -8,6 +8,7 @@
 //! each variable, under `init_scope`, named `<optimizer>/<variable>/<slot>`.
 
 mod rules;
+mod schedule;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use crate::error::raise;
 use tensorjit_runtime::{init_scope, Axes, GradientTape, Tensor, Variable, VariableId};
 
 pub use rules::{Adagrad, Adam, RMSprop, SGD};
+pub use schedule::LearningRateSchedule;
 
 /// What an optimizer's update rule needs besides the gradient.
 pub struct Step<'a> {
@@ -43,12 +45,14 @@ pub trait Optimizer: Send + Sync {
     #[track_caller]
     fn apply_gradients(&self, grads_and_vars: &[(Option<Tensor>, Variable)]) {
         let st = self.state();
-        let t = st.iterations.read() + 1;
+        let step = st.iterations.read();
+        let t = &step + 1;
+        let lr = st.learning_rate_at(&step);
         let grads = st.clipped(grads_and_vars);
         for (g, (_, v)) in grads.iter().zip(grads_and_vars) {
             let Some(g) = g else { continue };
             let slots = st.slots_for(self.name(), v, self.slot_names());
-            let (lr, t) = (st.lr.read().cast(v.dtype()), t.cast(v.dtype()));
+            let (lr, t) = (lr.cast(v.dtype()), t.cast(v.dtype()));
             self.update(v, g, &Step { lr: &lr, t: &t, slots: &slots });
         }
         st.iterations.assign_add(1i64);
@@ -104,14 +108,32 @@ pub trait Optimizer: Send + Sync {
         *self.state().clipping.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The learning rate now (kept in f64, cast to each variable's dtype).
+    /// The learning rate of the next update (kept in f64, cast to each variable's
+    /// dtype): the schedule's value at the step counter when there is one.
     fn learning_rate(&self) -> f64 {
-        self.state().lr.read().to_scalar::<f64>().unwrap_or(f64::NAN)
+        let st = self.state();
+        st.learning_rate_at(&st.iterations.read()).to_scalar::<f64>().unwrap_or(f64::NAN)
     }
 
-    /// Sets the learning rate (a variable assignment: traced steps see it, no retrace).
+    /// Sets a fixed learning rate (a variable assignment: traced steps see it, no
+    /// retrace — unless they were traced with a schedule, which this removes; a traced
+    /// step keeps what it was traced with).
     fn set_learning_rate(&self, lr: f64) {
-        self.state().lr.assign(lr);
+        let st = self.state();
+        *st.schedule.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        st.lr.assign(lr);
+    }
+
+    /// Computes the learning rate of each update from the step counter (Keras'
+    /// `learning_rate=schedule`), inside traced steps too.
+    #[track_caller]
+    fn learning_rate_schedule(self, schedule: LearningRateSchedule) -> Self
+    where
+        Self: Sized,
+    {
+        schedule.check();
+        *self.state().schedule.lock().unwrap_or_else(|p| p.into_inner()) = Some(schedule);
+        self
     }
 
     /// The step counter and every slot created so far.
@@ -158,6 +180,7 @@ pub struct OptimizerState {
     lr: Variable,
     iterations: Variable,
     clipping: Mutex<Clipping>,
+    schedule: Mutex<Option<LearningRateSchedule>>,
     /// Slots by variable, with the order of first use.
     slots: Mutex<HashMap<VariableId, (usize, Vec<Variable>)>>,
 }
@@ -169,7 +192,16 @@ impl OptimizerState {
             iterations: Variable::with_trainable(Tensor::scalar(0i64), format!("{name}/iterations"), false),
             slots: Mutex::new(HashMap::new()),
             clipping: Mutex::new(Clipping::None),
+            schedule: Mutex::new(None),
         })
+    }
+
+    /// The learning rate (f64 scalar) for the update after `step` updates.
+    fn learning_rate_at(&self, step: &Tensor) -> Tensor {
+        match &*self.schedule.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(s) => s.at(step),
+            None => self.lr.read(),
+        }
     }
 
     #[track_caller]
