@@ -310,3 +310,48 @@ fn seeded_dropout_repeats_its_masks_eager_and_traced() {
     let m: Vec<bool> = vec32(&other_seed.call(&x, true)).iter().map(|&v| v == 0.0).collect();
     assert_ne!(m, eager[0]);
 }
+
+/// The global poolings reduce the spatial axes (kept with keepdims), Reshape rearranges
+/// each example; a model using them gives the eager values when traced.
+#[test]
+fn global_poolings_and_reshape() {
+    let x = random::normal([2, 5, 4, 3], 0.0, 1.0, DType::F32, Some(70));
+    let vals = |t: &Tensor| t.to_vec::<f32>().unwrap();
+    assert_eq!(vals(&GlobalAveragePooling2D::new().call(&x, false)), vals(&x.mean(vec![1i64, 2], false)));
+    assert_eq!(vals(&GlobalMaxPooling2D::new().call(&x, false)), vals(&x.max(vec![1i64, 2], false)));
+    let seq = x.reshape([2, 20, 3]);
+    assert_eq!(vals(&GlobalAveragePooling1D::new().call(&seq, false)), vals(&seq.mean(1, false)));
+    let kept = GlobalMaxPooling1D::new().keepdims(true);
+    assert_eq!(kept.call(&seq, false).dims(), &[2, 1, 3]);
+    assert_eq!(kept.output_shape(&[None, Some(20), Some(3)]), vec![None, Some(1), Some(3)]);
+    assert_eq!(GlobalAveragePooling2D::new().output_shape(&[None, Some(5), Some(4), Some(3)]), vec![None, Some(3)]);
+
+    let model = Sequential::new(vec![
+        Conv2D::new(4, [3, 3]).padding(Padding::Same).activation(Activation::Relu).boxed(),
+        GlobalAveragePooling2D::new().boxed(),
+        Dense::new(6).boxed(),
+        Reshape::new(&[Some(2), None]).boxed(),
+        GlobalMaxPooling1D::new().boxed(),
+    ])
+    .with_input_shape(&[5, 4, 3]);
+    assert!(model.summary().contains("(None, 2, 3)"), "{}", model.summary());
+    let m = model.clone();
+    let traced = function("pooled", move |x: Tensor| m.call(&x, false));
+    for n in [1, 3] {
+        let x = random::normal([n, 5, 4, 3], 0.0, 1.0, DType::F32, Some(71 + n as u64));
+        let eager = model.call(&x, false);
+        assert_eq!(eager.dims(), &[n, 3]);
+        assert_eq!(vals(&traced.call(x.clone())), vals(&eager));
+    }
+
+    let err = |f: &dyn Fn()| {
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    let msg = err(&|| drop(Reshape::new(&[None, None])));
+    assert!(msg.contains("at most one dim of the target may be None"), "{msg}");
+    let msg = err(&|| drop(Reshape::new(&[Some(5)]).call(&x.reshape([2, 60]), false)));
+    assert!(msg.contains("cannot reshape examples of shape (60,) to (5,)"), "{msg}");
+    let msg = err(&|| drop(GlobalAveragePooling2D::new().call(&seq, false)));
+    assert!(msg.contains("GlobalAveragePooling2D") && msg.contains("rank 4"), "{msg}");
+}

@@ -7,6 +7,7 @@ mod batchnorm;
 mod conv;
 mod dense;
 mod embedding;
+mod reshaping;
 mod sequential;
 
 pub use attention::MultiHeadAttention;
@@ -15,6 +16,7 @@ pub use batchnorm::BatchNormalization;
 pub use conv::{AvgPool2D, Conv2D, MaxPool2D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
+pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
 
 /// The length of the inputs' last axis, which a layer's weights need (an error naming
