@@ -7,7 +7,7 @@
 //!
 //! `cargo run --release --example attention_digits`
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use tensorjit::nn::data::{load_digits, train_test_split};
 use tensorjit::nn::prelude::*;
@@ -34,18 +34,8 @@ fn build() -> Sequential {
     .with_input_shape(&[64])
 }
 
-/// The data file: beside the sources, or under the working directory (a copied binary).
-fn data_file(name: &str) -> PathBuf {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data").join(name);
-    if beside.exists() {
-        beside
-    } else {
-        Path::new("examples/data").join(name)
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (x, y) = load_digits(data_file("digits.csv.gz"))?;
+    let (x, y) = load_digits(common::data_file("digits.csv.gz"))?;
     let (x_train, y_train, x_test, y_test) = train_test_split(&x, &y, 0.2, 0)?;
     println!("digits: {} train / {} test images as sequences of 8 rows", x_train.dims()[0], x_test.dims()[0]);
 

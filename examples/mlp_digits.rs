@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example mlp_digits` (`-- --device cuda` trains on a GPU).
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use tensorjit::nn::data::{load_digits, train_test_split};
 use tensorjit::nn::prelude::*;
@@ -38,19 +38,9 @@ fn device_flag() -> Result<Device, String> {
     }
 }
 
-/// The data file: beside the sources, or under the working directory (a copied binary).
-fn data_file(name: &str) -> PathBuf {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data").join(name);
-    if beside.exists() {
-        beside
-    } else {
-        Path::new("examples/data").join(name)
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = device_flag()?;
-    let (x, y) = load_digits(data_file("digits.csv.gz"))?;
+    let (x, y) = load_digits(common::data_file("digits.csv.gz"))?;
     let (x_train, y_train, x_test, y_test) = train_test_split(&x, &y, 0.2, 0)?;
     println!("digits: {} train / {} test examples of 64 pixels, on {device}", x_train.dims()[0], x_test.dims()[0]);
 
