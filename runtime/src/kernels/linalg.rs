@@ -12,6 +12,8 @@
 //! blocks split over threads.
 //! Integers use a plain triple loop with wrapping arithmetic.
 
+use rayon::prelude::*;
+
 use super::small_gemm::{small_m, SmallM};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
@@ -294,7 +296,10 @@ fn matmul_typed<T: GemmElem>(a: &Tensor, b: &Tensor, ta: bool, tb: bool, out: &S
         T::gemm(&g, &mut dst);
         return dst;
     }
-    for i in 0..batches {
+    if mo == 0 {
+        return dst;
+    }
+    let one = |(i, out): (usize, &mut [T])| {
         let (oa, ob) = (batch_offset(&d.batch, ba, i, ma), batch_offset(&d.batch, bb, i, mb));
         let g = Gemm {
             m: d.m,
@@ -305,10 +310,21 @@ fn matmul_typed<T: GemmElem>(a: &Tensor, b: &Tensor, ta: bool, tb: bool, out: &S
             b: &bv[ob..ob + mb],
             lb: MatLayout::new(d.k, d.n, tb),
         };
-        T::gemm(&g, &mut dst[i * mo..(i + 1) * mo]);
+        T::gemm(&g, out);
+    };
+    // Many small products (attention's per-head scores): one task per batch. Each
+    // product is the same GEMM call either way, so the bits do not change.
+    let work = d.m * d.k * d.n;
+    if batches > 1 && work < PARALLEL_GEMM && batches * work >= PARALLEL_BATCHES {
+        dst.par_chunks_mut(mo).enumerate().for_each(one);
+    } else {
+        dst.chunks_mut(mo).enumerate().for_each(one);
     }
     dst
 }
+
+/// Multiply-adds of a batched matmul from which its small products run in parallel.
+const PARALLEL_BATCHES: usize = 1 << 18;
 
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -> Tensor {
     let buf = match a.buffer() {
