@@ -355,3 +355,75 @@ fn global_poolings_and_reshape() {
     let msg = err(&|| drop(GlobalAveragePooling2D::new().call(&seq, false)));
     assert!(msg.contains("GlobalAveragePooling2D") && msg.contains("rank 4"), "{msg}");
 }
+
+/// Conv1D and the 1-D poolings against loops over the steps (valid and same padding,
+/// strides), in a model traced for an unknown batch size, bit-identical to eager.
+#[test]
+fn conv1d_and_1d_pooling_follow_their_definitions() {
+    let x = random::normal([2, 9, 3], 0.0, 1.0, DType::F32, Some(80));
+    let xv = x.to_vec::<f32>().unwrap();
+    for (padding, stride) in [(Padding::Valid, 1), (Padding::Same, 2), (Padding::Valid, 3)] {
+        let conv = Conv1D::new(4, 3).strides(stride).padding(padding);
+        let y = conv.call(&x, false);
+        let kernel = conv.kernel().unwrap().read().to_vec::<f32>().unwrap();
+        let n_out = y.dims()[1];
+        assert_eq!(conv.output_shape(&[None, Some(9), Some(3)]), vec![None, Some(n_out), Some(4)]);
+        // TensorFlow's SAME padding: total max(0, (out-1)·s + k − n), the smaller half first.
+        let pad = if padding == Padding::Same { ((n_out - 1) * stride + 3).saturating_sub(9) / 2 } else { 0 };
+        let yv = y.to_vec::<f32>().unwrap();
+        for b in 0..2 {
+            for t in 0..n_out {
+                for f in 0..4 {
+                    let mut acc = 0.0f64;
+                    for k in 0..3 {
+                        let pos = (t * stride + k) as i64 - pad as i64;
+                        if !(0..9).contains(&pos) {
+                            continue;
+                        }
+                        for c in 0..3 {
+                            acc += xv[(b * 9 + pos as usize) * 3 + c] as f64 * kernel[(k * 3 + c) * 4 + f] as f64;
+                        }
+                    }
+                    let got = yv[(b * n_out + t) * 4 + f] as f64;
+                    assert!((got - acc).abs() < 1e-5, "{padding:?} s{stride} b{b} t{t} f{f}: {got} vs {acc}");
+                }
+            }
+        }
+    }
+    let pooled = MaxPool1D::new(2).call(&x, false);
+    assert_eq!(pooled.dims(), &[2, 4, 3]);
+    let avg = AvgPool1D::new(3).strides(2).call(&x, false);
+    assert_eq!(avg.dims(), &[2, 4, 3]);
+    let (pv, av) = (pooled.to_vec::<f32>().unwrap(), avg.to_vec::<f32>().unwrap());
+    for b in 0..2 {
+        for t in 0..4 {
+            for c in 0..3 {
+                let at = |s: usize| xv[(b * 9 + s) * 3 + c];
+                assert_eq!(pv[(b * 4 + t) * 3 + c], at(2 * t).max(at(2 * t + 1)));
+                let mean = (at(2 * t) + at(2 * t + 1) + at(2 * t + 2)) / 3.0;
+                assert!((av[(b * 4 + t) * 3 + c] - mean).abs() < 1e-6);
+            }
+        }
+    }
+
+    let model = Sequential::new(vec![
+        Conv1D::new(5, 3).padding(Padding::Same).activation(Activation::Relu).boxed(),
+        MaxPool1D::new(2).boxed(),
+        GlobalAveragePooling1D::new().boxed(),
+        Dense::new(2).boxed(),
+    ])
+    .with_input_shape(&[9, 3]);
+    let m = model.clone();
+    let traced = function("conv1d", move |x: Tensor| m.call(&x, false))
+        .with_input_signature(vec![tensorjit::TensorSpec::new(DType::F32, &[None, Some(9), Some(3)])]);
+    for n in [1, 4] {
+        let x = random::normal([n, 9, 3], 0.0, 1.0, DType::F32, Some(81 + n as u64));
+        let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&traced.call(x.clone())), bits(&model.call(&x, false)), "batch {n}");
+    }
+    assert_eq!(traced.tracing_count(), 1);
+    let tape = GradientTape::new();
+    let loss = model.call(&x, true).square().sum_all();
+    let grads = tape.gradient(&loss, &model.trainable_variables().iter().collect::<Vec<_>>());
+    assert!(grads.iter().all(|g| g.is_some()), "every weight gets a gradient");
+}

@@ -54,9 +54,9 @@ pub mod prelude {
     pub use crate::data::Dataset;
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
-        AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-        GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPool2D,
-        MultiHeadAttention, Reshape, Sequential,
+        AvgPool1D, AvgPool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten,
+        GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Lambda,
+        LayerNormalization, MaxPool1D, MaxPool2D, MultiHeadAttention, Reshape, Sequential,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};
