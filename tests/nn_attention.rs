@@ -212,7 +212,11 @@ fn a_causal_layer_never_looks_ahead() {
         p.assign(c.read());
     }
     assert_eq!(f32s(&plain.attend(&x, &x, None, Some(&mask), false)), y);
-    assert_close(&y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), &reference(&layer, (&x, &x, &x), Some(&tri)), 1e-5);
+    assert_close(
+        &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+        &reference(&layer, (&x, &x, &x), Some(&tri)),
+        1e-5,
+    );
     // Changing the last position changes only the last position's output.
     let mut later = f32s(&x);
     for b in 0..2 {
