@@ -59,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             shuffle: Some(7),
             validation_data: Some((x_test.clone(), y_test.clone())),
             verbose: !run_eagerly,
+            ..FitOptions::default()
         };
         let history = model.fit(&x_train, &y_train, &opts)?;
         // The first epoch includes tracing and compiling; steady state is the median.

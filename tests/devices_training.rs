@@ -42,7 +42,7 @@ fn models_train_on_a_device_with_the_cpus_results() {
             &[Metric::Accuracy],
             run_eagerly,
         );
-        let opts = FitOptions { epochs: 3, batch_size: 16, shuffle: Some(1), validation_data: None, verbose: false };
+        let opts = FitOptions { epochs: 3, batch_size: 16, shuffle: Some(1), verbose: false, ..FitOptions::default() };
         let history = model.fit(&x, &y, &opts).unwrap();
         let weights: Vec<Tensor> = model.variables().iter().map(|v| v.read()).collect();
         (model, history, weights)
@@ -250,6 +250,7 @@ fn a_cnn_with_batch_norm_and_validation_trains_on_a_device_as_on_the_cpu() {
             shuffle: Some(2),
             validation_data: Some((vx.clone(), vy.clone())),
             verbose: false,
+            ..FitOptions::default()
         };
         let history = model.fit(&x, &y, &opts).unwrap();
         let weights: Vec<Vec<f32>> =
@@ -279,7 +280,7 @@ fn a_device_model_takes_data_already_on_the_device() {
         tensorjit::nn::reset_names();
         let model = Sequential::new(vec![Dense::new(2).boxed()]).on_device(GPU).unwrap().with_input_shape(&[5]);
         model.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[], false);
-        let opts = FitOptions { epochs: 2, batch_size: 8, shuffle: Some(1), validation_data: None, verbose: false };
+        let opts = FitOptions { epochs: 2, batch_size: 8, shuffle: Some(1), verbose: false, ..FitOptions::default() };
         let history = model.fit(x, y, &opts).expect("fit");
         let pred = model.predict(x, 8).expect("predict");
         let eval = model.evaluate(x, y, 8).expect("evaluate");

@@ -167,6 +167,7 @@ fn fit_learns_the_digits_identically_eager_and_traced() {
         shuffle: Some(3),
         validation_data: Some((xv.clone(), yv.clone())),
         verbose: false,
+        ..FitOptions::default()
     };
     let mut results = Vec::new();
     for run_eagerly in [true, false] {

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod activations;
+pub mod callbacks;
 pub mod data;
 mod error;
 pub mod initializers;
@@ -51,6 +52,7 @@ pub use naming::reset_names;
 /// The names most programs use.
 pub mod prelude {
     pub use crate::activations::Activation;
+    pub use crate::callbacks::{Callback, Control, EarlyStopping};
     pub use crate::data::Dataset;
     pub use crate::initializers::Initializer;
     pub use crate::layers::{

@@ -42,11 +42,21 @@ pub struct FitOptions {
     pub validation_data: Option<(Tensor, Tensor)>,
     /// Progress bar and one line per epoch.
     pub verbose: bool,
+    /// Called at the start, after each epoch (which may stop training) and at the end
+    /// (Keras' `callbacks=[…]`), in this order.
+    pub callbacks: Vec<std::sync::Arc<dyn crate::callbacks::Callback>>,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { epochs: 1, batch_size: 32, shuffle: Some(0), validation_data: None, verbose: true }
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: Some(0),
+            validation_data: None,
+            verbose: true,
+            callbacks: Vec::new(),
+        }
     }
 }
 
@@ -266,6 +276,7 @@ impl Sequential {
     {
         let c = self.compiled("fit")?;
         let mut history = History::default();
+        opts.callbacks.iter().for_each(|cb| cb.on_train_begin(self));
         for epoch in 0..opts.epochs {
             let start = Instant::now();
             let (len, it) = batches(epoch as u64);
@@ -288,9 +299,16 @@ impl Sequential {
             }
             let secs = start.elapsed().as_secs_f64();
             self.end_epoch(&pb, opts, epoch, secs, &logs);
+            // Every callback sees the epoch, also after one asked to stop.
+            let controls: Vec<_> = opts.callbacks.iter().map(|cb| cb.on_epoch_end(epoch, &logs, self)).collect();
+            let stop = controls.contains(&crate::callbacks::Control::Stop);
             history.epochs.push(logs);
             history.seconds.push(secs);
+            if stop {
+                break;
+            }
         }
+        opts.callbacks.iter().for_each(|cb| cb.on_train_end(self));
         Ok(history)
     }
 

@@ -246,7 +246,7 @@ fn a_keras_model_with_adam_and_dropout_trains_on_the_gpu_without_the_host() {
             &[Metric::Accuracy],
             run_eagerly,
         );
-        let opts = FitOptions { epochs: 2, batch_size: 16, shuffle: Some(2), validation_data: None, verbose: false };
+        let opts = FitOptions { epochs: 2, batch_size: 16, shuffle: Some(2), verbose: false, ..FitOptions::default() };
         let before = host_fallbacks();
         let history = model.fit(&x, &y, &opts).unwrap();
         assert_eq!(
