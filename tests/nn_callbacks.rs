@@ -1,5 +1,6 @@
 //! fit's callbacks: EarlyStopping (patience, min_delta, mode, baseline, restoring the
-//! best epoch's weights, eager and traced alike) and a user-written callback.
+//! best epoch's weights, eager and traced alike), ModelCheckpoint, ReduceLROnPlateau
+//! and a user-written callback.
 
 mod common;
 use common::*;
@@ -16,11 +17,19 @@ fn data() -> (Tensor, Tensor, Tensor, Tensor) {
     (x, y, vx, vy)
 }
 
+/// The same names every time: weight files are matched by name.
 fn model() -> Sequential {
-    Sequential::new(vec![
-        Dense::new(8).activation(Activation::Tanh).kernel_initializer(Initializer::Constant(0.2)).boxed(),
-        Dense::new(1).kernel_initializer(Initializer::Constant(-0.1)).boxed(),
-    ])
+    Sequential::named(
+        "net",
+        vec![
+            Dense::new(8)
+                .activation(Activation::Tanh)
+                .kernel_initializer(Initializer::Constant(0.2))
+                .with_name("hidden")
+                .boxed(),
+            Dense::new(1).kernel_initializer(Initializer::Constant(-0.1)).with_name("out").boxed(),
+        ],
+    )
     .with_input_shape(&[4])
 }
 
@@ -33,7 +42,7 @@ fn early_stopping_counts_epochs_without_improvement() {
     let m = model();
     let feed = |stop: &EarlyStopping, values: &[f64], key: &str| {
         stop.on_train_begin(&m);
-        values.iter().enumerate().map(|(e, &v)| stop.on_epoch_end(e, &logs(key, v), &m)).collect::<Vec<_>>()
+        values.iter().enumerate().map(|(e, &v)| stop.on_epoch_end(e, &logs(key, v), &m).unwrap()).collect::<Vec<_>>()
     };
     use Control::{Continue as C, Stop as S};
     // Loss (minimised): two epochs without a new best stop training.
@@ -97,14 +106,10 @@ fn fit_stops_early_and_restores_the_best_weights_eager_and_traced() {
 struct StopAfter(AtomicUsize);
 
 impl Callback for StopAfter {
-    fn on_epoch_end(&self, epoch: usize, logs: &Logs, _model: &Sequential) -> Control {
+    fn on_epoch_end(&self, epoch: usize, logs: &Logs, _model: &Sequential) -> tensorjit::nn::Result<Control> {
         assert!(logs.get("loss").is_some());
         self.0.fetch_add(1, Ordering::SeqCst);
-        if epoch == 2 {
-            Control::Stop
-        } else {
-            Control::Continue
-        }
+        Ok(if epoch == 2 { Control::Stop } else { Control::Continue })
     }
 }
 
@@ -127,4 +132,99 @@ fn a_negative_min_delta_is_refused() {
         msg.contains("EarlyStopping: min_delta must be >= 0, got -0.1") && msg.contains("nn_callbacks.rs"),
         "{msg}"
     );
+}
+
+#[test]
+fn model_checkpoint_saves_the_best_epoch_or_every_epoch() {
+    let (x, y, vx, vy) = data();
+    let dir = std::env::temp_dir().join(format!("tensorjit-checkpoints-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let best_path = dir.join("best.safetensors");
+    let every = dir.join("epoch_{epoch}.safetensors");
+    let m = model();
+    m.compile(SGD::new(0.9).momentum(0.9), Loss::MeanSquaredError, &[], false);
+    let best = Arc::new(ModelCheckpoint::new(best_path.to_str().unwrap()).save_best_only(true));
+    let each = Arc::new(ModelCheckpoint::new(every.to_str().unwrap()));
+    let opts = FitOptions {
+        epochs: 6,
+        batch_size: 16,
+        shuffle: Some(5),
+        validation_data: Some((vx.clone(), vy.clone())),
+        verbose: false,
+        callbacks: vec![best, each],
+    };
+    let val = m.fit(&x, &y, &opts).unwrap().get("val_loss");
+    // The best file holds the weights of the epoch with the lowest validation loss.
+    let fresh = model();
+    fresh.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], false);
+    fresh.predict(&vx, 32).unwrap();
+    fresh.load_weights(&best_path).unwrap();
+    let min = val.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert_eq!(fresh.evaluate(&vx, &vy, 16).unwrap().get("loss").unwrap(), min);
+    // One file per epoch, the last one the model's final weights.
+    for e in 1..=6 {
+        assert!(dir.join(format!("epoch_{e}.safetensors")).exists(), "epoch {e}");
+    }
+    fresh.load_weights(dir.join("epoch_6.safetensors")).unwrap();
+    assert_eq!(fresh.evaluate(&vx, &vy, 16).unwrap().get("loss"), Some(val[5]));
+    // A path that cannot be written ends fit with the error.
+    let bad = Arc::new(ModelCheckpoint::new(dir.join("missing/dir/w.safetensors").to_str().unwrap()));
+    let err = m.fit(&x, &y, &FitOptions { verbose: false, callbacks: vec![bad], ..FitOptions::default() }).unwrap_err();
+    assert!(err.to_string().contains("missing/dir/w.safetensors"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reduce_lr_on_plateau_lowers_the_rate_after_patience_then_cools_down() {
+    let m = model();
+    m.compile(SGD::new(1.0), Loss::MeanSquaredError, &[], false);
+    let cb = ReduceLROnPlateau::new("val_loss").factor(0.5).patience(2).cooldown(1).min_lr(0.2);
+    cb.on_train_begin(&m);
+    let opt = m.optimizer().unwrap();
+    let mut rates = Vec::new();
+    for (e, v) in [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0].iter().enumerate() {
+        cb.on_epoch_end(e, &logs("val_loss", *v), &m).unwrap();
+        rates.push(opt.learning_rate());
+    }
+    // Two epochs without improvement halve it. The cooldown epoch after a reduction
+    // ends in that same epoch and already counts (as in Keras), and min_lr is the floor.
+    assert_eq!(rates, [1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2]);
+    // An improvement by more than min_delta resets the count.
+    let cb = ReduceLROnPlateau::new("loss").factor(0.5).patience(2);
+    m.optimizer().unwrap().set_learning_rate(1.0);
+    cb.on_train_begin(&m);
+    for (e, v) in [1.0, 1.0, 0.5, 0.5, 0.49999].iter().enumerate() {
+        cb.on_epoch_end(e, &logs("loss", *v), &m).unwrap();
+    }
+    assert_eq!(opt.learning_rate(), 0.5, "0.49999 is within min_delta (1e-4) of 0.5");
+}
+
+#[test]
+fn fit_with_reduce_lr_on_plateau_is_the_same_eager_and_traced_and_never_retraces() {
+    let (x, y, vx, vy) = data();
+    let run = |run_eagerly: bool| {
+        let m = model();
+        m.compile(SGD::new(0.9).momentum(0.9), Loss::MeanSquaredError, &[], run_eagerly);
+        let cb = Arc::new(ReduceLROnPlateau::new("val_loss").factor(0.3).patience(1));
+        let opts = FitOptions {
+            epochs: 12,
+            batch_size: 16,
+            shuffle: Some(6),
+            validation_data: Some((vx.clone(), vy.clone())),
+            verbose: false,
+            callbacks: vec![cb],
+        };
+        let h = m.fit(&x, &y, &opts).unwrap();
+        (h.get("loss"), m.optimizer().unwrap().learning_rate(), m.train_tracing_count())
+    };
+    let (eager, traced) = (run(true), run(false));
+    assert_eq!((&eager.0, eager.1), (&traced.0, traced.1));
+    assert!(traced.1 < 0.9, "the rate was reduced: {}", traced.1);
+    assert_eq!(traced.2, 1, "one batch shape, one trace, whatever the rate");
+}
+
+#[test]
+fn a_factor_outside_0_1_is_refused() {
+    let msg = panic_message(|| drop(ReduceLROnPlateau::new("loss").factor(1.5)));
+    assert!(msg.contains("ReduceLROnPlateau: factor must be in (0, 1), got 1.5"), "{msg}");
 }

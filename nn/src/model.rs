@@ -300,7 +300,8 @@ impl Sequential {
             let secs = start.elapsed().as_secs_f64();
             self.end_epoch(&pb, opts, epoch, secs, &logs);
             // Every callback sees the epoch, also after one asked to stop.
-            let controls: Vec<_> = opts.callbacks.iter().map(|cb| cb.on_epoch_end(epoch, &logs, self)).collect();
+            let controls =
+                opts.callbacks.iter().map(|cb| cb.on_epoch_end(epoch, &logs, self)).collect::<Result<Vec<_>>>()?;
             let stop = controls.contains(&crate::callbacks::Control::Stop);
             history.epochs.push(logs);
             history.seconds.push(secs);
