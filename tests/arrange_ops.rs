@@ -215,3 +215,44 @@ fn errors_name_the_op_and_the_problem() {
     let msg = panic_message(|| drop(x.cast(DType::I32).variance(0, false)));
     assert!(msg.contains("reduce_variance") && msg.contains("float"), "{msg}");
 }
+
+#[test]
+fn triangles_eye_and_linspace() {
+    let dims = [2, 4, 5];
+    let x = rand_f32(60, &dims, -1.0, 1.0);
+    let xv = f32s(&x);
+    for k in -2..=2i64 {
+        let (lo, up) = (f32s(&x.tril(k)), f32s(&x.triu(k)));
+        for idx in indices(&dims) {
+            let (r, c) = (idx[1] as i64, idx[2] as i64);
+            let at = flat(&dims, &idx);
+            assert_eq!(lo[at], if c - r <= k { xv[at] } else { 0.0 }, "tril({k}) at {idx:?}");
+            assert_eq!(up[at], if c - r >= k { xv[at] } else { 0.0 }, "triu({k}) at {idx:?}");
+        }
+    }
+    // Other dtypes, and an off-triangle NaN becomes 0 (a select, not a product).
+    let mask = x.gt(0.0).tril(0).cast(DType::I32).sum_all().to_scalar::<i32>().unwrap();
+    let want = indices(&dims).iter().filter(|i| i[2] <= i[1] && xv[flat(&dims, i)] > 0.0).count();
+    assert_eq!(mask as usize, want);
+    let nan = Tensor::full([2, 2], f32::NAN, DType::F32);
+    assert!(f32s(&nan.triu(1))[2] == 0.0 && f32s(&nan.triu(1))[1].is_nan());
+    // Traced over unknown dims: the same bits.
+    let f = tensorjit::function("triangles", |x: Tensor| x.tril(-1) + x.triu(2))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, None, None])]);
+    for d in [[2, 4, 5], [1, 1, 3], [3, 6, 2]] {
+        let x = rand_f32(61, &d, -1.0, 1.0);
+        assert_eq!(bits(&f.call(x.clone())), bits(&(x.tril(-1) + x.triu(2))), "{d:?}");
+    }
+    assert_eq!(f.tracing_count(), 1);
+    assert_eq!(
+        f64s(&Tensor::eye(3, DType::F64).matmul(&rand_f64(62, &[3, 2], -1.0, 1.0))),
+        f64s(&rand_f64(62, &[3, 2], -1.0, 1.0))
+    );
+    let l = f64s(&Tensor::linspace(-1.0, 2.0, 7, DType::F64).unwrap());
+    assert_eq!((l[0], l[6], l.len()), (-1.0, 2.0, 7));
+    assert!(l.windows(2).all(|w| (w[1] - w[0] - 0.5).abs() < 1e-15));
+    assert_eq!(Tensor::linspace(0.0, 1.0, 0, DType::F32).unwrap().dims(), &[0]);
+    assert!(Tensor::linspace(0.0, 1.0, 3, DType::I32).unwrap_err().to_string().contains("needs a float dtype"));
+    let msg = panic_message(|| drop(rand_f32(63, &[4], -1.0, 1.0).tril(0)));
+    assert!(msg.contains("tril: needs a tensor of rank >= 2, got rank 1") && msg.contains("arrange_ops.rs"), "{msg}");
+}

@@ -16,6 +16,7 @@
 mod arrange;
 mod clip;
 pub mod control;
+mod create;
 mod einsum;
 pub mod elementwise;
 pub mod linalg;
