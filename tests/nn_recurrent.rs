@@ -1,0 +1,154 @@
+//! LSTM: Keras' weights (names, shapes, the forget gate's bias), values against a loop
+//! reference in f64, return_sequences, gradients, traced with an unknown batch bit-
+//! identical to eager, a model that learns the same eager and traced, and its errors.
+
+mod common;
+use common::*;
+use tensorjit::nn::prelude::*;
+use tensorjit::prelude::*;
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Every step's h of `layer` on `x` [b, t, f], by loops.
+fn reference(layer: &LSTM, x: &Tensor) -> Vec<Vec<f64>> {
+    let w: Vec<Vec<f64>> = layer.weights().iter().map(|v| f64s(&v.read().cast(DType::F64))).collect();
+    let (kernel, recurrent, bias) = (&w[0], &w[1], &w[2]);
+    let (b, t, f) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+    let u = bias.len() / 4;
+    let xv = f64s(&x.cast(DType::F64));
+    let mut steps = Vec::new();
+    let (mut h, mut c) = (vec![0.0; b * u], vec![0.0; b * u]);
+    for s in 0..t {
+        let mut nh = vec![0.0; b * u];
+        for bi in 0..b {
+            let z: Vec<f64> = (0..4 * u)
+                .map(|j| {
+                    let from_x: f64 = (0..f).map(|k| xv[(bi * t + s) * f + k] * kernel[k * 4 * u + j]).sum();
+                    let from_h: f64 = (0..u).map(|k| h[bi * u + k] * recurrent[k * 4 * u + j]).sum();
+                    from_x + from_h + bias[j]
+                })
+                .collect();
+            for j in 0..u {
+                let (i, fg, g, o) = (sigmoid(z[j]), sigmoid(z[u + j]), z[2 * u + j].tanh(), sigmoid(z[3 * u + j]));
+                c[bi * u + j] = fg * c[bi * u + j] + i * g;
+                nh[bi * u + j] = o * c[bi * u + j].tanh();
+            }
+        }
+        h = nh;
+        steps.push(h.clone());
+    }
+    steps
+}
+
+#[test]
+fn lstm_matches_the_reference_and_keras_weights() {
+    let layer = LSTM::new(5).return_sequences(true).with_name("lstm");
+    let x = rand_f32(1, &[3, 6, 4], -1.0, 1.0);
+    let y = layer.call(&x, false);
+    assert_eq!(y.dims(), &[3, 6, 5]);
+    let names: Vec<(String, Vec<usize>)> =
+        layer.weights().iter().map(|v| (v.name().to_string(), v.shape().dims().to_vec())).collect();
+    assert_eq!(
+        names,
+        [("lstm/kernel", vec![4, 20]), ("lstm/recurrent_kernel", vec![5, 20]), ("lstm/bias", vec![20])]
+            .map(|(n, d)| (n.to_string(), d))
+    );
+    let bias = f32s(&layer.weights()[2].read());
+    assert_eq!(bias, (0..20).map(|i| if (5..10).contains(&i) { 1.0 } else { 0.0 }).collect::<Vec<f32>>());
+    // Perturb the bias so every gate's term is tested.
+    layer.weights()[2].assign(rand_f32(2, &[20], -0.5, 0.5));
+    let y = f32s(&layer.call(&x, false));
+    let steps = reference(&layer, &x);
+    for (s, h) in steps.iter().enumerate() {
+        for bi in 0..3 {
+            let got: Vec<f64> = (0..5).map(|j| f64::from(y[(bi * 6 + s) * 5 + j])).collect();
+            assert_close(&got, &h[bi * 5..(bi + 1) * 5], 1e-5);
+        }
+    }
+    // Without return_sequences: the last step only.
+    let last = LSTM::new(5);
+    last.call(&x, false);
+    for (a, b) in last.weights().iter().zip(layer.weights()) {
+        a.assign(b.read());
+    }
+    let y_last = f32s(&last.call(&x, false));
+    let h = &steps[5];
+    assert_close(&y_last.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), h, 1e-5);
+    assert_eq!(last.output_shape(&[None, Some(6), Some(4)]), vec![None, Some(5)]);
+}
+
+/// LSTM → Dense, built, starting from `init` when given (other tests draw from the
+/// same random sequence concurrently, so the second model copies the first's weights).
+fn classifier(init: Option<&[Tensor]>) -> Sequential {
+    let m =
+        Sequential::named("rnn", vec![LSTM::new(8).with_name("lstm").boxed(), Dense::new(2).with_name("out").boxed()])
+            .with_input_shape(&[7, 2]);
+    for (v, w) in m.variables().iter().zip(init.unwrap_or(&[])) {
+        v.assign(w);
+    }
+    m
+}
+
+#[test]
+fn a_model_learns_the_same_eager_and_traced() {
+    // Whether the running sum of the first feature ever exceeds the second's.
+    let x = rand_f32(10, &[96, 7, 2], -1.0, 1.0);
+    let cum = x.cumsum(1);
+    let y = (cum.narrow(2, 0, 1) - cum.narrow(2, 1, 1)).max(vec![1i64, 2], false).gt(0.0).cast(DType::I64);
+    let init: Vec<Tensor> = classifier(None).variables().iter().map(|v| v.read()).collect();
+    let run = |run_eagerly: bool| {
+        let m = classifier(Some(&init));
+        m.compile(
+            Adam::new(0.02).global_clipnorm(1.0),
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            &[Metric::Accuracy],
+            run_eagerly,
+        );
+        let opts = FitOptions { epochs: 15, batch_size: 32, shuffle: Some(1), verbose: false, ..FitOptions::default() };
+        (m.fit(&x, &y, &opts).unwrap(), m.train_tracing_count())
+    };
+    let ((eager, _), (traced, traces)) = (run(true), run(false));
+    assert_eq!(eager.get("loss"), traced.get("loss"));
+    assert_eq!(traces, 1);
+    let (loss, acc) = (traced.get("loss"), traced.get("accuracy"));
+    assert!(loss[14] < 0.6 * loss[0], "it learns: {loss:?}");
+    assert!(acc[14] > 0.8, "{acc:?}");
+}
+
+#[test]
+fn traced_with_an_unknown_batch_matches_eager_and_gradients_flow() {
+    let layer = LSTM::new(4).return_sequences(true);
+    let l = layer.clone();
+    let f = tensorjit::function("lstm", move |x: Tensor| l.call(&x, false))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, Some(5), Some(3)])]);
+    for n in [1, 6] {
+        let x = rand_f32(20 + n as u64, &[n, 5, 3], -1.0, 1.0);
+        let bits = |t: &Tensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&f.call(x.clone())), bits(&layer.call(&x, false)), "batch {n}");
+    }
+    assert_eq!(f.tracing_count(), 1);
+    let x = rand_f32(30, &[2, 5, 3], -1.0, 1.0);
+    let tape = GradientTape::new();
+    let loss = layer.call(&x, true).square().sum_all();
+    let grads = tape.gradient(&loss, &layer.weights().iter().collect::<Vec<_>>());
+    for (v, g) in layer.weights().iter().zip(&grads) {
+        let g = f32s(g.as_ref().unwrap_or_else(|| panic!("no gradient for {}", v.name())));
+        assert!(g.iter().any(|x| *x != 0.0) && g.iter().all(|x| x.is_finite()), "{}", v.name());
+    }
+}
+
+#[test]
+fn errors_name_the_layer_and_the_problem() {
+    let layer = LSTM::new(3).with_name("rnn");
+    let msg = panic_message(|| drop(layer.call(&rand_f32(40, &[2, 4], -1.0, 1.0), false)));
+    assert!(msg.contains("LSTM 'rnn'") && msg.contains("[batch, steps, features]"), "{msg}");
+    let l = LSTM::new(3).with_name("unrolled");
+    let f = tensorjit::function("steps", move |x: Tensor| l.call(&x, false))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, None, Some(2)])]);
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(f.call(rand_f32(41, &[2, 3, 2], -1.0, 1.0)))));
+    assert!(msg.contains("a known number of steps"), "{msg}");
+    let msg = panic_message(|| drop(LSTM::new(0)));
+    assert!(msg.contains("LSTM: units must be positive"), "{msg}");
+}
