@@ -152,3 +152,64 @@ fn errors_name_the_layer_and_the_problem() {
     let msg = panic_message(|| drop(LSTM::new(0)));
     assert!(msg.contains("LSTM: units must be positive"), "{msg}");
 }
+
+/// Every step's h of a GRU (`reset_after=True`) on `x` [b, t, f], by loops.
+fn gru_reference(layer: &GRU, x: &Tensor) -> Vec<Vec<f64>> {
+    let w: Vec<Vec<f64>> = layer.weights().iter().map(|v| f64s(&v.read().cast(DType::F64))).collect();
+    let (kernel, recurrent, bias) = (&w[0], &w[1], &w[2]);
+    let (b, t, f) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+    let u = bias.len() / 6;
+    let xv = f64s(&x.cast(DType::F64));
+    let mut steps = Vec::new();
+    let mut h = vec![0.0; b * u];
+    for s in 0..t {
+        let mut nh = vec![0.0; b * u];
+        for bi in 0..b {
+            let xz: Vec<f64> = (0..3 * u)
+                .map(|j| (0..f).map(|k| xv[(bi * t + s) * f + k] * kernel[k * 3 * u + j]).sum::<f64>() + bias[j])
+                .collect();
+            let hz: Vec<f64> = (0..3 * u)
+                .map(|j| (0..u).map(|k| h[bi * u + k] * recurrent[k * 3 * u + j]).sum::<f64>() + bias[3 * u + j])
+                .collect();
+            for j in 0..u {
+                let z = sigmoid(xz[j] + hz[j]);
+                let r = sigmoid(xz[u + j] + hz[u + j]);
+                let cand = (xz[2 * u + j] + r * hz[2 * u + j]).tanh();
+                nh[bi * u + j] = z * h[bi * u + j] + (1.0 - z) * cand;
+            }
+        }
+        h = nh;
+        steps.push(h.clone());
+    }
+    steps
+}
+
+#[test]
+fn gru_matches_the_reference_and_traces() {
+    let layer = GRU::new(4).return_sequences(true).with_name("gru");
+    let x = rand_f32(50, &[2, 5, 3], -1.0, 1.0);
+    layer.call(&x, false);
+    let shapes: Vec<Vec<usize>> = layer.weights().iter().map(|v| v.shape().dims().to_vec()).collect();
+    assert_eq!(shapes, [vec![3, 12], vec![4, 12], vec![2, 12]]);
+    assert_eq!(layer.weights()[2].name(), "gru/bias");
+    layer.weights()[2].assign(rand_f32(51, &[2, 12], -0.5, 0.5));
+    let y = f32s(&layer.call(&x, false));
+    for (s, h) in gru_reference(&layer, &x).iter().enumerate() {
+        for bi in 0..2 {
+            let got: Vec<f64> = (0..4).map(|j| f64::from(y[(bi * 5 + s) * 4 + j])).collect();
+            assert_close(&got, &h[bi * 4..(bi + 1) * 4], 1e-5);
+        }
+    }
+    let l = layer.clone();
+    let f = tensorjit::function("gru", move |x: Tensor| l.call(&x, false))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, Some(5), Some(3)])]);
+    for n in [1, 3] {
+        let x = rand_f32(52 + n as u64, &[n, 5, 3], -1.0, 1.0);
+        let bits = |t: &Tensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&f.call(x.clone())), bits(&layer.call(&x, false)), "batch {n}");
+    }
+    let tape = GradientTape::new();
+    let loss = GRU::new(4).call(&x, true).square().sum_all() + layer.call(&x, true).sum_all();
+    let grads = tape.gradient(&loss, &layer.weights().iter().collect::<Vec<_>>());
+    assert!(grads.iter().all(|g| g.as_ref().is_some_and(|g| f32s(g).iter().any(|v| *v != 0.0))));
+}
