@@ -148,7 +148,7 @@ fn errors_name_the_layer_and_the_problem() {
     let f = tensorjit::function("steps", move |x: Tensor| l.call(&x, false))
         .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, None, Some(2)])]);
     let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(f.call(rand_f32(41, &[2, 3, 2], -1.0, 1.0)))));
-    assert!(msg.contains("a known number of steps"), "{msg}");
+    assert!(msg.contains("a known, non-zero number of steps"), "{msg}");
     let msg = panic_message(|| drop(LSTM::new(0)));
     assert!(msg.contains("LSTM: units must be positive"), "{msg}");
 }

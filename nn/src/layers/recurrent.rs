@@ -7,10 +7,116 @@ use std::sync::Arc;
 use tensorjit_runtime::shape::UNKNOWN;
 use tensorjit_runtime::{Tensor, Variable};
 
-use super::{core_methods, setters, with_name};
+use super::{core_methods, with_name};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+
+/// What `LSTM` and `GRU` share: their configuration, checks and unrolled loop.
+#[derive(Clone)]
+struct Recurrent {
+    units: usize,
+    return_sequences: bool,
+    kernel_initializer: Initializer,
+    recurrent_initializer: Initializer,
+}
+
+impl Recurrent {
+    #[track_caller]
+    fn new(kind: &str, units: usize) -> Recurrent {
+        if units == 0 {
+            raise(kind, "units must be positive")
+        }
+        Recurrent {
+            units,
+            return_sequences: false,
+            kernel_initializer: Initializer::GlorotUniform,
+            recurrent_initializer: Initializer::Orthogonal,
+        }
+    }
+
+    /// The inputs' feature count, which the weights need.
+    #[track_caller]
+    fn features(core: &LayerCore, input: &[Option<usize>]) -> usize {
+        match input {
+            [_, _, Some(f)] => *f,
+            _ => raise(
+                &format!("{} '{}'", core.kind, core.name),
+                format!("needs inputs [batch, steps, features] with known features, got shape {}", fmt_spec(input)),
+            ),
+        }
+    }
+
+    /// The number of steps of `x`, checked against the kernel's feature count.
+    #[track_caller]
+    fn steps(core: &LayerCore, x: &Tensor, features: usize) -> usize {
+        if x.rank() != 3 || x.dims()[2] != features {
+            core.incompatible(x, &format!("[batch, steps, {features}]"));
+        }
+        match x.dims()[1] {
+            UNKNOWN | 0 => core.incompatible(x, "a known, non-zero number of steps (the layer unrolls over them)"),
+            n => n,
+        }
+    }
+
+    /// Runs `step(t, previous output)` for every step; the last output, or all of them
+    /// stacked along axis 1.
+    fn unroll(&self, steps: usize, mut step: impl FnMut(usize, Option<&Tensor>) -> Tensor) -> Tensor {
+        let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);
+        for t in 0..steps {
+            let h = step(t, outputs.last());
+            outputs.push(h);
+        }
+        if self.return_sequences {
+            Tensor::stack(&outputs.iter().collect::<Vec<_>>(), 1)
+        } else {
+            outputs.pop().unwrap_or_else(|| unreachable!("steps > 0 was checked"))
+        }
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        match (input, self.return_sequences) {
+            ([b, t, _], true) => vec![*b, *t, Some(self.units)],
+            ([b, _, _], false) => vec![*b, Some(self.units)],
+            _ => input.to_vec(),
+        }
+    }
+}
+
+/// The builders and accessors both recurrent layers have.
+macro_rules! recurrent_layer {
+    ($name:ident) => {
+        impl $name {
+            #[track_caller]
+            pub fn new(units: usize) -> $name {
+                $name { cfg: Recurrent::new(stringify!($name), units), core: LayerCore::new(stringify!($name)) }
+            }
+
+            /// Every step's output `[batch, steps, units]` instead of the last one's.
+            pub fn return_sequences(mut self, on: bool) -> Self {
+                self.cfg.return_sequences = on;
+                self
+            }
+
+            pub fn kernel_initializer(mut self, init: Initializer) -> Self {
+                self.cfg.kernel_initializer = init;
+                self
+            }
+
+            pub fn recurrent_initializer(mut self, init: Initializer) -> Self {
+                self.cfg.recurrent_initializer = init;
+                self
+            }
+
+            with_name!();
+
+            /// `kernel`, `recurrent_kernel`, `bias`, once built.
+            pub fn weights(&self) -> Vec<Variable> {
+                self.core.weights()
+            }
+        }
+    };
+}
 
 /// Long short-term memory over `[batch, steps, features]` (Keras' `LSTM` with its
 /// defaults: tanh activation, sigmoid gates, `unit_forget_bias`). Weights, named as in
@@ -20,57 +126,22 @@ use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
 /// every step's `[batch, steps, units]` with `return_sequences`.
 #[derive(Clone)]
 pub struct LSTM {
-    units: usize,
-    return_sequences: bool,
-    kernel_initializer: Initializer,
-    recurrent_initializer: Initializer,
+    cfg: Recurrent,
     core: Arc<LayerCore>,
 }
 
-impl LSTM {
-    #[track_caller]
-    pub fn new(units: usize) -> LSTM {
-        if units == 0 {
-            raise("LSTM", "units must be positive")
-        }
-        LSTM {
-            units,
-            return_sequences: false,
-            kernel_initializer: Initializer::GlorotUniform,
-            recurrent_initializer: Initializer::Orthogonal,
-            core: LayerCore::new("LSTM"),
-        }
-    }
-
-    setters! {
-        return_sequences: bool,
-        kernel_initializer: Initializer,
-        recurrent_initializer: Initializer,
-    }
-
-    with_name!();
-
-    /// `kernel`, `recurrent_kernel`, `bias`, once built.
-    pub fn weights(&self) -> Vec<Variable> {
-        self.core.weights()
-    }
-}
+recurrent_layer!(LSTM);
 
 impl Module for LSTM {
     core_methods!();
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
-        let (3, Some(&Some(features))) = (input.len(), input.last()) else {
-            raise(
-                &format!("LSTM '{}'", self.core.name),
-                format!("needs inputs [batch, steps, features] with known features, got shape {}", fmt_spec(input)),
-            )
-        };
-        let u = self.units;
+        let features = Recurrent::features(&self.core, input);
+        let u = self.cfg.units;
         self.core.build(scope, |w| {
-            w.add("kernel", &[features, 4 * u], &self.kernel_initializer, true);
-            w.add("recurrent_kernel", &[u, 4 * u], &self.recurrent_initializer, true);
+            w.add("kernel", &[features, 4 * u], &self.cfg.kernel_initializer, true);
+            w.add("recurrent_kernel", &[u, 4 * u], &self.cfg.recurrent_initializer, true);
             let bias = w.add("bias", &[4 * u], &Initializer::Zeros, true);
             // unit_forget_bias: the forget gate starts open.
             let ones: Vec<f32> = (0..4 * u).map(|i| if (u..2 * u).contains(&i) { 1.0 } else { 0.0 }).collect();
@@ -83,24 +154,16 @@ impl Module for LSTM {
     fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
-        let features = kernel.dims()[0];
-        if x.rank() != 3 || x.dims()[2] != features {
-            self.core.incompatible(x, &format!("[batch, steps, {features}]"));
-        }
-        let steps = x.dims()[1];
-        if steps == UNKNOWN {
-            self.core.incompatible(x, "a known number of steps (the layer unrolls over them)");
-        }
-        let u = self.units;
+        let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
+        let u = self.cfg.units;
         // Every step's input projection in one matmul: [batch, steps, 4·units].
         let projected = x.matmul(&kernel) + &bias;
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
-        let mut h: Option<Tensor> = None;
         let mut c: Option<Tensor> = None;
-        let mut outputs = Vec::with_capacity(if self.return_sequences { steps } else { 0 });
-        for t in 0..steps {
+        self.cfg.unroll(steps, |t, h| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
-            let z = match &h {
+            // A zero state adds nothing: the first step skips its products.
+            let z = match h {
                 Some(h) => xt + h.matmul(&recurrent),
                 None => xt,
             };
@@ -110,26 +173,14 @@ impl Module for LSTM {
                 Some(c) => f * c + &i * &g,
                 None => &i * &g,
             };
-            let new_h = o * new_c.tanh();
-            if self.return_sequences {
-                outputs.push(new_h.clone());
-            }
-            h = Some(new_h);
+            let h = o * new_c.tanh();
             c = Some(new_c);
-        }
-        match (self.return_sequences, h) {
-            (true, _) if steps > 0 => Tensor::stack(&outputs.iter().collect::<Vec<_>>(), 1),
-            (false, Some(h)) => h,
-            _ => self.core.incompatible(x, "at least one step"),
-        }
+            h
+        })
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        match (input, self.return_sequences) {
-            ([b, t, _], true) => vec![*b, *t, Some(self.units)],
-            ([b, _, _], false) => vec![*b, Some(self.units)],
-            _ => input.to_vec(),
-        }
+        self.cfg.output_shape(input)
     }
 }
 
@@ -140,57 +191,22 @@ impl Module for LSTM {
 /// `h = z·h₋₁ + (1 − z)·tanh(x_h + r·(h₋₁U_h + b_h))`. Unrolled like [`LSTM`].
 #[derive(Clone)]
 pub struct GRU {
-    units: usize,
-    return_sequences: bool,
-    kernel_initializer: Initializer,
-    recurrent_initializer: Initializer,
+    cfg: Recurrent,
     core: Arc<LayerCore>,
 }
 
-impl GRU {
-    #[track_caller]
-    pub fn new(units: usize) -> GRU {
-        if units == 0 {
-            raise("GRU", "units must be positive")
-        }
-        GRU {
-            units,
-            return_sequences: false,
-            kernel_initializer: Initializer::GlorotUniform,
-            recurrent_initializer: Initializer::Orthogonal,
-            core: LayerCore::new("GRU"),
-        }
-    }
-
-    setters! {
-        return_sequences: bool,
-        kernel_initializer: Initializer,
-        recurrent_initializer: Initializer,
-    }
-
-    with_name!();
-
-    /// `kernel`, `recurrent_kernel`, `bias`, once built.
-    pub fn weights(&self) -> Vec<Variable> {
-        self.core.weights()
-    }
-}
+recurrent_layer!(GRU);
 
 impl Module for GRU {
     core_methods!();
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
-        let (3, Some(&Some(features))) = (input.len(), input.last()) else {
-            raise(
-                &format!("GRU '{}'", self.core.name),
-                format!("needs inputs [batch, steps, features] with known features, got shape {}", fmt_spec(input)),
-            )
-        };
-        let u = self.units;
+        let features = Recurrent::features(&self.core, input);
+        let u = self.cfg.units;
         self.core.build(scope, |w| {
-            w.add("kernel", &[features, 3 * u], &self.kernel_initializer, true);
-            w.add("recurrent_kernel", &[u, 3 * u], &self.recurrent_initializer, true);
+            w.add("kernel", &[features, 3 * u], &self.cfg.kernel_initializer, true);
+            w.add("recurrent_kernel", &[u, 3 * u], &self.cfg.recurrent_initializer, true);
             w.add("bias", &[2, 3 * u], &Initializer::Zeros, true);
         });
     }
@@ -199,51 +215,29 @@ impl Module for GRU {
     fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
-        let features = kernel.dims()[0];
-        if x.rank() != 3 || x.dims()[2] != features {
-            self.core.incompatible(x, &format!("[batch, steps, {features}]"));
-        }
-        let steps = x.dims()[1];
-        if steps == UNKNOWN || steps == 0 {
-            self.core.incompatible(x, "a known, non-zero number of steps (the layer unrolls over them)");
-        }
-        let u = self.units;
+        let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
+        let u = self.cfg.units;
         let (input_bias, recurrent_bias) = (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
         let projected = x.matmul(&kernel) + &input_bias;
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
-        let mut h: Option<Tensor> = None;
-        let mut outputs = Vec::with_capacity(if self.return_sequences { steps } else { 0 });
-        for t in 0..steps {
+        self.cfg.unroll(steps, |t, h| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
             // The recurrent projection of a zero state is its bias alone.
-            let rt = match &h {
+            let rt = match h {
                 Some(h) => h.matmul(&recurrent) + &recurrent_bias,
                 None => Tensor::zeros_like(&xt) + &recurrent_bias,
             };
             let z = (gate(&xt, 0) + gate(&rt, 0)).sigmoid();
             let r = (gate(&xt, 1) + gate(&rt, 1)).sigmoid();
             let candidate = (gate(&xt, 2) + r * gate(&rt, 2)).tanh();
-            let new_h = match &h {
+            match h {
                 Some(h) => &z * h + (z * -1.0 + 1.0) * candidate,
                 None => (z * -1.0 + 1.0) * candidate,
-            };
-            if self.return_sequences {
-                outputs.push(new_h.clone());
             }
-            h = Some(new_h);
-        }
-        match (self.return_sequences, h) {
-            (true, _) => Tensor::stack(&outputs.iter().collect::<Vec<_>>(), 1),
-            (false, Some(h)) => h,
-            (false, None) => unreachable!("steps > 0 was checked"),
-        }
+        })
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        match (input, self.return_sequences) {
-            ([b, t, _], true) => vec![*b, *t, Some(self.units)],
-            ([b, _, _], false) => vec![*b, Some(self.units)],
-            _ => input.to_vec(),
-        }
+        self.cfg.output_shape(input)
     }
 }
