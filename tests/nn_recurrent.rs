@@ -213,3 +213,38 @@ fn gru_matches_the_reference_and_traces() {
     let grads = tape.gradient(&loss, &layer.weights().iter().collect::<Vec<_>>());
     assert!(grads.iter().all(|g| g.as_ref().is_some_and(|g| f32s(g).iter().any(|v| *v != 0.0))));
 }
+
+#[test]
+fn bidirectional_joins_a_forward_and_a_reversed_pass() {
+    let (fw, bw) =
+        (LSTM::new(3).return_sequences(true).with_name("fw"), GRU::new(2).return_sequences(true).with_name("bw"));
+    let bi = Bidirectional::new(fw.clone(), bw.clone()).with_name("bi");
+    let x = rand_f32(60, &[2, 5, 4], -1.0, 1.0);
+    let y = bi.call(&x, false);
+    assert_eq!(y.dims(), &[2, 5, 5]);
+    assert_eq!(bi.output_shape(&[None, Some(5), Some(4)]), vec![None, Some(5), Some(5)]);
+    // The first 3 features are the forward layer's; the last 2 the backward layer's
+    // output over the reversed steps, put back in order.
+    let ahead = fw.call(&x, false);
+    let back = bw.call(&x.reverse(&[1]), false).reverse(&[1]);
+    assert_eq!(f32s(&y), f32s(&Tensor::concat(&[&ahead, &back], -1)));
+    let names: Vec<String> = bi.variables().iter().map(|v| v.name().to_string()).collect();
+    assert_eq!(names[0], "bi/fw/kernel");
+    assert_eq!(names[3], "bi/bw/kernel");
+    assert_eq!(names.len(), 6);
+    // Last outputs only, in a model traced for an unknown batch.
+    let model = Sequential::new(vec![Bidirectional::new(LSTM::new(4), LSTM::new(4)).boxed(), Dense::new(1).boxed()])
+        .with_input_shape(&[5, 4]);
+    let m = model.clone();
+    let f = tensorjit::function("bidirectional", move |x: Tensor| m.call(&x, false))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, Some(5), Some(4)])]);
+    for n in [1, 3] {
+        let x = rand_f32(61 + n as u64, &[n, 5, 4], -1.0, 1.0);
+        let bits = |t: &Tensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&f.call(x.clone())), bits(&model.call(&x, false)), "batch {n}");
+    }
+    // Layers that do not agree on return_sequences cannot be joined.
+    let bad = Bidirectional::new(LSTM::new(2).return_sequences(true), LSTM::new(2)).with_name("bad");
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(bad.call(&x, false))));
+    assert!(msg.contains("Bidirectional 'bad'") && msg.contains("return_sequences must agree"), "{msg}");
+}

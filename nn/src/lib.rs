@@ -56,7 +56,7 @@ pub mod prelude {
     pub use crate::data::Dataset;
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
-        AvgPool1D, AvgPool2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten,
+        AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten,
         GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Lambda,
         LayerNormalization, MaxPool1D, MaxPool2D, MultiHeadAttention, Reshape, Sequential, GRU, LSTM,
     };

@@ -19,7 +19,7 @@ pub use conv::{AvgPool2D, Conv2D, MaxPool2D};
 pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
-pub use recurrent::{GRU, LSTM};
+pub use recurrent::{Bidirectional, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
 

@@ -10,7 +10,7 @@ use tensorjit_runtime::{Tensor, Variable};
 use super::{core_methods, with_name};
 use crate::error::raise;
 use crate::initializers::Initializer;
-use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
 
 /// What `LSTM` and `GRU` share: their configuration, checks and unrolled loop.
 #[derive(Clone)]
@@ -239,5 +239,86 @@ impl Module for GRU {
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
         self.cfg.output_shape(input)
+    }
+}
+
+/// Runs one recurrent layer forward and another over the reversed steps, and joins
+/// their outputs on the last axis (Keras' `Bidirectional` with `merge_mode="concat"`
+/// and a `backward_layer`): with `return_sequences`, the backward outputs are put back
+/// in the steps' order first. Both layers must agree on `return_sequences`.
+#[derive(Clone)]
+pub struct Bidirectional {
+    forward: ModuleRef,
+    backward: ModuleRef,
+    core: Arc<LayerCore>,
+}
+
+impl Bidirectional {
+    /// `forward` reads the steps in order, `backward` from the last to the first (two
+    /// layers: their weights are their own).
+    pub fn new(forward: impl Module + 'static, backward: impl Module + 'static) -> Bidirectional {
+        Bidirectional { forward: forward.boxed(), backward: backward.boxed(), core: LayerCore::new("Bidirectional") }
+    }
+
+    with_name!();
+}
+
+impl Module for Bidirectional {
+    fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    fn kind(&self) -> &'static str {
+        self.core.kind
+    }
+
+    fn is_built(&self) -> bool {
+        self.forward.is_built() && self.backward.is_built()
+    }
+
+    /// The forward layer's weights, then the backward one's.
+    fn variables(&self) -> Vec<Variable> {
+        let mut v = self.forward.variables();
+        v.extend(self.backward.variables());
+        v
+    }
+
+    fn layers(&self) -> Vec<ModuleRef> {
+        vec![self.forward.clone(), self.backward.clone()]
+    }
+
+    #[track_caller]
+    fn build(&self, scope: &str, input: &[Option<usize>]) {
+        let (f, b) = (self.forward.output_shape(input), self.backward.output_shape(input));
+        if f.len() != b.len() || f[..f.len().saturating_sub(1)] != b[..b.len().saturating_sub(1)] {
+            raise(
+                &format!("Bidirectional '{}'", self.core.name),
+                format!(
+                    "its layers give outputs of shapes {} and {}, which cannot be joined (return_sequences must agree)",
+                    fmt_spec(&f),
+                    fmt_spec(&b)
+                ),
+            )
+        }
+        let scope = if scope.is_empty() { self.core.name.clone() } else { format!("{scope}/{}", self.core.name) };
+        self.forward.build(&scope, input);
+        self.backward.build(&scope, input);
+    }
+
+    #[track_caller]
+    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
+        let ahead = self.forward.forward(x, training);
+        let back = self.backward.forward(&x.reverse(&[1]), training);
+        // Sequences: the backward layer's step i read x's step n−1−i.
+        let back = if back.rank() == 3 { back.reverse(&[1]) } else { back };
+        Tensor::concat(&[&ahead, &back], -1)
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        let (mut f, b) = (self.forward.output_shape(input), self.backward.output_shape(input));
+        if let (Some(last), Some(other)) = (f.last_mut(), b.last()) {
+            *last = last.zip(*other).map(|(x, y)| x + y);
+        }
+        f
     }
 }
