@@ -235,6 +235,12 @@ fn bidirectional_joins_a_forward_and_a_reversed_pass() {
     // Last outputs only, in a model traced for an unknown batch.
     let model = Sequential::new(vec![Bidirectional::new(LSTM::new(4), LSTM::new(4)).boxed(), Dense::new(1).boxed()])
         .with_input_shape(&[5, 4]);
+    let summary = model.summary();
+    // Two LSTMs of 4 units over 4 features: 2 · (4·16 + 4·16 + 16) weights.
+    assert!(
+        summary.contains("(Bidirectional)") && summary.contains("(None, 8)") && summary.contains("288"),
+        "{summary}"
+    );
     let m = model.clone();
     let f = tensorjit::function("bidirectional", move |x: Tensor| m.call(&x, false))
         .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, Some(5), Some(4)])]);
