@@ -228,3 +228,45 @@ fn a_factor_outside_0_1_is_refused() {
     let msg = panic_message(|| drop(ReduceLROnPlateau::new("loss").factor(1.5)));
     assert!(msg.contains("ReduceLROnPlateau: factor must be in (0, 1), got 1.5"), "{msg}");
 }
+
+/// Records the optimizer's rate at the end of each epoch.
+struct RateLog(std::sync::Mutex<Vec<f64>>);
+
+impl Callback for RateLog {
+    fn on_epoch_end(&self, _epoch: usize, _logs: &Logs, model: &Sequential) -> tensorjit::nn::Result<Control> {
+        self.0.lock().unwrap().push(model.optimizer().unwrap().learning_rate());
+        Ok(Control::Continue)
+    }
+}
+
+#[test]
+fn learning_rate_scheduler_sets_each_epochs_rate_eager_and_traced() {
+    let (x, y, _, _) = data();
+    let run = |run_eagerly: bool| {
+        let m = model();
+        m.compile(SGD::new(0.4), Loss::MeanSquaredError, &[], run_eagerly);
+        let sched = Arc::new(LearningRateScheduler::new(|epoch, lr| if epoch < 2 { lr } else { lr * 0.5 }));
+        let log = Arc::new(RateLog(std::sync::Mutex::new(Vec::new())));
+        let opts = FitOptions {
+            epochs: 4,
+            batch_size: 16,
+            verbose: false,
+            callbacks: vec![sched, log.clone()],
+            ..FitOptions::default()
+        };
+        let h = m.fit(&x, &y, &opts).unwrap();
+        let rates = log.0.lock().unwrap().clone();
+        (h.get("loss"), rates, m.train_tracing_count())
+    };
+    let (eager, traced) = (run(true), run(false));
+    assert_eq!(eager.0, traced.0);
+    assert_eq!(traced.1, [0.4, 0.4, 0.2, 0.1]);
+    assert_eq!(traced.2, 1, "a new rate is a variable's value, not a new trace");
+    // A schedule that gives no number ends fit with an error naming the epoch.
+    let m = model();
+    m.compile(SGD::new(0.4), Loss::MeanSquaredError, &[], false);
+    let nan = Arc::new(LearningRateScheduler::new(|epoch, lr| if epoch == 1 { f64::NAN } else { lr }));
+    let opts = FitOptions { epochs: 3, verbose: false, callbacks: vec![nan], ..FitOptions::default() };
+    let err = m.fit(&x, &y, &opts).unwrap_err().to_string();
+    assert!(err.contains("LearningRateScheduler: the schedule gave a learning rate of NaN for epoch 1"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! Callbacks of `fit` (Keras' `keras.callbacks`): code run at the start and end of
-//! training and after each epoch, which may stop training; and Keras' `EarlyStopping`,
-//! `ModelCheckpoint` and `ReduceLROnPlateau`.
+//! training and around each epoch, which may stop training; and Keras' `EarlyStopping`,
+//! `ModelCheckpoint`, `ReduceLROnPlateau` and `LearningRateScheduler`.
 
 use std::sync::Mutex;
 
@@ -22,6 +22,10 @@ pub enum Control {
 pub trait Callback: Send + Sync {
     /// Before the first epoch.
     fn on_train_begin(&self, _model: &Sequential) {}
+    /// Before epoch `epoch` (0-based); an error ends `fit` with it.
+    fn on_epoch_begin(&self, _epoch: usize, _model: &Sequential) -> Result<()> {
+        Ok(())
+    }
     /// After epoch `epoch` (0-based) with its logs (validation included); `Stop` ends
     /// training after this epoch (the other callbacks still see it); an error ends `fit`
     /// with it.
@@ -380,5 +384,34 @@ impl Callback for ReduceLROnPlateau {
             }
         }
         Ok(Control::Continue)
+    }
+}
+
+/// Sets the optimizer's learning rate before each epoch to `schedule(epoch, rate)`
+/// (Keras' `LearningRateScheduler`; `epoch` 0-based, `rate` the current one). The rate
+/// is a variable: traced steps see it without retracing. Setting it replaces a
+/// learning-rate schedule.
+pub struct LearningRateScheduler {
+    schedule: Box<dyn Fn(usize, f64) -> f64 + Send + Sync>,
+}
+
+impl LearningRateScheduler {
+    pub fn new(schedule: impl Fn(usize, f64) -> f64 + Send + Sync + 'static) -> LearningRateScheduler {
+        LearningRateScheduler { schedule: Box::new(schedule) }
+    }
+}
+
+impl Callback for LearningRateScheduler {
+    fn on_epoch_begin(&self, epoch: usize, model: &Sequential) -> Result<()> {
+        let opt = model.optimizer().ok_or(Error::NotCompiled("LearningRateScheduler"))?;
+        let lr = (self.schedule)(epoch, opt.learning_rate());
+        if !lr.is_finite() {
+            return Err(Error::invalid(
+                "LearningRateScheduler",
+                format!("the schedule gave a learning rate of {lr} for epoch {epoch}"),
+            ));
+        }
+        opt.set_learning_rate(lr);
+        Ok(())
     }
 }

@@ -52,7 +52,9 @@ pub use naming::reset_names;
 /// The names most programs use.
 pub mod prelude {
     pub use crate::activations::Activation;
-    pub use crate::callbacks::{Callback, Control, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau};
+    pub use crate::callbacks::{
+        Callback, Control, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+    };
     pub use crate::data::Dataset;
     pub use crate::initializers::Initializer;
     pub use crate::layers::{

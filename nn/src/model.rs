@@ -278,6 +278,9 @@ impl Sequential {
         let mut history = History::default();
         opts.callbacks.iter().for_each(|cb| cb.on_train_begin(self));
         for epoch in 0..opts.epochs {
+            for cb in &opts.callbacks {
+                cb.on_epoch_begin(epoch, self)?;
+            }
             let start = Instant::now();
             let (len, it) = batches(epoch as u64);
             let pb = progress(opts.verbose, len, format!("Epoch {}/{}", epoch + 1, opts.epochs));
