@@ -221,12 +221,12 @@ impl MultiHeadAttention {
     }
 }
 
-/// `[1, T, S]`: whether query position `i` may attend key position `j` (`j ≤ i`), for
-/// sequence lengths known only when the function runs.
+/// `[T, S]`: whether query position `i` may attend key position `j` (`j ≤ i`): the lower
+/// triangle, for sequence lengths known only when the function runs.
 fn causal_mask(query: &Tensor, key: &Tensor) -> Tensor {
-    // 1, 2, …, n along axis 1 of a [1, n, 1] tensor (any shape: a sum keeps the axis).
-    let positions = |x: &Tensor| Tensor::ones_like(&x.sum(vec![0i64, 2], true)).cumsum(1);
-    positions(query).ge(positions(key).permute(&[0, 2, 1]))
+    // Ones of each sequence's length (any shape: a sum keeps the axis).
+    let steps = |x: &Tensor| Tensor::ones_like(&x.sum(vec![0i64, 2], false));
+    (steps(query).expand_dims(1) * steps(key).expand_dims(0)).tril(0).ne(0.0)
 }
 
 impl Module for MultiHeadAttention {

@@ -39,7 +39,10 @@ impl Tensor {
     #[track_caller]
     pub fn sort(&self, axis: i64, descending: bool) -> Tensor {
         let order = self.argsort(axis, descending);
-        self.take_along_axis(&order, axis)
+        let a = self.axis_or_raise("sort", axis);
+        let n = self.known_dim_or_raise("sort", a);
+        // Positions from argsort are in range: no check of them on the host.
+        self.gather_along(&order, a, n)
     }
 
     /// The `k` largest values of each last-axis line and their positions, largest first
@@ -61,7 +64,7 @@ impl Tensor {
                 .raise(Location::caller())
         }
         let positions = self.argsort(-1, true).narrow(-1, 0, k);
-        (self.take_along_axis(&positions, -1), positions)
+        (self.gather_along(&positions, last, n), positions)
     }
 
     /// `out[.., j, ..] = self[.., indices[.., j, ..], ..]` along `axis`
@@ -90,20 +93,26 @@ impl Tensor {
         if indices.dims().iter().filter(|&&d| d == UNKNOWN).count() > 1 {
             fail("the indices may have at most one axis of unknown size".into())
         }
-        if !indices.is_symbolic() && indices.device() == crate::device::Device::Cpu {
-            let values = indices.cast(DType::I64);
-            if let Some(bad) =
-                values.as_slice::<i64>().ok().and_then(|v| v.iter().find(|&&i| !(0..n as i64).contains(&i)))
+        let idx = indices.cast(DType::I64);
+        if !idx.is_symbolic() && idx.device() == crate::device::Device::Cpu {
+            if let Some(bad) = idx.as_slice::<i64>().ok().and_then(|v| v.iter().find(|&&i| !(0..n as i64).contains(&i)))
             {
                 fail(format!("index {bad} is out of range for axis {a} of length {n}"))
             }
         }
+        self.gather_along(&idx, a, n)
+    }
+
+    /// [`take_along_axis`](Tensor::take_along_axis) of i64 indices already checked,
+    /// along axis `a` of length `n`.
+    #[track_caller]
+    fn gather_along(&self, indices: &Tensor, a: usize, n: usize) -> Tensor {
         // The axis last, every line flattened into one vector: line r's element i is at
         // r·n + i, and the rows' offsets r·n come from an exclusive count of the lines.
         let rank = self.rank() as i64;
         let perm: Vec<i64> = (0..rank).filter(|&i| i != a as i64).chain([a as i64]).collect();
         let moved = |t: &Tensor| if a as i64 == rank - 1 { t.clone() } else { t.permute(&perm) };
-        let (x, idx) = (moved(self), moved(&indices.cast(DType::I64)));
+        let (x, idx) = (moved(self), moved(indices));
         let lines = Tensor::fill_like(&idx.sum(-1, true), 1.0);
         let first = lines.flatten().cumsum_with(0, super::CumsumOptions { exclusive: true, reverse: false });
         let offsets = first.reshape_to(lines.shape()) * n as i64;
