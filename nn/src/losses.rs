@@ -32,11 +32,39 @@ impl Loss {
         }
     }
 
-    /// The loss of a batch (a scalar): the mean over examples. A sparse label outside
-    /// the classes is an error when the labels are host values (see
-    /// [`check_labels`](Self::check_labels)).
+    /// The loss of a batch (a scalar): the mean over examples (and over steps, for
+    /// sequences `[batch, steps, …]`). A sparse label outside the classes is an error
+    /// when the labels are host values (see [`check_labels`](Self::check_labels)).
     #[track_caller]
     pub fn compute(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
+        match self.unreduced(y_true, y_pred) {
+            Unreduced::PerElement(l) | Unreduced::PerExample(l) => l.mean_all(),
+        }
+    }
+
+    /// [`compute`](Self::compute) over the entries `mask` marks true only (Keras' loss of
+    /// a masked output: the mean over the steps that hold data; 0 if none does). `mask`
+    /// has the shape of the per-example losses: `[batch, steps]` for sequence outputs.
+    #[track_caller]
+    pub fn compute_masked(self, y_true: &Tensor, y_pred: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        let Some(mask) = mask else { return self.compute(y_true, y_pred) };
+        let losses = self.per_example(y_true, y_pred);
+        masked_mean(self.name(), &losses, mask)
+    }
+
+    /// The loss of each example (of each step, for sequences): Keras' losses before the
+    /// batch mean. Squared errors and binary cross-entropies are averaged over the last
+    /// axis; cross-entropies sum over the classes.
+    #[track_caller]
+    pub fn per_example(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
+        match self.unreduced(y_true, y_pred) {
+            Unreduced::PerElement(l) if l.rank() >= 2 => l.mean(-1, false),
+            Unreduced::PerElement(l) | Unreduced::PerExample(l) => l,
+        }
+    }
+
+    #[track_caller]
+    fn unreduced(self, y_true: &Tensor, y_pred: &Tensor) -> Unreduced {
         match self {
             Loss::SparseCategoricalCrossentropy { from_logits } => {
                 let labels = sparse_labels(self, y_true, y_pred);
@@ -46,25 +74,54 @@ impl Loss {
                 }
                 let onehot = labels.one_hot(depth, y_pred.dtype());
                 let logp = log_probs(y_pred, from_logits);
-                -(&onehot * &logp).sum(-1, false).mean_all()
+                Unreduced::PerExample(-(&onehot * &logp).sum(-1, false))
             }
-            Loss::MeanSquaredError => (y_pred - &dense_targets(self, y_true, y_pred)).square().mean_all(),
+            Loss::MeanSquaredError => Unreduced::PerElement((y_pred - &dense_targets(self, y_true, y_pred)).square()),
             Loss::BinaryCrossentropy { from_logits: true } => {
                 let y = dense_targets(self, y_true, y_pred);
-                (y_pred.relu() - y_pred * &y + y_pred.abs().neg().softplus()).mean_all()
+                Unreduced::PerElement(y_pred.relu() - y_pred * &y + y_pred.abs().neg().softplus())
             }
             Loss::BinaryCrossentropy { from_logits: false } => {
                 let y = dense_targets(self, y_true, y_pred);
                 let p = y_pred.maximum(EPSILON).minimum(1.0 - EPSILON);
                 let ll = &y * &p.log() + (1.0f64 - &y) * (1.0f64 - &p).log();
-                -ll.mean_all()
+                Unreduced::PerElement(-ll)
             }
             Loss::CategoricalCrossentropy { from_logits } => {
                 let y = dense_targets(self, y_true, y_pred);
-                -(&y * &log_probs(y_pred, from_logits)).sum(-1, false).mean_all()
+                Unreduced::PerExample(-(&y * &log_probs(y_pred, from_logits)).sum(-1, false))
             }
         }
     }
+}
+
+/// A loss before its batch mean.
+enum Unreduced {
+    /// One value per prediction element (squared errors, binary cross-entropies).
+    PerElement(Tensor),
+    /// One value per example: the class axis already summed.
+    PerExample(Tensor),
+}
+
+/// The mean of `values` where `mask` holds (0 where it never does); `values` may have
+/// one more axis than `mask` (a last axis of per-element values), which is averaged
+/// first. `what` names the loss or metric in errors.
+#[track_caller]
+pub(crate) fn masked_mean(what: &str, values: &Tensor, mask: &Tensor) -> Tensor {
+    let values = if values.rank() == mask.rank() + 1 { values.mean(-1, false) } else { values.clone() };
+    if mask.dtype() != DType::Bool || values.rank() != mask.rank() {
+        raise(
+            what,
+            format!(
+                "the mask {} does not fit per-example values {}: a mask marks the steps of sequence outputs \
+                 [batch, steps, …]; make the output a sequence, or end the mask before it (a layer without masking)",
+                mask.type_string(),
+                values.type_string()
+            ),
+        )
+    }
+    let w = mask.cast(values.dtype());
+    (&values * &w).sum_all() / w.sum_all().maximum(1.0)
 }
 
 impl Loss {
@@ -124,23 +181,25 @@ fn dense_targets(loss: Loss, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
     raise(loss.name(), format!("targets {} do not match predictions {}", y_true.type_string(), y_pred.type_string()))
 }
 
-/// Integer labels of shape `[batch]`.
+/// Integer labels of the predictions' shape without the class axis (`[batch]`, or
+/// `[batch, steps]` for sequences); a trailing axis of 1 is dropped.
 #[track_caller]
 fn sparse_labels(loss: Loss, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
-    let batch = y_pred.dims().first().copied().unwrap_or(0);
-    let flat_ok = y_true.numel() == batch && (y_true.rank() == 1 || (y_true.rank() == 2 && y_true.dims()[1] == 1));
-    if y_pred.rank() != 2 || !flat_ok || y_true.dtype() == DType::Bool {
+    let lead = &y_pred.dims()[..y_pred.rank().saturating_sub(1)];
+    let with_one = y_true.dims().split_last().is_some_and(|(&last, rest)| last == 1 && rest == lead);
+    let shape_ok = y_true.dims() == lead || with_one;
+    if y_pred.rank() < 2 || !shape_ok || y_true.dtype() == DType::Bool {
         raise(
             loss.name(),
             format!(
-                "needs predictions [batch, classes] and integer labels [batch] (or [batch, 1]); got labels {} and \
-                 predictions {}",
+                "needs predictions [batch, classes] (or [batch, steps, classes]) and integer labels of their shape \
+                 without the class axis ([batch], or [batch, 1]); got labels {} and predictions {}",
                 y_true.type_string(),
                 y_pred.type_string()
             ),
         )
     }
-    let labels = if y_true.rank() == 2 { y_true.reshape([-1]) } else { y_true.clone() };
+    let labels = if with_one { y_true.squeeze(&[-1]) } else { y_true.clone() };
     if labels.dtype().is_float() {
         labels.cast(DType::I32)
     } else {
@@ -211,6 +270,45 @@ mod tests {
         let probs = logits.softmax(-1);
         let got = Loss::CategoricalCrossentropy { from_logits: false }.compute(&onehot, &probs);
         approx(got.to_scalar::<f32>().unwrap(), want / 5.0);
+    }
+
+    #[test]
+    fn sequence_predictions_take_labels_per_step() {
+        let logits = random::normal([2, 3, 4], 0.0, 2.0, DType::F32, Some(8));
+        let lab = [3i64, 0, 1, 2, 2, 0];
+        let l = logits.to_vec::<f32>().unwrap();
+        let want: Vec<f64> = (0..6)
+            .map(|k| {
+                let row: Vec<f64> = (0..4).map(|j| f64::from(l[k * 4 + j])).collect();
+                row.iter().map(|x| x.exp()).sum::<f64>().ln() - row[lab[k] as usize]
+            })
+            .collect();
+        let sparse = Loss::SparseCategoricalCrossentropy { from_logits: true };
+        for shape in [vec![2, 3], vec![2, 3, 1]] {
+            let labels = Tensor::from_vec(lab.to_vec(), shape.as_slice()).unwrap();
+            let per = sparse.per_example(&labels, &logits);
+            assert_eq!(per.dims(), &[2, 3]);
+            for (g, w) in per.to_vec::<f32>().unwrap().iter().zip(&want) {
+                approx(*g, *w);
+            }
+            approx(sparse.compute(&labels, &logits).to_scalar::<f32>().unwrap(), want.iter().sum::<f64>() / 6.0);
+            let mask = Tensor::from_vec(vec![true, true, false, true, false, false], [2, 3]).unwrap();
+            let masked = sparse.compute_masked(&labels, &logits, Some(&mask)).to_scalar::<f32>().unwrap();
+            approx(masked, (want[0] + want[1] + want[3]) / 3.0);
+        }
+        // Squared errors are averaged over the last axis per example.
+        let (p, t) = (
+            random::normal([2, 3], 0.0, 1.0, DType::F32, Some(9)),
+            random::normal([2, 3], 0.0, 1.0, DType::F32, Some(10)),
+        );
+        let per = Loss::MeanSquaredError.per_example(&t, &p).to_vec::<f32>().unwrap();
+        let (pv, tv) = (p.to_vec::<f32>().unwrap(), t.to_vec::<f32>().unwrap());
+        for (i, g) in per.iter().enumerate() {
+            approx(*g, (0..3).map(|j| f64::from(pv[i * 3 + j] - tv[i * 3 + j]).powi(2)).sum::<f64>() / 3.0);
+        }
+        let r = std::panic::catch_unwind(|| sparse.compute(&Tensor::from_vec(vec![1i64; 3], [3]).unwrap(), &logits));
+        let msg = *r.unwrap_err().downcast::<String>().unwrap();
+        assert!(msg.contains("[batch, steps, classes]") && msg.contains("i64[3]"), "{msg}");
     }
 
     #[test]

@@ -70,7 +70,24 @@ impl AccuracyKind {
     /// The fraction of correct predictions in a batch (an f32 scalar tensor).
     #[track_caller]
     pub fn batch_value(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
-        let hits = match self {
+        self.hits(y_true, y_pred).cast(DType::F32).mean_all()
+    }
+
+    /// [`batch_value`](Self::batch_value) over the entries `mask` marks true only (the
+    /// steps of masked sequence outputs that hold data).
+    #[track_caller]
+    pub fn batch_value_masked(self, y_true: &Tensor, y_pred: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        match mask {
+            None => self.batch_value(y_true, y_pred),
+            Some(m) => crate::losses::masked_mean("accuracy", &self.hits(y_true, y_pred).cast(DType::F32), m),
+        }
+    }
+
+    /// Whether each prediction is right: one bool per example (per step for sequences;
+    /// per output for binary accuracy).
+    #[track_caller]
+    fn hits(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
+        match self {
             AccuracyKind::SparseCategorical => {
                 let (labels, pred) = sparse_pair(y_true, y_pred);
                 labels.eq(&pred)
@@ -82,8 +99,7 @@ impl AccuracyKind {
             }
             AccuracyKind::SparseTopK { k } => in_top_k(&sparse_targets(y_true, y_pred), y_pred, k),
             AccuracyKind::TopK { k } => in_top_k(&y_true.argmax(-1), y_pred, k),
-        };
-        hits.cast(DType::F32).mean_all()
+        }
     }
 }
 

@@ -97,19 +97,22 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         ensure_built(&m, &x);
         let vars = m.trainable_variables();
         let tape = GradientTape::new();
-        let pred = m.call(&x, true);
-        let l = loss.compute(&y, &pred);
+        let (pred, mask) = m.forward_with_mask(&x, None, true);
+        let l = loss.compute_masked(&y, &pred, mask.as_ref());
         let grads = tape.gradient(&l, &vars);
         tape.stop_recording();
         let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
         opt.apply_gradients(&pairs);
-        std::iter::once(l).chain(k.iter().map(|k| k.batch_value(&y, &pred))).collect::<Vec<_>>()
+        std::iter::once(l).chain(k.iter().map(|k| k.batch_value_masked(&y, &pred, mask.as_ref()))).collect::<Vec<_>>()
     });
     let m = model.clone();
     let test = tensorjit_runtime::function("test_step", move |(x, y): (Tensor, Tensor)| {
         ensure_built(&m, &x);
-        let pred = m.call(&x, false);
-        std::iter::once(loss.compute(&y, &pred)).chain(kinds.iter().map(|k| k.batch_value(&y, &pred))).collect()
+        let (pred, mask) = m.forward_with_mask(&x, None, false);
+        let mask = mask.as_ref();
+        std::iter::once(loss.compute_masked(&y, &pred, mask))
+            .chain(kinds.iter().map(|k| k.batch_value_masked(&y, &pred, mask)))
+            .collect()
     });
     (train, test)
 }

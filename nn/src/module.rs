@@ -41,6 +41,43 @@ pub trait Module: Send + Sync {
         Vec::new()
     }
 
+    /// Whether the layer takes a mask of padded steps into account or passes it on
+    /// (Keras' `supports_masking`). A layer that does not drops the mask: the layers
+    /// after it see none, and [`Sequential`](crate::layers::Sequential) warns once.
+    fn supports_masking(&self) -> bool {
+        false
+    }
+
+    /// The mask of the output for input `x` with mask `mask` (Keras' `compute_mask`):
+    /// a bool tensor `[batch, steps]`, true where a step holds data. By default the input's
+    /// mask if the layer [supports masking](Self::supports_masking), none otherwise.
+    /// `Embedding::mask_zero` and `Masking` make one from their input.
+    fn compute_mask(&self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
+        let _ = x;
+        if self.supports_masking() {
+            mask.cloned()
+        } else {
+            None
+        }
+    }
+
+    /// [`forward`](Self::forward) for inputs whose padded steps `mask` marks false
+    /// (Keras' `call(x, mask=…)`): recurrent layers skip them, pooling averages the others.
+    /// By default the mask does not change the computation.
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+        let _ = mask;
+        self.forward(x, training)
+    }
+
+    /// The output and its mask from one pass: [`forward_masked`](Self::forward_masked)
+    /// and [`compute_mask`](Self::compute_mask), which containers override to thread
+    /// the mask through their layers.
+    #[track_caller]
+    fn forward_and_mask(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> (Tensor, Option<Tensor>) {
+        (self.forward_masked(x, mask, training), self.compute_mask(x, mask))
+    }
+
     /// Variables the optimizer updates.
     fn trainable_variables(&self) -> Vec<Variable> {
         self.variables().into_iter().filter(|v| v.trainable()).collect()

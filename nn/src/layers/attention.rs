@@ -252,6 +252,24 @@ impl Module for MultiHeadAttention {
         self.attend(x, x, None, None, training)
     }
 
+    /// The query's mask passes on (one output per query position).
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    /// Self-attention over padded sequences: no position attends to a padded one
+    /// (Keras' mask from `query_mask & value_mask`).
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+        match mask {
+            Some(m) => {
+                let pairs = m.expand_dims(2).logical_and(m.expand_dims(1));
+                self.attend(x, x, None, Some(&pairs), training)
+            }
+            None => self.attend(x, x, None, None, training),
+        }
+    }
+
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
         let mut s = input.to_vec();
         if let (Some(last), Some(out)) = (s.last_mut(), self.output_shape) {

@@ -95,6 +95,11 @@ impl Dropout {
 impl Module for Dropout {
     core_methods!();
 
+    /// Acts on each step alone: the input's mask passes on.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn build(&self, scope: &str, _input: &[Option<usize>]) {
         self.core.build(scope, |_| {});
     }
@@ -153,6 +158,11 @@ impl ActivationLayer {
 
 impl Module for ActivationLayer {
     core_methods!();
+
+    /// Acts on each step alone: the input's mask passes on.
+    fn supports_masking(&self) -> bool {
+        true
+    }
 
     fn build(&self, scope: &str, _input: &[Option<usize>]) {
         self.core.build(scope, |_| {});

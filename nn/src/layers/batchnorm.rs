@@ -54,6 +54,11 @@ impl Default for BatchNormalization {
 impl Module for BatchNormalization {
     core_methods!();
 
+    /// Acts on each step alone: the input's mask passes on.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
         let c = known_last_axis(&self.core, input);

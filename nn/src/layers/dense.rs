@@ -57,6 +57,11 @@ impl Dense {
 impl Module for Dense {
     core_methods!();
 
+    /// Acts on each step alone: the input's mask passes on.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
         let fan_in = known_last_axis(&self.core, input);

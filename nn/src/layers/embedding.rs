@@ -13,11 +13,16 @@ use crate::module::{LayerCore, Module, ShapeSpec};
 /// the output appends `output_dim`. Float ids are truncated to integers first (Keras casts
 /// them); an id outside the table is an error naming it. The table's gradient sums the
 /// rows' gradients over repeated ids.
+///
+/// With [`mask_zero`](Self::mask_zero), id 0 is padding: the output's mask is
+/// `ids != 0`, which the layers after it (LSTM, GRU, attention, global average pooling,
+/// the loss) use to skip the padded steps.
 #[derive(Clone)]
 pub struct Embedding {
     input_dim: usize,
     output_dim: usize,
     embeddings_initializer: Initializer,
+    mask_zero: bool,
     core: Arc<LayerCore>,
 }
 
@@ -28,12 +33,16 @@ impl Embedding {
             input_dim,
             output_dim,
             embeddings_initializer: Initializer::RandomUniform { low: -0.05, high: 0.05 },
+            mask_zero: false,
             core: LayerCore::new("Embedding"),
         }
     }
 
     setters! {
         embeddings_initializer: Initializer,
+        /// Id 0 marks padding (Keras' `mask_zero=True`): the output carries the mask
+        /// `ids != 0`. Row 0 of the table still exists and is looked up.
+        mask_zero: bool,
     }
 
     with_name!();
@@ -63,6 +72,18 @@ impl Module for Embedding {
             DType::Bool => self.core.incompatible(x, "integer (or float) ids"),
         };
         self.core.weight(0).read().gather(&ids, 0)
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    fn compute_mask(&self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
+        if self.mask_zero {
+            Some(x.ne(0.0))
+        } else {
+            mask.cloned()
+        }
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
@@ -102,6 +123,11 @@ impl Default for LayerNormalization {
 
 impl Module for LayerNormalization {
     core_methods!();
+
+    /// Acts on each step alone: the input's mask passes on.
+    fn supports_masking(&self) -> bool {
+        true
+    }
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {

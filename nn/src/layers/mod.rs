@@ -1,5 +1,6 @@
 //! The layers: Dense, Conv2D, pooling, Flatten, Dropout, BatchNormalization,
-//! LayerNormalization, Embedding, ActivationLayer, Lambda, and the `Sequential` container.
+//! LayerNormalization, Embedding, Masking, recurrent and attention layers, ActivationLayer,
+//! Lambda, and the `Sequential` container.
 
 mod attention;
 mod basic;
@@ -8,6 +9,7 @@ mod conv;
 mod conv1d;
 mod dense;
 mod embedding;
+mod masking;
 mod recurrent;
 mod reshaping;
 mod sequential;
@@ -19,6 +21,7 @@ pub use conv::{AvgPool2D, Conv2D, MaxPool2D};
 pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
+pub use masking::Masking;
 pub use recurrent::{Bidirectional, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;

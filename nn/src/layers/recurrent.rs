@@ -5,18 +5,31 @@
 use std::sync::Arc;
 
 use tensorjit_runtime::shape::UNKNOWN;
-use tensorjit_runtime::{Tensor, Variable};
+use tensorjit_runtime::{DType, Tensor, Variable};
 
 use super::{core_methods, with_name};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
 
+/// A recurrent state: the output `h` first (an LSTM's cell `c` after it).
+type State = Vec<Tensor>;
+
+/// How [`Recurrent::unroll`] treats padded steps.
+#[derive(Clone, Copy, Default)]
+struct Masking<'a> {
+    /// `[batch, steps]`, true for steps that hold data.
+    mask: Option<&'a Tensor>,
+    /// Outputs 0 at padded steps instead of the carried state.
+    zero_output: bool,
+}
+
 /// What `LSTM` and `GRU` share: their configuration, checks and unrolled loop.
 #[derive(Clone)]
 struct Recurrent {
     units: usize,
     return_sequences: bool,
+    zero_output_for_mask: bool,
     kernel_initializer: Initializer,
     recurrent_initializer: Initializer,
 }
@@ -30,6 +43,7 @@ impl Recurrent {
         Recurrent {
             units,
             return_sequences: false,
+            zero_output_for_mask: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
         }
@@ -59,13 +73,44 @@ impl Recurrent {
         }
     }
 
-    /// Runs `step(t, previous output)` for every step; the last output, or all of them
-    /// stacked along axis 1.
-    fn unroll(&self, steps: usize, mut step: impl FnMut(usize, Option<&Tensor>) -> Tensor) -> Tensor {
+    /// Runs `step(t, previous state)` for every step (`None`: the zero state) and
+    /// returns the last output, or all of them stacked along axis 1. With a `mask`
+    /// `[batch, steps]`, a padded step keeps each example's previous state (Keras'
+    /// masking), and its output is that state's `h`, or 0 with `zero_output`.
+    #[track_caller]
+    fn unroll(
+        &self,
+        core: &LayerCore,
+        steps: usize,
+        masking: Masking<'_>,
+        mut step: impl FnMut(usize, Option<&[Tensor]>) -> State,
+    ) -> Tensor {
+        if let Some(m) = masking.mask {
+            if m.dtype() != DType::Bool || m.rank() != 2 {
+                core.incompatible(m, "a bool mask [batch, steps]");
+            }
+        }
+        let mut state: Option<State> = None;
         let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);
         for t in 0..steps {
-            let h = step(t, outputs.last());
-            outputs.push(h);
+            let new = step(t, state.as_deref());
+            let (new, out) = match masking.mask {
+                None => {
+                    let h = new[0].clone();
+                    (new, h)
+                }
+                Some(m) => {
+                    let keep = m.narrow(1, t, 1);
+                    let kept: State = match &state {
+                        Some(old) => new.iter().zip(old).map(|(n, o)| n.select(&keep, o)).collect(),
+                        None => new.iter().map(|n| n.select(&keep, 0.0)).collect(),
+                    };
+                    let out = if masking.zero_output { new[0].select(&keep, 0.0) } else { kept[0].clone() };
+                    (kept, out)
+                }
+            };
+            outputs.push(out);
+            state = Some(new);
         }
         if self.return_sequences {
             Tensor::stack(&outputs.iter().collect::<Vec<_>>(), 1)
@@ -83,6 +128,20 @@ impl Recurrent {
     }
 }
 
+/// How both recurrent layers treat a mask: they use it, and pass it on with their
+/// sequences (a last output has no steps left to mask).
+macro_rules! recurrent_masking {
+    () => {
+        fn supports_masking(&self) -> bool {
+            true
+        }
+
+        fn compute_mask(&self, _x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
+            mask.filter(|_| self.cfg.return_sequences).cloned()
+        }
+    };
+}
+
 /// The builders and accessors both recurrent layers have.
 macro_rules! recurrent_layer {
     ($name:ident) => {
@@ -95,6 +154,13 @@ macro_rules! recurrent_layer {
             /// Every step's output `[batch, steps, units]` instead of the last one's.
             pub fn return_sequences(mut self, on: bool) -> Self {
                 self.cfg.return_sequences = on;
+                self
+            }
+
+            /// With a mask, outputs 0 at padded steps instead of repeating the last
+            /// state's output (Keras' `zero_output_for_mask`; `Bidirectional` always does).
+            pub fn zero_output_for_mask(mut self, on: bool) -> Self {
+                self.cfg.zero_output_for_mask = on;
                 self
             }
 
@@ -151,7 +217,14 @@ impl Module for LSTM {
     }
 
     #[track_caller]
-    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
+        self.forward_masked(x, None, training)
+    }
+
+    recurrent_masking!();
+
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, _training: bool) -> Tensor {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
@@ -159,23 +232,21 @@ impl Module for LSTM {
         // Every step's input projection in one matmul: [batch, steps, 4·units].
         let projected = x.matmul(&kernel) + &bias;
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
-        let mut c: Option<Tensor> = None;
-        self.cfg.unroll(steps, |t, h| {
+        let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
+        self.cfg.unroll(&self.core, steps, masking, |t, state| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
             // A zero state adds nothing: the first step skips its products.
-            let z = match h {
-                Some(h) => xt + h.matmul(&recurrent),
-                None => xt,
+            let z = match state {
+                Some([h, _]) => xt + h.matmul(&recurrent),
+                _ => xt,
             };
             let (i, f, g, o) =
                 (gate(&z, 0).sigmoid(), gate(&z, 1).sigmoid(), gate(&z, 2).tanh(), gate(&z, 3).sigmoid());
-            let new_c = match &c {
-                Some(c) => f * c + &i * &g,
-                None => &i * &g,
+            let c = match state {
+                Some([_, c]) => f * c + &i * &g,
+                _ => &i * &g,
             };
-            let h = o * new_c.tanh();
-            c = Some(new_c);
-            h
+            vec![o * c.tanh(), c]
         })
     }
 
@@ -212,7 +283,14 @@ impl Module for GRU {
     }
 
     #[track_caller]
-    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
+        self.forward_masked(x, None, training)
+    }
+
+    recurrent_masking!();
+
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, _training: bool) -> Tensor {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
@@ -220,8 +298,10 @@ impl Module for GRU {
         let (input_bias, recurrent_bias) = (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
         let projected = x.matmul(&kernel) + &input_bias;
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
-        self.cfg.unroll(steps, |t, h| {
+        let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
+        self.cfg.unroll(&self.core, steps, masking, |t, state| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
+            let h = state.map(|s| &s[0]);
             // The recurrent projection of a zero state is its bias alone.
             let rt = match h {
                 Some(h) => h.matmul(&recurrent) + &recurrent_bias,
@@ -230,10 +310,10 @@ impl Module for GRU {
             let z = (gate(&xt, 0) + gate(&rt, 0)).sigmoid();
             let r = (gate(&xt, 1) + gate(&rt, 1)).sigmoid();
             let candidate = (gate(&xt, 2) + r * gate(&rt, 2)).tanh();
-            match h {
+            vec![match h {
                 Some(h) => &z * h + (z * -1.0 + 1.0) * candidate,
                 None => (z * -1.0 + 1.0) * candidate,
-            }
+            }]
         })
     }
 
@@ -307,10 +387,35 @@ impl Module for Bidirectional {
 
     #[track_caller]
     fn forward(&self, x: &Tensor, training: bool) -> Tensor {
-        let ahead = self.forward.forward(x, training);
-        let back = self.backward.forward(&x.reverse(&[1]), training);
+        self.forward_masked(x, None, training)
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    /// The forward layer's: the mask with sequences, none with last outputs.
+    fn compute_mask(&self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
+        self.forward.compute_mask(x, mask)
+    }
+
+    /// With a mask, the backward layer reads the reversed mask too (right padding comes
+    /// first, so it starts from the zero state at the last real step), and padded steps
+    /// of both outputs are 0 (Keras forces `zero_output_for_mask` on sequences).
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+        let ahead = self.forward.forward_masked(x, mask, training);
+        let reversed_mask = mask.map(|m| m.reverse(&[1]));
+        let back = self.backward.forward_masked(&x.reverse(&[1]), reversed_mask.as_ref(), training);
         // Sequences: the backward layer's step i read x's step n−1−i.
-        let back = if back.rank() == 3 { back.reverse(&[1]) } else { back };
+        let (ahead, back) = match (back.rank(), mask) {
+            (3, Some(m)) => {
+                let keep = m.expand_dims(-1);
+                (ahead.select(&keep, 0.0), back.reverse(&[1]).select(&keep, 0.0))
+            }
+            (3, None) => (ahead, back.reverse(&[1])),
+            _ => (ahead, back),
+        };
         Tensor::concat(&[&ahead, &back], -1)
     }
 

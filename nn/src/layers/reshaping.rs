@@ -11,7 +11,7 @@ use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
 
 /// One global pooling layer per Keras class: the mean or max over the spatial axes.
 macro_rules! global_pooling {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $rank:literal, $axes:expr, $reduce:ident) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $rank:literal, $axes:expr, $reduce:ident, $masked:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -54,6 +54,30 @@ macro_rules! global_pooling {
                 x.$reduce($axes.to_vec(), self.keepdims)
             }
 
+            /// Whether the pooling skips padded steps (it consumes the mask: none after).
+            fn supports_masking(&self) -> bool {
+                let masked: Option<MaskedPool> = $masked;
+                masked.is_some()
+            }
+
+            fn compute_mask(&self, _x: &Tensor, _mask: Option<&Tensor>) -> Option<Tensor> {
+                None
+            }
+
+            #[track_caller]
+            fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+                let masked: Option<MaskedPool> = $masked;
+                match (mask, masked) {
+                    (Some(m), Some(pool)) => {
+                        if x.rank() != $rank {
+                            self.core.incompatible(x, concat!("rank ", $rank, " (batch, spatial axes, channels)"));
+                        }
+                        pool(x, m, self.keepdims)
+                    }
+                    _ => self.forward(x, training),
+                }
+            }
+
             fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
                 let pooled: &[i64] = &$axes;
                 input
@@ -69,23 +93,34 @@ macro_rules! global_pooling {
     };
 }
 
+/// A pooling over steps that skips the padded ones: `(x, mask, keepdims)`.
+type MaskedPool = fn(&Tensor, &Tensor, bool) -> Tensor;
+
+/// The mean over each sequence's unmasked steps (0 for a sequence with none, where
+/// Keras gives NaN).
+fn masked_mean(x: &Tensor, mask: &Tensor, keepdims: bool) -> Tensor {
+    let w = mask.cast(x.dtype()).expand_dims(-1);
+    (x * &w).sum(1, keepdims) / w.sum(1, keepdims).maximum(1.0)
+}
+
 global_pooling!(
-    /// The mean over the steps of `[batch, steps, channels]` (Keras' `GlobalAveragePooling1D`).
-    GlobalAveragePooling1D, "GlobalAveragePooling1D", 3, [1i64], mean
+    /// The mean over the steps of `[batch, steps, channels]` (Keras' `GlobalAveragePooling1D`);
+    /// over the unmasked steps only when the input carries a mask.
+    GlobalAveragePooling1D, "GlobalAveragePooling1D", 3, [1i64], mean, Some(masked_mean)
 );
 global_pooling!(
     /// The max over the steps of `[batch, steps, channels]` (Keras' `GlobalMaxPooling1D`).
-    GlobalMaxPooling1D, "GlobalMaxPooling1D", 3, [1i64], max
+    GlobalMaxPooling1D, "GlobalMaxPooling1D", 3, [1i64], max, None
 );
 global_pooling!(
     /// The mean over height and width of `[batch, height, width, channels]` (Keras'
     /// `GlobalAveragePooling2D`).
-    GlobalAveragePooling2D, "GlobalAveragePooling2D", 4, [1i64, 2], mean
+    GlobalAveragePooling2D, "GlobalAveragePooling2D", 4, [1i64, 2], mean, None
 );
 global_pooling!(
     /// The max over height and width of `[batch, height, width, channels]` (Keras'
     /// `GlobalMaxPooling2D`).
-    GlobalMaxPooling2D, "GlobalMaxPooling2D", 4, [1i64, 2], max
+    GlobalMaxPooling2D, "GlobalMaxPooling2D", 4, [1i64, 2], max, None
 );
 
 /// Reshapes every example to `target` (the batch axis kept; Keras' `Reshape`): one

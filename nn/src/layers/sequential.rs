@@ -1,6 +1,7 @@
 //! `Sequential`: a stack of layers, itself a layer, with Keras' training methods.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tensorjit_runtime::{Device, Tensor, Variable};
@@ -26,6 +27,8 @@ pub(crate) struct SeqInner {
     pub(crate) compiled: Mutex<Option<Arc<Compiled>>>,
     /// Where the weights live (`on_device`); `None`: where the enclosing model's do.
     device: Mutex<Option<Device>>,
+    /// Whether a layer that drops a mask was already warned about.
+    warned_mask: AtomicBool,
 }
 
 impl Sequential {
@@ -43,8 +46,36 @@ impl Sequential {
                 built: OnceLock::new(),
                 compiled: Mutex::new(None),
                 device: Mutex::new(None),
+                warned_mask: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The output and its mask: each layer runs on the previous one's output and mask
+    /// (Keras' mask propagation). A mask starts at an `Embedding` with `mask_zero` or a
+    /// `Masking` layer, or is given here (`[batch, steps]`, true where a step holds
+    /// data); `fit` and `evaluate` leave the output's padded steps out of the loss and
+    /// the metrics. A layer that does not [support masking](Module::supports_masking)
+    /// drops the mask, with a warning the first time. Builds the model on its first call.
+    #[track_caller]
+    pub fn forward_with_mask(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> (Tensor, Option<Tensor>) {
+        if !self.is_built() {
+            self.build("", &crate::module::shape_spec(x));
+        }
+        let mut mask = mask.cloned();
+        let mut y = x.clone();
+        for l in self.layer_list() {
+            if mask.is_some() && !l.supports_masking() && !self.inner.warned_mask.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "{} '{}' in '{}' does not support masking: the mask of padded steps ends there",
+                    l.kind(),
+                    l.name(),
+                    self.inner.name
+                );
+            }
+            (y, mask) = l.forward_and_mask(&y, mask.as_ref(), training);
+        }
+        (y, mask)
     }
 
     /// Appends a layer (before the model is built).
@@ -139,8 +170,28 @@ impl Module for Sequential {
 
     #[track_caller]
     fn forward(&self, x: &Tensor, training: bool) -> Tensor {
-        // `build` (run by `call`) built every layer.
-        self.layer_list().iter().fold(x.clone(), |y, l| l.forward(&y, training))
+        self.forward_with_mask(x, None, training).0
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    /// The last layer's mask. A layer's mask may depend on its input (an `Embedding`'s
+    /// ids), so the layers run: [`forward_and_mask`](Module::forward_and_mask) gives the
+    /// output and the mask from one pass.
+    fn compute_mask(&self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
+        self.forward_with_mask(x, mask, false).1
+    }
+
+    #[track_caller]
+    fn forward_and_mask(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> (Tensor, Option<Tensor>) {
+        self.forward_with_mask(x, mask, training)
+    }
+
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+        self.forward_with_mask(x, mask, training).0
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
