@@ -7,6 +7,7 @@
 //! that is still recording while another computes gradients records that computation —
 //! nested tapes give higher derivatives.
 
+mod accumulate;
 mod grads;
 
 use std::cell::{Cell, RefCell};
@@ -377,14 +378,10 @@ fn backprop(
     seeds: Vec<(Tensor, Tensor)>,
     live: &HashSet<TensorId>,
 ) -> HashMap<TensorId, Tensor> {
-    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    let mut grads = accumulate::Accumulator::default();
     for (target, seed) in seeds {
         if target.dtype().is_float() {
-            let acc = match grads.remove(&target.id) {
-                Some(prev) => &prev + &seed,
-                None => seed,
-            };
-            grads.insert(target.id, acc);
+            grads.add(target.id, seed);
         }
     }
     for rec in records.iter().rev() {
@@ -393,13 +390,20 @@ fn backprop(
             continue;
         }
         let gs = match &rec.rule {
+            // A slice's gradient waits for its siblings (see `accumulate`).
+            Rule::Op(Op::Slice(slice)) => {
+                if let Some(g) = grads.get(rec.outputs[0].id) {
+                    grads.add_slice(rec.inputs[0].id, &rec.inputs[0], slice, g);
+                }
+                continue;
+            }
             Rule::Op(op) => {
-                let Some(g) = grads.get(&rec.outputs[0].id).cloned() else { continue };
+                let Some(g) = grads.get(rec.outputs[0].id) else { continue };
                 let inputs: Vec<&Tensor> = rec.inputs.iter().collect();
                 grads::backward(op, &inputs, &rec.outputs[0], &g, &needed)
             }
             Rule::Custom(f) => {
-                let gy: Vec<Option<Tensor>> = rec.outputs.iter().map(|o| grads.get(&o.id).cloned()).collect();
+                let gy: Vec<Option<Tensor>> = rec.outputs.iter().map(|o| grads.get(o.id)).collect();
                 if gy.iter().all(Option::is_none) {
                     continue;
                 }
@@ -407,18 +411,12 @@ fn backprop(
             }
         };
         for ((x, gx), need) in rec.inputs.iter().zip(gs).zip(&needed) {
-            let Some(gx) = gx else { continue };
-            if !need {
-                continue;
+            if let (Some(gx), true) = (gx, need) {
+                grads.add(x.id, gx);
             }
-            let acc = match grads.remove(&x.id) {
-                Some(prev) => &prev + &gx,
-                None => gx,
-            };
-            grads.insert(x.id, acc);
         }
     }
-    grads
+    grads.finish()
 }
 
 impl Drop for GradientTape {
