@@ -1,5 +1,5 @@
 //! Masks of padded steps (Keras' masking): `Embedding::mask_zero` and `Masking` make
-//! one; LSTM, GRU, Bidirectional, MultiHeadAttention and GlobalAveragePooling1D skip
+//! one; SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention and GlobalAveragePooling1D skip
 //! the padded steps, so a padded batch gives each sequence's unpadded result; traced
 //! calls give eager's bits; `fit`/`evaluate` leave padded steps out of the loss and the
 //! metrics.
@@ -45,7 +45,7 @@ fn recurrent_layers_give_each_padded_sequence_its_unpadded_output() {
     let lengths = [5, 2, 7, 1];
     for left in [false, true] {
         let (batch, alone) = padded(1 + u64::from(left), &lengths, 7, left);
-        for m in [embedded(LSTM::new(3), true), embedded(GRU::new(3), true)] {
+        for m in [embedded(LSTM::new(3), true), embedded(GRU::new(3), true), embedded(SimpleRNN::new(3), true)] {
             let y = m.call(&batch, false);
             assert_eq!(y.dims(), &[4, 3]);
             for (i, seq) in alone.iter().enumerate() {

@@ -254,3 +254,51 @@ fn bidirectional_joins_a_forward_and_a_reversed_pass() {
     let msg = panic_message(std::panic::AssertUnwindSafe(|| drop(bad.call(&x, false))));
     assert!(msg.contains("Bidirectional 'bad'") && msg.contains("return_sequences must agree"), "{msg}");
 }
+
+#[test]
+fn simple_rnn_matches_the_reference_and_traces() {
+    let layer = SimpleRNN::new(4).return_sequences(true).with_name("rnn");
+    let x = rand_f32(50, &[3, 5, 2], -1.0, 1.0);
+    layer.call(&x, false);
+    let names: Vec<(String, Vec<usize>)> =
+        layer.weights().iter().map(|v| (v.name().to_string(), v.shape().dims().to_vec())).collect();
+    assert_eq!(
+        names,
+        [("rnn/kernel", vec![2, 4]), ("rnn/recurrent_kernel", vec![4, 4]), ("rnn/bias", vec![4])]
+            .map(|(n, d)| (n.to_string(), d))
+    );
+    layer.weights()[2].assign(rand_f32(51, &[4], -0.5, 0.5));
+    for (activation, f) in [(Activation::Tanh, f64::tanh as fn(f64) -> f64), (Activation::Relu, |v: f64| v.max(0.0))] {
+        let l = SimpleRNN::new(4).return_sequences(true).activation(activation);
+        l.build("", &[None, Some(5), Some(2)]);
+        for (a, b) in l.weights().iter().zip(layer.weights()) {
+            a.assign(b.read());
+        }
+        let w: Vec<Vec<f64>> = l.weights().iter().map(|v| f64s(&v.read().cast(DType::F64))).collect();
+        let xv = f64s(&x.cast(DType::F64));
+        let y = f32s(&l.call(&x, false));
+        for bi in 0..3 {
+            let mut h = vec![0.0; 4];
+            for s in 0..5 {
+                h = (0..4)
+                    .map(|j| {
+                        let from_x: f64 = (0..2).map(|k| xv[(bi * 5 + s) * 2 + k] * w[0][k * 4 + j]).sum();
+                        let from_h: f64 = (0..4).map(|k| h[k] * w[1][k * 4 + j]).sum();
+                        f(from_x + from_h + w[2][j])
+                    })
+                    .collect();
+                let got: Vec<f64> = (0..4).map(|j| f64::from(y[(bi * 5 + s) * 4 + j])).collect();
+                assert_close(&got, &h, 1e-5);
+            }
+        }
+    }
+    let l = layer.clone();
+    let f = tensorjit::function("simple_rnn", move |x: Tensor| l.call(&x, false))
+        .with_input_signature(vec![TensorSpec::new(DType::F32, &[None, Some(5), Some(2)])]);
+    for n in [1, 4] {
+        let x = rand_f32(52 + n as u64, &[n, 5, 2], -1.0, 1.0);
+        let bits = |t: &Tensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&f.call(x.clone())), bits(&layer.call(&x, false)), "batch {n}");
+    }
+    assert_eq!(f.tracing_count(), 1);
+}

@@ -5,6 +5,7 @@
 mod attention;
 mod basic;
 mod batchnorm;
+mod bidirectional;
 mod conv;
 mod conv1d;
 mod dense;
@@ -17,12 +18,13 @@ mod sequential;
 pub use attention::MultiHeadAttention;
 pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
 pub use batchnorm::BatchNormalization;
+pub use bidirectional::Bidirectional;
 pub use conv::{AvgPool2D, Conv2D, MaxPool2D};
 pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
 pub use masking::Masking;
-pub use recurrent::{Bidirectional, GRU, LSTM};
+pub use recurrent::{SimpleRNN, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
 

@@ -1,16 +1,18 @@
-//! `LSTM` and `GRU` (Keras' layers), unrolled over the steps: a traced call is one
+//! `SimpleRNN`, `LSTM` and `GRU` (Keras' layers), unrolled over the steps: a traced call is one
 //! straight-line graph of the steps (the number of steps must be known when tracing,
 //! as with Keras' `unroll=True`); the input projection of every step is one matmul.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use tensorjit_runtime::shape::UNKNOWN;
-use tensorjit_runtime::{DType, Tensor, Variable};
+use tensorjit_runtime::{random, DType, Tensor, Variable};
 
 use super::{core_methods, with_name};
+use crate::activations::Activation;
 use crate::error::raise;
 use crate::initializers::Initializer;
-use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
+use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
 
 /// A recurrent state: the output `h` first (an LSTM's cell `c` after it).
 type State = Vec<Tensor>;
@@ -24,7 +26,20 @@ struct Masking<'a> {
     zero_output: bool,
 }
 
-/// What `LSTM` and `GRU` share: their configuration, checks and unrolled loop.
+/// Keep-or-drop factors of `like`'s shape: 1/(1 − rate) with probability 1 − rate, else 0
+/// (drawn from the runtime's random sequence, on the host, then moved beside `like`).
+#[track_caller]
+fn dropout_mask(core: &LayerCore, like: &Tensor, rate: f64) -> Tensor {
+    if !like.shape().is_fully_known() {
+        core.incompatible(like, "a fully known shape while training with dropout (masks are drawn per element)");
+    }
+    let u = random::uniform(like.shape().clone(), 0.0, 1.0, like.dtype(), None)
+        .to(like.device())
+        .unwrap_or_else(|e| core.incompatible(like, &format!("a dropout mask on its device ({e})")));
+    Tensor::where_(&u.ge(rate), 1.0 / (1.0 - rate), 0.0)
+}
+
+/// What the recurrent layers share: their configuration, checks and unrolled loop.
 #[derive(Clone)]
 struct Recurrent {
     units: usize,
@@ -32,6 +47,10 @@ struct Recurrent {
     zero_output_for_mask: bool,
     kernel_initializer: Initializer,
     recurrent_initializer: Initializer,
+    /// The fraction of input features dropped while training (one mask per sequence).
+    dropout: f64,
+    /// The fraction of the previous output's units dropped before the recurrent product.
+    recurrent_dropout: f64,
 }
 
 impl Recurrent {
@@ -46,7 +65,39 @@ impl Recurrent {
             zero_output_for_mask: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
         }
+    }
+
+    /// Checks a dropout rate for the builders.
+    #[track_caller]
+    fn rate(kind: &str, what: &str, rate: f64) -> f64 {
+        if !(0.0..1.0).contains(&rate) {
+            raise(kind, format!("{what} must be in [0, 1), got {rate}"))
+        }
+        rate
+    }
+
+    /// `x` `[batch, steps, features]` with the input dropout applied while training: one
+    /// mask `[batch, 1, features]` for every step, as Keras draws it.
+    #[track_caller]
+    fn drop_inputs(&self, core: &LayerCore, x: &Tensor, training: bool) -> Tensor {
+        if !training || self.dropout == 0.0 {
+            return x.clone();
+        }
+        x * &dropout_mask(core, &x.narrow(1, 0, 1), self.dropout)
+    }
+
+    /// The previous output as the recurrent product reads it: with recurrent dropout
+    /// while training, times one mask drawn on the first step that has an output and
+    /// kept for the others.
+    #[track_caller]
+    fn drop_recurrent(&self, core: &LayerCore, h: &Tensor, mask: &OnceCell<Tensor>, training: bool) -> Tensor {
+        if !training || self.recurrent_dropout == 0.0 {
+            return h.clone();
+        }
+        h * mask.get_or_init(|| dropout_mask(core, h, self.recurrent_dropout))
     }
 
     /// The inputs' feature count, which the weights need.
@@ -142,15 +193,10 @@ macro_rules! recurrent_masking {
     };
 }
 
-/// The builders and accessors both recurrent layers have.
+/// The builders and accessors the recurrent layers share.
 macro_rules! recurrent_layer {
     ($name:ident) => {
         impl $name {
-            #[track_caller]
-            pub fn new(units: usize) -> $name {
-                $name { cfg: Recurrent::new(stringify!($name), units), core: LayerCore::new(stringify!($name)) }
-            }
-
             /// Every step's output `[batch, steps, units]` instead of the last one's.
             pub fn return_sequences(mut self, on: bool) -> Self {
                 self.cfg.return_sequences = on;
@@ -161,6 +207,22 @@ macro_rules! recurrent_layer {
             /// state's output (Keras' `zero_output_for_mask`; `Bidirectional` always does).
             pub fn zero_output_for_mask(mut self, on: bool) -> Self {
                 self.cfg.zero_output_for_mask = on;
+                self
+            }
+
+            /// Drops this fraction of the input features while training (Keras'
+            /// `dropout`): one mask per sequence, the same at every step.
+            #[track_caller]
+            pub fn dropout(mut self, rate: f64) -> Self {
+                self.cfg.dropout = Recurrent::rate(stringify!($name), "dropout", rate);
+                self
+            }
+
+            /// Drops this fraction of the previous output's units before the recurrent
+            /// product while training (Keras' `recurrent_dropout`), one mask per sequence.
+            #[track_caller]
+            pub fn recurrent_dropout(mut self, rate: f64) -> Self {
+                self.cfg.recurrent_dropout = Recurrent::rate(stringify!($name), "recurrent_dropout", rate);
                 self
             }
 
@@ -196,6 +258,13 @@ pub struct LSTM {
     core: Arc<LayerCore>,
 }
 
+impl LSTM {
+    #[track_caller]
+    pub fn new(units: usize) -> LSTM {
+        LSTM { cfg: Recurrent::new("LSTM", units), core: LayerCore::new("LSTM") }
+    }
+}
+
 recurrent_layer!(LSTM);
 
 impl Module for LSTM {
@@ -224,20 +293,23 @@ impl Module for LSTM {
     recurrent_masking!();
 
     #[track_caller]
-    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, _training: bool) -> Tensor {
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
         let u = self.cfg.units;
         // Every step's input projection in one matmul: [batch, steps, 4·units].
-        let projected = x.matmul(&kernel) + &bias;
+        let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
+        let recurrent_mask = OnceCell::new();
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
         let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
         self.cfg.unroll(&self.core, steps, masking, |t, state| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
             // A zero state adds nothing: the first step skips its products.
             let z = match state {
-                Some([h, _]) => xt + h.matmul(&recurrent),
+                Some([h, _]) => {
+                    xt + self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent)
+                }
                 _ => xt,
             };
             let (i, f, g, o) =
@@ -266,6 +338,13 @@ pub struct GRU {
     core: Arc<LayerCore>,
 }
 
+impl GRU {
+    #[track_caller]
+    pub fn new(units: usize) -> GRU {
+        GRU { cfg: Recurrent::new("GRU", units), core: LayerCore::new("GRU") }
+    }
+}
+
 recurrent_layer!(GRU);
 
 impl Module for GRU {
@@ -290,13 +369,14 @@ impl Module for GRU {
     recurrent_masking!();
 
     #[track_caller]
-    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, _training: bool) -> Tensor {
+    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
         let u = self.cfg.units;
         let (input_bias, recurrent_bias) = (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
-        let projected = x.matmul(&kernel) + &input_bias;
+        let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &input_bias;
+        let recurrent_mask = OnceCell::new();
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
         let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
         self.cfg.unroll(&self.core, steps, masking, |t, state| {
@@ -304,7 +384,10 @@ impl Module for GRU {
             let h = state.map(|s| &s[0]);
             // The recurrent projection of a zero state is its bias alone.
             let rt = match h {
-                Some(h) => h.matmul(&recurrent) + &recurrent_bias,
+                Some(h) => {
+                    self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent)
+                        + &recurrent_bias
+                }
                 None => Tensor::zeros_like(&xt) + &recurrent_bias,
             };
             let z = (gate(&xt, 0) + gate(&rt, 0)).sigmoid();
@@ -322,67 +405,48 @@ impl Module for GRU {
     }
 }
 
-/// Runs one recurrent layer forward and another over the reversed steps, and joins
-/// their outputs on the last axis (Keras' `Bidirectional` with `merge_mode="concat"`
-/// and a `backward_layer`): with `return_sequences`, the backward outputs are put back
-/// in the steps' order first. Both layers must agree on `return_sequences`.
+/// A fully connected recurrence over `[batch, steps, features]` (Keras' `SimpleRNN`):
+/// `h = activation(x·kernel + h₋₁·recurrent_kernel + bias)`, tanh by default. Weights:
+/// `kernel` `[features, units]` (glorot_uniform), `recurrent_kernel` `[units, units]`
+/// (orthogonal), `bias` `[units]` (zeros). Unrolled like [`LSTM`].
 #[derive(Clone)]
-pub struct Bidirectional {
-    forward: ModuleRef,
-    backward: ModuleRef,
+pub struct SimpleRNN {
+    cfg: Recurrent,
+    activation: Activation,
     core: Arc<LayerCore>,
 }
 
-impl Bidirectional {
-    /// `forward` reads the steps in order, `backward` from the last to the first (two
-    /// layers: their weights are their own).
-    pub fn new(forward: impl Module + 'static, backward: impl Module + 'static) -> Bidirectional {
-        Bidirectional { forward: forward.boxed(), backward: backward.boxed(), core: LayerCore::new("Bidirectional") }
+impl SimpleRNN {
+    #[track_caller]
+    pub fn new(units: usize) -> SimpleRNN {
+        SimpleRNN {
+            cfg: Recurrent::new("SimpleRNN", units),
+            activation: Activation::Tanh,
+            core: LayerCore::new("SimpleRNN"),
+        }
     }
 
-    with_name!();
+    /// The activation of each step (tanh unless set).
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
 }
 
-impl Module for Bidirectional {
-    fn name(&self) -> &str {
-        &self.core.name
-    }
+recurrent_layer!(SimpleRNN);
 
-    fn kind(&self) -> &'static str {
-        self.core.kind
-    }
-
-    fn is_built(&self) -> bool {
-        self.forward.is_built() && self.backward.is_built()
-    }
-
-    /// The forward layer's weights, then the backward one's.
-    fn variables(&self) -> Vec<Variable> {
-        let mut v = self.forward.variables();
-        v.extend(self.backward.variables());
-        v
-    }
-
-    fn layers(&self) -> Vec<ModuleRef> {
-        vec![self.forward.clone(), self.backward.clone()]
-    }
+impl Module for SimpleRNN {
+    core_methods!();
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
-        let (f, b) = (self.forward.output_shape(input), self.backward.output_shape(input));
-        if f.len() != b.len() || f[..f.len().saturating_sub(1)] != b[..b.len().saturating_sub(1)] {
-            raise(
-                &format!("Bidirectional '{}'", self.core.name),
-                format!(
-                    "its layers give outputs of shapes {} and {}, which cannot be joined (return_sequences must agree)",
-                    fmt_spec(&f),
-                    fmt_spec(&b)
-                ),
-            )
-        }
-        let scope = if scope.is_empty() { self.core.name.clone() } else { format!("{scope}/{}", self.core.name) };
-        self.forward.build(&scope, input);
-        self.backward.build(&scope, input);
+        let features = Recurrent::features(&self.core, input);
+        let u = self.cfg.units;
+        self.core.build(scope, |w| {
+            w.add("kernel", &[features, u], &self.cfg.kernel_initializer, true);
+            w.add("recurrent_kernel", &[u, u], &self.cfg.recurrent_initializer, true);
+            w.add("bias", &[u], &Initializer::Zeros, true);
+        });
     }
 
     #[track_caller]
@@ -390,40 +454,27 @@ impl Module for Bidirectional {
         self.forward_masked(x, None, training)
     }
 
-    fn supports_masking(&self) -> bool {
-        true
-    }
+    recurrent_masking!();
 
-    /// The forward layer's: the mask with sequences, none with last outputs.
-    fn compute_mask(&self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
-        self.forward.compute_mask(x, mask)
-    }
-
-    /// With a mask, the backward layer reads the reversed mask too (right padding comes
-    /// first, so it starts from the zero state at the last real step), and padded steps
-    /// of both outputs are 0 (Keras forces `zero_output_for_mask` on sequences).
     #[track_caller]
     fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
-        let ahead = self.forward.forward_masked(x, mask, training);
-        let reversed_mask = mask.map(|m| m.reverse(&[1]));
-        let back = self.backward.forward_masked(&x.reverse(&[1]), reversed_mask.as_ref(), training);
-        // Sequences: the backward layer's step i read x's step n−1−i.
-        let (ahead, back) = match (back.rank(), mask) {
-            (3, Some(m)) => {
-                let keep = m.expand_dims(-1);
-                (ahead.select(&keep, 0.0), back.reverse(&[1]).select(&keep, 0.0))
-            }
-            (3, None) => (ahead, back.reverse(&[1])),
-            _ => (ahead, back),
-        };
-        Tensor::concat(&[&ahead, &back], -1)
+        let (kernel, recurrent, bias) =
+            (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
+        let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
+        let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
+        let recurrent_mask = OnceCell::new();
+        let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
+        self.cfg.unroll(&self.core, steps, masking, |t, state| {
+            let xt = projected.narrow(1, t, 1).squeeze(&[1]);
+            let z = match state {
+                Some([h]) => xt + self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent),
+                _ => xt,
+            };
+            vec![self.activation.apply(&z)]
+        })
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        let (mut f, b) = (self.forward.output_shape(input), self.backward.output_shape(input));
-        if let (Some(last), Some(other)) = (f.last_mut(), b.last()) {
-            *last = last.zip(*other).map(|(x, y)| x + y);
-        }
-        f
+        self.cfg.output_shape(input)
     }
 }
