@@ -306,3 +306,25 @@ fn floormod_follows_python_and_tensorflow() {
     acc %= 4.0;
     assert_eq!(f64s(&acc)[..2], [3.0, 1.0]);
 }
+
+#[test]
+fn where_with_a_mask_per_row_or_per_column_of_a_square_matrix() {
+    let a = rand_f32(90, &[6, 6], -1.0, 1.0);
+    let b = rand_f32(91, &[6, 6], -1.0, 1.0);
+    let flags = rand_f32(92, &[6], -1.0, 1.0).gt(0.0);
+    let f = flags.to_vec::<bool>().unwrap();
+    let (av, bv) = (f32s(&a), f32s(&b));
+    for (mask, per_row) in [(flags.reshape([6, 1]), true), (flags.clone(), false)] {
+        for scalar_b in [false, true] {
+            let y = if scalar_b { Tensor::where_(&mask, &a, 0.5f32) } else { Tensor::where_(&mask, &a, &b) };
+            let yv = f32s(&y);
+            for i in 0..6 {
+                for j in 0..6 {
+                    let keep = if per_row { f[i] } else { f[j] };
+                    let other = if scalar_b { 0.5 } else { bv[i * 6 + j] };
+                    assert_eq!(yv[i * 6 + j], if keep { av[i * 6 + j] } else { other }, "({i}, {j}) per_row {per_row}");
+                }
+            }
+        }
+    }
+}

@@ -435,6 +435,9 @@ pub(crate) fn select(c: &Tensor, a: &Tensor, b: &Tensor, shape: Shape) -> Tensor
         let (cv, av, bv) =
             (c.data::<bool>().unwrap_or(&[]), a.data::<T>().unwrap_or(&[]), b.data::<T>().unwrap_or(&[]));
         let mut out = alloc::<T>(so.numel());
+        if by_rows((cv, c.shape()), (av, a.shape()), (bv, b.shape()), so, &mut out) {
+            return out;
+        }
         let bc = Bcast::new(so, [c.shape(), a.shape(), b.shape()]);
         let (n, st) = bc.inner();
         bc.for_rows(&mut out, |row, [oc, oa, ob]| {
@@ -462,6 +465,36 @@ pub(crate) fn select(c: &Tensor, a: &Tensor, b: &Tensor, shape: Shape) -> Tensor
         Buffer::Bool(_) => Buffer::Bool(go(c, a, b, &shape)),
     };
     Tensor::from_buffer(buf, shape)
+}
+
+/// The largest output [`by_rows`] handles (larger ones take the parallel path).
+const BY_ROWS_MAX: usize = 1 << 18;
+
+/// `select` with one mask value per row (`c` of the output's shape but a last axis of 1:
+/// a recurrent layer's mask of padded steps) choosing whole rows of `a` or `b`, each of
+/// the output's shape or a single value: a copy or a fill per row, without the
+/// broadcasting walk's per-row offsets. `false` when the shapes are not of that kind.
+fn by_rows<T: Element>(
+    (c, sc): (&[bool], &Shape),
+    (a, sa): (&[T], &Shape),
+    (b, sb): (&[T], &Shape),
+    so: &Shape,
+    out: &mut [T],
+) -> bool {
+    let dims = so.dims();
+    let Some((&n, lead)) = dims.split_last() else { return false };
+    let row_mask = sc.dims().split_last().is_some_and(|(&one, l)| one == 1 && l == lead);
+    let fits = |v: &[T], s: &Shape| v.len() == 1 || s.dims() == dims;
+    if !row_mask || n < 2 || out.len() > BY_ROWS_MAX || !fits(a, sa) || !fits(b, sb) {
+        return false;
+    }
+    for (r, (row, &keep)) in out.chunks_exact_mut(n).zip(c).enumerate() {
+        match if keep { a } else { b } {
+            [v] => row.fill(*v),
+            src => row.copy_from_slice(&src[r * n..(r + 1) * n]),
+        }
+    }
+    true
 }
 
 /// `as`-style conversion between element types.
