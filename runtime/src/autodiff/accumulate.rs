@@ -36,8 +36,18 @@ impl Piece {
         (partial.next().is_none() && self.slice[a].step == 1 && self.slice[a].len != UNKNOWN).then_some(a)
     }
 
-    /// The zero-padded gradient of the whole tensor.
+    /// Whether axis `a` of the slice is the whole axis backwards (`reverse`).
+    fn is_reversed(&self, a: usize) -> bool {
+        let (s, d) = (self.slice[a], self.input.dims()[a]);
+        d != UNKNOWN && s.step == -1 && s.len == d && s.start + 1 == d
+    }
+
+    /// The zero-padded gradient of the whole tensor; for a slice that only reverses
+    /// axes (its own inverse), the gradient reversed alike, without the padding.
     fn scatter(&self) -> Tensor {
+        if (0..self.slice.len()).all(|a| self.is_whole(a) || self.is_reversed(a)) {
+            return apply(Op::Slice(self.slice.clone()), &[&self.grad]);
+        }
         apply(Op::SliceGrad { input: self.input.clone(), slice: self.slice.clone() }, &[&self.grad])
     }
 }
@@ -181,5 +191,17 @@ mod tests {
             assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
         }
         assert!(acc.finish().contains_key(&id));
+    }
+
+    #[test]
+    fn a_reversal_is_its_own_gradient() {
+        let x = Tensor::from_vec(values(3 * 4, 0.5), [3, 4]).unwrap();
+        let g = Tensor::from_vec(values(3 * 4, 0.9), [3, 4]).unwrap();
+        let rev = vec![SliceAxis { start: 0, step: 1, len: 3 }, SliceAxis { start: 3, step: -1, len: 4 }];
+        let want = apply(Op::SliceGrad { input: x.shape().clone(), slice: rev.clone() }, &[&g]);
+        let mut acc = Accumulator::default();
+        acc.add_slice(x.id, &x, &rev, g.clone());
+        assert_eq!(acc.get(x.id).unwrap().to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+        assert_eq!(want.to_vec::<f32>().unwrap(), g.reverse(&[1]).to_vec::<f32>().unwrap());
     }
 }
