@@ -1,6 +1,6 @@
 //! fit's callbacks: EarlyStopping (patience, min_delta, mode, baseline, restoring the
-//! best epoch's weights, eager and traced alike), ModelCheckpoint, ReduceLROnPlateau
-//! and a user-written callback.
+//! best epoch's weights, eager and traced alike), ModelCheckpoint, ReduceLROnPlateau,
+//! CsvLogger and a user-written callback.
 
 mod common;
 use common::*;
@@ -269,4 +269,54 @@ fn learning_rate_scheduler_sets_each_epochs_rate_eager_and_traced() {
     let opts = FitOptions { epochs: 3, verbose: false, callbacks: vec![nan], ..FitOptions::default() };
     let err = m.fit(&x, &y, &opts).unwrap_err().to_string();
     assert!(err.contains("LearningRateScheduler: the schedule gave a learning rate of NaN for epoch 1"), "{err}");
+}
+
+#[test]
+fn csv_logger_writes_a_row_per_epoch_and_appends_if_asked() {
+    let (x, y, vx, vy) = data();
+    let dir = std::env::temp_dir().join(format!("tensorjit-csv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("log.csv");
+    let m = model();
+    m.compile(SGD::new(0.5), Loss::MeanSquaredError, &[Metric::Accuracy], false);
+    let fit = |logger: CsvLogger, epochs: usize| {
+        let opts = FitOptions {
+            epochs,
+            batch_size: 16,
+            shuffle: Some(2),
+            validation_data: Some((vx.clone(), vy.clone())),
+            verbose: false,
+            callbacks: vec![Arc::new(logger)],
+        };
+        m.fit(&x, &y, &opts).unwrap()
+    };
+    let rows = |path: &std::path::Path| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+    };
+    let first = fit(CsvLogger::new(&path), 3);
+    let table = rows(&path);
+    assert_eq!(table[0], ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]);
+    assert_eq!(table.len(), 4);
+    for (e, row) in table[1..].iter().enumerate() {
+        assert_eq!(row[0], e.to_string());
+        let value = |i: usize| row[i].parse::<f64>().unwrap();
+        assert_eq!(value(2), first.get("loss")[e], "the logged values, exactly");
+        assert_eq!(value(4), first.get("val_loss")[e]);
+        assert_eq!(value(3), first.get("val_accuracy")[e]);
+    }
+    // Appending: two more rows, no second header; without append the file starts over.
+    let second = fit(CsvLogger::new(&path).append(true), 2);
+    let table = rows(&path);
+    assert_eq!(table.len(), 6);
+    assert_eq!(table[5][2].parse::<f64>().unwrap(), second.get("loss")[1]);
+    fit(CsvLogger::new(&path).separator(';'), 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.starts_with("epoch;accuracy;loss;val_accuracy;val_loss\n0;"), "{text}");
+    // A path that cannot be written ends fit with an error naming it.
+    let bad = Arc::new(CsvLogger::new(dir.join("missing/log.csv")));
+    let err = m.fit(&x, &y, &FitOptions { verbose: false, callbacks: vec![bad], ..FitOptions::default() }).unwrap_err();
+    assert!(err.to_string().contains("missing/log.csv"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,8 @@
 //! Callbacks of `fit` (Keras' `keras.callbacks`): code run at the start and end of
 //! training and around each epoch, which may stop training; and Keras' `EarlyStopping`,
-//! `ModelCheckpoint`, `ReduceLROnPlateau` and `LearningRateScheduler`.
+//! `ModelCheckpoint`, `ReduceLROnPlateau`, `LearningRateScheduler` and `CsvLogger`.
+
+mod csv_logger;
 
 use std::sync::Mutex;
 
@@ -10,6 +12,8 @@ use crate::error::{raise, Error, Result};
 use crate::layers::Sequential;
 use crate::model::Logs;
 use crate::module::Module;
+
+pub use csv_logger::CsvLogger;
 
 /// Whether `fit` goes on after an epoch (Keras' `model.stop_training`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

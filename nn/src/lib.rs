@@ -53,7 +53,7 @@ pub use naming::reset_names;
 pub mod prelude {
     pub use crate::activations::Activation;
     pub use crate::callbacks::{
-        Callback, Control, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+        Callback, Control, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
     };
     pub use crate::data::Dataset;
     pub use crate::initializers::Initializer;
