@@ -56,7 +56,7 @@ fn build(mask_zero: bool) -> Sequential {
         "reader",
         vec![
             Embedding::new(VOCAB, 16).mask_zero(mask_zero).boxed(),
-            Bidirectional::new(LSTM::new(16), LSTM::new(16)).boxed(),
+            Bidirectional::of(LSTM::new(16)).boxed(),
             Dense::new(1).boxed(),
         ],
     )

@@ -302,3 +302,46 @@ fn simple_rnn_matches_the_reference_and_traces() {
     }
     assert_eq!(f.tracing_count(), 1);
 }
+
+#[test]
+fn go_backwards_reads_the_reversed_steps_and_bidirectional_of_makes_twins() {
+    let x = rand_f32(60, &[3, 5, 2], -1.0, 1.0);
+    let ahead = LSTM::new(3).return_sequences(true);
+    ahead.call(&x, false);
+    let back = LSTM::new(3).return_sequences(true).go_backwards(true);
+    back.build("", &[None, Some(5), Some(2)]);
+    for (a, b) in back.weights().iter().zip(ahead.weights()) {
+        a.assign(b.read());
+    }
+    // The outputs in the order the steps were read: those of the reversed input.
+    assert_eq!(f32s(&back.call(&x, false)), f32s(&ahead.call(&x.reverse(&[1]), false)));
+    // With a mask, the mask is read (and returned) reversed too.
+    let mask = Tensor::from_vec(
+        vec![true, true, true, false, false, true, true, true, true, true, true, false, false, false, false],
+        [3, 5],
+    )
+    .unwrap();
+    let rev = mask.reverse(&[1]);
+    assert_eq!(
+        f32s(&back.forward_masked(&x, Some(&mask), false)),
+        f32s(&ahead.forward_masked(&x.reverse(&[1]), Some(&rev), false))
+    );
+    let out_mask = back.compute_mask(&x, Some(&mask)).unwrap();
+    assert_eq!(out_mask.to_vec::<bool>().unwrap(), rev.to_vec::<bool>().unwrap());
+
+    // Bidirectional::of: two twins with weights of their own, named after the layer.
+    let bi = Sequential::named(
+        "m",
+        vec![Bidirectional::of(GRU::new(3).return_sequences(true).with_name("gru")).with_name("bi").boxed()],
+    );
+    let y = bi.call(&x, false);
+    let names: Vec<String> = bi.variables().iter().map(|v| v.name().to_string()).collect();
+    assert_eq!(names[0], "m/bi/forward_gru/kernel", "{names:?}");
+    assert_eq!(names[3], "m/bi/backward_gru/kernel", "{names:?}");
+    let twins = bi.layers()[0].layers();
+    assert_ne!(f32s(&twins[0].variables()[0].read()), f32s(&twins[1].variables()[0].read()), "their own weights");
+    let want = Tensor::concat(&[&twins[0].call(&x, false), &twins[1].call(&x.reverse(&[1]), false).reverse(&[1])], -1);
+    assert_eq!(f32s(&y), f32s(&want));
+    let msg = panic_message(|| drop(Bidirectional::of(LSTM::new(2).go_backwards(true).with_name("lstm_b"))));
+    assert!(msg.contains("Bidirectional of LSTM 'lstm_b'") && msg.contains("goes backwards"), "{msg}");
+}

@@ -130,7 +130,12 @@ pub(crate) struct LayerCore {
 
 impl LayerCore {
     pub(crate) fn new(kind: &'static str) -> Arc<LayerCore> {
-        Arc::new(LayerCore { name: naming::unique(&naming::snake(kind)), kind, weights: OnceLock::new() })
+        LayerCore::named(kind, &naming::unique(&naming::snake(kind)))
+    }
+
+    /// An unbuilt core of this kind with this name.
+    pub(crate) fn named(kind: &'static str, name: &str) -> Arc<LayerCore> {
+        Arc::new(LayerCore { name: name.to_string(), kind, weights: OnceLock::new() })
     }
 
     /// A core with the given name (before the layer is built).

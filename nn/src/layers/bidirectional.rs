@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{Tensor, Variable};
 
-use super::with_name;
+use super::{with_name, RecurrentLayer};
 use crate::error::raise;
 use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
 
@@ -24,6 +24,22 @@ impl Bidirectional {
     /// layers: their weights are their own).
     pub fn new(forward: impl Module + 'static, backward: impl Module + 'static) -> Bidirectional {
         Bidirectional { forward: forward.boxed(), backward: backward.boxed(), core: LayerCore::new("Bidirectional") }
+    }
+
+    /// Keras' `Bidirectional(layer)`: two twins of `layer` (the same configuration, each
+    /// with its own weights), named `forward_<name>` and `backward_<name>`. The layer
+    /// must read forwards: the backward twin is given the reversed steps.
+    #[track_caller]
+    pub fn of<L: RecurrentLayer>(layer: L) -> Bidirectional {
+        if layer.goes_backwards() {
+            raise(
+                &format!("Bidirectional of {} '{}'", layer.kind(), layer.name()),
+                "the layer goes backwards; give one that reads the steps forwards (the backward twin reverses them)",
+            )
+        }
+        let name = layer.name().to_string();
+        let (forward, backward) = (layer.twin(&format!("forward_{name}")), layer.twin(&format!("backward_{name}")));
+        Bidirectional::new(forward, backward)
     }
 
     with_name!();

@@ -24,7 +24,7 @@ pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
 pub use masking::Masking;
-pub use recurrent::{SimpleRNN, GRU, LSTM};
+pub use recurrent::{RecurrentLayer, SimpleRNN, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
 

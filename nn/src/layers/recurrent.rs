@@ -45,6 +45,7 @@ struct Recurrent {
     units: usize,
     return_sequences: bool,
     zero_output_for_mask: bool,
+    go_backwards: bool,
     kernel_initializer: Initializer,
     recurrent_initializer: Initializer,
     /// The fraction of input features dropped while training (one mask per sequence).
@@ -63,11 +64,23 @@ impl Recurrent {
             units,
             return_sequences: false,
             zero_output_for_mask: false,
+            go_backwards: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
             dropout: 0.0,
             recurrent_dropout: 0.0,
         }
+    }
+
+    /// The input and mask in the order the layer reads the steps (reversed with
+    /// `go_backwards`).
+    fn oriented(&self, x: &Tensor, mask: Option<&Tensor>) -> (Tensor, Option<Tensor>) {
+        let x = if self.go_backwards { x.reverse(&[1]) } else { x.clone() };
+        (x, self.oriented_mask(mask))
+    }
+
+    fn oriented_mask(&self, mask: Option<&Tensor>) -> Option<Tensor> {
+        mask.map(|m| if self.go_backwards { m.reverse(&[1]) } else { m.clone() })
     }
 
     /// Checks a dropout rate for the builders.
@@ -179,6 +192,17 @@ impl Recurrent {
     }
 }
 
+/// A recurrent layer that makes an unbuilt twin of itself: the same configuration, its
+/// own weights (what [`Bidirectional::of`](super::Bidirectional::of) runs each way).
+pub trait RecurrentLayer: Module + Clone + 'static {
+    /// A copy named `name`, configured alike, whose weights are its own (made on its
+    /// first call).
+    fn twin(&self, name: &str) -> Self;
+
+    /// Whether it reads the steps from the last to the first (`go_backwards`).
+    fn goes_backwards(&self) -> bool;
+}
+
 /// How both recurrent layers treat a mask: they use it, and pass it on with their
 /// sequences (a last output has no steps left to mask).
 macro_rules! recurrent_masking {
@@ -187,8 +211,10 @@ macro_rules! recurrent_masking {
             true
         }
 
+        /// With `go_backwards` the sequence comes out reversed, and so does its mask.
         fn compute_mask(&self, _x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
-            mask.filter(|_| self.cfg.return_sequences).cloned()
+            let mask = mask.filter(|_| self.cfg.return_sequences);
+            self.cfg.oriented_mask(mask)
         }
     };
 }
@@ -207,6 +233,13 @@ macro_rules! recurrent_layer {
             /// state's output (Keras' `zero_output_for_mask`; `Bidirectional` always does).
             pub fn zero_output_for_mask(mut self, on: bool) -> Self {
                 self.cfg.zero_output_for_mask = on;
+                self
+            }
+
+            /// Reads the steps from the last to the first, and returns the sequence in
+            /// that order (Keras' `go_backwards`).
+            pub fn go_backwards(mut self, on: bool) -> Self {
+                self.cfg.go_backwards = on;
                 self
             }
 
@@ -241,6 +274,16 @@ macro_rules! recurrent_layer {
             /// `kernel`, `recurrent_kernel`, `bias`, once built.
             pub fn weights(&self) -> Vec<Variable> {
                 self.core.weights()
+            }
+        }
+
+        impl RecurrentLayer for $name {
+            fn twin(&self, name: &str) -> Self {
+                $name { core: LayerCore::named(stringify!($name), name), ..self.clone() }
+            }
+
+            fn goes_backwards(&self) -> bool {
+                self.cfg.go_backwards
             }
         }
     };
@@ -297,6 +340,8 @@ impl Module for LSTM {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
+        let (x, mask) = self.cfg.oriented(x, mask);
+        let (x, mask) = (&x, mask.as_ref());
         let u = self.cfg.units;
         // Every step's input projection in one matmul: [batch, steps, 4·units].
         let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
@@ -373,6 +418,8 @@ impl Module for GRU {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
+        let (x, mask) = self.cfg.oriented(x, mask);
+        let (x, mask) = (&x, mask.as_ref());
         let u = self.cfg.units;
         let (input_bias, recurrent_bias) = (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
         let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &input_bias;
@@ -461,6 +508,8 @@ impl Module for SimpleRNN {
         let (kernel, recurrent, bias) =
             (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
         let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
+        let (x, mask) = self.cfg.oriented(x, mask);
+        let (x, mask) = (&x, mask.as_ref());
         let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
         let recurrent_mask = OnceCell::new();
         let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
