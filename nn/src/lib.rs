@@ -60,8 +60,8 @@ pub mod prelude {
     pub use crate::layers::{
         AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten,
         GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Lambda,
-        LayerNormalization, Masking, MaxPool1D, MaxPool2D, MultiHeadAttention, Reshape, Sequential, SimpleRNN, GRU,
-        LSTM,
+        LayerNormalization, Masking, MaxPool1D, MaxPool2D, MultiHeadAttention, Reshape, Sequential, SimpleRNN,
+        TimeDistributed, GRU, LSTM,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};

@@ -14,6 +14,7 @@ mod masking;
 mod recurrent;
 mod reshaping;
 mod sequential;
+mod time_distributed;
 
 pub use attention::MultiHeadAttention;
 pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
@@ -27,6 +28,7 @@ pub use masking::Masking;
 pub use recurrent::{RecurrentLayer, SimpleRNN, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
+pub use time_distributed::TimeDistributed;
 
 /// The length of the inputs' last axis, which a layer's weights need (an error naming
 /// the layer when the shape leaves it unknown).
