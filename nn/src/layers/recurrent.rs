@@ -17,6 +17,16 @@ use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
 /// A recurrent state: the output `h` first (an LSTM's cell `c` after it).
 type State = Vec<Tensor>;
 
+/// What a recurrent layer's forward pass starts from (see [`Recurrent::prepare`]).
+struct Prepared {
+    kernel: Tensor,
+    recurrent: Tensor,
+    bias: Tensor,
+    steps: usize,
+    x: Tensor,
+    mask: Option<Tensor>,
+}
+
 /// How [`Recurrent::unroll`] treats padded steps.
 #[derive(Clone, Copy, Default)]
 struct Masking<'a> {
@@ -72,11 +82,15 @@ impl Recurrent {
         }
     }
 
-    /// The input and mask in the order the layer reads the steps (reversed with
+    /// The weights (`kernel`, `recurrent_kernel`, `bias`), the number of steps, and the
+    /// input and mask in the order the layer reads the steps (reversed with
     /// `go_backwards`).
-    fn oriented(&self, x: &Tensor, mask: Option<&Tensor>) -> (Tensor, Option<Tensor>) {
+    #[track_caller]
+    fn prepare(&self, core: &LayerCore, x: &Tensor, mask: Option<&Tensor>) -> Prepared {
+        let (kernel, recurrent, bias) = (core.weight(0).read(), core.weight(1).read(), core.weight(2).read());
+        let steps = Recurrent::steps(core, x, kernel.dims()[0]);
         let x = if self.go_backwards { x.reverse(&[1]) } else { x.clone() };
-        (x, self.oriented_mask(mask))
+        Prepared { kernel, recurrent, bias, steps, x, mask: self.oriented_mask(mask) }
     }
 
     fn oriented_mask(&self, mask: Option<&Tensor>) -> Option<Tensor> {
@@ -203,10 +217,17 @@ pub trait RecurrentLayer: Module + Clone + 'static {
     fn goes_backwards(&self) -> bool;
 }
 
-/// How both recurrent layers treat a mask: they use it, and pass it on with their
-/// sequences (a last output has no steps left to mask).
-macro_rules! recurrent_masking {
+/// The `Module` methods the recurrent layers share: they use a mask, and pass it on
+/// with their sequences (a last output has no steps left to mask).
+macro_rules! recurrent_module {
     () => {
+        core_methods!();
+
+        #[track_caller]
+        fn forward(&self, x: &Tensor, training: bool) -> Tensor {
+            self.forward_masked(x, None, training)
+        }
+
         fn supports_masking(&self) -> bool {
             true
         }
@@ -215,6 +236,10 @@ macro_rules! recurrent_masking {
         fn compute_mask(&self, _x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
             let mask = mask.filter(|_| self.cfg.return_sequences);
             self.cfg.oriented_mask(mask)
+        }
+
+        fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+            self.cfg.output_shape(input)
         }
     };
 }
@@ -311,7 +336,7 @@ impl LSTM {
 recurrent_layer!(LSTM);
 
 impl Module for LSTM {
-    core_methods!();
+    recurrent_module!();
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
@@ -329,18 +354,8 @@ impl Module for LSTM {
     }
 
     #[track_caller]
-    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
-        self.forward_masked(x, None, training)
-    }
-
-    recurrent_masking!();
-
-    #[track_caller]
     fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
-        let (kernel, recurrent, bias) =
-            (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
-        let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
-        let (x, mask) = self.cfg.oriented(x, mask);
+        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
         let (x, mask) = (&x, mask.as_ref());
         let u = self.cfg.units;
         // Every step's input projection in one matmul: [batch, steps, 4·units].
@@ -366,10 +381,6 @@ impl Module for LSTM {
             vec![o * c.tanh(), c]
         })
     }
-
-    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        self.cfg.output_shape(input)
-    }
 }
 
 /// Gated recurrent unit over `[batch, steps, features]` (Keras' `GRU` with its
@@ -393,7 +404,7 @@ impl GRU {
 recurrent_layer!(GRU);
 
 impl Module for GRU {
-    core_methods!();
+    recurrent_module!();
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
@@ -407,18 +418,8 @@ impl Module for GRU {
     }
 
     #[track_caller]
-    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
-        self.forward_masked(x, None, training)
-    }
-
-    recurrent_masking!();
-
-    #[track_caller]
     fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
-        let (kernel, recurrent, bias) =
-            (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
-        let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
-        let (x, mask) = self.cfg.oriented(x, mask);
+        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
         let (x, mask) = (&x, mask.as_ref());
         let u = self.cfg.units;
         let (input_bias, recurrent_bias) = (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
@@ -445,10 +446,6 @@ impl Module for GRU {
                 None => (z * -1.0 + 1.0) * candidate,
             }]
         })
-    }
-
-    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        self.cfg.output_shape(input)
     }
 }
 
@@ -483,7 +480,7 @@ impl SimpleRNN {
 recurrent_layer!(SimpleRNN);
 
 impl Module for SimpleRNN {
-    core_methods!();
+    recurrent_module!();
 
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
@@ -497,18 +494,8 @@ impl Module for SimpleRNN {
     }
 
     #[track_caller]
-    fn forward(&self, x: &Tensor, training: bool) -> Tensor {
-        self.forward_masked(x, None, training)
-    }
-
-    recurrent_masking!();
-
-    #[track_caller]
     fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
-        let (kernel, recurrent, bias) =
-            (self.core.weight(0).read(), self.core.weight(1).read(), self.core.weight(2).read());
-        let steps = Recurrent::steps(&self.core, x, kernel.dims()[0]);
-        let (x, mask) = self.cfg.oriented(x, mask);
+        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
         let (x, mask) = (&x, mask.as_ref());
         let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
         let recurrent_mask = OnceCell::new();
@@ -521,9 +508,5 @@ impl Module for SimpleRNN {
             };
             vec![self.activation.apply(&z)]
         })
-    }
-
-    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        self.cfg.output_shape(input)
     }
 }
