@@ -1,7 +1,7 @@
 //! Variable-length sequences, padded and masked as in Keras: token sequences of 4 to 24
-//! ids, padded with 0 to 24 steps, classified by `Embedding(mask_zero) → Bidirectional
-//! LSTM → Dense`. The mask makes the LSTMs skip the padding, so each sequence is read as
-//! if it were alone. The task: do more than half of a sequence's ids exceed 10?
+//! ids, padded with 0 to 24 steps (`pad_sequences`), classified by
+//! `Embedding(mask_zero) → Bidirectional LSTM → Dense`. The mask makes the LSTMs skip the
+//! padding, so each sequence is read as if it were alone. The task: do more than half of a sequence's ids exceed 10?
 //!
 //! Trained three times from the same initial weights: masked and eager, masked and
 //! traced (the same losses bit for bit, one trace), and traced without the mask (the
@@ -9,6 +9,7 @@
 //!
 //! `cargo run --release --example masked_sequences`
 
+use tensorjit::nn::data::{pad_sequences, PadOptions, Side};
 use tensorjit::nn::prelude::*;
 use tensorjit::{random, Tensor};
 
@@ -33,19 +34,20 @@ impl Rng {
     }
 }
 
-/// `n` padded sequences `[n, STEPS]` (i64 ids, 0 = padding) and their labels `[n]`.
+/// `n` padded sequences `[n, STEPS]` (i64 ids, 0 = padding after the ids) and their
+/// labels `[n]`.
 fn sequences(n: usize, seed: u64) -> Result<(Tensor, Tensor), Box<dyn std::error::Error>> {
     let mut rng = Rng(seed);
-    let (mut ids, mut labels) = (Vec::with_capacity(n * STEPS), Vec::with_capacity(n));
+    let (mut seqs, mut labels) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         let len = 4 + rng.below(STEPS as u64 - 3) as usize;
         let seq: Vec<i64> = (0..len).map(|_| 1 + rng.below(VOCAB as u64 - 1) as i64).collect();
         let high = seq.iter().filter(|&&id| id > 10).count();
         labels.push(if 2 * high > len { 1.0f32 } else { 0.0 });
-        ids.extend(seq);
-        ids.extend(std::iter::repeat_n(0, STEPS - len));
+        seqs.push(seq);
     }
-    Ok((Tensor::from_vec(ids, [n, STEPS])?, Tensor::from_vec(labels, [n])?))
+    let opts = PadOptions { maxlen: Some(STEPS), padding: Side::Post, ..PadOptions::default() };
+    Ok((pad_sequences(&seqs, &opts)?, Tensor::from_vec(labels, [n])?))
 }
 
 fn build(mask_zero: bool) -> Sequential {

@@ -6,25 +6,27 @@
 
 mod common;
 use common::*;
+use tensorjit::nn::data::{pad_sequences, PadOptions, Side};
 use tensorjit::nn::prelude::*;
 use tensorjit::prelude::*;
 
 const VOCAB: usize = 11;
 
 /// Random sequences of ids in [1, VOCAB) with these lengths, padded with 0 to `steps`
-/// (on the right, or on the left): the batch `[n, steps]` and each sequence alone.
+/// by `pad_sequences` (on the right, or on the left): the batch `[n, steps]` and each
+/// sequence alone.
 fn padded(seed: u64, lengths: &[usize], steps: usize, left: bool) -> (Tensor, Vec<Tensor>) {
-    let mut all = Vec::new();
-    let mut alone = Vec::new();
-    for (i, &len) in lengths.iter().enumerate() {
-        let ids: Vec<i64> =
-            rand_vec(seed * 100 + i as u64, len, 1.0, VOCAB as f64).into_iter().map(|v| v as i64).collect();
-        let pad = vec![0i64; steps - len];
-        let row: Vec<i64> = if left { [pad, ids.clone()].concat() } else { [ids.clone(), pad].concat() };
-        all.extend(row);
-        alone.push(Tensor::from_vec(ids, [1, len]).unwrap());
-    }
-    (Tensor::from_vec(all, [lengths.len(), steps]).unwrap(), alone)
+    let seqs: Vec<Vec<i64>> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            rand_vec(seed * 100 + i as u64, len, 1.0, VOCAB as f64).into_iter().map(|v| v as i64).collect()
+        })
+        .collect();
+    let padding = if left { Side::Pre } else { Side::Post };
+    let batch = pad_sequences(&seqs, &PadOptions { maxlen: Some(steps), padding, ..PadOptions::default() }).unwrap();
+    let alone = seqs.into_iter().map(|s| Tensor::from_vec(s.clone(), [1, s.len()]).unwrap()).collect();
+    (batch, alone)
 }
 
 fn f64_rows(t: &Tensor) -> Vec<f64> {

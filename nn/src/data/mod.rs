@@ -1,10 +1,13 @@
-//! Input pipelines (`Dataset`) and loaders: IDX files (MNIST) and the digits CSV.
+//! Input pipelines (`Dataset`), loaders (IDX files (MNIST) and the digits CSV) and
+//! `pad_sequences`.
 
 mod dataset;
 mod files;
+mod sequences;
 
 pub use dataset::Dataset;
 pub use files::{load_digits, load_idx, train_test_split};
+pub use sequences::{pad_sequences, PadOptions, Side};
 
 use tensorjit_runtime::random::splitmix64;
 use tensorjit_runtime::Tensor;
