@@ -42,7 +42,10 @@ fn traced_graphs_of_every_op_family_round_trip() {
         let z = z.cumsum_with(1, CumsumOptions { exclusive: true, reverse: true }) + &z;
         let z = z.sort(1, true) + z.top_k(2).0.sum(1, true);
         let idx = Tensor::from_vec(vec![0i64, 2, 1], [3]).unwrap();
-        let w = z.gather(&idx, 1).sum(0, true) + random::uniform([1, 3], 0.0, 1.0, DType::F32, Some(4));
+        let seg = Tensor::from_vec(vec![1i64, 0, 1], [3]).unwrap();
+        let cols = z.gather(&idx, 1).permute(&[1, 0]);
+        let m = cols.unsorted_segment_max(&seg, 2) + cols.unsorted_segment_min(&seg, 2);
+        let w = z.gather(&idx, 1).sum(0, true) + random::uniform([1, 3], 0.0, 1.0, DType::F32, Some(4)) + m.sum_all();
         let loss = Tensor::concat(&[&w, &w.sqrt().maximum(0.1)], 0).square().sum_all();
         let g = tape.gradient(&loss, &[&x, &k]);
         v2.assign_sub(&y.mean([0, 1, 2], false) * 0.01);

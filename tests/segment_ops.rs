@@ -1,5 +1,5 @@
-//! unsorted_segment_sum / unsorted_segment_mean: against a reference loop (negative ids
-//! dropped, empty segments 0, several leading id axes, integers exact), traced with an
+//! unsorted_segment_sum / _mean / _max / _min: against a reference loop (negative ids
+//! dropped, empty segments 0 (max/min: the dtype's extremes), ties sharing gradients, several leading id axes, integers exact), traced with an
 //! unknown number of rows bit-identical to eager, and the errors a user can cause.
 
 mod common;
@@ -114,4 +114,81 @@ fn errors_name_the_op_and_the_problem() {
     assert!(msg.contains("segment ids of shape [3] must match the leading axes of data of shape [4,2]"), "{msg}");
     let msg = panic_message(|| drop(data.cast(DType::I32).unsorted_segment_mean(&id, 4)));
     assert!(msg.contains("unsorted_segment_mean") && msg.contains("float"), "{msg}");
+}
+
+/// Per-segment max (or min) of `data` rows, the dtype's lowest (highest) where empty.
+fn extreme_reference(data: &[f64], ids: &[i64], inner: usize, segments: usize, max: bool) -> Vec<f64> {
+    let init = if max { f64::from(f32::MIN) } else { f64::from(f32::MAX) };
+    let mut out = vec![init; segments * inner];
+    for (j, &id) in ids.iter().enumerate() {
+        if id >= 0 {
+            for k in 0..inner {
+                let (o, v) = (&mut out[id as usize * inner + k], data[j * inner + k]);
+                if (max && v > *o) || (!max && v < *o) {
+                    *o = v;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn segment_max_and_min_match_the_reference_and_share_gradients_among_ties() {
+    for (seed, dims, id_rank, segments) in [(70, vec![40, 3], 1, 7), (71, vec![6, 5, 4], 2, 9), (72, vec![25], 1, 30)] {
+        // Values on a coarse grid: ties within segments.
+        let data = rand_f32(seed, &dims, -4.0, 4.0).floor();
+        let id = ids(seed + 50, &dims[..id_rank], segments);
+        let inner: usize = dims[id_rank..].iter().product();
+        let (dv, iv) = (f64s(&data.cast(DType::F64)), id.to_vec::<i64>().unwrap());
+        for max in [true, false] {
+            let got =
+                if max { data.unsorted_segment_max(&id, segments) } else { data.unsorted_segment_min(&id, segments) };
+            let want = extreme_reference(&dv, &iv, inner, segments, max);
+            assert_eq!(f64s(&got.cast(DType::F64)), want, "{dims:?} max {max}");
+            // Integers too.
+            let ints = data.cast(DType::I64);
+            let got =
+                if max { ints.unsorted_segment_max(&id, segments) } else { ints.unsorted_segment_min(&id, segments) };
+            let extreme = if max { i64::MIN } else { i64::MAX };
+            let want_i: Vec<i64> = want.iter().map(|&v| if v.abs() > 1e30 { extreme } else { v as i64 }).collect();
+            assert_eq!(got.to_vec::<i64>().unwrap(), want_i);
+            // d/dx of Σ w·extreme: w of the segment over its number of ties, at the ties.
+            let w = rand_f32(seed + 7, &[segments, inner], 0.5, 1.5);
+            let tape = GradientTape::new();
+            tape.watch(&data);
+            let y =
+                if max { data.unsorted_segment_max(&id, segments) } else { data.unsorted_segment_min(&id, segments) };
+            let y = y.reshape([segments as i64, inner as i64]);
+            let loss = (&y * &w).sum_all();
+            let g = f32s(&tape.gradient(&loss, &[&data])[0].clone().unwrap());
+            let wv = f32s(&w);
+            for (j, &s) in iv.iter().enumerate() {
+                for k in 0..inner {
+                    let at = j * inner + k;
+                    let want = if s < 0 || dv[at] != want[s as usize * inner + k] {
+                        0.0
+                    } else {
+                        let ties =
+                            iv.iter().enumerate().filter(|&(i, &t)| t == s && dv[i * inner + k] == dv[at]).count();
+                        wv[s as usize * inner + k] / ties as f32
+                    };
+                    assert!((g[at] - want).abs() < 1e-6, "{dims:?} max {max} at {at}: {} vs {want}", g[at]);
+                }
+            }
+        }
+    }
+    // Traced: the same bits, the op in the IR.
+    let f = tensorjit::function("segment_max", |(x, ids): (Tensor, Tensor)| {
+        x.unsorted_segment_max(&ids, 5) - x.unsorted_segment_min(&ids, 5)
+    });
+    let (x, i) = (rand_f32(80, &[30, 2], -1.0, 1.0), ids(81, &[30], 5));
+    let eager = x.unsorted_segment_max(&i, 5) - x.unsorted_segment_min(&i, 5);
+    assert_eq!(f32s(&f.call((x.clone(), i.clone()))), f32s(&eager));
+    let text = f.concrete_functions()[0].ir_text();
+    assert!(text.contains("scatter_max[axis=0, size=5]") && text.contains("scatter_min[axis=0, size=5]"), "{text}");
+    let msg = panic_message(|| {
+        drop(Tensor::from_vec(vec![true, false], [2]).unwrap().unsorted_segment_max(&ids(82, &[2], 2), 2))
+    });
+    assert!(msg.contains("unsorted_segment_max") && msg.contains("a numeric tensor"), "{msg}");
 }

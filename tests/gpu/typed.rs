@@ -486,12 +486,16 @@ fn sorting_takes_its_order_from_the_host_and_its_values_from_the_gpu() {
     let gx = x.to(gpu).unwrap();
     let before = host_fallbacks();
     same("argsort", &gx.argsort(1, false), &x.argsort(1, false));
+    // Segment max and min have no GPU kernel either: computed on the host.
+    let seg = Tensor::from_vec(vec![3i64, -1, 0, 3, 1, 3, 2], [7]).unwrap();
+    same("segment max", &gx.unsorted_segment_max(&seg.to(gpu).unwrap(), 5), &x.unsorted_segment_max(&seg, 5));
+    same("segment min", &gx.unsorted_segment_min(&seg.to(gpu).unwrap(), 5), &x.unsorted_segment_min(&seg, 5));
     same("sort descending, columns", &gx.sort(0, true), &x.sort(0, true));
     let (gv, gp) = gx.top_k(5);
     let (v, p) = x.top_k(5);
     same("top_k values", &gv, &v);
     same("top_k positions", &gp, &p);
     // argsort has no GPU kernel: each of the three ran on the host (announced), the
-    // gathers that take the values ran on the GPU.
-    assert_eq!(host_fallbacks(), before + 3);
+    // gathers that take the values ran on the GPU; so did the two segment reductions.
+    assert_eq!(host_fallbacks(), before + 5);
 }

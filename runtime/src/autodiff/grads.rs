@@ -138,6 +138,9 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
             vec![Some(apply(Op::ScatterAdd { axis: *axis, size }, &[g, x[1]])), None]
         }
         Op::ScatterAdd { axis, size } => vec![Some(scatter_add_grad(g, x[1], *axis, *size)), None],
+        Op::ScatterMax { axis, size } | Op::ScatterMin { axis, size } => {
+            vec![Some(scatter_extreme_grad(g, x, y, *axis, *size)), None]
+        }
         Op::Conv2d(p) => vec![
             need(0).then(|| apply(Op::Conv2dBackpropInput { params: *p, input: x[0].shape().clone() }, &[g, x[1]])),
             need(1).then(|| apply(Op::Conv2dBackpropFilter { params: *p, filter: x[1].shape().clone() }, &[x[0], g])),
@@ -251,6 +254,13 @@ fn reduce(op: ReduceOp, x: &Tensor, y: &Tensor, g: &Tensor, axes: &[usize], keep
 /// The gradient of a scatter-add: `g` gathered at the indices, and 0 for the slices the
 /// scatter dropped (indices outside `[0, size)`: the negative ids of a segment sum).
 fn scatter_add_grad(g: &Tensor, ids: &Tensor, axis: usize, size: usize) -> Tensor {
+    let (picked, inside) = gather_inside(g, ids, axis, size);
+    Tensor::where_(&inside, &picked, 0.0)
+}
+
+/// `g` gathered at `ids` along `axis` (an id outside `0..size` reads row 0), and
+/// whether each id is inside, shaped to broadcast against the gathered values.
+fn gather_inside(g: &Tensor, ids: &Tensor, axis: usize, size: usize) -> (Tensor, Tensor) {
     let inside = ids.ge(0i64).logical_and(ids.lt(size as i64));
     let safe = Tensor::where_(&inside, ids, 0i64);
     let picked = apply(Op::Gather { axis }, &[g, &safe]);
@@ -258,5 +268,17 @@ fn scatter_add_grad(g: &Tensor, ids: &Tensor, axis: usize, size: usize) -> Tenso
         .chain(ids.dims().iter().copied())
         .chain(std::iter::repeat_n(1, g.rank() - axis - 1))
         .collect();
-    Tensor::where_(&inside.reshape_to(&Shape::from(dims)), &picked, 0.0)
+    (picked, inside.reshape_to(&Shape::from(dims)))
+}
+
+/// The gradient of a segment max (or min) `y`: each segment's gradient shared equally
+/// by the updates equal to its extreme (TensorFlow's rule for ties); 0 for the others
+/// and for dropped ids.
+fn scatter_extreme_grad(g: &Tensor, x: &[&Tensor], y: &Tensor, axis: usize, size: usize) -> Tensor {
+    let (upd, ids) = (x[0], x[1]);
+    let (extreme, inside) = gather_inside(y, ids, axis, size);
+    let chosen = upd.eq(&extreme).logical_and(&inside);
+    let ties = apply(Op::ScatterAdd { axis, size }, &[&chosen.cast(g.dtype()), ids]).maximum(1.0);
+    let (share, _) = gather_inside(&(g / &ties), ids, axis, size);
+    Tensor::where_(&chosen, &share, 0.0)
 }

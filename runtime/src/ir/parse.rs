@@ -194,6 +194,8 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
         "slice" => Op::Slice(slices(get(a, "slices")?)?),
         "slice_grad" => Op::SliceGrad { input: shape(get(a, "input")?)?, slice: slices(get(a, "slices")?)? },
         "scatter_add" => Op::ScatterAdd { axis: num(a, "axis")?, size: num(a, "size")? },
+        "scatter_max" => Op::ScatterMax { axis: num(a, "axis")?, size: num(a, "size")? },
+        "scatter_min" => Op::ScatterMin { axis: num(a, "axis")?, size: num(a, "size")? },
         "one_hot" => Op::OneHot { depth: num(a, "depth")?, dtype: dtype(get(a, "dtype")?)? },
         "conv2d" => Op::Conv2d(conv()?),
         "conv2d_backprop_input" => Op::Conv2dBackpropInput { params: conv()?, input: shape(get(a, "input")?)? },

@@ -246,41 +246,78 @@ pub(crate) fn gather(p: &Tensor, idx: &Tensor, axis: usize, shape: Shape) -> Ten
 }
 
 pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, shape: Shape) -> Tensor {
-    let outer: usize = upd.dims()[..axis].iter().product();
-    let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
+    let d = scatter_dims(upd, idx, axis, size);
     let ids: Vec<i64> = index_values(idx).collect();
-    /// Sums with `add` (integers wrap, as every integer op of the runtime).
-    fn go<T: Element>(
-        v: &[T],
-        ids: &[i64],
-        (outer, size, inner): (usize, usize, usize),
-        add: impl Fn(T, T) -> T,
-    ) -> Vec<T> {
-        let mut out = vec![T::default(); outer * size * inner];
-        let k = ids.len();
-        for o in 0..outer {
-            for (j, &i) in ids.iter().enumerate() {
-                if !(0..size as i64).contains(&i) {
-                    continue;
-                }
-                let src = &v[(o * k + j) * inner..][..inner];
-                let dst = &mut out[(o * size + i as usize) * inner..][..inner];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = add(*d, s);
-                }
-            }
-        }
-        out
-    }
-    let d = (outer, size, inner);
+    // Integers wrap, as every integer op of the runtime.
     let buf = match upd.buffer() {
-        Buffer::F32(v) => Buffer::F32(go(v, &ids, d, |a, b| a + b)),
-        Buffer::F64(v) => Buffer::F64(go(v, &ids, d, |a, b| a + b)),
-        Buffer::I32(v) => Buffer::I32(go(v, &ids, d, i32::wrapping_add)),
-        Buffer::I64(v) => Buffer::I64(go(v, &ids, d, i64::wrapping_add)),
+        Buffer::F32(v) => Buffer::F32(scatter_fold(v, &ids, d, 0.0, |a, b| a + b)),
+        Buffer::F64(v) => Buffer::F64(scatter_fold(v, &ids, d, 0.0, |a, b| a + b)),
+        Buffer::I32(v) => Buffer::I32(scatter_fold(v, &ids, d, 0, i32::wrapping_add)),
+        Buffer::I64(v) => Buffer::I64(scatter_fold(v, &ids, d, 0, i64::wrapping_add)),
         Buffer::Bool(_) => Buffer::Bool(crate::buffer::filled(false, shape.numel())),
     };
     Tensor::from_buffer(buf, shape)
+}
+
+/// The largest (`max`) or smallest update per index (NaN wins, as in `max`), starting
+/// from the dtype's lowest or highest value, which empty indices keep (TensorFlow's
+/// `unsorted_segment_max`/`_min`).
+pub(crate) fn scatter_extreme(
+    upd: &Tensor,
+    idx: &Tensor,
+    (axis, size): (usize, usize),
+    max: bool,
+    shape: Shape,
+) -> Tensor {
+    let d = scatter_dims(upd, idx, axis, size);
+    let ids: Vec<i64> = index_values(idx).collect();
+    fn pick<T: PartialOrd + Copy>(max: bool) -> impl Fn(T, T) -> T {
+        // `s != s`: a NaN update wins (and stays).
+        #[allow(clippy::eq_op)]
+        move |d: T, s: T| if s != s || (max && s > d) || (!max && s < d) { s } else { d }
+    }
+    let buf = match upd.buffer() {
+        Buffer::F32(v) => Buffer::F32(scatter_fold(v, &ids, d, if max { f32::MIN } else { f32::MAX }, pick(max))),
+        Buffer::F64(v) => Buffer::F64(scatter_fold(v, &ids, d, if max { f64::MIN } else { f64::MAX }, pick(max))),
+        Buffer::I32(v) => Buffer::I32(scatter_fold(v, &ids, d, if max { i32::MIN } else { i32::MAX }, pick(max))),
+        Buffer::I64(v) => Buffer::I64(scatter_fold(v, &ids, d, if max { i64::MIN } else { i64::MAX }, pick(max))),
+        Buffer::Bool(v) => Buffer::Bool(scatter_fold(v, &ids, d, !max, pick(max))),
+    };
+    Tensor::from_buffer(buf, shape)
+}
+
+/// `(outer, size, inner)` of a scatter along `axis`.
+fn scatter_dims(upd: &Tensor, idx: &Tensor, axis: usize, size: usize) -> (usize, usize, usize) {
+    let outer: usize = upd.dims()[..axis].iter().product();
+    let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
+    (outer, size, inner)
+}
+
+/// Folds each slice of `v` into its index's slice of an output starting at `init`
+/// (slices in the order of their indices' positions; indices outside `0..size` drop
+/// theirs).
+fn scatter_fold<T: Element>(
+    v: &[T],
+    ids: &[i64],
+    (outer, size, inner): (usize, usize, usize),
+    init: T,
+    fold: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    let mut out = crate::buffer::filled(init, outer * size * inner);
+    let k = ids.len();
+    for o in 0..outer {
+        for (j, &i) in ids.iter().enumerate() {
+            if !(0..size as i64).contains(&i) {
+                continue;
+            }
+            let src = &v[(o * k + j) * inner..][..inner];
+            let dst = &mut out[(o * size + i as usize) * inner..][..inner];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = fold(*d, s);
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn one_hot(idx: &Tensor, depth: usize, dtype: DType, shape: Shape) -> Tensor {

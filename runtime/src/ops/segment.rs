@@ -1,7 +1,8 @@
-//! Segment reductions (`tf.math.unsorted_segment_sum` / `_mean`,
-//! `jax.ops.segment_sum`): the slices of a tensor summed by segment id into a fixed
-//! number of segments. Built on the scatter-add that is gather's gradient, so they
-//! trace, compile, run on GPUs and differentiate (a segment sum's gradient gathers).
+//! Segment reductions (`tf.math.unsorted_segment_sum` / `_mean` / `_max` / `_min`,
+//! `jax.ops.segment_sum`): the slices of a tensor reduced by segment id into a fixed
+//! number of segments. Sums are built on the scatter-add that is gather's gradient, so
+//! they trace, compile, run on GPUs and differentiate (a segment sum's gradient
+//! gathers); max and min are scatters of their own (on a GPU, run on the host).
 
 use std::panic::Location;
 
@@ -11,6 +12,14 @@ use crate::shape::UNKNOWN;
 use crate::tensor::Tensor;
 
 impl Tensor {
+    fn numeric_or_raise_at(&self, op: &'static str, at: &Location<'_>) {
+        if self.dtype() == crate::dtype::DType::Bool {
+            needs(op, "a numeric tensor", self.dtype(), "; cast it first")
+                .with_operands([(self.dtype(), self.shape())])
+                .raise(at)
+        }
+    }
+
     /// Checks `segment_ids` against `self` (integer ids whose shape leads `self`'s, host
     /// ids below `num_segments`), raising at the caller's location.
     #[track_caller]
@@ -82,6 +91,27 @@ impl Tensor {
         dims.extend(std::iter::repeat_n(1, sums.rank() - 1));
         sums / counts.reshape(dims)
     }
+
+    /// The largest slice value of each segment, element by element
+    /// (`tf.math.unsorted_segment_max`): segments no slice names hold the dtype's lowest
+    /// value (`f32::MIN`, `i64::MIN`, …), as in TensorFlow; a NaN wins. Ids as in
+    /// [`unsorted_segment_sum`](Tensor::unsorted_segment_sum). The gradient goes to the
+    /// slices equal to their segment's maximum, shared equally among ties.
+    #[track_caller]
+    pub fn unsorted_segment_max(&self, segment_ids: &Tensor, num_segments: usize) -> Tensor {
+        self.numeric_or_raise_at("unsorted_segment_max", Location::caller());
+        self.check_segments("unsorted_segment_max", segment_ids, num_segments);
+        apply(Op::ScatterMax { axis: 0, size: num_segments }, &[self, segment_ids])
+    }
+
+    /// The smallest slice value of each segment (`tf.math.unsorted_segment_min`); empty
+    /// segments hold the dtype's highest value. As [`unsorted_segment_max`](Tensor::unsorted_segment_max) otherwise.
+    #[track_caller]
+    pub fn unsorted_segment_min(&self, segment_ids: &Tensor, num_segments: usize) -> Tensor {
+        self.numeric_or_raise_at("unsorted_segment_min", Location::caller());
+        self.check_segments("unsorted_segment_min", segment_ids, num_segments);
+        apply(Op::ScatterMin { axis: 0, size: num_segments }, &[self, segment_ids])
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +124,7 @@ mod tests {
         let ids = Tensor::from_vec(vec![2i64, 0, 2, -1, 0], [5]).unwrap();
         assert_eq!(data.unsorted_segment_sum(&ids, 4).to_vec::<f32>().unwrap(), [7.0, 0.0, 4.0, 0.0]);
         assert_eq!(data.unsorted_segment_mean(&ids, 4).to_vec::<f32>().unwrap(), [3.5, 0.0, 2.0, 0.0]);
+        assert_eq!(data.unsorted_segment_max(&ids, 4).to_vec::<f32>().unwrap(), [5.0, f32::MIN, 3.0, f32::MIN]);
+        assert_eq!(data.unsorted_segment_min(&ids, 4).to_vec::<f32>().unwrap(), [2.0, f32::MAX, 1.0, f32::MAX]);
     }
 }
