@@ -1,6 +1,7 @@
 //! unsorted_segment_sum / _mean / _max / _min: against a reference loop (negative ids
-//! dropped, empty segments 0 (max/min: the dtype's extremes), ties sharing gradients, several leading id axes, integers exact), traced with an
-//! unknown number of rows bit-identical to eager, and the errors a user can cause.
+//! dropped, empty segments 0 or, for max/min, the dtype's extremes; ties sharing the
+//! gradient; several leading id axes; integers exact), traced with an unknown number of
+//! rows bit-identical to eager, and the errors a user can cause.
 
 mod common;
 use common::*;
