@@ -103,7 +103,8 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         tape.stop_recording();
         let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
         opt.apply_gradients(&pairs);
-        std::iter::once(l).chain(k.iter().map(|k| k.batch_value_masked(&y, &pred, mask.as_ref()))).collect::<Vec<_>>()
+        let metrics = k.iter().map(|k| k.batch_value_masked(&y, &pred, mask.as_ref()));
+        std::iter::once(l).chain(metrics).chain(mask_weight(mask.as_ref())).collect::<Vec<_>>()
     });
     let m = model.clone();
     let test = tensorjit_runtime::function("test_step", move |(x, y): (Tensor, Tensor)| {
@@ -112,9 +113,16 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         let mask = mask.as_ref();
         std::iter::once(loss.compute_masked(&y, &pred, mask))
             .chain(kinds.iter().map(|k| k.batch_value_masked(&y, &pred, mask)))
+            .chain(mask_weight(mask))
             .collect()
     });
     (train, test)
+}
+
+/// With a masked output, one more step output: the number of unmasked entries, which
+/// weighs the batch's metrics in the epoch's (Keras weighs them by the mask).
+fn mask_weight(mask: Option<&Tensor>) -> Option<Tensor> {
+    mask.map(|m| m.cast(DType::F32).sum_all())
 }
 
 fn ensure_built(m: &Sequential, x: &Tensor) {
@@ -123,7 +131,9 @@ fn ensure_built(m: &Sequential, x: &Tensor) {
     }
 }
 
-/// Running means of the step outputs (loss, then metrics), weighted by batch size.
+/// Running means of the step outputs (loss, then metrics): the loss weighted by batch
+/// size, the metrics by the number of unmasked entries when the step gives it (its last
+/// output), else by batch size.
 struct Running {
     names: Vec<String>,
     means: Vec<Mean>,
@@ -137,8 +147,14 @@ impl Running {
     }
 
     fn add(&mut self, outputs: &[Tensor], n: usize) -> Result<()> {
-        for (m, t) in self.means.iter_mut().zip(outputs) {
-            m.add(t.to(Device::Cpu)?.cast(DType::F64).to_scalar::<f64>()? * n as f64, n as f64);
+        let read = |t: &Tensor| -> Result<f64> { Ok(t.to(Device::Cpu)?.cast(DType::F64).to_scalar::<f64>()?) };
+        let metric_weight = match outputs.get(self.names.len()) {
+            Some(w) => read(w)?,
+            None => n as f64,
+        };
+        for (i, (m, t)) in self.means.iter_mut().zip(outputs).enumerate() {
+            let w = if i == 0 { n as f64 } else { metric_weight };
+            m.add(read(t)? * w, w);
         }
         Ok(())
     }
