@@ -82,13 +82,13 @@ fn a_shared_right_operand_is_one_gemm_over_all_rows() {
 /// batch: each is still the 2-D matmul of its own operands, bit for bit.
 #[test]
 fn many_small_products_give_each_products_bits() {
-    // 2000 products of 5×7·7×6: over the parallel threshold (2^18 multiply-adds).
-    let (a, b) = (rand_f32(40, &[2, 1000, 5, 7], -1.0, 1.0), rand_f32(41, &[1000, 7, 6], -1.0, 1.0));
+    // 8000 products of 5×7·7×6: over the parallel threshold (2^20 multiply-adds).
+    let (a, b) = (rand_f32(40, &[2, 4000, 5, 7], -1.0, 1.0), rand_f32(41, &[4000, 7, 6], -1.0, 1.0));
     let bt = b.transpose(-1, -2);
     let got = f32s(&a.matmul_t(&bt, false, true));
-    for i in (0..2000).step_by(37) {
-        let ai = a.reshape([2000, 5, 7]).narrow(0, i, 1).reshape([5, 7]);
-        let bi = bt.narrow(0, i % 1000, 1).reshape([6, 7]);
+    for i in (0..8000).step_by(137) {
+        let ai = a.reshape([8000, 5, 7]).narrow(0, i, 1).reshape([5, 7]);
+        let bi = bt.narrow(0, i % 4000, 1).reshape([6, 7]);
         let want = f32s(&ai.matmul_t(&bi, false, true));
         assert_eq!(got[i * 30..(i + 1) * 30], want[..], "product {i}");
     }

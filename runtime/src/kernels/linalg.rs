@@ -312,19 +312,26 @@ fn matmul_typed<T: GemmElem>(a: &Tensor, b: &Tensor, ta: bool, tb: bool, out: &S
         };
         T::gemm(&g, out);
     };
-    // Many small products (attention's per-head scores): one task per batch. Each
-    // product is the same GEMM call either way, so the bits do not change.
+    // Many small products (attention's per-head scores): tasks of several products
+    // each. Each product is the same GEMM call either way, so the bits do not change.
     let work = d.m * d.k * d.n;
     if batches > 1 && work < PARALLEL_GEMM && batches * work >= PARALLEL_BATCHES {
-        dst.par_chunks_mut(mo).enumerate().for_each(one);
+        let per_task = (PARALLEL_TASK / work.max(1)).max(1);
+        dst.par_chunks_mut(mo).enumerate().with_min_len(per_task).for_each(one);
     } else {
         dst.chunks_mut(mo).enumerate().for_each(one);
     }
     dst
 }
 
-/// Multiply-adds of a batched matmul from which its small products run in parallel.
-const PARALLEL_BATCHES: usize = 1 << 18;
+/// Multiply-adds of a batched matmul from which its small products run in parallel:
+/// below it, waking the pool's threads costs more than they save (attention_digits'
+/// training steps, whose weight gradients are 32 products of 8K multiply-adds, ran
+/// 1.6× slower per epoch with 2^18 here).
+const PARALLEL_BATCHES: usize = 1 << 20;
+
+/// The least multiply-adds of one parallel task (products grouped to reach it).
+const PARALLEL_TASK: usize = 1 << 16;
 
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -> Tensor {
     let buf = match a.buffer() {
