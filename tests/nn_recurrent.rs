@@ -345,3 +345,61 @@ fn go_backwards_reads_the_reversed_steps_and_bidirectional_of_makes_twins() {
     let msg = panic_message(|| drop(Bidirectional::of(LSTM::new(2).go_backwards(true).with_name("lstm_b"))));
     assert!(msg.contains("Bidirectional of LSTM 'lstm_b'") && msg.contains("goes backwards"), "{msg}");
 }
+
+#[test]
+fn a_final_state_continues_the_sequence_where_it_stopped() {
+    let x = rand_f32(70, &[3, 8, 2], -1.0, 1.0);
+    let (head, tail) = (x.narrow(1, 0, 5), x.narrow(1, 5, 3));
+    let lstm = LSTM::new(4).return_sequences(true);
+    let gru = GRU::new(4).return_sequences(true);
+    let rnn = SimpleRNN::new(4).return_sequences(true);
+    type Run<'a> = Box<dyn Fn(&Tensor, Option<&[Tensor]>) -> (Tensor, Vec<Tensor>) + 'a>;
+    let runs: [(&str, Run, usize); 3] = [
+        ("LSTM", Box::new(|x: &Tensor, s: Option<&[Tensor]>| lstm.call_with_state(x, None, s, false)), 2),
+        ("GRU", Box::new(|x: &Tensor, s: Option<&[Tensor]>| gru.call_with_state(x, None, s, false)), 1),
+        ("SimpleRNN", Box::new(|x: &Tensor, s: Option<&[Tensor]>| rnn.call_with_state(x, None, s, false)), 1),
+    ];
+    for (name, run, len) in runs {
+        let (whole, end) = run(&x, None);
+        let (first, state) = run(&head, None);
+        assert_eq!(state.len(), len, "{name}");
+        let (rest, end2) = run(&tail, Some(&state));
+        let joined = Tensor::concat(&[&first, &rest], 1);
+        assert_close(&f64s(&joined.cast(DType::F64)), &f64s(&whole.cast(DType::F64)), 1e-6);
+        for (a, b) in end.iter().zip(&end2) {
+            assert_close(&f64s(&a.cast(DType::F64)), &f64s(&b.cast(DType::F64)), 1e-6);
+        }
+        // The final h is the last output.
+        assert_close(
+            &f64s(&end[0].cast(DType::F64)),
+            &f64s(&whole.narrow(1, 7, 1).reshape([3, 4]).cast(DType::F64)),
+            0.0,
+        );
+    }
+    // With a mask, padded steps keep the state: the final state is the last real step's.
+    let mask = Tensor::from_vec((0..24).map(|i| i % 8 < [8, 3, 5][i / 8]).collect::<Vec<bool>>(), [3, 8]).unwrap();
+    let (_, end) = lstm.call_with_state(&x, Some(&mask), None, false);
+    let (_, alone) = lstm.call_with_state(&x.narrow(0, 1, 1).narrow(1, 0, 3), None, None, false);
+    assert_close(&f64s(&end[1].narrow(0, 1, 1).cast(DType::F64)), &f64s(&alone[1].cast(DType::F64)), 1e-6);
+    // Traced with states in and out: eager's bits.
+    let l = lstm.clone();
+    let f = tensorjit::function("decoder", move |(x, h, c): (Tensor, Tensor, Tensor)| {
+        let (y, s) = l.call_with_state(&x, None, Some(&[h, c]), false);
+        (y, s[0].clone(), s[1].clone())
+    });
+    let (h, c) = (rand_f32(71, &[3, 4], -0.5, 0.5), rand_f32(72, &[3, 4], -0.5, 0.5));
+    let (ty, th, tc) = f.call((tail.clone(), h.clone(), c.clone()));
+    let (ey, es) = lstm.call_with_state(&tail, None, Some(&[h.clone(), c.clone()]), false);
+    assert_eq!((f32s(&ty), f32s(&th), f32s(&tc)), (f32s(&ey), f32s(&es[0]), f32s(&es[1])));
+    // A state of the wrong arity or shape names the layer and what it takes.
+    let named = LSTM::new(4).with_name("decoder");
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+        drop(named.call_with_state(&x, None, Some(std::slice::from_ref(&h)), false))
+    }));
+    assert!(msg.contains("LSTM 'decoder'") && msg.contains("2 tensor(s) f32[batch, 4]"), "{msg}");
+    let wide = rand_f32(73, &[3, 5], -0.5, 0.5);
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+        drop(gru.call_with_state(&x, None, Some(std::slice::from_ref(&wide)), false))
+    }));
+    assert!(msg.contains("f32[3,5]"), "{msg}");
+}

@@ -97,6 +97,33 @@ impl Recurrent {
         mask.map(|m| if self.go_backwards { m.reverse(&[1]) } else { m.clone() })
     }
 
+    /// An initial state checked against the layer: `len` tensors `[batch, units]` of
+    /// `x`'s dtype and batch.
+    #[track_caller]
+    fn check_state(&self, core: &LayerCore, state: &[Tensor], len: usize, x: &Tensor) -> State {
+        let fits = |t: &Tensor| {
+            let batch = x.dims().first().copied().unwrap_or(UNKNOWN);
+            t.rank() == 2
+                && t.dims()[1] == self.units
+                && (t.dims()[0] == batch || t.dims()[0] == UNKNOWN || batch == UNKNOWN)
+                && t.dtype() == x.dtype()
+        };
+        if state.len() != len || !state.iter().all(fits) {
+            let got: Vec<String> = state.iter().map(Tensor::type_string).collect();
+            raise(
+                &format!("{} '{}'", core.kind, core.name),
+                format!(
+                    "an initial state is {len} tensor(s) {}[batch, {}] for inputs {}, got [{}]",
+                    x.dtype(),
+                    self.units,
+                    x.type_string(),
+                    got.join(", ")
+                ),
+            )
+        }
+        state.to_vec()
+    }
+
     /// Checks a dropout rate for the builders.
     #[track_caller]
     fn rate(kind: &str, what: &str, rate: f64) -> f64 {
@@ -160,15 +187,15 @@ impl Recurrent {
         &self,
         core: &LayerCore,
         steps: usize,
-        masking: Masking<'_>,
+        (masking, initial): (Masking<'_>, Option<State>),
         mut step: impl FnMut(usize, Option<&[Tensor]>) -> State,
-    ) -> Tensor {
+    ) -> (Tensor, State) {
         if let Some(m) = masking.mask {
             if m.dtype() != DType::Bool || m.rank() != 2 {
                 core.incompatible(m, "a bool mask [batch, steps]");
             }
         }
-        let mut state: Option<State> = None;
+        let mut state: Option<State> = initial;
         let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);
         for t in 0..steps {
             let new = step(t, state.as_deref());
@@ -190,10 +217,11 @@ impl Recurrent {
             outputs.push(out);
             state = Some(new);
         }
+        let last = state.unwrap_or_else(|| unreachable!("steps > 0 was checked"));
         if self.return_sequences {
-            Tensor::stack(&outputs.iter().collect::<Vec<_>>(), 1)
+            (Tensor::stack(&outputs.iter().collect::<Vec<_>>(), 1), last)
         } else {
-            outputs.pop().unwrap_or_else(|| unreachable!("steps > 0 was checked"))
+            (outputs.pop().unwrap_or_else(|| unreachable!("steps > 0 was checked")), last)
         }
     }
 
@@ -228,6 +256,11 @@ macro_rules! recurrent_module {
             self.forward_masked(x, None, training)
         }
 
+        #[track_caller]
+        fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+            self.run(x, mask, None, training).0
+        }
+
         fn supports_masking(&self) -> bool {
             true
         }
@@ -246,8 +279,28 @@ macro_rules! recurrent_module {
 
 /// The builders and accessors the recurrent layers share.
 macro_rules! recurrent_layer {
-    ($name:ident) => {
+    ($name:ident, $state_len:literal) => {
         impl $name {
+            /// Runs the layer from `initial_state` and returns its output with its final
+            /// state (Keras' `initial_state=` and `return_state=True`; an encoder's final
+            /// state starts a decoder). The state is `[h]`, or `[h, c]` for an LSTM, each
+            /// `[batch, units]`; `None` starts from zeros. With a `mask`, padded steps keep
+            /// the state. Builds the layer on its first call.
+            #[track_caller]
+            pub fn call_with_state(
+                &self,
+                x: &Tensor,
+                mask: Option<&Tensor>,
+                initial_state: Option<&[Tensor]>,
+                training: bool,
+            ) -> (Tensor, Vec<Tensor>) {
+                if !self.is_built() {
+                    self.build("", &crate::module::shape_spec(x));
+                }
+                let initial = initial_state.map(|s| self.cfg.check_state(&self.core, s, $state_len, x));
+                self.run(x, mask, initial, training)
+            }
+
             /// Every step's output `[batch, steps, units]` instead of the last one's.
             pub fn return_sequences(mut self, on: bool) -> Self {
                 self.cfg.return_sequences = on;
@@ -333,7 +386,7 @@ impl LSTM {
     }
 }
 
-recurrent_layer!(LSTM);
+recurrent_layer!(LSTM, 2);
 
 impl Module for LSTM {
     recurrent_module!();
@@ -352,9 +405,12 @@ impl Module for LSTM {
             bias.assign(value.to(bias.read().device()).unwrap_or_else(|e| raise("LSTM bias", e)));
         });
     }
+}
 
+impl LSTM {
+    /// The outputs and the final state, from `initial` (zeros if `None`).
     #[track_caller]
-    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
         let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
         let (x, mask) = (&x, mask.as_ref());
         let u = self.cfg.units;
@@ -363,7 +419,7 @@ impl Module for LSTM {
         let recurrent_mask = OnceCell::new();
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
         let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
-        self.cfg.unroll(&self.core, steps, masking, |t, state| {
+        self.cfg.unroll(&self.core, steps, (masking, initial), |t, state| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
             // A zero state adds nothing: the first step skips its products.
             let z = match state {
@@ -401,7 +457,7 @@ impl GRU {
     }
 }
 
-recurrent_layer!(GRU);
+recurrent_layer!(GRU, 1);
 
 impl Module for GRU {
     recurrent_module!();
@@ -416,9 +472,12 @@ impl Module for GRU {
             w.add("bias", &[2, 3 * u], &Initializer::Zeros, true);
         });
     }
+}
 
+impl GRU {
+    /// The outputs and the final state, from `initial` (zeros if `None`).
     #[track_caller]
-    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
         let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
         let (x, mask) = (&x, mask.as_ref());
         let u = self.cfg.units;
@@ -427,7 +486,7 @@ impl Module for GRU {
         let recurrent_mask = OnceCell::new();
         let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
         let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
-        self.cfg.unroll(&self.core, steps, masking, |t, state| {
+        self.cfg.unroll(&self.core, steps, (masking, initial), |t, state| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
             let h = state.map(|s| &s[0]);
             // The recurrent projection of a zero state is its bias alone.
@@ -477,7 +536,7 @@ impl SimpleRNN {
     }
 }
 
-recurrent_layer!(SimpleRNN);
+recurrent_layer!(SimpleRNN, 1);
 
 impl Module for SimpleRNN {
     recurrent_module!();
@@ -492,15 +551,18 @@ impl Module for SimpleRNN {
             w.add("bias", &[u], &Initializer::Zeros, true);
         });
     }
+}
 
+impl SimpleRNN {
+    /// The outputs and the final state, from `initial` (zeros if `None`).
     #[track_caller]
-    fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
         let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
         let (x, mask) = (&x, mask.as_ref());
         let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
         let recurrent_mask = OnceCell::new();
         let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
-        self.cfg.unroll(&self.core, steps, masking, |t, state| {
+        self.cfg.unroll(&self.core, steps, (masking, initial), |t, state| {
             let xt = projected.narrow(1, t, 1).squeeze(&[1]);
             let z = match state {
                 Some([h]) => xt + self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent),
