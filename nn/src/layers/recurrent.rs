@@ -124,6 +124,32 @@ impl Recurrent {
         state.to_vec()
     }
 
+    /// The loop every recurrent layer runs: the input oriented, dropped out and projected
+    /// by the kernel for all steps in one matmul (plus the bias `split` makes of the
+    /// layer's, which also gives the cell its own constants), then per step
+    /// `cell(constants, x_t, state, h·recurrent_kernel)` with the product absent for the
+    /// zero state (and taken of the dropped-out `h` while training).
+    #[track_caller]
+    fn run_cells<C>(
+        &self,
+        core: &LayerCore,
+        (x, mask, initial): (&Tensor, Option<&Tensor>, Option<State>),
+        training: bool,
+        split: impl FnOnce(&Tensor) -> (Tensor, C),
+        mut cell: impl FnMut(&C, Tensor, Option<&[Tensor]>, Option<Tensor>) -> State,
+    ) -> (Tensor, State) {
+        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.prepare(core, x, mask);
+        let (input_bias, constants) = split(&bias);
+        let projected = self.drop_inputs(core, &x, training).matmul(&kernel) + &input_bias;
+        let recurrent_mask = OnceCell::new();
+        let masking = Masking { mask: mask.as_ref(), zero_output: self.zero_output_for_mask };
+        self.unroll(core, steps, (masking, initial), |t, state| {
+            let xt = projected.narrow(1, t, 1).squeeze(&[1]);
+            let hr = state.map(|s| self.drop_recurrent(core, &s[0], &recurrent_mask, training).matmul(&recurrent));
+            cell(&constants, xt, state, hr)
+        })
+    }
+
     /// Checks a dropout rate for the builders.
     #[track_caller]
     fn rate(kind: &str, what: &str, rate: f64) -> f64 {
@@ -384,6 +410,34 @@ impl LSTM {
     pub fn new(units: usize) -> LSTM {
         LSTM { cfg: Recurrent::new("LSTM", units), core: LayerCore::new("LSTM") }
     }
+
+    /// The outputs and the final state, from `initial` (zeros if `None`).
+    #[track_caller]
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
+        let u = self.cfg.units;
+        let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
+        let inputs = (x, mask, initial);
+        self.cfg.run_cells(
+            &self.core,
+            inputs,
+            training,
+            |bias| (bias.clone(), ()),
+            |_, xt, state, hr| {
+                // A zero state adds nothing: the first step skips its products.
+                let z = match hr {
+                    Some(hr) => xt + hr,
+                    None => xt,
+                };
+                let (i, f, g, o) =
+                    (gate(&z, 0).sigmoid(), gate(&z, 1).sigmoid(), gate(&z, 2).tanh(), gate(&z, 3).sigmoid());
+                let c = match state {
+                    Some([_, c]) => f * c + &i * &g,
+                    _ => &i * &g,
+                };
+                vec![o * c.tanh(), c]
+            },
+        )
+    }
 }
 
 recurrent_layer!(LSTM, 2);
@@ -407,38 +461,6 @@ impl Module for LSTM {
     }
 }
 
-impl LSTM {
-    /// The outputs and the final state, from `initial` (zeros if `None`).
-    #[track_caller]
-    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
-        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
-        let (x, mask) = (&x, mask.as_ref());
-        let u = self.cfg.units;
-        // Every step's input projection in one matmul: [batch, steps, 4·units].
-        let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
-        let recurrent_mask = OnceCell::new();
-        let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
-        let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
-        self.cfg.unroll(&self.core, steps, (masking, initial), |t, state| {
-            let xt = projected.narrow(1, t, 1).squeeze(&[1]);
-            // A zero state adds nothing: the first step skips its products.
-            let z = match state {
-                Some([h, _]) => {
-                    xt + self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent)
-                }
-                _ => xt,
-            };
-            let (i, f, g, o) =
-                (gate(&z, 0).sigmoid(), gate(&z, 1).sigmoid(), gate(&z, 2).tanh(), gate(&z, 3).sigmoid());
-            let c = match state {
-                Some([_, c]) => f * c + &i * &g,
-                _ => &i * &g,
-            };
-            vec![o * c.tanh(), c]
-        })
-    }
-}
-
 /// Gated recurrent unit over `[batch, steps, features]` (Keras' `GRU` with its
 /// defaults, `reset_after=True`): `kernel` `[features, 3·units]` (glorot_uniform),
 /// `recurrent_kernel` `[units, 3·units]` (orthogonal), `bias` `[2, 3·units]` (zeros:
@@ -454,6 +476,31 @@ impl GRU {
     #[track_caller]
     pub fn new(units: usize) -> GRU {
         GRU { cfg: Recurrent::new("GRU", units), core: LayerCore::new("GRU") }
+    }
+
+    /// The outputs and the final state, from `initial` (zeros if `None`).
+    #[track_caller]
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
+        let u = self.cfg.units;
+        let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
+        // The bias's rows: the input projection's and the recurrent projection's.
+        let split = |bias: &Tensor| (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
+        let inputs = (x, mask, initial);
+        self.cfg.run_cells(&self.core, inputs, training, split, |recurrent_bias, xt, state, hr| {
+            let h = state.map(|s| &s[0]);
+            // The recurrent projection of a zero state is its bias alone.
+            let rt = match hr {
+                Some(hr) => hr + recurrent_bias,
+                None => Tensor::zeros_like(&xt) + recurrent_bias,
+            };
+            let z = (gate(&xt, 0) + gate(&rt, 0)).sigmoid();
+            let r = (gate(&xt, 1) + gate(&rt, 1)).sigmoid();
+            let candidate = (gate(&xt, 2) + r * gate(&rt, 2)).tanh();
+            vec![match h {
+                Some(h) => &z * h + (z * -1.0 + 1.0) * candidate,
+                None => (z * -1.0 + 1.0) * candidate,
+            }]
+        })
     }
 }
 
@@ -471,40 +518,6 @@ impl Module for GRU {
             w.add("recurrent_kernel", &[u, 3 * u], &self.cfg.recurrent_initializer, true);
             w.add("bias", &[2, 3 * u], &Initializer::Zeros, true);
         });
-    }
-}
-
-impl GRU {
-    /// The outputs and the final state, from `initial` (zeros if `None`).
-    #[track_caller]
-    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
-        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
-        let (x, mask) = (&x, mask.as_ref());
-        let u = self.cfg.units;
-        let (input_bias, recurrent_bias) = (bias.narrow(0, 0, 1).squeeze(&[0]), bias.narrow(0, 1, 1).squeeze(&[0]));
-        let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &input_bias;
-        let recurrent_mask = OnceCell::new();
-        let gate = |z: &Tensor, k: usize| z.narrow(-1, k * u, u);
-        let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
-        self.cfg.unroll(&self.core, steps, (masking, initial), |t, state| {
-            let xt = projected.narrow(1, t, 1).squeeze(&[1]);
-            let h = state.map(|s| &s[0]);
-            // The recurrent projection of a zero state is its bias alone.
-            let rt = match h {
-                Some(h) => {
-                    self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent)
-                        + &recurrent_bias
-                }
-                None => Tensor::zeros_like(&xt) + &recurrent_bias,
-            };
-            let z = (gate(&xt, 0) + gate(&rt, 0)).sigmoid();
-            let r = (gate(&xt, 1) + gate(&rt, 1)).sigmoid();
-            let candidate = (gate(&xt, 2) + r * gate(&rt, 2)).tanh();
-            vec![match h {
-                Some(h) => &z * h + (z * -1.0 + 1.0) * candidate,
-                None => (z * -1.0 + 1.0) * candidate,
-            }]
-        })
     }
 }
 
@@ -529,6 +542,25 @@ impl SimpleRNN {
         }
     }
 
+    /// The outputs and the final state, from `initial` (zeros if `None`).
+    #[track_caller]
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
+        let inputs = (x, mask, initial);
+        self.cfg.run_cells(
+            &self.core,
+            inputs,
+            training,
+            |bias| (bias.clone(), ()),
+            |_, xt, _, hr| {
+                let z = match hr {
+                    Some(hr) => xt + hr,
+                    None => xt,
+                };
+                vec![self.activation.apply(&z)]
+            },
+        )
+    }
+
     /// The activation of each step (tanh unless set).
     pub fn activation(mut self, activation: Activation) -> Self {
         self.activation = activation;
@@ -550,25 +582,5 @@ impl Module for SimpleRNN {
             w.add("recurrent_kernel", &[u, u], &self.cfg.recurrent_initializer, true);
             w.add("bias", &[u], &Initializer::Zeros, true);
         });
-    }
-}
-
-impl SimpleRNN {
-    /// The outputs and the final state, from `initial` (zeros if `None`).
-    #[track_caller]
-    fn run(&self, x: &Tensor, mask: Option<&Tensor>, initial: Option<State>, training: bool) -> (Tensor, State) {
-        let Prepared { kernel, recurrent, bias, steps, x, mask } = self.cfg.prepare(&self.core, x, mask);
-        let (x, mask) = (&x, mask.as_ref());
-        let projected = self.cfg.drop_inputs(&self.core, x, training).matmul(&kernel) + &bias;
-        let recurrent_mask = OnceCell::new();
-        let masking = Masking { mask, zero_output: self.cfg.zero_output_for_mask };
-        self.cfg.unroll(&self.core, steps, (masking, initial), |t, state| {
-            let xt = projected.narrow(1, t, 1).squeeze(&[1]);
-            let z = match state {
-                Some([h]) => xt + self.cfg.drop_recurrent(&self.core, h, &recurrent_mask, training).matmul(&recurrent),
-                _ => xt,
-            };
-            vec![self.activation.apply(&z)]
-        })
     }
 }
