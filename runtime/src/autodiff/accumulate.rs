@@ -21,11 +21,31 @@ struct Piece {
     grad: Tensor,
 }
 
+/// Whether axis `a` of `slice` of a tensor of shape `input` is the whole axis.
+fn is_whole(input: &Shape, slice: &[SliceAxis], a: usize) -> bool {
+    let (s, d) = (slice[a], input.dims()[a]);
+    s.start == 0 && s.step == 1 && (s.len == d || s.len == UNKNOWN)
+}
+
+/// Whether axis `a` of `slice` is the whole axis backwards (`reverse`).
+fn is_reversed(input: &Shape, slice: &[SliceAxis], a: usize) -> bool {
+    let (s, d) = (slice[a], input.dims()[a]);
+    d != UNKNOWN && s.step == -1 && s.len == d && s.start + 1 == d
+}
+
+/// The gradient of one slice of a tensor of shape `input` given the slice's gradient
+/// `g`: `g` scattered into zeros of the whole shape; for a slice that only reverses axes
+/// (its own inverse), `g` reversed alike, without the padding.
+pub(super) fn slice_gradient(input: &Shape, slice: &[SliceAxis], g: &Tensor) -> Tensor {
+    if (0..slice.len()).all(|a| is_whole(input, slice, a) || is_reversed(input, slice, a)) {
+        return apply(Op::Slice(slice.to_vec()), &[g]);
+    }
+    apply(Op::SliceGrad { input: input.clone(), slice: slice.to_vec() }, &[g])
+}
+
 impl Piece {
-    /// Whether axis `a` of the slice is the whole axis.
     fn is_whole(&self, a: usize) -> bool {
-        let (s, d) = (self.slice[a], self.input.dims()[a]);
-        s.start == 0 && s.step == 1 && (s.len == d || s.len == UNKNOWN)
+        is_whole(&self.input, &self.slice, a)
     }
 
     /// The one axis the slice narrows with step 1 (`None` if it narrows several, or
@@ -36,19 +56,9 @@ impl Piece {
         (partial.next().is_none() && self.slice[a].step == 1 && self.slice[a].len != UNKNOWN).then_some(a)
     }
 
-    /// Whether axis `a` of the slice is the whole axis backwards (`reverse`).
-    fn is_reversed(&self, a: usize) -> bool {
-        let (s, d) = (self.slice[a], self.input.dims()[a]);
-        d != UNKNOWN && s.step == -1 && s.len == d && s.start + 1 == d
-    }
-
-    /// The zero-padded gradient of the whole tensor; for a slice that only reverses
-    /// axes (its own inverse), the gradient reversed alike, without the padding.
+    /// The gradient of the whole tensor.
     fn scatter(&self) -> Tensor {
-        if (0..self.slice.len()).all(|a| self.is_whole(a) || self.is_reversed(a)) {
-            return apply(Op::Slice(self.slice.clone()), &[&self.grad]);
-        }
-        apply(Op::SliceGrad { input: self.input.clone(), slice: self.slice.clone() }, &[&self.grad])
+        slice_gradient(&self.input, &self.slice, &self.grad)
     }
 }
 

@@ -131,7 +131,8 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
                 })
                 .collect()
         }
-        Op::Slice(s) => vec![Some(apply(Op::SliceGrad { input: x[0].shape().clone(), slice: s.clone() }, &[g]))],
+        // (Backprop joins a tensor's slices' gradients first: `accumulate`.)
+        Op::Slice(s) => vec![Some(super::accumulate::slice_gradient(x[0].shape(), s, g))],
         Op::SliceGrad { slice, .. } => vec![Some(apply(Op::Slice(slice.clone()), &[g]))],
         Op::Gather { axis } => {
             let size = x[0].dims()[*axis];
