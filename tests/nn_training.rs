@@ -17,32 +17,58 @@ enum Rule {
     Momentum(f64),
     Nesterov(f64),
     Adam,
+    AmsGrad,
+    AdamW,
+    Adamax,
+    Nadam,
+    Lion,
     Adagrad,
+    Adadelta,
     RmsProp,
+    RmsPropMomentum(f64),
+    RmsPropCentered,
 }
 
-fn make(rule: Rule, lr: f64) -> Box<dyn Optimizer> {
+/// The optimizer of `rule`, with a weight decay `wd` (none if 0; AdamW keeps its 0.004).
+fn make(rule: Rule, lr: f64, wd: f64) -> Box<dyn Optimizer> {
+    fn decayed<O: Optimizer + 'static>(o: O, wd: f64) -> Box<dyn Optimizer> {
+        Box::new(if wd > 0.0 { o.weight_decay(wd) } else { o })
+    }
     match rule {
-        Rule::Sgd => Box::new(SGD::new(lr)),
-        Rule::Momentum(m) => Box::new(SGD::new(lr).momentum(m)),
-        Rule::Nesterov(m) => Box::new(SGD::new(lr).momentum(m).nesterov(true)),
-        Rule::Adam => Box::new(Adam::new(lr)),
-        Rule::Adagrad => Box::new(Adagrad::new(lr)),
-        Rule::RmsProp => Box::new(RMSprop::new(lr)),
+        Rule::Sgd => decayed(SGD::new(lr), wd),
+        Rule::Momentum(m) => decayed(SGD::new(lr).momentum(m), wd),
+        Rule::Nesterov(m) => decayed(SGD::new(lr).momentum(m).nesterov(true), wd),
+        Rule::Adam => decayed(Adam::new(lr), wd),
+        Rule::AmsGrad => decayed(Adam::new(lr).amsgrad(true), wd),
+        Rule::AdamW => Box::new(AdamW::new(lr)),
+        Rule::Adamax => decayed(Adamax::new(lr), wd),
+        Rule::Nadam => decayed(Nadam::new(lr), wd),
+        Rule::Lion => decayed(Lion::new(lr), wd),
+        Rule::Adagrad => decayed(Adagrad::new(lr), wd),
+        Rule::Adadelta => decayed(Adadelta::new(lr), wd),
+        Rule::RmsProp => decayed(RMSprop::new(lr), wd),
+        Rule::RmsPropMomentum(m) => decayed(RMSprop::new(lr).momentum(m), wd),
+        Rule::RmsPropCentered => decayed(RMSprop::new(lr).centered(true), wd),
     }
 }
 
-/// `steps` updates of `w` by the gradients `grads[t]`, by the textbook formulas.
-fn reference(rule: Rule, lr: f64, w: &[f64], grads: &[Vec<f64>]) -> Vec<f64> {
+/// `steps` updates of `w` by the gradients `grads[t]`, by the papers' formulas as
+/// Keras 3 writes them, each after the decoupled weight decay `w ← w − w·wd·lr`.
+fn reference(rule: Rule, lr: f64, wd: f64, w: &[f64], grads: &[Vec<f64>]) -> Vec<f64> {
     let mut w = w.to_vec();
     let n = w.len();
-    let (mut s1, mut s2) = (vec![0.0; n], vec![0.0; n]);
+    let (mut s1, mut s2, mut s3) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
     if let Rule::Adagrad = rule {
         s1 = vec![0.1; n];
     }
+    let wd = if let Rule::AdamW = rule { 0.004 } else { wd };
+    let mu = |t: f64| 0.9 * (1.0 - 0.5 * 0.96f64.powf(t));
+    let mut u_product = 1.0;
     for (t, g) in grads.iter().enumerate() {
         let t = (t + 1) as f64;
+        u_product *= mu(t);
         for i in 0..n {
+            w[i] -= w[i] * wd * lr;
             match rule {
                 Rule::Sgd => w[i] -= lr * g[i],
                 Rule::Momentum(m) => {
@@ -53,19 +79,54 @@ fn reference(rule: Rule, lr: f64, w: &[f64], grads: &[Vec<f64>]) -> Vec<f64> {
                     s1[i] = m * s1[i] - lr * g[i];
                     w[i] += m * s1[i] - lr * g[i];
                 }
-                Rule::Adam => {
+                Rule::Adam | Rule::AdamW | Rule::AmsGrad => {
                     s1[i] = 0.9 * s1[i] + 0.1 * g[i];
                     s2[i] = 0.999 * s2[i] + 0.001 * g[i] * g[i];
+                    s3[i] = s3[i].max(s2[i]);
+                    let v = if let Rule::AmsGrad = rule { s3[i] } else { s2[i] };
                     let lr_t = lr * (1.0 - 0.999f64.powf(t)).sqrt() / (1.0 - 0.9f64.powf(t));
-                    w[i] -= lr_t * s1[i] / (s2[i].sqrt() + 1e-7);
+                    w[i] -= lr_t * s1[i] / (v.sqrt() + 1e-7);
+                }
+                Rule::Adamax => {
+                    s1[i] = 0.9 * s1[i] + 0.1 * g[i];
+                    s2[i] = (0.999 * s2[i]).max(g[i].abs());
+                    w[i] -= lr * s1[i] / ((1.0 - 0.9f64.powf(t)) * (s2[i] + 1e-7));
+                }
+                Rule::Nadam => {
+                    s1[i] = 0.9 * s1[i] + 0.1 * g[i];
+                    s2[i] = 0.999 * s2[i] + 0.001 * g[i] * g[i];
+                    let m_hat = mu(t + 1.0) * s1[i] / (1.0 - u_product * mu(t + 1.0))
+                        + (1.0 - mu(t)) * g[i] / (1.0 - u_product);
+                    let v_hat = s2[i] / (1.0 - 0.999f64.powf(t));
+                    w[i] -= lr * m_hat / (v_hat.sqrt() + 1e-7);
+                }
+                Rule::Lion => {
+                    w[i] -= lr * (0.9 * s1[i] + 0.1 * g[i]).signum();
+                    s1[i] = 0.99 * s1[i] + 0.01 * g[i];
                 }
                 Rule::Adagrad => {
                     s1[i] += g[i] * g[i];
-                    w[i] -= lr * g[i] / (s1[i].sqrt() + 1e-7);
+                    w[i] -= lr * g[i] / (s1[i] + 1e-7).sqrt();
+                }
+                Rule::Adadelta => {
+                    s1[i] = 0.95 * s1[i] + 0.05 * g[i] * g[i];
+                    let delta = -(s2[i] + 1e-7).sqrt() * g[i] / (s1[i] + 1e-7).sqrt();
+                    s2[i] = 0.95 * s2[i] + 0.05 * delta * delta;
+                    w[i] += lr * delta;
                 }
                 Rule::RmsProp => {
                     s1[i] = 0.9 * s1[i] + 0.1 * g[i] * g[i];
-                    w[i] -= lr * g[i] / (s1[i].sqrt() + 1e-7);
+                    w[i] -= lr * g[i] / (s1[i] + 1e-7).sqrt();
+                }
+                Rule::RmsPropMomentum(m) => {
+                    s1[i] = 0.9 * s1[i] + 0.1 * g[i] * g[i];
+                    s2[i] = m * s2[i] + lr * g[i] / (s1[i] + 1e-7).sqrt();
+                    w[i] -= s2[i];
+                }
+                Rule::RmsPropCentered => {
+                    s1[i] = 0.9 * s1[i] + 0.1 * g[i] * g[i];
+                    s2[i] = 0.9 * s2[i] + 0.1 * g[i];
+                    w[i] -= lr * g[i] / (s1[i] - s2[i] * s2[i] + 1e-7).sqrt();
                 }
             }
         }
@@ -79,23 +140,38 @@ fn rules() -> impl Strategy<Value = Rule> {
         (0.1f64..0.95).prop_map(Rule::Momentum),
         (0.1f64..0.95).prop_map(Rule::Nesterov),
         Just(Rule::Adam),
+        Just(Rule::AmsGrad),
+        Just(Rule::AdamW),
+        Just(Rule::Adamax),
+        Just(Rule::Nadam),
+        Just(Rule::Lion),
         Just(Rule::Adagrad),
+        Just(Rule::Adadelta),
         Just(Rule::RmsProp),
+        (0.1f64..0.95).prop_map(Rule::RmsPropMomentum),
+        Just(Rule::RmsPropCentered),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     /// Each optimizer's updates match the hand-computed formulas (f64 variables, so the
-    /// comparison is tight), and the loss `Σ c·w²` gives gradients 2·c·w each step.
+    /// comparison is tight), with and without weight decay; the loss `Σ c·w²` gives
+    /// gradients 2·c·w each step.
     #[test]
-    fn optimizer_steps_match_hand_computed_updates(rule in rules(), lr in 0.001f64..0.3, seed in any::<u64>(), steps in 1usize..5) {
+    fn optimizer_steps_match_hand_computed_updates(
+        rule in rules(),
+        lr in 0.001f64..0.3,
+        wd in prop_oneof![Just(0.0), 0.001f64..0.2],
+        seed in any::<u64>(),
+        steps in 1usize..6,
+    ) {
         let w0 = random::normal([4], 0.0, 1.0, DType::F64, Some(seed)).to_vec::<f64>().unwrap();
         let c = random::uniform([4], 0.5, 2.0, DType::F64, Some(seed ^ 1));
         let cv = c.to_vec::<f64>().unwrap();
         let w = Variable::new(Tensor::from_vec(w0.clone(), [4]).unwrap(), "w");
-        let opt = make(rule, lr);
+        let opt = make(rule, lr, wd);
         let mut grads = Vec::new();
         for _ in 0..steps {
             let now = w.read().to_vec::<f64>().unwrap();
@@ -103,12 +179,75 @@ proptest! {
             opt.minimize(&|| (&c * &w.read().square()).sum_all(), std::slice::from_ref(&w));
         }
         // The reference with the gradients of the trajectory (slots carry over).
-        let want = reference(rule, lr, &w0, &grads);
+        let want = reference(rule, lr, wd, &w0, &grads);
         let got = w.read().to_vec::<f64>().unwrap();
         for i in 0..4 {
             prop_assert!((got[i] - want[i]).abs() <= 1e-9 * want[i].abs().max(1.0), "{:?}: {} vs {}", rule, got[i], want[i]);
         }
         prop_assert_eq!(opt.state().iterations().read().to_scalar::<i64>().unwrap(), steps as i64);
+    }
+}
+
+/// Weight decay skips the variables named in `exclude_from_weight_decay` and those
+/// without a gradient; AdamW's default decay is Keras' 0.004; a negative rate is refused.
+#[test]
+fn weight_decay_spares_excluded_variables() {
+    let kernel = Variable::new(random::normal([3], 0.0, 1.0, DType::F64, Some(71)), "dense/kernel");
+    let bias = Variable::new(random::normal([3], 0.0, 1.0, DType::F64, Some(72)), "dense/bias");
+    let unused = Variable::new(random::normal([3], 0.0, 1.0, DType::F64, Some(73)), "dense_1/kernel");
+    let (k0, b0, u0) = (kernel.read(), bias.read(), unused.read());
+    let opt = SGD::new(0.1).weight_decay(0.5).exclude_from_weight_decay(&["bias"]);
+    assert_eq!(opt.weight_decay_rate(), Some(0.5));
+    let vars = [kernel.clone(), bias.clone(), unused.clone()];
+    opt.minimize(&|| (&kernel.read() + &bias.read()).sum_all(), &vars);
+    // Gradients are all 1: the kernel decays by lr·wd = 5 % first, the bias does not.
+    let want_k: Vec<f64> = k0.to_vec::<f64>().unwrap().iter().map(|w| w - w * 0.5 * 0.1 - 0.1).collect();
+    let want_b: Vec<f64> = b0.to_vec::<f64>().unwrap().iter().map(|w| w - 0.1).collect();
+    assert_eq!(kernel.read().to_vec::<f64>().unwrap(), want_k);
+    assert_eq!(bias.read().to_vec::<f64>().unwrap(), want_b);
+    assert_eq!(unused.read().to_vec::<f64>().unwrap(), u0.to_vec::<f64>().unwrap(), "no gradient, no decay");
+    assert_eq!(AdamW::new(0.01).weight_decay_rate(), Some(0.004));
+    assert_eq!(AdamW::new(0.01).weight_decay(0.0).weight_decay_rate(), None);
+    let r = std::panic::catch_unwind(|| Adam::new(0.01).weight_decay(-1.0));
+    let msg = *r.err().unwrap().downcast::<String>().unwrap();
+    assert!(msg.contains("Adam: weight_decay must be a finite number ≥ 0, got -1"), "{msg}");
+    assert!(msg.contains("nn_training.rs"), "{msg}");
+    let r = std::panic::catch_unwind(|| Lion::new(0.01).betas(0.0, 0.99));
+    let msg = *r.err().unwrap().downcast::<String>().unwrap();
+    assert!(msg.contains("Lion: beta_1 must be in (0, 1]"), "{msg}");
+}
+
+/// Nadam's momentum product is a variable of the optimizer: traced updates follow it
+/// without retracing and equal eager ones bit for bit, and it is listed with the
+/// optimizer's variables (so checkpoints carry it).
+#[test]
+fn traced_nadam_and_adamw_steps_equal_eager_ones() {
+    for which in ["Nadam", "AdamW"] {
+        let run = |eager: bool| {
+            let w = Variable::new(random::normal([3, 2], 0.0, 1.0, DType::F32, Some(81)), "w");
+            let x = random::normal([5, 3], 0.0, 1.0, DType::F32, Some(82));
+            let opt: std::sync::Arc<dyn Optimizer> = match which {
+                "Nadam" => std::sync::Arc::new(Nadam::new(0.05)),
+                _ => std::sync::Arc::new(AdamW::new(0.05).weight_decay(0.1)),
+            };
+            let (w2, o2) = (w.clone(), opt.clone());
+            let step = function("opt_step", move |x: Tensor| {
+                o2.minimize(&|| x.matmul(&w2.read()).tanh().sum_all(), std::slice::from_ref(&w2))
+            })
+            .with_run_eagerly(eager);
+            for _ in 0..4 {
+                step.call(x.clone());
+            }
+            let names: Vec<String> = opt.variables().iter().map(|v| v.name().to_string()).collect();
+            (w.read().to_vec::<f32>().unwrap(), step.tracing_count(), names)
+        };
+        let (eager, _, names) = run(true);
+        let (traced, traces, _) = run(false);
+        assert_eq!(eager, traced, "{which}");
+        assert_eq!(traces, 1, "{which}");
+        if which == "Nadam" {
+            assert!(names.iter().any(|n| n == "Nadam/u_product"), "{names:?}");
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub mod prelude {
     pub use crate::metrics::{Accuracy, Mean, Metric};
     pub use crate::model::{FitOptions, History};
     pub use crate::module::{Module, ModuleRef};
-    pub use crate::optimizers::{Adagrad, Adam, Clipping, LearningRateSchedule, Optimizer, RMSprop, SGD};
+    pub use crate::optimizers::{
+        Adadelta, Adagrad, Adam, AdamW, Adamax, Clipping, LearningRateSchedule, Lion, Nadam, Optimizer, RMSprop, SGD,
+    };
     pub use tensorjit_runtime::Padding;
 }

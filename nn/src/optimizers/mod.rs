@@ -1,12 +1,15 @@
 //! Optimizers whose state lives in variables (so a training step that applies
-//! gradients traces into one graph): SGD (momentum, Nesterov), Adam, Adagrad, RMSprop;
-//! each can clip the gradients first (Keras' `clipnorm`, `clipvalue`,
-//! `global_clipnorm`).
+//! gradients traces into one graph): SGD (momentum, Nesterov), Adam (AMSGrad), AdamW,
+//! Adamax, Nadam, Lion, Adagrad, Adadelta, RMSprop (momentum, centered), in Keras 3's
+//! formulation. Each can clip the gradients first (Keras' `clipnorm`, `clipvalue`,
+//! `global_clipnorm`) and decay the weights (Keras' decoupled `weight_decay`:
+//! `w ← w − w·wd·lr` before the update, with `exclude_from_weight_decay`).
 //!
 //! The learning rate and the step counter are variables too: changing the learning rate
 //! does not retrace. Slots (momenta, accumulators) are created on the first update of
 //! each variable, under `init_scope`, named `<optimizer>/<variable>/<slot>`.
 
+mod adam;
 mod rules;
 mod schedule;
 
@@ -16,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use crate::error::raise;
 use tensorjit_runtime::{init_scope, Axes, GradientTape, Tensor, Variable, VariableId};
 
-pub use rules::{Adagrad, Adam, RMSprop, SGD};
+pub use adam::{Adam, AdamW, Adamax, Lion, Nadam};
+pub use rules::{Adadelta, Adagrad, RMSprop, SGD};
 pub use schedule::LearningRateSchedule;
 
 /// What an optimizer's update rule needs besides the gradient.
@@ -39,6 +43,9 @@ pub trait Optimizer: Send + Sync {
     fn update(&self, var: &Variable, grad: &Tensor, step: &Step<'_>);
     /// The learning rate, step counter and slots.
     fn state(&self) -> &OptimizerState;
+    /// Runs once per update, before the variables' updates, with the 1-based step
+    /// number (i64): for state shared by all variables (Nadam's momentum schedule).
+    fn begin_step(&self, _t: &Tensor) {}
 
     /// Applies one update per `(gradient, variable)`; `None` gradients are skipped (the
     /// variable did not influence the loss). Advances the step counter once.
@@ -49,6 +56,8 @@ pub trait Optimizer: Send + Sync {
         let t = &step + 1;
         let lr = st.learning_rate_at(&step);
         let grads = st.clipped(grads_and_vars);
+        st.decay_weights(grads_and_vars, &lr);
+        self.begin_step(&t);
         for (g, (_, v)) in grads.iter().zip(grads_and_vars) {
             let Some(g) = g else { continue };
             let slots = st.slots_for(self.name(), v, self.slot_names());
@@ -103,6 +112,41 @@ pub trait Optimizer: Send + Sync {
         self
     }
 
+    /// Decays every updated variable by `w ← w − w·rate·lr` before its update (Keras'
+    /// decoupled `weight_decay`; `AdamW` starts with 0.004). Variables named in
+    /// [`exclude_from_weight_decay`](Self::exclude_from_weight_decay) keep their values.
+    #[track_caller]
+    fn weight_decay(self, rate: f64) -> Self
+    where
+        Self: Sized,
+    {
+        if !(rate >= 0.0 && rate.is_finite()) {
+            raise(self.name(), format!("weight_decay must be a finite number ≥ 0, got {rate}"));
+        }
+        *self.state().decay.lock().unwrap_or_else(|p| p.into_inner()) = (rate > 0.0).then_some(rate);
+        self
+    }
+
+    /// Leaves the variables whose names contain one of `names` out of the weight decay
+    /// (Keras' `exclude_from_weight_decay(var_names=…)`; `["bias", "gamma", "beta"]` is
+    /// the usual choice).
+    fn exclude_from_weight_decay(self, names: &[&str]) -> Self
+    where
+        Self: Sized,
+    {
+        self.state()
+            .decay_exclude
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+
+    /// The weight decay rate, if any.
+    fn weight_decay_rate(&self) -> Option<f64> {
+        *self.state().decay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// How gradients are clipped before each update.
     fn clipping(&self) -> Clipping {
         *self.state().clipping.lock().unwrap_or_else(|p| p.into_inner())
@@ -136,10 +180,12 @@ pub trait Optimizer: Send + Sync {
         self
     }
 
-    /// The step counter and every slot created so far.
+    /// The step counter, the optimizer's own scalars (Nadam's) and every slot created
+    /// so far.
     fn variables(&self) -> Vec<Variable> {
         let st = self.state();
         let mut out = vec![st.iterations.clone()];
+        out.extend(st.scalars.iter().cloned());
         let slots = st.slots.lock().unwrap_or_else(|p| p.into_inner());
         let mut ordered: Vec<&(usize, Vec<Variable>)> = slots.values().collect();
         ordered.sort_by_key(|(order, _)| *order);
@@ -179,7 +225,11 @@ impl Clipping {
 pub struct OptimizerState {
     lr: Variable,
     iterations: Variable,
+    /// Scalars of the optimizer shared by all variables (f64).
+    scalars: Vec<Variable>,
     clipping: Mutex<Clipping>,
+    decay: Mutex<Option<f64>>,
+    decay_exclude: Mutex<Vec<String>>,
     schedule: Mutex<Option<LearningRateSchedule>>,
     /// Slots by variable, with the order of first use.
     slots: Mutex<HashMap<VariableId, (usize, Vec<Variable>)>>,
@@ -187,13 +237,41 @@ pub struct OptimizerState {
 
 impl OptimizerState {
     pub fn new(name: &str, learning_rate: f64) -> OptimizerState {
+        Self::with_scalars(name, learning_rate, &[])
+    }
+
+    /// With scalars of the optimizer's own (`(name, initial value)`, f64 variables named
+    /// `<optimizer>/<name>`), read back by [`scalar`](Self::scalar).
+    pub fn with_scalars(name: &str, learning_rate: f64, scalars: &[(&str, f64)]) -> OptimizerState {
+        let var = |value: Tensor, what: &str| Variable::with_trainable(value, format!("{name}/{what}"), false);
         init_scope(|| OptimizerState {
-            lr: Variable::with_trainable(Tensor::scalar(learning_rate), format!("{name}/learning_rate"), false),
-            iterations: Variable::with_trainable(Tensor::scalar(0i64), format!("{name}/iterations"), false),
+            lr: var(Tensor::scalar(learning_rate), "learning_rate"),
+            iterations: var(Tensor::scalar(0i64), "iterations"),
+            scalars: scalars.iter().map(|&(what, init)| var(Tensor::scalar(init), what)).collect(),
             slots: Mutex::new(HashMap::new()),
             clipping: Mutex::new(Clipping::None),
+            decay: Mutex::new(None),
+            decay_exclude: Mutex::new(Vec::new()),
             schedule: Mutex::new(None),
         })
+    }
+
+    /// The `i`-th scalar given to [`with_scalars`](Self::with_scalars).
+    pub fn scalar(&self, i: usize) -> &Variable {
+        &self.scalars[i]
+    }
+
+    /// `w ← w − w·wd·lr` for each variable with a gradient that the decay applies to.
+    fn decay_weights(&self, grads_and_vars: &[(Option<Tensor>, Variable)], lr: &Tensor) {
+        let Some(rate) = *self.decay.lock().unwrap_or_else(|p| p.into_inner()) else { return };
+        let exclude = self.decay_exclude.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, v) in grads_and_vars.iter().filter(|(g, _)| g.is_some()) {
+            if !v.dtype().is_float() || exclude.iter().any(|n| v.name().contains(n.as_str())) {
+                continue;
+            }
+            let (w, lr) = (v.read(), lr.cast(v.dtype()));
+            v.assign(&w - &(&(&w * rate) * &lr));
+        }
     }
 
     /// The learning rate (f64 scalar) for the update after `step` updates.
