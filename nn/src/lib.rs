@@ -41,6 +41,7 @@ pub mod model;
 mod module;
 mod naming;
 pub mod optimizers;
+pub mod regularizers;
 mod summary;
 
 pub use activations::Activation;
@@ -70,5 +71,6 @@ pub mod prelude {
     pub use crate::optimizers::{
         Adadelta, Adagrad, Adam, AdamW, Adamax, Clipping, LearningRateSchedule, Lion, Nadam, Optimizer, RMSprop, SGD,
     };
+    pub use crate::regularizers::Regularizer;
     pub use tensorjit_runtime::Padding;
 }

@@ -98,7 +98,7 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         let vars = m.trainable_variables();
         let tape = GradientTape::new();
         let (pred, mask) = m.forward_with_mask(&x, None, true);
-        let l = loss.compute_masked(&y, &pred, mask.as_ref());
+        let l = with_penalties(loss.compute_masked(&y, &pred, mask.as_ref()), &m);
         let grads = tape.gradient(&l, &vars);
         tape.stop_recording();
         let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
@@ -111,12 +111,18 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         ensure_built(&m, &x);
         let (pred, mask) = m.forward_with_mask(&x, None, false);
         let mask = mask.as_ref();
-        std::iter::once(loss.compute_masked(&y, &pred, mask))
+        std::iter::once(with_penalties(loss.compute_masked(&y, &pred, mask), &m))
             .chain(kinds.iter().map(|k| k.batch_value_masked(&y, &pred, mask)))
             .chain(mask_weight(mask))
             .collect()
     });
     (train, test)
+}
+
+/// The loss plus the model's regularization penalties (Keras' `compute_loss`: the loss
+/// `fit` minimises and reports, and `evaluate` reports).
+fn with_penalties(loss: Tensor, model: &Sequential) -> Tensor {
+    model.losses().into_iter().fold(loss, |total, p| &total + &p.cast(total.dtype()))
 }
 
 /// With a masked output, one more step output: the number of unmasked entries, which

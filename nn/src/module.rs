@@ -8,6 +8,7 @@ use tensorjit_runtime::{init_scope, DType, Device, Tensor, Variable};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::naming;
+use crate::regularizers::Regularizer;
 
 /// A shape with unknown dims (`None`), batch first: `[None, 64]` is Keras' `(None, 64)`.
 pub type ShapeSpec = Vec<Option<usize>>;
@@ -39,6 +40,15 @@ pub trait Module: Send + Sync {
     /// The sub-layers of a container (empty for a layer).
     fn layers(&self) -> Vec<ModuleRef> {
         Vec::new()
+    }
+
+    /// The penalties of the weights' regularizers (Keras' `layer.losses`), computed now
+    /// from the weights' values: scalars that `fit` and `evaluate` add to the loss, and
+    /// that a custom training step adds itself (under its tape, inside a traced
+    /// function too). A container returns those of its layers; empty when no weight has
+    /// a regularizer or before the build.
+    fn losses(&self) -> Vec<Tensor> {
+        self.layers().iter().flat_map(|l| l.losses()).collect()
     }
 
     /// Whether the layer takes a mask of padded steps into account or passes it on
@@ -126,6 +136,7 @@ pub(crate) struct LayerCore {
     pub(crate) name: String,
     pub(crate) kind: &'static str,
     weights: OnceLock<Vec<Variable>>,
+    penalties: OnceLock<Vec<(Variable, Regularizer)>>,
 }
 
 impl LayerCore {
@@ -135,7 +146,7 @@ impl LayerCore {
 
     /// An unbuilt core of this kind with this name.
     pub(crate) fn named(kind: &'static str, name: &str) -> Arc<LayerCore> {
-        Arc::new(LayerCore { name: name.to_string(), kind, weights: OnceLock::new() })
+        Arc::new(LayerCore { name: name.to_string(), kind, weights: OnceLock::new(), penalties: OnceLock::new() })
     }
 
     /// A core with the given name (before the layer is built).
@@ -144,7 +155,7 @@ impl LayerCore {
         if self.is_built() {
             raise(&format!("{} '{}'", self.kind, self.name), "cannot be renamed after its weights exist")
         }
-        Arc::new(LayerCore { name: name.to_string(), kind: self.kind, weights: OnceLock::new() })
+        LayerCore::named(self.kind, name)
     }
 
     pub(crate) fn is_built(&self) -> bool {
@@ -156,11 +167,19 @@ impl LayerCore {
         self.weights.get_or_init(|| {
             let prefix = if scope.is_empty() { self.name.clone() } else { format!("{scope}/{}", self.name) };
             init_scope(|| {
-                let mut w = Weights { prefix, vars: Vec::new() };
+                let mut w = Weights { prefix, vars: Vec::new(), penalties: Vec::new() };
                 make(&mut w);
+                // Set once, with the weights (this closure runs once).
+                let _ = self.penalties.set(w.penalties);
                 w.vars
             })
         });
+    }
+
+    /// The regularizers' penalties on the weights' current values.
+    pub(crate) fn losses(&self) -> Vec<Tensor> {
+        let Some(penalties) = self.penalties.get() else { return Vec::new() };
+        penalties.iter().map(|(v, r)| r.penalty(&v.read())).collect()
     }
 
     /// The weights in creation order (empty before the build).
@@ -216,6 +235,7 @@ pub(crate) fn build_device() -> Device {
 pub(crate) struct Weights {
     prefix: String,
     vars: Vec<Variable>,
+    penalties: Vec<(Variable, Regularizer)>,
 }
 
 impl Weights {
@@ -228,6 +248,21 @@ impl Weights {
         let value = value.to(device).unwrap_or_else(|e| raise(&format!("weight '{name}'"), e));
         let v = Variable::with_trainable(value, name, trainable);
         self.vars.push(v.clone());
+        v
+    }
+
+    /// [`add`](Self::add), with `regularizer`'s penalty on the new weight (if any).
+    pub(crate) fn add_regularized(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        init: &Initializer,
+        regularizer: Option<Regularizer>,
+    ) -> Variable {
+        let v = self.add(name, dims, init, true);
+        if let Some(r) = regularizer {
+            self.penalties.push((v.clone(), r));
+        }
         v
     }
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{DType, Tensor, Variable};
 
-use super::{core_methods, setters, with_name, Dropout};
+use super::{core_methods, regularizer_setters, setters, with_name, Dropout};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
+use crate::regularizers::Regularizer;
 
 /// Scaled dot-product attention over `num_heads` heads (Keras' `MultiHeadAttention`):
 /// `query`, `key` and `value` are projected to `[batch, positions, heads, key_dim]`
@@ -32,6 +33,8 @@ pub struct MultiHeadAttention {
     bias_initializer: Initializer,
     dropout: Option<Dropout>,
     causal: bool,
+    kernel_regularizer: Option<Regularizer>,
+    bias_regularizer: Option<Regularizer>,
     core: Arc<LayerCore>,
 }
 
@@ -59,6 +62,8 @@ impl MultiHeadAttention {
             bias_initializer: Initializer::Zeros,
             dropout: None,
             causal: false,
+            kernel_regularizer: None,
+            bias_regularizer: None,
             core: LayerCore::new("MultiHeadAttention"),
         }
     }
@@ -68,6 +73,9 @@ impl MultiHeadAttention {
         kernel_initializer: Initializer,
         bias_initializer: Initializer,
     }
+
+    // On the four projections' kernels and biases alike, as in Keras.
+    regularizer_setters!(kernel_regularizer, bias_regularizer);
 
     /// The width of each head's values (Keras' `value_dim`; default `key_dim`).
     pub fn value_dim(mut self, value_dim: usize) -> Self {
@@ -120,11 +128,11 @@ impl MultiHeadAttention {
                 ("attention_output", vec![h, vd, out], vec![out]),
             ];
             for (name, kernel, _) in &shapes {
-                w.add(&format!("{name}/kernel"), kernel, &self.kernel_initializer, true);
+                w.add_regularized(&format!("{name}/kernel"), kernel, &self.kernel_initializer, self.kernel_regularizer);
             }
             if self.use_bias {
                 for (name, _, bias) in &shapes {
-                    w.add(&format!("{name}/bias"), bias, &self.bias_initializer, true);
+                    w.add_regularized(&format!("{name}/bias"), bias, &self.bias_initializer, self.bias_regularizer);
                 }
             }
         });

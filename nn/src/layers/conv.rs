@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{Padding, Tensor, Variable};
 
-use super::{core_methods, setters, with_name};
+use super::{core_methods, regularizer_setters, setters, with_name};
 use crate::activations::Activation;
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+use crate::regularizers::Regularizer;
 
 /// The output length of a window of `k` with stride `s` over `n` cells.
 fn out_len(n: Option<usize>, k: usize, s: usize, padding: Padding) -> Option<usize> {
@@ -37,6 +38,8 @@ pub struct Conv2D {
     activation: Activation,
     use_bias: bool,
     kernel_initializer: Initializer,
+    kernel_regularizer: Option<Regularizer>,
+    bias_regularizer: Option<Regularizer>,
     core: Arc<LayerCore>,
 }
 
@@ -51,6 +54,8 @@ impl Conv2D {
             activation: Activation::Linear,
             use_bias: true,
             kernel_initializer: Initializer::GlorotUniform,
+            kernel_regularizer: None,
+            bias_regularizer: None,
             core: LayerCore::new("Conv2D"),
         }
     }
@@ -62,6 +67,8 @@ impl Conv2D {
         use_bias: bool,
         kernel_initializer: Initializer,
     }
+
+    regularizer_setters!(kernel_regularizer, bias_regularizer);
 
     with_name!();
 
@@ -84,9 +91,14 @@ impl Module for Conv2D {
         };
         let [kh, kw] = self.kernel_size;
         self.core.build(scope, |w| {
-            w.add("kernel", &[kh, kw, cin, self.filters], &self.kernel_initializer, true);
+            w.add_regularized(
+                "kernel",
+                &[kh, kw, cin, self.filters],
+                &self.kernel_initializer,
+                self.kernel_regularizer,
+            );
             if self.use_bias {
-                w.add("bias", &[self.filters], &Initializer::Zeros, true);
+                w.add_regularized("bias", &[self.filters], &Initializer::Zeros, self.bias_regularizer);
             }
         });
     }

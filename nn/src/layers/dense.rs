@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{Tensor, Variable};
 
-use super::{core_methods, known_last_axis, setters, with_name};
+use super::{core_methods, known_last_axis, regularizer_setters, setters, with_name};
 use crate::activations::Activation;
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
+use crate::regularizers::Regularizer;
 
 /// A densely connected layer on the last axis (Keras' `Dense`): kernel `[in, units]`
 /// (glorot_uniform), bias `[units]` (zeros).
@@ -18,6 +19,8 @@ pub struct Dense {
     use_bias: bool,
     kernel_initializer: Initializer,
     bias_initializer: Initializer,
+    kernel_regularizer: Option<Regularizer>,
+    bias_regularizer: Option<Regularizer>,
     core: Arc<LayerCore>,
 }
 
@@ -30,6 +33,8 @@ impl Dense {
             use_bias: true,
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
             core: LayerCore::new("Dense"),
         }
     }
@@ -40,6 +45,8 @@ impl Dense {
         kernel_initializer: Initializer,
         bias_initializer: Initializer,
     }
+
+    regularizer_setters!(kernel_regularizer, bias_regularizer);
 
     with_name!();
 
@@ -66,9 +73,9 @@ impl Module for Dense {
     fn build(&self, scope: &str, input: &[Option<usize>]) {
         let fan_in = known_last_axis(&self.core, input);
         self.core.build(scope, |w| {
-            w.add("kernel", &[fan_in, self.units], &self.kernel_initializer, true);
+            w.add_regularized("kernel", &[fan_in, self.units], &self.kernel_initializer, self.kernel_regularizer);
             if self.use_bias {
-                w.add("bias", &[self.units], &self.bias_initializer, true);
+                w.add_regularized("bias", &[self.units], &self.bias_initializer, self.bias_regularizer);
             }
         });
     }

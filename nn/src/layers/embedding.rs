@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{DType, Tensor, Variable};
 
-use super::{core_methods, known_last_axis, scale_and_shift, setters, with_name};
+use super::{core_methods, known_last_axis, regularizer_setters, scale_and_shift, setters, with_name};
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
+use crate::regularizers::Regularizer;
 
 /// Maps integer ids in `[0, input_dim)` to rows of a trainable `[input_dim, output_dim]`
 /// table (Keras' `Embedding`; `uniform` = U(−0.05, 0.05) initial rows). Any input shape:
@@ -23,6 +24,7 @@ pub struct Embedding {
     output_dim: usize,
     embeddings_initializer: Initializer,
     mask_zero: bool,
+    embeddings_regularizer: Option<Regularizer>,
     core: Arc<LayerCore>,
 }
 
@@ -34,6 +36,7 @@ impl Embedding {
             output_dim,
             embeddings_initializer: Initializer::RandomUniform { low: -0.05, high: 0.05 },
             mask_zero: false,
+            embeddings_regularizer: None,
             core: LayerCore::new("Embedding"),
         }
     }
@@ -44,6 +47,8 @@ impl Embedding {
         /// `ids != 0`. Row 0 of the table still exists and is looked up.
         mask_zero: bool,
     }
+
+    regularizer_setters!(embeddings_regularizer);
 
     with_name!();
 
@@ -60,7 +65,7 @@ impl Module for Embedding {
     fn build(&self, scope: &str, _input: &[Option<usize>]) {
         let (rows, cols, init) = (self.input_dim, self.output_dim, &self.embeddings_initializer);
         self.core.build(scope, |w| {
-            w.add("embeddings", &[rows, cols], init, true);
+            w.add_regularized("embeddings", &[rows, cols], init, self.embeddings_regularizer);
         });
     }
 

@@ -71,6 +71,9 @@ macro_rules! core_methods {
         fn variables(&self) -> Vec<tensorjit_runtime::Variable> {
             self.core.weights()
         }
+        fn losses(&self) -> Vec<tensorjit_runtime::Tensor> {
+            self.core.losses()
+        }
     };
 }
 pub(crate) use core_methods;
@@ -99,3 +102,18 @@ macro_rules! setters {
     )*};
 }
 pub(crate) use setters;
+
+/// Builder setters `fn field(mut self, r: Regularizer) -> Self` for `Option<Regularizer>`
+/// fields (the factors checked, the error naming the layer and setter).
+macro_rules! regularizer_setters {
+    ($($field:ident),* $(,)?) => {$(
+        #[doc = concat!("A penalty on the weight (Keras' `", stringify!($field), "`), added to the loss by `fit`.")]
+        #[track_caller]
+        pub fn $field(mut self, r: $crate::regularizers::Regularizer) -> Self {
+            let what = format!("{}.{}", self.core.kind, stringify!($field));
+            self.$field = Some(r.checked(&what));
+            self
+        }
+    )*};
+}
+pub(crate) use regularizer_setters;

@@ -12,7 +12,8 @@ use super::{core_methods, with_name};
 use crate::activations::Activation;
 use crate::error::raise;
 use crate::initializers::Initializer;
-use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
+use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec, Weights};
+use crate::regularizers::Regularizer;
 
 /// A recurrent state: the output `h` first (an LSTM's cell `c` after it).
 type State = Vec<Tensor>;
@@ -62,6 +63,8 @@ struct Recurrent {
     dropout: f64,
     /// The fraction of the previous output's units dropped before the recurrent product.
     recurrent_dropout: f64,
+    /// Penalties on `kernel`, `recurrent_kernel` and `bias`.
+    regularizers: [Option<Regularizer>; 3],
 }
 
 impl Recurrent {
@@ -79,7 +82,24 @@ impl Recurrent {
             recurrent_initializer: Initializer::Orthogonal,
             dropout: 0.0,
             recurrent_dropout: 0.0,
+            regularizers: [None; 3],
         }
+    }
+
+    /// Creates `kernel [features, gates·units]`, `recurrent_kernel [units, gates·units]`
+    /// and `bias` of `bias_dims` (zeros), with their regularizers.
+    fn add_weights(&self, w: &mut Weights, features: usize, gates: usize, bias_dims: &[usize]) -> Variable {
+        let (u, [k, r, b]) = (self.units, self.regularizers);
+        w.add_regularized("kernel", &[features, gates * u], &self.kernel_initializer, k);
+        w.add_regularized("recurrent_kernel", &[u, gates * u], &self.recurrent_initializer, r);
+        w.add_regularized("bias", bias_dims, &Initializer::Zeros, b)
+    }
+
+    /// Sets regularizer `i` (0 kernel, 1 recurrent kernel, 2 bias) after checking it.
+    #[track_caller]
+    fn regularize(&mut self, kind: &str, i: usize, r: Regularizer) {
+        let setter = ["kernel_regularizer", "recurrent_regularizer", "bias_regularizer"][i];
+        self.regularizers[i] = Some(r.checked(&format!("{kind}.{setter}")));
     }
 
     /// The weights (`kernel`, `recurrent_kernel`, `bias`), the number of steps, and the
@@ -373,6 +393,27 @@ macro_rules! recurrent_layer {
                 self
             }
 
+            /// A penalty on `kernel` (Keras' `kernel_regularizer`), added to the loss by `fit`.
+            #[track_caller]
+            pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+                self.cfg.regularize(stringify!($name), 0, r);
+                self
+            }
+
+            /// A penalty on `recurrent_kernel` (Keras' `recurrent_regularizer`).
+            #[track_caller]
+            pub fn recurrent_regularizer(mut self, r: Regularizer) -> Self {
+                self.cfg.regularize(stringify!($name), 1, r);
+                self
+            }
+
+            /// A penalty on `bias` (Keras' `bias_regularizer`).
+            #[track_caller]
+            pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
+                self.cfg.regularize(stringify!($name), 2, r);
+                self
+            }
+
             with_name!();
 
             /// `kernel`, `recurrent_kernel`, `bias`, once built.
@@ -450,9 +491,7 @@ impl Module for LSTM {
         let features = Recurrent::features(&self.core, input);
         let u = self.cfg.units;
         self.core.build(scope, |w| {
-            w.add("kernel", &[features, 4 * u], &self.cfg.kernel_initializer, true);
-            w.add("recurrent_kernel", &[u, 4 * u], &self.cfg.recurrent_initializer, true);
-            let bias = w.add("bias", &[4 * u], &Initializer::Zeros, true);
+            let bias = self.cfg.add_weights(w, features, 4, &[4 * u]);
             // unit_forget_bias: the forget gate starts open.
             let ones: Vec<f32> = (0..4 * u).map(|i| if (u..2 * u).contains(&i) { 1.0 } else { 0.0 }).collect();
             let value = Tensor::from_vec(ones, [4 * u]).unwrap_or_else(|_| unreachable!("4·units values"));
@@ -514,9 +553,7 @@ impl Module for GRU {
         let features = Recurrent::features(&self.core, input);
         let u = self.cfg.units;
         self.core.build(scope, |w| {
-            w.add("kernel", &[features, 3 * u], &self.cfg.kernel_initializer, true);
-            w.add("recurrent_kernel", &[u, 3 * u], &self.cfg.recurrent_initializer, true);
-            w.add("bias", &[2, 3 * u], &Initializer::Zeros, true);
+            self.cfg.add_weights(w, features, 3, &[2, 3 * u]);
         });
     }
 }
@@ -578,9 +615,7 @@ impl Module for SimpleRNN {
         let features = Recurrent::features(&self.core, input);
         let u = self.cfg.units;
         self.core.build(scope, |w| {
-            w.add("kernel", &[features, u], &self.cfg.kernel_initializer, true);
-            w.add("recurrent_kernel", &[u, u], &self.cfg.recurrent_initializer, true);
-            w.add("bias", &[u], &Initializer::Zeros, true);
+            self.cfg.add_weights(w, features, 1, &[u]);
         });
     }
 }
