@@ -184,7 +184,7 @@ impl Optimizer for Adamax {
     fn update(&self, var: &Variable, grad: &Tensor, step: &Step<'_>) {
         let [m, u] = [&step.slots[0], &step.slots[1]];
         let new_m = &m.read() * self.beta_1 + grad * (1.0 - self.beta_1);
-        let new_u = (&u.read() * self.beta_2).maximum(&grad.abs());
+        let new_u = (&u.read() * self.beta_2).maximum(grad.abs());
         m.assign(&new_m);
         u.assign(&new_u);
         let bias = 1.0f64 - power(self.beta_1, step.t);
