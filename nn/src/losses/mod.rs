@@ -1,4 +1,9 @@
-//! Losses: mean squared error and the cross-entropies. Each is the mean over the batch.
+//! Losses (Keras' `keras.losses`): the cross-entropies (with label smoothing), the
+//! regression losses (squared, absolute, percentage and squared-log errors, Huber,
+//! log-cosh, Poisson), KL divergence, cosine similarity and the hinges. Each is the mean
+//! over the batch of a per-example loss.
+
+mod pointwise;
 
 use tensorjit_runtime::{DType, Device, Tensor};
 
@@ -7,11 +12,40 @@ use crate::error::raise;
 /// Keras' clipping epsilon for cross-entropies of probabilities.
 const EPSILON: f64 = 1e-7;
 
-/// A loss function (Keras' `loss=`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A loss function (Keras' `loss=`). "Mean" losses average over the last axis per
+/// example; the others reduce it as their formula says; then the batch is averaged.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Loss {
     /// mean((y − ŷ)²).
     MeanSquaredError,
+    /// mean(|y − ŷ|).
+    MeanAbsoluteError,
+    /// 100 · mean(|y − ŷ| / max(|y|, ε)).
+    MeanAbsolutePercentageError,
+    /// mean((log(max(ŷ, ε) + 1) − log(max(y, ε) + 1))²).
+    MeanSquaredLogarithmicError,
+    /// mean of ½e² where |e| ≤ δ, δ|e| − ½δ² elsewhere (e = ŷ − y): squared near 0,
+    /// absolute beyond δ (Keras' default δ = 1).
+    Huber { delta: f64 },
+    /// mean(log cosh(ŷ − y)), computed as e + softplus(−2e) − log 2.
+    LogCosh,
+    /// mean(ŷ − y·log(ŷ + ε)) for counts predicted as rates.
+    Poisson,
+    /// Σ y·log(y/ŷ) over the last axis, both clipped to [ε, 1].
+    KLDivergence,
+    /// −Σ ŷ·y / (‖ŷ‖‖y‖) over the last axis: −1 for the same direction (a loss to
+    /// minimise, as Keras').
+    CosineSimilarity,
+    /// mean(max(1 − y·ŷ, 0)); labels in {0, 1} become {−1, 1} first.
+    Hinge,
+    /// mean(max(1 − y·ŷ, 0)²); labels in {0, 1} become {−1, 1} first.
+    SquaredHinge,
+    /// max(max((1 − y)·ŷ) − Σ y·ŷ + 1, 0) over the last axis, for one-hot targets.
+    CategoricalHinge,
+    /// A cross-entropy against smoothed targets (Keras' `label_smoothing = s`): one-hot
+    /// targets become `y·(1 − s) + s/classes`, binary ones `y·(1 − s) + s/2`. Made by
+    /// [`Loss::label_smoothing`].
+    LabelSmoothed { binary: bool, from_logits: bool, label_smoothing: f64 },
     /// Binary cross-entropy of probabilities (clipped to [ε, 1−ε]) or, `from_logits`,
     /// of logits (computed stably as max(x, 0) − x·y + log(1 + e^{−|x|})).
     BinaryCrossentropy { from_logits: bool },
@@ -26,9 +60,44 @@ impl Loss {
     pub fn name(self) -> &'static str {
         match self {
             Loss::MeanSquaredError => "mean_squared_error",
-            Loss::BinaryCrossentropy { .. } => "binary_crossentropy",
-            Loss::CategoricalCrossentropy { .. } => "categorical_crossentropy",
+            Loss::MeanAbsoluteError => "mean_absolute_error",
+            Loss::MeanAbsolutePercentageError => "mean_absolute_percentage_error",
+            Loss::MeanSquaredLogarithmicError => "mean_squared_logarithmic_error",
+            Loss::Huber { .. } => "huber_loss",
+            Loss::LogCosh => "log_cosh",
+            Loss::Poisson => "poisson",
+            Loss::KLDivergence => "kl_divergence",
+            Loss::CosineSimilarity => "cosine_similarity",
+            Loss::Hinge => "hinge",
+            Loss::SquaredHinge => "squared_hinge",
+            Loss::CategoricalHinge => "categorical_hinge",
+            Loss::BinaryCrossentropy { .. } | Loss::LabelSmoothed { binary: true, .. } => "binary_crossentropy",
+            Loss::CategoricalCrossentropy { .. } | Loss::LabelSmoothed { binary: false, .. } => {
+                "categorical_crossentropy"
+            }
             Loss::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
+        }
+    }
+
+    /// This cross-entropy against smoothed targets (Keras' `label_smoothing`, in
+    /// [0, 1]): `Loss::CategoricalCrossentropy { from_logits: true }.label_smoothing(0.1)`.
+    /// Binary and categorical cross-entropies only (Keras' sparse one has none).
+    #[track_caller]
+    pub fn label_smoothing(self, amount: f64) -> Loss {
+        if !(0.0..=1.0).contains(&amount) {
+            raise(self.name(), format!("label_smoothing must be in [0, 1], got {amount}"))
+        }
+        match self {
+            Loss::BinaryCrossentropy { from_logits } | Loss::LabelSmoothed { binary: true, from_logits, .. } => {
+                Loss::LabelSmoothed { binary: true, from_logits, label_smoothing: amount }
+            }
+            Loss::CategoricalCrossentropy { from_logits } | Loss::LabelSmoothed { binary: false, from_logits, .. } => {
+                Loss::LabelSmoothed { binary: false, from_logits, label_smoothing: amount }
+            }
+            other => raise(
+                other.name(),
+                "label smoothing applies to BinaryCrossentropy and CategoricalCrossentropy (one-hot targets) only",
+            ),
         }
     }
 
@@ -76,7 +145,6 @@ impl Loss {
                 let logp = log_probs(y_pred, from_logits);
                 Unreduced::PerExample(-(&onehot * &logp).sum(-1, false))
             }
-            Loss::MeanSquaredError => Unreduced::PerElement((y_pred - &dense_targets(self, y_true, y_pred)).square()),
             Loss::BinaryCrossentropy { from_logits: true } => {
                 let y = dense_targets(self, y_true, y_pred);
                 Unreduced::PerElement(y_pred.relu() - y_pred * &y + y_pred.abs().neg().softplus())
@@ -90,6 +158,21 @@ impl Loss {
             Loss::CategoricalCrossentropy { from_logits } => {
                 let y = dense_targets(self, y_true, y_pred);
                 Unreduced::PerExample(-(&y * &log_probs(y_pred, from_logits)).sum(-1, false))
+            }
+            Loss::LabelSmoothed { binary, from_logits, label_smoothing: s } => {
+                let y = dense_targets(self, y_true, y_pred);
+                let classes = if binary { 2.0 } else { y_pred.dims().last().copied().unwrap_or(1) as f64 };
+                let smoothed = &y * (1.0 - s) + s / classes;
+                let plain = if binary {
+                    Loss::BinaryCrossentropy { from_logits }
+                } else {
+                    Loss::CategoricalCrossentropy { from_logits }
+                };
+                plain.unreduced(&smoothed, y_pred)
+            }
+            other => {
+                let y = dense_targets(self, y_true, y_pred);
+                pointwise::unreduced(other, &y, y_pred)
             }
         }
     }
@@ -347,6 +430,6 @@ mod tests {
         let err = std::panic::catch_unwind(|| Loss::MeanSquaredError.compute(&t, &p)).unwrap_err();
         let msg = err.downcast_ref::<String>().unwrap();
         assert!(msg.contains("mean_squared_error: targets f32[4,2] do not match predictions f32[4,3]"), "{msg}");
-        assert!(msg.contains("losses.rs"), "{msg}");
+        assert!(msg.contains("losses/mod.rs"), "{msg}");
     }
 }
