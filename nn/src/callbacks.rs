@@ -45,7 +45,8 @@ pub trait Callback: Send + Sync {
 pub enum Mode {
     Min,
     Max,
-    /// `Max` for accuracies (a name containing "acc"), `Min` otherwise (Keras' "auto").
+    /// `Max` for accuracies, precision, recall and AUC (a name containing "acc",
+    /// "precision", "recall" or "auc"), `Min` otherwise (Keras' "auto").
     Auto,
 }
 
@@ -66,7 +67,7 @@ impl Monitor {
         match self.mode {
             Mode::Max => true,
             Mode::Min => false,
-            Mode::Auto => self.key.contains("acc"),
+            Mode::Auto => ["acc", "precision", "recall", "auc"].iter().any(|k| self.key.contains(k)),
         }
     }
 

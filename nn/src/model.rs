@@ -15,7 +15,7 @@ use crate::data::{shuffled_indices, Dataset};
 use crate::error::{Error, Result};
 use crate::layers::Sequential;
 use crate::losses::Loss;
-use crate::metrics::{AccuracyKind, Mean, Metric};
+use crate::metrics::{Mean, Metric};
 use crate::module::{shape_spec, Module};
 use crate::optimizers::{Optimizer, OptimizerRef};
 
@@ -91,8 +91,8 @@ impl History {
 }
 
 fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics: &[Metric]) -> (Step, Step) {
-    let kinds: Arc<[AccuracyKind]> = metrics.iter().map(|m| m.kind(loss)).collect();
-    let (m, opt, k) = (model.clone(), optimizer.clone(), kinds.clone());
+    let metrics: Arc<[Metric]> = metrics.into();
+    let (m, opt, ms) = (model.clone(), optimizer.clone(), metrics.clone());
     let train = tensorjit_runtime::function("train_step", move |(x, y): (Tensor, Tensor)| {
         ensure_built(&m, &x);
         let vars = m.trainable_variables();
@@ -103,8 +103,8 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         tape.stop_recording();
         let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
         opt.apply_gradients(&pairs);
-        let metrics = k.iter().map(|k| k.batch_value_masked(&y, &pred, mask.as_ref()));
-        std::iter::once(l).chain(metrics).chain(mask_weight(mask.as_ref())).collect::<Vec<_>>()
+        let stats = ms.iter().map(|k| k.batch_stats(loss, &y, &pred, mask.as_ref()));
+        std::iter::once(l).chain(stats).collect::<Vec<_>>()
     });
     let m = model.clone();
     let test = tensorjit_runtime::function("test_step", move |(x, y): (Tensor, Tensor)| {
@@ -112,8 +112,7 @@ fn make_steps(model: &Sequential, optimizer: &OptimizerRef, loss: Loss, metrics:
         let (pred, mask) = m.forward_with_mask(&x, None, false);
         let mask = mask.as_ref();
         std::iter::once(with_penalties(loss.compute_masked(&y, &pred, mask), &m))
-            .chain(kinds.iter().map(|k| k.batch_value_masked(&y, &pred, mask)))
-            .chain(mask_weight(mask))
+            .chain(metrics.iter().map(|k| k.batch_stats(loss, &y, &pred, mask)))
             .collect()
     });
     (train, test)
@@ -125,48 +124,44 @@ fn with_penalties(loss: Tensor, model: &Sequential) -> Tensor {
     model.losses().into_iter().fold(loss, |total, p| &total + &p.cast(total.dtype()))
 }
 
-/// With a masked output, one more step output: the number of unmasked entries, which
-/// weighs the batch's metrics in the epoch's (Keras weighs them by the mask).
-fn mask_weight(mask: Option<&Tensor>) -> Option<Tensor> {
-    mask.map(|m| m.cast(DType::F32).sum_all())
-}
-
 fn ensure_built(m: &Sequential, x: &Tensor) {
     if !m.is_built() {
         m.build("", &shape_spec(x));
     }
 }
 
-/// Running means of the step outputs (loss, then metrics): the loss weighted by batch
-/// size, the metrics by the number of unmasked entries when the step gives it (its last
-/// output), else by batch size.
+/// The epoch's totals of the step outputs: the loss's mean weighted by batch size, and
+/// each metric's statistics summed (the metric computed from the sums, so masked steps
+/// and uneven batches weigh what they hold, as in Keras).
 struct Running {
-    names: Vec<String>,
-    means: Vec<Mean>,
+    metrics: Vec<Metric>,
+    loss: Mean,
+    sums: Vec<Vec<f64>>,
 }
 
 impl Running {
     fn new(metrics: &[Metric]) -> Running {
-        let names: Vec<String> =
-            std::iter::once("loss".to_string()).chain(metrics.iter().map(|m| m.name().into())).collect();
-        Running { means: vec![Mean::new(); names.len()], names }
+        Running { metrics: metrics.to_vec(), loss: Mean::new(), sums: vec![Vec::new(); metrics.len()] }
     }
 
     fn add(&mut self, outputs: &[Tensor], n: usize) -> Result<()> {
-        let read = |t: &Tensor| -> Result<f64> { Ok(t.to(Device::Cpu)?.cast(DType::F64).to_scalar::<f64>()?) };
-        let metric_weight = match outputs.get(self.names.len()) {
-            Some(w) => read(w)?,
-            None => n as f64,
-        };
-        for (i, (m, t)) in self.means.iter_mut().zip(outputs).enumerate() {
-            let w = if i == 0 { n as f64 } else { metric_weight };
-            m.add(read(t)? * w, w);
+        let read = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to(Device::Cpu)?.cast(DType::F64).to_vec::<f64>()?) };
+        if let Some(l) = outputs.first() {
+            let l = read(l)?.first().copied().unwrap_or(f64::NAN);
+            self.loss.add(l * n as f64, n as f64);
+        }
+        for (sums, t) in self.sums.iter_mut().zip(&outputs[1..]) {
+            let batch = read(t)?;
+            sums.resize(batch.len(), 0.0);
+            sums.iter_mut().zip(batch).for_each(|(s, b)| *s += b);
         }
         Ok(())
     }
 
     fn logs(&self, prefix: &str) -> Logs {
-        Logs(self.names.iter().zip(&self.means).map(|(k, m)| (format!("{prefix}{k}"), m.result())).collect())
+        let metrics =
+            self.metrics.iter().zip(&self.sums).map(|(m, s)| (format!("{prefix}{}", m.name()), m.result_of(s)));
+        Logs(std::iter::once((format!("{prefix}loss"), self.loss.result())).chain(metrics).collect())
     }
 }
 
@@ -211,12 +206,17 @@ impl Sequential {
     /// Sets the optimizer, loss and metrics and makes the traced train/test/predict steps
     /// (Keras' `compile`). `run_eagerly` runs them as plain Rust code instead, with the
     /// same results; so does the global `config::run_functions_eagerly(true)`.
+    #[track_caller]
     pub fn compile(&self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric], run_eagerly: bool) {
         self.compile_shared(Arc::new(optimizer), loss, metrics, run_eagerly)
     }
 
     /// `compile` with an optimizer shared with other code.
+    #[track_caller]
     pub fn compile_shared(&self, optimizer: OptimizerRef, loss: Loss, metrics: &[Metric], run_eagerly: bool) {
+        for m in metrics {
+            m.check();
+        }
         tensorjit_jit::install();
         let (train, test) = make_steps(self, &optimizer, loss, metrics);
         let m = self.clone();

@@ -191,6 +191,14 @@ enum Unreduced {
 /// first. `what` names the loss or metric in errors.
 #[track_caller]
 pub(crate) fn masked_mean(what: &str, values: &Tensor, mask: &Tensor) -> Tensor {
+    let (values, w) = masked_terms(what, values, mask);
+    (&values * &w).sum_all() / w.sum_all().maximum(1.0)
+}
+
+/// `values` with the mask's shape (a trailing per-element axis averaged) and the mask as
+/// weights of their dtype; an error naming `what` when they do not fit.
+#[track_caller]
+pub(crate) fn masked_terms(what: &str, values: &Tensor, mask: &Tensor) -> (Tensor, Tensor) {
     let values = if values.rank() == mask.rank() + 1 { values.mean(-1, false) } else { values.clone() };
     if mask.dtype() != DType::Bool || values.rank() != mask.rank() {
         raise(
@@ -204,7 +212,7 @@ pub(crate) fn masked_mean(what: &str, values: &Tensor, mask: &Tensor) -> Tensor 
         )
     }
     let w = mask.cast(values.dtype());
-    (&values * &w).sum_all() / w.sum_all().maximum(1.0)
+    (values, w)
 }
 
 impl Loss {

@@ -1,14 +1,18 @@
-//! Metrics: accuracy (binary, categorical, sparse categorical, top-k) and a running
-//! mean.
-//! Batch values are computed with tensor ops (inside the traced step); the running
-//! totals are kept on the host.
+//! Metrics: accuracy (binary, categorical, sparse categorical, top-k), the regression
+//! errors, precision, recall and ROC AUC, and a running mean.
+//! Each batch gives its sufficient statistics (sums and counts) with tensor ops, inside
+//! the traced step; `fit` and `evaluate` add them up on the host and compute the
+//! metric from the totals, as Keras' stateful metrics do.
+
+mod confusion;
 
 use tensorjit_runtime::{DType, Device, Tensor};
 
+use crate::error::raise;
 use crate::losses::{sparse_pair, sparse_targets, Loss};
 
 /// A metric asked for in `compile` (Keras' `metrics=[…]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Metric {
     /// The accuracy that fits the loss: sparse categorical for integer labels,
     /// categorical for one-hot targets, binary (threshold 0.5, or 0 on logits) otherwise.
@@ -19,6 +23,24 @@ pub enum Metric {
     SparseTopKCategoricalAccuracy { k: usize },
     /// The same for one-hot targets (Keras' `TopKCategoricalAccuracy`).
     TopKCategoricalAccuracy { k: usize },
+    /// The mean of each example's mean squared error over the last axis.
+    MeanSquaredError,
+    /// The mean of each example's mean absolute error.
+    MeanAbsoluteError,
+    /// The mean of each example's mean absolute percentage error.
+    MeanAbsolutePercentageError,
+    /// √(the mean squared error over every element seen), not a mean of batch roots.
+    RootMeanSquaredError,
+    /// tp / (tp + fp) over every element seen, a prediction positive when above
+    /// `threshold` (Keras' 0.5 for probabilities; use 0 for logits), a target when
+    /// above 0.5; 0 before any predicted positive.
+    Precision { threshold: f64 },
+    /// tp / (tp + fn), as [`Precision`](Self::Precision).
+    Recall { threshold: f64 },
+    /// The area under the ROC curve (Keras' `AUC()`): true and false positive rates at
+    /// `num_thresholds` thresholds evenly spaced over [0, 1] (Keras' 200), summed by the
+    /// trapezoidal rule; `from_logits` applies a sigmoid first.
+    AUC { num_thresholds: usize, from_logits: bool },
 }
 
 impl Metric {
@@ -28,17 +50,105 @@ impl Metric {
             Metric::Accuracy => "accuracy",
             Metric::SparseTopKCategoricalAccuracy { .. } => "sparse_top_k_categorical_accuracy",
             Metric::TopKCategoricalAccuracy { .. } => "top_k_categorical_accuracy",
+            Metric::MeanSquaredError => "mean_squared_error",
+            Metric::MeanAbsoluteError => "mean_absolute_error",
+            Metric::MeanAbsolutePercentageError => "mean_absolute_percentage_error",
+            Metric::RootMeanSquaredError => "root_mean_squared_error",
+            Metric::Precision { .. } => "precision",
+            Metric::Recall { .. } => "recall",
+            Metric::AUC { .. } => "auc",
         }
     }
 
-    /// What the metric computes when the model is trained with `loss`.
-    pub fn kind(self, loss: Loss) -> AccuracyKind {
+    /// Keras' `AUC()`: 200 thresholds on probabilities.
+    pub fn auc() -> Metric {
+        Metric::AUC { num_thresholds: 200, from_logits: false }
+    }
+
+    /// The accuracy the metric computes when the model is trained with `loss` (`None`
+    /// for the other metrics).
+    pub fn kind(self, loss: Loss) -> Option<AccuracyKind> {
         match self {
-            Metric::Accuracy => AccuracyKind::for_loss(loss),
-            Metric::SparseTopKCategoricalAccuracy { k } => AccuracyKind::SparseTopK { k },
-            Metric::TopKCategoricalAccuracy { k } => AccuracyKind::TopK { k },
+            Metric::Accuracy => Some(AccuracyKind::for_loss(loss)),
+            Metric::SparseTopKCategoricalAccuracy { k } => Some(AccuracyKind::SparseTopK { k }),
+            Metric::TopKCategoricalAccuracy { k } => Some(AccuracyKind::TopK { k }),
+            _ => None,
         }
     }
+
+    /// Raises unless the metric's parameters make sense (at `compile`).
+    #[track_caller]
+    pub(crate) fn check(self) {
+        let problem = match self {
+            Metric::SparseTopKCategoricalAccuracy { k: 0 } | Metric::TopKCategoricalAccuracy { k: 0 } => {
+                Some("k must be at least 1".to_string())
+            }
+            Metric::Precision { threshold } | Metric::Recall { threshold } if !threshold.is_finite() => {
+                Some(format!("threshold must be finite, got {threshold}"))
+            }
+            Metric::AUC { num_thresholds, .. } if num_thresholds < 2 => {
+                Some(format!("num_thresholds must be at least 2, got {num_thresholds}"))
+            }
+            _ => None,
+        };
+        if let Some(p) = problem {
+            raise(self.name(), p)
+        }
+    }
+
+    /// The batch's statistics, an f32 vector that the epoch sums: `[Σ value, count]` for
+    /// means, confusion counts for precision, recall and AUC. Only the entries `mask`
+    /// marks true count (masked sequence outputs).
+    #[track_caller]
+    pub(crate) fn batch_stats(self, loss: Loss, y_true: &Tensor, y_pred: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        let values = match self {
+            Metric::Accuracy
+            | Metric::SparseTopKCategoricalAccuracy { .. }
+            | Metric::TopKCategoricalAccuracy { .. } => {
+                let kind = self.kind(loss).unwrap_or(AccuracyKind::SparseCategorical);
+                kind.hits(y_true, y_pred).cast(DType::F32)
+            }
+            Metric::MeanSquaredError | Metric::RootMeanSquaredError => {
+                Loss::MeanSquaredError.per_example(y_true, y_pred)
+            }
+            Metric::MeanAbsoluteError => Loss::MeanAbsoluteError.per_example(y_true, y_pred),
+            Metric::MeanAbsolutePercentageError => Loss::MeanAbsolutePercentageError.per_example(y_true, y_pred),
+            Metric::Precision { threshold } | Metric::Recall { threshold } => {
+                return confusion::counts(y_true, y_pred, mask, &Tensor::scalar(threshold as f32));
+            }
+            Metric::AUC { num_thresholds, from_logits } => {
+                let p = if from_logits { y_pred.sigmoid() } else { y_pred.clone() };
+                return confusion::counts(y_true, &p, mask, &confusion::thresholds(num_thresholds));
+            }
+        };
+        mean_stats(self.name(), &values.cast(DType::F32), mask)
+    }
+
+    /// The metric from the summed statistics of [`batch_stats`](Self::batch_stats).
+    pub(crate) fn result_of(self, sums: &[f64]) -> f64 {
+        let ratio = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
+        match self {
+            Metric::Precision { .. } => ratio(sums[0], sums[0] + sums[1]),
+            Metric::Recall { .. } => ratio(sums[0], sums[0] + sums[2]),
+            Metric::AUC { .. } => confusion::roc_auc(sums),
+            Metric::RootMeanSquaredError => ratio(sums[0], sums[1]).sqrt(),
+            _ => ratio(sums[0], sums[1]),
+        }
+    }
+}
+
+/// `[Σ v·w, Σ w]` with `w` the mask (all ones without one); per-element values with one
+/// more axis than the mask are averaged over it first.
+#[track_caller]
+fn mean_stats(what: &str, values: &Tensor, mask: Option<&Tensor>) -> Tensor {
+    let (total, count) = match mask {
+        None => (values.sum_all(), Tensor::ones_like(values).sum_all()),
+        Some(m) => {
+            let (values, w) = crate::losses::masked_terms(what, values, m);
+            ((&values * &w).sum_all(), w.sum_all())
+        }
+    };
+    Tensor::stack(&[&total, &count], 0)
 }
 
 /// Which accuracy to compute.
@@ -86,7 +196,7 @@ impl AccuracyKind {
     /// Whether each prediction is right: one bool per example (per step for sequences;
     /// per output for binary accuracy).
     #[track_caller]
-    fn hits(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
+    pub(crate) fn hits(self, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
         match self {
             AccuracyKind::SparseCategorical => {
                 let (labels, pred) = sparse_pair(y_true, y_pred);
