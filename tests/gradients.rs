@@ -191,6 +191,12 @@ fn arranging_ops_and_statistics() {
     gradcheck(542, std::slice::from_ref(&sq), |v| Tensor::einsum("bii->bi", &[&v[0]]).square(), 40);
 }
 
+/// The shape of `conv2d`'s output for these operands.
+fn v_out(xs: [usize; 4], fs: [usize; 4], st: [usize; 2], pad: Padding) -> [usize; 4] {
+    let out = |i: usize, k: usize, s: usize| if pad == Padding::Same { i.div_ceil(s) } else { (i - k) / s + 1 };
+    [xs[0], out(xs[1], fs[0], st[0]), out(xs[2], fs[1], st[1]), fs[3]]
+}
+
 #[test]
 fn conv_and_pooling() {
     for (k, &(xs, fs, st, pad)) in
@@ -203,6 +209,14 @@ fn conv_and_pooling() {
             s,
             &[rand_f64(s, &xs, -1.0, 1.0), rand_f64(s + 1, &fs, -1.0, 1.0)],
             |v| v[0].conv2d(&v[1], st, pad),
+            40,
+        );
+        // The transposed conv of a conv-output-shaped input, with the same filter.
+        let (ys, ft) = (v_out(xs, fs, st, pad), fs);
+        gradcheck(
+            s + 3,
+            &[rand_f64(s + 3, &ys, -1.0, 1.0), rand_f64(s + 4, &ft, -1.0, 1.0)],
+            |v| v[0].conv2d_transpose(&v[1], st, pad),
             40,
         );
         let x = rand_f64(s + 2, &xs, -1.0, 1.0);

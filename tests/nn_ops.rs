@@ -68,6 +68,85 @@ fn conv2d_matches_direct_convolution() {
     }
 }
 
+/// The transposed convolution by scattering: each input pixel adds `x · filter[.., .., :, c]`
+/// at its stride-spaced place in a `(n − 1)·s + k` (`Valid`) or `n·s` (`Same`) output,
+/// TensorFlow's SAME padding taken off the front as the forward conv puts it there.
+fn naive_conv_transpose(
+    x: &[f64],
+    xs: [usize; 4],
+    f: &[f64],
+    fs: [usize; 4],
+    s: [usize; 2],
+    same: bool,
+) -> (Vec<f64>, [usize; 4]) {
+    let [n, h, w, c] = xs;
+    let [kh, kw, o, _] = fs;
+    let size = |i: usize, k: usize, st: usize| if same { i * st } else { (i - 1) * st + k };
+    let (oh, ow) = (size(h, kh, s[0]), size(w, kw, s[1]));
+    let pad =
+        |i: usize, k: usize, st: usize, big: usize| if same { ((i - 1) * st + k).saturating_sub(big) / 2 } else { 0 };
+    let (pt, pl) = (pad(h, kh, s[0], oh), pad(w, kw, s[1], ow));
+    let mut y = vec![0.0; n * oh * ow * o];
+    for b in 0..n {
+        for iy in 0..h {
+            for ix in 0..w {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let oy = (iy * s[0] + ky) as isize - pt as isize;
+                        let ox = (ix * s[1] + kx) as isize - pl as isize;
+                        if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
+                            continue;
+                        }
+                        for oc in 0..o {
+                            for ic in 0..c {
+                                y[((b * oh + oy as usize) * ow + ox as usize) * o + oc] +=
+                                    x[((b * h + iy) * w + ix) * c + ic] * f[((ky * kw + kx) * o + oc) * c + ic];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, [n, oh, ow, o])
+}
+
+#[test]
+fn conv2d_transpose_scatters_each_pixel() {
+    for (seed, &(xs, fs, st, same)) in [
+        ([1, 3, 3, 1], [3, 3, 1, 1], [1, 1], false),
+        ([2, 4, 3, 3], [3, 2, 4, 3], [2, 1], true),
+        ([1, 4, 4, 2], [2, 2, 3, 2], [2, 2], false),
+        ([2, 3, 5, 2], [4, 3, 2, 2], [3, 2], true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = rand_f64(70 + seed as u64, &xs, -1.0, 1.0);
+        let f = rand_f64(80 + seed as u64, &fs, -1.0, 1.0);
+        let pad = if same { Padding::Same } else { Padding::Valid };
+        let y = x.conv2d_transpose(&f, st, pad);
+        let (want, ys) = naive_conv_transpose(&f64s(&x), xs, &f64s(&f), fs, st, same);
+        assert_eq!(y.dims(), &ys);
+        assert_close(&f64s(&y), &want, 1e-12);
+        // The adjoint of conv2d: <conv2d(z, f), x> = <z, conv2d_transpose(x, f)>.
+        let z = rand_f64(90 + seed as u64, &ys, -1.0, 1.0);
+        let lhs = (z.conv2d(&f, st, pad) * &x).sum_all().to_scalar::<f64>().unwrap();
+        let rhs = (&z * &y).sum_all().to_scalar::<f64>().unwrap();
+        assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    }
+    let r = std::panic::catch_unwind(|| {
+        rand_f64(1, &[1, 3, 3, 2], -1.0, 1.0).conv2d_transpose(
+            &rand_f64(2, &[2, 2, 4, 3], -1.0, 1.0),
+            [1, 1],
+            Padding::Valid,
+        )
+    });
+    let msg = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(msg.contains("conv2d_transpose: the input has 2 channels, the filter's last axis expects 3"), "{msg}");
+    assert!(msg.contains("nn_ops.rs"), "{msg}");
+}
+
 #[test]
 fn pooling_hand_computed() {
     let x = t32(&(1..=16).map(|v| v as f32).collect::<Vec<_>>(), &[1, 4, 4, 1]);

@@ -1,6 +1,7 @@
 //! The layers: Dense, Conv2D, pooling, Flatten, Dropout, BatchNormalization,
 //! LayerNormalization, Embedding, Masking, recurrent and attention layers, ActivationLayer,
-//! Lambda, and the `Sequential` container.
+//! Lambda, Conv2DTranspose, upsampling, zero padding and cropping, and the `Sequential`
+//! container.
 
 mod attention;
 mod basic;
@@ -14,6 +15,7 @@ mod masking;
 mod recurrent;
 mod reshaping;
 mod sequential;
+mod spatial;
 mod time_distributed;
 
 pub use attention::MultiHeadAttention;
@@ -28,6 +30,7 @@ pub use masking::Masking;
 pub use recurrent::{RecurrentLayer, SimpleRNN, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
+pub use spatial::{Conv2DTranspose, Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D};
 pub use time_distributed::TimeDistributed;
 
 /// The length of the inputs' last axis, which a layer's weights need (an error naming

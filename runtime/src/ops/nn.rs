@@ -199,6 +199,41 @@ impl Tensor {
         apply(Op::Conv2d(Conv2dParams { strides, padding }), &[self, filter])
     }
 
+    /// The transposed 2-D convolution of an NHWC input (`tf.nn.conv2d_transpose`, the
+    /// gradient of `conv2d` w.r.t. its input; Keras' `Conv2DTranspose`): each input pixel
+    /// scatters `filter[.., .., :, c]` times its channel `c` into an output
+    /// `strides` times larger. The filter is `[kh, kw, out_channels, in_channels]`; the
+    /// output's spatial size is Keras' — `(n − 1)·s + k` with `Valid`, `n·s` with `Same`.
+    /// Spatial sizes must be known (inside a trace too); the batch may not be.
+    #[track_caller]
+    pub fn conv2d_transpose(&self, filter: &Tensor, strides: [usize; 2], padding: Padding) -> Tensor {
+        let (x, f, at) = (self.dims(), filter.dims(), Location::caller());
+        let fail = |msg: String| -> ! {
+            OpError::new("conv2d_transpose", msg)
+                .with_operands([(self.dtype(), self.shape()), (filter.dtype(), filter.shape())])
+                .raise(at)
+        };
+        if x.len() != 4 || f.len() != 4 {
+            fail("needs an NHWC input and a [kh, kw, out_channels, in_channels] filter, both of rank 4".into())
+        }
+        if x[1] == UNKNOWN || x[2] == UNKNOWN || x[3] == UNKNOWN || f.contains(&UNKNOWN) {
+            fail("needs known spatial sizes, channels and filter dims".into())
+        }
+        if x[3] != f[3] {
+            fail(format!("the input has {} channels, the filter's last axis expects {}", x[3], f[3]))
+        }
+        if strides.contains(&0) || f[0] == 0 || f[1] == 0 {
+            fail(format!("strides {strides:?} and the window {}x{} must be positive", f[0], f[1]))
+        }
+        let size = |n: usize, k: usize, s: usize| match padding {
+            Padding::Valid if n == 0 => 0,
+            Padding::Valid => (n - 1) * s + k,
+            Padding::Same => n * s,
+        };
+        let input = Shape::new(&[x[0], size(x[1], f[0], strides[0]), size(x[2], f[1], strides[1]), f[2]]);
+        apply(Op::Conv2dBackpropInput { params: Conv2dParams { strides, padding }, input }, &[self, filter])
+    }
+
     /// Max pooling over NHWC windows (padding cells count as −∞).
     #[track_caller]
     pub fn max_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Tensor {
