@@ -60,10 +60,11 @@ pub mod prelude {
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
         AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Conv2DTranspose, Cropping1D,
-        Cropping2D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
-        GlobalMaxPooling1D, GlobalMaxPooling2D, Lambda, LayerNormalization, Masking, MaxPool1D, MaxPool2D,
-        MultiHeadAttention, Reshape, Sequential, SimpleRNN, TimeDistributed, UpSampling1D, UpSampling2D, ZeroPadding1D,
-        ZeroPadding2D, GRU, LSTM,
+        Cropping2D, Dense, Dropout, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
+        GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GroupNormalization, Lambda, LayerNormalization,
+        Masking, MaxPool1D, MaxPool2D, MultiHeadAttention, Normalization, Permute, RepeatVector, Rescaling, Reshape,
+        Sequential, SimpleRNN, SpatialDropout1D, SpatialDropout2D, TimeDistributed, UnitNormalization, UpSampling1D,
+        UpSampling2D, ZeroPadding1D, ZeroPadding2D, GRU, LSTM,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};

@@ -3,6 +3,7 @@
 //! Lambda, Conv2DTranspose, upsampling, zero padding and cropping, and the `Sequential`
 //! container.
 
+mod arrange;
 mod attention;
 mod basic;
 mod batchnorm;
@@ -12,12 +13,15 @@ mod conv1d;
 mod dense;
 mod embedding;
 mod masking;
+mod noise;
+mod preprocessing;
 mod recurrent;
 mod reshaping;
 mod sequential;
 mod spatial;
 mod time_distributed;
 
+pub use arrange::{GroupNormalization, Permute, RepeatVector, UnitNormalization};
 pub use attention::MultiHeadAttention;
 pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
 pub use batchnorm::BatchNormalization;
@@ -27,6 +31,8 @@ pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
 pub use masking::Masking;
+pub use noise::{GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D};
+pub use preprocessing::{Normalization, Rescaling};
 pub use recurrent::{RecurrentLayer, SimpleRNN, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
