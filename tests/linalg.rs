@@ -124,3 +124,33 @@ fn gemm_result_independent_of_thread_count() {
         assert_eq!(child, digest.to_string(), "a {threads}-thread GEMM differs from this process's");
     }
 }
+
+/// On x86-64 a matmul reads denormal operands as 0 and flushes denormal results to 0,
+/// as TensorFlow's CPU kernels do (BENCHMARKS.md, "Denormals": they cost ~100× per
+/// multiply-add); eagerly and in a traced function alike, few rows or many. Elementwise
+/// ops keep IEEE denormals.
+#[test]
+fn matmul_flushes_denormals_to_zero_on_x86() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let tiny = f32::MIN_POSITIVE / 16.0;
+    for m in [2usize, 40] {
+        // Row 0 of `a` is denormal; row 1 is 1e-20, whose products with 1e-20 are 1e-40.
+        let mut a = vec![tiny; 3];
+        a.extend(std::iter::repeat_n(1e-20f32, 3));
+        a.extend(f32s(&rand_f32(7, &[m - 2, 3], 1.0, 2.0)));
+        let a = t32(&a, &[m, 3]);
+        let b = t32(&[1e-20, 1e-20, 0.0, 2.0, 0.0, 0.0], &[3, 2]);
+        let traced = function("denormal_matmul", |(a, b): (Tensor, Tensor)| a.matmul(&b));
+        for y in [a.matmul(&b), traced.call((a.clone(), b.clone()))] {
+            let y = f32s(&y);
+            assert_eq!(&y[..2], &[0.0, 0.0], "m = {m}: denormal operands read as 0");
+            // 1e-20·1e-20 = 1e-40 (IEEE: a denormal) is flushed.
+            assert_eq!(y[2..4], [0.0, 1e-20f32 * 2.0], "m = {m}: a denormal result is 0");
+            assert!(y[4..].iter().all(|v| v.is_normal()), "m = {m}");
+        }
+    }
+    let d = t32(&[tiny], &[1]) * 2.0;
+    assert_eq!(f32s(&d), [tiny * 2.0], "elementwise ops keep denormals");
+}

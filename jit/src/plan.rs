@@ -295,6 +295,11 @@ impl<'g> Builder<'g> {
         true
     }
 
+    /// [`close`](Self::close) for a group that may not be there (`true` if none).
+    fn emit(&mut self, grp: Option<Group>, steps: &mut Vec<Step>) -> bool {
+        grp.is_none_or(|grp| self.close(grp, steps))
+    }
+
     fn region(&mut self, r: &Region) -> Option<SubPlan> {
         Some(SubPlan { params: r.params.clone(), steps: self.block(&r.nodes)?, results: r.results.clone() })
     }
@@ -304,6 +309,8 @@ impl<'g> Builder<'g> {
         let g = self.g;
         let mut steps = Vec::new();
         let mut open: Option<Group> = None;
+        // Fusible nodes of another shape than the open kernel's that read nothing of it.
+        let mut side: Option<Group> = None;
         for n in nodes {
             let id = self.next;
             self.next += 1;
@@ -325,19 +332,47 @@ impl<'g> Builder<'g> {
                         grp.kernel.reduce = Some(RowReduce { expr, mean });
                         grp.reduced = Some((o, oty.shape.clone()));
                         grp.nodes.push(id);
-                        if !self.close(grp, &mut steps) {
+                        if !self.emit(side.take(), &mut steps) || !self.emit(Some(grp), &mut steps) {
                             return None;
                         }
                     }
                     continue;
                 }
                 if fusible(op, &ins, oty) && !self.no_fuse.contains(&id) && mask_here(&open) {
-                    if open.as_ref().is_some_and(|grp| grp.shape != oty.shape) {
-                        if let Some(grp) = open.take() {
-                            if !self.close(grp, &mut steps) {
-                                return None;
-                            }
-                        }
+                    let reads = |grp: &Option<Group>| {
+                        grp.as_ref().is_some_and(|grp| n.inputs.iter().any(|v| grp.defined.contains(v)))
+                    };
+                    let fits = |grp: &Option<Group>| grp.as_ref().is_some_and(|grp| grp.shape == oty.shape);
+                    // Another shape than the open kernel's, reading nothing it computes (a
+                    // scalar computed between a chain's steps, a bias correction): a side
+                    // kernel takes it and the open kernel stays open.
+                    let plain = matches!(op, Op::Unary(_)) || matches!(op, Op::Binary(b) if !b.is_comparison());
+                    let aside = plain && open.is_some() && !fits(&open) && !reads(&open);
+                    // (The side kernel is emitted before the open one, which may read it.)
+                    if aside && side.is_some() && !fits(&side) && !self.emit(side.take(), &mut steps) {
+                        return None;
+                    }
+                    if aside {
+                        let consts = &self.scalar_consts;
+                        let sg = side.get_or_insert_with(|| Group::new(oty.shape.clone()));
+                        let args: Vec<usize> =
+                            n.inputs.iter().map(|v| sg.operand(*v, g.value_type(*v), consts)).collect();
+                        let e = sg.kernel.exprs.len();
+                        sg.kernel.exprs.push(match op {
+                            Op::Unary(u) => Expr::Unary(*u, args[0]),
+                            Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
+                            _ => unreachable!("only plain unary and binary ops go aside"),
+                        });
+                        sg.expr.insert(o, e);
+                        sg.defined.push(o);
+                        sg.nodes.push(id);
+                        continue;
+                    }
+                    if open.is_some()
+                        && !fits(&open)
+                        && (!self.emit(side.take(), &mut steps) || !self.emit(open.take(), &mut steps))
+                    {
+                        return None;
                     }
                     let consts = &self.scalar_consts;
                     let grp = open.get_or_insert_with(|| Group::new(oty.shape.clone()));
@@ -361,12 +396,12 @@ impl<'g> Builder<'g> {
             // among themselves). Control flow always closes the kernel.
             let independent = n.regions.is_empty()
                 && open.as_ref().is_some_and(|grp| !n.inputs.iter().any(|v| grp.defined.contains(v)));
-            if !independent {
-                if let Some(grp) = open.take() {
-                    if !self.close(grp, &mut steps) {
-                        return None;
-                    }
-                }
+            let reads_side = side.as_ref().is_some_and(|sg| n.inputs.iter().any(|v| sg.defined.contains(v)));
+            if (reads_side || !independent) && !self.emit(side.take(), &mut steps) {
+                return None;
+            }
+            if !independent && !self.emit(open.take(), &mut steps) {
+                return None;
             }
             steps.push(match &n.kind {
                 NodeKind::Op(op) => {
@@ -394,12 +429,7 @@ impl<'g> Builder<'g> {
                 }
             });
         }
-        if let Some(grp) = open.take() {
-            if !self.close(grp, &mut steps) {
-                return None;
-            }
-        }
-        Some(steps)
+        (self.emit(side.take(), &mut steps) && self.emit(open.take(), &mut steps)).then_some(steps)
     }
 }
 

@@ -153,6 +153,35 @@ fn the_w2_chain_is_one_kernel() {
     println!("{}", p.kernels[0]);
 }
 
+/// Scalars computed between the steps of an elementwise chain (an optimizer's bias
+/// corrections) go to a side kernel: the chain stays one kernel, and the traced call
+/// equals the eager one bit for bit.
+#[test]
+fn scalars_computed_mid_chain_do_not_cut_it() {
+    let x = Tensor::from_vec(rand(5, 96, -2.0, 2.0), [8, 12]).unwrap();
+    let t = Tensor::from_vec(rand(6, 1, 1.0, 5.0), [1]).unwrap();
+    let body = |v: &[Tensor]| {
+        let (x, t) = (&v[0], &v[1]);
+        let a = x * 0.9;
+        let s1 = 1.0f64 - t.exp() * 0.5; // scalar
+        let b = &a * &s1;
+        let s2 = (1.0f64 - &s1).sqrt(); // scalar, reads the first
+        let c = (&b + &(x * &s2)).tanh();
+        &c / &(1.0f64 - &s2)
+    };
+    let eager = body(&[x.clone(), t.clone()]);
+    let g = traced_graph(move |v| body(&v), vec![x.clone(), t.clone()]);
+    let p = crate::plan::plan(&g).unwrap();
+    let shapes: Vec<(usize, usize)> = p
+        .steps
+        .iter()
+        .filter_map(|s| if let crate::plan::Step::Kernel { rows, cols, .. } = s { Some((*rows, *cols)) } else { None })
+        .collect();
+    assert_eq!(shapes, [(1, 1), (8, 12)], "one scalar kernel before one chain kernel: {:?}", p.steps);
+    let f = tensorjit_runtime::function("mid_chain", move |v: Vec<Tensor>| body(&v));
+    assert_eq!(bits(&f.call(vec![x, t]).to_vec::<f32>().unwrap()), bits(&eager.to_vec::<f32>().unwrap()));
+}
+
 #[test]
 fn the_w2_kernel_is_cut_at_its_two_transcendentals() {
     use crate::staged::{Loc, Stage, Staged};

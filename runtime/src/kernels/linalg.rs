@@ -14,6 +14,7 @@
 
 use rayon::prelude::*;
 
+use super::denormals::flushing;
 use super::small_gemm::{small_m, SmallM};
 use crate::buffer::{alloc, Buffer};
 use crate::dtype::Element;
@@ -185,7 +186,8 @@ fn float_gemm<T: MmFloat>(g: &Gemm<'_, T>, dst: &mut [T]) {
     // SAFETY: the assert above keeps every access of the m×k, k×n and m×n matrices
     // (with the given strides) inside the slices; dst is exclusive, and each part is
     // a block of it the others do not touch. beta = 0: dst is written, never read.
-    in_parts(g.m, g.k, g.n, &|p| unsafe { T::mm(r.part(p)) });
+    // Each part on its own thread flushes denormals (`denormals`).
+    in_parts(g.m, g.k, g.n, &|p| flushing(|| unsafe { T::mm(r.part(p)) }));
 }
 
 /// Products from which [`in_parts`] splits the work over the pool's threads.

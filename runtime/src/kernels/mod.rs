@@ -2,6 +2,7 @@
 
 pub(crate) mod bcast;
 pub(crate) mod conv;
+pub(crate) mod denormals;
 pub(crate) mod elementwise;
 pub(crate) mod linalg;
 pub(crate) mod par;

@@ -67,8 +67,13 @@ pub(crate) fn small_m(g: SmallM<'_>, dst: &mut [f32]) {
     }
 }
 
-/// Columns `c0..c1` of the product into `out` (m × (c1 − c0), row-major, zeroed).
+/// Columns `c0..c1` of the product into `out` (m × (c1 − c0), row-major, zeroed),
+/// denormals flushed to zero as in every GEMM (`denormals`).
 fn block(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
+    super::denormals::flushing(|| block_ieee(g, c0, c1, out))
+}
+
+fn block_ieee(g: &SmallM<'_>, c0: usize, c1: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
