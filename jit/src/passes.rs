@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use tensorjit_runtime::ir::{verify, Graph, Node, NodeKind, Region, ValueId};
 use tensorjit_runtime::ops::{BinaryOp, Op};
+use tensorjit_runtime::shape::Shape;
 use tensorjit_runtime::trace::backend::run_kernel;
 use tensorjit_runtime::Tensor;
 
@@ -100,10 +101,13 @@ fn scalar_consts(g: &Graph) -> HashMap<ValueId, f64> {
 
 /// Exact algebraic identities: `x·1`, `x/1`, `x−0`, `x+(−0)`, `1·x`, `(−0)+x`, double
 /// transposes that cancel, reshapes and broadcasts to the same shape, reshape chains,
-/// `stop_gradient` (no tape runs in compiled code).
+/// `stop_gradient` (no tape runs in compiled code), and `broadcast_to` operands of
+/// elementwise ops (which broadcast themselves).
 fn simplify(g: &mut Graph) {
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
     let mut rereads: Vec<(usize, ValueId)> = Vec::new();
+    // (node, input position, value read there instead).
+    let mut input_swaps: Vec<(usize, usize, ValueId)> = Vec::new();
     let consts = scalar_consts(g);
     let producer: HashMap<ValueId, (Op, Vec<ValueId>)> =
         g.nodes.iter().filter_map(|n| Some((n.output()?, (pure_op(n)?.clone(), n.inputs.clone())))).collect();
@@ -117,6 +121,24 @@ fn simplify(g: &mut Graph) {
         let additive_zero = |v: ValueId| {
             consts.get(&v).is_some_and(|c| *c == 0.0 && (c.is_sign_negative() || !g.value_type(v).dtype.is_float()))
         };
+        // An elementwise op broadcasts its operands itself: one made by `broadcast_to`
+        // is read at its source when the output's shape stays (the kernel then reads a
+        // scalar, row or column instead of a materialised copy; same values).
+        if matches!(op, Op::Binary(_) | Op::Select) {
+            let out_shape = &g.value_type(o).shape;
+            // (A select's mask stays whole: kernels take masks of the output's shape.)
+            let first = usize::from(matches!(op, Op::Select));
+            for (k, v) in n.inputs.iter().enumerate().skip(first) {
+                let Some((Op::BroadcastTo(_), ins)) = producer.get(v) else { continue };
+                let src = ins[0];
+                let shapes = n.inputs.iter().enumerate().map(|(j, w)| if j == k { src } else { *w });
+                let shapes: Vec<Shape> = shapes.map(|w| g.value_type(w).shape.clone()).collect();
+                let joined = shapes[1..].iter().try_fold(shapes[0].clone(), |acc, s| Shape::broadcast(&acc, s));
+                if joined.as_ref() == Some(out_shape) && g.value_type(src).dtype == g.value_type(*v).dtype {
+                    input_swaps.push((i, k, src));
+                }
+            }
+        }
         let replacement = match op {
             Op::Binary(b) => {
                 let (x, y) = (n.inputs[0], n.inputs[1]);
@@ -155,6 +177,9 @@ fn simplify(g: &mut Graph) {
     }
     for (i, src) in rereads {
         g.nodes[i].inputs = vec![src];
+    }
+    for (i, k, src) in input_swaps {
+        g.nodes[i].inputs[k] = src;
     }
     substitute(g, &map);
 }
@@ -263,5 +288,16 @@ mod tests {
         assert!(out.contains("return %0, %4"), "{out}");
         assert!(out.contains("%4: f32[6] = reshape[shape=[6]] %0"), "{out}");
         assert!(!out.contains("transpose"), "{out}");
+    }
+
+    #[test]
+    fn broadcast_operands_of_elementwise_ops_are_read_at_their_source() {
+        // s·2 broadcast to [4, 3] times x [4, 3]: the mul reads the scalar; a broadcast
+        // whose removal would change the output's shape stays.
+        let text = "func @f(%0: f32[4,3], %1: f32[], %2: f32[3]) -> (f32[4,3], f32[4,3]) {\n  %3: f32[4,3] = broadcast_to[shape=[4,3]] %1\n  %4: f32[4,3] = mul %0, %3\n  %5: f32[4,3] = broadcast_to[shape=[4,3]] %2\n  %6: f32[] = const 2.0\n  %7: f32[4,3] = mul %5, %6\n  return %4, %7\n}";
+        let out = optimize(&parse(text).unwrap()).unwrap().to_string();
+        assert!(out.contains("mul %0, %1"), "{out}");
+        assert_eq!(out.matches("broadcast_to").count(), 1, "{out}");
+        assert!(out.contains("mul %5, %6") || out.contains("= broadcast_to[shape=[4,3]] %2"), "{out}");
     }
 }

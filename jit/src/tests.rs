@@ -182,6 +182,26 @@ fn scalars_computed_mid_chain_do_not_cut_it() {
     assert_eq!(bits(&f.call(vec![x, t]).to_vec::<f32>().unwrap()), bits(&eager.to_vec::<f32>().unwrap()));
 }
 
+/// `broadcast_to` operands of elementwise ops (a scalar loss gradient spread over a
+/// weight) are read at their source: no materialised copy, the same bits.
+#[test]
+fn broadcast_operands_are_not_materialised() {
+    let x = Tensor::from_vec(rand(7, 60, -2.0, 2.0), [5, 12]).unwrap();
+    let s = Tensor::from_vec(rand(8, 1, 0.5, 2.0), [1, 1]).unwrap();
+    let row = Tensor::from_vec(rand(9, 12, -1.0, 1.0), [12]).unwrap();
+    let body = |v: &[Tensor]| {
+        let spread = v[1].broadcast_to([5, 12]);
+        let rows = v[2].broadcast_to([5, 12]);
+        (&v[0] * &spread - &rows).tanh() + &spread
+    };
+    let args = vec![x, s, row];
+    let eager = body(&args);
+    let g = crate::passes::optimize(&traced_graph(move |v| body(&v), args.clone())).unwrap();
+    assert!(!g.to_string().contains("broadcast_to"), "{g}");
+    let f = tensorjit_runtime::function("spread", move |v: Vec<Tensor>| body(&v));
+    assert_eq!(bits(&f.call(args).to_vec::<f32>().unwrap()), bits(&eager.to_vec::<f32>().unwrap()));
+}
+
 #[test]
 fn the_w2_kernel_is_cut_at_its_two_transcendentals() {
     use crate::staged::{Loc, Stage, Staged};
