@@ -1,5 +1,5 @@
 //! A convolutional autoencoder on the 8×8 digits: `Rescaling` → two strided `Conv2D`s
-//! down to 2×2×32 → two strided `Conv2DTranspose`s back to 8×8×1, trained with AdamW
+//! down to 2×2×32 → two strided `Conv2DTranspose`s back to 8×8×1 (sigmoid), trained with AdamW
 //! (decoupled weight decay, biases excluded), an L2 penalty on the first kernel, a
 //! binary cross-entropy per pixel, and mean absolute error as a metric. Trained eagerly
 //! and traced from the same weights; prints the time per epoch of both, the test
@@ -22,11 +22,12 @@ fn build() -> Sequential {
     let down = |filters: usize| Conv2D::new(filters, [3, 3]).strides([2, 2]).padding(Padding::Same);
     let up = |filters: usize| Conv2DTranspose::new(filters, [3, 3]).strides([2, 2]).padding(Padding::Same);
     Sequential::new(vec![
-        Rescaling::new(1.0 / 16.0).boxed(),
+        // Pixels from [0, 1] to [−1, 1].
+        Rescaling::new(2.0).offset(-1.0).boxed(),
         down(16).activation(Activation::Relu).kernel_regularizer(Regularizer::L2(1e-4)).boxed(),
         down(32).activation(Activation::Relu).boxed(),
         up(16).activation(Activation::Relu).boxed(),
-        up(1).boxed(),
+        up(1).activation(Activation::Sigmoid).boxed(),
     ])
     .with_input_shape(&[8, 8, 1])
 }
@@ -47,8 +48,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (x_train, _, x_test, _) = train_test_split(&x, &y, 0.2, 0)?;
     let images = |t: &Tensor| t.reshape([-1, 8, 8, 1]);
     let (x_train, x_test) = (images(&x_train), images(&x_test));
-    // Targets in [0, 1] for the per-pixel cross-entropy.
-    let (t_train, t_test) = (&x_train / 16.0, &x_test / 16.0);
+    // The pixels, in [0, 1], are their own targets.
+    let (t_train, t_test) = (x_train.clone(), x_test.clone());
     println!("digits: {} train / {} test images of 8×8", x_train.dims()[0], x_test.dims()[0]);
 
     let mut results = Vec::new();
@@ -58,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{}", model.summary());
         }
         let optimizer = AdamW::new(3e-3).weight_decay(1e-4).exclude_from_weight_decay(&["bias"]);
-        let loss = Loss::BinaryCrossentropy { from_logits: true };
+        let loss = Loss::BinaryCrossentropy { from_logits: false };
         model.compile(optimizer, loss, &[Metric::MeanAbsoluteError], run_eagerly);
         let opts =
             FitOptions { epochs: EPOCHS, batch_size: 64, shuffle: Some(1), verbose: false, ..FitOptions::default() };
@@ -88,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let logs = model.evaluate(&x_test, &t_test, 128)?;
     let mae = logs.get("mean_absolute_error").unwrap_or(f64::NAN);
     println!("test: loss {:.4}, mean absolute error {mae:.4} per pixel (of 1)", logs.get("loss").unwrap_or(f64::NAN));
-    let recon = model.predict(&x_test.narrow(0, 0, 1), 1)?.sigmoid();
+    let recon = model.predict(&x_test.narrow(0, 0, 1), 1)?;
     let (orig, back) = (t_test.narrow(0, 0, 1).to_vec::<f32>()?, recon.to_vec::<f32>()?);
     println!("a test digit and its reconstruction:");
     for (a, b) in ascii(&orig).iter().zip(ascii(&back)) {

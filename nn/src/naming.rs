@@ -23,13 +23,15 @@ pub fn reset_names() {
 }
 
 /// `dense` for `Dense`, `batch_normalization` for `BatchNormalization`, `conv2d` for
-/// `Conv2D`.
+/// `Conv2D`, `conv2d_transpose` for `Conv2DTranspose` (Keras' `to_snake_case`: a `_`
+/// before a capital that follows a lowercase letter or starts a capitalised word).
 pub(crate) fn snake(kind: &str) -> String {
     let mut out = String::new();
     let chars: Vec<char> = kind.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let prev_lower = i > 0 && chars[i - 1].is_lowercase();
-        if c.is_uppercase() && prev_lower {
+        let starts_word = i > 0 && chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        if c.is_uppercase() && (prev_lower || starts_word) {
             out.push('_');
         }
         out.extend(c.to_lowercase());
@@ -47,6 +49,11 @@ mod tests {
         assert_eq!(snake("BatchNormalization"), "batch_normalization");
         assert_eq!(snake("Conv2D"), "conv2d");
         assert_eq!(snake("MaxPool2D"), "max_pool2d");
+        assert_eq!(snake("Conv2DTranspose"), "conv2d_transpose");
+        assert_eq!(snake("SimpleRNN"), "simple_rnn");
+        assert_eq!(snake("LSTM"), "lstm");
+        assert_eq!(snake("UpSampling2D"), "up_sampling2d");
+        assert_eq!(snake("GlobalAveragePooling1D"), "global_average_pooling1d");
         let a = unique("naming_test_kind");
         let b = unique("naming_test_kind");
         assert_eq!(a, "naming_test_kind");
