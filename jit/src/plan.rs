@@ -295,6 +295,13 @@ impl<'g> Builder<'g> {
         true
     }
 
+    /// Emits the open kernel, then the assignments that waited for it.
+    fn emit_open(&mut self, open: Option<Group>, deferred: &mut Vec<Step>, steps: &mut Vec<Step>) -> bool {
+        let ok = self.emit(open, steps);
+        steps.append(deferred);
+        ok
+    }
+
     /// [`close`](Self::close) for a group that may not be there (`true` if none).
     fn emit(&mut self, grp: Option<Group>, steps: &mut Vec<Step>) -> bool {
         grp.is_none_or(|grp| self.close(grp, steps))
@@ -311,6 +318,8 @@ impl<'g> Builder<'g> {
         let mut open: Option<Group> = None;
         // Fusible nodes of another shape than the open kernel's that read nothing of it.
         let mut side: Option<Group> = None;
+        // Assignments of values of the open kernel, run right after it.
+        let mut deferred: Vec<Step> = Vec::new();
         for n in nodes {
             let id = self.next;
             self.next += 1;
@@ -332,7 +341,8 @@ impl<'g> Builder<'g> {
                         grp.kernel.reduce = Some(RowReduce { expr, mean });
                         grp.reduced = Some((o, oty.shape.clone()));
                         grp.nodes.push(id);
-                        if !self.emit(side.take(), &mut steps) || !self.emit(Some(grp), &mut steps) {
+                        if !self.emit(side.take(), &mut steps) || !self.emit_open(Some(grp), &mut deferred, &mut steps)
+                        {
                             return None;
                         }
                     }
@@ -347,7 +357,20 @@ impl<'g> Builder<'g> {
                     // scalar computed between a chain's steps, a bias correction): a side
                     // kernel takes it and the open kernel stays open.
                     let plain = matches!(op, Op::Unary(_)) || matches!(op, Op::Binary(b) if !b.is_comparison());
-                    let aside = plain && open.is_some() && !fits(&open) && !reads(&open);
+                    let mut aside = plain && open.is_some() && !fits(&open) && !reads(&open);
+                    // The larger shape keeps the open kernel: a chain whose scalars came
+                    // first (Adam's step size) moves them to the side.
+                    let numel = |s: &Shape| s.iter().product::<usize>();
+                    if aside
+                        && deferred.is_empty()
+                        && open.as_ref().is_some_and(|grp| numel(&oty.shape) > numel(&grp.shape))
+                    {
+                        if !self.emit(side.take(), &mut steps) {
+                            return None;
+                        }
+                        side = open.take();
+                        aside = false;
+                    }
                     // (The side kernel is emitted before the open one, which may read it.)
                     if aside && side.is_some() && !fits(&side) && !self.emit(side.take(), &mut steps) {
                         return None;
@@ -370,7 +393,8 @@ impl<'g> Builder<'g> {
                     }
                     if open.is_some()
                         && !fits(&open)
-                        && (!self.emit(side.take(), &mut steps) || !self.emit(open.take(), &mut steps))
+                        && (!self.emit(side.take(), &mut steps)
+                            || !self.emit_open(open.take(), &mut deferred, &mut steps))
                     {
                         return None;
                     }
@@ -397,11 +421,27 @@ impl<'g> Builder<'g> {
             let independent = n.regions.is_empty()
                 && open.as_ref().is_some_and(|grp| !n.inputs.iter().any(|v| grp.defined.contains(v)));
             let reads_side = side.as_ref().is_some_and(|sg| n.inputs.iter().any(|v| sg.defined.contains(v)));
-            if (reads_side || !independent) && !self.emit(side.take(), &mut steps) {
+            // An assignment of a value the open kernel computes waits for the kernel
+            // instead of closing it (an optimizer's slot, assigned before the weight's
+            // update reads it: one kernel for both). A later read or assignment of the
+            // same variable runs after it.
+            let resource = match &n.kind {
+                NodeKind::ReadVariable(r) | NodeKind::AssignVariable(r) => Some(*r),
+                _ => None,
+            };
+            let conflict = resource
+                .is_some_and(|r| deferred.iter().any(|s| matches!(s, Step::Assign { resource, .. } if *resource == r)));
+            let defer = !independent && !conflict && open.is_some() && matches!(n.kind, NodeKind::AssignVariable(_));
+            let closes = (!independent && !defer) || conflict;
+            if (reads_side || closes) && !self.emit(side.take(), &mut steps) {
                 return None;
             }
-            if !independent && !self.emit(open.take(), &mut steps) {
+            if closes && !self.emit_open(open.take(), &mut deferred, &mut steps) {
                 return None;
+            }
+            if let (true, NodeKind::AssignVariable(r)) = (defer, &n.kind) {
+                deferred.push(Step::Assign { resource: *r, input: *n.inputs.first()? });
+                continue;
             }
             steps.push(match &n.kind {
                 NodeKind::Op(op) => {
@@ -429,7 +469,7 @@ impl<'g> Builder<'g> {
                 }
             });
         }
-        (self.emit(side.take(), &mut steps) && self.emit(open.take(), &mut steps)).then_some(steps)
+        (self.emit(side.take(), &mut steps) && self.emit_open(open.take(), &mut deferred, &mut steps)).then_some(steps)
     }
 }
 

@@ -202,6 +202,40 @@ fn broadcast_operands_are_not_materialised() {
     assert_eq!(bits(&f.call(args).to_vec::<f32>().unwrap()), bits(&eager.to_vec::<f32>().unwrap()));
 }
 
+/// An optimizer's slot assigned before the weight's update reads it: the assignment
+/// waits for the kernel, which computes both (one pass over the weight); a later read
+/// of the slot sees the new value; traced == eager.
+#[test]
+fn a_slot_and_its_weight_update_in_one_kernel() {
+    use tensorjit_runtime::Variable;
+    crate::install();
+    let run = |eager: bool| {
+        let w = Variable::new(Tensor::from_vec(rand(11, 48, -1.0, 1.0), [6, 8]).unwrap(), "w");
+        let v = Variable::new(Tensor::from_vec(rand(12, 48, -1.0, 1.0), [6, 8]).unwrap(), "v");
+        let (w2, v2) = (w.clone(), v.clone());
+        let f = tensorjit_runtime::function("update", move |g: Tensor| {
+            let lr = (Tensor::scalar(0.5f32) * 0.2).sqrt(); // a scalar computed first
+            let new_v = &v2.read() * 0.9 + &g;
+            v2.assign(&new_v);
+            w2.assign(&w2.read() - &(&new_v * &lr));
+            v2.read() * 2.0
+        })
+        .with_run_eagerly(eager);
+        let out = f.call(Tensor::from_vec(rand(13, 48, -1.0, 1.0), [6, 8]).unwrap());
+        let plan = f.concrete_functions().first().map(|c| c.compiled_text()).unwrap_or_default();
+        (w.read().to_vec::<f32>().unwrap(), v.read().to_vec::<f32>().unwrap(), out.to_vec::<f32>().unwrap(), plan)
+    };
+    let (eager, traced) = (run(true), run(false));
+    assert_eq!(bits(&eager.0), bits(&traced.0));
+    assert_eq!(bits(&eager.1), bits(&traced.1));
+    assert_eq!(bits(&traced.2), bits(&traced.1.iter().map(|x| x * 2.0).collect::<Vec<_>>()), "the read after");
+    let plan = traced.3.split("plan:").nth(1).unwrap_or_default();
+    assert_eq!(plan.matches("[6x8]").count(), 2, "the update, then the doubled read:\n{plan}");
+    let kernel = plan.find("[6x8]").unwrap_or(0);
+    let assign_v = plan.find("assign_variable @1").or(plan.find("assign_variable @0")).unwrap_or(0);
+    assert!(assign_v > kernel, "assignments after the kernel:\n{plan}");
+}
+
 #[test]
 fn the_w2_kernel_is_cut_at_its_two_transcendentals() {
     use crate::staged::{Loc, Stage, Staged};
