@@ -49,102 +49,75 @@ impl Moments {
     }
 }
 
-/// Adam: `m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
-/// w ← w − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε)`; AMSGrad divides by the running maximum
-/// of `v` instead.
-pub struct Adam {
-    moments: Moments,
-    state: OptimizerState,
+/// An optimizer on [`Moments`]: its struct, builders and `Optimizer` impl.
+macro_rules! moments_optimizer {
+    ($(#[$doc:meta])* $name:ident, $decay:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            moments: Moments,
+            state: OptimizerState,
+        }
+
+        impl $name {
+            pub fn new(learning_rate: f64) -> $name {
+                let opt = $name { moments: Moments::DEFAULT, state: OptimizerState::new(stringify!($name), learning_rate) };
+                let decay: Option<f64> = $decay;
+                match decay {
+                    Some(rate) => opt.weight_decay(rate),
+                    None => opt,
+                }
+            }
+
+            pub fn betas(mut self, beta_1: f64, beta_2: f64) -> Self {
+                (self.moments.beta_1, self.moments.beta_2) = (beta_1, beta_2);
+                self
+            }
+
+            pub fn epsilon(mut self, e: f64) -> Self {
+                self.moments.epsilon = e;
+                self
+            }
+
+            /// AMSGrad (Reddi et al., 2018): the denominator uses the largest `v` seen so far.
+            pub fn amsgrad(mut self, on: bool) -> Self {
+                self.moments.amsgrad = on;
+                self
+            }
+        }
+
+        impl Optimizer for $name {
+            fn name(&self) -> &'static str {
+                stringify!($name)
+            }
+
+            fn slot_names(&self) -> &'static [(&'static str, f64)] {
+                self.moments.slot_names()
+            }
+
+            fn update(&self, var: &Variable, grad: &Tensor, step: &Step<'_>) {
+                self.moments.update(var, grad, step)
+            }
+
+            fn state(&self) -> &OptimizerState {
+                &self.state
+            }
+        }
+    };
 }
 
-impl Adam {
-    /// β₁ 0.9, β₂ 0.999, ε 1e-7 (Keras' defaults).
-    pub fn new(learning_rate: f64) -> Adam {
-        Adam { moments: Moments::DEFAULT, state: OptimizerState::new("Adam", learning_rate) }
-    }
+moments_optimizer!(
+    /// Adam: `m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
+    /// w ← w − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε)`; AMSGrad divides by the running maximum
+    /// of `v` instead. β₁ 0.9, β₂ 0.999, ε 1e-7 (Keras' defaults).
+    Adam, None
+);
 
-    pub fn betas(mut self, beta_1: f64, beta_2: f64) -> Self {
-        (self.moments.beta_1, self.moments.beta_2) = (beta_1, beta_2);
-        self
-    }
-
-    pub fn epsilon(mut self, e: f64) -> Self {
-        self.moments.epsilon = e;
-        self
-    }
-
-    /// AMSGrad (Reddi et al., 2018): the denominator uses the largest `v` seen so far.
-    pub fn amsgrad(mut self, on: bool) -> Self {
-        self.moments.amsgrad = on;
-        self
-    }
-}
-
-impl Optimizer for Adam {
-    fn name(&self) -> &'static str {
-        "Adam"
-    }
-
-    fn slot_names(&self) -> &'static [(&'static str, f64)] {
-        self.moments.slot_names()
-    }
-
-    fn update(&self, var: &Variable, grad: &Tensor, step: &Step<'_>) {
-        self.moments.update(var, grad, step)
-    }
-
-    fn state(&self) -> &OptimizerState {
-        &self.state
-    }
-}
-
-/// AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, 0.004 unless
-/// [`weight_decay`](Optimizer::weight_decay) says otherwise (Keras' default).
-pub struct AdamW {
-    moments: Moments,
-    state: OptimizerState,
-}
-
-impl AdamW {
-    /// β₁ 0.9, β₂ 0.999, ε 1e-7, weight decay 0.004 (Keras' defaults).
-    pub fn new(learning_rate: f64) -> AdamW {
-        let opt = AdamW { moments: Moments::DEFAULT, state: OptimizerState::new("AdamW", learning_rate) };
-        opt.weight_decay(0.004)
-    }
-
-    pub fn betas(mut self, beta_1: f64, beta_2: f64) -> Self {
-        (self.moments.beta_1, self.moments.beta_2) = (beta_1, beta_2);
-        self
-    }
-
-    pub fn epsilon(mut self, e: f64) -> Self {
-        self.moments.epsilon = e;
-        self
-    }
-
-    pub fn amsgrad(mut self, on: bool) -> Self {
-        self.moments.amsgrad = on;
-        self
-    }
-}
-
-impl Optimizer for AdamW {
-    fn name(&self) -> &'static str {
-        "AdamW"
-    }
-
-    fn slot_names(&self) -> &'static [(&'static str, f64)] {
-        self.moments.slot_names()
-    }
-
-    fn update(&self, var: &Variable, grad: &Tensor, step: &Step<'_>) {
-        self.moments.update(var, grad, step)
-    }
-
-    fn state(&self) -> &OptimizerState {
-        &self.state
-    }
-}
+moments_optimizer!(
+    /// AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, 0.004 unless
+    /// [`weight_decay`](Optimizer::weight_decay) says otherwise (Keras' defaults: β₁ 0.9,
+    /// β₂ 0.999, ε 1e-7).
+    AdamW, Some(0.004)
+);
 
 /// Adamax, Adam with the infinity norm: `m ← β₁m + (1−β₁)g; u ← max(β₂u, |g|);
 /// w ← w − lr·m/((1−β₁ᵗ)(u + ε))`.
