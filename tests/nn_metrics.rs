@@ -138,3 +138,34 @@ fn bad_metric_parameters_are_refused_at_compile() {
     assert!(msg.contains("auc: num_thresholds must be at least 2, got 1"), "{msg}");
     assert!(msg.contains("nn_metrics.rs"), "{msg}");
 }
+
+#[test]
+fn a_loss_as_a_metric_is_its_mean_over_the_epoch() {
+    let (model, x, y) = regression_model(false);
+    model.compile(
+        SGD::new(0.05),
+        Loss::MeanSquaredError,
+        &[Metric::MeanOf(Loss::MeanSquaredError), Metric::MeanOf(Loss::Huber { delta: 0.5 })],
+        false,
+    );
+    let logs = model.evaluate(&x, &y, 7).unwrap();
+    let mse = logs.get("mean_squared_error").unwrap();
+    assert!((mse - logs.get("loss").unwrap()).abs() < 1e-6 * mse, "the loss as a metric is the loss");
+    let p = model.predict(&x, 30).unwrap().to_vec::<f32>().unwrap();
+    let t = y.to_vec::<f32>().unwrap();
+    let huber = p
+        .iter()
+        .zip(&t)
+        .map(|(&p, &t)| {
+            let e = f64::from(p) - f64::from(t);
+            if e.abs() <= 0.5 {
+                0.5 * e * e
+            } else {
+                0.5 * e.abs() - 0.125
+            }
+        })
+        .sum::<f64>()
+        / 60.0;
+    let got = logs.get("huber_loss").unwrap();
+    assert!((got - huber).abs() < 1e-5 * huber, "{got} vs {huber}");
+}

@@ -37,6 +37,10 @@ pub enum Metric {
     Precision { threshold: f64 },
     /// tp / (tp + fn), as [`Precision`](Self::Precision).
     Recall { threshold: f64 },
+    /// The mean of a loss over the epoch's examples, named as the loss (Keras' loss
+    /// metrics, `metrics=["binary_crossentropy"]`): to watch a loss the model is not
+    /// trained on.
+    MeanOf(Loss),
     /// The area under the ROC curve (Keras' `AUC()`): true and false positive rates at
     /// `num_thresholds` thresholds evenly spaced over [0, 1] (Keras' 200), summed by the
     /// trapezoidal rule; `from_logits` applies a sigmoid first.
@@ -57,6 +61,7 @@ impl Metric {
             Metric::Precision { .. } => "precision",
             Metric::Recall { .. } => "recall",
             Metric::AUC { .. } => "auc",
+            Metric::MeanOf(loss) => loss.name(),
         }
     }
 
@@ -113,6 +118,7 @@ impl Metric {
             }
             Metric::MeanAbsoluteError => Loss::MeanAbsoluteError.per_example(y_true, y_pred),
             Metric::MeanAbsolutePercentageError => Loss::MeanAbsolutePercentageError.per_example(y_true, y_pred),
+            Metric::MeanOf(loss) => loss.per_example(y_true, y_pred),
             Metric::Precision { threshold } | Metric::Recall { threshold } => {
                 return confusion::counts(y_true, y_pred, mask, &Tensor::scalar(threshold as f32));
             }
