@@ -150,7 +150,7 @@ impl Running {
             let l = read(l)?.first().copied().unwrap_or(f64::NAN);
             self.loss.add(l * n as f64, n as f64);
         }
-        for (sums, t) in self.sums.iter_mut().zip(&outputs[1..]) {
+        for (sums, t) in self.sums.iter_mut().zip(outputs.iter().skip(1)) {
             let batch = read(t)?;
             sums.resize(batch.len(), 0.0);
             sums.iter_mut().zip(batch).for_each(|(s, b)| *s += b);

@@ -6,19 +6,10 @@ use std::sync::Arc;
 use tensorjit_runtime::shape::UNKNOWN;
 use tensorjit_runtime::Tensor;
 
-use super::{core_methods, known_last_axis, setters, with_name};
+use super::{core_methods, known_last_axis, no_weights, setters, with_name};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
-
-/// A weightless layer's `build`.
-macro_rules! no_weights {
-    () => {
-        fn build(&self, scope: &str, _input: &[Option<usize>]) {
-            self.core.build(scope, |_| {});
-        }
-    };
-}
 
 /// Repeats `[batch, features]` `n` times along a new axis 1: `[batch, n, features]`
 /// (Keras' `RepeatVector`, the bridge from an encoder's last state to a decoder's steps).

@@ -6,7 +6,6 @@ use tensorjit_runtime::{init_scope, random, DType, Device, Shape, Tensor, Variab
 
 use super::{core_methods, with_name};
 use crate::activations::Activation;
-use crate::error::raise;
 use crate::module::{shape_spec, LayerCore, Module, ShapeSpec};
 
 /// Flattens every axis but the batch axis (Keras' `Flatten`).
@@ -70,9 +69,7 @@ impl Dropout {
     /// Dropout of `rate` in `[0, 1)`.
     #[track_caller]
     pub fn new(rate: f64) -> Dropout {
-        if !(0.0..1.0).contains(&rate) {
-            raise("Dropout", format!("rate must be in [0, 1), got {rate}"))
-        }
+        let rate = super::checked_rate("Dropout", "rate", rate);
         Dropout { rate, seed: None, counter: Arc::new(OnceLock::new()), core: LayerCore::new("Dropout") }
     }
 

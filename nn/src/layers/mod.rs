@@ -26,7 +26,7 @@ pub use attention::MultiHeadAttention;
 pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
 pub use batchnorm::BatchNormalization;
 pub use bidirectional::Bidirectional;
-pub use conv::{AvgPool2D, Conv2D, MaxPool2D};
+pub use conv::{AvgPool2D, Conv2D, Conv2DTranspose, MaxPool2D};
 pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
 pub use embedding::{Embedding, LayerNormalization};
@@ -36,7 +36,7 @@ pub use preprocessing::{Normalization, Rescaling};
 pub use recurrent::{RecurrentLayer, SimpleRNN, GRU, LSTM};
 pub use reshaping::{GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Reshape};
 pub use sequential::Sequential;
-pub use spatial::{Conv2DTranspose, Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D};
+pub use spatial::{Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D};
 pub use time_distributed::TimeDistributed;
 
 /// The length of the inputs' last axis, which a layer's weights need (an error naming
@@ -99,6 +99,25 @@ macro_rules! with_name {
     };
 }
 pub(crate) use with_name;
+
+/// `build` for a layer without weights (a `core` field, built with nothing in it).
+macro_rules! no_weights {
+    () => {
+        fn build(&self, scope: &str, _input: &[Option<usize>]) {
+            self.core.build(scope, |_| {});
+        }
+    };
+}
+pub(crate) use no_weights;
+
+/// A dropout-like rate in `[0, 1)`, or an error naming the layer and the setting.
+#[track_caller]
+pub(crate) fn checked_rate(kind: &str, what: &str, rate: f64) -> f64 {
+    if !(0.0..1.0).contains(&rate) {
+        crate::error::raise(kind, format!("{what} must be in [0, 1), got {rate}"))
+    }
+    rate
+}
 
 /// Builder setters `fn field(mut self, value) -> Self` for configuration fields.
 macro_rules! setters {

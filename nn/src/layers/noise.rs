@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tensorjit_runtime::{random, Tensor};
 
-use super::{core_methods, with_name};
+use super::{checked_rate, core_methods, no_weights, with_name};
 use crate::error::raise;
 use crate::module::{LayerCore, Module, ShapeSpec};
 
@@ -25,17 +25,9 @@ fn draw(core: &LayerCore, x: &Tensor, dims: &[usize], normal: Option<(f64, f64)>
     d.to(x.device()).unwrap_or_else(|e| core.incompatible(x, &format!("noise on its device ({e})")))
 }
 
-#[track_caller]
-fn check_rate(kind: &str, rate: f64) -> f64 {
-    if !(0.0..1.0).contains(&rate) {
-        raise(kind, format!("rate must be in [0, 1), got {rate}"))
-    }
-    rate
-}
-
 /// One noise layer: its parameter, the noise it applies while training.
 macro_rules! noise_layer {
-    ($(#[$doc:meta])* $name:ident, $param:ident, $check:expr, |$s:ident, $x:ident| $apply:expr) => {
+    ($(#[$doc:meta])* $name:ident, $param:ident, $check:ident, |$s:ident, $x:ident| $apply:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -46,8 +38,7 @@ macro_rules! noise_layer {
         impl $name {
             #[track_caller]
             pub fn new($param: f64) -> $name {
-                let check: fn(&str, f64) -> f64 = $check;
-                $name { $param: check(stringify!($name), $param), core: LayerCore::new(stringify!($name)) }
+                $name { $param: $check(stringify!($name), $param), core: LayerCore::new(stringify!($name)) }
             }
 
             with_name!();
@@ -61,9 +52,7 @@ macro_rules! noise_layer {
                 true
             }
 
-            fn build(&self, scope: &str, _input: &[Option<usize>]) {
-                self.core.build(scope, |_| {});
-            }
+            no_weights!();
 
             #[track_caller]
             fn forward(&self, x: &Tensor, training: bool) -> Tensor {
@@ -79,6 +68,12 @@ macro_rules! noise_layer {
             }
         }
     };
+}
+
+/// A dropout rate in `[0, 1)`.
+#[track_caller]
+fn check_rate(kind: &str, rate: f64) -> f64 {
+    checked_rate(kind, "rate", rate)
 }
 
 /// A factor that must be finite and ≥ 0.

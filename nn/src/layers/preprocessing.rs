@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tensorjit_runtime::{DType, Device, Tensor, Variable};
 
-use super::{core_methods, known_last_axis, setters, with_name};
+use super::{core_methods, known_last_axis, no_weights, setters, with_name};
 use crate::error::{raise, Error, Result};
 use crate::initializers::Initializer;
 use crate::module::{LayerCore, Module, ShapeSpec};
@@ -37,9 +37,7 @@ impl Module for Rescaling {
         true
     }
 
-    fn build(&self, scope: &str, _input: &[Option<usize>]) {
-        self.core.build(scope, |_| {});
-    }
+    no_weights!();
 
     #[track_caller]
     fn forward(&self, x: &Tensor, _training: bool) -> Tensor {

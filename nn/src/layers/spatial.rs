@@ -1,128 +1,14 @@
-//! Layers that grow, pad or crop the spatial axes, for decoders, GAN generators and
-//! U-Nets: `Conv2DTranspose`, `UpSampling1D/2D` (nearest neighbour), `ZeroPadding1D/2D`
-//! and `Cropping1D/2D`.
+//! Weightless layers that grow, pad or crop the spatial axes, for decoders, GAN
+//! generators and U-Nets (with `Conv2DTranspose`): `UpSampling1D/2D` (nearest
+//! neighbour), `ZeroPadding1D/2D` and `Cropping1D/2D`.
 
 use std::sync::Arc;
 
 use tensorjit_runtime::shape::UNKNOWN;
-use tensorjit_runtime::{PadMode, Padding, Tensor, Variable};
+use tensorjit_runtime::{PadMode, Tensor};
 
-use super::{core_methods, regularizer_setters, setters, with_name};
-use crate::activations::Activation;
-use crate::error::raise;
-use crate::initializers::Initializer;
-use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
-use crate::regularizers::Regularizer;
-
-/// The output length of a transposed convolution (Keras' `deconv_output_length`).
-fn transposed_len(n: Option<usize>, k: usize, s: usize, padding: Padding) -> Option<usize> {
-    let n = n?;
-    Some(match padding {
-        Padding::Valid if n == 0 => 0,
-        Padding::Valid => (n - 1) * s + k,
-        Padding::Same => n * s,
-    })
-}
-
-/// Transposed 2-D convolution (Keras' `Conv2DTranspose`, sometimes called
-/// deconvolution): kernel `[kh, kw, filters, in]` (glorot_uniform), bias `[filters]`
-/// (zeros), NHWC inputs; the spatial size grows to `(n − 1)·s + k` (`valid`) or `n·s`
-/// (`same`).
-#[derive(Clone)]
-pub struct Conv2DTranspose {
-    filters: usize,
-    kernel_size: [usize; 2],
-    strides: [usize; 2],
-    padding: Padding,
-    activation: Activation,
-    use_bias: bool,
-    kernel_initializer: Initializer,
-    kernel_regularizer: Option<Regularizer>,
-    bias_regularizer: Option<Regularizer>,
-    core: Arc<LayerCore>,
-}
-
-impl Conv2DTranspose {
-    /// `filters` output channels, a `kernel_size` window, stride 1, `valid` padding.
-    pub fn new(filters: usize, kernel_size: [usize; 2]) -> Conv2DTranspose {
-        Conv2DTranspose {
-            filters,
-            kernel_size,
-            strides: [1, 1],
-            padding: Padding::Valid,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            core: LayerCore::new("Conv2DTranspose"),
-        }
-    }
-
-    setters! {
-        strides: [usize; 2],
-        padding: Padding,
-        activation: Activation,
-        use_bias: bool,
-        kernel_initializer: Initializer,
-    }
-
-    regularizer_setters!(kernel_regularizer, bias_regularizer);
-
-    with_name!();
-
-    /// The kernel, once built.
-    pub fn kernel(&self) -> Option<Variable> {
-        self.core.weights().first().cloned()
-    }
-}
-
-impl Module for Conv2DTranspose {
-    core_methods!();
-
-    #[track_caller]
-    fn build(&self, scope: &str, input: &[Option<usize>]) {
-        let (4, Some(&Some(cin))) = (input.len(), input.last()) else {
-            raise(
-                &format!("Conv2DTranspose '{}'", self.core.name),
-                format!("needs NHWC inputs (rank 4) with known channels, got shape {}", fmt_spec(input)),
-            )
-        };
-        let [kh, kw] = self.kernel_size;
-        self.core.build(scope, |w| {
-            let dims = [kh, kw, self.filters, cin];
-            w.add_regularized("kernel", &dims, &self.kernel_initializer, self.kernel_regularizer);
-            if self.use_bias {
-                w.add_regularized("bias", &[self.filters], &Initializer::Zeros, self.bias_regularizer);
-            }
-        });
-    }
-
-    #[track_caller]
-    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
-        let kernel = self.core.weight(0).read();
-        let cin = kernel.dims()[3];
-        if x.rank() != 4 || x.dims()[3] != cin {
-            self.core.incompatible(x, &format!("NHWC (rank 4) with {cin} channels"));
-        }
-        let y = x.conv2d_transpose(&kernel, self.strides, self.padding);
-        let y = if self.use_bias { &y + &self.core.weight(1).read() } else { y };
-        self.activation.apply(&y)
-    }
-
-    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
-        if input.len() != 4 {
-            return input.to_vec();
-        }
-        let (k, s, p) = (self.kernel_size, self.strides, self.padding);
-        vec![
-            input[0],
-            transposed_len(input[1], k[0], s[0], p),
-            transposed_len(input[2], k[1], s[1], p),
-            Some(self.filters),
-        ]
-    }
-}
+use super::{core_methods, no_weights, with_name};
+use crate::module::{LayerCore, Module, ShapeSpec};
 
 /// What a weightless spatial layer does to each of its `R` spatial axes (axes 1..=R of
 /// an input of rank R + 2).
@@ -169,9 +55,7 @@ macro_rules! resize_layer {
         impl Module for $name {
             core_methods!();
 
-            fn build(&self, scope: &str, _input: &[Option<usize>]) {
-                self.core.build(scope, |_| {});
-            }
+            no_weights!();
 
             #[track_caller]
             fn forward(&self, x: &Tensor, _training: bool) -> Tensor {

@@ -33,7 +33,7 @@ pub enum Metric {
     RootMeanSquaredError,
     /// tp / (tp + fp) over every element seen, a prediction positive when above
     /// `threshold` (Keras' 0.5 for probabilities; use 0 for logits), a target when
-    /// above 0.5; 0 before any predicted positive.
+    /// non-zero (Keras casts targets to bool); 0 before any predicted positive.
     Precision { threshold: f64 },
     /// tp / (tp + fn), as [`Precision`](Self::Precision).
     Recall { threshold: f64 },

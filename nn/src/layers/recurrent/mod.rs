@@ -170,10 +170,7 @@ impl Recurrent {
     /// Checks a dropout rate for the builders.
     #[track_caller]
     fn rate(kind: &str, what: &str, rate: f64) -> f64 {
-        if !(0.0..1.0).contains(&rate) {
-            raise(kind, format!("{what} must be in [0, 1), got {rate}"))
-        }
-        rate
+        crate::layers::checked_rate(kind, what, rate)
     }
 
     /// `x` `[batch, steps, features]` with the input dropout applied while training: one
