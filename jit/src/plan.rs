@@ -130,6 +130,22 @@ impl Group {
         }
     }
 
+    /// Adds fusible node `n` (number `id`, op `op`, output `o`) to the kernel.
+    fn push(&mut self, g: &Graph, op: &Op, n: &Node, o: ValueId, id: usize, consts: &HashMap<ValueId, f32>) {
+        let args: Vec<usize> = n.inputs.iter().map(|v| self.operand(*v, g.value_type(*v), consts)).collect();
+        let e = self.kernel.exprs.len();
+        self.kernel.exprs.push(match op {
+            Op::Unary(u) => Expr::Unary(*u, args[0]),
+            Op::Binary(b) if b.is_comparison() => Expr::Cmp(*b, args[0], args[1]),
+            Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
+            Op::Select => Expr::Select(args[0], args[1], args[2]),
+            _ => unreachable!("fusible() admits only unary, binary and select ops"),
+        });
+        self.expr.insert(o, e);
+        self.defined.push(o);
+        self.nodes.push(id);
+    }
+
     fn operand(&mut self, v: ValueId, ty: &ValueType, scalar_consts: &HashMap<ValueId, f32>) -> usize {
         if let Some(&e) = self.expr.get(&v) {
             return e;
@@ -376,19 +392,8 @@ impl<'g> Builder<'g> {
                         return None;
                     }
                     if aside {
-                        let consts = &self.scalar_consts;
                         let sg = side.get_or_insert_with(|| Group::new(oty.shape.clone()));
-                        let args: Vec<usize> =
-                            n.inputs.iter().map(|v| sg.operand(*v, g.value_type(*v), consts)).collect();
-                        let e = sg.kernel.exprs.len();
-                        sg.kernel.exprs.push(match op {
-                            Op::Unary(u) => Expr::Unary(*u, args[0]),
-                            Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
-                            _ => unreachable!("only plain unary and binary ops go aside"),
-                        });
-                        sg.expr.insert(o, e);
-                        sg.defined.push(o);
-                        sg.nodes.push(id);
+                        sg.push(g, op, n, o, id, &self.scalar_consts);
                         continue;
                     }
                     if open.is_some()
@@ -398,20 +403,8 @@ impl<'g> Builder<'g> {
                     {
                         return None;
                     }
-                    let consts = &self.scalar_consts;
                     let grp = open.get_or_insert_with(|| Group::new(oty.shape.clone()));
-                    let args: Vec<usize> = n.inputs.iter().map(|v| grp.operand(*v, g.value_type(*v), consts)).collect();
-                    let e = grp.kernel.exprs.len();
-                    grp.kernel.exprs.push(match op {
-                        Op::Unary(u) => Expr::Unary(*u, args[0]),
-                        Op::Binary(b) if b.is_comparison() => Expr::Cmp(*b, args[0], args[1]),
-                        Op::Binary(b) => Expr::Binary(*b, args[0], args[1]),
-                        Op::Select => Expr::Select(args[0], args[1], args[2]),
-                        _ => unreachable!("fusible() admits only unary, binary and select ops"),
-                    });
-                    grp.expr.insert(o, e);
-                    grp.defined.push(o);
-                    grp.nodes.push(id);
+                    grp.push(g, op, n, o, id, &self.scalar_consts);
                     continue;
                 }
             }
