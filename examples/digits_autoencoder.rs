@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let logs = model.evaluate(&x_test, &t_test, 128)?;
     let mae = logs.get("mean_absolute_error").unwrap_or(f64::NAN);
     println!("test: loss {:.4}, mean absolute error {mae:.4} per pixel (of 1)", logs.get("loss").unwrap_or(f64::NAN));
-    let recon = model.predict(&x_test.narrow(0, 0, 1), 1)?;
+    let recon = model.predict(x_test.narrow(0, 0, 1), 1)?;
     let (orig, back) = (t_test.narrow(0, 0, 1).to_vec::<f32>()?, recon.to_vec::<f32>()?);
     println!("a test digit and its reconstruction:");
     for (a, b) in ascii(&orig).iter().zip(ascii(&back)) {

@@ -43,7 +43,7 @@ fn keras(x: &Tensor, y: &Tensor, run_eagerly: bool) -> Result<(f32, f32, f64), t
     model.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], run_eagerly);
     let n = x.dims()[0];
     let opts = FitOptions { epochs: 100, batch_size: n, shuffle: None, verbose: false, ..FitOptions::default() };
-    let history = model.fit(&x.reshape([-1, 1]), y, &opts)?;
+    let history = model.fit(x.reshape([-1, 1]), y, &opts)?;
     let per_epoch_us = history.seconds.iter().skip(1).sum::<f64>() * 1e6 / 99.0;
     let read = |v: Option<Variable>| v.and_then(|v| v.read().to_vec::<f32>().ok()).map_or(f32::NAN, |v| v[0]);
     Ok((read(layer.kernel()), read(layer.bias()), per_epoch_us))

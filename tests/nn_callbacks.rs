@@ -79,7 +79,7 @@ fn fit_stops_early_and_restores_the_best_weights_eager_and_traced() {
             epochs: 40,
             batch_size: 16,
             shuffle: Some(4),
-            validation_data: Some((vx.clone(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone())),
             verbose: false,
             callbacks: vec![stop.clone()],
         };
@@ -106,7 +106,7 @@ fn fit_stops_early_and_restores_the_best_weights_eager_and_traced() {
 struct StopAfter(AtomicUsize);
 
 impl Callback for StopAfter {
-    fn on_epoch_end(&self, epoch: usize, logs: &Logs, _model: &Sequential) -> tensorjit::nn::Result<Control> {
+    fn on_epoch_end(&self, epoch: usize, logs: &Logs, _model: &dyn Model) -> tensorjit::nn::Result<Control> {
         assert!(logs.get("loss").is_some());
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(if epoch == 2 { Control::Stop } else { Control::Continue })
@@ -149,7 +149,7 @@ fn model_checkpoint_saves_the_best_epoch_or_every_epoch() {
         epochs: 6,
         batch_size: 16,
         shuffle: Some(5),
-        validation_data: Some((vx.clone(), vy.clone())),
+        validation_data: Some((vx.clone().into(), vy.clone())),
         verbose: false,
         callbacks: vec![best, each],
     };
@@ -210,7 +210,7 @@ fn fit_with_reduce_lr_on_plateau_is_the_same_eager_and_traced_and_never_retraces
             epochs: 12,
             batch_size: 16,
             shuffle: Some(6),
-            validation_data: Some((vx.clone(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone())),
             verbose: false,
             callbacks: vec![cb],
         };
@@ -233,7 +233,7 @@ fn a_factor_outside_0_1_is_refused() {
 struct RateLog(std::sync::Mutex<Vec<f64>>);
 
 impl Callback for RateLog {
-    fn on_epoch_end(&self, _epoch: usize, _logs: &Logs, model: &Sequential) -> tensorjit::nn::Result<Control> {
+    fn on_epoch_end(&self, _epoch: usize, _logs: &Logs, model: &dyn Model) -> tensorjit::nn::Result<Control> {
         self.0.lock().unwrap().push(model.optimizer().unwrap().learning_rate());
         Ok(Control::Continue)
     }
@@ -284,7 +284,7 @@ fn csv_logger_writes_a_row_per_epoch_and_appends_if_asked() {
             epochs,
             batch_size: 16,
             shuffle: Some(2),
-            validation_data: Some((vx.clone(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone())),
             verbose: false,
             callbacks: vec![Arc::new(logger)],
         };

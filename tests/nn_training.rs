@@ -304,7 +304,7 @@ fn fit_learns_the_digits_identically_eager_and_traced() {
         epochs: 4,
         batch_size: 64,
         shuffle: Some(3),
-        validation_data: Some((xv.clone(), yv.clone())),
+        validation_data: Some((xv.clone().into(), yv.clone())),
         verbose: false,
         ..FitOptions::default()
     };

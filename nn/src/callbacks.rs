@@ -9,9 +9,7 @@ use std::sync::Mutex;
 use tensorjit_runtime::Tensor;
 
 use crate::error::{raise, Error, Result};
-use crate::layers::Sequential;
-use crate::model::Logs;
-use crate::module::Module;
+use crate::model::{Logs, Model};
 
 pub use csv_logger::CsvLogger;
 
@@ -25,19 +23,19 @@ pub enum Control {
 /// Hooks `fit` calls, in the order the callbacks are listed in `FitOptions::callbacks`.
 pub trait Callback: Send + Sync {
     /// Before the first epoch.
-    fn on_train_begin(&self, _model: &Sequential) {}
+    fn on_train_begin(&self, _model: &dyn Model) {}
     /// Before epoch `epoch` (0-based); an error ends `fit` with it.
-    fn on_epoch_begin(&self, _epoch: usize, _model: &Sequential) -> Result<()> {
+    fn on_epoch_begin(&self, _epoch: usize, _model: &dyn Model) -> Result<()> {
         Ok(())
     }
     /// After epoch `epoch` (0-based) with its logs (validation included); `Stop` ends
     /// training after this epoch (the other callbacks still see it); an error ends `fit`
     /// with it.
-    fn on_epoch_end(&self, _epoch: usize, _logs: &Logs, _model: &Sequential) -> Result<Control> {
+    fn on_epoch_end(&self, _epoch: usize, _logs: &Logs, _model: &dyn Model) -> Result<Control> {
         Ok(Control::Continue)
     }
     /// After the last epoch.
-    fn on_train_end(&self, _model: &Sequential) {}
+    fn on_train_end(&self, _model: &dyn Model) {}
 }
 
 /// Which way the monitored value improves.
@@ -183,11 +181,11 @@ impl EarlyStopping {
 }
 
 impl Callback for EarlyStopping {
-    fn on_train_begin(&self, _model: &Sequential) {
+    fn on_train_begin(&self, _model: &dyn Model) {
         *self.lock() = State::default();
     }
 
-    fn on_epoch_end(&self, epoch: usize, logs: &Logs, model: &Sequential) -> Result<Control> {
+    fn on_epoch_end(&self, epoch: usize, logs: &Logs, model: &dyn Model) -> Result<Control> {
         let Some(current) = self.monitor.value(logs, "EarlyStopping") else { return Ok(Control::Continue) };
         let mut st = self.lock();
         if self.restore_best_weights && st.best_weights.is_none() {
@@ -213,7 +211,7 @@ impl Callback for EarlyStopping {
         Ok(Control::Continue)
     }
 
-    fn on_train_end(&self, model: &Sequential) {
+    fn on_train_end(&self, model: &dyn Model) {
         let st = self.lock();
         if let (true, Some(weights)) = (self.restore_best_weights, &st.best_weights) {
             for (v, w) in model.variables().iter().zip(weights) {
@@ -225,7 +223,7 @@ impl Callback for EarlyStopping {
 
 /// The values of every variable of `model` now (tensors are immutable: assignments
 /// replace a variable's tensor, so these stay as they are).
-fn snapshot(model: &Sequential) -> Vec<Tensor> {
+fn snapshot(model: &dyn Model) -> Vec<Tensor> {
     model.variables().iter().map(|v| v.read()).collect()
 }
 
@@ -270,11 +268,11 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
-    fn on_train_begin(&self, _model: &Sequential) {
+    fn on_train_begin(&self, _model: &dyn Model) {
         *self.best.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn on_epoch_end(&self, epoch: usize, logs: &Logs, model: &Sequential) -> Result<Control> {
+    fn on_epoch_end(&self, epoch: usize, logs: &Logs, model: &dyn Model) -> Result<Control> {
         if self.save_best_only {
             let Some(current) = self.monitor.value(logs, "ModelCheckpoint") else { return Ok(Control::Continue) };
             let mut best = self.best.lock().unwrap_or_else(|p| p.into_inner());
@@ -283,7 +281,7 @@ impl Callback for ModelCheckpoint {
             }
             *best = Some(current);
         }
-        model.save_weights(self.path.replace("{epoch}", &(epoch + 1).to_string()))?;
+        crate::io::save_weights(self.path.replace("{epoch}", &(epoch + 1).to_string()), &model.variables())?;
         Ok(Control::Continue)
     }
 }
@@ -362,11 +360,11 @@ impl ReduceLROnPlateau {
 }
 
 impl Callback for ReduceLROnPlateau {
-    fn on_train_begin(&self, _model: &Sequential) {
+    fn on_train_begin(&self, _model: &dyn Model) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Plateau::default();
     }
 
-    fn on_epoch_end(&self, _epoch: usize, logs: &Logs, model: &Sequential) -> Result<Control> {
+    fn on_epoch_end(&self, _epoch: usize, logs: &Logs, model: &dyn Model) -> Result<Control> {
         let Some(current) = self.monitor.value(logs, "ReduceLROnPlateau") else { return Ok(Control::Continue) };
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.cooldown_left > 0 {
@@ -407,7 +405,7 @@ impl LearningRateScheduler {
 }
 
 impl Callback for LearningRateScheduler {
-    fn on_epoch_begin(&self, epoch: usize, model: &Sequential) -> Result<()> {
+    fn on_epoch_begin(&self, epoch: usize, model: &dyn Model) -> Result<()> {
         let opt = model.optimizer().ok_or(Error::NotCompiled("LearningRateScheduler"))?;
         let lr = (self.schedule)(epoch, opt.learning_rate());
         if !lr.is_finite() {

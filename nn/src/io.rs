@@ -9,8 +9,6 @@ use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
 use tensorjit_runtime::{DType, Device, Tensor, Variable};
 
 use crate::error::{Error, Result};
-use crate::layers::Sequential;
-use crate::module::Module;
 
 fn st_dtype(d: DType) -> Option<StDtype> {
     Some(match d {
@@ -116,22 +114,4 @@ pub fn load_weights(path: impl AsRef<Path>, vars: &[Variable]) -> Result<()> {
         v.assign(&t);
     }
     Ok(())
-}
-
-impl Sequential {
-    /// Saves every variable of the (built) model to a safetensors file.
-    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        save_weights(path, &self.variables())
-    }
-
-    /// Loads every variable of the (built) model from a safetensors file.
-    pub fn load_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        if !self.is_built() {
-            return Err(Error::invalid(
-                "load_weights",
-                "the model is not built: call it on data or use with_input_shape first",
-            ));
-        }
-        load_weights(path, &self.variables())
-    }
 }

@@ -32,6 +32,7 @@ pub mod activations;
 pub mod callbacks;
 pub mod data;
 mod error;
+pub mod functional;
 pub mod initializers;
 pub mod io;
 pub mod layers;
@@ -57,18 +58,20 @@ pub mod prelude {
         Callback, Control, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
     };
     pub use crate::data::Dataset;
+    pub use crate::functional::{Functional, Input, SymbolicTensor};
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
-        AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Conv1D, Conv2D, Conv2DTranspose, Cropping1D,
-        Cropping2D, Dense, Dropout, Embedding, Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D,
-        GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GroupNormalization, Lambda, LayerNormalization,
-        Masking, MaxPool1D, MaxPool2D, MultiHeadAttention, Normalization, Permute, RepeatVector, Rescaling, Reshape,
-        Sequential, SimpleRNN, SpatialDropout1D, SpatialDropout2D, TimeDistributed, UnitNormalization, UpSampling1D,
-        UpSampling2D, ZeroPadding1D, ZeroPadding2D, GRU, LSTM,
+        Add, Average, AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Concatenate, Conv1D, Conv2D,
+        Conv2DTranspose, Cropping1D, Cropping2D, Dense, Dot, Dropout, Embedding, Flatten, GaussianDropout,
+        GaussianNoise, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+        GroupNormalization, Lambda, LayerNormalization, Masking, MaxPool1D, MaxPool2D, Maximum, Minimum,
+        MultiHeadAttention, Multiply, Normalization, Permute, RepeatVector, Rescaling, Reshape, Sequential, SimpleRNN,
+        SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D,
+        ZeroPadding1D, ZeroPadding2D, GRU, LSTM,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};
-    pub use crate::model::{FitOptions, History};
+    pub use crate::model::{FitOptions, History, Inputs, Model};
     pub use crate::module::{Module, ModuleRef};
     pub use crate::optimizers::{
         Adadelta, Adagrad, Adam, AdamW, Adamax, Clipping, LearningRateSchedule, Lion, Nadam, Optimizer, RMSprop, SGD,

@@ -88,6 +88,43 @@ pub trait Module: Send + Sync {
         (self.forward_masked(x, mask, training), self.compute_mask(x, mask))
     }
 
+    /// How many inputs the layer takes: 1 for most layers, the number of `Input`s of a
+    /// functional model, `None` for merge layers (two or more).
+    fn input_count(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    /// [`build`](Self::build) for the shapes of several inputs (merge layers, functional
+    /// models). A layer of one input builds for `inputs[0]`.
+    #[track_caller]
+    fn build_inputs(&self, scope: &str, inputs: &[ShapeSpec]) {
+        match inputs {
+            [one] => self.build(scope, one),
+            _ => raise(&format!("{} '{}'", self.kind(), self.name()), one_input(inputs.len())),
+        }
+    }
+
+    /// [`output_shape`](Self::output_shape) for the shapes of several inputs; refuses
+    /// shapes a merge layer cannot combine, naming the layer and the shapes.
+    #[track_caller]
+    fn output_shape_inputs(&self, inputs: &[ShapeSpec]) -> ShapeSpec {
+        match inputs {
+            [one] => self.output_shape(one),
+            _ => raise(&format!("{} '{}'", self.kind(), self.name()), one_input(inputs.len())),
+        }
+    }
+
+    /// The output and its mask for several inputs and their masks (`masks[i]` is the
+    /// mask of `xs[i]`, or `None`): how functional models call their layers. A layer of
+    /// one input runs [`forward_and_mask`](Self::forward_and_mask) on `xs[0]`.
+    #[track_caller]
+    fn forward_inputs(&self, xs: &[Tensor], masks: &[Option<Tensor>], training: bool) -> (Tensor, Option<Tensor>) {
+        match xs {
+            [x] => self.forward_and_mask(x, masks.first().and_then(Option::as_ref), training),
+            _ => raise(&format!("{} '{}'", self.kind(), self.name()), one_input(xs.len())),
+        }
+    }
+
     /// Variables the optimizer updates.
     fn trainable_variables(&self) -> Vec<Variable> {
         self.variables().into_iter().filter(|v| v.trainable()).collect()
@@ -114,6 +151,10 @@ pub trait Module: Send + Sync {
     {
         Arc::new(self)
     }
+}
+
+fn one_input(n: usize) -> String {
+    format!("takes 1 input, got {n}")
 }
 
 /// The shape of `x` with its batch dim unknown (what a layer is built for).

@@ -34,18 +34,50 @@ fn bytes(n_params: usize) -> String {
     }
 }
 
-/// The table for `model`, whose input shape is `input` when it is built.
+/// One line of the table.
+pub(crate) struct Row {
+    /// `dense (Dense)`.
+    pub(crate) label: String,
+    /// `(None, 64)`.
+    pub(crate) shape: String,
+    pub(crate) params: usize,
+    /// The layers (or inputs) this one takes its inputs from; shown in a fourth column
+    /// when a row has any (functional models).
+    pub(crate) connected: Vec<String>,
+}
+
+/// The table for a chain of layers (`Sequential`), whose input shape is `input` when it
+/// is built.
 pub(crate) fn render(model: &dyn Module, input: Option<&[Option<usize>]>) -> String {
-    let layers = model.layers();
-    let widest = layers.iter().map(|l| l.name().len() + l.kind().len() + 4).max().unwrap_or(0);
-    let w = [widest.max(29), 26, 10];
+    let mut shape = input.map(|s| s.to_vec());
+    let rows: Vec<Row> = model
+        .layers()
+        .iter()
+        .map(|l| {
+            shape = shape.as_ref().map(|s| l.output_shape(s));
+            Row {
+                label: format!("{} ({})", l.name(), l.kind()),
+                shape: shape.as_deref().map_or_else(|| "? (not built)".to_string(), fmt_spec),
+                params: count(&l.variables()),
+                connected: Vec::new(),
+            }
+        })
+        .collect();
+    render_rows(model, &rows)
+}
+
+/// The table of `rows`, with `model`'s name and parameter totals.
+pub(crate) fn render_rows(model: &dyn Module, rows: &[Row]) -> String {
+    let widest = rows.iter().map(|r| r.label.len() + 1).max().unwrap_or(0);
+    let linked = rows.iter().any(|r| !r.connected.is_empty());
+    let w = [widest.max(29), 26, 10, if linked { 20 } else { 0 }];
     let rule = |c: char| c.to_string().repeat(w.iter().sum::<usize>() + 1);
     let mut s = String::new();
     let _ = writeln!(s, "Model: \"{}\"", model.name());
     let _ = writeln!(s, "{}", rule('_'));
-    let _ = writeln!(
-        s,
-        " {:<w0$}{:<w1$}{:<w2$}",
+    let last = if linked { "Connected to" } else { "" };
+    let header = format!(
+        " {:<w0$}{:<w1$}{:<w2$}{last}",
         "Layer (type)",
         "Output Shape",
         "Param #",
@@ -53,14 +85,13 @@ pub(crate) fn render(model: &dyn Module, input: Option<&[Option<usize>]>) -> Str
         w1 = w[1],
         w2 = w[2]
     );
+    let _ = writeln!(s, "{}", if linked { header.trim_end() } else { &header });
     let _ = writeln!(s, "{}", rule('='));
-    let mut shape = input.map(|s| s.to_vec());
-    for (i, l) in layers.iter().enumerate() {
-        shape = shape.map(|s| l.output_shape(&s));
-        let out = shape.as_deref().map_or_else(|| "? (not built)".to_string(), fmt_spec);
-        let label = format!("{} ({})", l.name(), l.kind());
-        let _ = writeln!(s, " {label:<w0$}{out:<w1$}{:<w2$}", count(&l.variables()), w0 = w[0], w1 = w[1], w2 = w[2]);
-        if i + 1 < layers.len() {
+    for (i, r) in rows.iter().enumerate() {
+        let from = r.connected.join(", ");
+        let line = format!(" {:<w0$}{:<w1$}{:<w2$}{from}", r.label, r.shape, r.params, w0 = w[0], w1 = w[1], w2 = w[2]);
+        let _ = writeln!(s, "{}", if linked { line.trim_end() } else { &line });
+        if i + 1 < rows.len() {
             let _ = writeln!(s);
         }
     }

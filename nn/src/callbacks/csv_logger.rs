@@ -7,8 +7,7 @@ use std::sync::Mutex;
 
 use super::{Callback, Control};
 use crate::error::{Error, Result};
-use crate::layers::Sequential;
-use crate::model::Logs;
+use crate::model::{Logs, Model};
 
 /// Writes `epoch` and every logged value of each epoch as a row of a CSV file (Keras'
 /// `CSVLogger`): a header of `epoch` and the log names in alphabetical order, then one
@@ -72,11 +71,11 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
-    fn on_train_begin(&self, _model: &Sequential) {
+    fn on_train_begin(&self, _model: &dyn Model) {
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn on_epoch_end(&self, epoch: usize, logs: &Logs, _model: &Sequential) -> Result<Control> {
+    fn on_epoch_end(&self, epoch: usize, logs: &Logs, _model: &dyn Model) -> Result<Control> {
         let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let open = match guard.as_mut() {
             Some(open) => open,
@@ -89,7 +88,7 @@ impl Callback for CsvLogger {
         Ok(Control::Continue)
     }
 
-    fn on_train_end(&self, _model: &Sequential) {
+    fn on_train_end(&self, _model: &dyn Model) {
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
