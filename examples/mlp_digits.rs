@@ -29,17 +29,8 @@ fn build(device: Device) -> tensorjit::nn::Result<Sequential> {
     .with_input_shape(&[64]))
 }
 
-/// `--device D` (cpu, cuda, cuda:N); the CPU by default.
-fn device_flag() -> Result<Device, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--device") {
-        Some(i) => args.get(i + 1).ok_or("--device needs a value: cpu, cuda or cuda:N")?.parse(),
-        None => Ok(Device::Cpu),
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let device = device_flag()?;
+    let device = common::device_flag()?;
     let (x, y) = load_digits(common::data_file("digits.csv.gz"))?;
     let (x_train, y_train, x_test, y_test) = train_test_split(&x, &y, 0.2, 0)?;
     println!("digits: {} train / {} test examples of 64 pixels, on {device}", x_train.dims()[0], x_test.dims()[0]);

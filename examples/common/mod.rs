@@ -12,3 +12,13 @@ pub fn data_file(name: &str) -> PathBuf {
         Path::new("examples/data").join(name)
     }
 }
+
+/// `--device D` (cpu, cuda, cuda:N) from the command line; the CPU by default.
+#[allow(dead_code)] // Not every example that shares this module takes a device.
+pub fn device_flag() -> Result<tensorjit::Device, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--device") {
+        Some(i) => args.get(i + 1).ok_or("--device needs a value: cpu, cuda or cuda:N")?.parse(),
+        None => Ok(tensorjit::Device::Cpu),
+    }
+}

@@ -1,4 +1,5 @@
-//! Keras-style neural networks on tensorjit: layers, `Sequential` models, optimizers,
+//! Keras-style neural networks on tensorjit: layers, `Sequential` and functional
+//! ([`functional::Functional`]) models, optimizers,
 //! losses, metrics, `compile`/`fit`/`evaluate`/`predict`, datasets and weight files.
 //!
 //! Everything is built from the runtime's public ops, so a model runs the same code
