@@ -77,6 +77,41 @@ fn models_train_on_a_device_with_the_cpus_results() {
     assert!(missing.err().is_some_and(|e| e.to_string().contains("cuda:7")));
 }
 
+/// A functional model of two inputs on a device: its weights live there, each input's
+/// batches are copied over, and training gives the CPU's numbers bit for bit.
+#[test]
+fn functional_models_train_on_a_device_with_the_cpus_results() {
+    let _random = random_state();
+    use tensorjit::nn::functional::{Functional, Input, SymbolicTensor};
+    use tensorjit::nn::prelude::*;
+    let e = emulated();
+    let (xa, xb) = (rand_f32(61, &[24, 4], -1.0, 1.0), rand_f32(62, &[24, 3], -1.0, 1.0));
+    let y = rand_f32(63, &[24, 1], -1.0, 1.0);
+    let train = |device: Device, run_eagerly: bool| {
+        tensorjit::random::set_seed(6);
+        tensorjit::nn::reset_names();
+        let (a, b) = (Input::new(&[4]), Input::new(&[3]));
+        let h = a.apply(Dense::new(5).activation(Activation::Tanh));
+        let joined = SymbolicTensor::merge(Concatenate::new(), &[&h, &b]);
+        let model = Functional::new(&[&a, &b], &joined.apply(Dense::new(1))).on_device(device).unwrap().built();
+        model.compile(Adam::new(0.01), Loss::MeanSquaredError, &[], run_eagerly);
+        let opts = FitOptions { epochs: 2, batch_size: 8, shuffle: Some(2), verbose: false, ..FitOptions::default() };
+        let history = model.fit([&xa, &xb], &y, &opts).unwrap();
+        let weights: Vec<Tensor> = model.variables().iter().map(|v| v.read()).collect();
+        (history, weights)
+    };
+    let (cpu_history, cpu_weights) = train(Device::Cpu, false);
+    for run_eagerly in [false, true] {
+        let (history, weights) = train(GPU, run_eagerly);
+        assert_eq!(history.get("loss"), cpu_history.get("loss"), "run_eagerly={run_eagerly}");
+        for (w, c) in weights.iter().zip(&cpu_weights) {
+            assert_eq!(w.device(), GPU, "weights stay on the device");
+            assert_eq!(f32s(&w.to(Device::Cpu).unwrap()), f32s(c), "run_eagerly={run_eagerly}");
+        }
+    }
+    assert!(ran_on_device(&e, "concat"), "the merge ran on the device");
+}
+
 #[test]
 fn a_traced_functions_draws_are_made_on_its_device() {
     let _random = random_state();
