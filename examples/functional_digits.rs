@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             epochs: EPOCHS,
             batch_size: 32,
             shuffle: Some(7),
-            validation_data: Some((vec![x_test.clone(), p_test.clone()].into(), y_test.clone())),
+            validation_data: Some((vec![x_test.clone(), p_test.clone()].into(), y_test.clone().into())),
             verbose: false,
             ..FitOptions::default()
         };

@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             epochs: EPOCHS,
             batch_size: 32,
             shuffle: Some(7),
-            validation_data: Some((x_test.clone().into(), y_test.clone())),
+            validation_data: Some((x_test.clone().into(), y_test.clone().into())),
             verbose: !run_eagerly,
             ..FitOptions::default()
         };

@@ -283,7 +283,7 @@ fn a_cnn_with_batch_norm_and_validation_trains_on_a_device_as_on_the_cpu() {
             epochs: 2,
             batch_size: 8,
             shuffle: Some(2),
-            validation_data: Some((vx.clone().into(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             ..FitOptions::default()
         };

@@ -79,7 +79,7 @@ fn fit_stops_early_and_restores_the_best_weights_eager_and_traced() {
             epochs: 40,
             batch_size: 16,
             shuffle: Some(4),
-            validation_data: Some((vx.clone().into(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             callbacks: vec![stop.clone()],
         };
@@ -149,7 +149,7 @@ fn model_checkpoint_saves_the_best_epoch_or_every_epoch() {
         epochs: 6,
         batch_size: 16,
         shuffle: Some(5),
-        validation_data: Some((vx.clone().into(), vy.clone())),
+        validation_data: Some((vx.clone().into(), vy.clone().into())),
         verbose: false,
         callbacks: vec![best, each],
     };
@@ -210,7 +210,7 @@ fn fit_with_reduce_lr_on_plateau_is_the_same_eager_and_traced_and_never_retraces
             epochs: 12,
             batch_size: 16,
             shuffle: Some(6),
-            validation_data: Some((vx.clone().into(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             callbacks: vec![cb],
         };
@@ -284,7 +284,7 @@ fn csv_logger_writes_a_row_per_epoch_and_appends_if_asked() {
             epochs,
             batch_size: 16,
             shuffle: Some(2),
-            validation_data: Some((vx.clone().into(), vy.clone())),
+            validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             callbacks: vec![Arc::new(logger)],
         };

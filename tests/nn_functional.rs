@@ -67,7 +67,7 @@ fn shared_layers_residuals_and_merges_compute_what_they_say() {
     let diff = &gated - &b;
     let out = SymbolicTensor::merge(Concatenate::new(), &[&diff, &ha]);
     let model = Functional::new(&[&a, &b], &out);
-    assert_eq!(model.output_spec(), vec![None, Some(8)]);
+    assert_eq!(model.output_shapes(), vec![vec![None, Some(8)]]);
     let (xa, xb) = (normal(&[3, 4], 2), normal(&[3, 4], 3));
     let y = model.call_inputs(&[xa.clone(), xb.clone()], false);
     // One Dense used twice: one kernel and one bias.
@@ -145,7 +145,7 @@ fn a_two_input_model_trains_the_same_eager_and_traced() {
         }
         model.compile(Adam::new(0.02), Loss::MeanSquaredError, &[Metric::MeanAbsoluteError], run_eagerly);
         let mut opts = quiet(6, 16);
-        opts.validation_data = Some((vec![xa.clone(), xb.clone()].into(), y.clone()));
+        opts.validation_data = Some((vec![xa.clone(), xb.clone()].into(), y.clone().into()));
         let h = model.fit([&xa, &xb], &y, &opts).unwrap();
         let pred = model.predict([&xa, &xb], 16).unwrap();
         let eval = model.evaluate([&xa, &xb], &y, 32).unwrap();
@@ -177,7 +177,7 @@ fn fit_over_a_dataset_of_two_inputs_and_targets() {
     // Pairs are refused for a model of two inputs.
     let pairs = Dataset::from_tensor_slices(vec![xa, y]).unwrap().batch(12);
     let err = model.fit_dataset(&pairs, &quiet(1, 12)).unwrap_err().to_string();
-    assert!(err.contains("2 input(s) and the targets (3 tensors), got 2"), "{err}");
+    assert!(err.contains("2 input(s) and 1 target(s) (3 tensors), got 2"), "{err}");
 }
 
 #[test]
@@ -281,7 +281,10 @@ fn wrong_inputs_are_refused_with_the_counts_and_shapes() {
     let err = model.fit(&xa, &y, &quiet(1, 6)).unwrap_err().to_string();
     assert!(err.contains("takes 2 input(s), got 1 input tensor(s)"), "{err}");
     let err = model.evaluate([&xa, &normal(&[5, 2], 63)], &y, 6).unwrap_err().to_string();
-    assert!(err.contains("every input and y need the same number of examples") && err.contains("f32[5,2]"), "{err}");
+    assert!(
+        err.contains("every input and target need the same number of examples") && err.contains("f32[5,2]"),
+        "{err}"
+    );
     let msg = panic_message(AssertUnwindSafe(|| {
         model.call_inputs(&[xb.clone(), xa.clone()], false);
     }));
@@ -306,4 +309,71 @@ fn callbacks_see_a_functional_model() {
     model.fit(&x, &y, &opts).unwrap();
     let rate = model.optimizer().unwrap().learning_rate();
     assert!((rate - 0.01).abs() < 1e-12, "the scheduler reached the model's optimizer: {rate}");
+}
+
+#[test]
+fn a_two_output_model_trains_each_head_with_its_loss_weight_and_metrics() {
+    let x = normal(&[48, 4], 80);
+    let labels = x.argmax(-1);
+    let value = x.sum(1, true);
+    let class_loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let run = |run_eagerly: bool| {
+        tensorjit::nn::reset_names();
+        let inp = Input::new(&[4]);
+        let trunk = inp.apply(Dense::new(8).activation(Activation::Tanh));
+        let class = trunk.apply(Dense::new(4).with_name("class"));
+        let estimate = trunk.apply(Dense::new(1).with_name("value"));
+        let model = Functional::named_with_outputs("heads", &[&inp], &[&class, &estimate]).built();
+        for (i, v) in model.variables().iter().enumerate().filter(|(_, v)| v.shape().rank() == 2) {
+            v.assign(random::glorot_uniform(v.shape().clone(), DType::F32, Some(80 + i as u64)));
+        }
+        let metrics: [&[Metric]; 2] = [&[Metric::Accuracy], &[]];
+        model.compile_outputs(
+            Adam::new(0.02),
+            &[class_loss, Loss::MeanSquaredError],
+            &[1.0, 0.5],
+            &metrics,
+            run_eagerly,
+        );
+        let mut opts = quiet(8, 16);
+        opts.validation_data = Some((x.clone().into(), vec![labels.clone(), value.clone()].into()));
+        let h = model.fit(&x, [&labels, &value], &opts).unwrap();
+        let preds = model.predict_outputs(&x, 16).unwrap();
+        let eval = model.evaluate(&x, [&labels, &value], 48).unwrap();
+        (model, h, preds, eval)
+    };
+    let (_, eager, eager_preds, _) = run(true);
+    let (model, h, preds, eval) = run(false);
+    assert_eq!(eager.epochs, h.epochs, "run_eagerly does not change results");
+    assert_eq!(eager_preds.iter().map(f32s).collect::<Vec<_>>(), preds.iter().map(f32s).collect::<Vec<_>>());
+
+    let keys: Vec<&str> = h.epochs[0].0.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys[..4], ["loss", "class_loss", "value_loss", "class_accuracy"]);
+    assert!(keys.contains(&"val_class_accuracy") && !keys.contains(&"value_accuracy"), "{keys:?}");
+    // The total is the weighted sum of the heads' losses, epoch by epoch.
+    for logs in &h.epochs {
+        let (total, c, v) =
+            (logs.get("loss").unwrap(), logs.get("class_loss").unwrap(), logs.get("value_loss").unwrap());
+        assert!((total - (c + 0.5 * v)).abs() < 1e-5 * total.abs().max(1.0), "{logs:?}");
+    }
+    let value_loss = h.get("value_loss");
+    assert!(value_loss[value_loss.len() - 1] < 0.5 * value_loss[0], "the value head learns: {value_loss:?}");
+    // evaluate's per-head losses are the losses of predict_outputs' values.
+    let by_hand = |loss: Loss, y: &Tensor, p: &Tensor| f64::from(loss.compute(y, p).to_scalar::<f32>().unwrap());
+    let (c, v) = (by_hand(class_loss, &labels, &preds[0]), by_hand(Loss::MeanSquaredError, &value, &preds[1]));
+    assert!((eval.get("class_loss").unwrap() - c).abs() < 1e-5, "{eval:?} vs {c}");
+    assert!((eval.get("value_loss").unwrap() - v).abs() < 1e-5, "{eval:?} vs {v}");
+
+    let err = model.predict(&x, 16).unwrap_err().to_string();
+    assert!(err.contains("2 outputs: call predict_outputs"), "{err}");
+    let err = model.fit(&x, &labels, &quiet(1, 16)).unwrap_err().to_string();
+    assert!(err.contains("has 2 output(s), got 1 target tensor(s)"), "{err}");
+    let msg = panic_message(AssertUnwindSafe(|| {
+        model.compile_outputs(SGD::new(0.1), &[class_loss, class_loss, class_loss], &[], &[], false);
+    }));
+    assert!(msg.contains("3 loss(es) for 2 output(s)") && msg.contains("nn_functional.rs"), "{msg}");
+    let msg = panic_message(AssertUnwindSafe(|| {
+        model.call(&x, false);
+    }));
+    assert!(msg.contains("has 2 outputs, and a layer has one"), "{msg}");
 }

@@ -107,7 +107,7 @@ fn metrics_are_identical_eager_and_traced() {
             epochs: 3,
             batch_size: 16,
             verbose: false,
-            validation_data: Some((x.clone().into(), y.clone())),
+            validation_data: Some((x.clone().into(), y.clone().into())),
             ..FitOptions::default()
         };
         let h = model.fit(&x, &y, &opts).unwrap();

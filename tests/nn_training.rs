@@ -304,7 +304,7 @@ fn fit_learns_the_digits_identically_eager_and_traced() {
         epochs: 4,
         batch_size: 64,
         shuffle: Some(3),
-        validation_data: Some((xv.clone().into(), yv.clone())),
+        validation_data: Some((xv.clone().into(), yv.clone().into())),
         verbose: false,
         ..FitOptions::default()
     };
@@ -428,7 +428,7 @@ fn training_api_errors_say_what_to_do() {
         msg.contains("fit: x and y need the same number of examples on axis 0, got x f32[8,3] and y f32[7,1]"),
         "{msg}"
     );
-    let msg = model.evaluate(&x, &x.narrow(0, 0, 8), 0).unwrap_err().to_string();
+    let msg = model.evaluate(&x, x.narrow(0, 0, 8), 0).unwrap_err().to_string();
     assert!(msg.contains("batch_size >= 1"), "{msg}");
 }
 
@@ -455,7 +455,7 @@ fn sparse_labels_outside_the_classes_are_refused_before_training() {
         let opts = FitOptions { epochs: 1, verbose: false, ..FitOptions::default() };
         let msg = model.fit(&x, &shifted, &opts).unwrap_err().to_string();
         assert!(msg.starts_with("fit: ") && msg.contains(&want), "{msg}");
-        let msg = model.evaluate(&x, &shifted.cast(DType::F32), 16).unwrap_err().to_string();
+        let msg = model.evaluate(&x, shifted.cast(DType::F32), 16).unwrap_err().to_string();
         assert!(msg.starts_with("evaluate: ") && msg.contains(&want), "float labels too: {msg}");
         let ds = Dataset::from_tensor_slices(vec![x.clone(), shifted.clone()]).unwrap().batch(64);
         let msg = model.fit_dataset(&ds, &opts).unwrap_err().to_string();

@@ -4,8 +4,8 @@
 //! [`Input`] makes a [`SymbolicTensor`], a placeholder with a shape and no data;
 //! [`SymbolicTensor::apply`] calls a layer on it (Keras' `Dense(8)(x)`), and
 //! [`SymbolicTensor::merge`] a merge layer on several (`Add()([a, b])`, also `&a + &b`).
-//! [`Functional::new`] takes the inputs and the output, checks that the output is made
-//! from those inputs only, and is a model: a [`Module`] (a layer of other models too)
+//! [`Functional::new`] takes the inputs and the output (or [`Functional::with_outputs`]
+//! several), checks that the outputs are made from those inputs only, and is a model: a [`Module`] (a layer of other models too)
 //! with `compile`, `fit`, `evaluate`, `predict`, `summary` and weight files. Its layers
 //! create their weights on the first call or at `compile`'s first step, under the model's
 //! name (`functional/dense/kernel`), so `on_device` can still move the model first.
@@ -158,12 +158,12 @@ macro_rules! symbolic_operators {
 
 symbolic_operators!(Add add => Add, Sub sub => Subtract, Mul mul => Multiply);
 
-/// The nodes `output` depends on, each after its inputs.
-fn topological(output: &SymbolicTensor) -> Vec<SymbolicTensor> {
+/// The nodes `outputs` depend on, each after its inputs.
+fn topological(outputs: &[&SymbolicTensor]) -> Vec<SymbolicTensor> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     // Iterative post-order: deep graphs must not overflow the stack.
-    let mut stack = vec![(output.clone(), false)];
+    let mut stack: Vec<(SymbolicTensor, bool)> = outputs.iter().rev().map(|&t| (t.clone(), false)).collect();
     while let Some((t, expanded)) = stack.pop() {
         if expanded {
             order.push(t);
@@ -190,8 +190,8 @@ pub struct Functional {
 pub(crate) struct FunInner {
     name: String,
     inputs: Vec<SymbolicTensor>,
-    output: SymbolicTensor,
-    /// Every node the output needs, each after its inputs.
+    outputs: Vec<SymbolicTensor>,
+    /// Every node the outputs need, each after its inputs.
     order: Vec<SymbolicTensor>,
     built: OnceLock<()>,
     pub(crate) compiled: Mutex<Option<Arc<Compiled>>>,
@@ -211,9 +211,26 @@ impl Functional {
     /// A model with its own name.
     #[track_caller]
     pub fn named(name: &str, inputs: &[&SymbolicTensor], output: &SymbolicTensor) -> Functional {
+        Functional::named_with_outputs(name, inputs, &[output])
+    }
+
+    /// A model of several outputs (Keras' `Model(inputs, [a, b])`): heads of a
+    /// multi-task model, each with its own loss at
+    /// [`compile_outputs`](Self::compile_outputs), its targets in `fit`, its logs
+    /// (`<layer>_loss`, `<layer>_<metric>`) and its predictions from
+    /// [`predict_outputs`](Self::predict_outputs). Such a model is not a layer of
+    /// another (a layer has one output).
+    #[track_caller]
+    pub fn with_outputs(inputs: &[&SymbolicTensor], outputs: &[&SymbolicTensor]) -> Functional {
+        Functional::named_with_outputs(&naming::unique("functional"), inputs, outputs)
+    }
+
+    /// [`with_outputs`](Self::with_outputs) with its own name.
+    #[track_caller]
+    pub fn named_with_outputs(name: &str, inputs: &[&SymbolicTensor], outputs: &[&SymbolicTensor]) -> Functional {
         let what = format!("Functional '{name}'");
-        if inputs.is_empty() {
-            raise(&what, "needs at least one Input")
+        if inputs.is_empty() || outputs.is_empty() {
+            raise(&what, "needs at least one Input and one output")
         }
         let mut ids = HashSet::new();
         for t in inputs {
@@ -224,13 +241,13 @@ impl Functional {
                 raise(&what, format!("{} is given twice", t.describe()))
             }
         }
-        let order = topological(output);
+        let order = topological(outputs);
         for t in &order {
             if matches!(t.node.op, NodeOp::Input { .. }) && !ids.contains(&t.id()) {
                 raise(
                     &what,
                     format!(
-                        "the output needs {} (made at {}), which is not among the model's inputs (graph disconnected)",
+                        "the outputs need {} (made at {}), which is not among the model's inputs (graph disconnected)",
                         t.describe(),
                         t.node.at
                     ),
@@ -239,13 +256,13 @@ impl Functional {
         }
         let used: HashSet<_> = order.iter().map(SymbolicTensor::id).collect();
         for t in inputs.iter().filter(|t| !used.contains(&t.id())) {
-            tracing::warn!("{what}: the output does not depend on {}", t.describe());
+            tracing::warn!("{what}: no output depends on {}", t.describe());
         }
         Functional {
             inner: Arc::new(FunInner {
                 name: name.to_string(),
                 inputs: inputs.iter().map(|&t| t.clone()).collect(),
-                output: output.clone(),
+                outputs: outputs.iter().map(|&t| t.clone()).collect(),
                 order,
                 built: OnceLock::new(),
                 compiled: Mutex::new(None),
@@ -260,9 +277,30 @@ impl Functional {
         self.inner.inputs.iter().map(|t| t.node.spec.clone()).collect()
     }
 
-    /// The shape of the output, batch first.
-    pub fn output_spec(&self) -> ShapeSpec {
-        self.inner.output.node.spec.clone()
+    /// The shapes of the outputs, batch first.
+    pub fn output_shapes(&self) -> Vec<ShapeSpec> {
+        self.inner.outputs.iter().map(|t| t.node.spec.clone()).collect()
+    }
+
+    /// The names of the outputs: the layers (or inputs) that make them, as Keras names
+    /// the outputs' losses and metrics in the logs (`head_loss`).
+    pub fn output_names(&self) -> Vec<String> {
+        self.inner.outputs.iter().map(node_label).collect()
+    }
+
+    /// The only output's shape, or the error of a layer asked for one of several.
+    #[track_caller]
+    fn single_output(&self) -> &SymbolicTensor {
+        match self.inner.outputs.as_slice() {
+            [one] => one,
+            many => raise(
+                &format!("Functional '{}'", self.inner.name),
+                format!(
+                    "has {} outputs, and a layer has one: call call_outputs, or train it with compile_outputs",
+                    many.len()
+                ),
+            ),
+        }
     }
 
     /// Puts the model on `device` before it is built (see
@@ -299,6 +337,21 @@ impl Functional {
         self.forward_inputs(xs, &masks, training).0
     }
 
+    /// Every output (and its mask) for one tensor per input; builds the model on its
+    /// first call.
+    #[track_caller]
+    pub fn call_outputs(
+        &self,
+        xs: &[Tensor],
+        masks: &[Option<Tensor>],
+        training: bool,
+    ) -> Vec<(Tensor, Option<Tensor>)> {
+        if !self.is_built() {
+            self.build("", &[]);
+        }
+        self.run(xs, masks, training)
+    }
+
     /// Keras' summary table: each layer once (in the order data reaches it), its output
     /// shape and parameter count, and the inputs it is connected to.
     pub fn summary(&self) -> String {
@@ -316,9 +369,9 @@ impl Functional {
         crate::summary::render_rows(self, &rows.collect::<Vec<_>>())
     }
 
-    /// Every layer's output for `xs`, running the graph once.
+    /// The outputs for `xs`, running the graph once.
     #[track_caller]
-    fn run(&self, xs: &[Tensor], masks: &[Option<Tensor>], training: bool) -> (Tensor, Option<Tensor>) {
+    fn run(&self, xs: &[Tensor], masks: &[Option<Tensor>], training: bool) -> Vec<(Tensor, Option<Tensor>)> {
         let what = format!("Functional '{}'", self.inner.name);
         if xs.len() != self.inner.inputs.len() || masks.len() != xs.len() {
             raise(
@@ -348,7 +401,8 @@ impl Functional {
             }
             values.insert(t.id(), layer.forward_inputs(&args, &arg_masks, training));
         }
-        values.remove(&self.inner.output.id()).unwrap_or_else(|| raise(&what, "its output was not computed"))
+        // Every output is in `order`, so each has a value.
+        self.inner.outputs.iter().map(|t| values[&t.id()].clone()).collect()
     }
 }
 
@@ -413,8 +467,9 @@ impl Module for Functional {
         self.forward_inputs(std::slice::from_ref(x), &[None], training).0
     }
 
+    #[track_caller]
     fn output_shape(&self, _input: &[Option<usize>]) -> ShapeSpec {
-        self.output_spec()
+        self.single_output().node.spec.clone()
     }
 
     fn variables(&self) -> Vec<Variable> {
@@ -462,15 +517,15 @@ impl Module for Functional {
         self.build(scope, &[]);
     }
 
+    #[track_caller]
     fn output_shape_inputs(&self, _inputs: &[ShapeSpec]) -> ShapeSpec {
-        self.output_spec()
+        self.single_output().node.spec.clone()
     }
 
     #[track_caller]
     fn forward_inputs(&self, xs: &[Tensor], masks: &[Option<Tensor>], training: bool) -> (Tensor, Option<Tensor>) {
-        if !self.is_built() {
-            self.build("", &[]);
-        }
-        self.run(xs, masks, training)
+        self.single_output();
+        let mut outputs = self.call_outputs(xs, masks, training);
+        outputs.swap_remove(0)
     }
 }

@@ -72,7 +72,7 @@ pub mod prelude {
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};
-    pub use crate::model::{FitOptions, History, Inputs, Model};
+    pub use crate::model::{FitOptions, History, Model, Tensors};
     pub use crate::module::{Module, ModuleRef};
     pub use crate::optimizers::{
         Adadelta, Adagrad, Adam, AdamW, Adamax, Clipping, LearningRateSchedule, Lion, Nadam, Optimizer, RMSprop, SGD,
