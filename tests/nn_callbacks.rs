@@ -82,6 +82,7 @@ fn fit_stops_early_and_restores_the_best_weights_eager_and_traced() {
             validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             callbacks: vec![stop.clone()],
+            ..FitOptions::default()
         };
         let h = m.fit(&x, &y, &opts).unwrap();
         let val = h.get("val_loss");
@@ -152,6 +153,7 @@ fn model_checkpoint_saves_the_best_epoch_or_every_epoch() {
         validation_data: Some((vx.clone().into(), vy.clone().into())),
         verbose: false,
         callbacks: vec![best, each],
+        ..FitOptions::default()
     };
     let val = m.fit(&x, &y, &opts).unwrap().get("val_loss");
     // The best file holds the weights of the epoch with the lowest validation loss.
@@ -213,6 +215,7 @@ fn fit_with_reduce_lr_on_plateau_is_the_same_eager_and_traced_and_never_retraces
             validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             callbacks: vec![cb],
+            ..FitOptions::default()
         };
         let h = m.fit(&x, &y, &opts).unwrap();
         (h.get("loss"), m.optimizer().unwrap().learning_rate(), m.train_tracing_count())
@@ -287,6 +290,7 @@ fn csv_logger_writes_a_row_per_epoch_and_appends_if_asked() {
             validation_data: Some((vx.clone().into(), vy.clone().into())),
             verbose: false,
             callbacks: vec![Arc::new(logger)],
+            ..FitOptions::default()
         };
         m.fit(&x, &y, &opts).unwrap()
     };

@@ -121,6 +121,40 @@ impl Loss {
         masked_mean(self.name(), &losses, mask)
     }
 
+    /// [`compute_masked`](Self::compute_masked) with a weight per example (Keras'
+    /// `sample_weight`): the mean over the examples (and over the steps `mask` keeps) of
+    /// each example's loss times its weight. `sample_weight` is `[batch]`; an example of
+    /// weight 0 adds nothing to the sum but still counts in the mean, as in Keras'
+    /// `sum_over_batch_size` reduction.
+    #[track_caller]
+    pub fn compute_weighted(
+        self,
+        y_true: &Tensor,
+        y_pred: &Tensor,
+        sample_weight: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Tensor {
+        let losses = self.per_example(y_true, y_pred);
+        let batch = losses.dims().first().copied();
+        if sample_weight.rank() != 1 || batch != sample_weight.dims().first().copied() {
+            raise(
+                self.name(),
+                format!(
+                    "sample weights {} do not fit the per-example losses {}: give one weight per example",
+                    sample_weight.type_string(),
+                    losses.type_string()
+                ),
+            )
+        }
+        // [batch] → [batch, 1, …] against per-step losses.
+        let w = (1..losses.rank()).fold(sample_weight.cast(losses.dtype()), |w, _| w.expand_dims(-1));
+        let weighted = &losses * &w;
+        match mask {
+            Some(mask) => masked_mean(self.name(), &weighted, mask),
+            None => weighted.mean_all(),
+        }
+    }
+
     /// The loss of each example (of each step, for sequences): Keras' losses before the
     /// batch mean. Squared errors and binary cross-entropies are averaged over the last
     /// axis; cross-entropies sum over the classes.

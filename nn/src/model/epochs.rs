@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tensorjit_runtime::{Device, Tensor};
+use tensorjit_runtime::{DType, Device, Tensor};
 
 use super::steps::{specs, Running};
 use super::{compiled, Compiled, FitOptions, History, Logs, Trainable};
@@ -70,6 +70,83 @@ fn check_targets<M: Trainable>(m: &M, c: &Compiled, op: &'static str, xs: &[Tens
     Ok(())
 }
 
+/// One batch: the inputs, the targets and the examples' weights (if any).
+type Batch = (Vec<Tensor>, Vec<Tensor>, Option<Tensor>);
+
+/// The weight of each of the `n` examples of targets `ys`: `sample_weight` times the
+/// class weight of each example's label (Keras multiplies them); `None` when neither is
+/// given.
+fn example_weights(
+    op: &'static str,
+    opts: &FitOptions,
+    ys: &[Tensor],
+    n: usize,
+    sample_weight: Option<&Tensor>,
+) -> Result<Option<Tensor>> {
+    let mut weights: Option<Vec<f64>> = None;
+    if let Some(sw) = sample_weight {
+        if sw.rank() != 1 || sw.dims()[0] != n || !sw.dtype().is_float() {
+            return Err(Error::invalid(
+                op,
+                format!("sample_weight must be one float per example ([{n}]), got {}", sw.type_string()),
+            ));
+        }
+        weights = Some(sw.to(Device::Cpu)?.cast(DType::F64).to_vec::<f64>()?);
+    }
+    if let Some(table) = &opts.class_weight {
+        let [y] = ys else {
+            return Err(Error::invalid(
+                op,
+                format!("class_weight applies to models of one output, this one has {}: give sample_weight", ys.len()),
+            ));
+        };
+        let labels = class_labels(op, y)?;
+        let per_class = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| {
+                usize::try_from(l).ok().and_then(|l| table.get(l).copied()).ok_or_else(|| {
+                    Error::invalid(
+                        op,
+                        format!(
+                            "label {l} (example {i}) has no class weight: class_weight has {} entries",
+                            table.len()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        weights = Some(match weights {
+            Some(sw) => sw.iter().zip(&per_class).map(|(s, c)| s * c).collect(),
+            None => per_class,
+        });
+    }
+    let as_f32 = |w: Vec<f64>| w.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
+    Ok(weights.map(|w| Tensor::from_vec(as_f32(w), [n])).transpose()?)
+}
+
+/// Each example's class, for `class_weight`: class indices `[n]` (or `[n, 1]`, binary
+/// labels rounded), or the argmax of one-hot rows `[n, classes]`.
+fn class_labels(op: &'static str, y: &Tensor) -> Result<Vec<i64>> {
+    let y = y.to(Device::Cpu)?;
+    let dims = y.dims().to_vec();
+    let labels = match dims.as_slice() {
+        [_] | [_, 1] => y.reshape([-1]),
+        [_, _] => y.argmax(1),
+        _ => {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "class_weight needs one label per example (class indices, one-hot rows or binary labels), got y {}",
+                    y.type_string()
+                ),
+            ))
+        }
+    };
+    let labels = if labels.dtype().is_float() { (labels + 0.5).floor() } else { labels };
+    Ok(labels.cast(DType::I64).to_vec::<i64>()?)
+}
+
 /// Rows `idx` of each tensor, on `device` (the model's): gathered where each lives,
 /// then moved.
 fn batch_rows(ts: &[Tensor], idx: &[i64], device: Device) -> Result<Vec<Tensor>> {
@@ -91,14 +168,19 @@ pub(super) fn fit<M: Trainable>(m: &M, xs: &[Tensor], ys: &[Tensor], opts: &FitO
     let c = compiled(m, "fit")?;
     let n = check_examples("fit", m, xs, ys, opts.batch_size)?;
     check_targets(m, &c, "fit", xs, ys)?;
+    let weights = example_weights("fit", opts, ys, n, opts.sample_weight.as_ref())?;
     run_epochs(m, opts, |epoch| {
+        let weights = weights.clone();
         let order = match opts.shuffle {
             Some(seed) => shuffled_indices(n, seed, epoch),
             None => (0..n as i64).collect(),
         };
         let batches: Vec<Vec<i64>> = order.chunks(opts.batch_size).map(<[i64]>::to_vec).collect();
         let dev = m.home();
-        let batch = move |idx: Vec<i64>| Ok((batch_rows(xs, &idx, dev)?, batch_rows(ys, &idx, dev)?));
+        let batch = move |idx: Vec<i64>| {
+            let w = weights.as_ref().map(|w| batch_rows(std::slice::from_ref(w), &idx, dev)).transpose()?;
+            Ok((batch_rows(xs, &idx, dev)?, batch_rows(ys, &idx, dev)?, w.and_then(|mut w| w.pop())))
+        };
         (batches.len(), batches.into_iter().map(batch))
     })
 }
@@ -111,20 +193,24 @@ pub(super) fn fit_dataset<M: Trainable>(m: &M, data: &Dataset, opts: &FitOptions
     run_epochs(m, opts, |epoch| {
         let c = c.clone();
         let pairs = data.iter_epoch(epoch).map(move |mut item| {
-            if item.len() != inputs + outputs {
+            let given = item.len();
+            if given != inputs + outputs && given != inputs + outputs + 1 {
                 return Err(Error::invalid(
                     "fit_dataset",
                     format!(
-                        "elements must be {inputs} input(s) and {outputs} target(s) ({} tensors), got {} tensors",
+                        "elements must be {inputs} input(s) and {outputs} target(s) ({} tensors), and optionally \
+                         the examples' weights, got {given} tensors",
                         inputs + outputs,
-                        item.len()
                     ),
                 ));
             }
+            let sample_weight = (given > inputs + outputs).then(|| item.pop()).flatten();
             let ys = item.split_off(inputs);
             check_targets(m, &c, "fit_dataset", &item, &ys)?;
+            let n = ys.first().and_then(|y| y.dims().first().copied()).unwrap_or(0);
+            let w = example_weights("fit_dataset", opts, &ys, n, sample_weight.as_ref())?;
             let to_device = |ts: Vec<Tensor>| ts.iter().map(|t| t.to(dev)).collect::<Result<Vec<_>, _>>();
-            Ok((to_device(item)?, to_device(ys)?))
+            Ok((to_device(item)?, to_device(ys)?, w.map(|w| w.to(dev)).transpose()?))
         });
         (0, pairs)
     })
@@ -135,7 +221,7 @@ pub(super) fn fit_dataset<M: Trainable>(m: &M, data: &Dataset, opts: &FitOptions
 fn run_epochs<M, I>(m: &M, opts: &FitOptions, mut batches: impl FnMut(u64) -> (usize, I)) -> Result<History>
 where
     M: Trainable,
-    I: Iterator<Item = Result<(Vec<Tensor>, Vec<Tensor>)>>,
+    I: Iterator<Item = Result<Batch>>,
 {
     let c = compiled(m, "fit")?;
     let mut history = History::default();
@@ -149,9 +235,9 @@ where
         let pb = progress(opts.verbose, len, format!("Epoch {}/{}", epoch + 1, opts.epochs));
         let mut run = Running::new(&c);
         for batch in it {
-            let (bx, by) = batch?;
+            let (bx, by, w) = batch?;
             let n = bx.first().and_then(|x| x.dims().first().copied()).unwrap_or(1);
-            let out = c.train_step.try_call((bx, by))?;
+            let out = c.train_step.try_call((bx, by, w))?;
             run.add(&out, n)?;
             if len == 0 {
                 pb.inc_length(1);
@@ -203,7 +289,7 @@ pub(super) fn evaluate_with<M: Trainable>(
     let all: Vec<i64> = (0..n as i64).collect();
     let dev = m.home();
     for idx in all.chunks(batch_size) {
-        let out = c.test_step.try_call((batch_rows(xs, idx, dev)?, batch_rows(ys, idx, dev)?))?;
+        let out = c.test_step.try_call((batch_rows(xs, idx, dev)?, batch_rows(ys, idx, dev)?, None))?;
         run.add(&out, idx.len())?;
     }
     Ok(run.logs(prefix))

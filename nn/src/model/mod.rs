@@ -23,7 +23,8 @@ use crate::module::{Module, ShapeSpec};
 use crate::optimizers::{Optimizer, OptimizerRef};
 use steps::{ensure_built, forward, make_steps, Objective};
 
-type Step = Function<(Vec<Tensor>, Vec<Tensor>), Vec<Tensor>>;
+/// A train or test step: inputs, targets, and the examples' weights (if any).
+type Step = Function<(Vec<Tensor>, Vec<Tensor>, Option<Tensor>), Vec<Tensor>>;
 
 /// The inputs or the targets of a model for `fit`, `evaluate` and `predict`: one tensor,
 /// or one per `Input` (per output) of a [`Functional`] model, in its order, each with
@@ -155,6 +156,13 @@ pub struct FitOptions {
     /// Evaluated after each epoch (`val_loss`, `val_<metric>`): the inputs and the
     /// targets (`(x.into(), y.into())`).
     pub validation_data: Option<(Tensors, Tensors)>,
+    /// A weight per example (Keras' `sample_weight`, `[n]`): each example's loss is
+    /// multiplied by it (the metrics are not weighted, as Keras' `metrics`).
+    pub sample_weight: Option<Tensor>,
+    /// A weight per class (Keras' `class_weight`, indexed by class): each example's loss
+    /// is multiplied by its label's weight (times its sample weight), for models of one
+    /// output whose targets are class indices, one-hot rows or binary labels.
+    pub class_weight: Option<Vec<f64>>,
     /// Progress bar and one line per epoch.
     pub verbose: bool,
     /// Called at the start, after each epoch (which may stop training) and at the end
@@ -169,6 +177,8 @@ impl Default for FitOptions {
             batch_size: 32,
             shuffle: Some(0),
             validation_data: None,
+            sample_weight: None,
+            class_weight: None,
             verbose: true,
             callbacks: Vec::new(),
         }

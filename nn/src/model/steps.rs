@@ -26,12 +26,21 @@ pub(super) struct Objective {
 impl Objective {
     /// `[total, (each output's loss,) each output's metric statistics…]` for
     /// predictions `outs` of targets `ys`; the total includes the model's penalties.
-    fn compute(&self, m: &dyn Module, ys: &[Tensor], outs: &[(Tensor, Option<Tensor>)]) -> Vec<Tensor> {
+    fn compute(
+        &self,
+        m: &dyn Module,
+        ys: &[Tensor],
+        weights: Option<&Tensor>,
+        outs: &[(Tensor, Option<Tensor>)],
+    ) -> Vec<Tensor> {
         let per: Vec<Tensor> = self
             .losses
             .iter()
             .zip(outs.iter().zip(ys))
-            .map(|(loss, ((pred, mask), y))| loss.compute_masked(y, pred, mask.as_ref()))
+            .map(|(loss, ((pred, mask), y))| match weights {
+                Some(w) => loss.compute_weighted(y, pred, w, mask.as_ref()),
+                None => loss.compute_masked(y, pred, mask.as_ref()),
+            })
             .collect();
         // A weight of 1 adds no product, so a model of one output computes what it
         // always did.
@@ -50,24 +59,26 @@ impl Objective {
 
 pub(super) fn make_steps<M: Trainable>(model: &M, optimizer: &OptimizerRef, objective: Objective) -> (Step, Step) {
     let (m, opt, obj) = (model.clone(), optimizer.clone(), objective.clone());
-    let train = tensorjit_runtime::function("train_step", move |(xs, ys): (Vec<Tensor>, Vec<Tensor>)| {
-        ensure_built(&m, &xs);
-        let vars = m.trainable_variables();
-        let tape = GradientTape::new();
-        let outs = m.outputs(&xs, true);
-        let out = obj.compute(&m, &ys, &outs);
-        let grads = tape.gradient(&out[0], &vars);
-        tape.stop_recording();
-        let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
-        opt.apply_gradients(&pairs);
-        out
-    });
+    let train =
+        tensorjit_runtime::function("train_step", move |(xs, ys, w): (Vec<Tensor>, Vec<Tensor>, Option<Tensor>)| {
+            ensure_built(&m, &xs);
+            let vars = m.trainable_variables();
+            let tape = GradientTape::new();
+            let outs = m.outputs(&xs, true);
+            let out = obj.compute(&m, &ys, w.as_ref(), &outs);
+            let grads = tape.gradient(&out[0], &vars);
+            tape.stop_recording();
+            let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
+            opt.apply_gradients(&pairs);
+            out
+        });
     let m = model.clone();
-    let test = tensorjit_runtime::function("test_step", move |(xs, ys): (Vec<Tensor>, Vec<Tensor>)| {
-        ensure_built(&m, &xs);
-        let outs = m.outputs(&xs, false);
-        objective.compute(&m, &ys, &outs)
-    });
+    let test =
+        tensorjit_runtime::function("test_step", move |(xs, ys, w): (Vec<Tensor>, Vec<Tensor>, Option<Tensor>)| {
+            ensure_built(&m, &xs);
+            let outs = m.outputs(&xs, false);
+            objective.compute(&m, &ys, w.as_ref(), &outs)
+        });
     (train, test)
 }
 

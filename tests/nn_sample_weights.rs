@@ -1,0 +1,172 @@
+//! Keras' `sample_weight` and `class_weight`: weighted losses against hand sums (Keras'
+//! `sum_over_batch_size`), `fit` reporting and minimising them eager and traced alike,
+//! class weights as the sample weights of each label, datasets with a weight column,
+//! and the errors.
+
+mod common;
+
+use tensorjit::nn::prelude::*;
+use tensorjit::{random, DType, Tensor};
+
+fn normal(dims: &[usize], seed: u64) -> Tensor {
+    random::normal(dims.to_vec(), 0.0, 1.0, DType::F32, Some(seed))
+}
+
+fn f64s(t: &Tensor) -> Vec<f64> {
+    t.cast(DType::F64).to_vec::<f64>().unwrap()
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    f64s(t)[0]
+}
+
+fn positive_weights(n: usize, seed: u64) -> Tensor {
+    random::uniform([n], 0.0, 2.0, DType::F32, Some(seed))
+}
+
+#[test]
+fn weighted_losses_are_keras_sums_over_the_batch_size() {
+    let (y, p) = (normal(&[6, 3], 1), normal(&[6, 3], 2));
+    let w = positive_weights(6, 3);
+    let per = f64s(&Loss::MeanSquaredError.per_example(&y, &p));
+    let want: f64 = per.iter().zip(f64s(&w)).map(|(l, w)| l * w).sum::<f64>() / 6.0;
+    let got = scalar(&Loss::MeanSquaredError.compute_weighted(&y, &p, &w, None));
+    assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+
+    // Sequences with a mask: the weighted per-step losses averaged over kept steps.
+    let labels = Tensor::from_vec(vec![0i64, 2, 1, 1, 0, 2, 2, 1], [2, 4]).unwrap();
+    let logits = normal(&[2, 4, 3], 4);
+    let mask = Tensor::from_vec(vec![true, true, false, true, true, false, false, false], [2, 4]).unwrap();
+    let w = Tensor::from_vec(vec![0.5f32, 3.0], [2]).unwrap();
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let per = f64s(&loss.per_example(&labels, &logits));
+    let keep = mask.to_vec::<bool>().unwrap();
+    let (mut sum, mut count) = (0.0, 0.0);
+    for (i, (&l, &k)) in per.iter().zip(&keep).enumerate() {
+        if k {
+            sum += l * [0.5, 3.0][i / 4];
+            count += 1.0;
+        }
+    }
+    let got = scalar(&loss.compute_weighted(&labels, &logits, &w, Some(&mask)));
+    assert!((got - sum / count).abs() < 1e-5, "{got} vs {}", sum / count);
+
+    // Weights of 1 give the unweighted loss.
+    let ones = Tensor::ones([6], DType::F32);
+    let (a, b) =
+        (Loss::Huber { delta: 1.0 }.compute_weighted(&y, &p, &ones, None), Loss::Huber { delta: 1.0 }.compute(&y, &p));
+    assert!((scalar(&a) - scalar(&b)).abs() < 1e-6);
+}
+
+fn classifier(seed: u64) -> Sequential {
+    tensorjit::nn::reset_names();
+    let model = Sequential::new(vec![Dense::new(3).boxed()]).with_input_shape(&[4]);
+    let k = &model.variables()[0];
+    k.assign(random::glorot_uniform(k.shape().clone(), DType::F32, Some(seed)));
+    model
+}
+
+fn opts(epochs: usize, batch_size: usize) -> FitOptions {
+    FitOptions { epochs, batch_size, shuffle: None, verbose: false, ..FitOptions::default() }
+}
+
+#[test]
+fn fit_reports_and_minimises_the_weighted_loss_eager_and_traced() {
+    let x = normal(&[12, 4], 10);
+    let labels = x.argmax(1).floormod(3);
+    let w = positive_weights(12, 11);
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let mut histories = Vec::new();
+    for run_eagerly in [true, false] {
+        let model = classifier(12);
+        let per = f64s(&loss.per_example(&labels, &model.call(&x, false)));
+        let want: f64 = per.iter().zip(f64s(&w)).map(|(l, w)| l * w).sum::<f64>() / 12.0;
+        model.compile(SGD::new(0.5), loss, &[Metric::Accuracy], run_eagerly);
+        let mut o = opts(6, 12);
+        o.sample_weight = Some(w.clone());
+        let h = model.fit(&x, &labels, &o).unwrap();
+        // One batch: the first epoch's loss is the weighted loss of the first weights.
+        let first = h.get("loss")[0];
+        assert!((first - want).abs() < 1e-5, "{first} vs {want}");
+        let l = h.get("loss");
+        assert!(l[5] < l[0], "the weighted loss goes down: {l:?}");
+        if !run_eagerly {
+            assert_eq!(model.train_tracing_count(), 1);
+        }
+        histories.push(h.epochs);
+    }
+    assert_eq!(histories[0], histories[1], "run_eagerly does not change results");
+}
+
+#[test]
+fn class_weights_are_the_sample_weights_of_the_labels() {
+    let x = normal(&[15, 4], 20);
+    let labels = x.argmax(1).floormod(3);
+    let table = vec![1.0, 0.0, 2.5];
+    let by_label: Vec<f32> = labels.to_vec::<i64>().unwrap().iter().map(|&l| table[l as usize] as f32).collect();
+    let extra = positive_weights(15, 21);
+    let run = |y: &Tensor, loss: Loss, class_weight: Option<Vec<f64>>, sample_weight: Option<Tensor>| {
+        let model = classifier(22);
+        model.compile(SGD::new(0.3), loss, &[], false);
+        let o = FitOptions { class_weight, sample_weight, ..opts(3, 5) };
+        model.fit(&x, y, &o).unwrap().get("loss")
+    };
+    let sparse = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let hand: Vec<f32> = by_label.iter().zip(extra.to_vec::<f32>().unwrap()).map(|(c, s)| c * s).collect();
+    let with_table = run(&labels, sparse, Some(table.clone()), Some(extra.clone()));
+    let with_weights = run(&labels, sparse, None, Some(Tensor::from_vec(hand, [15]).unwrap()));
+    assert_eq!(with_table, with_weights, "class weight × sample weight, per example");
+    // One-hot targets take the weight of their argmax.
+    let onehot = labels.one_hot(3, DType::F32);
+    let dense = run(&onehot, Loss::CategoricalCrossentropy { from_logits: true }, Some(table), None);
+    let sparse_only = run(&labels, sparse, None, Some(Tensor::from_vec(by_label, [15]).unwrap()));
+    for (a, b) in dense.iter().zip(&sparse_only) {
+        assert!((a - b).abs() < 1e-5, "{dense:?} vs {sparse_only:?}");
+    }
+}
+
+#[test]
+fn a_dataset_may_carry_the_weights() {
+    let x = normal(&[16, 4], 30);
+    let labels = x.argmax(1).floormod(3);
+    let w = positive_weights(16, 31);
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let from_tensors = {
+        let model = classifier(32);
+        model.compile(SGD::new(0.3), loss, &[], false);
+        let o = FitOptions { sample_weight: Some(w.clone()), ..opts(2, 4) };
+        model.fit(&x, &labels, &o).unwrap().get("loss")
+    };
+    let from_dataset = {
+        let model = classifier(32);
+        model.compile(SGD::new(0.3), loss, &[], false);
+        let ds = Dataset::from_tensor_slices(vec![x.clone(), labels.clone(), w.clone()]).unwrap().batch(4);
+        model.fit_dataset(&ds, &opts(2, 4)).unwrap().get("loss")
+    };
+    assert_eq!(from_tensors, from_dataset);
+}
+
+#[test]
+fn bad_weights_are_refused_naming_what_is_wrong() {
+    let x = normal(&[6, 4], 40);
+    let labels = Tensor::from_vec(vec![0i64, 1, 2, 2, 1, 0], [6]).unwrap();
+    let model = classifier(41);
+    model.compile(SGD::new(0.1), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[], false);
+    let fit = |o: FitOptions| model.fit(&x, &labels, &o).unwrap_err().to_string();
+    let err = fit(FitOptions { class_weight: Some(vec![1.0, 2.0]), ..opts(1, 6) });
+    assert!(err.contains("label 2 (example 2) has no class weight: class_weight has 2 entries"), "{err}");
+    let err = fit(FitOptions { sample_weight: Some(Tensor::ones([5], DType::F32)), ..opts(1, 6) });
+    assert!(err.contains("sample_weight must be one float per example ([6]), got f32[5]"), "{err}");
+    let err = fit(FitOptions { sample_weight: Some(Tensor::ones([6], DType::I64)), ..opts(1, 6) });
+    assert!(err.contains("sample_weight must be one float per example"), "{err}");
+    // Class weights need one label per example and one output.
+    use tensorjit::nn::functional::{Functional, Input};
+    let inp = Input::new(&[4]);
+    let (a, b) = (inp.apply(Dense::new(3)), inp.apply(Dense::new(3)));
+    let two = Functional::with_outputs(&[&inp], &[&a, &b]);
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    two.compile(SGD::new(0.1), loss, &[], false);
+    let o = FitOptions { class_weight: Some(vec![1.0; 3]), ..opts(1, 6) };
+    let err = two.fit(&x, [&labels, &labels], &o).unwrap_err().to_string();
+    assert!(err.contains("class_weight applies to models of one output, this one has 2"), "{err}");
+}
