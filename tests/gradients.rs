@@ -219,6 +219,14 @@ fn conv_and_pooling() {
             |v| v[0].conv2d_transpose(&v[1], st, pad),
             40,
         );
+        // Depthwise: the filter [kh, kw, channels, multiplier 2].
+        let fd = [fs[0], fs[1], xs[3], 2];
+        gradcheck(
+            s + 5,
+            &[rand_f64(s + 5, &xs, -1.0, 1.0), rand_f64(s + 6, &fd, -1.0, 1.0)],
+            |v| v[0].depthwise_conv2d(&v[1], st, pad),
+            40,
+        );
         let x = rand_f64(s + 2, &xs, -1.0, 1.0);
         gradcheck(s, std::slice::from_ref(&x), |v| v[0].max_pool2d([2, 2], [2, 1], pad), 40);
         gradcheck(s, std::slice::from_ref(&x), |v| v[0].avg_pool2d([2, 3], [1, 2], pad), 40);

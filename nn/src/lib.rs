@@ -63,12 +63,12 @@ pub mod prelude {
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
         Add, Average, AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Concatenate, Conv1D, Conv2D,
-        Conv2DTranspose, Cropping1D, Cropping2D, Dense, Dot, Dropout, Embedding, Flatten, GaussianDropout,
-        GaussianNoise, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
-        GroupNormalization, Lambda, LayerNormalization, Masking, MaxPool1D, MaxPool2D, Maximum, Minimum,
-        MultiHeadAttention, Multiply, Normalization, Permute, RepeatVector, Rescaling, Reshape, Sequential, SimpleRNN,
-        SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed, UnitNormalization, UpSampling1D, UpSampling2D,
-        ZeroPadding1D, ZeroPadding2D, GRU, LSTM,
+        Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, Embedding, Flatten,
+        GaussianDropout, GaussianNoise, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+        GlobalMaxPooling2D, GroupNormalization, Lambda, LayerNormalization, Masking, MaxPool1D, MaxPool2D, Maximum,
+        Minimum, MultiHeadAttention, Multiply, Normalization, Permute, RepeatVector, Rescaling, Reshape,
+        SeparableConv2D, Sequential, SimpleRNN, SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed,
+        UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, GRU, LSTM,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::{Accuracy, Mean, Metric};

@@ -12,7 +12,7 @@ use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
 use crate::regularizers::Regularizer;
 
 /// The output length of a window of `k` with stride `s` over `n` cells.
-fn out_len(n: Option<usize>, k: usize, s: usize, padding: Padding) -> Option<usize> {
+pub(super) fn out_len(n: Option<usize>, k: usize, s: usize, padding: Padding) -> Option<usize> {
     let n = n?;
     match padding {
         Padding::Same => Some(n.div_ceil(s)),
@@ -31,7 +31,7 @@ fn transposed_len(n: Option<usize>, k: usize, s: usize, padding: Padding) -> Opt
 }
 
 /// The NHWC output shape, `len` giving each spatial axis' output length.
-fn spatial_output(
+pub(super) fn spatial_output(
     len: fn(Option<usize>, usize, usize, Padding) -> Option<usize>,
     input: &[Option<usize>],
     k: [usize; 2],

@@ -11,6 +11,7 @@ mod bidirectional;
 mod conv;
 mod conv1d;
 mod dense;
+mod depthwise;
 mod embedding;
 mod masking;
 pub(crate) mod merge;
@@ -30,6 +31,7 @@ pub use bidirectional::Bidirectional;
 pub use conv::{AvgPool2D, Conv2D, Conv2DTranspose, MaxPool2D};
 pub use conv1d::{AvgPool1D, Conv1D, MaxPool1D};
 pub use dense::Dense;
+pub use depthwise::{DepthwiseConv2D, SeparableConv2D};
 pub use embedding::{Embedding, LayerNormalization};
 pub use masking::Masking;
 pub use merge::{Add, Average, Concatenate, Dot, ElementwiseMerge, Maximum, Minimum, Multiply, Subtract};
@@ -130,6 +132,14 @@ macro_rules! setters {
             self
         }
     )*};
+    // Fields of a configuration struct held in field `$within`.
+    (in $within:ident; $($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, value: $ty) -> Self {
+            self.$within.$field = value;
+            self
+        }
+    )*};
 }
 pub(crate) use setters;
 
@@ -142,6 +152,16 @@ macro_rules! regularizer_setters {
         pub fn $field(mut self, r: $crate::regularizers::Regularizer) -> Self {
             let what = format!("{}.{}", self.core.kind, stringify!($field));
             self.$field = Some(r.checked(&what));
+            self
+        }
+    )*};
+    // Fields of a configuration struct held in field `$within`.
+    (in $within:ident; $($field:ident),* $(,)?) => {$(
+        #[doc = concat!("A penalty on the weight (Keras' `", stringify!($field), "`), added to the loss by `fit`.")]
+        #[track_caller]
+        pub fn $field(mut self, r: $crate::regularizers::Regularizer) -> Self {
+            let what = format!("{}.{}", self.core.kind, stringify!($field));
+            self.$within.$field = Some(r.checked(&what));
             self
         }
     )*};

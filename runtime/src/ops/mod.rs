@@ -17,6 +17,7 @@ mod arrange;
 mod clip;
 pub mod control;
 mod create;
+mod depthwise;
 mod einsum;
 pub mod elementwise;
 pub mod linalg;
