@@ -1,8 +1,10 @@
-//! conv2d (im2col + the shared GEMM) and its two gradients; max/avg pooling and theirs.
+//! conv2d (im2col + the shared GEMM, in `im2col`) and its two gradients; max/avg pooling
+//! and theirs.
 //! All accumulations run in a fixed sequential order (deterministic).
 
 use crate::buffer::Buffer;
 use crate::dtype::Element;
+use crate::kernels::im2col;
 use crate::kernels::linalg::{Gemm, GemmElem, MatLayout};
 use crate::math::FloatMath;
 use crate::ops::nn::{conv_window, window, Window};
@@ -36,28 +38,14 @@ fn for_window_cells(g: &Window, mut f: impl FnMut(usize, usize, usize)) {
     }
 }
 
-/// im2col: `[N·OH·OW, KH·KW·C]`, zeros for padding cells.
-fn im2col<T: Element>(x: &[T], g: &Window) -> Vec<T> {
-    let c = g.c;
-    let kk = g.h.kernel * g.w.kernel * c;
-    let mut cols = vec![T::default(); g.n * g.h.out * g.w.out * kk];
-    for_window_cells(g, |o, i, cell| {
-        cols[o * kk + cell * c..][..c].copy_from_slice(&x[i * c..(i + 1) * c]);
-    });
-    cols
-}
-
 fn typed<T: Element>(t: &Tensor) -> &[T] {
     t.data::<T>().unwrap_or(&[])
 }
 
 fn conv_typed<T: GemmElem>(x: &Tensor, f: &Tensor, p: &Conv2dParams, shape: &Shape) -> Vec<T> {
     let Ok(g) = conv_window(x.shape(), f.shape(), p) else { unreachable!("checked by infer_conv2d") };
-    let cols = im2col(typed::<T>(x), &g);
-    let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, f.dims()[3]);
     let mut out = crate::buffer::filled(T::default(), shape.numel());
-    let gm = Gemm { m, k, n, a: &cols, la: MatLayout::new(m, k, false), b: typed(f), lb: MatLayout::new(k, n, false) };
-    T::gemm(&gm, &mut out);
+    im2col::conv(typed::<T>(x), typed(f), &g, f.dims()[3], &mut out);
     out
 }
 
@@ -68,32 +56,14 @@ fn backprop_input_typed<T: GemmElem + std::ops::Add<Output = T>>(
     input: &Shape,
 ) -> Vec<T> {
     let Ok(g) = conv_window(input, f.shape(), p) else { unreachable!("checked by infer") };
-    let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, f.dims()[3]);
-    // dcols[m×k] = dy[m×n] · Wᵀ (W stored [k, n]).
-    let mut dcols = vec![T::default(); m * k];
-    let gm = Gemm {
-        m,
-        k: n,
-        n: k,
-        a: typed(dy),
-        la: MatLayout::new(m, n, false),
-        b: typed(f),
-        lb: MatLayout::new(n, k, true),
-    };
-    T::gemm(&gm, &mut dcols);
-    let c = g.c;
     let mut dx = crate::buffer::filled(T::default(), input.numel());
-    for_window_cells(&g, |o, i, cell| {
-        for ch in 0..c {
-            dx[i * c + ch] = dx[i * c + ch] + dcols[o * k + cell * c + ch];
-        }
-    });
+    im2col::backprop_input(typed(dy), typed(f), &g, f.dims()[3], &mut dx);
     dx
 }
 
 fn backprop_filter_typed<T: GemmElem>(x: &Tensor, dy: &Tensor, p: &Conv2dParams, filter: &Shape) -> Vec<T> {
     let Ok(g) = conv_window(x.shape(), filter, p) else { unreachable!("checked by infer") };
-    let cols = im2col(typed::<T>(x), &g);
+    let cols = im2col::im2col(typed::<T>(x), &g);
     let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, filter[3]);
     // dW[k×n] = colsᵀ · dy.
     let mut dw = vec![T::default(); k * n];

@@ -70,7 +70,7 @@ impl GemmElem for f64 {
 }
 
 /// Rows at or below which f32 GEMMs use [`small_m`].
-const SMALL_M: usize = 16;
+pub(crate) const SMALL_M: usize = 16;
 
 /// The float types matrixmultiply multiplies.
 trait MmFloat: Element + Sync {

@@ -4,6 +4,7 @@ pub(crate) mod bcast;
 pub(crate) mod conv;
 pub(crate) mod denormals;
 pub(crate) mod elementwise;
+pub(crate) mod im2col;
 pub(crate) mod linalg;
 pub(crate) mod par;
 pub(crate) mod random;

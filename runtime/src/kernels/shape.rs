@@ -152,21 +152,28 @@ pub(crate) fn slice(x: &Tensor, s: &[SliceAxis], shape: Shape) -> Tensor {
     Tensor::from_buffer(buf, shape)
 }
 
-/// Scatters `dy` (the sliced region) into zeros of `input` shape.
+/// Scatters `dy` (the sliced region) into zeros of `input` shape: row by row along
+/// `dy`'s last axis (a slice's positions are distinct, so each is written once).
 pub(crate) fn slice_grad(dy: &Tensor, input: Shape, s: &[SliceAxis]) -> Tensor {
     fn go<T: Element>(dy: &[T], dy_dims: &[usize], input: &Shape, s: &[SliceAxis]) -> Vec<T> {
         let mut out = crate::buffer::filled(T::default(), input.numel());
-        let st = input.strides();
-        let dims: Vec<usize> = dy_dims.to_vec();
-        for (flat, &v) in dy.iter().enumerate() {
-            let mut rem = flat;
-            let mut off = 0isize;
-            for d in (0..dims.len()).rev() {
-                let i = rem % dims[d];
-                rem /= dims[d];
-                off += (s[d].start as isize + i as isize * s[d].step as isize) * st[d] as isize;
+        if dy.is_empty() {
+            return out;
+        }
+        let st = strides_of(input);
+        let base: isize = s.iter().zip(&st).map(|(a, &t)| a.start as isize * t).sum();
+        let sst: Vec<isize> = s.iter().zip(&st).map(|(a, &t)| a.step as isize * t).collect();
+        let (dims, strides) = coalesce(dy_dims, &sst);
+        let (inner, s_in) = (dims[dims.len() - 1], strides[strides.len() - 1]);
+        for (row, src) in dy.chunks_exact(inner).enumerate() {
+            let off = row_offset(&dims, &strides, row, 0) + base;
+            if s_in == 1 {
+                out[off as usize..off as usize + inner].copy_from_slice(src);
+            } else {
+                for (i, &v) in src.iter().enumerate() {
+                    out[(off + i as isize * s_in) as usize] = v;
+                }
             }
-            out[off as usize] = v;
         }
         out
     }

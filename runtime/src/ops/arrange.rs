@@ -96,6 +96,11 @@ impl Tensor {
                 .with_operands([(self.dtype(), self.shape())])
                 .raise(Location::caller())
         }
+        if matches!(mode, PadMode::Constant(v) if v.to_bits() == 0) {
+            if let Some(padded) = self.zero_pad(paddings) {
+                return padded;
+            }
+        }
         let mut out = self.clone();
         for (a, &(before, after)) in paddings.iter().enumerate() {
             if before == 0 && after == 0 {
@@ -142,6 +147,24 @@ impl Tensor {
             out = Tensor::concat(&parts, a as i64);
         }
         out
+    }
+
+    /// A pad with +0 as one op: the input scattered into zeros (`slice_grad`, the
+    /// gradient of the slice that takes it back out), one pass instead of a concat per
+    /// axis. `None` when a padded axis is unknown or empty (the general path reports it).
+    #[track_caller]
+    fn zero_pad(&self, paddings: &[(usize, usize)]) -> Option<Tensor> {
+        let mut dims = Vec::with_capacity(self.rank());
+        let mut slice = Vec::with_capacity(self.rank());
+        for (&n, &(before, after)) in self.dims().iter().zip(paddings) {
+            let padded = before + after > 0;
+            if padded && (n == UNKNOWN || n == 0) {
+                return None;
+            }
+            dims.push(if n == UNKNOWN { UNKNOWN } else { n + before + after });
+            slice.push(super::shape::SliceAxis { start: before, step: 1, len: n });
+        }
+        Some(super::apply(super::Op::SliceGrad { input: Shape::from(dims), slice }, &[self]))
     }
 
     /// `concat` of `parts`, or `None` for no parts.
