@@ -380,3 +380,16 @@ fn a_two_output_model_trains_each_head_with_its_loss_weight_and_metrics() {
     }));
     assert!(msg.contains("has 2 outputs, and a layer has one"), "{msg}");
 }
+
+#[test]
+fn two_layers_of_one_name_keep_their_own_weights() {
+    let inp = Input::new(&[3]);
+    let (a, b) = (Dense::new(2).with_name("twin"), Dense::new(2).with_name("twin"));
+    let out = &inp.apply(a) + &inp.apply(b);
+    let model = Functional::new(&[&inp], &out).built();
+    assert_eq!(model.trainable_variables().len(), 4, "two kernels and two biases");
+    // Their weights' names collide: a weight file refuses them rather than keep one.
+    let path = std::env::temp_dir().join(format!("tensorjit_twins_{}.safetensors", std::process::id()));
+    let err = model.save_weights(&path).unwrap_err().to_string();
+    assert!(err.contains("two variables are named") && err.contains("twin/kernel"), "{err}");
+}

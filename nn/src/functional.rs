@@ -472,9 +472,20 @@ impl Module for Functional {
         self.single_output().node.spec.clone()
     }
 
+    /// Every layer's variables once each, in the order data reaches the layers (a layer
+    /// used twice, or its clone, shares them).
     fn variables(&self) -> Vec<Variable> {
         let mut seen = HashSet::new();
-        self.layers().iter().flat_map(|l| l.variables()).filter(|v| seen.insert(v.id())).collect()
+        self.inner
+            .order
+            .iter()
+            .filter_map(|t| match &t.node.op {
+                NodeOp::Layer { layer, .. } => Some(layer.variables()),
+                NodeOp::Input { .. } => None,
+            })
+            .flatten()
+            .filter(|v| seen.insert(v.id()))
+            .collect()
     }
 
     /// Each layer once (a shared layer, or clones of it, once), in the order data
