@@ -5,7 +5,7 @@
 use crate::buffer::Buffer;
 use crate::dtype::Element;
 use crate::kernels::im2col;
-use crate::kernels::linalg::{Gemm, GemmElem, MatLayout};
+use crate::kernels::linalg::GemmElem;
 use crate::math::FloatMath;
 use crate::ops::nn::{conv_window, window, Window};
 use crate::ops::{Conv2dParams, PoolParams};
@@ -61,15 +61,15 @@ fn backprop_input_typed<T: GemmElem + std::ops::Add<Output = T>>(
     dx
 }
 
-fn backprop_filter_typed<T: GemmElem>(x: &Tensor, dy: &Tensor, p: &Conv2dParams, filter: &Shape) -> Vec<T> {
+fn backprop_filter_typed<T: GemmElem + std::ops::Add<Output = T>>(
+    x: &Tensor,
+    dy: &Tensor,
+    p: &Conv2dParams,
+    filter: &Shape,
+) -> Vec<T> {
     let Ok(g) = conv_window(x.shape(), filter, p) else { unreachable!("checked by infer") };
-    let cols = im2col::im2col(typed::<T>(x), &g);
-    let (m, k, n) = (g.n * g.h.out * g.w.out, g.h.kernel * g.w.kernel * g.c, filter[3]);
-    // dW[k×n] = colsᵀ · dy.
-    let mut dw = vec![T::default(); k * n];
-    let gm =
-        Gemm { m: k, k: m, n, a: &cols, la: MatLayout::new(k, m, true), b: typed(dy), lb: MatLayout::new(m, n, false) };
-    T::gemm(&gm, &mut dw);
+    let mut dw = vec![T::default(); filter.numel()];
+    im2col::backprop_filter(typed::<T>(x), typed(dy), &g, filter[3], &mut dw);
     dw
 }
 

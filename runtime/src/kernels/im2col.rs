@@ -1,14 +1,14 @@
-//! conv2d and its input gradient as GEMMs over im2col rows, a chunk of output
-//! positions at a time: each chunk's rows are built in a buffer that stays in cache and
-//! multiplied at once, and the chunks run on the pool's threads. The filter gradient
-//! multiplies all rows at once (its sum runs over them), built in parallel.
+//! conv2d and its two gradients as GEMMs over im2col rows, a chunk of output positions
+//! at a time: each chunk's rows are built in a buffer that stays in cache and multiplied
+//! at once, and the chunks run on the pool's threads.
 //!
-//! The bits are those of one product over all rows: a row's value never depends on the
-//! other rows of its product ([`linalg`](super::linalg)'s parts rely on the same), and
-//! no chunk is short enough to take the GEMM's few-rows path (`SMALL_M`) unless the
-//! whole product is. The input gradient's scatter-add keeps its order too: each
-//! image's cells are added in the order of its own positions, chunks holding whole
-//! images.
+//! The output and the input gradient have the bits of one product over all rows: a
+//! row's value never depends on the other rows of its product ([`linalg`](super::linalg)'s
+//! parts rely on the same), and no chunk is short enough to take the GEMM's few-rows
+//! path (`SMALL_M`) unless the whole product is. The input gradient's scatter-add keeps
+//! its order too: each image's cells are added in the order of its own positions,
+//! chunks holding whole images. The filter gradient sums over the rows: fixed chunks'
+//! partial products, added in chunk order, whatever the number of threads.
 
 use std::ops::Range;
 
@@ -83,15 +83,6 @@ pub(crate) fn im2col_rows<T: Element>(x: &[T], g: &Window, rows: Range<usize>, c
     }
 }
 
-/// The whole im2col matrix, its rows built in parallel chunks.
-pub(crate) fn im2col<T: Element>(x: &[T], g: &Window) -> Vec<T> {
-    let kk = g.h.kernel * g.w.kernel * g.c;
-    let m = g.n * g.h.out * g.w.out;
-    let mut cols = crate::buffer::filled(T::default(), m * kk);
-    for_chunks(&chunks(m, 8), kk, &mut cols, |rows, block| im2col_rows(x, g, rows, block));
-    cols
-}
-
 /// `out[m×n] = im2col(x)·f` (f is `[k, n]`, row-major), chunk by chunk.
 pub(crate) fn conv<T: GemmElem>(x: &[T], f: &[T], g: &Window, n: usize, out: &mut [T]) {
     let k = g.h.kernel * g.w.kernel * g.c;
@@ -104,6 +95,51 @@ pub(crate) fn conv<T: GemmElem>(x: &[T], f: &[T], g: &Window, n: usize, out: &mu
             Gemm { m: len, k, n, a: &cols, la: MatLayout::new(len, k, false), b: f, lb: MatLayout::new(k, n, false) };
         T::gemm(&gm, dst);
     });
+}
+
+/// Output positions per partial sum of the filter gradient (a multiple of 8).
+const FILTER_CHUNK: usize = 1024;
+
+/// The filter gradient `dW[k×n] = im2col(x)ᵀ·dy`: one partial product per chunk of
+/// `FILTER_CHUNK` positions (on the pool's threads, each chunk's rows built in cache),
+/// the partials then added in chunk order, so the bits do not depend on the threads.
+pub(crate) fn backprop_filter<T: GemmElem + std::ops::Add<Output = T>>(
+    x: &[T],
+    dy: &[T],
+    g: &Window,
+    n: usize,
+    dw: &mut [T],
+) {
+    let k = g.h.kernel * g.w.kernel * g.c;
+    let m = g.n * g.h.out * g.w.out;
+    let ranges: Vec<Range<usize>> = (0..m).step_by(FILTER_CHUNK).map(|s| s..(s + FILTER_CHUNK).min(m)).collect();
+    let partials: Vec<Vec<T>> = ranges
+        .into_par_iter()
+        .map(|rows| {
+            let len = rows.len();
+            let mut cols = crate::buffer::filled(T::default(), len * k);
+            let b = &dy[rows.start * n..rows.end * n];
+            im2col_rows(x, g, rows, &mut cols);
+            let mut part = crate::buffer::filled(T::default(), k * n);
+            let gm = Gemm {
+                m: k,
+                k: len,
+                n,
+                a: &cols,
+                la: MatLayout::new(k, len, true),
+                b,
+                lb: MatLayout::new(len, n, false),
+            };
+            T::gemm(&gm, &mut part);
+            part
+        })
+        .collect();
+    dw.iter_mut().for_each(|d| *d = T::default());
+    for part in &partials {
+        for (d, &p) in dw.iter_mut().zip(part) {
+            *d = *d + p;
+        }
+    }
 }
 
 /// `dx` (the input's shape) from `dy[m×n]` and the filter `f[k×n]`: each chunk of whole
@@ -239,9 +275,29 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&out), bits(&want_out), "conv {xs:?} {fs:?}");
             assert_eq!(bits(&dx), bits(&want_dx), "backprop_input {xs:?} {fs:?}");
-            let mut cols = vec![0.0; m * fs[0] * fs[1] * xs[3]];
+            // The filter gradient against an f64 sum over positions, and the same bits
+            // on 1, 2 and 3 threads.
+            let k = fs[0] * fs[1] * xs[3];
+            let mut cols = vec![0.0; m * k];
             im2col_rows(&x, &g, 0..m, &mut cols);
-            assert_eq!(bits(&im2col(&x, &g)), bits(&cols), "im2col {xs:?}");
+            let want: Vec<f64> = (0..k * fs[3])
+                .map(|e| {
+                    (0..m).map(|o| f64::from(cols[o * k + e / fs[3]]) * f64::from(dy[o * fs[3] + e % fs[3]])).sum()
+                })
+                .collect();
+            let filter_grad = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+                let mut dw = vec![0.0f32; k * fs[3]];
+                pool.install(|| backprop_filter(&x, &dy, &g, fs[3], &mut dw));
+                dw
+            };
+            let dw = filter_grad(2);
+            for (got, want) in dw.iter().zip(&want) {
+                assert!((f64::from(*got) - want).abs() <= 1e-4 * want.abs().max(1.0), "{got} vs {want}");
+            }
+            for threads in [1, 3] {
+                assert_eq!(bits(&filter_grad(threads)), bits(&dw), "filter gradient on {threads} threads");
+            }
         }
     }
 
