@@ -102,23 +102,46 @@ fn pool_window(x: &Shape, p: &PoolParams) -> Window {
     }
 }
 
+/// Runs `f(one, image, block)` for each image of `g`, `dst` split into blocks of
+/// `per_image` elements (`one`: the window of a single image), on the pool's threads
+/// when `dst` is large. Each image's values are computed as in one pass over all.
+fn per_image<T: Send>(g: &Window, per_image: usize, dst: &mut [T], f: impl Fn(&Window, usize, &mut [T]) + Sync) {
+    let one = Window { n: 1, ..*g };
+    if per_image == 0 {
+        return;
+    }
+    if dst.len() < 2 * super::par::CHUNK {
+        dst.chunks_mut(per_image).enumerate().for_each(|(i, d)| f(&one, i, d));
+    } else {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(per_image).enumerate().for_each(|(i, d)| f(&one, i, d));
+    }
+}
+
+/// Elements of one image of the input, and of the output, of window `g`.
+fn image_sizes(g: &Window) -> (usize, usize) {
+    (g.h.input * g.w.input * g.c, g.h.out * g.w.out * g.c)
+}
+
 fn max_pool_typed<T: FloatMath>(x: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, c) = (typed::<T>(x), g.c);
+    let (xs, os) = image_sizes(&g);
     let mut out = crate::buffer::filled(T::NEG_INFINITY, shape.numel());
-    for_window_cells(&g, |o, i, _| {
-        for ch in 0..c {
-            let v = xv[i * c + ch];
-            let d = &mut out[o * c + ch];
-            if v > *d || v.is_nan() {
-                *d = v;
+    per_image(&g, os, &mut out, |one, n, out| {
+        let xv = &xv[n * xs..(n + 1) * xs];
+        for_window_cells(one, |o, i, _| {
+            for (d, &v) in out[o * c..(o + 1) * c].iter_mut().zip(&xv[i * c..(i + 1) * c]) {
+                if v > *d || v.is_nan() {
+                    *d = v;
+                }
             }
-        }
+        });
     });
     out
 }
 
-/// Flat input index of the first maximum of each (output, channel) window, in
+/// Index in `xv` (one image) of the first maximum of each (output, channel) window, in
 /// row-major window order (`usize::MAX` for an empty window).
 fn first_argmax<T: FloatMath>(xv: &[T], g: &Window) -> Vec<usize> {
     let c = g.c;
@@ -126,12 +149,11 @@ fn first_argmax<T: FloatMath>(xv: &[T], g: &Window) -> Vec<usize> {
     let mut arg = vec![usize::MAX; outs * c];
     let mut best = vec![T::NEG_INFINITY; outs * c];
     for_window_cells(g, |o, i, _| {
-        for ch in 0..c {
-            let v = xv[i * c + ch];
-            let k = o * c + ch;
-            if arg[k] == usize::MAX || v > best[k] || (v.is_nan() && !best[k].is_nan()) {
-                best[k] = v;
-                arg[k] = i * c + ch;
+        let cells = arg[o * c..(o + 1) * c].iter_mut().zip(&mut best[o * c..(o + 1) * c]);
+        for (ch, ((a, b), &v)) in cells.zip(&xv[i * c..(i + 1) * c]).enumerate() {
+            if *a == usize::MAX || v > *b || (v.is_nan() && !b.is_nan()) {
+                *b = v;
+                *a = i * c + ch;
             }
         }
     });
@@ -141,19 +163,31 @@ fn first_argmax<T: FloatMath>(xv: &[T], g: &Window) -> Vec<usize> {
 fn max_pool_grad_typed<T: FloatMath>(x: &Tensor, dy: &Tensor, p: &PoolParams, _: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, dyv) = (typed::<T>(x), typed::<T>(dy));
+    let (xs, os) = image_sizes(&g);
     let mut dx = crate::buffer::filled(T::ZERO, xv.len());
-    for (k, &a) in first_argmax(xv, &g).iter().enumerate() {
-        if a != usize::MAX {
-            dx[a] = dx[a] + dyv[k];
+    per_image(&g, xs, &mut dx, |one, n, dx| {
+        let dyv = &dyv[n * os..(n + 1) * os];
+        for (k, &a) in first_argmax(&xv[n * xs..(n + 1) * xs], one).iter().enumerate() {
+            if a != usize::MAX {
+                dx[a] = dx[a] + dyv[k];
+            }
         }
-    }
+    });
     dx
 }
 
-fn max_pool_grad_grad_typed<T: FloatMath>(x: &Tensor, gx: &Tensor, p: &PoolParams, _: &Shape) -> Vec<T> {
+fn max_pool_grad_grad_typed<T: FloatMath>(x: &Tensor, gx: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, gv) = (typed::<T>(x), typed::<T>(gx));
-    first_argmax(xv, &g).iter().map(|&a| if a == usize::MAX { T::ZERO } else { gv[a] }).collect()
+    let (xs, os) = image_sizes(&g);
+    let mut out = crate::buffer::filled(T::ZERO, shape.numel());
+    per_image(&g, os, &mut out, |one, n, out| {
+        let (xv, gv) = (&xv[n * xs..(n + 1) * xs], &gv[n * xs..(n + 1) * xs]);
+        for (o, &a) in out.iter_mut().zip(&first_argmax(xv, one)) {
+            *o = if a == usize::MAX { T::ZERO } else { gv[a] };
+        }
+    });
+    out
 }
 
 fn avg_counts(g: &Window) -> Vec<usize> {
@@ -165,29 +199,37 @@ fn avg_counts(g: &Window) -> Vec<usize> {
 fn avg_pool_typed<T: FloatMath>(x: &Tensor, p: &PoolParams, shape: &Shape) -> Vec<T> {
     let g = pool_window(x.shape(), p);
     let (xv, c) = (typed::<T>(x), g.c);
+    let (xs, os) = image_sizes(&g);
     let mut out = crate::buffer::filled(T::ZERO, shape.numel());
-    for_window_cells(&g, |o, i, _| {
-        for ch in 0..c {
-            out[o * c + ch] = out[o * c + ch] + xv[i * c + ch];
+    per_image(&g, os, &mut out, |one, n, out| {
+        let xv = &xv[n * xs..(n + 1) * xs];
+        for_window_cells(one, |o, i, _| {
+            for (d, &v) in out[o * c..(o + 1) * c].iter_mut().zip(&xv[i * c..(i + 1) * c]) {
+                *d = *d + v;
+            }
+        });
+        for (o, &count) in avg_counts(one).iter().enumerate() {
+            let count = T::from_f64(count as f64);
+            out[o * c..(o + 1) * c].iter_mut().for_each(|v| *v = *v / count);
         }
     });
-    for (o, &n) in avg_counts(&g).iter().enumerate() {
-        let n = T::from_f64(n as f64);
-        out[o * c..(o + 1) * c].iter_mut().for_each(|v| *v = *v / n);
-    }
     out
 }
 
 fn avg_pool_grad_typed<T: FloatMath>(dy: &Tensor, p: &PoolParams, input: &Shape) -> Vec<T> {
     let g = pool_window(input, p);
     let (dyv, c) = (typed::<T>(dy), g.c);
-    let counts = avg_counts(&g);
+    let (xs, os) = image_sizes(&g);
     let mut dx = crate::buffer::filled(T::ZERO, input.numel());
-    for_window_cells(&g, |o, i, _| {
-        let n = T::from_f64(counts[o] as f64);
-        for ch in 0..c {
-            dx[i * c + ch] = dx[i * c + ch] + dyv[o * c + ch] / n;
-        }
+    per_image(&g, xs, &mut dx, |one, n, dx| {
+        let dyv = &dyv[n * os..(n + 1) * os];
+        let counts = avg_counts(one);
+        for_window_cells(one, |o, i, _| {
+            let count = T::from_f64(counts[o] as f64);
+            for (d, &g) in dx[i * c..(i + 1) * c].iter_mut().zip(&dyv[o * c..(o + 1) * c]) {
+                *d = *d + g / count;
+            }
+        });
     });
     dx
 }
