@@ -51,9 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let opts =
             FitOptions { epochs: EPOCHS, batch_size: 32, shuffle: Some(3), verbose: false, ..FitOptions::default() };
         let history = model.fit(&x_train, &y_train, &opts)?;
-        let mut secs = history.seconds.clone();
-        secs.sort_by(f64::total_cmp);
-        let median = secs[secs.len() / 2];
+        let median = history.median_seconds();
         let logs = model.evaluate(&x_test, &y_test, 128)?;
         let mode = if run_eagerly { "eager " } else { "traced" };
         println!(

@@ -64,17 +64,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let opts =
             FitOptions { epochs: EPOCHS, batch_size: 64, shuffle: Some(1), verbose: false, ..FitOptions::default() };
         let history = model.fit(&x_train, &t_train, &opts)?;
-        let mut secs = history.seconds.clone();
-        secs.sort_by(f64::total_cmp);
+        let median = history.median_seconds();
         let mode = if run_eagerly { "eager" } else { "traced" };
         let losses = history.get("loss");
         println!(
             "{mode}: median {:.1} ms per epoch, loss {:.4} → {:.4}",
-            secs[secs.len() / 2] * 1e3,
+            median * 1e3,
             losses[0],
             losses[losses.len() - 1]
         );
-        results.push((secs[secs.len() / 2], losses, model));
+        results.push((median, losses, model));
     }
     let (eager, traced) = (&results[0], &results[1]);
     println!(

@@ -63,9 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let history = model.fit([&x_train, &p_train], &y_train, &opts)?;
         // The first epoch includes tracing and compiling; steady state is the median.
-        let mut secs = history.seconds.clone();
-        secs.sort_by(f64::total_cmp);
-        let median = secs[secs.len() / 2];
+        let median = history.median_seconds();
         let last = |k: &str| history.get(k).last().copied().unwrap_or(f64::NAN);
         let mode = if run_eagerly { "eager" } else { "traced" };
         println!(

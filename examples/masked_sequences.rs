@@ -81,9 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let opts =
             FitOptions { epochs: EPOCHS, batch_size: 64, shuffle: Some(5), verbose: false, ..FitOptions::default() };
         let history = model.fit(&x_train, &y_train, &opts)?;
-        let mut secs = history.seconds.clone();
-        secs.sort_by(f64::total_cmp);
-        let median = secs[secs.len() / 2];
+        let median = history.median_seconds();
         let logs = model.evaluate(&x_test, &y_test, 250)?;
         let mode = match (mask_zero, run_eagerly) {
             (true, true) => "masked, eager   ",

@@ -54,9 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let history = model.fit(&x_train, &y_train, &opts)?;
         // The first epoch includes tracing and compiling; steady state is the median.
-        let mut secs = history.seconds.clone();
-        secs.sort_by(f64::total_cmp);
-        let median = secs[secs.len() / 2];
+        let median = history.median_seconds();
         let mode = if run_eagerly { "eager" } else { "traced" };
         println!(
             "{mode}: median {:.1} ms per epoch (first epoch {:.1} ms), final loss {:.4}",

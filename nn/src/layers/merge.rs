@@ -85,6 +85,31 @@ fn single_input(core: &LayerCore) -> ! {
     )
 }
 
+/// The `Module` methods every merge layer shares: its name and (no) weights, the
+/// error of a call on one input, and the build for several (after checking their shapes).
+macro_rules! merge_methods {
+    () => {
+        core_methods!();
+        no_weights!();
+
+        #[track_caller]
+        fn forward(&self, _x: &Tensor, _training: bool) -> Tensor {
+            single_input(&self.core)
+        }
+
+        #[track_caller]
+        fn output_shape(&self, _input: &[Option<usize>]) -> ShapeSpec {
+            single_input(&self.core)
+        }
+
+        #[track_caller]
+        fn build_inputs(&self, scope: &str, inputs: &[ShapeSpec]) {
+            self.output_shape_inputs(inputs);
+            self.build(scope, &[]);
+        }
+    };
+}
+
 /// `a` and `b` broadcast (unknown dims match anything), or `None` where they cannot.
 fn broadcast_specs(a: &[Option<usize>], b: &[Option<usize>]) -> Option<ShapeSpec> {
     let rank = a.len().max(b.len());
@@ -160,18 +185,7 @@ impl ElementwiseMerge {
 }
 
 impl Module for ElementwiseMerge {
-    core_methods!();
-    no_weights!();
-
-    #[track_caller]
-    fn forward(&self, _x: &Tensor, _training: bool) -> Tensor {
-        single_input(&self.core)
-    }
-
-    #[track_caller]
-    fn output_shape(&self, _input: &[Option<usize>]) -> ShapeSpec {
-        single_input(&self.core)
-    }
+    merge_methods!();
 
     fn input_count(&self) -> Option<usize> {
         (self.combine == Combine::Subtract).then_some(2)
@@ -179,12 +193,6 @@ impl Module for ElementwiseMerge {
 
     fn supports_masking(&self) -> bool {
         true
-    }
-
-    #[track_caller]
-    fn build_inputs(&self, scope: &str, inputs: &[ShapeSpec]) {
-        self.output_shape_inputs(inputs);
-        self.build(scope, &[]);
     }
 
     #[track_caller]
@@ -269,18 +277,7 @@ impl Default for Concatenate {
 }
 
 impl Module for Concatenate {
-    core_methods!();
-    no_weights!();
-
-    #[track_caller]
-    fn forward(&self, _x: &Tensor, _training: bool) -> Tensor {
-        single_input(&self.core)
-    }
-
-    #[track_caller]
-    fn output_shape(&self, _input: &[Option<usize>]) -> ShapeSpec {
-        single_input(&self.core)
-    }
+    merge_methods!();
 
     fn input_count(&self) -> Option<usize> {
         None
@@ -288,12 +285,6 @@ impl Module for Concatenate {
 
     fn supports_masking(&self) -> bool {
         true
-    }
-
-    #[track_caller]
-    fn build_inputs(&self, scope: &str, inputs: &[ShapeSpec]) {
-        self.output_shape_inputs(inputs);
-        self.build(scope, &[]);
     }
 
     #[track_caller]
@@ -371,27 +362,10 @@ impl Dot {
 }
 
 impl Module for Dot {
-    core_methods!();
-    no_weights!();
-
-    #[track_caller]
-    fn forward(&self, _x: &Tensor, _training: bool) -> Tensor {
-        single_input(&self.core)
-    }
-
-    #[track_caller]
-    fn output_shape(&self, _input: &[Option<usize>]) -> ShapeSpec {
-        single_input(&self.core)
-    }
+    merge_methods!();
 
     fn input_count(&self) -> Option<usize> {
         Some(2)
-    }
-
-    #[track_caller]
-    fn build_inputs(&self, scope: &str, inputs: &[ShapeSpec]) {
-        self.output_shape_inputs(inputs);
-        self.build(scope, &[]);
     }
 
     #[track_caller]

@@ -213,6 +213,15 @@ impl History {
     pub fn get(&self, key: &str) -> Vec<f64> {
         self.epochs.iter().filter_map(|l| l.get(key)).collect()
     }
+
+    /// The median time of an epoch in seconds (NaN with no epochs): the steady state,
+    /// which the first epoch's tracing and compiling do not move, to compare eager and
+    /// traced training.
+    pub fn median_seconds(&self) -> f64 {
+        let mut secs = self.seconds.clone();
+        secs.sort_by(f64::total_cmp);
+        secs.get(secs.len() / 2).copied().unwrap_or(f64::NAN)
+    }
 }
 
 #[track_caller]
@@ -385,3 +394,17 @@ macro_rules! training_api {
 
 training_api!(Sequential);
 training_api!(Functional);
+
+#[cfg(test)]
+mod tests {
+    use super::History;
+
+    #[test]
+    fn the_median_epoch_ignores_a_slow_first_one() {
+        let h = History { epochs: Vec::new(), seconds: vec![9.0, 0.3, 0.1, 0.2] };
+        assert_eq!(h.median_seconds(), 0.3);
+        let h = History { epochs: Vec::new(), seconds: vec![9.0, 0.2, 0.1] };
+        assert_eq!(h.median_seconds(), 0.2);
+        assert!(History::default().median_seconds().is_nan());
+    }
+}
