@@ -83,16 +83,34 @@ pub(crate) fn im2col_rows<T: Element>(x: &[T], g: &Window, rows: Range<usize>, c
     }
 }
 
+/// Whether the im2col matrix is `x` itself (a 1×1 window, stride 1, no padding): its
+/// rows are then read in place, not copied.
+fn pointwise(g: &Window) -> bool {
+    let same = |a: &crate::ops::nn::AxisGeom| a.kernel == 1 && a.stride == 1 && a.pad_before == 0 && a.out == a.input;
+    same(&g.h) && same(&g.w)
+}
+
+/// Rows `rows` of the im2col matrix: in place for a pointwise window, else built in
+/// `buf`.
+fn rows_of<'a, T: Element>(x: &'a [T], g: &Window, rows: Range<usize>, buf: &'a mut Vec<T>) -> &'a [T] {
+    let k = g.h.kernel * g.w.kernel * g.c;
+    if pointwise(g) {
+        return &x[rows.start * k..rows.end * k];
+    }
+    *buf = crate::buffer::filled(T::default(), rows.len() * k);
+    im2col_rows(x, g, rows, buf);
+    buf
+}
+
 /// `out[m×n] = im2col(x)·f` (f is `[k, n]`, row-major), chunk by chunk.
 pub(crate) fn conv<T: GemmElem>(x: &[T], f: &[T], g: &Window, n: usize, out: &mut [T]) {
     let k = g.h.kernel * g.w.kernel * g.c;
     let m = g.n * g.h.out * g.w.out;
     for_chunks(&chunks(m, 8), n, out, |rows, dst| {
-        let mut cols = crate::buffer::filled(T::default(), rows.len() * k);
         let len = rows.len();
-        im2col_rows(x, g, rows, &mut cols);
-        let gm =
-            Gemm { m: len, k, n, a: &cols, la: MatLayout::new(len, k, false), b: f, lb: MatLayout::new(k, n, false) };
+        let mut buf = Vec::new();
+        let cols = rows_of(x, g, rows, &mut buf);
+        let gm = Gemm { m: len, k, n, a: cols, la: MatLayout::new(len, k, false), b: f, lb: MatLayout::new(k, n, false) };
         T::gemm(&gm, dst);
     });
 }
@@ -117,15 +135,15 @@ pub(crate) fn backprop_filter<T: GemmElem + std::ops::Add<Output = T>>(
         .into_par_iter()
         .map(|rows| {
             let len = rows.len();
-            let mut cols = crate::buffer::filled(T::default(), len * k);
             let b = &dy[rows.start * n..rows.end * n];
-            im2col_rows(x, g, rows, &mut cols);
+            let mut buf = Vec::new();
+            let cols = rows_of(x, g, rows, &mut buf);
             let mut part = crate::buffer::filled(T::default(), k * n);
             let gm = Gemm {
                 m: k,
                 k: len,
                 n,
-                a: &cols,
+                a: cols,
                 la: MatLayout::new(k, len, true),
                 b,
                 lb: MatLayout::new(len, n, false),
@@ -260,6 +278,9 @@ mod tests {
             ([2, 40, 36, 8], [3, 3, 8, 40], [1, 1], Padding::Same),
             ([17, 5, 5, 1], [5, 5, 1, 3], [1, 1], Padding::Valid),
             ([9, 12, 12, 16], [1, 1, 16, 70], [3, 3], Padding::Valid),
+            // Pointwise windows: the rows read in place.
+            ([4, 6, 5, 8], [1, 1, 8, 12], [1, 1], Padding::Valid),
+            ([3, 7, 9, 5], [1, 1, 5, 3], [1, 1], Padding::Same),
         ];
         for (i, (xs, fs, st, pad)) in cases.into_iter().enumerate() {
             let g = window("conv2d", &Shape::new(&xs), [fs[0], fs[1]], st, pad).unwrap();
