@@ -112,6 +112,32 @@ fn noise_layers_are_identity_at_inference_and_noisy_in_training() {
     assert!(r.err().unwrap().downcast::<String>().unwrap().contains("GaussianDropout: rate must be in [0, 1), got 1"));
 }
 
+#[test]
+fn seeded_noise_repeats_whatever_else_draws_and_moves_on_each_call() {
+    let x = random::normal([4, 6, 3], 0.0, 1.0, DType::F32, Some(90));
+    let layers = |seed: u64| -> Vec<Box<dyn Fn(&Tensor) -> Tensor>> {
+        let (a, b) = (GaussianNoise::new(0.5).with_seed(seed), GaussianDropout::new(0.3).with_seed(seed));
+        let c = SpatialDropout1D::new(0.5).with_seed(seed);
+        vec![
+            Box::new(move |x: &Tensor| a.call(x, true)),
+            Box::new(move |x: &Tensor| b.call(x, true)),
+            Box::new(move |x: &Tensor| c.call(x, true)),
+        ]
+    };
+    let (first, second) = (layers(7), layers(7));
+    for (i, (f, g)) in first.iter().zip(&second).enumerate() {
+        let a1 = host(&f(&x));
+        random::uniform([100], 0.0, 1.0, DType::F32, None); // other draws in between
+        assert_eq!(a1, host(&g(&x)), "layer {i}: the same seed, the same first draw");
+        assert_ne!(host(&f(&x)), a1, "layer {i}: the next call draws anew");
+    }
+    // Traced: the first call of a fresh seeded layer equals the eager first call.
+    let eager = host(&layers(11)[0](&x));
+    let traced_layer = GaussianNoise::new(0.5).with_seed(11);
+    let traced = function("seeded_noise", move |x: Tensor| traced_layer.call(&x, true));
+    assert_eq!(host(&traced.call(x.clone())), eager);
+}
+
 fn moments(v: &[f64]) -> (f64, f64) {
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     (mean, v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64)

@@ -1,9 +1,10 @@
 //! Layers without weights: Flatten, Dropout, ActivationLayer, Lambda.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use tensorjit_runtime::{init_scope, random, DType, Device, Shape, Tensor, Variable};
+use tensorjit_runtime::{init_scope, DType, Shape, Tensor};
 
+use super::draws::{Dist, Draws};
 use super::{core_methods, with_name};
 use crate::activations::Activation;
 use crate::module::{shape_spec, LayerCore, Module, ShapeSpec};
@@ -59,9 +60,7 @@ impl Module for Flatten {
 #[derive(Clone)]
 pub struct Dropout {
     rate: f64,
-    seed: Option<u64>,
-    /// The call counter of a seeded layer (created on the first training call).
-    counter: Arc<OnceLock<Variable>>,
+    draws: Draws,
     core: Arc<LayerCore>,
 }
 
@@ -70,20 +69,19 @@ impl Dropout {
     #[track_caller]
     pub fn new(rate: f64) -> Dropout {
         let rate = super::checked_rate("Dropout", "rate", rate);
-        Dropout { rate, seed: None, counter: Arc::new(OnceLock::new()), core: LayerCore::new("Dropout") }
+        Dropout { rate, draws: Draws::default(), core: LayerCore::new("Dropout") }
     }
 
     /// Masks keyed by `seed` and the layer's call count (Keras' `Dropout(seed=…)`).
     pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.draws = Draws::seeded(seed);
         self
     }
 
     /// The number of seeded masks drawn so far (`None` for an unseeded layer or before
     /// the first training call).
     pub fn calls(&self) -> Option<i64> {
-        // The counter lives beside the layer's inputs (on a device model: on the device).
-        self.counter.get().and_then(|v| v.read().to(Device::Cpu).ok()?.to_scalar::<i64>().ok())
+        self.draws.calls()
     }
 
     with_name!();
@@ -106,29 +104,7 @@ impl Module for Dropout {
         if !training || self.rate == 0.0 {
             return x.clone();
         }
-        if !x.shape().is_fully_known() {
-            self.core.incompatible(x, "a fully known shape while training (masks are drawn per element)");
-        }
-        let u = match self.seed {
-            Some(seed) => {
-                let counter = self.counter.get_or_init(|| {
-                    let name = format!("{}/seed_counter", self.core.name);
-                    // Beside `x`: on a GPU the masks are then drawn there (the draw reads
-                    // its counter where it lives), and the counter advances there.
-                    let device = x.device();
-                    init_scope(|| Tensor::scalar(0i64).to(device))
-                        .map(|zero| init_scope(|| Variable::with_trainable(zero, name, false)))
-                        .unwrap_or_else(|e| self.core.incompatible(x, &format!("a mask counter on {device} ({e})")))
-                });
-                let c = counter.read();
-                counter.assign_add(1i64);
-                random::stateless_uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), seed, &c)
-            }
-            None => random::uniform(x.shape().clone(), 0.0, 1.0, x.dtype(), None),
-        };
-        // A seeded mask is drawn beside its counter, on `x`'s device; an unseeded one on
-        // the host, then copied beside `x` (inside a trace the device plan does it).
-        let u = u.to(x.device()).unwrap_or_else(|e| self.core.incompatible(x, &format!("a mask on its device ({e})")));
+        let u = self.draws.draw(&self.core, x, x.dims(), Dist::Unit);
         let keep = u.ge(self.rate);
         Tensor::where_(&keep, &(x / (1.0 - self.rate)), 0.0)
     }

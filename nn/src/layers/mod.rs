@@ -12,6 +12,7 @@ mod conv;
 mod conv1d;
 mod dense;
 mod depthwise;
+mod draws;
 mod embedding;
 mod masking;
 pub(crate) mod merge;

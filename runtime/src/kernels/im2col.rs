@@ -110,7 +110,8 @@ pub(crate) fn conv<T: GemmElem>(x: &[T], f: &[T], g: &Window, n: usize, out: &mu
         let len = rows.len();
         let mut buf = Vec::new();
         let cols = rows_of(x, g, rows, &mut buf);
-        let gm = Gemm { m: len, k, n, a: cols, la: MatLayout::new(len, k, false), b: f, lb: MatLayout::new(k, n, false) };
+        let gm =
+            Gemm { m: len, k, n, a: cols, la: MatLayout::new(len, k, false), b: f, lb: MatLayout::new(k, n, false) };
         T::gemm(&gm, dst);
     });
 }

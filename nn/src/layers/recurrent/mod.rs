@@ -5,8 +5,9 @@
 use std::cell::OnceCell;
 
 use tensorjit_runtime::shape::UNKNOWN;
-use tensorjit_runtime::{random, DType, Tensor, Variable};
+use tensorjit_runtime::{DType, Tensor, Variable};
 
+use super::draws::{Dist, Draws};
 use crate::error::raise;
 use crate::initializers::Initializer;
 use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec, Weights};
@@ -38,12 +39,7 @@ struct Masking<'a> {
 /// (drawn from the runtime's random sequence, on the host, then moved beside `like`).
 #[track_caller]
 fn dropout_mask(core: &LayerCore, like: &Tensor, rate: f64) -> Tensor {
-    if !like.shape().is_fully_known() {
-        core.incompatible(like, "a fully known shape while training with dropout (masks are drawn per element)");
-    }
-    let u = random::uniform(like.shape().clone(), 0.0, 1.0, like.dtype(), None)
-        .to(like.device())
-        .unwrap_or_else(|e| core.incompatible(like, &format!("a dropout mask on its device ({e})")));
+    let u = Draws::default().draw(core, like, like.dims(), Dist::Unit);
     Tensor::where_(&u.ge(rate), 1.0 / (1.0 - rate), 0.0)
 }
 
