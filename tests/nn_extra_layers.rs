@@ -115,24 +115,22 @@ fn noise_layers_are_identity_at_inference_and_noisy_in_training() {
 #[test]
 fn seeded_noise_repeats_whatever_else_draws_and_moves_on_each_call() {
     let x = random::normal([4, 6, 3], 0.0, 1.0, DType::F32, Some(90));
-    let layers = |seed: u64| -> Vec<Box<dyn Fn(&Tensor) -> Tensor>> {
-        let (a, b) = (GaussianNoise::new(0.5).with_seed(seed), GaussianDropout::new(0.3).with_seed(seed));
-        let c = SpatialDropout1D::new(0.5).with_seed(seed);
+    let layers = |seed: u64| -> Vec<ModuleRef> {
         vec![
-            Box::new(move |x: &Tensor| a.call(x, true)),
-            Box::new(move |x: &Tensor| b.call(x, true)),
-            Box::new(move |x: &Tensor| c.call(x, true)),
+            GaussianNoise::new(0.5).with_seed(seed).boxed(),
+            GaussianDropout::new(0.3).with_seed(seed).boxed(),
+            SpatialDropout1D::new(0.5).with_seed(seed).boxed(),
         ]
     };
     let (first, second) = (layers(7), layers(7));
     for (i, (f, g)) in first.iter().zip(&second).enumerate() {
-        let a1 = host(&f(&x));
+        let a1 = host(&f.call(&x, true));
         random::uniform([100], 0.0, 1.0, DType::F32, None); // other draws in between
-        assert_eq!(a1, host(&g(&x)), "layer {i}: the same seed, the same first draw");
-        assert_ne!(host(&f(&x)), a1, "layer {i}: the next call draws anew");
+        assert_eq!(a1, host(&g.call(&x, true)), "layer {i}: the same seed, the same first draw");
+        assert_ne!(host(&f.call(&x, true)), a1, "layer {i}: the next call draws anew");
     }
     // Traced: the first call of a fresh seeded layer equals the eager first call.
-    let eager = host(&layers(11)[0](&x));
+    let eager = host(&layers(11)[0].call(&x, true));
     let traced_layer = GaussianNoise::new(0.5).with_seed(11);
     let traced = function("seeded_noise", move |x: Tensor| traced_layer.call(&x, true));
     assert_eq!(host(&traced.call(x.clone())), eager);
