@@ -73,6 +73,9 @@ fn shared_layers_residuals_and_merges_compute_what_they_say() {
     // One Dense used twice: one kernel and one bias.
     assert_eq!(model.trainable_variables().len(), 2);
     assert_eq!(model.layers().len(), 5, "Dense, Add, Multiply, Subtract, Concatenate");
+    let found = model.get_layer(shared.name()).expect("the shared Dense by its name");
+    assert_eq!(found.variables()[0].id(), shared.kernel().unwrap().id(), "the same weights");
+    assert!(model.get_layer("no_such_layer").is_none());
     let (sa, sb) = (dense_of(&shared, &xa), dense_of(&shared, &xb));
     let want = Tensor::concat(&[&((&xa + &sa) * &sb - &xb), &sa], 1);
     close(&y, &want);

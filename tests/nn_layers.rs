@@ -251,6 +251,9 @@ fn summary_lists_layers_shapes_and_parameter_totals() {
         ],
     )
     .with_input_shape(&[28, 28, 1]);
+    let bn = model.get_layer("batch_normalization").expect("a layer by its name");
+    assert_eq!(bn.kind(), "BatchNormalization");
+    assert_eq!(bn.non_trainable_variables().len(), 2, "the moving statistics");
     let s = model.summary();
     for line in [
         "Model: \"cnn\"",

@@ -330,6 +330,12 @@ macro_rules! training_api {
                 compile_shared(self, Arc::new(optimizer), losses, loss_weights, metrics, run_eagerly)
             }
 
+            /// The layer named `name` among the model's own layers (Keras' `get_layer`;
+            /// the layers of a nested model are that model's).
+            pub fn get_layer(&self, name: &str) -> Option<crate::module::ModuleRef> {
+                self.layers().into_iter().find(|l| l.name() == name)
+            }
+
             /// The compiled optimizer.
             pub fn optimizer(&self) -> Option<OptimizerRef> {
                 Model::optimizer(self)
