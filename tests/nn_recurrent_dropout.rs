@@ -77,3 +77,27 @@ fn recurrent_dropout_draws_one_mask_per_sequence_and_traces_like_eager() {
     let msg = panic_message(|| drop(GRU::new(2).recurrent_dropout(-0.1)));
     assert!(msg.contains("GRU: recurrent_dropout must be in [0, 1)"), "{msg}");
 }
+
+/// A seeded layer's masks repeat whatever else draws random numbers, change from call to
+/// call, and a traced first call draws the eager first call's masks.
+#[test]
+fn seeded_recurrent_dropout_repeats_run_to_run() {
+    let f = 4;
+    let (kernel, recurrent) = (rand_f32(20, &[f, f], -0.5, 0.5), rand_f32(21, &[f, f], -0.5, 0.5));
+    let fresh = || {
+        let l = SimpleRNN::new(f).return_sequences(true).dropout(0.4).recurrent_dropout(0.3).with_seed(9);
+        l.build("", &[None, None, Some(f)]);
+        l.weights()[0].assign(kernel.clone());
+        l.weights()[1].assign(recurrent.clone());
+        l
+    };
+    let x = rand_f32(22, &[8, 5, f], -1.0, 1.0);
+    let (a, b) = (fresh(), fresh());
+    let first = f32s(&a.call(&x, true));
+    random::uniform([64], 0.0, 1.0, DType::F32, None); // other draws in between
+    assert_eq!(f32s(&b.call(&x, true)), first, "the same seed, the same masks");
+    assert_ne!(f32s(&a.call(&x, true)), first, "the next call draws new masks");
+    let c = fresh();
+    let traced = function("seeded_rnn", move |x: Tensor| c.call(&x, true));
+    assert_eq!(f32s(&traced.call(x.clone())), first, "traced == eager");
+}

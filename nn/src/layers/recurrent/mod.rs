@@ -36,10 +36,10 @@ struct Masking<'a> {
 }
 
 /// Keep-or-drop factors of `like`'s shape: 1/(1 − rate) with probability 1 − rate, else 0
-/// (drawn from the runtime's random sequence, on the host, then moved beside `like`).
+/// (from the runtime's random sequence, or keyed by the layer's seed and draw count).
 #[track_caller]
-fn dropout_mask(core: &LayerCore, like: &Tensor, rate: f64) -> Tensor {
-    let u = Draws::default().draw(core, like, like.dims(), Dist::Unit);
+fn dropout_mask(core: &LayerCore, draws: &Draws, like: &Tensor, rate: f64) -> Tensor {
+    let u = draws.draw(core, like, like.dims(), Dist::Unit);
     Tensor::where_(&u.ge(rate), 1.0 / (1.0 - rate), 0.0)
 }
 
@@ -58,6 +58,8 @@ struct Recurrent {
     recurrent_dropout: f64,
     /// Penalties on `kernel`, `recurrent_kernel` and `bias`.
     regularizers: [Option<Regularizer>; 3],
+    /// Where the dropout masks come from.
+    draws: Draws,
 }
 
 impl Recurrent {
@@ -76,6 +78,7 @@ impl Recurrent {
             dropout: 0.0,
             recurrent_dropout: 0.0,
             regularizers: [None; 3],
+            draws: Draws::default(),
         }
     }
 
@@ -176,7 +179,7 @@ impl Recurrent {
         if !training || self.dropout == 0.0 {
             return x.clone();
         }
-        x * &dropout_mask(core, &x.narrow(1, 0, 1), self.dropout)
+        x * &dropout_mask(core, &self.draws, &x.narrow(1, 0, 1), self.dropout)
     }
 
     /// The previous output as the recurrent product reads it: with recurrent dropout
@@ -187,7 +190,7 @@ impl Recurrent {
         if !training || self.recurrent_dropout == 0.0 {
             return h.clone();
         }
-        h * mask.get_or_init(|| dropout_mask(core, h, self.recurrent_dropout))
+        h * mask.get_or_init(|| dropout_mask(core, &self.draws, h, self.recurrent_dropout))
     }
 
     /// The inputs' feature count, which the weights need.
@@ -370,6 +373,13 @@ macro_rules! recurrent_layer {
             #[track_caller]
             pub fn recurrent_dropout(mut self, rate: f64) -> Self {
                 self.cfg.recurrent_dropout = Recurrent::rate(stringify!($name), "recurrent_dropout", rate);
+                self
+            }
+
+            /// Dropout masks keyed by `seed` and the layer's draw count (Keras' `seed=…`):
+            /// the same masks run to run, whatever else draws random numbers.
+            pub fn with_seed(mut self, seed: u64) -> Self {
+                self.cfg.draws = $crate::layers::draws::Draws::seeded(seed);
                 self
             }
 
