@@ -360,7 +360,7 @@ impl Functional {
                 NodeOp::Input { name } => (format!("{name} (InputLayer)"), 0, Vec::new()),
                 NodeOp::Layer { layer, inputs } => (
                     format!("{} ({})", layer.name(), layer.kind()),
-                    layer.variables().iter().map(|v| v.shape().numel()).sum(),
+                    crate::summary::count(&layer.variables()),
                     inputs.iter().map(node_label).collect(),
                 ),
             };

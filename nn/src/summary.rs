@@ -6,7 +6,7 @@ use tensorjit_runtime::Variable;
 
 use crate::module::{fmt_spec, Module};
 
-fn count(vars: &[Variable]) -> usize {
+pub(crate) fn count(vars: &[Variable]) -> usize {
     vars.iter().map(|v| v.shape().numel()).sum()
 }
 

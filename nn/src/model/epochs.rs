@@ -147,10 +147,14 @@ fn class_labels(op: &'static str, y: &Tensor) -> Result<Vec<i64>> {
     Ok(labels.cast(DType::I64).to_vec::<i64>()?)
 }
 
-/// Rows `idx` of each tensor, on `device` (the model's): gathered where each lives,
-/// then moved.
+/// Rows `idx` of `t`, on `device` (the model's): gathered where `t` lives, then moved.
+fn batch_row(t: &Tensor, idx: &[i64], device: Device) -> Result<Tensor> {
+    Ok(crate::data::take_rows(t, idx)?.to(device)?)
+}
+
+/// [`batch_row`] of each tensor.
 fn batch_rows(ts: &[Tensor], idx: &[i64], device: Device) -> Result<Vec<Tensor>> {
-    ts.iter().map(|t| Ok(crate::data::take_rows(t, idx)?.to(device)?)).collect()
+    ts.iter().map(|t| batch_row(t, idx, device)).collect()
 }
 
 fn progress(verbose: bool, len: usize, prefix: String) -> ProgressBar {
@@ -178,8 +182,8 @@ pub(super) fn fit<M: Trainable>(m: &M, xs: &[Tensor], ys: &[Tensor], opts: &FitO
         let batches: Vec<Vec<i64>> = order.chunks(opts.batch_size).map(<[i64]>::to_vec).collect();
         let dev = m.home();
         let batch = move |idx: Vec<i64>| {
-            let w = weights.as_ref().map(|w| batch_rows(std::slice::from_ref(w), &idx, dev)).transpose()?;
-            Ok((batch_rows(xs, &idx, dev)?, batch_rows(ys, &idx, dev)?, w.and_then(|mut w| w.pop())))
+            let w = weights.as_ref().map(|w| batch_row(w, &idx, dev)).transpose()?;
+            Ok((batch_rows(xs, &idx, dev)?, batch_rows(ys, &idx, dev)?, w))
         };
         (batches.len(), batches.into_iter().map(batch))
     })

@@ -251,13 +251,19 @@ fn compile_shared<M: Trainable>(
         raise(&what, format!("loss weights must be finite, got {w}"))
     }
     // One loss for several outputs applies to each (Keras).
-    let losses: Vec<Loss> = (0..names.len()).map(|i| losses[i.min(losses.len() - 1)]).collect();
-    let weights = if loss_weights.is_empty() { vec![1.0; names.len()] } else { loss_weights.to_vec() };
+    let n = names.len();
+    let losses: Vec<Loss> = match losses {
+        [one] => vec![*one; n],
+        each => each.to_vec(),
+    };
+    let weights = if loss_weights.is_empty() { vec![1.0; n] } else { loss_weights.to_vec() };
     tensorjit_jit::install();
     // One list of metrics (or none) for several outputs applies to each.
-    let metrics: Vec<Vec<Metric>> = (0..names.len())
-        .map(|i| metrics.get(i.min(metrics.len().max(1) - 1)).map_or_else(Vec::new, |ms| ms.to_vec()))
-        .collect();
+    let metrics: Vec<Vec<Metric>> = match metrics {
+        [] => vec![Vec::new(); n],
+        [one] => vec![one.to_vec(); n],
+        each => each.iter().map(|ms| ms.to_vec()).collect(),
+    };
     let objective =
         Objective { losses: losses.clone(), weights, metrics: metrics.clone().into(), per_output: names.len() > 1 };
     let (train, test) = make_steps(m, &optimizer, objective);
