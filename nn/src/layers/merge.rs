@@ -14,29 +14,7 @@ use super::{core_methods, no_weights, with_name};
 use crate::error::raise;
 use crate::module::{fmt_spec, LayerCore, Module, ShapeSpec};
 
-/// How the inputs of an elementwise merge combine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Combine {
-    Add,
-    Subtract,
-    Multiply,
-    Average,
-    Maximum,
-    Minimum,
-}
-
 impl Combine {
-    fn kind(self) -> &'static str {
-        match self {
-            Combine::Add => "Add",
-            Combine::Subtract => "Subtract",
-            Combine::Multiply => "Multiply",
-            Combine::Average => "Average",
-            Combine::Maximum => "Maximum",
-            Combine::Minimum => "Minimum",
-        }
-    }
-
     fn apply(self, xs: &[Tensor]) -> Tensor {
         // The callers counted at least two inputs.
         let folded = xs[1..].iter().fold(xs[0].clone(), |acc, x| match self {
@@ -149,20 +127,30 @@ pub struct ElementwiseMerge {
     core: Arc<LayerCore>,
 }
 
+/// The elementwise merges: how each combines its inputs (`Combine`), and a unit struct
+/// of Keras' class name whose `new` makes the layer.
 macro_rules! elementwise_merges {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
-        $(#[$doc])*
-        ///
-        /// A name for the constructor, as Keras' class: `new` makes an [`ElementwiseMerge`].
-        pub struct $name;
-
-        impl $name {
-            #[allow(clippy::new_ret_no_self)]
-            pub fn new() -> ElementwiseMerge {
-                ElementwiseMerge { combine: Combine::$name, core: LayerCore::new(Combine::$name.kind()) }
-            }
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// How the inputs of an elementwise merge combine.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum Combine {
+            $($name),*
         }
-    )*};
+
+        $(
+            $(#[$doc])*
+            ///
+            /// A name for the constructor, as Keras' class: `new` makes an [`ElementwiseMerge`].
+            pub struct $name;
+
+            impl $name {
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new() -> ElementwiseMerge {
+                    ElementwiseMerge { combine: Combine::$name, core: LayerCore::new(stringify!($name)) }
+                }
+            }
+        )*
+    };
 }
 
 elementwise_merges! {
