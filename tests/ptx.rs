@@ -336,9 +336,9 @@ fn one_module(modules: &[String]) -> String {
 #[test]
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_concat_part, render_cumsum, render_fill_words, render_gather, render_one_hot,
-        render_random, render_scatter_add, render_split_reduce, render_strided, render_typed, Draw, Elem, RandomKernel,
-        TypedKernel, TypedOp,
+        render_arg_reduce, render_argsort, render_concat_part, render_cumsum, render_fill_words, render_gather,
+        render_one_hot, render_random, render_scatter, render_split_reduce, render_strided, render_typed, Draw, Elem,
+        RandomKernel, ScatterFold, TypedKernel, TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
     let mut modules = Vec::new();
@@ -364,8 +364,12 @@ fn the_typed_index_and_movement_kernels_assemble() {
         modules.push(render_concat_part(elem, &format!("concat_{}", modules.len())));
     }
     for index in [Elem::I32, Elem::I64] {
-        for value in [Elem::F32, Elem::F64, Elem::I32, Elem::I64] {
-            modules.push(render_scatter_add(value, index, &format!("scatter_add_{}", modules.len())));
+        for value in elems {
+            for fold in [ScatterFold::Add, ScatterFold::Max, ScatterFold::Min] {
+                if value != Elem::Bool || fold != ScatterFold::Add {
+                    modules.push(render_scatter(fold, value, index, &format!("scatter_{}", modules.len())));
+                }
+            }
         }
     }
     for draw in [Draw::Uniform, Draw::Normal, Draw::TruncatedNormal] {
@@ -381,6 +385,7 @@ fn the_typed_index_and_movement_kernels_assemble() {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
         modules.push(render_cumsum(elem, &format!("cumsum_{}", modules.len())));
+        modules.push(render_argsort(elem, &format!("argsort_{}", modules.len())));
     }
     for elem in [Elem::I32, Elem::I64, Elem::F64] {
         for op in [RowReduce::Sum, RowReduce::Prod, RowReduce::Max, RowReduce::Min] {
@@ -393,10 +398,11 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // and erf, 2 × 8 integer binary and 2 × 5 integer unary ops, 9 binary and 17 unary f64
     // ops — four
     // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
-    // concat parts of 5 element types; 8 scatter-adds; 12 random generators (3
-    // distributions × 2 dtypes × 2 key sources); 8 arg-reductions; 12 split reductions
-    // (i32, i64, f64); 4 cumsums; the fill.
-    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 8 + 12 + 8 + 4 + 12 + 1);
+    // concat parts of 5 element types; 28 scatters (2 index types × (4 adds + 5 maxima +
+    // 5 minima)); 12 random generators (3 distributions × 2 dtypes × 2 key sources); 8
+    // arg-reductions; 4 cumsums and 4 argsorts; 12 split reductions (i32, i64, f64); the
+    // fill.
+    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 28 + 12 + 8 + 8 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }
 

@@ -1,10 +1,9 @@
 //! The typed and index PTX kernels' *results*, on every machine: comparisons, logical
 //! ops, `where`, casts, integer and f64 arithmetic, `floor`/`ceil`/`pow`/`sin`/`cos`,
-//! `one_hot`, `gather`, arg-reductions, slices, permutes, concatenation and
-//! `scatter_add` run on the reference PTX interpreter and give the CPU's eager results
-//! byte for byte (special values included: NaN, ±∞, ±0, integers at their limits,
+//! `one_hot`, `gather`, arg-reductions, slices, permutes and concatenation run on the
+//! reference PTX interpreter and give the CPU's eager results byte for byte (special values included: NaN, ±∞, ±0, integers at their limits,
 //! out-of-range indices, ties). Reductions, fills and random draws:
-//! tests/ptx_reductions_draws.rs. ptxas (tests/ptx.rs) checks that the same text
+//! tests/ptx_reductions_draws.rs; scatters and argsort: tests/ptx_sort_scatter.rs. ptxas (tests/ptx.rs) checks that the same text
 //! assembles; a GPU (tests/gpu/typed.rs) checks the rest.
 
 mod common;
@@ -232,42 +231,6 @@ fn concatenations_place_every_part_where_the_cpu_does() {
                 at += p.dims()[axis] * inner;
             }
             assert_eq!(out, bytes(&want), "concat of {elem:?} along axis {axis}");
-        }
-    }
-}
-
-#[test]
-fn scatter_add_sums_duplicates_in_the_cpus_order() {
-    use tensorjit_jit::ptx::render_scatter_add;
-    let size = 5;
-    for (index, value) in [
-        (Elem::I32, Elem::F32),
-        (Elem::I64, Elem::F32),
-        (Elem::I64, Elem::F64),
-        (Elem::I32, Elem::F64),
-        (Elem::I64, Elem::I32),
-        (Elem::I32, Elem::I64),
-    ] {
-        for (k, upd_dims) in [[3, 7, 4], [2, 9, 1]].into_iter().enumerate() {
-            let n = upd_dims[1];
-            // Duplicates (few distinct values) and out-of-range indices (dropped).
-            let raw: Vec<i64> =
-                rand_vec(500 + k as u64, n, -1.0, size as f64 + 1.0).iter().map(|v| v.floor() as i64).collect();
-            let idx = match index {
-                Elem::I32 => Tensor::from_vec(raw.iter().map(|&v| v as i32).collect::<Vec<_>>(), vec![n]),
-                _ => Tensor::from_vec(raw.clone(), vec![n]),
-            }
-            .unwrap();
-            let upd = (rand_f32(510 + k as u64, &upd_dims, -3.0, 3.0) * 1000.0).cast(value.dtype());
-            let want = run_op(&Op::ScatterAdd { axis: 1, size }, &[&upd, &idx]);
-            let total = want.numel();
-            let got = run(
-                &render_scatter_add(value, index, "scatter_add"),
-                vec![bytes(&upd), bytes(&idx)],
-                total * value.bytes(),
-                &[total, size, n, upd_dims[2]],
-            );
-            assert_eq!(got, bytes(&want), "scatter_add of {value:?} {upd_dims:?} by {index:?} indices {raw:?}");
         }
     }
 }

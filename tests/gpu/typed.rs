@@ -480,22 +480,44 @@ fn f64_tensors_are_computed_on_the_gpu() {
 }
 
 #[test]
-fn sorting_takes_its_order_from_the_host_and_its_values_from_the_gpu() {
+fn sorting_and_segment_extremes_run_on_the_gpu_with_the_cpus_bytes() {
     let Some(gpu) = first_gpu("GPU sorting") else { return };
     let x = grid(40, &[7, 33]);
     let gx = x.to(gpu).unwrap();
     let before = host_fallbacks();
     same("argsort", &gx.argsort(1, false), &x.argsort(1, false));
-    // Segment max and min have no GPU kernel either: computed on the host.
+    same("argsort descending, columns", &gx.argsort(0, true), &x.argsort(0, true));
+    same("argsort of f64", &gx.cast(DType::F64).argsort(1, true), &x.cast(DType::F64).argsort(1, true));
+    let ints = (&x * 2.0).cast(DType::I32);
+    same("argsort of i32 (ties)", &on_gpu(&ints, gpu).argsort(1, false), &ints.argsort(1, false));
     let seg = Tensor::from_vec(vec![3i64, -1, 0, 3, 1, 3, 2], [7]).unwrap();
-    same("segment max", &gx.unsorted_segment_max(&seg.to(gpu).unwrap(), 5), &x.unsorted_segment_max(&seg, 5));
-    same("segment min", &gx.unsorted_segment_min(&seg.to(gpu).unwrap(), 5), &x.unsorted_segment_min(&seg, 5));
+    let gseg = seg.to(gpu).unwrap();
+    same("segment max", &gx.unsorted_segment_max(&gseg, 5), &x.unsorted_segment_max(&seg, 5));
+    same("segment min", &gx.unsorted_segment_min(&gseg, 5), &x.unsorted_segment_min(&seg, 5));
+    let wide = x.cast(DType::I64);
+    same("segment max of i64", &on_gpu(&wide, gpu).unsorted_segment_max(&gseg, 5), &wide.unsorted_segment_max(&seg, 5));
+    let f64s = x.cast(DType::F64);
+    same("segment min of f64", &on_gpu(&f64s, gpu).unsorted_segment_min(&gseg, 5), &f64s.unsorted_segment_min(&seg, 5));
     same("sort descending, columns", &gx.sort(0, true), &x.sort(0, true));
     let (gv, gp) = gx.top_k(5);
     let (v, p) = x.top_k(5);
     same("top_k values", &gv, &v);
     same("top_k positions", &gp, &p);
-    // argsort has no GPU kernel: each of the three ran on the host (announced), the
-    // gathers that take the values ran on the GPU; so did the two segment reductions.
-    assert_eq!(host_fallbacks(), before + 5);
+    // The gradient of a segment max (ties share it) on the GPU.
+    let grad = |t: &Tensor, s: &Tensor| {
+        let w = Variable::new(t.clone(), "w");
+        let tape = GradientTape::new();
+        let loss = w.read().unsorted_segment_max(s, 5).sum_all();
+        tape.gradient(&loss, &[&w]).remove(0).expect("a gradient")
+    };
+    same("segment max gradient", &grad(&gx, &gseg), &grad(&x, &seg));
+    assert_eq!(host_fallbacks(), before, "sorting and segment extremes ran on the host");
+    // Lines longer than the ranking kernel takes are sorted on the host.
+    let long = grid(41, &[2, tensorjit_jit::ptx::ARGSORT_MAX_LINE + 1]);
+    same("argsort of long lines", &on_gpu(&long, gpu).argsort(1, false), &long.argsort(1, false));
+    assert_eq!(host_fallbacks(), before + 1);
+}
+
+fn on_gpu(t: &Tensor, gpu: Device) -> Tensor {
+    t.to(gpu).unwrap()
 }

@@ -1,6 +1,6 @@
 //! Data movement on GPUs for tensors of every dtype the kernels hold (f32, i32, i64,
 //! bool): permutes and broadcasts of non-f32 tensors, slices (negative steps too) and
-//! their gradients, concatenations, and `scatter_add` of f32 updates — the kernels of
+//! their gradients, concatenations, and scatters (add, max, min) — the kernels of
 //! `ptx::moves`, launched on the tensors' word buffers.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tensorjit_runtime::{DType, Tensor};
 use super::backend::{words_of, OpCall};
 use super::typed::{fill_words, new_tensor, words_for};
 use super::Gpu;
-use crate::ptx::{self, Elem};
+use crate::ptx::{self, Elem, ScatterFold};
 
 /// Runs `op` on `gpu` when it is a data movement this module takes (`Ok(None)`: it is
 /// not, or not for these operands).
@@ -32,7 +32,9 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
             return scatter_slice(gpu, x[0], (base, dims), dtype, shape);
         }
         Op::Concat { axis } => return concat(gpu, x, *axis, dtype, shape),
-        Op::ScatterAdd { axis, size } => return scatter_add(gpu, x, (*axis, *size), shape),
+        Op::ScatterAdd { axis, size } => return scatter(gpu, ScatterFold::Add, x, (*axis, *size), shape),
+        Op::ScatterMax { axis, size } => return scatter(gpu, ScatterFold::Max, x, (*axis, *size), shape),
+        Op::ScatterMin { axis, size } => return scatter(gpu, ScatterFold::Min, x, (*axis, *size), shape),
         // f32 fills are single-op kernels of the f32 path.
         Op::Fill { value } if dtype != DType::F32 => return fill(gpu, *value, dtype, shape),
         _ => return Ok(None),
@@ -217,23 +219,26 @@ fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shap
     })
 }
 
-/// `scatter_add(updates, indices)` of f32, f64, i32 or i64 updates along `axis` into
-/// `size` slots.
-fn scatter_add(
+/// `scatter_add`, `scatter_max` or `scatter_min` (`fold`) of `updates` by `indices`
+/// along `axis` into `size` slots: f32, f64, i32 or i64 updates (bools too for max and
+/// min), i32 or i64 indices.
+fn scatter(
     gpu: &Arc<Gpu>,
+    fold: ScatterFold,
     x: &[&Tensor],
     (axis, size): (usize, usize),
     shape: &Shape,
 ) -> Result<Option<Tensor>, Error> {
     let (upd, idx) = (x[0], x[1]);
     let (value, index) = match (Elem::of(upd.dtype()), Elem::of(idx.dtype())) {
-        (v @ (Elem::F32 | Elem::F64 | Elem::I32 | Elem::I64), i @ (Elem::I32 | Elem::I64)) => (v, i),
+        (Elem::Bool, _) if fold == ScatterFold::Add => return Ok(None),
+        (v, i @ (Elem::I32 | Elem::I64)) => (v, i),
         _ => return Ok(None),
     };
     let (Some(u), Some(i)) = (words_of(upd), words_of(idx)) else { return Ok(None) };
     let inner: usize = upd.dims()[axis + idx.rank()..].iter().product();
-    let name = format!("tensorjit_scatter_add_{value:?}_{index:?}");
-    let render = move |n: &str| ptx::render_scatter_add(value, index, n);
+    let name = format!("tensorjit_scatter_{fold:?}_{value:?}_{index:?}");
+    let render = move |n: &str| ptx::render_scatter(fold, value, index, n);
     // Reads: updates at (o·k + j)·inner + x < outer·k·inner, indices j < k.
     let dtype = upd.dtype();
     let ins = [(u, words_for(dtype, upd.numel())), (i, words_for(idx.dtype(), idx.numel()))];
@@ -241,7 +246,7 @@ fn scatter_add(
         gpu.launch_elementwise(
             &name,
             &render,
-            &"scatter_add",
+            &fold,
             &ins,
             (out, shape.numel(), words_for(dtype, shape.numel())),
             &[size, idx.numel(), inner],

@@ -107,9 +107,13 @@ fn handled(op: &Op) -> bool {
         // Every unary op has a typed form for some dtypes (f64 has all; `TypedOp::of`
         // declines the f32 ones the fused kernels compute).
         Op::Unary(_) => true,
-        Op::Select | Op::Cast(_) | Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } | Op::Cumsum { .. } => {
-            true
-        }
+        Op::Select
+        | Op::Cast(_)
+        | Op::OneHot { .. }
+        | Op::Gather { .. }
+        | Op::ArgReduce { .. }
+        | Op::Cumsum { .. }
+        | Op::Argsort { .. } => true,
         _ => false,
     }
 }
@@ -125,7 +129,7 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
     // The elementwise ops' typed form, before anything else is looked at (f32
     // arithmetic and casts of f64 decline here, on the f32 ops' path).
     let elementwise = match op {
-        Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } | Op::Cumsum { .. } => None,
+        Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } | Op::Cumsum { .. } | Op::Argsort { .. } => None,
         _ => {
             let dtypes: smallvec::SmallVec<[DType; 3]> = x.iter().map(|t| t.dtype()).collect();
             match TypedOp::of(op, &dtypes, dtype) {
@@ -188,6 +192,18 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
             // An empty output launches nothing, so `n` ≥ 1 in the kernel.
             let dims = [n, inner, usize::from(*exclusive), usize::from(*reverse)];
             launch(format!("tensorjit_cumsum_{values:?}"), &render, &[whole(0)], &dims)
+        }
+        Op::Argsort { axis, descending } => {
+            let values = elem(x[0]);
+            let (n, inner) = line(*axis);
+            // Each element reads its whole line: long lines sort on the host.
+            if values == Elem::Bool || n > ptx::ARGSORT_MAX_LINE {
+                return Ok(None);
+            }
+            let render = move |nm: &str| ptx::render_argsort(values, nm);
+            // Every write is at o·n·inner + rank·inner + x with rank < n.
+            let dims = [n, inner, usize::from(*descending)];
+            launch(format!("tensorjit_argsort_{values:?}"), &render, &[whole(0)], &dims)
         }
         _ => {
             let Some(typed) = elementwise else { return Ok(None) };

@@ -30,6 +30,7 @@ mod moves;
 mod permute;
 mod pool;
 mod random;
+mod sort;
 mod split_reduce;
 mod trig_reduce;
 pub mod typed;
@@ -47,8 +48,8 @@ pub use index::{
     ONE_HOT_PARAMS,
 };
 pub use moves::{
-    render_concat_part, render_fill_words, render_scatter_add, render_strided, slice_dims, slice_steps, CONCAT_PARAMS,
-    FILL_PARAMS, SCATTER_ADD_PARAMS, STRIDED_PARAMS,
+    render_concat_part, render_fill_words, render_scatter, render_strided, slice_dims, slice_steps, ScatterFold,
+    CONCAT_PARAMS, FILL_PARAMS, SCATTER_PARAMS, STRIDED_PARAMS,
 };
 pub use permute::{
     broadcast_dims, broadcast_steps, permute_dims, permute_steps, render_permute, StridedWalk, PERMUTE_PARAMS,
@@ -59,6 +60,7 @@ pub use pool::{
     AVG_POOL_GRAD_PARAMS, AVG_POOL_PARAMS, MAX_POOL_GRAD_GRAD_PARAMS, MAX_POOL_GRAD_PARAMS, MAX_POOL_PARAMS,
 };
 pub use random::{render_random, Draw, RandomKernel};
+pub use sort::{render_argsort, ARGSORT_MAX_LINE, ARGSORT_PARAMS};
 pub use split_reduce::{render_split_reduce, split_reduce_passes, SPLIT_REDUCE_PARAMS};
 pub use typed::{render_typed, Elem, TypedKernel, TypedOp};
 

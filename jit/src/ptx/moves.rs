@@ -1,9 +1,10 @@
 //! Data movement of any element type on GPUs: strided copies (permutes, broadcasts and
 //! slices of i32/i64/bool tensors, slices of f32 ones — negative steps included — and
 //! their scatter, the gradient of a slice), concatenation (one launch per part), and
-//! `scatter_add` (the gradient of `gather`), summed per output element in the CPU's
-//! order so that its bits are the CPU's. One thread per element in grid-stride loops,
-//! 64-bit offsets (negative strides wrap, as two's complement, to the right address).
+//! scatters (`scatter_add`, the gradient of `gather`; segment max and min), folded per
+//! output element in the CPU's order so that its bits are the CPU's. One thread per
+//! element in grid-stride loops, 64-bit offsets (negative strides wrap, as two's
+//! complement, to the right address).
 
 use super::conv::{divmod, per_output_of};
 use super::permute::{dense_strides, StridedWalk, PERMUTE_RANK};
@@ -21,10 +22,22 @@ pub const STRIDED_PARAMS: [&str; 16] =
 /// width `wide`, and where the part's rows start in an output row, `at`.
 pub const CONCAT_PARAMS: [&str; 6] = ["in", "out", "total", "w", "wide", "at"];
 
-/// The scatter-add entry's parameters, in order (all `.u64`): the `[outer, k, inner]`
+/// The scatter entries' parameters, in order (all `.u64`): the `[outer, k, inner]`
 /// updates, the `k` indices, the `[outer, size, inner]` output, its element count, then
 /// `size`, `k` and `inner`.
-pub const SCATTER_ADD_PARAMS: [&str; 7] = ["upd", "indices", "out", "total", "size", "k", "inner"];
+pub const SCATTER_PARAMS: [&str; 7] = ["upd", "indices", "out", "total", "size", "k", "inner"];
+
+/// How a scatter combines the updates that land on one output element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScatterFold {
+    /// Their sum, from 0 (`scatter_add`, `unsorted_segment_sum`).
+    Add,
+    /// The largest, from the type's lowest value; a NaN wins and stays
+    /// (`unsorted_segment_max`).
+    Max,
+    /// The smallest, from the type's highest value; a NaN wins and stays.
+    Min,
+}
 
 /// `base + Σ coord_k · s_k` for element `i` of the grid of dims `d` (the last axis
 /// varies fastest).
@@ -94,20 +107,22 @@ pub fn render_concat_part(elem: Elem, name: &str) -> String {
     header() + &entry(name, &params, "", &e)
 }
 
-/// A module with one entry, `name`: `out[o, i, x] = Σ upd[o, j, x]` over the `j` (in
-/// order, from +0) whose index is `i` — `value` (f32, f64, i32 or i64: integer sums wrap)
-/// updates, `index` (i32 or i64) indices, indices outside `0..size` dropped (parameters
-/// [`SCATTER_ADD_PARAMS`]).
-/// One thread per output element: no atomics, the CPU's order of additions.
-pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
+/// A module with one entry, `name`: `out[o, i, x]` folds `upd[o, j, x]` over every `j`
+/// with `indices[j] == i`, in the order of `j` (the CPU's order, so that sums round as
+/// its do), for `value` updates (f32, f64, i32 or i64; bool too for max and min) and
+/// `index` (i32 or i64) indices; an index outside `0..size` matches no output
+/// (parameters [`SCATTER_PARAMS`]).
+pub fn render_scatter(fold: ScatterFold, value: Elem, index: Elem, name: &str) -> String {
     let mut e = Emitter::default();
-    let (params, [upd, indices, output], [total, size, k, inner]) = load_params(&mut e, name, &SCATTER_ADD_PARAMS);
+    let (params, [upd, indices, output], [total, size, k, inner]) = load_params(&mut e, name, &SCATTER_PARAMS);
     let (ty, mov) = (value.setp(), value.mov());
-    let add = if value.is_float() { "add.rn" } else { "add" };
     per_output_of(&mut e, value, total, output, |e, t| {
         let (q, x) = divmod(e, t, inner);
         let (o, i) = divmod(e, q, size);
-        let acc = value.constant(e, false);
+        let acc = match fold {
+            ScatterFold::Add => value.constant(e, false),
+            ScatterFold::Max | ScatterFold::Min => extreme(e, value, fold == ScatterFold::Max),
+        };
         let (j, row) = (e.rd(), e.rd());
         e.ins(format_args!("mov.u64 {j}, 0"));
         // upd[(o·k + j)·inner + x], advanced by `inner` per j.
@@ -128,10 +143,29 @@ pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
         e.ins(format_args!("setp.eq.s64 {hit}, {id}, {i}"));
         let from = address(e, upd, row, value.shift());
         let u = value.constant(e, false);
-        e.ins(format_args!("@{hit} ld.global.nc.{ty} {u}, [{from}]"));
-        let sum = value.reg(e);
-        e.ins(format_args!("{add}.{ty} {sum}, {acc}, {u}"));
-        e.ins(format_args!("@{hit} mov.{mov} {acc}, {sum}"));
+        e.ins(format_args!("@{hit} ld.global.nc.{} {u}, [{from}]", value.load_type()));
+        match fold {
+            ScatterFold::Add => {
+                let add = if value.is_float() { "add.rn" } else { "add" };
+                let sum = value.reg(e);
+                e.ins(format_args!("{add}.{ty} {sum}, {acc}, {u}"));
+                e.ins(format_args!("@{hit} mov.{mov} {acc}, {sum}"));
+            }
+            ScatterFold::Max | ScatterFold::Min => {
+                // The runtime's rule: the update replaces the fold when it is a NaN or
+                // strictly beyond it (a NaN fold stays: nothing compares beyond it).
+                let take = e.p();
+                let cmp = if fold == ScatterFold::Max { "gt" } else { "lt" };
+                e.ins(format_args!("setp.{cmp}.{ty} {take}, {u}, {acc}"));
+                if value.is_float() {
+                    let nan = e.p();
+                    e.ins(format_args!("setp.nan.{ty} {nan}, {u}, {u}"));
+                    e.ins(format_args!("or.pred {take}, {take}, {nan}"));
+                }
+                e.ins(format_args!("and.pred {take}, {take}, {hit}"));
+                e.ins(format_args!("@{take} mov.{mov} {acc}, {u}"));
+            }
+        }
         e.ins(format_args!("add.s64 {row}, {row}, {inner}"));
         e.ins(format_args!("add.s64 {j}, {j}, 1"));
         e.ins(format_args!("bra $L_j"));
@@ -139,6 +173,26 @@ pub fn render_scatter_add(value: Elem, index: Elem, name: &str) -> String {
         acc
     });
     header() + &entry(name, &params, "", &e)
+}
+
+/// A register holding `value`'s lowest (`lowest`) or highest value: `f32::MIN`,
+/// `i64::MAX`, `false`, … (the runtime's starting points of scatter max and min).
+fn extreme(e: &mut Emitter, value: Elem, lowest: bool) -> Reg {
+    let d = value.reg(e);
+    let literal = match (value, lowest) {
+        (Elem::F32, true) => "0fFF7FFFFF",
+        (Elem::F32, false) => "0f7F7FFFFF",
+        (Elem::F64, true) => "0dFFEFFFFFFFFFFFFF",
+        (Elem::F64, false) => "0d7FEFFFFFFFFFFFFF",
+        (Elem::I32, true) => "0x80000000",
+        (Elem::I32, false) => "0x7FFFFFFF",
+        (Elem::I64, true) => "0x8000000000000000",
+        (Elem::I64, false) => "0x7FFFFFFFFFFFFFFF",
+        (Elem::Bool, true) => "0",
+        (Elem::Bool, false) => "1",
+    };
+    e.ins(format_args!("mov.{} {d}, {literal}", value.mov()));
+    d
 }
 
 /// The strided entry's `d` and `s` parameters and base offset for `slice` of a tensor

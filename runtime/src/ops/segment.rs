@@ -2,7 +2,8 @@
 //! `jax.ops.segment_sum`): the slices of a tensor reduced by segment id into a fixed
 //! number of segments. Sums are built on the scatter-add that is gather's gradient, so
 //! they trace, compile, run on GPUs and differentiate (a segment sum's gradient
-//! gathers); max and min are scatters of their own (on a GPU, run on the host).
+//! gathers); max and min are scatters of their own (on a GPU too: one thread per output
+//! element folds its segment's slices in the CPU's order).
 
 use std::panic::Location;
 
