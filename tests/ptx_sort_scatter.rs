@@ -72,6 +72,17 @@ fn tied(elem: Elem, seed: u64, dims: &[usize]) -> Tensor {
     }
 }
 
+/// Runs the argsort entry on `x` viewed as `[outer, n, inner]` (`dims`).
+fn emulated_argsort(x: &Tensor, dims: [usize; 3], keep: Option<usize>, descending: bool) -> Vec<u8> {
+    let k = keep.unwrap_or(dims[1]);
+    run(
+        &render_argsort(Elem::of(x.dtype()), "argsort"),
+        vec![bytes(x)],
+        dims[0] * k * dims[2] * 8,
+        &[x.numel(), dims[1], dims[2], k, usize::from(descending)],
+    )
+}
+
 #[test]
 fn argsort_gives_the_cpus_permutation_for_every_type_and_direction() {
     let mut checked = 0;
@@ -79,15 +90,12 @@ fn argsort_gives_the_cpus_permutation_for_every_type_and_direction() {
         for (k, dims) in [[3, 17, 2], [1, 40, 1], [2, 1, 5], [4, 6, 3]].into_iter().enumerate() {
             for descending in [false, true] {
                 let x = tied(elem, 50 * checked as u64 + k as u64, &dims);
-                let want = run_op(&Op::Argsort { axis: 1, descending }, &[&x]);
-                let total = x.numel();
-                let got = run(
-                    &render_argsort(elem, "argsort"),
-                    vec![bytes(&x)],
-                    total * 8,
-                    &[total, dims[1], dims[2], usize::from(descending)],
-                );
-                assert_eq!(got, bytes(&want), "argsort of {elem:?} {dims:?}, descending {descending}: {x:?}");
+                // The whole order, and the first few positions (`top_k`'s).
+                for keep in [None, Some(0), Some(1), Some(dims[1].div_ceil(3))] {
+                    let want = run_op(&Op::Argsort { axis: 1, descending, keep }, &[&x]);
+                    let got = emulated_argsort(&x, dims, keep, descending);
+                    assert_eq!(got, bytes(&want), "argsort of {elem:?} {dims:?}, {descending} {keep:?}: {x:?}");
+                }
             }
         }
         checked += 1;
@@ -110,12 +118,9 @@ fn argsort_keys_order_the_special_values_as_the_cpu_does() {
         Tensor::from_vec(vec![i64::MAX, 0, i64::MIN, -1, i64::MAX, 1 << 40], [6]).unwrap(),
     ];
     for x in cases {
-        let elem = Elem::of(x.dtype());
         for descending in [false, true] {
-            let want = run_op(&Op::Argsort { axis: 0, descending }, &[&x]);
-            let n = x.numel();
-            let got =
-                run(&render_argsort(elem, "argsort"), vec![bytes(&x)], n * 8, &[n, n, 1, usize::from(descending)]);
+            let want = run_op(&Op::Argsort { axis: 0, descending, keep: None }, &[&x]);
+            let got = emulated_argsort(&x, [1, x.numel(), 1], None, descending);
             assert_eq!(got, bytes(&want), "argsort of {x:?}, descending {descending}");
         }
     }

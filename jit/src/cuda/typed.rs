@@ -193,7 +193,7 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
             let dims = [n, inner, usize::from(*exclusive), usize::from(*reverse)];
             launch(format!("tensorjit_cumsum_{values:?}"), &render, &[whole(0)], &dims)
         }
-        Op::Argsort { axis, descending } => {
+        Op::Argsort { axis, descending, keep } => {
             let values = elem(x[0]);
             let (n, inner) = line(*axis);
             // Each element reads its whole line: long lines sort on the host.
@@ -201,9 +201,20 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
                 return Ok(None);
             }
             let render = move |nm: &str| ptx::render_argsort(values, nm);
-            // Every write is at o·n·inner + rank·inner + x with rank < n.
-            let dims = [n, inner, usize::from(*descending)];
-            launch(format!("tensorjit_argsort_{values:?}"), &render, &[whole(0)], &dims)
+            // Every write is at (o·keep + rank)·inner + x with rank < keep: inside the
+            // output. One thread per input element (the output may be shorter).
+            let dims = [n, inner, keep.unwrap_or(n), usize::from(*descending)];
+            let out_words = words_for(dtype, shape.numel());
+            new_tensor(gpu, dtype, shape, |o| {
+                gpu.launch_elementwise(
+                    &format!("tensorjit_argsort_{values:?}"),
+                    &render,
+                    &op,
+                    &[whole(0)],
+                    (o, x[0].numel(), out_words),
+                    &dims,
+                )
+            })
         }
         _ => {
             let Some(typed) = elementwise else { return Ok(None) };

@@ -1,7 +1,7 @@
 //! `argsort` on GPUs: a stable sort of each `[o, ·, x]` line of `[outer, n, inner]` by
 //! ranking. The thread of element `i` counts the elements of its line that sort before
 //! it — a smaller key, or an equal key at an earlier position — and writes `i` at that
-//! rank. Keys are the runtime's (`kernels/sort.rs`): a value's bits mapped so that
+//! rank if it is one of the first `keep` (all of them for `argsort`, `k` for `top_k`). Keys are the runtime's (`kernels/sort.rs`): a value's bits mapped so that
 //! unsigned order is the documented order (NaN above +∞, every NaN one key, −0 and +0
 //! equal), inverted when descending. Every rank is distinct, so the output is the CPU's
 //! permutation exactly. `n` threads each read the whole line: O(n²) work per line, for
@@ -12,9 +12,9 @@ use super::typed::Elem;
 use super::{address, entry, grid_stride, header, load_params, Emitter, Reg};
 
 /// The argsort entry's parameters, in order (all `.u64`): the input viewed as
-/// `[outer, n, inner]`, the i64 output of the same layout, its element count, `n`,
-/// `inner`, and `descending` (0 or 1).
-pub const ARGSORT_PARAMS: [&str; 6] = ["in", "out", "total", "n", "inner", "descending"];
+/// `[outer, n, inner]`, the i64 output `[outer, keep, inner]`, the *input's* element
+/// count, `n`, `inner`, `keep` (≤ n: the ranks written) and `descending` (0 or 1).
+pub const ARGSORT_PARAMS: [&str; 7] = ["in", "out", "total", "n", "inner", "keep", "descending"];
 
 /// The longest line a launcher hands the ranking kernel: each element reads its whole
 /// line, so longer lines are sorted on the host (O(n log n) there).
@@ -59,7 +59,7 @@ fn sort_key(e: &mut Emitter, elem: Elem, v: Reg, flip: Reg) -> Reg {
 /// loop over the elements).
 pub fn render_argsort(elem: Elem, name: &str) -> String {
     let mut e = Emitter::default();
-    let (params, [input, output], [total, n, inner, descending]) = load_params(&mut e, name, &ARGSORT_PARAMS);
+    let (params, [input, output], [total, n, inner, keep, descending]) = load_params(&mut e, name, &ARGSORT_PARAMS);
     let wide = matches!(elem, Elem::F64 | Elem::I64);
     let u = if wide { "u64" } else { "u32" };
     // All ones when descending: the keys are inverted, as the CPU's are.
@@ -104,11 +104,16 @@ pub fn render_argsort(elem: Elem, name: &str) -> String {
     e.ins(format_args!("add.s64 {j}, {j}, 1"));
     e.ins(format_args!("bra $L_line"));
     e.label("$L_line_done");
-    // out[o, rank, x] = i: rank < n, so the write stays in the line.
-    let slot = e.rd();
-    e.ins(format_args!("mad.lo.u64 {slot}, {rank}, {inner}, {first}"));
+    // out[o, rank, x] = i for the kept ranks (rank < keep ≤ n).
+    let (dropped, slot) = (e.p(), e.rd());
+    e.ins(format_args!("setp.ge.u64 {dropped}, {rank}, {keep}"));
+    e.ins(format_args!("@{dropped} bra $L_next"));
+    e.ins(format_args!("mul.lo.u64 {slot}, {o}, {keep}"));
+    e.ins(format_args!("add.s64 {slot}, {slot}, {rank}"));
+    e.ins(format_args!("mad.lo.u64 {slot}, {slot}, {inner}, {x}"));
     let to = address(&mut e, output, slot, Elem::I64.shift());
     Elem::I64.store(&mut e, to, i);
+    e.label("$L_next");
     e.ins(format_args!("add.s64 {t}, {t}, {stride}"));
     e.ins(format_args!("bra $L_elem"));
     e.label("$L_done");

@@ -190,7 +190,11 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
         "cumsum" => {
             Op::Cumsum { axis: num(a, "axis")?, exclusive: boolean(a, "exclusive")?, reverse: boolean(a, "reverse")? }
         }
-        "argsort" => Op::Argsort { axis: num(a, "axis")?, descending: boolean(a, "descending")? },
+        "argsort" => Op::Argsort {
+            axis: num(a, "axis")?,
+            descending: boolean(a, "descending")?,
+            keep: a.contains_key("keep").then(|| num(a, "keep")).transpose()?,
+        },
         "slice" => Op::Slice(slices(get(a, "slices")?)?),
         "slice_grad" => Op::SliceGrad { input: shape(get(a, "input")?)?, slice: slices(get(a, "slices")?)? },
         "scatter_add" => Op::ScatterAdd { axis: num(a, "axis")?, size: num(a, "size")? },

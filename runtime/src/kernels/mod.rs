@@ -30,7 +30,7 @@ pub(crate) fn run(op: &Op, x: &[&Tensor], dtype: DType, shape: Shape) -> Tensor 
         Op::Reduce { op, axes, .. } => reduce::reduce(*op, x[0], axes, shape),
         Op::ArgReduce { op, axis } => reduce::arg_reduce(*op, x[0], *axis, shape),
         Op::Cumsum { axis, exclusive, reverse } => scan::cumsum(x[0], *axis, *exclusive, *reverse),
-        Op::Argsort { axis, descending } => sort::argsort(x[0], *axis, *descending),
+        Op::Argsort { axis, descending, keep } => sort::argsort(x[0], *axis, *descending, *keep),
         Op::MatMul { transpose_a, transpose_b } => linalg::matmul(x[0], x[1], *transpose_a, *transpose_b, shape),
         Op::Reshape(_) | Op::StopGradient => x[0].view_as(shape),
         Op::Permute(p) => shape::permute(x[0], p),

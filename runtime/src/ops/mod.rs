@@ -79,10 +79,13 @@ pub enum Op {
         reverse: bool,
     },
     /// The positions that sort each line along `axis` (`tf.argsort`, stable: equal
-    /// values keep their order; NaN sorts above +∞). An i64 tensor of the input's shape.
+    /// values keep their order; NaN sorts above +∞). An i64 tensor of the input's shape,
+    /// or, with `keep`, of its first `keep` positions along `axis` (`top_k`'s: the lines
+    /// are only partly sorted).
     Argsort {
         axis: usize,
         descending: bool,
+        keep: Option<usize>,
     },
     MatMul {
         transpose_a: bool,
@@ -207,7 +210,7 @@ impl Op {
             Op::Reduce { op, axes, keepdims } => reduce::infer_reduce(*op, inputs[0], axes, *keepdims),
             Op::ArgReduce { op, axis } => reduce::infer_arg(*op, inputs[0], *axis),
             Op::Cumsum { axis, .. } => scan::infer_cumsum(inputs[0], *axis),
-            Op::Argsort { axis, .. } => sort::infer_argsort(inputs[0], *axis),
+            Op::Argsort { axis, keep, .. } => sort::infer_argsort(inputs[0], *axis, *keep),
             Op::MatMul { transpose_a, transpose_b } => {
                 linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b)
             }

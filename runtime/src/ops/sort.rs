@@ -10,7 +10,7 @@ use crate::error::OpError;
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
-pub(crate) fn infer_argsort(x: &Tensor, axis: usize) -> Result<(DType, Shape), OpError> {
+pub(crate) fn infer_argsort(x: &Tensor, axis: usize, keep: Option<usize>) -> Result<(DType, Shape), OpError> {
     if x.dtype() == DType::Bool {
         return Err(needs("argsort", "a numeric tensor", DType::Bool, "; cast it first (`.cast(DType::I32)`)"));
     }
@@ -20,7 +20,15 @@ pub(crate) fn infer_argsort(x: &Tensor, axis: usize) -> Result<(DType, Shape), O
     if x.dims()[axis] != UNKNOWN && x.dims()[axis] > u32::MAX as usize {
         return Err(OpError::new("argsort", format!("axis {axis} is longer than 2^32 elements")));
     }
-    Ok((DType::I64, x.shape().clone()))
+    let Some(k) = keep else { return Ok((DType::I64, x.shape().clone())) };
+    let n = x.dims()[axis];
+    if n == UNKNOWN || k > n {
+        let len = if n == UNKNOWN { "unknown length".to_string() } else { format!("length {n}") };
+        return Err(OpError::new("argsort", format!("cannot keep {k} positions of axis {axis} of {len}")));
+    }
+    let mut dims = x.dims().to_vec();
+    dims[axis] = k;
+    Ok((DType::I64, Shape::from(dims)))
 }
 
 impl Tensor {
@@ -30,7 +38,7 @@ impl Tensor {
     #[track_caller]
     pub fn argsort(&self, axis: i64, descending: bool) -> Tensor {
         let a = self.axis_or_raise("argsort", axis);
-        super::apply(Op::Argsort { axis: a, descending }, &[self])
+        super::apply(Op::Argsort { axis: a, descending, keep: None }, &[self])
     }
 
     /// The values sorted along `axis` (`tf.sort`; the order of
@@ -48,7 +56,7 @@ impl Tensor {
     /// The `k` largest values of each last-axis line and their positions, largest first
     /// (`tf.math.top_k` with `sorted=True`; of equal values the first position comes
     /// first; NaN counts as the largest). The values differentiate; the positions are
-    /// i64.
+    /// i64. Only the `k` kept are sorted: a selection finds them first.
     #[track_caller]
     pub fn top_k(&self, k: usize) -> (Tensor, Tensor) {
         if self.rank() == 0 {
@@ -63,7 +71,7 @@ impl Tensor {
                 .with_operands([(self.dtype(), self.shape())])
                 .raise(Location::caller())
         }
-        let positions = self.argsort(-1, true).narrow(-1, 0, k);
+        let positions = super::apply(Op::Argsort { axis: last, descending: true, keep: Some(k) }, &[self]);
         (self.gather_along(&positions, last, n), positions)
     }
 
