@@ -1,7 +1,7 @@
 //! Keras' `sample_weight` and `class_weight`: weighted losses against hand sums (Keras'
 //! `sum_over_batch_size`), `fit` reporting and minimising them eager and traced alike,
 //! class weights as the sample weights of each label, datasets with a weight column,
-//! and the errors.
+//! `evaluate_weighted`, one weight per output of a model of several, and the errors.
 
 mod common;
 
@@ -83,7 +83,7 @@ fn fit_reports_and_minimises_the_weighted_loss_eager_and_traced() {
         let want: f64 = per.iter().zip(f64s(&w)).map(|(l, w)| l * w).sum::<f64>() / 12.0;
         model.compile(SGD::new(0.5), loss, &[Metric::Accuracy], run_eagerly);
         let mut o = opts(6, 12);
-        o.sample_weight = Some(w.clone());
+        o.sample_weight = Some((&w).into());
         let h = model.fit(&x, &labels, &o).unwrap();
         // One batch: the first epoch's loss is the weighted loss of the first weights.
         let first = h.get("loss")[0];
@@ -108,7 +108,7 @@ fn class_weights_are_the_sample_weights_of_the_labels() {
     let run = |y: &Tensor, loss: Loss, class_weight: Option<Vec<f64>>, sample_weight: Option<Tensor>| {
         let model = classifier(22);
         model.compile(SGD::new(0.3), loss, &[], false);
-        let o = FitOptions { class_weight, sample_weight, ..opts(3, 5) };
+        let o = FitOptions { class_weight, sample_weight: sample_weight.map(Into::into), ..opts(3, 5) };
         model.fit(&x, y, &o).unwrap().get("loss")
     };
     let sparse = Loss::SparseCategoricalCrossentropy { from_logits: true };
@@ -134,7 +134,7 @@ fn a_dataset_may_carry_the_weights() {
     let from_tensors = {
         let model = classifier(32);
         model.compile(SGD::new(0.3), loss, &[], false);
-        let o = FitOptions { sample_weight: Some(w.clone()), ..opts(2, 4) };
+        let o = FitOptions { sample_weight: Some((&w).into()), ..opts(2, 4) };
         model.fit(&x, &labels, &o).unwrap().get("loss")
     };
     let from_dataset = {
@@ -155,9 +155,9 @@ fn bad_weights_are_refused_naming_what_is_wrong() {
     let fit = |o: FitOptions| model.fit(&x, &labels, &o).unwrap_err().to_string();
     let err = fit(FitOptions { class_weight: Some(vec![1.0, 2.0]), ..opts(1, 6) });
     assert!(err.contains("label 2 (example 2) has no class weight: class_weight has 2 entries"), "{err}");
-    let err = fit(FitOptions { sample_weight: Some(Tensor::ones([5], DType::F32)), ..opts(1, 6) });
+    let err = fit(FitOptions { sample_weight: Some(Tensor::ones([5], DType::F32).into()), ..opts(1, 6) });
     assert!(err.contains("sample_weight must be one float per example ([6]), got f32[5]"), "{err}");
-    let err = fit(FitOptions { sample_weight: Some(Tensor::ones([6], DType::I64)), ..opts(1, 6) });
+    let err = fit(FitOptions { sample_weight: Some(Tensor::ones([6], DType::I64).into()), ..opts(1, 6) });
     assert!(err.contains("sample_weight must be one float per example"), "{err}");
     // Class weights need one label per example and one output.
     use tensorjit::nn::functional::{Functional, Input};
@@ -169,4 +169,86 @@ fn bad_weights_are_refused_naming_what_is_wrong() {
     let o = FitOptions { class_weight: Some(vec![1.0; 3]), ..opts(1, 6) };
     let err = two.fit(&x, [&labels, &labels], &o).unwrap_err().to_string();
     assert!(err.contains("class_weight applies to models of one output, this one has 2"), "{err}");
+    // One weight for every output, or one per output: not three for two.
+    let w = Tensor::ones([6], DType::F32);
+    let o = FitOptions { sample_weight: Some([&w, &w, &w].into()), ..opts(1, 6) };
+    let err = two.fit(&x, [&labels, &labels], &o).unwrap_err().to_string();
+    assert!(err.contains("sample_weight needs one tensor for every output or one per output (2), got 3"), "{err}");
+    let err = two.evaluate_weighted(&x, [&labels, &labels], [&w, &w, &w], 6).unwrap_err().to_string();
+    assert!(err.contains("evaluate: sample_weight needs one tensor"), "{err}");
+}
+
+#[test]
+fn evaluate_weighted_reports_the_weighted_loss_and_unweighted_metrics() {
+    let x = normal(&[10, 4], 50);
+    let labels = x.argmax(1).floormod(3);
+    let w = positive_weights(10, 51);
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    for run_eagerly in [true, false] {
+        let model = classifier(52);
+        model.compile(SGD::new(0.1), loss, &[Metric::Accuracy], run_eagerly);
+        let per = f64s(&loss.per_example(&labels, &model.call(&x, false)));
+        // Batches of 4, 4 and 2: each batch's weighted mean, weighted by its size.
+        let wv = f64s(&w);
+        let want: f64 = [0..4, 4..8, 8..10]
+            .into_iter()
+            .map(|r| {
+                let len = r.len() as f64;
+                r.map(|i| per[i] * wv[i]).sum::<f64>() / len * len
+            })
+            .sum::<f64>()
+            / 10.0;
+        let weighted = model.evaluate_weighted(&x, &labels, &w, 4).unwrap();
+        let plain = model.evaluate(&x, &labels, 4).unwrap();
+        assert!((weighted.get("loss").unwrap() - want).abs() < 1e-5, "{weighted:?} vs {want}");
+        assert_eq!(weighted.get("accuracy"), plain.get("accuracy"), "metrics are not weighted");
+        let ones = model.evaluate_weighted(&x, &labels, Tensor::ones([10], DType::F32), 4).unwrap();
+        assert!((ones.get("loss").unwrap() - plain.get("loss").unwrap()).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn each_output_may_take_its_own_weights() {
+    use tensorjit::nn::functional::{Functional, Input};
+    let x = normal(&[8, 4], 60);
+    let (ya, yb) = (normal(&[8, 2], 61), normal(&[8, 1], 62));
+    let (wa, wb) = (positive_weights(8, 63), positive_weights(8, 64));
+    // Every model starts from the first one's weights (the global seed is not touched:
+    // the other tests of this binary run alongside).
+    let first: std::sync::OnceLock<Vec<Tensor>> = std::sync::OnceLock::new();
+    let model = || {
+        tensorjit::nn::reset_names();
+        let inp = Input::new(&[4]);
+        let h = inp.apply(Dense::new(5).activation(Activation::Tanh));
+        let a = h.apply(Dense::new(2).with_name("a"));
+        let b = h.apply(Dense::new(1).with_name("b"));
+        let m = Functional::with_outputs(&[&inp], &[&a, &b]);
+        m.compile_outputs(SGD::new(0.2), &[Loss::MeanSquaredError; 2], &[1.0, 0.5], &[&[], &[]], false);
+        m.predict_outputs(&x, 8).unwrap();
+        let start = first.get_or_init(|| m.variables().iter().map(|v| v.read()).collect());
+        m.variables().iter().zip(start).for_each(|(v, t)| v.assign(t.clone()));
+        m
+    };
+    let m = model();
+    let outs = m.predict_outputs(&x, 8).unwrap();
+    let weighted_mse = |y: &Tensor, p: &Tensor, w: &Tensor| {
+        let per = f64s(&Loss::MeanSquaredError.per_example(y, p));
+        per.iter().zip(f64s(w)).map(|(l, w)| l * w).sum::<f64>() / 8.0
+    };
+    let (la, lb) = (weighted_mse(&ya, &outs[0], &wa), weighted_mse(&yb, &outs[1], &wb));
+    let logs = m.evaluate_weighted(&x, [&ya, &yb], [&wa, &wb], 8).unwrap();
+    assert!((logs.get("a_loss").unwrap() - la).abs() < 1e-5, "{logs:?} vs {la}");
+    assert!((logs.get("b_loss").unwrap() - lb).abs() < 1e-5, "{logs:?} vs {lb}");
+    assert!((logs.get("loss").unwrap() - (la + 0.5 * lb)).abs() < 1e-5, "{logs:?}");
+    // One tensor weighs both outputs.
+    let shared = m.evaluate_weighted(&x, [&ya, &yb], &wa, 8).unwrap();
+    assert!((shared.get("b_loss").unwrap() - weighted_mse(&yb, &outs[1], &wa)).abs() < 1e-5);
+    // fit takes them per output too; a dataset may carry them as its last columns.
+    let o = FitOptions { sample_weight: Some([&wa, &wb].into()), ..opts(2, 4) };
+    let from_tensors = model().fit(&x, [&ya, &yb], &o).unwrap().get("loss");
+    let ds =
+        Dataset::from_tensor_slices(vec![x.clone(), ya.clone(), yb.clone(), wa.clone(), wb.clone()]).unwrap().batch(4);
+    let from_dataset = model().fit_dataset(&ds, &opts(2, 4)).unwrap().get("loss");
+    assert_eq!(from_tensors, from_dataset);
+    assert_ne!(from_tensors, model().fit(&x, [&ya, &yb], &opts(2, 4)).unwrap().get("loss"), "the weights count");
 }

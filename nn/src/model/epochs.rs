@@ -70,59 +70,77 @@ fn check_targets<M: Trainable>(m: &M, c: &Compiled, op: &'static str, xs: &[Tens
     Ok(())
 }
 
-/// One batch: the inputs, the targets and the examples' weights (if any).
-type Batch = (Vec<Tensor>, Vec<Tensor>, Option<Tensor>);
+/// One batch: the inputs, the targets and the examples' weights (none, one for every
+/// output, or one per output).
+type Batch = (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>);
 
-/// The weight of each of the `n` examples of targets `ys`: `sample_weight` times the
-/// class weight of each example's label (Keras multiplies them); `None` when neither is
-/// given.
+/// What `evaluate` reads: the inputs, the targets, and the user's sample weights (none,
+/// one `[n]` tensor, or one per output).
+pub(super) struct Data<'a> {
+    pub(super) xs: &'a [Tensor],
+    pub(super) ys: &'a [Tensor],
+    pub(super) weights: &'a [Tensor],
+}
+
+/// The weights of the `n` examples of targets `ys` (none, one for every output, or one
+/// per output): `sample_weight` times the class weight of each example's label (Keras
+/// multiplies them); empty when neither is given.
 fn example_weights(
     op: &'static str,
-    opts: &FitOptions,
+    class_weight: Option<&[f64]>,
     ys: &[Tensor],
     n: usize,
-    sample_weight: Option<&Tensor>,
-) -> Result<Option<Tensor>> {
-    let mut weights: Option<Vec<f64>> = None;
-    if let Some(sw) = sample_weight {
+    sample_weight: &[Tensor],
+) -> Result<Vec<Tensor>> {
+    if sample_weight.len() > 1 && sample_weight.len() != ys.len() {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "sample_weight needs one tensor for every output or one per output ({}), got {}",
+                ys.len(),
+                sample_weight.len()
+            ),
+        ));
+    }
+    let mut all = Vec::with_capacity(sample_weight.len().max(1));
+    for sw in sample_weight {
         if sw.rank() != 1 || sw.dims()[0] != n || !sw.dtype().is_float() {
             return Err(Error::invalid(
                 op,
                 format!("sample_weight must be one float per example ([{n}]), got {}", sw.type_string()),
             ));
         }
-        weights = Some(sw.to(Device::Cpu)?.cast(DType::F64).to_vec::<f64>()?);
+        all.push(sw.to(Device::Cpu)?.cast(DType::F64).to_vec::<f64>()?);
     }
-    if let Some(table) = &opts.class_weight {
-        let [y] = ys else {
-            return Err(Error::invalid(
-                op,
-                format!("class_weight applies to models of one output, this one has {}: give sample_weight", ys.len()),
-            ));
-        };
-        let labels = class_labels(op, y)?;
-        let per_class = labels
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| {
-                usize::try_from(l).ok().and_then(|l| table.get(l).copied()).ok_or_else(|| {
-                    Error::invalid(
-                        op,
-                        format!(
-                            "label {l} (example {i}) has no class weight: class_weight has {} entries",
-                            table.len()
-                        ),
-                    )
-                })
+    let as_tensor = |w: Vec<f64>| Tensor::from_vec(w.into_iter().map(|v| v as f32).collect::<Vec<f32>>(), [n]);
+    let Some(table) = class_weight else {
+        return Ok(all.into_iter().map(as_tensor).collect::<std::result::Result<_, _>>()?);
+    };
+    let [y] = ys else {
+        return Err(Error::invalid(
+            op,
+            format!("class_weight applies to models of one output, this one has {}: give sample_weight", ys.len()),
+        ));
+    };
+    let labels = class_labels(op, y)?;
+    let per_class = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            usize::try_from(l).ok().and_then(|l| table.get(l).copied()).ok_or_else(|| {
+                Error::invalid(
+                    op,
+                    format!("label {l} (example {i}) has no class weight: class_weight has {} entries", table.len()),
+                )
             })
-            .collect::<Result<Vec<f64>>>()?;
-        weights = Some(match weights {
-            Some(sw) => sw.iter().zip(&per_class).map(|(s, c)| s * c).collect(),
-            None => per_class,
-        });
-    }
-    let as_f32 = |w: Vec<f64>| w.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
-    Ok(weights.map(|w| Tensor::from_vec(as_f32(w), [n])).transpose()?)
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    // One output: at most one sample weight, multiplied by the class weights.
+    let weights = match all.pop() {
+        Some(sw) => sw.iter().zip(&per_class).map(|(s, c)| s * c).collect(),
+        None => per_class,
+    };
+    Ok(vec![as_tensor(weights)?])
 }
 
 /// Each example's class, for `class_weight`: class indices `[n]` (or `[n, 1]`, binary
@@ -172,7 +190,8 @@ pub(super) fn fit<M: Trainable>(m: &M, xs: &[Tensor], ys: &[Tensor], opts: &FitO
     let c = compiled(m, "fit")?;
     let n = check_examples("fit", m, xs, ys, opts.batch_size)?;
     check_targets(m, &c, "fit", xs, ys)?;
-    let weights = example_weights("fit", opts, ys, n, opts.sample_weight.as_ref())?;
+    let sample_weight = opts.sample_weight.as_ref().map_or(&[][..], |w| &w.0[..]);
+    let weights = example_weights("fit", opts.class_weight.as_deref(), ys, n, sample_weight)?;
     run_epochs(m, opts, |epoch| {
         let weights = weights.clone();
         let order = match opts.shuffle {
@@ -182,8 +201,7 @@ pub(super) fn fit<M: Trainable>(m: &M, xs: &[Tensor], ys: &[Tensor], opts: &FitO
         let batches: Vec<Vec<i64>> = order.chunks(opts.batch_size).map(<[i64]>::to_vec).collect();
         let dev = m.home();
         let batch = move |idx: Vec<i64>| {
-            let w = weights.as_ref().map(|w| batch_row(w, &idx, dev)).transpose()?;
-            Ok((batch_rows(xs, &idx, dev)?, batch_rows(ys, &idx, dev)?, w))
+            Ok((batch_rows(xs, &idx, dev)?, batch_rows(ys, &idx, dev)?, batch_rows(&weights, &idx, dev)?))
         };
         (batches.len(), batches.into_iter().map(batch))
     })
@@ -198,23 +216,25 @@ pub(super) fn fit_dataset<M: Trainable>(m: &M, data: &Dataset, opts: &FitOptions
         let c = c.clone();
         let pairs = data.iter_epoch(epoch).map(move |mut item| {
             let given = item.len();
-            if given != inputs + outputs && given != inputs + outputs + 1 {
+            let weighted = given.checked_sub(inputs + outputs).filter(|&w| w == 0 || w == 1 || w == outputs);
+            let Some(weighted) = weighted else {
                 return Err(Error::invalid(
                     "fit_dataset",
                     format!(
                         "elements must be {inputs} input(s) and {outputs} target(s) ({} tensors), and optionally \
-                         the examples' weights, got {given} tensors",
+                         the examples' weights (one tensor, or one per output), got {given} tensors",
                         inputs + outputs,
                     ),
                 ));
-            }
-            let sample_weight = (given > inputs + outputs).then(|| item.pop()).flatten();
+            };
+            let sample_weight = item.split_off(inputs + outputs);
+            debug_assert_eq!(sample_weight.len(), weighted);
             let ys = item.split_off(inputs);
             check_targets(m, &c, "fit_dataset", &item, &ys)?;
             let n = ys.first().and_then(|y| y.dims().first().copied()).unwrap_or(0);
-            let w = example_weights("fit_dataset", opts, &ys, n, sample_weight.as_ref())?;
+            let w = example_weights("fit_dataset", opts.class_weight.as_deref(), &ys, n, &sample_weight)?;
             let to_device = |ts: Vec<Tensor>| ts.iter().map(|t| t.to(dev)).collect::<Result<Vec<_>, _>>();
-            Ok((to_device(item)?, to_device(ys)?, w.map(|w| w.to(dev)).transpose()?))
+            Ok((to_device(item)?, to_device(ys)?, to_device(w)?))
         });
         (0, pairs)
     })
@@ -251,7 +271,8 @@ where
         }
         let mut logs = run.logs("");
         if let Some((vx, vy)) = &opts.validation_data {
-            logs.0.extend(evaluate_with(m, &c, &vx.0, &vy.0, opts.batch_size, "val_")?.0);
+            let data = Data { xs: &vx.0, ys: &vy.0, weights: &[] };
+            logs.0.extend(evaluate_with(m, &c, data, opts.batch_size, "val_")?.0);
         }
         let secs = start.elapsed().as_secs_f64();
         end_epoch(&pb, opts, epoch, secs, &logs);
@@ -282,18 +303,19 @@ fn end_epoch(pb: &ProgressBar, opts: &FitOptions, epoch: usize, secs: f64, logs:
 pub(super) fn evaluate_with<M: Trainable>(
     m: &M,
     c: &Compiled,
-    xs: &[Tensor],
-    ys: &[Tensor],
+    Data { xs, ys, weights }: Data<'_>,
     batch_size: usize,
     prefix: &str,
 ) -> Result<Logs> {
     let n = check_examples("evaluate", m, xs, ys, batch_size)?;
     check_targets(m, c, "evaluate", xs, ys)?;
+    let weights = example_weights("evaluate", None, ys, n, weights)?;
     let mut run = Running::new(c);
     let all: Vec<i64> = (0..n as i64).collect();
     let dev = m.home();
     for idx in all.chunks(batch_size) {
-        let out = c.test_step.try_call((batch_rows(xs, idx, dev)?, batch_rows(ys, idx, dev)?, None))?;
+        let batch = (batch_rows(xs, idx, dev)?, batch_rows(ys, idx, dev)?, batch_rows(&weights, idx, dev)?);
+        let out = c.test_step.try_call(batch)?;
         run.add(&out, idx.len())?;
     }
     Ok(run.logs(prefix))

@@ -24,7 +24,7 @@ use crate::optimizers::{Optimizer, OptimizerRef};
 use steps::{ensure_built, forward, make_steps, Objective};
 
 /// A train or test step: inputs, targets, and the examples' weights (if any).
-type Step = Function<(Vec<Tensor>, Vec<Tensor>, Option<Tensor>), Vec<Tensor>>;
+type Step = Function<(Vec<Tensor>, Vec<Tensor>, Vec<Tensor>), Vec<Tensor>>;
 
 /// The inputs or the targets of a model for `fit`, `evaluate` and `predict`: one tensor,
 /// or one per `Input` (per output) of a [`Functional`] model, in its order, each with
@@ -157,8 +157,10 @@ pub struct FitOptions {
     /// targets (`(x.into(), y.into())`).
     pub validation_data: Option<(Tensors, Tensors)>,
     /// A weight per example (Keras' `sample_weight`, `[n]`): each example's loss is
-    /// multiplied by it (the metrics are not weighted, as Keras' `metrics`).
-    pub sample_weight: Option<Tensor>,
+    /// multiplied by it (the metrics are not weighted, as Keras' `metrics`). One tensor
+    /// (`Some((&w).into())`) weighs every output's loss; a model of several outputs may
+    /// take one per output (`Some([&wa, &wb].into())`).
+    pub sample_weight: Option<Tensors>,
     /// A weight per class (Keras' `class_weight`, indexed by class): each example's loss
     /// is multiplied by its label's weight (times its sample weight), for models of one
     /// output whose targets are class indices, one-hot rows or binary labels.
@@ -368,7 +370,24 @@ macro_rules! training_api {
             /// The loss and metrics on `x`, `y` in inference mode (Keras' `evaluate`).
             pub fn evaluate(&self, x: impl Into<Tensors>, y: impl Into<Tensors>, batch_size: usize) -> Result<Logs> {
                 let c = compiled(self, "evaluate")?;
-                epochs::evaluate_with(self, &c, &x.into().0, &y.into().0, batch_size, "")
+                let data = epochs::Data { xs: &x.into().0, ys: &y.into().0, weights: &[] };
+                epochs::evaluate_with(self, &c, data, batch_size, "")
+            }
+
+            /// [`evaluate`](Self::evaluate) with a weight per example (Keras'
+            /// `evaluate(x, y, sample_weight=w)`): the losses are weighted as `fit`'s
+            /// (one `[n]` tensor for every output, or one per output); the metrics are
+            /// not.
+            pub fn evaluate_weighted(
+                &self,
+                x: impl Into<Tensors>,
+                y: impl Into<Tensors>,
+                sample_weight: impl Into<Tensors>,
+                batch_size: usize,
+            ) -> Result<Logs> {
+                let c = compiled(self, "evaluate")?;
+                let data = epochs::Data { xs: &x.into().0, ys: &y.into().0, weights: &sample_weight.into().0 };
+                epochs::evaluate_with(self, &c, data, batch_size, "")
             }
 
             /// The model's output for `x`, in batches, in inference mode (Keras'

@@ -25,19 +25,22 @@ pub(super) struct Objective {
 
 impl Objective {
     /// `[total, (each output's loss,) each output's metric statistics…]` for
-    /// predictions `outs` of targets `ys`; the total includes the model's penalties.
+    /// predictions `outs` of targets `ys` and the examples' `weights` (none, one for
+    /// every output, or one per output); the total includes the model's penalties.
     fn compute(
         &self,
         m: &dyn Module,
         ys: &[Tensor],
-        weights: Option<&Tensor>,
+        weights: &[Tensor],
         outs: &[(Tensor, Option<Tensor>)],
     ) -> Vec<Tensor> {
+        let weight = |i: usize| if weights.len() == 1 { weights.first() } else { weights.get(i) };
         let per: Vec<Tensor> = self
             .losses
             .iter()
             .zip(outs.iter().zip(ys))
-            .map(|(loss, ((pred, mask), y))| match weights {
+            .enumerate()
+            .map(|(i, (loss, ((pred, mask), y)))| match weight(i) {
                 Some(w) => loss.compute_weighted(y, pred, w, mask.as_ref()),
                 None => loss.compute_masked(y, pred, mask.as_ref()),
             })
@@ -60,12 +63,12 @@ impl Objective {
 pub(super) fn make_steps<M: Trainable>(model: &M, optimizer: &OptimizerRef, objective: Objective) -> (Step, Step) {
     let (m, opt, obj) = (model.clone(), optimizer.clone(), objective.clone());
     let train =
-        tensorjit_runtime::function("train_step", move |(xs, ys, w): (Vec<Tensor>, Vec<Tensor>, Option<Tensor>)| {
+        tensorjit_runtime::function("train_step", move |(xs, ys, w): (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>)| {
             ensure_built(&m, &xs);
             let vars = m.trainable_variables();
             let tape = GradientTape::new();
             let outs = m.outputs(&xs, true);
-            let out = obj.compute(&m, &ys, w.as_ref(), &outs);
+            let out = obj.compute(&m, &ys, &w, &outs);
             let grads = tape.gradient(&out[0], &vars);
             tape.stop_recording();
             let pairs: Vec<(Option<Tensor>, Variable)> = grads.into_iter().zip(vars).collect();
@@ -73,12 +76,11 @@ pub(super) fn make_steps<M: Trainable>(model: &M, optimizer: &OptimizerRef, obje
             out
         });
     let m = model.clone();
-    let test =
-        tensorjit_runtime::function("test_step", move |(xs, ys, w): (Vec<Tensor>, Vec<Tensor>, Option<Tensor>)| {
-            ensure_built(&m, &xs);
-            let outs = m.outputs(&xs, false);
-            objective.compute(&m, &ys, w.as_ref(), &outs)
-        });
+    let test = tensorjit_runtime::function("test_step", move |(xs, ys, w): (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>)| {
+        ensure_built(&m, &xs);
+        let outs = m.outputs(&xs, false);
+        objective.compute(&m, &ys, &w, &outs)
+    });
     (train, test)
 }
 
