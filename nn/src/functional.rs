@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tensorjit_runtime::{Device, Tensor, Variable};
 
+use crate::activity::ActivityLosses;
 use crate::error::{raise, Error, Result};
 use crate::layers::merge;
 use crate::model::Compiled;
@@ -197,6 +198,8 @@ pub(crate) struct FunInner {
     pub(crate) compiled: Mutex<Option<Arc<Compiled>>>,
     device: Mutex<Option<Device>>,
     warned_mask: AtomicBool,
+    /// The penalties on layers' outputs of the latest call.
+    activity: ActivityLosses,
 }
 
 impl Functional {
@@ -268,6 +271,7 @@ impl Functional {
                 compiled: Mutex::new(None),
                 device: Mutex::new(None),
                 warned_mask: AtomicBool::new(false),
+                activity: ActivityLosses::default(),
             }),
         }
     }
@@ -379,6 +383,7 @@ impl Functional {
                 format!("takes {} input(s), got {} (and {} mask(s))", self.inner.inputs.len(), xs.len(), masks.len()),
             )
         }
+        self.inner.activity.clear();
         let mut values: HashMap<*const Node, (Tensor, Option<Tensor>)> = HashMap::new();
         for (i, (t, (x, m))) in self.inner.inputs.iter().zip(xs.iter().zip(masks)).enumerate() {
             check_input(&what, i, &t.node.spec, x);
@@ -399,7 +404,9 @@ impl Functional {
                     self.inner.name
                 );
             }
-            values.insert(t.id(), layer.forward_inputs(&args, &arg_masks, training));
+            let out = layer.forward_inputs(&args, &arg_masks, training);
+            self.inner.activity.record(layer.as_ref(), &out.0);
+            values.insert(t.id(), out);
         }
         // Every output is in `order`, so each has a value.
         self.inner.outputs.iter().map(|t| values[&t.id()].clone()).collect()
@@ -444,6 +451,13 @@ impl Module for Functional {
 
     fn is_built(&self) -> bool {
         self.inner.built.get().is_some()
+    }
+
+    /// The layers' weight penalties, and the penalties on layers' outputs of the latest
+    /// call ([activity regularizers](Module::output_regularizer)).
+    fn losses(&self) -> Vec<Tensor> {
+        let weights = self.layers().iter().flat_map(|l| l.losses()).collect::<Vec<_>>();
+        weights.into_iter().chain(self.inner.activity.current()).collect()
     }
 
     /// Builds every layer for the shapes its inputs have in the graph (`input` is not

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod activations;
+mod activity;
 pub mod callbacks;
 pub mod data;
 mod error;
@@ -62,9 +63,9 @@ pub mod prelude {
     pub use crate::functional::{Functional, Input, SymbolicTensor};
     pub use crate::initializers::Initializer;
     pub use crate::layers::{
-        Add, Average, AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Concatenate, Conv1D, Conv2D,
-        Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, Embedding, Flatten,
-        GaussianDropout, GaussianNoise, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+        ActivityRegularization, Add, Average, AvgPool1D, AvgPool2D, BatchNormalization, Bidirectional, Concatenate,
+        Conv1D, Conv2D, Conv2DTranspose, Cropping1D, Cropping2D, Dense, DepthwiseConv2D, Dot, Dropout, Embedding,
+        Flatten, GaussianDropout, GaussianNoise, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
         GlobalMaxPooling2D, GroupNormalization, Lambda, LayerNormalization, Masking, MaxPool1D, MaxPool2D, Maximum,
         Minimum, MultiHeadAttention, Multiply, Normalization, Permute, RepeatVector, Rescaling, Reshape,
         SeparableConv2D, Sequential, SimpleRNN, SpatialDropout1D, SpatialDropout2D, Subtract, TimeDistributed,

@@ -51,6 +51,13 @@ pub trait Module: Send + Sync {
         self.layers().iter().flat_map(|l| l.losses()).collect()
     }
 
+    /// The penalty on this layer's output (set with its `activity_regularizer`), if any: the
+    /// model that calls the layer adds it, divided by the batch size, to its
+    /// [`losses`](Self::losses) for that call.
+    fn output_regularizer(&self) -> Option<Regularizer> {
+        None
+    }
+
     /// Whether the layer takes a mask of padded steps into account or passes it on
     /// (Keras' `supports_masking`). A layer that does not drops the mask: the layers
     /// after it see none, and [`Sequential`](crate::layers::Sequential) warns once.
@@ -178,6 +185,8 @@ pub(crate) struct LayerCore {
     pub(crate) kind: &'static str,
     weights: OnceLock<Vec<Variable>>,
     penalties: OnceLock<Vec<(Variable, Regularizer)>>,
+    /// The penalty on the layer's output (`activity_regularizer`).
+    pub(crate) activity: Option<Regularizer>,
 }
 
 impl LayerCore {
@@ -187,7 +196,13 @@ impl LayerCore {
 
     /// An unbuilt core of this kind with this name.
     pub(crate) fn named(kind: &'static str, name: &str) -> Arc<LayerCore> {
-        Arc::new(LayerCore { name: name.to_string(), kind, weights: OnceLock::new(), penalties: OnceLock::new() })
+        Arc::new(LayerCore {
+            name: name.to_string(),
+            kind,
+            weights: OnceLock::new(),
+            penalties: OnceLock::new(),
+            activity: None,
+        })
     }
 
     /// A core with the given name (before the layer is built).
@@ -196,7 +211,25 @@ impl LayerCore {
         if self.is_built() {
             raise(&format!("{} '{}'", self.kind, self.name), "cannot be renamed after its weights exist")
         }
-        LayerCore::named(self.kind, name)
+        let mut core = LayerCore::named(self.kind, name);
+        if let Some(c) = Arc::get_mut(&mut core) {
+            c.activity = self.activity;
+        }
+        core
+    }
+
+    /// A core whose layer's output is penalised by `r` (before the layer is built).
+    #[track_caller]
+    pub(crate) fn with_activity(self: &Arc<LayerCore>, r: Regularizer) -> Arc<LayerCore> {
+        let what = format!("{} '{}'", self.kind, self.name);
+        if self.is_built() {
+            raise(&what, "cannot take an activity regularizer after its weights exist")
+        }
+        let mut core = LayerCore::named(self.kind, &self.name);
+        if let Some(c) = Arc::get_mut(&mut core) {
+            c.activity = Some(r.checked(&format!("{what}.activity_regularizer")));
+        }
+        core
     }
 
     pub(crate) fn is_built(&self) -> bool {

@@ -38,6 +38,22 @@ impl Regularizer {
         }
     }
 
+    /// The activity penalty of a layer's output `y` (Keras' `activity_regularizer`): the
+    /// penalty of `y` divided by the batch size (its axis 0), as Keras adds it.
+    pub fn activity_penalty(self, y: &Tensor) -> Tensor {
+        let p = self.penalty(y);
+        match y.dims().first() {
+            None => p,
+            Some(&b) if b != tensorjit_runtime::shape::UNKNOWN => p / b as f64,
+            // A batch only known when the step runs: count it (ones summed down axis 0,
+            // all equal to the batch size).
+            Some(_) => {
+                let batch = Tensor::ones_like(y).sum(0, false).mean_all();
+                p / batch.cast(y.dtype())
+            }
+        }
+    }
+
     /// Refuses factors that are negative or not finite (Keras does too), naming the
     /// layer's setter.
     #[track_caller]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tensorjit_runtime::{init_scope, DType, Shape, Tensor};
 
 use super::draws::{Dist, Draws};
-use super::{core_methods, with_name};
+use super::{core_methods, no_weights, with_name};
 use crate::activations::Activation;
 use crate::module::{shape_spec, LayerCore, Module, ShapeSpec};
 
@@ -144,6 +144,41 @@ impl Module for ActivationLayer {
     #[track_caller]
     fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
         self.activation.apply(x)
+    }
+
+    fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {
+        input.to_vec()
+    }
+}
+
+/// Passes its input on unchanged and penalises it (Keras' `ActivityRegularization`):
+/// `l1·Σ|x| + l2·Σx²` over the batch size, added to the loss by the model that calls it.
+#[derive(Clone)]
+pub struct ActivityRegularization {
+    core: Arc<LayerCore>,
+}
+
+impl ActivityRegularization {
+    /// The penalty `l1·Σ|x| + l2·Σx²` (factors finite and ≥ 0).
+    #[track_caller]
+    pub fn new(l1: f64, l2: f64) -> ActivityRegularization {
+        let core = LayerCore::new("ActivityRegularization");
+        ActivityRegularization { core: core.with_activity(crate::regularizers::Regularizer::L1L2 { l1, l2 }) }
+    }
+
+    with_name!();
+}
+
+impl Module for ActivityRegularization {
+    core_methods!();
+    no_weights!();
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    fn forward(&self, x: &Tensor, _training: bool) -> Tensor {
+        x.clone()
     }
 
     fn output_shape(&self, input: &[Option<usize>]) -> ShapeSpec {

@@ -26,7 +26,7 @@ mod time_distributed;
 
 pub use arrange::{GroupNormalization, Permute, RepeatVector, UnitNormalization};
 pub use attention::MultiHeadAttention;
-pub use basic::{ActivationLayer, Dropout, Flatten, Lambda};
+pub use basic::{ActivationLayer, ActivityRegularization, Dropout, Flatten, Lambda};
 pub use batchnorm::BatchNormalization;
 pub use bidirectional::Bidirectional;
 pub use conv::{AvgPool2D, Conv2D, Conv2DTranspose, MaxPool2D};
@@ -88,6 +88,9 @@ macro_rules! core_methods {
         fn losses(&self) -> Vec<tensorjit_runtime::Tensor> {
             self.core.losses()
         }
+        fn output_regularizer(&self) -> Option<$crate::regularizers::Regularizer> {
+            self.core.activity
+        }
     };
 }
 pub(crate) use core_methods;
@@ -99,6 +102,15 @@ macro_rules! with_name {
         #[track_caller]
         pub fn with_name(mut self, name: &str) -> Self {
             self.core = self.core.renamed(name);
+            self
+        }
+
+        /// A penalty on the layer's output (Keras' `activity_regularizer`): the model
+        /// that calls the layer adds it, divided by the batch size, to the loss `fit`
+        /// and `evaluate` compute (before the layer is built).
+        #[track_caller]
+        pub fn activity_regularizer(mut self, r: $crate::regularizers::Regularizer) -> Self {
+            self.core = self.core.with_activity(r);
             self
         }
     };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tensorjit_runtime::{Device, Tensor, Variable};
 
+use crate::activity::ActivityLosses;
 use crate::error::{raise, Error, Result};
 use crate::model::Compiled;
 use crate::module::{build_chain, build_device, building_on, Module, ModuleRef, ShapeSpec};
@@ -29,6 +30,8 @@ pub(crate) struct SeqInner {
     device: Mutex<Option<Device>>,
     /// Whether a layer that drops a mask was already warned about.
     warned_mask: AtomicBool,
+    /// The penalties on layers' outputs of the latest call.
+    activity: ActivityLosses,
 }
 
 impl Sequential {
@@ -47,6 +50,7 @@ impl Sequential {
                 compiled: Mutex::new(None),
                 device: Mutex::new(None),
                 warned_mask: AtomicBool::new(false),
+                activity: ActivityLosses::default(),
             }),
         }
     }
@@ -64,6 +68,7 @@ impl Sequential {
         }
         let mut mask = mask.cloned();
         let mut y = x.clone();
+        self.inner.activity.clear();
         for l in self.layer_list() {
             if mask.is_some() && !l.supports_masking() && !self.inner.warned_mask.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -74,6 +79,7 @@ impl Sequential {
                 );
             }
             (y, mask) = l.forward_and_mask(&y, mask.as_ref(), training);
+            self.inner.activity.record(l.as_ref(), &y);
         }
         (y, mask)
     }
@@ -158,6 +164,13 @@ impl Module for Sequential {
 
     fn is_built(&self) -> bool {
         self.inner.built.get().is_some()
+    }
+
+    /// The layers' weight penalties, and the penalties on layers' outputs of the latest
+    /// call ([activity regularizers](Module::output_regularizer)).
+    fn losses(&self) -> Vec<Tensor> {
+        let weights = self.layer_list().iter().flat_map(|l| l.losses()).collect::<Vec<_>>();
+        weights.into_iter().chain(self.inner.activity.current()).collect()
     }
 
     fn build(&self, scope: &str, input: &[Option<usize>]) {
