@@ -336,8 +336,8 @@ fn one_module(modules: &[String]) -> String {
 #[test]
 fn the_typed_index_and_movement_kernels_assemble() {
     use tensorjit_jit::ptx::{
-        render_arg_reduce, render_argsort, render_concat_part, render_cumsum, render_fill_words, render_gather,
-        render_one_hot, render_random, render_scatter, render_split_reduce, render_strided, render_typed, Draw, Elem,
+        render_arg_reduce, render_argsort, render_concat_part, render_fill_words, render_gather, render_one_hot,
+        render_random, render_scan, render_scatter, render_split_reduce, render_strided, render_typed, Draw, Elem,
         RandomKernel, ScatterFold, TypedKernel, TypedOp,
     };
     let patterns = [Access::Full, Access::Row, Access::Col, Access::Scalar];
@@ -384,7 +384,9 @@ fn the_typed_index_and_movement_kernels_assemble() {
         for max in [true, false] {
             modules.push(render_arg_reduce(elem, max, &format!("arg_reduce_{}", modules.len())));
         }
-        modules.push(render_cumsum(elem, &format!("cumsum_{}", modules.len())));
+        for product in [false, true] {
+            modules.push(render_scan(elem, product, &format!("scan_{}", modules.len())));
+        }
         modules.push(render_argsort(elem, &format!("argsort_{}", modules.len())));
     }
     for elem in [Elem::I32, Elem::I64, Elem::F64] {
@@ -400,9 +402,9 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
     // concat parts of 5 element types; 28 scatters (2 index types × (4 adds + 5 maxima +
     // 5 minima)); 12 random generators (3 distributions × 2 dtypes × 2 key sources); 8
-    // arg-reductions; 4 cumsums and 4 argsorts; 12 split reductions (i32, i64, f64); the
-    // fill.
-    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 28 + 12 + 8 + 8 + 12 + 1);
+    // arg-reductions; 4 cumsums, 4 cumprods and 4 argsorts; 12 split reductions (i32,
+    // i64, f64); the fill.
+    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 28 + 12 + 8 + 12 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }
 

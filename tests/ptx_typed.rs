@@ -14,7 +14,7 @@ use tensorjit::ops::{ArgOp, Op};
 use tensorjit::prelude::*;
 use tensorjit_jit::kernel::Access;
 use tensorjit_jit::ptx::{
-    render_arg_reduce, render_cumsum, render_gather, render_one_hot, render_typed, Elem, TypedKernel, TypedOp,
+    render_arg_reduce, render_gather, render_one_hot, render_scan, render_typed, Elem, TypedKernel, TypedOp,
 };
 
 /// The dims of an operand read with `a` for an output of `rows × cols`.
@@ -152,19 +152,27 @@ fn arg_reductions_keep_the_first_best_and_the_first_nan() {
 }
 
 #[test]
-fn cumsum_gives_the_cpus_bits_along_every_axis_with_every_option() {
+fn cumsum_and_cumprod_give_the_cpus_bits_along_every_axis_with_every_option() {
     let dims = [3, 7, 5];
     for (k, elem) in [Elem::F32, Elem::F64, Elem::I32, Elem::I64].into_iter().enumerate() {
+        // Products of these overflow, reach ±0, ±∞ and NaN, and wrap (integers).
         let x = random(elem, 90 + k as u64, &dims);
-        let ptx = render_cumsum(elem, "cumsum");
-        for axis in 0..dims.len() {
-            for (exclusive, reverse) in [(false, false), (true, false), (false, true), (true, true)] {
-                let want = run_op(&Op::Cumsum { axis, exclusive, reverse }, &[&x]);
-                let (n, inner) = (dims[axis], dims[axis + 1..].iter().product::<usize>());
-                let flags = [usize::from(exclusive), usize::from(reverse)];
-                let values = [x.numel(), n, inner, flags[0], flags[1]];
-                let got = run(&ptx, vec![bytes(&x)], x.numel() * elem.bytes(), &values);
-                assert_eq!(got, bytes(&want), "cumsum of {elem:?} along axis {axis}, {exclusive} {reverse}");
+        for product in [false, true] {
+            let ptx = render_scan(elem, product, "scan");
+            for axis in 0..dims.len() {
+                for (exclusive, reverse) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let op = if product {
+                        Op::Cumprod { axis, exclusive, reverse }
+                    } else {
+                        Op::Cumsum { axis, exclusive, reverse }
+                    };
+                    let want = run_op(&op, &[&x]);
+                    let (n, inner) = (dims[axis], dims[axis + 1..].iter().product::<usize>());
+                    let flags = [usize::from(exclusive), usize::from(reverse)];
+                    let values = [x.numel(), n, inner, flags[0], flags[1]];
+                    let got = run(&ptx, vec![bytes(&x)], x.numel() * elem.bytes(), &values);
+                    assert_eq!(got, bytes(&want), "{op:?} of {elem:?}");
+                }
             }
         }
     }

@@ -120,6 +120,19 @@ fn typed_ops_on_the_gpu_give_the_cpus_bytes_without_the_host() {
     same("cumsum columns, exclusive, reversed", &gr.cumsum_with(0, back), &r.cumsum_with(0, back));
     same("cumsum of f64", &gr.cast(DType::F64).cumsum(-1), &r.cast(DType::F64).cumsum(-1));
     same("cumsum of i64", &gx.cast(DType::I64).cumsum(1), &x.cast(DType::I64).cumsum(1));
+    same("cumprod rows", &gr.cumprod(1), &r.cumprod(1));
+    same("cumprod columns, exclusive, reversed", &gr.cumprod_with(0, back), &r.cumprod_with(0, back));
+    same("cumprod of f64", &gr.cast(DType::F64).cumprod(-1), &r.cast(DType::F64).cumprod(-1));
+    same("cumprod of i32", &gx.cast(DType::I32).cumprod(1), &x.cast(DType::I32).cumprod(1));
+    // The gradient of a running product (zeros in the input: the exact rule's branches).
+    let zeros = r.select(&r.abs().ge(0.1), 0.0);
+    let grad = |t: &Tensor| {
+        let tape = GradientTape::new();
+        tape.watch(t);
+        let loss = t.cumprod(1).sum_all();
+        tape.gradient(&loss, &[t]).remove(0).expect("a gradient")
+    };
+    same("cumprod gradient", &grad(&on(&zeros)), &grad(&zeros));
     // Accuracy, as the examples compute it.
     let logits = rand_f32(6, &[37, 10], -1.0, 1.0);
     let acc = |l: &Tensor, y: &Tensor| l.argmax(1).eq(y).cast(DType::F32).mean_all();

@@ -113,6 +113,7 @@ fn handled(op: &Op) -> bool {
         | Op::Gather { .. }
         | Op::ArgReduce { .. }
         | Op::Cumsum { .. }
+        | Op::Cumprod { .. }
         | Op::Argsort { .. } => true,
         _ => false,
     }
@@ -129,7 +130,12 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
     // The elementwise ops' typed form, before anything else is looked at (f32
     // arithmetic and casts of f64 decline here, on the f32 ops' path).
     let elementwise = match op {
-        Op::OneHot { .. } | Op::Gather { .. } | Op::ArgReduce { .. } | Op::Cumsum { .. } | Op::Argsort { .. } => None,
+        Op::OneHot { .. }
+        | Op::Gather { .. }
+        | Op::ArgReduce { .. }
+        | Op::Cumsum { .. }
+        | Op::Cumprod { .. }
+        | Op::Argsort { .. } => None,
         _ => {
             let dtypes: smallvec::SmallVec<[DType; 3]> = x.iter().map(|t| t.dtype()).collect();
             match TypedOp::of(op, &dtypes, dtype) {
@@ -182,16 +188,18 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
             let render = move |nm: &str| ptx::render_arg_reduce(values, max, nm);
             launch(format!("tensorjit_arg_reduce_{values:?}_{max}"), &render, &[whole(0)], &[n, inner])
         }
-        Op::Cumsum { axis, exclusive, reverse } => {
+        Op::Cumsum { axis, exclusive, reverse } | Op::Cumprod { axis, exclusive, reverse } => {
             let values = elem(x[0]);
             if values == Elem::Bool {
                 return Ok(None);
             }
+            let product = matches!(op, Op::Cumprod { .. });
             let (n, inner) = line(*axis);
-            let render = move |nm: &str| ptx::render_cumsum(values, nm);
+            let render = move |nm: &str| ptx::render_scan(values, product, nm);
             // An empty output launches nothing, so `n` ≥ 1 in the kernel.
             let dims = [n, inner, usize::from(*exclusive), usize::from(*reverse)];
-            launch(format!("tensorjit_cumsum_{values:?}"), &render, &[whole(0)], &dims)
+            let name = format!("tensorjit_{}_{values:?}", if product { "cumprod" } else { "cumsum" });
+            launch(name, &render, &[whole(0)], &dims)
         }
         Op::Argsort { axis, descending, keep } => {
             let values = elem(x[0]);

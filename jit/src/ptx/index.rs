@@ -2,7 +2,7 @@
 //! axis — one thread per output element in a grid-stride loop, 64-bit indices, the
 //! runtime's rules: an index outside `0..depth` (one_hot) or `0..n` (gather) gives a
 //! row of zeros; an arg-reduction keeps the first of equal values, and the first NaN
-//! wins over everything — and `cumsum`, one thread per line along the axis.
+//! wins over everything — and `cumsum`/`cumprod`, one thread per line along the axis.
 
 use super::conv::{divmod, per_output_of};
 use super::typed::Elem;
@@ -128,20 +128,24 @@ pub fn render_arg_reduce(elem: Elem, max: bool, name: &str) -> String {
     header() + &entry(name, &params, "", &e)
 }
 
-/// A module with one entry, `name`: the running sums of an `elem` input (f32, f64, i32
-/// or i64) along the middle of `[outer, n, inner]` (parameters [`CUMSUM_PARAMS`]).
-/// Each thread walks one `[o, ·, x]` line in order (from its end when reversed),
-/// rounding each addition as the CPU kernel does (integers wrap), so the results are
-/// the CPU's bits.
-pub fn render_cumsum(elem: Elem, name: &str) -> String {
+/// A module with one entry, `name`: the running sums (running products when `product`)
+/// of an `elem` input (f32, f64, i32 or i64) along the middle of `[outer, n, inner]`
+/// (parameters [`CUMSUM_PARAMS`]). Each thread walks one `[o, ·, x]` line in order (from
+/// its end when reversed), rounding each step as the CPU kernel does (integers wrap),
+/// so the results are the CPU's bits.
+pub fn render_scan(elem: Elem, product: bool, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, n, inner, exclusive, reverse]) = load_params(&mut e, name, &CUMSUM_PARAMS);
-    let add = match elem {
-        Elem::F32 => "add.rn.f32",
-        Elem::F64 => "add.rn.f64",
-        Elem::I32 => "add.s32",
-        Elem::I64 => "add.s64",
-        Elem::Bool => unreachable!("cumsum of bool is rejected by its shape inference"),
+    let add = match (elem, product) {
+        (Elem::F32, false) => "add.rn.f32",
+        (Elem::F64, false) => "add.rn.f64",
+        (Elem::I32, false) => "add.s32",
+        (Elem::I64, false) => "add.s64",
+        (Elem::F32, true) => "mul.rn.f32",
+        (Elem::F64, true) => "mul.rn.f64",
+        (Elem::I32, true) => "mul.lo.s32",
+        (Elem::I64, true) => "mul.lo.s64",
+        (Elem::Bool, _) => unreachable!("scans of bool are rejected by their shape inference"),
     };
     let (excl, rev) = (e.p(), e.p());
     e.ins(format_args!("setp.ne.u64 {excl}, {exclusive}, 0"));
@@ -162,7 +166,7 @@ pub fn render_cumsum(elem: Elem, name: &str) -> String {
     e.ins(format_args!("mad.lo.u64 {at}, {at}, {inner}, {x}"));
     e.ins(format_args!("@{rev} add.s64 {at}, {at}, {back}"));
     e.ins(format_args!("mov.u64 {r}, 0"));
-    let acc = elem.constant(&mut e, false);
+    let acc = elem.constant(&mut e, product);
     let (before, written) = (elem.reg(&mut e), elem.reg(&mut e));
     let end = e.p();
     e.loop_head("$L_scan", end, r, n, "$L_scan_done");

@@ -44,7 +44,7 @@ pub(crate) use device_loop::render_loop;
 pub use device_loop::{loop_params, MAX_LOOP_ELEMENTS};
 pub use emit::{f32_literal, Emitter, Reg};
 pub use index::{
-    render_arg_reduce, render_cumsum, render_gather, render_one_hot, ARG_REDUCE_PARAMS, CUMSUM_PARAMS, GATHER_PARAMS,
+    render_arg_reduce, render_gather, render_one_hot, render_scan, ARG_REDUCE_PARAMS, CUMSUM_PARAMS, GATHER_PARAMS,
     ONE_HOT_PARAMS,
 };
 pub use moves::{

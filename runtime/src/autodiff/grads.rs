@@ -86,6 +86,9 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
             let options = crate::ops::CumsumOptions { exclusive: *exclusive, reverse: !reverse };
             vec![Some(g.cumsum_with(*axis as i64, options))]
         }
+        Op::Cumprod { axis, exclusive, reverse } => {
+            vec![x[0].dtype().is_float().then(|| cumprod_grad(x[0], y, g, *axis, (*exclusive, *reverse)))]
+        }
         // The ops `differentiable` names.
         Op::ArgReduce { .. }
         | Op::Argsort { .. }
@@ -282,4 +285,26 @@ fn scatter_extreme_grad(g: &Tensor, x: &[&Tensor], y: &Tensor, axis: usize, size
     let ties = apply(Op::ScatterAdd { axis, size }, &[&chosen.cast(g.dtype()), ids]).maximum(1.0);
     let (share, _) = gather_inside(&(g / &ties), ids, axis, size);
     Tensor::where_(&chosen, &share, 0.0)
+}
+
+/// The gradient of a running product `y` of `x` along `axis` (with its `exclusive` and
+/// `reverse` options), exact where `x` holds zeros. Element j enters the products
+/// after it: its gradient is `Σ_i g_i · Π_{k in i's product, k ≠ j} x_k`. Before a
+/// line's first zero that is `Σ_i g_i y_i / x_j` (the sums of `g·y` the other way, as
+/// TensorFlow computes it everywhere); at the first zero, the same sums over the products
+/// of `x` with that zero read as 1; after it, every product holds the zero: 0.
+fn cumprod_grad(x: &Tensor, y: &Tensor, g: &Tensor, axis: usize, (exclusive, reverse): (bool, bool)) -> Tensor {
+    use crate::ops::CumsumOptions;
+    let a = axis as i64;
+    let later = |v: &Tensor| v.cumsum_with(a, CumsumOptions { exclusive, reverse: !reverse });
+    let is_zero = x.eq(0.0);
+    let zeros_before = is_zero.cast(x.dtype()).cumsum_with(a, CumsumOptions { exclusive: true, reverse });
+    let first_zero = is_zero.logical_and(zeros_before.eq(0.0));
+    let past_first = zeros_before.gt(0.0);
+    let safe = Tensor::where_(&is_zero, Tensor::ones_like(x), x);
+    let before_zero = later(&(g * y)) / &safe;
+    let without_it =
+        Tensor::where_(&first_zero, Tensor::ones_like(x), x).cumprod_with(a, CumsumOptions { exclusive, reverse });
+    let at_zero = later(&(g * &without_it));
+    Tensor::where_(&past_first, Tensor::zeros_like(x), Tensor::where_(&first_zero, &at_zero, &before_zero))
 }

@@ -190,6 +190,9 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
         "cumsum" => {
             Op::Cumsum { axis: num(a, "axis")?, exclusive: boolean(a, "exclusive")?, reverse: boolean(a, "reverse")? }
         }
+        "cumprod" => {
+            Op::Cumprod { axis: num(a, "axis")?, exclusive: boolean(a, "exclusive")?, reverse: boolean(a, "reverse")? }
+        }
         "argsort" => Op::Argsort {
             axis: num(a, "axis")?,
             descending: boolean(a, "descending")?,

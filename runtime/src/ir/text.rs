@@ -72,7 +72,9 @@ pub(crate) fn attrs(op: &Op) -> String {
     let a = match op {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::StopGradient => return String::new(),
         Op::Fill { value } => format!("value={value:?}"),
-        Op::Cumsum { axis, exclusive, reverse } => format!("axis={axis}, exclusive={exclusive}, reverse={reverse}"),
+        Op::Cumsum { axis, exclusive, reverse } | Op::Cumprod { axis, exclusive, reverse } => {
+            format!("axis={axis}, exclusive={exclusive}, reverse={reverse}")
+        }
         Op::Argsort { axis, descending, keep: None } => format!("axis={axis}, descending={descending}"),
         Op::Argsort { axis, descending, keep: Some(k) } => format!("axis={axis}, descending={descending}, keep={k}"),
         Op::Cast(d) => format!("to={d}"),

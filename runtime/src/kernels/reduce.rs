@@ -48,9 +48,9 @@ macro_rules! monoid {
     };
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Add;
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Mul;
 monoid!(Add, f32, 0.0, |a, b| a + b);
 monoid!(Add, f64, 0.0, |a, b| a + b);

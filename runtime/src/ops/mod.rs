@@ -78,6 +78,12 @@ pub enum Op {
         exclusive: bool,
         reverse: bool,
     },
+    /// Running products along `axis` (`tf.math.cumprod`), with `Cumsum`'s options.
+    Cumprod {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    },
     /// The positions that sort each line along `axis` (`tf.argsort`, stable: equal
     /// values keep their order; NaN sorts above +∞). An i64 tensor of the input's shape,
     /// or, with `keep`, of its first `keep` positions along `axis` (`top_k`'s: the lines
@@ -173,6 +179,7 @@ impl Op {
             Op::Reduce { op, .. } => op.name(),
             Op::ArgReduce { op, .. } => op.name(),
             Op::Cumsum { .. } => "cumsum",
+            Op::Cumprod { .. } => "cumprod",
             Op::Argsort { .. } => "argsort",
             Op::MatMul { .. } => "matmul",
             Op::Reshape(_) => "reshape",
@@ -209,7 +216,8 @@ impl Op {
             Op::Cast(d) => Ok((*d, inputs[0].shape().clone())),
             Op::Reduce { op, axes, keepdims } => reduce::infer_reduce(*op, inputs[0], axes, *keepdims),
             Op::ArgReduce { op, axis } => reduce::infer_arg(*op, inputs[0], *axis),
-            Op::Cumsum { axis, .. } => scan::infer_cumsum(inputs[0], *axis),
+            Op::Cumsum { axis, .. } => scan::infer_scan("cumsum", inputs[0], *axis),
+            Op::Cumprod { axis, .. } => scan::infer_scan("cumprod", inputs[0], *axis),
             Op::Argsort { axis, keep, .. } => sort::infer_argsort(inputs[0], *axis, *keep),
             Op::MatMul { transpose_a, transpose_b } => {
                 linalg::infer_matmul(inputs[0], inputs[1], *transpose_a, *transpose_b)
