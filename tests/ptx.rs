@@ -365,8 +365,8 @@ fn the_typed_index_and_movement_kernels_assemble() {
     }
     for index in [Elem::I32, Elem::I64] {
         for value in elems {
-            for fold in [ScatterFold::Add, ScatterFold::Max, ScatterFold::Min] {
-                if value != Elem::Bool || fold != ScatterFold::Add {
+            for fold in [ScatterFold::Add, ScatterFold::Max, ScatterFold::Min, ScatterFold::Prod] {
+                if value != Elem::Bool || !matches!(fold, ScatterFold::Add | ScatterFold::Prod) {
                     modules.push(render_scatter(fold, value, index, &format!("scatter_{}", modules.len())));
                 }
             }
@@ -400,11 +400,11 @@ fn the_typed_index_and_movement_kernels_assemble() {
     // and erf, 2 × 8 integer binary and 2 × 5 integer unary ops, 9 binary and 17 unary f64
     // ops — four
     // access variants each; 20 one_hot and gather entries; strided gathers, scatters and
-    // concat parts of 5 element types; 28 scatters (2 index types × (4 adds + 5 maxima +
-    // 5 minima)); 12 random generators (3 distributions × 2 dtypes × 2 key sources); 8
+    // concat parts of 5 element types; 36 scatters (2 index types × (4 adds + 5 maxima +
+    // 5 minima + 4 products)); 12 random generators (3 distributions × 2 dtypes × 2 key sources); 8
     // arg-reductions; 4 cumsums, 4 cumprods and 4 argsorts; 12 split reductions (i32,
     // i64, f64); the fill.
-    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 28 + 12 + 8 + 12 + 12 + 1);
+    assert_eq!(modules.len(), (4 * 12 + 8 + 11 + 2 * 8 + 2 * 5 + 9 + 17) * 4 + 20 + 15 + 36 + 12 + 8 + 12 + 12 + 1);
     assemble("typed_and_index", &one_module(&modules));
 }
 

@@ -1,5 +1,5 @@
 //! The scatter and argsort PTX kernels' *results*, on every machine: scatter-add,
-//! scatter-max and scatter-min (segment sums, maxima and minima) and the ranking
+//! -max, -min and -prod (segment sums, maxima, minima and products) and the ranking
 //! argsort run on the reference PTX interpreter and give the CPU's eager results byte
 //! for byte — duplicates and out-of-range ids, NaN, ±∞, ±0, integers at their limits,
 //! ties in both directions. ptxas (tests/ptx.rs) checks that the same text assembles; a
@@ -29,9 +29,9 @@ fn segment_ids(seed: u64, n: usize, size: usize, index: Elem) -> Tensor {
 fn every_scatter_fold_gives_the_cpus_bytes() {
     let size = 5;
     let mut checked = 0;
-    for fold in [ScatterFold::Add, ScatterFold::Max, ScatterFold::Min] {
+    for fold in [ScatterFold::Add, ScatterFold::Max, ScatterFold::Min, ScatterFold::Prod] {
         for value in [Elem::F32, Elem::F64, Elem::I32, Elem::I64, Elem::Bool] {
-            if value == Elem::Bool && fold == ScatterFold::Add {
+            if value == Elem::Bool && matches!(fold, ScatterFold::Add | ScatterFold::Prod) {
                 continue;
             }
             for index in [Elem::I32, Elem::I64] {
@@ -44,6 +44,7 @@ fn every_scatter_fold_gives_the_cpus_bytes() {
                         ScatterFold::Add => Op::ScatterAdd { axis: 1, size },
                         ScatterFold::Max => Op::ScatterMax { axis: 1, size },
                         ScatterFold::Min => Op::ScatterMin { axis: 1, size },
+                        ScatterFold::Prod => Op::ScatterProd { axis: 1, size },
                     };
                     let want = run_op(&op, &[&upd, &idx]);
                     let total = want.numel();
@@ -59,7 +60,7 @@ fn every_scatter_fold_gives_the_cpus_bytes() {
             }
         }
     }
-    assert_eq!(checked, 2 * (4 + 5 + 5));
+    assert_eq!(checked, 2 * (4 + 5 + 5 + 4));
 }
 
 /// Values with many ties: `random`'s (specials mixed in) rounded to a coarse grid for

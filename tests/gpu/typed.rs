@@ -511,6 +511,9 @@ fn sorting_and_segment_extremes_run_on_the_gpu_with_the_cpus_bytes() {
     same("segment max of i64", &on_gpu(&wide, gpu).unsorted_segment_max(&gseg, 5), &wide.unsorted_segment_max(&seg, 5));
     let f64s = x.cast(DType::F64);
     same("segment min of f64", &on_gpu(&f64s, gpu).unsorted_segment_min(&gseg, 5), &f64s.unsorted_segment_min(&seg, 5));
+    // Products of finite values (an ∞·0 NaN has other bits on a GPU).
+    let finite = rand_f32(42, &[7, 33], -1.5, 1.5);
+    same("segment prod", &on_gpu(&finite, gpu).unsorted_segment_prod(&gseg, 5), &finite.unsorted_segment_prod(&seg, 5));
     same("sort descending, columns", &gx.sort(0, true), &x.sort(0, true));
     let (gv, gp) = gx.top_k(5);
     let (v, p) = x.top_k(5);

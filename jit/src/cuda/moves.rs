@@ -1,6 +1,6 @@
 //! Data movement on GPUs for tensors of every dtype the kernels hold (f32, i32, i64,
 //! bool): permutes and broadcasts of non-f32 tensors, slices (negative steps too) and
-//! their gradients, concatenations, and scatters (add, max, min) — the kernels of
+//! their gradients, concatenations, and scatters (add, max, min, product) — the kernels of
 //! `ptx::moves`, launched on the tensors' word buffers.
 
 use std::sync::Arc;
@@ -35,6 +35,7 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
         Op::ScatterAdd { axis, size } => return scatter(gpu, ScatterFold::Add, x, (*axis, *size), shape),
         Op::ScatterMax { axis, size } => return scatter(gpu, ScatterFold::Max, x, (*axis, *size), shape),
         Op::ScatterMin { axis, size } => return scatter(gpu, ScatterFold::Min, x, (*axis, *size), shape),
+        Op::ScatterProd { axis, size } => return scatter(gpu, ScatterFold::Prod, x, (*axis, *size), shape),
         // f32 fills are single-op kernels of the f32 path.
         Op::Fill { value } if dtype != DType::F32 => return fill(gpu, *value, dtype, shape),
         _ => return Ok(None),
@@ -219,9 +220,9 @@ fn concat(gpu: &Arc<Gpu>, x: &[&Tensor], axis: usize, dtype: DType, shape: &Shap
     })
 }
 
-/// `scatter_add`, `scatter_max` or `scatter_min` (`fold`) of `updates` by `indices`
-/// along `axis` into `size` slots: f32, f64, i32 or i64 updates (bools too for max and
-/// min), i32 or i64 indices.
+/// `scatter_add`, `scatter_max`, `scatter_min` or `scatter_prod` (`fold`) of `updates`
+/// by `indices` along `axis` into `size` slots: f32, f64, i32 or i64 updates (bools too
+/// for max and min), i32 or i64 indices.
 fn scatter(
     gpu: &Arc<Gpu>,
     fold: ScatterFold,
@@ -231,7 +232,7 @@ fn scatter(
 ) -> Result<Option<Tensor>, Error> {
     let (upd, idx) = (x[0], x[1]);
     let (value, index) = match (Elem::of(upd.dtype()), Elem::of(idx.dtype())) {
-        (Elem::Bool, _) if fold == ScatterFold::Add => return Ok(None),
+        (Elem::Bool, _) if matches!(fold, ScatterFold::Add | ScatterFold::Prod) => return Ok(None),
         (v, i @ (Elem::I32 | Elem::I64)) => (v, i),
         _ => return Ok(None),
     };

@@ -37,6 +37,8 @@ pub enum ScatterFold {
     Max,
     /// The smallest, from the type's highest value; a NaN wins and stays.
     Min,
+    /// Their product, from 1 (`unsorted_segment_prod`); integers wrap.
+    Prod,
 }
 
 /// `base + Σ coord_k · s_k` for element `i` of the grid of dims `d` (the last axis
@@ -121,6 +123,7 @@ pub fn render_scatter(fold: ScatterFold, value: Elem, index: Elem, name: &str) -
         let (o, i) = divmod(e, q, size);
         let acc = match fold {
             ScatterFold::Add => value.constant(e, false),
+            ScatterFold::Prod => value.constant(e, true),
             ScatterFold::Max | ScatterFold::Min => extreme(e, value, fold == ScatterFold::Max),
         };
         let (j, row) = (e.rd(), e.rd());
@@ -145,11 +148,16 @@ pub fn render_scatter(fold: ScatterFold, value: Elem, index: Elem, name: &str) -
         let u = value.constant(e, false);
         e.ins(format_args!("@{hit} ld.global.nc.{} {u}, [{from}]", value.load_type()));
         match fold {
-            ScatterFold::Add => {
-                let add = if value.is_float() { "add.rn" } else { "add" };
-                let sum = value.reg(e);
-                e.ins(format_args!("{add}.{ty} {sum}, {acc}, {u}"));
-                e.ins(format_args!("@{hit} mov.{mov} {acc}, {sum}"));
+            ScatterFold::Add | ScatterFold::Prod => {
+                let op = match (fold, value.is_float()) {
+                    (ScatterFold::Add, true) => "add.rn",
+                    (ScatterFold::Add, false) => "add",
+                    (_, true) => "mul.rn",
+                    (_, false) => "mul.lo",
+                };
+                let next = value.reg(e);
+                e.ins(format_args!("{op}.{ty} {next}, {acc}, {u}"));
+                e.ins(format_args!("@{hit} mov.{mov} {acc}, {next}"));
             }
             ScatterFold::Max | ScatterFold::Min => {
                 // The runtime's rule: the update replaces the fold when it is a NaN or

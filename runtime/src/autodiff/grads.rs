@@ -145,6 +145,9 @@ pub(crate) fn backward(op: &Op, x: &[&Tensor], y: &Tensor, g: &Tensor, needed: &
         Op::ScatterMax { axis, size } | Op::ScatterMin { axis, size } => {
             vec![Some(scatter_extreme_grad(g, x, y, *axis, *size)), None]
         }
+        Op::ScatterProd { axis, size } => {
+            vec![x[0].dtype().is_float().then(|| scatter_prod_grad(g, x, y, *axis, *size)), None]
+        }
         Op::Conv2d(p) => vec![
             need(0).then(|| apply(Op::Conv2dBackpropInput { params: *p, input: x[0].shape().clone() }, &[g, x[1]])),
             need(1).then(|| apply(Op::Conv2dBackpropFilter { params: *p, filter: x[1].shape().clone() }, &[x[0], g])),
@@ -285,6 +288,27 @@ fn scatter_extreme_grad(g: &Tensor, x: &[&Tensor], y: &Tensor, axis: usize, size
     let ties = apply(Op::ScatterAdd { axis, size }, &[&chosen.cast(g.dtype()), ids]).maximum(1.0);
     let (share, _) = gather_inside(&(g / &ties), ids, axis, size);
     Tensor::where_(&chosen, &share, 0.0)
+}
+
+/// The gradient of a segment product `y` (TensorFlow's rule, zeros included): each
+/// update gets its segment's gradient times the product of the segment's other updates —
+/// `y / x` where the segment holds no zero; for the segment's only zero, the product of
+/// its nonzero updates; 0 for every update of a segment with a zero that is not that
+/// zero, and for dropped ids.
+fn scatter_prod_grad(g: &Tensor, x: &[&Tensor], y: &Tensor, axis: usize, size: usize) -> Tensor {
+    let (upd, ids) = (x[0], x[1]);
+    let segment = |t: &Tensor| gather_inside(t, ids, axis, size).0;
+    let is_zero = upd.eq(0.0);
+    let zeros = apply(Op::ScatterAdd { axis, size }, &[&is_zero.cast(upd.dtype()), ids]);
+    let nonzero = Tensor::where_(&is_zero, Tensor::ones_like(upd), upd);
+    let nonzero_prod = apply(Op::ScatterProd { axis, size }, &[&nonzero, ids]);
+    let (gy, inside) = gather_inside(&(g * y), ids, axis, size);
+    let (zeros, g_at) = (segment(&zeros), segment(g));
+    // A nonzero update: g·y/x (y is 0 when the segment holds a zero, and so is this).
+    let plain = &gy / &nonzero;
+    let only_zero = is_zero.logical_and(zeros.eq(1.0));
+    let at_zero = Tensor::where_(&only_zero, &g_at * &segment(&nonzero_prod), 0.0);
+    Tensor::where_(&inside, Tensor::where_(&is_zero, &at_zero, &plain), 0.0)
 }
 
 /// The gradient of a running product `y` of `x` along `axis` (with its `exclusive` and

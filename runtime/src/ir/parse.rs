@@ -203,6 +203,7 @@ fn op(name: &str, a: &HashMap<String, String>) -> R<Op> {
         "scatter_add" => Op::ScatterAdd { axis: num(a, "axis")?, size: num(a, "size")? },
         "scatter_max" => Op::ScatterMax { axis: num(a, "axis")?, size: num(a, "size")? },
         "scatter_min" => Op::ScatterMin { axis: num(a, "axis")?, size: num(a, "size")? },
+        "scatter_prod" => Op::ScatterProd { axis: num(a, "axis")?, size: num(a, "size")? },
         "one_hot" => Op::OneHot { depth: num(a, "depth")?, dtype: dtype(get(a, "dtype")?)? },
         "conv2d" => Op::Conv2d(conv()?),
         "conv2d_backprop_input" => Op::Conv2dBackpropInput { params: conv()?, input: shape(get(a, "input")?)? },

@@ -85,7 +85,10 @@ pub(crate) fn attrs(op: &Op) -> String {
         Op::Permute(p) => format!("perm={}", list(p)),
         Op::Slice(s) => format!("slices={}", slices(s)),
         Op::SliceGrad { input, slice } => format!("input={input}, slices={}", slices(slice)),
-        Op::ScatterAdd { axis, size } | Op::ScatterMax { axis, size } | Op::ScatterMin { axis, size } => {
+        Op::ScatterAdd { axis, size }
+        | Op::ScatterMax { axis, size }
+        | Op::ScatterMin { axis, size }
+        | Op::ScatterProd { axis, size } => {
             format!("axis={axis}, size={size}")
         }
         Op::OneHot { depth, dtype } => format!("depth={depth}, dtype={dtype}"),

@@ -43,6 +43,7 @@ pub(crate) fn run(op: &Op, x: &[&Tensor], dtype: DType, shape: Shape) -> Tensor 
         Op::ScatterAdd { axis, size } => shape::scatter_add(x[0], x[1], *axis, *size, shape),
         Op::ScatterMax { axis, size } => shape::scatter_extreme(x[0], x[1], (*axis, *size), true, shape),
         Op::ScatterMin { axis, size } => shape::scatter_extreme(x[0], x[1], (*axis, *size), false, shape),
+        Op::ScatterProd { axis, size } => shape::scatter_prod(x[0], x[1], *axis, *size, shape),
         Op::OneHot { depth, .. } => shape::one_hot(x[0], *depth, dtype, shape),
         Op::Conv2d(p) => conv::conv2d(x[0], x[1], p, shape),
         Op::Conv2dBackpropInput { params, .. } => conv::conv2d_backprop_input(x[0], x[1], params, shape),

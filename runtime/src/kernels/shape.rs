@@ -266,6 +266,21 @@ pub(crate) fn scatter_add(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, 
     Tensor::from_buffer(buf, shape)
 }
 
+/// The product of the updates per index, in the order of their positions, from 1
+/// (TensorFlow's `unsorted_segment_prod`); integers wrap.
+pub(crate) fn scatter_prod(upd: &Tensor, idx: &Tensor, axis: usize, size: usize, shape: Shape) -> Tensor {
+    let d = scatter_dims(upd, idx, axis, size);
+    let ids: Vec<i64> = index_values(idx).collect();
+    let buf = match upd.buffer() {
+        Buffer::F32(v) => Buffer::F32(scatter_fold(v, &ids, d, 1.0, |a, b| a * b)),
+        Buffer::F64(v) => Buffer::F64(scatter_fold(v, &ids, d, 1.0, |a, b| a * b)),
+        Buffer::I32(v) => Buffer::I32(scatter_fold(v, &ids, d, 1, i32::wrapping_mul)),
+        Buffer::I64(v) => Buffer::I64(scatter_fold(v, &ids, d, 1, i64::wrapping_mul)),
+        Buffer::Bool(_) => unreachable!("rejected by unsorted_segment_prod"),
+    };
+    Tensor::from_buffer(buf, shape)
+}
+
 /// The largest (`max`) or smallest update per index (NaN wins, as in `max`), starting
 /// from the dtype's lowest or highest value, which empty indices keep (TensorFlow's
 /// `unsorted_segment_max`/`_min`).

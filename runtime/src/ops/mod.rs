@@ -130,6 +130,12 @@ pub enum Op {
         axis: usize,
         size: usize,
     },
+    /// `(updates, indices)`: the product of the updates per index along `axis` (length
+    /// `size`), 1 where none lands (`unsorted_segment_prod`).
+    ScatterProd {
+        axis: usize,
+        size: usize,
+    },
     OneHot {
         depth: usize,
         dtype: DType,
@@ -192,6 +198,7 @@ impl Op {
             Op::ScatterAdd { .. } => "scatter_add",
             Op::ScatterMax { .. } => "scatter_max",
             Op::ScatterMin { .. } => "scatter_min",
+            Op::ScatterProd { .. } => "scatter_prod",
             Op::OneHot { .. } => "one_hot",
             Op::Conv2d(_) => "conv2d",
             Op::Conv2dBackpropInput { .. } => "conv2d_backprop_input",
@@ -229,9 +236,10 @@ impl Op {
             Op::Slice(s) => shape::infer_slice(inputs[0], s),
             Op::SliceGrad { input, slice } => shape::infer_slice_grad(inputs[0], input, slice),
             Op::Gather { axis } => shape::infer_gather(inputs[0], inputs[1], *axis),
-            Op::ScatterAdd { axis, size } | Op::ScatterMax { axis, size } | Op::ScatterMin { axis, size } => {
-                shape::infer_scatter_add(inputs[0], inputs[1], *axis, *size)
-            }
+            Op::ScatterAdd { axis, size }
+            | Op::ScatterMax { axis, size }
+            | Op::ScatterMin { axis, size }
+            | Op::ScatterProd { axis, size } => shape::infer_scatter_add(inputs[0], inputs[1], *axis, *size),
             Op::OneHot { depth, dtype } => shape::infer_one_hot(inputs[0], *depth, *dtype),
             Op::Conv2d(p) => nn::infer_conv2d(inputs[0], inputs[1], p),
             Op::Conv2dBackpropInput { params, input } => {

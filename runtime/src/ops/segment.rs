@@ -1,9 +1,9 @@
-//! Segment reductions (`tf.math.unsorted_segment_sum` / `_mean` / `_max` / `_min`,
-//! `jax.ops.segment_sum`): the slices of a tensor reduced by segment id into a fixed
-//! number of segments. Sums are built on the scatter-add that is gather's gradient, so
+//! Segment reductions (`tf.math.unsorted_segment_sum` / `_mean` / `_max` / `_min` /
+//! `_prod`, `jax.ops.segment_sum`): the slices of a tensor reduced by segment id into a
+//! fixed number of segments. Sums are built on the scatter-add that is gather's gradient, so
 //! they trace, compile, run on GPUs and differentiate (a segment sum's gradient
-//! gathers); max and min are scatters of their own (on a GPU too: one thread per output
-//! element folds its segment's slices in the CPU's order).
+//! gathers); max, min and product are scatters of their own (on a GPU too: one thread
+//! per output element folds its segment's slices in the CPU's order).
 
 use std::panic::Location;
 
@@ -105,6 +105,18 @@ impl Tensor {
         apply(Op::ScatterMax { axis: 0, size: num_segments }, &[self, segment_ids])
     }
 
+    /// The product of the slices of each segment, element by element
+    /// (`tf.math.unsorted_segment_prod`, `jax.ops.segment_prod`), multiplied in the order
+    /// of their ids' positions; segments no slice names are 1; integers wrap. Ids as in
+    /// [`unsorted_segment_sum`](Tensor::unsorted_segment_sum). The gradient is
+    /// TensorFlow's, exact where slices hold zeros.
+    #[track_caller]
+    pub fn unsorted_segment_prod(&self, segment_ids: &Tensor, num_segments: usize) -> Tensor {
+        self.numeric_or_raise_at("unsorted_segment_prod", Location::caller());
+        self.check_segments("unsorted_segment_prod", segment_ids, num_segments);
+        apply(Op::ScatterProd { axis: 0, size: num_segments }, &[self, segment_ids])
+    }
+
     /// The smallest slice value of each segment (`tf.math.unsorted_segment_min`); empty
     /// segments hold the dtype's highest value. As [`unsorted_segment_max`](Tensor::unsorted_segment_max) otherwise.
     #[track_caller]
@@ -127,5 +139,6 @@ mod tests {
         assert_eq!(data.unsorted_segment_mean(&ids, 4).to_vec::<f32>().unwrap(), [3.5, 0.0, 2.0, 0.0]);
         assert_eq!(data.unsorted_segment_max(&ids, 4).to_vec::<f32>().unwrap(), [5.0, f32::MIN, 3.0, f32::MIN]);
         assert_eq!(data.unsorted_segment_min(&ids, 4).to_vec::<f32>().unwrap(), [2.0, f32::MAX, 1.0, f32::MAX]);
+        assert_eq!(data.unsorted_segment_prod(&ids, 4).to_vec::<f32>().unwrap(), [10.0, 1.0, 3.0, 1.0]);
     }
 }
