@@ -180,6 +180,22 @@ fn arranging_ops_and_statistics() {
     for (seed, exclusive, reverse) in [(532, false, false), (533, true, false), (534, false, true), (535, true, true)] {
         gradcheck(seed, one, |v| v[0].cumsum_with(1, CumsumOptions { exclusive, reverse }).square(), 40);
     }
+    // Running products (values away from zero: the finite differences of a product
+    // through a zero are the rule's own special case, checked in tests/cumprod.rs).
+    let far = away_from_zero(545, &[3, 4, 5]);
+    for (seed, exclusive, reverse) in [(546, false, false), (547, true, false), (548, false, true), (549, true, true)] {
+        gradcheck(seed, std::slice::from_ref(&far), |v| v[0].cumprod_with(1, CumsumOptions { exclusive, reverse }), 40);
+    }
+    // Its second derivative: d/dx of the tape's first derivative.
+    let first = |v: &[Tensor]| {
+        let t = GradientTape::new();
+        t.watch(&v[0]);
+        let y = v[0].cumprod(2).square().sum_all();
+        t.gradient(&y, &[&v[0]])[0].clone().unwrap()
+    };
+    gradcheck(550, std::slice::from_ref(&far), first, 30);
+    let ids = Tensor::from_vec(vec![2i64, 0, 2], [3]).unwrap();
+    gradcheck(551, std::slice::from_ref(&far), |v| v[0].unsorted_segment_prod(&ids, 3), 40);
     let (a, b) = (rand_f64(536, &[2, 3, 4], -1.0, 1.0), rand_f64(537, &[4, 3], -1.0, 1.0));
     let pair = [a, b];
     gradcheck(538, &pair, |v| Tensor::einsum("bij,jk->bki", &[&v[0], &v[1]]), 40);

@@ -45,6 +45,8 @@ fn traced_graphs_of_every_op_family_round_trip() {
         let seg = Tensor::from_vec(vec![1i64, 0, 1], [3]).unwrap();
         let cols = z.gather(&idx, 1).permute(&[1, 0]);
         let m = cols.unsorted_segment_max(&seg, 2) + cols.unsorted_segment_min(&seg, 2);
+        let exclusive = CumsumOptions { exclusive: true, reverse: false };
+        let m = m + cols.unsorted_segment_prod(&seg, 2) + cols.cumprod_with(0, exclusive).sum(0, true);
         let w = z.gather(&idx, 1).sum(0, true) + random::uniform([1, 3], 0.0, 1.0, DType::F32, Some(4)) + m.sum_all();
         let loss = Tensor::concat(&[&w, &w.sqrt().maximum(0.1)], 0).square().sum_all();
         let g = tape.gradient(&loss, &[&x, &k]);
@@ -54,7 +56,13 @@ fn traced_graphs_of_every_op_family_round_trip() {
     });
     f.call((x, k));
     let cf = &f.concrete_functions()[0];
-    round_trip(&cf.ir_text());
+    let text = cf.ir_text();
+    for op in
+        ["argsort[axis=1, descending=true, keep=2]", "cumprod[axis=0, exclusive=true", "scatter_prod[axis=0, size=2]"]
+    {
+        assert!(text.contains(op), "{op} in {text}");
+    }
+    round_trip(&text);
     let dot = cf.dot();
     assert!(dot.starts_with("digraph \"everything\""));
     assert!(dot.contains("block/bias f32[4]"), "variables carry their names");
