@@ -236,6 +236,9 @@ impl Op {
             Op::Slice(s) => shape::infer_slice(inputs[0], s),
             Op::SliceGrad { input, slice } => shape::infer_slice_grad(inputs[0], input, slice),
             Op::Gather { axis } => shape::infer_gather(inputs[0], inputs[1], *axis),
+            Op::ScatterProd { .. } if inputs[0].dtype() == DType::Bool => {
+                Err(needs("scatter_prod", "a numeric tensor", DType::Bool, "; cast it first"))
+            }
             Op::ScatterAdd { axis, size }
             | Op::ScatterMax { axis, size }
             | Op::ScatterMin { axis, size }
