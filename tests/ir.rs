@@ -78,4 +78,8 @@ fn parse_errors_name_the_line() {
     let g = ir::parse(bad).unwrap();
     let v = ir::verify(&g).unwrap_err();
     assert!(v.contains("output declared f32[3], the op infers f32[2]"), "{v}");
+    // An op a traced function never makes from these operands is refused, not run.
+    let bools = "func @f(%0: bool[2], %1: i64[2]) -> (bool[2]) {\n  %2: bool[2] = scatter_prod[axis=0, size=2] %0, %1\n  return %2\n}";
+    let v = ir::parse(bools).and_then(|g| ir::verify(&g)).unwrap_err();
+    assert!(v.contains("scatter_prod") && v.contains("bool"), "{v}");
 }
