@@ -1,8 +1,11 @@
 //! Callbacks of `fit` (Keras' `keras.callbacks`): code run at the start and end of
 //! training and around each epoch, which may stop training; and Keras' `EarlyStopping`,
-//! `ModelCheckpoint`, `ReduceLROnPlateau`, `LearningRateScheduler` and `CsvLogger`.
+//! `ModelCheckpoint`, `ReduceLROnPlateau`, `LearningRateScheduler`, `CsvLogger` and
+//! `TensorBoard`.
 
 mod csv_logger;
+mod events;
+mod tensorboard;
 
 use std::sync::Mutex;
 
@@ -12,6 +15,8 @@ use crate::error::{raise, Error, Result};
 use crate::model::{Logs, Model};
 
 pub use csv_logger::CsvLogger;
+pub use events::{read_scalars, Scalar};
+pub use tensorboard::TensorBoard;
 
 /// Whether `fit` goes on after an epoch (Keras' `model.stop_training`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
