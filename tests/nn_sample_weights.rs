@@ -252,3 +252,32 @@ fn each_output_may_take_its_own_weights() {
     assert_eq!(from_tensors, from_dataset);
     assert_ne!(from_tensors, model().fit(&x, [&ya, &yb], &opts(2, 4)).unwrap().get("loss"), "the weights count");
 }
+
+#[test]
+fn validation_losses_take_their_own_weights() {
+    let x = normal(&[12, 4], 70);
+    let labels = x.argmax(1).floormod(3);
+    let (vx, vw) = (normal(&[9, 4], 71), positive_weights(9, 72));
+    let vy = vx.argmax(1).floormod(3);
+    let model = classifier(73);
+    model.compile(SGD::new(0.2), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[Metric::Accuracy], false);
+    let o = FitOptions {
+        validation_data: Some(((&vx).into(), (&vy).into())),
+        validation_sample_weight: Some((&vw).into()),
+        ..opts(2, 4)
+    };
+    let h = model.fit(&x, &labels, &o).unwrap();
+    // The last epoch's validation is the trained model's weighted evaluation.
+    let after = model.evaluate_weighted(&vx, &vy, &vw, 4).unwrap();
+    let unweighted = model.evaluate(&vx, &vy, 4).unwrap();
+    let last = *h.get("val_loss").last().unwrap();
+    assert!((last - after.get("loss").unwrap()).abs() < 1e-6, "{last} vs {after:?}");
+    assert!((last - unweighted.get("loss").unwrap()).abs() > 1e-4, "the weights count");
+    assert_eq!(h.get("val_accuracy").last().copied(), unweighted.get("accuracy"));
+    // Weights that do not fit the validation examples are refused before training.
+    let before = model.variables()[0].read().to_vec::<f32>().unwrap();
+    let bad = FitOptions { validation_sample_weight: Some(positive_weights(5, 74).into()), ..o };
+    let err = model.fit(&x, &labels, &bad).unwrap_err().to_string();
+    assert!(err.contains("sample_weight must be one float per example ([9])"), "{err}");
+    assert_eq!(model.variables()[0].read().to_vec::<f32>().unwrap(), before, "no step was taken");
+}

@@ -248,6 +248,11 @@ where
     I: Iterator<Item = Result<Batch>>,
 {
     let c = compiled(m, "fit")?;
+    // Validation weights that cannot fit are refused before any training.
+    if let (Some((vx, vy)), Some(w)) = (&opts.validation_data, &opts.validation_sample_weight) {
+        let n = vx.0.first().and_then(|x| x.dims().first().copied()).unwrap_or(0);
+        example_weights("fit", None, &vy.0, n, &w.0)?;
+    }
     let mut history = History::default();
     opts.callbacks.iter().for_each(|cb| cb.on_train_begin(m));
     for epoch in 0..opts.epochs {
@@ -271,7 +276,8 @@ where
         }
         let mut logs = run.logs("");
         if let Some((vx, vy)) = &opts.validation_data {
-            let data = Data { xs: &vx.0, ys: &vy.0, weights: &[] };
+            let weights = opts.validation_sample_weight.as_ref().map_or(&[][..], |w| &w.0[..]);
+            let data = Data { xs: &vx.0, ys: &vy.0, weights };
             logs.0.extend(evaluate_with(m, &c, data, opts.batch_size, "val_")?.0);
         }
         let secs = start.elapsed().as_secs_f64();

@@ -156,6 +156,9 @@ pub struct FitOptions {
     /// Evaluated after each epoch (`val_loss`, `val_<metric>`): the inputs and the
     /// targets (`(x.into(), y.into())`).
     pub validation_data: Option<(Tensors, Tensors)>,
+    /// The validation examples' weights (Keras' third element of `validation_data`):
+    /// `val_loss` is weighted as `evaluate_weighted` weighs it.
+    pub validation_sample_weight: Option<Tensors>,
     /// A weight per example (Keras' `sample_weight`, `[n]`): each example's loss is
     /// multiplied by it (the metrics are not weighted, as Keras' `metrics`). One tensor
     /// (`Some((&w).into())`) weighs every output's loss; a model of several outputs may
@@ -179,6 +182,7 @@ impl Default for FitOptions {
             batch_size: 32,
             shuffle: Some(0),
             validation_data: None,
+            validation_sample_weight: None,
             sample_weight: None,
             class_weight: None,
             verbose: true,
