@@ -394,3 +394,24 @@ fn two_layers_of_one_name_keep_their_own_weights() {
     let err = model.save_weights(&path).unwrap_err().to_string();
     assert!(err.contains("two variables are named") && err.contains("twin/kernel"), "{err}");
 }
+
+#[test]
+fn typed_inputs_refuse_other_dtypes_naming_the_input() {
+    let ids = Input::named("tokens", &[Some(6)]).with_dtype(DType::I64);
+    assert_eq!(ids.dtype(), Some(DType::I64));
+    let out = ids.apply(Embedding::new(10, 4)).apply(GlobalAveragePooling1D::new()).apply(Dense::new(1));
+    let model = Functional::named("typed", &[&ids], &out);
+    model.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], false);
+    let x = random::uniform([8, 6], 0.0, 10.0, DType::F32, Some(60)).floor().cast(DType::I64);
+    let y = normal(&[8, 1], 61);
+    assert!(model.fit(&x, &y, &quiet(1, 4)).is_ok());
+    let err = model.predict(x.cast(DType::F32), 4).unwrap_err().to_string();
+    let want = "predict: Functional 'typed': input 0 (Input 'tokens' (None, 6)) takes i64 values, got f32[8,6]";
+    assert!(err.contains(want), "{err}");
+    // A shape the Input does not take is refused the same way, before any step.
+    let err = model.predict(x.reshape([4, 12]), 4).unwrap_err().to_string();
+    assert!(err.contains("input 0 is incompatible with the model: expected shape (None, 6), got i64[4,12]"), "{err}");
+    // Only an Input takes a dtype.
+    let msg = panic_message(AssertUnwindSafe(|| drop(out.with_dtype(DType::F32))));
+    assert!(msg.contains("only an Input takes a dtype") && msg.contains("nn_functional.rs"), "{msg}");
+}

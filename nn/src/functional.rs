@@ -30,7 +30,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tensorjit_runtime::{Device, Tensor, Variable};
+use tensorjit_runtime::{DType, Device, Tensor, Variable};
 
 use crate::activity::ActivityLosses;
 use crate::error::{raise, Error, Result};
@@ -49,8 +49,15 @@ struct Node {
 }
 
 enum NodeOp {
-    Input { name: String },
-    Layer { layer: ModuleRef, inputs: Vec<SymbolicTensor> },
+    /// A model input; `dtype` (when set) is checked against what the model is given.
+    Input {
+        name: String,
+        dtype: Option<DType>,
+    },
+    Layer {
+        layer: ModuleRef,
+        inputs: Vec<SymbolicTensor>,
+    },
 }
 
 /// A placeholder for a tensor in a functional model: a shape (batch first, `None` where
@@ -84,12 +91,33 @@ impl Input {
     #[track_caller]
     pub fn named(name: &str, dims: &[Option<usize>]) -> SymbolicTensor {
         let spec = std::iter::once(None).chain(dims.iter().copied()).collect();
-        let op = NodeOp::Input { name: name.to_string() };
+        let op = NodeOp::Input { name: name.to_string(), dtype: None };
         SymbolicTensor { node: Arc::new(Node { op, spec, at: Location::caller() }) }
     }
 }
 
 impl SymbolicTensor {
+    /// This input with a dtype the model checks (Keras' `Input(shape, dtype=…)`):
+    /// `Input::new(&[20]).with_dtype(DType::I64)` for token ids. Calling the model with
+    /// another dtype is an error naming the input. Panics at the caller's line when
+    /// `self` is not an [`Input`] (make the input typed before applying layers to it).
+    #[track_caller]
+    pub fn with_dtype(&self, dtype: DType) -> SymbolicTensor {
+        let NodeOp::Input { name, .. } = &self.node.op else {
+            raise(&self.describe(), "only an Input takes a dtype; give it to the Input the graph starts from")
+        };
+        let op = NodeOp::Input { name: name.clone(), dtype: Some(dtype) };
+        SymbolicTensor { node: Arc::new(Node { op, spec: self.node.spec.clone(), at: Location::caller() }) }
+    }
+
+    /// The dtype an input was given with [`with_dtype`](Self::with_dtype) (`None`: any).
+    pub fn dtype(&self) -> Option<DType> {
+        match &self.node.op {
+            NodeOp::Input { dtype, .. } => *dtype,
+            NodeOp::Layer { .. } => None,
+        }
+    }
+
     /// The shape, batch first (`[None, 64]`).
     pub fn shape(&self) -> &[Option<usize>] {
         &self.node.spec
@@ -138,7 +166,7 @@ impl SymbolicTensor {
 
     fn describe(&self) -> String {
         match &self.node.op {
-            NodeOp::Input { name } => format!("Input '{name}' {}", fmt_spec(&self.node.spec)),
+            NodeOp::Input { name, .. } => format!("Input '{name}' {}", fmt_spec(&self.node.spec)),
             NodeOp::Layer { layer, .. } => format!("the output of {} '{}'", layer.kind(), layer.name()),
         }
     }
@@ -361,7 +389,7 @@ impl Functional {
     pub fn summary(&self) -> String {
         let rows = self.inner.order.iter().map(|t| {
             let (label, params, from) = match &t.node.op {
-                NodeOp::Input { name } => (format!("{name} (InputLayer)"), 0, Vec::new()),
+                NodeOp::Input { name, .. } => (format!("{name} (InputLayer)"), 0, Vec::new()),
                 NodeOp::Layer { layer, inputs } => (
                     format!("{} ({})", layer.name(), layer.kind()),
                     crate::summary::count(&layer.variables()),
@@ -386,7 +414,9 @@ impl Functional {
         self.inner.activity.clear();
         let mut values: HashMap<*const Node, (Tensor, Option<Tensor>)> = HashMap::new();
         for (i, (t, (x, m))) in self.inner.inputs.iter().zip(xs.iter().zip(masks)).enumerate() {
-            check_input(&what, i, &t.node.spec, x);
+            if let Err(msg) = check_input(i, t, x) {
+                raise(&what, msg)
+            }
             values.insert(t.id(), (x.clone(), m.clone()));
         }
         for t in &self.inner.order {
@@ -416,28 +446,29 @@ impl Functional {
 /// `dense (Dense)`-style name of the layer (or input) that makes `t`, for the summary.
 fn node_label(t: &SymbolicTensor) -> String {
     match &t.node.op {
-        NodeOp::Input { name } => name.clone(),
+        NodeOp::Input { name, .. } => name.clone(),
         NodeOp::Layer { layer, .. } => layer.name().to_string(),
     }
 }
 
-/// Refuses an input whose rank or known axes differ from its `Input`'s (Keras' input
-/// spec check), naming the input and both shapes.
-#[track_caller]
-fn check_input(what: &str, i: usize, spec: &[Option<usize>], x: &Tensor) {
+/// Refuses an input whose dtype (when the `Input` has one), rank or known axes differ
+/// from its `Input`'s (Keras' input spec check), naming the input and both types.
+fn check_input(i: usize, input: &SymbolicTensor, x: &Tensor) -> std::result::Result<(), String> {
+    if let Some(want) = input.dtype().filter(|&d| d != x.dtype()) {
+        return Err(format!("input {i} ({}) takes {want} values, got {}", input.describe(), x.type_string()));
+    }
+    let spec = &input.node.spec;
     let got = shape_spec(x);
     let fits =
         got.len() == spec.len() && spec.iter().zip(&got).skip(1).all(|(s, g)| s.is_none() || g.is_none() || s == g);
     if !fits {
-        raise(
-            what,
-            format!(
-                "input {i} is incompatible with the model: expected shape {}, got {}",
-                fmt_spec(spec),
-                x.type_string()
-            ),
-        )
+        return Err(format!(
+            "input {i} is incompatible with the model: expected shape {}, got {}",
+            fmt_spec(spec),
+            x.type_string()
+        ));
     }
+    Ok(())
 }
 
 impl Module for Functional {
@@ -536,6 +567,14 @@ impl Module for Functional {
 
     fn input_count(&self) -> Option<usize> {
         Some(self.inner.inputs.len())
+    }
+
+    fn check_inputs(&self, xs: &[Tensor]) -> std::result::Result<(), String> {
+        let name = &self.inner.name;
+        for (i, (t, x)) in self.inner.inputs.iter().zip(xs).enumerate() {
+            check_input(i, t, x).map_err(|msg| format!("Functional '{name}': {msg}"))?;
+        }
+        Ok(())
     }
 
     fn build_inputs(&self, scope: &str, _inputs: &[ShapeSpec]) {

@@ -101,6 +101,14 @@ pub trait Module: Send + Sync {
         Some(1)
     }
 
+    /// Checks inputs `xs` against what the model declares (a functional model's `Input`
+    /// shapes and dtypes), before any step runs: `Err` with the message. Nothing to
+    /// check by default.
+    fn check_inputs(&self, xs: &[Tensor]) -> std::result::Result<(), String> {
+        let _ = xs;
+        Ok(())
+    }
+
     /// [`build`](Self::build) for the shapes of several inputs (merge layers, functional
     /// models). A layer of one input builds for `inputs[0]`.
     #[track_caller]

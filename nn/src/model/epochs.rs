@@ -16,6 +16,7 @@ use crate::module::Module;
 /// and that `xs` has one tensor per input of the model.
 fn check_examples(op: &'static str, m: &dyn Module, xs: &[Tensor], ys: &[Tensor], batch_size: usize) -> Result<usize> {
     check_count(op, m, xs.len())?;
+    m.check_inputs(xs).map_err(|msg| Error::invalid(op, msg))?;
     let n = xs[0].dims().first().copied().unwrap_or(0);
     if xs.iter().chain(ys).any(|t| t.rank() == 0 || t.dims()[0] != n) {
         let list = |ts: &[Tensor]| ts.iter().map(Tensor::type_string).collect::<Vec<_>>().join(", ");
