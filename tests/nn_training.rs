@@ -430,6 +430,25 @@ fn training_api_errors_say_what_to_do() {
     );
     let msg = model.evaluate(&x, x.narrow(0, 0, 8), 0).unwrap_err().to_string();
     assert!(msg.contains("batch_size >= 1"), "{msg}");
+    // Targets the loss cannot take are refused before any step (not raised inside it).
+    model.call(&x, false);
+    let before = model.variables()[0].read().to_vec::<f32>().unwrap();
+    let wide = random::normal([8, 3], 0.0, 1.0, DType::F32, Some(97));
+    let msg = model.fit(&x, &wide, &FitOptions::default()).unwrap_err().to_string();
+    assert!(msg.contains("fit: mean_squared_error: targets f32[8,3] do not match predictions (None, 1)"), "{msg}");
+    assert_eq!(model.variables()[0].read().to_vec::<f32>().unwrap(), before, "no step ran");
+    let msg = model.evaluate(&x, &wide, 4).unwrap_err().to_string();
+    assert!(msg.starts_with("evaluate: mean_squared_error: targets f32[8,3]"), "{msg}");
+    let classifier = Sequential::new(vec![Dense::new(4).boxed()]);
+    classifier.compile(SGD::new(0.1), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[], false);
+    let labels = Tensor::zeros([8, 2], DType::I64);
+    let msg = classifier.fit(&x, &labels, &FitOptions::default()).unwrap_err().to_string();
+    assert!(msg.contains("integer labels of their shape without the class axis"), "{msg}");
+    assert!(msg.contains("got labels i64[8,2] and predictions (None, 4)"), "{msg}");
+    // [batch] targets of a [batch, 1] output are taken, as Keras takes them.
+    let column = random::normal([8], 0.0, 1.0, DType::F32, Some(98));
+    let opts = FitOptions { verbose: false, ..FitOptions::default() };
+    assert!(model.fit(&x, &column, &opts).is_ok());
 }
 
 /// Labels numbered from 1 (a common slip) leave class 10 of a 10-way model out of

@@ -36,7 +36,7 @@ use crate::activity::ActivityLosses;
 use crate::error::{raise, Error, Result};
 use crate::layers::merge;
 use crate::model::Compiled;
-use crate::module::{build_device, building_on, fmt_spec, shape_spec, Module, ModuleRef, ShapeSpec};
+use crate::module::{build_device, building_on, fits_spec, fmt_spec, Module, ModuleRef, ShapeSpec};
 use crate::naming;
 
 /// A node of the graph: an input or a layer applied to earlier nodes.
@@ -458,10 +458,7 @@ fn check_input(i: usize, input: &SymbolicTensor, x: &Tensor) -> std::result::Res
         return Err(format!("input {i} ({}) takes {want} values, got {}", input.describe(), x.type_string()));
     }
     let spec = &input.node.spec;
-    let got = shape_spec(x);
-    let fits =
-        got.len() == spec.len() && spec.iter().zip(&got).skip(1).all(|(s, g)| s.is_none() || g.is_none() || s == g);
-    if !fits {
+    if !fits_spec(spec, x.dims()) {
         return Err(format!(
             "input {i} is incompatible with the model: expected shape {}, got {}",
             fmt_spec(spec),

@@ -177,6 +177,12 @@ pub(crate) fn shape_spec(x: &Tensor) -> ShapeSpec {
     x.dims().iter().enumerate().map(|(i, &d)| if i == 0 || d == UNKNOWN { None } else { Some(d) }).collect()
 }
 
+/// Whether tensor dims `got` fit shape spec `spec` (batch first): the same rank, and every
+/// axis after the batch equal where both are known.
+pub(crate) fn fits_spec(spec: &[Option<usize>], got: &[usize]) -> bool {
+    got.len() == spec.len() && spec.iter().zip(got).skip(1).all(|(s, &g)| s.is_none_or(|s| g == UNKNOWN || s == g))
+}
+
 /// Formats a shape spec as Keras does: `(None, 28, 28, 1)`.
 pub(crate) fn fmt_spec(s: &[Option<usize>]) -> String {
     let parts: Vec<String> = s.iter().map(|d| d.map_or("None".to_string(), |d| d.to_string())).collect();

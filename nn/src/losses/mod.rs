@@ -250,6 +250,24 @@ pub(crate) fn masked_terms(what: &str, values: &Tensor, mask: &Tensor) -> (Tenso
 }
 
 impl Loss {
+    /// Refuses targets whose shape this loss cannot take for predictions of shape `pred`
+    /// (batch first, `None` where unknown), with the message the loss itself raises:
+    /// `fit` and `evaluate` check each output's targets before any step.
+    pub fn check_target_shape(self, y_true: &Tensor, pred: &[Option<usize>]) -> Result<(), String> {
+        let shown = crate::module::fmt_spec(pred);
+        let sparse = matches!(self, Loss::SparseCategoricalCrossentropy { .. });
+        let fits = if sparse {
+            sparse_fit(y_true.dims(), pred).is_some() && y_true.dtype() != DType::Bool
+        } else {
+            dense_fit(y_true.dims(), pred).is_some()
+        };
+        match (fits, sparse) {
+            (true, _) => Ok(()),
+            (false, true) => Err(sparse_mismatch(y_true, &shown)),
+            (false, false) => Err(mismatch(y_true, &shown)),
+        }
+    }
+
     /// For a sparse cross-entropy, refuses a label outside `[0, classes)`, naming it and
     /// its example, as Keras does: its one-hot row would be all zeros and the example's
     /// loss a silent 0. Only labels held on the host are read (a device's would be
@@ -293,37 +311,63 @@ fn log_probs(y_pred: &Tensor, from_logits: bool) -> Tensor {
     }
 }
 
+/// Whether targets of dims `y` fit predictions `pred` (`None`: any size) as dense
+/// targets: the same shape, or `[batch]` for `[batch, 1]` as Keras accepts. `Some(true)`
+/// when they are that `[batch]` case.
+fn dense_fit(y: &[usize], pred: &[Option<usize>]) -> Option<bool> {
+    let same = |a: usize, b: Option<usize>| b.is_none_or(|b| a == b);
+    if y.len() == pred.len() && y.iter().zip(pred).all(|(&a, &b)| same(a, b)) {
+        return Some(false);
+    }
+    let column = pred.len() == 2 && pred[1] == Some(1) && y.len() == 1 && same(y[0], pred[0]);
+    column.then_some(true)
+}
+
+/// Whether integer labels of dims `y` fit predictions `pred`: their shape without the
+/// class axis, or that with a trailing 1. `Some(true)` when the trailing 1 is there.
+fn sparse_fit(y: &[usize], pred: &[Option<usize>]) -> Option<bool> {
+    let lead = &pred[..pred.len().checked_sub(1).filter(|&r| r >= 1)?];
+    let same = |ys: &[usize]| ys.len() == lead.len() && ys.iter().zip(lead).all(|(&a, b)| b.is_none_or(|b| a == b));
+    if same(y) {
+        return Some(false);
+    }
+    let with_one = y.split_last().is_some_and(|(&last, rest)| last == 1 && same(rest));
+    with_one.then_some(true)
+}
+
+/// The dims of `t` as a spec of known sizes.
+fn known(t: &Tensor) -> Vec<Option<usize>> {
+    t.dims().iter().map(|&d| Some(d)).collect()
+}
+
 /// Targets of the same shape and dtype as the predictions.
 #[track_caller]
 fn dense_targets(loss: Loss, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
-    if y_true.dims() == y_pred.dims() {
-        return y_true.cast(y_pred.dtype());
+    match dense_fit(y_true.dims(), &known(y_pred)) {
+        Some(false) => y_true.cast(y_pred.dtype()),
+        Some(true) => y_true.cast(y_pred.dtype()).reshape([-1, 1]),
+        None => raise(loss.name(), mismatch(y_true, &y_pred.type_string())),
     }
-    // `[batch]` targets for `[batch, 1]` predictions, as Keras accepts.
-    if y_pred.rank() == 2 && y_pred.dims()[1] == 1 && y_true.rank() == 1 && y_true.dims()[0] == y_pred.dims()[0] {
-        return y_true.cast(y_pred.dtype()).reshape([-1, 1]);
-    }
-    raise(loss.name(), format!("targets {} do not match predictions {}", y_true.type_string(), y_pred.type_string()))
+}
+
+fn mismatch(y_true: &Tensor, predictions: &str) -> String {
+    format!("targets {} do not match predictions {predictions}", y_true.type_string())
+}
+
+fn sparse_mismatch(y_true: &Tensor, predictions: &str) -> String {
+    format!(
+        "needs predictions [batch, classes] (or [batch, steps, classes]) and integer labels of their shape without \
+         the class axis ([batch], or [batch, 1]); got labels {} and predictions {predictions}",
+        y_true.type_string()
+    )
 }
 
 /// Integer labels of the predictions' shape without the class axis (`[batch]`, or
 /// `[batch, steps]` for sequences); a trailing axis of 1 is dropped.
 #[track_caller]
 fn sparse_labels(loss: Loss, y_true: &Tensor, y_pred: &Tensor) -> Tensor {
-    let lead = &y_pred.dims()[..y_pred.rank().saturating_sub(1)];
-    let with_one = y_true.dims().split_last().is_some_and(|(&last, rest)| last == 1 && rest == lead);
-    let shape_ok = y_true.dims() == lead || with_one;
-    if y_pred.rank() < 2 || !shape_ok || y_true.dtype() == DType::Bool {
-        raise(
-            loss.name(),
-            format!(
-                "needs predictions [batch, classes] (or [batch, steps, classes]) and integer labels of their shape \
-                 without the class axis ([batch], or [batch, 1]); got labels {} and predictions {}",
-                y_true.type_string(),
-                y_pred.type_string()
-            ),
-        )
-    }
+    let fit = sparse_fit(y_true.dims(), &known(y_pred)).filter(|_| y_true.dtype() != DType::Bool);
+    let Some(with_one) = fit else { raise(loss.name(), sparse_mismatch(y_true, &y_pred.type_string())) };
     let labels = if with_one { y_true.squeeze(&[-1]) } else { y_true.clone() };
     if labels.dtype().is_float() {
         labels.cast(DType::I32)

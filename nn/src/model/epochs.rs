@@ -64,6 +64,7 @@ fn check_targets<M: Trainable>(m: &M, c: &Compiled, op: &'static str, xs: &[Tens
         ));
     }
     for ((spec, y), loss) in m.output_specs(&specs(xs)).iter().zip(ys).zip(&c.losses) {
+        loss.check_target_shape(y, spec).map_err(|msg| Error::invalid(op, format!("{}: {msg}", loss.name())))?;
         if let Some(&Some(classes)) = spec.last() {
             loss.check_labels(y, classes).map_err(|msg| Error::invalid(op, msg))?;
         }
