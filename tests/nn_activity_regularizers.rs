@@ -163,3 +163,28 @@ fn renaming_keeps_the_penalty_and_bad_factors_are_refused() {
     let msg = *r.err().unwrap().downcast::<String>().unwrap();
     assert!(msg.contains("cannot take an activity regularizer after its weights exist"), "{msg}");
 }
+
+#[test]
+fn wrapped_layers_are_penalised_through_their_wrappers() {
+    let x = normal(&[3, 5, 4], 40);
+    // TimeDistributed: the inner layer saw batch·steps = 15 examples.
+    let inner = Dense::new(2).activity_regularizer(Regularizer::L2(0.3));
+    let td = TimeDistributed::new(inner.clone()).activity_regularizer(Regularizer::L1(0.2));
+    let model = Sequential::new(vec![td.boxed()]);
+    let y = model.call(&x, false);
+    let losses: Vec<f64> = model.losses().iter().map(scalar).collect();
+    assert_eq!(losses.len(), 2, "{losses:?}");
+    // The inner layer's (recorded by the wrapper, over 15), then the wrapper's own
+    // (recorded by the model, over the batch of 3).
+    close(losses[0], 0.3 * sum_sq(&y) / 15.0);
+    close(losses[1], 0.2 * sum_abs(&y) / 3.0);
+    // Bidirectional: each direction's layer, over the batch.
+    let (ahead, back) = (LSTM::new(3).activity_regularizer(Regularizer::L2(0.5)), LSTM::new(3));
+    let bi = Bidirectional::new(ahead.clone(), back);
+    let model = Sequential::new(vec![bi.boxed()]);
+    let out = model.call(&x, false);
+    let forward_part = out.narrow(-1, 0, 3);
+    let losses: Vec<f64> = model.losses().iter().map(scalar).collect();
+    assert_eq!(losses.len(), 1, "{losses:?}");
+    close(losses[0], 0.5 * sum_sq(&forward_part) / 3.0);
+}

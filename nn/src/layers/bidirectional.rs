@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tensorjit_runtime::{Tensor, Variable};
 
 use super::{with_name, RecurrentLayer};
+use crate::activity::ActivityLosses;
 use crate::error::raise;
 use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
 
@@ -17,13 +18,20 @@ pub struct Bidirectional {
     forward: ModuleRef,
     backward: ModuleRef,
     core: Arc<LayerCore>,
+    /// The wrapped layers' activity penalties of the latest call.
+    activity: Arc<ActivityLosses>,
 }
 
 impl Bidirectional {
     /// `forward` reads the steps in order, `backward` from the last to the first (two
     /// layers: their weights are their own).
     pub fn new(forward: impl Module + 'static, backward: impl Module + 'static) -> Bidirectional {
-        Bidirectional { forward: forward.boxed(), backward: backward.boxed(), core: LayerCore::new("Bidirectional") }
+        Bidirectional {
+            forward: forward.boxed(),
+            backward: backward.boxed(),
+            core: LayerCore::new("Bidirectional"),
+            activity: Arc::default(),
+        }
     }
 
     /// Keras' `Bidirectional(layer)`: two twins of `layer` (the same configuration, each
@@ -56,6 +64,17 @@ impl Module for Bidirectional {
 
     fn is_built(&self) -> bool {
         self.forward.is_built() && self.backward.is_built()
+    }
+
+    fn output_regularizer(&self) -> Option<crate::regularizers::Regularizer> {
+        self.core.activity
+    }
+
+    /// The wrapped layers' weight penalties and their activity penalties of the latest
+    /// call.
+    fn losses(&self) -> Vec<Tensor> {
+        let weights = [&self.forward, &self.backward].into_iter().flat_map(|l| l.losses()).collect::<Vec<_>>();
+        weights.into_iter().chain(self.activity.current()).collect()
     }
 
     /// The forward layer's weights, then the backward one's.
@@ -106,9 +125,12 @@ impl Module for Bidirectional {
     /// of both outputs are 0 (Keras forces `zero_output_for_mask` on sequences).
     #[track_caller]
     fn forward_masked(&self, x: &Tensor, mask: Option<&Tensor>, training: bool) -> Tensor {
+        self.activity.clear();
         let ahead = self.forward.forward_masked(x, mask, training);
         let reversed_mask = mask.map(|m| m.reverse(&[1]));
         let back = self.backward.forward_masked(&x.reverse(&[1]), reversed_mask.as_ref(), training);
+        self.activity.record(self.forward.as_ref(), &ahead);
+        self.activity.record(self.backward.as_ref(), &back);
         // Sequences: the backward layer's step i read x's step n−1−i.
         let (ahead, back) = match (back.rank(), mask) {
             (3, Some(m)) => {

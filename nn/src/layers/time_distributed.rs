@@ -6,6 +6,7 @@ use tensorjit_runtime::shape::UNKNOWN;
 use tensorjit_runtime::{Tensor, Variable};
 
 use super::with_name;
+use crate::activity::ActivityLosses;
 use crate::error::raise;
 use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
 
@@ -20,11 +21,13 @@ use crate::module::{fmt_spec, LayerCore, Module, ModuleRef, ShapeSpec};
 pub struct TimeDistributed {
     layer: ModuleRef,
     core: Arc<LayerCore>,
+    /// The wrapped layer's activity penalty of the latest call.
+    activity: Arc<ActivityLosses>,
 }
 
 impl TimeDistributed {
     pub fn new(layer: impl Module + 'static) -> TimeDistributed {
-        TimeDistributed { layer: layer.boxed(), core: LayerCore::new("TimeDistributed") }
+        TimeDistributed { layer: layer.boxed(), core: LayerCore::new("TimeDistributed"), activity: Arc::default() }
     }
 
     with_name!();
@@ -67,6 +70,16 @@ impl Module for TimeDistributed {
         vec![self.layer.clone()]
     }
 
+    fn output_regularizer(&self) -> Option<crate::regularizers::Regularizer> {
+        self.core.activity
+    }
+
+    /// The wrapped layer's weight penalties and its activity penalty of the latest call
+    /// (over the `batch·steps` examples it saw, as Keras divides it).
+    fn losses(&self) -> Vec<Tensor> {
+        self.layer.losses().into_iter().chain(self.activity.current()).collect()
+    }
+
     #[track_caller]
     fn build(&self, scope: &str, input: &[Option<usize>]) {
         let inner = self.inner_input(input);
@@ -90,6 +103,8 @@ impl Module for TimeDistributed {
             self.core.incompatible(x, "known sizes after the steps axis");
         }
         let y = self.layer.forward(&x.reshape(merged), training);
+        self.activity.clear();
+        self.activity.record(self.layer.as_ref(), &y);
         let split: Vec<i64> =
             [as_i64(batch), as_i64(steps)].into_iter().chain(y.dims()[1..].iter().map(|&d| as_i64(d))).collect();
         y.reshape(split)
