@@ -1,11 +1,16 @@
 //! Rescaling, Normalization (adapt), the noise layers, RepeatVector, Permute,
 //! GroupNormalization and UnitNormalization: values against host computations, eager ==
-//! traced, and the errors. (The noise layers draw from the global random sequence: all
-//! their checks are one test, and the other tests here draw seeded values only.)
+//! traced, and the errors. (The noise layers' checks set the global seed and compare
+//! draws from it; seeded draws and layer builds read the global sequence too, so the
+//! tests here take turns with it: `RANDOM`.)
 
 use tensorjit::nn::prelude::*;
 use tensorjit::nn::Module;
 use tensorjit::{function, random, DType, Tensor};
+
+/// Held by each test: one of them sets the global seed and compares draws from it, so
+/// the binary's tests take turns with the global random sequence.
+static RANDOM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn host(t: &Tensor) -> Vec<f64> {
     t.cast(DType::F64).to_vec::<f64>().unwrap()
@@ -13,6 +18,7 @@ fn host(t: &Tensor) -> Vec<f64> {
 
 #[test]
 fn rescaling_and_normalization_standardise_features() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let pixels = Tensor::from_vec((0..12).map(|i| i * 20).collect::<Vec<i64>>(), [3, 4]).unwrap();
     let r = Rescaling::new(1.0 / 255.0).offset(-0.5).call(&pixels, false);
     assert_eq!(r.dtype(), DType::F32);
@@ -52,6 +58,7 @@ fn rescaling_and_normalization_standardise_features() {
 
 #[test]
 fn adapting_again_changes_a_traced_model_without_retracing() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let norm = Normalization::new();
     norm.adapt(&random::uniform([50, 2], 0.0, 1.0, DType::F32, Some(2))).unwrap();
     let x = random::normal([4, 2], 0.0, 1.0, DType::F32, Some(3));
@@ -69,6 +76,7 @@ fn adapting_again_changes_a_traced_model_without_retracing() {
 
 #[test]
 fn noise_layers_are_identity_at_inference_and_noisy_in_training() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let x = random::uniform([64, 50, 8], 0.5, 1.5, DType::F32, Some(6));
     let layers: Vec<ModuleRef> =
         vec![GaussianNoise::new(0.3).boxed(), GaussianDropout::new(0.2).boxed(), SpatialDropout1D::new(0.25).boxed()];
@@ -114,6 +122,7 @@ fn noise_layers_are_identity_at_inference_and_noisy_in_training() {
 
 #[test]
 fn seeded_noise_repeats_whatever_else_draws_and_moves_on_each_call() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let x = random::normal([4, 6, 3], 0.0, 1.0, DType::F32, Some(90));
     let layers = |seed: u64| -> Vec<ModuleRef> {
         vec![
@@ -143,6 +152,7 @@ fn moments(v: &[f64]) -> (f64, f64) {
 
 #[test]
 fn repeat_vector_and_permute_rearrange_axes() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let x = random::normal([2, 3], 0.0, 1.0, DType::F32, Some(8));
     let r = RepeatVector::new(4).call(&x, false);
     assert_eq!(r.dims(), &[2, 4, 3]);
@@ -162,6 +172,7 @@ fn repeat_vector_and_permute_rearrange_axes() {
 
 #[test]
 fn group_and_unit_normalization_match_host_formulas() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let x = random::normal([2, 3, 3, 6], 1.0, 2.0, DType::F32, Some(10));
     let g = GroupNormalization::new(3).epsilon(1e-5);
     let y = host(&g.call(&x, false));
@@ -189,6 +200,7 @@ fn group_and_unit_normalization_match_host_formulas() {
 
 #[test]
 fn a_model_with_the_new_layers_trains_eager_and_traced_alike() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let x = random::normal([32, 6, 4], 0.0, 1.0, DType::F32, Some(12));
     let y = x.sum(vec![1i64, 2], false).gt(0.0).cast(DType::F32).reshape([32, 1]);
     let run = |eager: bool| {

@@ -1,12 +1,15 @@
-//! Dropout inside recurrent layers (Keras' `dropout` and `recurrent_dropout`), alone in
-//! its test binary: it compares random masks after `random::set_seed`, which no
-//! concurrently running test may disturb.
+//! Dropout inside recurrent layers (Keras' `dropout` and `recurrent_dropout`), in a test
+//! binary of its own: it compares random masks after `random::set_seed`, which no
+//! concurrently running test may disturb — the tests here take turns (`RANDOM`).
 
 mod common;
 use common::*;
 use tensorjit::nn::prelude::*;
 use tensorjit::prelude::*;
 use tensorjit::random;
+
+/// Held by each test: the global random sequence is theirs alone while they run.
+static RANDOM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A linear SimpleRNN with these kernels and no bias, built for `f` features.
 fn linear_rnn(f: usize, kernel: Tensor, recurrent: Tensor) -> SimpleRNN {
@@ -19,6 +22,7 @@ fn linear_rnn(f: usize, kernel: Tensor, recurrent: Tensor) -> SimpleRNN {
 
 #[test]
 fn recurrent_dropout_draws_one_mask_per_sequence_and_traces_like_eager() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let (b, t, f) = (64, 5, 6);
     let eye = Tensor::eye(f, DType::F32);
     let zeros = Tensor::zeros(Shape::new(&[f, f]), DType::F32);
@@ -82,6 +86,7 @@ fn recurrent_dropout_draws_one_mask_per_sequence_and_traces_like_eager() {
 /// call, and a traced first call draws the eager first call's masks.
 #[test]
 fn seeded_recurrent_dropout_repeats_run_to_run() {
+    let _turn = RANDOM.lock().unwrap_or_else(|p| p.into_inner());
     let f = 4;
     let (kernel, recurrent) = (rand_f32(20, &[f, f], -0.5, 0.5), rand_f32(21, &[f, f], -0.5, 0.5));
     let fresh = || {
