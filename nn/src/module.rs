@@ -45,8 +45,9 @@ pub trait Module: Send + Sync {
     /// The penalties of the weights' regularizers (Keras' `layer.losses`), computed now
     /// from the weights' values: scalars that `fit` and `evaluate` add to the loss, and
     /// that a custom training step adds itself (under its tape, inside a traced
-    /// function too). A container returns those of its layers; empty when no weight has
-    /// a regularizer or before the build.
+    /// function too). A container returns those of its layers, then the activity
+    /// penalties its latest call recorded (after that call, in the same trace when it
+    /// was traced); empty when nothing is regularised or before the build.
     fn losses(&self) -> Vec<Tensor> {
         self.layers().iter().flat_map(|l| l.losses()).collect()
     }
