@@ -445,6 +445,17 @@ fn training_api_errors_say_what_to_do() {
     let msg = classifier.fit(&x, &labels, &FitOptions::default()).unwrap_err().to_string();
     assert!(msg.contains("integer labels of their shape without the class axis"), "{msg}");
     assert!(msg.contains("got labels i64[8,2] and predictions (None, 4)"), "{msg}");
+    // A declared input shape is checked before any step; a model built by its first
+    // call takes what its layers take.
+    let declared = Sequential::new(vec![Dense::new(2).boxed()]).with_input_shape(&[3]);
+    declared.compile(SGD::new(0.1), Loss::MeanSquaredError, &[], false);
+    let five = random::normal([8, 5], 0.0, 1.0, DType::F32, Some(99));
+    let msg = declared.predict(&five, 4).unwrap_err().to_string();
+    assert!(
+        msg.contains("predict: Sequential") && msg.contains("takes inputs (None, 3) (its input shape), got f32[8,5]"),
+        "{msg}"
+    );
+    assert!(declared.predict(&x, 4).is_ok());
     // [batch] targets of a [batch, 1] output are taken, as Keras takes them.
     let column = random::normal([8], 0.0, 1.0, DType::F32, Some(98));
     let opts = FitOptions { verbose: false, ..FitOptions::default() };

@@ -32,6 +32,9 @@ pub(crate) struct SeqInner {
     warned_mask: AtomicBool,
     /// The penalties on layers' outputs of the latest call.
     activity: ActivityLosses,
+    /// Whether `built` was declared (`with_input_shape`), not taken from a first call:
+    /// then inputs must fit it.
+    declared: AtomicBool,
 }
 
 impl Sequential {
@@ -51,6 +54,7 @@ impl Sequential {
                 device: Mutex::new(None),
                 warned_mask: AtomicBool::new(false),
                 activity: ActivityLosses::default(),
+                declared: AtomicBool::new(false),
             }),
         }
     }
@@ -130,11 +134,17 @@ impl Sequential {
 
     /// Declares the input shape of one example (Keras' `Input(shape=…)`) and builds the
     /// model now: weights exist and `summary` shows shapes before any data is seen.
+    /// `fit`, `evaluate` and `predict` then refuse inputs of another shape before any
+    /// step (a model built by its first call takes what its layers take).
     #[track_caller]
     pub fn with_input_shape(self, example: &[usize]) -> Self {
         let mut s: ShapeSpec = vec![None];
         s.extend(example.iter().map(|&d| Some(d)));
+        let fresh = !self.is_built();
         self.build("", &s);
+        if fresh {
+            self.inner.declared.store(true, Ordering::Relaxed);
+        }
         self
     }
 
@@ -164,6 +174,22 @@ impl Module for Sequential {
 
     fn is_built(&self) -> bool {
         self.inner.built.get().is_some()
+    }
+
+    /// Refuses an input that does not fit the declared input shape
+    /// ([`with_input_shape`](Sequential::with_input_shape)).
+    fn check_inputs(&self, xs: &[Tensor]) -> std::result::Result<(), String> {
+        let declared = self.inner.declared.load(Ordering::Relaxed).then(|| self.inner.built.get()).flatten();
+        let (Some(spec), [x]) = (declared, xs) else { return Ok(()) };
+        if crate::module::fits_spec(spec, x.dims()) {
+            return Ok(());
+        }
+        Err(format!(
+            "Sequential '{}' takes inputs {} (its input shape), got {}",
+            self.inner.name,
+            crate::module::fmt_spec(spec),
+            x.type_string()
+        ))
     }
 
     /// The layers' weight penalties, and the penalties on layers' outputs of the latest
