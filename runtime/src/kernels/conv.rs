@@ -12,30 +12,10 @@ use crate::ops::{Conv2dParams, PoolParams};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-/// Visits every (output position, window cell inside the input):
+/// Visits every (output position, window cell inside the input) of `g`:
 /// `f(out_index_without_channel, in_index_without_channel, cell_index)`.
-fn for_window_cells(g: &Window, mut f: impl FnMut(usize, usize, usize)) {
-    for n in 0..g.n {
-        for oy in 0..g.h.out {
-            for ox in 0..g.w.out {
-                let o = (n * g.h.out + oy) * g.w.out + ox;
-                for ky in 0..g.h.kernel {
-                    let iy = (oy * g.h.stride + ky) as isize - g.h.pad_before as isize;
-                    if iy < 0 || iy >= g.h.input as isize {
-                        continue;
-                    }
-                    for kx in 0..g.w.kernel {
-                        let ix = (ox * g.w.stride + kx) as isize - g.w.pad_before as isize;
-                        if ix < 0 || ix >= g.w.input as isize {
-                            continue;
-                        }
-                        let i = (n * g.h.input + iy as usize) * g.w.input + ix as usize;
-                        f(o, i, ky * g.w.kernel + kx);
-                    }
-                }
-            }
-        }
-    }
+fn for_window_cells(g: &Window, f: impl FnMut(usize, usize, usize)) {
+    im2col::for_window_cells(g, 0..g.n * g.h.out * g.w.out, f);
 }
 
 fn typed<T: Element>(t: &Tensor) -> &[T] {

@@ -55,32 +55,40 @@ fn for_chunks<T: Send>(
     blocks.into_par_iter().for_each(|(r, block)| f(r, block));
 }
 
+/// Visits the window cells that lie inside the input, for output positions `rows` (of
+/// `N·OH·OW`) in order and each window row-major: `f(o, i, cell)` with `o` the output
+/// position, `i` the input pixel (channels excluded) and `cell` the window cell.
+pub(crate) fn for_window_cells(g: &Window, rows: Range<usize>, mut f: impl FnMut(usize, usize, usize)) {
+    for o in rows {
+        let ox = o % g.w.out;
+        let oy = (o / g.w.out) % g.h.out;
+        let n = o / (g.w.out * g.h.out);
+        for ky in 0..g.h.kernel {
+            let iy = (oy * g.h.stride + ky) as isize - g.h.pad_before as isize;
+            if iy < 0 || iy >= g.h.input as isize {
+                continue;
+            }
+            for kx in 0..g.w.kernel {
+                let ix = (ox * g.w.stride + kx) as isize - g.w.pad_before as isize;
+                if ix < 0 || ix >= g.w.input as isize {
+                    continue;
+                }
+                f(o, (n * g.h.input + iy as usize) * g.w.input + ix as usize, ky * g.w.kernel + kx);
+            }
+        }
+    }
+}
+
 /// Rows `rows` of the im2col matrix `[N·OH·OW, KH·KW·C]` into `cols`: each output
 /// position's window, cell by cell (row-major), zeros where it overhangs the input.
 pub(crate) fn im2col_rows<T: Element>(x: &[T], g: &Window, rows: Range<usize>, cols: &mut [T]) {
     let c = g.c;
     let kk = g.h.kernel * g.w.kernel * c;
-    for (o, dst) in rows.zip(cols.chunks_exact_mut(kk.max(1))) {
-        let ox = o % g.w.out;
-        let oy = (o / g.w.out) % g.h.out;
-        let n = o / (g.w.out * g.h.out);
-        for (ky, line) in dst.chunks_exact_mut(g.w.kernel * c).enumerate() {
-            let iy = (oy * g.h.stride + ky) as isize - g.h.pad_before as isize;
-            if iy < 0 || iy >= g.h.input as isize {
-                line.fill(T::default());
-                continue;
-            }
-            for (kx, cell) in line.chunks_exact_mut(c).enumerate() {
-                let ix = (ox * g.w.stride + kx) as isize - g.w.pad_before as isize;
-                if ix < 0 || ix >= g.w.input as isize {
-                    cell.fill(T::default());
-                } else {
-                    let i = (n * g.h.input + iy as usize) * g.w.input + ix as usize;
-                    cell.copy_from_slice(&x[i * c..(i + 1) * c]);
-                }
-            }
-        }
-    }
+    cols.fill(T::default());
+    let first = rows.start;
+    for_window_cells(g, rows, |o, i, cell| {
+        cols[(o - first) * kk + cell * c..][..c].copy_from_slice(&x[i * c..(i + 1) * c]);
+    });
 }
 
 /// Whether the im2col matrix is `x` itself (a 1×1 window, stride 1, no padding): its
@@ -97,7 +105,8 @@ fn rows_of<'a, T: Element>(x: &'a [T], g: &Window, rows: Range<usize>, buf: &'a 
     if pointwise(g) {
         return &x[rows.start * k..rows.end * k];
     }
-    *buf = crate::buffer::filled(T::default(), rows.len() * k);
+    // Every element is written by `im2col_rows` (zeros first).
+    *buf = crate::buffer::alloc(rows.len() * k);
     im2col_rows(x, g, rows, buf);
     buf
 }
@@ -178,8 +187,7 @@ pub(crate) fn backprop_input<T: GemmElem + std::ops::Add<Output = T>>(
     }
     // Chunks of whole images: their cells are theirs alone.
     let images = chunks(g.n * per_image, per_image);
-    let rows_of = |r: &Range<usize>| r.start / per_image..r.end / per_image;
-    let image_ranges: Vec<Range<usize>> = images.iter().map(rows_of).collect();
+    let image_ranges: Vec<Range<usize>> = images.iter().map(|r| r.start / per_image..r.end / per_image).collect();
     for_chunks(&image_ranges, image_cells, dx, |imgs, block| {
         let rows = imgs.start * per_image..imgs.end * per_image;
         let len = rows.len();
@@ -209,27 +217,13 @@ fn col2im_add<T: Element + std::ops::Add<Output = T>>(
 ) {
     let c = g.c;
     let kk = g.h.kernel * g.w.kernel * c;
-    for (o, src) in rows.zip(dcols.chunks_exact(kk.max(1))) {
-        let ox = o % g.w.out;
-        let oy = (o / g.w.out) % g.h.out;
-        let n = o / (g.w.out * g.h.out) - first_image;
-        for (ky, line) in src.chunks_exact(g.w.kernel * c).enumerate() {
-            let iy = (oy * g.h.stride + ky) as isize - g.h.pad_before as isize;
-            if iy < 0 || iy >= g.h.input as isize {
-                continue;
-            }
-            for (kx, cell) in line.chunks_exact(c).enumerate() {
-                let ix = (ox * g.w.stride + kx) as isize - g.w.pad_before as isize;
-                if ix < 0 || ix >= g.w.input as isize {
-                    continue;
-                }
-                let i = (n * g.h.input + iy as usize) * g.w.input + ix as usize;
-                for (d, &s) in dx[i * c..(i + 1) * c].iter_mut().zip(cell) {
-                    *d = *d + s;
-                }
-            }
+    let (first, skipped) = (rows.start, first_image * g.h.input * g.w.input);
+    for_window_cells(g, rows, |o, i, cell| {
+        let src = &dcols[(o - first) * kk + cell * c..][..c];
+        for (d, &s) in dx[(i - skipped) * c..][..c].iter_mut().zip(src) {
+            *d = *d + s;
         }
-    }
+    });
 }
 
 #[cfg(test)]
