@@ -76,8 +76,8 @@ fn check_targets<M: Trainable>(m: &M, c: &Compiled, op: &'static str, xs: &[Tens
 /// output, or one per output).
 type Batch = (Vec<Tensor>, Vec<Tensor>, Vec<Tensor>);
 
-/// What `evaluate` reads: the inputs, the targets, and the user's sample weights (none,
-/// one `[n]` tensor, or one per output).
+/// What `evaluate` reads: the inputs, the targets, and the examples' weights as
+/// [`evaluation_weights`] makes them (none, one for every output, or one per output).
 pub(super) struct Data<'a> {
     pub(super) xs: &'a [Tensor],
     pub(super) ys: &'a [Tensor],
@@ -145,6 +145,19 @@ fn example_weights(
     Ok(vec![as_tensor(weights)?])
 }
 
+/// The user's evaluation weights (`sample_weight` of `evaluate_weighted`, or
+/// `validation_sample_weight`) checked against the examples of `xs` and `ys`, as the
+/// steps take them.
+pub(super) fn evaluation_weights(
+    op: &'static str,
+    xs: &[Tensor],
+    ys: &[Tensor],
+    raw: &[Tensor],
+) -> Result<Vec<Tensor>> {
+    let n = xs.first().and_then(|x| x.dims().first().copied()).unwrap_or(0);
+    example_weights(op, None, ys, n, raw)
+}
+
 /// Each example's class, for `class_weight`: class indices `[n]` (or `[n, 1]`, binary
 /// labels rounded), or the argmax of one-hot rows `[n, classes]`.
 fn class_labels(op: &'static str, y: &Tensor) -> Result<Vec<i64>> {
@@ -167,14 +180,10 @@ fn class_labels(op: &'static str, y: &Tensor) -> Result<Vec<i64>> {
     Ok(labels.cast(DType::I64).to_vec::<i64>()?)
 }
 
-/// Rows `idx` of `t`, on `device` (the model's): gathered where `t` lives, then moved.
-fn batch_row(t: &Tensor, idx: &[i64], device: Device) -> Result<Tensor> {
-    Ok(crate::data::take_rows(t, idx)?.to(device)?)
-}
-
-/// [`batch_row`] of each tensor.
+/// Rows `idx` of each tensor, on `device` (the model's): gathered where each lives,
+/// then moved.
 fn batch_rows(ts: &[Tensor], idx: &[i64], device: Device) -> Result<Vec<Tensor>> {
-    ts.iter().map(|t| batch_row(t, idx, device)).collect()
+    ts.iter().map(|t| Ok(crate::data::take_rows(t, idx)?.to(device)?)).collect()
 }
 
 fn progress(verbose: bool, len: usize, prefix: String) -> ProgressBar {
@@ -218,8 +227,8 @@ pub(super) fn fit_dataset<M: Trainable>(m: &M, data: &Dataset, opts: &FitOptions
         let c = c.clone();
         let pairs = data.iter_epoch(epoch).map(move |mut item| {
             let given = item.len();
-            let weighted = given.checked_sub(inputs + outputs).filter(|&w| w == 0 || w == 1 || w == outputs);
-            let Some(weighted) = weighted else {
+            let weights = given.checked_sub(inputs + outputs);
+            if !weights.is_some_and(|w| w == 0 || w == 1 || w == outputs) {
                 return Err(Error::invalid(
                     "fit_dataset",
                     format!(
@@ -228,9 +237,8 @@ pub(super) fn fit_dataset<M: Trainable>(m: &M, data: &Dataset, opts: &FitOptions
                         inputs + outputs,
                     ),
                 ));
-            };
+            }
             let sample_weight = item.split_off(inputs + outputs);
-            debug_assert_eq!(sample_weight.len(), weighted);
             let ys = item.split_off(inputs);
             check_targets(m, &c, "fit_dataset", &item, &ys)?;
             let n = ys.first().and_then(|y| y.dims().first().copied()).unwrap_or(0);
@@ -250,11 +258,11 @@ where
     I: Iterator<Item = Result<Batch>>,
 {
     let c = compiled(m, "fit")?;
-    // Validation weights that cannot fit are refused before any training.
-    if let (Some((vx, vy)), Some(w)) = (&opts.validation_data, &opts.validation_sample_weight) {
-        let n = vx.0.first().and_then(|x| x.dims().first().copied()).unwrap_or(0);
-        example_weights("fit", None, &vy.0, n, &w.0)?;
-    }
+    // The validation weights, made once (and refused before any training).
+    let validation_weights = match (&opts.validation_data, &opts.validation_sample_weight) {
+        (Some((vx, vy)), Some(w)) => evaluation_weights("fit", &vx.0, &vy.0, &w.0)?,
+        _ => Vec::new(),
+    };
     let mut history = History::default();
     opts.callbacks.iter().for_each(|cb| cb.on_train_begin(m));
     for epoch in 0..opts.epochs {
@@ -278,8 +286,7 @@ where
         }
         let mut logs = run.logs("");
         if let Some((vx, vy)) = &opts.validation_data {
-            let weights = opts.validation_sample_weight.as_ref().map_or(&[][..], |w| &w.0[..]);
-            let data = Data { xs: &vx.0, ys: &vy.0, weights };
+            let data = Data { xs: &vx.0, ys: &vy.0, weights: &validation_weights };
             logs.0.extend(evaluate_with(m, &c, data, opts.batch_size, "val_")?.0);
         }
         let secs = start.elapsed().as_secs_f64();
@@ -317,12 +324,11 @@ pub(super) fn evaluate_with<M: Trainable>(
 ) -> Result<Logs> {
     let n = check_examples("evaluate", m, xs, ys, batch_size)?;
     check_targets(m, c, "evaluate", xs, ys)?;
-    let weights = example_weights("evaluate", None, ys, n, weights)?;
     let mut run = Running::new(c);
     let all: Vec<i64> = (0..n as i64).collect();
     let dev = m.home();
     for idx in all.chunks(batch_size) {
-        let batch = (batch_rows(xs, idx, dev)?, batch_rows(ys, idx, dev)?, batch_rows(&weights, idx, dev)?);
+        let batch = (batch_rows(xs, idx, dev)?, batch_rows(ys, idx, dev)?, batch_rows(weights, idx, dev)?);
         let out = c.test_step.try_call(batch)?;
         run.add(&out, idx.len())?;
     }

@@ -390,8 +390,9 @@ macro_rules! training_api {
                 batch_size: usize,
             ) -> Result<Logs> {
                 let c = compiled(self, "evaluate")?;
-                let data = epochs::Data { xs: &x.into().0, ys: &y.into().0, weights: &sample_weight.into().0 };
-                epochs::evaluate_with(self, &c, data, batch_size, "")
+                let (xs, ys) = (x.into().0, y.into().0);
+                let weights = epochs::evaluation_weights("evaluate", &xs, &ys, &sample_weight.into().0)?;
+                epochs::evaluate_with(self, &c, epochs::Data { xs: &xs, ys: &ys, weights: &weights }, batch_size, "")
             }
 
             /// The model's output for `x`, in batches, in inference mode (Keras'
