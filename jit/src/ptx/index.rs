@@ -27,6 +27,22 @@ pub const ARG_REDUCE_PARAMS: [&str; 5] = ["in", "out", "total", "n", "inner"];
 /// `inner`, and the `exclusive` and `reverse` flags (0 or 1).
 pub const CUMSUM_PARAMS: [&str; 7] = ["in", "out", "total", "n", "inner", "exclusive", "reverse"];
 
+/// The instruction that adds (multiplies, when `product`) two `elem` values as the
+/// runtime's sums and products do: floats rounded to nearest, integers wrapping.
+pub(super) fn step_instruction(elem: Elem, product: bool) -> &'static str {
+    match (elem, product) {
+        (Elem::F32, false) => "add.rn.f32",
+        (Elem::F64, false) => "add.rn.f64",
+        (Elem::I32, false) => "add.s32",
+        (Elem::I64, false) => "add.s64",
+        (Elem::F32, true) => "mul.rn.f32",
+        (Elem::F64, true) => "mul.rn.f64",
+        (Elem::I32, true) => "mul.lo.s32",
+        (Elem::I64, true) => "mul.lo.s64",
+        (Elem::Bool, _) => unreachable!("sums and products of bool are rejected by their shape inference"),
+    }
+}
+
 /// Index `j` of the index buffer at `base` (i32 or i64), as a signed 64-bit value.
 fn index_at(e: &mut Emitter, index: Elem, base: Reg, j: Reg) -> Reg {
     let addr = address(e, base, j, index.shift());
@@ -136,17 +152,7 @@ pub fn render_arg_reduce(elem: Elem, max: bool, name: &str) -> String {
 pub fn render_scan(elem: Elem, product: bool, name: &str) -> String {
     let mut e = Emitter::default();
     let (params, [input, output], [total, n, inner, exclusive, reverse]) = load_params(&mut e, name, &CUMSUM_PARAMS);
-    let add = match (elem, product) {
-        (Elem::F32, false) => "add.rn.f32",
-        (Elem::F64, false) => "add.rn.f64",
-        (Elem::I32, false) => "add.s32",
-        (Elem::I64, false) => "add.s64",
-        (Elem::F32, true) => "mul.rn.f32",
-        (Elem::F64, true) => "mul.rn.f64",
-        (Elem::I32, true) => "mul.lo.s32",
-        (Elem::I64, true) => "mul.lo.s64",
-        (Elem::Bool, _) => unreachable!("scans of bool are rejected by their shape inference"),
-    };
+    let add = step_instruction(elem, product);
     let (excl, rev) = (e.p(), e.p());
     e.ins(format_args!("setp.ne.u64 {excl}, {exclusive}, 0"));
     e.ins(format_args!("setp.ne.u64 {rev}, {reverse}, 0"));

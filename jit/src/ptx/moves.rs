@@ -149,14 +149,9 @@ pub fn render_scatter(fold: ScatterFold, value: Elem, index: Elem, name: &str) -
         e.ins(format_args!("@{hit} ld.global.nc.{} {u}, [{from}]", value.load_type()));
         match fold {
             ScatterFold::Add | ScatterFold::Prod => {
-                let op = match (fold, value.is_float()) {
-                    (ScatterFold::Add, true) => "add.rn",
-                    (ScatterFold::Add, false) => "add",
-                    (_, true) => "mul.rn",
-                    (_, false) => "mul.lo",
-                };
+                let op = super::index::step_instruction(value, fold == ScatterFold::Prod);
                 let next = value.reg(e);
-                e.ins(format_args!("{op}.{ty} {next}, {acc}, {u}"));
+                e.ins(format_args!("{op} {next}, {acc}, {u}"));
                 e.ins(format_args!("@{hit} mov.{mov} {acc}, {next}"));
             }
             ScatterFold::Max | ScatterFold::Min => {
