@@ -148,11 +148,16 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
     let elem = |t: &Tensor| Elem::of(t.dtype());
     // The index kernels: one launch writing the whole output, its entry rendered by
     // `render`, reading `ins` (buffer, words), with `dims` after the element count.
-    let launch = |name: String, render: &dyn Fn(&str) -> String, ins: &[(&CudaSlice<f32>, usize)], dims: &[usize]| {
-        let out_words = words_for(dtype, shape.numel());
-        new_tensor(gpu, dtype, shape, |o| {
-            gpu.launch_elementwise(&name, render, &op, ins, (o, shape.numel(), out_words), dims)
-        })
+    // `total` work items (one per output element unless said).
+    let launch_items =
+        |name: String, render: &dyn Fn(&str) -> String, ins: &[(&CudaSlice<f32>, usize)], total, dims: &[usize]| {
+            let out_words = words_for(dtype, shape.numel());
+            new_tensor(gpu, dtype, shape, |o| {
+                gpu.launch_elementwise(&name, render, &op, ins, (o, total, out_words), dims)
+            })
+        };
+    let launch = |name, render: &dyn Fn(&str) -> String, ins: &[(&CudaSlice<f32>, usize)], dims: &[usize]| {
+        launch_items(name, render, ins, shape.numel(), dims)
     };
     let whole = |k: usize| (bufs[k], words_for(x[k].dtype(), x[k].numel()));
     // `[outer, n, inner]` around `axis` of the first operand: (n, inner).
@@ -212,17 +217,7 @@ pub(super) fn run(call: OpCall<'_>) -> Result<Option<Tensor>, Error> {
             // Every write is at (o·keep + rank)·inner + x with rank < keep: inside the
             // output. One thread per input element (the output may be shorter).
             let dims = [n, inner, keep.unwrap_or(n), usize::from(*descending)];
-            let out_words = words_for(dtype, shape.numel());
-            new_tensor(gpu, dtype, shape, |o| {
-                gpu.launch_elementwise(
-                    &format!("tensorjit_argsort_{values:?}"),
-                    &render,
-                    &op,
-                    &[whole(0)],
-                    (o, x[0].numel(), out_words),
-                    &dims,
-                )
-            })
+            launch_items(format!("tensorjit_argsort_{values:?}"), &render, &[whole(0)], x[0].numel(), &dims)
         }
         _ => {
             let Some(typed) = elementwise else { return Ok(None) };
